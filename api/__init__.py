@@ -1,0 +1,1 @@
+"""The service: FastAPI app, persistence, jobs and the ``switchboard`` command."""

@@ -1,0 +1,1 @@
+"""Seeded instance generators and benchmark runners (``python -m benchmarks.<name>``)."""

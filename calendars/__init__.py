@@ -1,0 +1,1 @@
+"""Calendar connectors: provider calendars in, busy intervals out."""

@@ -1,0 +1,1 @@
+"""What-if planning: simulate ticket arrivals against staffing plans with the solver."""
