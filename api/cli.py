@@ -31,13 +31,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser(
         "demo",
-        help="generate a realistic support organisation and compare the optimizer with the baselines",
+        help="generate a support organisation; compare the optimizer with the baselines",
     )
     demo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     demo.add_argument("--agents", type=int, default=60, help="number of agents (default 60)")
-    demo.add_argument("--tickets", type=int, default=400, help="open tickets in the queue (default 400)")
     demo.add_argument(
-        "--time-limit", type=float, default=10.0, help="optimizer time limit in seconds (default 10)"
+        "--tickets", type=int, default=400, help="open tickets in the queue (default 400)"
+    )
+    demo.add_argument(
+        "--time-limit",
+        type=float,
+        default=10.0,
+        help="optimizer time limit in seconds (default 10)",
     )
     demo.set_defaults(func=_demo)
     return parser

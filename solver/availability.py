@@ -110,10 +110,14 @@ class CalendarBank:
 
     @classmethod
     def build(cls, problem: Problem) -> CalendarBank:
-        return cls.from_windows([agent_windows(a, problem) for a in problem.agents], problem.horizon_minutes)
+        return cls.from_windows(
+            [agent_windows(a, problem) for a in problem.agents], problem.horizon_minutes
+        )
 
     @classmethod
-    def from_windows(cls, windows: Sequence[Sequence[tuple[int, int]]], horizon: int) -> CalendarBank:
+    def from_windows(
+        cls, windows: Sequence[Sequence[tuple[int, int]]], horizon: int
+    ) -> CalendarBank:
         n = len(windows)
         counts = np.fromiter((len(w) for w in windows), dtype=np.int64, count=n)
         first = np.zeros(n + 1, dtype=np.int64)
@@ -128,7 +132,7 @@ class CalendarBank:
         owner = np.repeat(np.arange(n, dtype=np.int64), counts)
         lengths = ends - starts
         cum = np.cumsum(lengths)
-        # Cumulative work restarts at every agent: subtract the running total before its first window.
+        # Cumulative work restarts at every agent: subtract what came before its first window.
         before_agent = np.concatenate(([0], cum))[first[:-1]]
         cum_end = cum - np.repeat(before_agent, counts)
         total = np.zeros(n, dtype=np.int64)
@@ -198,3 +202,13 @@ class CalendarBank:
         out = np.zeros(self.n_agents, dtype=bool)
         out[self.owner[inside]] = True
         return out
+
+
+def bank_for(problem: Problem) -> CalendarBank:
+    """The problem's CalendarBank, built once and cached on the (immutable) problem."""
+    cache = problem.__dict__
+    bank = cache.get("_calendar_bank")
+    if bank is None:
+        bank = CalendarBank.build(problem)
+        cache["_calendar_bank"] = bank
+    return bank

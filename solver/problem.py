@@ -68,7 +68,9 @@ def _check_levels(levels: Mapping[str, int], field_name: str) -> Mapping[str, in
     out: dict[str, int] = {}
     for skill, level in levels.items():
         _check_id(skill, f"{field_name}.<key>")
-        out[skill] = _check_int(level, f"{field_name}.{skill}", minimum=MIN_LEVEL, maximum=MAX_LEVEL)
+        out[skill] = _check_int(
+            level, f"{field_name}.{skill}", minimum=MIN_LEVEL, maximum=MAX_LEVEL
+        )
     return MappingProxyType(out)
 
 
@@ -220,7 +222,9 @@ class Ticket:
             object.__setattr__(self, "priority", Priority(self.priority))
         except ValueError:
             allowed = ", ".join(f"{p.value} ({p.name.lower()})" for p in Priority)
-            raise ProblemError("priority", f"must be one of {allowed}, got {self.priority!r}") from None
+            raise ProblemError(
+                "priority", f"must be one of {allowed}, got {self.priority!r}"
+            ) from None
         _check_int(self.effort_minutes, "effort_minutes", minimum=1)
         for name in ("first_response_due", "resolution_due"):
             value = getattr(self, name)
@@ -229,7 +233,8 @@ class Ticket:
             due = require_aware(value, name)
             if due < created:
                 raise ProblemError(
-                    name, f"{due.isoformat()} is before the ticket was created ({created.isoformat()})"
+                    name,
+                    f"{due.isoformat()} is before the ticket was created ({created.isoformat()})",
                 )
             object.__setattr__(self, name, due)
         if (
@@ -281,7 +286,9 @@ class Problem:
         for i, agent in enumerate(self.agents):
             self._check_refs(f"agents[{i}]", agent.team, agent.skills, skill_ids, team_ids)
         for i, ticket in enumerate(self.tickets):
-            self._check_refs(f"tickets[{i}]", ticket.team, ticket.required_skills, skill_ids, team_ids)
+            self._check_refs(
+                f"tickets[{i}]", ticket.team, ticket.required_skills, skill_ids, team_ids
+            )
 
     @staticmethod
     def _check_unique(name: str, ids: list[str]) -> None:
