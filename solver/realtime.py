@@ -1,0 +1,892 @@
+"""Real-time assignment: one ticket to one agent in well under a millisecond, with reasons.
+
+Build a :class:`RealtimeIndex` once per problem (a snapshot of the organisation at
+``problem.now``); every :meth:`RealtimeIndex.assign` call is then a handful of numpy operations
+over flat per-agent arrays — never a Python loop over agents. Reasons are formatted only for the
+chosen agent and its top alternatives.
+
+The decision, in order:
+
+1. **Filters** (hard): every required skill at or above its level (vectorized over an
+   ``int8`` skills x agents level matrix); status AVAILABLE; *on shift* at ``now``; under
+   capacity (``open_tickets < capacity``); enough working time left in the horizon for the
+   backlog plus this ticket (the same rule as ``validation.check_plan``'s ``working_time``).
+2. **Score** (soft, a cost: lower is better, in the units of :mod:`solver.objective`):
+   priority-weighted SLA lateness and breaches against each agent's expected start/finish, a
+   small priority-weighted cost per minute of waiting, load (open/capacity), expertise waste
+   (levels above what is needed), continuity bonuses (current owner, previous agent, the
+   requester's previous agent), fairness (recent assignments) and optional capacity prices from
+   the last batch solve.
+3. **Ties** go to the agent that comes first in ``problem.agents``, so the answer is
+   deterministic.
+4. **Nobody fits**: the ticket is owned by its team's queue (``agent_id=None``) with a reason
+   naming the first filter that left nobody ("no agent has skill X at level 4", "3 agents have
+   the skills but none is on shift now; next on shift at ...") — never dropped.
+
+*On shift* means inside one of the agent's shifts. Being in a meeting (a busy interval) right now
+does **not** exclude an agent: it only delays their expected start to the end of the meeting,
+and the urgency term prices that delay. So an urgent ticket goes to someone free now, while a
+low-priority one may wait for a specialist who is out of a meeting in ten minutes.
+
+Time model. Minutes are counted from ``problem.now`` (see :mod:`solver.timegrid`); shift edges
+round inward to whole minutes like :mod:`solver.availability`. Each agent's work is a clock of
+working minutes (:class:`~solver.availability.CalendarBank`): their queue ends at work position
+``queue_end`` (initially ``backlog_minutes``). At a later ``now`` (minute ``t``) the agent has
+had ``W(t)`` working minutes since the snapshot, so new work starts at work position
+``max(queue_end, W(t))`` — backlog is assumed to be worked down as time passes. ``assign`` accepts
+any ``now`` in ``[problem.now, horizon_end)``; :meth:`RealtimeIndex.advance` makes a moment the
+default and precomputes it. Tickets that close are reported with :meth:`RealtimeIndex.release`.
+Past the horizon, rebuild the index from a fresh problem.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+
+import numpy as np
+import numpy.typing as npt
+
+from solver.availability import CalendarBank, bank_for
+from solver.errors import ProblemError
+from solver.objective import DEFAULT_PRIORITY_WEIGHTS, ObjectiveWeights
+from solver.plan import Alternative, Decision, Reason
+from solver.problem import AgentStatus, Priority, Problem, Ticket
+from solver.timegrid import from_minute, require_aware, to_minute, to_minute_ceil
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+# Agent stride in flat (agent, minute) keys; far above any horizon in minutes.
+_KEY = np.int64(1) << np.int64(40)
+
+
+@dataclass(frozen=True, slots=True)
+class RealtimeWeights:
+    """Weights of the real-time score (a cost: lower is better).
+
+    The SLA, load-free parts share :class:`~solver.objective.ObjectiveWeights`' units so that
+    the real-time path and the batch optimizer pull the same way; see :meth:`from_objective`.
+    ``wait_per_minute`` prices minutes until the agent can start even when no deadline is at
+    risk (priority-weighted), so urgent work goes to whoever is free first. ``load`` multiplies
+    ``open/capacity`` (0..1). The ``continuity_*`` weights are bonuses (subtracted).
+    """
+
+    priority: Mapping[int, float] = field(
+        default_factory=lambda: MappingProxyType(
+            {int(k): float(v) for k, v in DEFAULT_PRIORITY_WEIGHTS.items()}
+        )
+    )
+    breach: float = 120.0
+    lateness_per_minute: float = 1.0
+    wait_per_minute: float = 0.05
+    load: float = 20.0
+    expertise_waste: float = 4.0
+    continuity_owner: float = 60.0
+    continuity_previous: float = 10.0
+    continuity_requester: float = 5.0
+    fairness: float = 1.0
+    capacity_price: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in (
+            "breach",
+            "lateness_per_minute",
+            "wait_per_minute",
+            "load",
+            "expertise_waste",
+            "continuity_owner",
+            "continuity_previous",
+            "continuity_requester",
+            "fairness",
+            "capacity_price",
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ProblemError(name, f"must be a number, got {type(value).__name__}")
+            if not math.isfinite(value) or value < 0:
+                raise ProblemError(name, f"must be a finite number >= 0, got {value!r}")
+        missing = [int(p) for p in Priority if int(p) not in self.priority]
+        if missing:
+            raise ProblemError("priority", f"needs a weight for every priority; missing {missing}")
+        for p, value in self.priority.items():
+            if not math.isfinite(float(value)) or float(value) < 0:
+                raise ProblemError(f"priority.{p}", f"must be a finite number >= 0, got {value!r}")
+        object.__setattr__(
+            self, "priority", MappingProxyType({int(k): float(v) for k, v in self.priority.items()})
+        )
+
+    @classmethod
+    def from_objective(cls, weights: ObjectiveWeights, **overrides: float) -> RealtimeWeights:
+        """Real-time weights that agree with a batch objective's priority, SLA and skill terms."""
+        base: dict[str, object] = {
+            "priority": {int(k): float(v) for k, v in weights.priority.items()},
+            "breach": float(weights.breach),
+            "lateness_per_minute": float(weights.lateness_per_minute),
+            "expertise_waste": float(weights.expertise_waste),
+            "continuity_owner": float(weights.churn),
+            "continuity_previous": float(weights.discontinuity),
+        }
+        base.update(overrides)
+        return cls(**base)  # type: ignore[arg-type]
+
+    def priority_weight(self, priority: int) -> float:
+        return self.priority[int(priority)]
+
+
+@dataclass(frozen=True, slots=True)
+class _Moment:
+    """Per-agent facts at one minute ``t`` since the snapshot; shared by every ticket at ``t``."""
+
+    minute: int
+    worked: IntArray  # working minutes each agent has had in [0, t)
+    on_shift: BoolArray  # inside a shift at t (status ignored; see ``ready``)
+    ready: BoolArray  # on_shift and AVAILABLE
+
+
+def _flat_spans(
+    spans: list[list[tuple[int, int]]], n: int
+) -> tuple[IntArray, IntArray, IntArray, IntArray]:
+    """Per-agent sorted spans flattened: (starts, ends, first, keys of starts)."""
+    counts = np.fromiter((len(s) for s in spans), dtype=np.int64, count=n)
+    first = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=first[1:])
+    flat = [span for s in spans for span in s]
+    arr = np.asarray(flat, dtype=np.int64).reshape(-1, 2)
+    starts, ends = arr[:, 0].copy(), arr[:, 1].copy()
+    owner = np.repeat(np.arange(n, dtype=np.int64), counts)
+    return starts, ends, first, owner * _KEY + starts
+
+
+def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for s, e in sorted(sp for sp in spans if sp[1] > sp[0]):
+        if out and s <= out[-1][1]:
+            out[-1] = (out[-1][0], max(e, out[-1][1]))
+        else:
+            out.append((s, e))
+    return out
+
+
+def _fmt_minutes(minutes: int) -> str:
+    m = abs(int(minutes))
+    if m < 60:
+        return f"{m} min"
+    if m < 24 * 60:
+        h, r = divmod(m, 60)
+        return f"{h} h {r} min" if r else f"{h} h"
+    d, r = divmod(m, 24 * 60)
+    h = r // 60
+    return f"{d} d {h} h" if h else f"{d} d"
+
+
+def _fmt_in(minutes: int) -> str:
+    return "now" if minutes <= 0 else f"in {_fmt_minutes(minutes)}"
+
+
+def _fmt_moment(moment: datetime) -> str:
+    return moment.isoformat(timespec="minutes")
+
+
+class RealtimeIndex:
+    """Precomputed arrays for assigning single tickets fast; see the module docstring.
+
+    ``assign`` never changes what the index means; ``commit``, ``release`` and ``advance``
+    update it in place (O(1) per agent), and ``with_assignment`` returns an updated copy.
+    """
+
+    __slots__ = (
+        "_available",
+        "_bank",
+        "_capacity",
+        "_ckeys",
+        "_moment",
+        "_n",
+        "_now",
+        "_open",
+        "_prices",
+        "_queue_end",
+        "_recent",
+        "_requester",
+        "_shift_ends",
+        "_shift_first",
+        "_shift_keys",
+        "_shift_starts",
+        "_skill_row",
+        "_status",
+        "_win_keys",
+        "agent_ids",
+        "horizon",
+        "levels",
+        "origin",
+        "problem",
+        "weights",
+    )
+
+    problem: Problem
+    weights: RealtimeWeights
+    origin: datetime
+    horizon: int
+    agent_ids: tuple[str, ...]
+    levels: npt.NDArray[np.int8]
+    _n: int
+    _bank: CalendarBank
+    _ckeys: IntArray
+    _win_keys: IntArray
+    _skill_row: dict[str, int]
+    _capacity: IntArray
+    _open: IntArray
+    _queue_end: IntArray
+    _recent: IntArray
+    _available: BoolArray
+    _status: tuple[AgentStatus, ...]
+    _shift_starts: IntArray
+    _shift_ends: IntArray
+    _shift_first: IntArray
+    _shift_keys: IntArray
+    _prices: FloatArray | None
+    _requester: dict[str, int]
+    _now: int
+    _moment: _Moment | None
+
+    def __init__(self) -> None:  # use RealtimeIndex.build
+        self._moment: _Moment | None = None
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def build(
+        cls,
+        problem: Problem,
+        weights: RealtimeWeights | None = None,
+        *,
+        agent_prices: Mapping[str, float] | None = None,
+        requester_agents: Mapping[str, str] | None = None,
+        bank: CalendarBank | None = None,
+    ) -> RealtimeIndex:
+        """Index ``problem`` once.
+
+        ``agent_prices`` are per-agent costs (e.g. capacity duals of the last batch solve);
+        agents absent from the problem are ignored, since a price list can outlive a roster.
+        ``requester_agents`` maps a requester to the agent who last served them; it extends what
+        the problem's tickets already say (their owner, else previous agent).
+        """
+        self = cls()
+        self.problem = problem
+        self.weights = weights or RealtimeWeights()
+        self.origin = problem.now
+        self.horizon = problem.horizon_minutes
+        agents = problem.agents
+        n = len(agents)
+        self._n = n
+        self.agent_ids = tuple(a.id for a in agents)
+        self._bank = bank or bank_for(problem)
+        b = self._bank
+        self._ckeys = b.owner * _KEY + b.cum_end
+        self._win_keys = b.owner * _KEY + b.starts
+
+        skill_ids = problem.skill_ids
+        self._skill_row = {s: i for i, s in enumerate(skill_ids)}
+        # Skills x agents, so that one required skill is one contiguous row.
+        levels = np.zeros((len(skill_ids), n), dtype=np.int8)
+        for j, agent in enumerate(agents):
+            for s, lvl in agent.skills.items():
+                levels[self._skill_row[s], j] = lvl
+        self.levels = levels
+
+        self._capacity = np.fromiter((a.capacity for a in agents), dtype=np.int64, count=n)
+        self._open = np.fromiter((a.open_tickets for a in agents), dtype=np.int64, count=n)
+        self._queue_end = np.fromiter((a.backlog_minutes for a in agents), dtype=np.int64, count=n)
+        self._recent = np.fromiter((a.recent_assignments for a in agents), dtype=np.int64, count=n)
+        self._available = np.fromiter(
+            (a.status is AgentStatus.AVAILABLE for a in agents), dtype=bool, count=n
+        )
+        self._status = tuple(a.status for a in agents)
+
+        origin = problem.now
+        shift_spans = [
+            _merge(
+                [
+                    (max(0, to_minute_ceil(s.start, origin)), to_minute(s.end, origin))
+                    for s in a.shifts
+                ]
+            )
+            for a in agents
+        ]
+        (
+            self._shift_starts,
+            self._shift_ends,
+            self._shift_first,
+            self._shift_keys,
+        ) = _flat_spans(shift_spans, n)
+
+        self._prices = None
+        if agent_prices is not None:
+            self._prices = self._price_vector(agent_prices)
+
+        index = problem.agent_index
+        self._requester = {}
+        for t in problem.tickets:
+            who = t.owner_agent if t.owner_agent in index else t.previous_agent
+            if t.requester is not None and who is not None and who in index:
+                self._requester[t.requester] = index[who]
+        for requester, agent_id in (requester_agents or {}).items():
+            if agent_id in index:
+                self._requester[requester] = index[agent_id]
+        self._now = 0
+        self._moment = self._compute_moment(0)
+        return self
+
+    def _price_vector(self, agent_prices: Mapping[str, float]) -> FloatArray:
+        prices = np.zeros(self._n, dtype=np.float64)
+        index = self.problem.agent_index
+        for agent_id, price in agent_prices.items():
+            value = float(price)
+            if not math.isfinite(value):
+                raise ProblemError(f"agent_prices.{agent_id}", f"must be finite, got {price!r}")
+            if agent_id in index:
+                prices[index[agent_id]] = value
+        return prices
+
+    def copy(self) -> RealtimeIndex:
+        """An independent copy: the mutable per-agent arrays are duplicated, the rest shared."""
+        other = RealtimeIndex()
+        for name in RealtimeIndex.__slots__:
+            setattr(other, name, getattr(self, name))
+        other._open = self._open.copy()
+        other._queue_end = self._queue_end.copy()
+        other._recent = self._recent.copy()
+        other._requester = dict(self._requester)
+        return other
+
+    # ------------------------------------------------------------------ time
+    @property
+    def now(self) -> datetime:
+        """The default moment of ``assign`` (``problem.now`` until :meth:`advance`)."""
+        return from_minute(self._now, self.origin)
+
+    def minute_of(self, now: datetime | None) -> int:
+        """``now`` as a minute since the snapshot; refuses moments the index cannot answer."""
+        if now is None:
+            return self._now
+        moment = require_aware(now, "now")
+        t = to_minute(moment, self.origin)
+        if t < 0:
+            raise ProblemError(
+                "now",
+                f"{moment.isoformat()} is before the index snapshot {self.origin.isoformat()}",
+            )
+        if t >= self.horizon:
+            raise ProblemError(
+                "now",
+                f"{moment.isoformat()} is past the index horizon; rebuild it from a new problem",
+            )
+        return t
+
+    def advance(self, now: datetime) -> None:
+        """Make ``now`` the default moment and precompute it (one vectorized pass)."""
+        t = self.minute_of(now)
+        self._now = t
+        self._moment = self._compute_moment(t)
+
+    def _compute_moment(self, t: int) -> _Moment:
+        agents = np.arange(self._n, dtype=np.int64)
+        probe = agents * _KEY + t
+        b = self._bank
+        worked = np.zeros(self._n, dtype=np.int64)
+        if len(b.starts):
+            k = np.searchsorted(self._win_keys, probe, side="right") - 1
+            has = k >= b.first[:-1]
+            kk = np.where(has, k, 0)
+            done = b.cum_end[kk] - np.maximum(0, b.ends[kk] - t)
+            worked = np.where(has, done, 0).astype(np.int64)
+        on_shift = np.zeros(self._n, dtype=bool)
+        if len(self._shift_starts):
+            k = np.searchsorted(self._shift_keys, probe, side="right") - 1
+            has = k >= self._shift_first[:-1]
+            kk = np.where(has, k, 0)
+            on_shift = has & (t < self._shift_ends[kk])
+        return _Moment(t, worked, on_shift, on_shift & self._available)
+
+    def _at(self, t: int) -> _Moment:
+        m = self._moment
+        if m is None or m.minute != t:
+            # A one-entry memo: it changes no answer, only skips recomputing the same minute.
+            m = self._compute_moment(t)
+            self._moment = m
+        return m
+
+    def _resolve(self, a: IntArray, w: IntArray, side: str) -> IntArray:
+        """Wall minute of work position ``w`` on agent ``a``'s clock (CalendarBank semantics)."""
+        b = self._bank
+        k = np.searchsorted(self._ckeys, a * _KEY + w, side=side)  # type: ignore[call-overload]
+        valid = (k < len(b.owner)) & (k < b.first[a + 1])
+        overflow = b.horizon + (w - b.total[a])
+        if not len(b.owner):
+            return overflow.astype(np.int64)
+        kk = np.where(valid, k, 0)
+        before = b.cum_end[kk] - (b.ends[kk] - b.starts[kk])
+        return np.where(valid, b.starts[kk] + (w - before), overflow).astype(np.int64)
+
+    def _work_at(self, a: int, minute: int) -> int:
+        """Work position of agent ``a``'s clock at wall ``minute`` (inverse of ``_resolve``)."""
+        b = self._bank
+        if minute >= b.horizon:
+            return int(b.total[a]) + (minute - b.horizon)
+        lo, hi = int(b.first[a]), int(b.first[a + 1])
+        k = int(np.searchsorted(b.starts[lo:hi], minute, side="right")) - 1
+        if k < 0:
+            return 0
+        return int(b.cum_end[lo + k]) - max(0, int(b.ends[lo + k]) - minute)
+
+    # ------------------------------------------------------------------ state
+    def load_of(self, agent_id: str) -> tuple[int, int]:
+        """``(open, capacity)`` of an agent as the index sees it now."""
+        a = self._agent(agent_id)
+        return int(self._open[a]), int(self._capacity[a])
+
+    def _agent(self, agent_id: str) -> int:
+        try:
+            return self.problem.agent_index[agent_id]
+        except KeyError:
+            raise ProblemError("agent_id", f"unknown agent {agent_id!r}") from None
+
+    def set_prices(self, agent_prices: Mapping[str, float] | None) -> None:
+        """Replace the capacity prices (e.g. after a new batch solve); None removes them."""
+        self._prices = None if agent_prices is None else self._price_vector(agent_prices)
+
+    def commit(self, decision: Decision, ticket: Ticket | None = None) -> None:
+        """Record that ``decision`` was carried out, so the next call sees the agent busier.
+
+        The agent gets one more open ticket, one more recent assignment, and their queue grows
+        by the ticket's effort (from ``ticket`` when given, else read back from the decision's
+        expected start and end). ``ticket`` also teaches the index its requester's agent.
+        A queued decision (no agent) changes nothing.
+        """
+        if decision.agent_id is None:
+            return
+        a = self._agent(decision.agent_id)
+        if decision.expected_start is None or decision.expected_end is None:
+            if ticket is None:
+                raise ProblemError(
+                    "decision", "has no expected start/end; pass the ticket to commit it"
+                )
+            start_work = int(max(self._queue_end[a], self._at(self._now).worked[a]))
+            effort = ticket.effort_minutes
+        else:
+            start_work = self._work_at(a, to_minute(decision.expected_start, self.origin))
+            if ticket is not None:
+                effort = ticket.effort_minutes
+            else:
+                end_work = self._work_at(a, to_minute(decision.expected_end, self.origin))
+                effort = max(1, end_work - start_work)
+        self._record(a, start_work, effort, ticket.requester if ticket is not None else None)
+
+    def with_assignment(
+        self, ticket: Ticket, agent_id: str, now: datetime | None = None
+    ) -> RealtimeIndex:
+        """A copy of the index with ``ticket`` given to ``agent_id`` at ``now`` (no checks:
+        this records a decision made elsewhere, e.g. by a person overriding the router)."""
+        other = self.copy()
+        a = other._agent(agent_id)
+        t = other.minute_of(now)
+        start_work = int(max(other._queue_end[a], other._at(t).worked[a]))
+        other._record(a, start_work, ticket.effort_minutes, ticket.requester)
+        return other
+
+    def _record(self, a: int, start_work: int, effort: int, requester: str | None) -> None:
+        self._queue_end[a] = max(int(self._queue_end[a]), start_work) + effort
+        self._open[a] += 1
+        self._recent[a] += 1
+        if requester is not None:
+            self._requester[requester] = a
+
+    def release(self, agent_id: str, count: int = 1) -> None:
+        """``count`` of the agent's open tickets were closed: free that much capacity."""
+        a = self._agent(agent_id)
+        self._open[a] = max(0, int(self._open[a]) - count)
+
+    # ------------------------------------------------------------------ assigning
+    def assign(self, ticket: Ticket, now: datetime | None = None, top_k: int = 3) -> Decision:
+        """The best agent for ``ticket`` at ``now`` (default: :attr:`now`), or its team's queue.
+
+        ``alternatives`` are up to ``top_k`` runners-up, best first. ``score`` is a cost (lower is
+        better). Does not change the index; call :meth:`commit` to record the decision.
+        """
+        if top_k < 0:
+            raise ProblemError("top_k", f"must be at least 0, got {top_k}")
+        t = self.minute_of(now)
+        m = self._at(t)
+        w = self.weights
+
+        rows: list[int] = []
+        needs: list[int] = []
+        for skill, level in ticket.required_skills.items():
+            row = self._skill_row.get(skill)
+            if row is None:
+                return self._queue(ticket, m, [], None, unknown_skill=skill)
+            rows.append(row)
+            needs.append(level)
+        qualified: BoolArray | None = None
+        if rows:
+            qualified = self.levels[rows[0]] >= needs[0]
+            for row, level in zip(rows[1:], needs[1:], strict=True):
+                qualified &= self.levels[row] >= level
+            eligible = qualified & m.ready
+        else:
+            eligible = m.ready.copy()
+        eligible &= self._open < self._capacity
+        cand = np.flatnonzero(eligible)
+        effort = ticket.effort_minutes
+        if cand.size:
+            pos = np.maximum(self._queue_end[cand], m.worked[cand])
+            fits = pos + effort <= self._bank.total[cand]
+            if not fits.all():
+                cand = cand[fits]
+                pos = pos[fits]
+        if not cand.size:
+            return self._queue(ticket, m, list(zip(rows, needs, strict=True)), qualified)
+
+        start = self._resolve(cand, pos, "right")
+        finish = self._resolve(cand, pos + effort, "left")
+        pw = w.priority_weight(ticket.priority)
+        wait = start - t
+        cost = (w.wait_per_minute * pw) * wait.astype(np.float64)
+        fr_min = res_min = None
+        fr_late = res_late = None
+        if ticket.first_response_due is not None:
+            fr_min = to_minute(ticket.first_response_due, self.origin)
+            fr_late = np.maximum(0, start - fr_min)
+            cost += pw * (w.lateness_per_minute * fr_late + w.breach * (fr_late > 0))
+        if ticket.resolution_due is not None:
+            res_min = to_minute(ticket.resolution_due, self.origin)
+            res_late = np.maximum(0, finish - res_min)
+            cost += pw * (w.lateness_per_minute * res_late + w.breach * (res_late > 0))
+        load = self._open[cand] / self._capacity[cand]
+        cost += w.load * load
+        waste: IntArray | None = None
+        if rows:
+            sub = self.levels[rows][:, cand].astype(np.int64)
+            waste = sub.sum(axis=0) - sum(needs)
+            cost += w.expertise_waste * waste
+        cost += w.fairness * self._recent[cand]
+        if self._prices is not None:
+            cost += w.capacity_price * self._prices[cand]
+        bonuses = self._bonuses(ticket)
+        for a, bonus in bonuses.items():
+            i = int(np.searchsorted(cand, a))
+            if i < cand.size and cand[i] == a:
+                cost[i] -= bonus
+
+        order = self._best(cost, top_k + 1)
+        facts = _Facts(
+            ticket=ticket,
+            t=t,
+            cand=cand,
+            start=start,
+            finish=finish,
+            wait=wait,
+            cost=cost,
+            load=load,
+            waste=waste,
+            rows=rows,
+            needs=needs,
+            fr_min=fr_min,
+            res_min=res_min,
+            fr_late=fr_late,
+            res_late=res_late,
+            pw=pw,
+        )
+        best = int(order[0])
+        reasons = [
+            *self._explain(facts, best),
+            Reason(
+                "candidates",
+                f"best of {cand.size} qualified agent{'s' if cand.size != 1 else ''} "
+                "on shift with capacity",
+                0.0,
+            ),
+        ]
+        alternatives = tuple(
+            Alternative(
+                self.agent_ids[int(cand[i])], float(cost[i]), tuple(self._explain(facts, int(i)))
+            )
+            for i in order[1:]
+        )
+        return Decision(
+            ticket_id=ticket.id,
+            agent_id=self.agent_ids[int(cand[best])],
+            team_id=ticket.team,
+            score=float(cost[best]),
+            reasons=tuple(reasons),
+            alternatives=alternatives,
+            expected_start=from_minute(int(start[best]), self.origin),
+            expected_end=from_minute(int(finish[best]), self.origin),
+        )
+
+    def _bonuses(self, ticket: Ticket) -> dict[int, float]:
+        w = self.weights
+        index = self.problem.agent_index
+        out: dict[int, float] = {}
+        if ticket.owner_agent is not None and ticket.owner_agent in index:
+            a = index[ticket.owner_agent]
+            out[a] = out.get(a, 0.0) + w.continuity_owner
+        if ticket.previous_agent is not None and ticket.previous_agent in index:
+            a = index[ticket.previous_agent]
+            out[a] = out.get(a, 0.0) + w.continuity_previous
+        if ticket.requester is not None and ticket.requester in self._requester:
+            a = self._requester[ticket.requester]
+            out[a] = out.get(a, 0.0) + w.continuity_requester
+        return out
+
+    @staticmethod
+    def _best(cost: FloatArray, k: int) -> IntArray:
+        """Positions of the ``k`` lowest costs, ties to the lower position (= agent order)."""
+        n = cost.size
+        if n <= k:
+            return np.lexsort((np.arange(n), cost))[:k]
+        # Take everything tied with the k-th value too, so ties break by position, not by
+        # whatever argpartition happened to pick.
+        kth = np.partition(cost, k - 1)[k - 1]
+        pick = np.flatnonzero(cost <= kth)
+        return pick[np.lexsort((pick, cost[pick]))][:k]
+
+    def _explain(self, f: _Facts, i: int) -> list[Reason]:
+        w = self.weights
+        a = int(f.cand[i])
+        t = f.t
+        start, finish, wait = int(f.start[i]), int(f.finish[i]), int(f.wait[i])
+        out: list[Reason] = []
+        # Waiting is priced inside the first-response reason, so the values sum to the score.
+        wait_cost = float(w.wait_per_minute * f.pw * wait)
+        at = _fmt_moment(from_minute(start, self.origin))
+        can = "can start now" if wait <= 0 else f"can start in {_fmt_minutes(wait)} (at {at})"
+
+        if f.fr_min is not None and f.fr_late is not None:
+            due = f.fr_min - t
+            head = (
+                f"first response due in {_fmt_minutes(due)}"
+                if due >= 0
+                else f"first response overdue by {_fmt_minutes(due)}"
+            )
+            late = int(f.fr_late[i])
+            tail = f"; {_fmt_minutes(late)} late" if late > 0 and due >= 0 else ""
+            value = wait_cost + f.pw * (w.lateness_per_minute * late + w.breach * (late > 0))
+            out.append(Reason("first_response", f"{head}; {can}{tail}", float(value)))
+        else:
+            out.append(Reason("wait", can, wait_cost))
+        if f.res_min is not None and f.res_late is not None:
+            due = f.res_min - t
+            late = int(f.res_late[i])
+            head = (
+                f"resolution due {_fmt_in(due)}"
+                if due > 0
+                else f"resolution overdue by {_fmt_minutes(due)}"
+            )
+            done = f"expected done {_fmt_in(finish - t)}"
+            tail = f", {_fmt_minutes(late)} late" if late > 0 else ""
+            value = f.pw * (w.lateness_per_minute * late + w.breach * (late > 0))
+            out.append(Reason("resolution", f"{head}; {done}{tail}", float(value)))
+        out.append(
+            Reason(
+                "load_balance",
+                f"load {int(self._open[a])}/{int(self._capacity[a])}",
+                float(w.load * f.load[i]),
+            )
+        )
+        if f.waste is not None:
+            extra = int(f.waste[i])
+            if extra == 0:
+                detail = "skill levels match what the ticket needs"
+            else:
+                skill_ids = self.problem.skill_ids
+                over = [
+                    f"{skill_ids[r]} {int(self.levels[r, a])} for {need}"
+                    for r, need in zip(f.rows, f.needs, strict=True)
+                    if int(self.levels[r, a]) > need
+                ]
+                detail = (
+                    f"{extra} level{'s' if extra != 1 else ''} above what is needed "
+                    f"({', '.join(over)})"
+                )
+            out.append(Reason("expertise_waste", detail, float(w.expertise_waste * extra)))
+        ticket = f.ticket
+        agent_id = self.agent_ids[a]
+        if ticket.owner_agent == agent_id:
+            out.append(Reason("churn", "already owns this ticket", -w.continuity_owner))
+        if ticket.previous_agent == agent_id:
+            out.append(
+                Reason("discontinuity", "worked on this ticket before", -w.continuity_previous)
+            )
+        if ticket.requester is not None and self._requester.get(ticket.requester) == a:
+            out.append(
+                Reason("continuity", "handled this requester before", -w.continuity_requester)
+            )
+        recent = int(self._recent[a])
+        out.append(
+            Reason(
+                "fairness",
+                f"{recent} recent assignment{'s' if recent != 1 else ''}",
+                float(w.fairness * recent),
+            )
+        )
+        if self._prices is not None:
+            price = float(self._prices[a])
+            out.append(
+                Reason(
+                    "capacity_price",
+                    f"capacity price {price:g} from the last batch solve",
+                    w.capacity_price * price,
+                )
+            )
+        return out
+
+    # ------------------------------------------------------------------ nobody fits
+    def _queue(
+        self,
+        ticket: Ticket,
+        m: _Moment,
+        needs: list[tuple[int, int]],
+        qualified: BoolArray | None,
+        *,
+        unknown_skill: str | None = None,
+    ) -> Decision:
+        if unknown_skill is not None:
+            why = Reason("qualified", f"no agent has skill {unknown_skill}", 0.0)
+        else:
+            why = self._why_nobody(ticket, m, needs, qualified)
+        return Decision(
+            ticket_id=ticket.id,
+            agent_id=None,
+            team_id=ticket.team,
+            score=None,
+            reasons=(
+                why,
+                Reason(
+                    "team_queue",
+                    f"no agent can take it now; it stays in team {ticket.team}'s queue",
+                ),
+            ),
+        )
+
+    def _why_nobody(
+        self,
+        ticket: Ticket,
+        m: _Moment,
+        needs: list[tuple[int, int]],
+        qualified: BoolArray | None,
+    ) -> Reason:
+        """The first filter that left nobody, said the way a team lead would say it."""
+        skill_ids = self.problem.skill_ids
+        counts: list[tuple[str, int, int]] = []
+        for row, level in needs:
+            n_ok = int(np.count_nonzero(self.levels[row] >= level))
+            counts.append((skill_ids[row], level, n_ok))
+            if n_ok == 0:
+                top = int(self.levels[row].max()) if self._n else 0
+                have = f" (the highest level anyone has is {top})" if top else ""
+                return Reason(
+                    "qualified", f"no agent has skill {skill_ids[row]} at level {level}{have}", 0.0
+                )
+        mask = np.ones(self._n, dtype=bool) if qualified is None else qualified
+        n_qual = int(np.count_nonzero(mask))
+        if n_qual == 0:
+            parts = ", ".join(f"{s}>={lvl}: {n}" for s, lvl, n in counts)
+            return Reason(
+                "qualified",
+                f"no agent has every required skill at its level together ({parts} agents)",
+                0.0,
+            )
+        have = f"{n_qual} agent{'s' if n_qual != 1 else ''} {'has' if n_qual == 1 else 'have'} "
+        have += "the skills" if needs else "no skill requirement to meet"
+        avail = mask & self._available
+        if not avail.any():
+            statuses = [self._status[int(a)] for a in np.flatnonzero(mask)]
+            away = sum(s is AgentStatus.AWAY for s in statuses)
+            off = sum(s is AgentStatus.OFFLINE for s in statuses)
+            return Reason(
+                "available", f"{have} but none is available ({away} away, {off} offline)", 0.0
+            )
+        ready = avail & m.on_shift
+        if not ready.any():
+            nxt = self._next_shift(np.flatnonzero(avail), m.minute)
+            if nxt is None:
+                tail = "; none of them has another shift"
+            else:
+                minute, a = nxt
+                tail = (
+                    f"; next qualified agent on shift at "
+                    f"{_fmt_moment(from_minute(minute, self.origin))} ({self.agent_ids[a]})"
+                )
+            return Reason("on_shift", f"{have} but none is on shift now{tail}", 0.0)
+        room = ready & (self._open < self._capacity)
+        if not room.any():
+            full = np.flatnonzero(ready)
+            sample = ", ".join(
+                f"{self.agent_ids[int(a)]} {int(self._open[a])}/{int(self._capacity[a])}"
+                for a in full[:3]
+            )
+            more = f" and {full.size - 3} more" if full.size > 3 else ""
+            return Reason(
+                "capacity",
+                f"{full.size} qualified agent{'s' if full.size != 1 else ''} on shift, "
+                f"all at capacity ({sample}{more})",
+                0.0,
+            )
+        n_room = int(np.count_nonzero(room))
+        return Reason(
+            "working_time",
+            f"{n_room} qualified agent{'s' if n_room != 1 else ''} on shift with capacity, but "
+            f"none has {ticket.effort_minutes} more working minutes before the horizon ends",
+            0.0,
+        )
+
+    def _next_shift(self, agents: IntArray, t: int) -> tuple[int, int] | None:
+        """Earliest shift start after minute ``t`` among ``agents``: ``(minute, agent)``."""
+        if not agents.size or not len(self._shift_starts):
+            return None
+        k = np.searchsorted(self._shift_keys, agents * _KEY + t, side="right")
+        valid = k < self._shift_first[agents + 1]
+        if not valid.any():
+            return None
+        starts = np.where(valid, self._shift_starts[np.minimum(k, len(self._shift_starts) - 1)], 0)
+        pick = np.flatnonzero(valid)
+        best = pick[np.lexsort((pick, starts[pick]))[0]]
+        return int(starts[best]), int(agents[best])
+
+
+@dataclass(frozen=True, slots=True)
+class _Facts:
+    """The arrays of one ``assign`` call, kept together for explaining a few agents."""
+
+    ticket: Ticket
+    t: int
+    cand: IntArray
+    start: IntArray
+    finish: IntArray
+    wait: IntArray
+    cost: FloatArray
+    load: FloatArray
+    waste: IntArray | None
+    rows: list[int]
+    needs: list[int]
+    fr_min: int | None
+    res_min: int | None
+    fr_late: IntArray | None
+    res_late: IntArray | None
+    pw: float
+
+
+def assign_one(
+    problem: Problem,
+    ticket: Ticket,
+    weights: RealtimeWeights | None = None,
+    *,
+    now: datetime | None = None,
+    top_k: int = 3,
+) -> Decision:
+    """Build an index for ``problem`` and assign one ticket (convenient; not for hot loops)."""
+    return RealtimeIndex.build(problem, weights).assign(ticket, now=now, top_k=top_k)
