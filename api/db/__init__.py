@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy rows, engines, the per-tenant write lock and Alembic migrations."""

@@ -1,0 +1,62 @@
+"""Engines and sessions, built from :class:`~api.settings.Settings` on demand (never at import).
+
+SQLite gets what a service needs from it: foreign keys on (off by default there), WAL so readers
+never block the writer, a busy timeout instead of instant "database is locked", and our own
+``BEGIN`` so a unit of work can ask for ``BEGIN IMMEDIATE`` (see :mod:`api.db.locks`) — the
+``sqlite3`` module's implicit transaction handling would otherwise begin too late to lock.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.settings import Settings
+
+SQLITE_BEGIN_OPTION = "switchboard_sqlite_begin"
+
+
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
+    in_memory = engine.url.database in (None, "", ":memory:")
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # autocommit at the driver; we emit BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        try:
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            if not in_memory:
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+        finally:
+            cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        mode = conn.get_execution_options().get(SQLITE_BEGIN_OPTION, "")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if mode == "IMMEDIATE" else "BEGIN")
+
+
+def make_engine(settings: Settings) -> Engine:
+    """A new engine for ``settings.database_url``; the caller disposes of it."""
+    url = make_url(settings.database_url)
+    kwargs: dict[str, Any] = {"echo": settings.db_echo}
+    if url.get_backend_name() == "sqlite":
+        kwargs["connect_args"] = {"check_same_thread": False}
+    else:
+        kwargs["pool_size"] = settings.db_pool_size
+        kwargs["max_overflow"] = settings.db_pool_size
+        kwargs["pool_pre_ping"] = True
+    engine = create_engine(url, **kwargs)
+    if url.get_backend_name() == "sqlite":
+        _configure_sqlite(engine, settings.sqlite_busy_timeout_ms)
+    return engine
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    # Rows stay readable after commit: routes commit, then serialise what they wrote.
+    return sessionmaker(engine, expire_on_commit=False, autoflush=True)

@@ -1,0 +1,47 @@
+"""The per-tenant write lock: one helper for every write that must not race.
+
+Capabilities share agents, so booking a slot, consuming a link or binding an agent must be
+serialized per *tenant* (a per-capability lock would let two bookings take the same last agent).
+Call :func:`lock_tenant` as the first statement of the unit of work, re-check feasibility inside
+the lock, then commit; the lock is released by the commit or rollback.
+
+- PostgreSQL: ``pg_advisory_xact_lock`` on a key derived from the tenant id (transaction-scoped).
+- SQLite: ``BEGIN IMMEDIATE`` takes the database's write lock up front (SQLite has one writer,
+  so this serializes all tenants, which is the best SQLite can do). SQLAlchemy's
+  ``with_for_update()`` is silently a no-op on SQLite, so it is not used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from api.db.engine import SQLITE_BEGIN_OPTION
+
+# Namespaces the advisory-lock space so our keys cannot collide with another application's.
+_LOCK_NAMESPACE = 0x5B0A  # "SwitchBoArd"
+
+
+def _advisory_key(tenant_id: str) -> int:
+    digest = hashlib.blake2b(tenant_id.encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def lock_tenant(session: Session, tenant_id: str) -> None:
+    """Serialize this transaction against every other locked write of ``tenant_id``.
+
+    Must open the unit of work: a transaction that already read may hold a stale snapshot
+    (SQLite) or decisions based on unlocked reads, so that is refused as a bug.
+    """
+    if session.in_transaction():
+        raise RuntimeError("lock_tenant() must be the first statement of a unit of work")
+    bind = session.get_bind()
+    if bind.dialect.name == "sqlite":
+        session.connection(execution_options={SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+    else:
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(:ns, :key)"),
+            {"ns": _LOCK_NAMESPACE, "key": _advisory_key(tenant_id)},
+        )

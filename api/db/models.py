@@ -1,0 +1,335 @@
+"""Database rows. Separate from the API schemas (``api/schemas``) and the solver's types.
+
+Tenancy is in the keys: every tenant-owned table's primary key starts with ``tenant_id``, and
+every reference between tenant-owned rows is a *composite* foreign key that includes it, so the
+database itself refuses an agent in another tenant's team. Ids of tenant-owned objects are
+chosen by the client (the helpdesk's own ids) and are unique per tenant only: a tenant can never
+learn whether another tenant uses an id.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Enum,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from api.db.base import Base
+from api.enums import AgentStatus, SkillKind, TicketEventKind, TicketPriority, TicketStatus
+
+ID_LENGTH = 128
+
+
+def _enum(cls: type) -> Enum:
+    # Stored as VARCHAR plus a CHECK constraint: portable, and adding a value is a migration
+    # that does not need PostgreSQL's ALTER TYPE.
+    return Enum(
+        cls,
+        native_enum=False,
+        create_constraint=True,
+        length=32,
+        values_callable=lambda e: [m.value for m in e],
+        name=cls.__name__.lower(),
+    )
+
+
+def _tenant_fk() -> Any:
+    return ForeignKey("tenants.id", ondelete="CASCADE")
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+
+
+class ApiKey(Base):
+    """An API key, stored as the sha256 of the full secret; ``prefix`` finds the row."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(36), _tenant_fk(), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    scopes: Mapped[str] = mapped_column(String(100))  # space-separated Scope values
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class Skill(Base):
+    __tablename__ = "skills"
+
+    tenant_id: Mapped[str] = mapped_column(String(36), _tenant_fk(), primary_key=True)
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    kind: Mapped[SkillKind] = mapped_column(_enum(SkillKind), default=SkillKind.SKILL)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Team(Base):
+    __tablename__ = "teams"
+
+    tenant_id: Mapped[str] = mapped_column(String(36), _tenant_fk(), primary_key=True)
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Agent(Base):
+    __tablename__ = "agents"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "team_id"], ["teams.tenant_id", "teams.id"]),
+        CheckConstraint("capacity >= 0", name="capacity_non_negative"),
+        Index("ix_agents_tenant_team", "tenant_id", "team_id"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(String(36), _tenant_fk(), primary_key=True)
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    team_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    capacity: Mapped[int] = mapped_column(Integer, default=1)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    status: Mapped[AgentStatus] = mapped_column(_enum(AgentStatus), default=AgentStatus.AVAILABLE)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    skills: Mapped[list[AgentSkill]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, lazy="selectin",
+        order_by="AgentSkill.skill_id",
+    )
+
+
+class AgentSkill(Base):
+    __tablename__ = "agent_skills"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "agent_id"], ["agents.tenant_id", "agents.id"], ondelete="CASCADE"
+        ),
+        ForeignKeyConstraint(["tenant_id", "skill_id"], ["skills.tenant_id", "skills.id"]),
+        CheckConstraint("level BETWEEN 1 AND 5", name="level_range"),
+        Index("ix_agent_skills_tenant_skill", "tenant_id", "skill_id"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    agent_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    skill_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    level: Mapped[int] = mapped_column(Integer)
+
+
+class Shift(Base):
+    __tablename__ = "shifts"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "agent_id"], ["agents.tenant_id", "agents.id"], ondelete="CASCADE"
+        ),
+        CheckConstraint("end_at > start_at", name="end_after_start"),
+        Index("ix_shifts_tenant_agent_start", "tenant_id", "agent_id", "start_at"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(String(36), _tenant_fk(), primary_key=True)
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    agent_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    start_at: Mapped[datetime]
+    end_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class BusyInterval(Base):
+    """Time an agent cannot work (a meeting, a booked call). Contents never stored: only when."""
+
+    __tablename__ = "busy_intervals"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "agent_id"], ["agents.tenant_id", "agents.id"], ondelete="CASCADE"
+        ),
+        CheckConstraint("end_at > start_at", name="end_after_start"),
+        Index("ix_busy_intervals_tenant_agent_start", "tenant_id", "agent_id", "start_at"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(String(36), _tenant_fk(), primary_key=True)
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    agent_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    start_at: Mapped[datetime]
+    end_at: Mapped[datetime]
+    source: Mapped[str] = mapped_column(String(32), default="manual")
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Capability(Base):
+    """A bookable requirement set: customers book calls against it, never against a person."""
+
+    __tablename__ = "capabilities"
+    __table_args__ = (
+        CheckConstraint("call_minutes > 0", name="call_minutes_positive"),
+        CheckConstraint("horizon_days > 0", name="horizon_days_positive"),
+        CheckConstraint("min_notice_minutes >= 0", name="min_notice_non_negative"),
+        CheckConstraint("buffer_minutes >= 0", name="buffer_non_negative"),
+        CheckConstraint("granularity_minutes > 0", name="granularity_positive"),
+        CheckConstraint("reserve_share >= 0 AND reserve_share < 1", name="reserve_share_range"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(String(36), _tenant_fk(), primary_key=True)
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    call_minutes: Mapped[int] = mapped_column(Integer)
+    horizon_days: Mapped[int] = mapped_column(Integer)
+    min_notice_minutes: Mapped[int] = mapped_column(Integer)
+    buffer_minutes: Mapped[int] = mapped_column(Integer)
+    granularity_minutes: Mapped[int] = mapped_column(Integer)
+    reserve_share: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    requirements: Mapped[list[CapabilitySkill]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, lazy="selectin",
+        order_by="CapabilitySkill.skill_id",
+    )
+
+
+class CapabilitySkill(Base):
+    __tablename__ = "capability_skills"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "capability_id"],
+            ["capabilities.tenant_id", "capabilities.id"],
+            ondelete="CASCADE",
+        ),
+        ForeignKeyConstraint(["tenant_id", "skill_id"], ["skills.tenant_id", "skills.id"]),
+        CheckConstraint("level BETWEEN 1 AND 5", name="level_range"),
+        Index("ix_capability_skills_tenant_skill", "tenant_id", "skill_id"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    capability_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    skill_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    level: Mapped[int] = mapped_column(Integer)
+
+
+class Ticket(Base):
+    """A helpdesk ticket, keyed by the helpdesk's own id.
+
+    ``team_id`` is the accountable team (the owner when no agent holds it); ``owner_agent_id``
+    and ``previous_agent_id`` are plain ids, not foreign keys: the helpdesk may name an agent who
+    has since left, and the solver accepts that.
+    """
+
+    __tablename__ = "tickets"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "team_id"], ["teams.tenant_id", "teams.id"]),
+        CheckConstraint("effort_minutes > 0", name="effort_positive"),
+        Index("ix_tickets_tenant_status", "tenant_id", "status"),
+        Index("ix_tickets_tenant_team", "tenant_id", "team_id"),
+        Index("ix_tickets_tenant_owner", "tenant_id", "owner_agent_id"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(String(36), _tenant_fk(), primary_key=True)
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    priority: Mapped[TicketPriority] = mapped_column(_enum(TicketPriority))
+    status: Mapped[TicketStatus] = mapped_column(_enum(TicketStatus))
+    first_response_due: Mapped[datetime | None]
+    resolution_due: Mapped[datetime | None]
+    effort_minutes: Mapped[int] = mapped_column(Integer)
+    owner_agent_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    previous_agent_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    requester: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime]  # when the helpdesk created it
+    received_at: Mapped[datetime]  # when we first saw it
+    updated_at: Mapped[datetime]
+
+    required_skills: Mapped[list[TicketSkill]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, lazy="selectin",
+        order_by="TicketSkill.skill_id",
+    )
+
+
+class TicketSkill(Base):
+    __tablename__ = "ticket_skills"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "ticket_id"], ["tickets.tenant_id", "tickets.id"], ondelete="CASCADE"
+        ),
+        ForeignKeyConstraint(["tenant_id", "skill_id"], ["skills.tenant_id", "skills.id"]),
+        CheckConstraint("level BETWEEN 1 AND 5", name="level_range"),
+        Index("ix_ticket_skills_tenant_skill", "tenant_id", "skill_id"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    ticket_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    skill_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    level: Mapped[int] = mapped_column(Integer)
+
+
+class TicketEvent(Base):
+    """One entry of a ticket's history. Append-only: the migration adds a trigger refusing UPDATE.
+
+    The typed from/to columns are what KPIs query; ``data`` keeps anything else worth showing.
+    """
+
+    __tablename__ = "ticket_events"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "ticket_id"], ["tickets.tenant_id", "tickets.id"]),
+        Index("ix_ticket_events_tenant_ticket_seq", "tenant_id", "ticket_id", "seq"),
+        Index("ix_ticket_events_tenant_at", "tenant_id", "at"),
+    )
+
+    # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    tenant_id: Mapped[str] = mapped_column(String(36), _tenant_fk())
+    ticket_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    kind: Mapped[TicketEventKind] = mapped_column(_enum(TicketEventKind))
+    at: Mapped[datetime]
+    actor: Mapped[str | None] = mapped_column(String(64))  # API key id, or "system"
+    from_agent: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    to_agent: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    from_team: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    to_team: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    from_status: Mapped[str | None] = mapped_column(String(32))
+    to_status: Mapped[str | None] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class IdempotencyRecord(Base):
+    """The first response to a POST carrying an ``Idempotency-Key``, replayed on retries.
+
+    ``status_code`` is NULL while the first request is still running.
+    """
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (Index("ix_idempotency_keys_created_at", "created_at"),)
+
+    tenant_id: Mapped[str] = mapped_column(String(36), _tenant_fk(), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(8))
+    path: Mapped[str] = mapped_column(String(2048))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    response_headers: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    response_body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime]
+    completed_at: Mapped[datetime | None]

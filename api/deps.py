@@ -1,0 +1,98 @@
+"""Dependencies as ``Annotated`` aliases, so routes read like plain code::
+
+    @router.get("/{agent_id}")
+    def read(agent_id: str, session: SessionDep, auth: ReadAuth) -> AgentOut: ...
+
+Auth aliases check the key's scopes (``admin`` passes every check):
+
+    ReadAuth       any valid key of the tenant
+    HelpdeskAuth   helpdesk or admin: tickets, assignment, bookings
+    PlannerAuth    planner or admin: the organisation (skills, teams, agents, shifts, ...)
+    AdminAuth      admin: API keys
+
+A missing or bad key is a 401; a valid key without the scope is a 403 (it only ever concerns
+the caller's own tenant, so it reveals nothing about others).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from api.enums import Scope
+from api.errors import Forbidden, Unauthenticated
+from api.services import api_keys
+from api.services.api_keys import Principal
+from api.settings import Settings
+
+Clock = Callable[[], datetime]
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer sb_...`")
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_clock(request: Request) -> Clock:
+    clock: Clock = request.app.state.clock
+    return clock
+
+
+def get_now(request: Request) -> datetime:
+    """The request's "now", read once so every row a request writes agrees on it."""
+    now: datetime = request.app.state.clock()
+    return now
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    # Routes commit explicitly; leaving the block rolls back anything uncommitted.
+    with request.app.state.session_factory() as session:
+        yield session
+
+
+def authenticate(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    cached = getattr(request.state, "principal", None)
+    if isinstance(cached, Principal):
+        return cached
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthenticated("send an API key as 'Authorization: Bearer <key>'")
+    # A short session of its own: the request's unit of work stays unopened, so a route can
+    # still begin it with the tenant lock (api.db.locks.lock_tenant).
+    with request.app.state.session_factory() as session:
+        principal = api_keys.authenticate(session=session, plaintext=credentials.credentials)
+    if principal is None:
+        raise Unauthenticated("unknown or revoked API key")
+    request.state.principal = principal
+    return principal
+
+
+def require(*scopes: Scope) -> Callable[..., Principal]:
+    """A dependency admitting keys that hold any of ``scopes`` (admin always passes)."""
+
+    def check(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+        if scopes and not any(principal.allows(s) for s in scopes):
+            wanted = " or ".join(s.value for s in scopes)
+            raise Forbidden(f"this API key lacks the {wanted} scope")
+        return principal
+
+    return check
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+ClockDep = Annotated[Clock, Depends(get_clock)]
+NowDep = Annotated[datetime, Depends(get_now)]
+SessionDep = Annotated[Session, Depends(get_session)]
+ReadAuth = Annotated[Principal, Depends(require())]
+HelpdeskAuth = Annotated[Principal, Depends(require(Scope.HELPDESK))]
+PlannerAuth = Annotated[Principal, Depends(require(Scope.PLANNER))]
+AdminAuth = Annotated[Principal, Depends(require(Scope.ADMIN))]

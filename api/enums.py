@@ -1,0 +1,66 @@
+"""The service's closed vocabularies, shared by rows, schemas and services.
+
+Agent status and skill kind are the solver's own enums (one meaning everywhere); ticket
+priority and status are the helpdesk's words, mapped to the solver's ``Priority`` in
+``services/solver_input.py``.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from solver.problem import AgentStatus, Priority, SkillKind
+
+__all__ = [
+    "AgentStatus",
+    "Scope",
+    "SkillKind",
+    "TicketEventKind",
+    "TicketPriority",
+    "TicketStatus",
+]
+
+
+class Scope(enum.StrEnum):
+    """What an API key may do. ``admin`` may do everything, including managing keys."""
+
+    HELPDESK = "helpdesk"
+    PLANNER = "planner"
+    ADMIN = "admin"
+
+
+class TicketPriority(enum.StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+    def to_solver(self) -> Priority:
+        return Priority[self.name]
+
+
+class TicketStatus(enum.StrEnum):
+    NEW = "new"
+    OPEN = "open"
+    PENDING = "pending"
+    SOLVED = "solved"
+    CLOSED = "closed"
+
+    @property
+    def is_active(self) -> bool:
+        """Work still to do: the solver plans active tickets only."""
+        return self in (TicketStatus.NEW, TicketStatus.OPEN)
+
+    @property
+    def is_done(self) -> bool:
+        return self in (TicketStatus.SOLVED, TicketStatus.CLOSED)
+
+
+class TicketEventKind(enum.StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+    ASSIGNED = "assigned"
+    REASSIGNED = "reassigned"
+    STATUS_CHANGED = "status_changed"
+    ESCALATED = "escalated"
+    CALL_BOOKED = "call_booked"

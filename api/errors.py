@@ -1,0 +1,285 @@
+"""Domain errors and the one map that turns every error into RFC 9457 problem+json.
+
+Services raise these; routes never build error responses themselves and nothing below
+``routes/`` raises ``HTTPException``::
+
+    ServiceError                 (base; carries status, title and a problem type slug)
+     ├── InvalidInput       422  bad input, one FieldError per offending field
+     │    └── IdempotencyMismatch 422  same Idempotency-Key, different request
+     ├── NotFound           404  also for another tenant's object: never confirm it exists
+     ├── Conflict           409  the request clashes with stored state (duplicate id, in use)
+     ├── Unauthenticated    401  missing, malformed, unknown or revoked API key
+     └── Forbidden          403  the key lacks the scope (for the caller's own tenant only)
+
+Request validation errors (pydantic), the solver's ``ProblemError``, integrity errors the
+database catches and unknown routes all come out in the same shape: ``type``, ``title``,
+``status``, ``detail``, ``instance`` and, for bad input, ``errors: [{field, reason}]``.
+Bad input is always a 4xx; a 500 means a bug and says nothing about internals.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from solver.errors import ProblemError
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "/problems/"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One offending field: a dotted path (``skills.billing``, ``query.limit``) and why.
+
+    ``row`` is set by bulk imports (0-based index of the offending row).
+    """
+
+    field: str
+    reason: str
+    row: int | None = None
+
+    def at_row(self, row: int) -> FieldError:
+        return FieldError(self.field, self.reason, row)
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"field": self.field, "reason": self.reason}
+        if self.row is not None:
+            out["row"] = self.row
+        return out
+
+
+class ServiceError(Exception):
+    status: int = 400
+    title: str = "Bad request"
+    slug: str = "bad-request"
+
+    def __init__(self, detail: str, *, errors: Sequence[FieldError] = ()) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = tuple(errors)
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+
+class InvalidInput(ServiceError):
+    status = 422
+    title = "Invalid input"
+    slug = "invalid-input"
+
+    def __init__(self, errors: Iterable[FieldError], detail: str | None = None) -> None:
+        errs = tuple(errors)
+        if detail is None:
+            detail = "; ".join(f"{e.field}: {e.reason}" for e in errs[:5]) or "invalid input"
+        super().__init__(detail, errors=errs)
+
+    @classmethod
+    def one(cls, field: str, reason: str) -> InvalidInput:
+        return cls([FieldError(field, reason)])
+
+
+class IdempotencyMismatch(InvalidInput):
+    title = "Idempotency key reused with a different request"
+    slug = "idempotency-mismatch"
+
+
+class NotFound(ServiceError):
+    status = 404
+    title = "Not found"
+    slug = "not-found"
+
+    def __init__(self, resource: str, ident: str) -> None:
+        super().__init__(f"{resource} {ident!r} not found")
+        self.resource = resource
+        self.ident = ident
+
+
+class Conflict(ServiceError):
+    status = 409
+    title = "Conflict"
+    slug = "conflict"
+
+
+class Unauthenticated(ServiceError):
+    status = 401
+    title = "Unauthenticated"
+    slug = "unauthenticated"
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="switchboard"'}
+
+
+class Forbidden(ServiceError):
+    status = 403
+    title = "Forbidden"
+    slug = "forbidden"
+
+
+def problem_response(
+    request: Request,
+    *,
+    status: int,
+    title: str,
+    slug: str,
+    detail: str,
+    errors: Sequence[FieldError] = (),
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+    }
+    if errors:
+        body["errors"] = [e.as_dict() for e in errors]
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _loc_to_field(loc: Sequence[str | int]) -> str:
+    """``("body", "skills", "billing")`` -> ``skills.billing``; ``("body", 3, "id")`` -> ``[3].id``.
+
+    Body fields are named bare (they are what a client sends most); query, path and header
+    parameters keep their source as a prefix (``query.limit``).
+    """
+    parts = list(loc)
+    if parts and parts[0] == "body":
+        parts = parts[1:]
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "body"
+
+
+def _reason(err: dict[str, Any]) -> str:
+    msg = str(err.get("msg", "invalid"))
+    # pydantic prefixes errors raised by our validators with "Value error, "; drop the noise.
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            msg = msg[len(prefix) :]
+    return msg
+
+
+def validation_field_errors(errors: Iterable[dict[str, Any]]) -> list[FieldError]:
+    out: list[FieldError] = []
+    for err in errors:
+        loc = list(err.get("loc", ()))
+        # A union/tagged type adds the member's name to the path: it is not a field.
+        loc = [p for p in loc if not (isinstance(p, str) and p.startswith("function-"))]
+        out.append(FieldError(_loc_to_field(loc), _reason(err)))
+    return out
+
+
+async def _service_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
+    return problem_response(
+        request,
+        status=exc.status,
+        title=exc.title,
+        slug=exc.slug,
+        detail=exc.detail,
+        errors=exc.errors,
+        headers=exc.headers() or None,
+    )
+
+
+async def _request_validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = validation_field_errors(exc.errors())
+    return problem_response(
+        request,
+        status=422,
+        title=InvalidInput.title,
+        slug=InvalidInput.slug,
+        detail="; ".join(f"{e.field}: {e.reason}" for e in errors[:5]),
+        errors=errors,
+    )
+
+
+async def _solver_problem(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ProblemError)
+    return problem_response(
+        request,
+        status=422,
+        title=InvalidInput.title,
+        slug=InvalidInput.slug,
+        detail=str(exc),
+        errors=[FieldError(exc.field, exc.reason)],
+    )
+
+
+async def _integrity(request: Request, exc: Exception) -> JSONResponse:
+    # Services check references and uniqueness first; reaching here means a concurrent writer
+    # won a race (or a constraint we did not pre-check). Either way it is the client's conflict.
+    log.info("integrity error turned into 409: %s", exc.__class__.__name__)
+    return problem_response(
+        request,
+        status=409,
+        title=Conflict.title,
+        slug=Conflict.slug,
+        detail="the request conflicts with the current state; retry or reload",
+    )
+
+
+async def _operational(request: Request, exc: Exception) -> JSONResponse:
+    # A lock wait timed out (SQLite "database is locked", PostgreSQL lock timeout): retryable.
+    log.warning("database operational error: %s", exc)
+    return problem_response(
+        request,
+        status=503,
+        title="Service unavailable",
+        slug="unavailable",
+        detail="the database is busy; retry shortly",
+        headers={"Retry-After": "1"},
+    )
+
+
+async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    titles = {404: "Not found", 405: "Method not allowed", 413: "Payload too large"}
+    slugs = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}
+    return problem_response(
+        request,
+        status=exc.status_code,
+        title=titles.get(exc.status_code, "HTTP error"),
+        slug=slugs.get(exc.status_code, "http-error"),
+        detail=str(exc.detail),
+        headers=dict(exc.headers) if exc.headers else None,
+    )
+
+
+async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem_response(
+        request,
+        status=500,
+        title="Internal server error",
+        slug="internal",
+        detail="an unexpected error occurred; it has been logged",
+    )
+
+
+def install(app: FastAPI) -> None:
+    """Register the error map on ``app``."""
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(RequestValidationError, _request_validation)
+    app.add_exception_handler(ProblemError, _solver_problem)
+    app.add_exception_handler(IntegrityError, _integrity)
+    app.add_exception_handler(OperationalError, _operational)
+    app.add_exception_handler(StarletteHTTPException, _http_exception)
+    app.add_exception_handler(Exception, _unhandled)

@@ -1,0 +1,64 @@
+"""The FastAPI application factory: ``create_app(settings) -> FastAPI``.
+
+Nothing is built at import time. The engine and session factory are created in the lifespan
+and disposed of when the app stops, so every test (and every worker process) owns its own.
+``clock`` is injectable so tests can pin "now"; production uses the aware UTC wall clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+from fastapi import FastAPI
+
+from api import errors
+from api.db.engine import make_engine, make_session_factory
+from api.deps import Clock
+from api.settings import Settings
+
+API_TITLE = "Switchboard"
+API_DESCRIPTION = (
+    "Scheduling and routing optimization for support teams. Authenticate with "
+    "`Authorization: Bearer <api key>`. Errors are RFC 9457 problem+json."
+)
+
+
+def _wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
+    """Build the service. ``settings`` defaults to reading the environment *now*."""
+    settings = Settings() if settings is None else settings
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings)
+        app.state.engine = engine
+        app.state.session_factory = make_session_factory(engine)
+        try:
+            yield
+        finally:
+            engine.dispose()
+
+    from api import __version__
+
+    app = FastAPI(
+        title=API_TITLE,
+        description=API_DESCRIPTION,
+        version=__version__,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.clock = clock or _wall_clock
+    errors.install(app)
+    _include_routers(app)
+    return app
+
+
+def _include_routers(app: FastAPI) -> None:
+    from api.routes import health
+
+    app.include_router(health.router)

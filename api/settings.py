@@ -1,0 +1,83 @@
+"""Service configuration, read from the environment only when :class:`Settings` is built.
+
+Nothing here runs at import time: ``create_app(settings)`` receives a built object, the CLI
+builds one per command, and tests build their own. ``DATABASE_URL`` (or
+``SWITCHBOARD_DATABASE_URL``) picks the database: a SQLite file by default, PostgreSQL with
+``postgresql+psycopg://...``. Unsafe combinations are refused when the object is built, not
+discovered in production.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Self
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///./switchboard.db"
+_PLACEHOLDER_SECRET = "change-me"  # a marker refused outside development
+_MIN_SECRET_LENGTH = 32
+
+
+class Environment(enum.StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    """Everything the service reads from its environment, validated in one place."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SWITCHBOARD_", extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    environment: Environment = Environment.DEVELOPMENT
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL,
+        validation_alias=AliasChoices("DATABASE_URL", "SWITCHBOARD_DATABASE_URL", "database_url"),
+    )
+    # Keys material kept at rest (webhook secrets, calendar credentials) and signed links.
+    secret_key: SecretStr = SecretStr(_PLACEHOLDER_SECRET)
+    db_echo: bool = False
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
+    page_size_default: int = Field(default=50, ge=1, le=1000)
+    page_size_max: int = Field(default=500, ge=1, le=10_000)
+    bulk_max_rows: int = Field(default=10_000, ge=1)
+    idempotency_ttl_hours: int = Field(default=24, ge=1)
+    # Webhook targets on loopback/private networks are refused unless the operator allows them.
+    webhook_allow_private_urls: bool = False
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        if not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("must be a sqlite:// or postgresql+psycopg:// URL")
+        if value.startswith("postgresql") and not value.startswith("postgresql+psycopg:"):
+            raise ValueError("PostgreSQL URLs must use the psycopg 3 driver: postgresql+psycopg://")
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_defaults(self) -> Self:
+        if self.page_size_default > self.page_size_max:
+            raise ValueError("page_size_default must not exceed page_size_max")
+        if self.environment is Environment.PRODUCTION:
+            secret = self.secret_key.get_secret_value()
+            if secret == _PLACEHOLDER_SECRET or len(secret) < _MIN_SECRET_LENGTH:
+                raise ValueError(
+                    "SWITCHBOARD_SECRET_KEY must be set to at least "
+                    f"{_MIN_SECRET_LENGTH} random characters in production"
+                )
+            if self.webhook_allow_private_urls:
+                raise ValueError(
+                    "SWITCHBOARD_WEBHOOK_ALLOW_PRIVATE_URLS must not be enabled in production"
+                )
+            if self.db_echo:
+                raise ValueError("SWITCHBOARD_DB_ECHO would log query parameters in production")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
