@@ -45,7 +45,52 @@ def build_parser() -> argparse.ArgumentParser:
         help="optimizer time limit in seconds (default 10)",
     )
     demo.set_defaults(func=_demo)
+    _add_service_commands(sub)
     return parser
+
+
+def _add_service_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``db``, ``serve`` and ``tenant``: implemented lazily in :mod:`api.commands`."""
+
+    def run(name: str) -> object:
+        def call(args: argparse.Namespace) -> int:
+            from api import commands
+
+            return int(getattr(commands, name)(args))
+
+        return call
+
+    url_help = "database URL (default: DATABASE_URL, else sqlite:///./switchboard.db)"
+    db = sub.add_parser("db", help="manage the service database")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    up = db_sub.add_parser("upgrade", help="apply migrations (default: to the latest)")
+    up.add_argument("revision", nargs="?", default="head")
+    up.add_argument("--database-url", help=url_help)
+    up.set_defaults(func=run("db_upgrade"))
+    down = db_sub.add_parser("downgrade", help="revert migrations to REVISION ('base': all)")
+    down.add_argument("revision")
+    down.add_argument("--database-url", help=url_help)
+    down.set_defaults(func=run("db_downgrade"))
+
+    serve = sub.add_parser("serve", help="run the HTTP API (migrates the database first)")
+    serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="seed a demo tenant and print its API key and curl examples",
+    )
+    serve.add_argument("--no-migrate", action="store_true", help="do not run migrations on start")
+    serve.add_argument("--log-level", default="info", help="uvicorn log level (default info)")
+    serve.add_argument("--database-url", help=url_help)
+    serve.set_defaults(func=run("serve"))
+
+    tenant = sub.add_parser("tenant", help="manage tenants")
+    tenant_sub = tenant.add_subparsers(dest="tenant_command", required=True)
+    create = tenant_sub.add_parser("create", help="create a tenant and print its first admin key")
+    create.add_argument("name")
+    create.add_argument("--database-url", help=url_help)
+    create.set_defaults(func=run("tenant_create"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

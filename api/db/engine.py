@@ -19,7 +19,7 @@ from api.settings import Settings
 SQLITE_BEGIN_OPTION = "switchboard_sqlite_begin"
 
 
-def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int, *, foreign_keys: bool) -> None:
     in_memory = engine.url.database in (None, "", ":memory:")
 
     @event.listens_for(engine, "connect")
@@ -27,7 +27,7 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         dbapi_conn.isolation_level = None  # autocommit at the driver; we emit BEGIN ourselves
         cur = dbapi_conn.cursor()
         try:
-            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
             cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
             if not in_memory:
                 cur.execute("PRAGMA journal_mode=WAL")
@@ -41,8 +41,12 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if mode == "IMMEDIATE" else "BEGIN")
 
 
-def make_engine(settings: Settings) -> Engine:
-    """A new engine for ``settings.database_url``; the caller disposes of it."""
+def make_engine(settings: Settings, *, sqlite_foreign_keys: bool = True) -> Engine:
+    """A new engine for ``settings.database_url``; the caller disposes of it.
+
+    Migrations turn SQLite's foreign keys off: batch mode rebuilds a table by dropping it, and
+    with foreign keys on, dropping a parent would cascade-delete its children's rows.
+    """
     url = make_url(settings.database_url)
     kwargs: dict[str, Any] = {"echo": settings.db_echo}
     if url.get_backend_name() == "sqlite":
@@ -53,7 +57,9 @@ def make_engine(settings: Settings) -> Engine:
         kwargs["pool_pre_ping"] = True
     engine = create_engine(url, **kwargs)
     if url.get_backend_name() == "sqlite":
-        _configure_sqlite(engine, settings.sqlite_busy_timeout_ms)
+        _configure_sqlite(
+            engine, settings.sqlite_busy_timeout_ms, foreign_keys=sqlite_foreign_keys
+        )
     return engine
 
 

@@ -1,0 +1,90 @@
+"""The service's sub-commands of ``switchboard`` (``db upgrade``, ``serve``, ``tenant create``).
+
+``api/cli.py`` only declares the arguments and imports this module lazily, so the CLI stays fast.
+Each command builds its own :class:`~api.settings.Settings` when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
+from api.settings import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    url = getattr(args, "database_url", None)
+    return Settings(database_url=url) if url else Settings()
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def db_upgrade(args: argparse.Namespace) -> int:
+    from api.db import migrate
+
+    settings = _settings(args)
+    migrate.upgrade(settings.database_url, args.revision)
+    print(f"database at {_redact(settings.database_url)} is at revision {args.revision}")
+    return 0
+
+
+def db_downgrade(args: argparse.Namespace) -> int:
+    from api.db import migrate
+
+    settings = _settings(args)
+    migrate.downgrade(settings.database_url, args.revision)
+    print(f"database at {_redact(settings.database_url)} downgraded to {args.revision}")
+    return 0
+
+
+def tenant_create(args: argparse.Namespace) -> int:
+    from api.db.engine import make_engine, make_session_factory
+    from api.services import tenants
+
+    settings = _settings(args)
+    engine = make_engine(settings)
+    try:
+        with make_session_factory(engine)() as session:
+            tenant, key = tenants.create(session=session, name=args.name, now=datetime.now(UTC))
+            session.commit()
+    except (OperationalError, ProgrammingError) as exc:
+        print(f"cannot create the tenant ({exc.orig}); run `switchboard db upgrade` first",
+              file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    print(f"tenant:    {tenant.id} ({tenant.name})")
+    print(f"admin key: {key}")
+    print("The key is shown once and stored only as a hash: keep it now.")
+    return 0
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.db import migrate
+    from api.main import create_app
+
+    settings = _settings(args)
+    if not args.no_migrate:
+        migrate.upgrade(settings.database_url, "head")
+    if args.demo:
+        from api.seed import print_demo_instructions, seed_demo
+
+        demo = seed_demo(settings, now=datetime.now(UTC))
+        print_demo_instructions(demo, base_url=f"http://{args.host}:{args.port}")
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        proxy_headers=True,
+    )
+    return 0
