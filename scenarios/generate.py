@@ -40,9 +40,10 @@ from solver.problem import (
     Ticket,
 )
 
-# A Friday two days before Europe's spring DST change (29 March 2026): a 96-hour horizon holds
-# Berlin's and London's Friday shifts at UTC+1/UTC+0 and their Monday shifts an hour earlier in UTC.
-DEFAULT_NOW = datetime(2026, 3, 27, 10, 0, tzinfo=UTC)
+# A Thursday morning three days before Europe's spring DST change (Sunday 29 March 2026, 01:00
+# UTC): the default 72-hour horizon holds two weekdays and the weekend rota, whose Sunday shifts in
+# Europe start an hour earlier in UTC than Saturday's.
+DEFAULT_NOW = datetime(2026, 3, 26, 8, 0, tzinfo=UTC)
 
 TEAM_NAMES = (
     "billing", "networking", "accounts", "platform", "security", "integrations", "mobile",
@@ -122,7 +123,7 @@ class InstanceSpec:
     demand_zipf: float = 0.8
     topics_per_agent: float = 3.0  # mean topic skills per agent, from the team's pool
     cross_team_skill_share: float = 0.15  # agents holding one topic of another team
-    horizon_hours: int = 96
+    horizon_hours: int = 72
     shift_hours: int = 8
     weekend_share: float = 0.15
     meetings_per_shift: float = 0.8
@@ -132,7 +133,7 @@ class InstanceSpec:
     tight_load: float = 1.0  # tight: demand / supply, in slots and in working minutes
     loose_slot_ratio: float = 1.6  # non-tight: free ticket slots / tickets
     loose_max_load: float = 0.7  # non-tight: demand minutes / working minutes, at most
-    backlog_share: tuple[float, float] = (0.0, 0.25)  # of an agent's working minutes
+    backlog_minutes: tuple[int, int] = (0, 90)  # work left on tickets already on the desk
     effort_median: tuple[int, int, int] = (20, 40, 75)  # minutes, by ticket tier
     effort_sigma: float = 0.6
     priority_mix: tuple[float, float, float, float] = (0.25, 0.45, 0.22, 0.08)  # low..urgent
@@ -503,12 +504,13 @@ class _Builder:
     def _load(self) -> None:
         s, rng = self.spec, self.rng
         n = s.n_agents
-        lo, hi = s.backlog_share
-        self.backlog = np.round(self.work * rng.uniform(lo, hi, size=n)).astype(np.int64)
-        # Agents who cannot work now still hold a desk of open work.
+        lo, hi = s.backlog_minutes
+        # Never more backlog than working time: an agent buried in old work is not a useful case.
+        self.backlog = np.minimum(rng.integers(lo, hi + 1, size=n), self.work // 2)
         idle = ~self.can_work
-        self.backlog[idle] = rng.integers(0, 240, size=int(idle.sum()))
-        self.open = np.minimum(rng.poisson(1.0, size=n) + self.backlog // 45, 30).astype(np.int64)
+        self.backlog[idle] = rng.integers(lo, hi + 1, size=int(idle.sum()))
+        # Most open tickets wait on the customer; only some of them still need work (the backlog).
+        self.open = np.minimum(rng.poisson(2.0, size=n) + self.backlog // 30, 30).astype(np.int64)
         supply = int(self.work.sum())
         backlog = int(self.backlog[self.can_work].sum())
         demand = int(self.effort.sum())

@@ -111,19 +111,19 @@ def test_tight_instance_balances_slots_and_minutes_with_demand() -> None:
 
 
 def test_shifts_follow_local_time_across_the_dst_change() -> None:
-    p = generate("demo", seed=0)
-    berlin = [a for a in p.agents if a.timezone == "Europe/Berlin" and len(a.shifts) >= 2]
-    assert berlin, "the demo organisation has Berlin agents with shifts on both sides of DST"
-    for agent in berlin:
-        local_starts = {s.start.astimezone(ZoneInfo("Europe/Berlin")).time()
-                        for s in agent.shifts}  # fmt: skip
-        assert len(local_starts) == 1  # same local start every day...
-    utc_hours = {s.start.astimezone(UTC).hour for a in berlin for s in a.shifts}
-    # ...which in UTC moves one hour earlier after 29 March (CET -> CEST).
-    before = {s.start.hour for a in berlin for s in a.shifts if s.start.day < 29}
-    after = {s.start.hour for a in berlin for s in a.shifts if s.start.day > 29}
-    assert before and after and utc_hours
-    assert {h - 1 for h in before} & after
+    # Everybody on the weekend rota: the default horizon (Thursday to Sunday morning) then holds
+    # Europe's switch to summer time on Sunday 29 March 2026.
+    p = generate("demo", seed=0, weekend_share=1.0)
+    berlin_tz = ZoneInfo("Europe/Berlin")
+    berlin = [a for a in p.agents if a.timezone == "Europe/Berlin"]
+    assert berlin
+    offsets: set[timedelta | None] = set()
+    for a in berlin:
+        local = [s.start.astimezone(berlin_tz) for s in a.shifts]
+        assert len({t.time() for t in local}) == 1  # the same local start every day...
+        offsets |= {t.utcoffset() for t in local}
+    # ...at UTC+1 before the change and UTC+2 after it, so an hour earlier in UTC on Sunday.
+    assert offsets == {timedelta(hours=1), timedelta(hours=2)}
 
 
 def test_deadlines_priorities_and_ages_are_plausible() -> None:
