@@ -1,0 +1,212 @@
+"""The queue as flat numpy arrays: who may take what, and what each pairing costs.
+
+Everything the optimizer's layers share is computed here once, vectorized:
+
+- per agent: eligibility (available, working time left, a free slot), free slots
+  (``capacity - open_tickets``), working minutes in the horizon, backlog;
+- per ticket: effort, priority weight, deadlines as minutes since ``now`` (floored, as
+  :func:`solver.validation.evaluate` does), owner and previous agent as agent rows;
+- the qualified pairs ``(pair_ticket[p], pair_agent[p])`` from a skill-level matrix, with each
+  pair's exact cost parts except lateness, and a lateness *lower bound*: the ticket's breaches
+  and lateness if the agent started it first, right after their backlog. Any schedule starts it
+  no earlier, so pair costs never overstate the true objective — which makes the min-cost flow
+  over them a lower bound on every valid plan's objective.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from solver.availability import CalendarBank, bank_for
+from solver.objective import ObjectiveWeights
+from solver.problem import AgentStatus, Problem
+from solver.timegrid import to_minute
+
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+NO_DEADLINE = np.iinfo(np.int64).max // 4  # far beyond any finish minute; never late
+_PAIR_CELLS = 4_000_000  # ticket x agent cells per qualification chunk (bounds peak memory)
+
+
+@dataclass(frozen=True)
+class BatchData:
+    problem: Problem
+    weights: ObjectiveWeights
+    bank: CalendarBank
+    # agents
+    eligible: BoolArray
+    slots: IntArray  # free ticket slots: max(0, capacity - open_tickets)
+    open_tickets: IntArray
+    total: IntArray  # working minutes in the horizon
+    backlog: IntArray
+    free_start: IntArray  # wall minute at which new work can start (after the backlog)
+    # tickets
+    effort: IntArray
+    pw: IntArray  # priority weight
+    fr_due: IntArray  # NO_DEADLINE when none
+    res_due: IntArray
+    owner: IntArray  # agent row, -1 none, -2 someone not in this problem
+    previous: IntArray
+    # qualified pairs, sorted by ticket then agent
+    pair_ticket: IntArray
+    pair_agent: IntArray
+    pair_static: IntArray  # waste + churn + discontinuity of giving the ticket to the agent
+    pair_late_lb: IntArray  # breach + lateness lower bound (ticket first on the agent)
+    pair_waste: IntArray  # skill levels above need, unweighted
+    queue_cost: IntArray  # per ticket: leaving it with the team queue
+    skill_qualified: IntArray  # per ticket: agents with the skills, eligible or not
+
+    @property
+    def n_agents(self) -> int:
+        return len(self.slots)
+
+    @property
+    def n_tickets(self) -> int:
+        return len(self.effort)
+
+    @property
+    def pair_cost(self) -> IntArray:
+        return self.pair_static + self.pair_late_lb
+
+    def load_cost(self, agent: int, new: int) -> int:
+        o = int(self.open_tickets[agent])
+        return self.weights.load * ((o + new) ** 2 - o * o)
+
+    def late_cost(self, tickets: IntArray, start: IntArray, end: IntArray) -> IntArray:
+        """Exact breach + lateness cost of ``tickets`` started/ended at these wall minutes."""
+        w = self.weights
+        fl = np.maximum(0, start - self.fr_due[tickets])
+        rl = np.maximum(0, end - self.res_due[tickets])
+        per = w.breach * ((fl > 0).astype(np.int64) + (rl > 0)) + w.lateness_per_minute * (fl + rl)
+        return self.pw[tickets] * per
+
+
+def _agent_rows(ids: list[str | None], index: dict[str, int]) -> IntArray:
+    return np.fromiter(
+        (-1 if x is None else index.get(x, -2) for x in ids), dtype=np.int64, count=len(ids)
+    )
+
+
+def _deadlines(values: list[object], problem: Problem) -> IntArray:
+    return np.fromiter(
+        (NO_DEADLINE if d is None else to_minute(d, problem.now) for d in values),  # type: ignore[arg-type]
+        dtype=np.int64,
+        count=len(values),
+    )
+
+
+def build(problem: Problem, weights: ObjectiveWeights) -> BatchData:
+    bank = bank_for(problem)
+    agents, tickets = problem.agents, problem.tickets
+    n_a, n_t = len(agents), len(tickets)
+    skill_col = {s: i for i, s in enumerate(problem.skill_ids)}
+    n_s = len(skill_col)
+    dummy = n_s  # a column every agent "has" at level 0, padding short requirement lists
+
+    levels = np.zeros((n_a, n_s + 1), dtype=np.int8)
+    for a, agent in enumerate(agents):
+        for s, lvl in agent.skills.items():
+            levels[a, skill_col[s]] = lvl
+    k_max = max([1, *(len(t.required_skills) for t in tickets)])
+    req_skill = np.full((n_t, k_max), dummy, dtype=np.int64)
+    req_level = np.zeros((n_t, k_max), dtype=np.int8)
+    for i, t in enumerate(tickets):
+        for k, (s, lvl) in enumerate(t.required_skills.items()):
+            req_skill[i, k] = skill_col[s]
+            req_level[i, k] = lvl
+
+    open_t = np.fromiter((a.open_tickets for a in agents), dtype=np.int64, count=n_a)
+    cap = np.fromiter((a.capacity for a in agents), dtype=np.int64, count=n_a)
+    backlog = np.fromiter((a.backlog_minutes for a in agents), dtype=np.int64, count=n_a)
+    available = np.fromiter(
+        (a.status is AgentStatus.AVAILABLE for a in agents), dtype=bool, count=n_a
+    )
+    total = bank.total.astype(np.int64)
+    slots = np.maximum(0, cap - open_t)
+    eligible = available & (slots > 0) & (backlog < total)
+    rows = np.arange(n_a, dtype=np.int64)
+    free_start = bank.start_minute(rows, backlog) if n_a else np.zeros(0, dtype=np.int64)
+
+    effort = np.fromiter((t.effort_minutes for t in tickets), dtype=np.int64, count=n_t)
+    pw = np.fromiter(
+        (weights.priority_weight(t.priority) for t in tickets), dtype=np.int64, count=n_t
+    )
+    fr_due = _deadlines([t.first_response_due for t in tickets], problem)
+    res_due = _deadlines([t.resolution_due for t in tickets], problem)
+    index = dict(problem.agent_index)
+    owner = _agent_rows([t.owner_agent for t in tickets], index)
+    previous = _agent_rows([t.previous_agent for t in tickets], index)
+
+    # Qualified pairs: a ticket x agent boolean matrix, one gather per required skill, in chunks
+    # of tickets so the matrix never exceeds _PAIR_CELLS cells.
+    lv_t = np.ascontiguousarray(levels.T)  # skill x agent
+    room = np.where(eligible, total - backlog, -1)
+    skill_qualified = np.zeros(n_t, dtype=np.int64)
+    pt_parts: list[IntArray] = []
+    pa_parts: list[IntArray] = []
+    chunk = max(1, _PAIR_CELLS // max(1, n_a))
+    for lo in range(0, n_t, chunk):
+        hi = min(n_t, lo + chunk)
+        ok = np.ones((hi - lo, n_a), dtype=bool)
+        for k in range(k_max):
+            ok &= lv_t[req_skill[lo:hi, k]] >= req_level[lo:hi, k, None]
+        skill_qualified[lo:hi] = ok.sum(axis=1)
+        ok &= effort[lo:hi, None] <= room[None, :]
+        t_idx, a_idx = np.nonzero(ok)
+        pt_parts.append(t_idx.astype(np.int64) + lo)
+        pa_parts.append(a_idx.astype(np.int64))
+    pair_ticket = np.concatenate(pt_parts) if pt_parts else np.zeros(0, dtype=np.int64)
+    pair_agent = np.concatenate(pa_parts) if pa_parts else np.zeros(0, dtype=np.int64)
+
+    waste = np.zeros(len(pair_ticket), dtype=np.int64)
+    for k in range(k_max):
+        sk = req_skill[pair_ticket, k]
+        waste += np.maximum(
+            0, levels[pair_agent, sk].astype(np.int64) - req_level[pair_ticket, k]
+        ) * (sk != dummy)
+    has_owner = owner[pair_ticket] != -1
+    churn = has_owner & (owner[pair_ticket] != pair_agent)
+    has_prev = previous[pair_ticket] != -1
+    disc = has_prev & (previous[pair_ticket] != pair_agent)
+    pair_static = (
+        weights.expertise_waste * waste
+        + weights.churn * churn.astype(np.int64)
+        + weights.discontinuity * disc.astype(np.int64)
+    )
+    start_lb = free_start[pair_agent]
+    end_lb = bank.finish_minute(pair_agent, backlog[pair_agent] + effort[pair_ticket])
+    fl = np.maximum(0, start_lb - fr_due[pair_ticket])
+    rl = np.maximum(0, end_lb - res_due[pair_ticket])
+    late_lb = pw[pair_ticket] * (
+        weights.breach * ((fl > 0).astype(np.int64) + (rl > 0))
+        + weights.lateness_per_minute * (fl + rl)
+    )
+    queue_cost = weights.unassigned * pw + weights.churn * (owner != -1).astype(np.int64)
+    return BatchData(
+        problem=problem,
+        weights=weights,
+        bank=bank,
+        eligible=eligible,
+        slots=slots,
+        open_tickets=open_t,
+        total=total,
+        backlog=backlog,
+        free_start=free_start,
+        effort=effort,
+        pw=pw,
+        fr_due=fr_due,
+        res_due=res_due,
+        owner=owner,
+        previous=previous,
+        pair_ticket=pair_ticket,
+        pair_agent=pair_agent,
+        pair_static=pair_static,
+        pair_late_lb=late_lb,
+        pair_waste=waste,
+        queue_cost=queue_cost,
+        skill_qualified=skill_qualified,
+    )

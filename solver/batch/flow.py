@@ -1,0 +1,115 @@
+"""Who takes what: the queue as a transportation problem, solved exactly by min-cost flow.
+
+Network (every ticket supplies one unit, the sink absorbs them all)::
+
+    ticket --(1, pair cost)--> agent ==(k-th slot: 1, load marginal)==> sink
+    ticket --(1, queue cost)--> team queue --(all, 0)--> sink
+
+An agent's k-th new ticket costs ``load * ((open+k)^2 - (open+k-1)^2)`` on its own parallel
+arc; the marginals increase, so a min-cost flow fills the cheap slots first and the convex
+load-balance term is exact. The count capacity is ``capacity - open_tickets``. Working minutes
+are a knapsack constraint a flow cannot hold; :mod:`solver.batch.repair` restores them after.
+
+The flow's optimum over these arcs is a lower bound on any valid plan's objective (pair costs
+under-estimate lateness, see :mod:`solver.batch.data`, and the minute constraint is relaxed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from ortools.graph.python import min_cost_flow
+
+from solver.batch.data import BatchData, IntArray
+from solver.errors import ModelError
+
+
+@dataclass(frozen=True)
+class FlowResult:
+    agent_of: IntArray  # per ticket: agent row, or -1 for the team queue
+    cost: int  # the flow optimum: a lower bound on the objective
+    n_arcs: int
+
+
+def _components(data: BatchData) -> tuple[IntArray, int]:
+    """Connected components of the qualification graph, labelled per ticket.
+
+    Label propagation on the bipartite pair list: each round gives every node the smallest
+    label among its neighbours; a handful of vectorized rounds converge on realistic pools.
+    """
+    n_t, n_a = data.n_tickets, data.n_agents
+    label = np.arange(n_t + n_a, dtype=np.int64)
+    t_node, a_node = data.pair_ticket, data.pair_agent + n_t
+    while True:
+        m = np.minimum(label[t_node], label[a_node])
+        new = label.copy()
+        np.minimum.at(new, t_node, m)
+        np.minimum.at(new, a_node, m)
+        new = new[new]  # pointer jumping speeds up long chains
+        if np.array_equal(new, label):
+            break
+        label = new
+    _, ticket_comp = np.unique(label[:n_t], return_inverse=True)
+    return ticket_comp.astype(np.int64), int(ticket_comp.max(initial=-1)) + 1
+
+
+def solve_flow(data: BatchData) -> FlowResult:
+    """The exact min-cost assignment over all qualified pairs (one network for the queue).
+
+    One network rather than one per component: OR-Tools solves the whole thing in well under a
+    second at 1,000 x 10,000, and components are kept for the neighbourhood search instead.
+    """
+    n_t, n_a = data.n_tickets, data.n_agents
+    agent_node0 = n_t
+    queue_node = n_t + n_a
+    sink = queue_node + 1
+
+    slots = np.where(data.eligible, data.slots, 0)
+    # A ticket can use at most as many of an agent's slots as there are tickets qualified for it.
+    qualified_count = np.bincount(data.pair_agent, minlength=n_a)
+    slots = np.minimum(slots, qualified_count)
+    slot_agent = np.repeat(np.arange(n_a, dtype=np.int64), slots)
+    offsets = np.concatenate(([0], np.cumsum(slots)))[:-1]
+    k = np.arange(len(slot_agent), dtype=np.int64) - np.repeat(offsets, slots) + 1
+    o = data.open_tickets[slot_agent]
+    slot_cost = data.weights.load * ((o + k) ** 2 - (o + k - 1) ** 2)
+
+    n_p = len(data.pair_ticket)
+    tails = np.concatenate(
+        (
+            data.pair_ticket,
+            np.arange(n_t, dtype=np.int64),
+            slot_agent + agent_node0,
+            [queue_node],
+        )
+    ).astype(np.int32)
+    heads = np.concatenate(
+        (
+            data.pair_agent + agent_node0,
+            np.full(n_t, queue_node, dtype=np.int64),
+            np.full(len(slot_agent), sink, dtype=np.int64),
+            [sink],
+        )
+    ).astype(np.int32)
+    caps = np.concatenate(
+        (np.ones(n_p + n_t + len(slot_agent), dtype=np.int64), [max(1, n_t)])
+    ).astype(np.int64)
+    costs = np.concatenate(
+        (data.pair_cost, data.queue_cost, slot_cost, [0])
+    ).astype(np.int64)
+
+    mcf = min_cost_flow.SimpleMinCostFlow()
+    mcf.add_arcs_with_capacity_and_unit_cost(tails, heads, caps, costs)
+    supplies = np.zeros(sink + 1, dtype=np.int64)
+    supplies[:n_t] = 1
+    supplies[sink] = -n_t
+    mcf.set_nodes_supplies(np.arange(sink + 1, dtype=np.int32), supplies)
+    status = mcf.solve()
+    if status != mcf.OPTIMAL:
+        raise ModelError(f"min-cost flow ended with status {status}; the network is malformed")
+    flows = mcf.flows(np.arange(n_p, dtype=np.int32)) if n_p else np.zeros(0, dtype=np.int64)
+    agent_of = np.full(n_t, -1, dtype=np.int64)
+    used = np.flatnonzero(flows > 0)
+    agent_of[data.pair_ticket[used]] = data.pair_agent[used]
+    return FlowResult(agent_of=agent_of, cost=int(mcf.optimal_cost()), n_arcs=len(tails))

@@ -1,0 +1,66 @@
+"""The batch optimizer's knobs, as one frozen value that travels into the plan's stats."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from solver.objective import ObjectiveWeights
+
+
+@dataclass(frozen=True, slots=True)
+class BatchParams:
+    """How hard and how long to optimize a queue.
+
+    ``time_limit_s`` bounds the whole call (model building included); ``seed`` drives every
+    random choice (neighbourhood picks, CP-SAT's seed), so equal params give equal plans as long
+    as a run stops on ``max_neighbourhoods`` or on running out of improving neighbourhoods rather
+    than on the wall clock. ``workers`` is CP-SAT's ``num_workers`` per neighbourhood.
+
+    ``use_sequencing=False`` stops after the assignment and the list-scheduling seed (policy
+    ``optimizer-seed``): the benchmark's reference for what the CP-SAT neighbourhoods add.
+
+    Neighbourhoods: ``neighbourhood_agents`` agents sharing qualified work, at most
+    ``neighbourhood_tickets`` free tickets (an agent's earlier tickets stay fixed when there are
+    more), up to ``queued_candidates`` tickets from the team queue offered to them, each solved
+    for at most ``neighbourhood_time_s`` wall seconds and ``neighbourhood_dtime`` of CP-SAT's
+    deterministic time. ``max_neighbourhoods`` (0 = unlimited) caps how many are tried.
+    """
+
+    weights: ObjectiveWeights = field(default_factory=ObjectiveWeights)
+    time_limit_s: float = 10.0
+    seed: int = 0
+    workers: int = 2
+    use_sequencing: bool = True
+    neighbourhood_agents: int = 3
+    neighbourhood_tickets: int = 36
+    queued_candidates: int = 8
+    neighbourhood_time_s: float = 1.0
+    neighbourhood_dtime: float = 0.5
+    max_neighbourhoods: int = 0
+
+    def __post_init__(self) -> None:
+        if self.time_limit_s <= 0:
+            raise ValueError("time_limit_s must be positive")
+        if self.workers < 1:
+            raise ValueError("workers must be at least 1")
+        if self.neighbourhood_agents < 1:
+            raise ValueError("neighbourhood_agents must be at least 1")
+        if self.neighbourhood_tickets < 2:
+            raise ValueError("neighbourhood_tickets must be at least 2")
+        if self.max_neighbourhoods < 0:
+            raise ValueError("max_neighbourhoods must be >= 0 (0 = unlimited)")
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "weights": self.weights.as_dict(),
+            "time_limit_s": self.time_limit_s,
+            "seed": self.seed,
+            "workers": self.workers,
+            "use_sequencing": self.use_sequencing,
+            "neighbourhood_agents": self.neighbourhood_agents,
+            "neighbourhood_tickets": self.neighbourhood_tickets,
+            "queued_candidates": self.queued_candidates,
+            "neighbourhood_time_s": self.neighbourhood_time_s,
+            "neighbourhood_dtime": self.neighbourhood_dtime,
+            "max_neighbourhoods": self.max_neighbourhoods,
+        }

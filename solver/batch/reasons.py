@@ -1,0 +1,124 @@
+"""Why each ticket went where it went, in words a team lead can check.
+
+One small function per rule, each returning a :class:`~solver.plan.Reason` whose ``rule`` names
+the rule (``skills``, ``sla``, ``load``, ``continuity``, ``churn``, ``queue``) and whose
+``value`` is that rule's share of the objective for this decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from solver.batch.data import NO_DEADLINE, BatchData
+from solver.plan import Reason
+from solver.timegrid import from_minute
+
+
+ORDER_RULES = {
+    "edf": "ordered earliest deadline first",
+    "wspt": "ordered by weighted shortest effort first",
+    "lns": "order and agent improved by a CP-SAT neighbourhood search",
+}
+
+
+def _at(data: BatchData, minute: int) -> str:
+    return from_minute(minute, data.problem.now).strftime("%a %H:%M UTC")
+
+
+def skills(data: BatchData, t: int, a: int, waste: int) -> Reason:
+    ticket, agent = data.problem.tickets[t], data.problem.agents[a]
+    if not ticket.required_skills:
+        return Reason("skills", "no skills required", 0.0)
+    have = ", ".join(
+        f"{s} {agent.skills.get(s, 0)} (needs {lvl})" for s, lvl in ticket.required_skills.items()
+    )
+    extra = f"; {waste} level(s) above need" if waste else ""
+    return Reason("skills", f"has {have}{extra}", float(data.weights.expertise_waste * waste))
+
+
+def sla(data: BatchData, t: int, start: int, end: int) -> Reason:
+    parts: list[str] = []
+    fr, res = int(data.fr_due[t]), int(data.res_due[t])
+    if fr != NO_DEADLINE:
+        late = start - fr
+        verdict = f"late by {late} min" if late > 0 else "on time"
+        parts.append(f"first response due {_at(data, fr)}, starts {_at(data, start)} ({verdict})")
+    if res != NO_DEADLINE:
+        late = end - res
+        verdict = f"late by {late} min" if late > 0 else "on time"
+        parts.append(f"resolution due {_at(data, res)}, done {_at(data, end)} ({verdict})")
+    if not parts:
+        parts.append(f"no deadline; planned {_at(data, start)} to {_at(data, end)}")
+    cost = int(data.late_cost(np.array([t]), np.array([start]), np.array([end]))[0])
+    return Reason("sla", "; ".join(parts), float(cost))
+
+
+def load(data: BatchData, a: int, new: int) -> Reason:
+    agent = data.problem.agents[a]
+    return Reason(
+        "load",
+        f"{agent.open_tickets} open + {new} new of capacity {agent.capacity}",
+        float(data.load_cost(a, new)),
+    )
+
+
+def continuity(data: BatchData, t: int, a: int) -> Reason | None:
+    prev = data.problem.tickets[t].previous_agent
+    if prev is None:
+        return None
+    if int(data.previous[t]) == a:
+        return Reason("continuity", "the requester's previous agent", 0.0)
+    return Reason(
+        "continuity",
+        f"previous agent {prev} not chosen (unqualified, unavailable or costlier overall)",
+        float(data.weights.discontinuity),
+    )
+
+
+def churn(data: BatchData, t: int, a: int) -> Reason | None:
+    owner = data.problem.tickets[t].owner_agent
+    if owner is None:
+        return None
+    if int(data.owner[t]) == a:
+        return Reason("churn", "stays with its current owner", 0.0)
+    return Reason("churn", f"moved from its current owner {owner}", float(data.weights.churn))
+
+
+def for_assignment(
+    data: BatchData, t: int, a: int, new: int, start: int, end: int, waste: int, seq_rule: str
+) -> tuple[Reason, ...]:
+    out = [skills(data, t, a, waste), sla(data, t, start, end), load(data, a, new)]
+    out.extend(r for r in (continuity(data, t, a), churn(data, t, a)) if r is not None)
+    out.append(Reason("order", ORDER_RULES.get(seq_rule, seq_rule), 0.0))
+    return tuple(out)
+
+
+def for_queued(data: BatchData, t: int, n_candidates: int) -> tuple[Reason, ...]:
+    ticket = data.problem.tickets[t]
+    need = ", ".join(f"{s}>={lvl}" for s, lvl in ticket.required_skills.items()) or "nothing"
+    cost = float(data.queue_cost[t])
+    if int(data.skill_qualified[t]) == 0:
+        why = f"no agent has the required skills ({need})"
+    elif n_candidates == 0:
+        why = (
+            f"no qualified agent with working time/capacity: the {int(data.skill_qualified[t])} "
+            f"agent(s) with {need} are away, off shift, at capacity or short of working minutes"
+        )
+    else:
+        why = (
+            f"its {n_candidates} qualified agent(s) are better used on other tickets "
+            "(their slots or working minutes went to more urgent work)"
+        )
+    out: list[Reason] = [Reason("queue", why, cost)]
+    if ticket.owner_agent is not None:
+        out.append(Reason("churn", f"taken back from {ticket.owner_agent}", float(data.weights.churn)))
+    return tuple(out)
+
+
+def queued_all(data: BatchData, tickets: Sequence[int], candidates: Sequence[int]) -> dict[str, tuple[Reason, ...]]:
+    return {
+        data.problem.tickets[t].id: for_queued(data, t, c)
+        for t, c in zip(tickets, candidates, strict=True)
+    }
