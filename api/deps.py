@@ -17,15 +17,16 @@ the caller's own tenant, so it reveals nothing about others).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from api.enums import Scope
-from api.errors import Forbidden, Unauthenticated
+from api.errors import Forbidden, InvalidInput, Unauthenticated
 from api.services import api_keys
 from api.services.api_keys import Principal
 from api.settings import Settings
@@ -88,6 +89,50 @@ def require(*scopes: Scope) -> Callable[..., Principal]:
     return check
 
 
+@dataclass(frozen=True, slots=True)
+class PageParams:
+    cursor: str | None
+    limit: int
+
+
+def get_page(
+    request: Request,
+    cursor: Annotated[
+        str | None, Query(max_length=512, description="`next_cursor` of the previous page")
+    ] = None,
+    limit: Annotated[int | None, Query(ge=1, description="Page size (default 50)")] = None,
+) -> PageParams:
+    settings = get_settings(request)
+    if limit is None:
+        limit = settings.page_size_default
+    if limit > settings.page_size_max:
+        raise InvalidInput.one("query.limit", f"must be at most {settings.page_size_max}")
+    return PageParams(cursor=cursor, limit=limit)
+
+
+async def get_import_rows(request: Request) -> list[dict[str, Any]]:
+    """The rows of a bulk import: a JSON array, a CSV body, or a CSV file in a form upload."""
+    from api.services import bulk
+
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "multipart/form-data":
+        form = await request.form()
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise InvalidInput.one("file", "upload the CSV (or JSON) as the form field 'file'")
+        body = await upload.read()
+        is_json = (upload.filename or "").lower().endswith(".json")
+        return bulk.parse_json_rows(body) if is_json else bulk.parse_csv_rows(body)
+    body = await request.body()
+    if content_type in ("text/csv", "application/csv"):
+        return bulk.parse_csv_rows(body)
+    if content_type in ("application/json", ""):
+        return bulk.parse_json_rows(body)
+    raise InvalidInput.one(
+        "header.content-type", "send application/json, text/csv or multipart/form-data"
+    )
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 NowDep = Annotated[datetime, Depends(get_now)]
@@ -96,3 +141,23 @@ ReadAuth = Annotated[Principal, Depends(require())]
 HelpdeskAuth = Annotated[Principal, Depends(require(Scope.HELPDESK))]
 PlannerAuth = Annotated[Principal, Depends(require(Scope.PLANNER))]
 AdminAuth = Annotated[Principal, Depends(require(Scope.ADMIN))]
+PageDep = Annotated[PageParams, Depends(get_page)]
+ImportRowsDep = Annotated[list[dict[str, Any]], Depends(get_import_rows)]
+
+# The request body of every import endpoint, documented for clients and schemathesis.
+IMPORT_OPENAPI: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+            "text/csv": {"schema": {"type": "string"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                    "required": ["file"],
+                }
+            },
+        },
+    }
+}

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -55,10 +56,32 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.clock = clock or _wall_clock
     errors.install(app)
     _include_routers(app)
+    _document_problem_json(app)
     return app
 
 
-def _include_routers(app: FastAPI) -> None:
-    from api.routes import health
+def _document_problem_json(app: FastAPI) -> None:
+    """Errors are sent as application/problem+json; say so in the OpenAPI document too."""
+    base = app.openapi
 
-    app.include_router(health.router)
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = base()
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                for status, response in operation.get("responses", {}).items():
+                    content = response.get("content", {})
+                    if str(status)[:1] in "45" and "application/json" in content:
+                        content[errors.PROBLEM_JSON] = content.pop("application/json")
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _include_routers(app: FastAPI) -> None:
+    from api.routes import api_keys, health, skills, teams
+
+    for module in (health, api_keys, skills, teams):
+        app.include_router(module.router)

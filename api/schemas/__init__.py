@@ -1,0 +1,1 @@
+"""Pydantic request/response schemas: the API's own shapes, separate from rows and solver types."""

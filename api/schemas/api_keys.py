@@ -1,0 +1,41 @@
+"""API key schemas. The plaintext key appears in exactly one response: the one creating it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import Field
+
+from api.db.models import ApiKey
+from api.enums import Scope
+from api.schemas.common import Name, Schema
+from api.services.api_keys import scopes_of
+
+
+class ApiKeyCreate(Schema):
+    name: Name = ""
+    scopes: list[Scope] = Field(min_length=1, description="helpdesk, planner and/or admin")
+
+
+class ApiKeyOut(Schema):
+    id: str
+    name: str
+    prefix: str = Field(description="The public part of the key, to recognise it in logs")
+    scopes: list[Scope]
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: ApiKey) -> ApiKeyOut:
+        return cls(
+            id=row.id,
+            name=row.name,
+            prefix=row.prefix,
+            scopes=sorted(scopes_of(row)),
+            created_at=row.created_at,
+            revoked_at=row.revoked_at,
+        )
+
+
+class ApiKeyCreated(ApiKeyOut):
+    key: str = Field(description="The secret key. Shown once; only its hash is stored.")

@@ -1,0 +1,28 @@
+"""Team schemas. A team owns tickets nobody can take yet (its queue)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from api.db.models import Team
+from api.schemas.common import Id, Name, Patch, Schema
+
+
+class TeamCreate(Schema):
+    id: Id
+    name: Name = ""
+
+
+class TeamUpdate(Patch):
+    name: Name | None = None
+
+
+class TeamOut(Schema):
+    id: str
+    name: str
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Team) -> TeamOut:
+        return cls(id=row.id, name=row.name, created_at=row.created_at, updated_at=row.updated_at)

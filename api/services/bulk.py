@@ -1,0 +1,122 @@
+"""Bulk import: many rows in one transaction, all or nothing.
+
+Rows come as a JSON array or CSV. Each row is validated with the resource's create schema and
+then created through the same service function a single POST uses; every failure is collected
+(row, field, reason) and if there is any, the transaction is rolled back by the route and the
+client gets them all at once in one 422.
+
+CSV cells are strings; pydantic's lax mode turns ``"3"`` into 3 and ISO strings into datetimes.
+A ``{skill: level}`` column is written ``billing=3;lang:de=5``. Empty cells are omitted, so the
+schema's default applies.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from api.errors import Conflict, FieldError, InvalidInput, NotFound, validation_field_errors
+
+S = TypeVar("S", bound=BaseModel)
+
+LEVEL_COLUMNS = frozenset({"skills", "requirements", "required_skills"})
+
+
+def parse_json_rows(body: bytes) -> list[dict[str, Any]]:
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput.one("body", "not valid JSON") from None
+    if not isinstance(data, list):
+        raise InvalidInput.one("body", "must be a JSON array of objects")
+    bad = [
+        FieldError("body", "must be an object", i)
+        for i, r in enumerate(data)
+        if not isinstance(r, dict)
+    ]
+    if bad:
+        raise InvalidInput(bad)
+    return data
+
+
+def _levels_cell(cell: str, row: int, column: str) -> dict[str, Any] | FieldError:
+    out: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in cell.split(";"))):
+        skill, sep, level = part.rpartition("=")
+        if not sep or not skill.strip():
+            return FieldError(
+                column, f"expected skill=level pairs separated by ';', got {part!r}", row
+            )
+        out[skill.strip()] = level.strip()
+    return out
+
+
+def parse_csv_rows(body: bytes) -> list[dict[str, Any]]:
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InvalidInput.one("body", "CSV must be UTF-8") from None
+    reader = csv.DictReader(io.StringIO(text))
+    if not reader.fieldnames:
+        raise InvalidInput.one("body", "CSV needs a header row naming the columns")
+    rows: list[dict[str, Any]] = []
+    errors: list[FieldError] = []
+    for i, raw in enumerate(reader):
+        if None in raw:
+            errors.append(FieldError("body", "more cells than header columns", i))
+            continue
+        row: dict[str, Any] = {}
+        for column, cell in raw.items():
+            if cell is None or cell.strip() == "":
+                continue
+            if column in LEVEL_COLUMNS:
+                parsed = _levels_cell(cell, i, column)
+                if isinstance(parsed, FieldError):
+                    errors.append(parsed)
+                    continue
+                row[column] = parsed
+            else:
+                row[column] = cell.strip()
+        rows.append(row)
+    if errors:
+        raise InvalidInput(errors)
+    return rows
+
+
+def import_rows(
+    rows: Iterable[dict[str, Any]],
+    schema: type[S],
+    create: Callable[[S], Any],
+    *,
+    key: Callable[[Any], str],
+    max_rows: int,
+) -> list[str]:
+    """Create every row or raise :class:`InvalidInput` listing all failures (nothing written
+    survives: the caller rolls back). Returns the ids created, in input order."""
+    rows = list(rows)
+    if not rows:
+        raise InvalidInput.one("body", "no rows to import")
+    if len(rows) > max_rows:
+        raise InvalidInput.one("body", f"at most {max_rows} rows per import, got {len(rows)}")
+    errors: list[FieldError] = []
+    ids: list[str] = []
+    for i, raw in enumerate(rows):
+        try:
+            data = schema.model_validate(raw)
+        except ValidationError as exc:
+            errors.extend(e.at_row(i) for e in validation_field_errors(exc.errors()))
+            continue
+        try:
+            ids.append(key(create(data)))
+        except InvalidInput as exc:
+            errors.extend(e.at_row(i) for e in exc.errors)
+        except (Conflict, NotFound) as exc:
+            errors.append(FieldError("id", exc.detail, i))
+    if errors:
+        raise InvalidInput(errors, detail=f"{len(errors)} problem(s); nothing was imported")
+    return ids

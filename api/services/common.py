@@ -1,0 +1,113 @@
+"""Helpers every resource service shares: tenant-scoped lookups, keyset pagination, and the
+reference checks that turn "unknown team" into a 422 naming the field.
+
+Every query here takes ``tenant_id``: there is no way to look a row up without it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from api.db.models import Agent, Skill, Team
+from api.errors import FieldError, InvalidInput, NotFound
+
+R = TypeVar("R")
+
+
+def get(session: Session, model: type[R], tenant_id: str, ident: str) -> R | None:
+    """The row of ``model`` with primary key ``(tenant_id, ident)``, or None."""
+    return session.get(model, (tenant_id, ident))
+
+
+def get_or_raise(session: Session, model: type[R], tenant_id: str, ident: str, what: str) -> R:
+    row = get(session, model, tenant_id, ident)
+    if row is None:
+        raise NotFound(what, ident)
+    return row
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:16]}"
+
+
+def encode_cursor(last_key: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"k": last_key}).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        key = data["k"]
+        if not isinstance(key, str):
+            raise TypeError
+        return key
+    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise InvalidInput.one("query.cursor", "not a cursor this API returned") from None
+
+
+def paginate(
+    session: Session, stmt: Select[tuple[R]], key_column: Any, cursor: str | None, limit: int
+) -> tuple[Sequence[R], str | None]:
+    """Keyset pagination in ``key_column`` order (stable: the key is unique within the tenant).
+
+    Fetches one row more than asked to learn whether a next page exists.
+    """
+    if cursor is not None:
+        stmt = stmt.where(key_column > decode_cursor(cursor))
+    rows = session.scalars(stmt.order_by(key_column).limit(limit + 1)).all()
+    if len(rows) > limit:
+        rows = rows[:limit]
+        return rows, encode_cursor(str(_key_of(rows[-1], key_column)))
+    return rows, None
+
+
+def _key_of(row: Any, key_column: Any) -> Any:
+    return getattr(row, key_column.key)
+
+
+def unknown_skills(
+    session: Session, tenant_id: str, levels: Mapping[str, int], field: str
+) -> list[FieldError]:
+    if not levels:
+        return []
+    known = set(
+        session.scalars(
+            select(Skill.id).where(Skill.tenant_id == tenant_id, Skill.id.in_(list(levels)))
+        )
+    )
+    return [
+        FieldError(f"{field}.{skill}", f"unknown skill {skill!r}")
+        for skill in levels
+        if skill not in known
+    ]
+
+
+def unknown_team(
+    session: Session, tenant_id: str, team: str, field: str = "team"
+) -> list[FieldError]:
+    if get(session, Team, tenant_id, team) is None:
+        return [FieldError(field, f"unknown team {team!r}")]
+    return []
+
+
+def unknown_agent(
+    session: Session, tenant_id: str, agent: str, field: str = "agent"
+) -> list[FieldError]:
+    if get(session, Agent, tenant_id, agent) is None:
+        return [FieldError(field, f"unknown agent {agent!r}")]
+    return []
+
+
+def raise_if(errors: Iterable[FieldError]) -> None:
+    errs = list(errors)
+    if errs:
+        raise InvalidInput(errs)
