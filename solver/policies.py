@@ -111,7 +111,8 @@ class _Desk:
         return mask
 
     def fits(self, qualified: BoolArray, effort: int) -> BoolArray:
-        return qualified & self.has_time & (self.slots > 0) & (self.minutes >= effort)
+        out: BoolArray = qualified & self.has_time & (self.slots > 0) & (self.minutes >= effort)
+        return out
 
     def take(self, agent: int, effort: int) -> None:
         self.slots[agent] -= 1

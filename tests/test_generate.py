@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from benchmarks.instances import SIZES, generate
 from scenarios.generate import InstanceSpec, generate_problem, spec_for
@@ -152,3 +154,33 @@ def test_overrides_now_and_spec() -> None:
         generate("XL")
     with pytest.raises(ValueError, match="timezone-aware"):
         generate_problem(InstanceSpec(), now=datetime(2026, 1, 1))  # noqa: DTZ001
+
+
+@settings(max_examples=25)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_agents=st.integers(1, 12),
+    n_tickets=st.integers(0, 40),
+    n_teams=st.integers(1, 3),
+    n_languages=st.integers(1, 5),
+    tight=st.booleans(),
+)
+def test_any_small_spec_gives_a_valid_coverable_deterministic_problem(
+    seed: int, n_agents: int, n_tickets: int, n_teams: int, n_languages: int, tight: bool
+) -> None:
+    spec = InstanceSpec(
+        n_agents=n_agents,
+        n_tickets=n_tickets,
+        n_skills=12,
+        n_teams=min(n_teams, n_agents),
+        n_languages=n_languages,
+        tight=tight,
+    )
+    p = generate_problem(spec, seed=seed)  # Problem validates every field on construction
+    assert (len(p.agents), len(p.tickets)) == (n_agents, n_tickets)
+    assert _fingerprint(p) == _fingerprint(generate_problem(spec, seed=seed))
+    workers = _working_agents(p)
+    if workers:
+        for t in p.tickets:
+            assert 1 <= len(t.required_skills) <= 3
+            assert any(a.qualifies(t.required_skills) for a in workers), t.id
