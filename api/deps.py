@@ -116,12 +116,13 @@ async def get_import_rows(request: Request) -> list[dict[str, Any]]:
 
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
-        form = await request.form()
-        upload = form.get("file")
-        if upload is None or isinstance(upload, str):
-            raise InvalidInput.one("file", "upload the CSV (or JSON) as the form field 'file'")
-        body = await upload.read()
-        is_json = (upload.filename or "").lower().endswith(".json")
+        # The context manager closes the spooled upload files (else a ResourceWarning).
+        async with request.form() as form:
+            upload = form.get("file")
+            if upload is None or isinstance(upload, str):
+                raise InvalidInput.one("file", "upload the CSV (or JSON) as the form field 'file'")
+            body = await upload.read()
+            is_json = (upload.filename or "").lower().endswith(".json")
         return bulk.parse_json_rows(body) if is_json else bulk.parse_csv_rows(body)
     body = await request.body()
     if content_type in ("text/csv", "application/csv"):

@@ -81,7 +81,7 @@ def _document_problem_json(app: FastAPI) -> None:
 
 
 def _include_routers(app: FastAPI) -> None:
-    from api.routes import api_keys, health, skills, teams
+    from api.routes import agents, api_keys, busy, capabilities, health, shifts, skills, teams
 
-    for module in (health, api_keys, skills, teams):
+    for module in (health, api_keys, skills, teams, agents, shifts, busy, capabilities):
         app.include_router(module.router)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import Field
 
 from api.db.models import ApiKey
 from api.enums import Scope
-from api.schemas.common import Name, Schema
+from api.schemas.common import Name, Schema, Timestamp
 from api.services.api_keys import scopes_of
 
 
@@ -22,8 +20,8 @@ class ApiKeyOut(Schema):
     name: str
     prefix: str = Field(description="The public part of the key, to recognise it in logs")
     scopes: list[Scope]
-    created_at: datetime
-    revoked_at: datetime | None
+    created_at: Timestamp
+    revoked_at: Timestamp | None
 
     @classmethod
     def from_row(cls, row: ApiKey) -> ApiKeyOut:

@@ -9,12 +9,14 @@ empty.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from functools import cache
 from typing import Annotated, Any, ClassVar, Generic, TypeVar
 from zoneinfo import available_timezones
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -36,6 +38,17 @@ Level = Annotated[int, Field(ge=1, le=5, description="1 (novice) to 5 (expert)")
 Levels = Annotated[
     dict[Id, Level],
     Field(description="Skill id -> level (1..5); languages and tiers are skills too"),
+]
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+Timestamp = Annotated[
+    AwareDatetime,
+    AfterValidator(_to_utc),
+    Field(description="ISO 8601 with an offset (naive times are refused); answered in UTC"),
 ]
 
 

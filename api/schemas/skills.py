@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from api.db.models import Skill
 from api.enums import SkillKind
-from api.schemas.common import Id, Name, Patch, Schema
+from api.schemas.common import Id, Name, Patch, Schema, Timestamp
 
 
 class SkillCreate(Schema):
@@ -24,8 +22,8 @@ class SkillOut(Schema):
     id: str
     name: str
     kind: SkillKind
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
 
     @classmethod
     def from_row(cls, row: Skill) -> SkillOut:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from api.db.models import Team
-from api.schemas.common import Id, Name, Patch, Schema
+from api.schemas.common import Id, Name, Patch, Schema, Timestamp
 
 
 class TeamCreate(Schema):
@@ -20,8 +18,8 @@ class TeamUpdate(Patch):
 class TeamOut(Schema):
     id: str
     name: str
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
 
     @classmethod
     def from_row(cls, row: Team) -> TeamOut:
