@@ -1,7 +1,7 @@
 """Real-time assignment latency: ``python -m benchmarks.realtime``.
 
-Builds an instance with 1,000 agents and 300 skills (``benchmarks.instances.generate("L")`` when
-that generator is present, else the local one below), then times ``RealtimeIndex.assign`` per
+Builds an instance with 1,000 agents and 300 skills (``benchmarks.instances.generate("L")``, or
+with ``--generator local`` the one below), then times ``RealtimeIndex.assign`` per
 ticket with ``time.perf_counter_ns`` over a stream of tickets, twice: *pure* (each call against
 the same snapshot) and *committed* (each decision is committed, so loads rise and late tickets
 start meeting full agents and the team-queue path). It prints p50/p90/p99/max and the build
@@ -154,16 +154,13 @@ def generate_local(
     )
 
 
-def instance(seed: int) -> tuple[Problem, str]:
-    """The shared L instance when ``benchmarks.instances`` exists, else the local generator."""
-    try:
-        from benchmarks.instances import generate  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
+def instance(seed: int, generator: str = "shared") -> tuple[Problem, str]:
+    """The shared L instance (``benchmarks.instances``), or the local generator above."""
+    if generator == "local":
         return generate_local(seed), "local generator"
-    problem = generate("L", seed=seed)
-    if not isinstance(problem, Problem):  # a richer return type: take its problem
-        problem = problem.problem
-    return problem, 'benchmarks.instances.generate("L")'
+    from benchmarks.instances import generate
+
+    return generate("L", seed=seed), 'benchmarks.instances.generate("L")'
 
 
 # ---------------------------------------------------------------------- the naive baseline
@@ -264,9 +261,11 @@ def _row(label: str, stats: Mapping[str, float], extra: str = "") -> str:
     )
 
 
-def run(seed: int, n_tickets: int, naive_sample: int) -> dict[str, object]:
+def run(
+    seed: int, n_tickets: int, naive_sample: int, generator: str = "shared"
+) -> dict[str, object]:
     t0 = time.perf_counter()
-    problem, source = instance(seed)
+    problem, source = instance(seed, generator)
     gen_s = time.perf_counter() - t0
     tickets = list(problem.tickets[:n_tickets])
     n_skills = len(problem.skill_ids)
@@ -363,8 +362,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--tickets", type=int, default=5000)
     parser.add_argument("--naive-sample", type=int, default=200)
+    parser.add_argument(
+        "--generator",
+        choices=("shared", "local"),
+        default="shared",
+        help="shared: benchmarks.instances L; local: this module's generator (meetings, "
+        "away/offline agents, eight time zones)",
+    )
     args = parser.parse_args(argv)
-    run(args.seed, args.tickets, args.naive_sample)
+    run(args.seed, args.tickets, args.naive_sample, args.generator)
     return 0
 
 
