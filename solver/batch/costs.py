@@ -12,20 +12,31 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from solver.batch.data import BatchData, IntArray
 
 
 def pair_index(data: BatchData, tickets: IntArray, agents: IntArray) -> IntArray:
     """Row of each (ticket, agent) in the pair arrays; raises if a pair is not qualified."""
-    n_a = max(1, data.n_agents)
-    keys = data.pair_ticket * n_a + data.pair_agent
-    want = np.asarray(tickets, dtype=np.int64) * n_a + np.asarray(agents, dtype=np.int64)
-    idx = np.searchsorted(keys, want)
-    idx = np.minimum(idx, max(0, len(keys) - 1))
-    if len(want) and (len(keys) == 0 or not np.array_equal(keys[idx], want)):
+    idx, found = find_pairs(data, tickets, agents)
+    if not found.all():
         raise KeyError("an unqualified (ticket, agent) pair was priced")
     return idx
+
+
+def find_pairs(
+    data: BatchData, tickets: IntArray, agents: IntArray
+) -> tuple[IntArray, npt.NDArray[np.bool_]]:
+    """Row of each (ticket, agent) in the pair arrays (clipped), and whether it is qualified."""
+    keys = data.pair_key
+    want = np.asarray(tickets, dtype=np.int64) * max(1, data.n_agents) + np.asarray(
+        agents, dtype=np.int64
+    )
+    if len(keys) == 0:
+        return np.zeros(len(want), dtype=np.int64), np.zeros(len(want), dtype=bool)
+    idx = np.minimum(np.searchsorted(keys, want), len(keys) - 1)
+    return idx, keys[idx] == want
 
 
 def schedule_groups(

@@ -54,6 +54,7 @@ class BatchData:
     # qualified pairs, sorted by ticket then agent
     pair_ticket: IntArray
     pair_agent: IntArray
+    pair_key: IntArray  # ticket * n_agents + agent, sorted: finds a pair by searchsorted
     pair_static: IntArray  # waste + churn + discontinuity of giving the ticket to the agent
     pair_late_lb: IntArray  # breach + lateness lower bound (ticket first on the agent)
     pair_waste: IntArray  # skill levels above need, unweighted
@@ -204,6 +205,7 @@ def build(problem: Problem, weights: ObjectiveWeights) -> BatchData:
         previous=previous,
         pair_ticket=pair_ticket,
         pair_agent=pair_agent,
+        pair_key=pair_ticket * max(1, n_a) + pair_agent,
         pair_static=pair_static,
         pair_late_lb=late_lb,
         pair_waste=waste,

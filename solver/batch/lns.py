@@ -29,10 +29,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from ortools.sat.python import cp_model
 
-from solver.batch.costs import pair_index, schedule_groups
 from solver.batch.data import NO_DEADLINE, BatchData, IntArray
 from solver.batch.params import BatchParams
 from solver.batch.repair import ticket_pair_ptr
+from solver.batch.localsearch import LocalSearch
+from solver.batch.state import State, price
 
 
 @dataclass
@@ -42,6 +43,7 @@ class LnsResult:
     tried: int = 0
     improved: int = 0
     proved: int = 0  # neighbourhoods CP-SAT closed (optimal for their free part)
+    local_moves: int = 0
     changed_agents: set[int] = field(default_factory=set)
 
 
@@ -259,71 +261,10 @@ def _solve_hood(
     return new, left, status == cp_model.OPTIMAL
 
 
-class _State:
-    """The incumbent: sequences, who holds what, and each agent's exact cost and lateness."""
-
-    def __init__(self, data: BatchData, sequences: dict[int, list[int]]) -> None:
-        self.data = data
-        self.seqs = {a: list(s) for a, s in sequences.items() if s}
-        self.agent_of = np.full(data.n_tickets, -1, dtype=np.int64)
-        for a, seq in self.seqs.items():
-            self.agent_of[seq] = a
-        self.cost: dict[int, int] = {}
-        self.pain: dict[int, int] = {}
-        self.late_of: dict[int, list[int]] = {}
-        self.version = np.zeros(data.n_agents, dtype=np.int64)
-        self._price(self.seqs)
-
-    def _price(self, seqs: dict[int, list[int]]) -> None:
-        cost, pain, late = price(self.data, seqs)
-        self.cost.update(cost)
-        self.pain.update(pain)
-        self.late_of.update(late)
-
-    def total(self) -> int:
-        queued = self.agent_of < 0
-        return sum(self.cost.values()) + int(self.data.queue_cost[queued].sum())
-
-    def commit(self, new: dict[int, list[int]], cost: dict[int, int], pain: dict[int, int],
-               late: dict[int, list[int]], left: list[int]) -> None:
-        for a, seq in new.items():
-            self.seqs[a] = seq
-            self.agent_of[seq] = a
-            self.version[a] += 1
-        self.agent_of[left] = -1
-        self.cost.update(cost)
-        self.pain.update(pain)
-        self.late_of.update(late)
-
-
-def price(
-    data: BatchData, seqs: dict[int, list[int]]
-) -> tuple[dict[int, int], dict[int, int], dict[int, list[int]]]:
-    """Per agent: exact cost, its breach + lateness part, and each ticket's breach + lateness."""
-    cost = {a: data.load_cost(a, len(s)) for a, s in seqs.items()}
-    pain = dict.fromkeys(seqs, 0)
-    late: dict[int, list[int]] = {a: [] for a in seqs}
-    agents = np.asarray([a for a, s in seqs.items() for _ in s], dtype=np.int64)
-    tickets = np.asarray([t for s in seqs.values() for t in s], dtype=np.int64)
-    if len(tickets) == 0:
-        return cost, pain, late
-    start, end = schedule_groups(data, agents, tickets)
-    lc = data.late_cost(tickets, start, end)
-    static = data.pair_static[pair_index(data, tickets, agents)]
-    i = 0
-    for a, s in seqs.items():
-        n = len(s)
-        late[a] = lc[i : i + n].tolist()
-        pain[a] = int(lc[i : i + n].sum())
-        cost[a] += pain[a] + int(static[i : i + n].sum())
-        i += n
-    return cost, pain, late
-
-
 class _Picker:
     """Chooses neighbourhoods where the lateness is, with seeded randomness."""
 
-    def __init__(self, data: BatchData, state: _State, params: BatchParams) -> None:
+    def __init__(self, data: BatchData, state: State, params: BatchParams) -> None:
         self.data, self.state, self.params = data, state, params
         self.rng = np.random.default_rng(params.seed)
         self.ptr = ticket_pair_ptr(data)
@@ -420,11 +361,22 @@ class _Picker:
 def improve(
     data: BatchData, sequences: dict[int, list[int]], params: BatchParams, deadline: float
 ) -> LnsResult:
-    """Neighbourhood search from ``sequences`` until ``deadline`` (a ``perf_counter`` value)."""
-    state = _State(data, sequences)
+    """Local search, then CP-SAT neighbourhoods, until ``deadline`` (a ``perf_counter`` value).
+
+    The exact local search takes the cheap improvements first (at most ``local_search_share``
+    of the time); CP-SAT then works where lateness remains. When CP-SAT runs out of fresh
+    neighbourhoods the local search gets another turn on what it changed.
+    """
+    state = State(data, sequences)
     result = LnsResult(sequences=state.seqs, cost=state.total())
+    local = LocalSearch(data, state, candidates=params.move_candidates)
     picker = _Picker(data, state, params)
     windows: dict[int, _Windows] = {}
+    before_ls = state.total()
+    now = time.perf_counter()
+    local.run(now + params.local_search_share * max(0.0, deadline - now))
+    if state.total() < before_ls:
+        result.changed_agents.update(a for a in state.seqs)
     while True:
         if params.max_neighbourhoods and result.tried >= params.max_neighbourhoods:
             break
@@ -433,7 +385,11 @@ def improve(
             break
         hood = picker.pick()
         if hood is None:
-            break
+            # Fresh neighbourhoods ran out: let the local search use what CP-SAT changed.
+            if local.run(deadline) == 0:
+                break
+            picker.fails[:] = 0
+            continue
         for a in hood.agents:
             if a not in windows:
                 windows[a] = _windows(data, a)
@@ -448,18 +404,19 @@ def improve(
             continue
         new, left, proved = solved
         result.proved += proved
-        cost, pain, late = price(data, new)
+        priced = price(data, new)
         before = sum(state.cost.get(a, 0) for a in hood.agents) + int(
             data.queue_cost[hood.queued].sum()
         )
-        after = sum(cost.values()) + int(data.queue_cost[left].sum())
+        after = sum(priced[0].values()) + int(data.queue_cost[left].sum())
         if after < before:
-            state.commit(new, cost, pain, late, left)
+            state.commit(new, left, priced)
             result.improved += 1
             result.changed_agents.update(a for a in hood.agents)
             picker.fails[hood.agents] = 0
         else:
             picker.fails[hood.agents[0]] += 1
-    result.sequences = {a: s for a, s in state.seqs.items() if s}
+    result.local_moves = local.stats.moves + local.stats.reorders
+    result.sequences = state.sequences()
     result.cost = state.total()
     return result

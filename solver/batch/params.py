@@ -24,6 +24,10 @@ class BatchParams:
     more), up to ``queued_candidates`` tickets from the team queue offered to them, each solved
     for at most ``neighbourhood_time_s`` wall seconds and ``neighbourhood_dtime`` of CP-SAT's
     deterministic time. ``max_neighbourhoods`` (0 = unlimited) caps how many are tried.
+
+    Before and between neighbourhoods an exact local search (reorder, relocate, swap, queue
+    exchange) takes the cheap gains: each late ticket is tried on its ``move_candidates``
+    cheapest qualified agents, and its first run may use ``local_search_share`` of the time.
     """
 
     weights: ObjectiveWeights = field(default_factory=ObjectiveWeights)
@@ -37,6 +41,8 @@ class BatchParams:
     neighbourhood_time_s: float = 1.0
     neighbourhood_dtime: float = 0.5
     max_neighbourhoods: int = 0
+    move_candidates: int = 12
+    local_search_share: float = 0.5
 
     def __post_init__(self) -> None:
         if self.time_limit_s <= 0:
@@ -63,4 +69,6 @@ class BatchParams:
             "neighbourhood_time_s": self.neighbourhood_time_s,
             "neighbourhood_dtime": self.neighbourhood_dtime,
             "max_neighbourhoods": self.max_neighbourhoods,
+            "move_candidates": self.move_candidates,
+            "local_search_share": self.local_search_share,
         }

@@ -69,6 +69,7 @@ def optimize(problem: Problem, params: BatchParams | None = None) -> Plan:
         for a in result.changed_agents:
             rule_of[a] = "lns"
         notes.append(
+            f"local search: {result.local_moves} moves; "
             f"neighbourhoods: {result.tried} tried, {result.improved} improved, "
             f"objective {seed_cost} -> {final_cost}"
         )

@@ -1,0 +1,353 @@
+"""Fast exact moves between CP-SAT neighbourhoods: reorder, relocate, swap, queue exchange.
+
+CP-SAT needs a few tenths of a second per neighbourhood; a queue of thousands of tickets needs
+thousands of small repairs first. These moves are priced *exactly* (the same schedule and
+objective as :mod:`solver.batch.costs`), many candidates per numpy call:
+
+- reorder: within one agent, take a ticket out and put it back at every other position;
+- relocate: a late ticket to another qualified agent with a free slot and the minutes, at
+  that agent's best position — or back to the team queue;
+- swap: a late ticket with one of another agent's tickets, each at its best position in the
+  other's sequence (tight queues have no free slots, so a swap is often the only way to move);
+- queue exchange: a queued ticket into an agent's free slot, or in place of one of its tickets.
+
+A move is applied only if it lowers the exact objective, so this, too, never makes a plan worse.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from solver.batch.costs import find_pairs
+from solver.batch.data import BatchData, IntArray
+from solver.batch.state import State
+
+_BIG = np.iinfo(np.int64).max // 4
+
+
+def insert_rows(seq: IntArray, xs: IntArray) -> IntArray:
+    """``out[u, p]`` = ``seq`` with ``xs[u]`` inserted at position ``p``: shape (u, n+1, n+1)."""
+    n = len(seq)
+    p = np.arange(n + 1)[None, :, None]
+    k = np.arange(n + 1)[None, None, :]
+    src = np.clip(k - (k > p), 0, max(0, n - 1))
+    base = seq[src] if n else np.zeros((1, n + 1, n + 1), dtype=np.int64)
+    return np.where(k == p, xs[:, None, None], base)
+
+
+def exchange_rows(seq: IntArray, xs: IntArray) -> IntArray:
+    """``out[i, j]`` = ``seq`` without item ``i``, ``xs[i]`` inserted at ``j``: shape (n, n, n)."""
+    n = len(seq)
+    i = np.arange(n)[:, None, None]
+    j = np.arange(n)[None, :, None]
+    k = np.arange(n)[None, None, :]
+    r = np.where(k < j, k, k - 1)
+    src = np.clip(np.where(r < i, r, r + 1), 0, n - 1)
+    return np.where(k == j, xs[i], seq[src])
+
+
+def removal_rows(seq: IntArray) -> IntArray:
+    """``out[i]`` = ``seq`` without item ``i``: shape (n, n-1)."""
+    n = len(seq)
+    i = np.arange(n)[:, None]
+    k = np.arange(max(0, n - 1))[None, :]
+    return seq[k + (k >= i)]
+
+
+class Batch:
+    """Collects candidate sequences (rows) for many agents and prices them in one numpy pass."""
+
+    def __init__(self, data: BatchData) -> None:
+        self.data = data
+        self.blocks: list[tuple[int, IntArray]] = []
+
+    def add(self, agent: int, rows: IntArray) -> int:
+        """Queue ``rows`` (2-D, every row one full sequence for ``agent``); returns a handle."""
+        self.blocks.append((agent, rows.reshape(-1, rows.shape[-1]) if rows.ndim else rows))
+        return len(self.blocks) - 1
+
+    def late(self) -> list[IntArray]:
+        """Breach + lateness cost of every row, block by block."""
+        data = self.data
+        sizes = [r.shape[0] for _, r in self.blocks]
+        widths = [r.shape[1] for _, r in self.blocks]
+        n_rows = sum(sizes)
+        flat = np.concatenate([r.ravel() for _, r in self.blocks]) if self.blocks else np.zeros(0)
+        flat = flat.astype(np.int64)
+        row_len = np.repeat(np.asarray(widths, dtype=np.int64), sizes)
+        row_agent = np.repeat(np.asarray([a for a, _ in self.blocks], dtype=np.int64), sizes)
+        out_all = np.zeros(n_rows, dtype=np.int64)
+        if len(flat):
+            agents = np.repeat(row_agent, row_len)
+            eff = data.effort[flat]
+            csum = np.cumsum(eff)
+            row_start = np.concatenate(([0], np.cumsum(row_len)))[:-1]
+            before = np.concatenate(([0], csum))[row_start]
+            done = csum - eff - np.repeat(before, row_len) + data.backlog[agents]
+            start = data.bank.start_minute(agents, done)
+            end = data.bank.finish_minute(agents, done + eff)
+            lc = data.late_cost(flat, start, end)
+            row_id = np.repeat(np.arange(n_rows), row_len)
+            out_all = np.bincount(row_id, weights=lc.astype(np.float64), minlength=n_rows)
+            out_all = np.rint(out_all).astype(np.int64)
+        bounds = np.concatenate(([0], np.cumsum(sizes))).tolist()
+        return [out_all[bounds[b] : bounds[b + 1]] for b in range(len(self.blocks))]
+
+
+@dataclass
+class LocalStats:
+    moves: int = 0
+    reorders: int = 0
+    passes: int = 0
+
+
+class LocalSearch:
+    def __init__(self, data: BatchData, state: State, candidates: int = 12) -> None:
+        self.data, self.state = data, state
+        self.stats = LocalStats()
+        # Each ticket's qualified agents, cheapest pair (lower bound) first, at most `candidates`.
+        order = np.lexsort((data.pair_agent, data.pair_cost, data.pair_ticket))
+        ptr = np.searchsorted(data.pair_ticket[order], np.arange(data.n_tickets + 1))
+        self._cand_agents = data.pair_agent[order]
+        self._cand_static = data.pair_static[order]
+        self._ptr = ptr
+        self.candidates = candidates
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _static(self, tickets: Sequence[int] | IntArray, agent: int) -> IntArray:
+        t = np.asarray(tickets, dtype=np.int64)
+        idx, found = find_pairs(self.data, t, np.full(len(t), agent, dtype=np.int64))
+        return np.where(found, self.data.pair_static[idx], _BIG)
+
+    def _agent_static(self, a: int) -> int:
+        st = self.state
+        return st.cost.get(a, 0) - st.pain.get(a, 0) - self.data.load_cost(a, len(st.seq(a)))
+
+    def _targets(self, t: int, exclude: int) -> list[int]:
+        lo, hi = int(self._ptr[t]), int(self._ptr[t + 1])
+        ags = self._cand_agents[lo:hi]
+        ags = ags[ags != exclude][: self.candidates]
+        return ags.tolist()
+
+    # -- reorder -----------------------------------------------------------------------------
+    def reorder(self, a: int) -> bool:
+        """Best-improvement insertion moves within agent ``a`` until none improves."""
+        st, data = self.state, self.data
+        improved = False
+        while True:
+            seq = np.asarray(st.seq(a), dtype=np.int64)
+            n = len(seq)
+            if n < 2:
+                return improved
+            rows = exchange_rows(seq, seq).reshape(n * n, n)
+            b = Batch(data)
+            b.add(a, rows)
+            late = b.late()[0]
+            best = int(np.argmin(late))
+            if late[best] >= st.pain[a]:
+                return improved
+            st.commit({a: rows[best].tolist()}, [])
+            self.stats.reorders += 1
+            improved = True
+
+    # -- moves of one ticket -----------------------------------------------------------------
+    def move_assigned(self, t: int) -> bool:
+        """Best relocate / swap / to-queue move for ticket ``t`` (held by an agent)."""
+        st, data = self.state, self.data
+        a = int(st.agent_of[t])
+        seq_a = np.asarray(st.seq(a), dtype=np.int64)
+        pos = int(np.flatnonzero(seq_a == t)[0])
+        rest_a = np.delete(seq_a, pos)
+        n_a = len(seq_a)
+        static_a = self._agent_static(a)
+        st_t_a = int(self._static([t], a)[0])
+        eff_t = int(data.effort[t])
+        batch = Batch(data)
+        h_rest = batch.add(a, rest_a[None, :]) if len(rest_a) else -1
+        plans: list[tuple[str, int, int, int, int]] = []  # kind, b, u, handle_b, handle_a
+        swap_us: list[int] = []
+        swap_meta: list[tuple[int, int, int]] = []  # (b, u, index into swap_us)
+        for b in self._targets(t, a):
+            seq_b = np.asarray(st.seq(b), dtype=np.int64)
+            n_b = len(seq_b)
+            if n_b < int(data.slots[b]) and st.work[b] + eff_t <= data.total[b]:
+                h = batch.add(b, insert_rows(seq_b, np.array([t]))[0])
+                plans.append(("relocate", b, -1, h, -1))
+            if n_b == 0:
+                continue
+            # Swap candidates: u on b that a may take, with the minutes fitting both ways.
+            ok_a = self._static(seq_b, a) < _BIG
+            eff_u = data.effort[seq_b]
+            ok = ok_a & (st.work[b] - eff_u + eff_t <= data.total[b])
+            ok &= st.work[a] - eff_t + eff_u <= data.total[a]
+            if not ok.any():
+                continue
+            h = batch.add(b, exchange_rows(seq_b, np.full(n_b, t, dtype=np.int64)))
+            for i in np.flatnonzero(ok).tolist():
+                swap_meta.append((b, int(seq_b[i]), len(swap_us)))
+                swap_us.append(int(seq_b[i]))
+                plans.append(("swap", b, i, h, -1))
+        h_swap_a = -1
+        if swap_us:
+            h_swap_a = batch.add(a, insert_rows(rest_a, np.asarray(swap_us, dtype=np.int64)))
+        late = batch.late()
+        cost_a = st.cost[a]
+        load_a_minus = data.load_cost(a, n_a - 1)
+        # Leaving ``a`` (relocate or queue): a's cost without t.
+        late_rest = int(late[h_rest][0]) if h_rest >= 0 else 0
+        new_a_without = late_rest + static_a - st_t_a + load_a_minus
+        best_delta, best_move = 0, None
+        queue_delta = new_a_without + int(data.queue_cost[t]) - cost_a
+        if queue_delta < best_delta:
+            best_delta, best_move = queue_delta, ("queue", -1, -1, None, None)
+        swap_a_late = late[h_swap_a].reshape(len(swap_us), n_a) if h_swap_a >= 0 else None
+        si = 0
+        for kind, b, i, h, _ in plans:
+            seq_b = st.seq(b)
+            n_b = len(seq_b)
+            cost_b = st.cost.get(b, 0)
+            static_b = self._agent_static(b)
+            st_t_b = int(self._static([t], b)[0])
+            if kind == "relocate":
+                rows = late[h]
+                p = int(np.argmin(rows))
+                new_b = int(rows[p]) + static_b + st_t_b + data.load_cost(b, n_b + 1)
+                delta = new_a_without + new_b - cost_a - cost_b
+                if delta < best_delta:
+                    best_delta, best_move = delta, ("relocate", b, -1, p, None)
+            else:
+                u = seq_b[i]
+                rows_b = late[h].reshape(n_b, n_b)[i]
+                p_b = int(np.argmin(rows_b))
+                assert swap_a_late is not None
+                rows_a = swap_a_late[si]
+                p_a = int(np.argmin(rows_a))
+                si += 1
+                st_u_b = int(self._static([u], b)[0])
+                st_u_a = int(self._static([u], a)[0])
+                new_b = int(rows_b[p_b]) + static_b - st_u_b + st_t_b + data.load_cost(b, n_b)
+                new_a = int(rows_a[p_a]) + static_a - st_t_a + st_u_a + data.load_cost(a, n_a)
+                delta = new_a + new_b - cost_a - cost_b
+                if delta < best_delta:
+                    best_delta, best_move = delta, ("swap", b, u, p_b, p_a)
+        if best_move is None:
+            return False
+        kind, b, u, p_b, p_a = best_move
+        rest = rest_a.tolist()
+        if kind == "queue":
+            st.commit({a: rest}, [t])
+        elif kind == "relocate":
+            seq_b = list(st.seq(b))
+            seq_b.insert(p_b, t)
+            st.commit({a: rest, b: seq_b}, [])
+        else:
+            seq_b = [x for x in st.seq(b) if x != u]
+            seq_b.insert(p_b, t)
+            rest.insert(p_a, u)
+            st.commit({a: rest, b: seq_b}, [])
+        self.stats.moves += 1
+        return True
+
+    def move_queued(self, q: int) -> bool:
+        """Best way to take queued ticket ``q`` in: a free slot, or in place of a ticket."""
+        st, data = self.state, self.data
+        eff_q = int(data.effort[q])
+        batch = Batch(data)
+        plans: list[tuple[str, int, int]] = []
+        for b in self._targets(q, -1):
+            seq_b = np.asarray(st.seq(b), dtype=np.int64)
+            n_b = len(seq_b)
+            if n_b < int(data.slots[b]) and st.work[b] + eff_q <= data.total[b]:
+                plans.append(("insert", b, batch.add(b, insert_rows(seq_b, np.array([q]))[0])))
+            if n_b:
+                plans.append(("replace", b, batch.add(b, exchange_rows(seq_b, np.full(n_b, q)))))
+        if not plans:
+            return False
+        late = batch.late()
+        best_delta, best_move = 0, None
+        qc = int(data.queue_cost[q])
+        for kind, b, h in plans:
+            seq_b = st.seq(b)
+            n_b = len(seq_b)
+            cost_b = st.cost.get(b, 0)
+            static_b = self._agent_static(b)
+            st_q_b = int(self._static([q], b)[0])
+            if kind == "insert":
+                rows = late[h]
+                p = int(np.argmin(rows))
+                new_b = int(rows[p]) + static_b + st_q_b + data.load_cost(b, n_b + 1)
+                delta = new_b - cost_b - qc
+                if delta < best_delta:
+                    best_delta, best_move = delta, (b, -1, p)
+                continue
+            rows = late[h].reshape(n_b, n_b)
+            eff_u = data.effort[np.asarray(seq_b)]
+            fits = st.work[b] - eff_u + eff_q <= data.total[b]
+            st_u = self._static(seq_b, b)
+            uq = data.queue_cost[np.asarray(seq_b)]
+            best_p = rows.argmin(axis=1)
+            new_b = rows.min(axis=1) + static_b - st_u + st_q_b + data.load_cost(b, n_b)
+            delta = np.where(fits, new_b + uq - cost_b - qc, _BIG)
+            i = int(np.argmin(delta))
+            if delta[i] < best_delta:
+                best_delta, best_move = int(delta[i]), (b, i, int(best_p[i]))
+        if best_move is None:
+            return False
+        b, i, p = best_move
+        seq_b = list(st.seq(b))
+        left: list[int] = []
+        if i >= 0:
+            left = [seq_b.pop(i)]
+        seq_b.insert(p, q)
+        st.commit({b: seq_b}, left)
+        self.stats.moves += 1
+        return True
+
+    # -- driver ------------------------------------------------------------------------------
+    def run(self, deadline: float, agents: Sequence[int] | None = None) -> int:
+        """Passes of reorder + ticket moves until none improves or ``deadline``; moves made."""
+        st, data = self.state, self.data
+        before = self.stats.moves + self.stats.reorders
+        todo = list(st.seqs) if agents is None else list(agents)
+        for a in todo:
+            if time.perf_counter() > deadline:
+                return self.stats.moves + self.stats.reorders - before
+            self.reorder(a)
+        while time.perf_counter() < deadline:
+            self.stats.passes += 1
+            changed = False
+            late = [
+                (v, t)
+                for a, seq in st.seqs.items()
+                for t, v in zip(seq, st.late_of.get(a, []), strict=True)
+                if v > 0
+            ]
+            late.sort(key=lambda x: (-x[0], x[1]))
+            queued = np.flatnonzero((st.agent_of < 0) & (self._ptr[1:] > self._ptr[:-1]))
+            queued = queued[np.argsort(-data.queue_cost[queued], kind="stable")].tolist()
+            for _, t in late:
+                if time.perf_counter() > deadline:
+                    break
+                if st.agent_of[t] < 0:
+                    continue
+                a = int(st.agent_of[t])
+                if self.move_assigned(t):
+                    changed = True
+                    for x in {a, int(st.agent_of[t])}:
+                        if x >= 0:
+                            self.reorder(x)
+            for q in queued:
+                if time.perf_counter() > deadline:
+                    break
+                if st.agent_of[q] >= 0:
+                    continue
+                if self.move_queued(q):
+                    changed = True
+                    self.reorder(int(st.agent_of[q]))
+            if not changed:
+                break
+        return self.stats.moves + self.stats.reorders - before
