@@ -1,0 +1,790 @@
+"""Capability slots: offer a call time only if every booked call stays coverable.
+
+**The check.** A start is offered only if all calls already booked (any capability) plus the new
+one can each be given a *distinct* agent who is qualified, working (on shift, available, not busy)
+for the call's whole occupancy (call + buffer), and not needed for a team's reserve. The issue's
+formulation is a bipartite matching at every moment; that is necessary but *not sufficient*,
+because an agent cannot hand a call over half way: with agents A, B and calls W[0,1) (only A),
+X[0,2), Y[1,3) (both), V[2,3) (only A), every moment has a matching, yet X must be B (W holds A),
+so Y must be A, and V finds A taken. So the engine keeps a *witness*: one concrete, consistent
+assignment of every booked call to an agent (tentative for unbound calls, fixed for bound ones).
+A start is open iff the witness can be extended to the new call — directly (a qualified agent is
+free for the whole occupancy and their team has reserve to spare) or by moving a few unbound calls
+along a short augmenting chain (depth 2, bounded effort). The witness proves coverability, so an
+offered slot is never an overbooking; the bounded search may, rarely and only when nearly full,
+refuse a start a cleverer rearrangement could have fitted (conservative, never unsafe).
+
+**Speed.** :class:`BookingIndex` holds, per agent, one int8 row over the minutes of the horizon
+(``NOT_WORKING`` outside working windows, +1 per call occupying the minute), per team the reserve
+slack per minute, and per call its occupancy and witness agent. One placement check is a
+``max`` over a (qualified agents × call minutes) slice. Open slots for a whole horizon are
+computed without touching the grid: each working window and each occupancy becomes a range of
+candidate starts it allows or blocks, summed with ``bincount`` + ``cumsum`` into
+(agents × candidates) counts; only starts that are not directly open but could be opened by moving
+unbound calls go through the search. The index is built once per state and handed over to the
+state a booking derives, so a booking stream never rebuilds it.
+
+Slots are answered in the customer's time zone, on a grid of ``granularity_minutes`` from local
+midnight (so a DST day has 23 or 25 hours of starts), and never name an agent.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import numpy as np
+import numpy.typing as npt
+
+from solver.availability import working_windows
+from solver.capability import (
+    BookingResult,
+    BookingState,
+    Call,
+    Capability,
+    Slot,
+    SlotAnswer,
+    reserve_cap,
+    team_reserves,
+)
+from solver.errors import ProblemError
+from solver.plan import Reason
+from solver.problem import AgentStatus
+from solver.timegrid import require_aware, to_minute, to_minute_ceil
+
+NOT_WORKING = 100  # grid mark outside working windows; occupancies add 1 on top
+INDEX_KEY = "booking_index"
+GRID_MARGIN = timedelta(days=1)  # so advancing `now` within a day does not force a rebuild
+SEARCH_DEPTH = 2
+MAX_BRANCH = 12
+ADMIT_BUDGET = 64  # placement attempts per admission (bounds the worst case, deterministic)
+BUILD_BUDGET = 256
+
+IntArray = npt.NDArray[np.int64]
+
+
+def zone(tz: str | tzinfo) -> tzinfo:
+    if isinstance(tz, tzinfo):
+        return tz
+    try:
+        return ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise ProblemError("tz", f"unknown IANA time zone {tz!r}") from None
+
+
+class BookingIndex:
+    """The engine's working memory for one state: availability grid, reserve slack, witness.
+
+    Call ``k`` is ``state.calls[k]``. Mutating methods keep a journal so a tentative placement
+    can be rolled back; callers clear the journal once they commit.
+    """
+
+    def __init__(self, state: BookingState, need_end: datetime | None = None) -> None:
+        self.origin = state.now.replace(second=0, microsecond=0)
+        self.now = state.now
+        caps = state.capabilities
+        self.caps: dict[str, Capability] = {c.id: c for c in caps}
+        max_horizon = max((c.horizon for c in caps), default=timedelta(0))
+        max_occ = max((c.occupancy_minutes for c in caps), default=0)
+        end = state.now + max_horizon + timedelta(minutes=max_occ) + GRID_MARGIN
+        if need_end is not None:
+            end = max(end, need_end + GRID_MARGIN)
+        for call in state.calls:
+            buffer = self.caps[call.capability_id].buffer_minutes
+            end = max(end, call.end + timedelta(minutes=buffer))
+        self.H = to_minute_ceil(end, self.origin) + 1
+
+        agents = state.agents
+        self.n = len(agents)
+        self.agent_ids = [a.id for a in agents]
+        self.apos = {a.id: i for i, a in enumerate(agents)}
+        team_ids: dict[str, int] = {}
+        for a in agents:
+            team_ids.setdefault(a.team, len(team_ids))
+        self.team_ids = list(team_ids)
+        self.team_of = np.fromiter((team_ids[a.team] for a in agents), np.int64, self.n)
+        shares = team_reserves(state)
+        self.team_share = np.array([shares.get(t, 0.0) for t in self.team_ids], dtype=np.float64)
+        self.timezones = [a.timezone for a in agents]
+
+        self.grid = np.full((self.n, self.H), NOT_WORKING, dtype=np.int8)
+        self.windows: list[list[tuple[int, int]]] = []
+        for i, a in enumerate(agents):
+            ws = self._agent_windows(a)
+            self.windows.append(ws)
+            row = self.grid[i]
+            for s, e in ws:
+                row[s:e] = 0
+        self._flat: tuple[IntArray, IntArray, IntArray] | None = None
+        self.head = np.zeros((len(self.team_ids), self.H), dtype=np.int32)
+        for i, ws in enumerate(self.windows):
+            t = self.team_of[i]
+            for s, e in ws:
+                self.head[t, s:e] += 1
+        self.team_cap = self._team_cap(np.arange(len(self.team_ids)))
+        self.slack = self.team_cap.copy()
+
+        self.qual: dict[str, IntArray] = {
+            c.id: np.array(
+                [i for i, a in enumerate(agents) if a.qualifies(c.requirements)], dtype=np.int64
+            )
+            for c in caps
+        }
+        self.qual_set: dict[str, frozenset[int]] = {
+            cid: frozenset(q.tolist()) for cid, q in self.qual.items()
+        }
+        # An agent's worth to the *other* capabilities: scarce skills are kept free when there
+        # is a choice, which is what leaves room for the next booking of a scarce capability.
+        self.value = np.zeros(self.n, dtype=np.float64)
+        for q in self.qual.values():
+            if q.size:
+                self.value[q] += 1.0 / q.size
+
+        self.calls: list[Call] = []
+        self.call_pos: dict[str, int] = {}
+        self.cap_of: list[str] = []
+        self.occ_s: list[int] = []
+        self.occ_e: list[int] = []
+        self.agent_of: list[int] = []
+        self.bound: list[bool] = []
+        self.past: set[int] = set()
+        self.stale: set[int] = set()  # bound to somebody who cannot take it any more
+        self.occ: list[list[tuple[int, int, int]]] = [[] for _ in range(self.n)]
+        self.journal: list[tuple[int, int, int]] = []  # (+1 assign / -1 unassign, call, agent)
+
+        for call in state.calls:
+            self._push(call)
+        order = sorted(
+            (k for k in range(len(self.calls)) if k not in self.past),
+            key=lambda k: (self.occ_s[k], -self.occ_e[k], k),
+        )
+        for k in order:
+            call = self.calls[k]
+            if call.bound_agent is None:
+                continue
+            a = self.apos.get(call.bound_agent, -1)
+            if a >= 0 and self._can_hold(k, a):
+                self._assign(k, a)
+                self.bound[k] = True
+            else:
+                self.stale.add(k)
+        for k in order:
+            if self.agent_of[k] < 0 and not self.bound[k]:
+                self.place(k, SEARCH_DEPTH, [BUILD_BUDGET])
+        self.journal.clear()
+
+    # --- construction helpers ------------------------------------------------------------
+
+    def _agent_windows(self, agent: Any) -> list[tuple[int, int]]:
+        if agent.status is not AgentStatus.AVAILABLE:
+            return []
+        return working_windows(agent.shifts, agent.busy, self.origin, self.H)
+
+    def _team_cap(self, teams: IntArray) -> npt.NDArray[np.int32]:
+        head = self.head[teams].astype(np.float64)
+        keep = np.ceil(head * self.team_share[teams, None] - 1e-9)
+        return (head - keep).astype(np.int32)
+
+    def _push(self, call: Call) -> int:
+        k = len(self.calls)
+        cap = self.caps[call.capability_id]
+        s = max(0, to_minute(call.start, self.origin))
+        e = to_minute_ceil(call.end, self.origin) + cap.buffer_minutes
+        self.calls.append(call)
+        self.call_pos[call.id] = k
+        self.cap_of.append(call.capability_id)
+        self.occ_s.append(s)
+        self.occ_e.append(min(e, self.H))
+        self.agent_of.append(-1)
+        self.bound.append(False)
+        if e <= 0 or call.end <= self.now:
+            self.past.add(k)
+        return k
+
+    def _pop(self) -> None:
+        k = len(self.calls) - 1
+        assert self.agent_of[k] < 0
+        call = self.calls.pop()
+        del self.call_pos[call.id]
+        for lst in (self.cap_of, self.occ_s, self.occ_e, self.agent_of, self.bound):
+            lst.pop()
+        self.past.discard(k)
+
+    def flat_windows(self) -> tuple[IntArray, IntArray, IntArray]:
+        if self._flat is None:
+            owner = [i for i, ws in enumerate(self.windows) for _ in ws]
+            spans = [span for ws in self.windows for span in ws]
+            arr = np.array(spans, dtype=np.int64).reshape(-1, 2)
+            self._flat = (np.array(owner, dtype=np.int64), arr[:, 0].copy(), arr[:, 1].copy())
+        return self._flat
+
+    # --- the witness: journaled moves ------------------------------------------------------
+
+    def _assign(self, k: int, a: int, log: bool = True) -> None:
+        s, e = self.occ_s[k], self.occ_e[k]
+        self.grid[a, s:e] += 1
+        self.slack[self.team_of[a], s:e] -= 1
+        bisect.insort(self.occ[a], (s, e, k))
+        self.agent_of[k] = a
+        if log:
+            self.journal.append((1, k, a))
+
+    def _unassign(self, k: int, log: bool = True) -> None:
+        a = self.agent_of[k]
+        s, e = self.occ_s[k], self.occ_e[k]
+        self.grid[a, s:e] -= 1
+        self.slack[self.team_of[a], s:e] += 1
+        self.occ[a].remove((s, e, k))
+        self.agent_of[k] = -1
+        if log:
+            self.journal.append((-1, k, a))
+
+    def rollback(self, mark: int = 0) -> None:
+        while len(self.journal) > mark:
+            op, k, a = self.journal.pop()
+            if op > 0:
+                self._unassign(k, log=False)
+            else:
+                self._assign(k, a, log=False)
+
+    def commit(self) -> None:
+        self.journal.clear()
+
+    def _can_hold(self, k: int, a: int) -> bool:
+        """Agent ``a`` qualifies, works and is otherwise free for call ``k`` (reserve aside)."""
+        s, e = self.occ_s[k], self.occ_e[k]
+        return a in self.qual_set[self.cap_of[k]] and e > s and int(self.grid[a, s:e].max()) == 0
+
+    def blockers(self, a: int, s: int, e: int) -> list[int]:
+        """Calls whose occupancy on agent ``a`` overlaps ``[s, e)``."""
+        lst = self.occ[a]
+        i = max(0, bisect.bisect_left(lst, (s, -1, -1)) - 1)
+        out = []
+        while i < len(lst) and lst[i][0] < e:
+            if lst[i][1] > s:
+                out.append(lst[i][2])
+            i += 1
+        return out
+
+    def team_ok(self, agents: IntArray, s: int, e: int) -> npt.NDArray[np.bool_]:
+        return np.asarray(self.slack[self.team_of[agents], s:e].min(axis=1) >= 1)
+
+    def place(
+        self,
+        k: int,
+        depth: int,
+        budget: list[int],
+        frozen: frozenset[int] = frozenset(),
+        *,
+        allow_bound: bool = False,
+        prefer: Sequence[int] = (),
+        avoid: frozenset[int] = frozenset(),
+    ) -> bool:
+        """Give call ``k`` an agent, moving at most ``depth`` levels of other calls (journaled).
+
+        ``prefer``: agents to take first when directly free; ``avoid``: agents not to use.
+        Bound calls move only with ``allow_bound`` (disruption repair's last resort).
+        """
+        budget[0] -= 1
+        if budget[0] < 0:
+            return False
+        s, e = self.occ_s[k], self.occ_e[k]
+        q = self.qual[self.cap_of[k]]
+        if e <= s or q.size == 0:
+            return False
+        m = self.grid[q, s:e].max(axis=1)
+        free = q[m == 0]
+        if avoid and free.size:
+            free = free[[int(a) not in avoid for a in free]]
+        if free.size:
+            free = free[self.team_ok(free, s, e)]
+        if free.size:
+            chosen = -1
+            if prefer:
+                fs = set(free.tolist())
+                chosen = next((p for p in prefer if p in fs), -1)
+            if chosen < 0:
+                chosen = int(free[np.argmin(self.value[free])])
+            self._assign(k, chosen)
+            return True
+        if depth <= 0:
+            return False
+        # Working but taken: try the least valuable agents first, fewest calls to move first.
+        # Blockers are looked up lazily: listing them for every agent costs more than the search.
+        taken = q[(m > 0) & (m < NOT_WORKING)]
+        taken = taken[np.argsort(self.value[taken], kind="stable")]
+        options = []
+        for a in taken.tolist():
+            if a in avoid:
+                continue
+            bl = self.blockers(a, s, e)
+            if any(x in frozen or (self.bound[x] and not allow_bound) for x in bl):
+                continue
+            options.append((len(bl), self.value[a], a, bl))
+            if len(options) >= 2 * MAX_BRANCH:
+                break
+        options.sort(key=lambda o: (o[0], o[1], o[2]))
+        inner = frozen | {k}
+        for _n, _v, a, bl in options[:MAX_BRANCH]:
+            mark = len(self.journal)
+            for x in bl:
+                self._unassign(x)
+            if int(self.slack[self.team_of[a], s:e].min()) < 1:
+                self.rollback(mark)
+                continue
+            self._assign(k, a)
+            if all(
+                self.place(x, depth - 1, budget, inner, allow_bound=allow_bound, avoid=avoid)
+                for x in bl
+            ):
+                return True
+            self.rollback(mark)
+            if budget[0] < 0:
+                return False
+        return False
+
+    # --- open slots, vectorized -------------------------------------------------------------
+
+    def open_mask(self, cap_id: str, cand: IntArray, length: int) -> npt.NDArray[np.bool_]:
+        """Which candidate starts (minutes) can take one more call of ``cap_id``."""
+        q = self.qual[cap_id]
+        n_q, n_c = q.size, cand.size
+        if n_q == 0 or n_c == 0:
+            return np.zeros(n_c, dtype=bool)
+        rowpos = np.full(self.n, -1, dtype=np.int64)
+        rowpos[q] = np.arange(n_q)
+
+        owner, ws, we = self.flat_windows()
+        r = rowpos[owner]
+        sel = r >= 0
+        lo = np.searchsorted(cand, ws[sel], "left")
+        hi = np.searchsorted(cand, we[sel] - length, "right")
+        cal = _range_counts(r[sel], lo, hi, n_q, n_c)
+
+        agent_of = np.asarray(self.agent_of, dtype=np.int64)
+        placed = agent_of >= 0
+        r = np.where(placed, rowpos[np.where(placed, agent_of, 0)], -1)
+        sel = r >= 0
+        os_ = np.asarray(self.occ_s, dtype=np.int64)[sel]
+        oe_ = np.asarray(self.occ_e, dtype=np.int64)[sel]
+        lo = np.searchsorted(cand, os_ - length, "right")
+        hi = np.searchsorted(cand, oe_, "left")
+        occ = _range_counts(r[sel], lo, hi, n_q, n_c)
+        fixed = np.asarray(self.bound, dtype=bool)[sel]
+        imm = _range_counts(r[sel][fixed], lo[fixed], hi[fixed], n_q, n_c)
+
+        teams, inverse = np.unique(self.team_of[q], return_inverse=True)
+        bad = np.zeros((teams.size, self.H + 1), dtype=np.int32)
+        np.cumsum(self.slack[teams] <= 0, axis=1, out=bad[:, 1:])
+        tok = (bad[:, cand + length] - bad[:, cand]) == 0
+        team_rows = tok[inverse]
+
+        works = cal > 0
+        ok = (works & (occ == 0) & team_rows).any(axis=0)
+        maybe = ~ok & (works & (occ > 0) & (imm == 0)).any(axis=0)
+        for i in np.flatnonzero(maybe).tolist():
+            ok[i] = self.probe(cap_id, int(cand[i]), int(cand[i]) + length)
+        return ok
+
+    def probe(self, cap_id: str, s: int, e: int) -> bool:
+        """Could a call of ``cap_id`` occupying ``[s, e)`` be added? Leaves nothing behind."""
+        k = len(self.calls)
+        self.calls.append(_PROBE)
+        self.cap_of.append(cap_id)
+        self.occ_s.append(s)
+        self.occ_e.append(e)
+        self.agent_of.append(-1)
+        self.bound.append(False)
+        try:
+            return self.place(k, SEARCH_DEPTH, [ADMIT_BUDGET])
+        finally:
+            self.rollback(0)
+            self.calls.pop()
+            for lst in (self.cap_of, self.occ_s, self.occ_e, self.agent_of, self.bound):
+                lst.pop()
+
+    def why_not(self, cap_id: str, s: int, e: int) -> Reason:
+        q = self.qual[cap_id]
+        m = self.grid[q, s:e].max(axis=1)
+        working = m < NOT_WORKING
+        free = q[m == 0]
+        when = f"{_hm(self.origin, s)}–{_hm(self.origin, e)} UTC"
+        if not working.any():
+            return Reason(
+                "no_agent_working",
+                f"none of the {q.size} qualified agents works the whole of {when}",
+            )
+        if free.size and not self.team_ok(free, s, e).any():
+            return Reason(
+                "reserve",
+                f"the qualified agents free at {when} are kept for ticket work (team reserve)",
+                float(free.size),
+            )
+        return Reason(
+            "fully_booked",
+            f"the {int(working.sum())} qualified agents working at {when} are all needed "
+            "for calls already booked",
+            float(working.sum()),
+        )
+
+    # --- views -------------------------------------------------------------------------------
+
+    def witness(self) -> dict[str, str | None]:
+        return {
+            c.id: (self.agent_ids[a] if (a := self.agent_of[k]) >= 0 else None)
+            for k, c in enumerate(self.calls)
+            if k not in self.past
+        }
+
+    def unplaced(self) -> list[int]:
+        return [k for k in range(len(self.calls)) if k not in self.past and self.agent_of[k] < 0]
+
+    def minute(self, moment: datetime) -> int:
+        return to_minute(moment, self.origin)
+
+
+class _Probe:
+    id = "__probe__"
+
+
+_PROBE: Any = _Probe()
+
+
+def _hm(origin: datetime, minute: int) -> str:
+    return (origin + timedelta(minutes=minute)).strftime("%Y-%m-%d %H:%M")
+
+
+def _range_counts(
+    rows: IntArray, lo: IntArray, hi: IntArray, n_rows: int, n_cols: int
+) -> npt.NDArray[np.int64]:
+    """counts[r, c] = how many (row r, [lo, hi)) ranges contain column c."""
+    valid = hi > lo
+    rows, lo, hi = rows[valid], lo[valid], hi[valid]
+    width = n_cols + 1
+    size = n_rows * width
+    diff = np.bincount(rows * width + lo, minlength=size) - np.bincount(
+        rows * width + hi, minlength=size
+    )
+    return np.cumsum(diff.reshape(n_rows, width), axis=1)[:, :n_cols]
+
+
+# --- the state's index: built once, handed over ----------------------------------------------
+
+
+def index_of(state: BookingState, need_end: datetime | None = None) -> BookingIndex:
+    """The state's index, built on first use (or when a query reaches past its grid)."""
+    idx: BookingIndex | None = state._cache.get(INDEX_KEY)
+    if idx is not None and need_end is not None and to_minute_ceil(need_end, idx.origin) >= idx.H:
+        idx = None
+    if idx is None:
+        idx = BookingIndex(state, need_end)
+        state._cache[INDEX_KEY] = idx
+    idx.now = state.now
+    return idx
+
+
+def hand_over(old: BookingState, new: BookingState, idx: BookingIndex) -> None:
+    """Move ``idx`` (already updated to match ``new``) from ``old`` to ``new``."""
+    old._cache.pop(INDEX_KEY, None)
+    new._cache[INDEX_KEY] = idx
+    idx.now = new.now
+
+
+def advance(state: BookingState, now: datetime) -> BookingState:
+    """The same state at a later moment, keeping the index (nothing in it depends on now)."""
+    new = state.with_now(now)
+    idx = state._cache.get(INDEX_KEY)
+    if idx is not None:
+        hand_over(state, new, idx)
+    return new
+
+
+def witness(state: BookingState) -> dict[str, str | None]:
+    """The engine's current cover: call id -> agent id (None: nobody can cover it).
+
+    Tentative for unbound calls. Internal: for validation and operators, never for customers.
+    """
+    return index_of(state).witness()
+
+
+def at_risk(state: BookingState) -> list[str]:
+    """Calls (not yet over) that nobody can cover in the current state."""
+    idx = index_of(state)
+    return [idx.calls[k].id for k in idx.unplaced()]
+
+
+# --- candidate starts in the customer's time zone --------------------------------------------
+
+
+def grid_starts(
+    origin: datetime, tz: tzinfo, granularity: int, lo: datetime, hi: datetime
+) -> IntArray:
+    """Minutes (from ``origin``) of the local-grid starts in ``[lo, hi)``.
+
+    Starts fall every ``granularity`` minutes from local midnight. On a DST day the wall clock
+    repeats or skips an hour: a repeated wall time gives two starts, a skipped one none.
+    """
+    first = lo.astimezone(tz).date() - timedelta(days=1)
+    last = hi.astimezone(tz).date() + timedelta(days=1)
+    per_day = np.arange(0, 24 * 60, granularity, dtype=np.int64)
+    chunks: list[IntArray] = []
+    d: date = first
+    while d <= last:
+        midnight = datetime.combine(d, time(0), tzinfo=tz)
+        nxt = datetime.combine(d + timedelta(days=1), time(0), tzinfo=tz)
+        if midnight.utcoffset() == nxt.utcoffset() and _exists(midnight, tz):
+            base = to_minute(midnight.astimezone(UTC), origin)
+            chunks.append(base + per_day)
+        else:
+            chunks.append(np.array(_dst_day(origin, tz, midnight, granularity), dtype=np.int64))
+        d += timedelta(days=1)
+    starts = np.unique(np.concatenate(chunks)) if chunks else np.zeros(0, dtype=np.int64)
+    lo_m, hi_m = to_minute_ceil(lo, origin), to_minute_ceil(hi, origin)
+    return starts[(starts >= lo_m) & (starts < hi_m)]
+
+
+def _exists(wall: datetime, tz: tzinfo) -> bool:
+    back = wall.astimezone(UTC).astimezone(tz)
+    return back.replace(tzinfo=None, fold=0) == wall.replace(tzinfo=None, fold=0)
+
+
+def _dst_day(origin: datetime, tz: tzinfo, midnight: datetime, granularity: int) -> list[int]:
+    out: list[int] = []
+    for k in range(0, 24 * 60, granularity):
+        wall = midnight + timedelta(minutes=k)  # wall-clock arithmetic on an aware datetime
+        for fold in (0, 1):
+            w = wall.replace(fold=fold)
+            if _exists(w, tz):
+                out.append(to_minute(w.astimezone(UTC), origin))
+    return out
+
+
+# --- the public operations -------------------------------------------------------------------
+
+
+def find_slots(
+    state: BookingState,
+    capability_id: str,
+    window_start: datetime,
+    window_end: datetime,
+    tz: str | tzinfo = "UTC",
+) -> SlotAnswer:
+    """Open slots of a capability with starts in ``[window_start, window_end)``, and a reason
+    when there are none."""
+    cap = state.capability(capability_id)
+    zone_ = zone(tz)
+    ws = require_aware(window_start, "window_start")
+    we = require_aware(window_end, "window_end")
+    if we <= ws:
+        raise ProblemError("window_end", "must be after window_start")
+    lo = max(ws, state.now + cap.min_notice)
+    hi = min(we, state.now + cap.horizon)
+    if hi <= lo:
+        return SlotAnswer(
+            (),
+            Reason(
+                "outside_booking_window",
+                f"{cap.id} can be booked from {cap.min_notice} to {cap.horizon} ahead",
+            ),
+        )
+    length = cap.occupancy_minutes
+    idx = index_of(state, hi + timedelta(minutes=length))
+    if idx.qual[cap.id].size == 0:
+        return SlotAnswer((), _no_qualified(cap))
+    cand = grid_starts(idx.origin, zone_, cap.granularity_minutes, lo, hi)
+    cand = cand[cand + length <= idx.H]
+    ok = idx.open_mask(cap.id, cand, length)
+    call = timedelta(minutes=cap.call_minutes)
+    slots = []
+    for m in cand[ok].tolist():
+        start = (idx.origin + timedelta(minutes=m)).astimezone(zone_)
+        slots.append(Slot(cap.id, start, start + call))
+    reason = None
+    if not slots:
+        reason = Reason(
+            "fully_booked",
+            f"no start in the window can be covered together with the calls already booked "
+            f"({cand.size} starts checked)",
+            float(cand.size),
+        )
+    return SlotAnswer(tuple(slots), reason, int(cand.size))
+
+
+def open_slots(
+    state: BookingState,
+    capability_id: str,
+    window_start: datetime,
+    window_end: datetime,
+    tz: str | tzinfo = "UTC",
+) -> list[Slot]:
+    """Open slots of a capability, in ``tz``; see :func:`find_slots` for the reason if none."""
+    return list(find_slots(state, capability_id, window_start, window_end, tz).slots)
+
+
+def _no_qualified(cap: Capability) -> Reason:
+    need = ", ".join(f"{s} ≥ {lvl}" for s, lvl in sorted(cap.requirements.items())) or "nothing"
+    return Reason("no_qualified_agents", f"no agent has what {cap.id} needs ({need})")
+
+
+def book(
+    state: BookingState,
+    capability_id: str,
+    start: datetime,
+    ticket_id: str | None = None,
+    *,
+    call_id: str | None = None,
+    owner_agent: str | None = None,
+    tz: str | tzinfo = "UTC",
+    alternatives: int = 5,
+) -> BookingResult:
+    """Book a call of ``capability_id`` at ``start`` if it is still open in ``state``.
+
+    Re-checks the exact start against the state (the caller serializes bookings per tenant and
+    passes the latest state). On success the result's ``state`` holds the new, unbound call.
+    Otherwise ``reason`` says why and ``alternatives`` lists the nearest open starts (in ``tz``).
+    """
+    cap = state.capability(capability_id)
+    start = require_aware(start, "start")
+    if start.second or start.microsecond:
+        raise ProblemError("start", "must be on a whole minute")
+    end = start + timedelta(minutes=cap.call_minutes)
+    if start < state.now + cap.min_notice or start >= state.now + cap.horizon:
+        reason = Reason(
+            "outside_booking_window",
+            f"{cap.id} can be booked from {cap.min_notice} to {cap.horizon} ahead",
+        )
+        return _refuse(state, cap, start, reason, tz, alternatives)
+    idx = index_of(state, end + timedelta(minutes=cap.buffer_minutes))
+    if idx.qual[cap.id].size == 0:
+        return BookingResult(None, None, _no_qualified(cap))
+    if call_id is None:
+        base = f"{cap.id}@{start.strftime('%Y%m%dT%H%MZ')}"
+        call_id, n = base, 1
+        while call_id in idx.call_pos:
+            n += 1
+            call_id = f"{base}#{n}"
+    elif call_id in idx.call_pos:
+        raise ProblemError("call_id", f"duplicate call id {call_id!r}")
+    call = Call(call_id, cap.id, start, end, ticket_id=ticket_id, owner_agent=owner_agent)
+    k = idx._push(call)
+    if idx.place(k, SEARCH_DEPTH, [ADMIT_BUDGET]):
+        idx.commit()
+        new = state._derive(calls=(*state.calls, call))
+        hand_over(state, new, idx)
+        return BookingResult(call, new)
+    idx.rollback(0)
+    reason = idx.why_not(cap.id, idx.occ_s[k], idx.occ_e[k])
+    idx._pop()
+    return _refuse(state, cap, start, reason, tz, alternatives)
+
+
+def _refuse(
+    state: BookingState, cap: Capability, start: datetime, reason: Reason, tz: str | tzinfo, n: int
+) -> BookingResult:
+    alts: tuple[Slot, ...] = ()
+    if n > 0:
+        around = find_slots(state, cap.id, start - timedelta(days=1), start + timedelta(days=1), tz)
+        alts = tuple(sorted(around.slots, key=lambda s: (abs(s.start - start), s.start))[:n])
+    return BookingResult(None, None, reason, alts)
+
+
+# --- an independent check of any cover -------------------------------------------------------
+
+
+def _merged(intervals: Sequence[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    out: list[tuple[datetime, datetime]] = []
+    for s, e in sorted(intervals):
+        if out and s <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], e))
+        else:
+            out.append((s, e))
+    return out
+
+
+def validate_calls(state: BookingState, cover: Mapping[str, str | None]) -> list[str]:
+    """Every way ``cover`` (call id -> agent id) breaks the booking rules; [] means valid.
+
+    Written from the rules, not from the engine's grid: datetimes and intervals only. Calls that
+    are over are ignored; a call in progress is checked from ``now``. Bound calls must be covered
+    by their bound agent.
+    """
+    problems: list[str] = []
+    caps = {c.id: c for c in state.capabilities}
+    agents = {a.id: a for a in state.agents}
+    held: dict[str, list[tuple[datetime, datetime, str]]] = {}
+    live = [c for c in state.calls if c.end > state.now]
+    for call in live:
+        cap = caps[call.capability_id]
+        who = cover.get(call.id)
+        if who is None:
+            problems.append(f"{call.id}: nobody covers it")
+            continue
+        if call.bound_agent is not None and who != call.bound_agent:
+            problems.append(f"{call.id}: bound to {call.bound_agent} but covered by {who}")
+        agent = agents.get(who)
+        if agent is None:
+            problems.append(f"{call.id}: unknown agent {who}")
+            continue
+        start = max(call.start, state.now)
+        end = call.end + timedelta(minutes=cap.buffer_minutes)
+        if agent.status is not AgentStatus.AVAILABLE:
+            problems.append(f"{call.id}: {who} is {agent.status.value}")
+        if not agent.qualifies(cap.requirements):
+            problems.append(f"{call.id}: {who} lacks {dict(cap.requirements)}")
+        shifts = _merged([(s.start, s.end) for s in agent.shifts])
+        if not any(s <= start and end <= e for s, e in shifts):
+            problems.append(f"{call.id}: {who} is not on shift for the whole call and buffer")
+        if any(b.start < end and start < b.end for b in agent.busy):
+            problems.append(f"{call.id}: {who} is busy in their calendar")
+        held.setdefault(who, []).append((start, end, call.id))
+    for who, spans in held.items():
+        spans.sort()
+        for (_s1, e1, c1), (s2, _e2, c2) in itertools.pairwise(spans):
+            if s2 < e1:
+                problems.append(f"{who}: calls {c1} and {c2} overlap (with buffer)")
+    problems.extend(_reserve_problems(state, held))
+    return problems
+
+
+def _reserve_problems(
+    state: BookingState, held: Mapping[str, list[tuple[datetime, datetime, str]]]
+) -> list[str]:
+    shares = team_reserves(state)
+    out: list[str] = []
+    by_team: dict[str, list[Any]] = {}
+    for agent in state.agents:
+        by_team.setdefault(agent.team, []).append(agent)
+    for team, members in by_team.items():
+        share = shares.get(team, 0.0)
+        spans = [(s, e) for m in members for s, e, _c in held.get(m.id, [])]
+        if share <= 0 or not spans:
+            continue  # distinct agents per moment already bound calls by headcount
+        points: set[datetime] = set()
+        for s, e in spans:
+            points.update((s, e))
+        for m in members:
+            for iv in (*m.shifts, *m.busy):
+                points.update((iv.start, iv.end))
+        pts = sorted(points)
+        for a, b in itertools.pairwise(pts):
+            if b <= state.now:
+                continue
+            t = a + (b - a) / 2
+            calls = sum(1 for s, e in spans if s <= t < e)
+            if not calls:
+                continue
+            head = sum(
+                1
+                for m in members
+                if m.status is AgentStatus.AVAILABLE and m.on_shift(t) and not m.busy_at(t)
+            )
+            if calls > reserve_cap(head, share):
+                out.append(
+                    f"team {team}: {calls} calls at {a.isoformat()} exceed "
+                    f"{reserve_cap(head, share)} allowed by its {share:.0%} reserve"
+                )
+    return out
