@@ -81,7 +81,17 @@ def _document_problem_json(app: FastAPI) -> None:
 
 
 def _include_routers(app: FastAPI) -> None:
-    from api.routes import agents, api_keys, busy, capabilities, health, shifts, skills, teams
+    from api.routes import (
+        agents,
+        api_keys,
+        busy,
+        capabilities,
+        health,
+        shifts,
+        skills,
+        teams,
+        tickets,
+    )
 
-    for module in (health, api_keys, skills, teams, agents, shifts, busy, capabilities):
+    for module in (health, api_keys, skills, teams, agents, shifts, busy, capabilities, tickets):
         app.include_router(module.router)

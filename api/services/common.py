@@ -38,18 +38,18 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:16]}"
 
 
-def encode_cursor(last_key: str) -> str:
+def encode_cursor(last_key: str | int) -> str:
     return base64.urlsafe_b64encode(json.dumps({"k": last_key}).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> str:
+def decode_cursor(cursor: str, key_type: type[str] | type[int] = str) -> str | int:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         data = json.loads(base64.urlsafe_b64decode(padded.encode()))
         key = data["k"]
-        if not isinstance(key, str):
+        if type(key) is not key_type:
             raise TypeError
-        return key
+        return key  # type: ignore[no-any-return]
     except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
         raise InvalidInput.one("query.cursor", "not a cursor this API returned") from None
 
@@ -61,12 +61,13 @@ def paginate(
 
     Fetches one row more than asked to learn whether a next page exists.
     """
+    key_type = int if key_column.type.python_type is int else str
     if cursor is not None:
-        stmt = stmt.where(key_column > decode_cursor(cursor))
+        stmt = stmt.where(key_column > decode_cursor(cursor, key_type))
     rows = session.scalars(stmt.order_by(key_column).limit(limit + 1)).all()
     if len(rows) > limit:
         rows = rows[:limit]
-        return rows, encode_cursor(str(_key_of(rows[-1], key_column)))
+        return rows, encode_cursor(_key_of(rows[-1], key_column))
     return rows, None
 
 
