@@ -46,6 +46,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -197,6 +198,8 @@ class RealtimeIndex:
 
     ``assign`` never changes what the index means; ``commit``, ``release`` and ``advance``
     update it in place (O(1) per agent), and ``with_assignment`` returns an updated copy.
+    Concurrent ``assign`` calls are safe; writers must be serialized by the caller (the service
+    already holds a per-tenant lock around binding an agent).
     """
 
     __slots__ = (
@@ -419,10 +422,11 @@ class RealtimeIndex:
             self._moment = m
         return m
 
-    def _resolve(self, a: IntArray, w: IntArray, side: str) -> IntArray:
-        """Wall minute of work position ``w`` on agent ``a``'s clock (CalendarBank semantics)."""
+    def _resolve(self, a: IntArray, w: IntArray, side: Literal["left", "right"]) -> IntArray:
+        """Wall minute of work position ``w`` on agent ``a``'s clock (CalendarBank semantics):
+        side "right" is where work resumes after ``w`` minutes, "left" where minute ``w`` ends."""
         b = self._bank
-        k = np.searchsorted(self._ckeys, a * _KEY + w, side=side)  # type: ignore[call-overload]
+        k = np.searchsorted(self._ckeys, a * _KEY + w, side=side)
         valid = (k < len(b.owner)) & (k < b.first[a + 1])
         overflow = b.horizon + (w - b.total[a])
         if not len(b.owner):
@@ -793,6 +797,8 @@ class RealtimeIndex:
                 )
         mask = np.ones(self._n, dtype=bool) if qualified is None else qualified
         n_qual = int(np.count_nonzero(mask))
+        if self._n == 0:
+            return Reason("qualified", "there are no agents", 0.0)
         if n_qual == 0:
             parts = ", ".join(f"{s}>={lvl}: {n}" for s, lvl, n in counts)
             return Reason(
@@ -800,8 +806,11 @@ class RealtimeIndex:
                 f"no agent has every required skill at its level together ({parts} agents)",
                 0.0,
             )
-        have = f"{n_qual} agent{'s' if n_qual != 1 else ''} {'has' if n_qual == 1 else 'have'} "
-        have += "the skills" if needs else "no skill requirement to meet"
+        if needs:
+            have = f"{n_qual} agent{'s' if n_qual != 1 else ''} "
+            have += "has the skills" if n_qual == 1 else "have the skills"
+        else:
+            have = f"{n_qual} agent{'s' if n_qual != 1 else ''} could take it (no skills needed)"
         avail = mask & self._available
         if not avail.any():
             statuses = [self._status[int(a)] for a in np.flatnonzero(mask)]

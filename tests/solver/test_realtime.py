@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from benchmarks.realtime import naive_assign
 from solver.availability import bank_for
 from solver.errors import ProblemError
+from solver.objective import ObjectiveWeights
 from solver.plan import Decision
 from solver.problem import Agent, AgentStatus, Interval, Priority, Problem, Skill, Team, Ticket
 from solver.realtime import RealtimeIndex, RealtimeWeights, assign_one
@@ -88,6 +89,15 @@ def test_a_skill_nobody_has_heard_of_queues_instead_of_failing() -> None:
 def test_ticket_without_requirements_can_go_to_anyone() -> None:
     d = assign_one(problem(agent("a", {})), ticket(skills={}))
     assert d.agent_id == "a"
+    d = assign_one(problem(agent("a", {}, status=AgentStatus.AWAY)), ticket(skills={}))
+    assert rule(d, "available") == (
+        "1 agent could take it (no skills needed) but none is available (1 away, 0 offline)"
+    )
+
+
+def test_no_agents_at_all_still_queues_with_a_reason() -> None:
+    d = assign_one(problem(), ticket(skills={}))
+    assert d.queued and rule(d, "qualified") == "there are no agents"
 
 
 def test_agent_off_shift_is_skipped_even_if_better() -> None:
@@ -317,6 +327,25 @@ def test_commit_of_a_stale_decision_still_queues_behind_newer_work() -> None:
     index.commit(d1)
     index.commit(d2)
     assert index.assign(ticket("t3")).expected_start == NOW + 40 * MIN
+
+
+def test_commit_of_a_decision_made_elsewhere_needs_the_ticket() -> None:
+    index = RealtimeIndex.build(problem(agent("a", capacity=9)))
+    manual = Decision("t1", "a", "core", None, reasons=())
+    with pytest.raises(ProblemError, match="pass the ticket"):
+        index.commit(manual)
+    index.commit(manual, ticket("t1", effort_minutes=25))
+    assert index.load_of("a") == (1, 9)
+    assert index.assign(ticket("t2")).expected_start == NOW + 25 * MIN
+    with pytest.raises(ProblemError, match="unknown agent 'zed'"):
+        index.commit(Decision("t3", "zed", "core", None, reasons=()))
+
+
+def test_weights_can_follow_the_batch_objective() -> None:
+    objective = ObjectiveWeights(breach=300, expertise_waste=9, churn=7)
+    w = RealtimeWeights.from_objective(objective, load=2.0)
+    assert (w.breach, w.expertise_waste, w.continuity_owner, w.load) == (300.0, 9.0, 7.0, 2.0)
+    assert w.priority_weight(Priority.URGENT) == 8.0
 
 
 def test_with_assignment_returns_an_updated_copy() -> None:
