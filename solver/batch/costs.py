@@ -64,9 +64,7 @@ def schedule_groups(
     return start, end
 
 
-def agent_costs(
-    data: BatchData, sequences: dict[int, Sequence[int]]
-) -> dict[int, int]:
+def agent_costs(data: BatchData, sequences: dict[int, Sequence[int]]) -> dict[int, int]:
     """Exact objective contribution of each agent's ordered new work (load term included)."""
     agents_l: list[int] = []
     tickets_l: list[int] = []
@@ -81,7 +79,9 @@ def agent_costs(
     start, end = schedule_groups(data, agents, tickets)
     per = data.late_cost(tickets, start, end) + data.pair_static[pair_index(data, tickets, agents)]
     run_start = np.flatnonzero(np.concatenate(([True], agents[1:] != agents[:-1])))
-    for a, s in zip(agents[run_start].tolist(), np.add.reduceat(per, run_start).tolist(), strict=True):
+    for a, s in zip(
+        agents[run_start].tolist(), np.add.reduceat(per, run_start).tolist(), strict=True
+    ):
         out[a] += int(s)
     return out
 

@@ -95,9 +95,7 @@ def solve_flow(data: BatchData) -> FlowResult:
     caps = np.concatenate(
         (np.ones(n_p + n_t + len(slot_agent), dtype=np.int64), [max(1, n_t)])
     ).astype(np.int64)
-    costs = np.concatenate(
-        (data.pair_cost, data.queue_cost, slot_cost, [0])
-    ).astype(np.int64)
+    costs = np.concatenate((data.pair_cost, data.queue_cost, slot_cost, [0])).astype(np.int64)
 
     mcf = min_cost_flow.SimpleMinCostFlow()
     mcf.add_arcs_with_capacity_and_unit_cost(tails, heads, caps, costs)

@@ -30,9 +30,9 @@ import numpy as np
 from ortools.sat.python import cp_model
 
 from solver.batch.data import NO_DEADLINE, BatchData, IntArray
+from solver.batch.localsearch import LocalSearch
 from solver.batch.params import BatchParams
 from solver.batch.repair import ticket_pair_ptr
-from solver.batch.localsearch import LocalSearch
 from solver.batch.state import State, price
 
 
@@ -48,7 +48,7 @@ class LnsResult:
 
 
 @dataclass(frozen=True)
-class _Windows:
+class WorkWindows:
     """One agent's working windows in work time: ``cs`` work before each, ``off`` breaks."""
 
     starts: tuple[int, ...]
@@ -61,7 +61,7 @@ class _Windows:
         return sum(max(0, min(e, minute) - s) for s, e in zip(self.starts, self.ends, strict=True))
 
 
-def _windows(data: BatchData, a: int) -> _Windows:
+def work_windows(data: BatchData, a: int) -> WorkWindows:
     b = data.bank
     lo, hi = int(b.first[a]), int(b.first[a + 1])
     starts = b.starts[lo:hi].tolist()
@@ -69,16 +69,26 @@ def _windows(data: BatchData, a: int) -> _Windows:
     cum_end = b.cum_end[lo:hi].tolist()
     cs = [c - (e - s) for c, s, e in zip(cum_end, starts, ends, strict=True)]
     off = [s - c for s, c in zip(starts, cs, strict=True)]
-    return _Windows(tuple(starts), tuple(ends), tuple(cs), tuple(off), int(data.total[a]))
+    return WorkWindows(tuple(starts), tuple(ends), tuple(cs), tuple(off), int(data.total[a]))
 
 
 @dataclass
-class _Hood:
+class Hood:
     agents: list[int]
     prefix: dict[int, list[int]]
     window: dict[int, list[int]]
     tail: dict[int, list[int]]
     queued: list[int]  # team-queue tickets offered to the neighbourhood
+
+
+@dataclass(frozen=True)
+class Solved:
+    """A neighbourhood's answer: new full sequences of its agents, tickets left queued."""
+
+    sequences: dict[int, list[int]]
+    left: list[int]
+    proved: bool  # CP-SAT closed the neighbourhood
+    objective: int  # the model's objective: the free part's exact cost
 
 
 class _Deadline:
@@ -97,7 +107,7 @@ class _Deadline:
         effort: int,
         due: int,
         at_end: bool,
-        win: _Windows,
+        win: WorkWindows,
         enforce: list[cp_model.IntVar],
         weight: int,
         hint_start: int,
@@ -145,16 +155,16 @@ def _effort(data: BatchData, tickets: Sequence[int]) -> int:
     return int(data.effort[list(tickets)].sum()) if tickets else 0
 
 
-def _solve_hood(
+def solve_hood(
     data: BatchData,
-    hood: _Hood,
-    windows: dict[int, _Windows],
+    hood: Hood,
+    windows: dict[int, WorkWindows],
     ptr: IntArray,
     params: BatchParams,
     time_s: float,
     seed: int,
-) -> tuple[dict[int, list[int]], list[int], bool] | None:
-    """CP-SAT on one neighbourhood: ``({agent: new full sequence}, left queued, proved)``."""
+) -> Solved | None:
+    """CP-SAT on one neighbourhood, hinted with the incumbent; None if it found nothing."""
     m = cp_model.CpModel()
     dl = _Deadline(m, data)
     in_hood = set(hood.agents)
@@ -177,7 +187,9 @@ def _solve_hood(
     pw = data.pw
     for t in free:
         rows = np.arange(ptr[t], ptr[t + 1])
-        options = [(int(data.pair_agent[r]), int(r)) for r in rows if int(data.pair_agent[r]) in in_hood]
+        options = [
+            (int(data.pair_agent[r]), int(r)) for r in rows if int(data.pair_agent[r]) in in_hood
+        ]
         choice: list[cp_model.IntVar] = []
         p = int(data.effort[t])
         for a, r in options:
@@ -198,8 +210,18 @@ def _solve_hood(
             terms.append((int(data.pair_static[r]), xa))
             for at_end, due in ((False, int(data.fr_due[t])), (True, int(data.res_due[t]))):
                 terms += dl.add(
-                    f"{name},{'res' if at_end else 'fr'}", s, s_lo, s_hi, p, due, at_end,
-                    windows[a], [xa], int(pw[t]), hint_s, here[0] == a,
+                    f"{name},{'res' if at_end else 'fr'}",
+                    s,
+                    s_lo,
+                    s_hi,
+                    p,
+                    due,
+                    at_end,
+                    windows[a],
+                    [xa],
+                    int(pw[t]),
+                    hint_s,
+                    here[0] == a,
                 )
         queue = m.new_bool_var(f"queued[t{t}]")
         m.add_hint(queue, t not in current)
@@ -223,7 +245,9 @@ def _solve_hood(
         if hood.tail[a]:
             # The tail starts where the window's work ends: pack the window without gaps.
             for t, v in by_agent[a]:
-                m.add(starts[t, a] + int(data.effort[t]) <= base[a] + work_in_window).only_enforce_if(v)
+                m.add(
+                    starts[t, a] + int(data.effort[t]) <= base[a] + work_in_window
+                ).only_enforce_if(v)
             win_now = _effort(data, hood.window[a])
             c = 0
             for t in hood.tail[a]:
@@ -235,8 +259,18 @@ def _solve_hood(
                 hs = base[a] + win_now + c
                 for at_end, due in ((False, int(data.fr_due[t])), (True, int(data.res_due[t]))):
                     terms += dl.add(
-                        f"{name},{'res' if at_end else 'fr'}", s_expr, s_lo, s_hi, p, due,
-                        at_end, windows[a], [], int(pw[t]), hs, True,
+                        f"{name},{'res' if at_end else 'fr'}",
+                        s_expr,
+                        s_lo,
+                        s_hi,
+                        p,
+                        due,
+                        at_end,
+                        windows[a],
+                        [],
+                        int(pw[t]),
+                        hs,
+                        True,
                     )
                 c += p
     m.minimize(sum(c * v for c, v in terms))
@@ -258,10 +292,10 @@ def _solve_hood(
         new[a] = hood.prefix[a] + mine + hood.tail[a]
     placed = {t for seq in new.values() for t in seq}
     left = [t for t in free if t not in placed]
-    return new, left, status == cp_model.OPTIMAL
+    return Solved(new, left, status == cp_model.OPTIMAL, round(solver.objective_value))
 
 
-class _Picker:
+class Picker:
     """Chooses neighbourhoods where the lateness is, with seeded randomness."""
 
     def __init__(self, data: BatchData, state: State, params: BatchParams) -> None:
@@ -281,7 +315,9 @@ class _Picker:
             return np.zeros(0, dtype=np.int64)
         t = np.asarray(tickets, dtype=np.int64)
         lo, hi = self.ptr[t], self.ptr[t + 1]
-        idx = np.concatenate([np.arange(a, b) for a, b in zip(lo.tolist(), hi.tolist(), strict=True)])
+        idx = np.concatenate(
+            [np.arange(a, b) for a, b in zip(lo.tolist(), hi.tolist(), strict=True)]
+        )
         return self.data.pair_agent[idx]
 
     def _queued_for(self, agents: Sequence[int]) -> list[int]:
@@ -291,8 +327,8 @@ class _Picker:
             out.update(cand[self.state.agent_of[cand] < 0].tolist())
         return sorted(out)
 
-    def pick(self) -> _Hood | None:
-        st, data, params = self.state, self.data, self.params
+    def pick(self) -> Hood | None:
+        st = self.state
         agents = np.asarray(sorted(st.pain), dtype=np.int64)
         if len(agents) == 0:
             return None
@@ -313,7 +349,7 @@ class _Picker:
             self.fails[lead] += 1
         return None
 
-    def _around(self, lead: int) -> _Hood:
+    def _around(self, lead: int) -> Hood:
         st, data, params = self.state, self.data, self.params
         mine = st.seqs.get(lead, [])
         queued = self._queued_for([lead])
@@ -326,7 +362,9 @@ class _Picker:
             partner_pain = np.zeros(data.n_agents)
             for a, v in st.pain.items():
                 partner_pain[a] = v
-            score = counts / (1.0 + partner_pain / (1.0 + st.pain.get(lead, 0))) / (1.0 + self.fails)
+            score = (
+                counts / (1.0 + partner_pain / (1.0 + st.pain.get(lead, 0))) / (1.0 + self.fails)
+            )
             cand = np.flatnonzero(score > 0)
             k = min(params.neighbourhood_agents - 1, len(cand))
             if k:
@@ -346,7 +384,11 @@ class _Picker:
                 # Centre windows around where lateness begins, jittered for variety.
                 centre = first_late + int(self.rng.integers(-per_agent, per_agent + 1))
                 lo = int(np.clip(centre - per_agent // 2, 0, len(seq) - per_agent))
-            prefix[a], window[a], tail[a] = seq[:lo], seq[lo : lo + per_agent], seq[lo + per_agent :]
+            prefix[a], window[a], tail[a] = (
+                seq[:lo],
+                seq[lo : lo + per_agent],
+                seq[lo + per_agent :],
+            )
         pool = self._queued_for(group)
         if pool and params.queued_candidates:
             qc = data.queue_cost[pool]
@@ -355,7 +397,7 @@ class _Picker:
             pool = [pool[i] for i in order[: params.queued_candidates].tolist()]
         else:
             pool = []
-        return _Hood(group, prefix, window, tail, sorted(pool))
+        return Hood(group, prefix, window, tail, sorted(pool))
 
 
 def improve(
@@ -370,8 +412,8 @@ def improve(
     state = State(data, sequences)
     result = LnsResult(sequences=state.seqs, cost=state.total())
     local = LocalSearch(data, state, candidates=params.move_candidates)
-    picker = _Picker(data, state, params)
-    windows: dict[int, _Windows] = {}
+    picker = Picker(data, state, params)
+    windows: dict[int, WorkWindows] = {}
     before_ls = state.total()
     now = time.perf_counter()
     local.run(now + params.local_search_share * max(0.0, deadline - now))
@@ -392,18 +434,22 @@ def improve(
             continue
         for a in hood.agents:
             if a not in windows:
-                windows[a] = _windows(data, a)
-        solved = _solve_hood(
-            data, hood, windows, picker.ptr, params,
+                windows[a] = work_windows(data, a)
+        solved = solve_hood(
+            data,
+            hood,
+            windows,
+            picker.ptr,
+            params,
             min(params.neighbourhood_time_s, remaining - 0.02),
-            params.seed * 1_000_003 + result.tried,
+            (params.seed * 1_000_003 + result.tried) % 2_147_483_647,
         )
         result.tried += 1
         if solved is None:
             picker.fails[hood.agents[0]] += 1
             continue
-        new, left, proved = solved
-        result.proved += proved
+        new, left = solved.sequences, solved.left
+        result.proved += solved.proved
         priced = price(data, new)
         before = sum(state.cost.get(a, 0) for a in hood.agents) + int(
             data.queue_cost[hood.queued].sum()

@@ -15,7 +15,6 @@ from solver.batch.data import NO_DEADLINE, BatchData
 from solver.plan import Reason
 from solver.timegrid import from_minute
 
-
 ORDER_RULES = {
     "edf": "ordered earliest deadline first",
     "wspt": "ordered by weighted shortest effort first",
@@ -113,11 +112,15 @@ def for_queued(data: BatchData, t: int, n_candidates: int) -> tuple[Reason, ...]
         )
     out: list[Reason] = [Reason("queue", why, cost)]
     if ticket.owner_agent is not None:
-        out.append(Reason("churn", f"taken back from {ticket.owner_agent}", float(data.weights.churn)))
+        out.append(
+            Reason("churn", f"taken back from {ticket.owner_agent}", float(data.weights.churn))
+        )
     return tuple(out)
 
 
-def queued_all(data: BatchData, tickets: Sequence[int], candidates: Sequence[int]) -> dict[str, tuple[Reason, ...]]:
+def queued_all(
+    data: BatchData, tickets: Sequence[int], candidates: Sequence[int]
+) -> dict[str, tuple[Reason, ...]]:
     return {
         data.problem.tickets[t].id: for_queued(data, t, c)
         for t, c in zip(tickets, candidates, strict=True)

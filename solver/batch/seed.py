@@ -34,7 +34,9 @@ def _order(data: BatchData, agent_of: IntArray, rule: str) -> tuple[IntArray, In
     return agents[order], tickets[order]
 
 
-def list_schedule(data: BatchData, agent_of: IntArray) -> tuple[dict[int, list[int]], dict[int, str]]:
+def list_schedule(
+    data: BatchData, agent_of: IntArray
+) -> tuple[dict[int, list[int]], dict[int, str]]:
     """Per agent, the better of the EDF and WSPT orders: ``({agent: [tickets]}, {agent: rule})``."""
     best: dict[int, tuple[int, str, list[int]]] = {}
     for rule in RULES:

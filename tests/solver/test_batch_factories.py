@@ -93,10 +93,7 @@ def random_problem(
         required = {f"s{int(s)}": int(rng.integers(1, 4)) for s in req}
         fr = created + timedelta(minutes=int(rng.integers(30, 8 * 60)))
         res = fr + timedelta(minutes=int(rng.integers(60, 36 * 60)))
-        if rng.random() < 0.3:
-            fr_due = None
-        else:
-            fr_due = fr
+        fr_due = None if rng.random() < 0.3 else fr
         owner = f"a{int(rng.integers(n_agents))}" if rng.random() < 0.2 else None
         prev = f"a{int(rng.integers(n_agents + 2))}" if rng.random() < 0.2 else None
         tickets.append(
