@@ -74,7 +74,10 @@ def test_flow_matches_the_lp_optimum() -> None:
         (
             data.pair_cost,
             data.queue_cost,
-            [data.load_cost(a, k) - data.load_cost(a, k - 1) for a, k in zip(slot_agent, slot_k)],
+            [
+                data.load_cost(a, k) - data.load_cost(a, k - 1)
+                for a, k in zip(slot_agent, slot_k, strict=True)
+            ],
         )
     ).astype(float)
     a_eq = np.zeros((n_t + data.n_agents, n_p + n_t + n_s))
