@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from api import errors
 from api.db.engine import make_engine, make_session_factory
 from api.deps import Clock
+from api.idempotency import IdempotencyMiddleware
 from api.settings import Settings
 
 API_TITLE = "Switchboard"
@@ -24,6 +25,18 @@ API_DESCRIPTION = (
     "Scheduling and routing optimization for support teams. Authenticate with "
     "`Authorization: Bearer <api key>`. Errors are RFC 9457 problem+json."
 )
+
+
+IDEMPOTENCY_PARAMETER: dict[str, Any] = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": (
+        "Makes a retry safe: the first response is stored and replayed for the same request; "
+        "the same key with a different request is a 422."
+    ),
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+}
 
 
 def _wall_clock() -> datetime:
@@ -55,13 +68,15 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.settings = settings
     app.state.clock = clock or _wall_clock
     errors.install(app)
+    app.add_middleware(IdempotencyMiddleware)
     _include_routers(app)
-    _document_problem_json(app)
+    _document_openapi(app)
     return app
 
 
-def _document_problem_json(app: FastAPI) -> None:
-    """Errors are sent as application/problem+json; say so in the OpenAPI document too."""
+def _document_openapi(app: FastAPI) -> None:
+    """Say in the OpenAPI document what middleware and the error map do: errors are
+    application/problem+json, and every POST accepts an ``Idempotency-Key``."""
     base = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -69,7 +84,9 @@ def _document_problem_json(app: FastAPI) -> None:
             return app.openapi_schema
         schema = base()
         for path in schema.get("paths", {}).values():
-            for operation in path.values():
+            for method, operation in path.items():
+                if method == "post":
+                    operation.setdefault("parameters", []).append(IDEMPOTENCY_PARAMETER)
                 for status, response in operation.get("responses", {}).items():
                     content = response.get("content", {})
                     if str(status)[:1] in "45" and "application/json" in content:
