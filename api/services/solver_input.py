@@ -1,0 +1,224 @@
+"""Map a tenant's rows onto the solver's own types (``solver.problem.Problem``).
+
+The assignment endpoints (real-time, batch), escalation and what-if runs all start here, so the
+rules of what the solver sees live in one place:
+
+- **Planned tickets** are the active ones (status new/open), optionally of one team, or exactly
+  the ``ticket_ids`` asked for. A planned ticket keeps ``owner_agent``, so the batch can
+  penalise moving it (churn) and the real-time path can prefer continuity.
+- **Work an agent already holds** is every ticket they own (new, open or pending) that is *not*
+  being planned: it counts toward ``open_tickets`` (capacity), and the active part of it toward
+  ``backlog_minutes`` (worked before anything new; pending waits on the customer, not the agent).
+  A planned ticket is never counted twice.
+- **Fairness**: ``recent_assignments`` counts assigned/reassigned events to the agent in the
+  last ``recent_window`` (8 h by default).
+- **Time**: shifts and busy intervals overlapping ``[now, horizon_end)`` (the solver clips them).
+
+Every query filters by ``tenant_id``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Iterable
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from api.db.models import Agent as AgentRow
+from api.db.models import BusyInterval, Shift, TicketEvent
+from api.db.models import Capability as CapabilityRow
+from api.db.models import Skill as SkillRow
+from api.db.models import Team as TeamRow
+from api.db.models import Ticket as TicketRow
+from api.enums import TicketEventKind, TicketStatus
+from api.errors import NotFound
+from solver.capability import Capability
+from solver.problem import DEFAULT_HORIZON, Agent, Interval, Problem, Skill, Team, Ticket
+
+ACTIVE = (TicketStatus.NEW, TicketStatus.OPEN)
+HELD = (TicketStatus.NEW, TicketStatus.OPEN, TicketStatus.PENDING)
+RECENT_WINDOW = timedelta(hours=8)
+
+
+def ticket_to_solver(row: TicketRow) -> Ticket:
+    return Ticket(
+        id=row.id,
+        team=row.team_id,
+        created_at=row.created_at,
+        required_skills={s.skill_id: s.level for s in row.required_skills},
+        priority=row.priority.to_solver(),
+        first_response_due=row.first_response_due,
+        resolution_due=row.resolution_due,
+        effort_minutes=row.effort_minutes,
+        owner_agent=row.owner_agent_id,
+        previous_agent=row.previous_agent_id,
+        requester=row.requester,
+    )
+
+
+def capability_to_solver(row: CapabilityRow) -> Capability:
+    return Capability(
+        id=row.id,
+        name=row.name,
+        requirements={r.skill_id: r.level for r in row.requirements},
+        call_minutes=row.call_minutes,
+        horizon=timedelta(days=row.horizon_days),
+        min_notice=timedelta(minutes=row.min_notice_minutes),
+        buffer_minutes=row.buffer_minutes,
+        granularity_minutes=row.granularity_minutes,
+        reserve=row.reserve_share,
+    )
+
+
+def _planned_tickets(
+    session: Session, tenant_id: str, team: str | None, ticket_ids: Collection[str] | None
+) -> list[TicketRow]:
+    stmt = select(TicketRow).where(TicketRow.tenant_id == tenant_id)
+    if ticket_ids is not None:
+        rows = session.scalars(stmt.where(TicketRow.id.in_(list(ticket_ids)))).all()
+        missing = set(ticket_ids) - {r.id for r in rows}
+        if missing:
+            raise NotFound("ticket", sorted(missing)[0])
+        order = {t: i for i, t in enumerate(ticket_ids)}
+        return sorted(rows, key=lambda r: order[r.id])
+    stmt = stmt.where(TicketRow.status.in_(ACTIVE))
+    if team is not None:
+        stmt = stmt.where(TicketRow.team_id == team)
+    return list(session.scalars(stmt.order_by(TicketRow.created_at, TicketRow.id)))
+
+
+def _held_work(
+    session: Session, tenant_id: str, planned: Iterable[TicketRow]
+) -> dict[str, list[int]]:
+    """agent -> [open tickets, backlog minutes] over held tickets that are not being planned.
+
+    Aggregated over all held tickets in the database, then the planned ones are subtracted in
+    Python (no IN-list of thousands of ids).
+    """
+    active = func.sum(TicketRow.effort_minutes).filter(TicketRow.status.in_(ACTIVE))
+    stmt = (
+        select(TicketRow.owner_agent_id, func.count(), active)
+        .where(
+            TicketRow.tenant_id == tenant_id,
+            TicketRow.owner_agent_id.is_not(None),
+            TicketRow.status.in_(HELD),
+        )
+        .group_by(TicketRow.owner_agent_id)
+    )
+    held = {agent: [int(n), int(minutes or 0)] for agent, n, minutes in session.execute(stmt)}
+    for t in planned:
+        if t.owner_agent_id in held and t.status in HELD:
+            held[t.owner_agent_id][0] -= 1
+            if t.status in ACTIVE:
+                held[t.owner_agent_id][1] -= t.effort_minutes
+    return held
+
+
+def _recent_assignments(session: Session, tenant_id: str, since: datetime) -> dict[str, int]:
+    stmt = (
+        select(TicketEvent.to_agent, func.count())
+        .where(
+            TicketEvent.tenant_id == tenant_id,
+            TicketEvent.kind.in_([TicketEventKind.ASSIGNED, TicketEventKind.REASSIGNED]),
+            TicketEvent.to_agent.is_not(None),
+            TicketEvent.at >= since,
+        )
+        .group_by(TicketEvent.to_agent)
+    )
+    return {agent: int(n) for agent, n in session.execute(stmt)}
+
+
+def _intervals(
+    session: Session,
+    model: type[Shift] | type[BusyInterval],
+    tenant_id: str,
+    agent_ids: Collection[str] | None,
+    start: datetime,
+    end: datetime,
+) -> dict[str, list[Interval]]:
+    stmt = select(model.agent_id, model.start_at, model.end_at).where(
+        model.tenant_id == tenant_id, model.end_at > start, model.start_at < end
+    )
+    if agent_ids is not None:
+        stmt = stmt.where(model.agent_id.in_(list(agent_ids)))
+    out: dict[str, list[Interval]] = defaultdict(list)
+    for agent, s, e in session.execute(stmt):
+        out[agent].append(Interval(s, e))
+    return out
+
+
+def build_problem(
+    *,
+    session: Session,
+    tenant_id: str,
+    now: datetime,
+    horizon_end: datetime | None = None,
+    team: str | None = None,
+    ticket_ids: Collection[str] | None = None,
+    agent_team: str | None = None,
+    recent_window: timedelta = RECENT_WINDOW,
+) -> Problem:
+    """The solver's view of the tenant at ``now``.
+
+    ``team`` limits the planned tickets to one team's active queue; ``ticket_ids`` plans exactly
+    those tickets (any status; unknown ids are a 404). ``agent_team`` limits the agents to one
+    team (default: every agent of the tenant, since skills cross team lines).
+    """
+    horizon_end = horizon_end or now + DEFAULT_HORIZON
+    planned = _planned_tickets(session, tenant_id, team, ticket_ids)
+    agent_stmt = select(AgentRow).where(AgentRow.tenant_id == tenant_id)
+    if agent_team is not None:
+        agent_stmt = agent_stmt.where(AgentRow.team_id == agent_team)
+    agent_rows = list(session.scalars(agent_stmt.order_by(AgentRow.id)))
+    agent_ids = None if agent_team is None else [a.id for a in agent_rows]
+    shifts = _intervals(session, Shift, tenant_id, agent_ids, now, horizon_end)
+    busy = _intervals(session, BusyInterval, tenant_id, agent_ids, now, horizon_end)
+    held = _held_work(session, tenant_id, planned)
+    recent = _recent_assignments(session, tenant_id, now - recent_window)
+
+    agents = tuple(
+        Agent(
+            id=row.id,
+            team=row.team_id,
+            skills={s.skill_id: s.level for s in row.skills},
+            capacity=row.capacity,
+            shifts=tuple(shifts.get(row.id, ())),
+            busy=tuple(busy.get(row.id, ())),
+            open_tickets=held.get(row.id, [0, 0])[0],
+            backlog_minutes=held.get(row.id, [0, 0])[1],
+            recent_assignments=recent.get(row.id, 0),
+            timezone=row.timezone,
+            status=row.status,
+        )
+        for row in agent_rows
+    )
+    skills = tuple(
+        Skill(id=r.id, name=r.name, kind=r.kind)
+        for r in session.scalars(
+            select(SkillRow).where(SkillRow.tenant_id == tenant_id).order_by(SkillRow.id)
+        )
+    )
+    teams = tuple(
+        Team(id=r.id, name=r.name)
+        for r in session.scalars(
+            select(TeamRow).where(TeamRow.tenant_id == tenant_id).order_by(TeamRow.id)
+        )
+    )
+    return Problem(
+        now=now,
+        agents=agents,
+        tickets=tuple(ticket_to_solver(t) for t in planned),
+        skills=skills,
+        teams=teams,
+        horizon_end=horizon_end,
+    )
+
+
+def capabilities(*, session: Session, tenant_id: str) -> tuple[Capability, ...]:
+    """Every capability of the tenant as the booking engine's type, ordered by id."""
+    rows = session.scalars(
+        select(CapabilityRow).where(CapabilityRow.tenant_id == tenant_id).order_by(CapabilityRow.id)
+    )
+    return tuple(capability_to_solver(r) for r in rows)
