@@ -1,0 +1,325 @@
+"""The job queue's operations on the ``jobs`` table: enqueue, claim, renew, finish, recover.
+
+Claiming is what keeps several service processes from running one job twice:
+
+- **PostgreSQL**: ``UPDATE jobs SET status='running', ... WHERE id = (SELECT id ... WHERE
+  status='queued' AND run_after <= now ORDER BY run_after LIMIT 1 FOR UPDATE SKIP LOCKED) AND
+  status='queued' RETURNING ...``. Concurrent claimers skip each other's locked row instead of
+  queueing behind it, so N workers take N different jobs at once.
+- **SQLite**: the same single ``UPDATE ... RETURNING`` inside ``BEGIN IMMEDIATE`` (SQLite has one
+  writer; taking the write lock up front means the select-then-update cannot interleave, and the
+  ``status='queued'`` guard would refuse a second claim anyway).
+
+Each claim gets a fresh *token* (``worker-id/random``) stored in ``locked_by``. Every later write
+by the worker — renewing the lease, completing, failing — is guarded by ``locked_by = token AND
+status = 'running'``: a worker whose lease ran out (and whose job was handed to another) or whose
+job was cancelled changes nothing, and :func:`complete` tells it so, so the handler's own writes in
+the same transaction roll back with it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.db.engine import SQLITE_BEGIN_OPTION
+from api.errors import Conflict, NotFound
+from api.jobs.models import Job, JobStatus
+
+MAX_ERROR_CHARS = 2000
+
+
+class LeaseLost(RuntimeError):
+    """The job is no longer this claim's to finish (lease expired and re-claimed, or cancelled)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    """What a worker needs to run a job it has claimed; ``token`` guards every later write."""
+
+    id: str
+    tenant_id: str
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+    max_attempts: int
+    token: str
+
+
+def enqueue(
+    *,
+    session: Session,
+    tenant_id: str,
+    kind: str,
+    payload: dict[str, Any],
+    now: datetime,
+    run_after: datetime | None = None,
+    max_attempts: int = 3,
+) -> Job:
+    """Add a queued job in the caller's transaction (it becomes claimable when that commits)."""
+    job = Job(
+        id=str(uuid.uuid4()),
+        tenant_id=tenant_id,
+        kind=kind,
+        payload=dict(payload),
+        status=JobStatus.QUEUED,
+        attempts=0,
+        max_attempts=max_attempts,
+        run_after=run_after or now,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(job)
+    session.flush()
+    return job
+
+
+def get(*, session: Session, tenant_id: str, job_id: str) -> Job | None:
+    job = session.get(Job, job_id)
+    # Another tenant's job is exactly as absent as a job that never existed.
+    if job is None or job.tenant_id != tenant_id:
+        return None
+    return job
+
+
+def get_or_raise(*, session: Session, tenant_id: str, job_id: str) -> Job:
+    job = get(session=session, tenant_id=tenant_id, job_id=job_id)
+    if job is None:
+        raise NotFound("job", job_id)
+    return job
+
+
+def list_jobs(
+    *,
+    session: Session,
+    tenant_id: str,
+    limit: int,
+    before: datetime | None = None,
+    status: JobStatus | None = None,
+    kind: str | None = None,
+) -> Sequence[Job]:
+    """The tenant's jobs, newest first."""
+    stmt = select(Job).where(Job.tenant_id == tenant_id)
+    if status is not None:
+        stmt = stmt.where(Job.status == status)
+    if kind is not None:
+        stmt = stmt.where(Job.kind == kind)
+    if before is not None:
+        stmt = stmt.where(Job.created_at < before)
+    return session.scalars(stmt.order_by(Job.created_at.desc(), Job.id).limit(limit)).all()
+
+
+def _begin_for_write(session: Session) -> None:
+    if session.get_bind().dialect.name == "sqlite":
+        session.connection(execution_options={SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+
+
+def claim(
+    *,
+    session_factory: sessionmaker[Session],
+    worker_id: str,
+    now: datetime,
+    lease: timedelta,
+    kinds: Collection[str] | None = None,
+) -> ClaimedJob | None:
+    """Atomically take the oldest due queued job (of ``kinds``, if given), or None."""
+    token = f"{worker_id}/{uuid.uuid4().hex[:12]}"
+    with session_factory() as session:
+        _begin_for_write(session)
+        due = select(Job.id).where(Job.status == JobStatus.QUEUED, Job.run_after <= now)
+        if kinds is not None:
+            due = due.where(Job.kind.in_(list(kinds)))
+        due = due.order_by(Job.run_after, Job.created_at, Job.id).limit(1)
+        if session.get_bind().dialect.name == "postgresql":
+            due = due.with_for_update(skip_locked=True)
+        stmt = (
+            update(Job)
+            .where(Job.id == due.scalar_subquery(), Job.status == JobStatus.QUEUED)
+            .values(
+                status=JobStatus.RUNNING,
+                attempts=Job.attempts + 1,
+                locked_by=token,
+                locked_until=now + lease,
+                heartbeat_at=now,
+                started_at=func.coalesce(Job.started_at, now),
+                updated_at=now,
+            )
+            .returning(Job.id, Job.tenant_id, Job.kind, Job.payload, Job.attempts, Job.max_attempts)
+            .execution_options(synchronize_session=False)
+        )
+        row = session.execute(stmt).one_or_none()
+        session.commit()
+    if row is None:
+        return None
+    return ClaimedJob(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        kind=row.kind,
+        payload=dict(row.payload or {}),
+        attempts=row.attempts,
+        max_attempts=row.max_attempts,
+        token=token,
+    )
+
+
+def _owned(job: ClaimedJob) -> Any:
+    return (Job.id == job.id, Job.locked_by == job.token, Job.status == JobStatus.RUNNING)
+
+
+def renew(
+    *, session_factory: sessionmaker[Session], job: ClaimedJob, now: datetime, lease: timedelta
+) -> bool:
+    """Extend the lease (the heartbeat); False when the claim is no longer ours."""
+    with session_factory() as session:
+        result = session.execute(
+            update(Job)
+            .where(*_owned(job))
+            .values(locked_until=now + lease, heartbeat_at=now, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        session.commit()
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def still_owned(*, session: Session, job: ClaimedJob) -> bool:
+    found = session.scalar(select(func.count()).select_from(Job).where(*_owned(job)))
+    return bool(found)
+
+
+def complete(*, session: Session, job: ClaimedJob, now: datetime, result: dict[str, Any]) -> None:
+    """Mark the job succeeded in the caller's transaction; raises :class:`LeaseLost` if the
+    claim is gone, so whatever else that transaction wrote is rolled back with it."""
+    done = session.execute(
+        update(Job)
+        .where(*_owned(job))
+        .values(
+            status=JobStatus.SUCCEEDED,
+            result=result,
+            error=None,
+            locked_by=None,
+            locked_until=None,
+            finished_at=now,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if not done.rowcount:  # type: ignore[attr-defined]
+        raise LeaseLost(f"job {job.id} is no longer held by {job.token}")
+
+
+def fail(
+    *,
+    session_factory: sessionmaker[Session],
+    job: ClaimedJob,
+    now: datetime,
+    error: str,
+    retry_at: datetime | None,
+) -> JobStatus | None:
+    """Record a failed attempt: queued again at ``retry_at`` (when given and attempts remain),
+    else failed for good. Returns the new status, or None when the claim was already gone."""
+    status = (
+        JobStatus.QUEUED
+        if retry_at is not None and job.attempts < job.max_attempts
+        else JobStatus.FAILED
+    )
+    values: dict[str, Any] = {
+        "status": status,
+        "error": error[:MAX_ERROR_CHARS],
+        "locked_by": None,
+        "locked_until": None,
+        "updated_at": now,
+    }
+    if status is JobStatus.QUEUED:
+        values["run_after"] = retry_at
+    else:
+        values["finished_at"] = now
+    with session_factory() as session:
+        result = session.execute(
+            update(Job).where(*_owned(job)).values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        session.commit()
+    return status if result.rowcount else None  # type: ignore[attr-defined]
+
+
+def recover_stale(*, session_factory: sessionmaker[Session], now: datetime) -> int:
+    """Give back jobs whose worker stopped renewing its lease (it crashed or hung): queued
+    again while attempts remain, else failed. Returns how many were recovered."""
+    stale = (Job.status == JobStatus.RUNNING, Job.locked_until < now)
+    with session_factory() as session:
+        _begin_for_write(session)
+        requeued = session.execute(
+            update(Job)
+            .where(*stale, Job.attempts < Job.max_attempts)
+            .values(
+                status=JobStatus.QUEUED,
+                run_after=now,
+                error=func.coalesce(Job.locked_by, "") + " stopped renewing its lease",
+                locked_by=None,
+                locked_until=None,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        failed = session.execute(
+            update(Job)
+            .where(*stale, Job.attempts >= Job.max_attempts)
+            .values(
+                status=JobStatus.FAILED,
+                error="the worker stopped renewing its lease on the last attempt",
+                locked_by=None,
+                locked_until=None,
+                finished_at=now,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        session.commit()
+    return int(requeued.rowcount) + int(failed.rowcount)  # type: ignore[attr-defined]
+
+
+def cancel(*, session: Session, tenant_id: str, job_id: str, now: datetime) -> Job:
+    """Cancel a queued or running job (a running one's worker then finishes nothing: its
+    guarded completion fails). Cancelling a cancelled job is a no-op; a finished one, 409."""
+    job = get_or_raise(session=session, tenant_id=tenant_id, job_id=job_id)
+    if job.status is JobStatus.CANCELLED:
+        return job
+    if job.status.is_final:
+        raise Conflict(f"job {job_id!r} already {job.status.value}; it cannot be cancelled")
+    done = session.execute(
+        update(Job)
+        .where(
+            Job.id == job_id,
+            Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]),
+        )
+        .values(
+            status=JobStatus.CANCELLED,
+            locked_by=None,
+            locked_until=None,
+            finished_at=now,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if not done.rowcount:  # type: ignore[attr-defined]
+        raise Conflict(f"job {job_id!r} finished meanwhile; it cannot be cancelled")
+    session.refresh(job)
+    return job
+
+
+def depth(*, session: Session) -> dict[str, int]:
+    """How many jobs wait or run, over all tenants (for /metrics: counts only, no tenant)."""
+    active = [JobStatus.QUEUED, JobStatus.RUNNING]
+    rows = session.execute(
+        select(Job.status, func.count()).where(Job.status.in_(active)).group_by(Job.status)
+    ).all()
+    out = {s.value: 0 for s in active}
+    for status, n in rows:
+        out[JobStatus(status).value] = int(n)
+    return out

@@ -1,0 +1,12 @@
+"""Which handler runs which kind of job. Imported lazily: handlers pull in the solver."""
+
+from __future__ import annotations
+
+from api.jobs.worker import Handler
+
+
+def default_handlers() -> dict[str, Handler]:
+    """Every job kind the service knows, by name."""
+    from api.services import assignment
+
+    return {assignment.OPTIMIZE_JOB: assignment.run_optimize_job}
