@@ -59,8 +59,8 @@ def schedule_groups(
     done = csum - eff - before_run + data.backlog[agents]
     if offsets is not None:
         done = done + offsets
-    start = data.bank.start_minute(agents, done)
-    end = data.bank.finish_minute(agents, done + eff)
+    start = data.clock.start(agents, done)
+    end = data.clock.finish(agents, done + eff)
     return start, end
 
 

@@ -16,6 +16,7 @@ Everything the optimizer's layers share is computed here once, vectorized:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -29,7 +30,40 @@ IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
 NO_DEADLINE = np.iinfo(np.int64).max // 4  # far beyond any finish minute; never late
+_STRIDE = np.int64(1) << np.int64(40)  # agent stride in the clock's key space, > any work
 _PAIR_CELLS = 4_000_000  # ticket x agent cells per qualification chunk (bounds peak memory)
+
+
+class Clock:
+    """The bank's work-to-wall clock with its search keys built once (the hot loop's lookups).
+
+    Same results as :meth:`CalendarBank.start_minute` / :meth:`~CalendarBank.finish_minute`,
+    which rebuild their keys on every call.
+    """
+
+    def __init__(self, bank: CalendarBank) -> None:
+        self.keys = bank.owner * _STRIDE + bank.cum_end
+        self.off = bank.starts - (bank.cum_end - (bank.ends - bank.starts))  # breaks before
+        self.next_first = bank.first[1:]
+        self.horizon = bank.horizon
+        self.total = bank.total
+        self.empty = len(bank.owner) == 0
+
+    def _at(self, a: IntArray, w: IntArray, side: str) -> IntArray:
+        overflow = self.horizon + (w - self.total[a])
+        if self.empty:
+            return overflow
+        k = np.searchsorted(self.keys, a * _STRIDE + w, side=side)  # type: ignore[call-overload]
+        valid = k < self.next_first[a]
+        return np.where(valid, self.off[np.where(valid, k, 0)] + w, overflow)
+
+    def start(self, agents: IntArray, done: IntArray) -> IntArray:
+        """Wall minute at which work resumes after ``done`` working minutes."""
+        return self._at(agents, done, "right")
+
+    def finish(self, agents: IntArray, done: IntArray) -> IntArray:
+        """Wall minute at which ``done`` (>= 1) working minutes are complete."""
+        return self._at(agents, done, "left")
 
 
 @dataclass(frozen=True)
@@ -60,6 +94,10 @@ class BatchData:
     pair_waste: IntArray  # skill levels above need, unweighted
     queue_cost: IntArray  # per ticket: leaving it with the team queue
     skill_qualified: IntArray  # per ticket: agents with the skills, eligible or not
+
+    @cached_property
+    def clock(self) -> Clock:
+        return Clock(self.bank)
 
     @property
     def n_agents(self) -> int:

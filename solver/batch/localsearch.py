@@ -19,8 +19,10 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
+import numpy.typing as npt
 
 from solver.batch.costs import find_pairs
 from solver.batch.data import BatchData, IntArray
@@ -29,25 +31,35 @@ from solver.batch.state import State
 _BIG = np.iinfo(np.int64).max // 4
 
 
-def insert_rows(seq: IntArray, xs: IntArray) -> IntArray:
-    """``out[u, p]`` = ``seq`` with ``xs[u]`` inserted at position ``p``: shape (u, n+1, n+1)."""
-    n = len(seq)
-    p = np.arange(n + 1)[None, :, None]
-    k = np.arange(n + 1)[None, None, :]
-    src = np.clip(k - (k > p), 0, max(0, n - 1))
-    base = seq[src] if n else np.zeros((1, n + 1, n + 1), dtype=np.int64)
-    return np.where(k == p, xs[:, None, None], base)
+@lru_cache(maxsize=256)
+def _insert_index(n: int) -> tuple[IntArray, npt.NDArray[np.bool_]]:
+    p = np.arange(n + 1)[:, None]
+    k = np.arange(n + 1)[None, :]
+    return np.clip(k - (k > p), 0, max(0, n - 1)), k == p
 
 
-def exchange_rows(seq: IntArray, xs: IntArray) -> IntArray:
-    """``out[i, j]`` = ``seq`` without item ``i``, ``xs[i]`` inserted at ``j``: shape (n, n, n)."""
-    n = len(seq)
+@lru_cache(maxsize=256)
+def _exchange_index(n: int) -> tuple[IntArray, npt.NDArray[np.bool_], IntArray]:
     i = np.arange(n)[:, None, None]
     j = np.arange(n)[None, :, None]
     k = np.arange(n)[None, None, :]
     r = np.where(k < j, k, k - 1)
     src = np.clip(np.where(r < i, r, r + 1), 0, n - 1)
-    return np.where(k == j, xs[i], seq[src])
+    return src, np.broadcast_to(k == j, (n, n, n)), np.broadcast_to(i, (n, n, n))
+
+
+def insert_rows(seq: IntArray, xs: IntArray) -> IntArray:
+    """``out[u, p]`` = ``seq`` with ``xs[u]`` inserted at position ``p``: shape (u, n+1, n+1)."""
+    n = len(seq)
+    src, at = _insert_index(n)
+    base = seq[src] if n else np.zeros((n + 1, n + 1), dtype=np.int64)
+    return np.where(at[None], xs[:, None, None], base[None])
+
+
+def exchange_rows(seq: IntArray, xs: IntArray) -> IntArray:
+    """``out[i, j]`` = ``seq`` without item ``i``, ``xs[i]`` inserted at ``j``: shape (n, n, n)."""
+    src, at, i = _exchange_index(len(seq))
+    return np.where(at, xs[i], seq[src])
 
 
 def removal_rows(seq: IntArray) -> IntArray:
@@ -88,8 +100,8 @@ class Batch:
             row_start = np.concatenate(([0], np.cumsum(row_len)))[:-1]
             before = np.concatenate(([0], csum))[row_start]
             done = csum - eff - np.repeat(before, row_len) + data.backlog[agents]
-            start = data.bank.start_minute(agents, done)
-            end = data.bank.finish_minute(agents, done + eff)
+            start = data.clock.start(agents, done)
+            end = data.clock.finish(agents, done + eff)
             lc = data.late_cost(flat, start, end)
             row_id = np.repeat(np.arange(n_rows), row_len)
             out_all = np.bincount(row_id, weights=lc.astype(np.float64), minlength=n_rows)
@@ -116,12 +128,29 @@ class LocalSearch:
         self._cand_static = data.pair_static[order]
         self._ptr = ptr
         self.candidates = candidates
+        self._n_a = max(1, data.n_agents)
+        self._pair_static = dict(
+            zip(data.pair_key.tolist(), data.pair_static.tolist(), strict=True)
+        )
+        # Don't-look marks: the agents' versions when a ticket last found no improving move.
+        self._looked: dict[int, int] = {}
 
     # -- helpers -----------------------------------------------------------------------------
     def _static(self, tickets: Sequence[int] | IntArray, agent: int) -> IntArray:
-        t = np.asarray(tickets, dtype=np.int64)
-        idx, found = find_pairs(self.data, t, np.full(len(t), agent, dtype=np.int64))
-        return np.where(found, self.data.pair_static[idx], _BIG)
+        """Static cost of giving each ticket to ``agent``; ``_BIG`` where unqualified."""
+        get, n_a = self._pair_static.get, self._n_a
+        return np.fromiter(
+            (get(int(t) * n_a + agent, _BIG) for t in tickets), dtype=np.int64, count=len(tickets)
+        )
+
+    def _st(self, t: int, agent: int) -> int:
+        return self._pair_static.get(t * self._n_a + agent, int(_BIG))
+
+    def _stamp(self, t: int, a: int) -> int:
+        lo, hi = int(self._ptr[t]), int(self._ptr[t + 1])
+        ags = self._cand_agents[lo:hi][: self.candidates + 1]
+        v = self.state.version
+        return int(v[ags].sum()) + (int(v[a]) if a >= 0 else 0) + a
 
     def _agent_static(self, a: int) -> int:
         st = self.state
@@ -164,7 +193,7 @@ class LocalSearch:
         rest_a = np.delete(seq_a, pos)
         n_a = len(seq_a)
         static_a = self._agent_static(a)
-        st_t_a = int(self._static([t], a)[0])
+        st_t_a = self._st(t, a)
         eff_t = int(data.effort[t])
         batch = Batch(data)
         h_rest = batch.add(a, rest_a[None, :]) if len(rest_a) else -1
@@ -211,7 +240,7 @@ class LocalSearch:
             n_b = len(seq_b)
             cost_b = st.cost.get(b, 0)
             static_b = self._agent_static(b)
-            st_t_b = int(self._static([t], b)[0])
+            st_t_b = self._st(t, b)
             if kind == "relocate":
                 rows = late[h]
                 p = int(np.argmin(rows))
@@ -227,8 +256,8 @@ class LocalSearch:
                 rows_a = swap_a_late[si]
                 p_a = int(np.argmin(rows_a))
                 si += 1
-                st_u_b = int(self._static([u], b)[0])
-                st_u_a = int(self._static([u], a)[0])
+                st_u_b = self._st(u, b)
+                st_u_a = self._st(u, a)
                 new_b = int(rows_b[p_b]) + static_b - st_u_b + st_t_b + data.load_cost(b, n_b)
                 new_a = int(rows_a[p_a]) + static_a - st_t_a + st_u_a + data.load_cost(a, n_a)
                 delta = new_a + new_b - cost_a - cost_b
@@ -275,7 +304,7 @@ class LocalSearch:
             n_b = len(seq_b)
             cost_b = st.cost.get(b, 0)
             static_b = self._agent_static(b)
-            st_q_b = int(self._static([q], b)[0])
+            st_q_b = self._st(q, b)
             if kind == "insert":
                 rows = late[h]
                 p = int(np.argmin(rows))
@@ -335,7 +364,12 @@ class LocalSearch:
                 if st.agent_of[t] < 0:
                     continue
                 a = int(st.agent_of[t])
-                if self.move_assigned(t):
+                stamp = self._stamp(t, a)
+                if self._looked.get(t) == stamp:
+                    continue
+                if not self.move_assigned(t):
+                    self._looked[t] = stamp
+                else:
                     changed = True
                     for x in {a, int(st.agent_of[t])}:
                         if x >= 0:
@@ -345,7 +379,12 @@ class LocalSearch:
                     break
                 if st.agent_of[q] >= 0:
                     continue
-                if self.move_queued(q):
+                stamp = self._stamp(q, -1)
+                if self._looked.get(q) == stamp:
+                    continue
+                if not self.move_queued(q):
+                    self._looked[q] = stamp
+                else:
                     changed = True
                     self.reorder(int(st.agent_of[q]))
             if not changed:

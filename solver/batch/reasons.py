@@ -8,8 +8,8 @@ the rule (``skills``, ``sla``, ``load``, ``continuity``, ``churn``, ``queue``) a
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-import numpy as np
+from datetime import datetime
+from functools import lru_cache
 
 from solver.batch.data import NO_DEADLINE, BatchData
 from solver.plan import Reason
@@ -22,8 +22,13 @@ ORDER_RULES = {
 }
 
 
+@lru_cache(maxsize=65_536)
+def _format(now: datetime, minute: int) -> str:
+    return from_minute(minute, now).strftime("%a %d %b %H:%M UTC")
+
+
 def _at(data: BatchData, minute: int) -> str:
-    return from_minute(minute, data.problem.now).strftime("%a %H:%M UTC")
+    return _format(data.problem.now, minute)
 
 
 def skills(data: BatchData, t: int, a: int, waste: int) -> Reason:
@@ -37,7 +42,7 @@ def skills(data: BatchData, t: int, a: int, waste: int) -> Reason:
     return Reason("skills", f"has {have}{extra}", float(data.weights.expertise_waste * waste))
 
 
-def sla(data: BatchData, t: int, start: int, end: int) -> Reason:
+def sla(data: BatchData, t: int, start: int, end: int, cost: int) -> Reason:
     parts: list[str] = []
     fr, res = int(data.fr_due[t]), int(data.res_due[t])
     if fr != NO_DEADLINE:
@@ -50,7 +55,6 @@ def sla(data: BatchData, t: int, start: int, end: int) -> Reason:
         parts.append(f"resolution due {_at(data, res)}, done {_at(data, end)} ({verdict})")
     if not parts:
         parts.append(f"no deadline; planned {_at(data, start)} to {_at(data, end)}")
-    cost = int(data.late_cost(np.array([t]), np.array([start]), np.array([end]))[0])
     return Reason("sla", "; ".join(parts), float(cost))
 
 
@@ -86,9 +90,17 @@ def churn(data: BatchData, t: int, a: int) -> Reason | None:
 
 
 def for_assignment(
-    data: BatchData, t: int, a: int, new: int, start: int, end: int, waste: int, seq_rule: str
+    data: BatchData,
+    t: int,
+    a: int,
+    new: int,
+    start: int,
+    end: int,
+    late_cost: int,
+    waste: int,
+    seq_rule: str,
 ) -> tuple[Reason, ...]:
-    out = [skills(data, t, a, waste), sla(data, t, start, end), load(data, a, new)]
+    out = [skills(data, t, a, waste), sla(data, t, start, end, late_cost), load(data, a, new)]
     out.extend(r for r in (continuity(data, t, a), churn(data, t, a)) if r is not None)
     out.append(Reason("order", ORDER_RULES.get(seq_rule, seq_rule), 0.0))
     return tuple(out)
