@@ -24,7 +24,6 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 
-from solver.batch.costs import find_pairs
 from solver.batch.data import BatchData, IntArray
 from solver.batch.state import State
 
