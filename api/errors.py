@@ -27,7 +27,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from solver.errors import ProblemError
@@ -236,6 +236,19 @@ async def _integrity(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _data_error(request: Request, exc: Exception) -> JSONResponse:
+    # The database refused a value the schemas let through (PostgreSQL: a NUL character in
+    # text, a number out of range). It is the input's fault, so a 422, never a 500.
+    log.info("database refused a value: %s", exc.__class__.__name__)
+    return problem_response(
+        request,
+        status=422,
+        title=InvalidInput.title,
+        slug=InvalidInput.slug,
+        detail="a value cannot be stored (for example it contains a NUL character)",
+    )
+
+
 async def _operational(request: Request, exc: Exception) -> JSONResponse:
     # A lock wait timed out (SQLite "database is locked", PostgreSQL lock timeout): retryable.
     log.warning("database operational error: %s", exc)
@@ -280,6 +293,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(ProblemError, _solver_problem)
     app.add_exception_handler(IntegrityError, _integrity)
+    app.add_exception_handler(DataError, _data_error)
     app.add_exception_handler(OperationalError, _operational)
     app.add_exception_handler(StarletteHTTPException, _http_exception)
     app.add_exception_handler(Exception, _unhandled)

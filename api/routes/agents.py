@@ -18,7 +18,7 @@ from api.deps import (
 )
 from api.enums import AgentStatus
 from api.schemas.agents import AgentCreate, AgentOut, AgentUpdate
-from api.schemas.common import ImportResult, Page
+from api.schemas.common import ImportResult, Page, PathId
 from api.schemas.problem import PROBLEM_RESPONSES
 from api.services import agents, bulk
 
@@ -78,14 +78,14 @@ def list_agents(
 
 
 @router.get("/{agent_id}", summary="Read an agent")
-def read_agent(agent_id: str, session: SessionDep, auth: ReadAuth) -> AgentOut:
+def read_agent(agent_id: PathId, session: SessionDep, auth: ReadAuth) -> AgentOut:
     row = agents.get_or_raise(session=session, tenant_id=auth.tenant_id, agent_id=agent_id)
     return AgentOut.from_row(row)
 
 
 @router.patch("/{agent_id}", summary="Update an agent (skills, when given, replace the map)")
 def update_agent(
-    agent_id: str, body: AgentUpdate, session: SessionDep, auth: PlannerAuth, now: NowDep
+    agent_id: PathId, body: AgentUpdate, session: SessionDep, auth: PlannerAuth, now: NowDep
 ) -> AgentOut:
     row = agents.update(
         session=session, tenant_id=auth.tenant_id, agent_id=agent_id, data=body, now=now
@@ -95,7 +95,7 @@ def update_agent(
 
 
 @router.delete("/{agent_id}", status_code=204, summary="Delete an agent with shifts and busy time")
-def delete_agent(agent_id: str, session: SessionDep, auth: PlannerAuth) -> Response:
+def delete_agent(agent_id: PathId, session: SessionDep, auth: PlannerAuth) -> Response:
     agents.delete(session=session, tenant_id=auth.tenant_id, agent_id=agent_id)
     session.commit()
     return Response(status_code=204)

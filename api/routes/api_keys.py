@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path
 
 from api.deps import AdminAuth, NowDep, SessionDep
 from api.schemas.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
@@ -29,7 +31,12 @@ def list_api_keys(session: SessionDep, auth: AdminAuth) -> list[ApiKeyOut]:
 
 
 @router.delete("/{key_id}", summary="Revoke a key")
-def revoke_api_key(key_id: str, session: SessionDep, auth: AdminAuth, now: NowDep) -> ApiKeyOut:
+def revoke_api_key(
+    key_id: Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9_]+$")],
+    session: SessionDep,
+    auth: AdminAuth,
+    now: NowDep,
+) -> ApiKeyOut:
     row = api_keys.revoke(session=session, tenant_id=auth.tenant_id, key_id=key_id, now=now)
     session.commit()
     return ApiKeyOut.from_row(row)

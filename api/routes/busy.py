@@ -16,7 +16,7 @@ from api.deps import (
     SessionDep,
     SettingsDep,
 )
-from api.schemas.common import ImportResult, Page, Timestamp
+from api.schemas.common import ImportResult, Page, PathId, Timestamp
 from api.schemas.intervals import BusyCreate, BusyOut, BusyUpdate
 from api.schemas.problem import PROBLEM_RESPONSES
 from api.services import bulk, busy
@@ -77,14 +77,14 @@ def list_busy(
 
 
 @router.get("/{busy_id}", summary="Read a busy interval")
-def read_busy(busy_id: str, session: SessionDep, auth: ReadAuth) -> BusyOut:
+def read_busy(busy_id: PathId, session: SessionDep, auth: ReadAuth) -> BusyOut:
     row = busy.get_or_raise(session=session, tenant_id=auth.tenant_id, busy_id=busy_id)
     return BusyOut.from_row(row)
 
 
 @router.patch("/{busy_id}", summary="Update a busy interval")
 def update_busy(
-    busy_id: str, body: BusyUpdate, session: SessionDep, auth: PlannerAuth, now: NowDep
+    busy_id: PathId, body: BusyUpdate, session: SessionDep, auth: PlannerAuth, now: NowDep
 ) -> BusyOut:
     row = busy.update(
         session=session, tenant_id=auth.tenant_id, busy_id=busy_id, data=body, now=now
@@ -94,7 +94,7 @@ def update_busy(
 
 
 @router.delete("/{busy_id}", status_code=204, summary="Delete a busy interval")
-def delete_busy(busy_id: str, session: SessionDep, auth: PlannerAuth) -> Response:
+def delete_busy(busy_id: PathId, session: SessionDep, auth: PlannerAuth) -> Response:
     busy.delete(session=session, tenant_id=auth.tenant_id, busy_id=busy_id)
     session.commit()
     return Response(status_code=204)

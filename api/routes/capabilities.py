@@ -15,7 +15,7 @@ from api.deps import (
     SettingsDep,
 )
 from api.schemas.capabilities import CapabilityCreate, CapabilityOut, CapabilityUpdate
-from api.schemas.common import ImportResult, Page
+from api.schemas.common import ImportResult, Page, PathId
 from api.schemas.problem import PROBLEM_RESPONSES
 from api.services import bulk, capabilities
 
@@ -66,7 +66,7 @@ def list_capabilities(session: SessionDep, auth: ReadAuth, page: PageDep) -> Pag
 
 
 @router.get("/{capability_id}", summary="Read a capability")
-def read_capability(capability_id: str, session: SessionDep, auth: ReadAuth) -> CapabilityOut:
+def read_capability(capability_id: PathId, session: SessionDep, auth: ReadAuth) -> CapabilityOut:
     row = capabilities.get_or_raise(
         session=session, tenant_id=auth.tenant_id, capability_id=capability_id
     )
@@ -75,7 +75,11 @@ def read_capability(capability_id: str, session: SessionDep, auth: ReadAuth) -> 
 
 @router.patch("/{capability_id}", summary="Update a capability")
 def update_capability(
-    capability_id: str, body: CapabilityUpdate, session: SessionDep, auth: PlannerAuth, now: NowDep
+    capability_id: PathId,
+    body: CapabilityUpdate,
+    session: SessionDep,
+    auth: PlannerAuth,
+    now: NowDep,
 ) -> CapabilityOut:
     row = capabilities.update(
         session=session, tenant_id=auth.tenant_id, capability_id=capability_id, data=body, now=now
@@ -85,7 +89,7 @@ def update_capability(
 
 
 @router.delete("/{capability_id}", status_code=204, summary="Delete a capability")
-def delete_capability(capability_id: str, session: SessionDep, auth: PlannerAuth) -> Response:
+def delete_capability(capability_id: PathId, session: SessionDep, auth: PlannerAuth) -> Response:
     capabilities.delete(session=session, tenant_id=auth.tenant_id, capability_id=capability_id)
     session.commit()
     return Response(status_code=204)

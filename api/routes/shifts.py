@@ -16,7 +16,7 @@ from api.deps import (
     SessionDep,
     SettingsDep,
 )
-from api.schemas.common import ImportResult, Page, Timestamp
+from api.schemas.common import ImportResult, Page, PathId, Timestamp
 from api.schemas.intervals import ShiftCreate, ShiftOut, ShiftUpdate
 from api.schemas.problem import PROBLEM_RESPONSES
 from api.services import bulk, shifts
@@ -79,14 +79,14 @@ def list_shifts(
 
 
 @router.get("/{shift_id}", summary="Read a shift")
-def read_shift(shift_id: str, session: SessionDep, auth: ReadAuth) -> ShiftOut:
+def read_shift(shift_id: PathId, session: SessionDep, auth: ReadAuth) -> ShiftOut:
     row = shifts.get_or_raise(session=session, tenant_id=auth.tenant_id, shift_id=shift_id)
     return ShiftOut.from_row(row)
 
 
 @router.patch("/{shift_id}", summary="Update a shift")
 def update_shift(
-    shift_id: str, body: ShiftUpdate, session: SessionDep, auth: PlannerAuth, now: NowDep
+    shift_id: PathId, body: ShiftUpdate, session: SessionDep, auth: PlannerAuth, now: NowDep
 ) -> ShiftOut:
     row = shifts.update(
         session=session, tenant_id=auth.tenant_id, shift_id=shift_id, data=body, now=now
@@ -96,7 +96,7 @@ def update_shift(
 
 
 @router.delete("/{shift_id}", status_code=204, summary="Delete a shift")
-def delete_shift(shift_id: str, session: SessionDep, auth: PlannerAuth) -> Response:
+def delete_shift(shift_id: PathId, session: SessionDep, auth: PlannerAuth) -> Response:
     shifts.delete(session=session, tenant_id=auth.tenant_id, shift_id=shift_id)
     session.commit()
     return Response(status_code=204)

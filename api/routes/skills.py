@@ -14,7 +14,7 @@ from api.deps import (
     SessionDep,
     SettingsDep,
 )
-from api.schemas.common import ImportResult, Page
+from api.schemas.common import ImportResult, Page, PathId
 from api.schemas.problem import PROBLEM_RESPONSES
 from api.schemas.skills import SkillCreate, SkillOut, SkillUpdate
 from api.services import bulk, skills
@@ -64,14 +64,14 @@ def list_skills(session: SessionDep, auth: ReadAuth, page: PageDep) -> Page[Skil
 
 
 @router.get("/{skill_id}", summary="Read a skill")
-def read_skill(skill_id: str, session: SessionDep, auth: ReadAuth) -> SkillOut:
+def read_skill(skill_id: PathId, session: SessionDep, auth: ReadAuth) -> SkillOut:
     row = skills.get_or_raise(session=session, tenant_id=auth.tenant_id, skill_id=skill_id)
     return SkillOut.from_row(row)
 
 
 @router.patch("/{skill_id}", summary="Update a skill")
 def update_skill(
-    skill_id: str, body: SkillUpdate, session: SessionDep, auth: PlannerAuth, now: NowDep
+    skill_id: PathId, body: SkillUpdate, session: SessionDep, auth: PlannerAuth, now: NowDep
 ) -> SkillOut:
     row = skills.update(
         session=session, tenant_id=auth.tenant_id, skill_id=skill_id, data=body, now=now
@@ -81,7 +81,7 @@ def update_skill(
 
 
 @router.delete("/{skill_id}", status_code=204, summary="Delete a skill no one requires")
-def delete_skill(skill_id: str, session: SessionDep, auth: PlannerAuth) -> Response:
+def delete_skill(skill_id: PathId, session: SessionDep, auth: PlannerAuth) -> Response:
     skills.delete(session=session, tenant_id=auth.tenant_id, skill_id=skill_id)
     session.commit()
     return Response(status_code=204)

@@ -14,7 +14,7 @@ from api.deps import (
     SessionDep,
     SettingsDep,
 )
-from api.schemas.common import ImportResult, Page
+from api.schemas.common import ImportResult, Page, PathId
 from api.schemas.problem import PROBLEM_RESPONSES
 from api.schemas.teams import TeamCreate, TeamOut, TeamUpdate
 from api.services import bulk, teams
@@ -62,14 +62,14 @@ def list_teams(session: SessionDep, auth: ReadAuth, page: PageDep) -> Page[TeamO
 
 
 @router.get("/{team_id}", summary="Read a team")
-def read_team(team_id: str, session: SessionDep, auth: ReadAuth) -> TeamOut:
+def read_team(team_id: PathId, session: SessionDep, auth: ReadAuth) -> TeamOut:
     row = teams.get_or_raise(session=session, tenant_id=auth.tenant_id, team_id=team_id)
     return TeamOut.from_row(row)
 
 
 @router.patch("/{team_id}", summary="Update a team")
 def update_team(
-    team_id: str, body: TeamUpdate, session: SessionDep, auth: PlannerAuth, now: NowDep
+    team_id: PathId, body: TeamUpdate, session: SessionDep, auth: PlannerAuth, now: NowDep
 ) -> TeamOut:
     row = teams.update(
         session=session, tenant_id=auth.tenant_id, team_id=team_id, data=body, now=now
@@ -79,7 +79,7 @@ def update_team(
 
 
 @router.delete("/{team_id}", status_code=204, summary="Delete a team without agents or tickets")
-def delete_team(team_id: str, session: SessionDep, auth: PlannerAuth) -> Response:
+def delete_team(team_id: PathId, session: SessionDep, auth: PlannerAuth) -> Response:
     teams.delete(session=session, tenant_id=auth.tenant_id, team_id=team_id)
     session.commit()
     return Response(status_code=204)

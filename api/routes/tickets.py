@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
+from api.db.models import ID_LENGTH
 from api.db.unit import commit_with_retry
 from api.deps import HelpdeskAuth, NowDep, PageDep, ReadAuth, SessionDep
 from api.enums import TicketPriority, TicketStatus
@@ -18,7 +19,7 @@ router = APIRouter(prefix="/v1/tickets", tags=["tickets"], responses=PROBLEM_RES
 
 TicketId = Annotated[
     str,
-    Path(min_length=1, max_length=128, pattern=ID_PATTERN, description="The helpdesk's id"),
+    Path(min_length=1, max_length=ID_LENGTH, pattern=ID_PATTERN, description="The helpdesk's id"),
 ]
 
 

@@ -14,6 +14,7 @@ from functools import cache
 from typing import Annotated, Any, ClassVar, Generic, TypeVar
 from zoneinfo import available_timezones
 
+from fastapi import Path
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -33,7 +34,21 @@ Id = Annotated[
     StringConstraints(min_length=1, max_length=ID_LENGTH, pattern=ID_PATTERN),
     Field(description="A client-chosen id: letters, digits and _ . : @ + - (unique per tenant)"),
 ]
-Name = Annotated[str, StringConstraints(max_length=200, strip_whitespace=True)]
+PathId = Annotated[
+    str,
+    Path(min_length=1, max_length=ID_LENGTH, pattern=ID_PATTERN, description="The object's id"),
+]
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL; refuse it on every backend alike.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
+Name = Annotated[Text, StringConstraints(max_length=200, strip_whitespace=True)]
 Level = Annotated[int, Field(ge=1, le=5, description="1 (novice) to 5 (expert)")]
 Levels = Annotated[
     dict[Id, Level],

@@ -8,10 +8,10 @@ from pydantic import Field
 
 from api.db.models import Ticket, TicketEvent
 from api.enums import TicketEventKind, TicketPriority, TicketStatus
-from api.schemas.common import Id, Levels, Schema, Timestamp
+from api.schemas.common import Id, Levels, Schema, Text, Timestamp
 
 EffortMinutes = Annotated[int, Field(ge=1, le=10_080, description="Working time it needs")]
-Reason = Annotated[str, Field(max_length=1000)]
+Reason = Annotated[Text, Field(max_length=1000)]
 
 
 class TicketIn(Schema):
@@ -34,7 +34,7 @@ class TicketIn(Schema):
     previous_agent: Id | None = Field(
         default=None, description="Who handled this requester before (continuity)"
     )
-    requester: Annotated[str, Field(max_length=200)] | None = None
+    requester: Annotated[Text, Field(max_length=200)] | None = None
     reason: Reason | None = None
 
 

@@ -49,6 +49,8 @@ def decode_cursor(cursor: str, key_type: type[str] | type[int] = str) -> str | i
         key = data["k"]
         if type(key) is not key_type:
             raise TypeError
+        if isinstance(key, int) and not -(2**63) <= key < 2**63:
+            raise ValueError
         return key  # type: ignore[no-any-return]
     except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
         raise InvalidInput.one("query.cursor", "not a cursor this API returned") from None

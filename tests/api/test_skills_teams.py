@@ -55,3 +55,18 @@ def test_team_delete_refused_while_used(a: As) -> None:
     assert a.post("/v1/teams", json={"id": "t1", "name": "Tier 1"}).status_code == 201
     assert a.get("/v1/teams").json()["items"][0]["name"] == "Tier 1"
     assert a.delete("/v1/teams/t1").status_code == 204
+
+
+def test_hostile_strings_are_4xx_not_5xx(a: As) -> None:
+    assert_problem(a.post("/v1/teams", json={"id": "t", "name": "nul\u0000byte"}), 422, "name")
+    assert_problem(a.get("/v1/teams/nul%00byte"), 422, "path.team_id")
+    assert_problem(a.get("/v1/teams/" + "x" * 200), 422, "path.team_id")
+    a.post("/v1/teams", json={"id": "t"})
+    r = a.put("/v1/tickets/T-1", json={"team": "t", "requester": "x\u0000"})
+    assert_problem(r, 422, "requester")
+    assert a.put("/v1/tickets/T-1", json={"team": "t"}).status_code == 201
+    huge = "eyJrIjogOTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTl9"  # {"k": 99999999999999999999999}
+    assert_problem(a.get("/v1/tickets/T-1/history", params={"cursor": huge}), 422)
+    assert_problem(
+        a.post("/v1/teams", content=b"{", headers={"Content-Type": "application/json"}), 422
+    )
