@@ -222,6 +222,30 @@ class BookingIndex:
             self._flat = (np.array(owner, dtype=np.int64), arr[:, 0].copy(), arr[:, 1].copy())
         return self._flat
 
+    def update_agent(self, i: int, agent: Any) -> None:
+        """Agent ``i`` changed (shifts, busy time, status): redo their row and team headcount.
+
+        Calls stay where they are; the caller finds those now on non-working minutes
+        (grid value above ``NOT_WORKING``) and re-places them.
+        """
+        old, new = self.windows[i], self._agent_windows(agent)
+        t = int(self.team_of[i])
+        for s, e in old:
+            self.head[t, s:e] -= 1
+        for s, e in new:
+            self.head[t, s:e] += 1
+        row = self.grid[i]
+        occupied = np.where(row >= NOT_WORKING, row - NOT_WORKING, row)
+        row[:] = NOT_WORKING
+        for s, e in new:
+            row[s:e] = 0
+        row += occupied
+        self.windows[i] = new
+        self._flat = None
+        old_cap = self.team_cap[t].copy()
+        self.team_cap[t] = self._team_cap(np.array([t]))[0]
+        self.slack[t] += self.team_cap[t] - old_cap
+
     # --- the witness: journaled moves ------------------------------------------------------
 
     def _assign(self, k: int, a: int, log: bool = True) -> None:
