@@ -106,9 +106,11 @@ def _include_routers(app: FastAPI) -> None:
         health,
         shifts,
         skills,
+        solve,
         teams,
         tickets,
     )
 
-    for module in (health, api_keys, skills, teams, agents, shifts, busy, capabilities, tickets):
+    resources = (skills, teams, agents, shifts, busy, capabilities, tickets, solve)
+    for module in (health, api_keys, *resources):
         app.include_router(module.router)

@@ -47,8 +47,35 @@ class Settings(BaseSettings):
     page_size_max: int = Field(default=500, ge=1, le=10_000)
     bulk_max_rows: int = Field(default=10_000, ge=1)
     idempotency_ttl_hours: int = Field(default=24, ge=1)
+    # The background job worker (queue re-optimization): None = run it in every service
+    # process except in the test environment (tests call ``Worker.run_once`` themselves).
+    jobs_worker: bool | None = None
+    jobs_poll_seconds: float = Field(default=1.0, gt=0)
+    jobs_lease_seconds: float = Field(default=60.0, gt=0)
+    jobs_max_attempts: int = Field(default=3, ge=1, le=20)
+    optimize_max_time_limit_seconds: float = Field(default=300.0, gt=0)
+    # Stateless solving (POST /v1/solve) holds a worker thread for up to the time limit.
+    solve_max_seconds: float = Field(default=30.0, gt=0, le=600)
+    solve_max_agents: int = Field(default=2000, ge=1)
+    solve_max_tickets: int = Field(default=20_000, ge=1)
     # Webhook targets on loopback/private networks are refused unless the operator allows them.
     webhook_allow_private_urls: bool = False
+    # Stateless solving (POST /v1/solve) holds a worker thread for up to the time limit.
+    solve_max_seconds: float = Field(default=30.0, gt=0, le=600)
+    solve_max_agents: int = Field(default=2000, ge=1)
+    solve_max_tickets: int = Field(default=20_000, ge=1)
+    # Webhook targets must be https unless the operator allows plain http (local receivers).
+    webhook_allow_http: bool = False
+    # The background deliverer: None = run it except in the test environment (tests drive
+    # ``Deliverer.run_once`` themselves).
+    webhook_deliverer: bool | None = None
+    webhook_max_attempts: int = Field(default=8, ge=1, le=50)
+    webhook_backoff_base_seconds: float = Field(default=10.0, gt=0)
+    webhook_backoff_max_seconds: float = Field(default=6 * 3600.0, gt=0)
+    webhook_retry_after_max_seconds: float = Field(default=24 * 3600.0, ge=0)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    webhook_poll_seconds: float = Field(default=1.0, gt=0)
+    webhook_batch_size: int = Field(default=20, ge=1, le=1000)
 
     @field_validator("database_url")
     @classmethod

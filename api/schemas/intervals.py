@@ -13,7 +13,7 @@ from api.schemas.common import Id, Patch, Schema, Timestamp
 Source = Field(default="manual", max_length=32, pattern=r"^[a-z0-9_\-]+$")
 
 
-def _end_after_start(end: datetime | None, info: ValidationInfo) -> datetime | None:
+def end_after_start(end: datetime | None, info: ValidationInfo) -> datetime | None:
     start = info.data.get("start")
     if end is not None and start is not None and end <= start:
         raise ValueError("must be after start")
@@ -26,7 +26,7 @@ class ShiftCreate(Schema):
     start: Timestamp
     end: Timestamp
 
-    _check_end = field_validator("end")(_end_after_start)
+    _check_end = field_validator("end")(end_after_start)
 
 
 class ShiftUpdate(Patch):
@@ -34,7 +34,7 @@ class ShiftUpdate(Patch):
     start: Timestamp | None = None
     end: Timestamp | None = None
 
-    _check_end = field_validator("end")(_end_after_start)
+    _check_end = field_validator("end")(end_after_start)
 
 
 class ShiftOut(Schema):

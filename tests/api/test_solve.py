@@ -1,0 +1,108 @@
+"""POST /v1/solve: a whole problem in, a valid plan out, nothing stored, bad input a 422."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from api.db.models import Agent, Ticket
+from tests.api.conftest import As, TenantCtx, assert_problem
+
+D = "2026-03-02T"
+
+
+def problem(**extra: Any) -> dict[str, Any]:
+    shift = [{"start": f"{D}08:00:00Z", "end": f"{D}16:00:00Z"}]
+    return {
+        "now": f"{D}08:00:00Z",
+        "skills": [{"id": "billing"}, {"id": "lang:de", "kind": "language"}],
+        "teams": [{"id": "support"}],
+        "agents": [
+            {
+                "id": "ana",
+                "team": "support",
+                "skills": {"billing": 4},
+                "capacity": 2,
+                "shifts": shift,
+            },
+            {
+                "id": "ben",
+                "team": "support",
+                "skills": {"billing": 2, "lang:de": 5},
+                "capacity": 2,
+                "shifts": shift,
+            },
+        ],
+        "tickets": [
+            {
+                "id": f"T{i}",
+                "team": "support",
+                "created_at": f"{D}07:00:00+01:00",
+                "required_skills": {"billing": 3} if i % 2 else {"lang:de": 4},
+                "priority": "urgent" if i == 0 else "normal",
+                "resolution_due": f"{D}12:00:00Z",
+                "effort_minutes": 30,
+            }
+            for i in range(5)
+        ],
+        "policy": "optimizer",
+        "time_limit_seconds": 2,
+    } | extra
+
+
+def test_solve_returns_a_valid_plan_and_stores_nothing(tenant_a: TenantCtx, db: Engine) -> None:
+    helpdesk = tenant_a.key("helpdesk")
+    r = helpdesk.post("/v1/solve", json=problem())
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["violations"] == []
+    placed = {a["ticket_id"]: a["agent_id"] for a in out["assignments"]}
+    queued = {q["ticket_id"] for q in out["queued"]}
+    assert set(placed) | queued == {f"T{i}" for i in range(5)}
+    assert not set(placed) & queued
+    # Skills decide who can take what; capacity 2 each leaves one ticket with the team.
+    assert all(placed[t] == "ben" for t in ("T0", "T2", "T4") if t in placed)
+    assert all(placed[t] == "ana" for t in ("T1", "T3") if t in placed)
+    assert len(placed) == 4 and len(queued) == 1
+    assert all(a["reasons"] for a in out["assignments"])
+    assert out["stats"]["status"] in ("optimal", "feasible")
+    assert out["evaluation"]["unassigned"] == 1
+    with Session(db) as s:
+        assert s.scalar(select(func.count()).select_from(Agent)) == 0
+        assert s.scalar(select(func.count()).select_from(Ticket)) == 0
+
+
+def test_every_policy_answers(a: As) -> None:
+    for policy in ("least-loaded", "round-robin", "first-qualified"):
+        r = a.post("/v1/solve", json=problem(policy=policy))
+        assert r.status_code == 200, r.text
+        assert r.json()["stats"]["policy"] == policy and r.json()["violations"] == []
+
+
+def test_bad_problems_name_the_field(a: As) -> None:
+    bad = problem()
+    bad["agents"][1]["team"] = "nowhere"
+    assert_problem(a.post("/v1/solve", json=bad), 422, "agents[1].team")
+    bad = problem()
+    bad["tickets"][2]["required_skills"] = {"cooking": 2}
+    assert_problem(a.post("/v1/solve", json=bad), 422, "tickets[2].required_skills.cooking")
+    bad = problem()
+    bad["tickets"][0]["created_at"] = f"{D}07:00:00"
+    assert_problem(a.post("/v1/solve", json=bad), 422, "tickets[0].created_at")
+    bad = problem()
+    bad["agents"][0]["shifts"][0]["end"] = f"{D}07:00:00Z"
+    assert_problem(a.post("/v1/solve", json=bad), 422, "agents[0].shifts[0].end")
+    bad = problem()
+    bad["agents"].append(dict(bad["agents"][0]))
+    assert_problem(a.post("/v1/solve", json=bad), 422, "agents[2].id")
+    assert_problem(a.post("/v1/solve", json=problem(policy="magic")), 422, "policy")
+    assert_problem(
+        a.post("/v1/solve", json=problem(time_limit_seconds=100)), 422, "time_limit_seconds"
+    )
+
+
+def test_solve_needs_helpdesk_or_planner(tenant_a: TenantCtx) -> None:
+    assert tenant_a.key("planner").post("/v1/solve", json=problem()).status_code == 200
+    assert_problem(tenant_a.admin.client.post("/v1/solve", json=problem()), 401)
