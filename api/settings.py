@@ -60,10 +60,6 @@ class Settings(BaseSettings):
     solve_max_tickets: int = Field(default=20_000, ge=1)
     # Webhook targets on loopback/private networks are refused unless the operator allows them.
     webhook_allow_private_urls: bool = False
-    # Stateless solving (POST /v1/solve) holds a worker thread for up to the time limit.
-    solve_max_seconds: float = Field(default=30.0, gt=0, le=600)
-    solve_max_agents: int = Field(default=2000, ge=1)
-    solve_max_tickets: int = Field(default=20_000, ge=1)
     # Webhook targets must be https unless the operator allows plain http (local receivers).
     webhook_allow_http: bool = False
     # The background deliverer: None = run it except in the test environment (tests drive
