@@ -23,7 +23,7 @@ resolution iff ``E <= work_before(due)``.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -163,8 +163,12 @@ def solve_hood(
     params: BatchParams,
     time_s: float,
     seed: int,
+    overrides: Mapping[str, object] | None = None,
 ) -> Solved | None:
-    """CP-SAT on one neighbourhood, hinted with the incumbent; None if it found nothing."""
+    """CP-SAT on one neighbourhood, hinted with the incumbent; None if it found nothing.
+
+    ``overrides`` are extra CP-SAT parameters by name (tests fix the hint with them).
+    """
     m = cp_model.CpModel()
     dl = _Deadline(m, data)
     in_hood = set(hood.agents)
@@ -276,12 +280,17 @@ def solve_hood(
     m.minimize(sum(c * v for c, v in terms))
 
     solver = cp_model.CpSolver()
-    sp = solver.parameters
-    sp.num_workers = params.workers
-    sp.max_time_in_seconds = max(0.01, time_s)
-    sp.max_deterministic_time = params.neighbourhood_dtime
-    sp.random_seed = seed
-    sp.interleave_search = params.workers > 1
+    settings: dict[str, object] = {
+        "num_workers": params.workers,
+        "max_time_in_seconds": max(0.01, time_s),
+        "max_deterministic_time": params.neighbourhood_dtime,
+        "random_seed": seed,
+        # Interleaved workers make a multi-worker search repeatable for a given seed.
+        "interleave_search": params.workers > 1,
+        **(overrides or {}),
+    }
+    for name, value in settings.items():
+        setattr(solver.parameters, name, value)
     status = solver.solve(m)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None

@@ -36,13 +36,13 @@ class BatchParams:
     workers: int = 2
     use_sequencing: bool = True
     neighbourhood_agents: int = 3
-    neighbourhood_tickets: int = 36
+    neighbourhood_tickets: int = 24
     queued_candidates: int = 8
     neighbourhood_time_s: float = 1.0
-    neighbourhood_dtime: float = 0.5
+    neighbourhood_dtime: float = 0.3
     max_neighbourhoods: int = 0
     move_candidates: int = 12
-    local_search_share: float = 0.5
+    local_search_share: float = 0.8
 
     def __post_init__(self) -> None:
         if self.time_limit_s <= 0:
