@@ -52,9 +52,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         engine = make_engine(settings)
         app.state.engine = engine
         app.state.session_factory = make_session_factory(engine)
+        from api.webhooks.delivery import start_background
+
+        stop_webhooks = start_background(app.state.session_factory, settings, clock=app.state.clock)
         try:
             yield
         finally:
+            stop_webhooks()
             engine.dispose()
 
     from api import __version__
@@ -109,8 +113,10 @@ def _include_routers(app: FastAPI) -> None:
         solve,
         teams,
         tickets,
+        webhooks,
     )
 
     resources = (skills, teams, agents, shifts, busy, capabilities, tickets, solve)
     for module in (health, api_keys, *resources):
         app.include_router(module.router)
+    app.include_router(webhooks.router)

@@ -1,0 +1,48 @@
+"""Webhook signing secrets: generated in the Standard Webhooks form, encrypted at rest.
+
+A secret is ``whsec_`` + base64 of 32 random bytes (what the ``standardwebhooks`` libraries
+accept). It is shown once, when the subscription is created, and stored encrypted with Fernet
+under a key derived (HKDF-SHA256) from ``SWITCHBOARD_SECRET_KEY``: a database dump alone does not
+let anyone forge our signatures. Changing the secret key makes stored secrets unreadable; the
+deliverer then records the delivery as failing instead of sending unsigned.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets as _random
+
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from api.settings import Settings
+
+SECRET_PREFIX = "whsec_"
+_SECRET_BYTES = 32
+_HKDF_INFO = b"switchboard/webhook-secrets/v1"
+
+
+class SecretUnreadable(Exception):
+    """The stored secret cannot be decrypted (the service's secret key changed)."""
+
+
+def generate() -> str:
+    return SECRET_PREFIX + base64.b64encode(_random.token_bytes(_SECRET_BYTES)).decode()
+
+
+def _fernet(settings: Settings) -> Fernet:
+    master = settings.secret_key.get_secret_value().encode()
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_HKDF_INFO).derive(master)
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def encrypt(settings: Settings, secret: str) -> str:
+    return _fernet(settings).encrypt(secret.encode()).decode()
+
+
+def decrypt(settings: Settings, token: str) -> str:
+    try:
+        return _fernet(settings).decrypt(token.encode()).decode()
+    except InvalidToken:
+        raise SecretUnreadable("stored webhook secret cannot be decrypted") from None
