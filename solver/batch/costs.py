@@ -9,7 +9,7 @@ every ticket left with the team queue.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -64,7 +64,7 @@ def schedule_groups(
     return start, end
 
 
-def agent_costs(data: BatchData, sequences: dict[int, Sequence[int]]) -> dict[int, int]:
+def agent_costs(data: BatchData, sequences: Mapping[int, Sequence[int]]) -> dict[int, int]:
     """Exact objective contribution of each agent's ordered new work (load term included)."""
     agents_l: list[int] = []
     tickets_l: list[int] = []
@@ -86,7 +86,7 @@ def agent_costs(data: BatchData, sequences: dict[int, Sequence[int]]) -> dict[in
     return out
 
 
-def total_cost(data: BatchData, sequences: dict[int, Sequence[int]]) -> int:
+def total_cost(data: BatchData, sequences: Mapping[int, Sequence[int]]) -> int:
     """The whole plan's objective: every agent's part plus the queued tickets' cost."""
     assigned = np.zeros(data.n_tickets, dtype=bool)
     for seq in sequences.values():

@@ -121,7 +121,7 @@ class BatchData:
         fl = np.maximum(0, start - self.fr_due[tickets])
         rl = np.maximum(0, end - self.res_due[tickets])
         per = w.breach * ((fl > 0).astype(np.int64) + (rl > 0)) + w.lateness_per_minute * (fl + rl)
-        return self.pw[tickets] * per
+        return np.asarray(self.pw[tickets] * per, dtype=np.int64)
 
 
 def _agent_rows(ids: list[str | None], index: dict[str, int]) -> IntArray:

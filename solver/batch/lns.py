@@ -327,7 +327,7 @@ class Picker:
         idx = np.concatenate(
             [np.arange(a, b) for a, b in zip(lo.tolist(), hi.tolist(), strict=True)]
         )
-        return self.data.pair_agent[idx]
+        return np.asarray(self.data.pair_agent[idx], dtype=np.int64)
 
     def _queued_for(self, agents: Sequence[int]) -> list[int]:
         out: set[int] = set()

@@ -87,8 +87,9 @@ class Batch:
         sizes = [r.shape[0] for _, r in self.blocks]
         widths = [r.shape[1] for _, r in self.blocks]
         n_rows = sum(sizes)
-        flat = np.concatenate([r.ravel() for _, r in self.blocks]) if self.blocks else np.zeros(0)
-        flat = flat.astype(np.int64)
+        flat: IntArray = np.zeros(0, dtype=np.int64)
+        if self.blocks:
+            flat = np.concatenate([r.ravel() for _, r in self.blocks]).astype(np.int64)
         row_len = np.repeat(np.asarray(widths, dtype=np.int64), sizes)
         row_agent = np.repeat(np.asarray([a for a, _ in self.blocks], dtype=np.int64), sizes)
         out_all = np.zeros(n_rows, dtype=np.int64)
@@ -143,7 +144,7 @@ class LocalSearch:
         )
 
     def _st(self, t: int, agent: int) -> int:
-        return self._pair_static.get(t * self._n_a + agent, int(_BIG))
+        return int(self._pair_static.get(t * self._n_a + agent, int(_BIG)))
 
     def _stamp(self, t: int, a: int) -> int:
         lo, hi = int(self._ptr[t]), int(self._ptr[t + 1])
@@ -159,7 +160,7 @@ class LocalSearch:
         lo, hi = int(self._ptr[t]), int(self._ptr[t + 1])
         ags = self._cand_agents[lo:hi]
         ags = ags[ags != exclude][: self.candidates]
-        return ags.tolist()
+        return [int(x) for x in ags.tolist()]
 
     # -- reorder -----------------------------------------------------------------------------
     def reorder(self, a: int) -> bool:
@@ -200,24 +201,24 @@ class LocalSearch:
         swap_us: list[int] = []
         swap_meta: list[tuple[int, int, int]] = []  # (b, u, index into swap_us)
         for b in self._targets(t, a):
-            seq_b = np.asarray(st.seq(b), dtype=np.int64)
-            n_b = len(seq_b)
+            arr_b = np.asarray(st.seq(b), dtype=np.int64)
+            n_b = len(arr_b)
             if n_b < int(data.slots[b]) and st.work[b] + eff_t <= data.total[b]:
-                h = batch.add(b, insert_rows(seq_b, np.array([t]))[0])
+                h = batch.add(b, insert_rows(arr_b, np.array([t]))[0])
                 plans.append(("relocate", b, -1, h, -1))
             if n_b == 0:
                 continue
             # Swap candidates: u on b that a may take, with the minutes fitting both ways.
-            ok_a = self._static(seq_b, a) < _BIG
-            eff_u = data.effort[seq_b]
+            ok_a = self._static(arr_b, a) < _BIG
+            eff_u = data.effort[arr_b]
             ok = ok_a & (st.work[b] - eff_u + eff_t <= data.total[b])
             ok &= st.work[a] - eff_t + eff_u <= data.total[a]
             if not ok.any():
                 continue
-            h = batch.add(b, exchange_rows(seq_b, np.full(n_b, t, dtype=np.int64)))
+            h = batch.add(b, exchange_rows(arr_b, np.full(n_b, t, dtype=np.int64)))
             for i in np.flatnonzero(ok).tolist():
-                swap_meta.append((b, int(seq_b[i]), len(swap_us)))
-                swap_us.append(int(seq_b[i]))
+                swap_meta.append((b, int(arr_b[i]), len(swap_us)))
+                swap_us.append(int(arr_b[i]))
                 plans.append(("swap", b, i, h, -1))
         h_swap_a = -1
         if swap_us:
@@ -228,10 +229,11 @@ class LocalSearch:
         # Leaving ``a`` (relocate or queue): a's cost without t.
         late_rest = int(late[h_rest][0]) if h_rest >= 0 else 0
         new_a_without = late_rest + static_a - st_t_a + load_a_minus
-        best_delta, best_move = 0, None
+        best_delta = 0
+        best_move: tuple[str, int, int, int, int] | None = None  # kind, b, u, pos in b, pos in a
         queue_delta = new_a_without + int(data.queue_cost[t]) - cost_a
         if queue_delta < best_delta:
-            best_delta, best_move = queue_delta, ("queue", -1, -1, None, None)
+            best_delta, best_move = queue_delta, ("queue", -1, -1, -1, -1)
         swap_a_late = late[h_swap_a].reshape(len(swap_us), n_a) if h_swap_a >= 0 else None
         si = 0
         for kind, b, i, h, _ in plans:
@@ -246,9 +248,9 @@ class LocalSearch:
                 new_b = int(rows[p]) + static_b + st_t_b + data.load_cost(b, n_b + 1)
                 delta = new_a_without + new_b - cost_a - cost_b
                 if delta < best_delta:
-                    best_delta, best_move = delta, ("relocate", b, -1, p, None)
+                    best_delta, best_move = delta, ("relocate", b, -1, p, -1)
             else:
-                u = seq_b[i]
+                u = int(seq_b[i])
                 rows_b = late[h].reshape(n_b, n_b)[i]
                 p_b = int(np.argmin(rows_b))
                 assert swap_a_late is not None
@@ -269,14 +271,14 @@ class LocalSearch:
         if kind == "queue":
             st.commit({a: rest}, [t])
         elif kind == "relocate":
-            seq_b = list(st.seq(b))
-            seq_b.insert(p_b, t)
-            st.commit({a: rest, b: seq_b}, [])
+            into_b = list(st.seq(b))
+            into_b.insert(p_b, t)
+            st.commit({a: rest, b: into_b}, [])
         else:
-            seq_b = [x for x in st.seq(b) if x != u]
-            seq_b.insert(p_b, t)
+            into_b = [x for x in st.seq(b) if x != u]
+            into_b.insert(p_b, t)
             rest.insert(p_a, u)
-            st.commit({a: rest, b: seq_b}, [])
+            st.commit({a: rest, b: into_b}, [])
         self.stats.moves += 1
         return True
 
@@ -287,16 +289,17 @@ class LocalSearch:
         batch = Batch(data)
         plans: list[tuple[str, int, int]] = []
         for b in self._targets(q, -1):
-            seq_b = np.asarray(st.seq(b), dtype=np.int64)
-            n_b = len(seq_b)
+            arr_b = np.asarray(st.seq(b), dtype=np.int64)
+            n_b = len(arr_b)
             if n_b < int(data.slots[b]) and st.work[b] + eff_q <= data.total[b]:
-                plans.append(("insert", b, batch.add(b, insert_rows(seq_b, np.array([q]))[0])))
+                plans.append(("insert", b, batch.add(b, insert_rows(arr_b, np.array([q]))[0])))
             if n_b:
-                plans.append(("replace", b, batch.add(b, exchange_rows(seq_b, np.full(n_b, q)))))
+                plans.append(("replace", b, batch.add(b, exchange_rows(arr_b, np.full(n_b, q)))))
         if not plans:
             return False
         late = batch.late()
-        best_delta, best_move = 0, None
+        best_delta = 0
+        best_move: tuple[int, int, int] | None = None  # agent, index replaced (-1: none), pos
         qc = int(data.queue_cost[q])
         for kind, b, h in plans:
             seq_b = st.seq(b)
@@ -319,19 +322,19 @@ class LocalSearch:
             uq = data.queue_cost[np.asarray(seq_b)]
             best_p = rows.argmin(axis=1)
             new_b = rows.min(axis=1) + static_b - st_u + st_q_b + data.load_cost(b, n_b)
-            delta = np.where(fits, new_b + uq - cost_b - qc, _BIG)
-            i = int(np.argmin(delta))
-            if delta[i] < best_delta:
-                best_delta, best_move = int(delta[i]), (b, i, int(best_p[i]))
+            deltas = np.where(fits, new_b + uq - cost_b - qc, _BIG)
+            i = int(np.argmin(deltas))
+            if deltas[i] < best_delta:
+                best_delta, best_move = int(deltas[i]), (b, i, int(best_p[i]))
         if best_move is None:
             return False
         b, i, p = best_move
-        seq_b = list(st.seq(b))
+        into_b = list(st.seq(b))
         left: list[int] = []
         if i >= 0:
-            left = [seq_b.pop(i)]
-        seq_b.insert(p, q)
-        st.commit({b: seq_b}, left)
+            left = [into_b.pop(i)]
+        into_b.insert(p, q)
+        st.commit({b: into_b}, left)
         self.stats.moves += 1
         return True
 
