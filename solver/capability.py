@@ -361,6 +361,11 @@ class BookingState:
             raise ProblemError("calls", f"unknown call ids {sorted(unknown)}")
         return self._derive(calls=tuple(by_id.get(c.id, c) for c in self.calls))
 
+    def without_calls(self, call_ids: Iterable[str]) -> BookingState:
+        """The state with some calls cancelled (the engine rebuilds its index for it)."""
+        drop = set(call_ids)
+        return self._derive(calls=tuple(c for c in self.calls if c.id not in drop))
+
     def with_agent(self, agent: Agent) -> BookingState:
         if agent.id not in self.agent_index:
             raise ProblemError("agent", f"unknown agent {agent.id!r}")

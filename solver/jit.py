@@ -37,6 +37,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import numpy.typing as npt
 from ortools.sat.python import cp_model
 
 from solver.capability import (
@@ -265,7 +266,10 @@ def _uncoverable(call: Call) -> Reason:
 
 
 class _Costs:
-    """Per (call, agent) costs of the binding objective, and the candidates worth modelling."""
+    """Per (call, agent) costs of the binding objective, and the candidates worth modelling.
+
+    Costs are integers in tenths (weights x 10) so CP-SAT and the greedy agree exactly.
+    """
 
     def __init__(
         self,
@@ -278,34 +282,53 @@ class _Costs:
         self.idx = idx
         self.w = weights
         self.day_load = day_load
-        self.week_load = week_load
         self.scarce = np.rint(idx.value * weights.scarcity * 10).astype(np.int64)
         self._days: dict[tuple[int, str], date] = {}
+        # Sparse loads by date/week: few agents hold bound calls on any one day.
+        self.by_day: dict[date, dict[int, int]] = {}
+        self.by_week: dict[int, dict[int, int]] = {}
+        for (aid, d), n in day_load.items():
+            self.by_day.setdefault(d, {})[idx.apos[aid]] = n
+        for (aid, w), n in week_load.items():
+            self.by_week.setdefault(w, {})[idx.apos[aid]] = n
+        self.zones: dict[str, npt.NDArray[np.bool_]] = {}
+        tz_arr = np.array(idx.timezones, dtype=object)
+        for tz in set(idx.timezones):
+            self.zones[tz] = tz_arr == tz
 
     def day_of(self, k: int, a: int) -> date:
         """The call's date in the agent's time zone (their day, for fairness)."""
-        tz = self.idx.timezones[a]
+        return self._day(k, self.idx.timezones[a])
+
+    def _day(self, k: int, tz: str) -> date:
         d = self._days.get((k, tz))
         if d is None:
             d = self._days[(k, tz)] = _local_day(self.idx.calls[k].start, tz)
         return d
 
-    def week_of(self, k: int, a: int) -> int:
-        y, w, _ = self.day_of(k, a).isocalendar()
-        return y * 100 + w
-
     def owner(self, k: int) -> int:
         owner = self.idx.calls[k].owner_agent
         return self.idx.apos.get(owner, -1) if owner is not None else -1
 
-    def pair(self, k: int, a: int, owner_free: bool) -> int:
-        """Cost of the first new call on ``a``; extra calls the same day add ``day_load``."""
-        aid = self.idx.agent_ids[a]
-        c = int(self.scarce[a])
-        c += self.w.day_load * self.day_load.get((aid, self.day_of(k, a)), 0) * 10
-        c += self.w.week_load * self.week_load.get((aid, self.week_of(k, a)), 0) * 10
-        if owner_free and a != self.owner(k):
-            c += self.w.not_owner * 10
+    def costs(
+        self, k: int, agents: npt.NDArray[np.int64], owner_free: bool
+    ) -> npt.NDArray[np.int64]:
+        """Cost of the first new call on each agent; extra calls the same day add ``day_load``."""
+        c = self.scarce[agents].copy()
+        load = np.zeros(self.idx.n, dtype=np.int64)
+        for tz, members in self.zones.items():
+            d = self._day(k, tz)
+            y, wk, _ = d.isocalendar()
+            for table, key, weight in (
+                (self.by_day, d, self.w.day_load),
+                (self.by_week, y * 100 + wk, self.w.week_load),
+            ):
+                for a, n in table.get(key, {}).items():  # type: ignore[attr-defined]
+                    if members[a]:
+                        load[a] += weight * 10 * n
+        c += load[agents]
+        if owner_free:
+            c += np.where(agents == self.owner(k), 0, self.w.not_owner * 10)
         return c
 
     def candidates(self, k: int, hint: int, is_due: bool) -> list[tuple[int, int]]:
@@ -315,8 +338,7 @@ class _Costs:
         q = idx.qual[idx.cap_of[k]]
         if e <= s or q.size == 0:
             return []
-        m = idx.grid[q, s:e].max(axis=1)
-        free = q[m == 0]
+        free = q[idx.grid[q, s:e].max(axis=1) == 0]
         if not is_due:  # boundary calls only need to stay coverable: a few options suffice
             keep = free[: CANDIDATES_PER_CALL // 4].tolist()
             if hint >= 0 and hint not in keep:
@@ -324,19 +346,20 @@ class _Costs:
             return [(a, 0) for a in keep]
         owner = self.owner(k)
         owner_free = owner >= 0 and bool((free == owner).any())
+        cost = self.costs(k, free, owner_free)
         # Many agents tie on cost; a per-call tie-break spreads the shortlists over them, or
         # every call would short-list the same few agents and fight over them.
-        n = max(1, idx.n)
-        ranked = sorted(
-            (self.pair(k, a, owner_free), (a * 7919 + k * 104729) % n, a) for a in free.tolist()
-        )
-        keep = [(c, a) for c, _t, a in ranked[:CANDIDATES_PER_CALL]]
-        kept = {a for _c, a in keep}
+        tie = (free * 7919 + k * 104729) % max(1, idx.n)
+        order = np.lexsort((tie, cost))[:CANDIDATES_PER_CALL]
+        keep = [(int(free[i]), int(cost[i])) for i in order]
+        kept = {a for a, _c in keep}
         for extra in (hint, owner if owner_free else -1):
-            if extra >= 0 and extra not in kept and bool((free == extra).any()):
-                keep.append((self.pair(k, extra, owner_free), extra))
-                kept.add(extra)
-        return [(a, c) for c, a in keep]
+            if extra >= 0 and extra not in kept:
+                hit = np.flatnonzero(free == extra)
+                if hit.size:
+                    keep.append((extra, int(cost[hit[0]])))
+                    kept.add(extra)
+        return keep
 
     def reasons(self, k: int, a: int) -> tuple[Reason, ...]:
         out = [Reason("qualified_and_free", "qualified, on shift and free for the whole call")]

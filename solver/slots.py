@@ -60,6 +60,10 @@ NOT_WORKING = 100  # grid mark outside working windows; occupancies add 1 on top
 INDEX_KEY = "booking_index"
 GRID_MARGIN = timedelta(days=1)  # so advancing `now` within a day does not force a rebuild
 SEARCH_DEPTH = 2
+# Open slots probe with depth 1 (a blocking call moves straight to a free agent): measured on
+# 500 agents / 2,000 calls it keeps ~2/3 of what depth 2 finds at ~1/3 of the cost. Booking runs
+# that identical probe first, so every offered slot is bookable, then depth 2 (finds more).
+PROBE_DEPTH = 1
 MAX_BRANCH = 12
 ADMIT_BUDGET = 64  # placement attempts per admission (bounds the worst case, deterministic)
 BUILD_BUDGET = 256
@@ -371,6 +375,13 @@ class BookingIndex:
                 return False
         return False
 
+    def admit(self, k: int) -> bool:
+        """Place new call ``k``: first exactly as an open-slots probe does, then deeper."""
+        if self.place(k, PROBE_DEPTH, [ADMIT_BUDGET]):
+            return True
+        self.rollback(0)
+        return self.place(k, SEARCH_DEPTH, [ADMIT_BUDGET])
+
     # --- open slots, vectorized -------------------------------------------------------------
 
     def open_mask(self, cap_id: str, cand: IntArray, length: int) -> npt.NDArray[np.bool_]:
@@ -424,7 +435,7 @@ class BookingIndex:
         self.agent_of.append(-1)
         self.bound.append(False)
         try:
-            return self.place(k, SEARCH_DEPTH, [ADMIT_BUDGET])
+            return self.place(k, PROBE_DEPTH, [ADMIT_BUDGET])
         finally:
             self.rollback(0)
             self.calls.pop()
@@ -695,7 +706,7 @@ def book(
         raise ProblemError("call_id", f"duplicate call id {call_id!r}")
     call = Call(call_id, cap.id, start, end, ticket_id=ticket_id, owner_agent=owner_agent)
     k = idx._push(call)
-    if idx.place(k, SEARCH_DEPTH, [ADMIT_BUDGET]):
+    if idx.admit(k):
         idx.commit()
         new = state._derive(calls=(*state.calls, call))
         hand_over(state, new, idx)
