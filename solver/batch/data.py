@@ -45,6 +45,11 @@ class Clock:
         self.keys = bank.owner * _STRIDE + bank.cum_end
         self.off = bank.starts - (bank.cum_end - (bank.ends - bank.starts))  # breaks before
         self.next_first = bank.first[1:]
+        self.first = bank.first[:-1]
+        self.start_keys = bank.owner * _STRIDE + bank.starts
+        self.starts = bank.starts
+        self.cs = bank.cum_end - (bank.ends - bank.starts)  # work done before each window
+        self.lengths = bank.ends - bank.starts
         self.horizon = bank.horizon
         self.total = bank.total
         self.empty = len(bank.owner) == 0
@@ -64,6 +69,17 @@ class Clock:
     def finish(self, agents: IntArray, done: IntArray) -> IntArray:
         """Wall minute at which ``done`` (>= 1) working minutes are complete."""
         return self._at(agents, done, "left")
+
+    def work_before(self, agents: IntArray, minutes: IntArray) -> IntArray:
+        """Working minutes each agent has in ``[0, minute)`` (vectorized bank.work_before)."""
+        if self.empty:
+            return np.zeros(np.broadcast(agents, minutes).shape, dtype=np.int64)
+        m = np.maximum(minutes, 0)
+        k = np.searchsorted(self.start_keys, agents * _STRIDE + m, side="right") - 1
+        inside = k >= self.first[agents]
+        kk = np.where(inside, k, 0)
+        done = self.cs[kk] + np.minimum(m - self.starts[kk], self.lengths[kk])
+        return np.where(inside, done, 0).astype(np.int64)
 
 
 @dataclass(frozen=True)

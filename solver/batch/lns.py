@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from ortools.sat.python import cp_model
 
+from solver.batch import edf
 from solver.batch.data import NO_DEADLINE, BatchData, IntArray
 from solver.batch.localsearch import LocalSearch
 from solver.batch.params import BatchParams
@@ -367,17 +368,22 @@ class Picker:
         group = [lead]
         if len(shared) and params.neighbourhood_agents > 1:
             counts = np.bincount(shared, minlength=data.n_agents).astype(np.float64)
-            # Prefer partners with room: little lateness of their own, few failed attempts.
-            partner_pain = np.zeros(data.n_agents)
-            for a, v in st.pain.items():
-                partner_pain[a] = v
-            score = (
-                counts / (1.0 + partner_pain / (1.0 + st.pain.get(lead, 0))) / (1.0 + self.fails)
+            cand = np.flatnonzero(counts > 0)
+            # Prefer partners with room: little lateness of their own, few failed attempts, and
+            # slack by the EDF demand bound (they could take more work without any breach).
+            lead_pain = 1.0 + st.pain.get(lead, 0)
+            score = np.asarray(
+                [
+                    counts[b]
+                    / (1.0 + st.pain.get(b, 0) / lead_pain)
+                    / (1.0 + self.fails[b])
+                    * (2.0 if edf.slack(data, b, st.seq(b)) > 0 else 1.0)
+                    for b in cand.tolist()
+                ]
             )
-            cand = np.flatnonzero(score > 0)
             k = min(params.neighbourhood_agents - 1, len(cand))
             if k:
-                p = score[cand] / score[cand].sum()
+                p = score / score.sum()
                 group += self.rng.choice(cand, size=k, replace=False, p=p).astype(int).tolist()
         per_agent = max(2, params.neighbourhood_tickets // len(group))
         prefix: dict[int, list[int]] = {}

@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from solver.batch.data import BatchData, IntArray
+from solver.batch.edf import edf_order
 from solver.batch.state import State
 
 _BIG = np.iinfo(np.int64).max // 4
@@ -164,15 +165,20 @@ class LocalSearch:
 
     # -- reorder -----------------------------------------------------------------------------
     def reorder(self, a: int) -> bool:
-        """Best-improvement insertion moves within agent ``a`` until none improves."""
+        """Best-improvement insertion moves within agent ``a`` until none improves.
+
+        The work-time EDF order is tried alongside: when the agent's tickets pass the EDF demand
+        bound it has no breach and no lateness, so nothing can beat it.
+        """
         st, data = self.state, self.data
         improved = False
         while True:
             seq = np.asarray(st.seq(a), dtype=np.int64)
             n = len(seq)
-            if n < 2:
+            if n < 2 or st.pain[a] == 0:
                 return improved
-            rows = exchange_rows(seq, seq).reshape(n * n, n)
+            edf_row = np.asarray(edf_order(data, a, seq.tolist()), dtype=np.int64)
+            rows = np.vstack((exchange_rows(seq, seq).reshape(n * n, n), edf_row[None, :]))
             b = Batch(data)
             b.add(a, rows)
             late = b.late()[0]

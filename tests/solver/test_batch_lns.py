@@ -6,7 +6,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from solver.batch import lns
+from solver.batch import edf, lns
+from solver.batch.costs import schedule_groups
 from solver.batch.data import BatchData, build
 from solver.batch.flow import solve_flow
 from solver.batch.localsearch import LocalSearch, exchange_rows, insert_rows, removal_rows
@@ -124,3 +125,36 @@ def test_a_neighbourhood_search_finds_the_better_order() -> None:
     before = sum(state.cost[a] for a in hood.agents) + int(data.queue_cost[hood.queued].sum())
     after = sum(priced[0].values()) + int(data.queue_cost[solved.left].sum())
     assert after < before
+
+
+@settings(max_examples=25)
+@given(st.integers(0, 10_000), st.lists(st.integers(-50, 5000), min_size=1, max_size=30))
+def test_vectorized_work_before_equals_the_bank(seed: int, minutes: list[int]) -> None:
+    data = build(random_problem(seed, n_agents=4, n_tickets=3), W)
+    agents = np.arange(len(minutes)) % data.n_agents
+    m = np.asarray(minutes, dtype=np.int64)
+    assert (data.clock.work_before(agents, m) == data.bank.work_before(agents, m)).all()
+
+
+@settings(max_examples=30)
+@given(st.integers(0, 10_000))
+def test_the_edf_demand_bound_is_exact_on_one_agent(seed: int) -> None:
+    """Feasible iff some order has no breach: checked against every order of a few tickets."""
+    import itertools
+
+    data, state = seeded_state(seed, n_agents=3, n_tickets=14)
+    for a, seq in state.seqs.items():
+        seq = seq[:5]
+        any_on_time = False
+        for perm in itertools.permutations(seq):
+            start, end = schedule_groups(data, np.full(len(perm), a), np.asarray(perm))
+            fr = data.fr_due[list(perm)]
+            res = data.res_due[list(perm)]
+            if (start <= fr).all() and (end <= res).all():
+                any_on_time = True
+                break
+        assert edf.feasible(data, a, seq) == any_on_time
+        if any_on_time:
+            order = edf.edf_order(data, a, seq)
+            start, end = schedule_groups(data, np.full(len(order), a), np.asarray(order))
+            assert (start <= data.fr_due[order]).all() and (end <= data.res_due[order]).all()
