@@ -133,7 +133,7 @@ def check_url(
     else:
         try:
             addresses = list(resolver(host, port))
-        except (OSError, UnicodeError):
+        except (OSError, ValueError):
             raise UrlRejected(f"host {host!r} does not resolve") from None
         if not addresses:
             raise UrlRejected(f"host {host!r} does not resolve")

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
@@ -731,3 +732,17 @@ def test_background_deliverer_runs_in_the_app_lifespan(
         assert receiver.got_one.wait(10), "the background deliverer sent nothing"
     got = receiver.received[0]
     Webhook(secret).verify(got.body, got.headers)
+
+
+def test_unreadable_secret_is_never_sent_unsigned(
+    a: As, tenant_a: TenantCtx, app: FastAPI, settings: Settings, clock: FakeClock,
+    receiver: Receiver,
+) -> None:
+    wid, _ = subscribe(a, receiver.url)
+    emit(app, tenant_a.id)
+    rotated = settings.model_copy(update={"secret_key": SecretStr("another-key-" * 4)})
+    with make_deliverer(app, rotated, clock) as d:
+        assert d.run_once().retrying == 1
+    assert receiver.received == []
+    [delivery] = deliveries(a, wid)
+    assert "cannot be decrypted" in delivery["attempt_log"][0]["error"]
