@@ -25,11 +25,10 @@ import httpx2
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, MetaData, text
 from sqlalchemy.engine import make_url
 
 from api.db import migrate
-from api.db.base import Base
 from api.db.engine import make_engine, make_session_factory
 from api.main import create_app
 from api.services import tenants
@@ -144,13 +143,28 @@ def db_engine(db_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
+_TABLES: dict[str, list[str]] = {}
+
+
+def _tables(engine: Engine) -> list[str]:
+    """Every table the migrations made (not only this package's metadata: jobs, webhooks and
+    later packages add their own), children before parents. Reflected once per database."""
+    key = str(engine.url)
+    if key not in _TABLES:
+        meta = MetaData()
+        meta.reflect(engine)
+        ordered = [t.name for t in meta.sorted_tables if t.name != "alembic_version"]
+        _TABLES[key] = list(reversed(ordered))
+    return _TABLES[key]
+
+
 def truncate_all(engine: Engine) -> None:
-    names = [t.name for t in Base.metadata.sorted_tables]
+    names = _tables(engine)
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE"))
         else:
-            for name in reversed(names):
+            for name in names:
                 conn.execute(text(f"DELETE FROM {name}"))
 
 
