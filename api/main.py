@@ -14,10 +14,11 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from api import errors
+from api import errors, metrics
 from api.db.engine import make_engine, make_session_factory
 from api.deps import Clock
 from api.idempotency import IdempotencyMiddleware
+from api.jobs import runtime as jobs_runtime
 from api.settings import Settings
 
 API_TITLE = "Switchboard"
@@ -55,9 +56,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         from api.webhooks.delivery import start_background
 
         stop_webhooks = start_background(app.state.session_factory, settings, clock=app.state.clock)
+        jobs_runtime.start(app, on_finish=app.state.metrics.job_finished)
         try:
             yield
         finally:
+            jobs_runtime.stop(app)
             stop_webhooks()
             engine.dispose()
 
@@ -73,6 +76,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.clock = clock or _wall_clock
     errors.install(app)
     app.add_middleware(IdempotencyMiddleware)
+    jobs_runtime.install(app)
+    metrics.install(app)  # outermost: times every request, replays included
     _include_routers(app)
     _document_openapi(app)
     return app
@@ -120,3 +125,8 @@ def _include_routers(app: FastAPI) -> None:
     for module in (health, api_keys, *resources):
         app.include_router(module.router)
     app.include_router(webhooks.router)
+    from api.routes import assignment, jobs
+    from api.routes import metrics as metrics_route
+
+    for module in (assignment, jobs, metrics_route):
+        app.include_router(module.router)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.db.engine import SQLITE_BEGIN_OPTION
@@ -100,18 +100,22 @@ def list_jobs(
     session: Session,
     tenant_id: str,
     limit: int,
-    before: datetime | None = None,
+    after: tuple[datetime, str] | None = None,
     status: JobStatus | None = None,
     kind: str | None = None,
 ) -> Sequence[Job]:
-    """The tenant's jobs, newest first."""
+    """The tenant's jobs, newest first (ties by id); ``after`` is the last (created_at, id)
+    of the previous page."""
     stmt = select(Job).where(Job.tenant_id == tenant_id)
     if status is not None:
         stmt = stmt.where(Job.status == status)
     if kind is not None:
         stmt = stmt.where(Job.kind == kind)
-    if before is not None:
-        stmt = stmt.where(Job.created_at < before)
+    if after is not None:
+        at, last_id = after
+        stmt = stmt.where(
+            or_(Job.created_at < at, and_(Job.created_at == at, Job.id > last_id))
+        )
     return session.scalars(stmt.order_by(Job.created_at.desc(), Job.id).limit(limit)).all()
 
 

@@ -1,0 +1,217 @@
+"""Assignment endpoints: assign one ticket now, escalate it, set an agent's status with
+re-routing, and re-optimize a queue (202 + a job to poll)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request, Response
+
+from api.deps import HelpdeskAuth, NowDep, SessionDep, SettingsDep, require
+from api.enums import Scope
+from api.errors import InvalidInput
+from api.schemas.assignment import (
+    AgentStatusIn,
+    AssignIn,
+    AssignmentOut,
+    EscalateIn,
+    EscalationOut,
+    ReasonOut,
+    RerouteChange,
+    RerouteOut,
+)
+from api.schemas.common import ID_PATTERN
+from api.schemas.jobs import JobOut, OptimizeIn
+from api.schemas.problem import PROBLEM_RESPONSES
+from api.services import assignment
+from api.services.api_keys import Principal
+from api.services.realtime_cache import RealtimeCache
+
+router = APIRouter(tags=["assignment"], responses=PROBLEM_RESPONSES)
+
+TicketId = Annotated[
+    str, Path(min_length=1, max_length=128, pattern=ID_PATTERN, description="The helpdesk's id")
+]
+AgentId = Annotated[str, Path(min_length=1, max_length=128, pattern=ID_PATTERN)]
+# Agent presence comes from the helpdesk (an agent logs off) or from a planner.
+StatusAuth = Annotated[Principal, Depends(require(Scope.HELPDESK, Scope.PLANNER))]
+
+
+def get_realtime_cache(request: Request) -> RealtimeCache:
+    cache: RealtimeCache = request.app.state.realtime_cache
+    return cache
+
+
+RealtimeCacheDep = Annotated[RealtimeCache, Depends(get_realtime_cache)]
+
+
+def _metrics_assignment(request: Request, agent: str | None, dry_run: bool) -> None:
+    metrics = getattr(request.app.state, "metrics", None)
+    if metrics is not None and not dry_run:
+        metrics.assignment(queued=agent is None)
+
+
+@router.post(
+    "/v1/tickets/{ticket_id}/assign",
+    summary="Assign the ticket now (real-time): the agent or the team queue, with reasons",
+)
+def assign_ticket(
+    ticket_id: TicketId,
+    request: Request,
+    session: SessionDep,
+    auth: HelpdeskAuth,
+    now: NowDep,
+    cache: RealtimeCacheDep,
+    body: AssignIn | None = None,
+) -> AssignmentOut:
+    body = body or AssignIn()
+    result = assignment.assign_ticket(
+        session=session,
+        cache=cache,
+        tenant_id=auth.tenant_id,
+        ticket_id=ticket_id,
+        now=now,
+        actor=auth.key_id,
+        top_k=body.alternatives,
+        dry_run=body.dry_run,
+        note=body.reason,
+    )
+    if body.dry_run:
+        session.rollback()
+    else:
+        session.commit()
+    _metrics_assignment(request, result.decision.agent_id, body.dry_run)
+    return AssignmentOut.of(
+        result.decision,
+        previous=result.previous,
+        changed=result.event is not None,
+        event=result.event,
+        dry_run=body.dry_run,
+    )
+
+
+@router.post(
+    "/v1/tickets/{ticket_id}/escalate",
+    summary="Escalate to a capability, tier or team; one accountable owner stays on record",
+)
+def escalate_ticket(
+    ticket_id: TicketId,
+    body: EscalateIn,
+    session: SessionDep,
+    auth: HelpdeskAuth,
+    now: NowDep,
+    cache: RealtimeCacheDep,
+) -> EscalationOut:
+    result = assignment.escalate(
+        session=session,
+        cache=cache,
+        tenant_id=auth.tenant_id,
+        ticket_id=ticket_id,
+        now=now,
+        actor=auth.key_id,
+        reason=body.reason,
+        capability=body.capability,
+        required_skills=body.required_skills,
+        replace_skills=body.replace_skills,
+        team=body.team,
+        reassign=body.reassign,
+    )
+    session.commit()
+    row = result.row
+    assigned = result.assignment
+    return EscalationOut(
+        ticket=row.id,
+        team=row.team_id,
+        previous_team=result.previous_team,
+        required_skills={s.skill_id: s.level for s in row.required_skills},
+        previous_required_skills=result.previous_skills,
+        owner=assignment.owner_of(row),
+        previous_owner=result.previous_owner,
+        assignment=None
+        if assigned is None
+        else AssignmentOut.of(
+            assigned.decision,
+            previous=assigned.previous,
+            changed=assigned.event is not None,
+            event=assigned.event,
+            dry_run=False,
+        ),
+    )
+
+
+@router.post(
+    "/v1/agents/{agent_id}/status",
+    summary="Set an agent's status; away/offline re-routes their unstarted tickets by policy",
+)
+def set_agent_status(
+    agent_id: AgentId,
+    body: AgentStatusIn,
+    session: SessionDep,
+    auth: StatusAuth,
+    now: NowDep,
+    cache: RealtimeCacheDep,
+) -> RerouteOut:
+    result = assignment.reroute_agent(
+        session=session,
+        cache=cache,
+        tenant_id=auth.tenant_id,
+        agent_id=agent_id,
+        now=now,
+        actor=auth.key_id,
+        policy=body.reroute,
+        status=body.status,
+        note=body.reason,
+    )
+    session.commit()
+    return RerouteOut(
+        agent=result.agent.id,
+        status=result.agent.status,
+        policy=body.reroute,
+        rerouted=[
+            RerouteChange(
+                ticket=row.id,
+                to=assignment.owner_of(row),
+                event=event,  # type: ignore[arg-type]
+                reasons=[ReasonOut.of(r) for r in (decision.reasons if decision else ())],
+            )
+            for row, decision, event in result.changes
+        ],
+        kept=result.kept,
+    )
+
+
+@router.post(
+    "/v1/queue/optimize",
+    status_code=202,
+    summary="Re-optimize a team's (or the whole) queue as a job; poll the status URL",
+    responses={202: {"description": "Accepted: the job and its status URL (Location)"}},
+)
+def optimize_queue(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    auth: HelpdeskAuth,
+    now: NowDep,
+    settings: SettingsDep,
+    body: OptimizeIn | None = None,
+) -> JobOut:
+    body = body or OptimizeIn()
+    if body.time_limit_s > settings.optimize_max_time_limit_seconds:
+        raise InvalidInput.one(
+            "time_limit_s", f"must be at most {settings.optimize_max_time_limit_seconds:g}"
+        )
+    job = assignment.enqueue_optimize(
+        session=session,
+        tenant_id=auth.tenant_id,
+        now=now,
+        team=body.team,
+        time_limit_s=body.time_limit_s,
+        seed=body.seed,
+        max_attempts=settings.jobs_max_attempts,
+    )
+    session.commit()
+    worker = getattr(request.app.state, "job_worker", None)
+    if worker is not None:
+        worker.notify()
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return JobOut.from_row(job)

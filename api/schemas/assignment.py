@@ -1,0 +1,159 @@
+"""Schemas of the assignment endpoints: assign one ticket, escalate, re-route, re-optimize."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from api.enums import AgentStatus
+from api.schemas.common import Id, Levels, Schema, Timestamp
+from api.schemas.tickets import Owner
+from solver.plan import Alternative, Decision, Reason
+
+Note = Annotated[str, Field(max_length=1000, description="Why, for the ticket's history")]
+
+
+class ReasonOut(Schema):
+    rule: str = Field(description="The rule or objective part, e.g. first_response, load_balance")
+    detail: str
+    value: float = Field(description="Its share of the score (a cost: lower is better)")
+
+    @classmethod
+    def of(cls, reason: Reason) -> ReasonOut:
+        return cls(rule=reason.rule, detail=reason.detail, value=reason.value)
+
+
+class AlternativeOut(Schema):
+    agent: str
+    score: float
+    reasons: list[ReasonOut]
+
+    @classmethod
+    def of(cls, alt: Alternative) -> AlternativeOut:
+        return cls(
+            agent=alt.agent_id, score=alt.score, reasons=[ReasonOut.of(r) for r in alt.reasons]
+        )
+
+
+class AssignIn(Schema):
+    """Optional: everything has a default, so an empty body (or none) assigns."""
+
+    alternatives: int = Field(default=3, ge=0, le=20, description="How many runners-up to show")
+    dry_run: bool = Field(default=False, description="Decide and explain, but change nothing")
+    reason: Note | None = None
+
+
+class AssignmentOut(Schema):
+    ticket: str
+    owner: Owner = Field(description="Who holds the ticket now: the agent, else the team queue")
+    agent: str | None = Field(description="The chosen agent; null when it stays with the team")
+    team: str
+    previous_owner: Owner
+    changed: bool = Field(description="Whether the owner changed (false on a dry run)")
+    event: Literal["assigned", "reassigned"] | None = Field(
+        description="The history event recorded, if any"
+    )
+    score: float | None
+    reasons: list[ReasonOut]
+    alternatives: list[AlternativeOut]
+    expected_start: Timestamp | None
+    expected_end: Timestamp | None
+    dry_run: bool
+
+    @classmethod
+    def of(
+        cls,
+        decision: Decision,
+        *,
+        previous: Owner,
+        changed: bool,
+        event: str | None,
+        dry_run: bool,
+    ) -> AssignmentOut:
+        owner = (
+            Owner(kind="agent", id=decision.agent_id)
+            if decision.agent_id is not None
+            else Owner(kind="team", id=decision.team_id)
+        )
+        return cls(
+            ticket=decision.ticket_id,
+            owner=owner,
+            agent=decision.agent_id,
+            team=decision.team_id,
+            previous_owner=previous,
+            changed=changed,
+            event=event,  # type: ignore[arg-type]
+            score=decision.score,
+            reasons=[ReasonOut.of(r) for r in decision.reasons],
+            alternatives=[AlternativeOut.of(a) for a in decision.alternatives],
+            expected_start=decision.expected_start,
+            expected_end=decision.expected_end,
+            dry_run=dry_run,
+        )
+
+
+class EscalateIn(Schema):
+    """Raise what the ticket needs (a capability's requirements, a tier, skills) and/or hand it
+    to another team. One accountable owner stays on record throughout: the current agent
+    keeps it if they still qualify, else it is re-assigned (or held by the new team's queue)."""
+
+    capability: Id | None = Field(
+        default=None, description="Add this capability's requirements (levels only go up)"
+    )
+    required_skills: Levels | None = Field(
+        default=None, description="Add these skills at these levels (a tier is a skill: tier:2)"
+    )
+    replace_skills: bool = Field(
+        default=False,
+        description="Replace the requirements instead of adding to them",
+    )
+    team: Id | None = Field(default=None, description="The team accountable from now on")
+    reassign: bool = Field(
+        default=True,
+        description="Re-assign through the real-time path when the owner no longer qualifies "
+        "(false: the ticket goes to the team queue)",
+    )
+    reason: Note
+
+
+class EscalationOut(Schema):
+    ticket: str
+    team: str
+    previous_team: str
+    required_skills: dict[str, int]
+    previous_required_skills: dict[str, int]
+    owner: Owner
+    previous_owner: Owner
+    assignment: AssignmentOut | None = Field(
+        description="The real-time decision when the owner no longer qualified"
+    )
+
+
+ReroutePolicy = Literal["reassign", "queue", "keep"]
+
+
+class AgentStatusIn(Schema):
+    status: AgentStatus
+    reroute: ReroutePolicy = Field(
+        default="reassign",
+        description="What happens to the agent's unstarted tickets (status new) when they go "
+        "away or offline: reassign through the real-time path (the team queue when nobody "
+        "fits), back to the team queue, or keep them",
+    )
+    reason: Note | None = None
+
+
+class RerouteChange(Schema):
+    ticket: str
+    to: Owner
+    event: Literal["assigned", "reassigned"] | None
+    reasons: list[ReasonOut]
+
+
+class RerouteOut(Schema):
+    agent: str
+    status: AgentStatus
+    policy: ReroutePolicy
+    rerouted: list[RerouteChange]
+    kept: list[str] = Field(description="Tickets left with the agent (started, or policy keep)")

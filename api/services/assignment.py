@@ -1,0 +1,675 @@
+"""Assignment use cases: assign one ticket now, escalate, re-route an absent agent's work, and
+re-optimize a queue as a background job.
+
+Every change of owner goes through :func:`apply_owner`, so each one lands the same way: the
+ticket row, one history event (assigned / reassigned, with the reasons), and one webhook event
+(``ticket.assigned`` / ``ticket.reassigned``) in the same transaction.
+
+Concurrency. Deciding who takes a ticket reads every agent's load, so two decisions racing
+could both give the last free slot of one agent away. Each unit of work that assigns therefore
+starts with the per-tenant lock (:func:`api.db.locks.lock_tenant`) and reads the loads inside
+it. The organisation itself comes from a cached real-time index (see
+:mod:`api.services.realtime_cache`); only the loads are read per request.
+
+The re-optimization job solves *outside* any transaction (it may take seconds), then applies the
+plan inside the tenant lock, skipping every ticket that changed meanwhile and every assignment
+that no longer fits (the agent went away or filled up), and finishes the job in that same
+transaction, so the plan's changes and the job's result commit together or not at all.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from api.db.locks import lock_tenant
+from api.db.models import Agent as AgentRow
+from api.db.models import Ticket as TicketRow
+from api.db.models import TicketEvent
+from api.enums import AgentStatus, TicketEventKind, TicketStatus
+from api.errors import Conflict, FieldError, InvalidInput
+from api.jobs import queue as job_queue
+from api.jobs.models import Job
+from api.jobs.worker import JobContext, PermanentJobError
+from api.schemas.tickets import Owner
+from api.services import capabilities as capability_service
+from api.services import common, events, solver_input, tickets
+from api.services.realtime_cache import (
+    RealtimeCache,
+    changed_in_transaction,
+    current_version,
+    with_loads,
+)
+from solver.batch import BatchParams, optimize
+from solver.plan import Decision, Plan, Reason
+from solver.realtime import RealtimeIndex
+from solver.validation import check_plan
+
+OPTIMIZE_JOB = "queue.optimize"
+ACTIVE = (TicketStatus.NEW, TicketStatus.OPEN)
+HELD = (TicketStatus.NEW, TicketStatus.OPEN, TicketStatus.PENDING)
+# How many reason details go into the history's one-line ``reason``; all are kept in ``data``.
+_REASONS_IN_LINE = 3
+
+
+# --------------------------------------------------------------------------- shared pieces
+
+
+def owner_of(row: TicketRow) -> Owner:
+    if row.owner_agent_id:
+        return Owner(kind="agent", id=row.owner_agent_id)
+    return Owner(kind="team", id=row.team_id)
+
+
+def held_work(session: Session, tenant_id: str) -> dict[str, tuple[int, int]]:
+    """agent -> (tickets held, active backlog minutes): what capacity and the queue see."""
+    active = func.sum(TicketRow.effort_minutes).filter(TicketRow.status.in_(ACTIVE))
+    stmt = (
+        select(TicketRow.owner_agent_id, func.count(), active)
+        .where(
+            TicketRow.tenant_id == tenant_id,
+            TicketRow.owner_agent_id.is_not(None),
+            TicketRow.status.in_(HELD),
+        )
+        .group_by(TicketRow.owner_agent_id)
+    )
+    return {a: (int(n), int(m or 0)) for a, n, m in session.execute(stmt) if a is not None}
+
+
+def _without(
+    held: Mapping[str, tuple[int, int]], rows: Iterable[TicketRow]
+) -> dict[str, tuple[int, int]]:
+    """``held`` minus the given tickets (they are being decided, so not yet anyone's load)."""
+    out = dict(held)
+    for row in rows:
+        agent = row.owner_agent_id
+        if agent in out and row.status in HELD:
+            n, minutes = out[agent]
+            out[agent] = (n - 1, minutes - (row.effort_minutes if row.status in ACTIVE else 0))
+    return out
+
+
+def base_index(
+    *, session: Session, cache: RealtimeCache, tenant_id: str, now: datetime
+) -> RealtimeIndex:
+    """The tenant's organisation as a real-time index: cached while its version holds."""
+    if changed_in_transaction(session, tenant_id):
+        # This transaction changed the organisation and has not committed: build from what it
+        # sees, but cache nothing (a rollback would leave the cache ahead of the database).
+        return _build_index(session, tenant_id, now)
+    version = current_version(session, tenant_id)
+    index = cache.get(tenant_id, version, now)
+    if index is None:
+        index = _build_index(session, tenant_id, now)
+        cache.put(tenant_id, version, index)
+    return index
+
+
+def _build_index(session: Session, tenant_id: str, now: datetime) -> RealtimeIndex:
+    problem = solver_input.build_problem(
+        session=session, tenant_id=tenant_id, now=now, ticket_ids=[]
+    )
+    return RealtimeIndex.build(problem)
+
+
+def realtime_for(
+    *,
+    session: Session,
+    cache: RealtimeCache,
+    tenant_id: str,
+    now: datetime,
+    deciding: Iterable[TicketRow] = (),
+) -> RealtimeIndex:
+    """An index with every agent's current load, ``deciding`` tickets left out of it."""
+    base = base_index(session=session, cache=cache, tenant_id=tenant_id, now=now)
+    return with_loads(base, now, _without(held_work(session, tenant_id), deciding))
+
+
+def _reason_line(reasons: Sequence[Reason], note: str | None, prefix: str) -> str:
+    parts = [r.detail for r in reasons[:_REASONS_IN_LINE]]
+    line = f"{prefix}: " + "; ".join(parts)
+    return f"{note} ({line})" if note else line
+
+
+def _reasons_data(reasons: Sequence[Reason]) -> list[dict[str, Any]]:
+    return [{"rule": r.rule, "detail": r.detail, "value": r.value} for r in reasons]
+
+
+def apply_owner(
+    *,
+    session: Session,
+    row: TicketRow,
+    agent: str | None,
+    now: datetime,
+    actor: str | None,
+    reasons: Sequence[Reason],
+    source: str,
+    note: str | None = None,
+    team: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> TicketEvent | None:
+    """Give ``row`` to ``agent`` (None: its team's queue), recording history and the webhook
+    event. Returns the history event, or None when the owner did not change."""
+    from_agent, from_team = row.owner_agent_id, row.team_id
+    data: dict[str, Any] = {"source": source, "reasons": _reasons_data(reasons), **(extra or {})}
+    event = tickets.set_owner(
+        session=session,
+        row=row,
+        team=team or row.team_id,
+        agent=agent,
+        now=now,
+        actor=actor,
+        reason=_reason_line(reasons, note, source),
+        data=data,
+    )
+    if event is None:
+        return None
+    kind = "ticket.assigned" if event.kind is TicketEventKind.ASSIGNED else "ticket.reassigned"
+    events.emit(
+        session=session,
+        tenant_id=row.tenant_id,
+        type=kind,
+        data={
+            "ticket_id": row.id,
+            "agent_id": agent,
+            "team_id": row.team_id,
+            "from_agent_id": from_agent,
+            "from_team_id": from_team,
+            "source": source,
+            "reasons": [{"rule": r.rule, "detail": r.detail} for r in reasons],
+            **({"job_id": extra["job_id"]} if extra and "job_id" in extra else {}),
+        },
+        now=now,
+    )
+    return event
+
+
+def _event_name(event: TicketEvent | None) -> str | None:
+    return None if event is None else event.kind.value
+
+
+# --------------------------------------------------------------------------- assign one
+
+
+@dataclass(frozen=True, slots=True)
+class AssignResult:
+    decision: Decision
+    previous: Owner
+    event: str | None
+
+
+def assign_ticket(
+    *,
+    session: Session,
+    cache: RealtimeCache,
+    tenant_id: str,
+    ticket_id: str,
+    now: datetime,
+    actor: str | None,
+    top_k: int = 3,
+    dry_run: bool = False,
+    note: str | None = None,
+) -> AssignResult:
+    """Assign one ticket now through the solver's real-time path (the caller commits)."""
+    if not dry_run:
+        lock_tenant(session, tenant_id)
+    row = tickets.get_or_raise(session=session, tenant_id=tenant_id, ticket_id=ticket_id)
+    if not row.status.is_active:
+        raise Conflict(f"ticket {ticket_id!r} is {row.status.value}; only new or open is assigned")
+    previous = owner_of(row)
+    index = realtime_for(session=session, cache=cache, tenant_id=tenant_id, now=now, deciding=[row])
+    decision = index.assign(solver_input.ticket_to_solver(row), now=now, top_k=top_k)
+    event = None
+    if not dry_run:
+        event = apply_owner(
+            session=session,
+            row=row,
+            agent=decision.agent_id,
+            now=now,
+            actor=actor,
+            reasons=decision.reasons,
+            source="realtime",
+            note=note,
+            extra={
+                "score": decision.score,
+                "alternatives": [a.agent_id for a in decision.alternatives],
+            },
+        )
+        session.flush()
+    return AssignResult(decision, previous, _event_name(event))
+
+
+# --------------------------------------------------------------------------- escalate
+
+
+@dataclass(frozen=True, slots=True)
+class EscalateResult:
+    row: TicketRow
+    previous_team: str
+    previous_skills: dict[str, int]
+    previous_owner: Owner
+    assignment: AssignResult | None
+
+
+def escalate(
+    *,
+    session: Session,
+    cache: RealtimeCache,
+    tenant_id: str,
+    ticket_id: str,
+    now: datetime,
+    actor: str | None,
+    reason: str,
+    capability: str | None = None,
+    required_skills: Mapping[str, int] | None = None,
+    replace_skills: bool = False,
+    team: str | None = None,
+    reassign: bool = True,
+) -> EscalateResult:
+    """Raise the ticket's requirements and/or move its team; keep one owner on record."""
+    if capability is None and required_skills is None and team is None:
+        raise InvalidInput.one("body", "name a capability, required_skills or a team")
+    lock_tenant(session, tenant_id)
+    row = tickets.get_or_raise(session=session, tenant_id=tenant_id, ticket_id=ticket_id)
+    if row.status.is_done:
+        raise Conflict(f"ticket {ticket_id!r} is {row.status.value}; it cannot be escalated")
+    errors: list[FieldError] = []
+    if team is not None:
+        errors += common.unknown_team(session, tenant_id, team)
+    if required_skills:
+        errors += common.unknown_skills(session, tenant_id, required_skills, "required_skills")
+    adding: dict[str, int] = dict(required_skills or {})
+    if capability is not None:
+        cap = capability_service.get(session=session, tenant_id=tenant_id, capability_id=capability)
+        if cap is None:
+            errors.append(FieldError("capability", f"unknown capability {capability!r}"))
+        else:
+            for req in cap.requirements:
+                adding[req.skill_id] = max(adding.get(req.skill_id, 0), req.level)
+    common.raise_if(errors)
+
+    before_skills = {s.skill_id: s.level for s in row.required_skills}
+    if replace_skills and (capability is not None or required_skills is not None):
+        after_skills = adding
+    else:
+        # Escalation only ever raises what the ticket needs.
+        after_skills = dict(before_skills)
+        for skill, level in adding.items():
+            after_skills[skill] = max(after_skills.get(skill, 0), level)
+    previous_team, previous_owner = row.team_id, owner_of(row)
+    new_team = team or row.team_id
+
+    tickets.record_event(
+        session=session,
+        tenant_id=tenant_id,
+        ticket_id=row.id,
+        kind=TicketEventKind.ESCALATED,
+        now=now,
+        actor=actor,
+        reason=reason,
+        data={
+            "capability": capability,
+            "from_required_skills": before_skills,
+            "to_required_skills": after_skills,
+            "owner": previous_owner.model_dump(),
+        },
+        from_team=previous_team,
+        to_team=new_team,
+        from_agent=row.owner_agent_id,
+        to_agent=row.owner_agent_id,
+    )
+    _set_required(row, tenant_id, after_skills)
+    row.updated_at = now
+    session.flush()
+
+    owner_agent = row.owner_agent_id
+    owner_ok = owner_agent is not None and _qualifies(session, tenant_id, owner_agent, after_skills)
+    assignment: AssignResult | None = None
+    if owner_ok:
+        # The owner still qualifies: they stay accountable; only the team may change.
+        if new_team != row.team_id:
+            apply_owner(
+                session=session,
+                row=row,
+                agent=owner_agent,
+                team=new_team,
+                now=now,
+                actor=actor,
+                reasons=[Reason("escalated", f"escalated to team {new_team}; owner qualifies")],
+                source="escalation",
+                note=reason,
+            )
+    elif reassign and row.status.is_active:
+        # Decide for the new team (it holds the ticket when nobody fits); the owner event
+        # below records the move.
+        ticket = replace(solver_input.ticket_to_solver(row), team=new_team)
+        decision = realtime_for(
+            session=session, cache=cache, tenant_id=tenant_id, now=now, deciding=[row]
+        ).assign(ticket, now=now)
+        event = apply_owner(
+            session=session,
+            row=row,
+            agent=decision.agent_id,
+            team=new_team,
+            now=now,
+            actor=actor,
+            reasons=decision.reasons,
+            source="escalation",
+            note=reason,
+        )
+        assignment = AssignResult(decision, previous_owner, _event_name(event))
+    else:
+        apply_owner(
+            session=session,
+            row=row,
+            agent=None,
+            team=new_team,
+            now=now,
+            actor=actor,
+            reasons=[Reason("escalated", f"escalated; held by team {new_team}'s queue")],
+            source="escalation",
+            note=reason,
+        )
+    session.flush()
+    return EscalateResult(row, previous_team, before_skills, previous_owner, assignment)
+
+
+def _set_required(row: TicketRow, tenant_id: str, levels: Mapping[str, int]) -> None:
+    from api.db.models import TicketSkill
+
+    current = {s.skill_id: s for s in row.required_skills}
+    for skill_id, link in current.items():
+        if skill_id not in levels:
+            row.required_skills.remove(link)
+        else:
+            link.level = levels[skill_id]
+    for skill_id, level in levels.items():
+        if skill_id not in current:
+            row.required_skills.append(
+                TicketSkill(tenant_id=tenant_id, ticket_id=row.id, skill_id=skill_id, level=level)
+            )
+
+
+def _qualifies(session: Session, tenant_id: str, agent_id: str, needs: Mapping[str, int]) -> bool:
+    agent = session.get(AgentRow, (tenant_id, agent_id))
+    if agent is None:
+        return False
+    have = {s.skill_id: s.level for s in agent.skills}
+    return all(have.get(s, 0) >= lvl for s, lvl in needs.items())
+
+
+# --------------------------------------------------------------------------- re-route
+
+
+@dataclass(frozen=True, slots=True)
+class RerouteResult:
+    agent: AgentRow
+    policy: str
+    changes: list[tuple[TicketRow, Decision | None, str | None]]
+    kept: list[str]
+
+
+def reroute_agent(
+    *,
+    session: Session,
+    cache: RealtimeCache,
+    tenant_id: str,
+    agent_id: str,
+    now: datetime,
+    actor: str | None,
+    policy: str = "reassign",
+    status: AgentStatus | None = None,
+    note: str | None = None,
+) -> RerouteResult:
+    """Optionally set the agent's status, then, if they are away or offline, move their
+    unstarted tickets (status new) by ``policy``: ``reassign`` through the real-time path (the
+    team queue when nobody fits), ``queue`` back to the team queue, ``keep`` leaves them.
+    Started work (open, pending) stays with the agent: it is already in their hands."""
+    lock_tenant(session, tenant_id)
+    from api.services import agents as agent_service
+
+    agent = agent_service.get_or_raise(session=session, tenant_id=tenant_id, agent_id=agent_id)
+    if status is not None and agent.status != status:
+        agent.status = status
+        agent.updated_at = now
+        session.flush()  # bumps the organisation version: the index rebuilds without them
+    held = list(
+        session.scalars(
+            select(TicketRow)
+            .where(
+                TicketRow.tenant_id == tenant_id,
+                TicketRow.owner_agent_id == agent_id,
+                TicketRow.status.in_(HELD),
+            )
+            .order_by(TicketRow.created_at, TicketRow.id)
+        )
+    )
+    unstarted = [t for t in held if t.status is TicketStatus.NEW]
+    kept = [t.id for t in held if t.status is not TicketStatus.NEW]
+    if agent.status is AgentStatus.AVAILABLE or policy == "keep":
+        return RerouteResult(agent, policy, [], kept + [t.id for t in unstarted])
+
+    why = f"agent {agent_id} is {agent.status.value}"
+    changes: list[tuple[TicketRow, Decision | None, str | None]] = []
+    if policy == "queue":
+        for row in unstarted:
+            event = apply_owner(
+                session=session, row=row, agent=None, now=now, actor=actor,
+                reasons=[Reason("available", f"{why}; back to team {row.team_id}'s queue")],
+                source="reroute", note=note,
+            )
+            changes.append((row, None, _event_name(event)))
+    else:
+        index = realtime_for(
+            session=session, cache=cache, tenant_id=tenant_id, now=now, deciding=unstarted
+        )
+        # Most urgent first; each decision loads its agent before the next one is made.
+        urgent_first = sorted(unstarted, key=lambda t: (-t.priority.to_solver(), t.created_at))
+        for row in urgent_first:
+            ticket = solver_input.ticket_to_solver(row)
+            decision = index.assign(ticket, now=now)
+            index.commit(decision, ticket)
+            reasons = (Reason("available", why), *decision.reasons)
+            event = apply_owner(
+                session=session, row=row, agent=decision.agent_id, now=now, actor=actor,
+                reasons=reasons, source="reroute", note=note,
+            )
+            changes.append((row, decision, _event_name(event)))
+    session.flush()
+    return RerouteResult(agent, policy, changes, kept)
+
+
+# --------------------------------------------------------------------------- re-optimize
+
+
+def enqueue_optimize(
+    *,
+    session: Session,
+    tenant_id: str,
+    now: datetime,
+    team: str | None,
+    time_limit_s: float,
+    seed: int,
+    max_attempts: int,
+) -> Job:
+    if team is not None:
+        common.raise_if(common.unknown_team(session, tenant_id, team))
+    return job_queue.enqueue(
+        session=session,
+        tenant_id=tenant_id,
+        kind=OPTIMIZE_JOB,
+        payload={"team": team, "time_limit_s": time_limit_s, "seed": seed},
+        now=now,
+        max_attempts=max_attempts,
+    )
+
+
+def _queue_ticket_ids(session: Session, tenant_id: str, team: str | None) -> list[str]:
+    """The re-optimizable queue: active tickets nobody has started (no owner agent, or owned
+    but still new). Open tickets with an owner are being worked and stay put."""
+    stmt = select(TicketRow.id).where(
+        TicketRow.tenant_id == tenant_id,
+        TicketRow.status.in_(ACTIVE),
+        or_(TicketRow.owner_agent_id.is_(None), TicketRow.status == TicketStatus.NEW),
+    )
+    if team is not None:
+        stmt = stmt.where(TicketRow.team_id == team)
+    return list(session.scalars(stmt.order_by(TicketRow.created_at, TicketRow.id)))
+
+
+def _snapshot(row: TicketRow) -> tuple[Any, ...]:
+    return (row.owner_agent_id, row.team_id, row.status, row.updated_at)
+
+
+def run_optimize_job(ctx: JobContext) -> dict[str, Any]:
+    """The ``queue.optimize`` handler: solve the queue, apply the plan, finish atomically."""
+    payload = ctx.payload
+    team = payload.get("team")
+    try:
+        params = BatchParams(
+            time_limit_s=float(payload.get("time_limit_s", 10.0)), seed=int(payload.get("seed", 0))
+        )
+    except (TypeError, ValueError) as exc:
+        raise PermanentJobError(f"bad payload: {exc}") from None
+    now = ctx.now()
+    with ctx.session_factory() as session:
+        ids = _queue_ticket_ids(session, ctx.tenant_id, team)
+        problem = solver_input.build_problem(
+            session=session, tenant_id=ctx.tenant_id, now=now, ticket_ids=ids
+        )
+        seen = {
+            r.id: _snapshot(r)
+            for r in session.scalars(
+                select(TicketRow).where(TicketRow.tenant_id == ctx.tenant_id, TicketRow.id.in_(ids))
+            )
+        } if ids else {}
+    plan = optimize(problem, params)
+    violations = check_plan(problem, plan)
+    if violations:
+        # The solver promises valid plans; applying an invalid one would break capacity rules.
+        raise PermanentJobError(
+            "the optimizer returned an invalid plan: "
+            + "; ".join(f"{v.rule}: {v.detail}" for v in violations[:5])
+        )
+    with ctx.session_factory() as session:
+        lock_tenant(session, ctx.tenant_id)
+        result = _apply_plan(session, ctx, plan, seen, team, now)
+        events.emit(
+            session=session,
+            tenant_id=ctx.tenant_id,
+            type="queue.optimized",
+            data={
+                "job_id": ctx.job.id,
+                "team_id": team,
+                "changes": len(result["changes"]),
+                "skipped": len(result["skipped"]),
+                "status": result["stats"]["status"],
+                "objective": result["stats"]["objective"],
+            },
+            now=ctx.now(),
+        )
+        ctx.complete(session, result)
+        session.commit()
+    return result
+
+
+def _apply_plan(
+    session: Session,
+    ctx: JobContext,
+    plan: Plan,
+    seen: Mapping[str, tuple[Any, ...]],
+    team: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    tenant_id = ctx.tenant_id
+    rows = {
+        r.id: r
+        for r in session.scalars(
+            select(TicketRow).where(TicketRow.tenant_id == tenant_id, TicketRow.id.in_(list(seen)))
+        )
+    } if seen else {}
+    skipped: list[dict[str, str]] = []
+    current = {tid: row for tid, row in rows.items() if _snapshot(row) == seen.get(tid)}
+    for tid in seen:
+        if tid not in current:
+            skipped.append({"ticket": tid, "why": "the ticket changed while the plan was solved"})
+
+    # Loads now, without the tickets this plan decides: who can still take how many.
+    held = _without(held_work(session, tenant_id), current.values())
+    agents = {
+        a.id: a
+        for a in session.scalars(select(AgentRow).where(AgentRow.tenant_id == tenant_id))
+    }
+    room = Counter(
+        {
+            a.id: a.capacity - held.get(a.id, (0, 0))[0]
+            for a in agents.values()
+            if a.status is AgentStatus.AVAILABLE
+        }
+    )
+    changes: list[dict[str, Any]] = []
+    unchanged = 0
+    moves: list[tuple[str, str | None, Sequence[Reason]]] = []
+    for a in sorted(plan.assignments, key=lambda a: (a.agent_id, a.position)):
+        if a.ticket_id not in current:
+            continue
+        if room[a.agent_id] <= 0:
+            skipped.append(
+                {"ticket": a.ticket_id, "why": f"agent {a.agent_id} is no longer free to take it"}
+            )
+            continue
+        room[a.agent_id] -= 1
+        moves.append((a.ticket_id, a.agent_id, a.reasons))
+    for q in plan.queued:
+        if q.ticket_id in current:
+            moves.append((q.ticket_id, None, q.reasons))
+    for tid, agent, reasons in moves:
+        row = current[tid]
+        before = owner_of(row)
+        event = apply_owner(
+            session=session,
+            row=row,
+            agent=agent,
+            now=now,
+            actor=f"job:{ctx.job.id}"[:64],
+            reasons=reasons,
+            source="optimizer",
+            extra={"job_id": ctx.job.id},
+        )
+        if event is None:
+            unchanged += 1
+            continue
+        changes.append(
+            {
+                "ticket": tid,
+                "from": before.model_dump(),
+                "to": owner_of(row).model_dump(),
+                "event": event.kind.value,
+                "why": _reasons_data(reasons),
+            }
+        )
+    session.flush()
+    stats = plan.stats
+    return {
+        "team": team,
+        "tickets": len(seen),
+        "changes": changes,
+        "unchanged": unchanged,
+        "skipped": skipped,
+        "stats": {
+            "policy": stats.policy,
+            "status": stats.status.value,
+            "objective": stats.objective,
+            "bound": stats.bound,
+            "gap": stats.gap,
+            "parts": stats.parts.as_dict() if stats.parts is not None else None,
+            "wall_seconds": stats.wall_seconds,
+            "notes": list(stats.notes),
+        },
+    }

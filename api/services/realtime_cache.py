@@ -1,0 +1,192 @@
+"""A per-tenant cache of the solver's :class:`~solver.realtime.RealtimeIndex`, kept correct by
+an organisation version stored in the database.
+
+Building the index means reading the whole organisation (agents, skills, shifts, busy time)
+and precomputing every agent's working calendar: tens of milliseconds for 200 agents, far too
+slow to repeat per assignment. What changes on every assignment is only each agent's *load*
+(open tickets, backlog), so a request takes the cached index, copies it (a few small arrays),
+and overlays the loads it reads from the database in the same locked transaction.
+
+The cache is valid while the tenant's organisation is unchanged. Every ORM flush that
+touches an agent, an agent's skill, a shift, a busy interval, a skill or a team bumps
+``org_versions.version`` for that tenant in the same transaction (a ``before_flush`` listener,
+:func:`install`), so every process — however many replicas — sees the change on its next
+request and rebuilds. The index also expires after ``max_age`` of request time (its fairness
+counts and shift clipping drift) and of wall time (a backstop for writes that bypass the ORM).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+from sqlalchemy import BigInteger, ForeignKey, String, event, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from api.db.base import Base
+from api.db.models import Agent, AgentSkill, BusyInterval, Shift, Skill, Team
+from solver.realtime import RealtimeIndex
+
+ORG_MODELS: tuple[type[Any], ...] = (Agent, AgentSkill, BusyInterval, Shift, Skill, Team)
+
+
+class OrgVersion(Base):
+    """How many times a tenant's organisation changed; the realtime cache's validity key."""
+
+    __tablename__ = "org_versions"
+
+    tenant_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(BigInteger)
+
+
+def _tenants_touched(session: Session) -> set[str]:
+    touched: set[str] = set()
+    for obj in (*session.new, *session.deleted):
+        if isinstance(obj, ORG_MODELS):
+            touched.add(obj.tenant_id)
+    for obj in session.dirty:
+        if isinstance(obj, ORG_MODELS) and session.is_modified(obj, include_collections=False):
+            touched.add(obj.tenant_id)
+    return touched
+
+
+def bump(session: Session, tenant_id: str) -> None:
+    """Increment the tenant's organisation version in the session's transaction."""
+    table = OrgVersion.__table__
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(table).values(tenant_id=tenant_id, version=1)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.tenant_id], set_={"version": table.c.version + 1}
+    )
+    session.connection().execute(stmt)
+
+
+_BUMPED = "switchboard.org_bumped"
+
+
+def _before_flush(session: Session, _context: Any, _instances: Any) -> None:
+    bumped: set[str] = session.info.setdefault(_BUMPED, set())
+    for tenant_id in sorted(_tenants_touched(session) - bumped):  # sorted: one lock order
+        bump(session, tenant_id)
+        bumped.add(tenant_id)
+
+
+def _transaction_ended(session: Session, *_args: Any) -> None:
+    session.info.pop(_BUMPED, None)
+
+
+def changed_in_transaction(session: Session, tenant_id: str) -> bool:
+    """Whether this session's open transaction changed the tenant's organisation."""
+    return tenant_id in session.info.get(_BUMPED, ())
+
+
+_LISTENERS = (
+    ("before_flush", _before_flush),
+    ("after_commit", _transaction_ended),
+    ("after_rollback", _transaction_ended),
+)
+
+
+def install() -> None:
+    """Register the version-bumping flush listeners (idempotent; called by ``create_app`` and
+    the worker command, never at import)."""
+    for name, fn in _LISTENERS:
+        if not event.contains(Session, name, fn):
+            event.listen(Session, name, fn)
+
+
+def current_version(session: Session, tenant_id: str) -> int:
+    found = session.scalar(select(OrgVersion.version).where(OrgVersion.tenant_id == tenant_id))
+    return int(found or 0)
+
+
+@dataclass
+class _Entry:
+    version: int
+    index: RealtimeIndex
+    built_monotonic: float
+
+
+class RealtimeCache:
+    """Tenant -> (organisation version, index). Thread-safe; bounded by ``max_tenants``."""
+
+    def __init__(
+        self,
+        *,
+        max_age: timedelta = timedelta(minutes=10),
+        max_wall_seconds: float = 60.0,
+        max_tenants: int = 256,
+    ) -> None:
+        self.max_age = max_age
+        self.max_wall_seconds = max_wall_seconds
+        self.max_tenants = max_tenants
+        self._entries: dict[str, _Entry] = {}
+        self._lock = threading.Lock()
+        self.builds = 0
+        self.hits = 0
+
+    def get(self, tenant_id: str, version: int, now: datetime) -> RealtimeIndex | None:
+        with self._lock:
+            entry = self._entries.get(tenant_id)
+        if entry is None or entry.version != version:
+            return None
+        index = entry.index
+        if not (index.origin <= now < index.origin + self.max_age):
+            return None
+        if time.monotonic() - entry.built_monotonic > self.max_wall_seconds:
+            return None
+        self.hits += 1
+        return index
+
+    def put(self, tenant_id: str, version: int, index: RealtimeIndex) -> None:
+        with self._lock:
+            if tenant_id not in self._entries and len(self._entries) >= self.max_tenants:
+                oldest = min(self._entries, key=lambda k: self._entries[k].built_monotonic)
+                del self._entries[oldest]
+            self._entries[tenant_id] = _Entry(version, index, time.monotonic())
+            self.builds += 1
+
+    def invalidate(self, tenant_id: str | None = None) -> None:
+        with self._lock:
+            if tenant_id is None:
+                self._entries.clear()
+            else:
+                self._entries.pop(tenant_id, None)
+
+
+def with_loads(
+    base: RealtimeIndex, now: datetime, held: Mapping[str, tuple[int, int]]
+) -> RealtimeIndex:
+    """A copy of ``base`` whose agents hold exactly ``held`` (agent -> (open tickets, backlog
+    minutes)) at ``now``; agents absent from ``held`` hold nothing.
+
+    Equivalent to building a fresh index at ``now`` with those loads (a test holds it to that):
+    the index counts work in positions on each agent's clock of working minutes since its
+    snapshot, so a backlog read at minute ``t`` ends at ``worked(t) + backlog``. This reaches
+    into the index's per-agent arrays, which :meth:`RealtimeIndex.copy` duplicates for exactly
+    this kind of per-request state.
+    """
+    index = base.copy()
+    n = len(index.agent_ids)
+    open_now = np.zeros(n, dtype=np.int64)
+    backlog = np.zeros(n, dtype=np.int64)
+    positions = index.problem.agent_index
+    for agent_id, (count, minutes) in held.items():
+        i = positions.get(agent_id)
+        if i is not None:
+            open_now[i] = count
+            backlog[i] = minutes
+    t = index.minute_of(now)
+    worked = index._at(t).worked
+    index._open = open_now
+    index._queue_end = worked + backlog
+    return index
