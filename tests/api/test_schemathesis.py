@@ -5,6 +5,7 @@ boundary values from the coverage phase, then a few random ones) and sends them 
 ASGI app built by ``create_app``. Every response must:
 
 - never be a 5xx (``not_a_server_error``): bad input is a 4xx problem, a 500 is a bug;
+- have a status code the operation documents (``status_code_conformance``);
 - match the documented status code's schema, problem+json included
   (``response_schema_conformance``);
 - carry a documented content type (``content_type_conformance``).
@@ -47,7 +48,12 @@ SEED = 20260302
 # Random examples per operation, on top of the documented and boundary ones. Raise it locally
 # to dig deeper: SCHEMATHESIS_EXAMPLES=200 pytest tests/api/test_schemathesis.py
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "10"))
-CHECKS = ("not_a_server_error", "response_schema_conformance", "content_type_conformance")
+CHECKS = (
+    "not_a_server_error",
+    "status_code_conformance",
+    "response_schema_conformance",
+    "content_type_conformance",
+)
 
 CONFIG = schemathesis.Config.from_dict(
     {
