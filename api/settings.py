@@ -71,7 +71,9 @@ class Settings(BaseSettings):
     webhook_retry_after_max_seconds: float = Field(default=24 * 3600.0, ge=0)
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     webhook_poll_seconds: float = Field(default=1.0, gt=0)
-    webhook_batch_size: int = Field(default=20, ge=1, le=1000)
+    webhook_batch_size: int = Field(default=20, ge=1, le=200)
+    # Delivered/failed deliveries (and their events and attempt log) are kept this long.
+    webhook_retention_days: int = Field(default=30, ge=1)
 
     @field_validator("database_url")
     @classmethod

@@ -746,3 +746,33 @@ def test_unreadable_secret_is_never_sent_unsigned(
     assert receiver.received == []
     [delivery] = deliveries(a, wid)
     assert "cannot be decrypted" in delivery["attempt_log"][0]["error"]
+
+
+def test_finished_deliveries_are_purged_after_the_retention(
+    a: As, tenant_a: TenantCtx, app: FastAPI, deliverer: Deliverer, receiver: Receiver,
+    clock: FakeClock, db: Engine,
+) -> None:
+    wid, _ = subscribe(a, receiver.url)
+    emit(app, tenant_a.id, ticket_id="done")
+    deliverer.run_once()  # delivered
+    receiver.fail_next(*([500] * 10))
+    emit(app, tenant_a.id, ticket_id="still-trying")
+    deliverer.run_once()  # pending, retrying
+    clock.advance(days=31)
+    assert deliverer.purge(clock.now - timedelta(days=30)) == 1
+    with Session(db) as s:
+        kept = s.scalars(select(WebhookEvent)).all()
+        assert [e.data["ticket_id"] for e in kept] == ["still-trying"]
+        assert len(s.scalars(select(WebhookDelivery)).all()) == 1
+    assert [d["event"]["data"]["ticket_id"] for d in deliveries(a, wid)] == ["still-trying"]
+
+
+def test_a_batch_is_sent_concurrently_and_recorded(
+    a: As, tenant_a: TenantCtx, app: FastAPI, deliverer: Deliverer, receiver: Receiver,
+) -> None:
+    wid, _ = subscribe(a, receiver.url)
+    for i in range(5):
+        emit(app, tenant_a.id, ticket_id=f"T-{i}")
+    stats = deliverer.run_once()
+    assert stats.delivered == 5 and len(receiver.received) == 5
+    assert {d["status"] for d in deliveries(a, wid)} == {"delivered"}
