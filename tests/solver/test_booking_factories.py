@@ -99,7 +99,11 @@ def brute_force_cover(state: BookingState, limit: int = 200_000) -> dict[str, st
             return True
         members = [a for a in state.agents if a.team == team]
         spans = [occ[cid] for cid, aid in chosen.items() if state.agent(aid).team == team]
-        points = sorted({p for sp in spans for p in sp})
+        # Headcount changes inside a call too (a shift ends mid-call): check every boundary.
+        points = sorted(
+            {p for sp in spans for p in sp}
+            | {p for m in members for iv in (*m.shifts, *m.busy) for p in (iv.start, iv.end)}
+        )
         for p in points:
             n = sum(1 for s, e in spans if s <= p < e)
             if n == 0:
@@ -153,6 +157,17 @@ def test_brute_force_finds_the_only_cover() -> None:
     state = with_call(state, "x", at(0, 9), "c1")
     state = with_call(state, "y", at(0, 9), "c2")
     assert brute_force_cover(state) == {"c1": "b", "c2": "a"}
+
+
+def test_brute_force_sees_a_reserve_squeezed_mid_call() -> None:
+    # Two working at 9:30 (one may be on a call), one from 9:45: a 9:30-10:00 call breaks it.
+    a = agent("a", {"x": 1}, [shift(0, 6, 9.75)])
+    b = agent("b", {"x": 1}, [shift(0, 9.5, 13.5)])
+    state = BookingState(at(0, 6), (a, b), (cap("x", {"x": 1}, reserve=0.34),))
+    assert brute_force_cover(with_call(state, "x", at(0, 9.5))) is None
+    assert brute_force_cover(with_call(state, "x", at(0, 9.25))) is None  # one working at 9:15
+    plain = BookingState(at(0, 6), (a, b), (cap("x", {"x": 1}),))
+    assert brute_force_cover(with_call(plain, "x", at(0, 9.5))) == {"new": "b"}
 
 
 def test_brute_force_sees_that_agents_cannot_swap_mid_call() -> None:

@@ -1,0 +1,217 @@
+"""Properties of the booking engine over generated organisations and booking streams.
+
+Every claim is checked by code that does not share the engine's index: ``validate_calls``
+(interval arithmetic on the rules) and ``brute_force_cover`` (exhaustive search).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from solver.capability import (
+    BookingState,
+    BusyAdded,
+    Change,
+    ShiftRemoved,
+    StatusChanged,
+)
+from solver.jit import assign_due, disrupt
+from solver.problem import AgentStatus, Interval
+from solver.slots import at_risk, book, open_slots, validate_calls, witness
+from tests.solver.test_booking_factories import agent, at, brute_force_cover, cap
+
+SKILLS = ("x", "y", "z")
+ZONES = ("UTC", "Europe/Berlin", "Asia/Tokyo", "America/New_York")
+
+
+@st.composite
+def organisations(draw: st.DrawFn) -> BookingState:
+    n = draw(st.integers(2, 5))
+    agents = []
+    for i in range(n):
+        skills = {s: draw(st.integers(1, 3)) for s in SKILLS if draw(st.integers(0, 3)) > 0}
+        shifts = []
+        for day in (0, 1):
+            if draw(st.integers(0, 6)) == 0:
+                continue
+            begin = draw(st.integers(6 * 4, 10 * 4)) / 4
+            length = draw(st.integers(4 * 4, 9 * 4)) / 4
+            shifts.append(Interval(at(day, begin), at(day, begin + length)))
+        busy = []
+        for _ in range(draw(st.integers(0, 2))):
+            b = draw(st.integers(6 * 4, 40 * 4)) / 4
+            busy.append(
+                Interval(
+                    at(0, b), at(0, b) + timedelta(minutes=draw(st.sampled_from([15, 30, 60])))
+                )
+            )
+        agents.append(
+            agent(
+                f"a{i}",
+                skills,
+                shifts,
+                busy,
+                team=draw(st.sampled_from(("red", "blue"))),
+                timezone=draw(st.sampled_from(ZONES)),
+            )
+        )
+    caps = []
+    for j in range(draw(st.integers(1, 3))):
+        need = {s: draw(st.integers(1, 2)) for s in SKILLS if draw(st.integers(0, 3)) == 0}
+        caps.append(
+            cap(
+                f"c{j}",
+                need,
+                call_minutes=draw(st.sampled_from([30, 45, 60])),
+                buffer_minutes=draw(st.sampled_from([0, 0, 15])),
+                granularity_minutes=draw(st.sampled_from([15, 30])),
+                reserve=draw(st.sampled_from([0.0, 0.0, 0.34])),
+                horizon=timedelta(days=2),
+            )
+        )
+    return BookingState(at(0, 6), tuple(agents), tuple(caps))
+
+
+requests = st.lists(
+    st.tuples(
+        st.integers(0, 2),
+        st.one_of(st.integers(8 * 4, 17 * 4), st.integers(31 * 4, 41 * 4)),
+        st.integers(0, 50),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+def run_stream(state: BookingState, stream: list[tuple[int, int, int]]) -> BookingState:
+    """Customers look around the time they want and take one of the offered slots."""
+    for cap_i, quarter, pick in stream:
+        cap_id = state.capabilities[cap_i % len(state.capabilities)].id
+        wanted = at(0, quarter / 4)
+        slots = open_slots(state, cap_id, wanted - timedelta(hours=1), wanted + timedelta(hours=2))
+        if slots:
+            slot = slots[pick % len(slots)]
+            result = book(state, cap_id, slot.start.astimezone(UTC), alternatives=0)
+            assert result.booked, f"offered {slot} but booking refused: {result.reason}"
+        else:
+            result = book(state, cap_id, wanted, alternatives=0)
+        if result.state is not None:
+            state = result.state
+    return state
+
+
+@given(organisations(), requests)
+def test_offered_slots_book_and_all_calls_stay_jointly_coverable(
+    state: BookingState, stream: list[tuple[int, int, int]]
+) -> None:
+    state = run_stream(state, stream)
+    cover = witness(state)
+    assert validate_calls(state, cover) == []
+    assert brute_force_cover(state) is not None
+    assert at_risk(state) == []
+
+
+@given(organisations(), requests, st.integers(0, 6))
+def test_every_slot_offered_now_can_be_booked_now(
+    state: BookingState, stream: list[tuple[int, int, int]], which: int
+) -> None:
+    state = run_stream(state, stream)
+    for c in state.capabilities:
+        slots = open_slots(state, c.id, at(0, 0), at(2, 0))
+        for slot in slots[which::7][:3]:
+            result = book(state, c.id, slot.start.astimezone(UTC), alternatives=0)
+            assert result.booked and result.state is not None
+            assert brute_force_cover(result.state) is not None
+            state = result.state
+
+
+@given(
+    organisations(),
+    requests,
+    st.integers(1, 36),
+    st.sampled_from(["cpsat", "greedy"]),
+)
+def test_jit_binds_only_qualified_free_agents_one_call_at_a_time(
+    state: BookingState, stream: list[tuple[int, int, int]], lead_h: int, method: str
+) -> None:
+    state = run_stream(state, stream)
+    result = assign_due(state, lead=timedelta(hours=lead_h), method=method)
+    new = result.state
+    due = {c.id for c in state.calls if c.start < state.now + timedelta(hours=lead_h)}
+    assert {b.call_id for b in result.bindings} == due
+    assert all(c.bound_agent is not None for c in new.calls if c.id in due)
+    # Bound calls on their agents, unbound ones on the cover: all rules hold together ...
+    assert validate_calls(new, witness(new)) == []
+    # ... and, independently, the whole book (bindings fixed) is still coverable.
+    assert brute_force_cover(new) is not None
+
+
+def _changes(state: BookingState, who: int, kind: int, start_q: int, hours: int) -> Change:
+    holders = sorted({c.bound_agent for c in state.calls if c.bound_agent is not None})
+    held = sorted({a for a in witness(state).values() if a is not None})
+    pool = holders or held or [a.id for a in state.agents]
+    a = pool[who % len(pool)]
+    start = at(0, start_q / 4)
+    if kind == 0:
+        return ShiftRemoved(a, start, start + timedelta(hours=hours))
+    if kind == 1:
+        return BusyAdded(a, start, start + timedelta(hours=hours))
+    return StatusChanged(a, AgentStatus.AWAY)
+
+
+@given(
+    organisations(),
+    requests,
+    st.integers(0, 4),
+    st.integers(0, 2),
+    st.integers(6 * 4, 14 * 4),
+    st.integers(1, 30),
+)
+def test_a_disruption_changes_no_binding_it_does_not_have_to(
+    state: BookingState,
+    stream: list[tuple[int, int, int]],
+    who: int,
+    kind: int,
+    start_q: int,
+    hours: int,
+) -> None:
+    state = run_stream(state, stream)
+    state = assign_due(state, lead=timedelta(hours=12)).state
+    before = {c.id: c.bound_agent for c in state.calls}
+    report = disrupt(state, _changes(state, who, kind, start_q, hours))
+    after = {c.id: c.bound_agent for c in report.state.calls}
+    lost = {r.call_id for r in report.at_risk}
+    # What it reports is what happened ...
+    assert {b.call_id for b in report.rebound} == {
+        cid for cid in before if before[cid] is not None and after[cid] not in (None, before[cid])
+    }
+    assert validate_calls(report.state, witness(report.state)) == [
+        f"{cid}: nobody covers it" for cid in sorted(lost, key=list(before).index)
+    ]
+    # ... a binding the change did not touch stays, unless keeping every such binding would
+    # leave a call uncovered that can be covered otherwise (the exhaustive check decides) ...
+    untouched = [
+        cid
+        for cid, agent_id in before.items()
+        if agent_id is not None and cid not in report.affected
+    ]
+    moved = [cid for cid in untouched if after[cid] != before[cid]]
+    if moved:
+        pinned = report.state.with_calls(
+            c.__class__(**{**_fields(c), "bound_agent": before[c.id]})
+            for c in report.state.calls
+            if c.id in untouched
+        )
+        assert brute_force_cover(pinned.without_calls(lost)) is None
+    # ... and nothing is declared lost that could still be covered (the repair is exact here).
+    if lost:
+        kept = report.state.without_calls(lost)
+        assert brute_force_cover(kept) is not None
+        assert brute_force_cover(report.state) is None
+
+
+def _fields(call: object) -> dict[str, object]:
+    return {name: getattr(call, name) for name in call.__slots__}  # type: ignore[attr-defined]
