@@ -319,13 +319,12 @@ class _Costs:
         for tz, members in self.zones.items():
             d = self._day(k, tz)
             y, wk, _ = d.isocalendar()
-            for table, key, weight in (
-                (self.by_day, d, self.w.day_load),
-                (self.by_week, y * 100 + wk, self.w.week_load),
-            ):
-                for a, n in table.get(key, {}).items():  # type: ignore[attr-defined]
-                    if members[a]:
-                        load[a] += weight * 10 * n
+            for a, n in self.by_day.get(d, {}).items():
+                if members[a]:
+                    load[a] += self.w.day_load * 10 * n
+            for a, n in self.by_week.get(y * 100 + wk, {}).items():
+                if members[a]:
+                    load[a] += self.w.week_load * 10 * n
         c += load[agents]
         if owner_free:
             c += np.where(agents == self.owner(k), 0, self.w.not_owner * 10)
@@ -691,8 +690,8 @@ def disrupt(state: BookingState, change: Change | Sequence[Change]) -> Disruptio
         updated.append(call)
     for k in still:
         call = idx.calls[k]
-        prev = idx.agent_ids[before[k]] if before[k] >= 0 else None
-        at_risk.append(AtRisk(call.id, _uncoverable(call), prev))
+        held = idx.agent_ids[before[k]] if before[k] >= 0 else None
+        at_risk.append(AtRisk(call.id, _uncoverable(call), held))
     final = new_state.with_calls(updated)
     hand_over(state, final, idx)
     return DisruptionReport(

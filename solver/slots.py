@@ -170,9 +170,9 @@ class BookingIndex:
             call = self.calls[k]
             if call.bound_agent is None:
                 continue
-            a = self.apos.get(call.bound_agent, -1)
-            if a >= 0 and self._can_hold(k, a):
-                self._assign(k, a)
+            held_by = self.apos.get(call.bound_agent, -1)
+            if held_by >= 0 and self._can_hold(k, held_by):
+                self._assign(k, held_by)
                 self.bound[k] = True
             else:
                 self.stale.add(k)
@@ -423,7 +423,7 @@ class BookingIndex:
         maybe = ~ok & (works & (occ > 0) & (imm == 0)).any(axis=0)
         for i in np.flatnonzero(maybe).tolist():
             ok[i] = self.probe(cap_id, int(cand[i]), int(cand[i]) + length)
-        return ok
+        return np.asarray(ok, dtype=bool)
 
     def probe(self, cap_id: str, s: int, e: int) -> bool:
         """Could a call of ``cap_id`` occupying ``[s, e)`` be added? Leaves nothing behind."""
