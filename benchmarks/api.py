@@ -1,0 +1,647 @@
+"""Load benchmark of the service's real-time assignment: ``python -m benchmarks.api``.
+
+For each backend (a SQLite temp file; PostgreSQL database ``switchboard_bench`` on
+127.0.0.1:5432, dropped and re-created) it migrates an empty database and seeds, through the
+service layer, one tenant with 200 agents (skills with levels, shifts covering now, capacity) and
+a pool of unassigned tickets. It then starts the real service (``uvicorn --factory
+api.main:create_app``) in a subprocess on a free 127.0.0.1 port, with 1 and then 2 worker
+processes, and drives ``POST /v1/tickets/{id}/assign`` from this process with an httpx async
+client (one pooled connection per simulated client) at each concurrency in turn. Every request
+is a first assignment of a fresh ticket (the ticket pool is reset to unassigned between runs), so
+each one does the whole write path: tenant lock, loads, decision, owner change, history event.
+A run stops by itself at ``--duration`` seconds or when the pool is used up.
+
+It prints one row per backend x workers x concurrency: assignments/s, p50/p99/max latency,
+errors, and whether the target holds (issue 4: >= 500 assignments/s with p99 <= 50 ms at 32
+concurrent clients on PostgreSQL, 200 agents, 2 cores). ``--profile`` adds an in-process
+breakdown of one assignment (SQL statements and time in the database vs. Python, with a
+pyinstrument profile) to show where the time goes.
+
+The load generator shares the machine's cores with the server, and on a shared development
+machine with whatever else runs: treat the figures as a lower bound and re-run before trusting
+one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import Engine, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from api.db import migrate
+from api.db.engine import make_engine, make_session_factory
+from api.db.models import Ticket
+from api.enums import Scope, SkillKind, TicketPriority, TicketStatus
+from api.schemas.agents import AgentCreate
+from api.schemas.intervals import ShiftCreate
+from api.schemas.skills import SkillCreate
+from api.schemas.teams import TeamCreate
+from api.schemas.tickets import TicketIn
+from api.services import agents, api_keys, shifts, skills, teams, tenants, tickets
+from api.settings import Environment, Settings
+
+# The endpoint under test; the ticket's external id goes in the path.
+ASSIGN_PATH = "/v1/tickets/{ticket_id}/assign"
+HEALTH_PATH = "/healthz"
+
+PG_SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+PG_BENCH_DB = "switchboard_bench"
+
+TARGET_RATE = 500.0  # assignments per second
+TARGET_P99_MS = 50.0
+TARGET_CONCURRENCY = 32
+TARGET_BACKEND = "postgresql"
+
+PRODUCTS = ("billing", "technical", "integrations", "mobile", "security", "reporting")
+LANGUAGES = ("lang:en", "lang:de", "lang:es", "lang:fr")
+TIERS = ("tier:2",)
+TEAM_IDS = ("emea", "amer", "apac", "enterprise", "smb")
+
+
+# --------------------------------------------------------------------------- databases
+
+
+def sqlite_url(directory: Path) -> str:
+    return f"sqlite:///{directory / 'switchboard_bench.db'}"
+
+
+def postgres_url(server_url: str = PG_SERVER_URL, dbname: str = PG_BENCH_DB) -> str:
+    return make_url(server_url).set(database=dbname).render_as_string(hide_password=False)
+
+
+def reset_postgres(server_url: str = PG_SERVER_URL, dbname: str = PG_BENCH_DB) -> str:
+    """Drop and re-create the benchmark database; returns its SQLAlchemy URL."""
+    import psycopg
+
+    u = make_url(server_url)
+    with psycopg.connect(
+        host=u.host or "127.0.0.1",
+        port=u.port or 5432,
+        user=u.username or "postgres",
+        password=u.password or None,
+        dbname=u.database or "postgres",
+        autocommit=True,
+        connect_timeout=5,
+    ) as conn:
+        # A previous run killed mid-way may have left sessions open on it.
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            (dbname,),
+        )
+        conn.execute(f'DROP DATABASE IF EXISTS "{dbname}"')
+        conn.execute(f'CREATE DATABASE "{dbname}"')
+    return postgres_url(server_url, dbname)
+
+
+# --------------------------------------------------------------------------- seeding
+
+
+@dataclass(frozen=True)
+class Seeded:
+    tenant_id: str
+    helpdesk_key: str
+    ticket_ids: tuple[str, ...]
+    agents: int
+
+
+def seed_tenant(
+    settings: Settings,
+    *,
+    now: datetime,
+    n_agents: int = 200,
+    n_tickets: int = 6000,
+    seed: int = 7,
+    batch: int = 500,
+) -> Seeded:
+    """One tenant with ``n_agents`` agents on shift at ``now`` and ``n_tickets`` unassigned,
+    active tickets, written through the same services the API uses.
+
+    Capacity is sized so the whole pool fits (every assignment in a run can go to an agent
+    rather than overflow into a team queue), and effort is small enough that backlogs stay
+    within the shifts.
+    """
+    rng = random.Random(seed)
+    capacity = max(5, -(-n_tickets // n_agents) + 10)
+    engine = make_engine(settings)
+    try:
+        factory = make_session_factory(engine)
+        with factory() as session:
+            tenant, _ = tenants.create(session=session, name="Benchmark Co", now=now)
+            _, helpdesk_key = api_keys.create(
+                session=session,
+                tenant_id=tenant.id,
+                name="benchmark helpdesk",
+                scopes=[Scope.HELPDESK],
+                now=now,
+            )
+            tid = tenant.id
+            for ident in PRODUCTS:
+                _skill(session, tid, ident, SkillKind.SKILL, now)
+            for ident in LANGUAGES:
+                _skill(session, tid, ident, SkillKind.LANGUAGE, now)
+            for ident in TIERS:
+                _skill(session, tid, ident, SkillKind.TIER, now)
+            for ident in TEAM_IDS:
+                teams.create(
+                    session=session, tenant_id=tid, data=TeamCreate(id=ident, name=ident), now=now
+                )
+            for i in range(n_agents):
+                agent_id = f"agent-{i:04d}"
+                levels = {
+                    "lang:en": rng.randint(3, 5),
+                    rng.choice(LANGUAGES[1:]): rng.randint(1, 5),
+                }
+                for product in rng.sample(PRODUCTS, 3):
+                    levels[product] = rng.randint(1, 5)
+                if i % 5 == 0:
+                    levels["tier:2"] = 3
+                agents.create(
+                    session=session,
+                    tenant_id=tid,
+                    data=AgentCreate(
+                        id=agent_id,
+                        name=f"Agent {i}",
+                        team=TEAM_IDS[i % len(TEAM_IDS)],
+                        skills=levels,
+                        capacity=capacity,
+                    ),
+                    now=now,
+                )
+                # Today's shift started an hour ago; two more days follow.
+                for day in range(3):
+                    start = now - timedelta(hours=1) + timedelta(days=day)
+                    shifts.create(
+                        session=session,
+                        tenant_id=tid,
+                        data=ShiftCreate(
+                            agent=agent_id, start=start, end=start + timedelta(hours=10)
+                        ),
+                        now=now,
+                    )
+            session.commit()
+            ticket_ids = []
+            for n in range(n_tickets):
+                ticket_id = f"BENCH-{n:06d}"
+                created = now - timedelta(minutes=rng.randint(1, 240))
+                required = {rng.choice(PRODUCTS): rng.randint(1, 3), "lang:en": rng.randint(1, 3)}
+                tickets.upsert(
+                    session=session,
+                    tenant_id=tid,
+                    ticket_id=ticket_id,
+                    data=TicketIn(
+                        team=rng.choice(TEAM_IDS),
+                        required_skills=required,
+                        priority=rng.choice(list(TicketPriority)),
+                        created_at=created,
+                        first_response_due=created + timedelta(hours=rng.randint(1, 8)),
+                        resolution_due=created + timedelta(days=rng.randint(1, 3)),
+                        effort_minutes=rng.randint(3, 12),
+                        requester=f"customer-{rng.randint(1, 500)}@example.com",
+                    ),
+                    now=now,
+                    actor="benchmark-seed",
+                )
+                ticket_ids.append(ticket_id)
+                if (n + 1) % batch == 0:
+                    session.commit()
+            session.commit()
+    finally:
+        engine.dispose()
+    return Seeded(tid, helpdesk_key, tuple(ticket_ids), n_agents)
+
+
+def _skill(session: Session, tenant_id: str, ident: str, kind: SkillKind, now: datetime) -> None:
+    skills.create(
+        session=session, tenant_id=tenant_id, data=SkillCreate(id=ident, kind=kind), now=now
+    )
+
+
+def reset_assignments(engine: Engine, tenant_id: str) -> None:
+    """Every ticket of the tenant back to new and unassigned, so each run assigns fresh ones.
+
+    A bulk UPDATE, not the API: the history keeps growing across runs (as it would in
+    production) but loads start from zero each time.
+    """
+    with Session(engine) as session:
+        session.execute(
+            update(Ticket)
+            .where(Ticket.tenant_id == tenant_id)
+            .values(owner_agent_id=None, status=TicketStatus.NEW)
+        )
+        session.commit()
+
+
+def prepare(
+    backend: str, workdir: Path, *, n_agents: int, n_tickets: int, now: datetime
+) -> tuple[str, Seeded]:
+    """A migrated, seeded database of ``backend``: (its URL, what was seeded)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    url = sqlite_url(workdir) if backend == "sqlite" else reset_postgres()
+    migrate.upgrade(url)
+    settings = Settings(database_url=url, environment=Environment.TEST)
+    return url, seed_tenant(settings, now=now, n_agents=n_agents, n_tickets=n_tickets)
+
+
+# --------------------------------------------------------------------------- the server
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serve(database_url: str, *, workers: int, log: Path) -> Iterator[str]:
+    """The service under uvicorn in a subprocess; yields its base URL once it answers."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "SWITCHBOARD_ENVIRONMENT": "development",
+        # Background work would compete for the same cores; it is not what is measured.
+        "SWITCHBOARD_JOBS_WORKER": "false",
+        "SWITCHBOARD_WEBHOOK_DELIVERER": "false",
+    }
+    cmd = [
+        sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+        "--log-level", "warning", "--no-access-log",
+    ]  # fmt: skip
+    root = Path(__file__).resolve().parent.parent
+    with log.open("ab") as out:
+        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(base, proc, timeout=60.0, log=log)
+        yield base
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _wait_ready(base: str, proc: subprocess.Popen[bytes], *, timeout: float, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited with {proc.returncode}; see {log}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(base + HEALTH_PATH, timeout=1.0).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"the server did not answer {HEALTH_PATH} within {timeout:.0f} s; see {log}")
+
+
+# --------------------------------------------------------------------------- the load
+
+
+@dataclass
+class RunResult:
+    backend: str
+    workers: int
+    concurrency: int
+    latencies_ms: np.ndarray
+    elapsed_s: float
+    statuses: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def ok(self) -> int:
+        return int(self.statuses.get("200", 0))
+
+    @property
+    def errors(self) -> int:
+        return sum(n for status, n in self.statuses.items() if status != "200")
+
+    @property
+    def throughput(self) -> float:
+        return self.ok / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def percentile(self, q: float) -> float:
+        if self.latencies_ms.size == 0:
+            return float("nan")
+        return float(np.percentile(self.latencies_ms, q))
+
+    @property
+    def meets_target(self) -> bool:
+        return self.throughput >= TARGET_RATE and self.percentile(99) <= TARGET_P99_MS
+
+
+async def drive(
+    base: str,
+    key: str,
+    ticket_ids: Sequence[str],
+    *,
+    concurrency: int,
+    duration: float,
+    warmup: int = 0,
+) -> tuple[np.ndarray, float, Counter[str]]:
+    """``concurrency`` clients, each sending its next request as soon as the last one answers,
+    over fresh tickets from ``ticket_ids``, until ``duration`` seconds or the tickets run out.
+
+    Returns per-request latencies (ms, successful ones), wall time, and a count by outcome
+    (HTTP status, or the exception's name). ``warmup`` dry-run assignments first fill each server
+    process's caches without using up tickets.
+    """
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(
+        base_url=base, headers=headers, limits=limits, timeout=30.0
+    ) as client:
+        if warmup:
+            probe = ASSIGN_PATH.format(ticket_id=ticket_ids[0])
+            await asyncio.gather(
+                *(client.post(probe, json={"dry_run": True}) for _ in range(warmup))
+            )
+        pending = iter(ticket_ids)
+        latencies: list[float] = []
+        outcomes: Counter[str] = Counter()
+        started = time.perf_counter()
+        deadline = started + duration
+
+        async def client_loop() -> None:
+            for ticket_id in pending:
+                t0 = time.perf_counter()
+                if t0 >= deadline:
+                    return
+                try:
+                    r = await client.post(ASSIGN_PATH.format(ticket_id=ticket_id))
+                    outcome = str(r.status_code)
+                except httpx.HTTPError as exc:
+                    outcome = type(exc).__name__
+                took = (time.perf_counter() - t0) * 1000.0
+                outcomes[outcome] += 1
+                if outcome == "200":
+                    latencies.append(took)
+
+        await asyncio.gather(*(client_loop() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return np.asarray(latencies), elapsed, outcomes
+
+
+def run_backend(
+    backend: str,
+    *,
+    workers_list: Sequence[int],
+    concurrencies: Sequence[int],
+    duration: float,
+    n_agents: int,
+    n_tickets: int,
+    workdir: Path,
+    console: Console,
+) -> list[RunResult]:
+    now = datetime.now(UTC)
+    t0 = time.perf_counter()
+    url, seeded = prepare(backend, workdir, n_agents=n_agents, n_tickets=n_tickets, now=now)
+    console.print(
+        f"[bold]{backend}[/]: migrated and seeded {seeded.agents} agents, "
+        f"{len(seeded.ticket_ids)} tickets in {time.perf_counter() - t0:.1f} s"
+    )
+    engine = make_engine(Settings(database_url=url, environment=Environment.TEST))
+    results = []
+    try:
+        for workers in workers_list:
+            log = workdir / f"server-{backend}-{workers}.log"
+            with serve(url, workers=workers, log=log) as base:
+                for concurrency in concurrencies:
+                    reset_assignments(engine, seeded.tenant_id)
+                    latencies, elapsed, outcomes = asyncio.run(
+                        drive(
+                            base,
+                            seeded.helpdesk_key,
+                            seeded.ticket_ids,
+                            concurrency=concurrency,
+                            duration=duration,
+                            warmup=max(8, 4 * workers),
+                        )
+                    )
+                    result = RunResult(backend, workers, concurrency, latencies, elapsed, outcomes)
+                    results.append(result)
+                    console.print(
+                        f"  {backend} workers={workers} clients={concurrency}: "
+                        f"{result.throughput:.0f}/s p50 {result.percentile(50):.1f} ms "
+                        f"p99 {result.percentile(99):.1f} ms errors {result.errors}"
+                        + (f" {dict(outcomes)}" if result.errors else "")
+                    )
+    finally:
+        engine.dispose()
+    return results
+
+
+# --------------------------------------------------------------------------- reporting
+
+
+def results_table(results: Sequence[RunResult]) -> Table:
+    table = Table(title="POST /v1/tickets/{id}/assign under load (200 agents)")
+    for name in ("backend", "workers", "clients", "assigned", "errors", "assign/s", "p50 ms",
+                 "p99 ms", "max ms", "target"):  # fmt: skip
+        table.add_column(name, justify="left" if name in ("backend", "target") else "right")
+    for r in results:
+        is_target_row = r.backend == TARGET_BACKEND and r.concurrency == TARGET_CONCURRENCY
+        verdict = ("[green]met[/]" if r.meets_target else "[red]missed[/]") if is_target_row else ""
+        table.add_row(
+            r.backend,
+            str(r.workers),
+            str(r.concurrency),
+            str(r.ok),
+            str(r.errors),
+            f"{r.throughput:.0f}",
+            f"{r.percentile(50):.1f}",
+            f"{r.percentile(99):.1f}",
+            f"{r.percentile(100):.1f}",
+            verdict,
+        )
+    return table
+
+
+def target_line(results: Sequence[RunResult]) -> str:
+    rows = [
+        r for r in results if r.backend == TARGET_BACKEND and r.concurrency == TARGET_CONCURRENCY
+    ]
+    goal = (
+        f">= {TARGET_RATE:.0f} assignments/s with p99 <= {TARGET_P99_MS:.0f} ms at "
+        f"{TARGET_CONCURRENCY} clients on PostgreSQL"
+    )
+    if not rows:
+        return f"Target {goal}: not measured in this run."
+    best = max(rows, key=lambda r: (r.meets_target, r.throughput))
+    verdict = "MET" if best.meets_target else "MISSED"
+    return (
+        f"Target {goal}: {verdict} (best: {best.workers} worker(s), {best.throughput:.0f}/s, "
+        f"p99 {best.percentile(99):.1f} ms)"
+    )
+
+
+def machine_note() -> str:
+    load = os.getloadavg()
+    return (
+        f"{os.cpu_count()} CPUs, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}; "
+        "the load generator runs on the same cores as the server."
+    )
+
+
+# --------------------------------------------------------------------------- profiling
+
+
+def profile_assign(backend: str, workdir: Path, *, n: int, console: Console) -> None:
+    """Where one assignment's time goes, in-process (no HTTP): SQL statements and time in the
+    database driver vs. everything else, then a pyinstrument profile of the same loop.
+
+    Calls the route's code path directly (service, commit, response model, JSON), so the
+    figures are the server's work per request without uvicorn and the network.
+    """
+    from pyinstrument import Profiler
+    from sqlalchemy import event
+
+    from api.main import create_app
+    from api.schemas.assignment import AssignmentOut
+    from api.services import assignment
+    from api.services.realtime_cache import RealtimeCache
+
+    now = datetime.now(UTC)
+    url, seeded = prepare(
+        backend, workdir / "profile", n_agents=200, n_tickets=max(2 * n, 400), now=now
+    )
+    settings = Settings(database_url=url, environment=Environment.TEST)
+    create_app(settings)  # installs the ORM listeners the service relies on (org versions)
+    engine = make_engine(settings)
+    factory = make_session_factory(engine)
+    cache = RealtimeCache()
+    stats = {"statements": 0, "sql_s": 0.0}
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        conn.info["t0"] = time.perf_counter()
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _after(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        stats["statements"] += 1
+        stats["sql_s"] += time.perf_counter() - conn.info.pop("t0", time.perf_counter())
+
+    def one(ticket_id: str) -> None:
+        with factory() as session:
+            result = assignment.assign_ticket(
+                session=session,
+                cache=cache,
+                tenant_id=seeded.tenant_id,
+                ticket_id=ticket_id,
+                now=datetime.now(UTC),
+                actor="profile",
+            )
+            session.commit()
+            out = AssignmentOut.of(
+                result.decision,
+                previous=result.previous,
+                changed=result.event is not None,
+                event=result.event,
+                dry_run=False,
+            )
+            json.dumps(out.model_dump(mode="json"))
+
+    ids = list(seeded.ticket_ids)
+    one(ids.pop())  # builds the cached index, as the first request of a server process does
+    stats.update(statements=0, sql_s=0.0)
+    t0 = time.perf_counter()
+    for ticket_id in ids[:n]:
+        one(ticket_id)
+    wall = time.perf_counter() - t0
+    per = wall / n * 1000
+    console.print(
+        f"[bold]{backend}[/], in-process, {n} assignments: {per:.2f} ms each; "
+        f"{stats['statements'] / n:.1f} SQL statements each, "
+        f"{stats['sql_s'] / n * 1000:.2f} ms in the driver ({stats['sql_s'] / wall:.0%}); "
+        "the rest is Python. "
+        f"One tenant's assignments are serialized by its lock: at most ~{1000 / per:.0f}/s "
+        "if the whole unit of work sits inside it."
+    )
+    reset_assignments(engine, seeded.tenant_id)
+    profiler = Profiler(interval=0.0005)
+    profiler.start()
+    for ticket_id in ids[:n]:
+        one(ticket_id)
+    profiler.stop()
+    console.print(profiler.output_text(unicode=True, color=False, show_all=False, short_mode=True))
+    engine.dispose()
+
+
+# --------------------------------------------------------------------------- main
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.api", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--backends", default="sqlite,postgresql", help="comma-separated")
+    parser.add_argument("--concurrency", default="1,8,32", type=_ints, help="clients, e.g. 1,8,32")
+    parser.add_argument("--workers", default="1,2", type=_ints, help="uvicorn worker processes")
+    parser.add_argument("--duration", default=10.0, type=float, help="seconds per run")
+    parser.add_argument("--agents", default=200, type=int)
+    parser.add_argument(
+        "--tickets", default=6000, type=int, help="ticket pool: the most one run can assign"
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="also break one assignment down in-process"
+    )
+    parser.add_argument("--profile-n", default=300, type=int, help="assignments to profile")
+    args = parser.parse_args(argv)
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    for b in backends:
+        if b not in ("sqlite", "postgresql"):
+            parser.error(f"unknown backend {b!r}: sqlite or postgresql")
+
+    console = Console(width=None if sys.stdout.isatty() else 120)
+    console.print(machine_note())
+    results: list[RunResult] = []
+    with tempfile.TemporaryDirectory(prefix="switchboard-bench-") as tmp:
+        workdir = Path(tmp)
+        for backend in backends:
+            results += run_backend(
+                backend,
+                workers_list=args.workers,
+                concurrencies=args.concurrency,
+                duration=args.duration,
+                n_agents=args.agents,
+                n_tickets=args.tickets,
+                workdir=workdir,
+                console=console,
+            )
+        console.print(results_table(results))
+        console.print(target_line(results))
+        if args.profile:
+            for backend in backends:
+                profile_assign(backend, workdir, n=args.profile_n, console=console)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
