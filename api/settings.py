@@ -10,7 +10,7 @@ discovered in production.
 from __future__ import annotations
 
 import enum
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     jobs_lease_seconds: float = Field(default=60.0, gt=0)
     jobs_max_attempts: int = Field(default=3, ge=1, le=20)
     optimize_max_time_limit_seconds: float = Field(default=300.0, gt=0)
+    # What PATCH /v1/agents/{id} to away/offline does with the agent's unstarted tickets:
+    # reassign (real-time path, team queue when nobody fits), queue, or keep.
+    reroute_policy: Literal["reassign", "queue", "keep"] = "reassign"
     # Stateless solving (POST /v1/solve) holds a worker thread for up to the time limit.
     solve_max_seconds: float = Field(default=30.0, gt=0, le=600)
     solve_max_agents: int = Field(default=2000, ge=1)

@@ -17,10 +17,11 @@ from api.deps import (
     SettingsDep,
 )
 from api.enums import AgentStatus
+from api.routes.assignment import RealtimeCacheDep
 from api.schemas.agents import AgentCreate, AgentOut, AgentUpdate
 from api.schemas.common import ImportResult, Page, PathId
 from api.schemas.problem import PROBLEM_RESPONSES
-from api.services import agents, bulk
+from api.services import agents, assignment, bulk
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"], responses=PROBLEM_RESPONSES)
 
@@ -85,12 +86,26 @@ def read_agent(agent_id: PathId, session: SessionDep, auth: ReadAuth) -> AgentOu
 
 @router.patch("/{agent_id}", summary="Update an agent (skills, when given, replace the map)")
 def update_agent(
-    agent_id: PathId, body: AgentUpdate, session: SessionDep, auth: PlannerAuth, now: NowDep
+    agent_id: PathId,
+    body: AgentUpdate,
+    session: SessionDep,
+    auth: PlannerAuth,
+    now: NowDep,
+    settings: SettingsDep,
+    cache: RealtimeCacheDep,
 ) -> AgentOut:
     row = agents.update(
         session=session, tenant_id=auth.tenant_id, agent_id=agent_id, data=body, now=now
     )
     session.commit()
+    if body.status in (AgentStatus.AWAY, AgentStatus.OFFLINE):
+        # Their unstarted tickets follow the default policy (POST /v1/agents/{id}/status
+        # chooses one explicitly and reports what moved).
+        assignment.reroute_agent(
+            session=session, cache=cache, tenant_id=auth.tenant_id, agent_id=agent_id,
+            now=now, actor=auth.key_id, policy=settings.reroute_policy,
+        )
+        session.commit()
     return AgentOut.from_row(row)
 
 

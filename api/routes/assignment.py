@@ -172,9 +172,9 @@ def set_agent_status(
                 ticket=row.id,
                 to=assignment.owner_of(row),
                 event=event,  # type: ignore[arg-type]
-                reasons=[ReasonOut.of(r) for r in (decision.reasons if decision else ())],
+                reasons=[ReasonOut.of(r) for r in reasons],
             )
-            for row, decision, event in result.changes
+            for row, reasons, event in result.changes
         ],
         kept=result.kept,
     )

@@ -411,7 +411,7 @@ def _qualifies(session: Session, tenant_id: str, agent_id: str, needs: Mapping[s
 class RerouteResult:
     agent: AgentRow
     policy: str
-    changes: list[tuple[TicketRow, Decision | None, str | None]]
+    changes: list[tuple[TicketRow, tuple[Reason, ...], str | None]]
     kept: list[str]
 
 
@@ -456,15 +456,15 @@ def reroute_agent(
         return RerouteResult(agent, policy, [], kept + [t.id for t in unstarted])
 
     why = f"agent {agent_id} is {agent.status.value}"
-    changes: list[tuple[TicketRow, Decision | None, str | None]] = []
+    changes: list[tuple[TicketRow, tuple[Reason, ...], str | None]] = []
     if policy == "queue":
         for row in unstarted:
+            reasons = (Reason("available", f"{why}; back to team {row.team_id}'s queue"),)
             event = apply_owner(
                 session=session, row=row, agent=None, now=now, actor=actor,
-                reasons=[Reason("available", f"{why}; back to team {row.team_id}'s queue")],
-                source="reroute", note=note,
+                reasons=reasons, source="reroute", note=note,
             )
-            changes.append((row, None, _event_name(event)))
+            changes.append((row, reasons, _event_name(event)))
     else:
         index = realtime_for(
             session=session, cache=cache, tenant_id=tenant_id, now=now, deciding=unstarted
@@ -480,7 +480,7 @@ def reroute_agent(
                 session=session, row=row, agent=decision.agent_id, now=now, actor=actor,
                 reasons=reasons, source="reroute", note=note,
             )
-            changes.append((row, decision, _event_name(event)))
+            changes.append((row, reasons, _event_name(event)))
     session.flush()
     return RerouteResult(agent, policy, changes, kept)
 
