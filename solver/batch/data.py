@@ -110,6 +110,8 @@ class BatchData:
     pair_waste: IntArray  # skill levels above need, unweighted
     queue_cost: IntArray  # per ticket: leaving it with the team queue
     skill_qualified: IntArray  # per ticket: agents with the skills, eligible or not
+    pairs_before_pruning: int = 0
+    relaxed_bound: int | None = None  # set when pairs were pruned (then the flow is no bound)
 
     @cached_property
     def clock(self) -> Clock:
@@ -154,7 +156,52 @@ def _deadlines(values: list[object], problem: Problem) -> IntArray:
     )
 
 
-def build(problem: Problem, weights: ObjectiveWeights) -> BatchData:
+def _cheapest(group: IntArray, cost: IntArray, n_groups: int, keep: IntArray) -> IntArray:
+    """Mask of the rows that are among the ``keep[g]`` cheapest of their group ``g``."""
+    order = np.lexsort((cost, group))
+    counts = np.bincount(group, minlength=n_groups)
+    first = np.concatenate(([0], np.cumsum(counts)))[:-1]
+    rank = np.arange(len(order)) - np.repeat(first, counts)
+    mask = np.zeros(len(group), dtype=bool)
+    mask[order[rank < keep[group[order]]]] = True
+    return mask
+
+
+def _prune(
+    pair_ticket: IntArray,
+    pair_agent: IntArray,
+    cost: IntArray,
+    queue_cost: IntArray,
+    slots: IntArray,
+    max_pairs: int,
+) -> IntArray:
+    """Rows to keep: each ticket's cheapest agents *and* each agent's cheapest tickets.
+
+    Ticket-side lists alone all name the same few agents (the ones free earliest), who then
+    cannot seat them; adding every agent's cheapest ``3 x slots`` tickets keeps enough
+    candidates to fill every slot (ranked by what seating them saves over the queue).
+    """
+    n_t = len(queue_cost)
+    per_ticket = max(8, max_pairs // (2 * max(1, n_t)))
+    t_keep = np.full(n_t, per_ticket, dtype=np.int64)
+    a_keep = 3 * slots + 8
+    mask = _cheapest(pair_ticket, cost, n_t, t_keep)
+    # An agent ranks tickets by what seating them saves over leaving them queued.
+    mask |= _cheapest(pair_agent, cost - queue_cost[pair_ticket], len(slots), a_keep)
+    return np.flatnonzero(mask)
+
+
+def build(problem: Problem, weights: ObjectiveWeights, max_pairs: int = 0) -> BatchData:
+    """The arrays for ``problem``; see the module docstring.
+
+    With ``max_pairs`` > 0 and more qualified pairs than that (dense skills), only each ticket's
+    cheapest ``max(8, max_pairs // (2 * tickets))`` agents and each agent's most valuable
+    ``3 * slots + 8`` tickets are kept (see :func:`_prune`), so the flow and the search stay
+    fast. The flow is then exact on that candidate set only (a heuristic: measured 1.7x the
+    full optimum on a dense synthetic queue), and ``relaxed_bound`` (every ticket at its
+    cheapest option over *all* its pairs, capacities ignored) replaces the flow optimum as the
+    lower bound.
+    """
     bank = bank_for(problem)
     agents, tickets = problem.agents, problem.tickets
     n_a, n_t = len(agents), len(tickets)
@@ -241,6 +288,18 @@ def build(problem: Problem, weights: ObjectiveWeights) -> BatchData:
         + weights.lateness_per_minute * (fl + rl)
     )
     queue_cost = weights.unassigned * pw + weights.churn * (owner != -1).astype(np.int64)
+    relaxed_bound = None
+    n_all = len(pair_ticket)
+    if max_pairs > 0 and n_all > max_pairs:
+        cost = pair_static + late_lb
+        cheapest = queue_cost.copy()
+        np.minimum.at(cheapest, pair_ticket, cost)
+        relaxed_bound = int(cheapest.sum())
+        keep = _prune(
+            pair_ticket, pair_agent, cost, queue_cost, np.where(eligible, slots, 0), max_pairs
+        )
+        pair_ticket, pair_agent = pair_ticket[keep], pair_agent[keep]
+        pair_static, late_lb, waste = pair_static[keep], late_lb[keep], waste[keep]
     return BatchData(
         problem=problem,
         weights=weights,
@@ -265,4 +324,6 @@ def build(problem: Problem, weights: ObjectiveWeights) -> BatchData:
         pair_waste=waste,
         queue_cost=queue_cost,
         skill_qualified=skill_qualified,
+        pairs_before_pruning=n_all,
+        relaxed_bound=relaxed_bound,
     )

@@ -28,6 +28,12 @@ class BatchParams:
     Before and between neighbourhoods an exact local search (reorder, relocate, swap, queue
     exchange) takes the cheap gains: each late ticket is tried on its ``move_candidates``
     cheapest qualified agents, and its first run may use ``local_search_share`` of the time.
+
+    ``max_pairs`` (0 = never) is a safety valve for very dense skills: beyond it, each ticket
+    keeps only its cheapest agents and each agent its most valuable tickets (see
+    :func:`solver.batch.data.build`); the flow is then exact on those candidates only — a
+    heuristic that can cost quality — and the reported bound is a weaker one valid for all
+    pairs. The benchmark instances (L: ~80k pairs) never reach it.
     """
 
     weights: ObjectiveWeights = field(default_factory=ObjectiveWeights)
@@ -43,6 +49,7 @@ class BatchParams:
     max_neighbourhoods: int = 0
     move_candidates: int = 12
     local_search_share: float = 0.8
+    max_pairs: int = 2_000_000
 
     def __post_init__(self) -> None:
         if self.time_limit_s <= 0:
@@ -71,4 +78,5 @@ class BatchParams:
             "max_neighbourhoods": self.max_neighbourhoods,
             "move_candidates": self.move_candidates,
             "local_search_share": self.local_search_share,
+            "max_pairs": self.max_pairs,
         }

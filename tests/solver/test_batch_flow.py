@@ -152,3 +152,21 @@ def test_repair_restores_working_minutes() -> None:
     assert (counts <= data.slots).all()
     seqs, _ = list_schedule(data, agent_of)
     assert set(seqs) <= set(np.flatnonzero(data.eligible).tolist())
+
+
+def test_dense_skills_are_pruned_to_each_tickets_cheapest_agents_with_a_valid_bound() -> None:
+    problem = random_problem(6, n_agents=12, n_tickets=40, n_skills=2)
+    full = build(problem, W)
+    pruned = build(problem, W, max_pairs=len(full.pair_ticket) // 2)
+    assert pruned.relaxed_bound is not None and full.relaxed_bound is None
+    assert len(pruned.pair_ticket) < len(full.pair_ticket)
+    # Every ticket keeps its cheapest agents (at least 8 of them, or all it has).
+    for t in range(full.n_tickets):
+        kept = np.sort(pruned.pair_cost[pruned.pair_ticket == t])
+        every = np.sort(full.pair_cost[full.pair_ticket == t])
+        n = min(8, len(every))
+        assert np.array_equal(kept[:n], every[:n])
+    # The relaxed bound is below the full flow optimum, itself a bound on every plan.
+    assert pruned.relaxed_bound <= solve_flow(full).cost <= solve_flow(pruned).cost
+    plan = POLICIES["least-loaded"](problem, PolicyParams())
+    assert pruned.relaxed_bound <= evaluate(problem, plan).objective
