@@ -10,7 +10,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-import api.db.models  # noqa: F401  (registers every table on Base.metadata)
+import api.db.models  # registers every table on Base.metadata
 import api.webhooks.models  # noqa: F401  (the webhook outbox tables)
 from api.db.base import Base
 from api.db.engine import make_engine
