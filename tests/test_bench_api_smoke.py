@@ -1,0 +1,77 @@
+"""Smoke test of ``benchmarks.api``'s setup and measurement code, so the load benchmark cannot
+rot unnoticed: seed a tiny tenant on SQLite, assign through the app in-process with the
+benchmark's own driver, reset, and report. No server process and no timing is asserted."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import numpy as np
+from sqlalchemy import func, select
+
+from api.db import migrate
+from api.db.engine import make_engine
+from api.db.models import Agent, Shift, Ticket
+from api.main import create_app
+from api.settings import Environment, Settings
+from benchmarks import api as bench
+
+NOW = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
+
+
+def test_seed_drive_reset_and_report(tmp_path: Path) -> None:
+    url = bench.sqlite_url(tmp_path)
+    migrate.upgrade(url)
+    settings = Settings(database_url=url, environment=Environment.TEST)
+    seeded = bench.seed_tenant(settings, now=NOW, n_agents=6, n_tickets=10, batch=4)
+    assert len(seeded.ticket_ids) == len(set(seeded.ticket_ids)) == 10
+
+    engine = make_engine(settings)
+    try:
+        with engine.connect() as conn:
+            assert conn.scalar(select(func.count()).select_from(Agent)) == 6
+            assert conn.scalar(select(func.count()).select_from(Shift)) == 6 * 3
+            # Shifts cover "now": otherwise every assignment would fall back to a team queue.
+            assert (
+                conn.scalar(select(func.count()).where(Shift.start_at <= NOW, Shift.end_at > NOW))
+                == 6
+            )
+
+        app = create_app(settings, clock=lambda: NOW)
+
+        async def run() -> tuple[np.ndarray, float, Counter[str]]:
+            async with app.router.lifespan_context(app):
+                return await bench.drive(
+                    "http://bench",
+                    seeded.helpdesk_key,
+                    seeded.ticket_ids[:6],
+                    concurrency=2,
+                    duration=30.0,
+                    warmup=2,
+                    transport=httpx.ASGITransport(app=app),
+                )
+
+        latencies, elapsed, outcomes = asyncio.run(run())
+        assert set(outcomes) <= set(bench.SUCCESS) and outcomes.total() == 6, outcomes
+        assert latencies.shape == (6,) and elapsed > 0
+        with engine.connect() as conn:
+            owned = conn.scalar(select(func.count()).where(Ticket.owner_agent_id.is_not(None)))
+            # What the driver counted as taken by an agent is what the database holds.
+            assert owned == outcomes[bench.ASSIGNED] > 0
+
+        bench.reset_assignments(engine, seeded.tenant_id)
+        with engine.connect() as conn:
+            assert conn.scalar(select(func.count()).where(Ticket.owner_agent_id.is_not(None))) == 0
+    finally:
+        engine.dispose()
+
+    result = bench.RunResult("postgresql", 1, bench.TARGET_CONCURRENCY, latencies, 0.001, outcomes)
+    assert result.ok == 6 and result.errors == 0 and result.queued == outcomes[bench.QUEUED]
+    assert result.throughput == 6000.0
+    line = bench.target_line([result])
+    assert ("MET" in line) is result.meets_target
+    assert bench.results_table([result]).row_count == 1
