@@ -293,6 +293,11 @@ class BookingState:
     ``team_reserve`` raises a team's reserve above what its capabilities ask for. A call may be
     bound to an agent who is unknown or no longer able to take it (a *stale* binding): the
     engine reports it and just-in-time assignment re-binds it; that is not an input error.
+
+    ``cover`` is the engine's last cover of the unbound calls (call id -> agent id, as returned by
+    :func:`solver.slots.witness`). It is only a hint — never shown to anybody — but a service
+    that stores it and passes it back lets the engine rebuild exactly the cover it had, instead
+    of searching for one again (a search that, on a nearly full book, might not find it).
     """
 
     now: datetime
@@ -300,6 +305,7 @@ class BookingState:
     capabilities: tuple[Capability, ...]
     calls: tuple[Call, ...] = ()
     team_reserve: Mapping[str, float] = field(default_factory=dict)
+    cover: Mapping[str, str] = field(default_factory=dict)
     # The engine's index (solver.slots); private, moved to derived states, never compared.
     _cache: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -315,6 +321,9 @@ class BookingState:
             for team, share in self.team_reserve.items()
         }
         object.__setattr__(self, "team_reserve", MappingProxyType(reserve))
+        if not isinstance(self.cover, Mapping):
+            raise ProblemError("cover", "must be a mapping of call id to agent id")
+        object.__setattr__(self, "cover", MappingProxyType(dict(self.cover)))
         for name, items, kind in (
             ("agents", self.agents, Agent),
             ("capabilities", self.capabilities, Capability),
@@ -338,7 +347,7 @@ class BookingState:
     # microseconds with thousands of calls on the books.
     def _derive(self, **changes: Any) -> BookingState:
         new = object.__new__(BookingState)
-        for name in ("now", "agents", "capabilities", "calls", "team_reserve"):
+        for name in ("now", "agents", "capabilities", "calls", "team_reserve", "cover"):
             object.__setattr__(new, name, changes.get(name, getattr(self, name)))
         object.__setattr__(new, "_cache", {})
         return new
@@ -362,9 +371,17 @@ class BookingState:
         return self._derive(calls=tuple(by_id.get(c.id, c) for c in self.calls))
 
     def without_calls(self, call_ids: Iterable[str]) -> BookingState:
-        """The state with some calls cancelled (the engine rebuilds its index for it)."""
+        """The state with some calls cancelled. The engine rebuilds its index for it, starting
+        from the cover it had (so the remaining calls keep their cover)."""
         drop = set(call_ids)
-        return self._derive(calls=tuple(c for c in self.calls if c.id not in drop))
+        cover = dict(self.cover)
+        index = self._cache.get("booking_index")
+        if index is not None:
+            cover.update({c: a for c, a in index.witness().items() if a is not None})
+        return self._derive(
+            calls=tuple(c for c in self.calls if c.id not in drop),
+            cover=MappingProxyType({c: a for c, a in cover.items() if c not in drop}),
+        )
 
     def with_agent(self, agent: Agent) -> BookingState:
         if agent.id not in self.agent_index:

@@ -176,6 +176,13 @@ class BookingIndex:
                 self.bound[k] = True
             else:
                 self.stale.add(k)
+        # The cover the caller kept (state.cover) first, exactly where it was; then the rest.
+        for k in order:
+            hinted = self.apos.get(state.cover.get(self.calls[k].id, ""), -1)
+            if self.agent_of[k] < 0 and hinted >= 0 and self._can_hold(k, hinted):
+                s, e = self.occ_s[k], self.occ_e[k]
+                if int(self.slack[self.team_of[hinted], s:e].min()) >= 1:
+                    self._assign(k, hinted)
         for k in order:
             if self.agent_of[k] < 0 and not self.bound[k]:
                 self.place(k, SEARCH_DEPTH, [BUILD_BUDGET])

@@ -306,3 +306,25 @@ def test_states_and_calls_are_validated() -> None:
         open_slots(state, "nope", at(0, 0), at(1, 0))
     with pytest.raises(ProblemError, match="tz"):
         open_slots(state, "net", at(0, 0), at(1, 0), "Mars/Olympus")
+
+
+def test_a_stored_cover_is_rebuilt_exactly_and_survives_cancellations() -> None:
+    agents = [agent(n, {"x": 1}, [shift(0, 8, 18)]) for n in ("a", "b", "c")]
+    state = BookingState(at(0, 7), tuple(agents), (cap("x", {"x": 1}, call_minutes=60),))
+    for h in (9, 9, 9.5, 10, 11):
+        r = book(state, "x", at(0, h))
+        assert r.state is not None
+        state = r.state
+    cover = {c: a for c, a in witness(state).items() if a is not None}
+    # Moved around on purpose: a valid cover other than the one the engine would search for.
+    moved = {c: {"a": "c", "b": "a", "c": "b"}[a] for c, a in cover.items()}
+    again = BookingState(state.now, state.agents, state.capabilities, state.calls, cover=moved)
+    assert witness(again) == moved
+    first = state.calls[0].id
+    fewer = again.without_calls([first])
+    assert witness(fewer) == {c: a for c, a in moved.items() if c != first}
+    # A stale hint is only a hint: a call it cannot hold is covered by the search instead.
+    wrong = BookingState(
+        state.now, state.agents, state.capabilities, state.calls, cover={first: "zed"}
+    )
+    assert validate_calls(wrong, witness(wrong)) == []
