@@ -125,8 +125,8 @@ def _include_routers(app: FastAPI) -> None:
     for module in (health, api_keys, *resources):
         app.include_router(module.router)
     app.include_router(webhooks.router)
-    from api.routes import assignment, jobs
+    from api.routes import assignment, jobs, kpis
     from api.routes import metrics as metrics_route
 
-    for module in (assignment, jobs, metrics_route):
+    for module in (assignment, jobs, kpis, metrics_route):
         app.include_router(module.router)
