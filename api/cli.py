@@ -92,6 +92,21 @@ def _add_service_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     create.add_argument("--database-url", help=url_help)
     create.set_defaults(func=run("tenant_create"))
 
+    worker = sub.add_parser("worker", help="run background jobs (queue re-optimization)")
+    worker.add_argument("--database-url", help=url_help)
+    worker.add_argument("--once", action="store_true", help="run the jobs due now, then exit")
+    worker.add_argument(
+        "--poll", type=float, default=None, help="seconds between polls (default 1)"
+    )
+    worker.add_argument("--log-level", default="info", help="log level (default info)")
+    worker.set_defaults(func=_worker)
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from api.jobs.command import run_worker
+
+    return run_worker(args)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
