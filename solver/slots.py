@@ -159,6 +159,7 @@ class BookingIndex:
         self.stale: set[int] = set()  # bound to somebody who cannot take it any more
         self.occ: list[list[tuple[int, int, int]]] = [[] for _ in range(self.n)]
         self.journal: list[tuple[int, int, int]] = []  # (+1 assign / -1 unassign, call, agent)
+        self.last_diagnosis = "fully_booked"  # why the last open_mask found nothing directly
 
         for call in state.calls:
             self._push(call)
@@ -395,6 +396,7 @@ class BookingIndex:
         """Which candidate starts (minutes) can take one more call of ``cap_id``."""
         q = self.qual[cap_id]
         n_q, n_c = q.size, cand.size
+        self.last_diagnosis = "no_agent_working"
         if n_q == 0 or n_c == 0:
             return np.zeros(n_c, dtype=bool)
         rowpos = np.full(self.n, -1, dtype=np.int64)
@@ -426,6 +428,13 @@ class BookingIndex:
         team_rows = tok[inverse]
 
         works = cal > 0
+        self.last_diagnosis = (
+            "no_agent_working"
+            if not works.any()
+            else "reserve"
+            if not (works & (occ == 0) & team_rows).any() and (works & (occ == 0)).any()
+            else "fully_booked"
+        )
         ok = (works & (occ == 0) & team_rows).any(axis=0)
         maybe = ~ok & (works & (occ > 0) & (imm == 0)).any(axis=0)
         for i in np.flatnonzero(maybe).tolist():
@@ -647,11 +656,14 @@ def find_slots(
         slots.append(Slot(cap.id, start, start + call))
     reason = None
     if not slots:
+        detail = {
+            "no_agent_working": "no qualified agent works a whole call's length in the window",
+            "reserve": "the qualified agents free in the window are kept for ticket work",
+            "fully_booked": "no start in the window can be covered together with the calls "
+            "already booked",
+        }[idx.last_diagnosis]
         reason = Reason(
-            "fully_booked",
-            f"no start in the window can be covered together with the calls already booked "
-            f"({cand.size} starts checked)",
-            float(cand.size),
+            idx.last_diagnosis, f"{detail} ({cand.size} starts checked)", float(cand.size)
         )
     return SlotAnswer(tuple(slots), reason, int(cand.size))
 

@@ -247,6 +247,19 @@ def test_away_agents_offer_nothing() -> None:
     state = BookingState(at(0, 8), (a,), (cap("net", {"net": 1}),))
     answer = find_slots(state, "net", at(0, 8), at(1, 0))
     assert answer.slots == () and answer.reason is not None
+    assert answer.reason.rule == "no_agent_working"
+
+
+def test_an_empty_window_says_why() -> None:
+    a = agent("a", {"net": 3}, [shift(0, 9, 10)])
+    state = BookingState(at(0, 8), (a,), (cap("net", {"net": 1}, call_minutes=60),))
+    assert find_slots(state, "net", at(0, 12), at(0, 20)).reason.rule == "no_agent_working"  # type: ignore[union-attr]
+    full = book(state, "net", at(0, 9)).state
+    assert full is not None
+    assert find_slots(full, "net", at(0, 9), at(0, 10)).reason.rule == "fully_booked"  # type: ignore[union-attr]
+    # One working agent and a 50 % reserve: that one is kept for tickets.
+    kept = BookingState(at(0, 8), (a,), (cap("net", {"net": 1}, call_minutes=60, reserve=0.5),))
+    assert find_slots(kept, "net", at(0, 9), at(0, 10)).reason.rule == "reserve"  # type: ignore[union-attr]
 
 
 def test_a_stale_binding_is_re_covered_or_reported_at_risk() -> None:
