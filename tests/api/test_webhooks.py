@@ -778,3 +778,40 @@ def test_a_batch_is_sent_concurrently_and_recorded(
     stats = deliverer.run_once()
     assert stats.delivered == 5 and len(receiver.received) == 5
     assert {d["status"] for d in deliveries(a, wid)} == {"delivered"}
+
+
+def test_assigning_a_ticket_over_http_reaches_the_receiver_signed(
+    a: As, tenant_a: TenantCtx, app: FastAPI, deliverer: Deliverer, receiver: Receiver,
+    clock: FakeClock,
+) -> None:
+    """End to end: the assignment endpoint emits, the deliverer sends, the receiver verifies."""
+    _, secret = subscribe(a, receiver.url, ("ticket.assigned", "ticket.reassigned"))
+
+    def at(hours: float) -> str:
+        return (clock.now + timedelta(hours=hours)).isoformat()
+
+    assert a.post("/v1/skills", json={"id": "billing"}).status_code == 201
+    assert a.post("/v1/teams", json={"id": "support"}).status_code == 201
+    r = a.post("/v1/agents", json={"id": "ana", "team": "support", "skills": {"billing": 3}})
+    assert r.status_code == 201, r.text
+    r = a.post("/v1/shifts", json={"agent": "ana", "start": at(-1), "end": at(8)})
+    assert r.status_code == 201, r.text
+    ticket = {
+        "team": "support",
+        "required_skills": {"billing": 2},
+        "priority": "high",
+        "created_at": at(-0.5),
+        "first_response_due": at(2),
+        "effort_minutes": 30,
+    }
+    assert a.put("/v1/tickets/ZD-7", json=ticket).status_code in (200, 201)
+    r = a.post("/v1/tickets/ZD-7/assign")
+    assert r.status_code == 200, r.text
+    assert r.json()["agent"] == "ana"
+    assert receiver.received == []  # nothing is sent inside the request
+
+    assert deliverer.run_once().delivered == 1
+    [got] = receiver.received
+    payload = Webhook(secret).verify(got.body, got.headers)
+    assert payload["type"] == "ticket.assigned"
+    assert payload["data"]["ticket_id"] == "ZD-7" and payload["data"]["agent_id"] == "ana"
