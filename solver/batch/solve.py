@@ -32,8 +32,8 @@ from solver.problem import Problem
 from solver.schedule import finalize_plan
 
 # A caller timing the whole call also pays for importing CP-SAT on a first solve (~0.3 s).
-_PLAN_SECONDS_BASE = 0.35
-_PLAN_SECONDS_PER_TICKET = 80e-6  # measured ~60 us per ticket at L on a busy 2-core machine
+_PLAN_SECONDS_BASE = 0.5
+_PLAN_SECONDS_PER_TICKET = 100e-6  # ~30-80 us per ticket at L on a busy 2-core machine
 
 
 def optimize(problem: Problem, params: BatchParams | None = None) -> Plan:
