@@ -92,6 +92,21 @@ def update_webhook(
     return WebhookOut.from_row(row)
 
 
+@router.post(
+    "/{webhook_id}/rotate-secret",
+    summary="Replace the signing secret (the new one is shown once; the old stops at once)",
+)
+def rotate_webhook_secret(
+    webhook_id: str, session: SessionDep, auth: HelpdeskAuth, now: NowDep, settings: SettingsDep
+) -> WebhookCreated:
+    row, secret = service.rotate_secret(
+        session=session, tenant_id=auth.tenant_id, webhook_id=webhook_id, now=now,
+        settings=settings,
+    )
+    session.commit()
+    return WebhookCreated(**WebhookOut.from_row(row).model_dump(), secret=secret)
+
+
 @router.delete("/{webhook_id}", status_code=204, summary="Delete a webhook and its log")
 def delete_webhook(webhook_id: str, session: SessionDep, auth: HelpdeskAuth) -> Response:
     service.delete(session=session, tenant_id=auth.tenant_id, webhook_id=webhook_id)

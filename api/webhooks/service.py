@@ -99,6 +99,18 @@ def update_subscription(
     return row
 
 
+def rotate_secret(
+    *, session: Session, tenant_id: str, webhook_id: str, now: datetime, settings: Settings
+) -> tuple[WebhookSubscription, str]:
+    """A new signing secret, effective for every attempt from now on (shown once)."""
+    row = get_or_raise(session=session, tenant_id=tenant_id, webhook_id=webhook_id)
+    secret = secrets.generate()
+    row.secret_encrypted = secrets.encrypt(settings, secret)
+    row.updated_at = now
+    session.flush()
+    return row, secret
+
+
 def delete(*, session: Session, tenant_id: str, webhook_id: str) -> None:
     """Delete the subscription with its deliveries and their log (pending ones are dropped)."""
     row = get_or_raise(session=session, tenant_id=tenant_id, webhook_id=webhook_id)

@@ -815,3 +815,20 @@ def test_assigning_a_ticket_over_http_reaches_the_receiver_signed(
     payload = Webhook(secret).verify(got.body, got.headers)
     assert payload["type"] == "ticket.assigned"
     assert payload["data"]["ticket_id"] == "ZD-7" and payload["data"]["agent_id"] == "ana"
+
+
+def test_rotating_the_secret_signs_with_the_new_one(
+    a: As, b: As, tenant_a: TenantCtx, app: FastAPI, deliverer: Deliverer, receiver: Receiver,
+) -> None:
+    wid, old = subscribe(a, receiver.url)
+    assert_problem(b.post(f"/v1/webhooks/{wid}/rotate-secret"), 404)
+    r = a.post(f"/v1/webhooks/{wid}/rotate-secret")
+    assert r.status_code == 200, r.text
+    new = r.json()["secret"]
+    assert new.startswith("whsec_") and new != old
+    emit(app, tenant_a.id)
+    deliverer.run_once()
+    [got] = receiver.received
+    Webhook(new).verify(got.body, got.headers)
+    with pytest.raises(Exception, match="signature"):
+        Webhook(old).verify(got.body, got.headers)
