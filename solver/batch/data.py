@@ -16,6 +16,7 @@ Everything the optimizer's layers share is computed here once, vectorized:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cached_property
 
 import numpy as np
@@ -148,9 +149,9 @@ def _agent_rows(ids: list[str | None], index: dict[str, int]) -> IntArray:
     )
 
 
-def _deadlines(values: list[object], problem: Problem) -> IntArray:
+def _deadlines(values: list[datetime | None], problem: Problem) -> IntArray:
     return np.fromiter(
-        (NO_DEADLINE if d is None else to_minute(d, problem.now) for d in values),  # type: ignore[arg-type]
+        (NO_DEADLINE if d is None else to_minute(d, problem.now) for d in values),
         dtype=np.int64,
         count=len(values),
     )

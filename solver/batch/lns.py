@@ -45,7 +45,8 @@ class LnsResult:
     improved: int = 0
     proved: int = 0  # neighbourhoods CP-SAT closed (optimal for their free part)
     local_moves: int = 0
-    changed_agents: set[int] = field(default_factory=set)
+    by_local: set[int] = field(default_factory=set)  # agents the local search changed
+    by_cpsat: set[int] = field(default_factory=set)  # agents a CP-SAT neighbourhood changed
 
 
 @dataclass(frozen=True)
@@ -429,11 +430,8 @@ def improve(
     local = LocalSearch(data, state, candidates=params.move_candidates)
     picker = Picker(data, state, params)
     windows: dict[int, WorkWindows] = {}
-    before_ls = state.total()
     now = time.perf_counter()
     local.run(now + params.local_search_share * max(0.0, deadline - now))
-    if state.total() < before_ls:
-        result.changed_agents.update(a for a in state.seqs)
     while True:
         if params.max_neighbourhoods and result.tried >= params.max_neighbourhoods:
             break
@@ -473,11 +471,12 @@ def improve(
         if after < before:
             state.commit(new, left, priced)
             result.improved += 1
-            result.changed_agents.update(a for a in hood.agents)
+            result.by_cpsat.update(a for a in hood.agents)
             picker.fails[hood.agents] = 0
         else:
             picker.fails[hood.agents[0]] += 1
     result.local_moves = local.stats.moves + local.stats.reorders
+    result.by_local = set(local.changed) - result.by_cpsat
     result.sequences = state.sequences()
     result.cost = state.total()
     return result

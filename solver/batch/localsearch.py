@@ -133,6 +133,7 @@ class LocalSearch:
         self._pair_static = dict(
             zip(data.pair_key.tolist(), data.pair_static.tolist(), strict=True)
         )
+        self.changed: set[int] = set()  # agents whose sequence a move changed
         # Don't-look marks: the agents' versions when a ticket last found no improving move.
         self._looked: dict[int, int] = {}
 
@@ -186,6 +187,7 @@ class LocalSearch:
             if late[best] >= st.pain[a]:
                 return improved
             st.commit({a: rows[best].tolist()}, [])
+            self.changed.add(a)
             self.stats.reorders += 1
             improved = True
 
@@ -274,6 +276,7 @@ class LocalSearch:
             return False
         kind, b, u, p_b, p_a = best_move
         rest = rest_a.tolist()
+        self.changed.update(x for x in (a, b) if x >= 0)
         if kind == "queue":
             st.commit({a: rest}, [t])
         elif kind == "relocate":
@@ -341,6 +344,7 @@ class LocalSearch:
             left = [into_b.pop(i)]
         into_b.insert(p, q)
         st.commit({b: into_b}, left)
+        self.changed.add(b)
         self.stats.moves += 1
         return True
 

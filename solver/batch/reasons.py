@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from functools import lru_cache
 
+from solver.batch import edf
 from solver.batch.data import NO_DEADLINE, BatchData
 from solver.plan import Reason
 from solver.timegrid import from_minute
@@ -18,6 +19,7 @@ from solver.timegrid import from_minute
 ORDER_RULES = {
     "edf": "ordered earliest deadline first",
     "wspt": "ordered by weighted shortest effort first",
+    "local": "order and agent improved by the exact local search (moves priced exactly)",
     "lns": "order and agent improved by a CP-SAT neighbourhood search",
 }
 
@@ -102,8 +104,16 @@ def for_assignment(
 ) -> tuple[Reason, ...]:
     out = [skills(data, t, a, waste), sla(data, t, start, end, late_cost), load(data, a, new)]
     out.extend(r for r in (continuity(data, t, a), churn(data, t, a)) if r is not None)
-    out.append(Reason("order", ORDER_RULES.get(seq_rule, seq_rule), 0.0))
+    out.append(Reason("order", seq_rule, 0.0))
     return tuple(out)
+
+
+def order_detail(data: BatchData, a: int, seq: Sequence[int], rule: str) -> str:
+    """How the agent's order was made, and what the EDF demand bound says of its deadlines."""
+    how = ORDER_RULES.get(rule, rule)
+    if edf.feasible(data, a, seq):
+        return f"{how}; every deadline of this agent's tickets can be met (EDF demand bound)"
+    return f"{how}; not every deadline of this agent's tickets can be met (EDF demand bound)"
 
 
 def for_queued(data: BatchData, t: int, n_candidates: int) -> tuple[Reason, ...]:

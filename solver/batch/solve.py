@@ -84,8 +84,8 @@ def optimize(problem: Problem, params: BatchParams | None = None) -> Plan:
         result = improve(data, sequences, params, deadline)
         sequences = result.sequences
         final_cost = result.cost
-        for a in result.changed_agents:
-            rule_of[a] = "lns"
+        rule_of.update(dict.fromkeys(result.by_local, "local"))
+        rule_of.update(dict.fromkeys(result.by_cpsat, "lns"))
         notes.append(
             f"local search: {result.local_moves} moves; "
             f"neighbourhoods: {result.tried} tried, {result.improved} improved, "
@@ -120,10 +120,14 @@ def _plan(
     waste = data.pair_waste[pair_index(data, tickets, agents)] if len(tickets) else tickets
     late = data.late_cost(tickets, start, end).tolist()
     starts, ends, wastes = start.tolist(), end.tolist(), waste.tolist()
+    order_note = {
+        a: reasons.order_detail(data, a, seq, rule_of.get(a, "local"))
+        for a, seq in sequences.items()
+    }
     why: dict[str, tuple[Reason, ...]] = {}
     for i, (t, a) in enumerate(zip(tickets_l, agents_l, strict=True)):
         why[problem.tickets[t].id] = reasons.for_assignment(
-            data, t, a, len(sequences[a]), starts[i], ends[i], late[i], wastes[i], rule_of[a]
+            data, t, a, len(sequences[a]), starts[i], ends[i], late[i], wastes[i], order_note[a]
         )
     assigned = np.zeros(data.n_tickets, dtype=bool)
     assigned[tickets] = True
