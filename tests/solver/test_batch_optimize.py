@@ -292,3 +292,24 @@ def test_params_are_validated() -> None:
         BatchParams(time_limit_s=0)
     with pytest.raises(ValueError, match="workers"):
         BatchParams(workers=0)
+
+
+def test_every_decision_carries_readable_reasons() -> None:
+    p = random_problem(9, n_agents=8, n_tickets=40, tight=True)
+    plan = solve(p)
+    for a in plan.assignments:
+        rules = {r.rule for r in a.reasons}
+        assert {"skills", "sla", "load", "order"} <= rules
+        order = next(r for r in a.reasons if r.rule == "order")
+        assert "EDF demand bound" in order.detail
+        assert all(r.detail for r in a.reasons)
+    for q in plan.queued:
+        assert q.reasons and q.reasons[0].rule == "queue" and q.reasons[0].value > 0
+
+
+def test_pruned_dense_queues_report_the_weaker_bound() -> None:
+    p = random_problem(6, n_agents=12, n_tickets=40, n_skills=2)
+    plan = solve(p, BatchParams(time_limit_s=1.0, max_pairs=100))
+    assert any("cheapest agents" in n for n in plan.stats.notes)
+    assert plan.stats.bound is not None and plan.stats.objective is not None
+    assert plan.stats.bound <= plan.stats.objective
