@@ -32,7 +32,7 @@ class FlowResult:
     n_arcs: int
 
 
-def _components(data: BatchData) -> tuple[IntArray, int]:
+def components(data: BatchData) -> tuple[IntArray, int]:
     """Connected components of the qualification graph, labelled per ticket.
 
     Label propagation on the bipartite pair list: each round gives every node the smallest
@@ -57,8 +57,9 @@ def _components(data: BatchData) -> tuple[IntArray, int]:
 def solve_flow(data: BatchData) -> FlowResult:
     """The exact min-cost assignment over all qualified pairs (one network for the queue).
 
-    One network rather than one per component: OR-Tools solves the whole thing in well under a
-    second at 1,000 x 10,000, and components are kept for the neighbourhood search instead.
+    One network rather than one per component (:func:`components`): OR-Tools solves the whole
+    thing in well under a second at 1,000 x 10,000 (~0.1-0.3 s measured), and the neighbourhood
+    search never crosses a pool anyway, since it only moves tickets along qualified pairs.
     """
     n_t, n_a = data.n_tickets, data.n_agents
     agent_node0 = n_t

@@ -22,7 +22,7 @@ import numpy as np
 from solver.batch import reasons
 from solver.batch.costs import pair_index, schedule_groups, total_cost
 from solver.batch.data import BatchData, build
-from solver.batch.flow import solve_flow
+from solver.batch.flow import components, solve_flow
 from solver.batch.lns import improve
 from solver.batch.params import BatchParams
 from solver.batch.repair import repair_minutes, ticket_pair_ptr
@@ -50,6 +50,7 @@ def optimize(problem: Problem, params: BatchParams | None = None) -> Plan:
     phases["build"] = t1 - t0
 
     flow = solve_flow(data)
+    pool_of, n_pools = components(data)
     agent_of, n_repaired = repair_minutes(data, flow.agent_of)
     t2 = time.perf_counter()
     phases["flow"] = t2 - t1
@@ -71,7 +72,9 @@ def optimize(problem: Problem, params: BatchParams | None = None) -> Plan:
             f"({len(data.pair_ticket)} of {data.pairs_before_pruning} qualified pairs), "
             f"optimum {flow.cost} on them; bound {bound}: every ticket at its cheapest option"
         )
+    largest = int(np.bincount(pool_of).max()) if n_pools else 0
     notes = [
+        f"qualification graph: {n_pools} independent pool(s), the largest {largest} ticket(s)",
         flow_note,
         f"seed (list scheduling) objective {seed_cost}",
     ]

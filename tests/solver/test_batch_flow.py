@@ -11,7 +11,7 @@ from scipy.optimize import linprog
 
 from solver.batch.costs import total_cost
 from solver.batch.data import build
-from solver.batch.flow import solve_flow
+from solver.batch.flow import components, solve_flow
 from solver.batch.repair import repair_minutes
 from solver.batch.seed import list_schedule
 from solver.objective import ObjectiveWeights
@@ -170,3 +170,26 @@ def test_dense_skills_are_pruned_to_each_tickets_cheapest_agents_with_a_valid_bo
     assert pruned.relaxed_bound <= solve_flow(full).cost <= solve_flow(pruned).cost
     plan = POLICIES["least-loaded"](problem, PolicyParams())
     assert pruned.relaxed_bound <= evaluate(problem, plan).objective
+
+
+def test_pools_are_the_connected_components_of_the_qualification_graph() -> None:
+    problem = random_problem(2, n_agents=10, n_tickets=50, n_skills=8)
+    data = build(problem, W)
+    pool, n = components(data)
+    # Brute force: union-find over tickets sharing a qualified agent.
+    parent = list(range(data.n_tickets))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            x = parent[x]
+        return x
+
+    for a in range(data.n_agents):
+        ts = data.pair_ticket[data.pair_agent == a].tolist()
+        for t in ts[1:]:
+            parent[find(t)] = find(ts[0])
+    roots = [find(t) for t in range(data.n_tickets)]
+    assert n == len(set(roots))
+    for x in range(data.n_tickets):
+        for y in range(data.n_tickets):
+            assert (roots[x] == roots[y]) == (pool[x] == pool[y])
