@@ -138,7 +138,14 @@ def assign_due(
         if k not in idx.past and not idx.bound[k] and idx.calls[k].start < horizon
     ]
     if not due:
-        stats = SolveStats(f"jit-{method}", SolveStatus.OPTIMAL, time.perf_counter() - t0, 0.0)
+        stats = SolveStats(
+            f"jit-{method}",
+            SolveStatus.OPTIMAL,
+            time.perf_counter() - t0,
+            0.0,
+            0.0,
+            params={"due": 0, "boundary": 0, "greedy_objective": 0.0},
+        )
         return JitResult(state, (), (), stats)
     lo = min(idx.occ_s[k] for k in due)
     hi = max(idx.occ_e[k] for k in due)
@@ -165,17 +172,20 @@ def assign_due(
     for k in model_calls:
         if hint[k] >= 0:
             idx._assign(k, hint[k])
-    chosen, objective = _greedy(idx, due, cands, cost)
+    chosen = _greedy(idx, due, cands, cost)
+    objective = _objective(chosen, due, cands, cost)
     for _ in range(GREEDY_PASSES - 1):  # a second pass sees where later calls went
-        again, obj2 = _greedy(idx, due, cands, cost)
+        again = _greedy(idx, due, cands, cost)
+        obj2 = _objective(again, due, cands, cost)
         if obj2 >= objective:
             break
         chosen, objective = again, obj2
+    greedy_objective = objective
     status, bound = SolveStatus.FEASIBLE, None
+    for k in model_calls:  # the passes left the last one on the grid; start clean
+        if idx.agent_of[k] >= 0:
+            idx._unassign(k)
     if method == "cpsat":
-        for k in model_calls:
-            if idx.agent_of[k] >= 0:
-                idx._unassign(k)
         # ``time_limit`` bounds the whole call: the solver gets what model building left.
         parts = _components(idx, due + boundary, cands, cost)
         total = sum(len(p) for p in parts)
@@ -191,14 +201,16 @@ def assign_due(
                 idx, pdue, pbnd, chosen, cands, cost, weights, share, workers, seed, solver_params
             )
             statuses.append(st_)
-            if solved is not None:
+            mine = _objective(chosen, pdue, cands, cost)
+            if solved is not None and obj_ is not None and obj_ <= mine:
                 for k in part:
                     solved_all.pop(k, None)
                 solved_all.update(solved)
-                obj_sum += obj_ or 0.0
+                obj_sum += obj_
                 bound_sum += bnd_ or 0.0
-            else:
-                obj_sum += _part_cost(chosen, pdue, cands, cost)
+            else:  # no better answer in time: this component keeps the greedy binding
+                obj_sum += mine
+                statuses[-1] = SolveStatus.FEASIBLE
         chosen, objective = solved_all, obj_sum
         bound = bound_sum if all(x is SolveStatus.OPTIMAL for x in statuses) else None
         status = (
@@ -206,9 +218,9 @@ def assign_due(
             if all(x is SolveStatus.OPTIMAL for x in statuses)
             else SolveStatus.FEASIBLE
         )
-        for k in model_calls:
-            if chosen.get(k, -1) >= 0:
-                idx._assign(k, chosen[k])
+    for k in model_calls:
+        if chosen.get(k, -1) >= 0:
+            idx._assign(k, chosen[k])
     risky = []
     for k in model_calls:
         # Only a call the cover had already lost gets here; it may still fit by moving others.
@@ -252,6 +264,7 @@ def assign_due(
             "due": len(due),
             "boundary": len(boundary),
             "lead_minutes": lead // timedelta(minutes=1),
+            "greedy_objective": greedy_objective,
         },
     )
     return JitResult(new, tuple(bindings), tuple(at_risk), stats)
@@ -375,12 +388,11 @@ def _greedy(
     due: list[int],
     cands: dict[int, list[tuple[int, int]]],
     cost: _Costs,
-) -> tuple[dict[int, int], float]:
+) -> dict[int, int]:
     """Improve the cover call by call, in start order: move each due call to its cheapest
     candidate that is free right now. Its current agent is always among them, so coverage is
     never lost. Works in place on the index; returns every model call's agent."""
     extra: dict[tuple[int, date], int] = {}
-    objective = 0.0
     for k in sorted(due, key=lambda k: (idx.occ_s[k], k)):
         s, e = idx.occ_s[k], idx.occ_e[k]
         if idx.agent_of[k] >= 0:
@@ -394,15 +406,12 @@ def _greedy(
             if best is None or (c2, a) < best:
                 best = (c2, a)
         if best is None:
-            objective += cost.w.uncovered * 10
             continue
-        c2, a = best
-        objective += c2
+        _c2, a = best
         idx._assign(k, a)
         key = (a, cost.day_of(k, a))
         extra[key] = extra.get(key, 0) + 1
-    chosen = {k: a for k, a in enumerate(idx.agent_of) if a >= 0 and k in cands}
-    return chosen, objective / 10
+    return {k: a for k, a in enumerate(idx.agent_of) if a >= 0 and k in cands}
 
 
 def _free_owner(
@@ -560,13 +569,25 @@ def _components(
     return list(groups.values())
 
 
-def _part_cost(
+def _objective(
     chosen: dict[int, int], due: list[int], cands: dict[int, list[tuple[int, int]]], cost: _Costs
 ) -> float:
+    """The CP-SAT model's objective for any binding, so both methods are judged alike."""
     total = 0
+    per_day: dict[tuple[int, date], int] = {}
     for k in due:
         a = chosen.get(k, -1)
-        total += next((c for b, c in cands[k] if b == a), cost.w.uncovered * 10)
+        c = next((c for b, c in cands[k] if b == a), None)
+        if c is None:
+            total += cost.w.uncovered * 10
+            continue
+        total += c
+        key = (a, cost.day_of(k, a))
+        per_day[key] = per_day.get(key, 0) + 1
+    for n in per_day.values():
+        extra = n - 1  # the j-th extra call of a day costs day_load * j, flat beyond DAY_STEPS
+        steps = min(extra, DAY_STEPS)
+        total += cost.w.day_load * 10 * (steps * (steps + 1) // 2 + (extra - steps) * DAY_STEPS)
     return total / 10
 
 

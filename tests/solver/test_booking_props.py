@@ -142,6 +142,9 @@ def test_jit_binds_only_qualified_free_agents_one_call_at_a_time(
     new = result.state
     due = {c.id for c in state.calls if c.start < state.now + timedelta(hours=lead_h)}
     assert {b.call_id for b in result.bindings} == due
+    # CP-SAT starts from the greedy binding and never hands back anything worse.
+    objective, greedy = result.stats.objective, result.stats.params["greedy_objective"]
+    assert objective is not None and objective <= greedy  # type: ignore[operator]
     assert all(c.bound_agent is not None for c in new.calls if c.id in due)
     # Bound calls on their agents, unbound ones on the cover: all rules hold together ...
     assert validate_calls(new, witness(new)) == []
