@@ -9,6 +9,7 @@ learn whether another tenant uses an id.
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 from typing import Any
 
@@ -333,3 +334,51 @@ class IdempotencyRecord(Base):
     response_body: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime]
     completed_at: Mapped[datetime | None]
+
+
+class CallStatus(enum.StrEnum):
+    """A booked call's life: booked until it is cancelled or its time has passed."""
+
+    BOOKED = "booked"
+    CANCELLED = "cancelled"
+    COMPLETED = "completed"
+
+
+class Call(Base):
+    """A call a customer booked against a capability (``/v1/bookings``), for one ticket.
+
+    ``bound_agent`` stays NULL until just-in-time binding names somebody; ``cover_agent`` is the
+    booking engine's tentative cover of an unbound call, kept only so the engine rebuilds the
+    cover it had (see ``solver.capability.BookingState.cover``) — never shown to anybody.
+    ``occupied_until`` is the end plus the capability's buffer when booked or bound: the agent is
+    taken until then. On PostgreSQL the migration adds an exclusion constraint so that one
+    agent's booked, bound calls can never overlap in ``[start_at, occupied_until)``.
+    """
+
+    __tablename__ = "calls"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "capability_id"], ["capabilities.tenant_id", "capabilities.id"]
+        ),
+        ForeignKeyConstraint(["tenant_id", "ticket_id"], ["tickets.tenant_id", "tickets.id"]),
+        CheckConstraint("end_at > start_at", name="end_after_start"),
+        CheckConstraint("occupied_until >= end_at", name="occupied_after_end"),
+        Index("ix_calls_tenant_status_start", "tenant_id", "status", "start_at"),
+        Index("ix_calls_tenant_ticket", "tenant_id", "ticket_id"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(String(36), _tenant_fk(), primary_key=True)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    capability_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    ticket_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    start_at: Mapped[datetime]
+    end_at: Mapped[datetime]
+    occupied_until: Mapped[datetime]
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    status: Mapped[CallStatus] = mapped_column(_enum(CallStatus), default=CallStatus.BOOKED)
+    bound_agent: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    bound_at: Mapped[datetime | None]
+    cover_agent: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    cancelled_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
