@@ -319,11 +319,15 @@ class BookingIndex:
         allow_bound: bool = False,
         prefer: Sequence[int] = (),
         avoid: frozenset[int] = frozenset(),
+        stuck: dict[int, bool] | None = None,
     ) -> bool:
         """Give call ``k`` an agent, moving at most ``depth`` levels of other calls (journaled).
 
         ``prefer``: agents to take first when directly free; ``avoid``: agents not to use.
         Bound calls move only with ``allow_bound`` (disruption repair's last resort).
+        ``stuck`` (top level, depth 1 only): memo of "this call has no free agent to move to",
+        a pure function of the grid as it is before the search, so many probes of one query
+        share it and a booking's identical first probe prunes exactly the same options.
         """
         budget[0] -= 1
         if budget[0] < 0:
@@ -360,6 +364,8 @@ class BookingIndex:
             bl = self.blockers(a, s, e)
             if any(x in frozen or (self.bound[x] and not allow_bound) for x in bl):
                 continue
+            if stuck is not None and depth == 1 and any(self._stuck(x, stuck) for x in bl):
+                continue
             options.append((len(bl), self.value[a], a, bl))
             if len(options) >= 2 * MAX_BRANCH:
                 break
@@ -383,9 +389,18 @@ class BookingIndex:
                 return False
         return False
 
+    def _stuck(self, x: int, memo: dict[int, bool]) -> bool:
+        hit = memo.get(x)
+        if hit is None:
+            q = self.qual[self.cap_of[x]]
+            xs, xe = self.occ_s[x], self.occ_e[x]
+            free = (self.grid[q, xs:xe].max(axis=1) == 0) & (q != self.agent_of[x])
+            hit = memo[x] = not bool(free.any())
+        return hit
+
     def admit(self, k: int) -> bool:
         """Place new call ``k``: first exactly as an open-slots probe does, then deeper."""
-        if self.place(k, PROBE_DEPTH, [ADMIT_BUDGET]):
+        if self.place(k, PROBE_DEPTH, [ADMIT_BUDGET], stuck={}):
             return True
         self.rollback(0)
         return self.place(k, SEARCH_DEPTH, [ADMIT_BUDGET])
@@ -437,11 +452,12 @@ class BookingIndex:
         )
         ok = (works & (occ == 0) & team_rows).any(axis=0)
         maybe = ~ok & (works & (occ > 0) & (imm == 0)).any(axis=0)
+        stuck: dict[int, bool] = {}  # shared by the probes: the grid is the same for each
         for i in np.flatnonzero(maybe).tolist():
-            ok[i] = self.probe(cap_id, int(cand[i]), int(cand[i]) + length)
+            ok[i] = self.probe(cap_id, int(cand[i]), int(cand[i]) + length, stuck)
         return np.asarray(ok, dtype=bool)
 
-    def probe(self, cap_id: str, s: int, e: int) -> bool:
+    def probe(self, cap_id: str, s: int, e: int, stuck: dict[int, bool] | None = None) -> bool:
         """Could a call of ``cap_id`` occupying ``[s, e)`` be added? Leaves nothing behind."""
         k = len(self.calls)
         self.calls.append(_PROBE)
@@ -451,7 +467,7 @@ class BookingIndex:
         self.agent_of.append(-1)
         self.bound.append(False)
         try:
-            return self.place(k, PROBE_DEPTH, [ADMIT_BUDGET])
+            return self.place(k, PROBE_DEPTH, [ADMIT_BUDGET], stuck={} if stuck is None else stuck)
         finally:
             self.rollback(0)
             self.calls.pop()
