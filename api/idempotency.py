@@ -19,8 +19,10 @@ from datetime import timedelta
 from typing import Any
 
 import anyio.to_thread
+from cryptography.fernet import Fernet
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.crypto import InvalidToken, fernet
 from api.services import api_keys
 from api.services import idempotency as records
 
@@ -144,9 +146,24 @@ class IdempotencyMiddleware:
             return
         if outcome is records.Outcome.REPLAY:
             assert stored is not None
+            try:
+                replay_body = _sealer(app_state).decrypt(stored.body)
+            except InvalidToken:
+                await _send_raw(
+                    send,
+                    *_problem(
+                        409,
+                        "Conflict",
+                        "idempotency-unreadable",
+                        "the stored response for this Idempotency-Key can no longer be read "
+                        "(the service's secret key changed); retry with a new key",
+                        path,
+                    ),
+                )
+                return
             replay_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in stored.headers]
             replay_headers.append((b"idempotent-replayed", b"true"))
-            await _send_raw(send, stored.status_code, replay_headers, stored.body)
+            await _send_raw(send, stored.status_code, replay_headers, replay_body)
             return
 
         await self._run_first(scope, body, send, app_state, principal.tenant_id, key)
@@ -187,7 +204,8 @@ class IdempotencyMiddleware:
             stored = records.Stored(
                 status_code=status,
                 headers=[[k.decode("latin-1"), v.decode("latin-1")] for k, v in start["headers"]],
-                body=payload,
+                # Responses can carry secrets shown once (API keys, webhook secrets): seal them.
+                body=_sealer(app_state).encrypt(payload),
             )
 
             def complete() -> None:
@@ -212,6 +230,10 @@ class IdempotencyMiddleware:
             return None
         with app_state.session_factory() as session:
             return api_keys.authenticate(session=session, plaintext=token.strip())
+
+
+def _sealer(app_state: Any) -> Fernet:
+    return fernet(app_state.settings, "idempotent-responses/v1")
 
 
 def _ttl(app_state: Any) -> timedelta:

@@ -13,14 +13,13 @@ import base64
 import secrets as _random
 
 from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from api.crypto import fernet
 from api.settings import Settings
 
 SECRET_PREFIX = "whsec_"
 _SECRET_BYTES = 32
-_HKDF_INFO = b"switchboard/webhook-secrets/v1"
+_PURPOSE = "webhook-secrets/v1"
 
 
 class SecretUnreadable(Exception):
@@ -32,9 +31,7 @@ def generate() -> str:
 
 
 def _fernet(settings: Settings) -> Fernet:
-    master = settings.secret_key.get_secret_value().encode()
-    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_HKDF_INFO).derive(master)
-    return Fernet(base64.urlsafe_b64encode(key))
+    return fernet(settings, _PURPOSE)
 
 
 def encrypt(settings: Settings, secret: str) -> str:

@@ -115,3 +115,20 @@ def test_claim_in_progress_and_stale_takeover(tenant_a: TenantCtx, db: Engine) -
         later = T0 + records.STALE_AFTER + timedelta(seconds=1)
         assert records.claim(session=s, now=later, **args)[0] is records.Outcome.PROCEED
         assert records.claim(session=s, now=later, **args)[0] is records.Outcome.IN_PROGRESS
+
+
+
+def test_stored_responses_are_sealed_at_rest(a: As, db: Engine) -> None:
+    """An API key is shown once: it must not sit readable in the idempotency table."""
+    headers = {"Idempotency-Key": "seal-1"}
+    body = {"name": "bot", "scopes": ["helpdesk"]}
+    first = a.post("/v1/api-keys", json=body, headers=headers)
+    assert first.status_code == 201, first.text
+    secret = first.json()["key"]
+    with Session(db) as s:
+        stored = s.scalars(select(IdempotencyRecord.response_body)).all()
+    assert stored and all(row and secret.encode() not in row for row in stored)
+    replay = a.post("/v1/api-keys", json=body, headers=headers)
+    assert replay.status_code == 201
+    assert replay.json()["key"] == secret
+    assert replay.headers["idempotent-replayed"] == "true"
