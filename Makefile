@@ -18,6 +18,7 @@ test: $(VENV)/.installed lint
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 bench: $(VENV)/.installed
 	$(PY) -m benchmarks.solver
