@@ -5,11 +5,22 @@ Every change of owner goes through :func:`apply_owner`, so each one lands the sa
 ticket row, one history event (assigned / reassigned, with the reasons), and one webhook event
 (``ticket.assigned`` / ``ticket.reassigned``) in the same transaction.
 
-Concurrency. Deciding who takes a ticket reads every agent's load, so two decisions racing
-could both give the last free slot of one agent away. Each unit of work that assigns therefore
-starts with the per-tenant lock (:func:`api.db.locks.lock_tenant`) and reads the loads inside
-it. The organisation itself comes from a cached real-time index (see
-:mod:`api.services.realtime_cache`); only the loads are read per request.
+Concurrency. Deciding who takes a ticket reads every agent's load, and two decisions racing
+could both give the last free slot of one agent away. Locks are taken in one order everywhere —
+the tenant lock (rare, whole-queue work only), then tickets, then agents — so they cannot
+deadlock:
+
+- **assign one** (the hot path) locks only its ticket (``FOR UPDATE``) and then the one agent it
+  chose (:func:`claim_agent`: the agent row ``FOR UPDATE``, then a fresh count of what they
+  hold). If the agent filled up or left meanwhile, the index is told and the ticket decided
+  again. Assignments to different agents thus run in parallel on PostgreSQL, instead of queueing
+  behind one per-tenant lock. On SQLite (one writer anyway) the unit of work starts with
+  ``BEGIN IMMEDIATE`` through :func:`api.db.locks.lock_tenant`.
+- **escalate, re-route, apply a plan** take the per-tenant lock first (they move many tickets),
+  then the same ticket and agent locks, so they also respect concurrent single assignments.
+
+The organisation comes from a cached real-time index (see :mod:`api.services.realtime_cache`);
+only the loads are read per request.
 
 The re-optimization job solves *outside* any transaction (it may take seconds), then applies the
 plan inside the tenant lock, skipping every ticket that changed meanwhile and every assignment
@@ -19,6 +30,7 @@ transaction, so the plan's changes and the job's result commit together or not a
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -26,14 +38,14 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from api.db.locks import lock_tenant
 from api.db.models import Agent as AgentRow
 from api.db.models import Ticket as TicketRow
 from api.db.models import TicketEvent
 from api.enums import AgentStatus, TicketEventKind, TicketStatus
-from api.errors import Conflict, FieldError, InvalidInput
+from api.errors import Conflict, FieldError, InvalidInput, NotFound
 from api.jobs import queue as job_queue
 from api.jobs.models import Job
 from api.jobs.worker import JobContext, PermanentJobError
@@ -44,12 +56,16 @@ from api.services.realtime_cache import (
     RealtimeCache,
     changed_in_transaction,
     current_version,
+    mark_full,
     with_loads,
 )
 from solver.batch import BatchParams, optimize
 from solver.plan import Decision, Plan, Reason
+from solver.problem import Ticket
 from solver.realtime import RealtimeIndex
 from solver.validation import check_plan
+
+log = logging.getLogger(__name__)
 
 OPTIMIZE_JOB = "queue.optimize"
 ACTIVE = (TicketStatus.NEW, TicketStatus.OPEN)
@@ -194,6 +210,85 @@ def _event_name(event: TicketEvent | None) -> str | None:
     return None if event is None else event.kind.value
 
 
+def _is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def lock_ticket(*, session: Session, tenant_id: str, ticket_id: str) -> TicketRow:
+    """The ticket with its required skills, row-locked for this transaction (one round trip)."""
+    stmt = (
+        select(TicketRow)
+        .options(joinedload(TicketRow.required_skills))
+        .where(TicketRow.tenant_id == tenant_id, TicketRow.id == ticket_id)
+        .with_for_update(of=TicketRow)
+        .execution_options(populate_existing=True)
+    )
+    row = session.scalars(stmt).unique().one_or_none()
+    if row is None:
+        raise NotFound("ticket", ticket_id)
+    return row
+
+
+def claim_agent(
+    *, session: Session, tenant_id: str, agent_id: str, ticket_id: str
+) -> str | None:
+    """Lock the agent and re-check, with what is committed now, that they can take one more
+    ticket. None when they can; else why not (the caller decides again without them)."""
+    found = session.execute(
+        select(AgentRow.capacity, AgentRow.status)
+        .where(AgentRow.tenant_id == tenant_id, AgentRow.id == agent_id)
+        .with_for_update()
+    ).one_or_none()
+    if found is None:
+        return "no longer exists"
+    capacity, status = found
+    if AgentStatus(status) is not AgentStatus.AVAILABLE:
+        return f"is {AgentStatus(status).value}"
+    holds = session.scalar(
+        select(func.count())
+        .select_from(TicketRow)
+        .where(
+            TicketRow.tenant_id == tenant_id,
+            TicketRow.owner_agent_id == agent_id,
+            TicketRow.status.in_(HELD),
+            TicketRow.id != ticket_id,
+        )
+    )
+    if int(holds or 0) >= capacity:
+        return f"holds {int(holds or 0)} of {capacity} tickets"
+    return None
+
+
+_MAX_CLAIMS = 5
+
+
+def decide_and_claim(
+    *,
+    session: Session,
+    index: RealtimeIndex,
+    row: TicketRow,
+    ticket: Ticket,
+    now: datetime,
+    top_k: int = 3,
+) -> Decision:
+    """The real-time decision for ``row``, its agent locked and re-checked (see the module
+    docstring). Agents found full or gone are excluded from ``index`` and the ticket decided
+    again; after a few such races the caller gets a 409 to retry."""
+    for _ in range(_MAX_CLAIMS):
+        decision = index.assign(ticket, now=now, top_k=top_k)
+        agent = decision.agent_id
+        if agent is None or agent == row.owner_agent_id:
+            return decision  # the queue, or the owner keeps it: no new load on anyone
+        refusal = claim_agent(
+            session=session, tenant_id=row.tenant_id, agent_id=agent, ticket_id=row.id
+        )
+        if refusal is None:
+            return decision
+        log.info("agent %s %s since the loads were read; deciding again", agent, refusal)
+        index = mark_full(index, agent)
+    raise Conflict("agents' loads kept changing while deciding; retry the request")
+
+
 # --------------------------------------------------------------------------- assign one
 
 
@@ -217,16 +312,24 @@ def assign_ticket(
     note: str | None = None,
 ) -> AssignResult:
     """Assign one ticket now through the solver's real-time path (the caller commits)."""
-    if not dry_run:
-        lock_tenant(session, tenant_id)
-    row = tickets.get_or_raise(session=session, tenant_id=tenant_id, ticket_id=ticket_id)
+    if dry_run:
+        row = tickets.get_or_raise(session=session, tenant_id=tenant_id, ticket_id=ticket_id)
+    else:
+        if not _is_postgres(session):
+            lock_tenant(session, tenant_id)  # SQLite: BEGIN IMMEDIATE, the one writer
+        row = lock_ticket(session=session, tenant_id=tenant_id, ticket_id=ticket_id)
     if not row.status.is_active:
         raise Conflict(f"ticket {ticket_id!r} is {row.status.value}; only new or open is assigned")
     previous = owner_of(row)
     index = realtime_for(session=session, cache=cache, tenant_id=tenant_id, now=now, deciding=[row])
-    decision = index.assign(solver_input.ticket_to_solver(row), now=now, top_k=top_k)
+    ticket = solver_input.ticket_to_solver(row)
     event = None
-    if not dry_run:
+    if dry_run:
+        decision = index.assign(ticket, now=now, top_k=top_k)
+    else:
+        decision = decide_and_claim(
+            session=session, index=index, row=row, ticket=ticket, now=now, top_k=top_k
+        )
         event = apply_owner(
             session=session,
             row=row,
@@ -276,7 +379,7 @@ def escalate(
     if capability is None and required_skills is None and team is None:
         raise InvalidInput.one("body", "name a capability, required_skills or a team")
     lock_tenant(session, tenant_id)
-    row = tickets.get_or_raise(session=session, tenant_id=tenant_id, ticket_id=ticket_id)
+    row = lock_ticket(session=session, tenant_id=tenant_id, ticket_id=ticket_id)
     if row.status.is_done:
         raise Conflict(f"ticket {ticket_id!r} is {row.status.value}; it cannot be escalated")
     errors: list[FieldError] = []
@@ -349,9 +452,10 @@ def escalate(
         # Decide for the new team (it holds the ticket when nobody fits); the owner event
         # below records the move.
         ticket = replace(solver_input.ticket_to_solver(row), team=new_team)
-        decision = realtime_for(
+        index = realtime_for(
             session=session, cache=cache, tenant_id=tenant_id, now=now, deciding=[row]
-        ).assign(ticket, now=now)
+        )
+        decision = decide_and_claim(session=session, index=index, row=row, ticket=ticket, now=now)
         event = apply_owner(
             session=session,
             row=row,
@@ -435,10 +539,7 @@ def reroute_agent(
     from api.services import agents as agent_service
 
     agent = agent_service.get_or_raise(session=session, tenant_id=tenant_id, agent_id=agent_id)
-    if status is not None and agent.status != status:
-        agent.status = status
-        agent.updated_at = now
-        session.flush()  # bumps the organisation version: the index rebuilds without them
+    # Tickets before agents (the lock order): lock their tickets, then change their status.
     held = list(
         session.scalars(
             select(TicketRow)
@@ -448,8 +549,13 @@ def reroute_agent(
                 TicketRow.status.in_(HELD),
             )
             .order_by(TicketRow.created_at, TicketRow.id)
+            .with_for_update()
         )
     )
+    if status is not None and agent.status != status:
+        agent.status = status
+        agent.updated_at = now
+        session.flush()  # bumps the organisation version: the index rebuilds without them
     unstarted = [t for t in held if t.status is TicketStatus.NEW]
     kept = [t.id for t in held if t.status is not TicketStatus.NEW]
     if agent.status is AgentStatus.AVAILABLE or policy == "keep":
@@ -473,7 +579,9 @@ def reroute_agent(
         urgent_first = sorted(unstarted, key=lambda t: (-t.priority.to_solver(), t.created_at))
         for row in urgent_first:
             ticket = solver_input.ticket_to_solver(row)
-            decision = index.assign(ticket, now=now)
+            decision = decide_and_claim(
+                session=session, index=index, row=row, ticket=ticket, now=now
+            )
             index.commit(decision, ticket)
             reasons = (Reason("available", why), *decision.reasons)
             event = apply_owner(
@@ -588,10 +696,14 @@ def _apply_plan(
     now: datetime,
 ) -> dict[str, Any]:
     tenant_id = ctx.tenant_id
+    # The lock order: tickets, then agents (see the module docstring).
     rows = {
         r.id: r
         for r in session.scalars(
-            select(TicketRow).where(TicketRow.tenant_id == tenant_id, TicketRow.id.in_(list(seen)))
+            select(TicketRow)
+            .where(TicketRow.tenant_id == tenant_id, TicketRow.id.in_(list(seen)))
+            .order_by(TicketRow.id)
+            .with_for_update()
         )
     } if seen else {}
     skipped: list[dict[str, str]] = []
@@ -600,12 +712,18 @@ def _apply_plan(
         if tid not in current:
             skipped.append({"ticket": tid, "why": "the ticket changed while the plan was solved"})
 
-    # Loads now, without the tickets this plan decides: who can still take how many.
-    held = _without(held_work(session, tenant_id), current.values())
     agents = {
         a.id: a
-        for a in session.scalars(select(AgentRow).where(AgentRow.tenant_id == tenant_id))
+        for a in session.scalars(
+            select(AgentRow)
+            .where(AgentRow.tenant_id == tenant_id)
+            .order_by(AgentRow.id)
+            .with_for_update()
+        )
     }
+    # Loads now (read under the agents' locks), without the tickets this plan decides: who can
+    # still take how many.
+    held = _without(held_work(session, tenant_id), current.values())
     room = Counter(
         {
             a.id: a.capacity - held.get(a.id, (0, 0))[0]

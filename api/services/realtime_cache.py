@@ -190,3 +190,12 @@ def with_loads(
     index._open = open_now
     index._queue_end = worked + backlog
     return index
+
+
+def mark_full(index: RealtimeIndex, agent_id: str) -> RealtimeIndex:
+    """A copy of ``index`` in which ``agent_id`` holds as many tickets as their capacity, so is
+    no candidate (they filled up since the loads were read)."""
+    other = index.copy()
+    open_now, capacity = other.load_of(agent_id)
+    other._open[other.problem.agent_index[agent_id]] = max(open_now, capacity)
+    return other

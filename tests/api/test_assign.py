@@ -273,3 +273,50 @@ def test_clock_moving_forward_rebuilds_the_index(a: As, app: FastAPI, clock: Fak
     clock.advance(hours=1)
     a.post("/v1/tickets/C1/assign", json={"dry_run": True})
     assert app.state.realtime_cache.builds == builds + 1
+
+
+def test_concurrent_assignments_never_overfill_an_agent(
+    a: As, app: FastAPI, tenant_a: TenantCtx
+) -> None:
+    """Racing requests (own sessions, own threads) over 3 agents x capacity 2: six tickets get
+    an agent, no agent holds more than two, nobody's ticket is assigned twice."""
+    import threading
+
+    from api.services import assignment
+
+    org(a, capacity=2)
+    ids = [f"R{i}" for i in range(12)]
+    for tid in ids:
+        put_ticket(a, tid)
+    put_ticket(a, "SAME")
+    factory = app.state.session_factory
+    cache = app.state.realtime_cache
+    start = threading.Barrier(7)
+    errors: list[BaseException] = []
+
+    def assign_all(batch: list[str]) -> None:
+        start.wait()
+        for tid in batch:
+            try:
+                with factory() as session:
+                    assignment.assign_ticket(
+                        session=session, cache=cache, tenant_id=tenant_a.id, ticket_id=tid,
+                        now=T0, actor="test",
+                    )
+                    session.commit()
+            except BaseException as exc:
+                errors.append(exc)
+
+    batches = [[*ids[k::6], "SAME"] for k in range(6)] + [["SAME"]]
+    threads = [threading.Thread(target=assign_all, args=(b,)) for b in batches]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    owners = [a.get(f"/v1/tickets/{tid}").json()["owner_agent"] for tid in [*ids, "SAME"]]
+    held = {agent: owners.count(agent) for agent in ("ana", "ben", "cid")}
+    assert held == {"ana": 2, "ben": 2, "cid": 2}
+    for tid in [*ids, "SAME"]:
+        kinds = [e["kind"] for e in history(a, tid)]
+        assert kinds.count("assigned") <= 1 and "reassigned" not in kinds, (tid, kinds)
