@@ -9,10 +9,13 @@ X[0,2), Y[1,3) (both), V[2,3) (only A), every moment has a matching, yet X must 
 so Y must be A, and V finds A taken. So the engine keeps a *witness*: one concrete, consistent
 assignment of every booked call to an agent (tentative for unbound calls, fixed for bound ones).
 A start is open iff the witness can be extended to the new call — directly (a qualified agent is
-free for the whole occupancy and their team has reserve to spare) or by moving a few unbound calls
-along a short augmenting chain (depth 2, bounded effort). The witness proves coverability, so an
-offered slot is never an overbooking; the bounded search may, rarely and only when nearly full,
-refuse a start a cleverer rearrangement could have fitted (conservative, never unsafe).
+free for the whole occupancy and their team has reserve to spare) or by moving unbound calls out
+of the way along a short augmenting chain (bounded effort: open slots move each blocking call
+straight to a free agent; a booking tries exactly that first, then chains two deep). The witness
+proves coverability, so an offered slot is never an overbooking, and every offered slot can be
+booked; the bounded search may, when nearly full, refuse a start a cleverer rearrangement could
+have fitted (conservative, never unsafe). Rebuilding the index starts from the cover the state
+carries (``BookingState.cover``), so a service that stores the cover gets the same one back.
 
 **Speed.** :class:`BookingIndex` holds, per agent, one int8 row over the minutes of the horizon
 (``NOT_WORKING`` outside working windows, +1 per call occupying the minute), per team the reserve
