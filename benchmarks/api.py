@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import random
@@ -41,6 +42,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -68,6 +70,7 @@ HEALTH_PATH = "/healthz"
 
 PG_SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 PG_BENCH_DB = "switchboard_bench"
+_PG_LOCK_NS = 0x5B0B  # advisory-lock namespace of this benchmark (the service uses 0x5B0A)
 
 TARGET_RATE = 500.0  # assignments per second
 TARGET_P99_MS = 50.0
@@ -91,12 +94,11 @@ def postgres_url(server_url: str = PG_SERVER_URL, dbname: str = PG_BENCH_DB) -> 
     return make_url(server_url).set(database=dbname).render_as_string(hide_password=False)
 
 
-def reset_postgres(server_url: str = PG_SERVER_URL, dbname: str = PG_BENCH_DB) -> str:
-    """Drop and re-create the benchmark database; returns its SQLAlchemy URL."""
+def _pg_server(server_url: str) -> Any:
     import psycopg
 
     u = make_url(server_url)
-    with psycopg.connect(
+    return psycopg.connect(
         host=u.host or "127.0.0.1",
         port=u.port or 5432,
         user=u.username or "postgres",
@@ -104,7 +106,30 @@ def reset_postgres(server_url: str = PG_SERVER_URL, dbname: str = PG_BENCH_DB) -
         dbname=u.database or "postgres",
         autocommit=True,
         connect_timeout=5,
-    ) as conn:
+    )
+
+
+@contextlib.contextmanager
+def pg_exclusive(server_url: str = PG_SERVER_URL, dbname: str = PG_BENCH_DB) -> Iterator[None]:
+    """Hold a server-wide advisory lock naming the benchmark database for the whole run.
+
+    Resetting drops the database, killing its sessions: a second run started meanwhile (another
+    engineer, CI) would wreck this one's measurements, so it is refused instead.
+    """
+    key = int.from_bytes(hashlib.blake2b(dbname.encode(), digest_size=4).digest(), "big") >> 1
+    with _pg_server(server_url) as conn:
+        row = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (_PG_LOCK_NS, key)).fetchone()
+        if not row or not row[0]:
+            raise SystemExit(
+                f"another benchmark run is using PostgreSQL database {dbname!r}; wait for it to "
+                "finish or pass --pg-database NAME"
+            )
+        yield  # closing the connection releases the lock
+
+
+def reset_postgres(server_url: str = PG_SERVER_URL, dbname: str = PG_BENCH_DB) -> str:
+    """Drop and re-create the benchmark database; returns its SQLAlchemy URL."""
+    with _pg_server(server_url) as conn:
         # A previous run killed mid-way may have left sessions open on it.
         conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
@@ -255,11 +280,17 @@ def reset_assignments(engine: Engine, tenant_id: str) -> None:
 
 
 def prepare(
-    backend: str, workdir: Path, *, n_agents: int, n_tickets: int, now: datetime
+    backend: str,
+    workdir: Path,
+    *,
+    n_agents: int,
+    n_tickets: int,
+    now: datetime,
+    pg_database: str = PG_BENCH_DB,
 ) -> tuple[str, Seeded]:
     """A migrated, seeded database of ``backend``: (its URL, what was seeded)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    url = sqlite_url(workdir) if backend == "sqlite" else reset_postgres()
+    url = sqlite_url(workdir) if backend == "sqlite" else reset_postgres(dbname=pg_database)
     migrate.upgrade(url)
     settings = Settings(database_url=url, environment=Environment.TEST)
     return url, seed_tenant(settings, now=now, n_agents=n_agents, n_tickets=n_tickets)
@@ -430,10 +461,18 @@ def run_backend(
     n_tickets: int,
     workdir: Path,
     console: Console,
+    pg_database: str = PG_BENCH_DB,
 ) -> list[RunResult]:
     now = datetime.now(UTC)
     t0 = time.perf_counter()
-    url, seeded = prepare(backend, workdir, n_agents=n_agents, n_tickets=n_tickets, now=now)
+    url, seeded = prepare(
+        backend,
+        workdir,
+        n_agents=n_agents,
+        n_tickets=n_tickets,
+        now=now,
+        pg_database=pg_database,
+    )
     console.print(
         f"[bold]{backend}[/]: migrated and seeded {seeded.agents} agents, "
         f"{len(seeded.ticket_ids)} tickets in {time.perf_counter() - t0:.1f} s"
@@ -525,7 +564,9 @@ def machine_note() -> str:
 # --------------------------------------------------------------------------- profiling
 
 
-def profile_assign(backend: str, workdir: Path, *, n: int, console: Console) -> None:
+def profile_assign(
+    backend: str, workdir: Path, *, n: int, console: Console, pg_database: str = PG_BENCH_DB
+) -> None:
     """Where one assignment's time goes, in-process (no HTTP): SQL statements and time in the
     database driver vs. everything else, then a pyinstrument profile of the same loop.
 
@@ -542,25 +583,38 @@ def profile_assign(backend: str, workdir: Path, *, n: int, console: Console) -> 
 
     now = datetime.now(UTC)
     url, seeded = prepare(
-        backend, workdir / "profile", n_agents=200, n_tickets=max(2 * n, 400), now=now
+        backend,
+        workdir / "profile",
+        n_agents=200,
+        n_tickets=2 * n + 10,
+        now=now,
+        pg_database=pg_database,
     )
     settings = Settings(database_url=url, environment=Environment.TEST)
     create_app(settings)  # installs the ORM listeners the service relies on (org versions)
     engine = make_engine(settings)
     factory = make_session_factory(engine)
     cache = RealtimeCache()
-    stats = {"statements": 0, "sql_s": 0.0}
+    # statement's first line -> [count, seconds]; and when the tenant lock was requested.
+    statements: dict[str, list[float]] = {}
+    lock_at: list[float] = []
 
     @event.listens_for(engine, "before_cursor_execute")
     def _before(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
         conn.info["t0"] = time.perf_counter()
+        if "pg_advisory_xact_lock" in statement or statement.startswith("BEGIN IMMEDIATE"):
+            lock_at.append(conn.info["t0"])
 
     @event.listens_for(engine, "after_cursor_execute")
     def _after(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
-        stats["statements"] += 1
-        stats["sql_s"] += time.perf_counter() - conn.info.pop("t0", time.perf_counter())
+        took = time.perf_counter() - conn.info.pop("t0", time.perf_counter())
+        entry = statements.setdefault(" ".join(statement.split())[:70], [0, 0.0])
+        entry[0] += 1
+        entry[1] += took
 
-    def one(ticket_id: str) -> None:
+    def one(ticket_id: str) -> float:
+        """One assignment as the route does it; returns how long the tenant lock was held."""
+        lock_at.clear()
         with factory() as session:
             result = assignment.assign_ticket(
                 session=session,
@@ -571,6 +625,7 @@ def profile_assign(backend: str, workdir: Path, *, n: int, console: Console) -> 
                 actor="profile",
             )
             session.commit()
+            held = time.perf_counter() - lock_at[0] if lock_at else 0.0
             out = AssignmentOut.of(
                 result.decision,
                 previous=result.previous,
@@ -579,29 +634,41 @@ def profile_assign(backend: str, workdir: Path, *, n: int, console: Console) -> 
                 dry_run=False,
             )
             json.dumps(out.model_dump(mode="json"))
+        return held
 
     ids = list(seeded.ticket_ids)
     one(ids.pop())  # builds the cached index, as the first request of a server process does
-    stats.update(statements=0, sql_s=0.0)
+    statements.clear()
     t0 = time.perf_counter()
-    for ticket_id in ids[:n]:
-        one(ticket_id)
+    held = sum(one(ticket_id) for ticket_id in ids[:n])
     wall = time.perf_counter() - t0
-    per = wall / n * 1000
+    per, held_ms = wall / n * 1000, held / n * 1000
+    sql_s = sum(seconds for _, seconds in statements.values())
+    table = Table(title=f"{backend}: one assignment in-process (mean of {n}), SQL by statement")
+    table.add_column("per assignment", justify="right")
+    table.add_column("ms", justify="right")
+    table.add_column("statement")
+    for text, (count, seconds) in sorted(statements.items(), key=lambda kv: -kv[1][1]):
+        table.add_row(f"{count / n:.1f}x", f"{seconds / n * 1000:.3f}", text)
+    console.print(table)
     console.print(
-        f"[bold]{backend}[/], in-process, {n} assignments: {per:.2f} ms each; "
-        f"{stats['statements'] / n:.1f} SQL statements each, "
-        f"{stats['sql_s'] / n * 1000:.2f} ms in the driver ({stats['sql_s'] / wall:.0%}); "
-        "the rest is Python. "
-        f"One tenant's assignments are serialized by its lock: at most ~{1000 / per:.0f}/s "
-        "if the whole unit of work sits inside it."
+        f"[bold]{backend}[/]: {per:.2f} ms per assignment in-process, "
+        f"{sum(c for c, _ in statements.values()) / n:.1f} SQL statements taking "
+        f"{sql_s / n * 1000:.2f} ms in the driver ({sql_s / wall:.0%}; COMMIT not included), "
+        f"the rest Python. The tenant lock is held {held_ms:.2f} ms per assignment, so one "
+        f"tenant cannot exceed ~{1000 / held_ms if held_ms else float('inf'):.0f} assignments/s "
+        "however many workers serve it."
     )
     reset_assignments(engine, seeded.tenant_id)
     profiler = Profiler(interval=0.0005)
     profiler.start()
-    for ticket_id in ids[:n]:
+    for ticket_id in ids[n : 2 * n]:
         one(ticket_id)
     profiler.stop()
+    console.print(
+        "pyinstrument (note: autoflush runs the pending UPDATE/INSERT inside the next query, "
+        "so flush time shows under whichever query comes next):"
+    )
     console.print(profiler.output_text(unicode=True, color=False, show_all=False, short_mode=True))
     engine.dispose()
 
@@ -629,6 +696,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--profile", action="store_true", help="also break one assignment down in-process"
     )
     parser.add_argument("--profile-n", default=300, type=int, help="assignments to profile")
+    parser.add_argument(
+        "--profile-only", action="store_true", help="only the in-process breakdown, no load"
+    )
+    parser.add_argument(
+        "--pg-database", default=PG_BENCH_DB, help="PostgreSQL database to (re)create and use"
+    )
     args = parser.parse_args(argv)
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     for b in backends:
@@ -638,9 +711,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console(width=None if sys.stdout.isatty() else 120)
     console.print(machine_note())
     results: list[RunResult] = []
-    with tempfile.TemporaryDirectory(prefix="switchboard-bench-") as tmp:
-        workdir = Path(tmp)
-        for backend in backends:
+    with contextlib.ExitStack() as stack:
+        if "postgresql" in backends:
+            stack.enter_context(pg_exclusive(dbname=args.pg_database))
+        workdir = Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="switchboard-bench-"))
+        )
+        for backend in [] if args.profile_only else backends:
             results += run_backend(
                 backend,
                 workers_list=args.workers,
@@ -650,12 +727,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                 n_tickets=args.tickets,
                 workdir=workdir,
                 console=console,
+                pg_database=args.pg_database,
             )
-        console.print(results_table(results))
-        console.print(target_line(results))
-        if args.profile:
+        if results:
+            console.print(results_table(results))
+            console.print(target_line(results))
+        if args.profile or args.profile_only:
             for backend in backends:
-                profile_assign(backend, workdir, n=args.profile_n, console=console)
+                profile_assign(
+                    backend,
+                    workdir,
+                    n=args.profile_n,
+                    console=console,
+                    pg_database=args.pg_database,
+                )
     return 0
 
 
