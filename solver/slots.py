@@ -90,7 +90,12 @@ class BookingIndex:
     can be rolled back; callers clear the journal once they commit.
     """
 
-    def __init__(self, state: BookingState, need_end: datetime | None = None) -> None:
+    def __init__(
+        self,
+        state: BookingState,
+        need_end: datetime | None = None,
+        hint: Mapping[str, str | None] | None = None,
+    ) -> None:
         self.origin = state.now.replace(second=0, microsecond=0)
         self.now = state.now
         caps = state.capabilities
@@ -181,8 +186,9 @@ class BookingIndex:
             else:
                 self.stale.add(k)
         # The cover the caller kept (state.cover) first, exactly where it was; then the rest.
+        cover = {**state.cover, **{c: a for c, a in (hint or {}).items() if a is not None}}
         for k in order:
-            hinted = self.apos.get(state.cover.get(self.calls[k].id, ""), -1)
+            hinted = self.apos.get(cover.get(self.calls[k].id, ""), -1)
             if self.agent_of[k] < 0 and hinted >= 0 and self._can_hold(k, hinted):
                 s, e = self.occ_s[k], self.occ_e[k]
                 if int(self.slack[self.team_of[hinted], s:e].min()) >= 1:
@@ -548,10 +554,11 @@ def _range_counts(
 def index_of(state: BookingState, need_end: datetime | None = None) -> BookingIndex:
     """The state's index, built on first use (or when a query reaches past its grid)."""
     idx: BookingIndex | None = state._cache.get(INDEX_KEY)
+    hint = None
     if idx is not None and need_end is not None and to_minute_ceil(need_end, idx.origin) >= idx.H:
-        idx = None
+        hint, idx = idx.witness(), None  # a longer grid, the same cover
     if idx is None:
-        idx = BookingIndex(state, need_end)
+        idx = BookingIndex(state, need_end, hint)
         state._cache[INDEX_KEY] = idx
     idx.now = state.now
     return idx

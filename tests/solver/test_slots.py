@@ -11,6 +11,8 @@ from solver.capability import BookingState, Call, Capability
 from solver.errors import ProblemError
 from solver.problem import AgentStatus, Interval
 from solver.slots import (
+    BookingIndex,
+    advance,
     at_risk,
     book,
     find_slots,
@@ -341,3 +343,24 @@ def test_a_stored_cover_is_rebuilt_exactly_and_survives_cancellations() -> None:
         state.now, state.agents, state.capabilities, state.calls, cover={first: "zed"}
     )
     assert validate_calls(wrong, witness(wrong)) == []
+
+
+def test_a_query_past_the_grid_rebuilds_it_with_the_same_cover() -> None:
+    agents = [agent(n, {"x": 1}, [shift(d, 8, 18) for d in range(45)]) for n in ("a", "b")]
+    c = cap("x", {"x": 1}, call_minutes=60, horizon=timedelta(days=30))
+    state = BookingState(at(0, 7), tuple(agents), (c,))
+    for h in (9, 9, 10):
+        r = book(state, "x", at(12, h))
+        assert r.state is not None
+        state = r.state
+    moved = {k: {"a": "b", "b": "a"}[v] for k, v in witness(state).items() if v is not None}
+    state = BookingState(state.now, state.agents, state.capabilities, state.calls, cover=moved)
+    idx = index_of(state)
+    later = advance(state, at(10, 7))  # the index moves along with the clock ...
+    assert index_of(later) is idx
+    assert open_slots(later, "x", at(38, 0), at(39, 0))  # ... until a query reaches past it
+    assert index_of(later) is not idx
+    assert witness(later) == moved  # rebuilt from the cover it had, not searched afresh
+    bare = BookingState(state.now, state.agents, state.capabilities, state.calls)  # no cover
+    assert BookingIndex(bare).witness() != moved  # a fresh search finds another one ...
+    assert BookingIndex(bare, hint=moved).witness() == moved  # ... the live cover is kept
