@@ -595,15 +595,21 @@ def profile_assign(
     engine = make_engine(settings)
     factory = make_session_factory(engine)
     cache = RealtimeCache()
-    # statement's first line -> [count, seconds]; and when the tenant lock was requested.
+    # statement's first line -> [count, seconds]; and when the first serializing lock was asked
+    # for: the tenant's (advisory lock; SQLite's BEGIN IMMEDIATE takes the whole database) or,
+    # on the row-locking path, the chosen agent's row.
     statements: dict[str, list[float]] = {}
-    lock_at: list[float] = []
+    lock_at: list[tuple[str, float]] = []
 
     @event.listens_for(engine, "before_cursor_execute")
     def _before(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
         conn.info["t0"] = time.perf_counter()
-        if "pg_advisory_xact_lock" in statement or statement.startswith("BEGIN IMMEDIATE"):
-            lock_at.append(conn.info["t0"])
+        if "pg_advisory_xact_lock" in statement:
+            lock_at.append(("the tenant lock", conn.info["t0"]))
+        elif statement.startswith("BEGIN IMMEDIATE"):
+            lock_at.append(("SQLite's write lock (every tenant)", conn.info["t0"]))
+        elif "FROM agents" in statement and "FOR UPDATE" in statement:
+            lock_at.append(("the chosen agent's row lock", conn.info["t0"]))
 
     @event.listens_for(engine, "after_cursor_execute")
     def _after(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
@@ -612,8 +618,10 @@ def profile_assign(
         entry[0] += 1
         entry[1] += took
 
+    lock_kinds: Counter[str] = Counter()
+
     def one(ticket_id: str) -> float:
-        """One assignment as the route does it; returns how long the tenant lock was held."""
+        """One assignment as the route does it; returns how long its first lock was held."""
         lock_at.clear()
         with factory() as session:
             result = assignment.assign_ticket(
@@ -625,7 +633,11 @@ def profile_assign(
                 actor="profile",
             )
             session.commit()
-            held = time.perf_counter() - lock_at[0] if lock_at else 0.0
+            held = 0.0
+            if lock_at:
+                kind, since = lock_at[0]
+                lock_kinds[kind] += 1
+                held = time.perf_counter() - since
             out = AssignmentOut.of(
                 result.decision,
                 previous=result.previous,
@@ -639,6 +651,7 @@ def profile_assign(
     ids = list(seeded.ticket_ids)
     one(ids.pop())  # builds the cached index, as the first request of a server process does
     statements.clear()
+    lock_kinds.clear()
     t0 = time.perf_counter()
     held = sum(one(ticket_id) for ticket_id in ids[:n])
     wall = time.perf_counter() - t0
@@ -655,10 +668,17 @@ def profile_assign(
         f"[bold]{backend}[/]: {per:.2f} ms per assignment in-process, "
         f"{sum(c for c, _ in statements.values()) / n:.1f} SQL statements taking "
         f"{sql_s / n * 1000:.2f} ms in the driver ({sql_s / wall:.0%}; COMMIT not included), "
-        f"the rest Python. The tenant lock is held {held_ms:.2f} ms per assignment, so one "
-        f"tenant cannot exceed ~{1000 / held_ms if held_ms else float('inf'):.0f} assignments/s "
-        "however many workers serve it."
+        "the rest Python."
     )
+    if lock_kinds:
+        kind, count = lock_kinds.most_common(1)[0]
+        scope = "one agent" if "agent" in kind else "one tenant"
+        console.print(
+            f"Serializing lock: {kind} ({count} of {n} assignments), held {held_ms:.2f} ms on "
+            f"average (to the end of COMMIT): {scope} cannot take more than "
+            f"~{1000 / held_ms if held_ms else float('inf'):.0f} assignments/s however many "
+            "workers serve it."
+        )
     reset_assignments(engine, seeded.tenant_id)
     profiler = Profiler(interval=0.0005)
     profiler.start()
