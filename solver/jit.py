@@ -58,6 +58,7 @@ from solver.slots import NOT_WORKING, SEARCH_DEPTH, BookingIndex, hand_over, ind
 DEFAULT_LEAD = timedelta(hours=2)
 CANDIDATES_PER_CALL = 10
 GREEDY_PASSES = 3
+FINISH_MARGIN = 0.12  # seconds kept back from the time limit for applying the binding
 # Measured on 500 due calls (benchmarks/booking.py): one worker without presolve and with the
 # full LP relaxation proves the optimum in ~0.5-0.8 s; presolve alone costs more than that, and
 # a second worker only competes for the machine's two cores.
@@ -195,13 +196,24 @@ def assign_due(
         statuses, bound_sum, obj_sum, solved_all = [], 0.0, 0.0, dict(chosen)
         for part in sorted(parts, key=len):
             # Each component gets a share of what is left, by size; small ones finish early.
-            left = time_limit - (time.perf_counter() - t0) - 0.05
+            left = time_limit - (time.perf_counter() - t0) - FINISH_MARGIN
             share = max(0.02, left * len(part) / max(1, total))
+            deadline = time.perf_counter() + share  # model building counts against it too
             total -= len(part)
             pdue = [k for k in part if k in due_set]
             pbnd = [k for k in part if k not in due_set]
             st_, solved, obj_, bnd_ = _cpsat(
-                idx, pdue, pbnd, chosen, cands, cost, weights, share, workers, seed, solver_params
+                idx,
+                pdue,
+                pbnd,
+                chosen,
+                cands,
+                cost,
+                weights,
+                deadline,
+                workers,
+                seed,
+                solver_params,
             )
             statuses.append(st_)
             mine = _objective(chosen, pdue, cands, cost)
@@ -453,7 +465,7 @@ def _cpsat(
     cands: dict[int, list[tuple[int, int]]],
     cost: _Costs,
     weights: JitWeights,
-    time_limit: float,
+    deadline: float,
     workers: int,
     seed: int,
     solver_params: Mapping[str, Any] | None = None,
@@ -515,7 +527,7 @@ def _cpsat(
     _reserve(model, idx, x)
     model.minimize(sum(c * v for v, c in terms))
     solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = float(time_limit)
+    solver.parameters.max_time_in_seconds = max(0.01, deadline - time.perf_counter())
     solver.parameters.num_workers = max(1, int(workers))
     solver.parameters.random_seed = int(seed)
     params = DEFAULT_SOLVER_PARAMS if solver_params is None else solver_params
