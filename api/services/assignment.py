@@ -37,14 +37,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from api.db.locks import lock_tenant
 from api.db.models import Agent as AgentRow
 from api.db.models import Ticket as TicketRow
-from api.db.models import TicketEvent
-from api.enums import AgentStatus, TicketEventKind, TicketStatus
+from api.db.models import TicketEvent, TicketSkill
+from api.enums import AgentStatus, TicketEventKind, TicketPriority, TicketStatus
 from api.errors import Conflict, FieldError, InvalidInput, NotFound
 from api.jobs import queue as job_queue
 from api.jobs.models import Job
@@ -77,29 +77,36 @@ _REASONS_IN_LINE = 3
 # --------------------------------------------------------------------------- shared pieces
 
 
-def owner_of(row: TicketRow) -> Owner:
+def owner_of(row: TicketRow | TicketView) -> Owner:
     if row.owner_agent_id:
         return Owner(kind="agent", id=row.owner_agent_id)
     return Owner(kind="team", id=row.team_id)
 
 
+_T = TicketRow.__table__
+_HELD_WORK = (
+    select(
+        _T.c.owner_agent_id,
+        func.count(),
+        func.sum(_T.c.effort_minutes).filter(_T.c.status.in_(ACTIVE)),
+    )
+    .where(
+        _T.c.tenant_id == bindparam("tenant"),
+        _T.c.owner_agent_id.is_not(None),
+        _T.c.status.in_(HELD),
+    )
+    .group_by(_T.c.owner_agent_id)
+)
+
+
 def held_work(session: Session, tenant_id: str) -> dict[str, tuple[int, int]]:
     """agent -> (tickets held, active backlog minutes): what capacity and the queue see."""
-    active = func.sum(TicketRow.effort_minutes).filter(TicketRow.status.in_(ACTIVE))
-    stmt = (
-        select(TicketRow.owner_agent_id, func.count(), active)
-        .where(
-            TicketRow.tenant_id == tenant_id,
-            TicketRow.owner_agent_id.is_not(None),
-            TicketRow.status.in_(HELD),
-        )
-        .group_by(TicketRow.owner_agent_id)
-    )
-    return {a: (int(n), int(m or 0)) for a, n, m in session.execute(stmt) if a is not None}
+    rows = session.connection().execute(_HELD_WORK, {"tenant": tenant_id})
+    return {a: (int(n), int(m or 0)) for a, n, m in rows if a is not None}
 
 
 def _without(
-    held: Mapping[str, tuple[int, int]], rows: Iterable[TicketRow]
+    held: Mapping[str, tuple[int, int]], rows: Iterable[TicketRow | TicketView]
 ) -> dict[str, tuple[int, int]]:
     """``held`` minus the given tickets (they are being decided, so not yet anyone's load)."""
     out = dict(held)
@@ -140,7 +147,7 @@ def realtime_for(
     cache: RealtimeCache,
     tenant_id: str,
     now: datetime,
-    deciding: Iterable[TicketRow] = (),
+    deciding: Iterable[TicketRow | TicketView] = (),
 ) -> RealtimeIndex:
     """An index with every agent's current load, ``deciding`` tickets left out of it."""
     base = base_index(session=session, cache=cache, tenant_id=tenant_id, now=now)
@@ -229,64 +236,96 @@ def lock_ticket(*, session: Session, tenant_id: str, ticket_id: str) -> TicketRo
     return row
 
 
+_A = AgentRow.__table__
+_AGENT = select(_A.c.capacity, _A.c.status).where(
+    _A.c.tenant_id == bindparam("tenant"), _A.c.id == bindparam("agent")
+)
+_AGENT_FOR_UPDATE = _AGENT.with_for_update()
+_AGENT_SKIP_LOCKED = _AGENT.with_for_update(skip_locked=True)
+_AGENT_HOLDS = (
+    select(func.count())
+    .select_from(_T)
+    .where(
+        _T.c.tenant_id == bindparam("tenant"),
+        _T.c.owner_agent_id == bindparam("agent"),
+        _T.c.status.in_(HELD),
+        _T.c.id != bindparam("ticket"),
+    )
+)
+BUSY = "is being given another ticket right now"
+
+
 def claim_agent(
-    *, session: Session, tenant_id: str, agent_id: str, ticket_id: str
+    *, session: Session, tenant_id: str, agent_id: str, ticket_id: str, wait: bool = True
 ) -> str | None:
     """Lock the agent and re-check, with what is committed now, that they can take one more
-    ticket. None when they can; else why not (the caller decides again without them)."""
-    found = session.execute(
-        select(AgentRow.capacity, AgentRow.status)
-        .where(AgentRow.tenant_id == tenant_id, AgentRow.id == agent_id)
-        .with_for_update()
-    ).one_or_none()
+    ticket. None when they can; else why not (the caller decides again without them).
+
+    ``wait=False`` skips an agent another transaction holds (``SKIP LOCKED``) and says
+    :data:`BUSY`: concurrent requests that all chose the same best agent spread over the next
+    best instead of queueing behind one row lock."""
+    conn = session.connection()
+    params = {"tenant": tenant_id, "agent": agent_id, "ticket": ticket_id}
+    found = conn.execute(_AGENT_FOR_UPDATE if wait else _AGENT_SKIP_LOCKED, params).one_or_none()
     if found is None:
-        return "no longer exists"
+        return "no longer exists" if wait else BUSY
     capacity, status = found
     if AgentStatus(status) is not AgentStatus.AVAILABLE:
         return f"is {AgentStatus(status).value}"
-    holds = session.scalar(
-        select(func.count())
-        .select_from(TicketRow)
-        .where(
-            TicketRow.tenant_id == tenant_id,
-            TicketRow.owner_agent_id == agent_id,
-            TicketRow.status.in_(HELD),
-            TicketRow.id != ticket_id,
-        )
-    )
-    if int(holds or 0) >= capacity:
-        return f"holds {int(holds or 0)} of {capacity} tickets"
+    holds = int(conn.execute(_AGENT_HOLDS, params).scalar_one())
+    if holds >= capacity:
+        return f"holds {holds} of {capacity} tickets"
     return None
 
 
-_MAX_CLAIMS = 5
+_MAX_CLAIMS = 8
 
 
 def decide_and_claim(
     *,
     session: Session,
     index: RealtimeIndex,
-    row: TicketRow,
+    row: TicketRow | TicketView,
     ticket: Ticket,
     now: datetime,
     top_k: int = 3,
 ) -> Decision:
     """The real-time decision for ``row``, its agent locked and re-checked (see the module
-    docstring). Agents found full or gone are excluded from ``index`` and the ticket decided
-    again; after a few such races the caller gets a 409 to retry."""
-    for _ in range(_MAX_CLAIMS):
-        decision = index.assign(ticket, now=now, top_k=top_k)
+    docstring). An agent found full or gone is left out and the ticket decided again; one that
+    another request is assigning to right now is passed over while others can take it, and
+    waited for when nobody else can. After a few such rounds the caller gets a 409 to retry."""
+    full: set[str] = set()
+    busy: set[str] = set()
+    must_wait = not _is_postgres(session)  # SQLite has no SKIP LOCKED (nor any need for it)
+    current = index
+    for attempt in range(_MAX_CLAIMS):
+        decision = current.assign(ticket, now=now, top_k=top_k)
         agent = decision.agent_id
+        if agent is None and busy:
+            # Only agents busy this instant could take it: wait for the best of them.
+            busy.clear()
+            must_wait = True
+            current = _without_agents(index, full)
+            continue
         if agent is None or agent == row.owner_agent_id:
             return decision  # the queue, or the owner keeps it: no new load on anyone
+        wait = must_wait or attempt == _MAX_CLAIMS - 1
         refusal = claim_agent(
-            session=session, tenant_id=row.tenant_id, agent_id=agent, ticket_id=row.id
+            session=session, tenant_id=row.tenant_id, agent_id=agent, ticket_id=row.id,
+            wait=wait,
         )
         if refusal is None:
             return decision
-        log.info("agent %s %s since the loads were read; deciding again", agent, refusal)
-        index = mark_full(index, agent)
+        (busy if refusal == BUSY else full).add(agent)
+        log.debug("agent %s %s; deciding again", agent, refusal)
+        current = _without_agents(index, full | busy)
     raise Conflict("agents' loads kept changing while deciding; retry the request")
+
+
+def _without_agents(index: RealtimeIndex, agents: Iterable[str]) -> RealtimeIndex:
+    for agent in agents:
+        index = mark_full(index, agent)
+    return index
 
 
 # --------------------------------------------------------------------------- assign one
@@ -297,6 +336,139 @@ class AssignResult:
     decision: Decision
     previous: Owner
     event: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TicketView:
+    """A ticket as the hot path reads it: plain columns, no ORM object (see assign_ticket)."""
+
+    tenant_id: str
+    id: str
+    team_id: str
+    priority: TicketPriority
+    status: TicketStatus
+    created_at: datetime
+    first_response_due: datetime | None
+    resolution_due: datetime | None
+    effort_minutes: int
+    owner_agent_id: str | None
+    previous_agent_id: str | None
+    requester: str | None
+    required: dict[str, int]
+
+    def to_solver(self) -> Ticket:
+        return Ticket(
+            id=self.id,
+            team=self.team_id,
+            created_at=self.created_at,
+            required_skills=self.required,
+            priority=self.priority.to_solver(),
+            first_response_due=self.first_response_due,
+            resolution_due=self.resolution_due,
+            effort_minutes=self.effort_minutes,
+            owner_agent=self.owner_agent_id,
+            previous_agent=self.previous_agent_id,
+            requester=self.requester,
+        )
+
+
+_TS = TicketSkill.__table__
+_E = TicketEvent.__table__
+_TICKET = select(
+    _T.c.tenant_id,
+    _T.c.id,
+    _T.c.team_id,
+    _T.c.priority,
+    _T.c.status,
+    _T.c.created_at,
+    _T.c.first_response_due,
+    _T.c.resolution_due,
+    _T.c.effort_minutes,
+    _T.c.owner_agent_id,
+    _T.c.previous_agent_id,
+    _T.c.requester,
+).where(_T.c.tenant_id == bindparam("tenant"), _T.c.id == bindparam("ticket"))
+_TICKET_FOR_UPDATE = _TICKET.with_for_update()
+_TICKET_SKILLS = select(_TS.c.skill_id, _TS.c.level).where(
+    _TS.c.tenant_id == bindparam("tenant"), _TS.c.ticket_id == bindparam("ticket")
+)
+_SET_OWNER = (
+    update(_T)
+    .where(_T.c.tenant_id == bindparam("tenant"), _T.c.id == bindparam("ticket"))
+    .values(
+        team_id=bindparam("new_team"),
+        owner_agent_id=bindparam("new_agent"),
+        updated_at=bindparam("now"),
+    )
+)
+_ADD_EVENT = insert(_E)
+
+
+def _read_ticket(session: Session, tenant_id: str, ticket_id: str, *, lock: bool) -> TicketView:
+    conn = session.connection()
+    params = {"tenant": tenant_id, "ticket": ticket_id}
+    found = conn.execute(_TICKET_FOR_UPDATE if lock else _TICKET, params).one_or_none()
+    if found is None:
+        raise NotFound("ticket", ticket_id)
+    required = {skill: int(level) for skill, level in conn.execute(_TICKET_SKILLS, params)}
+    return TicketView(*found, required=required)
+
+
+def _set_owner_fast(
+    session: Session,
+    view: TicketView,
+    *,
+    agent: str | None,
+    now: datetime,
+    actor: str | None,
+    reasons: Sequence[Reason],
+    note: str | None,
+    extra: Mapping[str, Any],
+) -> str | None:
+    """What :func:`apply_owner` does, in two prebuilt statements (the hot path skips the ORM's
+    unit of work): the owner change, its history event (same kinds and columns as
+    :func:`api.services.tickets.set_owner`) and the webhook event."""
+    if agent == view.owner_agent_id:
+        return None
+    kind = TicketEventKind.ASSIGNED if view.owner_agent_id is None else TicketEventKind.REASSIGNED
+    conn = session.connection()
+    conn.execute(
+        _SET_OWNER,
+        {"tenant": view.tenant_id, "ticket": view.id, "new_team": view.team_id,
+         "new_agent": agent, "now": now},
+    )
+    conn.execute(
+        _ADD_EVENT,
+        {
+            "tenant_id": view.tenant_id,
+            "ticket_id": view.id,
+            "kind": kind,
+            "at": now,
+            "actor": actor,
+            "from_agent": view.owner_agent_id,
+            "to_agent": agent,
+            "from_team": view.team_id,
+            "to_team": view.team_id,
+            "reason": _reason_line(reasons, note, "realtime"),
+            "data": {"source": "realtime", "reasons": _reasons_data(reasons), **extra},
+        },
+    )
+    events.emit(
+        session=session,
+        tenant_id=view.tenant_id,
+        type="ticket.assigned" if kind is TicketEventKind.ASSIGNED else "ticket.reassigned",
+        data={
+            "ticket_id": view.id,
+            "agent_id": agent,
+            "team_id": view.team_id,
+            "from_agent_id": view.owner_agent_id,
+            "from_team_id": view.team_id,
+            "source": "realtime",
+            "reasons": [{"rule": r.rule, "detail": r.detail} for r in reasons],
+        },
+        now=now,
+    )
+    return kind.value
 
 
 def assign_ticket(
@@ -311,41 +483,41 @@ def assign_ticket(
     dry_run: bool = False,
     note: str | None = None,
 ) -> AssignResult:
-    """Assign one ticket now through the solver's real-time path (the caller commits)."""
+    """Assign one ticket now through the solver's real-time path (the caller commits).
+
+    This is the service's hot path (hundreds per second), so it reads and writes with prebuilt
+    Core statements rather than ORM objects; the rows it writes are the same as
+    :func:`apply_owner`'s.
+    """
+    if not dry_run and not _is_postgres(session):
+        lock_tenant(session, tenant_id)  # SQLite: BEGIN IMMEDIATE, the one writer
+    view = _read_ticket(session, tenant_id, ticket_id, lock=not dry_run)
+    if not view.status.is_active:
+        raise Conflict(f"ticket {ticket_id!r} is {view.status.value}; only new or open is assigned")
+    previous = owner_of(view)
+    index = realtime_for(
+        session=session, cache=cache, tenant_id=tenant_id, now=now, deciding=[view]
+    )
+    ticket = view.to_solver()
     if dry_run:
-        row = tickets.get_or_raise(session=session, tenant_id=tenant_id, ticket_id=ticket_id)
-    else:
-        if not _is_postgres(session):
-            lock_tenant(session, tenant_id)  # SQLite: BEGIN IMMEDIATE, the one writer
-        row = lock_ticket(session=session, tenant_id=tenant_id, ticket_id=ticket_id)
-    if not row.status.is_active:
-        raise Conflict(f"ticket {ticket_id!r} is {row.status.value}; only new or open is assigned")
-    previous = owner_of(row)
-    index = realtime_for(session=session, cache=cache, tenant_id=tenant_id, now=now, deciding=[row])
-    ticket = solver_input.ticket_to_solver(row)
-    event = None
-    if dry_run:
-        decision = index.assign(ticket, now=now, top_k=top_k)
-    else:
-        decision = decide_and_claim(
-            session=session, index=index, row=row, ticket=ticket, now=now, top_k=top_k
-        )
-        event = apply_owner(
-            session=session,
-            row=row,
-            agent=decision.agent_id,
-            now=now,
-            actor=actor,
-            reasons=decision.reasons,
-            source="realtime",
-            note=note,
-            extra={
-                "score": decision.score,
-                "alternatives": [a.agent_id for a in decision.alternatives],
-            },
-        )
-        session.flush()
-    return AssignResult(decision, previous, _event_name(event))
+        return AssignResult(index.assign(ticket, now=now, top_k=top_k), previous, None)
+    decision = decide_and_claim(
+        session=session, index=index, row=view, ticket=ticket, now=now, top_k=top_k
+    )
+    event = _set_owner_fast(
+        session,
+        view,
+        agent=decision.agent_id,
+        now=now,
+        actor=actor,
+        reasons=decision.reasons,
+        note=note,
+        extra={
+            "score": decision.score,
+            "alternatives": [a.agent_id for a in decision.alternatives],
+        },
+    )
+    return AssignResult(decision, previous, event)
 
 
 # --------------------------------------------------------------------------- escalate

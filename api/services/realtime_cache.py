@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import BigInteger, ForeignKey, String, event, select
+from sqlalchemy import BigInteger, ForeignKey, String, bindparam, event, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -104,8 +104,13 @@ def install() -> None:
             event.listen(Session, name, fn)
 
 
+_VERSION = select(OrgVersion.__table__.c.version).where(
+    OrgVersion.__table__.c.tenant_id == bindparam("tenant")
+)
+
+
 def current_version(session: Session, tenant_id: str) -> int:
-    found = session.scalar(select(OrgVersion.version).where(OrgVersion.tenant_id == tenant_id))
+    found = session.connection().execute(_VERSION, {"tenant": tenant_id}).scalar()
     return int(found or 0)
 
 
