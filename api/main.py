@@ -130,3 +130,8 @@ def _include_routers(app: FastAPI) -> None:
 
     for module in (assignment, jobs, kpis, metrics_route):
         app.include_router(module.router)
+    from api.routes import bookings
+    from api.services.bookings import BookingRefused
+
+    app.include_router(bookings.router)
+    app.add_exception_handler(BookingRefused, bookings.booking_refused)

@@ -351,8 +351,9 @@ class Call(Base):
     booking engine's tentative cover of an unbound call, kept only so the engine rebuilds the
     cover it had (see ``solver.capability.BookingState.cover``) — never shown to anybody.
     ``occupied_until`` is the end plus the capability's buffer when booked or bound: the agent is
-    taken until then. On PostgreSQL the migration adds an exclusion constraint so that one
-    agent's booked, bound calls can never overlap in ``[start_at, occupied_until)``.
+    taken until then. ``at_risk_since`` is set while no agent can cover the call. On PostgreSQL
+    the migration adds an exclusion constraint so that one agent's booked, bound calls can never
+    overlap in ``[start_at, occupied_until)``.
     """
 
     __tablename__ = "calls"
@@ -379,6 +380,7 @@ class Call(Base):
     bound_agent: Mapped[str | None] = mapped_column(String(ID_LENGTH))
     bound_at: Mapped[datetime | None]
     cover_agent: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    at_risk_since: Mapped[datetime | None]  # nobody can cover it: offer another time
     cancelled_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]

@@ -20,7 +20,7 @@ Every query filters by ``tenant_id``.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
@@ -28,13 +28,15 @@ from sqlalchemy.orm import Session
 
 from api.db.models import Agent as AgentRow
 from api.db.models import BusyInterval, Shift, TicketEvent
+from api.db.models import Call as CallRow
 from api.db.models import Capability as CapabilityRow
 from api.db.models import Skill as SkillRow
 from api.db.models import Team as TeamRow
 from api.db.models import Ticket as TicketRow
 from api.enums import TicketEventKind, TicketStatus
 from api.errors import NotFound
-from solver.capability import Capability
+from solver.capability import BookingState, Capability
+from solver.capability import Call as SolverCall
 from solver.problem import DEFAULT_HORIZON, Agent, Interval, Problem, Skill, Team, Ticket
 
 ACTIVE = (TicketStatus.NEW, TicketStatus.OPEN)
@@ -222,3 +224,59 @@ def capabilities(*, session: Session, tenant_id: str) -> tuple[Capability, ...]:
         select(CapabilityRow).where(CapabilityRow.tenant_id == tenant_id).order_by(CapabilityRow.id)
     )
     return tuple(capability_to_solver(r) for r in rows)
+
+
+# Beyond the longest horizon, how far the booking state's agents' shifts and busy time reach
+# (so a call at the horizon's end plus its buffer, or a long-booked call, sees its agents).
+_BOOKING_MARGIN = timedelta(days=2)
+
+
+def booking_state(
+    *,
+    session: Session,
+    tenant_id: str,
+    now: datetime,
+    calls: Sequence[CallRow],
+) -> BookingState:
+    """The booking engine's view of the tenant at ``now``: every agent (shifts, busy time,
+    status, skills), every capability, and ``calls`` (the booked ones still to come or under
+    way; the caller reads them, usually inside the tenant lock). Each call's ticket owner is
+    passed as ``owner_agent`` (preferred by just-in-time binding), and the stored tentative
+    cover as ``cover`` (so the engine rebuilds the cover it had)."""
+    caps = capabilities(session=session, tenant_id=tenant_id)
+    horizon = max((c.horizon for c in caps), default=timedelta(0))
+    reach = max(
+        [now + horizon + _BOOKING_MARGIN, *(c.occupied_until + _BOOKING_MARGIN for c in calls)]
+    )
+    problem = build_problem(
+        session=session, tenant_id=tenant_id, now=now, horizon_end=reach, ticket_ids=[]
+    )
+    ticket_ids = sorted({c.ticket_id for c in calls})
+    owners: dict[str, str | None] = {}
+    if ticket_ids:
+        owners = {
+            ticket: owner
+            for ticket, owner in session.execute(
+                select(TicketRow.id, TicketRow.owner_agent_id).where(
+                    TicketRow.tenant_id == tenant_id, TicketRow.id.in_(ticket_ids)
+                )
+            )
+        }
+    return BookingState(
+        now=now,
+        agents=problem.agents,
+        capabilities=caps,
+        calls=tuple(
+            SolverCall(
+                id=c.id,
+                capability_id=c.capability_id,
+                start=c.start_at,
+                end=c.end_at,
+                ticket_id=c.ticket_id,
+                owner_agent=owners.get(c.ticket_id),
+                bound_agent=c.bound_agent,
+            )
+            for c in calls
+        ),
+        cover={c.id: c.cover_agent for c in calls if c.cover_agent and not c.bound_agent},
+    )

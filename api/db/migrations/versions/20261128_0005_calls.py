@@ -58,13 +58,12 @@ def upgrade() -> None:
         sa.Column("bound_agent", sa.String(length=128), nullable=True),
         sa.Column("bound_at", _TS, nullable=True),
         sa.Column("cover_agent", sa.String(length=128), nullable=True),
+        sa.Column("at_risk_since", _TS, nullable=True),
         sa.Column("cancelled_at", _TS, nullable=True),
         sa.Column("created_at", _TS, nullable=False),
         sa.Column("updated_at", _TS, nullable=False),
         sa.CheckConstraint("end_at > start_at", name=op.f("ck_calls_end_after_start")),
-        sa.CheckConstraint(
-            "occupied_until >= end_at", name=op.f("ck_calls_occupied_after_end")
-        ),
+        sa.CheckConstraint("occupied_until >= end_at", name=op.f("ck_calls_occupied_after_end")),
         sa.ForeignKeyConstraint(
             ["tenant_id", "capability_id"],
             ["capabilities.tenant_id", "capabilities.id"],
@@ -83,15 +82,15 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("tenant_id", "id", name=op.f("pk_calls")),
     )
-    op.create_index(
-        "ix_calls_tenant_status_start", "calls", ["tenant_id", "status", "start_at"]
-    )
+    op.create_index("ix_calls_tenant_status_start", "calls", ["tenant_id", "status", "start_at"])
     op.create_index("ix_calls_tenant_ticket", "calls", ["tenant_id", "ticket_id"])
 
     if op.get_bind().dialect.name == "postgresql":
-        public = op.get_bind().execute(
-            sa.text("SELECT 1 FROM pg_namespace WHERE nspname = 'public'")
-        ).first()
+        public = (
+            op.get_bind()
+            .execute(sa.text("SELECT 1 FROM pg_namespace WHERE nspname = 'public'"))
+            .first()
+        )
         op.execute(
             "CREATE EXTENSION IF NOT EXISTS btree_gist" + (" WITH SCHEMA public" if public else "")
         )

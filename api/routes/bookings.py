@@ -1,0 +1,232 @@
+"""/v1/bookings and /v1/capabilities/{id}/slots: customers' calls against capability pools.
+
+Slots and bookings never name an agent until just-in-time binding has fixed one; after that
+the helpdesk sees the bound agent (``agent``) so it can act on it. A refused booking is a 409
+problem+json carrying the engine's ``reason`` and the nearest open ``alternatives``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime, Field
+
+from api.db.models import CallStatus
+from api.deps import HelpdeskAuth, NowDep, PageDep, ReadAuth, SessionDep
+from api.errors import PROBLEM_BASE, PROBLEM_JSON
+from api.schemas.bookings import (
+    AtRiskOut,
+    BindIn,
+    BindingOut,
+    BindOut,
+    BookingConflict,
+    BookingIn,
+    BookingOut,
+    ReasonOut,
+    RebalanceIn,
+    RebalanceOut,
+    SlotOut,
+    SlotsOut,
+)
+from api.schemas.common import Id, Page, PathId, Schema, Text, TimeZone
+from api.schemas.problem import PROBLEM_RESPONSES
+from api.services import bookings
+from api.services.bookings import BookingRefused
+
+router = APIRouter(tags=["bookings"], responses=PROBLEM_RESPONSES)
+
+From = Annotated[
+    AwareDatetime | None,
+    Query(alias="from", description="Window start, ISO 8601 with offset (default: now)"),
+]
+To = Annotated[
+    AwareDatetime | None,
+    Query(description="Window end, ISO 8601 with offset (default: a week after 'from')"),
+]
+Tz = Annotated[TimeZone, Query(description="The customer's IANA time zone")]
+
+
+class CancelIn(Schema):
+    reason: (
+        Annotated[Text, Field(max_length=1000, description="For the ticket's history")] | None
+    ) = None
+
+
+@router.get(
+    "/v1/capabilities/{capability_id}/slots",
+    summary="Open slots of a capability, in the customer's time zone (never names an agent)",
+)
+def list_slots(
+    capability_id: PathId,
+    session: SessionDep,
+    auth: ReadAuth,
+    now: NowDep,
+    start: From = None,
+    to: To = None,
+    tz: Tz = "UTC",
+) -> SlotsOut:
+    answer = bookings.open_slots(
+        session=session,
+        tenant_id=auth.tenant_id,
+        capability_id=capability_id,
+        now=now,
+        start=start,
+        end=to,
+        tz=tz,
+    )
+    return SlotsOut(
+        capability_id=capability_id,
+        tz=tz,
+        slots=[SlotOut.of(s) for s in answer.slots],
+        reason=None if answer.reason is None else ReasonOut.of(answer.reason),
+    )
+
+
+@router.post(
+    "/v1/bookings",
+    status_code=201,
+    summary="Book a call for a ticket (re-checked against the latest state, per tenant lock)",
+    responses={
+        409: {
+            "model": BookingConflict,
+            "description": "The slot is no longer open: the reason and the nearest open starts",
+        }
+    },
+)
+def create_booking(
+    body: BookingIn, response: Response, session: SessionDep, auth: HelpdeskAuth, now: NowDep
+) -> BookingOut:
+    row = bookings.book(
+        session=session, tenant_id=auth.tenant_id, data=body, now=now, actor=auth.key_id
+    )
+    session.commit()
+    response.headers["Location"] = f"/v1/bookings/{row.id}"
+    return BookingOut.from_row(row)
+
+
+@router.get("/v1/bookings", summary="List bookings (creation order), with filters")
+def list_bookings(
+    session: SessionDep,
+    auth: ReadAuth,
+    page: PageDep,
+    status: Annotated[CallStatus | None, Query()] = None,
+    capability_id: Annotated[Id | None, Query()] = None,
+    ticket_id: Annotated[Id | None, Query()] = None,
+    agent: Annotated[Id | None, Query(description="Bound to this agent")] = None,
+    start: From = None,
+    to: Annotated[AwareDatetime | None, Query(description="Calls starting before this")] = None,
+) -> Page[BookingOut]:
+    rows, cursor = bookings.list(
+        session=session,
+        tenant_id=auth.tenant_id,
+        cursor=page.cursor,
+        limit=page.limit,
+        status=status,
+        capability_id=capability_id,
+        ticket_id=ticket_id,
+        agent=agent,
+        start_from=start,
+        start_to=to,
+    )
+    return Page(items=[BookingOut.from_row(r) for r in rows], next_cursor=cursor)
+
+
+@router.post(
+    "/v1/bookings/bind",
+    summary="Just-in-time binding now: calls starting within the lead time get their agent",
+)
+def bind_due(
+    session: SessionDep, auth: HelpdeskAuth, now: NowDep, body: BindIn | None = None
+) -> BindOut:
+    body = body or BindIn()
+    out = bookings.bind(
+        session=session,
+        tenant_id=auth.tenant_id,
+        now=now,
+        actor=auth.key_id,
+        lead=timedelta(minutes=body.lead_minutes),
+        time_limit=body.time_limit_s,
+    )
+    session.commit()
+    return BindOut(
+        bound=[BindingOut.of(b) for b in (*out.bound, *out.rebound)],
+        at_risk=[AtRiskOut.of(r) for r in out.at_risk],
+        completed=out.completed,
+        due=out.due,
+        wall_seconds=out.wall_seconds,
+    )
+
+
+@router.post(
+    "/v1/bookings/rebalance",
+    summary="Re-check every future call after agent changes: re-bind, bind due, report at risk",
+)
+def rebalance(
+    session: SessionDep, auth: HelpdeskAuth, now: NowDep, body: RebalanceIn | None = None
+) -> RebalanceOut:
+    body = body or RebalanceIn()
+    out = bookings.rebalance(
+        session=session,
+        tenant_id=auth.tenant_id,
+        now=now,
+        actor=auth.key_id,
+        lead=timedelta(minutes=body.lead_minutes),
+        time_limit=body.time_limit_s,
+    )
+    session.commit()
+    return RebalanceOut(
+        rebound=[BindingOut.of(b) for b in out.rebound],
+        bound=[BindingOut.of(b) for b in out.bound],
+        at_risk=[AtRiskOut.of(r) for r in out.at_risk],
+        checked=out.checked,
+        completed=out.completed,
+        wall_seconds=out.wall_seconds,
+    )
+
+
+@router.get("/v1/bookings/{booking_id}", summary="Read a booking")
+def read_booking(booking_id: PathId, session: SessionDep, auth: ReadAuth) -> BookingOut:
+    row = bookings.get_or_raise(session=session, tenant_id=auth.tenant_id, booking_id=booking_id)
+    return BookingOut.from_row(row)
+
+
+@router.post(
+    "/v1/bookings/{booking_id}/cancel",
+    summary="Cancel a booking (frees its capacity; cancelling twice is harmless)",
+)
+def cancel_booking(
+    booking_id: PathId,
+    session: SessionDep,
+    auth: HelpdeskAuth,
+    now: NowDep,
+    body: CancelIn | None = None,
+) -> BookingOut:
+    row = bookings.cancel(
+        session=session,
+        tenant_id=auth.tenant_id,
+        booking_id=booking_id,
+        now=now,
+        actor=auth.key_id,
+        reason=body.reason if body else None,
+    )
+    session.commit()
+    return BookingOut.from_row(row)
+
+
+async def booking_refused(request: Request, exc: Exception) -> JSONResponse:
+    """The 409 of a refused booking, with the problem's extension members ``reason`` and
+    ``alternatives`` (registered in ``api.main``)."""
+    assert isinstance(exc, BookingRefused)
+    body = {
+        "type": PROBLEM_BASE + exc.slug,
+        "title": exc.title,
+        "status": exc.status,
+        "detail": exc.detail,
+        "instance": request.url.path,
+        "reason": ReasonOut.of(exc.reason).model_dump(mode="json"),
+        "alternatives": [SlotOut.of(s).model_dump(mode="json") for s in exc.alternatives],
+    }
+    return JSONResponse(body, status_code=exc.status, media_type=PROBLEM_JSON)

@@ -1,0 +1,169 @@
+"""Schemas of the booking endpoints: open slots, bookings, just-in-time binding, rebalancing.
+
+Slots and alternatives are answered in the customer's time zone (ISO 8601 with its offset) and
+never name an agent. A booking names its agent only once just-in-time binding has fixed one
+(``agent``); the engine's tentative cover before that is internal and never shown.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AwareDatetime, Field
+
+from api.db.models import Call, CallStatus
+from api.schemas.common import Id, Schema, Timestamp, TimeZone
+from api.schemas.problem import ProblemDetails
+from solver.capability import AtRisk, Binding, Slot
+from solver.plan import Reason
+from solver.slots import zone
+
+LeadMinutes = Annotated[
+    int,
+    Field(ge=0, le=7 * 24 * 60, description="Bind calls starting within this many minutes"),
+]
+TimeLimit = Annotated[
+    float, Field(gt=0, le=10, description="Seconds the binding optimizer may use (CP-SAT)")
+]
+
+
+class ReasonOut(Schema):
+    rule: str = Field(
+        description="no_qualified_agents, no_agent_working, reserve, fully_booked, "
+        "outside_booking_window, uncoverable, ..."
+    )
+    detail: str
+
+    @classmethod
+    def of(cls, reason: Reason) -> ReasonOut:
+        return cls(rule=reason.rule, detail=reason.detail)
+
+
+class SlotOut(Schema):
+    start: datetime = Field(description="In the customer's time zone, with its offset")
+    end: datetime
+
+    @classmethod
+    def of(cls, slot: Slot) -> SlotOut:
+        return cls(start=slot.start, end=slot.end)
+
+
+class SlotsOut(Schema):
+    capability_id: str
+    tz: str
+    slots: list[SlotOut]
+    reason: ReasonOut | None = Field(description="Why there are none (null when there are)")
+
+
+class BookingIn(Schema):
+    capability_id: Id
+    ticket_id: Id = Field(description="The helpdesk's id of the ticket the call is for")
+    start: AwareDatetime = Field(
+        description="A start on the capability's slot grid in `tz`, with an offset"
+    )
+    tz: TimeZone = Field(
+        default="UTC", description="The customer's IANA time zone (slot grid, alternatives)"
+    )
+
+
+class BookingOut(Schema):
+    id: str
+    capability_id: str
+    ticket_id: str
+    status: CallStatus
+    start: Timestamp
+    end: Timestamp
+    start_local: datetime = Field(description="The start in the customer's time zone")
+    tz: str
+    agent: str | None = Field(
+        description="The agent, once just-in-time binding has named one; null before"
+    )
+    bound_at: Timestamp | None
+    at_risk: bool = Field(description="Nobody can cover the call any more: offer another time")
+    cancelled_at: Timestamp | None
+    created_at: Timestamp
+    updated_at: Timestamp
+
+    @classmethod
+    def from_row(cls, row: Call) -> BookingOut:
+        return cls(
+            id=row.id,
+            capability_id=row.capability_id,
+            ticket_id=row.ticket_id,
+            status=row.status,
+            start=row.start_at,
+            end=row.end_at,
+            start_local=row.start_at.astimezone(zone(row.timezone)),
+            tz=row.timezone,
+            agent=row.bound_agent,
+            bound_at=row.bound_at,
+            at_risk=row.at_risk_since is not None,
+            cancelled_at=row.cancelled_at,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+
+class BookingConflict(ProblemDetails):
+    """409 when the slot is no longer open: why, and the nearest open starts."""
+
+    reason: ReasonOut
+    alternatives: list[SlotOut]
+
+
+class BindIn(Schema):
+    lead_minutes: LeadMinutes = 120
+    time_limit_s: TimeLimit = 1.0
+
+
+class BindingOut(Schema):
+    booking_id: str
+    agent: str
+    previous_agent: str | None
+    reasons: list[ReasonOut]
+
+    @classmethod
+    def of(cls, b: Binding) -> BindingOut:
+        return cls(
+            booking_id=b.call_id,
+            agent=b.agent_id,
+            previous_agent=b.previous_agent,
+            reasons=[ReasonOut.of(r) for r in b.reasons],
+        )
+
+
+class AtRiskOut(Schema):
+    booking_id: str
+    previous_agent: str | None
+    reason: ReasonOut
+
+    @classmethod
+    def of(cls, r: AtRisk) -> AtRiskOut:
+        return cls(
+            booking_id=r.call_id, previous_agent=r.previous_agent, reason=ReasonOut.of(r.reason)
+        )
+
+
+class BindOut(Schema):
+    bound: list[BindingOut] = Field(description="Calls that got (or changed) their agent")
+    at_risk: list[AtRiskOut]
+    completed: int = Field(description="Calls found over and marked completed")
+    due: int = Field(description="Calls within the lead time that needed an agent")
+    wall_seconds: float
+
+
+class RebalanceIn(Schema):
+    lead_minutes: LeadMinutes = 120
+    time_limit_s: TimeLimit = 1.0
+
+
+class RebalanceOut(Schema):
+    rebound: list[BindingOut] = Field(
+        description="Bound calls whose agent can no longer take them, moved to another agent"
+    )
+    bound: list[BindingOut] = Field(description="Calls due within the lead time, newly bound")
+    at_risk: list[AtRiskOut] = Field(description="Calls nobody can cover any more")
+    checked: int = Field(description="Booked calls still to come that were re-checked")
+    completed: int
+    wall_seconds: float

@@ -1,0 +1,623 @@
+"""Bookings: customers' calls against capability pools, checked by the booking engine.
+
+The engine (``solver.slots``, ``solver.jit``) decides; this module loads its state, persists its
+answers and records what happened. The mapping is thin on purpose:
+
+- **State.** The tenant's agents, capabilities and booked calls still to come or under way
+  (``solver_input.booking_state``), with each unbound call's last tentative cover
+  (``calls.cover_agent``) so the engine rebuilds the cover it had. After every decision the new
+  cover is written back (only the rows whose cover moved).
+- **Writes that must not race** — booking, cancelling, binding, rebalancing — open their unit
+  of work with :func:`api.db.locks.lock_tenant`, read the latest state *inside* the lock,
+  re-check with the engine, then write. Capabilities share agents, so the lock is per tenant,
+  not per capability. Reading open slots takes no lock: the answer is advisory, and booking
+  re-checks.
+- **History and webhooks.** Every change lands on the ticket's history as a ``call_booked``
+  event whose ``data.action`` says what happened (``booked``, ``agent_bound``,
+  ``agent_rebound``, ``unbound``, ``at_risk``, ``cancelled``) — one event kind, because
+  adding kinds would mean rebuilding the append-only history table — and as a ``booking.*``
+  webhook event in the same transaction. ``booking.at_risk`` is sent when a call *becomes*
+  uncoverable (``at_risk_since``), not again on every later check.
+- **Agents.** Nothing names an agent before binding; the helpdesk sees the bound agent after.
+
+Just-in-time binding runs on demand (``bind``) and as a background job: every booking queues a
+``bookings.bind`` job for the moment its call enters the lead time (unless one is queued
+earlier), and each run queues the next one.
+"""
+
+from __future__ import annotations
+
+import builtins
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api.db.locks import lock_tenant
+from api.db.models import Call as CallRow
+from api.db.models import CallStatus
+from api.db.models import Capability as CapabilityRow
+from api.db.models import Ticket as TicketRow
+from api.enums import TicketEventKind
+from api.errors import Conflict, InvalidInput, NotFound
+from api.jobs import queue as job_queue
+from api.jobs.models import Job, JobStatus
+from api.jobs.worker import JobContext
+from api.schemas.bookings import BookingIn
+from api.services import common, events, solver_input, tickets
+from solver import jit, slots
+from solver.capability import AtRisk, Binding, BookingState, Slot, SlotAnswer
+from solver.plan import Reason
+
+WHAT = "booking"
+BIND_JOB = "bookings.bind"
+DEFAULT_LEAD = jit.DEFAULT_LEAD
+ALTERNATIVES = 5
+MAX_SLOT_WINDOW = timedelta(days=31)
+DEFAULT_SLOT_WINDOW = timedelta(days=7)
+
+
+class BookingRefused(Conflict):
+    """The slot is no longer open (409): the engine's reason and the nearest open starts."""
+
+    title = "Slot not available"
+    slug = "slot-unavailable"
+
+    def __init__(self, reason: Reason, alternatives: Sequence[Slot]) -> None:
+        super().__init__(f"{reason.rule}: {reason.detail}")
+        self.reason = reason
+        self.alternatives = tuple(alternatives)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _live_rows(session: Session, tenant_id: str, now: datetime) -> list[CallRow]:
+    """Booked calls that still hold (or will hold) an agent at ``now``."""
+    stmt = (
+        select(CallRow)
+        .where(
+            CallRow.tenant_id == tenant_id,
+            CallRow.status == CallStatus.BOOKED,
+            CallRow.occupied_until > now,
+        )
+        .order_by(CallRow.start_at, CallRow.id)
+    )
+    return builtins.list(session.scalars(stmt))
+
+
+def _load(
+    session: Session, tenant_id: str, now: datetime
+) -> tuple[BookingState, dict[str, CallRow]]:
+    rows = _live_rows(session, tenant_id, now)
+    state = solver_input.booking_state(session=session, tenant_id=tenant_id, now=now, calls=rows)
+    return state, {r.id: r for r in rows}
+
+
+def _save_cover(state: BookingState, rows: Mapping[str, CallRow]) -> None:
+    """Write the engine's tentative cover back to the unbound rows whose cover moved."""
+    cover = slots.witness(state)
+    for call_id, row in rows.items():
+        if row.status is not CallStatus.BOOKED:
+            continue
+        agent = None if row.bound_agent else cover.get(call_id)
+        if row.cover_agent != agent:
+            row.cover_agent = agent
+
+
+def _complete_past(session: Session, tenant_id: str, now: datetime) -> int:
+    rows = session.scalars(
+        select(CallRow).where(
+            CallRow.tenant_id == tenant_id,
+            CallRow.status == CallStatus.BOOKED,
+            CallRow.end_at <= now,
+        )
+    ).all()
+    for row in rows:
+        row.status = CallStatus.COMPLETED
+        row.cover_agent = None
+        row.updated_at = now
+    return len(rows)
+
+
+def _capability_or_422(session: Session, tenant_id: str, capability_id: str) -> CapabilityRow:
+    row = common.get(session, CapabilityRow, tenant_id, capability_id)
+    if row is None:
+        raise InvalidInput.one("capability_id", f"unknown capability {capability_id!r}")
+    return row
+
+
+# --------------------------------------------------------------------------- slots
+
+
+def open_slots(
+    *,
+    session: Session,
+    tenant_id: str,
+    capability_id: str,
+    now: datetime,
+    start: datetime | None,
+    end: datetime | None,
+    tz: str,
+) -> SlotAnswer:
+    """Open starts of a capability in ``[start, end)`` (default: the coming week), in ``tz``."""
+    if common.get(session, CapabilityRow, tenant_id, capability_id) is None:
+        raise NotFound("capability", capability_id)
+    lo = start or now
+    hi = end or lo + DEFAULT_SLOT_WINDOW
+    if hi <= lo:
+        raise InvalidInput.one("query.to", "must be after 'from'")
+    if hi - lo > MAX_SLOT_WINDOW:
+        raise InvalidInput.one(
+            "query.to", f"the window may span at most {MAX_SLOT_WINDOW.days} days"
+        )
+    state, _rows = _load(session, tenant_id, now)
+    return slots.find_slots(state, capability_id, lo, hi, tz)
+
+
+# --------------------------------------------------------------------------- book / cancel
+
+
+def _check_on_grid(start: datetime, granularity: int, tz: str) -> None:
+    """The engine offers starts every ``granularity`` minutes from local midnight in the
+    customer's zone; a start off that grid was never offered, so it is bad input."""
+    if start.second or start.microsecond:
+        raise InvalidInput.one("start", "must be on a whole minute")
+    grid = slots.grid_starts(
+        start, slots.zone(tz), granularity, start, start + timedelta(minutes=1)
+    )
+    if 0 not in grid.tolist():
+        raise InvalidInput.one(
+            "start",
+            f"not on the slot grid: starts fall every {granularity} minutes from midnight in {tz}",
+        )
+
+
+def book(
+    *, session: Session, tenant_id: str, data: BookingIn, now: datetime, actor: str | None
+) -> CallRow:
+    """Book a call of ``data.capability_id`` at ``data.start`` for ticket ``data.ticket_id``.
+
+    Raises :class:`BookingRefused` when the engine finds the start no longer coverable
+    together with every call already booked.
+    """
+    lock_tenant(session, tenant_id)
+    cap = _capability_or_422(session, tenant_id, data.capability_id)
+    ticket = common.get(session, TicketRow, tenant_id, data.ticket_id)
+    if ticket is None:
+        raise InvalidInput.one("ticket_id", f"unknown ticket {data.ticket_id!r}")
+    start = data.start.astimezone(UTC)
+    _check_on_grid(start, cap.granularity_minutes, data.tz)
+
+    state, rows = _load(session, tenant_id, now)
+    call_id = events.new_id("call", now)
+    result = slots.book(
+        state,
+        cap.id,
+        start,
+        ticket.id,
+        call_id=call_id,
+        owner_agent=ticket.owner_agent_id,
+        tz=data.tz,
+        alternatives=ALTERNATIVES,
+    )
+    if result.call is None or result.state is None:
+        assert result.reason is not None
+        raise BookingRefused(result.reason, result.alternatives)
+    call = result.call
+    row = CallRow(
+        tenant_id=tenant_id,
+        id=call.id,
+        capability_id=cap.id,
+        ticket_id=ticket.id,
+        start_at=call.start,
+        end_at=call.end,
+        occupied_until=call.end + timedelta(minutes=cap.buffer_minutes),
+        timezone=data.tz,
+        status=CallStatus.BOOKED,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    _save_cover(result.state, {**rows, row.id: row})
+    tickets.record_event(
+        session=session,
+        tenant_id=tenant_id,
+        ticket_id=ticket.id,
+        kind=TicketEventKind.CALL_BOOKED,
+        now=now,
+        actor=actor,
+        reason=f"call booked ({cap.id}, {call.start.isoformat()})",
+        data=events.normalize_data({"action": "booked", **_call_data(row)}),
+    )
+    events.emit(
+        session=session,
+        tenant_id=tenant_id,
+        type=events.EventType.BOOKING_CREATED,
+        data=_call_data(row),
+        now=now,
+    )
+    _schedule_bind(session, tenant_id, now, _due_at(call.start, DEFAULT_LEAD))
+    session.flush()
+    return row
+
+
+def _call_data(row: CallRow) -> dict[str, Any]:
+    return {
+        "booking_id": row.id,
+        "ticket_id": row.ticket_id,
+        "capability_id": row.capability_id,
+        "start": row.start_at,
+        "end": row.end_at,
+        "tz": row.timezone,
+    }
+
+
+def get_or_raise(*, session: Session, tenant_id: str, booking_id: str) -> CallRow:
+    return common.get_or_raise(session, CallRow, tenant_id, booking_id, WHAT)
+
+
+def list(
+    *,
+    session: Session,
+    tenant_id: str,
+    cursor: str | None,
+    limit: int,
+    status: CallStatus | None = None,
+    capability_id: str | None = None,
+    ticket_id: str | None = None,
+    agent: str | None = None,
+    start_from: datetime | None = None,
+    start_to: datetime | None = None,
+) -> tuple[Sequence[CallRow], str | None]:
+    """The tenant's bookings in creation order (ids sort by creation), filtered."""
+    stmt = select(CallRow).where(CallRow.tenant_id == tenant_id)
+    if status is not None:
+        stmt = stmt.where(CallRow.status == status)
+    if capability_id is not None:
+        stmt = stmt.where(CallRow.capability_id == capability_id)
+    if ticket_id is not None:
+        stmt = stmt.where(CallRow.ticket_id == ticket_id)
+    if agent is not None:
+        stmt = stmt.where(CallRow.bound_agent == agent)
+    if start_from is not None:
+        stmt = stmt.where(CallRow.start_at >= start_from)
+    if start_to is not None:
+        stmt = stmt.where(CallRow.start_at < start_to)
+    return common.paginate(session, stmt, CallRow.id, cursor, limit)
+
+
+def cancel(
+    *,
+    session: Session,
+    tenant_id: str,
+    booking_id: str,
+    now: datetime,
+    actor: str | None,
+    reason: str | None = None,
+) -> CallRow:
+    """Cancel a booked call, freeing its capacity. Cancelling twice is harmless; a call that is
+    over (completed, or its end has passed) cannot be cancelled."""
+    lock_tenant(session, tenant_id)
+    row = get_or_raise(session=session, tenant_id=tenant_id, booking_id=booking_id)
+    if row.status is CallStatus.CANCELLED:
+        return row
+    if row.status is CallStatus.COMPLETED or row.end_at <= now:
+        raise Conflict(f"booking {booking_id!r} is over and cannot be cancelled")
+    row.status = CallStatus.CANCELLED
+    row.cancelled_at = now
+    row.cover_agent = None
+    row.updated_at = now
+    tickets.record_event(
+        session=session,
+        tenant_id=tenant_id,
+        ticket_id=row.ticket_id,
+        kind=TicketEventKind.CALL_BOOKED,
+        now=now,
+        actor=actor,
+        reason=f"call cancelled{f': {reason}' if reason else ''}",
+        data=events.normalize_data(
+            {"action": "cancelled", **_call_data(row), "agent_id": row.bound_agent}
+        ),
+        from_agent=row.bound_agent,
+    )
+    events.emit(
+        session=session,
+        tenant_id=tenant_id,
+        type=events.EventType.BOOKING_CANCELLED,
+        data={**_call_data(row), "agent_id": row.bound_agent},
+        now=now,
+    )
+    session.flush()
+    return row
+
+
+# --------------------------------------------------------------------------- binding
+
+
+@dataclass
+class BindOutcome:
+    bound: builtins.list[Binding] = field(default_factory=builtins.list)
+    rebound: builtins.list[Binding] = field(default_factory=builtins.list)
+    at_risk: builtins.list[AtRisk] = field(default_factory=builtins.list)
+    completed: int = 0
+    due: int = 0
+    checked: int = 0
+    wall_seconds: float = 0.0
+
+
+def _apply_binding(
+    session: Session,
+    tenant_id: str,
+    row: CallRow,
+    binding: Binding,
+    state: BookingState,
+    now: datetime,
+    actor: str | None,
+) -> None:
+    buffer = state.capability(row.capability_id).buffer_minutes
+    previous = row.bound_agent
+    row.bound_agent = binding.agent_id
+    row.bound_at = now
+    row.cover_agent = None
+    row.at_risk_since = None
+    # The engine keeps the agent for the call's current buffer: the database's range agrees.
+    row.occupied_until = row.end_at + timedelta(minutes=buffer)
+    row.updated_at = now
+    action = "agent_bound" if previous is None else "agent_rebound"
+    reasons = [{"rule": r.rule, "detail": r.detail} for r in binding.reasons]
+    tickets.record_event(
+        session=session,
+        tenant_id=tenant_id,
+        ticket_id=row.ticket_id,
+        kind=TicketEventKind.CALL_BOOKED,
+        now=now,
+        actor=actor,
+        reason=f"call {row.id}: agent {binding.agent_id} bound"
+        + (f" (was {previous})" if previous else ""),
+        data=events.normalize_data({"action": action, **_call_data(row), "reasons": reasons}),
+        from_agent=previous,
+        to_agent=binding.agent_id,
+    )
+    events.emit(
+        session=session,
+        tenant_id=tenant_id,
+        type=events.EventType.BOOKING_AGENT_BOUND,
+        data={
+            **_call_data(row),
+            "agent_id": binding.agent_id,
+            "previous_agent_id": previous,
+            "reasons": reasons,
+        },
+        now=now,
+    )
+
+
+def _apply_at_risk(
+    session: Session,
+    tenant_id: str,
+    row: CallRow,
+    risk: AtRisk,
+    now: datetime,
+    actor: str | None,
+) -> None:
+    previous = row.bound_agent
+    row.bound_agent = None  # nobody can take it; a later binding names somebody again
+    row.cover_agent = None
+    if row.at_risk_since is not None and previous is None:
+        return  # already reported
+    row.at_risk_since = row.at_risk_since or now
+    row.updated_at = now
+    reason = {"rule": risk.reason.rule, "detail": risk.reason.detail}
+    tickets.record_event(
+        session=session,
+        tenant_id=tenant_id,
+        ticket_id=row.ticket_id,
+        kind=TicketEventKind.CALL_BOOKED,
+        now=now,
+        actor=actor,
+        reason=f"call {row.id} at risk: {risk.reason.detail}",
+        data=events.normalize_data({"action": "at_risk", **_call_data(row), "reason": reason}),
+        from_agent=previous,
+    )
+    events.emit(
+        session=session,
+        tenant_id=tenant_id,
+        type=events.EventType.BOOKING_AT_RISK,
+        data={**_call_data(row), "previous_agent_id": previous, "reason": reason},
+        now=now,
+    )
+
+
+def _clear_recovered(state: BookingState, rows: Mapping[str, CallRow], now: datetime) -> None:
+    """Calls reported at risk that the engine covers again are no longer at risk."""
+    cover = slots.witness(state)
+    for call_id, row in rows.items():
+        if row.at_risk_since is not None and cover.get(call_id) is not None:
+            row.at_risk_since = None
+            row.updated_at = now
+
+
+def bind(
+    *,
+    session: Session,
+    tenant_id: str,
+    now: datetime,
+    actor: str | None,
+    lead: timedelta = DEFAULT_LEAD,
+    time_limit: float = 1.0,
+) -> BindOutcome:
+    """Just-in-time binding now: every booked call starting within ``lead`` gets its agent."""
+    t0 = time.perf_counter()
+    lock_tenant(session, tenant_id)
+    out = BindOutcome(completed=_complete_past(session, tenant_id, now))
+    state, rows = _load(session, tenant_id, now)
+    result = jit.assign_due(state, lead=lead, time_limit=time_limit)
+    out.due = int(result.stats.params.get("due", 0))
+    _record_jit(session, tenant_id, rows, result, now, actor, out)
+    _save_cover(result.state, rows)
+    _clear_recovered(result.state, rows, now)
+    _schedule_next_bind(session, tenant_id, rows, now, lead)
+    session.flush()
+    out.checked = len(rows)
+    out.wall_seconds = time.perf_counter() - t0
+    return out
+
+
+def _record_jit(
+    session: Session,
+    tenant_id: str,
+    rows: Mapping[str, CallRow],
+    result: jit.JitResult,
+    now: datetime,
+    actor: str | None,
+    out: BindOutcome,
+) -> None:
+    for b in result.bindings:
+        row = rows[b.call_id]
+        if row.bound_agent == b.agent_id:
+            continue  # kept: nothing to tell anybody
+        (out.rebound if row.bound_agent else out.bound).append(b)
+        _apply_binding(session, tenant_id, row, b, result.state, now, actor)
+    for risk in result.at_risk:
+        out.at_risk.append(risk)
+        _apply_at_risk(session, tenant_id, rows[risk.call_id], risk, now, actor)
+
+
+def rebalance(
+    *,
+    session: Session,
+    tenant_id: str,
+    now: datetime,
+    actor: str | None,
+    lead: timedelta = DEFAULT_LEAD,
+    time_limit: float = 1.0,
+) -> BindOutcome:
+    """Re-check every booked call against the agents as they are now (after shift, calendar or
+    status changes), with the fewest visible changes:
+
+    - a bound call whose agent can no longer take it (a *stale* binding) is re-bound: within
+      the lead time by just-in-time binding (owner and fairness preferences), later to the
+      agent the engine's rebuilt cover gives it; other bindings stay;
+    - calls due within the lead time are bound, as :func:`bind` does;
+    - calls nobody can cover are reported at risk (``booking.at_risk``), so the customer can be
+      offered another time.
+    """
+    t0 = time.perf_counter()
+    lock_tenant(session, tenant_id)
+    out = BindOutcome(completed=_complete_past(session, tenant_id, now))
+    state, rows = _load(session, tenant_id, now)
+    result = jit.assign_due(state, lead=lead, time_limit=time_limit)
+    out.due = int(result.stats.params.get("due", 0))
+    _record_jit(session, tenant_id, rows, result, now, actor, out)
+    # Stale bindings beyond the lead time: the engine's rebuilt cover already holds each of
+    # them on an agent who can take it (bound calls that still fit never moved), so binding
+    # them there keeps every other call where it was.
+    state = result.state
+    reported = {r.call_id for r in result.at_risk}
+    cover = slots.witness(state)
+    for call in state.calls:
+        if call.bound_agent is None or cover.get(call.id) == call.bound_agent:
+            continue
+        row = rows[call.id]
+        agent = cover.get(call.id)
+        if agent is None:
+            risk = AtRisk(call.id, _uncoverable(), call.bound_agent)
+            out.at_risk.append(risk)
+            reported.add(call.id)
+            _apply_at_risk(session, tenant_id, row, risk, now, actor)
+            continue
+        why = Reason("rebound", f"{call.bound_agent} can no longer take it")
+        binding = Binding(call.id, agent, call.bound_agent, (why,))
+        out.rebound.append(binding)
+        _apply_binding(session, tenant_id, row, binding, state, now, actor)
+    for call_id in slots.at_risk(state):
+        if call_id in reported or call_id not in rows:
+            continue
+        risk = AtRisk(call_id, _uncoverable())
+        out.at_risk.append(risk)
+        _apply_at_risk(session, tenant_id, rows[call_id], risk, now, actor)
+    _save_cover(state, rows)
+    _clear_recovered(state, rows, now)
+    _schedule_next_bind(session, tenant_id, rows, now, lead)
+    session.flush()
+    out.checked = len(rows)
+    out.wall_seconds = time.perf_counter() - t0
+    return out
+
+
+def _uncoverable() -> Reason:
+    return Reason(
+        "uncoverable",
+        "no qualified agent is free for the whole call any more; offer the customer another time",
+    )
+
+
+# --------------------------------------------------------------------------- the JIT job
+
+
+def _schedule_bind(session: Session, tenant_id: str, now: datetime, when: datetime) -> None:
+    """Make sure a ``bookings.bind`` job is queued to run no later than ``when``."""
+    when = max(when, now)
+    queued = session.scalars(
+        select(Job.run_after).where(
+            Job.tenant_id == tenant_id,
+            Job.kind == BIND_JOB,
+            Job.status == JobStatus.QUEUED,
+            Job.run_after <= when,
+        )
+    ).first()
+    if queued is None:
+        job_queue.enqueue(
+            session=session,
+            tenant_id=tenant_id,
+            kind=BIND_JOB,
+            payload={},
+            now=now,
+            run_after=when,
+        )
+
+
+def _schedule_next_bind(
+    session: Session,
+    tenant_id: str,
+    rows: Mapping[str, CallRow],
+    now: datetime,
+    lead: timedelta,
+) -> None:
+    pending = [
+        r.start_at
+        for r in rows.values()
+        if r.status is CallStatus.BOOKED and r.bound_agent is None and r.start_at >= now + lead
+    ]
+    if pending:
+        _schedule_bind(session, tenant_id, now, _due_at(min(pending), lead))
+
+
+def _due_at(start: datetime, lead: timedelta) -> datetime:
+    # Binding takes calls starting strictly before now + lead: run a minute after the edge.
+    return start - lead + timedelta(minutes=1)
+
+
+def run_bind_job(ctx: JobContext) -> dict[str, Any]:
+    """The ``bookings.bind`` job: bind what is due, repair stale bindings, queue the next run."""
+    with ctx.session_factory() as session:
+        out = rebalance(session=session, tenant_id=ctx.tenant_id, now=ctx.now(), actor="system")
+        result = summary(out)
+        ctx.complete(session, result)
+        session.commit()
+    return result
+
+
+def summary(out: BindOutcome) -> dict[str, Any]:
+    return {
+        "bound": len(out.bound),
+        "rebound": len(out.rebound),
+        "at_risk": len(out.at_risk),
+        "completed": out.completed,
+        "due": out.due,
+    }
