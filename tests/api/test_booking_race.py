@@ -1,0 +1,65 @@
+"""Two customers booking the last coverable slot at the same moment, on SQLite and PostgreSQL:
+exactly one gets it (201), the other a 409 with alternatives.
+
+Two threads, two HTTP clients. Each booking is slowed down between reading the state and
+writing (the engine's ``book`` sleeps first), so both requests are certainly inside the service
+at once: only the per-tenant lock (``api.db.locks.lock_tenant``) keeps the second from deciding
+on the state the first is about to change. Without the lock, PostgreSQL books both (two 201s)
+and SQLite's second writer fails on its stale snapshot (a 503); either way this test fails.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from api.services import bookings
+from solver import slots as engine
+from tests.api.conftest import As, TenantCtx, assert_problem
+from tests.api.test_bookings import BERLIN_10, book, org
+
+HOLD_SECONDS = 0.3
+
+
+def test_two_bookings_race_for_the_last_agent(
+    tenant_a: TenantCtx, a: As, app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    org(a, agents=("ana",))  # one agent: the 09:00 call is the last one that 09:00 can take
+    real_book = engine.book
+    entered: list[float] = []
+
+    def slow_book(*args: Any, **kwargs: Any) -> Any:
+        entered.append(time.monotonic())
+        time.sleep(HOLD_SECONDS)
+        return real_book(*args, **kwargs)
+
+    monkeypatch.setattr(bookings.slots, "book", slow_book)
+    other = TestClient(app)  # a second client of the same running service
+    clients = [a, As(other, tenant_a.admin_key)]
+    barrier = threading.Barrier(len(clients))
+    answers: list[Any] = [None, None]
+
+    def customer(i: int) -> None:
+        barrier.wait()
+        answers[i] = book(clients[i], ticket=f"ZD-{i + 1}")
+
+    threads = [threading.Thread(target=customer, args=(i,)) for i in range(len(clients))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    codes = sorted(r.status_code for r in answers)
+    assert codes == [201, 409], [r.text for r in answers]
+    # The lock made the second decision wait for the first commit.
+    assert len(entered) == 2 and entered[1] - entered[0] >= HOLD_SECONDS * 0.9
+    refused = next(r for r in answers if r.status_code == 409)
+    problem = assert_problem(refused, 409)
+    assert problem["reason"]["rule"] == "fully_booked"
+    assert BERLIN_10 not in [s["start"] for s in problem["alternatives"]]
+    listed = a.get("/v1/bookings").json()["items"]
+    assert len(listed) == 1 and listed[0]["start_local"] == BERLIN_10
