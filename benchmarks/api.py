@@ -307,7 +307,8 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def serve(database_url: str, *, workers: int, log: Path) -> Iterator[str]:
-    """The service under uvicorn in a subprocess; yields its base URL once it answers."""
+    """The service under uvicorn (:func:`run_server`) in a subprocess; yields its base URL
+    once it answers."""
     port = free_port()
     env = {
         **os.environ,
@@ -317,11 +318,8 @@ def serve(database_url: str, *, workers: int, log: Path) -> Iterator[str]:
         "SWITCHBOARD_JOBS_WORKER": "false",
         "SWITCHBOARD_WEBHOOK_DELIVERER": "false",
     }
-    cmd = [
-        sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app",
-        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-        "--log-level", "warning", "--no-access-log",
-    ]  # fmt: skip
+    launch = f"from benchmarks.api import run_server; run_server({port}, {workers})"
+    cmd = [sys.executable, "-c", launch]
     root = Path(__file__).resolve().parent.parent
     with log.open("ab") as out:
         proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -336,6 +334,37 @@ def serve(database_url: str, *, workers: int, log: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def run_server(port: int, workers: int, host: str = "127.0.0.1") -> None:
+    """``uvicorn --factory api.main:create_app`` with ``workers`` processes, minus a trap.
+
+    uvicorn's own ``--workers N`` binds the listening socket without ``IPPROTO_TCP``; accepted
+    connections inherit ``proto == 0``, asyncio then skips ``TCP_NODELAY``, and every keep-alive
+    response waits ~40 ms for the client's delayed ACK (Kludex/uvicorn#3149, open at 0.54).
+    Measured here: /healthz 1 ms with one worker, 44 ms with two. So the socket is bound here,
+    as TCP, and handed to uvicorn's supervisor; one worker takes uvicorn's normal path.
+    """
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    config = uvicorn.Config(
+        "api.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
+    if workers <= 1:
+        uvicorn.Server(config).run()
+        return
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    Multiprocess(config, sockets=[sock]).run()
 
 
 def _wait_ready(base: str, proc: subprocess.Popen[bytes], *, timeout: float, log: Path) -> None:
