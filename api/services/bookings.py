@@ -98,6 +98,22 @@ def _load(
     return state, {r.id: r for r in rows}
 
 
+def _sync_occupancy(state: BookingState, rows: Mapping[str, CallRow], *, grow: bool) -> None:
+    """Bring each row's ``occupied_until`` to the buffer the engine uses now (a capability's
+    buffer may have changed since booking), so the exclusion constraint agrees with the engine.
+
+    Shrinking never makes two ranges overlap; growing may, for a binding the engine finds stale,
+    so it is done only once stale bindings have been repaired (``grow=True``, by rebalance).
+    """
+    for row in rows.values():
+        if row.status is not CallStatus.BOOKED:
+            continue
+        buffer = state.capability(row.capability_id).buffer_minutes
+        occupied = row.end_at + timedelta(minutes=buffer)
+        if occupied < row.occupied_until or (grow and occupied > row.occupied_until):
+            row.occupied_until = occupied
+
+
 def _save_cover(state: BookingState, rows: Mapping[str, CallRow]) -> None:
     """Write the engine's tentative cover back to the unbound rows whose cover moved."""
     cover = slots.witness(state)
@@ -456,6 +472,7 @@ def bind(
     lock_tenant(session, tenant_id)
     out = BindOutcome(completed=_complete_past(session, tenant_id, now))
     state, rows = _load(session, tenant_id, now)
+    _sync_occupancy(state, rows, grow=False)
     result = jit.assign_due(state, lead=lead, time_limit=time_limit)
     out.due = int(result.stats.params.get("due", 0))
     _record_jit(session, tenant_id, rows, result, now, actor, out)
@@ -541,6 +558,7 @@ def rebalance(
         risk = AtRisk(call_id, _uncoverable())
         out.at_risk.append(risk)
         _apply_at_risk(session, tenant_id, rows[call_id], risk, now, actor)
+    _sync_occupancy(state, rows, grow=True)
     _save_cover(state, rows)
     _clear_recovered(state, rows, now)
     _schedule_next_bind(session, tenant_id, rows, now, lead)

@@ -430,3 +430,22 @@ def test_postgres_refuses_overlapping_bound_calls_of_one_agent(
         s.add(_call(tenant_a.id, "c6", "ana", nine + timedelta(minutes=35)))
         with pytest.raises(IntegrityError, match="ex_calls_agent_no_overlap"):
             s.commit()
+
+
+def test_a_shorter_buffer_lets_back_to_back_calls_bind_to_one_agent(a: As) -> None:
+    """Bound calls keep the agent until end + buffer in the database too (the PostgreSQL
+    constraint); when a capability's buffer shrinks, binding uses the new one on both sides."""
+    org(a, agents=("ana",))
+    assert a.patch("/v1/capabilities/net", json={"buffer_minutes": 10}).status_code == 200
+    first = book(a).json()["id"]
+    assert a.post("/v1/bookings/bind").json()["bound"][0]["agent"] == "ana"
+    assert book(a, start=f"{DAY}10:30:00+01:00", ticket="ZD-2").status_code == 409  # buffer
+    assert a.patch("/v1/capabilities/net", json={"buffer_minutes": 0}).status_code == 200
+    second = book(a, start=f"{DAY}10:30:00+01:00", ticket="ZD-2")
+    assert second.status_code == 201, second.text
+    r = a.post("/v1/bookings/bind")
+    assert r.status_code == 200, r.text
+    assert [b["booking_id"] for b in r.json()["bound"]] == [second.json()["id"]]
+    assert {a.get(f"/v1/bookings/{i}").json()["agent"] for i in (first, second.json()["id"])} == {
+        "ana"
+    }
