@@ -38,7 +38,10 @@ def read_kpis(
     ] = None,
 ) -> KpiOut:
     end = end or now
-    start = start or end - DEFAULT_WINDOW
+    try:
+        start = start or end - DEFAULT_WINDOW
+    except OverflowError:
+        raise InvalidInput.one("query.to", "too early to have a week before it") from None
     if start >= end:
         raise InvalidInput.one("query.from", "must be before to")
     if end - start > MAX_WINDOW:

@@ -161,3 +161,15 @@ def test_finished_jobs_cannot_be_cancelled_and_lists_page(a: As, app: FastAPI) -
     page2 = a.get("/v1/jobs", params={"limit": 2, "cursor": page1["next_cursor"]}).json()
     listed = [j["id"] for j in page1["items"] + page2["items"]]
     assert sorted(listed) == sorted(ids) and page2["next_cursor"] is None
+
+
+def test_a_retried_optimize_request_enqueues_one_job(a: As) -> None:
+    org(a)
+    headers = {"Idempotency-Key": "reopt-1"}
+    first = a.post("/v1/queue/optimize", json=FAST, headers=headers)
+    again = a.post("/v1/queue/optimize", json=FAST, headers=headers)
+    assert first.status_code == again.status_code == 202
+    assert again.headers.get("idempotent-replayed") == "true"
+    assert again.json()["id"] == first.json()["id"]
+    assert again.headers["location"] == first.headers["location"]
+    assert len(a.get("/v1/jobs").json()["items"]) == 1

@@ -134,3 +134,4 @@ def test_kpis_are_tenant_isolated_and_validate_input(
     assert_problem(a.get("/v1/kpis", params={"from": at("12:00"), "to": at("08:00")}), 422,
                    "query.from")
     assert_problem(a.get("/v1/kpis", params={"team": "nope"}), 422, "query.team")
+    assert_problem(a.get("/v1/kpis", params={"to": "0001-01-02T00:00:00Z"}), 422, "query.to")
