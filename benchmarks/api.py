@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -306,9 +306,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(database_url: str, *, workers: int, log: Path) -> Iterator[str]:
-    """The service under uvicorn (:func:`run_server`) in a subprocess; yields its base URL
-    once it answers."""
+def serve(database_url: str, *, workers: int, log: Path) -> Iterator[tuple[str, int]]:
+    """The service under uvicorn (:func:`run_server`) in a subprocess; yields its base URL and
+    pid once it answers."""
     port = free_port()
     env = {
         **os.environ,
@@ -326,7 +326,7 @@ def serve(database_url: str, *, workers: int, log: Path) -> Iterator[str]:
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(base, proc, timeout=60.0, log=log)
-        yield base
+        yield base, proc.pid
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -389,6 +389,107 @@ QUEUED = "200 queued"
 SUCCESS = (ASSIGNED, QUEUED)
 
 
+# --- CPU accounting: on a shared 2-core machine wall-clock figures move with everyone else's
+# load, CPU seconds per request much less, so both are reported (Linux /proc only).
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _proc_stat(pid: int) -> tuple[int, float] | None:
+    """(parent pid, CPU seconds used) of a process, or None once it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2 :].split()
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+
+def _tree(root: int) -> set[int]:
+    """``root`` and all its descendants (the launcher, uvicorn's supervisor, its workers)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (stat := _proc_stat(int(entry.name))) is not None:
+            parents[int(entry.name)] = stat[0]
+    found = {root}
+    grew = True
+    while grew:
+        more = {pid for pid, parent in parents.items() if parent in found} - found
+        found |= more
+        grew = bool(more)
+    return found
+
+
+def _cpu_of(pids: set[int]) -> dict[int, float]:
+    out = {}
+    for pid in pids:
+        if (stat := _proc_stat(pid)) is not None:
+            out[pid] = stat[1]
+    return out
+
+
+def _machine_busy_seconds() -> float:
+    """CPU seconds the whole machine spent busy (all processes, all cores) since boot."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:9]]
+    idle = values[3] + values[4]
+    return (sum(values) - idle) / _CLK_TCK
+
+
+@dataclass(frozen=True)
+class CpuUse:
+    """CPU seconds spent during one measured run, by whom."""
+
+    server: float
+    database: float  # PostgreSQL backends serving the benchmark database (0 for SQLite)
+    client: float  # this process: the load generator
+    machine: float  # everything on the machine, other engineers' work included
+
+
+class CpuProbe:
+    """Samples the CPU time of the server's process tree, the database's backends and this
+    process at the start and end of a run."""
+
+    def __init__(self, server_pid: int, db_pids: Callable[[], set[int]] | None = None) -> None:
+        self.server_pid = server_pid
+        self.db_pids = db_pids
+        self._start: tuple[dict[int, float], dict[int, float], float, float] | None = None
+
+    def _sample(self) -> tuple[dict[int, float], dict[int, float], float, float]:
+        db = _cpu_of(self.db_pids()) if self.db_pids else {}
+        return _cpu_of(_tree(self.server_pid)), db, time.process_time(), _machine_busy_seconds()
+
+    def start(self) -> None:
+        self._start = self._sample()
+
+    def stop(self) -> CpuUse:
+        assert self._start is not None, "start() first"
+        server0, db0, client0, machine0 = self._start
+        server1, db1, client1, machine1 = self._sample()
+        # A backend that appeared during the run counts from zero; one that left is lost
+        # (pool overflow connections come and go: a small undercount).
+        return CpuUse(
+            server=sum(t - server0.get(pid, 0.0) for pid, t in server1.items()),
+            database=sum(t - db0.get(pid, 0.0) for pid, t in db1.items()),
+            client=client1 - client0,
+            machine=machine1 - machine0,
+        )
+
+
+def postgres_backends(url: str) -> Callable[[], set[int]]:
+    """A function listing the server pids of every session open on ``url``'s database."""
+    dbname = make_url(url).database
+
+    def pids() -> set[int]:
+        with _pg_server(PG_SERVER_URL) as conn:
+            rows = conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (dbname,),
+            ).fetchall()
+        return {int(r[0]) for r in rows}
+
+    return pids
+
+
 @dataclass
 class RunResult:
     backend: str
@@ -397,6 +498,17 @@ class RunResult:
     latencies_ms: np.ndarray
     elapsed_s: float
     statuses: Counter[str] = field(default_factory=Counter)
+    cpu: CpuUse | None = None
+
+    def cpu_ms_per_request(self, part: str) -> float:
+        """CPU milliseconds per answered request spent by ``part`` (a :class:`CpuUse` field,
+        or "others": the rest of the machine, in cores busy on average)."""
+        if self.cpu is None or not self.ok:
+            return float("nan")
+        if part == "others":
+            ours = self.cpu.server + self.cpu.database + self.cpu.client
+            return max(0.0, self.cpu.machine - ours) / self.elapsed_s
+        return float(getattr(self.cpu, part)) / self.ok * 1000.0
 
     @property
     def ok(self) -> int:
@@ -433,7 +545,8 @@ async def drive(
     duration: float,
     warmup: int = 0,
     transport: httpx.AsyncBaseTransport | None = None,
-) -> tuple[np.ndarray, float, Counter[str]]:
+    probe: CpuProbe | None = None,
+) -> tuple[np.ndarray, float, Counter[str], CpuUse | None]:
     """``concurrency`` clients, each sending its next request as soon as the last one answers,
     over fresh tickets from ``ticket_ids``, until ``duration`` seconds or the tickets run out.
 
@@ -441,6 +554,7 @@ async def drive(
     (:data:`ASSIGNED`, :data:`QUEUED`, another HTTP status, or the exception's name).
     ``warmup`` dry-run assignments first fill each server process's caches without using up
     tickets. ``transport`` replaces the network (the smoke test drives the app in-process).
+    ``probe`` measures CPU time over the run (after the warm-up).
     """
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     headers = {"Authorization": f"Bearer {key}"}
@@ -448,13 +562,15 @@ async def drive(
         base_url=base, headers=headers, limits=limits, timeout=30.0, transport=transport
     ) as client:
         if warmup:
-            probe = ASSIGN_PATH.format(ticket_id=ticket_ids[0])
+            warm = ASSIGN_PATH.format(ticket_id=ticket_ids[0])
             await asyncio.gather(
-                *(client.post(probe, json={"dry_run": True}) for _ in range(warmup))
+                *(client.post(warm, json={"dry_run": True}) for _ in range(warmup))
             )
         pending = iter(ticket_ids)
         latencies: list[float] = []
         outcomes: Counter[str] = Counter()
+        if probe is not None:
+            probe.start()
         started = time.perf_counter()
         deadline = started + duration
 
@@ -477,7 +593,8 @@ async def drive(
 
         await asyncio.gather(*(client_loop() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
-    return np.asarray(latencies), elapsed, outcomes
+        cpu = probe.stop() if probe is not None else None
+    return np.asarray(latencies), elapsed, outcomes, cpu
 
 
 def run_backend(
@@ -511,10 +628,11 @@ def run_backend(
     try:
         for workers in workers_list:
             log = workdir / f"server-{backend}-{workers}.log"
-            with serve(url, workers=workers, log=log) as base:
+            with serve(url, workers=workers, log=log) as (base, server_pid):
+                db_pids = postgres_backends(url) if backend == "postgresql" else None
                 for concurrency in concurrencies:
                     reset_assignments(engine, seeded.tenant_id)
-                    latencies, elapsed, outcomes = asyncio.run(
+                    latencies, elapsed, outcomes, cpu = asyncio.run(
                         drive(
                             base,
                             seeded.helpdesk_key,
@@ -522,9 +640,12 @@ def run_backend(
                             concurrency=concurrency,
                             duration=duration,
                             warmup=max(8, 4 * workers),
+                            probe=CpuProbe(server_pid, db_pids),
                         )
                     )
-                    result = RunResult(backend, workers, concurrency, latencies, elapsed, outcomes)
+                    result = RunResult(
+                        backend, workers, concurrency, latencies, elapsed, outcomes, cpu
+                    )
                     results.append(result)
                     console.print(
                         f"  {backend} workers={workers} clients={concurrency}: "
@@ -543,7 +664,8 @@ def run_backend(
 def results_table(results: Sequence[RunResult]) -> Table:
     table = Table(title="POST /v1/tickets/{id}/assign under load (200 agents)")
     for name in ("backend", "workers", "clients", "answered", "queued", "errors", "assign/s",
-                 "p50 ms", "p99 ms", "max ms", "target"):  # fmt: skip
+                 "p50 ms", "p99 ms", "max ms", "server CPU ms", "PG CPU ms", "client CPU ms",
+                 "others' cores", "target"):  # fmt: skip
         table.add_column(name, justify="left" if name in ("backend", "target") else "right")
     for r in results:
         is_target_row = r.backend == TARGET_BACKEND and r.concurrency == TARGET_CONCURRENCY
@@ -559,6 +681,10 @@ def results_table(results: Sequence[RunResult]) -> Table:
             f"{r.percentile(50):.1f}",
             f"{r.percentile(99):.1f}",
             f"{r.percentile(100):.1f}",
+            f"{r.cpu_ms_per_request('server'):.2f}",
+            f"{r.cpu_ms_per_request('database'):.2f}" if r.backend == "postgresql" else "-",
+            f"{r.cpu_ms_per_request('client'):.2f}",
+            f"{r.cpu_ms_per_request('others'):.2f}",
             verdict,
         )
     return table

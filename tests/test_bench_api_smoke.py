@@ -5,6 +5,7 @@ benchmark's own driver, reset, and report. No server process and no timing is as
 from __future__ import annotations
 
 import asyncio
+import os
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,7 +44,7 @@ def test_seed_drive_reset_and_report(tmp_path: Path) -> None:
 
         app = create_app(settings, clock=lambda: NOW)
 
-        async def run() -> tuple[np.ndarray, float, Counter[str]]:
+        async def run() -> tuple[np.ndarray, float, Counter[str], bench.CpuUse | None]:
             async with app.router.lifespan_context(app):
                 return await bench.drive(
                     "http://bench",
@@ -53,9 +54,12 @@ def test_seed_drive_reset_and_report(tmp_path: Path) -> None:
                     duration=30.0,
                     warmup=2,
                     transport=httpx.ASGITransport(app=app),
+                    probe=bench.CpuProbe(os.getpid()),
                 )
 
-        latencies, elapsed, outcomes = asyncio.run(run())
+        latencies, elapsed, outcomes, cpu = asyncio.run(run())
+        # In-process the "server" is this process too (read in /proc clock ticks, so coarser).
+        assert cpu is not None and cpu.client > 0 and cpu.server >= 0 and cpu.machine > 0
         assert set(outcomes) <= set(bench.SUCCESS) and outcomes.total() == 6, outcomes
         assert latencies.shape == (6,) and elapsed > 0
         with engine.connect() as conn:
@@ -69,9 +73,12 @@ def test_seed_drive_reset_and_report(tmp_path: Path) -> None:
     finally:
         engine.dispose()
 
-    result = bench.RunResult("postgresql", 1, bench.TARGET_CONCURRENCY, latencies, 0.001, outcomes)
+    result = bench.RunResult(
+        "postgresql", 1, bench.TARGET_CONCURRENCY, latencies, 0.001, outcomes, cpu
+    )
     assert result.ok == 6 and result.errors == 0 and result.queued == outcomes[bench.QUEUED]
     assert result.throughput == 6000.0
     line = bench.target_line([result])
     assert ("MET" in line) is result.meets_target
     assert bench.results_table([result]).row_count == 1
+    assert result.cpu_ms_per_request("client") > 0
