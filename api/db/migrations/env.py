@@ -11,6 +11,8 @@ from alembic import context
 from sqlalchemy import Connection
 
 import api.db.models  # registers every table on Base.metadata
+import api.jobs.models  # the jobs table
+import api.services.realtime_cache  # org_versions
 import api.webhooks.models  # noqa: F401  (the webhook outbox tables)
 from api.db.base import Base
 from api.db.engine import make_engine
