@@ -131,7 +131,8 @@ def _include_routers(app: FastAPI) -> None:
     for module in (assignment, jobs, kpis, metrics_route):
         app.include_router(module.router)
     from api.routes import bookings
-    from api.services.bookings import BookingRefused
+    from api.services import bookings as booking_service
 
     app.include_router(bookings.router)
-    app.add_exception_handler(BookingRefused, bookings.booking_refused)
+    app.add_exception_handler(booking_service.BookingRefused, bookings.booking_refused)
+    booking_service.install()  # agent changes queue a re-check of booked calls

@@ -34,12 +34,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from api.db.locks import lock_tenant
+from api.db.models import Agent as AgentRow
+from api.db.models import AgentSkill, BusyInterval, CallStatus, Shift
 from api.db.models import Call as CallRow
-from api.db.models import CallStatus
 from api.db.models import Capability as CapabilityRow
 from api.db.models import Ticket as TicketRow
 from api.enums import TicketEventKind
@@ -639,3 +640,68 @@ def summary(out: BindOutcome) -> dict[str, Any]:
         "completed": out.completed,
         "due": out.due,
     }
+
+
+# --------------------------------------------------------------------------- disruption trigger
+
+# Changes that can take an agent away from a call (or give one back): who works when, with what.
+_COVER_MODELS: tuple[type[Any], ...] = (AgentRow, AgentSkill, Shift, BusyInterval)
+_RECHECK = "switchboard.bookings_recheck"
+
+
+def _note_cover_changes(session: Session, _context: Any, _instances: Any) -> None:
+    """before_flush: remember which tenants' agents changed, and from when (the earliest
+    ``updated_at`` of the changed rows: the services stamp them with the request's clock)."""
+    seen: dict[str, datetime | None] = session.info.setdefault(_RECHECK, {})
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        if not isinstance(obj, _COVER_MODELS):
+            continue
+        if obj in session.dirty and not session.is_modified(obj, include_collections=False):
+            continue
+        stamp: datetime | None = getattr(obj, "updated_at", None)  # agent skills have none
+        earlier = seen.get(obj.tenant_id)
+        if obj.tenant_id not in seen or (
+            stamp is not None and (earlier is None or stamp < earlier)
+        ):
+            seen[obj.tenant_id] = stamp
+
+
+def _queue_rechecks(session: Session) -> None:
+    """before_commit: a tenant whose agents changed and who has calls booked gets a
+    ``bookings.bind`` run (rebalance) queued in the same transaction, due at once."""
+    session.flush()  # commit would flush next anyway; this lets before_flush see everything
+    seen: dict[str, datetime | None] = session.info.pop(_RECHECK, {})
+    for tenant_id, stamp in sorted(seen.items()):
+        when = stamp or datetime.now(UTC)  # only agent skills changed: no request time to hand
+        live = session.scalar(
+            select(CallRow.id)
+            .where(
+                CallRow.tenant_id == tenant_id,
+                CallRow.status == CallStatus.BOOKED,
+                CallRow.occupied_until > when,
+            )
+            .limit(1)
+        )
+        if live is not None:
+            _schedule_bind(session, tenant_id, when, when)
+
+
+def _forget_rechecks(session: Session, *_args: Any) -> None:
+    session.info.pop(_RECHECK, None)
+
+
+_LISTENERS = (
+    ("before_flush", _note_cover_changes),
+    ("before_commit", _queue_rechecks),
+    ("after_rollback", _forget_rechecks),
+)
+
+
+def install() -> None:
+    """Re-check bookings whenever an agent, their skills, shifts or calendar busy time change:
+    the commit that makes such a change also queues a ``bookings.bind`` job (rebalance: re-bind
+    stale bindings, report calls at risk), so disruptions are handled within a worker poll
+    whoever made the change. Idempotent; called by ``create_app``, never at import."""
+    for name, fn in _LISTENERS:
+        if not event.contains(Session, name, fn):
+            event.listen(Session, name, fn)

@@ -449,3 +449,27 @@ def test_a_shorter_buffer_lets_back_to_back_calls_bind_to_one_agent(a: As) -> No
     assert {a.get(f"/v1/bookings/{i}").json()["agent"] for i in (first, second.json()["id"])} == {
         "ana"
     }
+
+
+def test_an_agent_change_queues_a_recheck_that_rebinds(a: As, app: FastAPI) -> None:
+    """Whoever changes an agent (here: new calendar busy time through /v1/busy), the same
+    commit queues the bookings job, and its run moves the call off the agent who dropped out."""
+    org(a)
+    call = book(a).json()["id"]
+    first = a.post("/v1/bookings/bind").json()["bound"][0]["agent"]
+    worker = app.state.job_worker
+    while worker.run_once() is not None:  # the job queued by the booking itself
+        pass
+    busy = {"agent": first, "start": f"{DAY}08:45:00Z", "end": f"{DAY}09:15:00Z"}
+    assert a.post("/v1/busy", json=busy).status_code == 201
+    run = worker.run_once()
+    assert run is not None and run.kind == "bookings.bind"
+    shown = a.get(f"/v1/bookings/{call}").json()
+    assert shown["agent"] not in (None, first)
+    assert worker.run_once() is None  # one change, one run
+    assert a.patch("/v1/agents/ana", json={"capacity": 5}).status_code == 200
+    assert worker.run_once() is not None  # ana changed and a call is booked: re-checked
+    # With no call booked any more, agent changes queue nothing.
+    assert a.post(f"/v1/bookings/{call}/cancel").status_code == 200
+    assert a.patch("/v1/agents/ana", json={"capacity": 4}).status_code == 200
+    assert worker.run_once() is None
