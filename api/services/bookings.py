@@ -77,7 +77,7 @@ class BookingRefused(Conflict):
 # --------------------------------------------------------------------------- loading
 
 
-def _live_rows(session: Session, tenant_id: str, now: datetime) -> list[CallRow]:
+def _live_rows(session: Session, tenant_id: str, now: datetime) -> builtins.list[CallRow]:
     """Booked calls that still hold (or will hold) an agent at ``now``."""
     stmt = (
         select(CallRow)
@@ -475,7 +475,7 @@ def bind(
     state, rows = _load(session, tenant_id, now)
     _sync_occupancy(state, rows, grow=False)
     result = jit.assign_due(state, lead=lead, time_limit=time_limit)
-    out.due = int(result.stats.params.get("due", 0))
+    out.due = _due_count(result)
     _record_jit(session, tenant_id, rows, result, now, actor, out)
     _save_cover(result.state, rows)
     _clear_recovered(result.state, rows, now)
@@ -484,6 +484,11 @@ def bind(
     out.checked = len(rows)
     out.wall_seconds = time.perf_counter() - t0
     return out
+
+
+def _due_count(result: jit.JitResult) -> int:
+    due = result.stats.params.get("due", 0)
+    return due if isinstance(due, int) else 0
 
 
 def _record_jit(
@@ -530,7 +535,7 @@ def rebalance(
     out = BindOutcome(completed=_complete_past(session, tenant_id, now))
     state, rows = _load(session, tenant_id, now)
     result = jit.assign_due(state, lead=lead, time_limit=time_limit)
-    out.due = int(result.stats.params.get("due", 0))
+    out.due = _due_count(result)
     _record_jit(session, tenant_id, rows, result, now, actor, out)
     # Stale bindings beyond the lead time: the engine's rebuilt cover already holds each of
     # them on an agent who can take it (bound calls that still fit never moved), so binding

@@ -8,6 +8,7 @@ The race of two bookings for the last coverable slot is in ``test_booking_race.p
 
 from __future__ import annotations
 
+import random
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,7 +19,9 @@ from sqlalchemy.exc import IntegrityError
 
 from api.db.engine import make_session_factory
 from api.db.models import Call, CallStatus
+from api.services import bookings as service
 from api.webhooks.models import WebhookEvent, WebhookSubscription
+from solver.slots import validate_calls, witness
 from tests.api.conftest import T0, As, FakeClock, TenantCtx, assert_problem
 
 DAY = f"{T0.date().isoformat()}T"  # Monday 2026-03-02; Berlin is UTC+1 that day
@@ -473,3 +476,42 @@ def test_an_agent_change_queues_a_recheck_that_rebinds(a: As, app: FastAPI) -> N
     assert a.post(f"/v1/bookings/{call}/cancel").status_code == 200
     assert a.patch("/v1/agents/ana", json={"capacity": 4}).status_code == 200
     assert worker.run_once() is None
+
+
+def test_a_stream_of_offered_slots_always_books_and_stays_coverable(
+    a: As, tenant_a: TenantCtx, db: Engine, clock: FakeClock
+) -> None:
+    """Three capabilities sharing five agents (with a team reserve): every start the slots
+    endpoint offers is booked at once (201), cancels free room, and afterwards the stored
+    calls are jointly coverable by the engine's independent check."""
+    org(a, agents=("ana", "ben", "cid", "dan", "eve"), reserve=0.2)
+    for skill in ("lang:de", "billing"):
+        assert a.post("/v1/skills", json={"id": skill}).status_code == 201
+    for agent, extra in (("ana", {"lang:de": 4}), ("cid", {"lang:de": 5}), ("eve", {"billing": 3})):
+        r = a.patch(f"/v1/agents/{agent}", json={"skills": {"networking": 3, **extra}})
+        assert r.status_code == 200, r.text
+    for cap, reqs in (("net-de", {"networking": 2, "lang:de": 4}), ("bill", {"billing": 2})):
+        body = {"id": cap, "requirements": reqs, "granularity_minutes": 30, "reserve_share": 0.2}
+        assert a.post("/v1/capabilities", json=body | {"min_notice_minutes": 60}).status_code == 201
+    rng = random.Random(7)
+    booked: list[str] = []
+    for n in range(30):
+        cap = rng.choice(["net", "net-de", "bill"])
+        offered = a.get(
+            f"/v1/capabilities/{cap}/slots",
+            params={"from": f"{DAY}08:00:00Z", "to": f"{DAY}18:00:00Z", "tz": "Europe/Berlin"},
+        ).json()["slots"]
+        if offered:
+            body = {"capability_id": cap, "ticket_id": f"ZD-{n % 4 + 1}", "tz": "Europe/Berlin"}
+            r = a.post("/v1/bookings", json=body | {"start": rng.choice(offered)["start"]})
+            assert r.status_code == 201, r.text  # offered means bookable
+            booked.append(r.json()["id"])
+        if booked and rng.random() < 0.2:
+            victim = booked.pop(rng.randrange(len(booked)))
+            assert a.post(f"/v1/bookings/{victim}/cancel").status_code == 200
+        clock.advance(seconds=1)
+    assert len(booked) >= 10
+    with make_session_factory(db)() as session:
+        state, rows = service._load(session, tenant_a.id, clock.now)
+    assert set(rows) == set(booked)
+    assert validate_calls(state, witness(state)) == []
