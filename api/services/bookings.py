@@ -14,15 +14,18 @@ answers and records what happened. The mapping is thin on purpose:
   re-checks.
 - **History and webhooks.** Every change lands on the ticket's history as a ``call_booked``
   event whose ``data.action`` says what happened (``booked``, ``agent_bound``,
-  ``agent_rebound``, ``unbound``, ``at_risk``, ``cancelled``) — one event kind, because
-  adding kinds would mean rebuilding the append-only history table — and as a ``booking.*``
-  webhook event in the same transaction. ``booking.at_risk`` is sent when a call *becomes*
-  uncoverable (``at_risk_since``), not again on every later check.
+  ``agent_rebound``, ``at_risk`` — which also unbinds —, ``cancelled``): one event kind, because
+  adding kinds would mean rebuilding the append-only history table. Each also becomes a
+  ``booking.*`` webhook event in the same transaction. ``booking.at_risk`` is sent when a call
+  *becomes* uncoverable (``at_risk_since``), not again on every later check.
 - **Agents.** Nothing names an agent before binding; the helpdesk sees the bound agent after.
 
-Just-in-time binding runs on demand (``bind``) and as a background job: every booking queues a
-``bookings.bind`` job for the moment its call enters the lead time (unless one is queued
-earlier), and each run queues the next one.
+Background work, one job kind (``bookings.bind``, running :func:`rebalance`): every booking
+queues a run for the moment its call enters the lead time (unless one is queued earlier), each
+run queues the next, and any commit that changes an agent, their skills, shifts or busy time
+queues a run at once when the tenant has calls booked (:func:`install`), so a disruption is
+repaired and reported within a worker poll whoever made the change. Calls whose time has passed
+are marked ``completed`` by these runs (and by ``bind``/``rebalance``).
 """
 
 from __future__ import annotations

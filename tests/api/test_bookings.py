@@ -515,3 +515,19 @@ def test_a_stream_of_offered_slots_always_books_and_stays_coverable(
         state, rows = service._load(session, tenant_a.id, clock.now)
     assert set(rows) == set(booked)
     assert validate_calls(state, witness(state)) == []
+
+
+def test_rebalance_rebinds_a_stale_binding_beyond_the_lead_time(a: As) -> None:
+    org(a)
+    call = book(a, start=f"{DAY}16:00:00+01:00").json()["id"]  # 15:00 UTC
+    first = a.post("/v1/bookings/bind", json={"lead_minutes": 8 * 60}).json()["bound"][0]["agent"]
+    other = "ben" if first == "ana" else "ana"
+    busy = {"agent": first, "start": f"{DAY}14:50:00Z", "end": f"{DAY}15:10:00Z"}
+    assert a.post("/v1/busy", json=busy).status_code == 201
+    out = a.post("/v1/bookings/rebalance", json={"lead_minutes": 120}).json()
+    assert out["bound"] == []  # nothing is due within two hours
+    assert [(b["booking_id"], b["agent"], b["previous_agent"]) for b in out["rebound"]] == [
+        (call, other, first)
+    ]
+    assert out["rebound"][0]["reasons"][0]["rule"] == "rebound"
+    assert a.get(f"/v1/bookings/{call}").json()["agent"] == other
