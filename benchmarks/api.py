@@ -306,9 +306,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(database_url: str, *, workers: int, log: Path) -> Iterator[tuple[str, int]]:
+def serve(
+    database_url: str, *, workers: int, log: Path, env_extra: dict[str, str] | None = None
+) -> Iterator[tuple[str, int]]:
     """The service under uvicorn (:func:`run_server`) in a subprocess; yields its base URL and
-    pid once it answers."""
+    pid once it answers. ``env_extra`` adds settings (``SWITCHBOARD_DB_POOL_SIZE``, ...)."""
     port = free_port()
     env = {
         **os.environ,
@@ -317,6 +319,7 @@ def serve(database_url: str, *, workers: int, log: Path) -> Iterator[tuple[str, 
         # Background work would compete for the same cores; it is not what is measured.
         "SWITCHBOARD_JOBS_WORKER": "false",
         "SWITCHBOARD_WEBHOOK_DELIVERER": "false",
+        **(env_extra or {}),
     }
     launch = f"from benchmarks.api import run_server; run_server({port}, {workers})"
     cmd = [sys.executable, "-c", launch]
@@ -608,6 +611,7 @@ def run_backend(
     workdir: Path,
     console: Console,
     pg_database: str = PG_BENCH_DB,
+    env_extra: dict[str, str] | None = None,
 ) -> list[RunResult]:
     now = datetime.now(UTC)
     t0 = time.perf_counter()
@@ -628,7 +632,7 @@ def run_backend(
     try:
         for workers in workers_list:
             log = workdir / f"server-{backend}-{workers}.log"
-            with serve(url, workers=workers, log=log) as (base, server_pid):
+            with serve(url, workers=workers, log=log, env_extra=env_extra) as (base, server_pid):
                 db_pids = postgres_backends(url) if backend == "postgresql" else None
                 for concurrency in concurrencies:
                     reset_assignments(engine, seeded.tenant_id)
@@ -877,13 +881,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--pg-database", default=PG_BENCH_DB, help="PostgreSQL database to (re)create and use"
     )
+    parser.add_argument(
+        "--db-pool-size",
+        type=int,
+        default=None,
+        help="the server's SWITCHBOARD_DB_POOL_SIZE per worker (default: the service's own)",
+    )
     args = parser.parse_args(argv)
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     for b in backends:
         if b not in ("sqlite", "postgresql"):
             parser.error(f"unknown backend {b!r}: sqlite or postgresql")
 
-    console = Console(width=None if sys.stdout.isatty() else 120)
+    env_extra = {}
+    if args.db_pool_size is not None:
+        env_extra["SWITCHBOARD_DB_POOL_SIZE"] = str(args.db_pool_size)
+    console = Console(width=None if sys.stdout.isatty() else 170)
     console.print(machine_note())
     results: list[RunResult] = []
     with contextlib.ExitStack() as stack:
@@ -903,6 +916,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 workdir=workdir,
                 console=console,
                 pg_database=args.pg_database,
+                env_extra=env_extra,
             )
         if results:
             console.print(results_table(results))
