@@ -8,7 +8,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
-.PHONY: demo serve test lint bench
+.PHONY: serve demo test lint bench
+serve: $(VENV)/.installed
+	$(VENV)/bin/switchboard serve --demo
+
 demo: $(VENV)/.installed
 	$(VENV)/bin/switchboard demo
 

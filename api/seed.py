@@ -193,6 +193,15 @@ Demo tenant {demo.tenant_id} is ready. These keys are shown once:
 Try it (API docs at {base_url}/docs):
 
   export SB={demo.helpdesk_key}
+
+  # Assign one ticket now: the answer names the agent, the reasons and the alternatives.
+  curl -s -X POST {base_url}/v1/tickets/DEMO-1/assign -H "Authorization: Bearer $SB"
+
+  # Re-optimize the whole queue as a job, then follow the job's URL from the answer.
+  curl -s -X POST {base_url}/v1/queue/optimize -H "Authorization: Bearer $SB" \
+       -H 'Content-Type: application/json' -d '{{"time_limit_s": 5}}'
+
+  # More: the organisation, the open queue, upserting a ticket, its history.
   curl -s {base_url}/v1/agents -H "Authorization: Bearer $SB"
   curl -s "{base_url}/v1/tickets?status=new" -H "Authorization: Bearer $SB"
   curl -s -X PUT {base_url}/v1/tickets/HD-1001 -H "Authorization: Bearer $SB" \\
