@@ -23,7 +23,7 @@ from cryptography.fernet import Fernet
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.crypto import InvalidToken, fernet
-from api.services import api_keys
+from api.deps import load_principal, principal_for
 from api.services import idempotency as records
 
 HEADER = b"idempotency-key"
@@ -87,7 +87,12 @@ class IdempotencyMiddleware:
             )
             return
         app_state = scope["app"].state
-        principal = await anyio.to_thread.run_sync(self._principal, app_state, headers)
+        token = _bearer_token(headers)
+        principal = None
+        if token is not None:
+            principal = principal_for(app_state, token)
+            if principal is None:
+                principal = await anyio.to_thread.run_sync(load_principal, app_state, token)
         if principal is None:
             await self.app(scope, receive, send)
             return
@@ -222,14 +227,14 @@ class IdempotencyMiddleware:
         await send(start)
         await send({"type": "http.response.body", "body": payload, "more_body": False})
 
-    @staticmethod
-    def _principal(app_state: Any, headers: dict[bytes, bytes]) -> api_keys.Principal | None:
-        auth = headers.get(b"authorization", b"").decode("latin-1")
-        scheme, _, token = auth.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return None
-        with app_state.session_factory() as session:
-            return api_keys.authenticate(session=session, plaintext=token.strip())
+
+
+def _bearer_token(headers: dict[bytes, bytes]) -> str | None:
+    auth = headers.get(b"authorization", b"").decode("latin-1")
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
 
 
 def _sealer(app_state: Any) -> Fernet:
