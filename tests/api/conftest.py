@@ -117,6 +117,9 @@ def pg_url() -> str:
     url = pg_base_url()
     reason = pg_unavailable(url)
     if reason:
+        if os.environ.get("SWITCHBOARD_REQUIRE_POSTGRES"):
+            # CI runs the suite against PostgreSQL too: there, a missing server is a failure.
+            pytest.fail(f"SWITCHBOARD_REQUIRE_POSTGRES is set but {reason}")
         pytest.skip(reason)
     return url
 
