@@ -44,7 +44,7 @@ def test_seed_drive_reset_and_report(tmp_path: Path) -> None:
 
         app = create_app(settings, clock=lambda: NOW)
 
-        async def run() -> tuple[np.ndarray, float, Counter[str], bench.CpuUse | None]:
+        async def run() -> tuple[np.ndarray, float, Counter[str], bench.Measures | None]:
             async with app.router.lifespan_context(app):
                 return await bench.drive(
                     "http://bench",
@@ -54,7 +54,7 @@ def test_seed_drive_reset_and_report(tmp_path: Path) -> None:
                     duration=30.0,
                     warmup=2,
                     transport=httpx.ASGITransport(app=app),
-                    probe=bench.CpuProbe(os.getpid()),
+                    probe=bench.Probe(os.getpid()),
                 )
 
         latencies, elapsed, outcomes, cpu = asyncio.run(run())
@@ -82,3 +82,12 @@ def test_seed_drive_reset_and_report(tmp_path: Path) -> None:
     assert ("MET" in line) is result.meets_target
     assert bench.results_table([result]).row_count == 1
     assert result.cpu_ms_per_request("client") > 0
+
+
+def test_bucket_percentile_interpolates_the_server_histogram() -> None:
+    cumulative = {0.01: 50.0, 0.05: 100.0, float("inf"): 100.0}
+    assert bench.bucket_percentile(cumulative, 50) == 10.0
+    assert abs(bench.bucket_percentile(cumulative, 99) - 49.2) < 1e-9
+    # Beyond the last finite bucket only a lower bound is known.
+    assert bench.bucket_percentile({0.01: 0.0, float("inf"): 4.0}, 50) == 10.0
+    assert np.isnan(bench.bucket_percentile({}, 50))
