@@ -3,8 +3,11 @@ re-routing, and re-optimize a queue (202 + a job to poll)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from functools import partial
 from typing import Annotated
 
+import anyio.to_thread
 from fastapi import APIRouter, Depends, Path, Request, Response
 
 from api.deps import HelpdeskAuth, NowDep, SessionDep, SettingsDep, require
@@ -25,6 +28,7 @@ from api.schemas.jobs import JobOut, OptimizeIn
 from api.schemas.problem import PROBLEM_RESPONSES
 from api.services import assignment
 from api.services.api_keys import Principal
+from api.services.assign_batch import AssignBatcher
 from api.services.realtime_cache import RealtimeCache
 
 router = APIRouter(tags=["assignment"], responses=PROBLEM_RESPONSES)
@@ -51,35 +55,62 @@ def _metrics_assignment(request: Request, agent: str | None, dry_run: bool) -> N
         metrics.assignment(queued=agent is None)
 
 
+def get_batcher(request: Request) -> AssignBatcher:
+    """The app's assignment batcher, made on first use (it needs the lifespan's sessions)."""
+    state = request.app.state
+    batcher: AssignBatcher | None = getattr(state, "assign_batcher", None)
+    if batcher is None or batcher.session_factory is not state.session_factory:
+        batcher = AssignBatcher(state.session_factory, state.realtime_cache)
+        state.assign_batcher = batcher
+    return batcher
+
+
+def _dry_run(
+    request: Request, tenant_id: str, ticket_id: str, now: datetime, top_k: int
+) -> assignment.AssignResult:
+    with request.app.state.session_factory() as session:
+        return assignment.assign_ticket(
+            session=session,
+            cache=request.app.state.realtime_cache,
+            tenant_id=tenant_id,
+            ticket_id=ticket_id,
+            now=now,
+            actor=None,
+            top_k=top_k,
+            dry_run=True,
+        )
+
+
 @router.post(
     "/v1/tickets/{ticket_id}/assign",
     summary="Assign the ticket now (real-time): the agent or the team queue, with reasons",
 )
-def assign_ticket(
+async def assign_ticket(
     ticket_id: TicketId,
     request: Request,
-    session: SessionDep,
     auth: HelpdeskAuth,
     now: NowDep,
-    cache: RealtimeCacheDep,
     body: AssignIn | None = None,
 ) -> AssignmentOut:
+    # Async on purpose: the route runs on the event loop and hands the database work to a worker
+    # thread once per batch of concurrent requests (api.services.assign_batch), not once per
+    # dependency and request.
     body = body or AssignIn()
-    result = assignment.assign_ticket(
-        session=session,
-        cache=cache,
-        tenant_id=auth.tenant_id,
-        ticket_id=ticket_id,
-        now=now,
-        actor=auth.key_id,
-        top_k=body.alternatives,
-        dry_run=body.dry_run,
-        note=body.reason,
-    )
     if body.dry_run:
-        session.rollback()
+        result = await anyio.to_thread.run_sync(
+            partial(_dry_run, request, auth.tenant_id, ticket_id, now, body.alternatives)
+        )
     else:
-        session.commit()
+        result = await get_batcher(request).assign(
+            auth.tenant_id,
+            assignment.AssignRequest(
+                ticket_id=ticket_id,
+                now=now,
+                actor=auth.key_id,
+                top_k=body.alternatives,
+                note=body.reason,
+            ),
+        )
     _metrics_assignment(request, result.decision.agent_id, body.dry_run)
     return AssignmentOut.of(
         result.decision,
