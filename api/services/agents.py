@@ -10,7 +10,6 @@ from sqlalchemy.orm import Session
 
 from api.db.models import Agent, AgentSkill
 from api.enums import AgentStatus
-from api.errors import Conflict
 from api.schemas.agents import AgentCreate, AgentUpdate
 from api.services import common
 
@@ -26,24 +25,17 @@ def get_or_raise(*, session: Session, tenant_id: str, agent_id: str) -> Agent:
 
 
 def _set_skills(row: Agent, tenant_id: str, levels: Mapping[str, int]) -> None:
-    # Edit in place rather than replacing the collection: a delete and an insert of the same
-    # (tenant, agent, skill) key in one flush would be ordered insert-first and collide.
-    current = {s.skill_id: s for s in row.skills}
-    for skill_id, link in current.items():
-        if skill_id not in levels:
-            row.skills.remove(link)
-        else:
-            link.level = levels[skill_id]
-    for skill_id, level in levels.items():
-        if skill_id not in current:
-            row.skills.append(
-                AgentSkill(tenant_id=tenant_id, agent_id=row.id, skill_id=skill_id, level=level)
-            )
+    common.sync_levels(
+        row.skills,
+        levels,
+        lambda skill_id, level: AgentSkill(
+            tenant_id=tenant_id, agent_id=row.id, skill_id=skill_id, level=level
+        ),
+    )
 
 
 def create(*, session: Session, tenant_id: str, data: AgentCreate, now: datetime) -> Agent:
-    if get(session=session, tenant_id=tenant_id, agent_id=data.id) is not None:
-        raise Conflict(f"agent {data.id!r} already exists")
+    common.refuse_duplicate(session, Agent, tenant_id, data.id, WHAT)
     common.raise_if(
         common.unknown_team(session, tenant_id, data.team)
         + common.unknown_skills(session, tenant_id, data.skills, "skills")
@@ -77,23 +69,17 @@ def update(
     if "skills" in changes:
         errors += common.unknown_skills(session, tenant_id, changes["skills"], "skills")
     common.raise_if(errors)
-    for name, value in changes.items():
-        if name == "team":
-            row.team_id = value
-        elif name == "skills":
-            _set_skills(row, tenant_id, value)
-        else:
-            setattr(row, name, value)
-    row.updated_at = now
-    session.flush()
+    if "team" in changes:
+        changes["team_id"] = changes.pop("team")
+    if "skills" in changes:
+        _set_skills(row, tenant_id, changes.pop("skills"))
+    common.save_changes(session, row, changes, now)
     return row
 
 
 def delete(*, session: Session, tenant_id: str, agent_id: str) -> None:
     """Remove the agent with their skills, shifts and busy time (tickets keep the id)."""
-    row = get_or_raise(session=session, tenant_id=tenant_id, agent_id=agent_id)
-    session.delete(row)
-    session.flush()
+    common.remove(session, get_or_raise(session=session, tenant_id=tenant_id, agent_id=agent_id))
 
 
 def list(

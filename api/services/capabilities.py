@@ -9,7 +9,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.db.models import Capability, CapabilitySkill
-from api.errors import Conflict
 from api.schemas.capabilities import CapabilityCreate, CapabilityUpdate
 from api.services import common
 
@@ -34,27 +33,19 @@ def get_or_raise(*, session: Session, tenant_id: str, capability_id: str) -> Cap
 
 
 def _set_requirements(row: Capability, tenant_id: str, levels: Mapping[str, int]) -> None:
-    # In place, for the same reason as agents' skills (no delete+insert of one key per flush).
-    current = {r.skill_id: r for r in row.requirements}
-    for skill_id, link in current.items():
-        if skill_id not in levels:
-            row.requirements.remove(link)
-        else:
-            link.level = levels[skill_id]
-    for skill_id, level in levels.items():
-        if skill_id not in current:
-            row.requirements.append(
-                CapabilitySkill(
-                    tenant_id=tenant_id, capability_id=row.id, skill_id=skill_id, level=level
-                )
-            )
+    common.sync_levels(
+        row.requirements,
+        levels,
+        lambda skill_id, level: CapabilitySkill(
+            tenant_id=tenant_id, capability_id=row.id, skill_id=skill_id, level=level
+        ),
+    )
 
 
 def create(
     *, session: Session, tenant_id: str, data: CapabilityCreate, now: datetime
 ) -> Capability:
-    if get(session=session, tenant_id=tenant_id, capability_id=data.id) is not None:
-        raise Conflict(f"capability {data.id!r} already exists")
+    common.refuse_duplicate(session, Capability, tenant_id, data.id, WHAT)
     common.raise_if(common.unknown_skills(session, tenant_id, data.requirements, "requirements"))
     row = Capability(
         tenant_id=tenant_id,
@@ -84,17 +75,13 @@ def update(
         levels = changes.pop("requirements")
         common.raise_if(common.unknown_skills(session, tenant_id, levels, "requirements"))
         _set_requirements(row, tenant_id, levels)
-    for name, value in changes.items():
-        setattr(row, name, value)
-    row.updated_at = now
-    session.flush()
+    common.save_changes(session, row, changes, now)
     return row
 
 
 def delete(*, session: Session, tenant_id: str, capability_id: str) -> None:
     row = get_or_raise(session=session, tenant_id=tenant_id, capability_id=capability_id)
-    session.delete(row)
-    session.flush()
+    common.remove(session, row)
 
 
 def list(

@@ -1,5 +1,7 @@
-"""Helpers every resource service shares: tenant-scoped lookups, keyset pagination, and the
-reference checks that turn "unknown team" into a 422 naming the field.
+"""Helpers every resource service shares: tenant-scoped lookups, keyset pagination, the
+reference checks that turn "unknown team" into a 422 naming the field, and the steps of create,
+PATCH and delete that read the same in every resource (duplicate id, save changes, what still
+refers to a row, a ``{skill: level}`` link set).
 
 Every query here takes ``tenant_id``: there is no way to look a row up without it.
 """
@@ -10,14 +12,15 @@ import base64
 import binascii
 import json
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Mapping, MutableSequence, Sequence
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Select, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from api.db.models import Agent, Skill, Team
-from api.errors import FieldError, InvalidInput, NotFound
+from api.errors import Conflict, FieldError, InvalidInput, NotFound
 
 R = TypeVar("R")
 
@@ -32,6 +35,75 @@ def get_or_raise(session: Session, model: type[R], tenant_id: str, ident: str, w
     if row is None:
         raise NotFound(what, ident)
     return row
+
+
+def refuse_duplicate(
+    session: Session, model: type[Any], tenant_id: str, ident: str, what: str
+) -> None:
+    """A create's 409 when the tenant already has a ``model`` row with this id."""
+    if get(session, model, tenant_id, ident) is not None:
+        raise Conflict(f"{what} {ident!r} already exists")
+
+
+def save_changes(session: Session, row: Any, changes: Mapping[str, Any], now: datetime) -> None:
+    """Set the columns a PATCH named (already checked, keyed by attribute) and stamp the row."""
+    for name, value in changes.items():
+        setattr(row, name, value)
+    row.updated_at = now
+    session.flush()
+
+
+def remove(session: Session, row: Any) -> None:
+    session.delete(row)
+    session.flush()
+
+
+def references(
+    session: Session,
+    tenant_id: str,
+    ident: str,
+    columns: Iterable[tuple[InstrumentedAttribute[Any], str]],
+) -> list[str]:
+    """``["3 agents", ...]``: for each (foreign-key column, label), how many of the tenant's rows
+    point at ``ident`` (labels of none are left out), for a delete's 409."""
+    found = []
+    for column, label in columns:
+        n = session.scalar(
+            select(func.count()).where(column.class_.tenant_id == tenant_id, column == ident)
+        )
+        if n:
+            found.append(f"{n} {label}")
+    return found
+
+
+class LevelLink(Protocol):
+    """A row linking an owner to a skill at a level (AgentSkill, CapabilitySkill)."""
+
+    skill_id: str
+    level: int
+
+
+L = TypeVar("L", bound=LevelLink)
+
+
+def sync_levels(
+    links: MutableSequence[L], levels: Mapping[str, int], new_link: Callable[[str, int], L]
+) -> None:
+    """Make a ``{skill: level}`` link collection (agents' skills, capabilities' requirements)
+    equal ``levels``.
+
+    In place rather than replacing the collection: a delete and an insert of the same
+    (tenant, owner, skill) key in one flush would be ordered insert-first and collide.
+    """
+    current = {link.skill_id: link for link in links}
+    for skill_id, link in current.items():
+        if skill_id not in levels:
+            links.remove(link)
+        else:
+            link.level = levels[skill_id]
+    for skill_id, level in levels.items():
+        if skill_id not in current:
+            links.append(new_link(skill_id, level))
 
 
 def new_id(prefix: str) -> str:

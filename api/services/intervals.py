@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.db.models import BusyInterval, Shift
-from api.errors import Conflict, FieldError, InvalidInput
+from api.errors import FieldError, InvalidInput
 from api.services import common
 
 Row = TypeVar("Row", Shift, BusyInterval)
@@ -29,8 +29,7 @@ def create(
     **extra: Any,
 ) -> Row:
     ident = data.id or common.new_id("shf" if model is Shift else "busy")
-    if common.get(session, model, tenant_id, ident) is not None:
-        raise Conflict(f"{what} {ident!r} already exists")
+    common.refuse_duplicate(session, model, tenant_id, ident, what)
     common.raise_if(common.unknown_agent(session, tenant_id, data.agent))
     row = model(
         tenant_id=tenant_id,
@@ -66,16 +65,12 @@ def update(
     if end <= start:
         raise InvalidInput([FieldError("end", "must be after start")])
     row.start_at, row.end_at = start, end
-    for name, value in changes.items():
-        setattr(row, name, value)
-    row.updated_at = now
-    session.flush()
+    common.save_changes(session, row, changes, now)
     return row
 
 
 def delete(session: Session, model: type[Row], what: str, tenant_id: str, ident: str) -> None:
-    session.delete(common.get_or_raise(session, model, tenant_id, ident, what))
-    session.flush()
+    common.remove(session, common.get_or_raise(session, model, tenant_id, ident, what))
 
 
 def list_(

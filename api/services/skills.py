@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.db.models import AgentSkill, CapabilitySkill, Skill, TicketSkill
@@ -25,8 +25,7 @@ def get_or_raise(*, session: Session, tenant_id: str, skill_id: str) -> Skill:
 
 
 def create(*, session: Session, tenant_id: str, data: SkillCreate, now: datetime) -> Skill:
-    if get(session=session, tenant_id=tenant_id, skill_id=data.id) is not None:
-        raise Conflict(f"skill {data.id!r} already exists")
+    common.refuse_duplicate(session, Skill, tenant_id, data.id, WHAT)
     row = Skill(
         tenant_id=tenant_id,
         id=data.id,
@@ -44,30 +43,25 @@ def update(
     *, session: Session, tenant_id: str, skill_id: str, data: SkillUpdate, now: datetime
 ) -> Skill:
     row = get_or_raise(session=session, tenant_id=tenant_id, skill_id=skill_id)
-    for name, value in data.changes().items():
-        setattr(row, name, value)
-    row.updated_at = now
-    session.flush()
+    common.save_changes(session, row, data.changes(), now)
     return row
 
 
 def delete(*, session: Session, tenant_id: str, skill_id: str) -> None:
     row = get_or_raise(session=session, tenant_id=tenant_id, skill_id=skill_id)
-    users = []
-    for model, label in (
-        (AgentSkill, "agents"),
-        (TicketSkill, "tickets"),
-        (CapabilitySkill, "capabilities"),
-    ):
-        n = session.scalar(
-            select(func.count()).where(model.tenant_id == tenant_id, model.skill_id == skill_id)
-        )
-        if n:
-            users.append(f"{n} {label}")
+    users = common.references(
+        session,
+        tenant_id,
+        skill_id,
+        (
+            (AgentSkill.skill_id, "agents"),
+            (TicketSkill.skill_id, "tickets"),
+            (CapabilitySkill.skill_id, "capabilities"),
+        ),
+    )
     if users:
         raise Conflict(f"skill {skill_id!r} is still required by {', '.join(users)}")
-    session.delete(row)
-    session.flush()
+    common.remove(session, row)
 
 
 def list(

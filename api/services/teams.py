@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.db.models import Agent, Team, Ticket
@@ -25,8 +25,7 @@ def get_or_raise(*, session: Session, tenant_id: str, team_id: str) -> Team:
 
 
 def create(*, session: Session, tenant_id: str, data: TeamCreate, now: datetime) -> Team:
-    if get(session=session, tenant_id=tenant_id, team_id=data.id) is not None:
-        raise Conflict(f"team {data.id!r} already exists")
+    common.refuse_duplicate(session, Team, tenant_id, data.id, WHAT)
     row = Team(tenant_id=tenant_id, id=data.id, name=data.name, created_at=now, updated_at=now)
     session.add(row)
     session.flush()
@@ -37,26 +36,18 @@ def update(
     *, session: Session, tenant_id: str, team_id: str, data: TeamUpdate, now: datetime
 ) -> Team:
     row = get_or_raise(session=session, tenant_id=tenant_id, team_id=team_id)
-    for name, value in data.changes().items():
-        setattr(row, name, value)
-    row.updated_at = now
-    session.flush()
+    common.save_changes(session, row, data.changes(), now)
     return row
 
 
 def delete(*, session: Session, tenant_id: str, team_id: str) -> None:
     row = get_or_raise(session=session, tenant_id=tenant_id, team_id=team_id)
-    users = []
-    for model, label in ((Agent, "agents"), (Ticket, "tickets")):
-        n = session.scalar(
-            select(func.count()).where(model.tenant_id == tenant_id, model.team_id == team_id)
-        )
-        if n:
-            users.append(f"{n} {label}")
+    users = common.references(
+        session, tenant_id, team_id, ((Agent.team_id, "agents"), (Ticket.team_id, "tickets"))
+    )
     if users:
         raise Conflict(f"team {team_id!r} still has {', '.join(users)}")
-    session.delete(row)
-    session.flush()
+    common.remove(session, row)
 
 
 def list(
