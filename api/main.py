@@ -110,9 +110,12 @@ def _include_routers(app: FastAPI) -> None:
     from api.routes import (
         agents,
         api_keys,
+        assignment,
         busy,
         capabilities,
         health,
+        jobs,
+        kpis,
         shifts,
         skills,
         solve,
@@ -120,15 +123,17 @@ def _include_routers(app: FastAPI) -> None:
         tickets,
         webhooks,
     )
+    from api.routes import metrics as metrics_route
 
+    # The assignment routes first: FastAPI matches a request against the routes in order (a
+    # regex each), and POST /v1/tickets/{id}/assign is the hot path — 60th of 75, matching was
+    # a third of its HTTP-layer CPU. No other route matches its paths, so order changes nothing.
+    app.include_router(assignment.router)
     resources = (skills, teams, agents, shifts, busy, capabilities, tickets, solve)
     for module in (health, api_keys, *resources):
         app.include_router(module.router)
     app.include_router(webhooks.router)
-    from api.routes import assignment, jobs, kpis
-    from api.routes import metrics as metrics_route
-
-    for module in (assignment, jobs, kpis, metrics_route):
+    for module in (jobs, kpis, metrics_route):
         app.include_router(module.router)
     from api.routes import bookings
     from api.services import bookings as booking_service

@@ -3,9 +3,11 @@ re-routing, and re-optimize a queue (202 + a job to poll)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from functools import partial
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Path, Request, Response
@@ -26,10 +28,12 @@ from api.schemas.assignment import (
 from api.schemas.common import ID_PATTERN
 from api.schemas.jobs import JobOut, OptimizeIn
 from api.schemas.problem import PROBLEM_RESPONSES
+from api.schemas.tickets import Owner
 from api.services import assignment
 from api.services.api_keys import Principal
 from api.services.assign_batch import AssignBatcher
 from api.services.realtime_cache import RealtimeCache
+from solver.plan import Decision, Reason
 
 router = APIRouter(tags=["assignment"], responses=PROBLEM_RESPONSES)
 
@@ -81,9 +85,52 @@ def _dry_run(
         )
 
 
+def assignment_json(
+    decision: Decision, *, previous: Owner, changed: bool, event: str | None, dry_run: bool
+) -> bytes:
+    """:class:`AssignmentOut` as JSON bytes, written directly: the same document as
+    ``AssignmentOut.of(...).model_dump_json()`` (a test holds them equal) for a sixth of the
+    CPU; building and validating ~20 nested models was a tenth of a request's cost."""
+
+    def reasons(items: Sequence[Reason]) -> list[dict[str, Any]]:
+        return [{"rule": r.rule, "detail": r.detail, "value": float(r.value)} for r in items]
+
+    agent = decision.agent_id
+    doc = {
+        "ticket": decision.ticket_id,
+        "owner": {"kind": "agent", "id": agent}
+        if agent is not None
+        else {"kind": "team", "id": decision.team_id},
+        "agent": agent,
+        "team": decision.team_id,
+        "previous_owner": {"kind": previous.kind, "id": previous.id},
+        "changed": changed,
+        "event": event,
+        "score": None if decision.score is None else float(decision.score),
+        "reasons": reasons(decision.reasons),
+        "alternatives": [
+            {"agent": a.agent_id, "score": float(a.score), "reasons": reasons(a.reasons)}
+            for a in decision.alternatives
+        ],
+        "expected_start": _utc_text(decision.expected_start),
+        "expected_end": _utc_text(decision.expected_end),
+        "dry_run": dry_run,
+    }
+    return json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _utc_text(moment: datetime | None) -> str | None:
+    """An aware datetime as pydantic writes a UTC ``Timestamp``: ISO 8601 ending in Z."""
+    if moment is None:
+        return None
+    text = moment.astimezone(UTC).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
 @router.post(
     "/v1/tickets/{ticket_id}/assign",
     summary="Assign the ticket now (real-time): the agent or the team queue, with reasons",
+    response_model=AssignmentOut,
 )
 async def assign_ticket(
     ticket_id: TicketId,
@@ -91,7 +138,7 @@ async def assign_ticket(
     auth: HelpdeskAuth,
     now: NowDep,
     body: AssignIn | None = None,
-) -> AssignmentOut:
+) -> Response:
     # Async on purpose: the route runs on the event loop and hands the database work to a worker
     # thread once per batch of concurrent requests (api.services.assign_batch), not once per
     # dependency and request.
@@ -112,13 +159,14 @@ async def assign_ticket(
             ),
         )
     _metrics_assignment(request, result.decision.agent_id, body.dry_run)
-    return AssignmentOut.of(
+    content = assignment_json(
         result.decision,
         previous=result.previous,
         changed=result.event is not None,
         event=result.event,
         dry_run=body.dry_run,
     )
+    return Response(content=content, media_type="application/json")
 
 
 @router.post(

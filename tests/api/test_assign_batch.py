@@ -5,6 +5,8 @@ else), and concurrent HTTP requests share transactions without ever over-filling
 from __future__ import annotations
 
 import asyncio
+import json
+from datetime import timedelta, timezone
 from typing import Any
 
 import httpx
@@ -13,8 +15,12 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from api.errors import Conflict, NotFound
+from api.routes.assignment import assignment_json
+from api.schemas.assignment import AssignmentOut
+from api.schemas.tickets import Owner
 from api.services import assignment
 from api.services.assignment import AssignRequest, AssignResult
+from solver.plan import Alternative, Decision, Reason
 from tests.api.conftest import T0, As, TenantCtx
 from tests.api.test_assign import history, org, outbox, put_ticket, subscribe
 
@@ -105,3 +111,36 @@ def test_concurrent_http_requests_share_batches_and_never_overfill(
         assert kinds.count("assigned") <= 1 and "reassigned" not in kinds
     batcher = app.state.assign_batcher
     assert batcher.requests == 24 and batcher.batches < 24
+
+
+@pytest.mark.parametrize(
+    "decision",
+    [
+        Decision(
+            ticket_id="T-1", agent_id="ana", team_id="support", score=12.5,
+            reasons=(Reason("first_response", "due in 1 h; can start now", 0.0),
+                     Reason("load_balance", "load 1/4", 5)),
+            alternatives=(Alternative("ben", 14.0, (Reason("fairness", "2 recent", 2.0),)),),
+            expected_start=T0.astimezone(timezone(timedelta(hours=2))),
+            expected_end=T0 + timedelta(minutes=30, microseconds=250),
+        ),
+        Decision(
+            ticket_id="T-2", agent_id=None, team_id="support", score=None,
+            reasons=(Reason("qualified", "nobody has billing 5"), Reason("team_queue", "queued")),
+        ),
+    ],
+)
+def test_the_hand_written_json_is_the_schema_s_document(decision: Decision) -> None:
+    previous = Owner(kind="agent", id="cid")
+    for event, dry_run in (("reassigned", False), (None, True)):
+        fast = json.loads(
+            assignment_json(
+                decision, previous=previous, changed=event is not None, event=event,
+                dry_run=dry_run,
+            )
+        )
+        model = AssignmentOut.of(
+            decision, previous=previous, changed=event is not None, event=event, dry_run=dry_run
+        )
+        assert fast == json.loads(model.model_dump_json())
+        assert AssignmentOut.model_validate(fast) == model
