@@ -579,6 +579,14 @@ class RunResult:
             return max(0.0, self.cpu.machine - ours) / self.elapsed_s
         return float(getattr(self.cpu, part)) / self.ok * 1000.0
 
+    def cpu_ceiling(self, cores: int = 2) -> float:
+        """Assignments/s ``cores`` would sustain at this run's CPU cost per assignment (server,
+        database and load generator together), if they had the cores to themselves and kept
+        them all busy: a load-independent view of how far the target is on this machine."""
+        parts = [self.cpu_ms_per_request(p) for p in ("server", "database", "client")]
+        total = sum(p for p in parts if p == p)  # NaN-safe
+        return cores * 1000.0 / total if total > 0 else float("nan")
+
     @property
     def ok(self) -> int:
         return sum(self.statuses.get(k, 0) for k in SUCCESS)
@@ -771,7 +779,7 @@ def results_table(results: Sequence[RunResult]) -> Table:
     table = Table(title="POST /v1/tickets/{id}/assign under load (200 agents)")
     for name in ("backend", "workers", "clients", "answered", "queued", "errors", "assign/s",
                  "p50 ms", "p99 ms", "max ms", "server p50/p99", "server CPU ms", "PG CPU ms",
-                 "client CPU ms", "others' cores", "target"):  # fmt: skip
+                 "client CPU ms", "others' cores", "CPU ceiling /s", "target"):  # fmt: skip
         table.add_column(name, justify="left" if name in ("backend", "target") else "right")
     for r in results:
         is_target_row = r.backend == TARGET_BACKEND and r.concurrency == TARGET_CONCURRENCY
@@ -796,6 +804,7 @@ def results_table(results: Sequence[RunResult]) -> Table:
             f"{r.cpu_ms_per_request('database'):.2f}" if r.backend == "postgresql" else "-",
             f"{r.cpu_ms_per_request('client'):.2f}",
             f"{r.cpu_ms_per_request('others'):.2f}",
+            f"{r.cpu_ceiling():.0f}",
             verdict,
         )
     return table
@@ -825,6 +834,16 @@ def machine_note() -> str:
         f"{os.cpu_count()} CPUs, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}; "
         "the load generator runs on the same cores as the server."
     )
+
+
+LEGEND = (
+    "p50/p99: as the clients saw them; server p50/p99: the app's own /metrics histogram (one "
+    "worker only), the gap is queueing in uvicorn and the generator. CPU ms: per answered "
+    "request, of the server processes, PostgreSQL backends (an undercount when the pool opens "
+    "and closes overflow connections) and the load generator. others' cores: what the rest of "
+    "the machine used meanwhile. CPU ceiling: 2 cores / (server + database + generator CPU per "
+    "assignment), the rate an otherwise idle 2-core machine could sustain at this cost."
+)
 
 
 # --------------------------------------------------------------------------- profiling
@@ -1027,6 +1046,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         if results:
             console.print(results_table(results))
+            console.print(LEGEND)
             console.print(target_line(results))
         if args.profile or args.profile_only:
             for backend in backends:

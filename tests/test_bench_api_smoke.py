@@ -82,6 +82,7 @@ def test_seed_drive_reset_and_report(tmp_path: Path) -> None:
     assert ("MET" in line) is result.meets_target
     assert bench.results_table([result]).row_count == 1
     assert result.cpu_ms_per_request("client") > 0
+    assert result.cpu_ceiling() > 0
 
 
 def test_bucket_percentile_interpolates_the_server_histogram() -> None:
