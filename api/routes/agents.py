@@ -26,31 +26,7 @@ def agent_filters(
     return {"team": team, "status": status}
 
 
-SUMMARIES = Summaries(
-    create="Create an agent",
-    import_="Import agents (JSON, or CSV with skills as 'billing=3;lang:de=5'), all or nothing",
-    list="List agents (ordered by id)",
-    read="Read an agent",
-    update="Update an agent (skills, when given, replace the map)",
-    delete="Delete an agent with shifts and busy time",
-)
-
-router = crud_router(
-    prefix="/v1/agents",
-    tag="agents",
-    noun="agent",
-    nouns="agents",
-    service=agents,
-    create=AgentCreate,
-    update=None,  # below: PATCH re-routes
-    out=AgentOut,
-    summaries=SUMMARIES,
-    list_filters=agent_filters,
-)
-
-
-@router.patch("/{agent_id}", summary=SUMMARIES.update)
-def update_agent(
+def update_agent(  # PATCH /v1/agents/{agent_id}, registered by crud_router below
     agent_id: PathId,
     body: AgentUpdate,
     session: SessionDep,
@@ -77,3 +53,25 @@ def update_agent(
         )
         session.commit()
     return AgentOut.from_row(row)
+
+
+router = crud_router(
+    prefix="/v1/agents",
+    tag="agents",
+    noun="agent",
+    nouns="agents",
+    service=agents,
+    create=AgentCreate,
+    update=AgentUpdate,
+    out=AgentOut,
+    summaries=Summaries(
+        create="Create an agent",
+        import_="Import agents (JSON, or CSV with skills as 'billing=3;lang:de=5'), all or nothing",
+        list="List agents (ordered by id)",
+        read="Read an agent",
+        update="Update an agent (skills, when given, replace the map)",
+        delete="Delete an agent with shifts and busy time",
+    ),
+    list_filters=agent_filters,
+    update_endpoint=update_agent,
+)

@@ -81,17 +81,19 @@ def crud_router(
     nouns: str,
     service: ModuleType,
     create: type[BaseModel],
-    update: type[BaseModel] | None,
+    update: type[BaseModel],
     out: type[OutSchema],
     summaries: Summaries,
     list_filters: Callable[..., Filters] = no_filters,
+    update_endpoint: Callable[..., Any] | None = None,
     read_auth: Any = ReadAuth,
     write_auth: Any = PlannerAuth,
 ) -> APIRouter:
     """A router with the six operations of the resource ``noun`` (plural ``nouns``).
 
     ``list_filters`` is a dependency whose query parameters narrow the list; it returns them
-    as keyword arguments for ``service.list``. ``update=None`` leaves PATCH to the caller.
+    as keyword arguments for ``service.list``. ``update_endpoint`` replaces the generic PATCH
+    endpoint (same path, name, summary and place among the routes) where a resource does more.
     ``read_auth`` / ``write_auth`` are the auth dependencies (``api.deps``) of reads / writes.
     Endpoint names (hence operationIds) are ``create_<noun>``, ``import_<nouns>``, ...
     """
@@ -198,10 +200,13 @@ def crud_router(
     router.add_api_route(
         item, read_one, methods=["GET"], name=f"read_{noun}", summary=summaries.read
     )
-    if update is not None:
-        router.add_api_route(
-            item, update_one, methods=["PATCH"], name=f"update_{noun}", summary=summaries.update
-        )
+    router.add_api_route(
+        item,
+        update_endpoint or update_one,
+        methods=["PATCH"],
+        name=f"update_{noun}",
+        summary=summaries.update,
+    )
     router.add_api_route(
         item,
         delete_one,
