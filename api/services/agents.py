@@ -53,9 +53,7 @@ def create(*, session: Session, tenant_id: str, data: AgentCreate, now: datetime
         skills=[],
     )
     _set_skills(row, tenant_id, data.skills)
-    session.add(row)
-    session.flush()
-    return row
+    return common.insert(session, row)
 
 
 def update(

@@ -56,9 +56,7 @@ def create(
         **{name: getattr(data, name) for name in _SETTINGS},
     )
     _set_requirements(row, tenant_id, data.requirements)
-    session.add(row)
-    session.flush()
-    return row
+    return common.insert(session, row)
 
 
 def update(

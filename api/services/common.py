@@ -45,6 +45,13 @@ def refuse_duplicate(
         raise Conflict(f"{what} {ident!r} already exists")
 
 
+def insert(session: Session, row: R) -> R:
+    """Add a new row and flush, so a constraint it breaks surfaces here."""
+    session.add(row)
+    session.flush()
+    return row
+
+
 def save_changes(session: Session, row: Any, changes: Mapping[str, Any], now: datetime) -> None:
     """Set the columns a PATCH named (already checked, keyed by attribute) and stamp the row."""
     for name, value in changes.items():
@@ -166,20 +173,24 @@ def unknown_skills(
     ]
 
 
+def _unknown(
+    session: Session, model: type[Any], tenant_id: str, ident: str, field: str, what: str
+) -> list[FieldError]:
+    if get(session, model, tenant_id, ident) is None:
+        return [FieldError(field, f"unknown {what} {ident!r}")]
+    return []
+
+
 def unknown_team(
     session: Session, tenant_id: str, team: str, field: str = "team"
 ) -> list[FieldError]:
-    if get(session, Team, tenant_id, team) is None:
-        return [FieldError(field, f"unknown team {team!r}")]
-    return []
+    return _unknown(session, Team, tenant_id, team, field, "team")
 
 
 def unknown_agent(
     session: Session, tenant_id: str, agent: str, field: str = "agent"
 ) -> list[FieldError]:
-    if get(session, Agent, tenant_id, agent) is None:
-        return [FieldError(field, f"unknown agent {agent!r}")]
-    return []
+    return _unknown(session, Agent, tenant_id, agent, field, "agent")
 
 
 def raise_if(errors: Iterable[FieldError]) -> None:

@@ -41,9 +41,7 @@ def create(
         updated_at=now,
         **extra,
     )
-    session.add(row)
-    session.flush()
-    return row
+    return common.insert(session, row)
 
 
 def update(

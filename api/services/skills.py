@@ -34,9 +34,7 @@ def create(*, session: Session, tenant_id: str, data: SkillCreate, now: datetime
         created_at=now,
         updated_at=now,
     )
-    session.add(row)
-    session.flush()
-    return row
+    return common.insert(session, row)
 
 
 def update(

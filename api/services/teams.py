@@ -27,9 +27,7 @@ def get_or_raise(*, session: Session, tenant_id: str, team_id: str) -> Team:
 def create(*, session: Session, tenant_id: str, data: TeamCreate, now: datetime) -> Team:
     common.refuse_duplicate(session, Team, tenant_id, data.id, WHAT)
     row = Team(tenant_id=tenant_id, id=data.id, name=data.name, created_at=now, updated_at=now)
-    session.add(row)
-    session.flush()
-    return row
+    return common.insert(session, row)
 
 
 def update(
