@@ -41,7 +41,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import String, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, joinedload
 
 from api.db.locks import lock_tenant
@@ -476,6 +477,18 @@ _TICKETS_FOR_UPDATE = (
     .with_for_update(of=_T)
 )
 _ADD_OUTBOX = insert(WebhookEvent.__table__)
+# PostgreSQL: every owner change of a batch in one statement with two array parameters (fixed
+# text, so prepared once), instead of an executemany that psycopg pipelines one UPDATE per
+# ticket (~10 % of the server's GIL time at 32 clients, measured with py-spy).
+_NEW_OWNERS = func.unnest(
+    bindparam("ids", type_=postgresql.ARRAY(String)),
+    bindparam("agents", type_=postgresql.ARRAY(String)),
+).table_valued("id", "agent").render_derived(name="new_owners")
+_SET_OWNERS_PG = (
+    update(_T)
+    .values(owner_agent_id=_NEW_OWNERS.c.agent, updated_at=bindparam("now"))
+    .where(_T.c.tenant_id == bindparam("tenant"), _T.c.id == _NEW_OWNERS.c.id)
+)
 
 
 def _read_tickets(session: Session, tenant_id: str, ids: Sequence[str]) -> dict[str, TicketView]:
@@ -552,7 +565,18 @@ def assign_many(
         out.append(AssignResult(decision, owner_of(view), kind))
     conn = session.connection()
     if owners:
-        conn.execute(_SET_OWNER, owners)
+        if conn.dialect.name == "postgresql":
+            conn.execute(
+                _SET_OWNERS_PG,
+                {
+                    "tenant": tenant_id,
+                    "now": now,
+                    "ids": [o["ticket"] for o in owners],
+                    "agents": [o["new_agent"] for o in owners],
+                },
+            )
+        else:
+            conn.execute(_SET_OWNER, owners)
         conn.execute(_ADD_EVENT, history)
     outbox = _outbox_rows(session, tenant_id, notices, now)
     if outbox:
