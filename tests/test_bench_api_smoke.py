@@ -92,3 +92,30 @@ def test_bucket_percentile_interpolates_the_server_histogram() -> None:
     # Beyond the last finite bucket only a lower bound is known.
     assert bench.bucket_percentile({0.01: 0.0, float("inf"): 4.0}, 50) == 10.0
     assert np.isnan(bench.bucket_percentile({}, 50))
+
+
+def test_open_loop_sends_at_the_offered_rate(tmp_path: Path) -> None:
+    url = bench.sqlite_url(tmp_path)
+    migrate.upgrade(url)
+    settings = Settings(database_url=url, environment=Environment.TEST)
+    seeded = bench.seed_tenant(settings, now=NOW, n_agents=4, n_tickets=40, batch=40)
+    app = create_app(settings, clock=lambda: NOW)
+
+    async def run() -> tuple[np.ndarray, float, Counter[str], bench.Measures | None]:
+        async with app.router.lifespan_context(app):
+            return await bench.drive(
+                "http://bench",
+                seeded.helpdesk_key,
+                seeded.ticket_ids,
+                concurrency=4,
+                duration=0.5,
+                rate=20.0,
+                transport=httpx.ASGITransport(app=app),
+            )
+
+    latencies, elapsed, outcomes, _ = asyncio.run(run())
+    # 20/s for half a second: ten requests fall due (at 0, 50, ..., 450 ms), no more.
+    assert outcomes.total() == 10 and set(outcomes) <= set(bench.SUCCESS), outcomes
+    assert elapsed >= 0.45 and latencies.shape == (10,)
+    result = bench.RunResult("postgresql", 1, 4, latencies, elapsed, outcomes, None, 20.0)
+    assert not result.meets_target  # 20/s is not the target rate, however fast
