@@ -1,25 +1,31 @@
 """Load benchmark of the service's real-time assignment: ``python -m benchmarks.api``.
 
 For each backend (a SQLite temp file; PostgreSQL database ``switchboard_bench`` on
-127.0.0.1:5432, dropped and re-created) it migrates an empty database and seeds, through the
-service layer, one tenant with 200 agents (skills with levels, shifts covering now, capacity) and
-a pool of unassigned tickets. It then starts the real service (``uvicorn --factory
-api.main:create_app``) in a subprocess on a free 127.0.0.1 port, with 1 and then 2 worker
-processes, and drives ``POST /v1/tickets/{id}/assign`` from this process with an httpx async
-client (one pooled connection per simulated client) at each concurrency in turn. Every request
-is a first assignment of a fresh ticket (the ticket pool is reset to unassigned between runs), so
-each one does the whole write path: tenant lock, loads, decision, owner change, history event.
-A run stops by itself at ``--duration`` seconds or when the pool is used up.
+127.0.0.1:5432, dropped and re-created, guarded against a concurrent run) it migrates an empty
+database and seeds, through the service layer, one tenant with 200 agents (skills with levels,
+shifts covering now, capacity) and a pool of unassigned tickets. It then starts the real service
+(``api.main:create_app`` under uvicorn, :func:`run_server`) in a subprocess on a free
+127.0.0.1 port, with 1 and then 2 worker processes, and drives ``POST /v1/tickets/{id}/assign``
+from this process with httpx async clients (one client and keep-alive connection per simulated
+client) at each concurrency in turn. Every request is a first assignment of a fresh ticket (the
+pool is reset to unassigned between runs), so each one does the whole write path: lock, loads,
+decision, owner change, history event. A run stops by itself at ``--duration`` seconds or when
+the pool is used up. By default the clients run a closed loop (each sends again as soon as it
+is answered); ``--rate`` offers a fixed rate instead (open loop, latency from when each request
+fell due), which is how "N/s with p99 <= X" is checked.
 
-It prints one row per backend x workers x concurrency: assignments/s, p50/p99/max latency,
-errors, and whether the target holds (issue 4: >= 500 assignments/s with p99 <= 50 ms at 32
-concurrent clients on PostgreSQL, 200 agents, 2 cores). ``--profile`` adds an in-process
-breakdown of one assignment (SQL statements and time in the database vs. Python, with a
-pyinstrument profile) to show where the time goes.
+It prints one row per backend x workers x concurrency: assignments/s, p50/p99/max as the
+clients saw them and the server's own p50/p99 (its /metrics histogram), CPU per assignment of
+the server, PostgreSQL and the load generator, what the rest of the machine used meanwhile,
+the CPU-bound ceiling on 2 cores, and whether the target holds (issue 4: >= 500 assignments/s
+with p99 <= 50 ms at 32 concurrent clients on PostgreSQL, 200 agents, 2 cores). ``--profile``
+(or ``--profile-only``) adds an in-process breakdown of the route's write path (SQL per
+statement, time in the driver vs. Python, how long the serializing lock is held, a pyinstrument
+profile).
 
 The load generator shares the machine's cores with the server, and on a shared development
-machine with whatever else runs: treat the figures as a lower bound and re-run before trusting
-one.
+machine with whatever else runs: read the CPU columns with the latencies, and re-run before
+trusting a figure.
 """
 
 from __future__ import annotations
