@@ -41,7 +41,18 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import String, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Text,
+    and_,
+    bindparam,
+    column,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, joinedload
 
@@ -477,18 +488,48 @@ _TICKETS_FOR_UPDATE = (
     .with_for_update(of=_T)
 )
 _ADD_OUTBOX = insert(WebhookEvent.__table__)
-# PostgreSQL: every owner change of a batch in one statement with two array parameters (fixed
-# text, so prepared once), instead of an executemany that psycopg pipelines one UPDATE per
-# ticket (~10 % of the server's GIL time at 32 clients, measured with py-spy).
-_NEW_OWNERS = func.unnest(
-    bindparam("ids", type_=postgresql.ARRAY(String)),
-    bindparam("agents", type_=postgresql.ARRAY(String)),
-).table_valued("id", "agent").render_derived(name="new_owners")
+# PostgreSQL: a batch's owner changes in one statement whose parameters are arrays (unnest):
+# fixed text, so prepared once, whatever the batch size. An executemany sends one UPDATE per
+# ticket through psycopg's pipeline: ~10 % of the server's GIL time at 32 clients (py-spy);
+# 0.24 vs 0.6 ms CPU per 16 tickets. (Not for the history and outbox INSERTs: psycopg escapes
+# text arrays element by element with a regex, and their JSON documents made that 2.8 ms of
+# CPU per 16 rows against 1.0 ms for the executemany.)
+_NEW_OWNERS = (
+    func.unnest(
+        bindparam("ids", type_=postgresql.ARRAY(Text)),
+        bindparam("agents", type_=postgresql.ARRAY(Text)),
+    )
+    .table_valued(column("id", Text), column("agent", Text))
+    .render_derived(name="new_owners")
+)
 _SET_OWNERS_PG = (
     update(_T)
     .values(owner_agent_id=_NEW_OWNERS.c.agent, updated_at=bindparam("now"))
     .where(_T.c.tenant_id == bindparam("tenant"), _T.c.id == _NEW_OWNERS.c.id)
 )
+
+
+def _write_batch(
+    conn: Connection,
+    tenant_id: str,
+    now: datetime,
+    owners: Sequence[dict[str, Any]],
+    history: Sequence[dict[str, Any]],
+    outbox: Sequence[dict[str, Any]],
+) -> None:
+    """The batch's owner changes, history events and outbox rows."""
+    if owners:
+        if conn.dialect.name == "postgresql":
+            conn.execute(
+                _SET_OWNERS_PG,
+                {"tenant": tenant_id, "now": now, "ids": [o["ticket"] for o in owners],
+                 "agents": [o["new_agent"] for o in owners]},
+            )
+        else:
+            conn.execute(_SET_OWNER, owners)  # SQLite: no round trips to save
+        conn.execute(_ADD_EVENT, history)
+    if outbox:
+        conn.execute(_ADD_OUTBOX, outbox)
 
 
 def _read_tickets(session: Session, tenant_id: str, ids: Sequence[str]) -> dict[str, TicketView]:
@@ -563,24 +604,8 @@ def assign_many(
             index.commit(decision, ticket)
         kind = _owner_change(view, decision, request, now, owners, history, notices)
         out.append(AssignResult(decision, owner_of(view), kind))
-    conn = session.connection()
-    if owners:
-        if conn.dialect.name == "postgresql":
-            conn.execute(
-                _SET_OWNERS_PG,
-                {
-                    "tenant": tenant_id,
-                    "now": now,
-                    "ids": [o["ticket"] for o in owners],
-                    "agents": [o["new_agent"] for o in owners],
-                },
-            )
-        else:
-            conn.execute(_SET_OWNER, owners)
-        conn.execute(_ADD_EVENT, history)
     outbox = _outbox_rows(session, tenant_id, notices, now)
-    if outbox:
-        conn.execute(_ADD_OUTBOX, outbox)
+    _write_batch(session.connection(), tenant_id, now, owners, history, outbox)
     return out
 
 
