@@ -146,8 +146,11 @@ def base_index(
     version = current_version(session, tenant_id)
     index = cache.get(tenant_id, version, now)
     if index is None:
-        index = _build_index(session, tenant_id, now)
-        cache.put(tenant_id, version, index)
+        with cache.build_lock(tenant_id):
+            index = cache.get(tenant_id, version, now)  # built meanwhile by another request?
+            if index is None:
+                index = _build_index(session, tenant_id, now)
+                cache.put(tenant_id, version, index)
     return index
 
 

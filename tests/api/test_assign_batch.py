@@ -144,3 +144,24 @@ def test_the_hand_written_json_is_the_schema_s_document(decision: Decision) -> N
         )
         assert fast == json.loads(model.model_dump_json())
         assert AssignmentOut.model_validate(fast) == model
+
+
+def test_requests_arriving_together_build_the_index_once(a: As, app: FastAPI) -> None:
+    org(a)
+    put_ticket(a, "D1")
+    cache = app.state.realtime_cache
+    cache.invalidate()
+    builds = cache.builds
+
+    async def fire() -> list[httpx.Response]:
+        headers = {"Authorization": f"Bearer {a.key}"}
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://t", headers=headers
+        ) as client:
+            return await asyncio.gather(
+                *(client.post("/v1/tickets/D1/assign", json={"dry_run": True}) for _ in range(8))
+            )
+
+    responses = asyncio.run(fire())
+    assert {r.json()["agent"] for r in responses} == {"ben"}
+    assert cache.builds == builds + 1
