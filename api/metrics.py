@@ -102,6 +102,22 @@ class MetricsMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        # (method, route, status) -> its counter and histogram children: ``labels()`` takes a
+        # lock and builds its key on every call; the set of keys is small and fixed.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def _record(self, method: str, template: str, status: int, seconds: float) -> None:
+        key = (method, template, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.metrics.requests.labels(method, template, str(status)),
+                self.metrics.latency.labels(method, template),
+            )
+            self._children[key] = children
+        count, latency = children
+        count.inc()
+        latency.observe(seconds)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -121,9 +137,9 @@ class MetricsMiddleware:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "<unmatched>"
-            method = scope.get("method", "GET")
-            self.metrics.requests.labels(method, template, str(status)).inc()
-            self.metrics.latency.labels(method, template).observe(time.perf_counter() - started)
+            self._record(
+                scope.get("method", "GET"), template, status, time.perf_counter() - started
+            )
 
 
 def install(app: Any) -> Metrics:
