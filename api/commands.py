@@ -55,8 +55,10 @@ def tenant_create(args: argparse.Namespace) -> int:
             tenant, key = tenants.create(session=session, name=args.name, now=datetime.now(UTC))
             session.commit()
     except (OperationalError, ProgrammingError) as exc:
-        print(f"cannot create the tenant ({exc.orig}); run `switchboard db upgrade` first",
-              file=sys.stderr)
+        print(
+            f"cannot create the tenant ({exc.orig}); run `switchboard db upgrade` first",
+            file=sys.stderr,
+        )
         return 1
     finally:
         engine.dispose()

@@ -228,7 +228,6 @@ class IdempotencyMiddleware:
         await send({"type": "http.response.body", "body": payload, "more_body": False})
 
 
-
 def _bearer_token(headers: dict[bytes, bytes]) -> str | None:
     auth = headers.get(b"authorization", b"").decode("latin-1")
     scheme, _, token = auth.partition(" ")

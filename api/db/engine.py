@@ -57,9 +57,7 @@ def make_engine(settings: Settings, *, sqlite_foreign_keys: bool = True) -> Engi
         kwargs["pool_pre_ping"] = True
     engine = create_engine(url, **kwargs)
     if url.get_backend_name() == "sqlite":
-        _configure_sqlite(
-            engine, settings.sqlite_busy_timeout_ms, foreign_keys=sqlite_foreign_keys
-        )
+        _configure_sqlite(engine, settings.sqlite_busy_timeout_ms, foreign_keys=sqlite_foreign_keys)
     return engine
 
 

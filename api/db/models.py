@@ -115,7 +115,9 @@ class Agent(Base):
     updated_at: Mapped[datetime]
 
     skills: Mapped[list[AgentSkill]] = relationship(
-        cascade="all, delete-orphan", passive_deletes=True, lazy="selectin",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        lazy="selectin",
         order_by="AgentSkill.skill_id",
     )
 
@@ -204,7 +206,9 @@ class Capability(Base):
     updated_at: Mapped[datetime]
 
     requirements: Mapped[list[CapabilitySkill]] = relationship(
-        cascade="all, delete-orphan", passive_deletes=True, lazy="selectin",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        lazy="selectin",
         order_by="CapabilitySkill.skill_id",
     )
 
@@ -261,7 +265,9 @@ class Ticket(Base):
     updated_at: Mapped[datetime]
 
     required_skills: Mapped[list[TicketSkill]] = relationship(
-        cascade="all, delete-orphan", passive_deletes=True, lazy="selectin",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        lazy="selectin",
         order_by="TicketSkill.skill_id",
     )
 

@@ -113,9 +113,7 @@ def list_jobs(
         stmt = stmt.where(Job.kind == kind)
     if after is not None:
         at, last_id = after
-        stmt = stmt.where(
-            or_(Job.created_at < at, and_(Job.created_at == at, Job.id > last_id))
-        )
+        stmt = stmt.where(or_(Job.created_at < at, and_(Job.created_at == at, Job.id > last_id)))
     return session.scalars(stmt.order_by(Job.created_at.desc(), Job.id).limit(limit)).all()
 
 
@@ -245,7 +243,9 @@ def fail(
         values["finished_at"] = now
     with session_factory() as session:
         result = session.execute(
-            update(Job).where(*_owned(job)).values(**values)
+            update(Job)
+            .where(*_owned(job))
+            .values(**values)
             .execution_options(synchronize_session=False)
         )
         session.commit()

@@ -182,7 +182,9 @@ class Worker:
         ctx = JobContext(job=job, session_factory=self.session_factory, clock=self.clock)
         beat_stop = threading.Event()
         beat = threading.Thread(
-            target=self._heartbeat, args=(ctx, beat_stop), name=f"job-heartbeat-{job.id[:8]}",
+            target=self._heartbeat,
+            args=(ctx, beat_stop),
+            name=f"job-heartbeat-{job.id[:8]}",
             daemon=True,
         )
         beat.start()
@@ -231,7 +233,9 @@ class Worker:
         while not stop.wait(interval):
             try:
                 ok = queue.renew(
-                    session_factory=self.session_factory, job=ctx.job, now=self.clock(),
+                    session_factory=self.session_factory,
+                    job=ctx.job,
+                    now=self.clock(),
                     lease=self.lease,
                 )
             except Exception:

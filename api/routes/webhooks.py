@@ -100,7 +100,10 @@ def rotate_webhook_secret(
     webhook_id: str, session: SessionDep, auth: HelpdeskAuth, now: NowDep, settings: SettingsDep
 ) -> WebhookCreated:
     row, secret = service.rotate_secret(
-        session=session, tenant_id=auth.tenant_id, webhook_id=webhook_id, now=now,
+        session=session,
+        tenant_id=auth.tenant_id,
+        webhook_id=webhook_id,
+        now=now,
         settings=settings,
     )
     session.commit()

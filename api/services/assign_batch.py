@@ -140,8 +140,11 @@ class AssignBatcher:
         except Exception as exc:
             if len(requests) == 1:
                 return [exc]
-            log.warning("an assignment batch of %d failed; retrying one by one", len(requests),
-                        exc_info=True)
+            log.warning(
+                "an assignment batch of %d failed; retrying one by one",
+                len(requests),
+                exc_info=True,
+            )
         out: list[AssignResult | BaseException] = []
         for request in requests:
             try:

@@ -332,7 +332,10 @@ def decide_and_claim(
             return decision  # the queue, or the owner keeps it: no new load on anyone
         wait = must_wait or attempt == _MAX_CLAIMS - 1
         refusal = claim_agent(
-            session=session, tenant_id=row.tenant_id, agent_id=agent, ticket_id=row.id,
+            session=session,
+            tenant_id=row.tenant_id,
+            agent_id=agent,
+            ticket_id=row.id,
             wait=wait,
         )
         if refusal is None:
@@ -526,8 +529,12 @@ def _write_batch(
         if conn.dialect.name == "postgresql":
             conn.execute(
                 _SET_OWNERS_PG,
-                {"tenant": tenant_id, "now": now, "ids": [o["ticket"] for o in owners],
-                 "agents": [o["new_agent"] for o in owners]},
+                {
+                    "tenant": tenant_id,
+                    "now": now,
+                    "ids": [o["ticket"] for o in owners],
+                    "agents": [o["new_agent"] for o in owners],
+                },
             )
         else:
             conn.execute(_SET_OWNER, owners)  # SQLite: no round trips to save
@@ -629,8 +636,13 @@ def _owner_change(
     kind = TicketEventKind.ASSIGNED if view.owner_agent_id is None else TicketEventKind.REASSIGNED
     reasons = decision.reasons
     owners.append(
-        {"tenant": view.tenant_id, "ticket": view.id, "new_team": view.team_id,
-         "new_agent": agent, "now": now}
+        {
+            "tenant": view.tenant_id,
+            "ticket": view.id,
+            "new_team": view.team_id,
+            "new_agent": agent,
+            "now": now,
+        }
     )
     history.append(
         {
@@ -914,8 +926,14 @@ def reroute_agent(
         for row in unstarted:
             reasons = (Reason("available", f"{why}; back to team {row.team_id}'s queue"),)
             event = apply_owner(
-                session=session, row=row, agent=None, now=now, actor=actor,
-                reasons=reasons, source="reroute", note=note,
+                session=session,
+                row=row,
+                agent=None,
+                now=now,
+                actor=actor,
+                reasons=reasons,
+                source="reroute",
+                note=note,
             )
             changes.append((row, reasons, _event_name(event)))
     else:
@@ -932,8 +950,14 @@ def reroute_agent(
             index.commit(decision, ticket)
             reasons = (Reason("available", why), *decision.reasons)
             event = apply_owner(
-                session=session, row=row, agent=decision.agent_id, now=now, actor=actor,
-                reasons=reasons, source="reroute", note=note,
+                session=session,
+                row=row,
+                agent=decision.agent_id,
+                now=now,
+                actor=actor,
+                reasons=reasons,
+                source="reroute",
+                note=note,
             )
             changes.append((row, reasons, _event_name(event)))
     session.flush()
@@ -998,12 +1022,18 @@ def run_optimize_job(ctx: JobContext) -> dict[str, Any]:
         problem = solver_input.build_problem(
             session=session, tenant_id=ctx.tenant_id, now=now, ticket_ids=ids
         )
-        seen = {
-            r.id: _snapshot(r)
-            for r in session.scalars(
-                select(TicketRow).where(TicketRow.tenant_id == ctx.tenant_id, TicketRow.id.in_(ids))
-            )
-        } if ids else {}
+        seen = (
+            {
+                r.id: _snapshot(r)
+                for r in session.scalars(
+                    select(TicketRow).where(
+                        TicketRow.tenant_id == ctx.tenant_id, TicketRow.id.in_(ids)
+                    )
+                )
+            }
+            if ids
+            else {}
+        )
     plan = optimize(problem, params)
     violations = check_plan(problem, plan)
     if violations:
@@ -1044,15 +1074,19 @@ def _apply_plan(
 ) -> dict[str, Any]:
     tenant_id = ctx.tenant_id
     # The lock order: tickets, then agents (see the module docstring).
-    rows = {
-        r.id: r
-        for r in session.scalars(
-            select(TicketRow)
-            .where(TicketRow.tenant_id == tenant_id, TicketRow.id.in_(list(seen)))
-            .order_by(TicketRow.id)
-            .with_for_update()
-        )
-    } if seen else {}
+    rows = (
+        {
+            r.id: r
+            for r in session.scalars(
+                select(TicketRow)
+                .where(TicketRow.tenant_id == tenant_id, TicketRow.id.in_(list(seen)))
+                .order_by(TicketRow.id)
+                .with_for_update()
+            )
+        }
+        if seen
+        else {}
+    )
     skipped: list[dict[str, str]] = []
     current = {tid: row for tid, row in rows.items() if _snapshot(row) == seen.get(tid)}
     for tid in seen:

@@ -95,7 +95,10 @@ def _minutes(later: datetime, earlier: datetime) -> float:
 
 
 def _deadline(
-    due: datetime | None, happened: datetime | None, start: datetime, end: datetime,
+    due: datetime | None,
+    happened: datetime | None,
+    start: datetime,
+    end: datetime,
     cutoff: datetime,
 ) -> bool | None:
     """True met, False breached, None not counted (no deadline in the window, or still open)."""

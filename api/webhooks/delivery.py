@@ -523,9 +523,7 @@ class Deliverer:
         """Send ``claim`` once and record the outcome: ``delivered``, ``retry`` or ``failed``."""
         return self._record(claim, *self._timed_send(claim))
 
-    def _record(
-        self, claim: Claim, started: datetime, result: _Result, finished: datetime
-    ) -> str:
+    def _record(self, claim: Claim, started: datetime, result: _Result, finished: datetime) -> str:
         code = result.status_code
         if code is not None and 200 <= code < 300:
             outcome, status, next_at = "delivered", DeliveryStatus.DELIVERED, finished

@@ -104,9 +104,7 @@ class Target:
         return url, {"Host": self.host_header}, extensions
 
 
-def check_url(
-    raw: str, *, allow_http: bool, allow_private: bool, resolver: Resolver
-) -> Target:
+def check_url(raw: str, *, allow_http: bool, allow_private: bool, resolver: Resolver) -> Target:
     """The :class:`Target` for ``raw``, or :class:`UrlRejected` saying why it may not be used."""
     try:
         url = httpx.URL(raw)

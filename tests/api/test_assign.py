@@ -70,9 +70,15 @@ def subscribe(engine: Engine, tenant_id: str, *types: str) -> None:
     with make_session_factory(engine)() as session:
         session.add(
             WebhookSubscription(
-                tenant_id=tenant_id, id="sub_test", url="https://example.com/hook",
-                event_types=list(types), description="", enabled=True,
-                secret_encrypted="x", created_at=T0, updated_at=T0,
+                tenant_id=tenant_id,
+                id="sub_test",
+                url="https://example.com/hook",
+                event_types=list(types),
+                description="",
+                enabled=True,
+                secret_encrypted="x",
+                created_at=T0,
+                updated_at=T0,
             )
         )
         session.commit()
@@ -238,7 +244,11 @@ def test_cached_index_with_loads_decides_like_a_fresh_build() -> None:
     def agents(loads: dict[str, tuple[int, int]]) -> tuple[Agent, ...]:
         return tuple(
             Agent(
-                id=f"a{i}", team="t", skills={"s": 1 + i % 5}, capacity=3, shifts=shift,
+                id=f"a{i}",
+                team="t",
+                skills={"s": 1 + i % 5},
+                capacity=3,
+                shifts=shift,
                 open_tickets=loads.get(f"a{i}", (0, 0))[0],
                 backlog_minutes=loads.get(f"a{i}", (0, 0))[1],
             )
@@ -251,8 +261,12 @@ def test_cached_index_with_loads_decides_like_a_fresh_build() -> None:
     fresh = RealtimeIndex.build(Problem(now=later, agents=agents(loads), tickets=()))
     for k in range(20):
         ticket = Ticket(
-            id=f"t{k}", team="t", created_at=T0, required_skills={"s": 1 + k % 3},
-            priority=1 + k % 4, effort_minutes=10 + 7 * k,
+            id=f"t{k}",
+            team="t",
+            created_at=T0,
+            required_skills={"s": 1 + k % 3},
+            priority=1 + k % 4,
+            effort_minutes=10 + 7 * k,
             resolution_due=T0 + timedelta(minutes=120 + 13 * k),
         )
         got, want = overlaid.assign(ticket, now=later), fresh.assign(ticket)
@@ -300,8 +314,12 @@ def test_concurrent_assignments_never_overfill_an_agent(
             try:
                 with factory() as session:
                     assignment.assign_ticket(
-                        session=session, cache=cache, tenant_id=tenant_a.id, ticket_id=tid,
-                        now=T0, actor="test",
+                        session=session,
+                        cache=cache,
+                        tenant_id=tenant_a.id,
+                        ticket_id=tid,
+                        now=T0,
+                        actor="test",
                     )
                     session.commit()
             except BaseException as exc:

@@ -101,7 +101,9 @@ def test_concurrent_http_requests_share_batches_and_never_overfill(
     assert responses[-1].headers["content-type"] == "application/problem+json"
     owners = [a.get(f"/v1/tickets/{tid}").json()["owner_agent"] for tid in ids]
     assert {agent: owners.count(agent) for agent in ("ana", "ben", "cid")} == {
-        "ana": 2, "ben": 2, "cid": 2
+        "ana": 2,
+        "ben": 2,
+        "cid": 2,
     }
     assigned = [r.json() for r in responses[:21] if r.json()["agent"] is not None]
     assert len(assigned) == 6 and all(x["event"] == "assigned" for x in assigned)
@@ -117,15 +119,23 @@ def test_concurrent_http_requests_share_batches_and_never_overfill(
     "decision",
     [
         Decision(
-            ticket_id="T-1", agent_id="ana", team_id="support", score=12.5,
-            reasons=(Reason("first_response", "due in 1 h; can start now", 0.0),
-                     Reason("load_balance", "load 1/4", 5)),
+            ticket_id="T-1",
+            agent_id="ana",
+            team_id="support",
+            score=12.5,
+            reasons=(
+                Reason("first_response", "due in 1 h; can start now", 0.0),
+                Reason("load_balance", "load 1/4", 5),
+            ),
             alternatives=(Alternative("ben", 14.0, (Reason("fairness", "2 recent", 2.0),)),),
             expected_start=T0.astimezone(timezone(timedelta(hours=2))),
             expected_end=T0 + timedelta(minutes=30, microseconds=250),
         ),
         Decision(
-            ticket_id="T-2", agent_id=None, team_id="support", score=None,
+            ticket_id="T-2",
+            agent_id=None,
+            team_id="support",
+            score=None,
             reasons=(Reason("qualified", "nobody has billing 5"), Reason("team_queue", "queued")),
         ),
     ],
@@ -135,7 +145,10 @@ def test_the_hand_written_json_is_the_schema_s_document(decision: Decision) -> N
     for event, dry_run in (("reassigned", False), (None, True)):
         fast = json.loads(
             assignment_json(
-                decision, previous=previous, changed=event is not None, event=event,
+                decision,
+                previous=previous,
+                changed=event is not None,
+                event=event,
                 dry_run=dry_run,
             )
         )

@@ -59,6 +59,4 @@ def test_unknown_keys_are_not_cached(tenant_a: TenantCtx) -> None:
     key = tenant_a.admin_key
     forged = key[:-4] + ("AAAA" if not key.endswith("AAAA") else "BBBB")
     assert_problem(As(tenant_a.admin.client, forged).get("/v1/teams"), 401)
-    assert not any(
-        k[1] == api_keys.hash_key(forged) for k in api_keys.principal_cache._entries
-    )
+    assert not any(k[1] == api_keys.hash_key(forged) for k in api_keys.principal_cache._entries)

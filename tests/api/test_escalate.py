@@ -57,8 +57,12 @@ def test_escalate_without_reassigning_hands_it_to_the_team_queue(a: As) -> None:
     put_ticket(a, "E3", owner_agent="ben")
     body = a.post(
         "/v1/tickets/E3/escalate",
-        json={"required_skills": {"billing": 5}, "team": "tier2", "reassign": False,
-              "reason": "needs a specialist we do not have yet"},
+        json={
+            "required_skills": {"billing": 5},
+            "team": "tier2",
+            "reassign": False,
+            "reason": "needs a specialist we do not have yet",
+        },
     ).json()
     assert body["owner"] == {"kind": "team", "id": "tier2"}
     last = history(a, "E3")[-1]

@@ -117,7 +117,6 @@ def test_claim_in_progress_and_stale_takeover(tenant_a: TenantCtx, db: Engine) -
         assert records.claim(session=s, now=later, **args)[0] is records.Outcome.IN_PROGRESS
 
 
-
 def test_stored_responses_are_sealed_at_rest(a: As, db: Engine) -> None:
     """An API key is shown once: it must not sit readable in the idempotency table."""
     headers = {"Idempotency-Key": "seal-1"}

@@ -21,7 +21,12 @@ def test_worker_command_runs_due_jobs_once(
     with factory() as session:
         tenant, _ = tenants.create(session=session, name="cli", now=T0)
         job = assignment.enqueue_optimize(
-            session=session, tenant_id=tenant.id, now=T0, team=None, time_limit_s=1.0, seed=0,
+            session=session,
+            tenant_id=tenant.id,
+            now=T0,
+            team=None,
+            time_limit_s=1.0,
+            seed=0,
             max_attempts=1,
         )
         queue.enqueue(session=session, tenant_id=tenant.id, kind="unknown", payload={}, now=T0)

@@ -130,9 +130,7 @@ def test_bad_requests_are_problems(a: As) -> None:
     assert_problem(a.get("/v1/jobs", params={"cursor": "garbage"}), 422, "query.cursor")
 
 
-def test_cancel_a_queued_job_and_jobs_are_tenant_isolated(
-    a: As, b: As, app: FastAPI
-) -> None:
+def test_cancel_a_queued_job_and_jobs_are_tenant_isolated(a: As, b: As, app: FastAPI) -> None:
     org(a)
     put_ticket(a, "C1")
     job = a.post("/v1/queue/optimize", json=FAST).json()

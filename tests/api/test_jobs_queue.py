@@ -132,7 +132,9 @@ def test_stale_lease_is_recovered_and_the_old_claim_cannot_finish(
 
     ran: list[str] = []
     worker = Worker(
-        factory, {KIND: lambda ctx: ran.append(ctx.job.id) or {"ok": True}}, clock=clock,
+        factory,
+        {KIND: lambda ctx: ran.append(ctx.job.id) or {"ok": True}},
+        clock=clock,
         lease_seconds=30,
     )
     assert worker.run_once() is None  # the lease is still valid: nothing to do
@@ -215,11 +217,20 @@ def test_cancelling_a_running_job_rolls_back_its_effects(
             session.commit()
         with ctx.session_factory() as session:
             assert not ctx.still_owned(session)
-            session.add(Job(
-                id="effect", tenant_id=ctx.tenant_id, kind="effect", payload={},
-                status=JobStatus.QUEUED, attempts=0, max_attempts=1, run_after=clock(),
-                created_at=clock(), updated_at=clock(),
-            ))
+            session.add(
+                Job(
+                    id="effect",
+                    tenant_id=ctx.tenant_id,
+                    kind="effect",
+                    payload={},
+                    status=JobStatus.QUEUED,
+                    attempts=0,
+                    max_attempts=1,
+                    run_after=clock(),
+                    created_at=clock(),
+                    updated_at=clock(),
+                )
+            )
             ctx.complete(session, {"applied": True})  # raises LeaseLost: nothing commits
             session.commit()
         return {}

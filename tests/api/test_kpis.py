@@ -21,10 +21,16 @@ def at(hhmm: str) -> str:
 def build_history(a: As, clock: FakeClock) -> None:
     org(a)
     tickets: dict[str, dict[str, Any]] = {
-        "K1": {"created_at": at("08:00"), "first_response_due": at("08:30"),
-               "resolution_due": at("10:30")},
-        "K2": {"created_at": at("08:00"), "first_response_due": at("08:15"),
-               "resolution_due": at("09:00")},
+        "K1": {
+            "created_at": at("08:00"),
+            "first_response_due": at("08:30"),
+            "resolution_due": at("10:30"),
+        },
+        "K2": {
+            "created_at": at("08:00"),
+            "first_response_due": at("08:15"),
+            "resolution_due": at("09:00"),
+        },
         "K3": {"created_at": at("07:00"), "first_response_due": at("09:00")},
         "K4": {"created_at": at("08:00")},
     }
@@ -119,9 +125,7 @@ def test_defaults_to_the_last_seven_days(a: As, clock: FakeClock) -> None:
     assert k["tickets_created"] == 5 and k["tickets_resolved"] == 3 and k["assignments"] == 2
 
 
-def test_kpis_are_tenant_isolated_and_validate_input(
-    a: As, b: As, clock: FakeClock
-) -> None:
+def test_kpis_are_tenant_isolated_and_validate_input(a: As, b: As, clock: FakeClock) -> None:
     build_history(a, clock)
     org(b)
     k = b.get("/v1/kpis", params={"from": at("08:00"), "to": at("12:00")}).json()
@@ -131,7 +135,8 @@ def test_kpis_are_tenant_isolated_and_validate_input(
         422,
         "query.from",
     )
-    assert_problem(a.get("/v1/kpis", params={"from": at("12:00"), "to": at("08:00")}), 422,
-                   "query.from")
+    assert_problem(
+        a.get("/v1/kpis", params={"from": at("12:00"), "to": at("08:00")}), 422, "query.from"
+    )
     assert_problem(a.get("/v1/kpis", params={"team": "nope"}), 422, "query.team")
     assert_problem(a.get("/v1/kpis", params={"to": "0001-01-02T00:00:00Z"}), 422, "query.to")

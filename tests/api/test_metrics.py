@@ -35,23 +35,40 @@ def test_metrics_count_requests_assignments_and_jobs_without_tenant_data(
     assert r.headers["content-type"].startswith("text/plain")
     got = samples(r.text)
     route = "/v1/tickets/{ticket_id}/assign"
-    key = ("switchboard_http_requests_total", (("method", "POST"), ("route", route),
-                                              ("status", "200")))
+    key = (
+        "switchboard_http_requests_total",
+        (("method", "POST"), ("route", route), ("status", "200")),
+    )
     assert got[key] == 2
-    assert got[("switchboard_http_requests_total", (("method", "GET"),
-                ("route", "/v1/tickets/{ticket_id}"), ("status", "404")))] == 1
+    assert (
+        got[
+            (
+                "switchboard_http_requests_total",
+                (("method", "GET"), ("route", "/v1/tickets/{ticket_id}"), ("status", "404")),
+            )
+        ]
+        == 1
+    )
     assert got[("switchboard_assignments_total", (("outcome", "agent"),))] == 1
     assert got[("switchboard_assignments_total", (("outcome", "team_queue"),))] == 1
     assert got[("switchboard_jobs", (("status", "queued"),))] == 1
-    count = got[("switchboard_http_request_duration_seconds_count",
-                 (("method", "POST"), ("route", route)))]
+    count = got[
+        ("switchboard_http_request_duration_seconds_count", (("method", "POST"), ("route", route)))
+    ]
     assert count == 2
 
     app.state.job_worker.run_once()
     got = samples(client.get("/metrics").text)
     assert got[("switchboard_jobs", (("status", "queued"),))] == 0
-    assert got[("switchboard_jobs_finished_total",
-                (("kind", "queue.optimize"), ("status", "succeeded")))] == 1
+    assert (
+        got[
+            (
+                "switchboard_jobs_finished_total",
+                (("kind", "queue.optimize"), ("status", "succeeded")),
+            )
+        ]
+        == 1
+    )
 
     text = client.get("/metrics").text
     for secret in ("SECRET-TICKET", "ben", tenant_a.id, "no-such-ticket", "support"):

@@ -33,7 +33,9 @@ def test_going_offline_reassigns_unstarted_work_and_keeps_started_work(
     assert moved["N2"]["to"] == {"kind": "team", "id": "support"}
     assert moved["N1"]["event"] == moved["N2"]["event"] == "reassigned"
     assert moved["N1"]["reasons"][0] == {
-        "rule": "available", "detail": "agent ana is offline", "value": 0.0
+        "rule": "available",
+        "detail": "agent ana is offline",
+        "value": 0.0,
     }
     assert owner(a, "N1") == {"kind": "agent", "id": "ben"}
     assert owner(a, "N2") == {"kind": "team", "id": "support"}

@@ -69,14 +69,16 @@ def test_pinned_request_keeps_host_and_tls_name() -> None:
     assert headers == {"Host": "hooks.example.test"}
     assert extensions == {"sni_hostname": "hooks.example.test"}
 
-    v6 = check_url("https://v6.example.test:8443/", allow_http=False, allow_private=False,
-                   resolver=_dns)
+    v6 = check_url(
+        "https://v6.example.test:8443/", allow_http=False, allow_private=False, resolver=_dns
+    )
     url, headers, _ = v6.pinned()
     assert str(url) == "https://[2606:4700::1111]:8443/"
     assert headers == {"Host": "v6.example.test:8443"}
 
-    plain = check_url("http://hooks.example.test:80/", allow_http=True, allow_private=False,
-                      resolver=_dns)
+    plain = check_url(
+        "http://hooks.example.test:80/", allow_http=True, allow_private=False, resolver=_dns
+    )
     url, headers, extensions = plain.pinned()
     assert headers == {"Host": "hooks.example.test"} and extensions == {}
 
@@ -86,11 +88,11 @@ def test_resolver_errors_and_flags() -> None:
         raise OSError("no DNS")
 
     with pytest.raises(UrlRejected, match="does not resolve"):
-        check_url("https://x.example.test/", allow_http=False, allow_private=False,
-                  resolver=broken)
+        check_url("https://x.example.test/", allow_http=False, allow_private=False, resolver=broken)
     with pytest.raises(UrlRejected, match="fragment"):
-        check_url("https://93.184.216.34/#x", allow_http=False, allow_private=False,
-                  resolver=broken)
+        check_url(
+            "https://93.184.216.34/#x", allow_http=False, allow_private=False, resolver=broken
+        )
     # The operator's flags lift exactly their own rule.
     check_url("http://127.0.0.1:8080/", allow_http=True, allow_private=True, resolver=broken)
     with pytest.raises(UrlRejected, match="https"):

@@ -181,9 +181,7 @@ def subscribe(
     return r.json()["id"], r.json()["secret"]
 
 
-def emit(
-    app: FastAPI, tenant_id: str, type: str = "ticket.assigned", **data: Any
-) -> str | None:
+def emit(app: FastAPI, tenant_id: str, type: str = "ticket.assigned", **data: Any) -> str | None:
     """Emit through the production function in its own committed unit of work."""
     with app.state.session_factory() as session:
         events.emit(
@@ -241,15 +239,14 @@ def test_secret_is_shown_once_and_stored_encrypted(
 
 def test_crud_and_bad_bodies(a: As, receiver: Receiver) -> None:
     wid, _ = subscribe(a, receiver.url, ("ticket.assigned", "queue.optimized"))
-    r = a.patch(
-        f"/v1/webhooks/{wid}", json={"enabled": False, "event_types": ["booking.created"]}
-    )
+    r = a.patch(f"/v1/webhooks/{wid}", json={"enabled": False, "event_types": ["booking.created"]})
     assert r.status_code == 200, r.text
     assert r.json()["enabled"] is False and r.json()["event_types"] == ["booking.created"]
     assert a.get(f"/v1/webhooks/{wid}").json()["enabled"] is False
 
-    assert_problem(a.post("/v1/webhooks", json={"url": receiver.url, "event_types": []}),
-                   422, "event_types")
+    assert_problem(
+        a.post("/v1/webhooks", json={"url": receiver.url, "event_types": []}), 422, "event_types"
+    )
     assert_problem(
         a.post("/v1/webhooks", json={"url": receiver.url, "event_types": ["ticket.eaten"]}),
         422,
@@ -367,7 +364,11 @@ def test_dns_rebinding_is_refused_at_delivery(
 
 
 def test_delivery_goes_to_the_checked_address_with_the_original_host(
-    a: As, tenant_a: TenantCtx, app: FastAPI, settings: Settings, clock: FakeClock,
+    a: As,
+    tenant_a: TenantCtx,
+    app: FastAPI,
+    settings: Settings,
+    clock: FakeClock,
     receiver: Receiver,
 ) -> None:
     dns = FakeDNS({"receiver.example.test": ["127.0.0.1"]})
@@ -383,7 +384,11 @@ def test_delivery_goes_to_the_checked_address_with_the_original_host(
 
 
 def test_delivery_is_signed_standard_webhooks_style(
-    a: As, tenant_a: TenantCtx, app: FastAPI, deliverer: Deliverer, receiver: Receiver,
+    a: As,
+    tenant_a: TenantCtx,
+    app: FastAPI,
+    deliverer: Deliverer,
+    receiver: Receiver,
     clock: FakeClock,
 ) -> None:
     wid, secret = subscribe(a, receiver.url)
@@ -416,7 +421,11 @@ def test_delivery_is_signed_standard_webhooks_style(
 
 
 def test_events_reach_only_matching_enabled_subscriptions(
-    a: As, tenant_a: TenantCtx, app: FastAPI, deliverer: Deliverer, receiver: Receiver,
+    a: As,
+    tenant_a: TenantCtx,
+    app: FastAPI,
+    deliverer: Deliverer,
+    receiver: Receiver,
     db: Engine,
 ) -> None:
     # No subscription wants it: emit writes nothing to the outbox.
@@ -446,7 +455,11 @@ def test_emit_is_part_of_the_callers_transaction(
 
 
 def test_retries_with_backoff_then_succeeds(
-    a: As, tenant_a: TenantCtx, app: FastAPI, deliverer: Deliverer, receiver: Receiver,
+    a: As,
+    tenant_a: TenantCtx,
+    app: FastAPI,
+    deliverer: Deliverer,
+    receiver: Receiver,
     clock: FakeClock,
 ) -> None:
     wid, secret = subscribe(a, receiver.url)
@@ -486,7 +499,11 @@ def test_retries_with_backoff_then_succeeds(
 
 
 def test_retry_after_is_honoured_on_429(
-    a: As, tenant_a: TenantCtx, app: FastAPI, deliverer: Deliverer, receiver: Receiver,
+    a: As,
+    tenant_a: TenantCtx,
+    app: FastAPI,
+    deliverer: Deliverer,
+    receiver: Receiver,
     clock: FakeClock,
 ) -> None:
     wid, _ = subscribe(a, receiver.url)
@@ -504,7 +521,11 @@ def test_retry_after_is_honoured_on_429(
 
 
 def test_retry_after_as_http_date_on_503(
-    a: As, tenant_a: TenantCtx, app: FastAPI, deliverer: Deliverer, receiver: Receiver,
+    a: As,
+    tenant_a: TenantCtx,
+    app: FastAPI,
+    deliverer: Deliverer,
+    receiver: Receiver,
     clock: FakeClock,
 ) -> None:
     wid, _ = subscribe(a, receiver.url)
@@ -517,7 +538,11 @@ def test_retry_after_as_http_date_on_503(
 
 
 def test_gives_up_after_max_attempts_then_replay(
-    a: As, tenant_a: TenantCtx, app: FastAPI, deliverer: Deliverer, receiver: Receiver,
+    a: As,
+    tenant_a: TenantCtx,
+    app: FastAPI,
+    deliverer: Deliverer,
+    receiver: Receiver,
     clock: FakeClock,
 ) -> None:
     wid, secret = subscribe(a, receiver.url)
@@ -537,11 +562,17 @@ def test_gives_up_after_max_attempts_then_replay(
     clock.advance(seconds=60)  # (small: the replay below is verified against real time)
     assert deliverer.run_once().attempted == 0  # failed is final
     assert len(receiver.received) == MAX_ATTEMPTS
-    assert [x["status"] for x in deliveries(a, wid, )] == ["failed"]
+    assert [
+        x["status"]
+        for x in deliveries(
+            a,
+            wid,
+        )
+    ] == ["failed"]
     assert a.get(f"/v1/webhooks/{wid}/deliveries", params={"status": "failed"}).json()["items"]
-    assert a.get(f"/v1/webhooks/{wid}/deliveries", params={"status": "pending"}).json()[
-        "items"
-    ] == []
+    assert (
+        a.get(f"/v1/webhooks/{wid}/deliveries", params={"status": "pending"}).json()["items"] == []
+    )
 
     r = a.post(f"/v1/webhooks/{wid}/deliveries/{d['id']}/replay")
     assert r.status_code == 202, r.text
@@ -602,7 +633,11 @@ def test_disabled_subscription_holds_its_deliveries(
 
 
 def test_deleting_a_webhook_drops_its_deliveries(
-    a: As, tenant_a: TenantCtx, app: FastAPI, deliverer: Deliverer, receiver: Receiver,
+    a: As,
+    tenant_a: TenantCtx,
+    app: FastAPI,
+    deliverer: Deliverer,
+    receiver: Receiver,
     db: Engine,
 ) -> None:
     wid, _ = subscribe(a, receiver.url)
@@ -618,8 +653,13 @@ def test_deleting_a_webhook_drops_its_deliveries(
 
 
 def test_tenants_never_see_or_touch_each_others_webhooks(
-    a: As, b: As, tenant_a: TenantCtx, tenant_b: TenantCtx, app: FastAPI,
-    deliverer: Deliverer, receiver: Receiver,
+    a: As,
+    b: As,
+    tenant_a: TenantCtx,
+    tenant_b: TenantCtx,
+    app: FastAPI,
+    deliverer: Deliverer,
+    receiver: Receiver,
 ) -> None:
     a_wid, _ = subscribe(a, receiver.url)
     b_wid, _ = subscribe(b, receiver.url)
@@ -651,7 +691,11 @@ def test_tenants_never_see_or_touch_each_others_webhooks(
 
 
 def test_concurrent_deliverers_never_send_twice(
-    a: As, tenant_a: TenantCtx, app: FastAPI, settings: Settings, clock: FakeClock,
+    a: As,
+    tenant_a: TenantCtx,
+    app: FastAPI,
+    settings: Settings,
+    clock: FakeClock,
     receiver: Receiver,
 ) -> None:
     subscribe(a, receiver.url)
@@ -659,8 +703,13 @@ def test_concurrent_deliverers_never_send_twice(
     n_events = 12
     with app.state.session_factory() as session:
         for i in range(n_events):
-            events.emit(session=session, tenant_id=tenant_a.id, type="ticket.assigned",
-                        data={"i": i}, now=clock.now)
+            events.emit(
+                session=session,
+                tenant_id=tenant_a.id,
+                type="ticket.assigned",
+                data={"i": i},
+                now=clock.now,
+            )
         session.commit()
     workers = [make_deliverer(app, settings, clock, seed=i) for i in range(3)]
     barrier = threading.Barrier(len(workers))
@@ -695,7 +744,11 @@ def test_concurrent_deliverers_never_send_twice(
 
 
 def test_a_claim_excludes_others_until_its_lease_runs_out(
-    a: As, tenant_a: TenantCtx, app: FastAPI, settings: Settings, clock: FakeClock,
+    a: As,
+    tenant_a: TenantCtx,
+    app: FastAPI,
+    settings: Settings,
+    clock: FakeClock,
     receiver: Receiver,
 ) -> None:
     wid, _ = subscribe(a, receiver.url)
@@ -737,7 +790,11 @@ def test_background_deliverer_runs_in_the_app_lifespan(
 
 
 def test_unreadable_secret_is_never_sent_unsigned(
-    a: As, tenant_a: TenantCtx, app: FastAPI, settings: Settings, clock: FakeClock,
+    a: As,
+    tenant_a: TenantCtx,
+    app: FastAPI,
+    settings: Settings,
+    clock: FakeClock,
     receiver: Receiver,
 ) -> None:
     wid, _ = subscribe(a, receiver.url)
@@ -751,8 +808,13 @@ def test_unreadable_secret_is_never_sent_unsigned(
 
 
 def test_finished_deliveries_are_purged_after_the_retention(
-    a: As, tenant_a: TenantCtx, app: FastAPI, deliverer: Deliverer, receiver: Receiver,
-    clock: FakeClock, db: Engine,
+    a: As,
+    tenant_a: TenantCtx,
+    app: FastAPI,
+    deliverer: Deliverer,
+    receiver: Receiver,
+    clock: FakeClock,
+    db: Engine,
 ) -> None:
     wid, _ = subscribe(a, receiver.url)
     emit(app, tenant_a.id, ticket_id="done")
@@ -770,7 +832,11 @@ def test_finished_deliveries_are_purged_after_the_retention(
 
 
 def test_a_batch_is_sent_concurrently_and_recorded(
-    a: As, tenant_a: TenantCtx, app: FastAPI, deliverer: Deliverer, receiver: Receiver,
+    a: As,
+    tenant_a: TenantCtx,
+    app: FastAPI,
+    deliverer: Deliverer,
+    receiver: Receiver,
 ) -> None:
     wid, _ = subscribe(a, receiver.url)
     for i in range(5):
@@ -781,7 +847,11 @@ def test_a_batch_is_sent_concurrently_and_recorded(
 
 
 def test_assigning_a_ticket_over_http_reaches_the_receiver_signed(
-    a: As, tenant_a: TenantCtx, app: FastAPI, deliverer: Deliverer, receiver: Receiver,
+    a: As,
+    tenant_a: TenantCtx,
+    app: FastAPI,
+    deliverer: Deliverer,
+    receiver: Receiver,
     clock: FakeClock,
 ) -> None:
     """End to end: the assignment endpoint emits, the deliverer sends, the receiver verifies."""
@@ -818,7 +888,12 @@ def test_assigning_a_ticket_over_http_reaches_the_receiver_signed(
 
 
 def test_rotating_the_secret_signs_with_the_new_one(
-    a: As, b: As, tenant_a: TenantCtx, app: FastAPI, deliverer: Deliverer, receiver: Receiver,
+    a: As,
+    b: As,
+    tenant_a: TenantCtx,
+    app: FastAPI,
+    deliverer: Deliverer,
+    receiver: Receiver,
 ) -> None:
     wid, old = subscribe(a, receiver.url)
     assert_problem(b.post(f"/v1/webhooks/{wid}/rotate-secret"), 404)

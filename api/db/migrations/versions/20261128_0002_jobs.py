@@ -32,8 +32,9 @@ def upgrade() -> None:
         sa.Column("payload", sa.JSON(), nullable=False),
         sa.Column(
             "status",
-            sa.Enum(*_STATUSES, name="jobstatus", native_enum=False, create_constraint=True,
-                    length=16),
+            sa.Enum(
+                *_STATUSES, name="jobstatus", native_enum=False, create_constraint=True, length=16
+            ),
             nullable=False,
         ),
         sa.Column("attempts", sa.Integer(), nullable=False),

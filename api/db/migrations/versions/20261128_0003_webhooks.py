@@ -91,9 +91,7 @@ def upgrade() -> None:
         sa.Column("created_at", _TS, nullable=False),
         sa.Column("updated_at", _TS, nullable=False),
         sa.Column("delivered_at", _TS, nullable=True),
-        sa.CheckConstraint(
-            "attempts >= 0", name="ck_webhook_deliveries_attempts_non_negative"
-        ),
+        sa.CheckConstraint("attempts >= 0", name="ck_webhook_deliveries_attempts_non_negative"),
         _tenant_fk("webhook_deliveries"),
         sa.ForeignKeyConstraint(
             ["tenant_id", "subscription_id"],
@@ -144,9 +142,7 @@ def upgrade() -> None:
             name="fk_webhook_attempts_tenant_id_webhook_deliveries",
             ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint(
-            "tenant_id", "delivery_id", "number", name="pk_webhook_attempts"
-        ),
+        sa.PrimaryKeyConstraint("tenant_id", "delivery_id", "number", name="pk_webhook_attempts"),
     )
 
 
