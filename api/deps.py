@@ -139,7 +139,10 @@ def get_page(
     cursor: Annotated[
         str | None, Query(max_length=512, description="`next_cursor` of the previous page")
     ] = None,
-    limit: Annotated[int | None, Query(ge=1, description="Page size (default 50)")] = None,
+    limit: Annotated[
+        int | None,
+        Query(ge=1, description="Page size (default 50; the server's maximum is 500 unless set)"),
+    ] = None,
 ) -> PageParams:
     settings: Settings = request.app.state.settings
     if limit is None:
