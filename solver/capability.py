@@ -189,39 +189,30 @@ class AtRisk:
 
 
 @dataclass(frozen=True, slots=True)
-class ShiftRemoved:
+class _WindowChange:
+    """A change to one agent over ``[start, end)``; the window is validated like an Interval."""
+
+    agent_id: str
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        Interval(self.start, self.end)
+
+
+@dataclass(frozen=True, slots=True)
+class ShiftRemoved(_WindowChange):
     """The agent no longer works in ``[start, end)`` (sick day, shift swapped away)."""
 
-    agent_id: str
-    start: datetime
-    end: datetime
-
-    def __post_init__(self) -> None:
-        Interval(self.start, self.end)
-
 
 @dataclass(frozen=True, slots=True)
-class ShiftAdded:
+class ShiftAdded(_WindowChange):
     """The agent now also works in ``[start, end)`` (the other half of a shift swap)."""
 
-    agent_id: str
-    start: datetime
-    end: datetime
-
-    def __post_init__(self) -> None:
-        Interval(self.start, self.end)
-
 
 @dataclass(frozen=True, slots=True)
-class BusyAdded:
+class BusyAdded(_WindowChange):
     """A new event in the agent's calendar."""
-
-    agent_id: str
-    start: datetime
-    end: datetime
-
-    def __post_init__(self) -> None:
-        Interval(self.start, self.end)
 
 
 @dataclass(frozen=True, slots=True)
