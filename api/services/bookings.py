@@ -244,26 +244,57 @@ def book(
     )
     session.add(row)
     _save_cover(result.state, {**rows, row.id: row})
-    tickets.record_event(
-        session=session,
-        tenant_id=tenant_id,
-        ticket_id=ticket.id,
-        kind=TicketEventKind.CALL_BOOKED,
+    _announce(
+        session,
+        tenant_id,
+        row,
         now=now,
         actor=actor,
+        action="booked",
         reason=f"call booked ({cap.id}, {call.start.isoformat()})",
-        data=events.normalize_data({"action": "booked", **_call_data(row)}),
-    )
-    events.emit(
-        session=session,
-        tenant_id=tenant_id,
-        type=events.EventType.BOOKING_CREATED,
-        data=_call_data(row),
-        now=now,
+        webhook_type=events.EventType.BOOKING_CREATED,
     )
     _schedule_bind(session, tenant_id, now, _due_at(call.start, DEFAULT_LEAD))
     session.flush()
     return row
+
+
+def _announce(
+    session: Session,
+    tenant_id: str,
+    row: CallRow,
+    *,
+    now: datetime,
+    actor: str | None,
+    action: str,
+    reason: str,
+    webhook_type: events.EventType,
+    extra: Mapping[str, Any] | None = None,
+    webhook_extra: Mapping[str, Any] | None = None,
+    **changes: str | None,
+) -> None:
+    """Tell one booking step twice, in the caller's transaction: on the ticket's history (the
+    ticket stays the source of truth) and as a webhook event. ``extra`` goes to both unless
+    ``webhook_extra`` says what the webhook carries instead; ``changes`` are from/to agents."""
+    tickets.record_event(
+        session=session,
+        tenant_id=tenant_id,
+        ticket_id=row.ticket_id,
+        kind=TicketEventKind.CALL_BOOKED,
+        now=now,
+        actor=actor,
+        reason=reason,
+        data=events.normalize_data({"action": action, **_call_data(row), **(extra or {})}),
+        **changes,
+    )
+    told = extra if webhook_extra is None else webhook_extra
+    events.emit(
+        session=session,
+        tenant_id=tenant_id,
+        type=webhook_type,
+        data={**_call_data(row), **(told or {})},
+        now=now,
+    )
 
 
 def _call_data(row: CallRow) -> dict[str, Any]:
@@ -332,25 +363,17 @@ def cancel(
     row.cancelled_at = now
     row.cover_agent = None
     row.updated_at = now
-    tickets.record_event(
-        session=session,
-        tenant_id=tenant_id,
-        ticket_id=row.ticket_id,
-        kind=TicketEventKind.CALL_BOOKED,
+    _announce(
+        session,
+        tenant_id,
+        row,
         now=now,
         actor=actor,
+        action="cancelled",
         reason=f"call cancelled{f': {reason}' if reason else ''}",
-        data=events.normalize_data(
-            {"action": "cancelled", **_call_data(row), "agent_id": row.bound_agent}
-        ),
+        webhook_type=events.EventType.BOOKING_CANCELLED,
+        extra={"agent_id": row.bound_agent},
         from_agent=row.bound_agent,
-    )
-    events.emit(
-        session=session,
-        tenant_id=tenant_id,
-        type=events.EventType.BOOKING_CANCELLED,
-        data={**_call_data(row), "agent_id": row.bound_agent},
-        now=now,
     )
     session.flush()
     return row
@@ -390,30 +413,24 @@ def _apply_binding(
     row.updated_at = now
     action = "agent_bound" if previous is None else "agent_rebound"
     reasons = [{"rule": r.rule, "detail": r.detail} for r in binding.reasons]
-    tickets.record_event(
-        session=session,
-        tenant_id=tenant_id,
-        ticket_id=row.ticket_id,
-        kind=TicketEventKind.CALL_BOOKED,
+    _announce(
+        session,
+        tenant_id,
+        row,
         now=now,
         actor=actor,
+        action=action,
         reason=f"call {row.id}: agent {binding.agent_id} bound"
         + (f" (was {previous})" if previous else ""),
-        data=events.normalize_data({"action": action, **_call_data(row), "reasons": reasons}),
-        from_agent=previous,
-        to_agent=binding.agent_id,
-    )
-    events.emit(
-        session=session,
-        tenant_id=tenant_id,
-        type=events.EventType.BOOKING_AGENT_BOUND,
-        data={
-            **_call_data(row),
+        webhook_type=events.EventType.BOOKING_AGENT_BOUND,
+        extra={"reasons": reasons},
+        webhook_extra={
             "agent_id": binding.agent_id,
             "previous_agent_id": previous,
             "reasons": reasons,
         },
-        now=now,
+        from_agent=previous,
+        to_agent=binding.agent_id,
     )
 
 
@@ -433,23 +450,18 @@ def _apply_at_risk(
     row.at_risk_since = row.at_risk_since or now
     row.updated_at = now
     reason = {"rule": risk.reason.rule, "detail": risk.reason.detail}
-    tickets.record_event(
-        session=session,
-        tenant_id=tenant_id,
-        ticket_id=row.ticket_id,
-        kind=TicketEventKind.CALL_BOOKED,
+    _announce(
+        session,
+        tenant_id,
+        row,
         now=now,
         actor=actor,
+        action="at_risk",
         reason=f"call {row.id} at risk: {risk.reason.detail}",
-        data=events.normalize_data({"action": "at_risk", **_call_data(row), "reason": reason}),
+        webhook_type=events.EventType.BOOKING_AT_RISK,
+        extra={"reason": reason},
+        webhook_extra={"previous_agent_id": previous, "reason": reason},
         from_agent=previous,
-    )
-    events.emit(
-        session=session,
-        tenant_id=tenant_id,
-        type=events.EventType.BOOKING_AT_RISK,
-        data={**_call_data(row), "previous_agent_id": previous, "reason": reason},
-        now=now,
     )
 
 
