@@ -786,7 +786,7 @@ def escalate(
         from_agent=row.owner_agent_id,
         to_agent=row.owner_agent_id,
     )
-    _set_required(row, tenant_id, after_skills)
+    tickets.set_required_skills(row, tenant_id, after_skills)
     row.updated_at = now
     session.flush()
 
@@ -841,22 +841,6 @@ def escalate(
         )
     session.flush()
     return EscalateResult(row, previous_team, before_skills, previous_owner, assignment)
-
-
-def _set_required(row: TicketRow, tenant_id: str, levels: Mapping[str, int]) -> None:
-    from api.db.models import TicketSkill
-
-    current = {s.skill_id: s for s in row.required_skills}
-    for skill_id, link in current.items():
-        if skill_id not in levels:
-            row.required_skills.remove(link)
-        else:
-            link.level = levels[skill_id]
-    for skill_id, level in levels.items():
-        if skill_id not in current:
-            row.required_skills.append(
-                TicketSkill(tenant_id=tenant_id, ticket_id=row.id, skill_id=skill_id, level=level)
-            )
 
 
 def _qualifies(session: Session, tenant_id: str, agent_id: str, needs: Mapping[str, int]) -> bool:

@@ -85,19 +85,15 @@ def _snapshot(row: Ticket) -> dict[str, Any]:
     }
 
 
-def _set_required(row: Ticket, tenant_id: str, levels: Mapping[str, int]) -> None:
-    # In place: a delete and an insert of one key in a single flush would collide.
-    current = {s.skill_id: s for s in row.required_skills}
-    for skill_id, link in current.items():
-        if skill_id not in levels:
-            row.required_skills.remove(link)
-        else:
-            link.level = levels[skill_id]
-    for skill_id, level in levels.items():
-        if skill_id not in current:
-            row.required_skills.append(
-                TicketSkill(tenant_id=tenant_id, ticket_id=row.id, skill_id=skill_id, level=level)
-            )
+def set_required_skills(row: Ticket, tenant_id: str, levels: Mapping[str, int]) -> None:
+    """Make the ticket's required skills equal ``levels`` (in place; see common.sync_levels)."""
+    common.sync_levels(
+        row.required_skills,
+        levels,
+        lambda skill_id, level: TicketSkill(
+            tenant_id=tenant_id, ticket_id=row.id, skill_id=skill_id, level=level
+        ),
+    )
 
 
 def _validate(
@@ -223,7 +219,7 @@ def upsert(
     row.effort_minutes = data.effort_minutes
     row.previous_agent_id = data.previous_agent
     row.requester = data.requester
-    _set_required(row, tenant_id, data.required_skills)
+    set_required_skills(row, tenant_id, data.required_skills)
     after = _snapshot(row)
     changed = [name for name in _PLAIN_FIELDS if before[name] != after[name]]
     if changed:
@@ -268,7 +264,7 @@ def _create(
         updated_at=now,
         required_skills=[],
     )
-    _set_required(row, tenant_id, data.required_skills)
+    set_required_skills(row, tenant_id, data.required_skills)
     session.add(row)
     record_event(
         session=session,
