@@ -52,6 +52,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+from httptools import HttpParserError
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine, update
@@ -69,6 +70,7 @@ from api.schemas.teams import TeamCreate
 from api.schemas.tickets import TicketIn
 from api.services import agents, api_keys, shifts, skills, teams, tenants, tickets
 from api.settings import Environment, Settings
+from benchmarks.loadclient import KeepAliveClient
 
 # The endpoint under test; the ticket's external id goes in the path.
 ASSIGN_PATH = "/v1/tickets/{ticket_id}/assign"
@@ -648,6 +650,7 @@ async def drive(
     transport: httpx.AsyncBaseTransport | None = None,
     probe: Probe | None = None,
     rate: float | None = None,
+    client: str = "raw",
 ) -> tuple[np.ndarray, float, Counter[str], Measures | None]:
     """``concurrency`` clients over fresh tickets from ``ticket_ids``, until ``duration``
     seconds or the tickets run out.
@@ -661,24 +664,37 @@ async def drive(
     Returns per-request latencies (ms, successful ones), wall time, and a count by outcome
     (:data:`ASSIGNED`, :data:`QUEUED`, another HTTP status, or the exception's name).
     ``warmup`` dry-run assignments first fill each server process's caches without using up
-    tickets. ``transport`` replaces the network (the smoke test drives the app in-process).
+    tickets. ``client`` picks the HTTP client: "raw" (``benchmarks.loadclient``, ~0.1 ms CPU
+    per request) or "httpx" (~0.6-1.3 ms); ``transport`` replaces the network with an httpx
+    transport (the smoke test drives the app in-process) and implies httpx.
     ``probe`` measures CPU time (and the server's latency) over the run, after the warm-up.
     """
     headers = {"Authorization": f"Bearer {key}"}
     async with contextlib.AsyncExitStack() as stack:
-        # One pooled client per simulated client, each keeping its one connection alive:
-        # httpx's pool does work in proportion to its connections on every request, and one
-        # shared pool of 32 cost this generator ~5 ms CPU per request against ~1.6 ms this way
-        # (measured): CPU the server on the same two cores then lacked.
-        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        clients = [
-            await stack.enter_async_context(
-                httpx.AsyncClient(
-                    base_url=base, headers=headers, limits=limits, timeout=30.0, transport=transport
+        clients: list[Any]
+        if transport is None and client == "raw":
+            clients = [
+                await stack.enter_async_context(KeepAliveClient(base, headers))
+                for _ in range(concurrency)
+            ]
+        else:
+            # One pooled client per simulated client, each keeping its one connection alive:
+            # httpx's pool does work in proportion to its connections on every request, and
+            # one shared pool of 32 cost this generator ~5 ms CPU per request against ~1.6 ms
+            # this way (measured).
+            limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+            clients = [
+                await stack.enter_async_context(
+                    httpx.AsyncClient(
+                        base_url=base,
+                        headers=headers,
+                        limits=limits,
+                        timeout=30.0,
+                        transport=transport,
+                    )
                 )
-            )
-            for _ in range(concurrency)
-        ]
+                for _ in range(concurrency)
+            ]
         if warmup:
             warm = ASSIGN_PATH.format(ticket_id=ticket_ids[0])
             await asyncio.gather(
@@ -700,20 +716,20 @@ async def drive(
         started = time.perf_counter()
         deadline = started + duration
 
-        async def send(client: httpx.AsyncClient, ticket_id: str, since: float) -> None:
+        async def send(client: Any, ticket_id: str, since: float) -> None:
             try:
                 r = await client.post(ASSIGN_PATH.format(ticket_id=ticket_id))
                 took = (time.perf_counter() - since) * 1000.0
                 outcome = str(r.status_code)
                 if r.status_code == 200 and r.json().get("agent") is None:
                     outcome = QUEUED
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, OSError, HttpParserError) as exc:
                 took, outcome = float("nan"), type(exc).__name__
             outcomes[outcome] += 1
             if outcome in SUCCESS:
                 latencies.append(took)
 
-        async def client_loop(client: httpx.AsyncClient) -> None:
+        async def client_loop(client: Any) -> None:
             for ticket_id in pending:
                 t0 = time.perf_counter()
                 if t0 >= deadline:
@@ -721,7 +737,7 @@ async def drive(
                 await send(client, ticket_id, t0)
 
         async def open_loop(per_second: float) -> None:
-            free: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
+            free: asyncio.Queue[Any] = asyncio.Queue()
             for c in clients:
                 free.put_nowait(c)
 
@@ -778,6 +794,7 @@ def run_backend(
     pg_database: str = PG_BENCH_DB,
     env_extra: dict[str, str] | None = None,
     rate: float | None = None,
+    client: str = "raw",
 ) -> list[RunResult]:
     now = datetime.now(UTC)
     t0 = time.perf_counter()
@@ -812,6 +829,7 @@ def run_backend(
                                 duration=duration,
                                 warmup=max(8, 4 * workers),
                                 rate=rate,
+                                client=client,
                                 probe=Probe(
                                     server_pid,
                                     db_pids,
@@ -1071,7 +1089,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--duration", default=10.0, type=float, help="seconds per run")
     parser.add_argument("--agents", default=200, type=int)
     parser.add_argument(
-        "--tickets", default=6000, type=int, help="ticket pool: the most one run can assign"
+        "--tickets", default=10000, type=int, help="ticket pool: the most one run can assign"
     )
     parser.add_argument(
         "--profile", action="store_true", help="also break one assignment down in-process"
@@ -1089,6 +1107,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="open loop: requests per second, sent on the next free client (default: closed "
         "loop, each client sends as soon as its last answer arrives)",
+    )
+    parser.add_argument(
+        "--client",
+        choices=("raw", "httpx"),
+        default="raw",
+        help="load generator's HTTP client: raw (lean keep-alive, ~0.1 ms CPU per request) or "
+        "httpx (~0.6-1.3 ms; its CPU comes out of the server's two cores)",
     )
     parser.add_argument(
         "--db-pool-size",
@@ -1127,6 +1152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 pg_database=args.pg_database,
                 env_extra=env_extra,
                 rate=args.rate,
+                client=args.client,
             )
         if results:
             console.print(results_table(results, args.rate))

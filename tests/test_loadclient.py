@@ -1,0 +1,165 @@
+"""The load benchmark's lean HTTP client (``benchmarks.loadclient``): against a scripted local
+server for the protocol's edges, and against the real service under uvicorn for the whole path
+the benchmark takes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from api.db import migrate
+from api.main import create_app
+from api.settings import Environment, Settings
+from benchmarks import api as bench
+from benchmarks.loadclient import ConnectionClosed, KeepAliveClient
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def _read_request(reader: asyncio.StreamReader) -> tuple[bytes, dict[bytes, bytes], bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    line, *rest = head[:-4].split(b"\r\n")
+    headers = {k.strip().lower(): v.strip() for k, v in (h.split(b":", 1) for h in rest)}
+    body = await reader.readexactly(int(headers.get(b"content-length", b"0")))
+    return line, headers, body
+
+
+async def _with_server(handler: Handler, run: Callable[[str], Awaitable[None]]) -> None:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await handler(reader, writer)
+        finally:  # also when cancelled at the end of the test: no writer left open
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        await run(f"http://127.0.0.1:{port}")
+
+
+def test_keeps_one_connection_and_sends_headers_and_json() -> None:
+    seen: list[tuple[bytes, dict[bytes, bytes], bytes]] = []
+    connections = 0
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        with contextlib.suppress(asyncio.IncompleteReadError):
+            while True:
+                seen.append(await _read_request(reader))
+                body = b'{"n": %d}' % len(seen)
+                writer.write(
+                    b"HTTP/1.1 201 Created\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+                )
+                await writer.drain()
+
+    async def run(base: str) -> None:
+        async with KeepAliveClient(base, {"Authorization": "Bearer k"}) as client:
+            first = await client.post("/a/1")
+            second = await client.post("/a/2", json={"dry_run": True})
+        assert (first.status_code, first.json()) == (201, {"n": 1})
+        assert (second.status_code, second.json()) == (201, {"n": 2})
+
+    asyncio.run(_with_server(handler, run))
+    assert connections == 1
+    assert [line for line, _, _ in seen] == [b"POST /a/1 HTTP/1.1", b"POST /a/2 HTTP/1.1"]
+    assert all(h[b"authorization"] == b"Bearer k" for _, h, _ in seen)
+    assert seen[0][2] == b"" and seen[1][2] == b'{"dry_run": true}'
+    assert seen[1][1][b"content-type"] == b"application/json"
+
+
+def test_reconnects_after_the_server_closes_and_reports_a_dropped_request() -> None:
+    connections = 0
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        line, _, _ = await _read_request(reader)
+        if not line.startswith(b"POST /drop"):  # /drop: no answer at all
+            writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+
+    async def run(base: str) -> None:
+        async with KeepAliveClient(base) as client:
+            assert (await client.post("/x")).body == b"ok"
+            assert (await client.post("/y")).body == b"ok"  # a new connection, not an error
+            with pytest.raises(ConnectionClosed):
+                await client.post("/drop")
+            assert (await client.post("/z")).status_code == 200  # and it recovers
+
+    asyncio.run(_with_server(handler, run))
+    assert connections == 4
+
+
+def test_overlapping_requests_on_one_client_take_turns() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError):
+            while True:
+                line, _, _ = await _read_request(reader)
+                path = line.split()[1]
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(path), path))
+                await writer.drain()
+
+    async def run(base: str) -> None:
+        async with KeepAliveClient(base) as client:
+            answers = await asyncio.gather(*(client.post(f"/p{i}") for i in range(5)))
+        assert [a.body for a in answers] == [f"/p{i}".encode() for i in range(5)]
+
+    asyncio.run(_with_server(handler, run))
+
+
+def test_rejects_a_base_it_cannot_speak_to() -> None:
+    with pytest.raises(ValueError, match="http://host"):
+        KeepAliveClient("https://example.com")
+
+
+@contextlib.contextmanager
+def _uvicorn(settings: Settings) -> Iterator[str]:
+    port = bench.free_port()
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_the_benchmark_drives_the_real_service_with_it(tmp_path: Path) -> None:
+    """The benchmark's default path end to end: uvicorn, real sockets, this client, and the
+    outcome counting that tells an assignment from a team-queue answer."""
+    url = bench.sqlite_url(tmp_path)
+    migrate.upgrade(url)
+    settings = Settings(database_url=url, environment=Environment.TEST)
+    seeded = bench.seed_tenant(settings, now=datetime.now(UTC), n_agents=4, n_tickets=12, batch=12)
+    with _uvicorn(settings) as base:
+        latencies, elapsed, outcomes, _ = asyncio.run(
+            bench.drive(
+                base,
+                seeded.helpdesk_key,
+                seeded.ticket_ids,
+                concurrency=3,
+                duration=30.0,
+                warmup=4,
+                client="raw",
+            )
+        )
+    assert outcomes.total() == 12 and set(outcomes) <= set(bench.SUCCESS), outcomes
+    assert outcomes[bench.ASSIGNED] > 0
+    assert latencies.shape == (12,) and elapsed > 0
