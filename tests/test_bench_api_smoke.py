@@ -119,3 +119,19 @@ def test_open_loop_sends_at_the_offered_rate(tmp_path: Path) -> None:
     assert elapsed >= 0.45 and latencies.shape == (10,)
     result = bench.RunResult("postgresql", 1, 4, latencies, elapsed, outcomes, None, 20.0)
     assert not result.meets_target  # 20/s is not the target rate, however fast
+
+
+def test_target_line_reports_closed_and_open_loop_side_by_side() -> None:
+    fast = np.full(1000, 20.0)
+    slow = np.full(1000, 80.0)
+    ok: Counter[str] = Counter({bench.ASSIGNED: 1000})
+    closed = bench.RunResult("postgresql", 1, bench.TARGET_CONCURRENCY, fast, 1.0, ok)
+    opened = bench.RunResult(
+        "postgresql", 1, bench.TARGET_CONCURRENCY, slow, 2.0, ok, None, bench.TARGET_RATE
+    )
+    assert closed.meets_target and not opened.meets_target
+    assert (closed.load, opened.load) == ("closed", "500/s open")
+    line = bench.target_line([closed, opened])
+    assert "closed loop MET (best: 1 worker(s), 1000/s, p99 20.0 ms)" in line
+    assert "open loop at 500/s MISSED (best: 1 worker(s), 500/s, p99 80.0 ms)" in line
+    assert bench.results_table([closed, opened]).row_count == 2
