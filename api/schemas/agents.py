@@ -24,7 +24,12 @@ class AgentCreate(Schema):
 
 
 class AgentUpdate(Patch):
-    """Omitted fields stay; ``skills`` replaces the whole map when given."""
+    """Omitted fields stay; ``skills`` replaces the whole map when given (``{}`` empties it).
+
+    No field is nullable: each is a value every agent has (a nameless agent's ``name`` is
+    ``""``, a skill-less one's ``skills`` ``{}``), so null would not mean "clear" but nothing,
+    and is refused with a 422 naming the field.
+    """
 
     name: Name | None = None
     team: Id | None = None

@@ -34,6 +34,9 @@ class CapabilityCreate(Schema):
 
 
 class CapabilityUpdate(Patch):
+    """Not nullable: ``name`` is cleared with ``""``, ``requirements`` is never empty and every
+    rule has a value (its default is the create default, not "none")."""
+
     name: Name | None = None
     requirements: Requirements | None = None
     call_minutes: CallMinutes | None = None

@@ -2,8 +2,8 @@
 
 ``Id`` is the shape of a client-chosen identifier (a helpdesk's own ids: ``billing``,
 ``lang:de``, ``agent-42``); ``Levels`` a ``{skill: level}`` map; ``Patch`` the base of PATCH
-bodies, where an omitted field stays as it is and ``null`` is refused for fields that cannot be
-empty.
+bodies, where an omitted field stays as it is and ``null`` is refused (and documented as refused)
+for fields that cannot be empty.
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
+    field_validator,
 )
 
 from api.db.models import ID_LENGTH
-from api.errors import FieldError, InvalidInput
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@+\-]*$"
 
@@ -92,18 +93,53 @@ class Schema(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+_NULL = {"type": "null"}
+
+
+def _document_not_null(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """JSON schema of a :class:`Patch`: a field outside ``NULLABLE`` may be omitted but is never
+    null, so its schema is the value's alone (not ``anyOf [value, null]``) and has no default
+    (omitted means "unchanged", not "set to a default")."""
+    nullable: frozenset[str] = getattr(model, "NULLABLE", frozenset())
+    for name, prop in schema.get("properties", {}).items():
+        if name in nullable:
+            continue
+        if prop.get("default", ...) is None:
+            del prop["default"]
+        members = [m for m in prop.get("anyOf", ()) if m != _NULL]
+        if len(members) == 1 and len(prop["anyOf"]) == 2:
+            del prop["anyOf"]
+            # The member's own keywords (type, bounds, $ref, description) and the property's
+            # (title); a ``$ref`` with siblings is fine in OpenAPI 3.1 / JSON Schema 2020-12.
+            prop.update({**members[0], **prop})
+
+
 class Patch(Schema):
-    """A partial update. Fields named in ``NULLABLE`` may be set to null; others may not."""
+    """A partial update: an omitted field stays as it is.
+
+    ``null`` is accepted only for the fields named in ``NULLABLE`` (where it means "clear this
+    optional value"). Every other field refuses it at validation, a 422 problem naming the
+    field ("may be omitted but not null"), and its JSON schema says so: the value's type alone,
+    no ``null`` member. Subclasses still annotate fields ``X | None = None`` because that is
+    what the attribute holds when the field is omitted; use :meth:`changes` to read what was
+    sent.
+    """
 
     NULLABLE: ClassVar[frozenset[str]] = frozenset()
 
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_document_not_null)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _refuse_null(cls, value: Any, info: ValidationInfo) -> Any:
+        # Runs only for fields the client sent: an omitted field keeps its default unvalidated.
+        if value is None and info.field_name not in cls.NULLABLE:
+            raise ValueError("may be omitted but not null")
+        return value
+
     def changes(self) -> dict[str, Any]:
-        """The fields the client sent, as a dict; null for a non-nullable field is refused."""
-        out = self.model_dump(exclude_unset=True)
-        nulls = [k for k, v in out.items() if v is None and k not in self.NULLABLE]
-        if nulls:
-            raise InvalidInput(FieldError(k, "may be omitted but not null") for k in nulls)
-        return out
+        """The fields the client sent, as a dict (null only for ``NULLABLE`` fields)."""
+        return self.model_dump(exclude_unset=True)
 
 
 T = TypeVar("T")

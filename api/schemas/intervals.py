@@ -30,6 +30,9 @@ class ShiftCreate(Schema):
 
 
 class ShiftUpdate(Patch):
+    """Not nullable: an interval always has its agent, start and end (and busy time a
+    ``source``); null could only mean "no value", which none of them can be."""
+
     agent: Id | None = None
     start: Timestamp | None = None
     end: Timestamp | None = None

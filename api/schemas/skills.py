@@ -14,6 +14,8 @@ class SkillCreate(Schema):
 
 
 class SkillUpdate(Patch):
+    """Not nullable: ``name`` is cleared with ``""`` and every skill has a ``kind``."""
+
     name: Name | None = None
     kind: SkillKind | None = None
 

@@ -12,6 +12,8 @@ class TeamCreate(Schema):
 
 
 class TeamUpdate(Patch):
+    """Not nullable: a team without a name has ``name`` ``""`` (send that to clear it)."""
+
     name: Name | None = None
 
 

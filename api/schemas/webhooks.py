@@ -56,6 +56,9 @@ class WebhookCreate(Schema):
 
 
 class WebhookUpdate(Patch):
+    """Not nullable: ``description`` is cleared with ``""``; a subscription always has a URL,
+    at least one event type and a state."""
+
     url: Url | None = None
     event_types: EventTypes | None = None
     description: Description | None = None

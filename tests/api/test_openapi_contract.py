@@ -1,0 +1,110 @@
+"""What ``/openapi.json`` promises about request bodies is what the service enforces.
+
+schemathesis (test_schemathesis.py) checks responses against the document; these tests check
+the document's claims about *input* that a generator alone would not notice were false: a
+PATCH field documented as nullable that the service refuses when null.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from api.main import create_app
+from api.schemas.common import Patch
+from api.settings import Environment, Settings
+from tests.api.conftest import As, assert_problem
+
+
+def _document() -> dict[str, Any]:
+    return create_app(Settings(database_url="sqlite://", environment=Environment.TEST)).openapi()
+
+
+DOC = _document()
+SCHEMAS: dict[str, Any] = DOC["components"]["schemas"]
+
+
+def _body_schema(operation: dict[str, Any]) -> dict[str, Any]:
+    ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    return SCHEMAS[ref.rsplit("/", 1)[-1]]
+
+
+PATCHES = [
+    pytest.param(path, _body_schema(ops["patch"]), id=path)
+    for path, ops in DOC["paths"].items()
+    if "patch" in ops
+]
+
+
+def _patch_models() -> dict[str, type[Patch]]:
+    out: dict[str, type[Patch]] = {}
+    todo = list(Patch.__subclasses__())
+    while todo:
+        model = todo.pop()
+        out[model.__name__] = model
+        todo.extend(model.__subclasses__())
+    return out
+
+
+def _admits_null(prop: dict[str, Any]) -> bool:
+    if prop.get("type") == "null" or "null" in (prop.get("type") or []):
+        return True
+    return any(_admits_null(m) for m in prop.get("anyOf", []) + prop.get("oneOf", []))
+
+
+def test_every_patch_body_is_a_patch_model() -> None:
+    models = _patch_models()
+    assert PATCHES, "no PATCH operation in the document"
+    for param in PATCHES:
+        _, schema = param.values
+        assert schema["title"] in models, schema["title"]
+
+
+@pytest.mark.parametrize(("path", "schema"), PATCHES)
+def test_patch_schema_says_null_only_where_null_is_accepted(
+    path: str, schema: dict[str, Any]
+) -> None:
+    model = _patch_models()[schema["title"]]
+    for name, prop in schema["properties"].items():
+        assert _admits_null(prop) == (name in model.NULLABLE), (path, name, prop)
+        # Omitted means "unchanged": a documented default would say otherwise.
+        assert "default" not in prop or name in model.NULLABLE, (path, name, prop)
+
+
+@pytest.mark.parametrize(("path", "schema"), PATCHES)
+def test_explicit_null_on_a_non_nullable_field_is_a_422_naming_it(
+    a: As, path: str, schema: dict[str, Any]
+) -> None:
+    model = _patch_models()[schema["title"]]
+    url = path.split("{", 1)[0] + "no-such-object"
+    for name in schema["properties"]:
+        if name in model.NULLABLE:
+            continue
+        r = a.patch(url, json={name: None})
+        body = assert_problem(r, 422, name)
+        [error] = body["errors"]
+        assert error == {"field": name, "reason": "may be omitted but not null"}, body
+
+
+def test_null_refused_alongside_valid_changes_and_nothing_is_written(a: As) -> None:
+    assert a.post("/v1/teams", json={"id": "t1", "name": "One"}).status_code == 201
+    r = a.patch("/v1/teams/t1", json={"name": None})
+    assert_problem(r, 422, "name")
+    assert a.get("/v1/teams/t1").json()["name"] == "One"
+    # Omitting is "unchanged"; the empty string is how a name is cleared.
+    assert a.patch("/v1/teams/t1", json={}).json()["name"] == "One"
+    assert a.patch("/v1/teams/t1", json={"name": ""}).json()["name"] == ""
+
+
+def test_patch_models_refuse_null_when_built_in_python() -> None:
+    # Services and the CLI build these models directly too: the rule is the model's, not the
+    # route's.
+    from pydantic import ValidationError
+
+    from api.schemas.agents import AgentUpdate
+
+    with pytest.raises(ValidationError, match="may be omitted but not null"):
+        AgentUpdate(capacity=None)
+    assert AgentUpdate().changes() == {}
+    assert AgentUpdate(capacity=3).changes() == {"capacity": 3}
