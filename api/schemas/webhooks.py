@@ -40,9 +40,16 @@ Url = Annotated[
         examples=["https://helpdesk.example.com/hooks/switchboard"],
     ),
 ]
+# Distinct: the schema says so (uniqueItems) and _distinct refuses a repeat with a 422 naming
+# ``event_types``, rather than storing or silently collapsing it. (A set type would document
+# uniqueItems too, but would swallow repeats and lose the client's order.)
 EventTypes = Annotated[
     list[EventType],
-    Field(min_length=1, description="The event types to receive"),
+    Field(
+        min_length=1,
+        description="The event types to receive, each once",
+        json_schema_extra={"uniqueItems": True},
+    ),
     AfterValidator(_distinct),
 ]
 Description = Annotated[str, StringConstraints(max_length=500, strip_whitespace=True)]

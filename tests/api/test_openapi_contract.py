@@ -108,3 +108,19 @@ def test_patch_models_refuse_null_when_built_in_python() -> None:
         AgentUpdate(capacity=None)
     assert AgentUpdate().changes() == {}
     assert AgentUpdate(capacity=3).changes() == {"capacity": 3}
+
+
+@pytest.mark.parametrize("model", ["WebhookCreate", "WebhookUpdate"])
+def test_webhook_event_types_are_documented_unique(model: str) -> None:
+    prop = SCHEMAS[model]["properties"]["event_types"]
+    assert prop["type"] == "array" and prop["uniqueItems"] is True, prop
+
+
+@pytest.mark.parametrize(("method", "url"), [("POST", "/v1/webhooks"), ("PATCH", "/v1/webhooks/w")])
+def test_repeated_event_type_is_a_422_naming_event_types(a: As, method: str, url: str) -> None:
+    body = {"url": "https://hooks.example.com/in", "event_types": ["ticket.assigned"] * 2}
+    r = a.request(method, url, json=body)
+    problem = assert_problem(r, 422, "event_types")
+    assert problem["errors"] == [
+        {"field": "event_types", "reason": "must not repeat an event type"}
+    ], problem
