@@ -11,6 +11,16 @@ import sys
 from collections.abc import Sequence
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def _demo(args: argparse.Namespace) -> int:
     from api.demo import run_demo
 
@@ -72,9 +82,30 @@ def _add_service_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     down.add_argument("--database-url", help=url_help)
     down.set_defaults(func=run("db_downgrade"))
 
-    serve = sub.add_parser("serve", help="run the HTTP API (migrates the database first)")
+    serve = sub.add_parser(
+        "serve",
+        help="run the HTTP API (migrates the database first)",
+        description=(
+            "Run the HTTP API. The database is migrated (and, with --demo, seeded) once, "
+            "before the worker processes start. Every worker process also runs the background "
+            "job worker and webhook deliverer unless SWITCHBOARD_JOBS_WORKER=false / "
+            "SWITCHBOARD_WEBHOOK_DELIVERER=false: several of them are safe, since jobs and "
+            "deliveries are claimed atomically (FOR UPDATE SKIP LOCKED on PostgreSQL, "
+            "BEGIN IMMEDIATE on SQLite): two processes never take the same one."
+        ),
+    )
     serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free)")
+    serve.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help=(
+            "server processes sharing the port (default 1); each has its own database pool "
+            "(SWITCHBOARD_DB_POOL_SIZE) and its own background job worker and webhook deliverer"
+        ),
+    )
     serve.add_argument(
         "--demo",
         action="store_true",
@@ -82,6 +113,13 @@ def _add_service_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     )
     serve.add_argument("--no-migrate", action="store_true", help="do not run migrations on start")
     serve.add_argument("--log-level", default="info", help="uvicorn log level (default info)")
+    serve.add_argument("--no-access-log", action="store_true", help="do not log each request")
+    serve.add_argument(
+        "--loop",
+        choices=("auto", "asyncio", "uvloop"),
+        default="auto",
+        help="event loop (default auto: uvloop where it is installed)",
+    )
     serve.add_argument("--database-url", help=url_help)
     serve.set_defaults(func=run("serve"))
 

@@ -69,24 +69,38 @@ def tenant_create(args: argparse.Namespace) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    """Bind, migrate, seed (``--demo``), then serve with ``--workers`` processes.
 
-    from api.db import migrate
-    from api.main import create_app
+    The socket is bound first, so a taken port fails before the database is touched; migrating
+    and seeding happen here, in the parent, exactly once, before any worker starts.
+    """
+    from api import serve as server
 
     settings = _settings(args)
-    if not args.no_migrate:
-        migrate.upgrade(settings.database_url, "head")
-    if args.demo:
-        from api.seed import print_demo_instructions, seed_demo
+    try:
+        sock = server.bind(args.host, args.port)
+    except OSError as exc:
+        print(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    try:
+        if not args.no_migrate:
+            from api.db import migrate
 
-        demo = seed_demo(settings, now=datetime.now(UTC))
-        print_demo_instructions(demo, base_url=f"http://{args.host}:{args.port}")
-    uvicorn.run(
-        create_app(settings),
-        host=args.host,
-        port=args.port,
+            migrate.upgrade(settings.database_url, "head")
+        if args.demo:
+            from api.seed import print_demo_instructions, seed_demo
+
+            demo = seed_demo(settings, now=datetime.now(UTC))
+            print_demo_instructions(demo, base_url=server.base_url(sock))
+            sys.stdout.flush()
+    except BaseException:
+        sock.close()
+        raise
+    return server.run(
+        settings,
+        sock=sock,
+        workers=args.workers,
         log_level=args.log_level,
-        proxy_headers=True,
+        access_log=not args.no_access_log,
+        loop=args.loop,
     )
-    return 0

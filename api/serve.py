@@ -1,0 +1,117 @@
+"""Running the HTTP service under uvicorn, in one process or several: ``switchboard serve`` (and
+the HTTP benchmark) call :func:`run`.
+
+    sock = bind("0.0.0.0", 8000)        # fails here, before anything else, if the port is taken
+    run(settings, sock=sock, workers=4)  # blocks until SIGINT/SIGTERM
+
+The listening socket is always bound here, never by uvicorn. uvicorn's own ``--workers N``
+binds it without ``IPPROTO_TCP``; accepted connections inherit ``proto == 0``, asyncio then
+skips ``TCP_NODELAY`` on them, and every response on a kept-alive connection after the first
+waits ~40 ms for the client's delayed ACK (Kludex/uvicorn#3149, still open at uvicorn 0.54;
+measured here on asyncio's loop: /healthz 1 ms with one worker, 44 ms with two; uvloop sets
+``TCP_NODELAY`` by itself, so the trap hides wherever uvloop is installed). A socket bound as
+TCP is handed to uvicorn's supervisor (:class:`uvicorn.supervisors.Multiprocess`), which starts
+the workers, restarts one that dies and stops them all on SIGINT/SIGTERM. One worker is served
+from the same kind of socket, so a taken port fails before anything is migrated or seeded.
+
+Each worker process builds its own app (``create_app(settings)``: its engine, pool, caches and
+background threads) from the one :class:`~api.settings.Settings` built by the parent, so every
+worker runs with the same configuration. Whatever must happen once — migrating, seeding the
+demo tenant — the caller does before :func:`run`, in the parent; workers only serve.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import socket
+
+from api.settings import Settings
+
+# uvicorn's exit status for "the server could not start" (uvicorn.config.STARTUP_FAILURE).
+STARTUP_FAILURE = 3
+
+log = logging.getLogger("uvicorn.error")  # uvicorn configures it: our lines look like its own
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (not yet listening); port 0 picks a free one.
+
+    ``IPPROTO_TCP`` is what makes asyncio set ``TCP_NODELAY`` on every accepted connection.
+    Raises :class:`OSError` when the address cannot be bound (in use, not local, ...).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def base_url(sock: socket.socket) -> str:
+    """``http://host:port`` of a bound socket (the real port when 0 was asked for)."""
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if sock.family == socket.AF_INET6 else f"http://{host}:{port}"
+
+
+def run(
+    settings: Settings,
+    *,
+    sock: socket.socket | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    log_level: str = "info",
+    access_log: bool = True,
+    loop: str = "auto",
+) -> int:
+    """Serve the API on ``sock`` (else on a socket bound to ``host:port``) with ``workers``
+    processes until SIGINT/SIGTERM; closes the socket. Returns the exit status: 0, or
+    :data:`STARTUP_FAILURE` when the app could not start (bad database, ...)."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    from api.main import create_app
+
+    if workers < 1:
+        raise ValueError("workers must be at least 1")
+    if sock is None:
+        sock = bind(host, port)
+    bound_host, bound_port = sock.getsockname()[:2]
+    config = uvicorn.Config(
+        # A picklable factory: with several workers each (spawned) process calls it itself.
+        functools.partial(create_app, settings),
+        factory=True,
+        host=bound_host,
+        port=bound_port,
+        workers=workers,
+        log_level=log_level,
+        access_log=access_log,
+        proxy_headers=True,
+        loop=loop,
+    )
+    log.info(
+        "Switchboard running on %s with %d worker process%s (Press CTRL+C to quit)",
+        base_url(sock),
+        workers,
+        "" if workers == 1 else "es",
+    )
+    try:
+        if workers == 1:
+            server = uvicorn.Server(config)
+            # uvicorn re-raises the SIGINT it shut down for: that is a normal stop.
+            with contextlib.suppress(KeyboardInterrupt):
+                server.run(sockets=[sock])
+            return 0 if server.started else STARTUP_FAILURE
+        supervisor = Multiprocess(config, sockets=[sock])
+        supervisor.run()
+        # The supervisor stops when a worker fails before serving (it would fail again).
+        failed = any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes)
+        return STARTUP_FAILURE if failed else 0
+    finally:
+        sock.close()
