@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_service_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """``db``, ``serve`` and ``tenant``: implemented lazily in :mod:`api.commands`."""
+    """``db``, ``serve``, ``tenant`` and ``housekeeping``: implemented lazily in
+    :mod:`api.commands` (``worker`` in :mod:`api.jobs.command`)."""
 
     def run(name: str) -> object:
         def call(args: argparse.Namespace) -> int:
@@ -88,7 +89,8 @@ def _add_service_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
         description=(
             "Run the HTTP API. The database is migrated (and, with --demo, seeded) once, "
             "before the worker processes start. Every worker process also runs the background "
-            "job worker and webhook deliverer unless SWITCHBOARD_JOBS_WORKER=false / "
+            "job worker (with its housekeeping) and webhook deliverer unless "
+            "SWITCHBOARD_JOBS_WORKER=false / "
             "SWITCHBOARD_WEBHOOK_DELIVERER=false: several of them are safe, since jobs and "
             "deliveries are claimed atomically (FOR UPDATE SKIP LOCKED on PostgreSQL, "
             "BEGIN IMMEDIATE on SQLite): two processes never take the same one."
@@ -138,6 +140,27 @@ def _add_service_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     )
     worker.add_argument("--log-level", default="info", help="log level (default info)")
     worker.set_defaults(func=_worker)
+
+    housekeeping = sub.add_parser(
+        "housekeeping",
+        help="delete expired records (Idempotency-Key responses) now, e.g. from cron",
+        description=(
+            "Delete what the service keeps only for a while: Idempotency-Key records older than "
+            "SWITCHBOARD_IDEMPOTENCY_TTL_HOURS, in batches of --batch-size rows per transaction. "
+            "Every job worker (each server process, and `switchboard worker`) already does this "
+            "every SWITCHBOARD_HOUSEKEEPING_INTERVAL_SECONDS (0: not at all); this command is "
+            "for cron. Safe to run alongside them."
+        ),
+    )
+    housekeeping.add_argument("--database-url", help=url_help)
+    housekeeping.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="rows deleted per transaction (default SWITCHBOARD_HOUSEKEEPING_BATCH_SIZE, 1000)",
+    )
+    housekeeping.set_defaults(func=run("housekeeping"))
 
 
 def _worker(args: argparse.Namespace) -> int:

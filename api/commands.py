@@ -1,4 +1,5 @@
-"""The service's sub-commands of ``switchboard`` (``db upgrade``, ``serve``, ``tenant create``).
+"""The service's sub-commands of ``switchboard`` (``db upgrade``, ``serve``, ``tenant create``,
+``housekeeping``).
 
 ``api/cli.py`` only declares the arguments and imports this module lazily, so the CLI stays fast.
 Each command builds its own :class:`~api.settings.Settings` when it runs.
@@ -65,6 +66,32 @@ def tenant_create(args: argparse.Namespace) -> int:
     print(f"tenant:    {tenant.id} ({tenant.name})")
     print(f"admin key: {key}")
     print("The key is shown once and stored only as a hash: keep it now.")
+    return 0
+
+
+def housekeeping(args: argparse.Namespace) -> int:
+    from api.db.engine import make_engine, make_session_factory
+    from api.jobs import housekeeping
+
+    settings = _settings(args)
+    engine = make_engine(settings)
+    try:
+        report = housekeeping.run(
+            make_session_factory(engine),
+            settings,
+            now=datetime.now(UTC),
+            batch_size=args.batch_size,
+        )
+    except (OperationalError, ProgrammingError) as exc:
+        print(
+            f"cannot clean up ({exc.orig}); run `switchboard db upgrade` first",
+            file=sys.stderr,
+        )
+        return 1
+    finally:
+        engine.dispose()
+    before = report.idempotency_before.isoformat(timespec="seconds")
+    print(f"deleted {report.idempotency_records} idempotency record(s) created before {before}")
     return 0
 
 

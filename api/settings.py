@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     page_size_max: int = Field(default=500, ge=1, le=10_000)
     bulk_max_rows: int = Field(default=10_000, ge=1)
     idempotency_ttl_hours: int = Field(default=24, ge=1)
+    # Housekeeping (expired Idempotency-Key records) runs in every job worker this often;
+    # 0 turns it off there (then run ``switchboard housekeeping`` from cron). Rows are deleted
+    # this many per transaction.
+    housekeeping_interval_seconds: float = Field(default=300.0, ge=0)
+    housekeeping_batch_size: int = Field(default=1000, ge=1, le=100_000)
     # The background job worker (queue re-optimization): None = run it in every service
     # process except in the test environment (tests call ``Worker.run_once`` themselves).
     jobs_worker: bool | None = None

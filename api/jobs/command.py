@@ -2,7 +2,8 @@
 
 Any number of these (and of service processes running their own worker thread) can share one
 database: jobs are claimed atomically, so none runs twice. SIGINT/SIGTERM stop after the job in
-hand finishes.
+hand finishes. It runs housekeeping too (:mod:`api.jobs.housekeeping`), every
+``housekeeping_interval_seconds``; ``--once`` runs the due jobs only.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import UTC, datetime
 from types import FrameType
 
 from api.db.engine import make_engine, make_session_factory
+from api.jobs import housekeeping
 from api.jobs.models import JobStatus
 from api.jobs.registry import default_handlers
 from api.jobs.worker import Worker
@@ -31,12 +33,15 @@ def run_worker(args: argparse.Namespace) -> int:
     logging.basicConfig(level=getattr(args, "log_level", "INFO").upper())
     engine = make_engine(settings)
     realtime_cache.install()
+    session_factory = make_session_factory(engine)
     worker = Worker(
-        make_session_factory(engine),
+        session_factory,
         default_handlers(),
         clock=_wall_clock,
         lease_seconds=settings.jobs_lease_seconds,
         poll_seconds=args.poll or settings.jobs_poll_seconds,
+        housekeeping=housekeeping.for_worker(session_factory, settings),
+        housekeeping_seconds=settings.housekeeping_interval_seconds,
     )
     try:
         if args.once:

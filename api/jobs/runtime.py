@@ -3,13 +3,16 @@
 ``install(app)`` runs when the app is built (no I/O); ``start(app)`` and ``stop(app)`` run in its
 lifespan, after the engine exists. The worker thread starts only when the settings ask for it
 (``jobs_worker``; by default everywhere except the test environment, where tests call
-``app.state.job_worker.run_once()`` themselves, without sleeping).
+``app.state.job_worker.run_once()`` themselves, without sleeping). The worker's loop also runs
+housekeeping (:mod:`api.jobs.housekeeping`) every ``housekeeping_interval_seconds``; tests call
+``app.state.job_worker.housekeep()``.
 """
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
+from api.jobs import housekeeping
 from api.jobs.registry import default_handlers
 from api.jobs.worker import FinishHook, Worker
 from api.services import realtime_cache
@@ -39,6 +42,8 @@ def start(app: FastAPI, *, on_finish: FinishHook | None = None) -> Worker:
         lease_seconds=settings.jobs_lease_seconds,
         poll_seconds=settings.jobs_poll_seconds,
         on_finish=on_finish,
+        housekeeping=housekeeping.for_worker(app.state.session_factory, settings),
+        housekeeping_seconds=settings.housekeeping_interval_seconds,
     )
     app.state.job_worker = worker
     if worker_enabled(settings):

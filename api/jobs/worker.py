@@ -3,6 +3,7 @@
     worker = Worker(session_factory, handlers, clock=clock)
     worker.run_once()        # claim and run at most one job (tests call this: no sleeping)
     worker.start()           # a background thread polling until stop() (the service lifespan)
+    worker.housekeep()       # one housekeeping pass now (the loop runs one every interval)
 
 A handler is ``handler(ctx) -> result dict``. It does its work with its own sessions
 (``ctx.session_factory``) and may finish the job *inside its last transaction* with
@@ -12,6 +13,9 @@ If the handler returns without doing so, the worker completes the job with what 
 
 While a handler runs, a heartbeat thread renews the lease every third of it; a worker that dies
 stops renewing, and any worker's :func:`~api.jobs.queue.recover_stale` pass re-queues the job.
+The loop also runs ``housekeeping`` (:mod:`api.jobs.housekeeping`) every ``housekeeping_seconds``
+(±10 %, so many processes spread out), and again right after the next poll when a pass says it
+left work behind.
 A handler that raises is retried with exponential backoff until its attempts are used up;
 :class:`PermanentJobError`, bad input (``ServiceError``) and the solver's ``ProblemError`` fail the
 job at once, since running it again would fail the same way.
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import socket
 import threading
 import time
@@ -80,6 +85,8 @@ class JobContext:
 
 Handler = Callable[[JobContext], dict[str, Any] | None]
 FinishHook = Callable[[str, str, float], None]
+# Given "now", one housekeeping pass; True when it left nothing to do.
+Housekeeping = Callable[[datetime], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,9 +118,13 @@ class Worker:
         retry_base_seconds: float = 5.0,
         retry_max_seconds: float = 300.0,
         on_finish: FinishHook | None = None,
+        housekeeping: Housekeeping | None = None,
+        housekeeping_seconds: float = 300.0,
     ) -> None:
         if lease_seconds <= 0 or poll_seconds <= 0:
             raise ValueError("lease_seconds and poll_seconds must be positive")
+        if housekeeping is not None and housekeeping_seconds <= 0:
+            raise ValueError("housekeeping_seconds must be positive")
         self.session_factory = session_factory
         self.handlers = dict(handlers)
         self.clock = clock
@@ -123,6 +134,9 @@ class Worker:
         self.retry_base_seconds = retry_base_seconds
         self.retry_max_seconds = retry_max_seconds
         self.on_finish = on_finish
+        self.housekeeping = housekeeping
+        self.housekeeping_seconds = housekeeping_seconds
+        self._next_housekeeping = float("-inf")  # time.monotonic(): the first loop runs one
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -245,6 +259,26 @@ class Worker:
                 ctx.lost.set()
                 return
 
+    # ------------------------------------------------------------------ housekeeping
+    def housekeep(self) -> bool | None:
+        """Run one housekeeping pass now and schedule the next: after ``housekeeping_seconds``
+        (±10 %; also when this one failed), or right after the next poll when this one left work
+        behind. Returns whether it finished (None: this worker has no housekeeping)."""
+        if self.housekeeping is None:
+            return None
+        try:
+            done = self.housekeeping(self.clock())
+        except Exception:
+            # The database may be briefly unreachable: try again at the next interval.
+            log.exception("job worker %s: housekeeping failed", self.worker_id)
+            done = True
+        delay = self.housekeeping_seconds * random.uniform(0.9, 1.1) if done else 0.0
+        self._next_housekeeping = time.monotonic() + delay
+        return done
+
+    def _housekeeping_due(self) -> bool:
+        return self.housekeeping is not None and time.monotonic() >= self._next_housekeeping
+
     # ------------------------------------------------------------------ the loop
     def notify(self) -> None:
         """Wake the polling thread now (a job was just enqueued in this process)."""
@@ -276,6 +310,8 @@ class Worker:
         log.info("job worker %s polling every %.1f s", self.worker_id, self.poll_seconds)
         while not self._stop.is_set():
             ran: JobRun | None = None
+            if self._housekeeping_due():
+                self.housekeep()
             try:
                 recover = time.monotonic() - self._last_recovery >= self.lease.total_seconds() / 2
                 ran = self.run_once(recover=recover)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
@@ -131,3 +135,62 @@ def test_stored_responses_are_sealed_at_rest(a: As, db: Engine) -> None:
     assert replay.status_code == 201
     assert replay.json()["key"] == secret
     assert replay.headers["idempotent-replayed"] == "true"
+
+
+def test_housekeeping_purges_expired_keys_and_a_retry_then_runs_anew(
+    a: As, app: FastAPI, clock: FakeClock, db: Engine
+) -> None:
+    old = {"Idempotency-Key": "old"}
+    fresh = {"Idempotency-Key": "fresh"}
+    assert a.post("/v1/teams", json={"id": "t1"}, headers=old).status_code == 201
+    clock.advance(hours=20)
+    assert a.post("/v1/teams", json={"id": "t2"}, headers=fresh).status_code == 201
+    clock.advance(hours=5)  # "old" is 25 h old, past the default 24 h; "fresh" is 5 h old
+
+    assert app.state.job_worker.housekeep() is True  # what the worker's loop runs
+    with Session(db) as s:
+        assert set(s.scalars(select(IdempotencyRecord.key))) == {"fresh"}
+
+    # The fresh key still replays its first response...
+    again = a.post("/v1/teams", json={"id": "t2"}, headers=fresh)
+    assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
+    # ...the purged one is a new request: it runs again, and t1 exists by now.
+    r = a.post("/v1/teams", json={"id": "t1"}, headers=old)
+    assert_problem(r, 409)
+    assert "idempotent-replayed" not in r.headers
+    assert _teams(db) == 2
+
+
+def test_claim_looks_again_when_the_expired_record_is_purged_meanwhile(
+    tenant_a: TenantCtx, db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Housekeeping deletes an expired record between a retry's read and its takeover: the
+    retry runs (a new request), instead of the 409 "in progress" a lost takeover used to say
+    (and, on SQLite, instead of "database is locked" from upgrading a stale read transaction)."""
+    from datetime import timedelta
+
+    from api.db.engine import make_session_factory
+    from api.services import idempotency as records
+    from tests.api.conftest import T0
+
+    factory = make_session_factory(db)
+    args = {"tenant_id": tenant_a.id, "key": "k", "method": "POST", "path": "/v1/x"}
+    ttl = timedelta(hours=24)
+    with factory() as s:
+        assert records.claim(session=s, request_hash="h1", now=T0, ttl=ttl, **args)[0] is (
+            records.Outcome.PROCEED
+        )
+    later = T0 + ttl + timedelta(hours=1)
+    take_over = records._take_over
+
+    def purged_first(**kwargs: Any) -> bool:
+        assert records.purge_expired(session_factory=factory, before=later - ttl).deleted == 1
+        return take_over(**kwargs)
+
+    monkeypatch.setattr(records, "_take_over", purged_first)
+    with factory() as s:
+        outcome, _ = records.claim(session=s, request_hash="h2", now=later, ttl=ttl, **args)
+    assert outcome is records.Outcome.PROCEED
+    with factory() as s:
+        record = s.get(IdempotencyRecord, (tenant_a.id, "k"))
+        assert record is not None and record.request_hash == "h2" and record.created_at == later
