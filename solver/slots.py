@@ -25,7 +25,11 @@ computed without touching the grid: each working window and each occupancy becom
 candidate starts it allows or blocks, summed with ``bincount`` + ``cumsum`` into
 (agents × candidates) counts; only starts that are not directly open but could be opened by moving
 unbound calls go through the search. The index is built once per state and handed over to the
-state a booking derives, so a booking stream never rebuilds it.
+state a booking derives, so a booking stream never rebuilds it. A service that keeps the
+organisation between requests builds its part once (:func:`org_index`: working windows, grid,
+team headcounts, who qualifies) and derives each request's index from it
+(:func:`index_from`: copy the grid from the request's minute on, place the calls) — the same
+index a fresh build gives.
 
 Slots are answered in the customer's time zone, on a grid of ``granularity_minutes`` from local
 midnight (so a DST day has 23 or 25 hours of starts), and never name an agent.
@@ -95,6 +99,9 @@ class BookingIndex:
         state: BookingState,
         need_end: datetime | None = None,
         hint: Mapping[str, str | None] | None = None,
+        *,
+        base: BookingIndex | None = None,
+        grid_end: datetime | None = None,
     ) -> None:
         self.origin = state.now.replace(second=0, microsecond=0)
         self.now = state.now
@@ -109,8 +116,25 @@ class BookingIndex:
             buffer = self.caps[call.capability_id].buffer_minutes
             end = max(end, call.end + timedelta(minutes=buffer))
         self.H = to_minute_ceil(end, self.origin) + 1
+        if grid_end is not None:
+            self.H = max(self.H, to_minute(grid_end, self.origin))
+        # What the organisation part was built from (see org_index / index_from).
+        self.org_of: tuple[tuple[Any, ...], tuple[Capability, ...], Mapping[str, float]] = (
+            state.agents,
+            state.capabilities,
+            state.team_reserve,
+        )
+        shift = -1 if base is None else base._shift_for(self)
+        if shift >= 0:
+            assert base is not None
+            self._copy_organisation(base, shift)
+        else:
+            self._build_organisation(state)
+        self._place_calls(state, hint)
 
+    def _build_organisation(self, state: BookingState) -> None:
         agents = state.agents
+        caps = state.capabilities
         self.n = len(agents)
         self.agent_ids = [a.id for a in agents]
         self.apos = {a.id: i for i, a in enumerate(agents)}
@@ -156,6 +180,39 @@ class BookingIndex:
             if q.size:
                 self.value[q] += 1.0 / q.size
 
+    def _shift_for(self, other: BookingIndex) -> int:
+        """How many minutes ``other``'s grid starts after this one's, if this index (a base of
+        no calls, see :func:`org_index`) holds ``other``'s organisation over all of ``other``'s
+        grid; else -1."""
+        agents, caps, reserve = other.org_of
+        if self.calls or agents is not self.org_of[0]:
+            return -1
+        if caps != self.org_of[1] or dict(reserve) != dict(self.org_of[2]):
+            return -1
+        d = to_minute(other.origin, self.origin)
+        return d if d >= 0 and d + other.H <= self.H else -1
+
+    def _copy_organisation(self, base: BookingIndex, d: int) -> None:
+        """The organisation part of ``base`` moved ``d`` minutes on: exactly what
+        :meth:`_build_organisation` computes (working windows are clipped spans, and clipping
+        commutes with the shift because both origins are whole minutes). What no method
+        mutates is shared with ``base`` (read-only there); the rest is copied."""
+        H = self.H
+        for name in ("n", "agent_ids", "apos", "team_ids", "team_of", "team_share", "timezones"):
+            setattr(self, name, getattr(base, name))
+        for name in ("qual", "qual_set", "value"):
+            setattr(self, name, getattr(base, name))
+        self.grid = base.grid[:, d : d + H].copy()
+        self.windows = [
+            [(max(s - d, 0), min(e - d, H)) for s, e in ws if e - d > 0 and s - d < H]
+            for ws in base.windows
+        ]
+        self._flat = None
+        self.head = base.head[:, d : d + H].copy()
+        self.team_cap = base.team_cap[:, d : d + H].copy()
+        self.slack = self.team_cap.copy()
+
+    def _place_calls(self, state: BookingState, hint: Mapping[str, str | None] | None) -> None:
         self.calls: list[Call] = []
         self.call_pos: dict[str, int] = {}
         self.cap_of: list[str] = []
@@ -561,6 +618,39 @@ def index_of(state: BookingState, need_end: datetime | None = None) -> BookingIn
         idx = BookingIndex(state, need_end, hint)
         state._cache[INDEX_KEY] = idx
     idx.now = state.now
+    return idx
+
+
+def org_index(state: BookingState, grid_end: datetime) -> BookingIndex:
+    """The organisation part of an index — agents' working minutes, team headcounts and
+    reserves, who qualifies for what — for ``state`` (which must hold no calls), with a grid
+    reaching ``grid_end``: the base :func:`index_from` starts from.
+
+    It is what a service caches while the organisation is unchanged. Its arrays are made
+    read-only: it is shared by every index derived from it, and must never change.
+    """
+    if state.calls:
+        raise ProblemError("calls", "an organisation index holds no calls")
+    base = BookingIndex(state, grid_end=grid_end)
+    shared: list[npt.NDArray[Any]] = [base.grid, base.head, base.team_cap, base.slack]
+    shared += [base.team_of, base.team_share, base.value, *base.qual.values()]
+    for arr in shared:
+        arr.flags.writeable = False
+    return base
+
+
+def index_from(base: BookingIndex, state: BookingState) -> BookingIndex:
+    """Attach to ``state`` the index :func:`index_of` would build for it, starting from
+    ``base`` (an :func:`org_index`) instead of from the agents: its organisation part is copied
+    and moved to ``state.now``, and only the calls are placed. The result equals a fresh build.
+
+    ``base`` is used only when it describes exactly ``state``'s organisation — the *same*
+    ``agents`` tuple (identity: the caller keeps it with the base), equal capabilities and team
+    reserves — starting no later than ``state.now`` and reaching as far as ``state``'s grid;
+    otherwise the index is built from the agents as usual (slower, same answer).
+    """
+    idx = BookingIndex(state, base=base)
+    state._cache[INDEX_KEY] = idx
     return idx
 
 

@@ -7,10 +7,11 @@ problem+json carrying the engine's ``reason`` and the nearest open ``alternative
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, Field
 
@@ -34,9 +35,30 @@ from api.schemas.bookings import (
 from api.schemas.common import Id, Page, PathId, Schema, Text, TimeZone
 from api.schemas.problem import PROBLEM_RESPONSES
 from api.services import bookings
+from api.services.booking_cache import BookingCache
 from api.services.bookings import BookingRefused
 
 router = APIRouter(tags=["bookings"], responses=PROBLEM_RESPONSES)
+
+_CACHE_LOCK = threading.Lock()
+
+
+def booking_cache(app: FastAPI) -> BookingCache:
+    """The app's cache of the booking engine's organisation (one per app; made on first use)."""
+    cache: BookingCache | None = getattr(app.state, "booking_cache", None)
+    if cache is None:
+        with _CACHE_LOCK:
+            cache = getattr(app.state, "booking_cache", None)
+            if cache is None:
+                cache = app.state.booking_cache = BookingCache()
+    return cache
+
+
+def _cache_dep(request: Request) -> BookingCache:
+    return booking_cache(request.app)
+
+
+CacheDep = Annotated[BookingCache, Depends(_cache_dep)]
 
 From = Annotated[
     AwareDatetime | None,
@@ -64,6 +86,7 @@ def list_slots(
     session: SessionDep,
     auth: ReadAuth,
     now: NowDep,
+    cache: CacheDep,
     start: From = None,
     to: To = None,
     tz: Tz = "UTC",
@@ -76,6 +99,7 @@ def list_slots(
         start=start,
         end=to,
         tz=tz,
+        cache=cache,
     )
     return SlotsOut(
         capability_id=capability_id,
@@ -97,10 +121,20 @@ def list_slots(
     },
 )
 def create_booking(
-    body: BookingIn, response: Response, session: SessionDep, auth: HelpdeskAuth, now: NowDep
+    body: BookingIn,
+    response: Response,
+    session: SessionDep,
+    auth: HelpdeskAuth,
+    now: NowDep,
+    cache: CacheDep,
 ) -> BookingOut:
     row = bookings.book(
-        session=session, tenant_id=auth.tenant_id, data=body, now=now, actor=auth.key_id
+        session=session,
+        tenant_id=auth.tenant_id,
+        data=body,
+        now=now,
+        actor=auth.key_id,
+        cache=cache,
     )
     session.commit()
     response.headers["Location"] = f"/v1/bookings/{row.id}"
@@ -139,7 +173,11 @@ def list_bookings(
     summary="Just-in-time binding now: calls starting within the lead time get their agent",
 )
 def bind_due(
-    session: SessionDep, auth: HelpdeskAuth, now: NowDep, body: BindIn | None = None
+    session: SessionDep,
+    auth: HelpdeskAuth,
+    now: NowDep,
+    cache: CacheDep,
+    body: BindIn | None = None,
 ) -> BindOut:
     body = body or BindIn()
     out = bookings.bind(
@@ -149,6 +187,7 @@ def bind_due(
         actor=auth.key_id,
         lead=timedelta(minutes=body.lead_minutes),
         time_limit=body.time_limit_s,
+        cache=cache,
     )
     session.commit()
     return BindOut(
@@ -165,7 +204,11 @@ def bind_due(
     summary="Re-check every future call after agent changes: re-bind, bind due, report at risk",
 )
 def rebalance(
-    session: SessionDep, auth: HelpdeskAuth, now: NowDep, body: RebalanceIn | None = None
+    session: SessionDep,
+    auth: HelpdeskAuth,
+    now: NowDep,
+    cache: CacheDep,
+    body: RebalanceIn | None = None,
 ) -> RebalanceOut:
     body = body or RebalanceIn()
     out = bookings.rebalance(
@@ -175,6 +218,7 @@ def rebalance(
         actor=auth.key_id,
         lead=timedelta(minutes=body.lead_minutes),
         time_limit=body.time_limit_s,
+        cache=cache,
     )
     session.commit()
     return RebalanceOut(

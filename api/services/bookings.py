@@ -6,7 +6,12 @@ answers and records what happened. The mapping is thin on purpose:
 - **State.** The tenant's agents, capabilities and booked calls still to come or under way
   (``solver_input.booking_state``), with each unbound call's last tentative cover
   (``calls.cover_agent``) so the engine rebuilds the cover it had. After every decision the new
-  cover is written back (only the rows whose cover moved).
+  cover is written back (only the rows whose cover moved). The routes pass the app's
+  :class:`~api.services.booking_cache.BookingCache`: the agents' side of the state (and the
+  engine's availability grid built from it) is reused while the organisation version read in
+  the request's transaction — inside the lock for writes — and the capabilities are unchanged;
+  the calls are read and placed on every request. Without a cache (the background job)
+  everything is read and built each time.
 - **Writes that must not race** — booking, cancelling, binding, rebalancing — open their unit
   of work with :func:`api.db.locks.lock_tenant`, read the latest state *inside* the lock,
   re-check with the engine, then write. Capabilities share agents, so the lock is per tenant,
@@ -52,9 +57,10 @@ from api.jobs import queue as job_queue
 from api.jobs.models import Job, JobStatus
 from api.jobs.worker import JobContext
 from api.schemas.bookings import BookingIn
-from api.services import common, events, solver_input, tickets
+from api.services import booking_cache, common, events, solver_input, tickets
+from api.services.booking_cache import BookingCache
 from solver import jit, slots
-from solver.capability import AtRisk, Binding, BookingState, Slot, SlotAnswer
+from solver.capability import AtRisk, Binding, BookingState, Capability, Slot, SlotAnswer
 from solver.plan import Reason
 
 WHAT = "booking"
@@ -95,10 +101,39 @@ def _live_rows(session: Session, tenant_id: str, now: datetime) -> builtins.list
 
 
 def _load(
-    session: Session, tenant_id: str, now: datetime
+    session: Session,
+    tenant_id: str,
+    now: datetime,
+    cache: BookingCache | None = None,
+    caps: tuple[Capability, ...] | None = None,
 ) -> tuple[BookingState, dict[str, CallRow]]:
+    """The engine's state at ``now`` and the live call rows by id, read in ``session``'s
+    transaction (inside the tenant lock for the writes). With a ``cache``, the organisation
+    part comes from it when its version still holds (:mod:`api.services.booking_cache`) and
+    only the calls are placed; without one, everything is read and built here."""
     rows = _live_rows(session, tenant_id, now)
-    state = solver_input.booking_state(session=session, tenant_id=tenant_id, now=now, calls=rows)
+    if caps is None:
+        caps = solver_input.capabilities(session=session, tenant_id=tenant_id)
+    org = None
+    if cache is not None:
+        org = booking_cache.organisation(
+            session=session,
+            cache=cache,
+            tenant_id=tenant_id,
+            now=now,
+            capabilities=caps,
+            reach=solver_input.booking_reach(now, caps, rows),
+        )
+    state = solver_input.booking_state(
+        session=session,
+        tenant_id=tenant_id,
+        now=now,
+        calls=rows,
+        caps=caps,
+        agents=None if org is None else org.agents,
+    )
+    if org is not None and org.base is not None:
+        slots.index_from(org.base, state)
     return state, {r.id: r for r in rows}
 
 
@@ -163,9 +198,11 @@ def open_slots(
     start: datetime | None,
     end: datetime | None,
     tz: str,
+    cache: BookingCache | None = None,
 ) -> SlotAnswer:
     """Open starts of a capability in ``[start, end)`` (default: the coming week), in ``tz``."""
-    if common.get(session, CapabilityRow, tenant_id, capability_id) is None:
+    caps = solver_input.capabilities(session=session, tenant_id=tenant_id)
+    if capability_id not in {c.id for c in caps}:
         raise NotFound("capability", capability_id)
     lo = start or now
     hi = end or lo + DEFAULT_SLOT_WINDOW
@@ -175,7 +212,7 @@ def open_slots(
         raise InvalidInput.one(
             "query.to", f"the window may span at most {MAX_SLOT_WINDOW.days} days"
         )
-    state, _rows = _load(session, tenant_id, now)
+    state, _rows = _load(session, tenant_id, now, cache, caps)
     return slots.find_slots(state, capability_id, lo, hi, tz)
 
 
@@ -198,7 +235,13 @@ def _check_on_grid(start: datetime, granularity: int, tz: str) -> None:
 
 
 def book(
-    *, session: Session, tenant_id: str, data: BookingIn, now: datetime, actor: str | None
+    *,
+    session: Session,
+    tenant_id: str,
+    data: BookingIn,
+    now: datetime,
+    actor: str | None,
+    cache: BookingCache | None = None,
 ) -> CallRow:
     """Book a call of ``data.capability_id`` at ``data.start`` for ticket ``data.ticket_id``.
 
@@ -213,7 +256,7 @@ def book(
     start = data.start.astimezone(UTC)
     _check_on_grid(start, cap.granularity_minutes, data.tz)
 
-    state, rows = _load(session, tenant_id, now)
+    state, rows = _load(session, tenant_id, now, cache)
     call_id = events.new_id("call", now)
     result = slots.book(
         state,
@@ -482,12 +525,13 @@ def bind(
     actor: str | None,
     lead: timedelta = DEFAULT_LEAD,
     time_limit: float = 1.0,
+    cache: BookingCache | None = None,
 ) -> BindOutcome:
     """Just-in-time binding now: every booked call starting within ``lead`` gets its agent."""
     t0 = time.perf_counter()
     lock_tenant(session, tenant_id)
     out = BindOutcome(completed=_complete_past(session, tenant_id, now))
-    state, rows = _load(session, tenant_id, now)
+    state, rows = _load(session, tenant_id, now, cache)
     _sync_occupancy(state, rows, grow=False)
     result = jit.assign_due(state, lead=lead, time_limit=time_limit)
     out.due = _due_count(result)
@@ -534,6 +578,7 @@ def rebalance(
     actor: str | None,
     lead: timedelta = DEFAULT_LEAD,
     time_limit: float = 1.0,
+    cache: BookingCache | None = None,
 ) -> BindOutcome:
     """Re-check every booked call against the agents as they are now (after shift, calendar or
     status changes), with the fewest visible changes:
@@ -548,7 +593,7 @@ def rebalance(
     t0 = time.perf_counter()
     lock_tenant(session, tenant_id)
     out = BindOutcome(completed=_complete_past(session, tenant_id, now))
-    state, rows = _load(session, tenant_id, now)
+    state, rows = _load(session, tenant_id, now, cache)
     result = jit.assign_due(state, lead=lead, time_limit=time_limit)
     out.due = _due_count(result)
     _record_jit(session, tenant_id, rows, result, now, actor, out)

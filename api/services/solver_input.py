@@ -231,26 +231,69 @@ def capabilities(*, session: Session, tenant_id: str) -> tuple[Capability, ...]:
 _BOOKING_MARGIN = timedelta(days=2)
 
 
+def booking_reach(
+    now: datetime, capabilities: Sequence[Capability], calls: Sequence[CallRow]
+) -> datetime:
+    """How far the booking engine needs the agents' shifts and busy time at ``now``: past the
+    longest booking horizon and every live call, with a margin (beyond the engine's grid)."""
+    horizon = max((c.horizon for c in capabilities), default=timedelta(0))
+    return max(
+        [now + horizon + _BOOKING_MARGIN, *(c.occupied_until + _BOOKING_MARGIN for c in calls)]
+    )
+
+
+def booking_agents(
+    *, session: Session, tenant_id: str, start: datetime, end: datetime
+) -> tuple[Agent, ...]:
+    """Every agent of the tenant as the booking engine sees them: team, skills, status, time
+    zone, and the shifts and busy time overlapping ``[start, end)``. The engine never looks at
+    ticket loads or fairness counts, so they are not read (left at zero)."""
+    rows = list(
+        session.scalars(
+            select(AgentRow).where(AgentRow.tenant_id == tenant_id).order_by(AgentRow.id)
+        )
+    )
+    shifts = _intervals(session, Shift, tenant_id, None, start, end)
+    busy = _intervals(session, BusyInterval, tenant_id, None, start, end)
+    return tuple(
+        Agent(
+            id=row.id,
+            team=row.team_id,
+            skills={s.skill_id: s.level for s in row.skills},
+            capacity=row.capacity,
+            shifts=tuple(shifts.get(row.id, ())),
+            busy=tuple(busy.get(row.id, ())),
+            timezone=row.timezone,
+            status=row.status,
+        )
+        for row in rows
+    )
+
+
 def booking_state(
     *,
     session: Session,
     tenant_id: str,
     now: datetime,
     calls: Sequence[CallRow],
+    caps: Sequence[Capability] | None = None,
+    agents: tuple[Agent, ...] | None = None,
 ) -> BookingState:
     """The booking engine's view of the tenant at ``now``: every agent (shifts, busy time,
     status, skills), every capability, and ``calls`` (the booked ones still to come or under
     way; the caller reads them, usually inside the tenant lock). Each call's ticket owner is
     passed as ``owner_agent`` (preferred by just-in-time binding), and the stored tentative
-    cover as ``cover`` (so the engine rebuilds the cover it had)."""
-    caps = capabilities(session=session, tenant_id=tenant_id)
-    horizon = max((c.horizon for c in caps), default=timedelta(0))
-    reach = max(
-        [now + horizon + _BOOKING_MARGIN, *(c.occupied_until + _BOOKING_MARGIN for c in calls)]
-    )
-    problem = build_problem(
-        session=session, tenant_id=tenant_id, now=now, horizon_end=reach, ticket_ids=[]
-    )
+    cover as ``cover`` (so the engine rebuilds the cover it had).
+
+    ``caps`` and ``agents`` may be passed when the caller has them (the capabilities read in
+    this transaction; agents from :mod:`api.services.booking_cache`, valid at ``now`` and
+    reaching :func:`booking_reach`); otherwise they are read here.
+    """
+    caps = tuple(caps) if caps is not None else capabilities(session=session, tenant_id=tenant_id)
+    if agents is None:
+        agents = booking_agents(
+            session=session, tenant_id=tenant_id, start=now, end=booking_reach(now, caps, calls)
+        )
     ticket_ids = sorted({c.ticket_id for c in calls})
     owners: dict[str, str | None] = {}
     if ticket_ids:
@@ -264,7 +307,7 @@ def booking_state(
         }
     return BookingState(
         now=now,
-        agents=problem.agents,
+        agents=agents,
         capabilities=caps,
         calls=tuple(
             SolverCall(

@@ -9,17 +9,25 @@ The race of two bookings for the last coverable slot is in ``test_booking_race.p
 from __future__ import annotations
 
 import random
+import threading
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import Engine, select
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import IntegrityError
 
 from api.db.engine import make_session_factory
+from api.db.locks import lock_tenant
 from api.db.models import Call, CallStatus
+from api.main import create_app
+from api.routes.bookings import booking_cache
+from api.schemas.intervals import BusyCreate
 from api.services import bookings as service
+from api.services import busy as busy_service
+from api.settings import Settings
 from api.webhooks.models import WebhookEvent, WebhookSubscription
 from solver.slots import validate_calls, witness
 from tests.api.conftest import T0, As, FakeClock, TenantCtx, assert_problem
@@ -479,11 +487,12 @@ def test_an_agent_change_queues_a_recheck_that_rebinds(a: As, app: FastAPI) -> N
 
 
 def test_a_stream_of_offered_slots_always_books_and_stays_coverable(
-    a: As, tenant_a: TenantCtx, db: Engine, clock: FakeClock
+    a: As, tenant_a: TenantCtx, db: Engine, clock: FakeClock, app: FastAPI
 ) -> None:
     """Three capabilities sharing five agents (with a team reserve): every start the slots
     endpoint offers is booked at once (201), cancels free room, and afterwards the stored
-    calls are jointly coverable by the engine's independent check."""
+    calls are jointly coverable by the engine's independent check, and the slots answered from
+    the cached organisation are exactly those of a state built from scratch."""
     org(a, agents=("ana", "ben", "cid", "dan", "eve"), reserve=0.2)
     for skill in ("lang:de", "billing"):
         assert a.post("/v1/skills", json={"id": skill}).status_code == 201
@@ -515,6 +524,24 @@ def test_a_stream_of_offered_slots_always_books_and_stays_coverable(
         state, rows = service._load(session, tenant_a.id, clock.now)
     assert set(rows) == set(booked)
     assert validate_calls(state, witness(state)) == []
+    assert booking_cache(app).hits > 0
+    for cap in ("net", "net-de", "bill"):
+        answers = []
+        for cache in (booking_cache(app), None):
+            with make_session_factory(db)() as session:
+                answers.append(
+                    service.open_slots(
+                        session=session,
+                        tenant_id=tenant_a.id,
+                        capability_id=cap,
+                        now=clock.now,
+                        start=None,
+                        end=None,
+                        tz="Europe/Berlin",
+                        cache=cache,
+                    )
+                )
+        assert answers[0] == answers[1], cap
 
 
 def test_rebalance_rebinds_a_stale_binding_beyond_the_lead_time(a: As) -> None:
@@ -531,3 +558,101 @@ def test_rebalance_rebinds_a_stale_binding_beyond_the_lead_time(a: As) -> None:
     ]
     assert out["rebound"][0]["reasons"][0]["rule"] == "rebound"
     assert a.get(f"/v1/bookings/{call}").json()["agent"] == other
+
+
+# ----------------------------------------------------------------- the cached organisation
+
+
+def test_slots_follow_every_change_of_the_organisation_and_reuse_it_otherwise(
+    a: As, app: FastAPI
+) -> None:
+    """The engine's organisation is cached per tenant (``api.services.booking_cache``): a slot
+    query or a booking that finds it unchanged reuses it, and the next query after any change to
+    a shift, busy time, an agent's skills or status, or a capability shows the change."""
+    org(a, agents=("ana",))
+    full = starts(a)
+    assert len(full) == 16  # 10:00 .. 17:30 Berlin
+    cache = booking_cache(app)
+    builds, hits = cache.builds, cache.hits
+    assert starts(a) == full and starts(a) == full
+    assert (cache.builds, cache.hits) == (builds, hits + 2)
+
+    def changed(path: str, method: str, body: dict[str, Any]) -> list[str]:
+        r = a.request(method, path, json=body)
+        assert r.status_code in (200, 201), r.text
+        now = starts(a)
+        assert starts(a) == now  # one rebuild per change, then reused
+        return now
+
+    shift = a.get("/v1/shifts", params={"agent": "ana"}).json()["items"][0]["id"]
+    assert changed(f"/v1/shifts/{shift}", "PATCH", {"end": f"{DAY}12:00:00Z"}) == full[:6]
+    busy = {"agent": "ana", "start": f"{DAY}09:00:00Z", "end": f"{DAY}10:00:00Z"}
+    assert changed("/v1/busy", "POST", busy) == full[2:6]
+    assert changed("/v1/agents/ana", "PATCH", {"skills": {"networking": 1}}) == []
+    assert slots(a).json()["reason"]["rule"] == "no_qualified_agents"
+    assert changed("/v1/agents/ana", "PATCH", {"skills": {"networking": 2}}) == full[2:6]
+    assert changed("/v1/agents/ana", "PATCH", {"status": "offline"}) == []
+    assert changed("/v1/agents/ana", "PATCH", {"status": "available"}) == full[2:6]
+    # Capabilities are not part of the organisation version: compared on every request.
+    assert changed("/v1/capabilities/net", "PATCH", {"call_minutes": 60}) == full[2:5]
+    assert cache.builds == builds + 7
+    # A booking reuses the organisation too (and booking changes no part of it).
+    builds = cache.builds
+    assert book(a, start=full[2]).status_code == 201
+    assert cache.builds == builds
+    assert full[2] not in starts(a) and cache.builds == builds
+
+
+def test_a_change_made_by_another_process_is_seen_through_the_database(
+    a: As, tenant_a: TenantCtx, app: FastAPI, settings: Settings, clock: FakeClock, db: Engine
+) -> None:
+    """Nothing tells this app's cache about a change made elsewhere: the organisation version
+    is read from the database on every request. Writes that bypass the ORM bump no version; the
+    wall-time backstop bounds how long they go unseen."""
+    org(a, agents=("ana",))
+    full = starts(a)
+    elsewhere = create_app(settings, clock=clock)  # another replica of the service
+    with TestClient(elsewhere) as other:
+        busy = {"agent": "ana", "start": f"{DAY}09:00:00Z", "end": f"{DAY}10:00:00Z"}
+        assert As(other, tenant_a.admin_key).post("/v1/busy", json=busy).status_code == 201
+    assert starts(a) == full[2:]
+
+    with db.begin() as conn:  # behind the ORM's back: no version bump
+        conn.execute(
+            text("UPDATE shifts SET end_at = :end WHERE tenant_id = :t"),
+            {"end": T0 + timedelta(hours=4), "t": tenant_a.id},
+        )
+    assert starts(a) == full[2:]  # still the cached organisation ...
+    booking_cache(app).max_wall_seconds = 0.0
+    assert starts(a) == full[2:6]  # ... until the backstop expires it
+
+
+def test_a_booking_reads_the_organisation_version_inside_the_tenant_lock(
+    a: As, tenant_a: TenantCtx, app: FastAPI, db: Engine
+) -> None:
+    """The slot was offered from the cache; before the booking gets the tenant lock, the only
+    agent becomes busy (committed by a transaction holding the lock). The booking must decide on
+    the organisation as it is once it holds the lock: refused, nothing written."""
+    org(a, agents=("ana",))
+    assert BERLIN_10 in starts(a)  # the organisation is cached now
+    answers: list[Any] = []
+    with make_session_factory(db)() as session:
+        lock_tenant(session, tenant_a.id)
+        busy_service.create(
+            session=session,
+            tenant_id=tenant_a.id,
+            data=BusyCreate(
+                agent="ana", start=T0 + timedelta(minutes=30), end=T0 + timedelta(hours=2)
+            ),
+            now=T0,
+        )
+        session.flush()
+        customer = threading.Thread(target=lambda: answers.append(book(a)))
+        customer.start()
+        customer.join(0.5)
+        assert answers == []  # waiting for the lock
+        session.commit()
+    customer.join(30)
+    assert_problem(answers[0], 409)
+    assert a.get("/v1/bookings").json()["items"] == []
+    assert BERLIN_10 not in starts(a)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from datetime import UTC, timedelta
 
+import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -18,9 +20,21 @@ from solver.capability import (
     ShiftRemoved,
     StatusChanged,
 )
+from solver.errors import ProblemError
 from solver.jit import assign_due, disrupt
 from solver.problem import AgentStatus, Interval
-from solver.slots import at_risk, book, open_slots, validate_calls, witness
+from solver.slots import (
+    BookingIndex,
+    at_risk,
+    book,
+    find_slots,
+    index_from,
+    index_of,
+    open_slots,
+    org_index,
+    validate_calls,
+    witness,
+)
 from tests.solver.test_booking_factories import agent, at, brute_force_cover, cap
 
 SKILLS = ("x", "y", "z")
@@ -218,3 +232,73 @@ def test_a_disruption_changes_no_binding_it_does_not_have_to(
 
 def _fields(call: object) -> dict[str, object]:
     return {name: getattr(call, name) for name in call.__slots__}  # type: ignore[attr-defined]
+
+
+def _same_index(got: BookingIndex, want: BookingIndex) -> None:
+    assert (got.origin, got.H, got.agent_ids, got.team_ids) == (
+        want.origin,
+        want.H,
+        want.agent_ids,
+        want.team_ids,
+    )
+    assert got.windows == want.windows
+    for name in ("grid", "head", "team_cap", "slack", "team_of", "team_share", "value"):
+        assert np.array_equal(getattr(got, name), getattr(want, name)), name
+    assert {c: q.tolist() for c, q in got.qual.items()} == {
+        c: q.tolist() for c, q in want.qual.items()
+    }
+    assert got.witness() == want.witness()
+    assert (got.stale, got.past, got.bound) == (want.stale, want.past, want.bound)
+
+
+@given(organisations(), requests, st.integers(0, 36 * 60), st.integers(0, 59), st.booleans())
+def test_an_index_from_a_cached_organisation_equals_a_fresh_build(
+    state: BookingState,
+    stream: list[tuple[int, int, int]],
+    later_minutes: int,
+    seconds: int,
+    bind: bool,
+) -> None:
+    """What a service caches (the organisation's index, built once) plus the calls of the
+    moment gives exactly the index a fresh build gives, whenever it is used later."""
+    base = org_index(state, state.now + timedelta(days=5))
+    booked = run_stream(state, stream)
+    if bind:
+        booked = assign_due(booked, lead=timedelta(hours=12)).state
+    now = state.now + timedelta(minutes=later_minutes, seconds=seconds)
+    cover = {c: a for c, a in witness(booked).items() if a is not None}
+    fresh = BookingState(now, state.agents, state.capabilities, booked.calls, cover=cover)
+    cached = BookingState(now, state.agents, state.capabilities, booked.calls, cover=cover)
+    idx = index_from(base, cached)
+    assert idx.qual is base.qual  # the organisation came from the base, not from the agents
+    _same_index(idx, index_of(fresh))
+    assert at_risk(cached) == at_risk(fresh)
+    for c in state.capabilities:
+        window = (now, now + timedelta(days=1))
+        assert find_slots(cached, c.id, *window) == find_slots(fresh, c.id, *window)
+    # The base never changes, whatever was done on the indexes derived from it.
+    again = org_index(state, state.now + timedelta(days=5))
+    assert np.array_equal(base.grid, again.grid) and base.windows == again.windows
+
+
+def test_an_organisation_index_that_does_not_fit_is_not_used() -> None:
+    a = agent("a", {"x": 2}, [Interval(at(0, 9), at(0, 17))])
+    b = agent("b", {"x": 2}, [Interval(at(0, 9), at(0, 12))])
+    caps = (cap("c", {"x": 1}, horizon=timedelta(days=1)),)
+    state = BookingState(at(0, 8), (a, b), caps)
+    base = org_index(state, at(3, 0))
+    with pytest.raises(ProblemError):
+        org_index(book(state, "c", at(0, 9)).state or state, at(3, 0))
+    for other in (
+        BookingState(at(0, 8), (a, b), caps),  # equal agents, but not the base's own tuple
+        BookingState(at(0, 8), state.agents, (cap("c", {"x": 2}, horizon=timedelta(days=1)),)),
+        BookingState(at(0, 7), state.agents, caps),  # earlier than the base
+        BookingState(at(2, 8), state.agents, caps),  # past the base's grid
+        BookingState(at(0, 8), state.agents, caps, team_reserve={"t": 0.5}),
+    ):
+        idx = index_from(base, other)
+        assert idx.qual is not base.qual
+        _same_index(idx, BookingIndex(other))
+    assert index_from(base, BookingState(at(0, 20), state.agents, caps)).qual is base.qual
+    with pytest.raises(ValueError):
+        base.grid[0, 0] = 1  # read-only: shared by every index derived from it
