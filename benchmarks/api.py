@@ -357,34 +357,21 @@ def serve(
 
 
 def run_server(port: int, workers: int, host: str = "127.0.0.1") -> None:
-    """``uvicorn --factory api.main:create_app`` with ``workers`` processes, minus a trap.
+    """The service as ``switchboard serve --workers N`` runs it (:func:`api.serve.run`), with
+    settings read once from this process's environment and no access log.
 
-    uvicorn's own ``--workers N`` binds the listening socket without ``IPPROTO_TCP``; accepted
-    connections inherit ``proto == 0``, asyncio then skips ``TCP_NODELAY``, and every keep-alive
-    response waits ~40 ms for the client's delayed ACK (Kludex/uvicorn#3149, open at 0.54).
-    Measured here: /healthz 1 ms with one worker, 44 ms with two. So the socket is bound here,
-    as TCP, and handed to uvicorn's supervisor; one worker takes uvicorn's normal path.
+    ``api.serve`` binds the listening socket as TCP itself: uvicorn's own ``--workers N`` binds
+    it without ``IPPROTO_TCP`` and, on asyncio's loop, every keep-alive response then waits
+    ~40 ms for the client's delayed ACK (Kludex/uvicorn#3149).
     """
-    import uvicorn
-    from uvicorn.supervisors import Multiprocess
+    from api.serve import run
+    from api.settings import Settings
 
-    config = uvicorn.Config(
-        "api.main:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-        access_log=False,
+    sys.exit(
+        run(
+            Settings(), host=host, port=port, workers=workers, log_level="warning", access_log=False
+        )
     )
-    if workers <= 1:
-        uvicorn.Server(config).run()
-        return
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.set_inheritable(True)
-    Multiprocess(config, sockets=[sock]).run()
 
 
 def _wait_ready(base: str, proc: subprocess.Popen[bytes], *, timeout: float, log: Path) -> None:
