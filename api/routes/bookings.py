@@ -33,7 +33,7 @@ from api.schemas.bookings import (
     SlotsOut,
 )
 from api.schemas.common import Id, Page, PathId, Schema, Text, TimeZone
-from api.schemas.problem import PROBLEM_RESPONSES
+from api.schemas.problem import PROBLEM_RESPONSES, ProblemDetails
 from api.services import bookings
 from api.services.booking_cache import BookingCache
 from api.services.bookings import BookingRefused
@@ -115,8 +115,10 @@ def list_slots(
     summary="Book a call for a ticket (re-checked against the latest state, per tenant lock)",
     responses={
         409: {
-            "model": BookingConflict,
-            "description": "The slot is no longer open: the reason and the nearest open starts",
+            "model": BookingConflict | ProblemDetails,
+            "description": "The slot is no longer open: the reason and the nearest open starts "
+            "(`reason`, `alternatives`); or the ticket is solved or closed (`errors` names "
+            "`ticket_id`)",
         }
     },
 )

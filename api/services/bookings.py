@@ -52,7 +52,7 @@ from api.db.models import Call as CallRow
 from api.db.models import Capability as CapabilityRow
 from api.db.models import Ticket as TicketRow
 from api.enums import TicketEventKind
-from api.errors import Conflict, InvalidInput, NotFound
+from api.errors import Conflict, FieldError, InvalidInput, NotFound
 from api.jobs import queue as job_queue
 from api.jobs.models import Job, JobStatus
 from api.jobs.worker import JobContext
@@ -246,7 +246,9 @@ def book(
     """Book a call of ``data.capability_id`` at ``data.start`` for ticket ``data.ticket_id``.
 
     Raises :class:`BookingRefused` when the engine finds the start no longer coverable
-    together with every call already booked.
+    together with every call already booked, and :class:`Conflict` (naming ``ticket_id``) when
+    the ticket is solved or closed: a call is work on the ticket. Pending tickets (waiting on
+    the customer) may get one. The ticket is read inside the tenant lock, like everything else.
     """
     lock_tenant(session, tenant_id)
     cap = _capability_or_422(session, tenant_id, data.capability_id)
@@ -255,6 +257,16 @@ def book(
         raise InvalidInput.one("ticket_id", f"unknown ticket {data.ticket_id!r}")
     start = data.start.astimezone(UTC)
     _check_on_grid(start, cap.granularity_minutes, data.tz)
+    if ticket.status.is_done:
+        raise Conflict(
+            f"ticket {ticket.id!r} is {ticket.status.value}: calls are booked for open work only",
+            errors=[
+                FieldError(
+                    "ticket_id",
+                    f"ticket is {ticket.status.value}; reopen it to book a call for it",
+                )
+            ],
+        )
 
     state, rows = _load(session, tenant_id, now, cache)
     call_id = events.new_id("call", now)

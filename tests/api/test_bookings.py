@@ -62,17 +62,22 @@ def org(c: As, agents: tuple[str, ...] = ("ana", "ben"), *, reserve: float = 0.0
     )
     assert r.status_code == 201, r.text
     for n in range(1, 5):
-        r = c.put(
-            f"/v1/tickets/ZD-{n}",
-            json={
-                "team": "support",
-                "required_skills": {"networking": 2},
-                "priority": "normal",
-                "created_at": f"{DAY}07:00:00Z",
-                "effort_minutes": 30,
-            },
-        )
+        r = c.put(f"/v1/tickets/ZD-{n}", json=TICKET)
         assert r.status_code == 201, r.text
+
+
+TICKET = {
+    "team": "support",
+    "required_skills": {"networking": 2},
+    "priority": "normal",
+    "created_at": f"{DAY}07:00:00Z",
+    "effort_minutes": 30,
+}
+
+
+def set_status(c: As, ticket: str, status: str) -> None:
+    r = c.put(f"/v1/tickets/{ticket}", json=TICKET | {"status": status})
+    assert r.status_code == 200, r.text
 
 
 def book(
@@ -264,6 +269,25 @@ def test_bad_input_is_422_naming_the_field(a: As) -> None:
     problem = assert_problem(book(a, start=f"{DAY}09:30:00+01:00"), 409)
     assert problem["reason"]["rule"] == "outside_booking_window"
     assert a.get("/v1/bookings").json()["items"] == []
+
+
+@pytest.mark.parametrize("status", ["solved", "closed"])
+def test_a_call_for_a_finished_ticket_is_refused_and_nothing_is_written(
+    a: As, tenant_a: TenantCtx, db: Engine, app: FastAPI, status: str
+) -> None:
+    org(a)
+    subscribe(db, tenant_a.id)
+    set_status(a, "ZD-1", status)
+    problem = assert_problem(book(a, ticket="ZD-1"), 409, "ticket_id")
+    assert status in problem["detail"]
+    assert a.get("/v1/bookings").json()["items"] == []
+    assert call_events(a, "ZD-1") == []
+    assert [t for t, _ in outbox(db, tenant_a.id) if t.startswith("booking.")] == []
+    assert app.state.job_worker.run_once() is None  # no bind run was queued either
+    # Bad input stays a 422 whatever the ticket's status; pending work may still get a call.
+    assert_problem(book(a, ticket="ZD-1", start=f"{DAY}10:10:00+01:00"), 422, "start")
+    set_status(a, "ZD-2", "pending")
+    assert book(a, ticket="ZD-2").status_code == 201
 
 
 def test_the_grid_follows_the_customers_zone(a: As) -> None:
