@@ -4,6 +4,11 @@ Every resource gets the same treatment: B creates an object; A's GET, PATCH and 
 are 404 (the same answer as for an id nobody uses, so existence cannot be inferred); A's list
 does not show it; A can create an object with the same id (ids are per tenant, so a conflict
 cannot leak either); references from A to B's objects are "unknown"; B's object is unchanged.
+
+Bookings (calls) are checked on their own terms: A cannot read, list, filter for, cancel, bind or
+rebalance B's calls; B's capabilities and tickets are exactly as unknown to A's slot queries and
+bookings as ids nobody uses; and B's calls and agent changes never show in the slots A is
+offered (each tenant has its own engine state and cache entry).
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from typing import Any
 import pytest
 
 from tests.api.conftest import As, TenantCtx, assert_problem
+from tests.api.test_bookings import BERLIN_10, TICKET, book, call_events, slots
+from tests.api.test_bookings import org as booking_org
 
 MON = "2026-03-02"
 
@@ -126,3 +133,74 @@ def test_lists_of_a_fresh_tenant_are_empty(a: As, b: As) -> None:
         assert b.post(f"/v1/{res.path}", json=res.body).status_code == 201
     for path, read in _each_list(a).items():
         assert read() == [], path
+
+
+# --------------------------------------------------------------------------- bookings
+
+
+def _same_problem(got: Any, unknown: Any, status: int, *fields: str) -> None:
+    """``got`` (about another tenant's object) says exactly what ``unknown`` (about an id
+    nobody uses) says, apart from the id itself."""
+    a, b = assert_problem(got, status, *fields), assert_problem(unknown, status, *fields)
+    assert (a["type"], a["title"]) == (b["type"], b["title"])
+    assert [e["field"] for e in a.get("errors", [])] == [e["field"] for e in b.get("errors", [])]
+
+
+def test_other_tenants_bookings_are_invisible_and_untouchable(a: As, b: As) -> None:
+    booking_org(a)
+    booking_org(b)
+    theirs = book(b, ticket="ZD-1")
+    assert theirs.status_code == 201, theirs.text
+    call = theirs.json()["id"]
+    original = b.get(f"/v1/bookings/{call}").json()
+
+    _same_problem(a.get(f"/v1/bookings/{call}"), a.get("/v1/bookings/call_nobody"), 404)
+    _same_problem(
+        a.post(f"/v1/bookings/{call}/cancel"), a.post("/v1/bookings/call_nobody/cancel"), 404
+    )
+    assert a.get("/v1/bookings").json()["items"] == []
+    for query in ({"ticket_id": "ZD-1"}, {"capability_id": "net"}, {"status": "booked"}):
+        assert a.get("/v1/bookings", params=query).json()["items"] == [], query
+    # Binding and rebalancing in A see none of B's calls, and leave them alone.
+    bound = a.post("/v1/bookings/bind", json={"lead_minutes": 24 * 60}).json()
+    assert bound["bound"] == [] and bound["due"] == 0
+    assert a.post("/v1/bookings/rebalance").json()["checked"] == 0
+    assert b.get(f"/v1/bookings/{call}").json() == original
+    assert [e["data"]["action"] for e in call_events(b, "ZD-1")] == ["booked"]
+    assert call_events(a, "ZD-1") == []
+
+
+def test_other_tenants_capabilities_and_tickets_are_unknown_to_bookings(a: As, b: As) -> None:
+    booking_org(b)
+    b.post("/v1/capabilities", json={"id": "b-only", "requirements": {"networking": 1}})
+    booking_org(a)  # the same ids: "net" and ZD-1..ZD-4 exist in both
+    # Slots of B's capability: the same 404 as a capability nobody has.
+    _same_problem(
+        a.get("/v1/capabilities/b-only/slots"), a.get("/v1/capabilities/nobody/slots"), 404
+    )
+    # Booking against B's capability or for B's ticket: the same 422 as for unknown ones.
+    _same_problem(
+        book(a, capability_id="b-only"), book(a, capability_id="nobody"), 422, "capability_id"
+    )
+    b.put("/v1/tickets/B-ONLY", json=TICKET)
+    _same_problem(book(a, ticket="B-ONLY"), book(a, ticket="NOBODY-1"), 422, "ticket_id")
+    assert a.get("/v1/bookings").json()["items"] == []
+    assert b.get("/v1/bookings").json()["items"] == []
+
+
+def test_other_tenants_calls_cannot_be_inferred_from_slots(a: As, b: As) -> None:
+    """Two tenants with the same organisation and ids: B filling its pool (and changing its
+    agents) changes nothing in what A is offered, or can book."""
+    booking_org(a)
+    booking_org(b)
+    offered = slots(a).json()
+    assert offered == slots(b).json()
+    for ticket in ("ZD-1", "ZD-2"):
+        assert book(b, ticket=ticket).status_code == 201
+    assert BERLIN_10 not in [s["start"] for s in slots(b).json()["slots"]]  # B is full at 10:00
+    busy = {"agent": "ana", "start": f"{MON}T12:00:00Z", "end": f"{MON}T13:00:00Z"}
+    assert b.post("/v1/busy", json=busy).status_code == 201
+    assert b.post("/v1/bookings/rebalance").status_code == 200
+    assert slots(a).json() == offered
+    for ticket in ("ZD-1", "ZD-2"):
+        assert book(a, ticket=ticket).status_code == 201  # both of A's agents are A's alone
