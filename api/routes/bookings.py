@@ -8,14 +8,14 @@ problem+json carrying the engine's ``reason`` and the nearest open ``alternative
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, Field
 
-from api.db.models import CallStatus
+from api.db.models import Call, CallStatus
 from api.deps import HelpdeskAuth, NowDep, PageDep, ReadAuth, SessionDep
 from api.errors import PROBLEM_BASE, PROBLEM_JSON
 from api.schemas.bookings import (
@@ -140,7 +140,15 @@ def create_booking(
     )
     session.commit()
     response.headers["Location"] = f"/v1/bookings/{row.id}"
-    return BookingOut.from_row(row)
+    return _out(row, now)
+
+
+def _out(row: Call, now: datetime) -> BookingOut:
+    """The booking as shown at ``now``: a booked call whose end has passed reads as completed
+    even before the bookings job has stored that (``bookings.shown_status``)."""
+    out = BookingOut.from_row(row)
+    out.status = bookings.shown_status(row, now)
+    return out
 
 
 @router.get("/v1/bookings", summary="List bookings (creation order), with filters")
@@ -148,7 +156,11 @@ def list_bookings(
     session: SessionDep,
     auth: ReadAuth,
     page: PageDep,
-    status: Annotated[CallStatus | None, Query()] = None,
+    now: NowDep,
+    status: Annotated[
+        CallStatus | None,
+        Query(description="As shown: a booked call whose end has passed is completed"),
+    ] = None,
     capability_id: Annotated[Id | None, Query()] = None,
     ticket_id: Annotated[Id | None, Query()] = None,
     agent: Annotated[Id | None, Query(description="Bound to this agent")] = None,
@@ -166,8 +178,9 @@ def list_bookings(
         agent=agent,
         start_from=start,
         start_to=to,
+        now=now,
     )
-    return Page(items=[BookingOut.from_row(r) for r in rows], next_cursor=cursor)
+    return Page(items=[_out(r, now) for r in rows], next_cursor=cursor)
 
 
 @router.post(
@@ -234,9 +247,11 @@ def rebalance(
 
 
 @router.get("/v1/bookings/{booking_id}", summary="Read a booking")
-def read_booking(booking_id: PathId, session: SessionDep, auth: ReadAuth) -> BookingOut:
+def read_booking(
+    booking_id: PathId, session: SessionDep, auth: ReadAuth, now: NowDep
+) -> BookingOut:
     row = bookings.get_or_raise(session=session, tenant_id=auth.tenant_id, booking_id=booking_id)
-    return BookingOut.from_row(row)
+    return _out(row, now)
 
 
 @router.post(
@@ -259,7 +274,7 @@ def cancel_booking(
         reason=body.reason if body else None,
     )
     session.commit()
-    return BookingOut.from_row(row)
+    return _out(row, now)
 
 
 async def booking_refused(request: Request, exc: Exception) -> JSONResponse:

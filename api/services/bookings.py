@@ -30,7 +30,8 @@ queues a run for the moment its call enters the lead time (unless one is queued 
 run queues the next, and any commit that changes an agent, their skills, shifts or busy time
 queues a run at once when the tenant has calls booked (:func:`install`), so a disruption is
 repaired and reported within a worker poll whoever made the change. Calls whose time has passed
-are marked ``completed`` by these runs (and by ``bind``/``rebalance``).
+are marked ``completed`` by these runs (and by ``bind``/``rebalance``); reads report them
+completed from their end on (:func:`shown_status`).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import and_, event, or_, select
 from sqlalchemy.orm import Session
 
 from api.db.locks import lock_tenant
@@ -367,6 +368,21 @@ def get_or_raise(*, session: Session, tenant_id: str, booking_id: str) -> CallRo
     return common.get_or_raise(session, CallRow, tenant_id, booking_id, WHAT)
 
 
+def shown_status(row: CallRow, now: datetime) -> CallStatus:
+    """A booking's status at ``now``: a booked call whose end has passed is completed.
+
+    Completion is *stored* by the bookings job (``_complete_past``, in every bind/rebalance
+    run), which may run long after the call ended — or not at all once nothing is left to bind.
+    Reads derive it instead of writing it: a read must not take the tenant lock (on SQLite that
+    serializes every writer) or write; and completion tells nobody anything (no history event,
+    no webhook, in the job either), so the derived and the stored status never disagree on
+    what was told. ``list`` filters by the same rule.
+    """
+    if row.status is CallStatus.BOOKED and row.end_at <= now:
+        return CallStatus.COMPLETED
+    return row.status
+
+
 def list(
     *,
     session: Session,
@@ -379,10 +395,19 @@ def list(
     agent: str | None = None,
     start_from: datetime | None = None,
     start_to: datetime | None = None,
+    now: datetime | None = None,
 ) -> tuple[Sequence[CallRow], str | None]:
-    """The tenant's bookings in creation order (ids sort by creation), filtered."""
+    """The tenant's bookings in creation order (ids sort by creation), filtered. With ``now``,
+    ``status`` filters by :func:`shown_status` (booked calls that are over count as completed).
+    """
     stmt = select(CallRow).where(CallRow.tenant_id == tenant_id)
-    if status is not None:
+    if status is not None and now is not None and status is not CallStatus.CANCELLED:
+        over = and_(CallRow.status == CallStatus.BOOKED, CallRow.end_at <= now)
+        if status is CallStatus.BOOKED:
+            stmt = stmt.where(CallRow.status == CallStatus.BOOKED, CallRow.end_at > now)
+        else:
+            stmt = stmt.where(or_(CallRow.status == CallStatus.COMPLETED, over))
+    elif status is not None:
         stmt = stmt.where(CallRow.status == status)
     if capability_id is not None:
         stmt = stmt.where(CallRow.capability_id == capability_id)

@@ -250,6 +250,46 @@ def test_list_filters_and_pages(a: As, clock: FakeClock) -> None:
     assert a.get(f"/v1/bookings/{made[0]}").json()["ticket_id"] == "ZD-1"
 
 
+def test_a_call_whose_end_has_passed_reads_as_completed_before_any_job_stores_it(
+    a: As, tenant_a: TenantCtx, db: Engine, clock: FakeClock, app: FastAPI
+) -> None:
+    """Completion is stored by the bookings job (bind/rebalance), which may not run for a
+    while; reads derive it meanwhile, filters included. No history event or webhook either way
+    (the job sends none for completion), so the two views never disagree on what was told."""
+    org(a)
+    subscribe(db, tenant_a.id)
+    early = book(a, ticket="ZD-1").json()["id"]  # 09:00-09:30 UTC
+    later = book(a, start=f"{DAY}12:00:00+01:00", ticket="ZD-2").json()["id"]  # 11:00-11:30
+
+    def shown() -> dict[str, str]:
+        return {b["id"]: b["status"] for b in a.get("/v1/bookings").json()["items"]}
+
+    def listed(status: str) -> list[str]:
+        return [b["id"] for b in a.get("/v1/bookings", params={"status": status}).json()["items"]]
+
+    clock.now = T0 + timedelta(hours=1, minutes=15)  # the first call is under way
+    assert shown() == {early: "booked", later: "booked"}
+    clock.now = T0 + timedelta(hours=1, minutes=30)  # ... and over, to the minute
+    assert shown() == {early: "completed", later: "booked"}
+    assert a.get(f"/v1/bookings/{early}").json()["status"] == "completed"
+    assert listed("completed") == [early] and listed("booked") == [later]
+    with make_session_factory(db)() as session:  # nothing was written by reading
+        stored = session.get(Call, (tenant_a.id, early))
+        assert stored is not None and stored.status is CallStatus.BOOKED
+    assert_problem(a.post(f"/v1/bookings/{early}/cancel"), 409)  # over: as before
+    events = [t for t, _ in outbox(db, tenant_a.id)]
+    # The job stores it; every read stays the same.
+    while app.state.job_worker.run_once() is not None:
+        pass
+    with make_session_factory(db)() as session:
+        stored = session.get(Call, (tenant_a.id, early))
+        assert stored is not None and stored.status is CallStatus.COMPLETED
+    assert shown() == {early: "completed", later: "booked"}
+    assert listed("completed") == [early] and listed("booked") == [later]
+    assert [t for t, _ in outbox(db, tenant_a.id)][: len(events)] == events
+    assert "booking.completed" not in {t for t, _ in outbox(db, tenant_a.id)}
+
+
 def test_bad_input_is_422_naming_the_field(a: As) -> None:
     org(a)
     assert_problem(book(a, start=f"{DAY}09:00:00"), 422, "start")  # naive
