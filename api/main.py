@@ -20,6 +20,7 @@ from api.db.engine import make_engine, make_session_factory
 from api.deps import Clock
 from api.idempotency import IdempotencyMiddleware
 from api.jobs import runtime as jobs_runtime
+from api.schemas import links
 from api.settings import Environment, Settings
 
 API_TITLE = "Switchboard"
@@ -93,7 +94,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
 def _document_openapi(app: FastAPI) -> None:
     """Say in the OpenAPI document what middleware and the error map do: errors are
-    application/problem+json, and every POST accepts an ``Idempotency-Key``."""
+    application/problem+json, and every POST accepts an ``Idempotency-Key``; and add the links
+    between operations."""
     base = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -108,6 +110,7 @@ def _document_openapi(app: FastAPI) -> None:
                     content = response.get("content", {})
                     if str(status)[:1] in "45" and "application/json" in content:
                         content[errors.PROBLEM_JSON] = content.pop("application/json")
+        links.add_links(schema)  # create -> read/update/delete/use flows (api/schemas/links.py)
         app.openapi_schema = schema
         return schema
 

@@ -124,3 +124,61 @@ def test_repeated_event_type_is_a_422_naming_event_types(a: As, method: str, url
     assert problem["errors"] == [
         {"field": "event_types", "reason": "must not repeat an event type"}
     ], problem
+
+
+def _operation_ids() -> dict[str, dict[str, Any]]:
+    return {
+        op["operationId"]: op
+        for ops in DOC["paths"].values()
+        for op in ops.values()
+        if isinstance(op, dict) and "operationId" in op
+    }
+
+
+def test_every_link_names_an_operation_and_its_parameters() -> None:
+    by_id = _operation_ids()
+    found = 0
+    for ops in DOC["paths"].values():
+        for op in ops.values():
+            for response in op.get("responses", {}).values():
+                for name, link in response.get("links", {}).items():
+                    found += 1
+                    target = by_id[link["operationId"]]
+                    params = {p["name"] for p in target.get("parameters", [])}
+                    assert set(link.get("parameters", {})) <= params, (name, link)
+                    if "requestBody" in link:
+                        assert "requestBody" in target, (name, link)
+    from api.schemas.links import LINKS
+
+    assert found == len(LINKS)
+
+
+def test_the_main_flows_are_linked() -> None:
+    def links_of(path: str, method: str, status: str) -> dict[str, str]:
+        response = DOC["paths"][path][method]["responses"][status]
+        return {name: link["operationId"] for name, link in response.get("links", {}).items()}
+
+    agent = links_of("/v1/agents", "post", "201")
+    item = DOC["paths"]["/v1/agents/{agent_id}"]
+    for name, method in (("GetAgent", "get"), ("UpdateAgent", "patch"), ("DeleteAgent", "delete")):
+        assert agent[name] == item[method]["operationId"]
+    for status in ("200", "201"):
+        ticket = links_of("/v1/tickets/{ticket_id}", "put", status)
+        assign = DOC["paths"]["/v1/tickets/{ticket_id}/assign"]["post"]["operationId"]
+        assert ticket["AssignTicket"] == assign
+    assert set(links_of("/v1/webhooks", "post", "201")) >= {
+        "GetWebhook",
+        "UpdateWebhook",
+        "DeleteWebhook",
+    }
+
+
+def test_a_link_to_a_route_that_is_gone_fails_the_build() -> None:
+    from api.schemas.links import Link, add_links
+
+    stale = Link("Gone", "POST /v1/agents", "201", "GET /v1/nowhere/{x}", "gone", {"x": "$x"})
+    with pytest.raises(LookupError, match="/v1/nowhere"):
+        add_links(_document(), (stale,))
+    wrong_param = Link("Bad", "POST /v1/agents", "201", "GET /v1/agents/{agent_id}", "", {"id": ""})
+    with pytest.raises(LookupError, match="has no"):
+        add_links(_document(), (wrong_param,))
