@@ -36,9 +36,17 @@ IDEMPOTENCY_PARAMETER: dict[str, Any] = {
     "required": False,
     "description": (
         "Makes a retry safe: the first response is stored and replayed for the same request; "
-        "the same key with a different request is a 422."
+        "the same key with a different request is a 422. Printable ASCII, at most 255 "
+        "characters (a UUID is a good key)."
     ),
-    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    # What api/idempotency.py accepts (printable, 1..255 after trimming), as a pattern a client
+    # and a generator can follow: visible ASCII with inner spaces.
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 255,
+        "pattern": "^[!-~]([ -~]*[!-~])?$",
+    },
 }
 
 

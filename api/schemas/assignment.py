@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from api.enums import AgentStatus
 from api.schemas.common import Id, Levels, Schema, Timestamp
@@ -93,10 +93,25 @@ class AssignmentOut(Schema):
         )
 
 
+ESCALATIONS = ("capability", "required_skills", "team")
+
+
+def _names_an_escalation(schema: dict[str, Any]) -> None:
+    # The service refuses a body naming none of them (422 naming ``body``); say so. Null is
+    # "not named" here, so each branch wants its field present and not null.
+    schema["anyOf"] = [
+        {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+        for name in ESCALATIONS
+    ]
+
+
 class EscalateIn(Schema):
     """Raise what the ticket needs (a capability's requirements, a tier, skills) and/or hand it
     to another team. One accountable owner stays on record throughout: the current agent
-    keeps it if they still qualify, else it is re-assigned (or held by the new team's queue)."""
+    keeps it if they still qualify, else it is re-assigned (or held by the new team's queue).
+    Name at least one of ``capability``, ``required_skills`` and ``team``."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_names_an_escalation)
 
     capability: Id | None = Field(
         default=None, description="Add this capability's requirements (levels only go up)"

@@ -48,12 +48,31 @@ def _no_nul(value: str) -> str:
     return value
 
 
-Text = Annotated[str, AfterValidator(_no_nul)]
-Name = Annotated[Text, StringConstraints(max_length=200, strip_whitespace=True)]
+NO_NUL = AfterValidator(_no_nul)
+# Length limits go on the bare str, before NO_NUL: there the string validator checks them after
+# stripping and says "String should have at most 200 characters". Put behind a validator
+# function, pydantic checks them generically, before stripping, as "... at most 200 items".
+Text = Annotated[str, NO_NUL]
+Name = Annotated[str, StringConstraints(max_length=200, strip_whitespace=True), NO_NUL]
+Requester = Annotated[str, StringConstraints(max_length=200), NO_NUL]
 Level = Annotated[int, Field(ge=1, le=5, description="1 (novice) to 5 (expert)")]
+
+
+def _keys_are_ids(schema: dict[str, Any]) -> None:
+    # pydantic documents dict[Id, Level] as patternProperties {ID_PATTERN: level}, which leaves
+    # every key *not* matching the pattern free, with any value: the document allowed
+    # {"bad key!": "x"}, which is a 422. Say it as it is: every key is an id, every value a level.
+    [(pattern, value)] = schema.pop("patternProperties").items()
+    schema["propertyNames"] = {**schema.get("propertyNames", {}), "pattern": pattern}
+    schema["additionalProperties"] = value
+
+
 Levels = Annotated[
     dict[Id, Level],
-    Field(description="Skill id -> level (1..5); languages and tiers are skills too"),
+    Field(
+        description="Skill id -> level (1..5); languages and tiers are skills too",
+        json_schema_extra=_keys_are_ids,
+    ),
 ]
 
 

@@ -13,7 +13,15 @@ from api.schemas.common import Id, Schema, Timestamp
 class OptimizeIn(Schema):
     team: Id | None = Field(default=None, description="Only this team's queue (default: all)")
     time_limit_s: float = Field(
-        default=10.0, gt=0, le=3600, description="Wall-clock limit of the solve, in seconds"
+        default=10.0,
+        gt=0,
+        le=3600,
+        # The operator's cap (optimize_max_time_limit_seconds) is a setting, not a schema
+        # constant: a larger value is a 422 naming time_limit_s. Say so, as for page sizes.
+        description=(
+            "Wall-clock limit of the solve, in seconds (the server's maximum is 300 unless its "
+            "operator set another)"
+        ),
     )
     seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Same seed, same plan")
 

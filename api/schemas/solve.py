@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 
 from api.enums import AgentStatus, SkillKind, TicketPriority
-from api.schemas.common import Id, Levels, Name, Schema, Text, Timestamp, TimeZone
+from api.schemas.common import Id, Levels, Name, Requester, Schema, Timestamp, TimeZone
 from api.schemas.intervals import end_after_start
 
 PolicyName = Literal["optimizer", "least-loaded", "round-robin", "first-qualified"]
@@ -61,7 +61,7 @@ class SolveTicket(Schema):
     effort_minutes: Annotated[int, Field(ge=1, le=10_080)] = 30
     owner_agent: Id | None = None
     previous_agent: Id | None = None
-    requester: Annotated[Text, Field(max_length=200)] | None = None
+    requester: Requester | None = None
 
 
 class SolveRequest(Schema):

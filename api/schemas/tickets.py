@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
 from api.db.models import Ticket, TicketEvent
 from api.enums import TicketEventKind, TicketPriority, TicketStatus
-from api.schemas.common import Id, Levels, Schema, Text, Timestamp
+from api.schemas.common import NO_NUL, Id, Levels, Requester, Schema, Timestamp
 
 EffortMinutes = Annotated[int, Field(ge=1, le=10_080, description="Working time it needs")]
-Reason = Annotated[Text, Field(max_length=1000)]
+Reason = Annotated[str, StringConstraints(max_length=1000), NO_NUL]
 
 
 class TicketIn(Schema):
@@ -34,7 +34,7 @@ class TicketIn(Schema):
     previous_agent: Id | None = Field(
         default=None, description="Who handled this requester before (continuity)"
     )
-    requester: Annotated[Text, Field(max_length=200)] | None = None
+    requester: Requester | None = None
     reason: Reason | None = None
 
 

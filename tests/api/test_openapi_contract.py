@@ -182,3 +182,77 @@ def test_a_link_to_a_route_that_is_gone_fails_the_build() -> None:
     wrong_param = Link("Bad", "POST /v1/agents", "201", "GET /v1/agents/{agent_id}", "", {"id": ""})
     with pytest.raises(LookupError, match="has no"):
         add_links(_document(), (wrong_param,))
+
+
+# --- schemathesis findings: what positive (schema-valid) data the service refused ----------
+
+
+def _walk(node: Any) -> Any:
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk(value)
+
+
+def test_skill_level_maps_constrain_every_key_and_value() -> None:
+    # patternProperties left keys outside the pattern free, with any value.
+    assert not [n for n in _walk(DOC) if "patternProperties" in n]
+    levels = SCHEMAS["AgentCreate"]["properties"]["skills"]
+    assert levels["propertyNames"]["pattern"] and levels["propertyNames"]["maxLength"] == 128
+    assert levels["additionalProperties"] == {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 5,
+        "description": "1 (novice) to 5 (expert)",
+    }
+
+
+def test_bad_skill_key_is_a_422_naming_it(a: As) -> None:
+    assert a.post("/v1/teams", json={"id": "t"}).status_code == 201
+    r = a.post("/v1/agents", json={"id": "x", "team": "t", "skills": {"bad key": 3}})
+    assert_problem(r, 422, "skills.bad key.[key]")
+
+
+def test_escalation_documents_that_it_needs_something_to_escalate(a: As) -> None:
+    branches = SCHEMAS["EscalateIn"]["anyOf"]
+    assert {tuple(b["required"]) for b in branches} == {
+        ("capability",),
+        ("required_skills",),
+        ("team",),
+    }
+    assert a.post("/v1/teams", json={"id": "t"}).status_code == 201
+    assert a.put("/v1/tickets/T-1", json={"team": "t"}).status_code == 201
+    r = a.post("/v1/tickets/T-1/escalate", json={"reason": "why", "team": None})
+    assert_problem(r, 422, "body")
+
+
+def test_idempotency_key_documents_printable_ascii(a: As) -> None:
+    import re
+
+    [param] = [
+        p for p in DOC["paths"]["/v1/teams"]["post"]["parameters"] if p["name"] == "Idempotency-Key"
+    ]
+    pattern = re.compile(param["schema"]["pattern"])
+    for good in ("0", "2f1c6b1e-6c1f-4d5e-9c59-0b8e2b0a6c11", "retry 1"):
+        assert pattern.search(good)
+    for bad in (" ", " x", "x\x7f", "é"):
+        assert not pattern.search(bad)
+    r = a.post("/v1/teams", json={"id": "t"}, headers={"Idempotency-Key": "x\x7f"})
+    assert_problem(r, 422, "header.idempotency-key")
+
+
+def test_name_length_is_checked_after_trimming_and_said_in_characters(a: As) -> None:
+    r = a.post("/v1/teams", json={"id": "t1", "name": "x" * 201})
+    body = assert_problem(r, 422, "name")
+    assert body["errors"][0]["reason"] == "String should have at most 200 characters"
+    r = a.post("/v1/teams", json={"id": "t2", "name": "  " + "x" * 200 + "  "})
+    assert r.status_code == 201, r.text
+    assert r.json()["name"] == "x" * 200
+
+
+def test_optimize_time_limit_says_the_server_maximum() -> None:
+    limit = SCHEMAS["OptimizeIn"]["properties"]["time_limit_s"]
+    assert "maximum is 300" in limit["description"]

@@ -142,6 +142,7 @@ BODY_REFS = {
     "previous_agent": "agent",
     "url": "url",
     "timezone": "timezone",
+    "tz": "timezone",
 }
 SKILL_MAPS = ("skills", "required_skills", "requirements")
 
