@@ -112,6 +112,28 @@ def _links() -> Iterator[Link]:
     for name, target, description in _TICKET_FLOWS:
         first = "$response.body#/items/0/id"
         yield Link(name, "GET /v1/tickets", "200", target, description, {"ticket_id": first})
+    # Browsing capabilities: the first of a page, to the call slots it offers.
+    yield Link(
+        "ListSlots",
+        "GET /v1/capabilities",
+        "200",
+        "GET /v1/capabilities/{capability_id}/slots",
+        "The call slots the first capability offers",
+        {"capability_id": "$response.body#/items/0/id"},
+    )
+    # Booking: the first slot offered, in the time zone it was offered in.
+    yield Link(
+        "BookFirstSlot",
+        "GET /v1/capabilities/{capability_id}/slots",
+        "200",
+        "POST /v1/bookings",
+        "Book the first slot offered (name the ticket)",
+        body={
+            "capability_id": "$response.body#/capability_id",
+            "start": "$response.body#/slots/0/start",
+            "tz": "$response.body#/tz",
+        },
+    )
     # An assignment answers with the ticket's id as ``ticket``.
     for name, target, description in (
         ("GetTicket", "GET /v1/tickets/{ticket_id}", "Read the ticket with its new owner"),
