@@ -188,6 +188,8 @@ def test_demo_with_several_workers_migrates_and_seeds_once(
             conn.close()
         output = server.output()
     assert output.count("These keys are shown once") == 1
+    # Several workers on SQLite work, but queue for its one writer: the operator is told.
+    assert ("SQLite has one writer" in output) is db_url.startswith("sqlite")
     assert f"API docs at http://127.0.0.1:{server.port}/docs" in output
     assert output.count("Started server process") == WORKERS
     with Session(db_engine) as session:
