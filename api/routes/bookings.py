@@ -26,7 +26,7 @@ from api.schemas.bookings import (
     BookingConflict,
     BookingIn,
     BookingOut,
-    ReasonOut,
+    BookingReasonOut,
     RebalanceIn,
     RebalanceOut,
     SlotOut,
@@ -105,7 +105,7 @@ def list_slots(
         capability_id=capability_id,
         tz=tz,
         slots=[SlotOut.of(s) for s in answer.slots],
-        reason=None if answer.reason is None else ReasonOut.of(answer.reason),
+        reason=None if answer.reason is None else BookingReasonOut.of(answer.reason),
     )
 
 
@@ -287,7 +287,7 @@ async def booking_refused(request: Request, exc: Exception) -> JSONResponse:
         "status": exc.status,
         "detail": exc.detail,
         "instance": request.url.path,
-        "reason": ReasonOut.of(exc.reason).model_dump(mode="json"),
+        "reason": BookingReasonOut.of(exc.reason).model_dump(mode="json"),
         "alternatives": [SlotOut.of(s).model_dump(mode="json") for s in exc.alternatives],
     }
     return JSONResponse(body, status_code=exc.status, media_type=PROBLEM_JSON)

@@ -28,7 +28,7 @@ TimeLimit = Annotated[
 ]
 
 
-class ReasonOut(Schema):
+class BookingReasonOut(Schema):
     rule: str = Field(
         description="no_qualified_agents, no_agent_working, reserve, fully_booked, "
         "outside_booking_window, uncoverable, ..."
@@ -36,7 +36,7 @@ class ReasonOut(Schema):
     detail: str
 
     @classmethod
-    def of(cls, reason: Reason) -> ReasonOut:
+    def of(cls, reason: Reason) -> BookingReasonOut:
         return cls(rule=reason.rule, detail=reason.detail)
 
 
@@ -53,7 +53,7 @@ class SlotsOut(Schema):
     capability_id: str
     tz: str
     slots: list[SlotOut]
-    reason: ReasonOut | None = Field(description="Why there are none (null when there are)")
+    reason: BookingReasonOut | None = Field(description="Why there are none (null when there are)")
 
 
 class BookingIn(Schema):
@@ -108,7 +108,7 @@ class BookingOut(Schema):
 class BookingConflict(ProblemDetails):
     """409 when the slot is no longer open: why, and the nearest open starts."""
 
-    reason: ReasonOut
+    reason: BookingReasonOut
     alternatives: list[SlotOut]
 
 
@@ -121,7 +121,7 @@ class BindingOut(Schema):
     booking_id: str
     agent: str
     previous_agent: str | None
-    reasons: list[ReasonOut]
+    reasons: list[BookingReasonOut]
 
     @classmethod
     def of(cls, b: Binding) -> BindingOut:
@@ -129,19 +129,21 @@ class BindingOut(Schema):
             booking_id=b.call_id,
             agent=b.agent_id,
             previous_agent=b.previous_agent,
-            reasons=[ReasonOut.of(r) for r in b.reasons],
+            reasons=[BookingReasonOut.of(r) for r in b.reasons],
         )
 
 
 class AtRiskOut(Schema):
     booking_id: str
     previous_agent: str | None
-    reason: ReasonOut
+    reason: BookingReasonOut
 
     @classmethod
     def of(cls, r: AtRisk) -> AtRiskOut:
         return cls(
-            booking_id=r.call_id, previous_agent=r.previous_agent, reason=ReasonOut.of(r.reason)
+            booking_id=r.call_id,
+            previous_agent=r.previous_agent,
+            reason=BookingReasonOut.of(r.reason),
         )
 
 

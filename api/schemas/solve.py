@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 
 from api.enums import AgentStatus, SkillKind, TicketPriority
+from api.schemas.assignment import ReasonOut
 from api.schemas.common import Id, Levels, Name, Requester, Schema, Timestamp, TimeZone
 from api.schemas.intervals import end_after_start
 
@@ -78,13 +79,7 @@ class SolveRequest(Schema):
     seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
 
 
-class ReasonOut(Schema):
-    rule: str
-    detail: str
-    value: float
-
-
-class AssignmentOut(Schema):
+class PlannedAssignmentOut(Schema):
     ticket_id: str
     agent_id: str
     position: int
@@ -132,7 +127,7 @@ class ViolationOut(Schema):
 
 
 class SolveResponse(Schema):
-    assignments: list[AssignmentOut]
+    assignments: list[PlannedAssignmentOut]
     queued: list[QueuedOut]
     stats: StatsOut
     evaluation: EvaluationOut

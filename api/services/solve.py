@@ -13,8 +13,8 @@ from collections.abc import Iterable
 
 from api.errors import FieldError, InvalidInput
 from api.schemas.solve import (
-    AssignmentOut,
     EvaluationOut,
+    PlannedAssignmentOut,
     QueuedOut,
     ReasonOut,
     SolveAgent,
@@ -124,7 +124,7 @@ def solve(*, request: SolveRequest, settings: Settings) -> SolveResponse:
     stats = plan.stats
     return SolveResponse(
         assignments=[
-            AssignmentOut(
+            PlannedAssignmentOut(
                 ticket_id=a.ticket_id,
                 agent_id=a.agent_id,
                 position=a.position,

@@ -256,3 +256,13 @@ def test_name_length_is_checked_after_trimming_and_said_in_characters(a: As) -> 
 def test_optimize_time_limit_says_the_server_maximum() -> None:
     limit = SCHEMAS["OptimizeIn"]["properties"]["time_limit_s"]
     assert "maximum is 300" in limit["description"]
+
+
+def test_every_component_has_a_plain_unique_name() -> None:
+    """FastAPI qualifies a component with its module (``api__schemas__x__Name``) when two
+    models share a name: clients' generated code then gets unstable, ugly type names."""
+    qualified = [name for name in SCHEMAS if "__" in name]
+    assert qualified == []
+    assert {"AssignmentOut", "PlannedAssignmentOut", "ReasonOut", "BookingReasonOut"} <= set(
+        SCHEMAS
+    )
