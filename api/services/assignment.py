@@ -70,8 +70,6 @@ from api.services import capabilities as capability_service
 from api.services import common, events, solver_input, tickets
 from api.services.realtime_cache import (
     RealtimeCache,
-    changed_in_transaction,
-    current_version,
     mark_full,
     with_loads,
 )
@@ -140,19 +138,12 @@ def base_index(
     *, session: Session, cache: RealtimeCache, tenant_id: str, now: datetime
 ) -> RealtimeIndex:
     """The tenant's organisation as a real-time index: cached while its version holds."""
-    if changed_in_transaction(session, tenant_id):
-        # This transaction changed the organisation and has not committed: build from what it
-        # sees, but cache nothing (a rollback would leave the cache ahead of the database).
-        return _build_index(session, tenant_id, now)
-    version = current_version(session, tenant_id)
-    index = cache.get(tenant_id, version, now)
-    if index is None:
-        with cache.build_lock(tenant_id):
-            index = cache.get(tenant_id, version, now)  # built meanwhile by another request?
-            if index is None:
-                index = _build_index(session, tenant_id, now)
-                cache.put(tenant_id, version, index)
-    return index
+    return cache.get_or_build(
+        session,
+        tenant_id,
+        lambda index: cache.fresh(index, now),
+        lambda: _build_index(session, tenant_id, now),
+    )
 
 
 def _build_index(session: Session, tenant_id: str, now: datetime) -> RealtimeIndex:

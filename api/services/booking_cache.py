@@ -31,15 +31,13 @@ sees and caches nothing.
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
 from api.services import solver_input
-from api.services.realtime_cache import changed_in_transaction, current_version
+from api.services.realtime_cache import VersionedCache
 from solver.capability import BookingState, Capability
 from solver.problem import Agent
 from solver.slots import BookingIndex, org_index
@@ -62,30 +60,12 @@ class BookingOrg:
     base: BookingIndex | None = None
 
 
-@dataclass
-class _Entry:
-    version: int
-    org: BookingOrg
-    built_monotonic: float
-
-
-class BookingCache:
-    """Tenant -> (organisation version, :class:`BookingOrg`). Thread-safe; bounded by
-    ``max_tenants`` (an entry of 200 agents and a two-week horizon holds a few MB of grid), and
-    entries past ``max_wall_seconds`` are dropped whenever another is stored."""
+class BookingCache(VersionedCache[BookingOrg]):
+    """Tenant -> (organisation version, :class:`BookingOrg`); bounded by ``max_tenants`` (an
+    entry of 200 agents and a two-week horizon holds a few MB of grid)."""
 
     def __init__(self, *, max_wall_seconds: float = 60.0, max_tenants: int = 32) -> None:
-        self.max_wall_seconds = max_wall_seconds
-        self.max_tenants = max_tenants
-        self._entries: dict[str, _Entry] = {}
-        self._lock = threading.Lock()
-        self._building: dict[str, threading.Lock] = {}
-        self.builds = 0
-        self.hits = 0
-
-    def build_lock(self, tenant_id: str) -> threading.Lock:
-        with self._lock:
-            return self._building.setdefault(tenant_id, threading.Lock())
+        super().__init__(max_wall_seconds=max_wall_seconds, max_tenants=max_tenants)
 
     def get(
         self,
@@ -95,39 +75,15 @@ class BookingCache:
         now: datetime,
         reach: datetime,
     ) -> BookingOrg | None:
-        with self._lock:
-            entry = self._entries.get(tenant_id)
-        if entry is None or entry.version != version:
-            return None
-        org = entry.org
-        if org.capabilities != capabilities or not (org.built_at <= now and reach <= org.reach):
-            return None
-        if time.monotonic() - entry.built_monotonic > self.max_wall_seconds:
-            return None
-        self.hits += 1
-        return org
+        return self.lookup(tenant_id, version, lambda org: usable(org, capabilities, now, reach))
 
-    def put(self, tenant_id: str, version: int, org: BookingOrg) -> None:
-        stamp = time.monotonic()
-        with self._lock:
-            for key in [
-                k
-                for k, e in self._entries.items()
-                if stamp - e.built_monotonic > self.max_wall_seconds
-            ]:
-                del self._entries[key]
-            if tenant_id not in self._entries and len(self._entries) >= self.max_tenants:
-                oldest = min(self._entries, key=lambda k: self._entries[k].built_monotonic)
-                del self._entries[oldest]
-            self._entries[tenant_id] = _Entry(version, org, stamp)
-            self.builds += 1
 
-    def invalidate(self, tenant_id: str | None = None) -> None:
-        with self._lock:
-            if tenant_id is None:
-                self._entries.clear()
-            else:
-                self._entries.pop(tenant_id, None)
+def usable(
+    org: BookingOrg, capabilities: tuple[Capability, ...], now: datetime, reach: datetime
+) -> bool:
+    """Whether ``org`` was built with these capabilities, not after ``now``, and holds shifts
+    and busy time up to ``reach``."""
+    return org.capabilities == capabilities and org.built_at <= now and reach <= org.reach
 
 
 def _build(
@@ -156,16 +112,9 @@ def organisation(
     """The tenant's organisation for the booking engine at ``now``, needing shifts and busy time
     up to ``reach``: cached while the organisation version (read in ``session``'s transaction,
     so inside the tenant lock when the caller holds it) and the capabilities hold."""
-    if changed_in_transaction(session, tenant_id):
-        # Changed and not committed: build from what this transaction sees, cache nothing (a
-        # rollback would leave the cache ahead of the database).
-        return _build(session, tenant_id, now, capabilities, reach)
-    version = current_version(session, tenant_id)  # first: an entry is never newer than its data
-    org = cache.get(tenant_id, version, capabilities, now, reach)
-    if org is None:
-        with cache.build_lock(tenant_id):
-            org = cache.get(tenant_id, version, capabilities, now, reach)  # built meanwhile?
-            if org is None:
-                org = _build(session, tenant_id, now, capabilities, reach)
-                cache.put(tenant_id, version, org)
-    return org
+    return cache.get_or_build(
+        session,
+        tenant_id,
+        lambda org: usable(org, capabilities, now, reach),
+        lambda: _build(session, tenant_id, now, capabilities, reach),
+    )

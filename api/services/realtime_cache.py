@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 from sqlalchemy import BigInteger, ForeignKey, String, bindparam, event, select
@@ -114,58 +114,64 @@ def current_version(session: Session, tenant_id: str) -> int:
     return int(found or 0)
 
 
+T = TypeVar("T")
+
+
 @dataclass
-class _Entry:
+class _Entry(Generic[T]):
     version: int
-    index: RealtimeIndex
+    value: T
     built_monotonic: float
 
 
-class RealtimeCache:
-    """Tenant -> (organisation version, index). Thread-safe; bounded by ``max_tenants``."""
+class VersionedCache(Generic[T]):
+    """Tenant -> (organisation version, value), for anything built from the organisation.
 
-    def __init__(
-        self,
-        *,
-        max_age: timedelta = timedelta(minutes=10),
-        max_wall_seconds: float = 60.0,
-        max_tenants: int = 256,
-    ) -> None:
-        self.max_age = max_age
+    Thread-safe; bounded by ``max_tenants`` (the oldest entry goes first). An entry serves only
+    the version it was built for, for at most ``max_wall_seconds`` of wall time (a backstop for
+    writes that bypass the ORM); subclasses add their own validity checks in :meth:`usable`.
+    """
+
+    def __init__(self, *, max_wall_seconds: float = 60.0, max_tenants: int = 256) -> None:
         self.max_wall_seconds = max_wall_seconds
         self.max_tenants = max_tenants
-        self._entries: dict[str, _Entry] = {}
+        self._entries: dict[str, _Entry[T]] = {}
         self._lock = threading.Lock()
         self._building: dict[str, threading.Lock] = {}
         self.builds = 0
         self.hits = 0
 
     def build_lock(self, tenant_id: str) -> threading.Lock:
-        """Held while building ``tenant_id``'s index, so that requests arriving together after
+        """Held while building ``tenant_id``'s value, so that requests arriving together after
         a change (or at start) build it once and the rest wait for it, instead of each reading
         the whole organisation at the same time (measured at start: 8 concurrent builds)."""
         with self._lock:
             return self._building.setdefault(tenant_id, threading.Lock())
 
-    def get(self, tenant_id: str, version: int, now: datetime) -> RealtimeIndex | None:
+    def lookup(self, tenant_id: str, version: int, usable: Callable[[T], bool]) -> T | None:
+        """The tenant's value if it was built for ``version``, is young enough and ``usable``."""
         with self._lock:
             entry = self._entries.get(tenant_id)
-        if entry is None or entry.version != version:
-            return None
-        index = entry.index
-        if not (index.origin <= now < index.origin + self.max_age):
+        if entry is None or entry.version != version or not usable(entry.value):
             return None
         if time.monotonic() - entry.built_monotonic > self.max_wall_seconds:
             return None
         self.hits += 1
-        return index
+        return entry.value
 
-    def put(self, tenant_id: str, version: int, index: RealtimeIndex) -> None:
+    def put(self, tenant_id: str, version: int, value: T) -> None:
+        stamp = time.monotonic()
         with self._lock:
+            for key in [
+                k
+                for k, e in self._entries.items()
+                if stamp - e.built_monotonic > self.max_wall_seconds
+            ]:
+                del self._entries[key]
             if tenant_id not in self._entries and len(self._entries) >= self.max_tenants:
                 oldest = min(self._entries, key=lambda k: self._entries[k].built_monotonic)
                 del self._entries[oldest]
-            self._entries[tenant_id] = _Entry(version, index, time.monotonic())
+            self._entries[tenant_id] = _Entry(version, value, stamp)
             self.builds += 1
 
     def invalidate(self, tenant_id: str | None = None) -> None:
@@ -174,6 +180,55 @@ class RealtimeCache:
                 self._entries.clear()
             else:
                 self._entries.pop(tenant_id, None)
+
+    def get_or_build(
+        self,
+        session: Session,
+        tenant_id: str,
+        usable: Callable[[T], bool],
+        build: Callable[[], T],
+    ) -> T:
+        """The cached value for the organisation ``session``'s transaction sees, or a new one
+        from ``build()`` (itself reading through ``session``).
+
+        The version is read first, in the caller's transaction (inside the tenant lock when the
+        caller holds it), so an entry is never labelled newer than the data it was built from.
+        A transaction that changed the organisation and has not committed builds from what it
+        sees and caches nothing (a rollback would leave the cache ahead of the database).
+        """
+        if changed_in_transaction(session, tenant_id):
+            return build()
+        version = current_version(session, tenant_id)
+        value = self.lookup(tenant_id, version, usable)
+        if value is None:
+            with self.build_lock(tenant_id):
+                value = self.lookup(tenant_id, version, usable)  # built meanwhile?
+                if value is None:
+                    value = build()
+                    self.put(tenant_id, version, value)
+        return value
+
+
+class RealtimeCache(VersionedCache[RealtimeIndex]):
+    """Tenant -> (organisation version, real-time index); an index also serves only requests
+    within ``max_age`` of its origin (its fairness counts and shift clipping drift)."""
+
+    def __init__(
+        self,
+        *,
+        max_age: timedelta = timedelta(minutes=10),
+        max_wall_seconds: float = 60.0,
+        max_tenants: int = 256,
+    ) -> None:
+        super().__init__(max_wall_seconds=max_wall_seconds, max_tenants=max_tenants)
+        self.max_age = max_age
+
+    def get(self, tenant_id: str, version: int, now: datetime) -> RealtimeIndex | None:
+        return self.lookup(tenant_id, version, lambda index: self.fresh(index, now))
+
+    def fresh(self, index: RealtimeIndex, now: datetime) -> bool:
+        """Whether ``index`` may serve a request at ``now``."""
+        return index.origin <= now < index.origin + self.max_age
 
 
 def with_loads(
