@@ -20,7 +20,7 @@ Every query filters by ``tenant_id``.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
@@ -181,18 +181,13 @@ def build_problem(
     recent = _recent_assignments(session, tenant_id, now - recent_window)
 
     agents = tuple(
-        Agent(
-            id=row.id,
-            team=row.team_id,
-            skills={s.skill_id: s.level for s in row.skills},
-            capacity=row.capacity,
-            shifts=tuple(shifts.get(row.id, ())),
-            busy=tuple(busy.get(row.id, ())),
+        _agent(
+            row,
+            shifts,
+            busy,
             open_tickets=held.get(row.id, [0, 0])[0],
             backlog_minutes=held.get(row.id, [0, 0])[1],
             recent_assignments=recent.get(row.id, 0),
-            timezone=row.timezone,
-            status=row.status,
         )
         for row in agent_rows
     )
@@ -242,6 +237,27 @@ def booking_reach(
     )
 
 
+def _agent(
+    row: AgentRow,
+    shifts: Mapping[str, Sequence[Interval]],
+    busy: Mapping[str, Sequence[Interval]],
+    **loads: int,
+) -> Agent:
+    """The solver's agent for ``row``, with its shifts and busy time and ``loads`` (open
+    tickets, backlog minutes, recent assignments; zero when not given)."""
+    return Agent(
+        id=row.id,
+        team=row.team_id,
+        skills={s.skill_id: s.level for s in row.skills},
+        capacity=row.capacity,
+        shifts=tuple(shifts.get(row.id, ())),
+        busy=tuple(busy.get(row.id, ())),
+        timezone=row.timezone,
+        status=row.status,
+        **loads,
+    )
+
+
 def booking_agents(
     *, session: Session, tenant_id: str, start: datetime, end: datetime
 ) -> tuple[Agent, ...]:
@@ -255,19 +271,7 @@ def booking_agents(
     )
     shifts = _intervals(session, Shift, tenant_id, None, start, end)
     busy = _intervals(session, BusyInterval, tenant_id, None, start, end)
-    return tuple(
-        Agent(
-            id=row.id,
-            team=row.team_id,
-            skills={s.skill_id: s.level for s in row.skills},
-            capacity=row.capacity,
-            shifts=tuple(shifts.get(row.id, ())),
-            busy=tuple(busy.get(row.id, ())),
-            timezone=row.timezone,
-            status=row.status,
-        )
-        for row in rows
-    )
+    return tuple(_agent(row, shifts, busy) for row in rows)
 
 
 def booking_state(
