@@ -6,9 +6,9 @@ one pooled client per simulated client, its cheapest set-up) cost 0.6-1.35 ms of
 here; this client costs about a tenth of that, because it does only what a load generator
 needs: write a request that is the same bytes every time but for the path, and parse the
 response with ``httptools`` (the llhttp parser uvicorn itself uses). It supports exactly what
-the benchmark sends — ``POST`` with an optional JSON body, fixed headers — and follows the
-server's keep-alive decision: a response that closes the connection makes the next request open
-a new one.
+the benchmarks send — ``GET``, and ``POST`` (or ``PATCH``, ...) with an optional JSON body;
+fixed headers; never ``HEAD``, whose answer has no body — and follows the server's keep-alive
+decision: a response that closes the connection makes the next request open a new one.
 
 Everything is plain asyncio (:class:`asyncio.Protocol`), so it runs on uvloop or the standard
 event loop alike.
@@ -119,19 +119,32 @@ class KeepAliveClient:
 
     async def post(self, path: str, json: Any = None) -> Response:
         """Send ``POST path`` (with ``json`` as the body when given) and wait for the answer."""
+        return await self.request("POST", path, json)
+
+    async def get(self, path: str) -> Response:
+        """Send ``GET path`` (the query string, already encoded, goes in ``path``)."""
+        return await self.request("GET", path)
+
+    async def request(self, method: str, path: str, json: Any = None) -> Response:
+        """Send ``method path``, with ``json`` as the body when given (GET sends none), and wait
+        for the answer."""
         body = b"" if json is None else _json.dumps(json).encode()
         async with self._turn:
-            return await self._exchange(path, body)
+            return await self._exchange(method.encode("ascii"), path, body)
 
-    async def _exchange(self, path: str, body: bytes) -> Response:
+    async def _exchange(self, method: bytes, path: str, body: bytes) -> Response:
         conn = await self._connection()
         assert conn.transport is not None
         waiter: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         conn.waiter = waiter
-        content_type = b"Content-Type: application/json\r\n" if body else b""
+        if body:
+            framing = b"Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
+        else:
+            # A bodyless GET says nothing about a body (RFC 9110 8.6); other methods say 0.
+            framing = b"" if method == b"GET" else b"Content-Length: 0\r\n"
         conn.transport.write(  # type: ignore[attr-defined]
-            b"POST %s HTTP/1.1\r\n%s%sContent-Length: %d\r\n\r\n%s"
-            % (path.encode("latin-1"), self._head, content_type, len(body), body)
+            b"%s %s HTTP/1.1\r\n%s%s\r\n%s"
+            % (method, path.encode("latin-1"), self._head, framing, body)
         )
         return await waiter
 

@@ -76,6 +76,33 @@ def test_keeps_one_connection_and_sends_headers_and_json() -> None:
     assert seen[1][1][b"content-type"] == b"application/json"
 
 
+def test_get_sends_no_body_and_other_methods_go_as_named() -> None:
+    seen: list[tuple[bytes, dict[bytes, bytes], bytes]] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError):
+            while True:
+                seen.append(await _read_request(reader))
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]")
+                await writer.drain()
+
+    async def run(base: str) -> None:
+        async with KeepAliveClient(base, {"Authorization": "Bearer k"}) as client:
+            got = await client.get("/v1/capabilities/c/slots?tz=Europe%2FBerlin")
+            patched = await client.request("PATCH", "/v1/agents/a", json={"status": "away"})
+        assert (got.status_code, got.json()) == (200, [])
+        assert patched.status_code == 200
+
+    asyncio.run(_with_server(handler, run))
+    (get_line, get_headers, get_body), (patch_line, patch_headers, patch_body) = seen
+    assert get_line == b"GET /v1/capabilities/c/slots?tz=Europe%2FBerlin HTTP/1.1"
+    assert get_headers[b"authorization"] == b"Bearer k" and get_body == b""
+    assert b"content-length" not in get_headers and b"content-type" not in get_headers
+    assert patch_line == b"PATCH /v1/agents/a HTTP/1.1"
+    assert patch_body == b'{"status": "away"}'
+    assert patch_headers[b"content-type"] == b"application/json"
+
+
 def test_reconnects_after_the_server_closes_and_reports_a_dropped_request() -> None:
     connections = 0
 
