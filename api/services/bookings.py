@@ -37,6 +37,7 @@ completed from their end on (:func:`shown_status`).
 from __future__ import annotations
 
 import builtins
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -70,6 +71,14 @@ DEFAULT_LEAD = jit.DEFAULT_LEAD
 ALTERNATIVES = 5
 MAX_SLOT_WINDOW = timedelta(days=31)
 DEFAULT_SLOT_WINDOW = timedelta(days=7)
+
+# Slot queries take no lock and run in the server's thread pool, so many can compute at once.
+# That only makes each slower: the engine's work is Python and small numpy arrays holding the
+# GIL, and threads contending for it cost more CPU per query, not less. Measured in-process on
+# 2 cores (200 agents, 200 calls booked): 8 threads got 57 queries/s at 20 ms of CPU each; the
+# same 8 through this gate 98/s at 10.3 ms, as fast as one thread alone (104/s). One query
+# computes at a time per process; the others wait without using the CPU.
+SLOT_QUERY_GATE = threading.BoundedSemaphore(1)
 
 
 class BookingRefused(Conflict):
@@ -213,8 +222,9 @@ def open_slots(
         raise InvalidInput.one(
             "query.to", f"the window may span at most {MAX_SLOT_WINDOW.days} days"
         )
-    state, _rows = _load(session, tenant_id, now, cache, caps)
-    return slots.find_slots(state, capability_id, lo, hi, tz)
+    with SLOT_QUERY_GATE:
+        state, _rows = _load(session, tenant_id, now, cache, caps)
+        return slots.find_slots(state, capability_id, lo, hi, tz)
 
 
 # --------------------------------------------------------------------------- book / cancel

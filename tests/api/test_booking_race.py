@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from api.services import bookings
 from solver import slots as engine
 from tests.api.conftest import As, TenantCtx, assert_problem
-from tests.api.test_bookings import BERLIN_10, book, org
+from tests.api.test_bookings import BERLIN_10, book, org, slots
 
 HOLD_SECONDS = 0.3
 
@@ -63,3 +63,44 @@ def test_two_bookings_race_for_the_last_agent(
     assert BERLIN_10 not in [s["start"] for s in problem["alternatives"]]
     listed = a.get("/v1/bookings").json()["items"]
     assert len(listed) == 1 and listed[0]["start_local"] == BERLIN_10
+
+
+def test_concurrent_slot_queries_compute_one_at_a_time_and_all_answer(
+    tenant_a: TenantCtx, a: As, app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slot queries take no lock, but the engine work of concurrent ones would only contend for
+    the GIL (measured: twice the CPU per query): the service's gate lets one compute at a time,
+    and the others wait for it rather than fail."""
+    org(a)
+    real_find = engine.find_slots
+    active, most = [0], [0]
+    guard = threading.Lock()
+
+    def watched_find(*args: Any, **kwargs: Any) -> Any:
+        with guard:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        try:
+            time.sleep(0.05)  # long enough for the others to arrive meanwhile
+            return real_find(*args, **kwargs)
+        finally:
+            with guard:
+                active[0] -= 1
+
+    monkeypatch.setattr(bookings.slots, "find_slots", watched_find)
+    clients = [a, *(As(TestClient(app), tenant_a.admin_key) for _ in range(3))]
+    barrier = threading.Barrier(len(clients))
+    answers: list[Any] = [None] * len(clients)
+
+    def customer(i: int) -> None:
+        barrier.wait()
+        answers[i] = slots(clients[i])
+
+    threads = [threading.Thread(target=customer, args=(i,)) for i in range(len(clients))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert [r.status_code for r in answers] == [200] * len(clients)
+    assert all(r.json() == answers[0].json() for r in answers)
+    assert most[0] == 1
