@@ -105,6 +105,8 @@ class BookingIndex:
     ) -> None:
         self.origin = state.now.replace(second=0, microsecond=0)
         self.now = state.now
+        # (shift d, grid length H) -> this index's windows moved by d (see _copy_organisation).
+        self._moved_windows: tuple[tuple[int, int], tuple[list[tuple[int, int]], ...]] | None = None
         caps = state.capabilities
         self.caps: dict[str, Capability] = {c.id: c for c in caps}
         max_horizon = max((c.horizon for c in caps), default=timedelta(0))
@@ -203,10 +205,18 @@ class BookingIndex:
         for name in ("qual", "qual_set", "value"):
             setattr(self, name, getattr(base, name))
         self.grid = base.grid[:, d : d + H].copy()
-        self.windows = [
-            [(max(s - d, 0), min(e - d, H)) for s, e in ws if e - d > 0 and s - d < H]
-            for ws in base.windows
-        ]
+        # Every request in the same minute moves the base by the same d: the moved windows are
+        # kept on the base for the next one (a tuple swapped in whole, so threads sharing the
+        # base read one or the other). Each index gets its own outer list, as update_agent
+        # replaces an agent's entry; the per-agent lists are never changed in place.
+        memo = base._moved_windows
+        if memo is None or memo[0] != (d, H):
+            moved = tuple(
+                [(max(s - d, 0), min(e - d, H)) for s, e in ws if e - d > 0 and s - d < H]
+                for ws in base.windows
+            )
+            memo = base._moved_windows = ((d, H), moved)
+        self.windows = list(memo[1])
         self._flat = None
         self.head = base.head[:, d : d + H].copy()
         self.team_cap = base.team_cap[:, d : d + H].copy()

@@ -6,6 +6,7 @@ Every claim is checked by code that does not share the engine's index: ``validat
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, timedelta
 
 import numpy as np
@@ -276,6 +277,15 @@ def test_an_index_from_a_cached_organisation_equals_a_fresh_build(
     for c in state.capabilities:
         window = (now, now + timedelta(days=1))
         assert find_slots(cached, c.id, *window) == find_slots(fresh, c.id, *window)
+    # A second index of the same moment reuses the windows the first moved; changing an
+    # agent on one leaves the other (and the base) as they were.
+    twin = index_from(
+        base, BookingState(now, state.agents, state.capabilities, booked.calls, cover=cover)
+    )
+    _same_index(twin, index_of(fresh))
+    if state.agents:
+        idx.update_agent(0, replace(state.agents[0], shifts=()))
+        assert idx.windows[0] == [] and twin.windows == index_of(fresh).windows
     # The base never changes, whatever was done on the indexes derived from it.
     again = org_index(state, state.now + timedelta(days=5))
     assert np.array_equal(base.grid, again.grid) and base.windows == again.windows
