@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, event, or_, select
+from sqlalchemy import and_, bindparam, event, or_, select
 from sqlalchemy.orm import Session
 
 from api.db.locks import lock_tenant
@@ -110,18 +110,49 @@ def _live_rows(session: Session, tenant_id: str, now: datetime) -> builtins.list
     return builtins.list(session.scalars(stmt))
 
 
+_LIVE_CALLS = (
+    select(
+        CallRow.id,
+        CallRow.capability_id,
+        CallRow.start_at,
+        CallRow.end_at,
+        CallRow.occupied_until,
+        CallRow.ticket_id,
+        CallRow.bound_agent,
+        CallRow.cover_agent,
+    )
+    .where(
+        CallRow.tenant_id == bindparam("tenant"),
+        CallRow.status == CallStatus.BOOKED,
+        CallRow.occupied_until > bindparam("now"),
+    )
+    .order_by(CallRow.start_at, CallRow.id)
+)
+
+
+def _live_calls(session: Session, tenant_id: str, now: datetime) -> Sequence[Any]:
+    """What :func:`_live_rows` reads, as plain rows (the same attribute names) for reading
+    only: a third of a warm slot query went into loading them as ORM objects."""
+    return session.execute(_LIVE_CALLS, {"tenant": tenant_id, "now": now}).all()
+
+
 def _load(
     session: Session,
     tenant_id: str,
     now: datetime,
     cache: BookingCache | None = None,
     caps: tuple[Capability, ...] | None = None,
+    *,
+    read_only: bool = False,
 ) -> tuple[BookingState, dict[str, CallRow]]:
     """The engine's state at ``now`` and the live call rows by id, read in ``session``'s
     transaction (inside the tenant lock for the writes). With a ``cache``, the organisation
     part comes from it when its version still holds (:mod:`api.services.booking_cache`) and
-    only the calls are placed; without one, everything is read and built here."""
-    rows = _live_rows(session, tenant_id, now)
+    only the calls are placed; without one, everything is read and built here. ``read_only``
+    reads the calls as plain rows and returns no ORM rows (for answers that write nothing)."""
+    rows = (
+        _live_calls(session, tenant_id, now) if read_only else _live_rows(session, tenant_id, now)
+    )
     if caps is None:
         caps = solver_input.capabilities(session=session, tenant_id=tenant_id)
     org = None
@@ -144,7 +175,7 @@ def _load(
     )
     if org is not None and org.base is not None:
         slots.index_from(org.base, state)
-    return state, {r.id: r for r in rows}
+    return state, {} if read_only else {r.id: r for r in rows}
 
 
 def _sync_occupancy(state: BookingState, rows: Mapping[str, CallRow], *, grow: bool) -> None:
@@ -223,7 +254,7 @@ def open_slots(
             "query.to", f"the window may span at most {MAX_SLOT_WINDOW.days} days"
         )
     with SLOT_QUERY_GATE:
-        state, _rows = _load(session, tenant_id, now, cache, caps)
+        state, _rows = _load(session, tenant_id, now, cache, caps, read_only=True)
         return slots.find_slots(state, capability_id, lo, hi, tz)
 
 
