@@ -1,7 +1,7 @@
 """Fixtures for the service tests: the real app, the real HTTP stack, a real database.
 
 Every API test runs on SQLite and on PostgreSQL (the session fixture ``db_url`` is
-parametrized). PostgreSQL comes from ``SWITCHBOARD_TEST_DATABASE_URL`` or the local server
+parametrized), except the few marked :data:`postgres_only`, which test what only PostgreSQL has. PostgreSQL comes from ``SWITCHBOARD_TEST_DATABASE_URL`` or the local server
 (postgresql+psycopg://postgres@127.0.0.1:5432/switchboard_test, created if missing); without a
 reachable server those tests skip with the reason, so a machine without PostgreSQL still passes.
 
@@ -109,6 +109,10 @@ BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
     pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
 ]
+
+# For a test of what only PostgreSQL has (its exclusion constraints, row-level locking): run
+# it there alone instead of generating a SQLite variant that could only skip.
+postgres_only = pytest.mark.parametrize("db_url", BACKENDS[1:], indirect=True, scope="session")
 
 
 @pytest.fixture(scope="session")

@@ -30,7 +30,7 @@ from api.services import busy as busy_service
 from api.settings import Settings
 from api.webhooks.models import WebhookEvent, WebhookSubscription
 from solver.slots import validate_calls, witness
-from tests.api.conftest import T0, As, FakeClock, TenantCtx, assert_problem
+from tests.api.conftest import T0, As, FakeClock, TenantCtx, assert_problem, postgres_only
 
 DAY = f"{T0.date().isoformat()}T"  # Monday 2026-03-02; Berlin is UTC+1 that day
 BERLIN_10 = f"{DAY}10:00:00+01:00"  # 09:00 UTC: the first start after the hour's notice
@@ -481,11 +481,11 @@ def _call(tenant: str, ident: str, agent: str | None, start: datetime, **kw: Any
     )
 
 
+@postgres_only  # the exclusion constraint is PostgreSQL's (SQLite relies on the tenant lock)
 def test_postgres_refuses_overlapping_bound_calls_of_one_agent(
     a: As, tenant_a: TenantCtx, db: Engine
 ) -> None:
-    if db.dialect.name != "postgresql":
-        pytest.skip("the exclusion constraint is PostgreSQL's (SQLite relies on the tenant lock)")
+    assert db.dialect.name == "postgresql"
     org(a)
     factory = make_session_factory(db)
     nine = T0 + timedelta(hours=1)

@@ -14,7 +14,7 @@ from api.db.engine import make_session_factory
 from api.db.locks import lock_tenant
 from api.db.models import ApiKey, Team
 from api.settings import DEFAULT_DATABASE_URL, Environment, Settings
-from tests.api.conftest import T0, As, TenantCtx, assert_problem, make_tenant
+from tests.api.conftest import T0, As, TenantCtx, assert_problem, make_tenant, postgres_only
 
 
 def test_keys_are_stored_hashed_and_shown_once(tenant_a: TenantCtx, db: Engine) -> None:
@@ -107,9 +107,9 @@ def test_lock_tenant_must_open_the_unit_of_work(tenant_a: TenantCtx, db: Engine)
             lock_tenant(s, tenant_a.id)
 
 
+@postgres_only  # SQLite has one writer: BEGIN IMMEDIATE serializes every tenant (by design)
 def test_postgres_locks_one_tenant_not_all(db: Engine, client: object) -> None:
-    if db.dialect.name != "postgresql":
-        pytest.skip("SQLite has one writer: BEGIN IMMEDIATE serializes every tenant (by design)")
+    assert db.dialect.name == "postgresql"
     from fastapi.testclient import TestClient
 
     assert isinstance(client, TestClient)
