@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from tests.api.conftest import As, assert_problem
+from tests.api.conftest import T0, As, assert_problem
 
 
 def test_skill_crud(a: As) -> None:
     r = a.post("/v1/skills", json={"id": "lang:de", "name": "German", "kind": "language"})
     assert r.status_code == 201, r.text
     assert r.json()["kind"] == "language"
-    assert r.json()["created_at"].endswith("Z") or "+00:00" in r.json()["created_at"]
+    assert r.json()["created_at"] == T0.isoformat().replace("+00:00", "Z")  # the clock, in UTC
     assert a.get("/v1/skills/lang:de").json()["name"] == "German"
     r = a.patch("/v1/skills/lang:de", json={"name": "Deutsch"})
     assert r.status_code == 200 and r.json()["name"] == "Deutsch" and r.json()["kind"] == "language"
@@ -53,8 +53,18 @@ def test_pagination_is_stable_and_complete(a: As) -> None:
 
 def test_team_delete_refused_while_used(a: As) -> None:
     assert a.post("/v1/teams", json={"id": "t1", "name": "Tier 1"}).status_code == 201
+    assert a.post("/v1/teams", json={"id": "t2"}).status_code == 201
     assert a.get("/v1/teams").json()["items"][0]["name"] == "Tier 1"
+    assert a.post("/v1/agents", json={"id": "ana", "team": "t1"}).status_code == 201
+    assert a.put("/v1/tickets/T-1", json={"team": "t1"}).status_code == 201
+    body = assert_problem(a.delete("/v1/teams/t1"), 409)
+    assert "agents" in body["detail"] and "tickets" in body["detail"]
+    assert a.patch("/v1/agents/ana", json={"team": "t2"}).status_code == 200
+    body = assert_problem(a.delete("/v1/teams/t1"), 409)  # the ticket still names it
+    assert "agents" not in body["detail"] and "tickets" in body["detail"]
+    assert a.put("/v1/tickets/T-1", json={"team": "t2"}).status_code == 200
     assert a.delete("/v1/teams/t1").status_code == 204
+    assert_problem(a.get("/v1/teams/t1"), 404)
 
 
 def test_hostile_strings_are_4xx_not_5xx(a: As) -> None:
