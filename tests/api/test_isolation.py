@@ -99,9 +99,9 @@ def test_other_tenants_objects_are_invisible(a: As, b: As, res: Resource) -> Non
 
 def test_references_across_tenants_are_unknown(a: As, b: As) -> None:
     org(b)
-    b.post("/v1/teams", json={"id": "b-team"})
-    b.post("/v1/skills", json={"id": "b-skill"})
-    a.post("/v1/teams", json={"id": "support"})
+    assert b.post("/v1/teams", json={"id": "b-team"}).status_code == 201
+    assert b.post("/v1/skills", json={"id": "b-skill"}).status_code == 201
+    assert a.post("/v1/teams", json={"id": "support"}).status_code == 201
     r = a.post("/v1/agents", json={"id": "x", "team": "b-team", "skills": {"b-skill": 2}})
     assert_problem(r, 422, "team", "skills.b-skill")
     shift = {"agent": "ana", "start": f"{MON}T08:00:00Z", "end": f"{MON}T09:00:00Z"}
@@ -110,7 +110,7 @@ def test_references_across_tenants_are_unknown(a: As, b: As) -> None:
     cap = {"id": "c", "requirements": {"b-skill": 1}}
     assert_problem(a.post("/v1/capabilities", json=cap), 422, "requirements.b-skill")
     # Filtering by an agent id that exists in B shows A nothing of B.
-    b.post("/v1/shifts", json=shift | {"id": "bs"})
+    assert b.post("/v1/shifts", json=shift | {"id": "bs"}).status_code == 201
     assert a.get("/v1/shifts", params={"agent": "ana"}).json()["items"] == []
 
 
@@ -172,7 +172,8 @@ def test_other_tenants_bookings_are_invisible_and_untouchable(a: As, b: As) -> N
 
 def test_other_tenants_capabilities_and_tickets_are_unknown_to_bookings(a: As, b: As) -> None:
     booking_org(b)
-    b.post("/v1/capabilities", json={"id": "b-only", "requirements": {"networking": 1}})
+    r = b.post("/v1/capabilities", json={"id": "b-only", "requirements": {"networking": 1}})
+    assert r.status_code == 201, r.text
     booking_org(a)  # the same ids: "net" and ZD-1..ZD-4 exist in both
     # Slots of B's capability: the same 404 as a capability nobody has.
     _same_problem(
@@ -182,7 +183,7 @@ def test_other_tenants_capabilities_and_tickets_are_unknown_to_bookings(a: As, b
     _same_problem(
         book(a, capability_id="b-only"), book(a, capability_id="nobody"), 422, "capability_id"
     )
-    b.put("/v1/tickets/B-ONLY", json=TICKET)
+    assert b.put("/v1/tickets/B-ONLY", json=TICKET).status_code == 201
     _same_problem(book(a, ticket="B-ONLY"), book(a, ticket="NOBODY-1"), 422, "ticket_id")
     assert a.get("/v1/bookings").json()["items"] == []
     assert b.get("/v1/bookings").json()["items"] == []

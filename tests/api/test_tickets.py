@@ -150,7 +150,7 @@ def test_tickets_are_isolated_per_tenant(a: As, b: As) -> None:
     assert b.get("/v1/tickets/SECRET-1").json()["priority"] == "high"
     assert kinds(b, "SECRET-1") == ["created"]
     # B's agents are unknown owners for A.
-    b.post("/v1/agents", json={"id": "b-only", "team": "support"})
+    assert b.post("/v1/agents", json={"id": "b-only", "team": "support"}).status_code == 201
     r = a.put("/v1/tickets/SECRET-1", json=ticket(owner_agent="b-only"))
     assert_problem(r, 422, "owner_agent")
 
@@ -166,6 +166,6 @@ def test_ticket_scopes(tenant_a: TenantCtx) -> None:
 
 def test_history_is_append_only_in_the_database(a: As, db: Engine) -> None:
     org(a)
-    a.put("/v1/tickets/ZD-9", json=ticket())
+    assert a.put("/v1/tickets/ZD-9", json=ticket()).status_code == 201
     with pytest.raises(DBAPIError, match="append-only"), db.begin() as conn:
         conn.execute(text("UPDATE ticket_events SET reason = 'rewritten'"))
