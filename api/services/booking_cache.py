@@ -67,16 +67,6 @@ class BookingCache(VersionedCache[BookingOrg]):
     def __init__(self, *, max_wall_seconds: float = 60.0, max_tenants: int = 32) -> None:
         super().__init__(max_wall_seconds=max_wall_seconds, max_tenants=max_tenants)
 
-    def get(
-        self,
-        tenant_id: str,
-        version: int,
-        capabilities: tuple[Capability, ...],
-        now: datetime,
-        reach: datetime,
-    ) -> BookingOrg | None:
-        return self.lookup(tenant_id, version, lambda org: usable(org, capabilities, now, reach))
-
 
 def usable(
     org: BookingOrg, capabilities: tuple[Capability, ...], now: datetime, reach: datetime

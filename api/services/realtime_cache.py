@@ -223,9 +223,6 @@ class RealtimeCache(VersionedCache[RealtimeIndex]):
         super().__init__(max_wall_seconds=max_wall_seconds, max_tenants=max_tenants)
         self.max_age = max_age
 
-    def get(self, tenant_id: str, version: int, now: datetime) -> RealtimeIndex | None:
-        return self.lookup(tenant_id, version, lambda index: self.fresh(index, now))
-
     def fresh(self, index: RealtimeIndex, now: datetime) -> bool:
         """Whether ``index`` may serve a request at ``now``."""
         return index.origin <= now < index.origin + self.max_age
