@@ -58,7 +58,7 @@ def test_client_errors_are_replayed_auth_errors_are_not(tenant_a: TenantCtx, db:
     first = a.post("/v1/agents", json={"id": "x", "team": "missing"}, headers=key)
     assert_problem(first, 422, "team")
     # The outcome of that request is kept, even once the team exists.
-    a.post("/v1/teams", json={"id": "missing"})
+    assert a.post("/v1/teams", json={"id": "missing"}).status_code == 201
     again = a.post("/v1/agents", json={"id": "x", "team": "missing"}, headers=key)
     assert again.status_code == 422 and again.headers["idempotent-replayed"] == "true"
 

@@ -624,11 +624,11 @@ def test_disabled_subscription_holds_its_deliveries(
     wid, _ = subscribe(a, receiver.url)
     emit(app, tenant_a.id)
     deliverer.fan_out()
-    a.patch(f"/v1/webhooks/{wid}", json={"enabled": False})
+    assert a.patch(f"/v1/webhooks/{wid}", json={"enabled": False}).json()["enabled"] is False
     assert deliverer.run_once().attempted == 0
     [d] = deliveries(a, wid)
     assert_problem(a.post(f"/v1/webhooks/{wid}/deliveries/{d['id']}/replay"), 409)
-    a.patch(f"/v1/webhooks/{wid}", json={"enabled": True})
+    assert a.patch(f"/v1/webhooks/{wid}", json={"enabled": True}).json()["enabled"] is True
     assert deliverer.run_once().delivered == 1
 
 
