@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -21,12 +22,12 @@ import numpy.typing as npt
 from solver.problem import Agent, AgentStatus, Interval, Problem
 from solver.timegrid import to_minute, to_minute_ceil
 
-_KEY = np.int64(1) << np.int64(40)  # agent stride in the flat key space; far above any horizon
+AGENT_STRIDE = np.int64(1) << np.int64(40)  # agent stride in flat keys; far above any horizon
 
 IntArray = npt.NDArray[np.int64]
 
 
-def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+def merge_spans(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     spans = sorted(s for s in spans if s[1] > s[0])
     out: list[tuple[int, int]] = []
     for s, e in spans:
@@ -71,13 +72,13 @@ def working_windows(
     from datetime import datetime
 
     assert isinstance(origin, datetime)
-    base = _merge(
+    base = merge_spans(
         [
             (max(0, to_minute_ceil(s.start, origin)), min(horizon, to_minute(s.end, origin)))
             for s in shifts
         ]
     )
-    cut = _merge(
+    cut = merge_spans(
         [
             (max(0, to_minute(b.start, origin)), min(horizon, to_minute_ceil(b.end, origin)))
             for b in busy
@@ -144,8 +145,10 @@ class CalendarBank:
     def n_agents(self) -> int:
         return len(self.total)
 
-    def _keys(self) -> IntArray:
-        return self.owner * _KEY + self.cum_end
+    @cached_property
+    def clock(self) -> Clock:
+        """The work-to-wall clock with its search keys built once (for hot loops)."""
+        return Clock(self)
 
     def finish_minute(self, agents: npt.ArrayLike, work: npt.ArrayLike) -> IntArray:
         """Wall minute at which ``work`` (>= 1) working minutes are complete, per agent.
@@ -154,29 +157,12 @@ class CalendarBank:
         minute (so lateness stays defined for overloaded plans; validation flags the overflow).
         """
         a = np.asarray(agents, dtype=np.int64)
-        w = np.asarray(work, dtype=np.int64)
-        keys = self._keys()
-        k = np.searchsorted(keys, a * _KEY + w, side="left")
-        return self._resolve(a, w, k)
+        return self.clock.finish(a, np.asarray(work, dtype=np.int64))
 
     def start_minute(self, agents: npt.ArrayLike, work: npt.ArrayLike) -> IntArray:
         """Wall minute at which work resumes after ``work`` working minutes are done."""
         a = np.asarray(agents, dtype=np.int64)
-        w = np.asarray(work, dtype=np.int64)
-        keys = self._keys()
-        k = np.searchsorted(keys, a * _KEY + w, side="right")
-        return self._resolve(a, w, k)
-
-    def _resolve(self, a: IntArray, w: IntArray, k: IntArray) -> IntArray:
-        valid = (k < len(self.owner)) & (k < self.first[a + 1])
-        kk = np.where(valid, k, 0)
-        if len(self.owner):
-            before = self.cum_end[kk] - (self.ends[kk] - self.starts[kk])
-            inside = self.starts[kk] + (w - before)
-        else:
-            inside = np.zeros_like(w)
-        overflow = self.horizon + (w - self.total[a])
-        return np.where(valid, inside, overflow).astype(np.int64)
+        return self.clock.start(a, np.asarray(work, dtype=np.int64))
 
     def work_before(self, agents: npt.ArrayLike, minute: npt.ArrayLike) -> IntArray:
         """Working minutes agent has in ``[0, minute)``."""
@@ -202,6 +188,50 @@ class CalendarBank:
         out = np.zeros(self.n_agents, dtype=bool)
         out[self.owner[inside]] = True
         return out
+
+
+class Clock:
+    """A bank's work-to-wall clock with its search keys built once (the hot loops' lookups)."""
+
+    def __init__(self, bank: CalendarBank) -> None:
+        self.keys = bank.owner * AGENT_STRIDE + bank.cum_end
+        self.off = bank.starts - (bank.cum_end - (bank.ends - bank.starts))  # breaks before
+        self.next_first = bank.first[1:]
+        self.first = bank.first[:-1]
+        self.start_keys = bank.owner * AGENT_STRIDE + bank.starts
+        self.starts = bank.starts
+        self.cs = bank.cum_end - (bank.ends - bank.starts)  # work done before each window
+        self.lengths = bank.ends - bank.starts
+        self.horizon = bank.horizon
+        self.total = bank.total
+        self.empty = len(bank.owner) == 0
+
+    def _at(self, a: IntArray, w: IntArray, side: str) -> IntArray:
+        overflow = self.horizon + (w - self.total[a])
+        if self.empty:
+            return overflow
+        k = np.searchsorted(self.keys, a * AGENT_STRIDE + w, side=side)  # type: ignore[call-overload]
+        valid = k < self.next_first[a]
+        return np.where(valid, self.off[np.where(valid, k, 0)] + w, overflow)
+
+    def start(self, agents: IntArray, done: IntArray) -> IntArray:
+        """Wall minute at which work resumes after ``done`` working minutes."""
+        return self._at(agents, done, "right")
+
+    def finish(self, agents: IntArray, done: IntArray) -> IntArray:
+        """Wall minute at which ``done`` (>= 1) working minutes are complete."""
+        return self._at(agents, done, "left")
+
+    def work_before(self, agents: IntArray, minutes: IntArray) -> IntArray:
+        """Working minutes each agent has in ``[0, minute)`` (vectorized bank.work_before)."""
+        if self.empty:
+            return np.zeros(np.broadcast(agents, minutes).shape, dtype=np.int64)
+        m = np.maximum(minutes, 0)
+        k = np.searchsorted(self.start_keys, agents * AGENT_STRIDE + m, side="right") - 1
+        inside = k >= self.first[agents]
+        kk = np.where(inside, k, 0)
+        done = self.cs[kk] + np.minimum(m - self.starts[kk], self.lengths[kk])
+        return np.where(inside, done, 0).astype(np.int64)
 
 
 def bank_for(problem: Problem) -> CalendarBank:

@@ -46,12 +46,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from solver.availability import CalendarBank, bank_for
+from solver.availability import AGENT_STRIDE as _KEY
+from solver.availability import CalendarBank, bank_for, merge_spans
 from solver.errors import ProblemError
 from solver.objective import DEFAULT_PRIORITY_WEIGHTS, ObjectiveWeights
 from solver.plan import Alternative, Decision, Reason
@@ -61,9 +61,6 @@ from solver.timegrid import from_minute, require_aware, to_minute, to_minute_cei
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
-
-# Agent stride in flat (agent, minute) keys; far above any horizon in minutes.
-_KEY = np.int64(1) << np.int64(40)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,16 +160,6 @@ def _flat_spans(
     return starts, ends, first, owner * _KEY + starts
 
 
-def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    for s, e in sorted(sp for sp in spans if sp[1] > sp[0]):
-        if out and s <= out[-1][1]:
-            out[-1] = (out[-1][0], max(e, out[-1][1]))
-        else:
-            out.append((s, e))
-    return out
-
-
 def _fmt_minutes(minutes: int) -> str:
     m = abs(int(minutes))
     if m < 60:
@@ -206,7 +193,6 @@ class RealtimeIndex:
         "_available",
         "_bank",
         "_capacity",
-        "_ckeys",
         "_moment",
         "_n",
         "_now",
@@ -221,7 +207,6 @@ class RealtimeIndex:
         "_shift_starts",
         "_skill_row",
         "_status",
-        "_win_keys",
         "agent_ids",
         "horizon",
         "levels",
@@ -238,8 +223,6 @@ class RealtimeIndex:
     levels: npt.NDArray[np.int8]
     _n: int
     _bank: CalendarBank
-    _ckeys: IntArray
-    _win_keys: IntArray
     _skill_row: dict[str, int]
     _capacity: IntArray
     _open: IntArray
@@ -287,9 +270,6 @@ class RealtimeIndex:
         self._n = n
         self.agent_ids = tuple(a.id for a in agents)
         self._bank = bank or bank_for(problem)
-        b = self._bank
-        self._ckeys = b.owner * _KEY + b.cum_end
-        self._win_keys = b.owner * _KEY + b.starts
 
         skill_ids = problem.skill_ids
         self._skill_row = {s: i for i, s in enumerate(skill_ids)}
@@ -311,7 +291,7 @@ class RealtimeIndex:
 
         origin = problem.now
         shift_spans = [
-            _merge(
+            merge_spans(
                 [
                     (max(0, to_minute_ceil(s.start, origin)), to_minute(s.end, origin))
                     for s in a.shifts
@@ -398,14 +378,7 @@ class RealtimeIndex:
     def _compute_moment(self, t: int) -> _Moment:
         agents = np.arange(self._n, dtype=np.int64)
         probe = agents * _KEY + t
-        b = self._bank
-        worked = np.zeros(self._n, dtype=np.int64)
-        if len(b.starts):
-            k = np.searchsorted(self._win_keys, probe, side="right") - 1
-            has = k >= b.first[:-1]
-            kk = np.where(has, k, 0)
-            done = b.cum_end[kk] - np.maximum(0, b.ends[kk] - t)
-            worked = np.where(has, done, 0).astype(np.int64)
+        worked = self._bank.clock.work_before(agents, np.full(self._n, t, dtype=np.int64))
         on_shift = np.zeros(self._n, dtype=bool)
         if len(self._shift_starts):
             k = np.searchsorted(self._shift_keys, probe, side="right") - 1
@@ -422,29 +395,13 @@ class RealtimeIndex:
             self._moment = m
         return m
 
-    def _resolve(self, a: IntArray, w: IntArray, side: Literal["left", "right"]) -> IntArray:
-        """Wall minute of work position ``w`` on agent ``a``'s clock (CalendarBank semantics):
-        side "right" is where work resumes after ``w`` minutes, "left" where minute ``w`` ends."""
-        b = self._bank
-        k = np.searchsorted(self._ckeys, a * _KEY + w, side=side)
-        valid = (k < len(b.owner)) & (k < b.first[a + 1])
-        overflow = b.horizon + (w - b.total[a])
-        if not len(b.owner):
-            return overflow.astype(np.int64)
-        kk = np.where(valid, k, 0)
-        before = b.cum_end[kk] - (b.ends[kk] - b.starts[kk])
-        return np.where(valid, b.starts[kk] + (w - before), overflow).astype(np.int64)
-
     def _work_at(self, a: int, minute: int) -> int:
-        """Work position of agent ``a``'s clock at wall ``minute`` (inverse of ``_resolve``)."""
+        """Work position of agent ``a``'s clock at wall ``minute`` (inverse of the bank's
+        ``start_minute``), extrapolated minute for minute past the horizon."""
         b = self._bank
         if minute >= b.horizon:
             return int(b.total[a]) + (minute - b.horizon)
-        lo, hi = int(b.first[a]), int(b.first[a + 1])
-        k = int(np.searchsorted(b.starts[lo:hi], minute, side="right")) - 1
-        if k < 0:
-            return 0
-        return int(b.cum_end[lo + k]) - max(0, int(b.ends[lo + k]) - minute)
+        return int(b.clock.work_before(np.array([a]), np.array([minute]))[0])
 
     # ------------------------------------------------------------------ state
     def load_of(self, agent_id: str) -> tuple[int, int]:
@@ -554,8 +511,8 @@ class RealtimeIndex:
         if not cand.size:
             return self._queue(ticket, m, list(zip(rows, needs, strict=True)), qualified)
 
-        start = self._resolve(cand, pos, "right")
-        finish = self._resolve(cand, pos + effort, "left")
+        start = self._bank.clock.start(cand, pos)
+        finish = self._bank.clock.finish(cand, pos + effort)
         pw = w.priority_weight(ticket.priority)
         wait = start - t
         cost = (w.wait_per_minute * pw) * wait.astype(np.float64)

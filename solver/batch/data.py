@@ -17,12 +17,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
 
-from solver.availability import CalendarBank, bank_for
+from solver.availability import CalendarBank, Clock, bank_for
 from solver.objective import ObjectiveWeights
 from solver.problem import AgentStatus, Problem
 from solver.timegrid import to_minute
@@ -31,56 +30,7 @@ IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
 NO_DEADLINE = np.iinfo(np.int64).max // 4  # far beyond any finish minute; never late
-_STRIDE = np.int64(1) << np.int64(40)  # agent stride in the clock's key space, > any work
 _PAIR_CELLS = 4_000_000  # ticket x agent cells per qualification chunk (bounds peak memory)
-
-
-class Clock:
-    """The bank's work-to-wall clock with its search keys built once (the hot loop's lookups).
-
-    Same results as :meth:`CalendarBank.start_minute` / :meth:`~CalendarBank.finish_minute`,
-    which rebuild their keys on every call.
-    """
-
-    def __init__(self, bank: CalendarBank) -> None:
-        self.keys = bank.owner * _STRIDE + bank.cum_end
-        self.off = bank.starts - (bank.cum_end - (bank.ends - bank.starts))  # breaks before
-        self.next_first = bank.first[1:]
-        self.first = bank.first[:-1]
-        self.start_keys = bank.owner * _STRIDE + bank.starts
-        self.starts = bank.starts
-        self.cs = bank.cum_end - (bank.ends - bank.starts)  # work done before each window
-        self.lengths = bank.ends - bank.starts
-        self.horizon = bank.horizon
-        self.total = bank.total
-        self.empty = len(bank.owner) == 0
-
-    def _at(self, a: IntArray, w: IntArray, side: str) -> IntArray:
-        overflow = self.horizon + (w - self.total[a])
-        if self.empty:
-            return overflow
-        k = np.searchsorted(self.keys, a * _STRIDE + w, side=side)  # type: ignore[call-overload]
-        valid = k < self.next_first[a]
-        return np.where(valid, self.off[np.where(valid, k, 0)] + w, overflow)
-
-    def start(self, agents: IntArray, done: IntArray) -> IntArray:
-        """Wall minute at which work resumes after ``done`` working minutes."""
-        return self._at(agents, done, "right")
-
-    def finish(self, agents: IntArray, done: IntArray) -> IntArray:
-        """Wall minute at which ``done`` (>= 1) working minutes are complete."""
-        return self._at(agents, done, "left")
-
-    def work_before(self, agents: IntArray, minutes: IntArray) -> IntArray:
-        """Working minutes each agent has in ``[0, minute)`` (vectorized bank.work_before)."""
-        if self.empty:
-            return np.zeros(np.broadcast(agents, minutes).shape, dtype=np.int64)
-        m = np.maximum(minutes, 0)
-        k = np.searchsorted(self.start_keys, agents * _STRIDE + m, side="right") - 1
-        inside = k >= self.first[agents]
-        kk = np.where(inside, k, 0)
-        done = self.cs[kk] + np.minimum(m - self.starts[kk], self.lengths[kk])
-        return np.where(inside, done, 0).astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -114,9 +64,9 @@ class BatchData:
     pairs_before_pruning: int = 0
     relaxed_bound: int | None = None  # set when pairs were pruned (then the flow is no bound)
 
-    @cached_property
+    @property
     def clock(self) -> Clock:
-        return Clock(self.bank)
+        return self.bank.clock
 
     @property
     def n_agents(self) -> int:

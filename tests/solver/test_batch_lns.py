@@ -31,13 +31,26 @@ def seeded_state(seed: int, **kw: int | bool) -> tuple[BatchData, State]:
 
 @settings(max_examples=25)
 @given(st.integers(0, 10_000), st.lists(st.integers(0, 3000), min_size=1, max_size=30))
-def test_the_cached_clock_equals_the_calendar_bank(seed: int, work: list[int]) -> None:
+def test_the_cached_clock_equals_a_minute_by_minute_walk(seed: int, work: list[int]) -> None:
     data = build(random_problem(seed, n_agents=4, n_tickets=3), W)
     agents = np.arange(len(work)) % data.n_agents
     w = np.asarray(work, dtype=np.int64)
-    assert (data.clock.start(agents, w) == data.bank.start_minute(agents, w)).all()
     ww = np.maximum(w, 1)
-    assert (data.clock.finish(agents, ww) == data.bank.finish_minute(agents, ww)).all()
+    horizon = data.bank.horizon
+    minutes = [
+        [m for s, e in data.bank.windows_of(a) for m in range(s, e)] for a in range(data.n_agents)
+    ]
+    # Past an agent's working minutes, work runs on minute for minute after the horizon.
+    start = [
+        ms[x] if x < len(ms) else horizon + x - len(ms)
+        for ms, x in zip((minutes[a] for a in agents), w.tolist(), strict=True)
+    ]
+    finish = [
+        ms[x - 1] + 1 if x <= len(ms) else horizon + x - len(ms)
+        for ms, x in zip((minutes[a] for a in agents), ww.tolist(), strict=True)
+    ]
+    assert data.clock.start(agents, w).tolist() == start
+    assert data.clock.finish(agents, ww).tolist() == finish
 
 
 def test_row_builders_enumerate_the_moves() -> None:
