@@ -31,7 +31,6 @@ from solver.capability import (
     Slot,
     apply_change,
 )
-from solver.errors import ProblemError
 from solver.plan import Reason
 from solver.slots import (
     NOT_WORKING,
@@ -40,6 +39,7 @@ from solver.slots import (
     grid_starts,
     hand_over,
     index_of,
+    new_call_id,
     zone,
 )
 from solver.timegrid import require_aware
@@ -138,14 +138,7 @@ def baseline_book(
         return BookingResult(None, None, Reason("outside_booking_window", "too soon or too far"))
     end = start + timedelta(minutes=cap.call_minutes)
     idx = index_of(state, end + timedelta(minutes=cap.buffer_minutes))
-    if call_id is None:
-        call_id = f"{cap.id}@{start.strftime('%Y%m%dT%H%MZ')}"
-        n = 1
-        while call_id in idx.call_pos:
-            n += 1
-            call_id = f"{cap.id}@{start.strftime('%Y%m%dT%H%MZ')}#{n}"
-    elif call_id in idx.call_pos:
-        raise ProblemError("call_id", f"duplicate call id {call_id!r}")
+    call_id = new_call_id(idx, cap, start, call_id)
     call = Call(call_id, cap.id, start, end, ticket_id=ticket_id, owner_agent=owner_agent)
     k = idx._push(call)
     a = _lru_free(idx, k)

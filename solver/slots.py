@@ -841,14 +841,7 @@ def book(
     idx = index_of(state, end + timedelta(minutes=cap.buffer_minutes))
     if idx.qual[cap.id].size == 0:
         return BookingResult(None, None, _no_qualified(cap))
-    if call_id is None:
-        base = f"{cap.id}@{start.strftime('%Y%m%dT%H%MZ')}"
-        call_id, n = base, 1
-        while call_id in idx.call_pos:
-            n += 1
-            call_id = f"{base}#{n}"
-    elif call_id in idx.call_pos:
-        raise ProblemError("call_id", f"duplicate call id {call_id!r}")
+    call_id = new_call_id(idx, cap, start, call_id)
     call = Call(call_id, cap.id, start, end, ticket_id=ticket_id, owner_agent=owner_agent)
     k = idx._push(call)
     if idx.admit(k):
@@ -860,6 +853,20 @@ def book(
     reason = idx.why_not(cap.id, idx.occ_s[k], idx.occ_e[k])
     idx._pop()
     return _refuse(state, cap, start, reason, tz, alternatives)
+
+
+def new_call_id(idx: BookingIndex, cap: Capability, start: datetime, call_id: str | None) -> str:
+    """``call_id`` if it is free (else a 422 naming it), or a fresh ``cap@start[#n]`` id."""
+    if call_id is not None:
+        if call_id in idx.call_pos:
+            raise ProblemError("call_id", f"duplicate call id {call_id!r}")
+        return call_id
+    base = f"{cap.id}@{start.strftime('%Y%m%dT%H%MZ')}"
+    call_id, n = base, 1
+    while call_id in idx.call_pos:
+        n += 1
+        call_id = f"{base}#{n}"
+    return call_id
 
 
 def _refuse(
