@@ -22,8 +22,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Protocol
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from api.db.models import Agent as AgentRow
@@ -42,6 +43,17 @@ from solver.problem import DEFAULT_HORIZON, Agent, Interval, Problem, Skill, Tea
 ACTIVE = (TicketStatus.NEW, TicketStatus.OPEN)
 HELD = (TicketStatus.NEW, TicketStatus.OPEN, TicketStatus.PENDING)
 RECENT_WINDOW = timedelta(hours=8)
+
+
+class TicketLike(Protocol):
+    """What :func:`without_tickets` reads of a ticket (an ORM row or the hot path's view)."""
+
+    @property
+    def owner_agent_id(self) -> str | None: ...
+    @property
+    def status(self) -> TicketStatus: ...
+    @property
+    def effort_minutes(self) -> int: ...
 
 
 def ticket_to_solver(row: TicketRow) -> Ticket:
@@ -91,31 +103,44 @@ def _planned_tickets(
     return list(session.scalars(stmt.order_by(TicketRow.created_at, TicketRow.id)))
 
 
-def _held_work(
-    session: Session, tenant_id: str, planned: Iterable[TicketRow]
-) -> dict[str, list[int]]:
-    """agent -> [open tickets, backlog minutes] over held tickets that are not being planned.
-
-    Aggregated over all held tickets in the database, then the planned ones are subtracted in
-    Python (no IN-list of thousands of ids).
-    """
-    active = func.sum(TicketRow.effort_minutes).filter(TicketRow.status.in_(ACTIVE))
-    stmt = (
-        select(TicketRow.owner_agent_id, func.count(), active)
-        .where(
-            TicketRow.tenant_id == tenant_id,
-            TicketRow.owner_agent_id.is_not(None),
-            TicketRow.status.in_(HELD),
-        )
-        .group_by(TicketRow.owner_agent_id)
+_T = TicketRow.__table__
+_HELD_WORK = (
+    select(
+        _T.c.owner_agent_id,
+        func.count(),
+        func.sum(_T.c.effort_minutes).filter(_T.c.status.in_(ACTIVE)),
     )
-    held = {agent: [int(n), int(minutes or 0)] for agent, n, minutes in session.execute(stmt)}
-    for t in planned:
-        if t.owner_agent_id in held and t.status in HELD:
-            held[t.owner_agent_id][0] -= 1
-            if t.status in ACTIVE:
-                held[t.owner_agent_id][1] -= t.effort_minutes
-    return held
+    .where(
+        _T.c.tenant_id == bindparam("tenant"),
+        _T.c.owner_agent_id.is_not(None),
+        _T.c.status.in_(HELD),
+    )
+    .group_by(_T.c.owner_agent_id)
+)
+
+
+def held_work(session: Session, tenant_id: str) -> dict[str, tuple[int, int]]:
+    """agent -> (tickets held, active backlog minutes): what capacity and the queue see.
+
+    Aggregated in the database over every held ticket; callers take the tickets they are
+    deciding out with :func:`without_tickets` (no IN-list of thousands of ids). A prebuilt Core
+    statement: the real-time assignment path reads it on every batch."""
+    # .all(): one fetch of the ~agents rows instead of one per row (0.3-0.5 vs 0.6 ms CPU).
+    rows = session.connection().execute(_HELD_WORK, {"tenant": tenant_id}).all()
+    return {a: (int(n), int(m or 0)) for a, n, m in rows if a is not None}
+
+
+def without_tickets(
+    held: Mapping[str, tuple[int, int]], rows: Iterable[TicketLike]
+) -> dict[str, tuple[int, int]]:
+    """``held`` minus the given tickets (they are being decided, so not yet anyone's load)."""
+    out = dict(held)
+    for row in rows:
+        agent = row.owner_agent_id
+        if agent in out and row.status in HELD:
+            n, minutes = out[agent]
+            out[agent] = (n - 1, minutes - (row.effort_minutes if row.status in ACTIVE else 0))
+    return out
 
 
 def _recent_assignments(session: Session, tenant_id: str, since: datetime) -> dict[str, int]:
@@ -177,7 +202,7 @@ def build_problem(
     agent_ids = None if agent_team is None else [a.id for a in agent_rows]
     shifts = _intervals(session, Shift, tenant_id, agent_ids, now, horizon_end)
     busy = _intervals(session, BusyInterval, tenant_id, agent_ids, now, horizon_end)
-    held = _held_work(session, tenant_id, planned)
+    held = without_tickets(held_work(session, tenant_id), planned)
     recent = _recent_assignments(session, tenant_id, now - recent_window)
 
     agents = tuple(
@@ -185,8 +210,8 @@ def build_problem(
             row,
             shifts,
             busy,
-            open_tickets=held.get(row.id, [0, 0])[0],
-            backlog_minutes=held.get(row.id, [0, 0])[1],
+            open_tickets=held.get(row.id, (0, 0))[0],
+            backlog_minutes=held.get(row.id, (0, 0))[1],
             recent_assignments=recent.get(row.id, 0),
         )
         for row in agent_rows
