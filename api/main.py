@@ -156,7 +156,9 @@ def _include_routers(app: FastAPI) -> None:
         app.include_router(module.router)
     from api.routes import bookings
     from api.services import bookings as booking_service
+    from api.services.booking_cache import BookingCache
 
+    app.state.booking_cache = BookingCache()
     app.include_router(bookings.router)
     app.add_exception_handler(booking_service.BookingRefused, bookings.booking_refused)
     booking_service.install()  # agent changes queue a re-check of booked calls

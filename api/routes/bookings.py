@@ -7,7 +7,6 @@ problem+json carrying the engine's ``reason`` and the nearest open ``alternative
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime, timedelta
 from typing import Annotated
 
@@ -40,21 +39,14 @@ from api.services.bookings import BookingRefused
 
 router = APIRouter(tags=["bookings"], responses=PROBLEM_RESPONSES)
 
-_CACHE_LOCK = threading.Lock()
-
 
 def booking_cache(app: FastAPI) -> BookingCache:
-    """The app's cache of the booking engine's organisation (one per app; made on first use)."""
-    cache: BookingCache | None = getattr(app.state, "booking_cache", None)
-    if cache is None:
-        with _CACHE_LOCK:
-            cache = getattr(app.state, "booking_cache", None)
-            if cache is None:
-                cache = app.state.booking_cache = BookingCache()
+    """The app's cache of the booking engine's organisation (one per app, made with it)."""
+    cache: BookingCache = app.state.booking_cache
     return cache
 
 
-def _cache_dep(request: Request) -> BookingCache:
+async def _cache_dep(request: Request) -> BookingCache:
     return booking_cache(request.app)
 
 
