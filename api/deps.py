@@ -82,10 +82,8 @@ def load_principal(app_state: Any, plaintext: str) -> Principal | None:
 
 
 def _database_of(app_state: Any) -> str:
-    database: str | None = getattr(app_state, "auth_cache_scope", None)
-    if database is None:
-        database = app_state.engine.url.render_as_string(hide_password=True)
-        app_state.auth_cache_scope = database
+    """The key cache's scope: the app's database (set once in the lifespan, ``api.main``)."""
+    database: str = app_state.auth_cache_scope
     return database
 
 

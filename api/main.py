@@ -62,6 +62,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings)
         app.state.engine = engine
+        # Keys cached in this process are valid for this database only (api.deps).
+        app.state.auth_cache_scope = engine.url.render_as_string(hide_password=True)
         app.state.session_factory = make_session_factory(engine)
         from api.webhooks.delivery import start_background
 
