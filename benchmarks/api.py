@@ -1101,17 +1101,29 @@ def profile_assign(
 # --------------------------------------------------------------------------- main
 
 
-def _ints(text: str) -> list[int]:
+def ints(text: str) -> list[int]:
+    """An argparse type: comma-separated integers."""
     return [int(x) for x in text.split(",") if x.strip()]
+
+
+def backend_list(text: str) -> list[str]:
+    """An argparse type: comma-separated backends, each sqlite or postgresql."""
+    backends = [b.strip() for b in text.split(",") if b.strip()]
+    for b in backends:
+        if b not in ("sqlite", "postgresql"):
+            raise argparse.ArgumentTypeError(f"unknown backend {b!r}: sqlite or postgresql")
+    return backends
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.api", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--backends", default="sqlite,postgresql", help="comma-separated")
-    parser.add_argument("--concurrency", default="1,8,32", type=_ints, help="clients, e.g. 1,8,32")
-    parser.add_argument("--workers", default="1,2", type=_ints, help="uvicorn worker processes")
+    parser.add_argument(
+        "--backends", default="sqlite,postgresql", type=backend_list, help="comma-separated"
+    )
+    parser.add_argument("--concurrency", default="1,8,32", type=ints, help="clients, e.g. 1,8,32")
+    parser.add_argument("--workers", default="1,2", type=ints, help="uvicorn worker processes")
     parser.add_argument("--duration", default=10.0, type=float, help="seconds per run")
     parser.add_argument("--agents", default=200, type=int)
     parser.add_argument(
@@ -1153,10 +1165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the server's SWITCHBOARD_DB_POOL_SIZE per worker (default: the service's own)",
     )
     args = parser.parse_args(argv)
-    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
-    for b in backends:
-        if b not in ("sqlite", "postgresql"):
-            parser.error(f"unknown backend {b!r}: sqlite or postgresql")
+    backends = args.backends
 
     env_extra = {}
     if args.db_pool_size is not None:

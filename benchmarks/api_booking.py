@@ -708,18 +708,16 @@ LEGEND = (
 # --------------------------------------------------------------------------- main
 
 
-def _ints(text: str) -> list[int]:
-    return [int(x) for x in text.split(",") if x.strip()]
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.api_booking", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--backends", default="sqlite,postgresql", help="comma-separated")
+    parser.add_argument(
+        "--backends", default="sqlite,postgresql", type=bench.backend_list, help="comma-separated"
+    )
     parser.add_argument("--agents", default=200, type=int)
     parser.add_argument("--calls", default=200, type=int, help="calls booked before measuring")
-    parser.add_argument("--concurrency", default="1,8", type=_ints, help="warm slot clients")
+    parser.add_argument("--concurrency", default="1,8", type=bench.ints, help="warm slot clients")
     parser.add_argument("--duration", default=10.0, type=float, help="seconds per warm run")
     parser.add_argument("--cold", default=60, type=int, help="slot queries after a change")
     parser.add_argument("--bookings", default=100, type=int, help="timed POST /v1/bookings")
@@ -728,10 +726,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--pg-database", default=bench.PG_BENCH_DB, help="PostgreSQL database to (re)create and use"
     )
     args = parser.parse_args(argv)
-    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
-    for b in backends:
-        if b not in ("sqlite", "postgresql"):
-            parser.error(f"unknown backend {b!r}: sqlite or postgresql")
+    backends = args.backends
     if args.duration >= 55:
         parser.error("--duration must stay under the booking cache's 60 s wall-time backstop")
 
