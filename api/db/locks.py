@@ -29,6 +29,17 @@ def _advisory_key(tenant_id: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+def begin_write(session: Session) -> bool:
+    """Open the unit of work for a read-then-write: on SQLite with ``BEGIN IMMEDIATE`` (its
+    write lock up front; a read transaction that later writes fails with SQLITE_BUSY once
+    another writer committed in between). True on PostgreSQL, where row locks (``FOR UPDATE
+    SKIP LOCKED``) do the serializing instead; nothing is executed there."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.connection(execution_options={SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+        return False
+    return True
+
+
 def lock_tenant(session: Session, tenant_id: str) -> None:
     """Serialize this transaction against every other locked write of ``tenant_id``.
 
@@ -37,10 +48,7 @@ def lock_tenant(session: Session, tenant_id: str) -> None:
     """
     if session.in_transaction():
         raise RuntimeError("lock_tenant() must be the first statement of a unit of work")
-    bind = session.get_bind()
-    if bind.dialect.name == "sqlite":
-        session.connection(execution_options={SQLITE_BEGIN_OPTION: "IMMEDIATE"})
-    else:
+    if begin_write(session):
         session.execute(
             text("SELECT pg_advisory_xact_lock(:ns, :key)"),
             {"ns": _LOCK_NAMESPACE, "key": _advisory_key(tenant_id)},

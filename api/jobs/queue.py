@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.db.engine import SQLITE_BEGIN_OPTION
+from api.db.locks import begin_write
 from api.errors import Conflict, NotFound
 from api.jobs.models import Job, JobStatus
 
@@ -117,11 +117,6 @@ def list_jobs(
     return session.scalars(stmt.order_by(Job.created_at.desc(), Job.id).limit(limit)).all()
 
 
-def _begin_for_write(session: Session) -> None:
-    if session.get_bind().dialect.name == "sqlite":
-        session.connection(execution_options={SQLITE_BEGIN_OPTION: "IMMEDIATE"})
-
-
 def claim(
     *,
     session_factory: sessionmaker[Session],
@@ -133,7 +128,7 @@ def claim(
     """Atomically take the oldest due queued job (of ``kinds``, if given), or None."""
     token = f"{worker_id}/{uuid.uuid4().hex[:12]}"
     with session_factory() as session:
-        _begin_for_write(session)
+        begin_write(session)
         due = select(Job.id).where(Job.status == JobStatus.QUEUED, Job.run_after <= now)
         if kinds is not None:
             due = due.where(Job.kind.in_(list(kinds)))
@@ -257,7 +252,7 @@ def recover_stale(*, session_factory: sessionmaker[Session], now: datetime) -> i
     again while attempts remain, else failed. Returns how many were recovered."""
     stale = (Job.status == JobStatus.RUNNING, Job.locked_until < now)
     with session_factory() as session:
-        _begin_for_write(session)
+        begin_write(session)
         requeued = session.execute(
             update(Job)
             .where(*stale, Job.attempts < Job.max_attempts)

@@ -49,7 +49,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from standardwebhooks import Webhook
 
-from api.db.engine import SQLITE_BEGIN_OPTION
+from api.db.locks import begin_write
 from api.services.events import new_id
 from api.settings import Environment, Settings
 from api.webhooks import secrets
@@ -274,15 +274,6 @@ class Deliverer:
         with self._sessions() as session:
             return session.execute(stmt.limit(1)).first() is not None
 
-    def _begin(self, session: Session) -> bool:
-        """Open the unit of work; True on PostgreSQL (row locks with SKIP LOCKED available)."""
-        if session.get_bind().dialect.name == "sqlite":
-            # Take SQLite's write lock up front: a read-then-write transaction would otherwise
-            # fail with SQLITE_BUSY when another writer committed in between.
-            session.connection(execution_options={SQLITE_BEGIN_OPTION: "IMMEDIATE"})
-            return False
-        return True
-
     def _maybe_purge(self) -> None:
         now = self._clock()
         if self._last_purge is None or now - self._last_purge >= _PURGE_EVERY:
@@ -328,7 +319,7 @@ class Deliverer:
         if not self._exists(select(WebhookEvent.id).where(WebhookEvent.dispatched_at.is_(None))):
             return 0, 0
         with self._sessions() as session:
-            postgres = self._begin(session)
+            postgres = begin_write(session)
             stmt = (
                 select(WebhookEvent)
                 .where(WebhookEvent.dispatched_at.is_(None))
@@ -383,7 +374,7 @@ class Deliverer:
         if not self._exists(due):
             return []
         with self._sessions() as session:
-            postgres = self._begin(session)
+            postgres = begin_write(session)
             stmt = (
                 select(WebhookDelivery.tenant_id, WebhookDelivery.id, WebhookDelivery.attempts)
                 .join(
