@@ -13,7 +13,7 @@ Auth aliases check the key's scopes (``admin`` passes every check):
 A missing or bad key is a 401; a valid key without the scope is a 403 (it only ever concerns
 the caller's own tenant, so it reveals nothing about others).
 
-The cheap dependencies (settings, clock, now, authentication, scope checks) are ``async``: FastAPI
+The cheap dependencies (settings, clock, now, paging, authentication, scopes) are ``async``: FastAPI
 runs a plain ``def`` dependency in its thread pool, a hop of tens of microseconds (more under
 load) per dependency per request. Authentication reads the process's short-lived key cache
 (:class:`api.services.api_keys.PrincipalCache`) and only goes to the database, in a worker
@@ -132,7 +132,7 @@ class PageParams:
     limit: int
 
 
-def get_page(
+async def get_page(
     request: Request,
     cursor: Annotated[
         str | None, Query(max_length=512, description="`next_cursor` of the previous page")

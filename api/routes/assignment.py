@@ -45,7 +45,7 @@ AgentId = Annotated[str, Path(min_length=1, max_length=128, pattern=ID_PATTERN)]
 StatusAuth = Annotated[Principal, Depends(require(Scope.HELPDESK, Scope.PLANNER))]
 
 
-def get_realtime_cache(request: Request) -> RealtimeCache:
+async def get_realtime_cache(request: Request) -> RealtimeCache:
     cache: RealtimeCache = request.app.state.realtime_cache
     return cache
 

@@ -23,7 +23,7 @@ from api.webhooks.urls import Resolver, system_resolver
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], responses=PROBLEM_RESPONSES)
 
 
-def get_resolver(request: Request) -> Resolver:
+async def get_resolver(request: Request) -> Resolver:
     """DNS for URL checks; ``app.state.webhook_resolver`` replaces it (tests, custom DNS)."""
     resolver: Resolver = getattr(request.app.state, "webhook_resolver", None) or system_resolver
     return resolver
