@@ -38,7 +38,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -642,25 +642,15 @@ def _outbox_rows(
     session: Session, tenant_id: str, notices: Sequence[tuple[str, dict[str, Any]]], now: datetime
 ) -> list[dict[str, Any]]:
     """The webhook outbox rows :func:`api.services.events.emit` would write for ``notices``
-    (none for a type no enabled subscription wants), asking once per type, not per event."""
-    wanted: dict[str, bool] = {}
+    (none for a type no enabled subscription wants), reading the subscriptions once a batch."""
+    if not notices:
+        return []
+    wanted = events.subscribed_types(session, tenant_id)
     rows: list[dict[str, Any]] = []
-    stamp = now.astimezone(UTC)
     for type_, data in notices:
         event_type = events.EventType(type_)
-        if type_ not in wanted:
-            wanted[type_] = events.subscribed(session, tenant_id, event_type.value)
-        if wanted[type_]:
-            rows.append(
-                {
-                    "tenant_id": tenant_id,
-                    "id": events.new_id("evt", now),
-                    "type": event_type.value,
-                    "data": events.normalize_data(data),
-                    "created_at": stamp,
-                    "dispatched_at": None,
-                }
-            )
+        if event_type.value in wanted:
+            rows.append(events.outbox_row(tenant_id, event_type, data, now))
     return rows
 
 

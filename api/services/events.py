@@ -62,14 +62,28 @@ def normalize_data(data: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def subscribed(session: Session, tenant_id: str, type: str) -> bool:
-    """Whether any enabled subscription of the tenant wants ``type``."""
+def subscribed_types(session: Session, tenant_id: str) -> set[str]:
+    """Every event type some enabled subscription of the tenant wants (one read)."""
     lists = session.scalars(
         select(WebhookSubscription.event_types).where(
             WebhookSubscription.tenant_id == tenant_id, WebhookSubscription.enabled.is_(True)
         )
     )
-    return any(type in types for types in lists)
+    return {t for types in lists for t in types}
+
+
+def outbox_row(
+    tenant_id: str, type: EventType, data: Mapping[str, Any], now: datetime
+) -> dict[str, Any]:
+    """The ``webhook_events`` row of one event (``data`` as :func:`normalize_data` gives it)."""
+    return {
+        "tenant_id": tenant_id,
+        "id": new_id("evt", now),
+        "type": type.value,
+        "data": normalize_data(data),
+        "created_at": now.astimezone(UTC),
+        "dispatched_at": None,
+    }
 
 
 def emit(
@@ -87,20 +101,11 @@ def emit(
     raised here, not at delivery time.
     """
     event_type = EventType(type)  # ValueError for an unknown type
-    payload = normalize_data(data)
     if now is None:
         now = datetime.now(UTC)
     elif now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("emit(now=...) must be timezone-aware")
-    if not subscribed(session, tenant_id, event_type.value):
+    row = outbox_row(tenant_id, event_type, data, now)  # TypeError/ValueError for bad data
+    if event_type.value not in subscribed_types(session, tenant_id):
         return
-    session.add(
-        WebhookEvent(
-            tenant_id=tenant_id,
-            id=new_id("evt", now),
-            type=event_type.value,
-            data=payload,
-            created_at=now.astimezone(UTC),
-            dispatched_at=None,
-        )
-    )
+    session.add(WebhookEvent(**row))
