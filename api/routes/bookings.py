@@ -7,12 +7,14 @@ problem+json carrying the engine's ``reason`` and the nearest open ``alternative
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, Field
+from sqlalchemy.orm import Session
 
 from api.db.models import Call, CallStatus
 from api.deps import HelpdeskAuth, NowDep, PageDep, ReadAuth, SessionDep
@@ -34,6 +36,7 @@ from api.schemas.bookings import (
 from api.schemas.common import Id, Page, PathId, Schema, Text, TimeZone
 from api.schemas.problem import PROBLEM_RESPONSES, ProblemDetails
 from api.services import bookings
+from api.services.api_keys import Principal
 from api.services.booking_cache import BookingCache
 from api.services.bookings import BookingRefused
 
@@ -175,6 +178,29 @@ def list_bookings(
     return Page(items=[_out(r, now) for r in rows], next_cursor=cursor)
 
 
+def _run(
+    step: Callable[..., bookings.BindOutcome],
+    body: BindIn,
+    session: Session,
+    auth: Principal,
+    now: datetime,
+    cache: BookingCache,
+) -> bookings.BindOutcome:
+    """``bookings.bind`` or ``bookings.rebalance`` with the body's lead time and time limit,
+    committed."""
+    out = step(
+        session=session,
+        tenant_id=auth.tenant_id,
+        now=now,
+        actor=auth.key_id,
+        lead=timedelta(minutes=body.lead_minutes),
+        time_limit=body.time_limit_s,
+        cache=cache,
+    )
+    session.commit()
+    return out
+
+
 @router.post(
     "/v1/bookings/bind",
     summary="Just-in-time binding now: calls starting within the lead time get their agent",
@@ -186,17 +212,7 @@ def bind_due(
     cache: CacheDep,
     body: BindIn | None = None,
 ) -> BindOut:
-    body = body or BindIn()
-    out = bookings.bind(
-        session=session,
-        tenant_id=auth.tenant_id,
-        now=now,
-        actor=auth.key_id,
-        lead=timedelta(minutes=body.lead_minutes),
-        time_limit=body.time_limit_s,
-        cache=cache,
-    )
-    session.commit()
+    out = _run(bookings.bind, body or BindIn(), session, auth, now, cache)
     return BindOut(
         bound=[BindingOut.of(b) for b in (*out.bound, *out.rebound)],
         at_risk=[AtRiskOut.of(r) for r in out.at_risk],
@@ -217,17 +233,7 @@ def rebalance(
     cache: CacheDep,
     body: RebalanceIn | None = None,
 ) -> RebalanceOut:
-    body = body or RebalanceIn()
-    out = bookings.rebalance(
-        session=session,
-        tenant_id=auth.tenant_id,
-        now=now,
-        actor=auth.key_id,
-        lead=timedelta(minutes=body.lead_minutes),
-        time_limit=body.time_limit_s,
-        cache=cache,
-    )
-    session.commit()
+    out = _run(bookings.rebalance, body or RebalanceIn(), session, auth, now, cache)
     return RebalanceOut(
         rebound=[BindingOut.of(b) for b in out.rebound],
         bound=[BindingOut.of(b) for b in out.bound],

@@ -155,9 +155,8 @@ class BindOut(Schema):
     wall_seconds: float
 
 
-class RebalanceIn(Schema):
-    lead_minutes: LeadMinutes = 120
-    time_limit_s: TimeLimit = 1.0
+class RebalanceIn(BindIn):
+    """The lead time and time limit of a rebalance, as for binding."""
 
 
 class RebalanceOut(Schema):
