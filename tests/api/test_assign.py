@@ -166,7 +166,7 @@ def test_capacity_holds_across_requests_and_closing_work_frees_it(a: As) -> None
     for i in range(4):
         put_ticket(a, f"T{i}")
     owners = [a.post(f"/v1/tickets/T{i}/assign").json()["agent"] for i in range(4)]
-    assert owners[:3] == ["ben", "ana", "cid"] or sorted(owners[:3]) == ["ana", "ben", "cid"]
+    assert sorted(owners[:3]) == ["ana", "ben", "cid"]  # one each, in whatever order
     assert owners[3] is None  # everyone holds one ticket: capacity 1
     # The helpdesk solves ben's ticket: his slot is free again for the next request.
     ben_ticket = f"T{owners.index('ben')}"
