@@ -8,6 +8,8 @@ Services raise these; routes never build error responses themselves and nothing 
      │    └── IdempotencyMismatch 422  same Idempotency-Key, different request
      ├── NotFound           404  also for another tenant's object: never confirm it exists
      ├── Conflict           409  the request clashes with stored state (duplicate id, in use)
+     │    ├── IdempotencyInProgress  the first request with this key is still running
+     │    └── IdempotencyUnreadable  its stored response can no longer be decrypted
      ├── Unauthenticated    401  missing, malformed, unknown or revoked API key
      └── Forbidden          403  the key lacks the scope (for the caller's own tenant only)
 
@@ -111,6 +113,14 @@ class Conflict(ServiceError):
     slug = "conflict"
 
 
+class IdempotencyInProgress(Conflict):
+    slug = "idempotency-in-progress"
+
+
+class IdempotencyUnreadable(Conflict):
+    slug = "idempotency-unreadable"
+
+
 class Unauthenticated(ServiceError):
     status = 401
     title = "Unauthenticated"
@@ -136,16 +146,38 @@ def problem_response(
     errors: Sequence[FieldError] = (),
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
+    body = problem_body(
+        status=status,
+        title=title,
+        slug=slug,
+        detail=detail,
+        instance=request.url.path,
+        errors=errors,
+    )
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def problem_body(
+    *,
+    status: int,
+    title: str,
+    slug: str,
+    detail: str,
+    instance: str,
+    errors: Sequence[FieldError] = (),
+) -> dict[str, Any]:
+    """The RFC 9457 document every error answer carries (also written by ASGI middleware,
+    which has no ``Request``)."""
     body: dict[str, Any] = {
         "type": PROBLEM_BASE + slug,
         "title": title,
         "status": status,
         "detail": detail,
-        "instance": request.url.path,
+        "instance": instance,
     }
     if errors:
         body["errors"] = [e.as_dict() for e in errors]
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    return body
 
 
 def _loc_to_field(loc: Sequence[str | int]) -> str:

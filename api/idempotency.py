@@ -24,6 +24,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.crypto import InvalidToken, fernet
 from api.deps import load_principal, principal_for
+from api.errors import (
+    PROBLEM_JSON,
+    IdempotencyInProgress,
+    IdempotencyMismatch,
+    IdempotencyUnreadable,
+    InvalidInput,
+    ServiceError,
+    problem_body,
+)
 from api.services import idempotency as records
 
 HEADER = b"idempotency-key"
@@ -31,24 +40,22 @@ MAX_KEY_LENGTH = 255
 _NOT_STORED = frozenset({401, 403, 429})
 
 
-def _problem(
-    status: int, title: str, slug: str, detail: str, path: str, field: str | None = None
-) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    body: dict[str, Any] = {
-        "type": f"/problems/{slug}",
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "instance": path,
-    }
-    if field:
-        body["errors"] = [{"field": field, "reason": detail}]
+def _problem(error: ServiceError, path: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """``error`` as a problem+json answer, written below the app (no exception handler here)."""
+    body = problem_body(
+        status=error.status,
+        title=error.title,
+        slug=error.slug,
+        detail=error.detail,
+        instance=path,
+        errors=error.errors,
+    )
     raw = json.dumps(body).encode()
     headers = [
-        (b"content-type", b"application/problem+json"),
+        (b"content-type", PROBLEM_JSON.encode()),
         (b"content-length", str(len(raw)).encode()),
     ]
-    return status, headers, raw
+    return error.status, headers, raw
 
 
 async def _send_raw(
@@ -77,12 +84,11 @@ class IdempotencyMiddleware:
             await _send_raw(
                 send,
                 *_problem(
-                    422,
-                    "Invalid input",
-                    "invalid-input",
-                    f"must be 1 to {MAX_KEY_LENGTH} printable characters",
+                    InvalidInput.one(
+                        "header.idempotency-key",
+                        f"must be 1 to {MAX_KEY_LENGTH} printable characters",
+                    ),
                     path,
-                    field="header.idempotency-key",
                 ),
             )
             return
@@ -128,12 +134,11 @@ class IdempotencyMiddleware:
             await _send_raw(
                 send,
                 *_problem(
-                    422,
-                    "Idempotency key reused with a different request",
-                    "idempotency-mismatch",
-                    "this Idempotency-Key was used with a different request; use a new key",
+                    IdempotencyMismatch.one(
+                        "header.idempotency-key",
+                        "this Idempotency-Key was used with a different request; use a new key",
+                    ),
                     path,
-                    field="header.idempotency-key",
                 ),
             )
             return
@@ -141,10 +146,9 @@ class IdempotencyMiddleware:
             await _send_raw(
                 send,
                 *_problem(
-                    409,
-                    "Conflict",
-                    "idempotency-in-progress",
-                    "a request with this Idempotency-Key is still running; retry shortly",
+                    IdempotencyInProgress(
+                        "a request with this Idempotency-Key is still running; retry shortly"
+                    ),
                     path,
                 ),
             )
@@ -157,11 +161,10 @@ class IdempotencyMiddleware:
                 await _send_raw(
                     send,
                     *_problem(
-                        409,
-                        "Conflict",
-                        "idempotency-unreadable",
-                        "the stored response for this Idempotency-Key can no longer be read "
-                        "(the service's secret key changed); retry with a new key",
+                        IdempotencyUnreadable(
+                            "the stored response for this Idempotency-Key can no longer be read "
+                            "(the service's secret key changed); retry with a new key"
+                        ),
                         path,
                     ),
                 )

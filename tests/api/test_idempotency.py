@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from api.db.models import IdempotencyRecord, Team
@@ -194,3 +194,28 @@ def test_claim_looks_again_when_the_expired_record_is_purged_meanwhile(
     with factory() as s:
         record = s.get(IdempotencyRecord, (tenant_a.id, "k"))
         assert record is not None and record.request_hash == "h2" and record.created_at == later
+
+
+def test_a_key_still_running_or_unreadable_is_a_409_saying_which(
+    a: As, db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    headers = {"Idempotency-Key": "twice"}
+    first = a.post("/v1/teams", json={"id": "t1", "name": "One"}, headers=headers)
+    assert first.status_code == 201, first.text
+    # The stored response no longer decrypts (the service's secret key changed since).
+    with Session(db) as s:
+        s.execute(update(IdempotencyRecord).values(response_body=b"not a fernet token"))
+        s.commit()
+    again = a.post("/v1/teams", json={"id": "t1", "name": "One"}, headers=headers)
+    body = assert_problem(again, 409)
+    assert body["type"] == "/problems/idempotency-unreadable" and body["title"] == "Conflict"
+    assert "secret key changed" in body["detail"] and body["instance"] == "/v1/teams"
+    # The first request with this key is still running.
+    from api.services import idempotency as records
+
+    monkeypatch.setattr(records, "claim", lambda **_: (records.Outcome.IN_PROGRESS, None))
+    busy = a.post("/v1/teams", json={"id": "t2", "name": "Two"}, headers={"Idempotency-Key": "k"})
+    body = assert_problem(busy, 409)
+    assert body["type"] == "/problems/idempotency-in-progress"
+    assert "still running" in body["detail"]
+    assert _teams(db) == 1
