@@ -1,7 +1,8 @@
 """Fixtures for the service tests: the real app, the real HTTP stack, a real database.
 
 Every API test runs on SQLite and on PostgreSQL (the session fixture ``db_url`` is
-parametrized), except the few marked :data:`postgres_only`, which test what only PostgreSQL has. PostgreSQL comes from ``SWITCHBOARD_TEST_DATABASE_URL`` or the local server
+parametrized), except the few marked :data:`postgres_only`, which test what only PostgreSQL
+has. PostgreSQL comes from ``SWITCHBOARD_TEST_DATABASE_URL`` or the local server
 (postgresql+psycopg://postgres@127.0.0.1:5432/switchboard_test, created if missing); without a
 reachable server those tests skip with the reason, so a machine without PostgreSQL still passes.
 
