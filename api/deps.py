@@ -32,6 +32,7 @@ from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from api import ratelimit
 from api.enums import Scope
 from api.errors import Forbidden, InvalidInput, Unauthenticated
 from api.services import api_keys
@@ -118,6 +119,9 @@ def require(*scopes: Scope) -> Callable[..., Principal]:
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Principal:
         principal = await authenticate(request, credentials)
+        # Per-tenant rate limit (api/ratelimit.py): right after the key is known, before the
+        # scope check, so a key's forbidden calls count against its tenant too.
+        await ratelimit.check(request, principal)
         if scopes and not any(principal.allows(s) for s in scopes):
             wanted = " or ".join(s.value for s in scopes)
             raise Forbidden(f"this API key lacks the {wanted} scope")

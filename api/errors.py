@@ -11,7 +11,9 @@ Services raise these; routes never build error responses themselves and nothing 
      │    ├── IdempotencyInProgress  the first request with this key is still running
      │    └── IdempotencyUnreadable  its stored response can no longer be decrypted
      ├── Unauthenticated    401  missing, malformed, unknown or revoked API key
-     └── Forbidden          403  the key lacks the scope (for the caller's own tenant only)
+     ├── Forbidden          403  the key lacks the scope (for the caller's own tenant only)
+     ├── TooManyRequests    429  the tenant's rate limit or solve cap; says when to retry
+     └── Overloaded         503  a shared resource (the solve pool) is full; says when to retry
 
 Request validation errors (pydantic), the solver's ``ProblemError``, integrity errors the
 database catches and unknown routes all come out in the same shape: ``type``, ``title``,
@@ -134,6 +136,35 @@ class Forbidden(ServiceError):
     status = 403
     title = "Forbidden"
     slug = "forbidden"
+
+
+class _RetryLater(ServiceError):
+    """An answer that says when to come back: ``Retry-After`` in whole seconds (at least 1),
+    plus whatever else the limit advertises (the ``RateLimit`` fields, api/ratelimit.py)."""
+
+    def __init__(self, detail: str, *, retry_after: int, headers: dict[str, str] | None = None):
+        super().__init__(detail)
+        self.retry_after = max(1, retry_after)
+        self._headers = {"Retry-After": str(self.retry_after), **(headers or {})}
+
+    def headers(self) -> dict[str, str]:
+        return self._headers
+
+
+class TooManyRequests(_RetryLater):
+    """The tenant is over one of its own limits (its rate, its concurrent solves)."""
+
+    status = 429
+    title = "Too many requests"
+    slug = "rate-limited"
+
+
+class Overloaded(_RetryLater):
+    """Capacity shared by every tenant is used up: not the caller's doing, so a 503."""
+
+    status = 503
+    title = "Service unavailable"
+    slug = "overloaded"
 
 
 def problem_response(

@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from api import errors, metrics
+from api import errors, metrics, ratelimit
 from api.db.engine import make_engine, make_session_factory
 from api.deps import Clock
 from api.idempotency import IdempotencyMiddleware
@@ -69,6 +69,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
         stop_webhooks = start_background(app.state.session_factory, settings, clock=app.state.clock)
         jobs_runtime.start(app, on_finish=app.state.metrics.job_finished)
+        # Per-tenant rate limits (api/ratelimit.py).
+        app.state.rate_limiter = ratelimit.build(settings, app.state.clock)
         if settings.environment is not Environment.TEST:
             # The ~200k objects of a started service (modules, models, routes) never die, yet
             # every full collection walked them: 215-230 ms pauses that were the assign
@@ -79,6 +81,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         try:
             yield
         finally:
+            if app.state.rate_limiter is not None:
+                await app.state.rate_limiter.aclose()
             jobs_runtime.stop(app)
             stop_webhooks()
             engine.dispose()

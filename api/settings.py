@@ -83,6 +83,29 @@ class Settings(BaseSettings):
     # Delivered/failed deliveries (and their events and attempt log) are kept this long.
     webhook_retention_days: int = Field(default=30, ge=1)
 
+    # --- Per-tenant rate limits and the solve pool (api/ratelimit.py, api/solve_pool.py) ---
+    # A token bucket per tenant: rate_limit_per_second tokens a second, holding at most
+    # rate_limit_burst; one request takes one. None = on, except in the test environment
+    # (tests that limit turn it on). The defaults only stop floods: one tenant's assignment
+    # benchmark (1,000+ requests/s) stays under them.
+    rate_limit_enabled: bool | None = None
+    rate_limit_per_second: int = Field(default=2000, ge=1)
+    rate_limit_burst: int = Field(default=4000, ge=1)
+    # Count in Redis (shared by every worker and replica) when set, else in process memory
+    # (then each worker process has its own buckets). Unreachable Redis: requests are admitted
+    # unlimited, with a warning, and Redis is asked again after a short pause.
+    redis_url: SecretStr | None = None
+    rate_limit_redis_prefix: str = "switchboard:ratelimit:"
+    rate_limit_redis_timeout_seconds: float = Field(default=0.25, gt=0, le=10)
+    # POST /v1/solve runs in a bounded pool off the request threads: at most solve_workers at
+    # once in this process, at most solve_max_per_tenant of them for one tenant; more is
+    # refused at once (429 for the tenant, 503 when the pool is full), never queued.
+    # solve_executor: "process" (CPU-bound OR-Tools on other cores, at a lower priority than
+    # request serving) or "thread"; None = process, except thread in the test environment.
+    solve_workers: int = Field(default=4, ge=1, le=64)
+    solve_max_per_tenant: int = Field(default=2, ge=1, le=64)
+    solve_executor: Literal["process", "thread"] | None = None
+
     @field_validator("database_url")
     @classmethod
     def _known_backend(cls, value: str) -> str:
@@ -110,6 +133,20 @@ class Settings(BaseSettings):
             if self.db_echo:
                 raise ValueError("SWITCHBOARD_DB_ECHO would log query parameters in production")
         return self
+
+    @property
+    def rate_limiting(self) -> bool:
+        """Whether requests are rate-limited (``rate_limit_enabled``, defaulted)."""
+        if self.rate_limit_enabled is None:
+            return self.environment is not Environment.TEST
+        return self.rate_limit_enabled
+
+    @property
+    def solve_in_processes(self) -> bool:
+        """Whether solves run in a process pool (``solve_executor``, defaulted)."""
+        if self.solve_executor is None:
+            return self.environment is not Environment.TEST
+        return self.solve_executor == "process"
 
     @property
     def is_sqlite(self) -> bool:

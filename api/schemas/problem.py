@@ -32,4 +32,5 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: _problem("Not found (also another tenant's object)"),
     409: _problem("Conflicts with the stored state"),
     422: _problem("Invalid input; `errors` names each field"),
+    429: _problem("Over the tenant's rate limit (Retry-After, RateLimit, RateLimit-Policy)"),
 }

@@ -1,0 +1,173 @@
+"""Per-tenant rate limits: a token bucket per tenant, counted in Redis or in process memory.
+
+Every authenticated request takes one token from its tenant's bucket (:func:`check`, called by
+``api.deps.require`` right after the key is known: limiting needs the tenant, and a bad key is
+a 401 before it could ever be a 429). The bucket holds ``rate_limit_burst`` tokens and refills
+at ``rate_limit_per_second``; an empty bucket answers **429** problem+json with::
+
+    Retry-After: 1                                  when the next token arrives (whole seconds)
+    RateLimit-Policy: "tenant";q=4000;w=2           the bucket (q) and seconds to refill it (w)
+    RateLimit: "tenant";r=0;t=1                     tokens left (r), seconds to the next one (t)
+
+The two ``RateLimit`` fields are the structured-field form of
+draft-ietf-httpapi-ratelimit-headers-10 (unchanged since -08): one named policy, ``q``/``w`` on
+the policy and ``r``/``t`` on the live counter. They are sent on 429 answers only: the draft
+lets a server omit them, and on a success they would cost a second Redis round trip per request.
+
+One bucket for all of a tenant's requests, of every kind: the expensive kind, solving, is held
+by its own concurrency cap (api/solve_pool.py), so a second bucket for it would add settings
+without adding protection.
+
+The algorithm is pyrate-limiter's (``TokenBucket``, which it implements as GCRA: one number of
+state per tenant, the wait in closed form, and a Lua script that makes the Redis check atomic
+across workers and replicas). ``limits``, the other maintained candidate, has moving, fixed and
+sliding-window-counter strategies but no token bucket: no burst separate from the rate, and a
+retry time that is a window reset rather than the arrival of the next token.
+
+Redis is optional (``SWITCHBOARD_REDIS_URL``); without it every worker process counts for itself,
+so N workers admit up to N times the rate. When Redis does not answer (within
+``rate_limit_redis_timeout_seconds``) requests are admitted unlimited — availability over
+limiting — with one warning per outage, and Redis is not asked again for
+:data:`REDIS_RETRY_SECONDS`, so an outage costs the hot path nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from fastapi import Request
+from pyrate_limiter import Decision, Duration, InMemoryStateStore, Rate, TokenBucket
+
+from api.errors import TooManyRequests
+from api.services.api_keys import Principal
+from api.settings import Settings
+
+log = logging.getLogger(__name__)
+
+POLICY = "tenant"  # the policy's name in the RateLimit fields
+REDIS_RETRY_SECONDS = 5.0  # after a Redis failure, requests pass unlimited this long
+_ALGORITHM = TokenBucket()
+
+
+class RateLimiter:
+    """The tenants' buckets: in memory, or in Redis when given a client (``redis.asyncio``)."""
+
+    def __init__(
+        self,
+        *,
+        per_second: int,
+        burst: int,
+        clock: Callable[[], datetime],
+        redis: Any = None,
+        prefix: str = "",
+    ) -> None:
+        self.rates = [Rate(per_second, Duration.SECOND, burst=burst)]
+        self.clock = clock
+        self.redis = redis
+        self.prefix = prefix
+        self._memory: dict[str, InMemoryStateStore] = {}
+        self._redis_stores: dict[str, Any] = {}
+        self._redis_down_until = 0.0
+        refill = math.ceil(burst / per_second)
+        self._policy = f'"{POLICY}";q={burst};w={refill}'
+
+    async def admit(self, tenant_id: str) -> None:
+        """Take one of the tenant's tokens, or raise :class:`TooManyRequests`."""
+        now_ms = int(self.clock().timestamp() * 1000)
+        if self.redis is None:
+            decision = self._memory_store(tenant_id).check(_ALGORITHM, self.rates, now_ms, 1)
+        else:
+            found = await self._redis_check(tenant_id, now_ms)
+            if found is None:
+                return
+            decision = found
+        if decision.allowed:
+            return
+        wait = math.ceil((decision.retry_after_ms or 1000) / 1000)
+        raise TooManyRequests(
+            f"this tenant is over its rate limit; retry in {max(1, wait)} s",
+            retry_after=wait,
+            headers={
+                "RateLimit-Policy": self._policy,
+                "RateLimit": f'"{POLICY}";r=0;t={max(1, wait)}',
+            },
+        )
+
+    def _memory_store(self, tenant_id: str) -> InMemoryStateStore:
+        store = self._memory.get(tenant_id)
+        if store is None:
+            # setdefault: two threads may miss at once; both end up with the same store.
+            store = self._memory.setdefault(tenant_id, InMemoryStateStore())
+        return store
+
+    async def _redis_check(self, tenant_id: str, now_ms: int) -> Decision | None:
+        """Redis's decision, or None (admit) while Redis does not answer."""
+        from pyrate_limiter import RedisStateStore
+        from redis.exceptions import RedisError
+
+        if self._redis_down_until and time.monotonic() < self._redis_down_until:
+            return None
+        store = self._redis_stores.get(tenant_id)
+        if store is None:
+            store = RedisStateStore(self.redis, self.prefix + tenant_id)
+            self._redis_stores[tenant_id] = store
+        try:
+            decision: Decision = await store.check(_ALGORITHM, self.rates, now_ms, 1)
+        except (RedisError, OSError) as exc:
+            if not self._redis_down_until:
+                # The exception's class only: its text can carry the server's address.
+                log.warning(
+                    "rate limiting: Redis did not answer (%s); admitting requests unlimited, "
+                    "asking again every %.0f s",
+                    type(exc).__name__,
+                    REDIS_RETRY_SECONDS,
+                )
+            self._redis_down_until = time.monotonic() + REDIS_RETRY_SECONDS
+            return None
+        if self._redis_down_until:
+            log.info("rate limiting: Redis answers again; limiting resumes")
+            self._redis_down_until = 0.0
+        return decision
+
+    async def aclose(self) -> None:
+        if self.redis is not None:
+            await self.redis.aclose()
+
+
+def build(settings: Settings, clock: Callable[[], datetime]) -> RateLimiter | None:
+    """The app's limiter (built in the lifespan), or None when limiting is off."""
+    if not settings.rate_limiting:
+        return None
+    redis = None
+    if settings.redis_url is not None:
+        from redis.asyncio import Redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
+        timeout = settings.rate_limit_redis_timeout_seconds
+        redis = Redis.from_url(
+            settings.redis_url.get_secret_value(),
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            # No retries: a request must not wait out a retry loop to learn Redis is down.
+            retry=Retry(NoBackoff(), 0),
+        )
+    return RateLimiter(
+        per_second=settings.rate_limit_per_second,
+        burst=settings.rate_limit_burst,
+        clock=clock,
+        redis=redis,
+        prefix=settings.rate_limit_redis_prefix,
+    )
+
+
+async def check(request: Request, principal: Principal) -> None:
+    """Take one token of the principal's tenant (a no-op when limiting is off)."""
+    limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
+    if limiter is not None:
+        await limiter.admit(principal.tenant_id)
