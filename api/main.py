@@ -22,6 +22,7 @@ from api.idempotency import IdempotencyMiddleware
 from api.jobs import runtime as jobs_runtime
 from api.schemas import links
 from api.settings import Environment, Settings
+from api.solve_pool import SolvePool
 
 API_TITLE = "Switchboard"
 API_DESCRIPTION = (
@@ -69,8 +70,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
         stop_webhooks = start_background(app.state.session_factory, settings, clock=app.state.clock)
         jobs_runtime.start(app, on_finish=app.state.metrics.job_finished)
-        # Per-tenant rate limits (api/ratelimit.py).
+        # Per-tenant rate limits and the bounded solve pool (api/ratelimit.py, api/solve_pool.py).
         app.state.rate_limiter = ratelimit.build(settings, app.state.clock)
+        app.state.solve_pool = SolvePool.from_settings(settings)
         if settings.environment is not Environment.TEST:
             # The ~200k objects of a started service (modules, models, routes) never die, yet
             # every full collection walked them: 215-230 ms pauses that were the assign
@@ -81,6 +83,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         try:
             yield
         finally:
+            app.state.solve_pool.shutdown()
             if app.state.rate_limiter is not None:
                 await app.state.rate_limiter.aclose()
             jobs_runtime.stop(app)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -24,8 +26,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from api.main import create_app
+from api.schemas.solve import SolveRequest
+from api.services import solve as solve_service
 from api.settings import Environment, Settings
 from tests.api.conftest import As, FakeClock, assert_problem, make_tenant
+from tests.api.test_solve import problem
 
 REDIS_URL = os.environ.get("SWITCHBOARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -163,3 +168,105 @@ def test_unreachable_redis_fails_open_with_a_warning(
     warnings = [r for r in caplog.records if r.name == "api.ratelimit"]
     # Said once, not once per request.
     assert len(warnings) == 1 and "admitting requests unlimited" in warnings[0].getMessage()
+
+
+# --- the solve pool's per-tenant cap -------------------------------------------------------
+
+
+def test_solves_over_the_tenants_cap_are_429_while_another_tenant_solves(
+    db: Engine, db_url: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """K = 1: tenant A's second concurrent solve is refused at once (not queued), and tenant B's
+    solve still runs while A's first is in progress."""
+    release = threading.Event()
+    started = threading.Event()
+    real_run = solve_service.run
+
+    def held(*, request: SolveRequest) -> Any:
+        if request.tickets[0].id.startswith("HOLD"):
+            started.set()
+            assert release.wait(30)
+        return real_run(request=request)
+
+    # The thread pool runs the function in this process, so the patch is seen.
+    monkeypatch.setattr(solve_service, "run", held)
+    settings = limited_settings(
+        db_url,
+        rate_limit_enabled=False,
+        solve_executor="thread",
+        solve_max_per_tenant=1,
+        solve_workers=2,
+    )
+    with running(create_app(settings, clock=clock)) as client:
+        a = make_tenant(db, client, "A").admin
+        b = make_tenant(db, client, "B").admin
+        slow = problem()
+        for t in slow["tickets"]:
+            t["id"] = "HOLD-" + t["id"]
+        first: list[Any] = []
+        runner = threading.Thread(target=lambda: first.append(a.post("/v1/solve", json=slow)))
+        runner.start()
+        try:
+            assert started.wait(30)
+            r = a.post("/v1/solve", json=problem())
+            body = assert_problem(r, 429)
+            assert "1 concurrent solve" in body["detail"]
+            assert re.fullmatch(r"[1-9][0-9]*", r.headers["Retry-After"])
+            assert b.post("/v1/solve", json=problem()).status_code == 200
+        finally:
+            release.set()
+            runner.join(30)
+        assert first[0].status_code == 200, first[0].text
+        # The slot is given back when the solve ends.
+        assert a.post("/v1/solve", json=problem()).status_code == 200
+
+
+def test_a_full_pool_is_a_503_for_everyone(
+    db: Engine, db_url: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = threading.Event()
+    started = threading.Event()
+    real_run = solve_service.run
+
+    def held(*, request: SolveRequest) -> Any:
+        started.set()
+        assert release.wait(30)
+        return real_run(request=request)
+
+    monkeypatch.setattr(solve_service, "run", held)
+    settings = limited_settings(
+        db_url,
+        rate_limit_enabled=False,
+        solve_executor="thread",
+        solve_max_per_tenant=2,
+        solve_workers=1,
+    )
+    with running(create_app(settings, clock=clock)) as client:
+        a = make_tenant(db, client, "A").admin
+        b = make_tenant(db, client, "B").admin
+        first: list[Any] = []
+        runner = threading.Thread(target=lambda: first.append(a.post("/v1/solve", json=problem())))
+        runner.start()
+        try:
+            assert started.wait(30)
+            r = b.post("/v1/solve", json=problem())
+            assert_problem(r, 503)
+            assert "Retry-After" in r.headers
+        finally:
+            release.set()
+            runner.join(30)
+        assert first[0].status_code == 200
+
+
+def test_solves_run_in_a_process_pool(db: Engine, db_url: str, clock: FakeClock) -> None:
+    """The default executor: the solve runs in another process and its answer comes back whole;
+    a bad problem is still a 422 naming the field (checked before the pool is asked)."""
+    settings = limited_settings(db_url, rate_limit_enabled=False, solve_executor="process")
+    with running(create_app(settings, clock=clock)) as client:
+        a = make_tenant(db, client, "A").admin
+        r = a.post("/v1/solve", json=problem())
+        assert r.status_code == 200, r.text
+        assert r.json()["violations"] == [] and r.json()["assignments"]
+        bad = problem()
+        bad["agents"][1]["team"] = "nowhere"
+        assert_problem(a.post("/v1/solve", json=bad), 422, "agents[1].team")
