@@ -17,8 +17,10 @@ machine the kernel serves requests first and gives solves what is left. They are
 first use (``spawn``: nothing of the server's threads or connections is inherited) and kept.
 The caps are per server process: with N uvicorn workers, N times as many solves run at once.
 
-A slot is given back when the solve ends, not when its request does: a client that disconnects
-does not free a slot its solve still occupies.
+The slot is taken by a dependency of the route, before FastAPI validates the body: a refused
+solve costs no validation of a problem that may hold 20,000 tickets. It is given back when the
+solve ends, not when its request does: a client that disconnects does not free a slot its solve
+still occupies.
 """
 
 from __future__ import annotations
@@ -48,6 +50,18 @@ def _lower_priority() -> None:
     os.nice(NICE_INCREMENT)
 
 
+class Slot:
+    """A place in the pool, taken before the request's body is even validated (a refused solve
+    costs no parsing) and given back when its solve ends, or at once if it never starts."""
+
+    __slots__ = ("deadline", "started", "tenant_id")
+
+    def __init__(self, tenant_id: str, deadline: float) -> None:
+        self.tenant_id = tenant_id
+        self.deadline = deadline  # monotonic: when the solve holding it reaches its time limit
+        self.started = False
+
+
 class SolvePool:
     """Admission (per tenant and in all) in front of an executor made on first use."""
 
@@ -57,8 +71,7 @@ class SolvePool:
         self.processes = processes
         self._executor: Executor | None = None
         self._lock = threading.Lock()
-        # tenant -> the (monotonic) times its running solves reach their time limits
-        self._running: dict[str, list[float]] = {}
+        self._slots: dict[str, list[Slot]] = {}  # tenant -> its slots taken
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SolvePool:
@@ -69,57 +82,60 @@ class SolvePool:
         )
 
     def running(self, tenant_id: str | None = None) -> int:
-        """Solves in progress: of one tenant, or of all."""
+        """Slots taken: by one tenant, or by all."""
         with self._lock:
             if tenant_id is not None:
-                return len(self._running.get(tenant_id, ()))
-            return sum(len(v) for v in self._running.values())
+                return len(self._slots.get(tenant_id, ()))
+            return sum(len(v) for v in self._slots.values())
 
-    async def run(
-        self, *, tenant_id: str, seconds: float, fn: Callable[..., T], **kwargs: Any
-    ) -> T:
-        """``fn(**kwargs)`` in the pool, or TooManyRequests / Overloaded at once. ``seconds`` is
-        how long it may take (the solve's time limit): what Retry-After is computed from."""
+    def reserve(self, *, tenant_id: str, seconds: float) -> Slot:
+        """A slot for one solve of at most ``seconds``, or TooManyRequests / Overloaded at
+        once. Give it back with :meth:`release` unless :meth:`run` took it."""
         now = time.monotonic()
-        deadline = now + seconds + _MARGIN_SECONDS
         with self._lock:
-            mine = self._running.get(tenant_id, [])
+            mine = self._slots.get(tenant_id, [])
             if len(mine) >= self.per_tenant:
-                wait = _seconds_until(min(mine), now)
+                wait = _seconds_until(min(s.deadline for s in mine), now)
+                plural = "s" if len(mine) != 1 else ""
                 raise TooManyRequests(
-                    f"this tenant already runs {len(mine)} concurrent solve"
-                    f"{'s' if len(mine) != 1 else ''}, its limit; retry in {wait} s",
+                    f"this tenant already runs {len(mine)} concurrent solve{plural}, its "
+                    f"limit; retry in {wait} s",
                     retry_after=wait,
                 )
-            everyone = [d for ds in self._running.values() for d in ds]
+            everyone = [s.deadline for slots in self._slots.values() for s in slots]
             if len(everyone) >= self.workers:
                 wait = _seconds_until(min(everyone), now)
                 raise Overloaded(f"every solver is busy; retry in {wait} s", retry_after=wait)
-            self._running.setdefault(tenant_id, []).append(deadline)
+            slot = Slot(tenant_id, now + seconds + _MARGIN_SECONDS)
+            self._slots.setdefault(tenant_id, []).append(slot)
+            return slot
+
+    def release(self, slot: Slot) -> None:
+        """Give ``slot`` back (again is harmless)."""
+        with self._lock:
+            mine = self._slots.get(slot.tenant_id)
+            if mine is not None and slot in mine:
+                mine.remove(slot)
+                if not mine:
+                    del self._slots[slot.tenant_id]
+
+    async def run(self, slot: Slot, *, seconds: float, fn: Callable[..., T], **kwargs: Any) -> T:
+        """``fn(**kwargs)`` in the pool on ``slot``, which is given back when it ends (not when
+        the awaiting request does). ``seconds`` is its time limit, for Retry-After."""
+        slot.deadline = time.monotonic() + seconds + _MARGIN_SECONDS
         try:
             future: Future[T] = self._pool().submit(fn, **kwargs)
         except BrokenProcessPool:
-            self._release(tenant_id, deadline)
             self._discard_broken()
             raise Overloaded("the solver pool is restarting; retry", retry_after=1) from None
-        except BaseException:
-            self._release(tenant_id, deadline)
-            raise
-        future.add_done_callback(lambda _: self._release(tenant_id, deadline))
+        slot.started = True
+        future.add_done_callback(lambda _: self.release(slot))
         try:
             return await asyncio.wrap_future(future)
         except BrokenProcessPool:
             # A worker died (killed, out of memory): the executor is unusable from now on.
             self._discard_broken()
             raise Overloaded("the solve was interrupted; retry", retry_after=1) from None
-
-    def _release(self, tenant_id: str, deadline: float) -> None:
-        with self._lock:
-            mine = self._running.get(tenant_id)
-            if mine is not None:
-                mine.remove(deadline)
-                if not mine:
-                    del self._running[tenant_id]
 
     def _pool(self) -> Executor:
         with self._lock:

@@ -9,6 +9,7 @@ The pool returns the response already serialized.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -20,9 +21,28 @@ from api.schemas.problem import PROBLEM_RESPONSES, ProblemDetails
 from api.schemas.solve import SolveRequest, SolveResponse
 from api.services import solve as solve_service
 from api.services.api_keys import Principal
-from api.solve_pool import SolvePool
+from api.solve_pool import Slot, SolvePool
 
 router = APIRouter(prefix="/v1", tags=["solve"], responses=PROBLEM_RESPONSES)
+
+
+# One callable, so FastAPI solves it once per request (it takes a rate-limit token).
+_solve_auth = require(Scope.HELPDESK, Scope.PLANNER)
+SolveAuth = Annotated[Principal, Depends(_solve_auth)]
+
+
+async def solve_slot(
+    request: Request, settings: SettingsDep, auth: SolveAuth
+) -> AsyncIterator[Slot]:
+    """A place in the solve pool, taken before the body is validated (a refused solve costs
+    no parsing of its problem); given back here unless a solve started on it."""
+    pool: SolvePool = request.app.state.solve_pool
+    slot = pool.reserve(tenant_id=auth.tenant_id, seconds=settings.solve_max_seconds)
+    try:
+        yield slot
+    finally:
+        if not slot.started:
+            pool.release(slot)
 
 
 @router.post(
@@ -41,18 +61,16 @@ router = APIRouter(prefix="/v1", tags=["solve"], responses=PROBLEM_RESPONSES)
     },
 )
 async def solve(
-    body: SolveRequest,
     request: Request,
     settings: SettingsDep,
-    auth: Annotated[Principal, Depends(require(Scope.HELPDESK, Scope.PLANNER))],
+    auth: SolveAuth,
+    slot: Annotated[Slot, Depends(solve_slot)],
+    body: SolveRequest,
 ) -> Response:
     solve_service.check_limits(request=body, settings=settings)
     pool: SolvePool = request.app.state.solve_pool
     outcome = await pool.run(
-        tenant_id=auth.tenant_id,
-        seconds=body.time_limit_seconds,
-        fn=solve_service.run,
-        request=body,
+        slot, seconds=body.time_limit_seconds, fn=solve_service.run, request=body
     )
     if outcome.errors:
         raise InvalidInput(outcome.errors)

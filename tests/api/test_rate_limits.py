@@ -212,12 +212,19 @@ def test_solves_over_the_tenants_cap_are_429_while_another_tenant_solves(
             body = assert_problem(r, 429)
             assert "1 concurrent solve" in body["detail"]
             assert re.fullmatch(r"[1-9][0-9]*", r.headers["Retry-After"])
+            # Refused before the body is looked at: a refused solve costs no validation.
+            assert_problem(a.post("/v1/solve", json={"not": "a problem"}), 429)
             assert b.post("/v1/solve", json=problem()).status_code == 200
         finally:
             release.set()
             runner.join(30)
         assert first[0].status_code == 200, first[0].text
-        # The slot is given back when the solve ends.
+        # The slot is given back when the solve ends, and when the body turns out invalid.
+        assert a.post("/v1/solve", json=problem()).status_code == 200
+        assert_problem(a.post("/v1/solve", json={"not": "a problem"}), 422, "now")
+        bad = problem()
+        bad["agents"][1]["team"] = "nowhere"  # refused by the solver's validation, in the pool
+        assert_problem(a.post("/v1/solve", json=bad), 422, "agents[1].team")
         assert a.post("/v1/solve", json=problem()).status_code == 200
 
 
