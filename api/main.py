@@ -102,6 +102,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.clock = clock or _wall_clock
     errors.install(app)
     app.add_middleware(IdempotencyMiddleware)
+    # Outside the idempotency middleware: a tenant over its rate is refused before any body
+    # is read (api/ratelimit.py).
+    app.add_middleware(ratelimit.RateLimitMiddleware)
     jobs_runtime.install(app)
     metrics.install(app)  # outermost: times every request, replays included
     _include_routers(app)

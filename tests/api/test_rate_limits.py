@@ -81,6 +81,29 @@ def test_429_after_the_burst_with_retry_after_and_ratelimit_headers(
         assert r.headers["RateLimit"] == '"tenant";r=0;t=1'
 
 
+def test_an_exhausted_tenant_is_refused_before_its_body_is_read(
+    db: Engine, db_url: str, clock: FakeClock
+) -> None:
+    # Parsing a big body costs the server more than the 429 does: refuse first.
+    app = create_app(limited_settings(db_url), clock=clock)
+    with running(app) as client:
+        a = make_tenant(db, client, "A").admin
+        for _ in range(3):
+            assert a.get("/v1/skills").status_code == 200
+        r = a.post("/v1/solve", content=b"{not json", headers={"Content-Type": "application/json"})
+        assert_problem(r, 429)
+        assert r.headers["RateLimit"] == '"tenant";r=0;t=1'
+        clock.advance(seconds=1)
+        # With a token, the same body is what it is: bad JSON.
+        assert_problem(
+            a.post("/v1/solve", content=b"{not json", headers={"Content-Type": "application/json"}),
+            422,
+            "body",
+        )
+        # One token per request, wherever it was taken: the bucket is empty again.
+        assert a.get("/v1/skills").status_code == 429
+
+
 def test_the_bucket_refills_at_the_sustained_rate(
     db: Engine, db_url: str, clock: FakeClock
 ) -> None:
