@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     rate_limit_enabled: bool | None = None
     rate_limit_per_second: int = Field(default=2000, ge=1)
     rate_limit_burst: int = Field(default=4000, ge=1)
+    # A 429 is answered this late: a client looping on 429s is slowed to one request per
+    # connection per delay, so refusing it costs next to nothing (0 = answer at once).
+    rate_limit_reject_delay_seconds: float = Field(default=0.5, ge=0, le=10)
     # Count in Redis (shared by every worker and replica) when set, else in process memory
     # (then each worker process has its own buckets). Unreachable Redis: requests are admitted
     # unlimited, with a warning, and Redis is asked again after a short pause.

@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -42,6 +43,7 @@ def limited_settings(db_url: str, **extra: Any) -> Settings:
         "rate_limit_enabled": True,
         "rate_limit_per_second": 1,
         "rate_limit_burst": 3,
+        "rate_limit_reject_delay_seconds": 0,
     }
     return Settings(**(values | extra))
 
@@ -102,6 +104,21 @@ def test_an_exhausted_tenant_is_refused_before_its_body_is_read(
         )
         # One token per request, wherever it was taken: the bucket is empty again.
         assert a.get("/v1/skills").status_code == 429
+
+
+def test_a_refusal_is_answered_late_to_slow_a_looping_client(
+    db: Engine, db_url: str, clock: FakeClock
+) -> None:
+    settings = limited_settings(db_url, rate_limit_burst=1, rate_limit_reject_delay_seconds=0.3)
+    with running(create_app(settings, clock=clock)) as client:
+        a = make_tenant(db, client, "A").admin
+        t0 = time.perf_counter()
+        assert a.get("/v1/skills").status_code == 200
+        admitted = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        assert_problem(a.get("/v1/skills"), 429)
+        refused = time.perf_counter() - t0
+        assert refused >= 0.3 and admitted < 0.3, (admitted, refused)
 
 
 def test_the_bucket_refills_at_the_sustained_rate(
