@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         # Per-tenant rate limits and the bounded solve pool (api/ratelimit.py, api/solve_pool.py).
         app.state.rate_limiter = ratelimit.build(settings, app.state.clock)
         app.state.solve_pool = SolvePool.from_settings(settings)
+        app.state.solve_pool.warm()
         if settings.environment is not Environment.TEST:
             # The ~200k objects of a started service (modules, models, routes) never die, yet
             # every full collection walked them: 215-230 ms pauses that were the assign
