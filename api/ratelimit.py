@@ -22,9 +22,11 @@ loop that also serves the other tenants: their reads waited behind it (p50 ~90 m
 ~4 ms, benchmarks/noisy_neighbour.py). Answered late, the same client sends ~128 a second; the
 sleeping refusals hold no thread, no database connection and no CPU.
 
-One bucket for all of a tenant's requests, of every kind: the expensive kind, solving, is held
-by its own concurrency cap (api/solve_pool.py), so a second bucket for it would add settings
-without adding protection.
+One bucket for all of a tenant's requests, of every kind, but a solve takes
+``rate_limit_solve_cost`` (10) tokens: its body (a problem of up to 20,000 tickets) is parsed
+before the solve pool's concurrency cap (api/solve_pool.py) can refuse it, ~2 ms for 300
+tickets, so a tenant looping on solves at the plain rate kept the event loop busy with parsing
+alone. One bucket with weights keeps one setting to explain; the cap holds the solving itself.
 
 The algorithm is pyrate-limiter's (``TokenBucket``, which it implements as GCRA: one number of
 state per tenant, the wait in closed form, and a Lua script that makes the Redis check atomic
@@ -61,6 +63,7 @@ from api.settings import Settings
 log = logging.getLogger(__name__)
 
 POLICY = "tenant"  # the policy's name in the RateLimit fields
+SOLVE_PATH = "/v1/solve"  # costs rate_limit_solve_cost tokens
 REDIS_RETRY_SECONDS = 5.0  # after a Redis failure, requests pass unlimited this long
 _ALGORITHM = TokenBucket()
 
@@ -77,8 +80,11 @@ class RateLimiter:
         redis: Any = None,
         prefix: str = "",
         reject_delay: float = 0.0,
+        solve_cost: int = 1,
     ) -> None:
         self.reject_delay = reject_delay
+        self.burst = burst
+        self.solve_cost = solve_cost
         self.rates = [Rate(per_second, Duration.SECOND, burst=burst)]
         self.clock = clock
         self.redis = redis
@@ -89,13 +95,15 @@ class RateLimiter:
         refill = math.ceil(burst / per_second)
         self._policy = f'"{POLICY}";q={burst};w={refill}'
 
-    async def admit(self, tenant_id: str) -> None:
-        """Take one of the tenant's tokens, or raise :class:`TooManyRequests`."""
+    async def admit(self, tenant_id: str, cost: int = 1) -> None:
+        """Take ``cost`` of the tenant's tokens (at most the burst), or raise
+        :class:`TooManyRequests`."""
+        cost = min(cost, self.burst)
         now_ms = int(self.clock().timestamp() * 1000)
         if self.redis is None:
-            decision = self._memory_store(tenant_id).check(_ALGORITHM, self.rates, now_ms, 1)
+            decision = self._memory_store(tenant_id).check(_ALGORITHM, self.rates, now_ms, cost)
         else:
-            found = await self._redis_check(tenant_id, now_ms)
+            found = await self._redis_check(tenant_id, now_ms, cost)
             if found is None:
                 return
             decision = found
@@ -117,6 +125,12 @@ class RateLimiter:
             },
         )
 
+    def cost(self, scope: Scope) -> int:
+        """Tokens a request takes: ``rate_limit_solve_cost`` for a solve, else 1."""
+        if scope["method"] == "POST" and scope["path"] == SOLVE_PATH:
+            return self.solve_cost
+        return 1
+
     def _memory_store(self, tenant_id: str) -> InMemoryStateStore:
         store = self._memory.get(tenant_id)
         if store is None:
@@ -124,7 +138,7 @@ class RateLimiter:
             store = self._memory.setdefault(tenant_id, InMemoryStateStore())
         return store
 
-    async def _redis_check(self, tenant_id: str, now_ms: int) -> Decision | None:
+    async def _redis_check(self, tenant_id: str, now_ms: int, cost: int) -> Decision | None:
         """Redis's decision, or None (admit) while Redis does not answer."""
         from pyrate_limiter import RedisStateStore
         from redis.exceptions import RedisError
@@ -136,7 +150,7 @@ class RateLimiter:
             store = RedisStateStore(self.redis, self.prefix + tenant_id)
             self._redis_stores[tenant_id] = store
         try:
-            decision: Decision = await store.check(_ALGORITHM, self.rates, now_ms, 1)
+            decision: Decision = await store.check(_ALGORITHM, self.rates, now_ms, cost)
         except (RedisError, OSError) as exc:
             if not self._redis_down_until:
                 # The exception's class only: its text can carry the server's address.
@@ -183,6 +197,7 @@ def build(settings: Settings, clock: Callable[[], datetime]) -> RateLimiter | No
         redis=redis,
         prefix=settings.rate_limit_redis_prefix,
         reject_delay=settings.rate_limit_reject_delay_seconds,
+        solve_cost=settings.rate_limit_solve_cost,
     )
 
 
@@ -195,7 +210,7 @@ async def check(request: Request, principal: Principal) -> None:
     did for this request (a no-op when limiting is off)."""
     limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
     if limiter is not None and not request.scope.get("state", {}).get(_COUNTED):
-        await limiter.admit(principal.tenant_id)
+        await limiter.admit(principal.tenant_id, limiter.cost(request.scope))
 
 
 class RateLimitMiddleware:
@@ -233,7 +248,7 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         try:
-            await limiter.admit(principal.tenant_id)
+            await limiter.admit(principal.tenant_id, limiter.cost(scope))
         except TooManyRequests as exc:
             body = problem_body(
                 status=exc.status,

@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     # A 429 is answered this late: a client looping on 429s is slowed to one request per
     # connection per delay, so refusing it costs next to nothing (0 = answer at once).
     rate_limit_reject_delay_seconds: float = Field(default=0.5, ge=0, le=10)
+    # A POST /v1/solve takes this many tokens (its body is parsed before the solve pool's cap
+    # can refuse it).
+    rate_limit_solve_cost: int = Field(default=10, ge=1)
     # Count in Redis (shared by every worker and replica) when set, else in process memory
     # (then each worker process has its own buckets). Unreachable Redis: requests are admitted
     # unlimited, with a warning, and Redis is asked again after a short pause.

@@ -9,6 +9,7 @@ The pool returns the response already serialized.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -16,7 +17,7 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from api.deps import SettingsDep, require
 from api.enums import Scope
-from api.errors import InvalidInput
+from api.errors import InvalidInput, Overloaded, TooManyRequests
 from api.schemas.problem import PROBLEM_RESPONSES, ProblemDetails
 from api.schemas.solve import SolveRequest, SolveResponse
 from api.services import solve as solve_service
@@ -37,7 +38,13 @@ async def solve_slot(
     """A place in the solve pool, taken before the body is validated (a refused solve costs
     no parsing of its problem); given back here unless a solve started on it."""
     pool: SolvePool = request.app.state.solve_pool
-    slot = pool.reserve(tenant_id=auth.tenant_id, seconds=settings.solve_max_seconds)
+    try:
+        slot = pool.reserve(tenant_id=auth.tenant_id, seconds=settings.solve_max_seconds)
+    except (TooManyRequests, Overloaded):
+        # Late, like a rate-limit refusal (api/ratelimit.py): a client looping on refusals
+        # then costs the event loop little.
+        await asyncio.sleep(settings.rate_limit_reject_delay_seconds)
+        raise
     try:
         yield slot
     finally:

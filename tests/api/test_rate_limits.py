@@ -44,6 +44,7 @@ def limited_settings(db_url: str, **extra: Any) -> Settings:
         "rate_limit_per_second": 1,
         "rate_limit_burst": 3,
         "rate_limit_reject_delay_seconds": 0,
+        "rate_limit_solve_cost": 1,
     }
     return Settings(**(values | extra))
 
@@ -119,6 +120,19 @@ def test_a_refusal_is_answered_late_to_slow_a_looping_client(
         assert_problem(a.get("/v1/skills"), 429)
         refused = time.perf_counter() - t0
         assert refused >= 0.3 and admitted < 0.3, (admitted, refused)
+
+
+def test_a_solve_takes_more_tokens(db: Engine, db_url: str, clock: FakeClock) -> None:
+    settings = limited_settings(db_url, rate_limit_burst=5, rate_limit_solve_cost=4)
+    with running(create_app(settings, clock=clock)) as client:
+        a = make_tenant(db, client, "A").admin
+        assert a.post("/v1/solve", json=problem()).status_code == 200  # 4 of 5 tokens
+        assert a.get("/v1/skills").status_code == 200
+        r = a.post("/v1/solve", json=problem())
+        assert_problem(r, 429)
+        assert r.headers["Retry-After"] == "4"  # four tokens at one a second
+        clock.advance(seconds=4)
+        assert a.post("/v1/solve", json=problem()).status_code == 200
 
 
 def test_the_bucket_refills_at_the_sustained_rate(
