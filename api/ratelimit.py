@@ -15,7 +15,7 @@ draft-ietf-httpapi-ratelimit-headers-10 (unchanged since -08): one named policy,
 the policy and ``r``/``t`` on the live counter. They are sent on 429 answers only: the draft
 lets a server omit them, and on a success they would cost a second Redis round trip per request.
 
-A refusal is answered ``rate_limit_reject_delay_seconds`` (0.5 s) late. Refusing is cheap
+A refusal is answered ``rate_limit_reject_delay_seconds`` (0.5 s, jittered) late. Refusing is cheap
 (~25 µs of the app's CPU against ~2 ms for a ticket read), but a client that loops on 429s over
 64 connections still sent 3,000-4,000 a second, and every one of them passed through the event
 loop that also serves the other tenants: their reads waited behind it (p50 ~90 ms instead of
@@ -46,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import random
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -68,6 +69,20 @@ REDIS_RETRY_SECONDS = 5.0  # after a Redis failure, requests pass unlimited this
 _ALGORITHM = TokenBucket()
 
 
+_JITTER = random.Random()  # only spreads refusals in time: no result depends on it
+
+
+async def refuse_late(delay: float, rng: random.Random = _JITTER) -> None:
+    """Wait before answering a refusal: a client looping on 429s then sends one request per
+    connection per ``delay`` instead of thousands a second, and the event loop stays free for
+    the other tenants (see the module doc); a sleeping refusal holds no thread, no database
+    connection and no CPU. Jittered (0.5-1.5x): refusals given at one moment must not all come
+    back at one moment, a herd that spends the refilled tokens at once (tenant B's p99 went
+    from 6-10x its quiet value to 1.4-2.2x, benchmarks/noisy_neighbour.py)."""
+    if delay > 0:
+        await asyncio.sleep(delay * (0.5 + rng.random()))
+
+
 class RateLimiter:
     """The tenants' buckets: in memory, or in Redis when given a client (``redis.asyncio``)."""
 
@@ -81,8 +96,10 @@ class RateLimiter:
         prefix: str = "",
         reject_delay: float = 0.0,
         solve_cost: int = 1,
+        jitter: random.Random | None = None,
     ) -> None:
         self.reject_delay = reject_delay
+        self._jitter = jitter or _JITTER
         self.burst = burst
         self.solve_cost = solve_cost
         self.rates = [Rate(per_second, Duration.SECOND, burst=burst)]
@@ -111,11 +128,7 @@ class RateLimiter:
             return
         wait = math.ceil((decision.retry_after_ms or 1000) / 1000)
         if self.reject_delay > 0:
-            # Answer a refusal late: a client looping on 429s then sends one request per
-            # connection per delay instead of thousands a second, and the server's event loop
-            # stays free for the other tenants (see the module doc). A sleeping refusal holds
-            # no thread, no database connection and no CPU.
-            await asyncio.sleep(self.reject_delay)
+            await refuse_late(self.reject_delay, self._jitter)
         raise TooManyRequests(
             f"this tenant is over its rate limit; retry in {max(1, wait)} s",
             retry_after=wait,

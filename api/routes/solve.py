@@ -9,12 +9,12 @@ The pool returns the response already serialized.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
+from api import ratelimit
 from api.deps import SettingsDep, require
 from api.enums import Scope
 from api.errors import InvalidInput, Overloaded, TooManyRequests
@@ -43,7 +43,7 @@ async def solve_slot(
     except (TooManyRequests, Overloaded):
         # Late, like a rate-limit refusal (api/ratelimit.py): a client looping on refusals
         # then costs the event loop little.
-        await asyncio.sleep(settings.rate_limit_reject_delay_seconds)
+        await ratelimit.refuse_late(settings.rate_limit_reject_delay_seconds)
         raise
     try:
         yield slot

@@ -119,7 +119,8 @@ def test_a_refusal_is_answered_late_to_slow_a_looping_client(
         t0 = time.perf_counter()
         assert_problem(a.get("/v1/skills"), 429)
         refused = time.perf_counter() - t0
-        assert refused >= 0.3 and admitted < 0.3, (admitted, refused)
+        # 0.3 s jittered by 0.5-1.5x.
+        assert refused >= 0.15 and admitted < 0.15, (admitted, refused)
 
 
 def test_a_solve_takes_more_tokens(db: Engine, db_url: str, clock: FakeClock) -> None:
