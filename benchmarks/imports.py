@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import os
 import random
 import sys
@@ -38,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.engine import make_url
 
 from api.db import migrate
@@ -47,6 +48,7 @@ from api.db.models import Agent, AgentSkill, BusyInterval, Capability, Shift, Sk
 from api.enums import Scope
 from api.main import create_app
 from api.services import api_keys, tenants
+from api.services.api_keys import Principal
 from api.settings import Environment, Settings
 
 PG_SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -281,15 +283,12 @@ def run_backend(
                 if resource not in run:
                     continue
                 body = rows[resource]
-                profiler = _profiler() if profile and resource == "agents" else None
-                if profiler is not None:
-                    profiler.start()
+                if profile and resource == "agents":
+                    print(profile_import(app, tenant_id, resource, body))
+                    _clear(settings, tenant_id)
                 started = time.perf_counter()
                 r = client.post(path, json=body, headers=headers)
                 seconds = time.perf_counter() - started
-                if profiler is not None:
-                    profiler.stop()
-                    print(profiler.output_text(unicode=True, color=False, show_all=False))
                 if r.status_code != 201 or r.json().get("imported") != len(body):
                     raise SystemExit(
                         f"{backend} {resource} import failed: {r.status_code} {r.text[:500]}"
@@ -299,11 +298,41 @@ def run_backend(
     return timings
 
 
-def _profiler() -> Any:
+def profile_import(app: Any, tenant_id: str, resource: str, body: list[Any]) -> str:
+    """A pyinstrument profile (text) of the import route of ``resource`` run on ``body``.
+
+    pyinstrument samples one thread, and under the TestClient the route runs in a worker
+    thread of the app's pool; so this calls the route's own endpoint function in this thread
+    with what its dependencies would give it (a session, the planner's principal, the
+    clock's now, the settings). Body parsing and authentication are left out (they are
+    per-request, not per-row). The import is rolled back: the timed run comes after.
+    """
     from pyinstrument import Profiler
 
-    # The route runs in a worker thread of the app's thread pool: profile every thread.
-    return Profiler(interval=0.001, async_mode="disabled", use_timing_thread=True)
+    router = importlib.import_module(f"api.routes.{resource}").router
+    endpoint = next(r.endpoint for r in router.routes if r.name == f"import_{resource}")
+    principal = Principal(tenant_id=tenant_id, key_id="bench", scopes=frozenset({Scope.PLANNER}))
+    profiler = Profiler(interval=0.0005)
+    with app.state.session_factory() as session:
+        profiler.start()
+        try:
+            endpoint(
+                rows=body, session=session, auth=principal, now=NOW, settings=app.state.settings
+            )
+        finally:
+            profiler.stop()
+    return str(profiler.output_text(unicode=True, color=False))
+
+
+def _clear(settings: Settings, tenant_id: str) -> None:
+    """Remove the rows a profiled import committed, so the timed one starts from the same."""
+    engine = make_engine(settings)
+    try:
+        with engine.begin() as conn:
+            for model in (AgentSkill, Agent):
+                conn.execute(delete(model).where(model.tenant_id == tenant_id))
+    finally:
+        engine.dispose()
 
 
 def _check_counts(
@@ -374,7 +403,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "timed too)",
     )
     parser.add_argument(
-        "--profile", action="store_true", help="print a pyinstrument profile of the agents import"
+        "--profile",
+        action="store_true",
+        help="print a pyinstrument profile of the agents import (run once more, untimed)",
     )
     args = parser.parse_args(argv)
     rows = make_rows(args.n, skills_per_agent=args.skills_per_agent, seed=args.seed)
