@@ -15,8 +15,9 @@ route, serialisation — no network socket). In dependency order:
 It prints, per backend and import, the rows, the seconds the ``POST .../import`` took, rows
 per second, and whether the 3-second target of issue 8 holds (10,000 agents with their skills,
 on either backend; the other imports are held to the same), with the load average beside them.
-Every import is checked (201, the database holds exactly the rows sent). ``--profile`` runs a
-pyinstrument profile of the agents import on each backend and prints it.
+Every import is checked (201, the database holds exactly the rows sent). ``--profile agents``
+(or another import) prints a pyinstrument profile of that import on each backend, from an extra
+untimed run.
 
 The machine is shared: the load average is printed with the figures; re-run before trusting one.
 """
@@ -44,7 +45,16 @@ from sqlalchemy.engine import make_url
 
 from api.db import migrate
 from api.db.engine import make_engine, make_session_factory
-from api.db.models import Agent, AgentSkill, BusyInterval, Capability, Shift, Skill, Team
+from api.db.models import (
+    Agent,
+    AgentSkill,
+    BusyInterval,
+    Capability,
+    CapabilitySkill,
+    Shift,
+    Skill,
+    Team,
+)
 from api.enums import Scope
 from api.main import create_app
 from api.services import api_keys, tenants
@@ -267,7 +277,7 @@ def run_backend(
     *,
     workdir: Path,
     only: set[str] | None = None,
-    profile: bool = False,
+    profile: str | None = None,
 ) -> list[Timing]:
     """The imports of ``rows`` named in ``only`` (default: all), and those they depend on,
     into a fresh database of ``backend``; raises if one fails."""
@@ -283,9 +293,10 @@ def run_backend(
                 if resource not in run:
                     continue
                 body = rows[resource]
-                if profile and resource == "agents":
+                if resource == profile:
+                    print(f"--- {backend}: {resource} import, {len(body)} rows")
                     print(profile_import(app, tenant_id, resource, body))
-                    _clear(settings, tenant_id)
+                    _clear(settings, tenant_id, resource)
                 started = time.perf_counter()
                 r = client.post(path, json=body, headers=headers)
                 seconds = time.perf_counter() - started
@@ -324,12 +335,14 @@ def profile_import(app: Any, tenant_id: str, resource: str, body: list[Any]) -> 
     return str(profiler.output_text(unicode=True, color=False))
 
 
-def _clear(settings: Settings, tenant_id: str) -> None:
-    """Remove the rows a profiled import committed, so the timed one starts from the same."""
+def _clear(settings: Settings, tenant_id: str, resource: str) -> None:
+    """Remove the rows a profiled import committed, so the timed one starts from the same
+    (nothing refers to them yet: an import is profiled before those that depend on it)."""
+    links = {"agents": [AgentSkill], "capabilities": [CapabilitySkill]}.get(resource, [])
     engine = make_engine(settings)
     try:
         with engine.begin() as conn:
-            for model in (AgentSkill, Agent):
+            for model in (*links, _TABLES[resource]):
                 conn.execute(delete(model).where(model.tenant_id == tenant_id))
     finally:
         engine.dispose()
@@ -404,8 +417,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--profile",
-        action="store_true",
-        help="print a pyinstrument profile of the agents import (run once more, untimed)",
+        choices=[r for r, _ in RESOURCES],
+        default=None,
+        help="print a pyinstrument profile of this import (an extra, untimed run)",
     )
     args = parser.parse_args(argv)
     rows = make_rows(args.n, skills_per_agent=args.skills_per_agent, seed=args.seed)

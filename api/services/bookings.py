@@ -45,7 +45,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, event, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from api.db.locks import lock_tenant
 from api.db.models import Agent as AgentRow
@@ -59,7 +59,7 @@ from api.jobs import queue as job_queue
 from api.jobs.models import Job, JobStatus
 from api.jobs.worker import JobContext
 from api.schemas.bookings import BookingIn
-from api.services import booking_cache, common, events, solver_input, tickets
+from api.services import booking_cache, common, events, realtime_cache, solver_input, tickets
 from api.services.booking_cache import BookingCache
 from solver import jit, slots
 from solver.capability import AtRisk, Binding, BookingState, Capability, Slot, SlotAnswer
@@ -789,6 +789,7 @@ def summary(out: BindOutcome) -> dict[str, Any]:
 
 # Changes that can take an agent away from a call (or give one back): who works when, with what.
 _COVER_MODELS: tuple[type[Any], ...] = (AgentRow, AgentSkill, Shift, BusyInterval)
+_COVER_TABLES = frozenset(model.__table__ for model in _COVER_MODELS)
 _RECHECK = "switchboard.bookings_recheck"
 
 
@@ -801,12 +802,25 @@ def _note_cover_changes(session: Session, _context: Any, _instances: Any) -> Non
             continue
         if obj in session.dirty and not session.is_modified(obj, include_collections=False):
             continue
-        stamp: datetime | None = getattr(obj, "updated_at", None)  # agent skills have none
-        earlier = seen.get(obj.tenant_id)
-        if obj.tenant_id not in seen or (
-            stamp is not None and (earlier is None or stamp < earlier)
-        ):
-            seen[obj.tenant_id] = stamp
+        _note(seen, obj.tenant_id, getattr(obj, "updated_at", None))  # agent skills have none
+
+
+def _note_cover_inserts(state: ORMExecuteState) -> None:
+    """do_orm_execute: the same for rows INSERTed through the session without a flush (bulk
+    imports, ``api.services.common.insert_many``)."""
+    rows = realtime_cache.inserted_rows(state, _COVER_TABLES)
+    if rows:
+        seen: dict[str, datetime | None] = state.session.info.setdefault(_RECHECK, {})
+        for row in rows:
+            _note(seen, row["tenant_id"], row.get("updated_at"))
+
+
+def _note(seen: dict[str, datetime | None], tenant_id: str, stamp: datetime | None) -> None:
+    """Record a change of ``tenant_id``'s agents at ``stamp`` (None: no time known), keeping
+    the earliest time known."""
+    earlier = seen.get(tenant_id)
+    if tenant_id not in seen or (stamp is not None and (earlier is None or stamp < earlier)):
+        seen[tenant_id] = stamp
 
 
 def _queue_rechecks(session: Session) -> None:
@@ -835,6 +849,7 @@ def _forget_rechecks(session: Session, *_args: Any) -> None:
 
 _LISTENERS = (
     ("before_flush", _note_cover_changes),
+    ("do_orm_execute", _note_cover_inserts),
     ("before_commit", _queue_rechecks),
     ("after_rollback", _forget_rechecks),
 )

@@ -1,9 +1,10 @@
 """Bulk import: many rows in one transaction, all or nothing.
 
-Rows come as a JSON array or CSV. Each row is validated with the resource's create schema and
-then created through the same service function a single POST uses; every failure is collected
-(row, field, reason) and if there is any, the transaction is rolled back by the route and the
-client gets them all at once in one 422.
+Rows come as a JSON array or CSV. Each row is validated with the resource's create schema, then
+the valid ones are created together by the service's ``create_many``, which refuses what its
+single ``create`` would (ids taken, unknown references) with one query per table it looks in,
+and inserts in batches. Every failure is collected (row, field, reason) and if there is any,
+nothing is written and the client gets them all at once in one 422.
 
 CSV cells are strings; pydantic's lax mode turns ``"3"`` into 3 and ISO strings into datetimes.
 A ``{skill: level}`` column is written ``billing=3;lang:de=5``. Empty cells are omitted, so the
@@ -20,7 +21,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from api.errors import Conflict, FieldError, InvalidInput, NotFound, validation_field_errors
+from api.errors import FieldError, InvalidInput, validation_field_errors
 
 S = TypeVar("S", bound=BaseModel)
 
@@ -91,32 +92,41 @@ def parse_csv_rows(body: bytes) -> list[dict[str, Any]]:
 def import_rows(
     rows: Iterable[dict[str, Any]],
     schema: type[S],
-    create: Callable[[S], Any],
+    create_many: Callable[[list[S]], list[str]],
     *,
-    key: Callable[[Any], str],
     max_rows: int,
 ) -> list[str]:
-    """Create every row or raise :class:`InvalidInput` listing all failures (nothing written
-    survives: the caller rolls back). Returns the ids created, in input order."""
+    """Create every row or raise :class:`InvalidInput` listing all failures, in row order
+    (nothing written survives: the caller rolls back). Returns the ids created, in input order.
+
+    ``create_many(valid)`` creates the rows that passed the schema, all or nothing, returning
+    their ids or raising :class:`InvalidInput` whose errors carry the index in ``valid``. It
+    runs even when some rows failed the schema, so one answer names every problem; its
+    effects are then rolled back with the rest.
+    """
     rows = list(rows)
     if not rows:
         raise InvalidInput.one("body", "no rows to import")
     if len(rows) > max_rows:
         raise InvalidInput.one("body", f"at most {max_rows} rows per import, got {len(rows)}")
     errors: list[FieldError] = []
-    ids: list[str] = []
+    valid: list[S] = []
+    positions: list[int] = []  # valid[k] is row positions[k] of the import
     for i, raw in enumerate(rows):
         try:
-            data = schema.model_validate(raw)
+            valid.append(schema.model_validate(raw))
         except ValidationError as exc:
             errors.extend(e.at_row(i) for e in validation_field_errors(exc.errors()))
             continue
+        positions.append(i)
+    ids: list[str] = []
+    if valid:
         try:
-            ids.append(key(create(data)))
+            ids = create_many(valid)
         except InvalidInput as exc:
-            errors.extend(e.at_row(i) for e in exc.errors)
-        except (Conflict, NotFound) as exc:
-            errors.append(FieldError("id", exc.detail, i))
+            errors.extend(e if e.row is None else e.at_row(positions[e.row]) for e in exc.errors)
     if errors:
+        # Stable: a row's own errors keep their order. (An error of no row comes first.)
+        errors.sort(key=lambda e: -1 if e.row is None else e.row)
         raise InvalidInput(errors, detail=f"{len(errors)} problem(s); nothing was imported")
     return ids

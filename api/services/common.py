@@ -3,6 +3,12 @@ reference checks that turn "unknown team" into a 422 naming the field, and the s
 PATCH and delete that read the same in every resource (duplicate id, save changes, what still
 refers to a row, a ``{skill: level}`` link set).
 
+Bulk imports create many rows at once (each service's ``create_many``) with the same checks as
+``create`` made row by row, but with one query per table they look in (:func:`existing_ids`),
+the checks in memory (:func:`refuse_rows`) and inserts in batches (:func:`insert_many`): a
+per-row ``create`` costs a flush and three or four round trips, 33 s for 10,000 agents on
+SQLite and 94 s on PostgreSQL.
+
 Every query here takes ``tenant_id``: there is no way to look a row up without it.
 """
 
@@ -12,17 +18,31 @@ import base64
 import binascii
 import json
 import uuid
-from collections.abc import Callable, Iterable, Mapping, MutableSequence, Sequence
+from collections.abc import (
+    Callable,
+    Collection,
+    Iterable,
+    Mapping,
+    MutableSequence,
+    Sequence,
+)
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Select, func, select
+from sqlalchemy import insert as sql_insert
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from api.db.models import Agent, Skill, Team
 from api.errors import Conflict, FieldError, InvalidInput, NotFound
 
 R = TypeVar("R")
+
+# Ids per ``IN (...)`` lookup: far below SQLite's and PostgreSQL's bound-parameter limits
+# (32,766 and 65,535), few enough round trips for 10,000 rows.
+IN_CHUNK = 1000
+# Rows per executemany: bounds one statement's parameter list; larger batches gained nothing.
+INSERT_BATCH = 5000
 
 
 def get(session: Session, model: type[R], tenant_id: str, ident: str) -> R | None:
@@ -161,11 +181,13 @@ def unknown_skills(
 ) -> list[FieldError]:
     if not levels:
         return []
-    known = set(
-        session.scalars(
-            select(Skill.id).where(Skill.tenant_id == tenant_id, Skill.id.in_(list(levels)))
-        )
-    )
+    return unknown_skills_of(levels, existing_ids(session, Skill, tenant_id, levels), field)
+
+
+def unknown_skills_of(
+    levels: Mapping[str, int], known: Collection[str], field: str
+) -> list[FieldError]:
+    """:func:`unknown_skills` against skill ids already read (``known``)."""
     return [
         FieldError(f"{field}.{skill}", f"unknown skill {skill!r}")
         for skill in levels
@@ -173,12 +195,18 @@ def unknown_skills(
     ]
 
 
+def unknown_of(ident: str, known: Collection[str], field: str, what: str) -> list[FieldError]:
+    """The 422 of a reference to a ``what`` not among ``known`` (ids already read)."""
+    if ident not in known:
+        return [FieldError(field, f"unknown {what} {ident!r}")]
+    return []
+
+
 def _unknown(
     session: Session, model: type[Any], tenant_id: str, ident: str, field: str, what: str
 ) -> list[FieldError]:
-    if get(session, model, tenant_id, ident) is None:
-        return [FieldError(field, f"unknown {what} {ident!r}")]
-    return []
+    known = () if get(session, model, tenant_id, ident) is None else (ident,)
+    return unknown_of(ident, known, field, what)
 
 
 def unknown_team(
@@ -197,3 +225,63 @@ def raise_if(errors: Iterable[FieldError]) -> None:
     errs = list(errors)
     if errs:
         raise InvalidInput(errs)
+
+
+# --------------------------------------------------------------------------- many rows at once
+
+
+def existing_ids(
+    session: Session, model: type[Any], tenant_id: str, ids: Iterable[str]
+) -> set[str]:
+    """Which of ``ids`` the tenant has a ``model`` row for: one query per :data:`IN_CHUNK`."""
+    wanted = sorted(set(ids))
+    found: set[str] = set()
+    for start in range(0, len(wanted), IN_CHUNK):
+        chunk = wanted[start : start + IN_CHUNK]
+        found.update(
+            session.scalars(
+                select(model.id).where(model.tenant_id == tenant_id, model.id.in_(chunk))
+            )
+        )
+    return found
+
+
+def refuse_rows(
+    ids: Sequence[str],
+    taken: Collection[str],
+    what: str,
+    problems: Callable[[int], list[FieldError]],
+) -> None:
+    """Raise :class:`InvalidInput` naming every row (by index) that ``create`` would refuse,
+    had the rows been created one after another in one transaction, or return.
+
+    Row ``i`` with id ``ids[i]`` is refused with a conflict on ``id`` when the id is in
+    ``taken`` (the database) or an earlier row of these was created with it; otherwise with
+    ``problems(i)`` (its unknown references), if any. A refused row is not created, so a later
+    row may take its id, as it could after a failed single create.
+    """
+    errors: list[FieldError] = []
+    created: set[str] = set()
+    for i, ident in enumerate(ids):
+        if ident in taken or ident in created:
+            errors.append(FieldError("id", f"{what} {ident!r} already exists", i))
+            continue
+        found = problems(i)
+        if found:
+            errors.extend(e.at_row(i) for e in found)
+            continue
+        created.add(ident)
+    raise_if(errors)
+
+
+def insert_many(session: Session, model: type[Any], rows: Sequence[Mapping[str, Any]]) -> None:
+    """INSERT ``rows`` (column values) into ``model``'s table, an executemany per
+    :data:`INSERT_BATCH`, in the session's transaction.
+
+    Through the session but not its unit of work: no objects, no flush. The listeners that
+    watch flushes for organisation changes (``realtime_cache``, ``bookings``) see these
+    statements through ``do_orm_execute`` instead.
+    """
+    stmt = sql_insert(model.__table__)
+    for start in range(0, len(rows), INSERT_BATCH):
+        session.execute(stmt, list(rows[start : start + INSERT_BATCH]))

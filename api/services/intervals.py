@@ -5,14 +5,15 @@ The public verbs live in :mod:`api.services.shifts` and :mod:`api.services.busy`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.db.models import BusyInterval, Shift
+from api.db.locks import lock_tenant
+from api.db.models import Agent, BusyInterval, Shift
 from api.errors import FieldError, InvalidInput
 from api.services import common
 
@@ -42,6 +43,50 @@ def create(
         **extra,
     )
     return common.insert(session, row)
+
+
+def create_many(
+    session: Session,
+    model: type[Row],
+    what: str,
+    tenant_id: str,
+    rows: Sequence[Any],
+    now: datetime,
+    **extra: Callable[[Any], Any],
+) -> list[str]:
+    """:func:`create` for every row, all or nothing (a bulk import); returns their ids (those
+    given, or generated as ``create`` does). ``extra`` maps a column to how a row gives it.
+
+    Refuses what ``create`` would, row by row in order (an id taken, an unknown agent) with
+    :class:`~api.errors.InvalidInput` naming each row by its index in ``rows``; writes nothing
+    then. Otherwise inserts the rows in batches. The unit of work must not have begun: it is
+    opened with the tenant's write lock (:func:`api.db.locks.lock_tenant`).
+    """
+    lock_tenant(session, tenant_id)
+    prefix = "shf" if model is Shift else "busy"
+    ids = [r.id or common.new_id(prefix) for r in rows]
+    agents = common.existing_ids(session, Agent, tenant_id, (r.agent for r in rows))
+    common.refuse_rows(
+        ids,
+        common.existing_ids(session, model, tenant_id, ids),
+        what,
+        lambda i: common.unknown_of(rows[i].agent, agents, "agent", "agent"),
+    )
+    values = [
+        {
+            "tenant_id": tenant_id,
+            "id": ident,
+            "agent_id": r.agent,
+            "start_at": r.start,
+            "end_at": r.end,
+            "created_at": now,
+            "updated_at": now,
+            **{column: value(r) for column, value in extra.items()},
+        }
+        for ident, r in zip(ids, rows, strict=True)
+    ]
+    common.insert_many(session, model, values)
+    return ids
 
 
 def update(

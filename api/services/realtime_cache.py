@@ -10,9 +10,11 @@ and overlays the loads it reads from the database in the same locked transaction
 The cache is valid while the tenant's organisation is unchanged. Every ORM flush that
 touches an agent, an agent's skill, a shift, a busy interval, a skill or a team bumps
 ``org_versions.version`` for that tenant in the same transaction (a ``before_flush`` listener,
-:func:`install`), so every process — however many replicas — sees the change on its next
-request and rebuilds. The index also expires after ``max_age`` of request time (its fairness
-counts and shift clipping drift) and of wall time (a backstop for writes that bypass the ORM).
+:func:`install`), and so does an INSERT of such rows executed through the session without a
+flush (bulk imports, ``api.services.common.insert_many``: a ``do_orm_execute`` listener), so
+every process — however many replicas — sees the change on its next request and rebuilds.
+The index also expires after ``max_age`` of request time (its fairness counts and shift
+clipping drift) and of wall time (a backstop for writes that bypass the ORM).
 """
 
 from __future__ import annotations
@@ -27,13 +29,14 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 from sqlalchemy import BigInteger, ForeignKey, String, bindparam, event, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column
 
 from api.db.base import Base
 from api.db.models import Agent, AgentSkill, BusyInterval, Shift, Skill, Team
 from solver.realtime import RealtimeIndex
 
 ORG_MODELS: tuple[type[Any], ...] = (Agent, AgentSkill, BusyInterval, Shift, Skill, Team)
+_ORG_TABLES = frozenset(model.__table__ for model in ORG_MODELS)
 
 
 class OrgVersion(Base):
@@ -73,11 +76,34 @@ def bump(session: Session, tenant_id: str) -> None:
 _BUMPED = "switchboard.org_bumped"
 
 
-def _before_flush(session: Session, _context: Any, _instances: Any) -> None:
+def _bump_once(session: Session, tenants: set[str]) -> None:
+    """Bump each of ``tenants`` not bumped yet in this transaction (once per transaction is
+    enough: the version only has to differ from any a cache was built for)."""
     bumped: set[str] = session.info.setdefault(_BUMPED, set())
-    for tenant_id in sorted(_tenants_touched(session) - bumped):  # sorted: one lock order
+    for tenant_id in sorted(tenants - bumped):  # sorted: one lock order
         bump(session, tenant_id)
         bumped.add(tenant_id)
+
+
+def _before_flush(session: Session, _context: Any, _instances: Any) -> None:
+    _bump_once(session, _tenants_touched(session))
+
+
+def inserted_rows(state: ORMExecuteState, tables: frozenset[Any]) -> list[Mapping[str, Any]]:
+    """The rows (column values) of an INSERT into one of ``tables`` that ``state`` is about to
+    execute with parameters (one dict, or a list for an executemany); otherwise none."""
+    if not state.is_insert or getattr(state.statement, "table", None) not in tables:
+        return []
+    params = state.parameters
+    if isinstance(params, Mapping):
+        return [params]
+    return list(params or ())
+
+
+def _before_insert(state: ORMExecuteState) -> None:
+    rows = inserted_rows(state, _ORG_TABLES)
+    if rows:
+        _bump_once(state.session, {row["tenant_id"] for row in rows})
 
 
 def _transaction_ended(session: Session, *_args: Any) -> None:
@@ -91,6 +117,7 @@ def changed_in_transaction(session: Session, tenant_id: str) -> bool:
 
 _LISTENERS = (
     ("before_flush", _before_flush),
+    ("do_orm_execute", _before_insert),
     ("after_commit", _transaction_ended),
     ("after_rollback", _transaction_ended),
 )
