@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api.db import inserts
 from api.db.locks import lock_tenant
 from api.db.models import Agent, AgentSkill, Skill, Team
 from api.enums import AgentStatus
@@ -98,13 +99,13 @@ def create_many(
         }
         for r in rows
     ]
-    common.insert_many(session, Agent, agent_rows)
+    inserts.insert_many(session, Agent.__table__, agent_rows)
     links = [
         {"tenant_id": tenant_id, "agent_id": r.id, "skill_id": skill, "level": level}
         for r in rows
         for skill, level in r.skills.items()
     ]
-    common.insert_many(session, AgentSkill, links)
+    inserts.insert_many(session, AgentSkill.__table__, links)
     return ids
 
 

@@ -44,9 +44,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, event, or_, select
-from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy import Table, and_, bindparam, event, or_, select
+from sqlalchemy.orm import Session
 
+from api.db import inserts
 from api.db.locks import lock_tenant
 from api.db.models import Agent as AgentRow
 from api.db.models import AgentSkill, BusyInterval, CallStatus, Shift
@@ -59,7 +60,7 @@ from api.jobs import queue as job_queue
 from api.jobs.models import Job, JobStatus
 from api.jobs.worker import JobContext
 from api.schemas.bookings import BookingIn
-from api.services import booking_cache, common, events, realtime_cache, solver_input, tickets
+from api.services import booking_cache, common, events, solver_input, tickets
 from api.services.booking_cache import BookingCache
 from solver import jit, slots
 from solver.capability import AtRisk, Binding, BookingState, Capability, Slot, SlotAnswer
@@ -805,12 +806,11 @@ def _note_cover_changes(session: Session, _context: Any, _instances: Any) -> Non
         _note(seen, obj.tenant_id, getattr(obj, "updated_at", None))  # agent skills have none
 
 
-def _note_cover_inserts(state: ORMExecuteState) -> None:
-    """do_orm_execute: the same for rows INSERTed through the session without a flush (bulk
-    imports, ``api.services.common.insert_many``)."""
-    rows = realtime_cache.inserted_rows(state, _COVER_TABLES)
-    if rows:
-        seen: dict[str, datetime | None] = state.session.info.setdefault(_RECHECK, {})
+def _note_cover_inserts(session: Session, table: Table, rows: inserts.Rows) -> None:
+    """The same for rows written without a flush (bulk imports: a hook of
+    :func:`api.db.inserts.insert_many`)."""
+    if table in _COVER_TABLES:
+        seen: dict[str, datetime | None] = session.info.setdefault(_RECHECK, {})
         for row in rows:
             _note(seen, row["tenant_id"], row.get("updated_at"))
 
@@ -849,7 +849,6 @@ def _forget_rechecks(session: Session, *_args: Any) -> None:
 
 _LISTENERS = (
     ("before_flush", _note_cover_changes),
-    ("do_orm_execute", _note_cover_inserts),
     ("before_commit", _queue_rechecks),
     ("after_rollback", _forget_rechecks),
 )
@@ -863,3 +862,4 @@ def install() -> None:
     for name, fn in _LISTENERS:
         if not event.contains(Session, name, fn):
             event.listen(Session, name, fn)
+    inserts.on_insert(_note_cover_inserts)

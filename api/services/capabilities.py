@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api.db import inserts
 from api.db.locks import lock_tenant
 from api.db.models import Capability, CapabilitySkill, Skill
 from api.schemas.capabilities import CapabilityCreate, CapabilityUpdate
@@ -95,13 +96,13 @@ def create_many(
         }
         for r in rows
     ]
-    common.insert_many(session, Capability, values)
+    inserts.insert_many(session, Capability.__table__, values)
     links = [
         {"tenant_id": tenant_id, "capability_id": r.id, "skill_id": skill, "level": level}
         for r in rows
         for skill, level in r.requirements.items()
     ]
-    common.insert_many(session, CapabilitySkill, links)
+    inserts.insert_many(session, CapabilitySkill.__table__, links)
     return ids
 
 

@@ -5,9 +5,9 @@ refers to a row, a ``{skill: level}`` link set).
 
 Bulk imports create many rows at once (each service's ``create_many``) with the same checks as
 ``create`` made row by row, but with one query per table they look in (:func:`existing_ids`),
-the checks in memory (:func:`refuse_rows`) and inserts in batches (:func:`insert_many`): a
-per-row ``create`` costs a flush and three or four round trips, 33 s for 10,000 agents on
-SQLite and 94 s on PostgreSQL.
+the checks in memory (:func:`refuse_rows`) and bulk inserts (:mod:`api.db.inserts`): a per-row
+``create`` costs a flush and three or four round trips, 33 s for 10,000 agents on SQLite and
+94 s on PostgreSQL.
 
 Every query here takes ``tenant_id``: there is no way to look a row up without it.
 """
@@ -30,7 +30,6 @@ from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Select, func, select
-from sqlalchemy import insert as sql_insert
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from api.db.models import Agent, Skill, Team
@@ -41,8 +40,6 @@ R = TypeVar("R")
 # Ids per ``IN (...)`` lookup: far below SQLite's and PostgreSQL's bound-parameter limits
 # (32,766 and 65,535), few enough round trips for 10,000 rows.
 IN_CHUNK = 1000
-# Rows per executemany: bounds one statement's parameter list; larger batches gained nothing.
-INSERT_BATCH = 5000
 
 
 def get(session: Session, model: type[R], tenant_id: str, ident: str) -> R | None:
@@ -272,16 +269,3 @@ def refuse_rows(
             continue
         created.add(ident)
     raise_if(errors)
-
-
-def insert_many(session: Session, model: type[Any], rows: Sequence[Mapping[str, Any]]) -> None:
-    """INSERT ``rows`` (column values) into ``model``'s table, an executemany per
-    :data:`INSERT_BATCH`, in the session's transaction.
-
-    Through the session but not its unit of work: no objects, no flush. The listeners that
-    watch flushes for organisation changes (``realtime_cache``, ``bookings``) see these
-    statements through ``do_orm_execute`` instead.
-    """
-    stmt = sql_insert(model.__table__)
-    for start in range(0, len(rows), INSERT_BATCH):
-        session.execute(stmt, list(rows[start : start + INSERT_BATCH]))

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api.db import inserts
 from api.db.locks import lock_tenant
 from api.db.models import Agent, BusyInterval, Shift
 from api.errors import FieldError, InvalidInput
@@ -85,7 +86,7 @@ def create_many(
         }
         for ident, r in zip(ids, rows, strict=True)
     ]
-    common.insert_many(session, model, values)
+    inserts.insert_many(session, model.__table__, values)
     return ids
 
 

