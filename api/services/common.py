@@ -29,7 +29,8 @@ from collections.abc import (
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, String, any_, bindparam, func, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from api.db.models import Agent, Skill, Team
@@ -37,8 +38,8 @@ from api.errors import Conflict, FieldError, InvalidInput, NotFound
 
 R = TypeVar("R")
 
-# Ids per ``IN (...)`` lookup: far below SQLite's and PostgreSQL's bound-parameter limits
-# (32,766 and 65,535), few enough round trips for 10,000 rows.
+# Ids per ``IN (...)`` lookup on SQLite: far below its bound-parameter limit (32,766), few
+# enough round trips for 10,000 rows.
 IN_CHUNK = 1000
 
 
@@ -230,8 +231,19 @@ def raise_if(errors: Iterable[FieldError]) -> None:
 def existing_ids(
     session: Session, model: type[Any], tenant_id: str, ids: Iterable[str]
 ) -> set[str]:
-    """Which of ``ids`` the tenant has a ``model`` row for: one query per :data:`IN_CHUNK`."""
+    """Which of ``ids`` the tenant has a ``model`` row for.
+
+    PostgreSQL: one query, the ids sent as one array parameter (``= ANY``); 10 queries of
+    1,000 bound parameters each took 0.4 s for 10,000 ids under load. SQLite: one ``IN``
+    query per :data:`IN_CHUNK` ids.
+    """
     wanted = sorted(set(ids))
+    if not wanted:
+        return set()
+    if session.get_bind().dialect.name == "postgresql":
+        ids_param = bindparam("ids", wanted, type_=postgresql.ARRAY(String))
+        stmt = select(model.id).where(model.tenant_id == tenant_id, model.id == any_(ids_param))
+        return set(session.scalars(stmt))
     found: set[str] = set()
     for start in range(0, len(wanted), IN_CHUNK):
         chunk = wanted[start : start + IN_CHUNK]
