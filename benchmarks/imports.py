@@ -19,6 +19,10 @@ Every import is checked (201, the database holds exactly the rows sent). ``--pro
 (or another import) prints a pyinstrument profile of that import on each backend, from an extra
 untimed run.
 
+``--baseline REV`` times the same imports with the service of git revision ``REV`` as well
+(exported with ``git archive`` into a temporary directory, with this runner copied in, and run
+in a subprocess), and prints both side by side with the speed-up.
+
 The machine is shared: the load average is printed with the figures; re-run before trusting one.
 """
 
@@ -27,14 +31,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import json
 import os
 import random
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -391,6 +398,44 @@ def report(timings: Sequence[Timing]) -> str:
     return "\n".join(lines)
 
 
+def side_by_side(baseline: Sequence[Timing], current: Sequence[Timing], rev: str) -> str:
+    before = {(t.backend, t.resource): t for t in baseline}
+    head = f"{'backend':<11} {'import':<13} {'rows':>7} {rev[:12]:>12} {'now':>8} {'faster':>8}"
+    lines = [head]
+    for t in current:
+        old = before.get((t.backend, t.resource))
+        if old is None:
+            continue
+        lines.append(
+            f"{t.backend:<11} {t.resource:<13} {t.rows:>7} {old.seconds:>11.2f}s "
+            f"{t.seconds:>7.2f}s {old.seconds / t.seconds:>7.1f}x"
+        )
+    return "\n".join(lines)
+
+
+def run_baseline(rev: str, argv: Sequence[str], workdir: Path) -> list[Timing]:
+    """The timings of this runner (with ``argv``) run on the code of git revision ``rev``."""
+    root = Path(__file__).resolve().parents[1]
+    tree = workdir / "baseline"
+    tree.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(root), "archive", rev], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    (tree / "benchmarks").mkdir(exist_ok=True)
+    shutil.copy(Path(__file__), tree / "benchmarks" / "imports.py")
+    out = workdir / "baseline.json"
+    # The working directory comes first on sys.path with -m: REV's packages, not ours.
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    subprocess.run(
+        [sys.executable, "-m", "benchmarks.imports", *argv, "--json", str(out)],
+        cwd=tree,
+        env=env,
+        check=True,
+    )
+    return [Timing(**t) for t in json.loads(out.read_text())]
+
+
 def backend_list(text: str) -> list[str]:
     backends = [b.strip() for b in text.split(",") if b.strip()]
     for b in backends:
@@ -421,6 +466,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="print a pyinstrument profile of this import (an extra, untimed run)",
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        default=None,
+        help="also run on the service code of git revision REV, and compare",
+    )
+    parser.add_argument("--json", type=Path, default=None, help="also write the timings here")
     args = parser.parse_args(argv)
     rows = make_rows(args.n, skills_per_agent=args.skills_per_agent, seed=args.seed)
     only = {r.strip() for r in args.only.split(",") if r.strip()}
@@ -437,6 +489,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
     print(report(timings))
     print(load_note(), "(after)")
+    if args.json is not None:
+        args.json.write_text(json.dumps([asdict(t) for t in timings]))
+    if args.baseline is not None:
+        same = ["--n", str(args.n), "--backends", ",".join(args.backends), "--only", args.only]
+        same += ["--skills-per-agent", str(args.skills_per_agent), "--seed", str(args.seed)]
+        print(f"--- baseline: the same imports on {args.baseline}")
+        with tempfile.TemporaryDirectory(prefix="switchboard-imports-base-") as tmp:
+            baseline = run_baseline(args.baseline, same, Path(tmp))
+        print(side_by_side(baseline, timings, args.baseline))
     return 0
 
 

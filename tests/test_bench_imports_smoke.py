@@ -41,3 +41,11 @@ def test_rows_refer_only_to_rows_of_the_imports_before_them() -> None:
     assert all(len(a["skills"]) == 3 for a in rows["agents"])
     assert all(s["agent"] in agents for s in rows["shifts"] + rows["busy"])
     assert all(set(c["requirements"]) <= skills for c in rows["capabilities"])
+
+
+def test_side_by_side_compares_each_import_with_the_baseline() -> None:
+    old = [bench.Timing("sqlite", "agents", 100, 3.0), bench.Timing("sqlite", "teams", 100, 1.0)]
+    now = [bench.Timing("sqlite", "agents", 100, 0.5), bench.Timing("postgresql", "teams", 5, 1)]
+    lines = bench.side_by_side(old, now, "abc123").splitlines()
+    assert lines[0].split() == ["backend", "import", "rows", "abc123", "now", "faster"]
+    assert lines[1:] == ["sqlite      agents            100        3.00s    0.50s     6.0x"]
