@@ -11,14 +11,22 @@ The import's speed itself is measured by ``python -m benchmarks.imports``, not t
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, event, func, select
+from sqlalchemy.exc import IntegrityError
 
+from api.db import inserts
+from api.db.engine import make_session_factory
 from api.db.models import Agent, AgentSkill, BusyInterval, Capability, Shift
+from api.services import common
 from api.services.realtime_cache import OrgVersion
 from tests.api.conftest import As, TenantCtx, assert_problem
 from tests.api.test_bookings import DAY, book, org
@@ -216,3 +224,55 @@ def test_an_imported_row_reads_back_as_a_created_one(a: As) -> None:
     assert r.status_code == 201, r.text
     ident = r.json()["ids"][0]
     assert ident.startswith("busy_") and a.get(f"/v1/busy/{ident}").json()["agent"] == "ana-3"
+
+
+def test_two_imports_of_the_same_rows_at_once_one_wins_the_other_is_told(
+    a: As, tenant_a: TenantCtx, db: Engine, app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both imports are inside the service at once (each pauses after reading which ids are
+    taken): the tenant lock makes the second read after the first committed, so it answers
+    the 422 naming every row, not a primary-key violation (a 409 without rows) or a 503."""
+    seed(a)
+    real = common.refuse_rows
+    entered: list[float] = []
+
+    def slow_refuse_rows(*args: Any, **kwargs: Any) -> None:
+        entered.append(time.monotonic())
+        time.sleep(0.3)
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(common, "refuse_rows", slow_refuse_rows)
+    rows = agents(200)
+    clients = [a, As(TestClient(app), tenant_a.admin_key)]
+    barrier = threading.Barrier(2)
+    answers: list[Any] = [None, None]
+
+    def planner(i: int) -> None:
+        barrier.wait()
+        answers[i] = clients[i].post("/v1/agents/import", json=rows)
+
+    threads = [threading.Thread(target=planner, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(r.status_code for r in answers) == [201, 422], [r.text for r in answers]
+    refused = next(r for r in answers if r.status_code == 422).json()
+    assert [e["row"] for e in refused["errors"]] == list(range(200))
+    assert len(entered) == 2 and entered[1] - entered[0] >= 0.25  # the second waited
+    assert count(db, Agent, tenant_a.id) == 200
+
+
+def test_a_row_the_database_refuses_raises_what_an_insert_would(
+    tenant_a: TenantCtx, db: Engine
+) -> None:
+    """A bulk insert the database refuses (an agent skill of no agent) raises SQLAlchemy's
+    IntegrityError on either backend, COPY included, so the error map answers it with a 409
+    like any other write, never a 500; the session can roll back and go on."""
+    link = {"tenant_id": tenant_a.id, "agent_id": "ghost", "skill_id": "ghost", "level": 3}
+    with make_session_factory(db)() as session:
+        with pytest.raises(IntegrityError):
+            inserts.insert_many(session, AgentSkill.__table__, [link])
+            session.flush()
+        session.rollback()
+        assert session.scalar(select(func.count()).select_from(Agent)) == 0
