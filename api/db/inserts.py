@@ -2,8 +2,9 @@
 imports (``create_many`` of each organisation service).
 
 PostgreSQL gets ``COPY ... FROM STDIN``: measured for 10,000 agents with 30,000 skill links
-on this machine, 1.3 s against 2.4-3.0 s for psycopg's pipelined executemany (each row
-there is still a statement the server parses and executes) and 4.8 s for multi-row VALUES.
+on this shared 2-core machine (load average 6-7), 1.3 s against 2.4-3.0 s for psycopg's
+pipelined executemany (each row there is still a statement the server parses and executes)
+and 4.8-5.8 s for SQLAlchemy's batched multi-row ``VALUES ... RETURNING``.
 Values go through each column type's own bind processing first (UTC datetimes, enum values),
 so COPY stores exactly what an INSERT would, and a driver error is raised as the SQLAlchemy
 exception an INSERT would have raised (``IntegrityError``, ``DataError``,
@@ -27,7 +28,7 @@ from sqlalchemy.orm import Session
 Rows = Sequence[Mapping[str, Any]]
 InsertHook = Callable[[Session, Table, Rows], None]
 
-# Rows per executemany on SQLite: bounds one call's parameter list; larger gained nothing.
+# Rows per executemany on SQLite: bounds the parameter list built for one call.
 BATCH = 5000
 
 _hooks: list[InsertHook] = []
