@@ -68,6 +68,7 @@ def create_many(
     with :class:`~api.errors.InvalidInput` naming each row by its index in ``rows``; writes
     nothing then. Otherwise inserts the agents and their skills in batches: one query per
     table looked in, no ORM objects and no flush per row.
+
     The unit of work must not have begun: it is opened here with the tenant's write lock
     (:func:`api.db.locks.lock_tenant`), so a concurrent import of the same ids waits and then
     gets its 422 instead of a primary-key violation.

@@ -71,6 +71,7 @@ def create_many(
     the requirements) with :class:`~api.errors.InvalidInput` naming each row by its index in
     ``rows``; writes nothing then. Otherwise inserts the capabilities and their requirements
     in batches.
+
     The unit of work must not have begun: it is opened here with the tenant's write lock
     (:func:`api.db.locks.lock_tenant`), so a concurrent import of the same ids waits and then
     gets its 422 instead of a primary-key violation.

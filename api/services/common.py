@@ -203,8 +203,9 @@ def unknown_of(ident: str, known: Collection[str], field: str, what: str) -> lis
 def _unknown(
     session: Session, model: type[Any], tenant_id: str, ident: str, field: str, what: str
 ) -> list[FieldError]:
-    known = () if get(session, model, tenant_id, ident) is None else (ident,)
-    return unknown_of(ident, known, field, what)
+    if get(session, model, tenant_id, ident) is None:
+        return [FieldError(field, f"unknown {what} {ident!r}")]
+    return []
 
 
 def unknown_team(
@@ -233,9 +234,9 @@ def existing_ids(
 ) -> set[str]:
     """Which of ``ids`` the tenant has a ``model`` row for.
 
-    PostgreSQL: one query, the ids sent as one array parameter (``= ANY``); 10 queries of
-    1,000 bound parameters each took 0.4 s for 10,000 ids under load. SQLite: one ``IN``
-    query per :data:`IN_CHUNK` ids.
+    PostgreSQL: one query, the ids sent as one array parameter (``= ANY``); ``IN`` chunks of
+    1,000 bound parameters took twice as long for 10,000 agent ids (0.42 s against 0.22 s).
+    SQLite: one ``IN`` query per :data:`IN_CHUNK` ids.
     """
     wanted = sorted(set(ids))
     if not wanted:

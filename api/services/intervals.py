@@ -21,6 +21,11 @@ from api.services import common
 Row = TypeVar("Row", Shift, BusyInterval)
 
 
+def _new_id(model: type[Row]) -> str:
+    """An id for an interval the client gave none."""
+    return common.new_id("shf" if model is Shift else "busy")
+
+
 def create(
     session: Session,
     model: type[Row],
@@ -30,7 +35,7 @@ def create(
     now: datetime,
     **extra: Any,
 ) -> Row:
-    ident = data.id or common.new_id("shf" if model is Shift else "busy")
+    ident = data.id or _new_id(model)
     common.refuse_duplicate(session, model, tenant_id, ident, what)
     common.raise_if(common.unknown_agent(session, tenant_id, data.agent))
     row = model(
@@ -64,8 +69,7 @@ def create_many(
     opened with the tenant's write lock (:func:`api.db.locks.lock_tenant`).
     """
     lock_tenant(session, tenant_id)
-    prefix = "shf" if model is Shift else "busy"
-    ids = [r.id or common.new_id(prefix) for r in rows]
+    ids = [r.id or _new_id(model) for r in rows]
     agents = common.existing_ids(session, Agent, tenant_id, (r.agent for r in rows))
     common.refuse_rows(
         ids,

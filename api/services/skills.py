@@ -48,6 +48,7 @@ def create_many(
     An id already taken (in the database or by an earlier row) is refused with
     :class:`~api.errors.InvalidInput` naming the row by its index in ``rows``; nothing is
     written then. Otherwise the rows are inserted in batches.
+
     The unit of work must not have begun: it is opened here with the tenant's write lock
     (:func:`api.db.locks.lock_tenant`), so a concurrent import of the same ids waits and then
     gets its 422 instead of a primary-key violation.
