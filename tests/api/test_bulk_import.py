@@ -201,7 +201,7 @@ def test_an_imported_row_reads_back_as_a_created_one(a: As) -> None:
     mid = "2026-03-02T09:30:00.250000+05:30"  # an offset and microseconds to convert
     resources = [
         ("skills", {"name": "German", "kind": "language"}),
-        ("teams", {"name": "Tier 2 — Außendienst"}),
+        ("teams", {"name": 'Tier 2 — Außendienst\t\\N, a \\ and "quotes"'}),  # COPY escapes
         ("agents", {"team": "support", "skills": {"billing": 2}, "status": "away"}),
         ("agents", {"team": "support", "timezone": "Asia/Kolkata", "capacity": 0}),
         ("shifts", {"agent": "ana-2", "start": mid, "end": "2026-03-02T18:00:00Z"}),
