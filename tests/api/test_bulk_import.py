@@ -29,6 +29,8 @@ from api.db.models import Agent, AgentSkill, BusyInterval, Capability, Shift
 from api.services import common
 from api.services.realtime_cache import OrgVersion
 from tests.api.conftest import As, TenantCtx, assert_problem, postgres_only
+from tests.api.test_assign import org as assign_org
+from tests.api.test_assign import put_ticket
 from tests.api.test_bookings import DAY, book, org
 
 MON = "2026-03-02"
@@ -296,3 +298,17 @@ def test_after_a_first_import_the_database_checks_each_link_by_primary_key(
     with db.connect() as conn:
         plan = "\n".join(conn.execute(text(check)).scalars())
     assert "pk_agents" in plan, plan
+
+
+def test_an_import_reaches_the_cached_assignment_index(a: As, app: FastAPI) -> None:
+    """The real-time index is cached per organisation version (test_assign): busy time that
+    arrives by import takes cid out of the next decision at once, as a POST /v1/busy would."""
+    assign_org(a)
+    put_ticket(a, "X1", required_skills={"lang:de": 4}, team="tier2")
+    assert a.post("/v1/tickets/X1/assign", json={"dry_run": True}).json()["agent"] == "cid"
+    builds = app.state.realtime_cache.builds
+    busy = [{"agent": "cid", "start": f"{DAY}07:00:00Z", "end": f"{DAY}17:00:00Z"}]
+    assert a.post("/v1/busy/import", json=busy).status_code == 201
+    r = a.post("/v1/tickets/X1/assign", json={"dry_run": True})
+    assert r.status_code == 200, r.text
+    assert r.json()["agent"] != "cid" and app.state.realtime_cache.builds == builds + 1
