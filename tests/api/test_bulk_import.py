@@ -1,10 +1,17 @@
-"""Bulk imports at size, on SQLite and PostgreSQL: all or nothing when only the last of 2,000
-rows is bad, every failure named by its row and field (validation, unknown references, ids
-already taken in the database or earlier in the same import), a bounded number of SQL
-statements whatever the row count (issue 8, defect 10: 10,000 agents took 33 s on SQLite and
-94 s on PostgreSQL, one ORM flush and several lookups per row), and the side effects a sequence
-of single creates has: the organisation version moves (the real-time cache rebuilds) and an
-agent change re-checks booked calls.
+"""Bulk imports at size, on SQLite and PostgreSQL (issue 8, defect 10: 10,000 agents took 33 s
+on SQLite and 94 s on PostgreSQL, one ORM flush and several lookups per row).
+
+- all or nothing when only the last of 2,000 rows is bad, and every failure named by its row
+  and field (validation, unknown references, ids taken in the database or earlier in the same
+  import), as the row-by-row path named them;
+- a bounded number of SQL statements whatever the row count;
+- what an import writes reads back exactly as the same row created by a single POST (on
+  PostgreSQL the rows go by COPY);
+- the side effects a sequence of creates has: the organisation version moves (the cached
+  assignment index sees the change at once) and an agent change re-checks booked calls;
+- two imports of the same rows at once: one 201, one 422 naming every row (the tenant lock);
+  a row the database refuses raises what an INSERT would (so a 409, never a 500);
+- PostgreSQL: after a first import the foreign-key check of each link uses the primary key.
 
 The import's speed itself is measured by ``python -m benchmarks.imports``, not timed here.
 """
