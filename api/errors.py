@@ -11,7 +11,8 @@ Services raise these; routes never build error responses themselves and nothing 
      │    ├── IdempotencyInProgress  the first request with this key is still running
      │    └── IdempotencyUnreadable  its stored response can no longer be decrypted
      ├── Unauthenticated    401  missing, malformed, unknown or revoked API key
-     └── Forbidden          403  the key lacks the scope (for the caller's own tenant only)
+     ├── Forbidden          403  the key lacks the scope (for the caller's own tenant only)
+     └── Unavailable        503  the database is busy or away: retry after ``Retry-After``
 
 Request validation errors (pydantic), the solver's ``ProblemError``, integrity errors the
 database catches and unknown routes all come out in the same shape: ``type``, ``title``,
@@ -134,6 +135,23 @@ class Forbidden(ServiceError):
     status = 403
     title = "Forbidden"
     slug = "forbidden"
+
+
+class Unavailable(ServiceError):
+    status = 503
+    title = "Service unavailable"
+    slug = "unavailable"
+    retry_after_seconds = 1
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_seconds)}
+
+
+def database_unavailable(exc: BaseException) -> Unavailable:
+    """The answer to a request that met a failing database (busy, timed out, unreachable):
+    retryable, and the same whichever path met it. Logs the failure's kind, never its SQL."""
+    log.warning("database unavailable: %s", type(exc).__name__)
+    return Unavailable("the database is busy; retry shortly")
 
 
 def problem_response(
@@ -259,43 +277,29 @@ async def _solver_problem(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _integrity(request: Request, exc: Exception) -> JSONResponse:
-    # Services check references and uniqueness first; reaching here means a concurrent writer
-    # won a race (or a constraint we did not pre-check). Either way it is the client's conflict.
-    log.info("integrity error turned into 409: %s", exc.__class__.__name__)
-    return problem_response(
-        request,
-        status=409,
-        title=Conflict.title,
-        slug=Conflict.slug,
-        detail="the request conflicts with the current state; retry or reload",
-    )
+def database_error(exc: BaseException) -> ServiceError:
+    """What a request that met ``exc`` from the database answers: one map for the exception
+    handlers below and for the idempotency middleware, which commits beneath them."""
+    if isinstance(exc, IntegrityError):
+        # Services check references and uniqueness first; reaching here means a concurrent
+        # writer won a race (or a constraint we did not pre-check, or a deferred one at
+        # commit). Either way it is the client's conflict.
+        log.info("integrity error turned into 409: %s", exc.__class__.__name__)
+        return Conflict("the request conflicts with the current state; retry or reload")
+    if isinstance(exc, DataError):
+        # The database refused a value the schemas let through (PostgreSQL: a NUL character in
+        # text, a number out of range). It is the input's fault, so a 422, never a 500.
+        log.info("database refused a value: %s", exc.__class__.__name__)
+        return InvalidInput(
+            [], detail="a value cannot be stored (for example it contains a NUL character)"
+        )
+    # A lock wait timed out (SQLite "database is locked", PostgreSQL lock timeout), the server
+    # is away: retryable.
+    return database_unavailable(exc)
 
 
-async def _data_error(request: Request, exc: Exception) -> JSONResponse:
-    # The database refused a value the schemas let through (PostgreSQL: a NUL character in
-    # text, a number out of range). It is the input's fault, so a 422, never a 500.
-    log.info("database refused a value: %s", exc.__class__.__name__)
-    return problem_response(
-        request,
-        status=422,
-        title=InvalidInput.title,
-        slug=InvalidInput.slug,
-        detail="a value cannot be stored (for example it contains a NUL character)",
-    )
-
-
-async def _operational(request: Request, exc: Exception) -> JSONResponse:
-    # A lock wait timed out (SQLite "database is locked", PostgreSQL lock timeout): retryable.
-    log.warning("database operational error: %s", exc)
-    return problem_response(
-        request,
-        status=503,
-        title="Service unavailable",
-        slug="unavailable",
-        detail="the database is busy; retry shortly",
-        headers={"Retry-After": "1"},
-    )
+async def _database(request: Request, exc: Exception) -> JSONResponse:
+    return await _service_error(request, database_error(exc))
 
 
 async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
@@ -340,8 +344,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(ProblemError, _solver_problem)
-    app.add_exception_handler(IntegrityError, _integrity)
-    app.add_exception_handler(DataError, _data_error)
-    app.add_exception_handler(OperationalError, _operational)
+    for database_failure in (IntegrityError, DataError, OperationalError):
+        app.add_exception_handler(database_failure, _database)
     app.add_exception_handler(StarletteHTTPException, _http_exception)
     app.add_exception_handler(Exception, _unhandled)
