@@ -61,6 +61,52 @@ def make_engine(settings: Settings, *, sqlite_foreign_keys: bool = True) -> Engi
     return engine
 
 
+class UnitSession(Session):
+    """A session whose ``commit()`` can be held back until the request's answer is known.
+
+    A POST with an ``Idempotency-Key`` must store its response in the same transaction as its
+    work (:mod:`api.idempotency`), but routes commit before their response is written. While
+    ``hold_commit`` is set, ``commit()`` only flushes — constraint violations still surface at
+    the route's commit, where the route handles them — and notes that a commit was asked for
+    (``commit_held``); the owner of the request then adds the response and commits for real
+    with :meth:`commit_now`. Every other session commits as usual.
+    """
+
+    hold_commit = False
+    commit_held = False
+
+    def commit(self) -> None:
+        if self.hold_commit:
+            self.flush()
+            self.commit_held = True
+            return
+        super().commit()
+
+    def rollback(self) -> None:
+        self.commit_held = False
+        super().rollback()
+
+    def commit_now(self) -> None:
+        """Commit, whatever ``hold_commit`` says."""
+        self.hold_commit = False
+        self.commit_held = False
+        super().commit()
+
+
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     # Rows stay readable after commit: routes commit, then serialise what they wrote.
-    return sessionmaker(engine, expire_on_commit=False, autoflush=True)
+    return sessionmaker(engine, class_=UnitSession, expire_on_commit=False, autoflush=True)
+
+
+def writer_engine(engine: Engine) -> Engine:
+    """``engine`` for units of work that write: on SQLite every transaction begins with
+    ``BEGIN IMMEDIATE``, taking the write lock up front.
+
+    A deferred ``BEGIN`` that reads and then writes asks SQLite to upgrade its read lock, and
+    SQLite refuses that at once (``database is locked``, the busy timeout does not apply) when
+    another writer committed since the read began: concurrent writers failed instead of waiting
+    their turn. Taken up front, the lock is waited for (``busy_timeout``) like any other.
+    PostgreSQL needs nothing: ``engine`` itself is returned."""
+    if engine.dialect.name != "sqlite":
+        return engine
+    return engine.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
