@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from api import errors, metrics
+from api import errors, gate, metrics
 from api.db.engine import make_engine, make_session_factory
 from api.deps import Clock
 from api.idempotency import IdempotencyMiddleware
@@ -95,6 +95,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.clock = clock or _wall_clock
     errors.install(app)
     app.add_middleware(IdempotencyMiddleware)
+    gate.install(app)  # outside it: the key and the body's size before anything reads a body
     jobs_runtime.install(app)
     metrics.install(app)  # outermost: times every request, replays included
     _include_routers(app)
