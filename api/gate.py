@@ -90,23 +90,27 @@ class GateMiddleware:
                 chunked = True
         app_state = scope["app"].state
 
+        # Until the body is read, an answer leaves it unread on the connection: that answer
+        # closes the connection rather than let the server drain (or the client keep sending)
+        # a body nobody will look at.
+        declared = _declared_length(content_length)
+        unread = chunked or bool(declared)
         if not is_public(path):
             try:
                 principal = await _principal(app_state, authorization)
             except Exception as exc:
-                await _answer(scope, receive, send, exc)
+                await _answer(scope, receive, send, exc, close=unread)
                 return
             if isinstance(principal, Unauthenticated):
-                await _answer(scope, receive, send, principal)
+                await _answer(scope, receive, send, principal, close=unread)
                 return
             scope.setdefault("state", {})["principal"] = principal
 
         limit = limit_for(path, app_state.settings)
-        declared = _declared_length(content_length)
         if declared is not None and declared > limit:
-            await _answer(scope, receive, send, PayloadTooLarge(limit))
+            await _answer(scope, receive, send, PayloadTooLarge(limit), close=True)
             return
-        if not declared and not chunked:  # no body (or an empty one): nothing to read or check
+        if not unread:  # no body (or an empty one): nothing to read or check
             await self.app(scope, receive, send)
             return
 
@@ -119,7 +123,7 @@ class GateMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                await _answer(scope, receive, send, PayloadTooLarge(limit))
+                await _answer(scope, receive, send, PayloadTooLarge(limit), close=True)
                 return
             parts.append(chunk)
             if not message.get("more_body", False):
@@ -130,7 +134,7 @@ class GateMiddleware:
             try:
                 json_depth.check(body)
             except Exception as exc:
-                await _answer(scope, receive, send, exc)
+                await _answer(scope, receive, send, exc, close=False)
                 return
 
         delivered = False
@@ -175,8 +179,11 @@ def _is_json(content_type: bytes | None) -> bool:
     )
 
 
-async def _answer(scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
-    """Answer ``exc`` with the app's own handler for it, as if a route had raised it.
+async def _answer(
+    scope: Scope, receive: Receive, send: Send, exc: Exception, *, close: bool
+) -> None:
+    """Answer ``exc`` with the app's own handler for it, as if a route had raised it
+    (``close``: and close the connection after it).
 
     The gate runs outside the exception middleware, so it looks the handler up itself (by the
     exception's classes, most specific first). The catch-all ``Exception`` handler is not used:
@@ -191,6 +198,8 @@ async def _answer(scope: Scope, receive: Receive, send: Send, exc: Exception) ->
             response = handler(Request(scope, receive), exc)
             if inspect.isawaitable(response):
                 response = await response
+            if close:
+                response.headers["connection"] = "close"  # uvicorn closes after such an answer
             await response(scope, receive, send)
             return
     raise exc

@@ -51,7 +51,8 @@ class Body:
 def call(
     app: FastAPI, method: str, path: str, body: Body, headers: dict[str, str]
 ) -> tuple[int, dict[str, Any]]:
-    """Run one request through the whole app (middleware included); its status and JSON."""
+    """Run one request through the whole app (middleware included); its status and JSON (with
+    the answer's headers under ``"headers"``)."""
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -73,9 +74,10 @@ def call(
         messages.append(message)
 
     anyio.run(app, scope, body, send)
-    status = next(m["status"] for m in messages if m["type"] == "http.response.start")
+    start = next(m for m in messages if m["type"] == "http.response.start")
     raw = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
-    return status, json.loads(raw)
+    headers = {k.decode(): v.decode() for k, v in start["headers"]}
+    return start["status"], json.loads(raw) | {"headers": headers}
 
 
 @pytest.fixture
@@ -113,6 +115,8 @@ def test_no_valid_key_is_401_without_reading_the_body(
         assert status == 401, problem
         assert problem["title"] == "Unauthenticated" and problem["instance"] == path
         assert body.pulled == 0
+        # The body is left unread, so the connection is closed, not drained.
+        assert problem["headers"]["connection"] == "close"
 
 
 def test_the_401_is_the_one_authenticate_gives(client: TestClient, db: Engine) -> None:
@@ -182,7 +186,7 @@ def test_over_the_limit_by_content_length_is_413_unread(small: TestClient, s: As
         status, problem = call(app, "POST", path, body, headers | {"content-length": str(HUGE)})
         assert status == 413, problem
         assert problem["errors"] == [{"field": "body", "reason": f"must be at most {limit} bytes"}]
-        assert body.pulled == 0
+        assert body.pulled == 0 and problem["headers"]["connection"] == "close"
     # Through the HTTP stack too, with a body just one byte too long.
     r = s.post("/v1/teams", content=b" " * 1001, headers={"Content-Type": "application/json"})
     assert_problem(r, 413, "body")
@@ -317,3 +321,30 @@ def test_an_answer_lists_at_most_100_errors(a: As) -> None:
     # Short answers are untouched.
     body = assert_problem(a.post("/v1/teams/import", json=rows[:2]), 422)
     assert len(body["errors"]) == 4 and "listed" not in body["detail"]
+
+
+def test_a_long_csv_column_name_is_refused_once(a: As) -> None:
+    csv_text = "id," + "n" * 101 + "\n" + "t1,x\n" * 50
+    r = a.post("/v1/teams/import", content=csv_text, headers={"Content-Type": "text/csv"})
+    body = assert_problem(r, 422, "body")
+    assert body["errors"] == [
+        {"field": "body", "reason": "header column 1 is longer than 100 characters"}
+    ]
+
+
+def test_a_database_error_while_looking_up_the_key_is_a_503(
+    client: TestClient, db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gate answers errors with the app's error map, as the route's dependency did: the
+    database being away is the retryable 503, not a 500."""
+    from sqlalchemy.exc import OperationalError
+
+    import api.gate
+
+    def unreachable(app_state: Any, plaintext: str) -> None:
+        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(api.gate, "load_principal", unreachable)
+    r = client.post("/v1/teams", json={"id": "t1"}, headers={"Authorization": "Bearer sb_x_y"})
+    assert_problem(r, 503)
+    assert r.headers["retry-after"]
