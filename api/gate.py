@@ -20,7 +20,10 @@ that reads bodies (the Idempotency-Key middleware, the routes) and, in order:
 3. **Refuses JSON nested too deeply** (``api.json_depth``): Python's parser recursed into a
    500 on 100,000 brackets; here it is a 422 naming ``body``.
 
-The body it read is handed on unchanged, so what runs inside sees the same request.
+The body it read is handed on unchanged, so what runs inside sees the same request. An answer
+given with the body still unread (a 401, a 413) closes the connection: draining the rest would
+cost what the gate is there to save. ``python -m benchmarks.gate`` measures all of this against
+the real server.
 Answers are built by the app's own error map (``api.errors``), so a 401 from the gate and one
 from a route are the same document; a database error while looking a key up gets the answer
 the error map gives that error anywhere else (a 503, not a 500).
