@@ -120,15 +120,28 @@ def test_no_valid_key_is_401_without_reading_the_body(
 
 
 def test_the_401_is_the_one_authenticate_gives(client: TestClient, db: Engine) -> None:
-    for auth, detail in [
-        (None, "send an API key as 'Authorization: Bearer <key>'"),
-        ("Basic dXNlcjpwdw==", "send an API key as 'Authorization: Bearer <key>'"),
-        ("Bearer sb_nope", "unknown or revoked API key"),
+    from fastapi.security import HTTPAuthorizationCredentials
+    from starlette.requests import Request
+
+    from api.deps import authenticate
+    from api.errors import Unauthenticated
+
+    def dependency_says(credentials: HTTPAuthorizationCredentials | None) -> str:
+        """What ``api.deps.authenticate`` (the route dependency) answers with ``credentials``."""
+        request = Request({"type": "http", "app": client.app, "state": {}, "headers": []})
+        with pytest.raises(Unauthenticated) as refused:
+            anyio.run(authenticate, request, credentials)
+        return refused.value.detail
+
+    for auth, credentials in [
+        (None, None),
+        ("Basic dXNlcjpwdw==", None),  # HTTPBearer hands the dependency no credentials
+        ("Bearer sb_nope", HTTPAuthorizationCredentials(scheme="Bearer", credentials="sb_nope")),
     ]:
         headers = {"Content-Type": "application/json"} | ({"Authorization": auth} if auth else {})
         r = client.post("/v1/teams", content=b"{not json", headers=headers)
         body = assert_problem(r, 401)  # malformed JSON was a 422 before the 401
-        assert body["detail"] == detail
+        assert body["detail"] == dependency_says(credentials)
         assert r.headers["www-authenticate"] == 'Bearer realm="switchboard"'
 
 
