@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from api import errors, metrics
+from api import errors, gate, metrics
 from api.db.engine import make_engine, make_session_factory, writer_engine
 from api.deps import Clock
 from api.idempotency import IdempotencyMiddleware, Replay, replay_response
@@ -99,6 +99,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     errors.install(app)
     app.add_exception_handler(Replay, replay_response)
     app.add_middleware(IdempotencyMiddleware)
+    gate.install(app)  # outside it: the key and the body's size before anything reads a body
     jobs_runtime.install(app)
     metrics.install(app)  # outermost: times every request, replays included
     _include_routers(app)

@@ -83,6 +83,14 @@ class Settings(BaseSettings):
     # Delivered/failed deliveries (and their events and attempt log) are kept this long.
     webhook_retention_days: int = Field(default=30, ge=1)
 
+    # Request body limits (api/gate.py), in bytes; a longer body is a 413 before it is read.
+    # Plain writes carry one object; imports carry up to ``bulk_max_rows`` rows as JSON or CSV.
+    # A solve carries a whole problem: one at ``solve_max_agents`` x ``solve_max_tickets`` with
+    # the usual fields is ~9.5 MB of JSON (tests/api/test_gate.py), so 16 MiB admits it.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1)
+    max_import_body_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
+    max_solve_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
+
     @field_validator("database_url")
     @classmethod
     def _known_backend(cls, value: str) -> str:
