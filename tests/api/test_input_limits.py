@@ -288,6 +288,10 @@ def test_idempotency_key_pattern_matches_the_openapi_parameter() -> None:
         documented = code < 128 and pattern.fullmatch(chr(code)) is not None
         assert (valid_idempotency_key(raw) is not None) is documented, code
     assert schema["maxLength"] == 255 and schema["minLength"] == 1
+    from api import idempotency_keys
+
+    assert schema["pattern"] == idempotency_keys.PATTERN
+    assert schema["maxLength"] == idempotency_keys.MAX_LENGTH
 
 
 # --- webhook URL errors do not describe internal DNS ------------------------------------------
