@@ -331,7 +331,7 @@ def test_webhook_url_errors_do_not_reveal_resolved_addresses(
             hook = {"url": f"https://{host}/hook", "event_types": ["ticket.assigned"]}
             body = assert_problem(who.post("/v1/webhooks", json=hook), 422, "url")
             reason = body["errors"][0]["reason"]
-            for leak in ("127.0.0.1", "10.1.2.3", "fd00", "loopback", "resolves to"):
+            for leak in ("127.0.0.1", "10.1.2.3", "fd00", "resolves to", "is a "):
                 assert leak not in reason and leak not in body["detail"], (host, body)
             assert "SWITCHBOARD_WEBHOOK_ALLOW_PRIVATE_URLS" in reason, reason
             reasons[host] = reason.replace(host, "HOST")
