@@ -32,7 +32,6 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import iter_route_contexts
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import get_route_path
 
 from solver.errors import ProblemError
 
@@ -335,7 +334,9 @@ def _allowed_methods(request: Request) -> str:
     The router answers 405 from the first route whose path matches and names only that route's
     methods; a path served by several routes (GET list and POST create) needs them all.
     """
-    path = get_route_path(request.scope)
+    # Routes match the path below the app's root path (as the router does).
+    path, root = request.scope["path"], request.scope.get("root_path", "")
+    path = path[len(root) :] if root and path.startswith(root) else path
     methods: set[str] = set()
     for route in iter_route_contexts(request.app.routes):
         regex = getattr(route, "path_regex", None)
