@@ -13,7 +13,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import Field
+from pydantic import Field, StringConstraints
 from sqlalchemy.orm import Session
 
 from api.db.models import Call, CallStatus
@@ -33,7 +33,7 @@ from api.schemas.bookings import (
     SlotOut,
     SlotsOut,
 )
-from api.schemas.common import Id, LocalTimestampIn, Page, PathId, Schema, Text, TimeZone
+from api.schemas.common import NO_NUL, Id, LocalTimestampIn, Page, PathId, Schema, TimeZone
 from api.schemas.problem import PROBLEM_RESPONSES, ProblemDetails
 from api.services import bookings
 from api.services.api_keys import Principal
@@ -66,10 +66,14 @@ To = Annotated[
 Tz = Annotated[TimeZone, Query(description="The customer's IANA time zone")]
 
 
+# The length on the bare str (before NO_NUL), so it is checked and said in characters.
+CancelReason = Annotated[
+    str, StringConstraints(max_length=1000), NO_NUL, Field(description="For the ticket's history")
+]
+
+
 class CancelIn(Schema):
-    reason: (
-        Annotated[Text, Field(max_length=1000, description="For the ticket's history")] | None
-    ) = None
+    reason: CancelReason | None = None
 
 
 @router.get(

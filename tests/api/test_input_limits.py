@@ -191,6 +191,7 @@ def test_nul_characters_are_refused_in_every_stored_text(booked_org: As) -> None
     assert_problem(a.post("/v1/skills", json={"id": "s", "name": nul}), 422, "name")
     ticket = {"team": "support", "requester": nul}
     assert_problem(a.put("/v1/tickets/N-1", json=ticket), 422, "requester")
+    assert_problem(a.post("/v1/bookings/b-1/cancel", json={"reason": nul}), 422, "reason")
     assert a.get("/v1/webhooks").json()["items"] == []
 
 
@@ -205,6 +206,9 @@ def test_names_longer_than_max_length_are_refused_before_stripping(a: As, app: F
     # Within the limit, a name is still trimmed.
     r = a.post("/v1/skills", json={"id": "billing", "name": "  Billing  "})
     assert r.status_code == 201 and r.json()["name"] == "Billing", r.text
+    r = a.post("/v1/bookings/b-1/cancel", json={"reason": "x" * 1001})
+    body = assert_problem(r, 422, "reason")
+    assert body["errors"][0]["reason"] == "String should have at most 1000 characters", body
     described = " " * 300 + "x" + " " * 300
     hook = {"url": "https://93.184.216.34/hook", "event_types": ["ticket.assigned"]}
     r = a.post("/v1/webhooks", json=hook | {"description": described})
