@@ -37,7 +37,7 @@ from api.enums import Scope
 from api.errors import Forbidden, InvalidInput, Unauthenticated
 from api.services import api_keys
 from api.services.api_keys import Principal
-from api.settings import Settings
+from api.settings import PAGE_SIZE_LIMIT, Settings
 
 Clock = Callable[[], datetime]
 
@@ -155,7 +155,14 @@ async def get_page(
     ] = None,
     limit: Annotated[
         int | None,
-        Query(ge=1, description="Page size (default 50; the server's maximum is 500 unless set)"),
+        Query(
+            ge=1,
+            le=PAGE_SIZE_LIMIT,
+            description=(
+                f"Page size (default 50; at most {PAGE_SIZE_LIMIT}, or less where the "
+                "server's operator set a lower maximum)"
+            ),
+        ),
     ] = None,
 ) -> PageParams:
     settings: Settings = request.app.state.settings

@@ -32,6 +32,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -334,6 +335,9 @@ async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
             detail=f"body: {exc.detail}",
             errors=[FieldError("body", "could not be parsed: send UTF-8 JSON")],
         )
+    headers = dict(exc.headers) if exc.headers else {}
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
     titles = {404: "Not found", 405: "Method not allowed", 413: "Payload too large"}
     slugs = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}
     return problem_response(
@@ -342,8 +346,25 @@ async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
         title=titles.get(exc.status_code, "HTTP error"),
         slug=slugs.get(exc.status_code, "http-error"),
         detail=str(exc.detail),
-        headers=dict(exc.headers) if exc.headers else None,
+        headers=headers or None,
     )
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route of the app answers on this path, for a 405's ``Allow``.
+
+    The router answers 405 from the first route whose path matches and names only that route's
+    methods; a path served by several routes (GET list and POST create) needs them all.
+    """
+    # Routes match the path below the app's root path (as the router does).
+    path, root = request.scope["path"], request.scope.get("root_path", "")
+    path = path[len(root) :] if root and path.startswith(root) else path
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and route.methods and regex.match(path):
+            methods |= route.methods
+    return ", ".join(sorted(methods))
 
 
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:

@@ -31,7 +31,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -56,6 +55,7 @@ from api.errors import (
     database_error,
     problem_body,
 )
+from api.idempotency_keys import MAX_LENGTH, valid_idempotency_key
 from api.services import idempotency as records
 from api.services.api_keys import Principal
 
@@ -63,20 +63,7 @@ log = logging.getLogger(__name__)
 
 HEADER = b"idempotency-key"
 STATE_KEY = "idempotency"
-MAX_KEY_LENGTH = 255
-# What the OpenAPI document promises (api.main.IDEMPOTENCY_PARAMETER): visible ASCII with inner
-# spaces, 1 to 255 characters.
-KEY_PATTERN = re.compile(r"[!-~](?:[ -~]{0,253}[!-~])?")
 _NOT_STORED = frozenset({401, 403, 429})
-
-
-def valid_key(raw: bytes) -> str | None:
-    """The Idempotency-Key as sent, or None unless it is exactly what the schema allows."""
-    try:
-        key = raw.decode("ascii")
-    except UnicodeDecodeError:
-        return None
-    return key if KEY_PATTERN.fullmatch(key) else None
 
 
 class Replay(Exception):
@@ -170,11 +157,11 @@ async def claim(request: Request, principal: Principal) -> None:
     pending = keyed(request)
     if pending is None or pending.claim is not None:
         return
-    key = valid_key(pending.raw_key)
+    key = valid_idempotency_key(pending.raw_key)
     if key is None:
         raise InvalidInput.one(
             "header.idempotency-key",
-            f"must be 1 to {MAX_KEY_LENGTH} printable ASCII characters, "
+            f"must be 1 to {MAX_LENGTH} printable ASCII characters, "
             "not starting or ending with a space",
         )
     app_state = request.app.state

@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from api import errors, gate, metrics
+from api import errors, gate, idempotency_keys, metrics
 from api.db.engine import make_engine, make_session_factory, writer_engine
 from api.deps import Clock
 from api.idempotency import IdempotencyMiddleware, Replay, replay_response
@@ -41,13 +41,12 @@ IDEMPOTENCY_PARAMETER: dict[str, Any] = {
         "running a 409. Keys are per API key: another key's requests never see them. Printable "
         "ASCII, at most 255 characters (a UUID is a good key)."
     ),
-    # What api/idempotency.py accepts (printable, 1..255 after trimming), as a pattern a client
-    # and a generator can follow: visible ASCII with inner spaces.
+    # Exactly what the server accepts (api.idempotency_keys: one definition for both).
     "schema": {
         "type": "string",
         "minLength": 1,
-        "maxLength": 255,
-        "pattern": "^[!-~]([ -~]*[!-~])?$",
+        "maxLength": idempotency_keys.MAX_LENGTH,
+        "pattern": idempotency_keys.PATTERN,
     },
 }
 

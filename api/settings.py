@@ -18,6 +18,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_DATABASE_URL = "sqlite:///./switchboard.db"
 _PLACEHOLDER_SECRET = "change-me"  # a marker refused outside development
 _MIN_SECRET_LENGTH = 32
+# The largest page the API documents (``limit``'s maximum in OpenAPI). The OpenAPI document is
+# the same for every deployment, so the operator's page_size_max may lower it, never raise it.
+PAGE_SIZE_LIMIT = 500
 
 
 class Environment(enum.StrEnum):
@@ -44,7 +47,7 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1, le=200)
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
     page_size_default: int = Field(default=50, ge=1, le=1000)
-    page_size_max: int = Field(default=500, ge=1, le=10_000)
+    page_size_max: int = Field(default=PAGE_SIZE_LIMIT, ge=1, le=PAGE_SIZE_LIMIT)
     bulk_max_rows: int = Field(default=10_000, ge=1)
     idempotency_ttl_hours: int = Field(default=24, ge=1)
     # Housekeeping (expired Idempotency-Key records) runs in every job worker this often;

@@ -5,8 +5,10 @@ then created through the same service function a single POST uses; every failure
 (row, field, reason) and if there is any, the transaction is rolled back by the route and the
 client gets them all at once in one 422.
 
-CSV cells are strings; pydantic's lax mode turns ``"3"`` into 3 and ISO strings into datetimes.
-A ``{skill: level}`` column is written ``billing=3;lang:de=5``. Empty cells are omitted, so the
+CSV cells are strings: a CSV row (a :class:`CsvRow`) is validated with pydantic's
+``model_validate_strings``, which parses ``"3"`` as the integer 3 even where the schema's
+integers are strict, as JSON bodies are (there ``true`` and ``"3"`` are no integer). A
+``{skill: level}`` column is written ``billing=3;lang:de=5``. Empty cells are omitted, so the
 schema's default applies. A cell longer than :data:`MAX_CSV_CELL` characters is refused naming
 its row and column; a JSON body nested deeper than ``api.json_depth.MAX_DEPTH`` is refused
 before it is parsed.
@@ -69,6 +71,11 @@ def _levels_cell(cell: str, row: int, column: str) -> dict[str, Any] | FieldErro
     return out
 
 
+class CsvRow(dict[str, Any]):
+    """A row read from CSV: its values are strings (or ``{skill: "level"}`` maps) to be parsed
+    as the schema's types, not JSON values to be taken as they are."""
+
+
 def parse_csv_rows(body: bytes) -> list[dict[str, Any]]:
     try:
         text = body.decode("utf-8-sig")
@@ -91,7 +98,7 @@ def parse_csv_rows(body: bytes) -> list[dict[str, Any]]:
         if None in raw:
             errors.append(FieldError("body", "more cells than header columns", i))
             continue
-        row: dict[str, Any] = {}
+        row = CsvRow()
         for column, cell in raw.items():
             if cell is None or cell.strip() == "":
                 continue
@@ -131,7 +138,10 @@ def import_rows(
     ids: list[str] = []
     for i, raw in enumerate(rows):
         try:
-            data = schema.model_validate(raw)
+            if isinstance(raw, CsvRow):
+                data = schema.model_validate_strings(raw)
+            else:
+                data = schema.model_validate(raw)
         except ValidationError as exc:
             errors.extend(e.at_row(i) for e in validation_field_errors(exc.errors()))
             continue
