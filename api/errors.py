@@ -11,12 +11,16 @@ Services raise these; routes never build error responses themselves and nothing 
      │    ├── IdempotencyInProgress  the first request with this key is still running
      │    └── IdempotencyUnreadable  its stored response can no longer be decrypted
      ├── Unauthenticated    401  missing, malformed, unknown or revoked API key
-     └── Forbidden          403  the key lacks the scope (for the caller's own tenant only)
+     ├── Forbidden          403  the key lacks the scope (for the caller's own tenant only)
+     └── Unavailable        503  the database cannot serve now (with Retry-After)
 
 Request validation errors (pydantic), the solver's ``ProblemError``, integrity errors the
 database catches and unknown routes all come out in the same shape: ``type``, ``title``,
 ``status``, ``detail``, ``instance`` and, for bad input, ``errors: [{field, reason}]``.
-Bad input is always a 4xx; a 500 means a bug and says nothing about internals.
+Bad input is always a 4xx; a 500 means a bug and says nothing about internals. A database that
+does not answer (unreachable, connection lost, pool exhausted, lock or statement timeout) is a
+503 with ``Retry-After`` wherever it surfaces: :func:`database_unavailable_problem` is the one
+place that decides, for the handlers here and for middleware below them.
 """
 
 from __future__ import annotations
@@ -29,9 +33,18 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    DisconnectionError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.db import outage
 from solver.errors import ProblemError
 
 log = logging.getLogger(__name__)
@@ -134,6 +147,43 @@ class Forbidden(ServiceError):
     status = 403
     title = "Forbidden"
     slug = "forbidden"
+
+
+class Unavailable(ServiceError):
+    status = 503
+    title = "Service unavailable"
+    slug = "unavailable"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+# Seconds a client should wait: a busy database frees up in a moment, an unreachable one not.
+RETRY_AFTER_BUSY = 1
+RETRY_AFTER_DOWN = 5
+
+
+def database_unavailable_problem(exc: BaseException, *, state: Any = None) -> Unavailable | None:
+    """The 503 to answer when ``exc`` means the database cannot serve now, or None.
+
+    Pass the app's ``state`` to log the outage there: one line per kind of failure every few
+    seconds, naming the exception and the driver's first line, never the SQL or its parameters.
+    Middleware that touches the database (idempotency) calls this with what it caught.
+    """
+    found = outage.classify(exc)
+    if found is None:
+        return None
+    if state is not None:
+        throttled = getattr(state, "db_outage_log", None)
+        if throttled is not None:
+            throttled.outage("requests", found)
+    if found.busy:
+        return Unavailable("the database is busy; retry shortly", retry_after=RETRY_AFTER_BUSY)
+    return Unavailable("the database is not answering; retry shortly", retry_after=RETRY_AFTER_DOWN)
 
 
 def problem_response(
@@ -285,17 +335,12 @@ async def _data_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _operational(request: Request, exc: Exception) -> JSONResponse:
-    # A lock wait timed out (SQLite "database is locked", PostgreSQL lock timeout): retryable.
-    log.warning("database operational error: %s", exc)
-    return problem_response(
-        request,
-        status=503,
-        title="Service unavailable",
-        slug="unavailable",
-        detail="the database is busy; retry shortly",
-        headers={"Retry-After": "1"},
-    )
+async def _database(request: Request, exc: Exception) -> JSONResponse:
+    # Lost connections, timeouts, a full pool: 503. Any other driver error is a bug.
+    unavailable = database_unavailable_problem(exc, state=request.app.state)
+    if unavailable is None:
+        return await _unhandled(request, exc)
+    return await _service_error(request, unavailable)
 
 
 async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
@@ -325,6 +370,10 @@ async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+    # Middleware outside the routes' handlers (idempotency) lets database errors end up here.
+    unavailable = database_unavailable_problem(exc, state=request.app.state)
+    if unavailable is not None:
+        return await _service_error(request, unavailable)
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem_response(
         request,
@@ -342,6 +391,14 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _solver_problem)
     app.add_exception_handler(IntegrityError, _integrity)
     app.add_exception_handler(DataError, _data_error)
-    app.add_exception_handler(OperationalError, _operational)
+    app.state.db_outage_log = outage.ThrottledLog(log)
+    for database_error in (
+        OperationalError,
+        InterfaceError,
+        DBAPIError,
+        DisconnectionError,
+        PoolTimeout,
+    ):
+        app.add_exception_handler(database_error, _database)
     app.add_exception_handler(StarletteHTTPException, _http_exception)
     app.add_exception_handler(Exception, _unhandled)
