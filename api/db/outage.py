@@ -112,10 +112,9 @@ class ThrottledLog:
         )
 
     def recovered(self, where: str, failures: int) -> None:
-        """Say the database answers again (always logged; it ends the outage's lines)."""
+        """Say the database answers again; the next outage is logged at once."""
         with self._lock:
-            for key in [k for k in self._state if isinstance(k, tuple) and k[:1] == (where,)]:
-                del self._state[key]
+            self._state.clear()
         self._logger.info("database answers again (%s) after %d failed round(s)", where, failures)
 
 
