@@ -12,6 +12,7 @@ from sqlalchemy import exc as sa_exc
 
 from api.db.outage import Backoff, ThrottledLog, classify
 from api.errors import database_unavailable_problem
+from api.settings import Settings
 
 
 def wrapped(cls: type[sa_exc.DBAPIError], driver: Exception, **kw: bool) -> sa_exc.DBAPIError:
@@ -91,3 +92,10 @@ def test_backoff_doubles_to_its_cap_and_resets() -> None:
         assert ceiling / 2 <= wait <= ceiling
     assert backoff.succeeded() == 6
     assert backoff.failed() <= 1.0
+
+
+def test_the_reply_timeout_must_outlast_the_statement_timeout() -> None:
+    # Else a slow statement would be taken for a dead network and its connection dropped.
+    with pytest.raises(ValueError, match="db_reply_timeout_seconds"):
+        Settings(db_statement_timeout_seconds=40.0)
+    assert Settings(db_statement_timeout_seconds=40.0, db_reply_timeout_seconds=45.0)
