@@ -87,13 +87,20 @@ class ReplyBoundConnection(psycopg.Connection[Any]):
             ) from None
 
     def ping(self, timeout: float) -> None:
-        """One round trip bounded by ``timeout`` (the pool's checkout check)."""
+        """One round trip bounded by ``timeout`` (the pool's checkout check). In autocommit,
+        as SQLAlchemy's own ping: an implicit transaction left open would keep the next user
+        from choosing autocommit or an isolation level."""
         saved, self.reply_timeout = self.reply_timeout, timeout
+        transactional = not self.autocommit
         try:
+            if transactional:
+                self.autocommit = True
             with self.cursor() as cur:
                 cur.execute("SELECT 1")
         finally:
             self.reply_timeout = saved
+            if transactional and not self.closed:
+                self.autocommit = False
 
 
 def _millis(seconds: float) -> int:

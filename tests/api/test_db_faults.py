@@ -26,7 +26,7 @@ import httpx2
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
 from api.main import create_app
@@ -293,3 +293,12 @@ def test_background_loops_back_off_quietly_and_recover(
             assert worker.poll() == 1.0
             assert loop.round() == 1.0
         assert sum("answers again" in r.getMessage() for r in caplog.records) == 2
+
+
+def test_the_checkout_ping_leaves_no_transaction_open(db: Engine) -> None:
+    # A pooled connection is pinged on checkout; were the ping's transaction left open, the
+    # next user could not switch the connection to autocommit (nor pick an isolation level).
+    with db.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    with db.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        assert conn.execute(text("SELECT 1")).scalar() == 1
