@@ -131,6 +131,7 @@ def assert_quiet_log(caplog: pytest.LogCaptureFixture) -> None:
     for needle in (SECRET, "INSERT", "SELECT", "UPDATE ", "parameters"):
         assert needle not in text, text
     assert len(ours) <= 4, text
+    assert not [r for r in ours if r.exc_info], "a traceback for an outage"
 
 
 def outage_requests(a: Any, n: int) -> list[tuple[httpx2.Response, float]]:
@@ -166,6 +167,9 @@ def test_a_refused_database_is_a_fast_503_and_the_app_recovers(
         assert r.json()["database"] == "unavailable"
         r, seconds = timed(proxied.get, "/healthz")
         assert r.status_code == 200 and seconds < 0.5
+        # A scrape still answers (without the job queue's depth), and logs no traceback.
+        r, seconds = timed(proxied.get, "/metrics")
+        assert r.status_code == 200 and seconds < FAST
     assert_quiet_log(caplog)
 
     proxy.forward()
