@@ -32,7 +32,7 @@ import psycopg
 from psycopg.errors import _WaitTimeout
 from sqlalchemy import URL, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.settings import Settings
@@ -154,9 +154,11 @@ def _configure_postgres(engine: Engine, settings: Settings) -> None:
         try:
             dbapi_conn.ping(ping_timeout)
         except psycopg.Error as exc:
-            # The pool discards this connection and makes one new one (bounded by the
-            # connect timeout); if that fails too, the request gets the connect error.
-            raise DisconnectionError(f"pooled connection is gone: {type(exc).__name__}") from exc
+            # The others went the same way (a restart, a partition): the pool drops every
+            # connection older than now, so no other request pays a ping for a dead one, and
+            # makes this request one new connection (bounded by the connect timeout); if that
+            # fails too, the request gets the connect error.
+            raise InvalidatePoolError(f"pooled connection is gone: {type(exc).__name__}") from exc
 
 
 def make_engine(settings: Settings, *, sqlite_foreign_keys: bool = True) -> Engine:
