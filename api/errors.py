@@ -13,13 +13,16 @@ Services raise these; routes never build error responses themselves and nothing 
      ├── Unauthenticated    401  missing, malformed, unknown or revoked API key
      ├── Forbidden          403  the key lacks the scope (for the caller's own tenant only)
      ├── PayloadTooLarge    413  the request body is longer than its route's limit (api/gate.py)
-     └── Unavailable        503  the database is busy or away: retry after ``Retry-After``
+     └── Unavailable        503  the database cannot serve now (with Retry-After)
 
 Request validation errors (pydantic), the solver's ``ProblemError``, integrity errors the
 database catches and unknown routes all come out in the same shape: ``type``, ``title``,
 ``status``, ``detail``, ``instance`` and, for bad input, ``errors: [{field, reason}]`` — at
 most :data:`MAX_LISTED_ERRORS` of them, the detail saying how many there were.
-Bad input is always a 4xx; a 500 means a bug and says nothing about internals.
+Bad input is always a 4xx; a 500 means a bug and says nothing about internals. A database that
+does not answer (unreachable, connection lost, pool exhausted, lock or statement timeout) is a
+503 with ``Retry-After`` wherever it surfaces: :func:`database_error` is the one place that
+decides what a database failure answers, for the handlers here and for middleware below them.
 """
 
 from __future__ import annotations
@@ -33,9 +36,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import iter_route_contexts
-from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, DisconnectionError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.db import outage
 from solver.errors import ProblemError
 
 log = logging.getLogger(__name__)
@@ -147,17 +152,37 @@ class Unavailable(ServiceError):
     status = 503
     title = "Service unavailable"
     slug = "unavailable"
-    retry_after_seconds = 1
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
 
     def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after_seconds)}
+        return {"Retry-After": str(self.retry_after)}
 
 
-def database_unavailable(exc: BaseException) -> Unavailable:
-    """The answer to a request that met a failing database (busy, timed out, unreachable):
-    retryable, and the same whichever path met it. Logs the failure's kind, never its SQL."""
-    log.warning("database unavailable: %s", type(exc).__name__)
-    return Unavailable("the database is busy; retry shortly")
+# Seconds a client should wait: a busy database frees up in a moment, an unreachable one not.
+RETRY_AFTER_BUSY = 1
+RETRY_AFTER_DOWN = 5
+
+
+def database_unavailable_problem(exc: BaseException, *, state: Any = None) -> Unavailable | None:
+    """The 503 to answer when ``exc`` means the database cannot serve now, or None.
+
+    Pass the app's ``state`` to log the outage there: one line per kind of failure every few
+    seconds, naming the exception and the driver's first line, never the SQL or its parameters.
+    Middleware that touches the database (idempotency) calls this with what it caught.
+    """
+    found = outage.classify(exc)
+    if found is None:
+        return None
+    if state is not None:
+        throttled = getattr(state, "db_outage_log", None)
+        if throttled is not None:
+            throttled.outage("requests", found)
+    if found.busy:
+        return Unavailable("the database is busy; retry shortly", retry_after=RETRY_AFTER_BUSY)
+    return Unavailable("the database is not answering; retry shortly", retry_after=RETRY_AFTER_DOWN)
 
 
 class PayloadTooLarge(ServiceError):
@@ -296,9 +321,11 @@ async def _solver_problem(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def database_error(exc: BaseException) -> ServiceError:
-    """What a request that met ``exc`` from the database answers: one map for the exception
-    handlers below and for the idempotency middleware, which commits beneath them."""
+def database_error(exc: BaseException, *, state: Any = None) -> ServiceError | None:
+    """What a request that met ``exc`` from the database answers, or None when ``exc`` is no
+    database failure a client can act on (a bug): one map for the exception handlers below and
+    for the idempotency middleware, which commits beneath them. ``state`` (the app's) lets an
+    outage be logged, throttled (:func:`database_unavailable_problem`)."""
     if isinstance(exc, IntegrityError):
         # Services check references and uniqueness first; reaching here means a concurrent
         # writer won a race (or a constraint we did not pre-check, or a deferred one at
@@ -312,13 +339,15 @@ def database_error(exc: BaseException) -> ServiceError:
         return InvalidInput(
             [], detail="a value cannot be stored (for example it contains a NUL character)"
         )
-    # A lock wait timed out (SQLite "database is locked", PostgreSQL lock timeout), the server
-    # is away: retryable.
-    return database_unavailable(exc)
+    # A lock wait timed out, the server is away, the pool is exhausted: retryable.
+    return database_unavailable_problem(exc, state=state)
 
 
 async def _database(request: Request, exc: Exception) -> JSONResponse:
-    return await _service_error(request, database_error(exc))
+    error = database_error(exc, state=request.app.state)
+    if error is None:  # not the database's state nor the input's: a bug
+        return await _unhandled(request, exc)
+    return await _service_error(request, error)
 
 
 async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
@@ -368,6 +397,10 @@ def _allowed_methods(request: Request) -> str:
 
 
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+    # Middleware outside the routes' handlers (idempotency) lets database errors end up here.
+    unavailable = database_unavailable_problem(exc, state=request.app.state)
+    if unavailable is not None:
+        return await _service_error(request, unavailable)
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem_response(
         request,
@@ -383,7 +416,9 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(ProblemError, _solver_problem)
-    for database_failure in (IntegrityError, DataError, OperationalError):
+    app.state.db_outage_log = outage.ThrottledLog(log)
+    # DBAPIError covers IntegrityError, DataError, OperationalError and InterfaceError.
+    for database_failure in (DBAPIError, DisconnectionError, PoolTimeout):
         app.add_exception_handler(database_failure, _database)
     app.add_exception_handler(StarletteHTTPException, _http_exception)
     app.add_exception_handler(Exception, _unhandled)

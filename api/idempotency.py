@@ -320,7 +320,10 @@ class IdempotencyMiddleware:
                 # meets this database failure (a 503 for an outage, a 409 for a constraint
                 # checked at commit); the retry runs the request (once).
                 await anyio.to_thread.run_sync(pending.abandon)
-                await _send_raw(send, *_problem(database_error(exc), scope["path"]))
+                error = database_error(exc, state=app_state)
+                if error is None:
+                    raise
+                await _send_raw(send, *_problem(error, scope["path"]))
                 return
             if not kept:
                 await _send_raw(

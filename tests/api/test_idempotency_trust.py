@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 import pytest
@@ -33,7 +34,10 @@ def _count(db: Engine, model: type[Any]) -> int:
 
 
 def _outage(*_args: Any, **_kwargs: Any) -> Any:
-    raise OperationalError("UPDATE idempotency_keys ...", {}, Exception("server closed"))
+    """The database failing as it does under contention (the driver's own error, wrapped)."""
+    raise OperationalError(
+        "UPDATE idempotency_keys ...", {}, sqlite3.OperationalError("database is locked")
+    )
 
 
 # --- defect 1: a replay never crosses API keys, and comes after authorization ---------------
