@@ -232,10 +232,11 @@ class RateLimitMiddleware:
     FastAPI reads and JSON-parses a body before any dependency runs: a tenant looping on
     ``POST /v1/solve`` with a 70 KB problem cost the server ~2 ms of parsing per request even
     when :func:`check` then refused it, and that alone kept another tenant's reads waiting for
-    seconds (benchmarks/noisy_neighbour.py). Here a key found in the process's principal cache
-    (no database, :func:`api.deps.principal_for`) is charged from the headers alone and an empty
-    bucket answers 429 without a byte of the body read. A key not cached yet goes on to the
-    app, where :func:`check` charges it after authentication (so an unknown key stays a 401).
+    seconds (benchmarks/noisy_neighbour.py). Here the principal :mod:`api.gate` authenticated
+    (or else a key found in the process's principal cache, :func:`api.deps.principal_for`) is
+    charged from the headers alone and an empty bucket answers 429 without a byte of the body
+    read. Anything else goes on to the app, where :func:`check` charges it after
+    authentication (so an unknown key stays a 401).
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -249,8 +250,9 @@ class RateLimitMiddleware:
 
         app_state = scope["app"].state
         limiter: RateLimiter | None = getattr(app_state, "rate_limiter", None)
-        principal = None
-        if limiter is not None:
+        # api.gate, outside this middleware, has authenticated every /v1 request already.
+        principal = scope.get("state", {}).get("principal")
+        if limiter is not None and principal is None:
             for name, value in scope["headers"]:
                 if name == b"authorization":
                     scheme, _, key = value.decode("latin-1").partition(" ")
