@@ -12,8 +12,9 @@ carry ``Retry-After``: when the earliest of the solves holding the slot reaches 
 
 By default the pool is processes (``solve_executor``): the solver's Python (mapping, list
 scheduling, checking) holds the GIL, so threads would still take the interpreter from the
-request handlers; worker processes run at a lower CPU priority (``nice`` +10), so on a busy
-machine the kernel serves requests first and gives solves what is left. They are started with
+request handlers; worker processes run at the lowest CPU priority (:mod:`api.priority`:
+``SCHED_IDLE`` on Linux, else ``nice`` +10), so on a busy machine the kernel serves requests
+first and gives solves what is left. They are started with
 the app (:meth:`SolvePool.warm`, in the background; ``spawn``: nothing of the server's threads
 or connections is inherited) and kept. Measured (benchmarks/noisy_neighbour.py): with two
 solves on a thread pool capped the same way, another tenant's reads had a p50 of 1.2-1.5 s;
@@ -31,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import math
 import multiprocessing
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -39,12 +39,12 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPool
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
+from api import priority
 from api.errors import Overloaded, TooManyRequests
 from api.settings import Settings
 
 T = TypeVar("T")
 
-NICE_INCREMENT = 10  # how much lower a solve process's CPU priority is than the server's
 _MARGIN_SECONDS = 1.0  # a solve ends a little after its time limit (checking, serializing)
 
 
@@ -147,10 +147,9 @@ class SolvePool:
                     self._executor = ProcessPoolExecutor(
                         max_workers=self.workers,
                         mp_context=multiprocessing.get_context("spawn"),
-                        # os.nice itself, not a function of ours: the worker lowers its
+                        # api.priority imports nothing but os: the worker lowers its
                         # priority before it imports anything (the imports are seconds of CPU).
-                        initializer=os.nice,
-                        initargs=(NICE_INCREMENT,),
+                        initializer=priority.background,
                     )
                 else:
                     self._executor = ThreadPoolExecutor(
