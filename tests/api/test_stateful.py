@@ -66,13 +66,14 @@ from tests.api.conftest import T0, FakeClock, make_tenant, truncate_all
 SETTINGS = settings(max_examples=12, stateful_step_count=15, deadline=None)
 
 DAY = timedelta(days=1)
+SHIFT = timedelta(hours=4)
 CREATED = T0 - timedelta(hours=1)
 TICKETS = ("T1", "T2", "T3", "T4", "T5")
 UNKNOWN_TICKET = "T404"
 TEAMS = ("support", "tier2")
 SKILLS = ("networking", "billing")
 AGENTS: dict[str, dict[str, Any]] = {
-    "ana": {"team": "support", "skills": {"networking": 3, "billing": 2}, "capacity": 2},
+    "ana": {"team": "support", "skills": {"networking": 3, "billing": 2}, "capacity": 1},
     "ben": {"team": "support", "skills": {"networking": 2}, "capacity": 2},
     "cid": {"team": "tier2", "skills": {"billing": 3, "networking": 1}, "capacity": 1},
 }
@@ -238,12 +239,13 @@ class SwitchboardMachine(RuleBasedStateMachine):
         for agent, spec in AGENTS.items():
             r = self.call("POST", "/v1/agents", json={"id": agent, **spec})
             assert r.status_code == 201, r.text
-            for day in (0, 1):  # today and tomorrow, 08:00-17:00 UTC
+            # Today and tomorrow 08:00-12:00 UTC: short, so that calls compete for agents.
+            for day in (0, 1):
                 start = T0 + day * DAY
                 shift = {
                     "agent": agent,
                     "start": start.isoformat(),
-                    "end": (start + timedelta(hours=9)).isoformat(),
+                    "end": (start + SHIFT).isoformat(),
                 }
                 r = self.call("POST", "/v1/shifts", json=shift)
                 assert r.status_code == 201, r.text
@@ -348,7 +350,12 @@ class SwitchboardMachine(RuleBasedStateMachine):
 
     @rule(data=st.data(), key=st.booleans())
     def assign(self, data: st.DataObject, key: bool) -> None:
-        ticket = data.draw(st.sampled_from([*sorted(self.model.tickets), UNKNOWN_TICKET]))
+        """Assign one to three tickets in turn (a helpdesk's burst), so that agents fill up."""
+        choices = st.sampled_from([*sorted(self.model.tickets), UNKNOWN_TICKET])
+        for ticket in data.draw(st.lists(choices, min_size=1, max_size=3)):
+            self._assign(ticket, key)
+
+    def _assign(self, ticket: str, key: bool) -> None:
         headers = {"Idempotency-Key": uuid.uuid4().hex} if key else {}
         url = f"/v1/tickets/{ticket}/assign"
         r = self.call("POST", url, json={}, headers=headers)
@@ -469,21 +476,63 @@ class SwitchboardMachine(RuleBasedStateMachine):
                 assert policy == "reassign", out
                 self._check_new_agent(ticket, to["id"])
 
+    @rule(agent=st.sampled_from(tuple(AGENTS)), status=st.sampled_from(("away", "offline")))
+    def patch_agent_away(self, agent: str, status: str) -> None:
+        """PATCH is the other way to set a status: it answers the agent only, and re-routes by
+        the default policy (reassign). The moves are learnt by reading the tickets back."""
+        unstarted = [t for t in self.model.held_by(agent) if self.model.tickets[t].status == "new"]
+        r = self.call("PATCH", f"/v1/agents/{agent}", json={"status": status})
+        assert r.status_code == 200 and r.json()["status"] == status, r.text
+        self.model.agent_status[agent] = status
+        self.model.org_changed = True
+        for ticket in unstarted:
+            out = self.call("GET", f"/v1/tickets/{ticket}").json()
+            assert out["owner"] != {"kind": "agent", "id": agent}, out
+            self._acknowledge_owner(ticket, out["owner"])
+        for ticket in unstarted:
+            new_owner = self.model.tickets[ticket].owner_agent
+            if new_owner is not None:
+                self._check_new_agent(ticket, new_owner)
+
+    @rule(
+        agent=st.sampled_from(tuple(AGENTS)),
+        start=st.integers(0, 2 * 24 * 4).map(lambda q: T0 + timedelta(minutes=15 * q)),
+        minutes=st.sampled_from((15, 60, 180)),
+    )
+    def calendar_busy(self, agent: str, start: datetime, minutes: int) -> None:
+        """A calendar event takes an agent away for a while (bound calls may need a new agent,
+        which the recheck job this queues finds)."""
+        body = {
+            "agent": agent,
+            "start": start.isoformat(),
+            "end": (start + timedelta(minutes=minutes)).isoformat(),
+        }
+        r = self.call("POST", "/v1/busy", json=body)
+        assert r.status_code == 201, r.text
+        self.model.org_changed = True
+
     # ------------------------------------------------------------------ bookings
 
     @precondition(lambda self: self._bookable_tickets())
-    @rule(data=st.data(), cap=st.sampled_from(sorted(CAPABILITIES)), tz=st.sampled_from(ZONES))
-    def book_offered_slot(self, data: st.DataObject, cap: str, tz: str) -> None:
-        offered = self._slots(cap, tz)
-        if not offered:
-            return
-        start = data.draw(st.sampled_from(offered))
-        ticket = data.draw(st.sampled_from(self._bookable_tickets()))
-        r = self._book(cap, ticket, start, tz)
-        # An offered slot booked right away must be accepted: a refusal is a bug.
-        assert r.status_code == 201, (start, r.text)
-        assert r.json()["start_local"] == start, r.json()
-        self._acknowledge_booking(r, cap, ticket)
+    @rule(
+        data=st.data(),
+        caps=st.lists(st.sampled_from(sorted(CAPABILITIES)), min_size=1, max_size=3),
+        tz=st.sampled_from(ZONES),
+    )
+    def book_offered_slots(self, data: st.DataObject, caps: list[str], tz: str) -> None:
+        """Customers pick one of the open slots and book it at once, one to three in a row,
+        so that the pools fill up."""
+        for cap in caps:
+            offered = self._slots(cap, tz)
+            if not offered:
+                continue
+            start = data.draw(st.sampled_from(offered))
+            ticket = data.draw(st.sampled_from(self._bookable_tickets()))
+            r = self._book(cap, ticket, start, tz)
+            # An offered slot booked right away must be accepted: a refusal is a bug.
+            assert r.status_code == 201, (start, r.text)
+            assert r.json()["start_local"] == start, r.json()
+            self._acknowledge_booking(r, cap, ticket)
 
     @rule(
         data=st.data(),
