@@ -773,19 +773,15 @@ def test_a_status_post_whose_reroute_fails_changes_nothing(
     assert a.get("/v1/tickets/N1").json()["owner"] == {"kind": "agent", "id": "ana"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="regression, not fixed: PATCH /v1/agents commits the status, then re-routes in a "
-    "second transaction; a failing re-route answers 409 for a status change that was applied",
-)
 def test_a_status_patch_whose_reroute_fails_changes_nothing(
     a: As, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Regression (found by the state machine above against a capacity mutant, where the
     re-route's claim kept failing; without one the re-route fails the same way under contention,
-    ``decide_and_claim`` giving up after 8 rounds): the answer is a 409, yet ana is away and
-    still holds N1, a new ticket that nobody will re-route. An error answer must mean nothing
-    was applied (issue 8, defect 2's rule), as it does for the POST above."""
+    ``decide_and_claim`` giving up after 8 rounds): PATCH committed the status, then re-routed
+    in a second transaction, so the answer was a 409 while ana was away and still held N1, a
+    new ticket nobody would re-route. An error answer must mean nothing was applied (issue 8,
+    defect 2's rule), as it does for the POST above."""
     _one_agent_with_new_work(a)
     monkeypatch.setattr(assignment, "decide_and_claim", _failing_decision)
     r = a.patch("/v1/agents/ana", json={"status": "away"})
