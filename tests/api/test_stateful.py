@@ -158,7 +158,7 @@ class Model:
     tickets: dict[str, TicketModel] = field(default_factory=dict)
     bookings: dict[str, BookingModel] = field(default_factory=dict)
     agent_status: dict[str, str] = field(default_factory=lambda: dict.fromkeys(AGENTS, "available"))
-    org_changed: bool = False  # some agent was away or offline at some point
+    org_changed: bool = False  # an agent was away or offline, or got busy time, at some point
 
     def held_by(self, agent: str) -> list[str]:
         return [t for t, m in self.tickets.items() if m.owner_agent == agent and m.status in HELD]
@@ -221,6 +221,8 @@ def off_grid(start: datetime, tz: str, granularity: int) -> bool:
 
 
 class SwitchboardMachine(RuleBasedStateMachine):
+    """One example: a fresh organisation, a run of drawn API calls, the checks after each."""
+
     def __init__(self, env: Env) -> None:
         super().__init__()
         self.env = env
