@@ -32,11 +32,12 @@ from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from api import idempotency, ratelimit
 from api.enums import Scope
 from api.errors import Forbidden, InvalidInput, Unauthenticated
 from api.services import api_keys
 from api.services.api_keys import Principal
-from api.settings import Settings
+from api.settings import PAGE_SIZE_LIMIT, Settings
 
 Clock = Callable[[], datetime]
 
@@ -59,9 +60,22 @@ async def get_now(request: Request) -> datetime:
     return now
 
 
+# Methods whose units of work only read: the rest take SQLite's write lock up front.
+_READ_ONLY = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def get_session(request: Request) -> Iterator[Session]:
-    # Routes commit explicitly; leaving the block rolls back anything uncommitted.
-    with request.app.state.session_factory() as session:
+    """The request's unit of work. Routes commit explicitly; leaving the block rolls back
+    anything uncommitted. Writing requests begin with SQLite's write lock
+    (:func:`api.db.engine.writer_engine`); a POST with an Idempotency-Key gets the session its
+    answer will be stored with (:mod:`api.idempotency`), which the middleware closes."""
+    state = request.app.state
+    bind = state.engine if request.method in _READ_ONLY else state.write_engine
+    pending = idempotency.keyed(request)
+    if pending is not None:
+        yield pending.session(bind)
+        return
+    with state.session_factory(bind=bind) as session:
         yield session
 
 
@@ -118,9 +132,14 @@ def require(*scopes: Scope) -> Callable[..., Principal]:
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Principal:
         principal = await authenticate(request, credentials)
+        # Per-tenant rate limit (api/ratelimit.py): right after the key is known, before the
+        # scope check, so a key's forbidden calls count against its tenant too.
+        await ratelimit.check(request, principal)
         if scopes and not any(principal.allows(s) for s in scopes):
             wanted = " or ".join(s.value for s in scopes)
             raise Forbidden(f"this API key lacks the {wanted} scope")
+        # Only now, authorized, may a keyed POST claim (or replay) its Idempotency-Key.
+        await idempotency.claim(request, principal)
         return principal
 
     return check
@@ -139,7 +158,14 @@ async def get_page(
     ] = None,
     limit: Annotated[
         int | None,
-        Query(ge=1, description="Page size (default 50; the server's maximum is 500 unless set)"),
+        Query(
+            ge=1,
+            le=PAGE_SIZE_LIMIT,
+            description=(
+                f"Page size (default 50; at most {PAGE_SIZE_LIMIT}, or less where the "
+                "server's operator set a lower maximum)"
+            ),
+        ),
     ] = None,
 ) -> PageParams:
     settings: Settings = request.app.state.settings

@@ -11,12 +11,20 @@ Services raise these; routes never build error responses themselves and nothing 
      │    ├── IdempotencyInProgress  the first request with this key is still running
      │    └── IdempotencyUnreadable  its stored response can no longer be decrypted
      ├── Unauthenticated    401  missing, malformed, unknown or revoked API key
-     └── Forbidden          403  the key lacks the scope (for the caller's own tenant only)
+     ├── Forbidden          403  the key lacks the scope (for the caller's own tenant only)
+     ├── PayloadTooLarge    413  the request body is longer than its route's limit (api/gate.py)
+     ├── TooManyRequests    429  the tenant's rate limit or solve cap; says when to retry
+     ├── Overloaded         503  a shared resource (the solve pool) is full; says when to retry
+     └── Unavailable        503  the database cannot serve now (with Retry-After)
 
 Request validation errors (pydantic), the solver's ``ProblemError``, integrity errors the
 database catches and unknown routes all come out in the same shape: ``type``, ``title``,
-``status``, ``detail``, ``instance`` and, for bad input, ``errors: [{field, reason}]``.
-Bad input is always a 4xx; a 500 means a bug and says nothing about internals.
+``status``, ``detail``, ``instance`` and, for bad input, ``errors: [{field, reason}]`` — at
+most :data:`MAX_LISTED_ERRORS` of them, the detail saying how many there were.
+Bad input is always a 4xx; a 500 means a bug and says nothing about internals. A database that
+does not answer (unreachable, connection lost, pool exhausted, lock or statement timeout) is a
+503 with ``Retry-After`` wherever it surfaces: :func:`database_error` is the one place that
+decides what a database failure answers, for the handlers here and for middleware below them.
 """
 
 from __future__ import annotations
@@ -29,15 +37,21 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from fastapi.routing import iter_route_contexts
+from sqlalchemy.exc import DataError, DBAPIError, DisconnectionError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.db import outage
 from solver.errors import ProblemError
 
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "/problems/"
+# An answer lists this many field errors at most: a 400 KB import of bad rows once answered
+# with 11.7 MB of errors. The first hundred show the pattern; the detail gives the total.
+MAX_LISTED_ERRORS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +150,82 @@ class Forbidden(ServiceError):
     slug = "forbidden"
 
 
+class _RetryLater(ServiceError):
+    """An answer that says when to come back: ``Retry-After`` in whole seconds (at least 1),
+    plus whatever else the limit advertises (the ``RateLimit`` fields, api/ratelimit.py)."""
+
+    def __init__(self, detail: str, *, retry_after: int, headers: dict[str, str] | None = None):
+        super().__init__(detail)
+        self.retry_after = max(1, retry_after)
+        self._headers = {"Retry-After": str(self.retry_after), **(headers or {})}
+
+    def headers(self) -> dict[str, str]:
+        return self._headers
+
+
+class TooManyRequests(_RetryLater):
+    """The tenant is over one of its own limits (its rate, its concurrent solves)."""
+
+    status = 429
+    title = "Too many requests"
+    slug = "rate-limited"
+
+
+class Overloaded(_RetryLater):
+    """Capacity shared by every tenant is used up: not the caller's doing, so a 503."""
+
+    status = 503
+    title = "Service unavailable"
+    slug = "overloaded"
+
+
+class Unavailable(ServiceError):
+    status = 503
+    title = "Service unavailable"
+    slug = "unavailable"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+# Seconds a client should wait: a busy database frees up in a moment, an unreachable one not.
+RETRY_AFTER_BUSY = 1
+RETRY_AFTER_DOWN = 5
+
+
+def database_unavailable_problem(exc: BaseException, *, state: Any = None) -> Unavailable | None:
+    """The 503 to answer when ``exc`` means the database cannot serve now, or None.
+
+    Pass the app's ``state`` to log the outage there: one line per kind of failure every few
+    seconds, naming the exception and the driver's first line, never the SQL or its parameters.
+    Middleware that touches the database (idempotency) calls this with what it caught.
+    """
+    found = outage.classify(exc)
+    if found is None:
+        return None
+    if state is not None:
+        throttled = getattr(state, "db_outage_log", None)
+        if throttled is not None:
+            throttled.outage("requests", found)
+    if found.busy:
+        return Unavailable("the database is busy; retry shortly", retry_after=RETRY_AFTER_BUSY)
+    return Unavailable("the database is not answering; retry shortly", retry_after=RETRY_AFTER_DOWN)
+
+
+class PayloadTooLarge(ServiceError):
+    status = 413
+    title = "Payload too large"
+    slug = "payload-too-large"
+
+    def __init__(self, limit: int) -> None:
+        reason = f"must be at most {limit} bytes"
+        super().__init__(f"body: {reason}", errors=[FieldError("body", reason)])
+
+
 def problem_response(
     request: Request,
     *,
@@ -176,7 +266,10 @@ def problem_body(
         "instance": instance,
     }
     if errors:
-        body["errors"] = [e.as_dict() for e in errors]
+        listed = errors[:MAX_LISTED_ERRORS]
+        body["errors"] = [e.as_dict() for e in listed]
+        if len(listed) < len(errors):
+            body["detail"] = f"{detail} ({len(listed)} of {len(errors)} errors listed)"
     return body
 
 
@@ -259,43 +352,33 @@ async def _solver_problem(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _integrity(request: Request, exc: Exception) -> JSONResponse:
-    # Services check references and uniqueness first; reaching here means a concurrent writer
-    # won a race (or a constraint we did not pre-check). Either way it is the client's conflict.
-    log.info("integrity error turned into 409: %s", exc.__class__.__name__)
-    return problem_response(
-        request,
-        status=409,
-        title=Conflict.title,
-        slug=Conflict.slug,
-        detail="the request conflicts with the current state; retry or reload",
-    )
+def database_error(exc: BaseException, *, state: Any = None) -> ServiceError | None:
+    """What a request that met ``exc`` from the database answers, or None when ``exc`` is no
+    database failure a client can act on (a bug): one map for the exception handlers below and
+    for the idempotency middleware, which commits beneath them. ``state`` (the app's) lets an
+    outage be logged, throttled (:func:`database_unavailable_problem`)."""
+    if isinstance(exc, IntegrityError):
+        # Services check references and uniqueness first; reaching here means a concurrent
+        # writer won a race (or a constraint we did not pre-check, or a deferred one at
+        # commit). Either way it is the client's conflict.
+        log.info("integrity error turned into 409: %s", exc.__class__.__name__)
+        return Conflict("the request conflicts with the current state; retry or reload")
+    if isinstance(exc, DataError):
+        # The database refused a value the schemas let through (PostgreSQL: a NUL character in
+        # text, a number out of range). It is the input's fault, so a 422, never a 500.
+        log.info("database refused a value: %s", exc.__class__.__name__)
+        return InvalidInput(
+            [], detail="a value cannot be stored (for example it contains a NUL character)"
+        )
+    # A lock wait timed out, the server is away, the pool is exhausted: retryable.
+    return database_unavailable_problem(exc, state=state)
 
 
-async def _data_error(request: Request, exc: Exception) -> JSONResponse:
-    # The database refused a value the schemas let through (PostgreSQL: a NUL character in
-    # text, a number out of range). It is the input's fault, so a 422, never a 500.
-    log.info("database refused a value: %s", exc.__class__.__name__)
-    return problem_response(
-        request,
-        status=422,
-        title=InvalidInput.title,
-        slug=InvalidInput.slug,
-        detail="a value cannot be stored (for example it contains a NUL character)",
-    )
-
-
-async def _operational(request: Request, exc: Exception) -> JSONResponse:
-    # A lock wait timed out (SQLite "database is locked", PostgreSQL lock timeout): retryable.
-    log.warning("database operational error: %s", exc)
-    return problem_response(
-        request,
-        status=503,
-        title="Service unavailable",
-        slug="unavailable",
-        detail="the database is busy; retry shortly",
-        headers={"Retry-After": "1"},
-    )
+async def _database(request: Request, exc: Exception) -> JSONResponse:
+    error = database_error(exc, state=request.app.state)
+    if error is None:  # not the database's state nor the input's: a bug
+        return await _unhandled(request, exc)
+    return await _service_error(request, error)
 
 
 async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
@@ -312,6 +395,9 @@ async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
             detail=f"body: {exc.detail}",
             errors=[FieldError("body", "could not be parsed: send UTF-8 JSON")],
         )
+    headers = dict(exc.headers) if exc.headers else {}
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
     titles = {404: "Not found", 405: "Method not allowed", 413: "Payload too large"}
     slugs = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}
     return problem_response(
@@ -320,11 +406,32 @@ async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
         title=titles.get(exc.status_code, "HTTP error"),
         slug=slugs.get(exc.status_code, "http-error"),
         detail=str(exc.detail),
-        headers=dict(exc.headers) if exc.headers else None,
+        headers=headers or None,
     )
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method some route of the app answers on this path, for a 405's ``Allow``.
+
+    The router answers 405 from the first route whose path matches and names only that route's
+    methods; a path served by several routes (GET list and POST create) needs them all.
+    """
+    # Routes match the path below the app's root path (as the router does).
+    path, root = request.scope["path"], request.scope.get("root_path", "")
+    path = path[len(root) :] if root and path.startswith(root) else path
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and route.methods and regex.match(path):
+            methods |= route.methods
+    return ", ".join(sorted(methods))
+
+
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+    # Middleware outside the routes' handlers (idempotency) lets database errors end up here.
+    unavailable = database_unavailable_problem(exc, state=request.app.state)
+    if unavailable is not None:
+        return await _service_error(request, unavailable)
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem_response(
         request,
@@ -340,8 +447,9 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(ProblemError, _solver_problem)
-    app.add_exception_handler(IntegrityError, _integrity)
-    app.add_exception_handler(DataError, _data_error)
-    app.add_exception_handler(OperationalError, _operational)
+    app.state.db_outage_log = outage.ThrottledLog(log)
+    # DBAPIError covers IntegrityError, DataError, OperationalError and InterfaceError.
+    for database_failure in (DBAPIError, DisconnectionError, PoolTimeout):
+        app.add_exception_handler(database_failure, _database)
     app.add_exception_handler(StarletteHTTPException, _http_exception)
     app.add_exception_handler(Exception, _unhandled)

@@ -15,13 +15,14 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from api import errors, metrics
-from api.db.engine import make_engine, make_session_factory
+from api import errors, gate, idempotency_keys, metrics, ratelimit
+from api.db.engine import make_engine, make_session_factory, writer_engine
 from api.deps import Clock
-from api.idempotency import IdempotencyMiddleware
+from api.idempotency import IdempotencyMiddleware, Replay, replay_response
 from api.jobs import runtime as jobs_runtime
 from api.schemas import links
 from api.settings import Environment, Settings
+from api.solve_pool import SolvePool
 
 API_TITLE = "Switchboard"
 API_DESCRIPTION = (
@@ -35,17 +36,18 @@ IDEMPOTENCY_PARAMETER: dict[str, Any] = {
     "in": "header",
     "required": False,
     "description": (
-        "Makes a retry safe: the first response is stored and replayed for the same request; "
-        "the same key with a different request is a 422. Printable ASCII, at most 255 "
-        "characters (a UUID is a good key)."
+        "Makes a retry safe: the request runs at most once, and its first response is stored "
+        "with its effects (in one transaction) and replayed to the same API key for the same "
+        "request; the same key with a different request is a 422, and while the first is still "
+        "running a 409. Keys are per API key: another key's requests never see them. Printable "
+        "ASCII, at most 255 characters (a UUID is a good key)."
     ),
-    # What api/idempotency.py accepts (printable, 1..255 after trimming), as a pattern a client
-    # and a generator can follow: visible ASCII with inner spaces.
+    # Exactly what the server accepts (api.idempotency_keys: one definition for both).
     "schema": {
         "type": "string",
         "minLength": 1,
-        "maxLength": 255,
-        "pattern": "^[!-~]([ -~]*[!-~])?$",
+        "maxLength": idempotency_keys.MAX_LENGTH,
+        "pattern": idempotency_keys.PATTERN,
     },
 }
 
@@ -62,6 +64,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings)
         app.state.engine = engine
+        app.state.write_engine = writer_engine(engine)
         # Keys cached in this process are valid for this database only (api.deps).
         app.state.auth_cache_scope = engine.url.render_as_string(hide_password=True)
         app.state.session_factory = make_session_factory(engine)
@@ -69,6 +72,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
         stop_webhooks = start_background(app.state.session_factory, settings, clock=app.state.clock)
         jobs_runtime.start(app, on_finish=app.state.metrics.job_finished)
+        # Per-tenant rate limits and the bounded solve pool (api/ratelimit.py, api/solve_pool.py).
+        app.state.rate_limiter = ratelimit.build(settings, app.state.clock)
+        app.state.solve_pool = SolvePool.from_settings(settings)
+        app.state.solve_pool.warm()
         if settings.environment is not Environment.TEST:
             # The ~200k objects of a started service (modules, models, routes) never die, yet
             # every full collection walked them: 215-230 ms pauses that were the assign
@@ -79,6 +86,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         try:
             yield
         finally:
+            app.state.solve_pool.shutdown()
+            if app.state.rate_limiter is not None:
+                await app.state.rate_limiter.aclose()
             jobs_runtime.stop(app)
             stop_webhooks()
             engine.dispose()
@@ -94,7 +104,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.settings = settings
     app.state.clock = clock or _wall_clock
     errors.install(app)
+    app.add_exception_handler(Replay, replay_response)
     app.add_middleware(IdempotencyMiddleware)
+    # Outside the idempotency middleware: a tenant over its rate is refused before any body
+    # is read (api/ratelimit.py).
+    app.add_middleware(ratelimit.RateLimitMiddleware)
+    gate.install(app)  # outside both: the key and the body's size before anything reads a body
     jobs_runtime.install(app)
     metrics.install(app)  # outermost: times every request, replays included
     _include_routers(app)

@@ -19,6 +19,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.db.outage import classify
+
 log = logging.getLogger(__name__)
 
 # Milliseconds matter here: the assignment target is p99 <= 50 ms.
@@ -55,8 +57,13 @@ class _JobDepth(Collector):
         try:
             with factory() as session:
                 depth = queue.depth(session=session)
-        except Exception:  # a scrape must not fail because the database is briefly away
-            log.warning("could not read the job queue depth", exc_info=True)
+        except Exception as exc:  # a scrape must not fail because the database is briefly away
+            found = classify(exc)
+            throttled = getattr(self.app_state, "db_outage_log", None)
+            if found is not None and throttled is not None:
+                throttled.outage("metrics", found)  # one line per kind, not one per scrape
+            else:
+                log.warning("could not read the job queue depth", exc_info=True)
             return [gauge]
         for status, n in depth.items():
             gauge.add_metric([status], n)

@@ -18,14 +18,19 @@ Each worker process builds its own app (``create_app(settings)``: its engine, po
 background threads) from the one :class:`~api.settings.Settings` built by the parent, so every
 worker runs with the same configuration. Whatever must happen once — migrating, seeding the
 demo tenant — the caller does before :func:`run`, in the parent; workers only serve.
+
+The access log names the method, the path and the status, never the query string: cursors,
+filters and whatever a client put there (a token, an e-mail address) do not belong in logs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import logging
 import socket
+from typing import Any
 
 from api.settings import Settings
 
@@ -33,6 +38,32 @@ from api.settings import Settings
 STARTUP_FAILURE = 3
 
 log = logging.getLogger("uvicorn.error")  # uvicorn configures it: our lines look like its own
+
+
+class PathOnly(logging.Filter):
+    """Drops the query string from uvicorn's access log lines (``uvicorn.access``).
+
+    uvicorn logs ``(client, method, path?query, http_version, status)`` as the record's
+    arguments; its formatter builds the request line from them, so the path is cut here.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5:
+            client, method, path, version, status = args
+            record.args = (client, method, str(path).split("?", 1)[0], version, status)
+        return True
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's logging configuration with :class:`PathOnly` on the access logger. It travels
+    in the :class:`uvicorn.Config`, so every (spawned) worker process applies it too."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config.setdefault("filters", {})["path_only"] = {"()": f"{__name__}.PathOnly"}
+    config["loggers"]["uvicorn.access"].setdefault("filters", []).append("path_only")
+    return config
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -92,6 +123,7 @@ def run(
         workers=workers,
         log_level=log_level,
         access_log=access_log,
+        log_config=log_config(),
         proxy_headers=True,
         loop=loop,
     )

@@ -18,6 +18,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_DATABASE_URL = "sqlite:///./switchboard.db"
 _PLACEHOLDER_SECRET = "change-me"  # a marker refused outside development
 _MIN_SECRET_LENGTH = 32
+# The largest page the API documents (``limit``'s maximum in OpenAPI). The OpenAPI document is
+# the same for every deployment, so the operator's page_size_max may lower it, never raise it.
+PAGE_SIZE_LIMIT = 500
 
 
 class Environment(enum.StrEnum):
@@ -44,7 +47,7 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1, le=200)
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
     page_size_default: int = Field(default=50, ge=1, le=1000)
-    page_size_max: int = Field(default=500, ge=1, le=10_000)
+    page_size_max: int = Field(default=PAGE_SIZE_LIMIT, ge=1, le=PAGE_SIZE_LIMIT)
     bulk_max_rows: int = Field(default=10_000, ge=1)
     idempotency_ttl_hours: int = Field(default=24, ge=1)
     # Housekeeping (expired Idempotency-Key records) runs in every job worker this often;
@@ -83,6 +86,64 @@ class Settings(BaseSettings):
     # Delivered/failed deliveries (and their events and attempt log) are kept this long.
     webhook_retention_days: int = Field(default=30, ge=1)
 
+    # --- Per-tenant rate limits and the solve pool (api/ratelimit.py, api/solve_pool.py) ---
+    # A token bucket per tenant: rate_limit_per_second tokens a second, holding at most
+    # rate_limit_burst; one request takes one. None = on, except in the test environment
+    # (tests that limit turn it on). The defaults only stop floods: one tenant's assignment
+    # benchmark (1,000+ requests/s) stays under them.
+    rate_limit_enabled: bool | None = None
+    rate_limit_per_second: int = Field(default=2000, ge=1)
+    rate_limit_burst: int = Field(default=4000, ge=1)
+    # A 429 is answered this late: a client looping on 429s is slowed to one request per
+    # connection per delay, so refusing it costs next to nothing (0 = answer at once).
+    rate_limit_reject_delay_seconds: float = Field(default=0.5, ge=0, le=10)
+    # A POST /v1/solve takes this many tokens (its body is parsed before the solve pool's cap
+    # can refuse it).
+    rate_limit_solve_cost: int = Field(default=10, ge=1)
+    # Count in Redis (shared by every worker and replica) when set, else in process memory
+    # (then each worker process has its own buckets). Unreachable Redis: requests are admitted
+    # unlimited, with a warning, and Redis is asked again after a short pause.
+    redis_url: SecretStr | None = None
+    rate_limit_redis_prefix: str = "switchboard:ratelimit:"
+    rate_limit_redis_timeout_seconds: float = Field(default=0.25, gt=0, le=10)
+    # POST /v1/solve runs in a bounded pool off the request threads: at most solve_workers at
+    # once in this process, at most solve_max_per_tenant of them for one tenant; more is
+    # refused at once (429 for the tenant, 503 when the pool is full), never queued.
+    # solve_executor: "process" (CPU-bound OR-Tools on other cores, at a lower priority than
+    # request serving) or "thread"; None = process, except thread in the test environment.
+    solve_workers: int = Field(default=4, ge=1, le=64)
+    solve_max_per_tenant: int = Field(default=2, ge=1, le=64)
+    solve_executor: Literal["process", "thread"] | None = None
+
+    # Request body limits (api/gate.py), in bytes; a longer body is a 413 before it is read.
+    # Plain writes carry one object; imports carry up to ``bulk_max_rows`` rows as JSON or CSV.
+    # A solve carries a whole problem: one at ``solve_max_agents`` x ``solve_max_tickets`` with
+    # the usual fields is ~9.5 MB of JSON (tests/api/test_gate.py), so 16 MiB admits it.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1)
+    max_import_body_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
+    max_solve_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
+
+    # --- PostgreSQL under faults (api/db/engine.py) ---------------------------------------------
+    # A database that does not answer becomes a quick 503, not a hung request. Connecting gives
+    # up after this long (libpq counts whole seconds, at least 2).
+    db_connect_timeout_seconds: int = Field(default=3, ge=2, le=60)
+    # Server-side limits, sent as connection options; 0 turns one off. No statement of ours
+    # runs for long (the optimizer solves outside any transaction), so 30 s is a runaway.
+    db_statement_timeout_seconds: float = Field(default=30.0, ge=0)
+    db_lock_timeout_seconds: float = Field(default=10.0, ge=0)
+    # A transaction whose client went silent (a partition) releases its locks after this long.
+    db_idle_in_transaction_timeout_seconds: float = Field(default=60.0, ge=0)
+    # Client side: the longest wait for any answer on an open connection before it is declared
+    # dead. Through a proxy or load balancer a partition still acknowledges every packet, so
+    # only this notices it; keep it above the statement timeout, which answers on its own.
+    db_reply_timeout_seconds: float = Field(default=35.0, gt=0)
+    # Unacknowledged data or keepalives for this long close the connection (a direct partition).
+    db_tcp_timeout_seconds: int = Field(default=10, ge=1, le=600)
+    # Waiting for a free pooled connection longer than this is a 503 (SQLAlchemy's default: 30).
+    db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
+    # /readyz gives the database this long to answer before it says "unavailable".
+    db_ready_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+
     @field_validator("database_url")
     @classmethod
     def _known_backend(cls, value: str) -> str:
@@ -96,6 +157,10 @@ class Settings(BaseSettings):
     def _refuse_unsafe_defaults(self) -> Self:
         if self.page_size_default > self.page_size_max:
             raise ValueError("page_size_default must not exceed page_size_max")
+        if self.db_reply_timeout_seconds <= self.db_statement_timeout_seconds:
+            # The server's own timeout must answer first, or a slow statement would be taken
+            # for a dead network (and its connection dropped instead of its error reported).
+            raise ValueError("db_reply_timeout_seconds must exceed db_statement_timeout_seconds")
         if self.environment is Environment.PRODUCTION:
             secret = self.secret_key.get_secret_value()
             if secret == _PLACEHOLDER_SECRET or len(secret) < _MIN_SECRET_LENGTH:
@@ -110,6 +175,20 @@ class Settings(BaseSettings):
             if self.db_echo:
                 raise ValueError("SWITCHBOARD_DB_ECHO would log query parameters in production")
         return self
+
+    @property
+    def rate_limiting(self) -> bool:
+        """Whether requests are rate-limited (``rate_limit_enabled``, defaulted)."""
+        if self.rate_limit_enabled is None:
+            return self.environment is not Environment.TEST
+        return self.rate_limit_enabled
+
+    @property
+    def solve_in_processes(self) -> bool:
+        """Whether solves run in a process pool (``solve_executor``, defaulted)."""
+        if self.solve_executor is None:
+            return self.environment is not Environment.TEST
+        return self.solve_executor == "process"
 
     @property
     def is_sqlite(self) -> bool:

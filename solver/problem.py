@@ -268,8 +268,12 @@ class Problem:
     def __post_init__(self) -> None:
         now = require_aware(self.now, "now")
         object.__setattr__(self, "now", now)
-        horizon = now + DEFAULT_HORIZON if self.horizon_end is None else self.horizon_end
-        horizon = require_aware(horizon, "horizon_end")
+        # A default horizon may end past LATEST (now is at most LATEST, so it cannot overflow):
+        # only a horizon the caller gave is held to the supported range.
+        if self.horizon_end is None:
+            horizon = now + DEFAULT_HORIZON
+        else:
+            horizon = require_aware(self.horizon_end, "horizon_end")
         if horizon <= now:
             raise ProblemError("horizon_end", "must be after now")
         object.__setattr__(self, "horizon_end", horizon)

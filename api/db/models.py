@@ -322,15 +322,19 @@ class TicketEvent(Base):
 
 
 class IdempotencyRecord(Base):
-    """The first response to a POST carrying an ``Idempotency-Key``, replayed on retries.
+    """The first response to a POST carrying an ``Idempotency-Key``, replayed on retries by
+    the same API key.
 
-    ``status_code`` is NULL while the first request is still running.
+    ``status_code`` is NULL while the first request is still running; it is set in the same
+    transaction as the work the response describes (:mod:`api.idempotency`).
     """
 
     __tablename__ = "idempotency_keys"
     __table_args__ = (Index("ix_idempotency_keys_created_at", "created_at"),)
 
     tenant_id: Mapped[str] = mapped_column(String(36), _tenant_fk(), primary_key=True)
+    # Each API key has its own Idempotency-Keys: a response is replayed only to its maker.
+    api_key_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     request_hash: Mapped[str] = mapped_column(String(64))
     method: Mapped[str] = mapped_column(String(8))

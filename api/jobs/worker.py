@@ -19,6 +19,11 @@ left work behind.
 A handler that raises is retried with exponential backoff until its attempts are used up;
 :class:`PermanentJobError`, bad input (``ServiceError``) and the solver's ``ProblemError`` fail the
 job at once, since running it again would fail the same way.
+
+While the database is away the loop backs off (the poll interval doubling up to
+``MAX_BACKOFF_SECONDS``) and logs one line per kind of failure every few seconds, not a traceback
+per poll; the first round that works again resets it and says so (:meth:`Worker.poll` is one
+round, so tests drive it without sleeping).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.db.outage import Backoff, ThrottledLog, classify
 from api.errors import ServiceError
 from api.jobs import queue
 from api.jobs.models import Job, JobStatus
@@ -87,6 +93,9 @@ Handler = Callable[[JobContext], dict[str, Any] | None]
 FinishHook = Callable[[str, str, float], None]
 # Given "now", one housekeeping pass; True when it left nothing to do.
 Housekeeping = Callable[[datetime], bool]
+# The longest wait between polls while the database fails (a recovering database is not
+# hammered, and the worker is back within this long once it answers).
+MAX_BACKOFF_SECONDS = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +150,16 @@ class Worker:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_recovery = float("-inf")
+        self._backoff = Backoff(poll_seconds, MAX_BACKOFF_SECONDS)
+        self._outage_log = ThrottledLog(log)
+
+    def _log_failure(self, what: str, exc: Exception) -> None:
+        """A database outage in one throttled line; anything else (a bug) with its traceback."""
+        found = classify(exc)
+        if found is not None:
+            self._outage_log.outage(f"job worker: {what}", found)
+        else:
+            log.error("job worker %s: %s failed", self.worker_id, what, exc_info=exc)
 
     # ------------------------------------------------------------------ one job
     def _due_exists(self) -> bool:
@@ -225,12 +244,21 @@ class Worker:
 
     def _failed(self, job: queue.ClaimedJob, exc: Exception) -> JobRun:
         permanent = isinstance(exc, PermanentJobError | ServiceError | ProblemError)
-        message = f"{type(exc).__name__}: {exc}"
+        found = classify(exc)
+        # Never the text of a database error: it holds the SQL (stored in the job, too).
+        message = (
+            f"{type(exc).__name__}: {exc}"
+            if found is None
+            else f"database unavailable: {found.kind}: {found.reason}"
+        )
         if permanent:
             log.info("job %s (%s) failed: %s", job.id, job.kind, message)
             retry_at = None
         else:
-            log.exception("job %s (%s) attempt %d failed", job.id, job.kind, job.attempts)
+            if found is None:
+                log.exception("job %s (%s) attempt %d failed", job.id, job.kind, job.attempts)
+            else:
+                self._outage_log.outage("job worker: running a job", found)
             delay = min(self.retry_max_seconds, self.retry_base_seconds * 2 ** (job.attempts - 1))
             retry_at = self.clock() + timedelta(seconds=delay)
         status = queue.fail(
@@ -252,8 +280,8 @@ class Worker:
                     now=self.clock(),
                     lease=self.lease,
                 )
-            except Exception:
-                log.exception("job %s: renewing the lease failed; will retry", ctx.job.id)
+            except Exception as exc:
+                self._log_failure("renewing a lease", exc)
                 continue
             if not ok:
                 ctx.lost.set()
@@ -268,9 +296,9 @@ class Worker:
             return None
         try:
             done = self.housekeeping(self.clock())
-        except Exception:
+        except Exception as exc:
             # The database may be briefly unreachable: try again at the next interval.
-            log.exception("job worker %s: housekeeping failed", self.worker_id)
+            self._log_failure("housekeeping", exc)
             done = True
         delay = self.housekeeping_seconds * random.uniform(0.9, 1.1) if done else 0.0
         self._next_housekeeping = time.monotonic() + delay
@@ -306,18 +334,28 @@ class Worker:
         self._stop.clear()
         self._loop()
 
+    def poll(self) -> float:
+        """One round of the loop: housekeeping when due, then at most one job. Returns the
+        seconds to wait before the next round (0 after a job: there may be more)."""
+        ran: JobRun | None = None
+        if self._housekeeping_due():
+            self.housekeep()
+        try:
+            recover = time.monotonic() - self._last_recovery >= self.lease.total_seconds() / 2
+            ran = self.run_once(recover=recover)
+        except Exception as exc:
+            # The database may be unreachable: keep the loop alive, and wait longer each time.
+            self._log_failure("polling", exc)
+            return self._backoff.failed()
+        failures = self._backoff.succeeded()
+        if failures:
+            self._outage_log.recovered(f"job worker {self.worker_id}", failures)
+        return 0.0 if ran is not None else self.poll_seconds
+
     def _loop(self) -> None:
         log.info("job worker %s polling every %.1f s", self.worker_id, self.poll_seconds)
         while not self._stop.is_set():
-            ran: JobRun | None = None
-            if self._housekeeping_due():
-                self.housekeep()
-            try:
-                recover = time.monotonic() - self._last_recovery >= self.lease.total_seconds() / 2
-                ran = self.run_once(recover=recover)
-            except Exception:
-                # The database may be briefly unreachable; keep the loop alive.
-                log.exception("job worker %s: poll failed", self.worker_id)
-            if ran is None:
-                self._wake.wait(self.poll_seconds)
+            wait = self.poll()
+            if wait > 0:
+                self._wake.wait(wait)
                 self._wake.clear()

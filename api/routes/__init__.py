@@ -3,8 +3,12 @@
 Adding an endpoint:
 
 1. Schemas in ``api/schemas/<resource>.py``: subclass ``Schema`` (unknown fields refused);
-   ids are ``Id``, datetimes ``Timestamp`` (aware, answered in UTC), PATCH bodies ``Patch``
-   (``.changes()``); outputs get a ``from_row`` classmethod. Rows never leave ``services``.
+   ids are ``Id``; datetimes taken (body or query) ``TimestampIn`` (ISO 8601 with an offset,
+   1970..2200; ``LocalTimestampIn`` keeps the offset), answered as ``Timestamp`` (UTC); body
+   numbers and flags ``Int`` / ``Number`` / ``Bool`` (strict: ``true`` is no 1); stored text
+   built on ``Text`` / ``NO_NUL`` with its length checked before any trimming; PATCH bodies
+   ``Patch`` (``.changes()``); outputs get a ``from_row`` classmethod. Rows never leave
+   ``services``.
 2. A service in ``api/services/<resource>.py``: keyword-only ``get / get_or_raise / create /
    update / delete / list`` taking ``session`` and ``tenant_id``; every query filters by the
    tenant (``common.get`` looks up by ``(tenant_id, id)``); raise ``api.errors`` domain

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Path, Request, Response
 
+from api import idempotency
 from api.deps import HelpdeskAuth, NowDep, SessionDep, SettingsDep, require
 from api.enums import Scope
 from api.errors import InvalidInput
@@ -85,6 +86,23 @@ def _dry_run(
         )
 
 
+def _assign_keyed(
+    request: Request,
+    keyed: idempotency.KeyedRequest,
+    tenant_id: str,
+    wanted: assignment.AssignRequest,
+) -> assignment.AssignResult:
+    state = request.app.state
+    session = keyed.session(state.write_engine)
+    (outcome,) = assignment.assign_many(
+        session=session, cache=state.realtime_cache, tenant_id=tenant_id, requests=[wanted]
+    )
+    if isinstance(outcome, BaseException):
+        raise outcome
+    session.commit()  # held until the answer is stored with it
+    return outcome
+
+
 def assignment_json(
     decision: Decision, *, previous: Owner, changed: bool, event: str | None, dry_run: bool
 ) -> bytes:
@@ -144,21 +162,22 @@ async def assign_ticket(
     # less to solve on the hot path (same clock, read once).
     now: datetime = request.app.state.clock()
     body = body or AssignIn()
+    wanted = assignment.AssignRequest(
+        ticket_id=ticket_id, now=now, actor=auth.key_id, top_k=body.alternatives, note=body.reason
+    )
+    keyed = idempotency.claimed(request)
     if body.dry_run:
         result = await anyio.to_thread.run_sync(
             partial(_dry_run, request, auth.tenant_id, ticket_id, now, body.alternatives)
         )
-    else:
-        result = await get_batcher(request).assign(
-            auth.tenant_id,
-            assignment.AssignRequest(
-                ticket_id=ticket_id,
-                now=now,
-                actor=auth.key_id,
-                top_k=body.alternatives,
-                note=body.reason,
-            ),
+    elif keyed is not None:
+        # Its answer must be stored in the transaction of its assignment: the request's own unit
+        # of work, not a shared batch.
+        result = await anyio.to_thread.run_sync(
+            partial(_assign_keyed, request, keyed, auth.tenant_id, wanted)
         )
+    else:
+        result = await get_batcher(request).assign(auth.tenant_id, wanted)
     _metrics_assignment(request, result.decision.agent_id, body.dry_run)
     content = assignment_json(
         result.decision,

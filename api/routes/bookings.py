@@ -13,7 +13,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, Field
+from pydantic import Field, StringConstraints
 from sqlalchemy.orm import Session
 
 from api.db.models import Call, CallStatus
@@ -33,7 +33,7 @@ from api.schemas.bookings import (
     SlotOut,
     SlotsOut,
 )
-from api.schemas.common import Id, Page, PathId, Schema, Text, TimeZone
+from api.schemas.common import NO_NUL, Id, LocalTimestampIn, Page, PathId, Schema, TimeZone
 from api.schemas.problem import PROBLEM_RESPONSES, ProblemDetails
 from api.services import bookings
 from api.services.api_keys import Principal
@@ -56,20 +56,24 @@ async def _cache_dep(request: Request) -> BookingCache:
 CacheDep = Annotated[BookingCache, Depends(_cache_dep)]
 
 From = Annotated[
-    AwareDatetime | None,
+    LocalTimestampIn | None,
     Query(alias="from", description="Window start, ISO 8601 with offset (default: now)"),
 ]
 To = Annotated[
-    AwareDatetime | None,
+    LocalTimestampIn | None,
     Query(description="Window end, ISO 8601 with offset (default: a week after 'from')"),
 ]
 Tz = Annotated[TimeZone, Query(description="The customer's IANA time zone")]
 
 
+# The length on the bare str (before NO_NUL), so it is checked and said in characters.
+CancelReason = Annotated[
+    str, StringConstraints(max_length=1000), NO_NUL, Field(description="For the ticket's history")
+]
+
+
 class CancelIn(Schema):
-    reason: (
-        Annotated[Text, Field(max_length=1000, description="For the ticket's history")] | None
-    ) = None
+    reason: CancelReason | None = None
 
 
 @router.get(
@@ -160,7 +164,7 @@ def list_bookings(
     ticket_id: Annotated[Id | None, Query()] = None,
     agent: Annotated[Id | None, Query(description="Bound to this agent")] = None,
     start: From = None,
-    to: Annotated[AwareDatetime | None, Query(description="Calls starting before this")] = None,
+    to: Annotated[LocalTimestampIn | None, Query(description="Calls starting before this")] = None,
 ) -> Page[BookingOut]:
     rows, cursor = bookings.list(
         session=session,

@@ -15,6 +15,7 @@ service module and its summaries, and adds what only it has (agents' PATCH re-ro
 an agent who leaves) next to it.
 
 The service module keeps its own verbs: ``create(session=, tenant_id=, data=, now=)``,
+``create_many(session=, tenant_id=, rows=, now=)`` (all or nothing, for imports),
 ``list(session=, tenant_id=, cursor=, limit=, **filters)`` and ``get_or_raise`` / ``update`` /
 ``delete`` taking the id as ``<noun>_id=`` — the same keyword as the path parameter.
 
@@ -129,10 +130,9 @@ def crud_router(
         ids = bulk.import_rows(
             rows,
             create,
-            lambda data: service.create(
-                session=session, tenant_id=auth.tenant_id, data=data, now=now
+            lambda valid: service.create_many(
+                session=session, tenant_id=auth.tenant_id, rows=valid, now=now
             ),
-            key=lambda row: row.id,
             max_rows=settings.bulk_max_rows,
         )
         session.commit()

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import Query
 
 from api.routes.crud import Filters
-from api.schemas.common import Timestamp
+from api.schemas.common import TimestampIn
 
 
 def window_filters(agent_description: str) -> Callable[..., Filters]:
@@ -17,8 +17,8 @@ def window_filters(agent_description: str) -> Callable[..., Filters]:
 
     def filters(
         agent: Annotated[str | None, Query(description=agent_description)] = None,
-        start: Annotated[Timestamp | None, Query(description="Overlapping [start, end)")] = None,
-        end: Annotated[Timestamp | None, Query(description="Overlapping [start, end)")] = None,
+        start: Annotated[TimestampIn | None, Query(description="Overlapping [start, end)")] = None,
+        end: Annotated[TimestampIn | None, Query(description="Overlapping [start, end)")] = None,
     ) -> Filters:
         return {"agent": agent, "start": start, "end": end}
 

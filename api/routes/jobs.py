@@ -14,6 +14,7 @@ from api.jobs.models import JobStatus
 from api.schemas.jobs import JobList, JobOut
 from api.schemas.problem import PROBLEM_RESPONSES
 from api.services import common
+from solver.timegrid import in_range
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=PROBLEM_RESPONSES)
 
@@ -30,7 +31,8 @@ def _cursor(value: str | None) -> tuple[datetime, str] | None:
         moment = datetime.fromisoformat(at)
     except ValueError:
         moment = None
-    if moment is None or moment.tzinfo is None or not job_id:
+    # A forged cursor near year 1 or 9999 would overflow where the database driver converts it.
+    if moment is None or moment.tzinfo is None or in_range(moment) is None or not job_id:
         raise InvalidInput.one("query.cursor", "not a cursor this API returned")
     return moment, job_id
 

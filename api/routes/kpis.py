@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 
 from api.deps import NowDep, ReadAuth, SessionDep
 from api.errors import InvalidInput
-from api.schemas.common import Id, Timestamp
+from api.schemas.common import Id, TimestampIn
 from api.schemas.kpis import KpiOut
 from api.schemas.problem import PROBLEM_RESPONSES
 from api.services import kpis
@@ -31,10 +31,10 @@ def read_kpis(
     now: NowDep,
     team: Annotated[Id | None, Query(description="Only this team (default: all)")] = None,
     start: Annotated[
-        Timestamp | None, Query(alias="from", description="Window start (default: to - 7 days)")
+        TimestampIn | None, Query(alias="from", description="Window start (default: to - 7 days)")
     ] = None,
     end: Annotated[
-        Timestamp | None, Query(alias="to", description="Window end (default: now)")
+        TimestampIn | None, Query(alias="to", description="Window end (default: now)")
     ] = None,
 ) -> KpiOut:
     end = end or now

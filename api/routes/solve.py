@@ -1,19 +1,55 @@
-"""/v1/solve: stateless solving for tools that keep their own data (nothing is stored)."""
+"""/v1/solve: stateless solving for tools that keep their own data (nothing is stored).
+
+The route checks the size limits and hands the rest (mapping and the solver's validation
+included: a big problem takes a while to map) to the app's bounded solve pool
+(``api/solve_pool.py``), which runs it off the request threads and refuses, at once, a
+tenant's solve over its concurrency cap (429) or any solve when every solver is busy (503).
+The pool returns the response already serialized.
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request, Response
 
+from api import ratelimit
 from api.deps import SettingsDep, require
 from api.enums import Scope
-from api.schemas.problem import PROBLEM_RESPONSES
+from api.errors import InvalidInput, Overloaded, TooManyRequests
+from api.schemas.problem import PROBLEM_RESPONSES, ProblemDetails
 from api.schemas.solve import SolveRequest, SolveResponse
 from api.services import solve as solve_service
 from api.services.api_keys import Principal
+from api.solve_pool import Slot, SolvePool
 
 router = APIRouter(prefix="/v1", tags=["solve"], responses=PROBLEM_RESPONSES)
+
+
+# One callable, so FastAPI solves it once per request (it takes a rate-limit token).
+_solve_auth = require(Scope.HELPDESK, Scope.PLANNER)
+SolveAuth = Annotated[Principal, Depends(_solve_auth)]
+
+
+async def solve_slot(
+    request: Request, settings: SettingsDep, auth: SolveAuth
+) -> AsyncIterator[Slot]:
+    """A place in the solve pool, taken before the body is validated (a refused solve costs
+    no parsing of its problem); given back here unless a solve started on it."""
+    pool: SolvePool = request.app.state.solve_pool
+    try:
+        slot = pool.reserve(tenant_id=auth.tenant_id, seconds=settings.solve_max_seconds)
+    except (TooManyRequests, Overloaded):
+        # Late, like a rate-limit refusal (api/ratelimit.py): a client looping on refusals
+        # then costs the event loop little.
+        await ratelimit.refuse_late(settings.rate_limit_reject_delay_seconds)
+        raise
+    try:
+        yield slot
+    finally:
+        if not slot.started:
+            pool.release(slot)
 
 
 @router.post(
@@ -22,12 +58,27 @@ router = APIRouter(prefix="/v1", tags=["solve"], responses=PROBLEM_RESPONSES)
     description=(
         "Runs the batch optimizer (or a baseline policy) on the problem in the body and returns "
         "every assignment with its reasons, the queue left to teams, the solve's status and "
-        "objective parts, an evaluation, and the hard-rule check. Nothing is stored."
+        "objective parts, an evaluation, and the hard-rule check. Nothing is stored. A tenant "
+        "runs a few solves at once (429 with Retry-After beyond that) and the server a few in "
+        "all (503 with Retry-After when every solver is busy)."
     ),
+    response_model=SolveResponse,
+    responses={
+        503: {"model": ProblemDetails, "description": "Every solver is busy; see Retry-After"}
+    },
 )
-def solve(
-    body: SolveRequest,
+async def solve(
+    request: Request,
     settings: SettingsDep,
-    _auth: Annotated[Principal, Depends(require(Scope.HELPDESK, Scope.PLANNER))],
-) -> SolveResponse:
-    return solve_service.solve(request=body, settings=settings)
+    auth: SolveAuth,
+    slot: Annotated[Slot, Depends(solve_slot)],
+    body: SolveRequest,
+) -> Response:
+    solve_service.check_limits(request=body, settings=settings)
+    pool: SolvePool = request.app.state.solve_pool
+    outcome = await pool.run(
+        slot, seconds=body.time_limit_seconds, fn=solve_service.run, request=body
+    )
+    if outcome.errors:
+        raise InvalidInput(outcome.errors)
+    return Response(outcome.document, media_type="application/json")

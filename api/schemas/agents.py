@@ -8,9 +8,9 @@ from pydantic import Field
 
 from api.db.models import Agent
 from api.enums import AgentStatus
-from api.schemas.common import Id, Levels, Name, Patch, Schema, Timestamp, TimeZone
+from api.schemas.common import Id, Int, Levels, Name, Patch, Schema, Timestamp, TimeZone
 
-Capacity = Annotated[int, Field(ge=0, le=1000, description="Tickets the agent may hold at once")]
+Capacity = Annotated[Int, Field(ge=0, le=1000, description="Tickets the agent may hold at once")]
 
 
 class AgentCreate(Schema):

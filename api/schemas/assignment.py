@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, StringConstraints
 
 from api.enums import AgentStatus
-from api.schemas.common import Id, Levels, Schema, Timestamp
+from api.schemas.common import NO_NUL, Bool, Id, Int, Levels, Schema, Timestamp
 from api.schemas.tickets import Owner
 from solver.plan import Alternative, Decision, Reason
 
-Note = Annotated[str, Field(max_length=1000, description="Why, for the ticket's history")]
+Note = Annotated[
+    str,
+    StringConstraints(max_length=1000),
+    NO_NUL,
+    Field(description="Why, for the ticket's history"),
+]
 
 
 class ReasonOut(Schema):
@@ -39,8 +44,8 @@ class AlternativeOut(Schema):
 class AssignIn(Schema):
     """Optional: everything has a default, so an empty body (or none) assigns."""
 
-    alternatives: int = Field(default=3, ge=0, le=20, description="How many runners-up to show")
-    dry_run: bool = Field(default=False, description="Decide and explain, but change nothing")
+    alternatives: Int = Field(default=3, ge=0, le=20, description="How many runners-up to show")
+    dry_run: Bool = Field(default=False, description="Decide and explain, but change nothing")
     reason: Note | None = None
 
 
@@ -119,12 +124,12 @@ class EscalateIn(Schema):
     required_skills: Levels | None = Field(
         default=None, description="Add these skills at these levels (a tier is a skill: tier:2)"
     )
-    replace_skills: bool = Field(
+    replace_skills: Bool = Field(
         default=False,
         description="Replace the requirements instead of adding to them",
     )
     team: Id | None = Field(default=None, description="The team accountable from now on")
-    reassign: bool = Field(
+    reassign: Bool = Field(
         default=True,
         description="Re-assign through the real-time path when the owner no longer qualifies "
         "(false: the ticket goes to the team queue)",

@@ -10,21 +10,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
 from api.db.models import Call, CallStatus
-from api.schemas.common import Id, Schema, Timestamp, TimeZone
+from api.schemas.common import Id, Int, LocalTimestampIn, Number, Schema, Timestamp, TimeZone
 from api.schemas.problem import ProblemDetails
 from solver.capability import AtRisk, Binding, Slot
 from solver.plan import Reason
 from solver.slots import zone
 
 LeadMinutes = Annotated[
-    int,
+    Int,
     Field(ge=0, le=7 * 24 * 60, description="Bind calls starting within this many minutes"),
 ]
 TimeLimit = Annotated[
-    float, Field(gt=0, le=10, description="Seconds the binding optimizer may use (CP-SAT)")
+    Number, Field(gt=0, le=10, description="Seconds the binding optimizer may use (CP-SAT)")
 ]
 
 
@@ -59,7 +59,7 @@ class SlotsOut(Schema):
 class BookingIn(Schema):
     capability_id: Id
     ticket_id: Id = Field(description="The helpdesk's id of the ticket the call is for")
-    start: AwareDatetime = Field(
+    start: LocalTimestampIn = Field(
         description="A start on the capability's slot grid in `tz`, with an offset"
     )
     tz: TimeZone = Field(

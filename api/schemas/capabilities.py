@@ -7,15 +7,15 @@ from typing import Annotated
 from pydantic import Field
 
 from api.db.models import Capability
-from api.schemas.common import Id, Levels, Name, Patch, Schema, Timestamp
+from api.schemas.common import Id, Int, Levels, Name, Number, Patch, Schema, Timestamp
 
-CallMinutes = Annotated[int, Field(ge=5, le=480, description="Length of one call")]
-HorizonDays = Annotated[int, Field(ge=1, le=90, description="How far ahead slots are offered")]
-MinNotice = Annotated[int, Field(ge=0, le=20160, description="Earliest slot: now + this")]
-Buffer = Annotated[int, Field(ge=0, le=240, description="Free minutes kept around each call")]
-Granularity = Annotated[int, Field(ge=5, le=240, description="Slots start on this grid")]
+CallMinutes = Annotated[Int, Field(ge=5, le=480, description="Length of one call")]
+HorizonDays = Annotated[Int, Field(ge=1, le=90, description="How far ahead slots are offered")]
+MinNotice = Annotated[Int, Field(ge=0, le=20160, description="Earliest slot: now + this")]
+Buffer = Annotated[Int, Field(ge=0, le=240, description="Free minutes kept around each call")]
+Granularity = Annotated[Int, Field(ge=5, le=240, description="Slots start on this grid")]
 ReserveShare = Annotated[
-    float,
+    Number,
     Field(ge=0.0, lt=1.0, description="Share of each team's capacity kept for ticket work"),
 ]
 Requirements = Annotated[Levels, Field(min_length=1)]

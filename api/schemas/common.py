@@ -4,10 +4,19 @@
 ``lang:de``, ``agent-42``); ``Levels`` a ``{skill: level}`` map; ``Patch`` the base of PATCH
 bodies, where an omitted field stays as it is and ``null`` is refused (and documented as refused)
 for fields that cannot be empty.
+
+Scalars are as strict as the schema says. ``Int``, ``Number`` and ``Bool`` are pydantic's strict
+types: a JSON ``true`` is not a capacity of 1, ``"3"`` is not an integer (CSV imports parse
+their string cells as typed values, see :mod:`api.services.bulk`). Every datetime the API takes
+is a ``TimestampIn`` (or ``LocalTimestampIn``, which keeps the client's offset): an ISO 8601
+string with an offset -- never a number read as a Unix time -- between 1970-01-01 and
+2200-01-01 UTC. Free text is ``Text``-based: never a NUL character (PostgreSQL cannot store
+one; SQLite could, so both refuse it alike), its ``maxLength`` checked before any trimming.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import cache
@@ -19,14 +28,17 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     StringConstraints,
     ValidationInfo,
     field_validator,
 )
 
 from api.db.models import ID_LENGTH
+from solver.timegrid import EARLIEST, LATEST, RANGE_REASON, in_range
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@+\-]*$"
 
@@ -49,13 +61,23 @@ def _no_nul(value: str) -> str:
 
 
 NO_NUL = AfterValidator(_no_nul)
-# Length limits go on the bare str, before NO_NUL: there the string validator checks them after
-# stripping and says "String should have at most 200 characters". Put behind a validator
-# function, pydantic checks them generically, before stripping, as "... at most 200 items".
+# Trimming comes after the length check: the schema's maxLength is what is accepted as sent (a
+# 300-character name of 290 blanks is refused, as the document says). StringConstraints with
+# strip_whitespace would trim first and check the length of what is left.
+STRIP = AfterValidator(str.strip)
+# Length limits go on the bare str, before NO_NUL: there the string validator checks them and
+# says "String should have at most 200 characters". Put behind a validator function, pydantic
+# checks them generically as "... at most 200 items".
 Text = Annotated[str, NO_NUL]
-Name = Annotated[str, StringConstraints(max_length=200, strip_whitespace=True), NO_NUL]
+Name = Annotated[str, StringConstraints(max_length=200), NO_NUL, STRIP]
 Requester = Annotated[str, StringConstraints(max_length=200), NO_NUL]
-Level = Annotated[int, Field(ge=1, le=5, description="1 (novice) to 5 (expert)")]
+
+# Strict scalars for request bodies (not query parameters: those arrive as strings, which
+# FastAPI validates in Python mode, where a strict int refuses "50").
+Int = Annotated[int, Strict()]
+Number = Annotated[float, Strict()]  # a JSON integer is a number too; true is not
+Bool = Annotated[bool, Strict()]
+Level = Annotated[Int, Field(ge=1, le=5, description="1 (novice) to 5 (expert)")]
 
 
 def _keys_are_ids(schema: dict[str, Any]) -> None:
@@ -80,10 +102,55 @@ def _to_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
+# A calendar date, then a time: what ISO 8601 / RFC 3339 date-times look like. pydantic would
+# also read a number, or a numeric string such as a query's "0.5", as a Unix time.
+_ISO_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+_ISO_REASON = "must be an ISO 8601 date-time with an offset, e.g. 2026-03-02T09:00:00+01:00"
+
+
+def _iso_8601(value: Any) -> Any:
+    if isinstance(value, datetime):  # built in Python (tests, services): already a datetime
+        return value
+    if not isinstance(value, str) or not _ISO_DATETIME.match(value):
+        raise ValueError(_ISO_REASON)
+    return value
+
+
+def _in_range(value: datetime) -> datetime:
+    if in_range(value) is None:
+        raise ValueError(RANGE_REASON)
+    return value
+
+
+_RANGE_TEXT = f"{EARLIEST:%Y-%m-%dT%H:%M:%SZ} to {LATEST:%Y-%m-%dT%H:%M:%SZ}"
+
+# What the service answers: an aware datetime in UTC.
 Timestamp = Annotated[
     AwareDatetime,
     AfterValidator(_to_utc),
     Field(description="ISO 8601 with an offset (naive times are refused); answered in UTC"),
+]
+# What the service takes, everywhere (bodies and query parameters): an ISO 8601 string with an
+# offset, from 1970 to 2200 (solver.timegrid's range: far from datetime's limits, so no sum of
+# a horizon or a slot window can overflow). Answers keep ``Timestamp``: a window computed from
+# an edge ("to - 7 days") may lie outside the range, and must not turn into a 500.
+LocalTimestampIn = Annotated[
+    AwareDatetime,
+    BeforeValidator(_iso_8601),
+    AfterValidator(_in_range),
+    Field(
+        description=f"ISO 8601 with an offset (naive times are refused), from {_RANGE_TEXT}",
+    ),
+]
+TimestampIn = Annotated[
+    LocalTimestampIn,
+    AfterValidator(_to_utc),
+    Field(
+        description=(
+            f"ISO 8601 with an offset (naive times are refused), from {_RANGE_TEXT}; "
+            "answered in UTC"
+        )
+    ),
 ]
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import Field, ValidationInfo, field_validator
 
 from api.db.models import BusyInterval, Shift
-from api.schemas.common import Id, Patch, Schema, Timestamp
+from api.schemas.common import Id, Patch, Schema, Timestamp, TimestampIn
 
 Source = Field(default="manual", max_length=32, pattern=r"^[a-z0-9_\-]+$")
 
@@ -23,8 +23,8 @@ def end_after_start(end: datetime | None, info: ValidationInfo) -> datetime | No
 class ShiftCreate(Schema):
     id: Id | None = Field(default=None, description="Optional; generated when omitted")
     agent: Id
-    start: Timestamp
-    end: Timestamp
+    start: TimestampIn
+    end: TimestampIn
 
     _check_end = field_validator("end")(end_after_start)
 
@@ -34,8 +34,8 @@ class ShiftUpdate(Patch):
     ``source``); null could only mean "no value", which none of them can be."""
 
     agent: Id | None = None
-    start: Timestamp | None = None
-    end: Timestamp | None = None
+    start: TimestampIn | None = None
+    end: TimestampIn | None = None
 
     _check_end = field_validator("end")(end_after_start)
 

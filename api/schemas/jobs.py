@@ -7,12 +7,12 @@ from typing import Any
 from pydantic import Field
 
 from api.jobs.models import Job, JobStatus
-from api.schemas.common import Id, Schema, Timestamp
+from api.schemas.common import Id, Int, Number, Schema, Timestamp
 
 
 class OptimizeIn(Schema):
     team: Id | None = Field(default=None, description="Only this team's queue (default: all)")
-    time_limit_s: float = Field(
+    time_limit_s: Number = Field(
         default=10.0,
         gt=0,
         le=3600,
@@ -23,7 +23,7 @@ class OptimizeIn(Schema):
             "operator set another)"
         ),
     )
-    seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Same seed, same plan")
+    seed: Int = Field(default=0, ge=0, le=2**31 - 1, description="Same seed, same plan")
 
 
 class JobLinks(Schema):

@@ -31,5 +31,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     403: _problem("The API key lacks the scope"),
     404: _problem("Not found (also another tenant's object)"),
     409: _problem("Conflicts with the stored state"),
+    413: _problem("The body is longer than the limit (`errors` names `body` and the limit)"),
     422: _problem("Invalid input; `errors` names each field"),
+    429: _problem("Over the tenant's rate limit (Retry-After, RateLimit, RateLimit-Policy)"),
 }

@@ -13,7 +13,18 @@ from pydantic import Field, field_validator
 
 from api.enums import AgentStatus, SkillKind, TicketPriority
 from api.schemas.assignment import ReasonOut
-from api.schemas.common import Id, Levels, Name, Requester, Schema, Timestamp, TimeZone
+from api.schemas.common import (
+    Id,
+    Int,
+    Levels,
+    Name,
+    Number,
+    Requester,
+    Schema,
+    Timestamp,
+    TimestampIn,
+    TimeZone,
+)
 from api.schemas.intervals import end_after_start
 
 PolicyName = Literal["optimizer", "least-loaded", "round-robin", "first-qualified"]
@@ -31,8 +42,8 @@ class SolveTeam(Schema):
 
 
 class Span(Schema):
-    start: Timestamp
-    end: Timestamp
+    start: TimestampIn
+    end: TimestampIn
 
     _check_end = field_validator("end")(end_after_start)
 
@@ -41,12 +52,12 @@ class SolveAgent(Schema):
     id: Id
     team: Id
     skills: Levels = Field(default_factory=dict)
-    capacity: Annotated[int, Field(ge=0, le=1000)] = 1
+    capacity: Annotated[Int, Field(ge=0, le=1000)] = 1
     shifts: list[Span] = Field(default_factory=list, max_length=1000)
     busy: list[Span] = Field(default_factory=list, max_length=1000)
-    open_tickets: Annotated[int, Field(ge=0, le=100_000)] = 0
-    backlog_minutes: Annotated[int, Field(ge=0, le=10_000_000)] = 0
-    recent_assignments: Annotated[int, Field(ge=0, le=100_000)] = 0
+    open_tickets: Annotated[Int, Field(ge=0, le=100_000)] = 0
+    backlog_minutes: Annotated[Int, Field(ge=0, le=10_000_000)] = 0
+    recent_assignments: Annotated[Int, Field(ge=0, le=100_000)] = 0
     timezone: TimeZone = "UTC"
     status: AgentStatus = AgentStatus.AVAILABLE
 
@@ -54,20 +65,20 @@ class SolveAgent(Schema):
 class SolveTicket(Schema):
     id: Id
     team: Id
-    created_at: Timestamp
+    created_at: TimestampIn
     required_skills: Levels = Field(default_factory=dict)
     priority: TicketPriority = TicketPriority.NORMAL
-    first_response_due: Timestamp | None = None
-    resolution_due: Timestamp | None = None
-    effort_minutes: Annotated[int, Field(ge=1, le=10_080)] = 30
+    first_response_due: TimestampIn | None = None
+    resolution_due: TimestampIn | None = None
+    effort_minutes: Annotated[Int, Field(ge=1, le=10_080)] = 30
     owner_agent: Id | None = None
     previous_agent: Id | None = None
     requester: Requester | None = None
 
 
 class SolveRequest(Schema):
-    now: Timestamp = Field(description="The moment the plan starts from")
-    horizon_end: Timestamp | None = Field(
+    now: TimestampIn = Field(description="The moment the plan starts from")
+    horizon_end: TimestampIn | None = Field(
         default=None, description="Plan work in shifts before this (default: now + 7 days)"
     )
     skills: list[SolveSkill] = Field(default_factory=list)
@@ -75,8 +86,8 @@ class SolveRequest(Schema):
     agents: list[SolveAgent]
     tickets: list[SolveTicket]
     policy: PolicyName = "optimizer"
-    time_limit_seconds: Annotated[float, Field(gt=0, le=300)] = 5.0
-    seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
+    time_limit_seconds: Annotated[Number, Field(gt=0, le=300)] = 5.0
+    seed: Annotated[Int, Field(ge=0, le=2**31 - 1)] = 0
 
 
 class PlannedAssignmentOut(Schema):

@@ -8,9 +8,9 @@ from pydantic import Field, StringConstraints
 
 from api.db.models import Ticket, TicketEvent
 from api.enums import TicketEventKind, TicketPriority, TicketStatus
-from api.schemas.common import NO_NUL, Id, Levels, Requester, Schema, Timestamp
+from api.schemas.common import NO_NUL, Id, Int, Levels, Requester, Schema, Timestamp, TimestampIn
 
-EffortMinutes = Annotated[int, Field(ge=1, le=10_080, description="Working time it needs")]
+EffortMinutes = Annotated[Int, Field(ge=1, le=10_080, description="Working time it needs")]
 Reason = Annotated[str, StringConstraints(max_length=1000), NO_NUL]
 
 
@@ -26,9 +26,9 @@ class TicketIn(Schema):
     required_skills: Levels = Field(default_factory=dict)
     priority: TicketPriority = TicketPriority.NORMAL
     status: TicketStatus = TicketStatus.NEW
-    created_at: Timestamp | None = None
-    first_response_due: Timestamp | None = None
-    resolution_due: Timestamp | None = None
+    created_at: TimestampIn | None = None
+    first_response_due: TimestampIn | None = None
+    resolution_due: TimestampIn | None = None
     effort_minutes: EffortMinutes = 30
     owner_agent: Id | None = Field(default=None, description="The agent holding it, if any")
     previous_agent: Id | None = Field(

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, StringConstraints
 
-from api.schemas.common import Patch, Schema, Timestamp
+from api.schemas.common import NO_NUL, STRIP, Bool, Patch, Schema, Timestamp
 from api.services.events import EventType
 from api.webhooks.models import (
     URL_MAX_LENGTH,
@@ -31,7 +31,9 @@ def _distinct(values: list[EventType]) -> list[EventType]:
 
 Url = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=URL_MAX_LENGTH, strip_whitespace=True),
+    StringConstraints(min_length=1, max_length=URL_MAX_LENGTH),
+    NO_NUL,
+    STRIP,
     Field(
         description=(
             "Where events are POSTed: an https URL on a public address (loopback and private "
@@ -52,14 +54,14 @@ EventTypes = Annotated[
     ),
     AfterValidator(_distinct),
 ]
-Description = Annotated[str, StringConstraints(max_length=500, strip_whitespace=True)]
+Description = Annotated[str, StringConstraints(max_length=500), NO_NUL, STRIP]
 
 
 class WebhookCreate(Schema):
     url: Url
     event_types: EventTypes
     description: Description = ""
-    enabled: bool = True
+    enabled: Bool = True
 
 
 class WebhookUpdate(Patch):
@@ -69,7 +71,7 @@ class WebhookUpdate(Patch):
     url: Url | None = None
     event_types: EventTypes | None = None
     description: Description | None = None
-    enabled: bool | None = None
+    enabled: Bool | None = None
 
 
 class WebhookOut(Schema):

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.db.models import Agent, AgentSkill
+from api.db import inserts
+from api.db.locks import lock_tenant
+from api.db.models import Agent, AgentSkill, Skill, Team
 from api.enums import AgentStatus
 from api.schemas.agents import AgentCreate, AgentUpdate
 from api.services import common
@@ -54,6 +57,57 @@ def create(*, session: Session, tenant_id: str, data: AgentCreate, now: datetime
     )
     _set_skills(row, tenant_id, data.skills)
     return common.insert(session, row)
+
+
+def create_many(
+    *, session: Session, tenant_id: str, rows: Sequence[AgentCreate], now: datetime
+) -> builtins.list[str]:
+    """:func:`create` for every row, all or nothing (a bulk import); returns their ids.
+
+    Refuses what ``create`` would, row by row in order (an id taken, an unknown team or skill)
+    with :class:`~api.errors.InvalidInput` naming each row by its index in ``rows``; writes
+    nothing then. Otherwise inserts the agents and their skills in batches: one query per
+    table looked in, no ORM objects and no flush per row.
+
+    The unit of work must not have begun: it is opened here with the tenant's write lock
+    (:func:`api.db.locks.lock_tenant`), so a concurrent import of the same ids waits and then
+    gets its 422 instead of a primary-key violation.
+    """
+    lock_tenant(session, tenant_id)
+    ids = [r.id for r in rows]
+    teams = common.existing_ids(session, Team, tenant_id, (r.team for r in rows))
+    skills = common.existing_ids(session, Skill, tenant_id, (s for r in rows for s in r.skills))
+    common.refuse_rows(
+        ids,
+        common.existing_ids(session, Agent, tenant_id, ids),
+        WHAT,
+        lambda i: (
+            common.unknown_of(rows[i].team, teams, "team", "team")
+            + common.unknown_skills_of(rows[i].skills, skills, "skills")
+        ),
+    )
+    agent_rows = [
+        {
+            "tenant_id": tenant_id,
+            "id": r.id,
+            "name": r.name,
+            "team_id": r.team,
+            "capacity": r.capacity,
+            "timezone": r.timezone,
+            "status": r.status,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for r in rows
+    ]
+    inserts.insert_many(session, Agent.__table__, agent_rows)
+    links = [
+        {"tenant_id": tenant_id, "agent_id": r.id, "skill_id": skill, "level": level}
+        for r in rows
+        for skill, level in r.skills.items()
+    ]
+    inserts.insert_many(session, AgentSkill.__table__, links)
+    return ids
 
 
 def update(

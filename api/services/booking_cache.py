@@ -15,8 +15,9 @@ requests arriving together wait for one build):
 - **the organisation version matches**, read from ``org_versions`` in the request's own
   transaction — for booking, cancelling, binding and rebalancing *inside the tenant lock*. Every
   ORM flush that changes an agent, an agent's skills, a shift, a busy interval, a skill or a
-  team bumps it in the same transaction (``realtime_cache.install``), so a change committed by
-  any process is seen by the next request of every process. The version is read before the
+  team bumps it in the same transaction, and so does a bulk import of them
+  (``realtime_cache.install``), so a change committed by any process is seen by the next
+  request of every process. The version is read before the
   organisation when building, so an entry is never labelled newer than what it holds;
 - **the capabilities equal** the ones read in this transaction (capabilities are not part of
   the organisation version; they are few, and read on every request anyway);

@@ -44,9 +44,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, event, or_, select
+from sqlalchemy import Table, and_, bindparam, event, or_, select
 from sqlalchemy.orm import Session
 
+from api.db import inserts
 from api.db.locks import lock_tenant
 from api.db.models import Agent as AgentRow
 from api.db.models import AgentSkill, BusyInterval, CallStatus, Shift
@@ -789,6 +790,7 @@ def summary(out: BindOutcome) -> dict[str, Any]:
 
 # Changes that can take an agent away from a call (or give one back): who works when, with what.
 _COVER_MODELS: tuple[type[Any], ...] = (AgentRow, AgentSkill, Shift, BusyInterval)
+_COVER_TABLES = frozenset(model.__table__ for model in _COVER_MODELS)
 _RECHECK = "switchboard.bookings_recheck"
 
 
@@ -801,12 +803,24 @@ def _note_cover_changes(session: Session, _context: Any, _instances: Any) -> Non
             continue
         if obj in session.dirty and not session.is_modified(obj, include_collections=False):
             continue
-        stamp: datetime | None = getattr(obj, "updated_at", None)  # agent skills have none
-        earlier = seen.get(obj.tenant_id)
-        if obj.tenant_id not in seen or (
-            stamp is not None and (earlier is None or stamp < earlier)
-        ):
-            seen[obj.tenant_id] = stamp
+        _note(seen, obj.tenant_id, getattr(obj, "updated_at", None))  # agent skills have none
+
+
+def _note_cover_inserts(session: Session, table: Table, rows: inserts.Rows) -> None:
+    """The same for rows written without a flush (bulk imports: a hook of
+    :func:`api.db.inserts.insert_many`)."""
+    if table in _COVER_TABLES:
+        seen: dict[str, datetime | None] = session.info.setdefault(_RECHECK, {})
+        for row in rows:
+            _note(seen, row["tenant_id"], row.get("updated_at"))
+
+
+def _note(seen: dict[str, datetime | None], tenant_id: str, stamp: datetime | None) -> None:
+    """Record a change of ``tenant_id``'s agents at ``stamp`` (None: no time known), keeping
+    the earliest time known."""
+    earlier = seen.get(tenant_id)
+    if tenant_id not in seen or (stamp is not None and (earlier is None or stamp < earlier)):
+        seen[tenant_id] = stamp
 
 
 def _queue_rechecks(session: Session) -> None:
@@ -848,3 +862,4 @@ def install() -> None:
     for name, fn in _LISTENERS:
         if not event.contains(Session, name, fn):
             event.listen(Session, name, fn)
+    inserts.on_insert(_note_cover_inserts)

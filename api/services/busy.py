@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -24,6 +25,16 @@ def get_or_raise(*, session: Session, tenant_id: str, busy_id: str) -> BusyInter
 
 def create(*, session: Session, tenant_id: str, data: BusyCreate, now: datetime) -> BusyInterval:
     return intervals.create(session, BusyInterval, WHAT, tenant_id, data, now, source=data.source)
+
+
+def create_many(
+    *, session: Session, tenant_id: str, rows: Sequence[BusyCreate], now: datetime
+) -> builtins.list[str]:
+    """:func:`create` for every row, all or nothing (a bulk import): see
+    :func:`api.services.intervals.create_many`."""
+    return intervals.create_many(
+        session, BusyInterval, WHAT, tenant_id, rows, now, source=lambda r: r.source
+    )
 
 
 def update(

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.db.models import Capability, CapabilitySkill
+from api.db import inserts
+from api.db.locks import lock_tenant
+from api.db.models import Capability, CapabilitySkill, Skill
 from api.schemas.capabilities import CapabilityCreate, CapabilityUpdate
 from api.services import common
 
@@ -57,6 +60,51 @@ def create(
     )
     _set_requirements(row, tenant_id, data.requirements)
     return common.insert(session, row)
+
+
+def create_many(
+    *, session: Session, tenant_id: str, rows: Sequence[CapabilityCreate], now: datetime
+) -> builtins.list[str]:
+    """:func:`create` for every row, all or nothing (a bulk import); returns their ids.
+
+    Refuses what ``create`` would, row by row in order (an id taken, an unknown skill among
+    the requirements) with :class:`~api.errors.InvalidInput` naming each row by its index in
+    ``rows``; writes nothing then. Otherwise inserts the capabilities and their requirements
+    in batches.
+
+    The unit of work must not have begun: it is opened here with the tenant's write lock
+    (:func:`api.db.locks.lock_tenant`), so a concurrent import of the same ids waits and then
+    gets its 422 instead of a primary-key violation.
+    """
+    lock_tenant(session, tenant_id)
+    ids = [r.id for r in rows]
+    skills = common.existing_ids(
+        session, Skill, tenant_id, (s for r in rows for s in r.requirements)
+    )
+    common.refuse_rows(
+        ids,
+        common.existing_ids(session, Capability, tenant_id, ids),
+        WHAT,
+        lambda i: common.unknown_skills_of(rows[i].requirements, skills, "requirements"),
+    )
+    values = [
+        {
+            "tenant_id": tenant_id,
+            "id": r.id,
+            "created_at": now,
+            "updated_at": now,
+            **{name: getattr(r, name) for name in _SETTINGS},
+        }
+        for r in rows
+    ]
+    inserts.insert_many(session, Capability.__table__, values)
+    links = [
+        {"tenant_id": tenant_id, "capability_id": r.id, "skill_id": skill, "level": level}
+        for r in rows
+        for skill, level in r.requirements.items()
+    ]
+    inserts.insert_many(session, CapabilitySkill.__table__, links)
+    return ids
 
 
 def update(

@@ -3,6 +3,12 @@ reference checks that turn "unknown team" into a 422 naming the field, and the s
 PATCH and delete that read the same in every resource (duplicate id, save changes, what still
 refers to a row, a ``{skill: level}`` link set).
 
+Bulk imports create many rows at once (each service's ``create_many``) with the same checks as
+``create`` made row by row, but with one query per table they look in (:func:`existing_ids`),
+the checks in memory (:func:`refuse_rows`) and bulk inserts (:mod:`api.db.inserts`): an
+import of agents by per-row ``create`` sent five statements per row (three lookups, a flush of
+two INSERTs), 17-33 s for 10,000 agents on SQLite and 94-119 s on PostgreSQL.
+
 Every query here takes ``tenant_id``: there is no way to look a row up without it.
 """
 
@@ -12,17 +18,29 @@ import base64
 import binascii
 import json
 import uuid
-from collections.abc import Callable, Iterable, Mapping, MutableSequence, Sequence
+from collections.abc import (
+    Callable,
+    Collection,
+    Iterable,
+    Mapping,
+    MutableSequence,
+    Sequence,
+)
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, String, any_, bindparam, func, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from api.db.models import Agent, Skill, Team
 from api.errors import Conflict, FieldError, InvalidInput, NotFound
 
 R = TypeVar("R")
+
+# Ids per ``IN (...)`` lookup on SQLite: far below its bound-parameter limit (32,766), few
+# enough round trips for 10,000 rows.
+IN_CHUNK = 1000
 
 
 def get(session: Session, model: type[R], tenant_id: str, ident: str) -> R | None:
@@ -161,16 +179,25 @@ def unknown_skills(
 ) -> list[FieldError]:
     if not levels:
         return []
-    known = set(
-        session.scalars(
-            select(Skill.id).where(Skill.tenant_id == tenant_id, Skill.id.in_(list(levels)))
-        )
-    )
+    return unknown_skills_of(levels, existing_ids(session, Skill, tenant_id, levels), field)
+
+
+def unknown_skills_of(
+    levels: Mapping[str, int], known: Collection[str], field: str
+) -> list[FieldError]:
+    """:func:`unknown_skills` against skill ids already read (``known``)."""
     return [
         FieldError(f"{field}.{skill}", f"unknown skill {skill!r}")
         for skill in levels
         if skill not in known
     ]
+
+
+def unknown_of(ident: str, known: Collection[str], field: str, what: str) -> list[FieldError]:
+    """The 422 of a reference to a ``what`` not among ``known`` (ids already read)."""
+    if ident not in known:
+        return [FieldError(field, f"unknown {what} {ident!r}")]
+    return []
 
 
 def _unknown(
@@ -197,3 +224,61 @@ def raise_if(errors: Iterable[FieldError]) -> None:
     errs = list(errors)
     if errs:
         raise InvalidInput(errs)
+
+
+# --------------------------------------------------------------------------- many rows at once
+
+
+def existing_ids(
+    session: Session, model: type[Any], tenant_id: str, ids: Iterable[str]
+) -> set[str]:
+    """Which of ``ids`` the tenant has a ``model`` row for.
+
+    PostgreSQL: one query, the ids sent as one array parameter (``= ANY``); ``IN`` chunks of
+    1,000 bound parameters took twice as long for 10,000 agent ids (0.42 s against 0.22 s).
+    SQLite: one ``IN`` query per :data:`IN_CHUNK` ids.
+    """
+    wanted = sorted(set(ids))
+    if not wanted:
+        return set()
+    if session.get_bind().dialect.name == "postgresql":
+        ids_param = bindparam("ids", wanted, type_=postgresql.ARRAY(String))
+        stmt = select(model.id).where(model.tenant_id == tenant_id, model.id == any_(ids_param))
+        return set(session.scalars(stmt))
+    found: set[str] = set()
+    for start in range(0, len(wanted), IN_CHUNK):
+        chunk = wanted[start : start + IN_CHUNK]
+        found.update(
+            session.scalars(
+                select(model.id).where(model.tenant_id == tenant_id, model.id.in_(chunk))
+            )
+        )
+    return found
+
+
+def refuse_rows(
+    ids: Sequence[str],
+    taken: Collection[str],
+    what: str,
+    problems: Callable[[int], list[FieldError]],
+) -> None:
+    """Raise :class:`InvalidInput` naming every row (by index) that ``create`` would refuse,
+    had the rows been created one after another in one transaction, or return.
+
+    Row ``i`` with id ``ids[i]`` is refused with a conflict on ``id`` when the id is in
+    ``taken`` (the database) or an earlier row of these was created with it; otherwise with
+    ``problems(i)`` (its unknown references), if any. A refused row is not created, so a later
+    row may take its id, as it could after a failed single create.
+    """
+    errors: list[FieldError] = []
+    created: set[str] = set()
+    for i, ident in enumerate(ids):
+        if ident in taken or ident in created:
+            errors.append(FieldError("id", f"{what} {ident!r} already exists", i))
+            continue
+        found = problems(i)
+        if found:
+            errors.extend(e.at_row(i) for e in found)
+            continue
+        created.add(ident)
+    raise_if(errors)

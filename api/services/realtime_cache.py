@@ -10,9 +10,11 @@ and overlays the loads it reads from the database in the same locked transaction
 The cache is valid while the tenant's organisation is unchanged. Every ORM flush that
 touches an agent, an agent's skill, a shift, a busy interval, a skill or a team bumps
 ``org_versions.version`` for that tenant in the same transaction (a ``before_flush`` listener,
-:func:`install`), so every process — however many replicas — sees the change on its next
-request and rebuilds. The index also expires after ``max_age`` of request time (its fairness
-counts and shift clipping drift) and of wall time (a backstop for writes that bypass the ORM).
+:func:`install`), and so do such rows written without a flush by bulk imports (a hook of
+:func:`api.db.inserts.insert_many`), so every process — however many replicas — sees the
+change on its next request and rebuilds. The index also expires after ``max_age`` of request
+time (its fairness counts and shift clipping drift) and of wall time (a backstop for writes
+that bypass the ORM).
 """
 
 from __future__ import annotations
@@ -25,15 +27,17 @@ from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 import numpy as np
-from sqlalchemy import BigInteger, ForeignKey, String, bindparam, event, select
+from sqlalchemy import BigInteger, ForeignKey, String, Table, bindparam, event, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from api.db import inserts
 from api.db.base import Base
 from api.db.models import Agent, AgentSkill, BusyInterval, Shift, Skill, Team
 from solver.realtime import RealtimeIndex
 
 ORG_MODELS: tuple[type[Any], ...] = (Agent, AgentSkill, BusyInterval, Shift, Skill, Team)
+_ORG_TABLES = frozenset(model.__table__ for model in ORG_MODELS)
 
 
 class OrgVersion(Base):
@@ -73,11 +77,22 @@ def bump(session: Session, tenant_id: str) -> None:
 _BUMPED = "switchboard.org_bumped"
 
 
-def _before_flush(session: Session, _context: Any, _instances: Any) -> None:
+def _bump_once(session: Session, tenants: set[str]) -> None:
+    """Bump each of ``tenants`` not bumped yet in this transaction (once per transaction is
+    enough: the version only has to differ from any a cache was built for)."""
     bumped: set[str] = session.info.setdefault(_BUMPED, set())
-    for tenant_id in sorted(_tenants_touched(session) - bumped):  # sorted: one lock order
+    for tenant_id in sorted(tenants - bumped):  # sorted: one lock order
         bump(session, tenant_id)
         bumped.add(tenant_id)
+
+
+def _before_flush(session: Session, _context: Any, _instances: Any) -> None:
+    _bump_once(session, _tenants_touched(session))
+
+
+def _before_insert_many(session: Session, table: Table, rows: inserts.Rows) -> None:
+    if table in _ORG_TABLES:
+        _bump_once(session, {row["tenant_id"] for row in rows})
 
 
 def _transaction_ended(session: Session, *_args: Any) -> None:
@@ -102,6 +117,7 @@ def install() -> None:
     for name, fn in _LISTENERS:
         if not event.contains(Session, name, fn):
             event.listen(Session, name, fn)
+    inserts.on_insert(_before_insert_many)
 
 
 _VERSION = select(OrgVersion.__table__.c.version).where(

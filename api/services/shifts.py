@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -24,6 +25,14 @@ def get_or_raise(*, session: Session, tenant_id: str, shift_id: str) -> Shift:
 
 def create(*, session: Session, tenant_id: str, data: ShiftCreate, now: datetime) -> Shift:
     return intervals.create(session, Shift, WHAT, tenant_id, data, now)
+
+
+def create_many(
+    *, session: Session, tenant_id: str, rows: Sequence[ShiftCreate], now: datetime
+) -> builtins.list[str]:
+    """:func:`create` for every row, all or nothing (a bulk import): see
+    :func:`api.services.intervals.create_many`."""
+    return intervals.create_many(session, Shift, WHAT, tenant_id, rows, now)
 
 
 def update(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api.db import inserts
+from api.db.locks import lock_tenant
 from api.db.models import AgentSkill, CapabilitySkill, Skill, TicketSkill
 from api.errors import Conflict
 from api.schemas.skills import SkillCreate, SkillUpdate
@@ -35,6 +38,38 @@ def create(*, session: Session, tenant_id: str, data: SkillCreate, now: datetime
         updated_at=now,
     )
     return common.insert(session, row)
+
+
+def create_many(
+    *, session: Session, tenant_id: str, rows: Sequence[SkillCreate], now: datetime
+) -> builtins.list[str]:
+    """:func:`create` for every row, all or nothing (a bulk import); returns their ids.
+
+    An id already taken (in the database or by an earlier row) is refused with
+    :class:`~api.errors.InvalidInput` naming the row by its index in ``rows``; nothing is
+    written then. Otherwise the rows are inserted in batches.
+
+    The unit of work must not have begun: it is opened here with the tenant's write lock
+    (:func:`api.db.locks.lock_tenant`), so a concurrent import of the same ids waits and then
+    gets its 422 instead of a primary-key violation.
+    """
+    lock_tenant(session, tenant_id)
+    ids = [r.id for r in rows]
+    taken = common.existing_ids(session, Skill, tenant_id, ids)
+    common.refuse_rows(ids, taken, WHAT, lambda _i: [])
+    values = [
+        {
+            "tenant_id": tenant_id,
+            "id": r.id,
+            "name": r.name,
+            "kind": r.kind,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for r in rows
+    ]
+    inserts.insert_many(session, Skill.__table__, values)
+    return ids
 
 
 def update(

@@ -1,6 +1,11 @@
 """Stateless solving: map a posted problem onto the solver's types, run a policy, check the
 plan against the hard rules, and hand everything back. Nothing touches the database.
 
+Two steps, so the heavy one can run elsewhere: :func:`check_limits` (cheap, in the request) and
+:func:`run` (mapping, the policy, the check, the evaluation, the answer serialized to JSON
+bytes), which the route hands to the bounded solve pool (``api/solve_pool.py``): a separate
+process by default, so what it takes and returns is plain picklable data.
+
 Bad input the schemas cannot see (an unknown team or skill, a duplicate id) comes back from
 the solver's own validation as ``ProblemError(field, reason)``; it is re-raised as
 ``InvalidInput`` located in the request (``agents[3].team``).
@@ -10,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from api.errors import FieldError, InvalidInput
 from api.schemas.solve import (
@@ -111,15 +117,39 @@ def _reasons(reasons: Iterable[Reason]) -> list[ReasonOut]:
     return [ReasonOut(rule=r.rule, detail=r.detail, value=float(r.value)) for r in reasons]
 
 
-def solve(*, request: SolveRequest, settings: Settings) -> SolveResponse:
+def check_limits(*, request: SolveRequest, settings: Settings) -> None:
+    """The server's size and time limits (cheap: run before a solver slot is taken)."""
     _limits(request, settings)
-    problem = to_problem(request)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a solve in the pool hands back: the response document as JSON bytes (serialized
+    there, so a big plan does not hold up the event loop), or the fields the solver's own
+    validation refused. Plain data: it crosses a process boundary (InvalidInput does not pickle,
+    its arguments are not its constructor's)."""
+
+    document: bytes = b""
+    errors: tuple[FieldError, ...] = ()
+
+
+def run(*, request: SolveRequest) -> Outcome:
+    """Map, solve, check and evaluate: the work the solve pool runs."""
+    try:
+        problem = to_problem(request)
+    except InvalidInput as exc:
+        return Outcome(errors=exc.errors)
     params = PolicyParams(time_limit_s=request.time_limit_seconds, seed=request.seed)
-    plan: Plan = POLICIES[request.policy](problem, params)
+    response = respond(problem=problem, policy=request.policy, params=params)
+    return Outcome(document=response.model_dump_json().encode())
+
+
+def respond(*, problem: Problem, policy: str, params: PolicyParams) -> SolveResponse:
+    plan: Plan = POLICIES[policy](problem, params)
     violations = check_plan(problem, plan)
     if violations:
         # The service, tests and benchmarks share this validator: a violation is a solver bug.
-        log.error("plan from %s violates hard rules: %s", request.policy, violations[:5])
+        log.error("plan from %s violates hard rules: %s", policy, violations[:5])
     ev = evaluate(problem, plan)
     stats = plan.stats
     return SolveResponse(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api.db import inserts
+from api.db.locks import lock_tenant
 from api.db.models import Agent, Team, Ticket
 from api.errors import Conflict
 from api.schemas.teams import TeamCreate, TeamUpdate
@@ -28,6 +31,31 @@ def create(*, session: Session, tenant_id: str, data: TeamCreate, now: datetime)
     common.refuse_duplicate(session, Team, tenant_id, data.id, WHAT)
     row = Team(tenant_id=tenant_id, id=data.id, name=data.name, created_at=now, updated_at=now)
     return common.insert(session, row)
+
+
+def create_many(
+    *, session: Session, tenant_id: str, rows: Sequence[TeamCreate], now: datetime
+) -> builtins.list[str]:
+    """:func:`create` for every row, all or nothing (a bulk import); returns their ids.
+
+    An id already taken (in the database or by an earlier row) is refused with
+    :class:`~api.errors.InvalidInput` naming the row by its index in ``rows``; nothing is
+    written then. Otherwise the rows are inserted in batches.
+
+    The unit of work must not have begun: it is opened here with the tenant's write lock
+    (:func:`api.db.locks.lock_tenant`), so a concurrent import of the same ids waits and then
+    gets its 422 instead of a primary-key violation.
+    """
+    lock_tenant(session, tenant_id)
+    ids = [r.id for r in rows]
+    taken = common.existing_ids(session, Team, tenant_id, ids)
+    common.refuse_rows(ids, taken, WHAT, lambda _i: [])
+    values = [
+        {"tenant_id": tenant_id, "id": r.id, "name": r.name, "created_at": now, "updated_at": now}
+        for r in rows
+    ]
+    inserts.insert_many(session, Team.__table__, values)
+    return ids
 
 
 def update(

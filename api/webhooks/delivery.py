@@ -25,7 +25,9 @@ followed) is retried with exponential backoff and jitter, honouring ``Retry-Afte
 until the delivery's attempt budget is spent.
 
 ``Deliverer.run_once()`` does one round and returns what it did (tests drive it with an injected
-clock and rng); :func:`start_background` runs rounds in a thread for the app's lifespan.
+clock and rng); :func:`start_background` runs rounds in a thread for the app's lifespan. While
+the database is away that thread backs off (the poll interval doubling up to
+``MAX_BACKOFF_SECONDS``) and logs one line per kind of failure every few seconds.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from standardwebhooks import Webhook
 
 from api.db.locks import begin_write
+from api.db.outage import Backoff, ThrottledLog, classify
 from api.services.events import new_id
 from api.settings import Environment, Settings
 from api.webhooks import secrets
@@ -73,6 +76,8 @@ _PURGE_EVERY = timedelta(hours=1)
 # A literal, not a bound parameter: PostgreSQL can then match the partial index on due rows.
 _PENDING = WebhookDelivery.status == literal_column("'pending'")
 _PURGE_BATCH = 1000
+# The longest wait between rounds while the database fails.
+MAX_BACKOFF_SECONDS = 30.0
 
 
 def _wall_clock() -> datetime:
@@ -592,6 +597,8 @@ class BackgroundDeliverer:
     def __init__(self, deliverer: Deliverer, poll_seconds: float) -> None:
         self._deliverer = deliverer
         self._poll = poll_seconds
+        self._backoff = Backoff(poll_seconds, MAX_BACKOFF_SECONDS)
+        self._outage_log = ThrottledLog(log)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="webhook-deliverer", daemon=True)
 
@@ -604,15 +611,27 @@ class BackgroundDeliverer:
         if not self._thread.is_alive():
             self._deliverer.close()
 
+    def round(self) -> float:
+        """One round; the seconds to wait before the next (0 while there is work)."""
+        try:
+            busy = self._deliverer.run_once().busy
+        except Exception as exc:
+            found = classify(exc)
+            if found is not None:
+                self._outage_log.outage("webhook deliverer", found)
+            else:
+                log.exception("webhook delivery round failed")
+            return self._backoff.failed()
+        failures = self._backoff.succeeded()
+        if failures:
+            self._outage_log.recovered("webhook deliverer", failures)
+        return 0.0 if busy else self._poll
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            busy = False
-            try:
-                busy = self._deliverer.run_once().busy
-            except Exception:
-                log.exception("webhook delivery round failed")
-            if not busy:
-                self._stop.wait(self._poll)
+            wait = self.round()
+            if wait > 0:
+                self._stop.wait(wait)
 
 
 def start_background(

@@ -7,6 +7,11 @@ them (``SWITCHBOARD_WEBHOOK_ALLOW_PRIVATE_URLS``). A host name is resolved and *
 it resolves to is checked, and IPv6 forms that embed an IPv4 address (mapped, 6to4, Teredo,
 NAT64) are judged by that address too.
 
+A refusal never says what a host name resolved to, nor which kind of address it was: that
+would let a tenant map the operator's internal DNS ("host 'vm' resolves to 127.0.0.1"). A name
+that does not resolve and one that resolves to a private address get the same answer. Only an
+address the client wrote itself (a literal IP) is described.
+
 The check runs when a subscription is saved (a 422 naming ``url`` and the reason) and again
 before each delivery: DNS may answer differently later (rebinding). The delivery then connects
 to the very address that was checked — the URL's host is replaced by that IP, with the original
@@ -28,6 +33,15 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Sequence[str]]
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_SETTING = "SWITCHBOARD_WEBHOOK_ALLOW_PRIVATE_URLS"
+
+
+def _not_public(host: str) -> UrlRejected:
+    return UrlRejected(
+        f"host {host!r} is not allowed: a webhook target must resolve to public addresses only "
+        "(private, loopback and unresolvable names are refused; the operator may allow private "
+        f"targets with {_SETTING})"
+    )
 
 
 class UrlRejected(ValueError):
@@ -132,8 +146,10 @@ def check_url(raw: str, *, allow_http: bool, allow_private: bool, resolver: Reso
         try:
             addresses = list(resolver(host, port))
         except (OSError, ValueError):
-            raise UrlRejected(f"host {host!r} does not resolve") from None
+            addresses = []
         if not addresses:
+            if not allow_private:
+                raise _not_public(host)
             raise UrlRejected(f"host {host!r} does not resolve")
     checked: list[str] = []
     for address in addresses:
@@ -143,8 +159,12 @@ def check_url(raw: str, *, allow_http: bool, allow_private: bool, resolver: Reso
             raise UrlRejected(f"host {host!r} resolved to an invalid address") from None
         if not allow_private:
             reason = forbidden_reason(ip)
+            if reason is not None and literal is not None:
+                raise UrlRejected(
+                    f"host {host!r} is {reason}, which is not allowed (the operator may allow "
+                    f"private targets with {_SETTING})"
+                )
             if reason is not None:
-                shown = "" if literal is not None else f" (resolves to {ip})"
-                raise UrlRejected(f"host {host!r}{shown} is {reason}, which is not allowed")
+                raise _not_public(host)
         checked.append(str(ip))
     return Target(url=url, addresses=tuple(checked))

@@ -42,6 +42,7 @@ def _records(
             [
                 {
                     "tenant_id": tenant_id,
+                    "api_key_id": "key-1",
                     "key": f"{prefix}-{i}",
                     "request_hash": "h",
                     "method": "POST",

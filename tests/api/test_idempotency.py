@@ -103,6 +103,7 @@ def test_claim_in_progress_and_stale_takeover(tenant_a: TenantCtx, db: Engine) -
     factory = make_session_factory(db)
     args = {
         "tenant_id": tenant_a.id,
+        "api_key_id": "key-1",
         "key": "k",
         "request_hash": "h",
         "method": "POST",
@@ -174,7 +175,13 @@ def test_claim_looks_again_when_the_expired_record_is_purged_meanwhile(
     from tests.api.conftest import T0
 
     factory = make_session_factory(db)
-    args = {"tenant_id": tenant_a.id, "key": "k", "method": "POST", "path": "/v1/x"}
+    args = {
+        "tenant_id": tenant_a.id,
+        "api_key_id": "key-1",
+        "key": "k",
+        "method": "POST",
+        "path": "/v1/x",
+    }
     ttl = timedelta(hours=24)
     with factory() as s:
         assert records.claim(session=s, request_hash="h1", now=T0, ttl=ttl, **args)[0] is (
@@ -192,7 +199,7 @@ def test_claim_looks_again_when_the_expired_record_is_purged_meanwhile(
         outcome, _ = records.claim(session=s, request_hash="h2", now=later, ttl=ttl, **args)
     assert outcome is records.Outcome.PROCEED
     with factory() as s:
-        record = s.get(IdempotencyRecord, (tenant_a.id, "k"))
+        record = s.get(IdempotencyRecord, (tenant_a.id, "key-1", "k"))
         assert record is not None and record.request_hash == "h2" and record.created_at == later
 
 

@@ -87,8 +87,10 @@ def test_resolver_errors_and_flags() -> None:
     def broken(host: str, port: int) -> list[str]:
         raise OSError("no DNS")
 
-    with pytest.raises(UrlRejected, match="does not resolve"):
+    with pytest.raises(UrlRejected, match="public addresses only"):
         check_url("https://x.example.test/", allow_http=False, allow_private=False, resolver=broken)
+    with pytest.raises(UrlRejected, match="does not resolve"):
+        check_url("https://x.example.test/", allow_http=False, allow_private=True, resolver=broken)
     with pytest.raises(UrlRejected, match="fragment"):
         check_url(
             "https://93.184.216.34/#x", allow_http=False, allow_private=False, resolver=broken

@@ -307,8 +307,9 @@ BAD_URLS = [
     ("https://224.0.0.251/hook", "multicast"),
     ("https://0.0.0.0/hook", "unspecified"),
     ("https://[::ffff:10.0.0.1]/hook", "private"),
-    ("https://sneaky.example.test/hook", "10.1.2.3"),  # every address is checked
-    ("https://nowhere.example.test/hook", "does not resolve"),
+    # Every address is checked, and a name is refused without saying what it resolves to.
+    ("https://sneaky.example.test/hook", "public addresses only"),
+    ("https://nowhere.example.test/hook", "public addresses only"),
     ("http://hooks.example.test/hook", "https"),
     ("ftp://hooks.example.test/hook", "https"),
     ("https://user:pw@hooks.example.test/hook", "password"),

@@ -108,3 +108,43 @@ def test_status_and_intervals_round_trip() -> None:
     a = Agent("a1", "net", status="away", shifts=[Interval(NOW, NOW + timedelta(hours=1))])  # type: ignore[arg-type]
     assert a.status is AgentStatus.AWAY
     assert a.on_shift(NOW) and not a.on_shift(NOW + timedelta(hours=1))
+
+
+PLUS_5 = timezone(timedelta(hours=5))
+MINUS_5 = timezone(timedelta(hours=-5))
+
+
+@pytest.mark.parametrize(
+    ("kw", "field"),
+    [
+        ({"created_at": datetime(1, 1, 1, tzinfo=PLUS_5)}, "created_at"),
+        ({"resolution_due": datetime(9999, 12, 31, 23, 59, tzinfo=MINUS_5)}, "resolution_due"),
+        ({"first_response_due": datetime(2200, 1, 1, 0, 1, tzinfo=UTC)}, "first_response_due"),
+        ({"created_at": datetime(1969, 12, 31, 23, 59, tzinfo=UTC)}, "created_at"),
+    ],
+)
+def test_datetimes_outside_the_supported_range_name_the_field(
+    kw: dict[str, object], field: str
+) -> None:
+    # Near year 1 or 9999 converting to UTC overflowed: a ProblemError, not an OverflowError.
+    with pytest.raises(ProblemError) as err:
+        ticket(**kw)
+    assert err.value.field == field
+    assert "1970-01-01T00:00:00Z and 2200-01-01T00:00:00Z" in err.value.reason
+
+
+def test_problem_times_outside_the_range_name_the_field() -> None:
+    late = datetime(9999, 12, 31, 23, 0, tzinfo=UTC)
+    with pytest.raises(ProblemError) as err:
+        Problem(now=late, agents=(), tickets=())
+    assert err.value.field == "now"
+    with pytest.raises(ProblemError) as err:
+        Problem(now=NOW, agents=(), tickets=(), horizon_end=late)
+    assert err.value.field == "horizon_end"
+    with pytest.raises(ProblemError) as err:
+        Interval(datetime(1, 1, 1, tzinfo=PLUS_5), NOW)
+    assert err.value.field == "start"
+    # The edges themselves are in range, and a default horizon may run past the last one.
+    edge = datetime(2200, 1, 1, tzinfo=UTC)
+    assert Problem(now=edge, agents=(), tickets=()).horizon_end == edge + timedelta(days=7)
+    assert ticket(created_at=datetime(1970, 1, 1, tzinfo=UTC)).created_at.year == 1970

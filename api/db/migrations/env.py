@@ -57,7 +57,16 @@ def run_offline() -> None:
 
 
 def run_online() -> None:
-    engine = make_engine(Settings(database_url=_database_url()), sqlite_foreign_keys=False)
+    # A migration may rewrite a big table or build an index for minutes: the service's statement
+    # and reply timeouts would cut it off (and the reply timeout must stay above the statement
+    # timeout). The lock timeout stays: a migration queued behind a long transaction would
+    # otherwise block every request behind itself.
+    settings = Settings(
+        database_url=_database_url(),
+        db_statement_timeout_seconds=0,
+        db_reply_timeout_seconds=24 * 3600,
+    )
+    engine = make_engine(settings, sqlite_foreign_keys=False)
     try:
         with engine.connect() as connection:
             _run(connection)
