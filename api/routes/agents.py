@@ -35,13 +35,11 @@ def update_agent(  # PATCH /v1/agents/{agent_id}, registered by crud_router belo
     settings: SettingsDep,
     cache: RealtimeCacheDep,
 ) -> AgentOut:
-    row = agents.update(
-        session=session, tenant_id=auth.tenant_id, agent_id=agent_id, data=body, now=now
-    )
-    session.commit()
     if body.status in (AgentStatus.AWAY, AgentStatus.OFFLINE):
         # Their unstarted tickets follow the default policy (POST /v1/agents/{id}/status
-        # chooses one explicitly and reports what moved).
+        # chooses one explicitly and reports what moved). One unit of work with the rest of the
+        # update, so an error answer means nothing was applied: re-routing takes the tenant
+        # lock, which must open the transaction, so it goes first and sets the status itself.
         assignment.reroute_agent(
             session=session,
             cache=cache,
@@ -50,8 +48,12 @@ def update_agent(  # PATCH /v1/agents/{agent_id}, registered by crud_router belo
             now=now,
             actor=auth.key_id,
             policy=settings.reroute_policy,
+            status=body.status,
         )
-        session.commit()
+    row = agents.update(
+        session=session, tenant_id=auth.tenant_id, agent_id=agent_id, data=body, now=now
+    )
+    session.commit()
     return AgentOut.from_row(row)
 
 
