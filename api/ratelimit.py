@@ -1,7 +1,7 @@
 """Per-tenant rate limits: a token bucket per tenant, counted in Redis or in process memory.
 
-Every authenticated request takes one token from its tenant's bucket: before the body is read
-when the key is in the process's key cache (:class:`RateLimitMiddleware`), else right after
+Every authenticated request takes one token from its tenant's bucket, before its body is read
+(:class:`RateLimitMiddleware`, with the principal :mod:`api.gate` found), or else right after
 authentication (:func:`check`, called by ``api.deps.require``). Limiting needs the tenant, so a
 bad key is a 401 before it could ever be a 429. The bucket holds ``rate_limit_burst`` tokens
 and refills at ``rate_limit_per_second``; an empty bucket answers **429** problem+json with::
@@ -233,10 +233,8 @@ class RateLimitMiddleware:
     ``POST /v1/solve`` with a 70 KB problem cost the server ~2 ms of parsing per request even
     when :func:`check` then refused it, and that alone kept another tenant's reads waiting for
     seconds (benchmarks/noisy_neighbour.py). Here the principal :mod:`api.gate` authenticated
-    (or else a key found in the process's principal cache, :func:`api.deps.principal_for`) is
-    charged from the headers alone and an empty bucket answers 429 without a byte of the body
-    read. Anything else goes on to the app, where :func:`check` charges it after
-    authentication (so an unknown key stays a 401).
+    before the body is read is charged, and an empty bucket answers 429 without a byte of the
+    body read. :func:`check` (in the routes' authorization) charges what was not counted here.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -246,19 +244,10 @@ class RateLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        from api.deps import principal_for  # api.deps imports this module
-
-        app_state = scope["app"].state
-        limiter: RateLimiter | None = getattr(app_state, "rate_limiter", None)
-        # api.gate, outside this middleware, has authenticated every /v1 request already.
+        limiter: RateLimiter | None = getattr(scope["app"].state, "rate_limiter", None)
+        # api.gate, outside this middleware, has authenticated every request that needs a key
+        # (public paths have no tenant to charge).
         principal = scope.get("state", {}).get("principal")
-        if limiter is not None and principal is None:
-            for name, value in scope["headers"]:
-                if name == b"authorization":
-                    scheme, _, key = value.decode("latin-1").partition(" ")
-                    if scheme.lower() == "bearer" and key:
-                        principal = principal_for(app_state, key.strip())
-                    break
         if limiter is None or principal is None:
             await self.app(scope, receive, send)
             return
