@@ -324,11 +324,18 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def serve(
-    database_url: str, *, workers: int, log: Path, env_extra: dict[str, str] | None = None
+    database_url: str,
+    *,
+    workers: int,
+    log: Path,
+    env_extra: dict[str, str] | None = None,
+    code: Path | None = None,
 ) -> Iterator[tuple[str, int]]:
     """The service under uvicorn (:func:`run_server`) in a subprocess; yields its base URL and
-    pid once it answers. ``env_extra`` adds settings (``SWITCHBOARD_DB_POOL_SIZE``, ...)."""
+    pid once it answers. ``env_extra`` adds settings (``SWITCHBOARD_DB_POOL_SIZE``, ...);
+    ``code`` serves another checkout (a before/after run) instead of this one."""
     port = free_port()
+    root = code or Path(__file__).resolve().parent.parent
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
@@ -340,7 +347,6 @@ def serve(
     }
     launch = f"from benchmarks.api import run_server; run_server({port}, {workers})"
     cmd = [sys.executable, "-c", launch]
-    root = Path(__file__).resolve().parent.parent
     with log.open("ab") as out:
         proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"

@@ -22,10 +22,7 @@ import contextlib
 import json
 import os
 import select
-import signal
 import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -38,7 +35,8 @@ from api.db import migrate
 from api.db.engine import make_engine, make_session_factory
 from api.services import tenants
 from api.settings import Environment, Settings
-from benchmarks.api import _wait_ready, free_port, sqlite_url
+from benchmarks import api as bench_api
+from benchmarks.api import sqlite_url
 
 CHUNK = 1 << 20  # the client sends the big bodies a MiB at a time
 
@@ -123,7 +121,9 @@ def _request(
                 break
             sent += len(data)
         if chunked and sent >= total:
-            sock.sendall(b"0\r\n\r\n")
+            # The server may have answered and closed as the last chunk went out.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                sock.sendall(b"0\r\n\r\n")
         answer = b""
         try:
             while b"\r\n\r\n" not in answer:
@@ -229,30 +229,8 @@ def cases(mb: int, key: str) -> list[Case]:
 @contextlib.contextmanager
 def serve(url: str, code: Path, log: Path) -> Iterator[tuple[int, int]]:
     """The service of checkout ``code`` under uvicorn in a subprocess: its port and pid."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "PYTHONPATH": str(code),
-        "SWITCHBOARD_ENVIRONMENT": "development",
-        "SWITCHBOARD_JOBS_WORKER": "false",
-        "SWITCHBOARD_WEBHOOK_DELIVERER": "false",
-    }
-    launch = f"from benchmarks.api import run_server; run_server({port}, 1)"
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", launch], cwd=code, env=env, stdout=out, stderr=out
-        )
-    try:
-        _wait_ready(f"http://127.0.0.1:{port}", proc, timeout=60.0, log=log)
-        yield port, proc.pid
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with bench_api.serve(url, workers=1, log=log, code=code) as (base, pid):
+        yield int(base.rsplit(":", 1)[1]), pid
 
 
 def run(mb: int, code: Path) -> list[Outcome]:

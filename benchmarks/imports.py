@@ -67,6 +67,7 @@ from api.main import create_app
 from api.services import api_keys, tenants
 from api.services.api_keys import Principal
 from api.settings import Environment, Settings
+from benchmarks.api import backend_list
 
 PG_SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 PG_BENCH_DB = "switchboard_bench_imports"
@@ -440,14 +441,6 @@ def run_baseline(rev: str, argv: Sequence[str], workdir: Path) -> list[Timing]:
         check=True,
     )
     return [Timing(**t) for t in json.loads(out.read_text())]
-
-
-def backend_list(text: str) -> list[str]:
-    backends = [b.strip() for b in text.split(",") if b.strip()]
-    for b in backends:
-        if b not in ("sqlite", "postgresql"):
-            raise argparse.ArgumentTypeError(f"unknown backend {b!r}: sqlite or postgresql")
-    return backends
 
 
 def main(argv: Sequence[str] | None = None) -> int:
