@@ -61,7 +61,11 @@ def redis_unavailable() -> str | None:
     try:
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
     except (redis.RedisError, OSError) as exc:
-        return f"Redis not reachable at {REDIS_URL}: {exc}"
+        reason = f"Redis not reachable at {REDIS_URL}: {exc}"
+        if os.environ.get("SWITCHBOARD_REQUIRE_REDIS"):
+            # CI runs the Redis tests too: there, a missing server is a failure, not a skip.
+            pytest.fail(f"SWITCHBOARD_REQUIRE_REDIS is set but {reason}")
+        return reason
     return None
 
 
@@ -110,7 +114,7 @@ def test_an_exhausted_tenant_is_refused_before_its_body_is_read(
 def test_a_refusal_is_answered_late_to_slow_a_looping_client(
     db: Engine, db_url: str, clock: FakeClock
 ) -> None:
-    settings = limited_settings(db_url, rate_limit_burst=1, rate_limit_reject_delay_seconds=0.3)
+    settings = limited_settings(db_url, rate_limit_burst=1, rate_limit_reject_delay_seconds=1.0)
     with running(create_app(settings, clock=clock)) as client:
         a = make_tenant(db, client, "A").admin
         t0 = time.perf_counter()
@@ -119,8 +123,9 @@ def test_a_refusal_is_answered_late_to_slow_a_looping_client(
         t0 = time.perf_counter()
         assert_problem(a.get("/v1/skills"), 429)
         refused = time.perf_counter() - t0
-        # 0.3 s jittered by 0.5-1.5x.
-        assert refused >= 0.15 and admitted < 0.15, (admitted, refused)
+        # 1 s jittered by 0.5-1.5x. Only the lower bound is a wall-clock promise (a sleep is
+        # never shorter); the admitted request is merely quicker, whatever the machine's load.
+        assert refused >= 0.5 and admitted < refused, (admitted, refused)
 
 
 def test_a_solve_takes_more_tokens(db: Engine, db_url: str, clock: FakeClock) -> None:
