@@ -18,6 +18,7 @@ from solver.objective import ObjectiveWeights
 from solver.plan import Assignment, Plan, Reason, SolveStats, SolveStatus, TeamQueued
 from solver.problem import Problem
 from solver.timegrid import from_minute
+from solver.validation import evaluate
 
 
 def schedule_sequences(
@@ -82,8 +83,6 @@ def finalize_plan(
 
     ``queued`` maps each ticket left with its team's queue to the reasons why.
     """
-    from solver.validation import evaluate  # validation builds on this module
-
     bank = bank_for(problem)
     times = schedule_sequences(problem, sequences, bank)
     reasons = reasons or {}

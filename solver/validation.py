@@ -2,35 +2,28 @@
 
 Tests, benchmarks and the service all call the same two functions:
 
-- :func:`check_plan` lists violations of the hard rules (``[]`` means the plan is valid);
+- :func:`check_plan` lists violations of the hard rules (``[]`` means the plan is valid); each
+  rule is a function in :data:`RULES`, under the name its violations carry;
 - :func:`evaluate` recomputes the objective of :mod:`solver.objective` from scratch, from the
   assignment and the order alone (it ignores whatever objective the producer reported).
+
+Both time the plan with this module's own :func:`schedule`, never with :mod:`solver.schedule`
+(which imports this module, not the reverse: an import-linter contract holds it).
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from solver.availability import CalendarBank, bank_for
 from solver.objective import ObjectiveWeights
 from solver.plan import ObjectiveParts, Plan
 from solver.problem import AgentStatus, Problem
-from solver.schedule import schedule_sequences
 from solver.timegrid import from_minute, to_minute
-
-HARD_RULES = (
-    "complete",
-    "team_queue",
-    "known_agent",
-    "available",
-    "qualified",
-    "capacity",
-    "working_time",
-    "order",
-    "schedule",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,15 +63,52 @@ class Evaluation:
         return self.parts.total
 
 
-def _sequences(plan: Plan) -> dict[str, list[str]]:
-    return {agent: [a.ticket_id for a in rows] for agent, rows in plan.by_agent().items()}
+def _wall(
+    windows: list[tuple[int, int]], cum: list[int], horizon: int, work: int, *, resume: bool
+) -> int:
+    """Wall minute at which an agent resumes after (or completes) ``work`` working minutes.
+
+    Resuming after ``work`` minutes happens in the first window not yet used up
+    (``cum > work``); completing ``work`` minutes, in the first window that reaches it
+    (``cum >= work``). ``cum[k]`` is the agent's working minutes up to the end of window ``k``.
+    """
+    k = bisect_right(cum, work) if resume else bisect_left(cum, work)
+    if k == len(cum):
+        return horizon + work - (cum[-1] if cum else 0)
+    start, end = windows[k]
+    return start + work - (cum[k] - (end - start))
 
 
 def schedule(
     problem: Problem, plan: Plan, bank: CalendarBank | None = None
 ) -> dict[str, tuple[int, int]]:
-    """``{ticket_id: (start_minute, end_minute)}`` for every assignment, in minutes since now."""
-    return schedule_sequences(problem, _sequences(plan), bank)
+    """``{ticket_id: (start_minute, end_minute)}`` for every assignment, in minutes since now.
+
+    The validator's own scheduling loop, deliberately not the solver's (:mod:`solver.schedule`,
+    vectorized): a scheduling bug there shows up here as a ``schedule`` violation instead of
+    being reproduced. Each agent works their ``backlog_minutes``, then their tickets in
+    ``position`` order, preemptively across their working windows; work beyond the horizon's
+    working time runs on past the horizon end, minute for minute.
+    """
+    bank = bank or bank_for(problem)
+    times: dict[str, tuple[int, int]] = {}
+    for agent_id, rows in plan.by_agent().items():
+        i = problem.agent_index[agent_id]
+        windows = bank.windows_of(i)
+        # cum[k]: working minutes the agent has up to the end of window k.
+        cum: list[int] = []
+        for s, e in windows:
+            cum.append((cum[-1] if cum else 0) + e - s)
+
+        done = problem.agents[i].backlog_minutes
+        for a in rows:
+            effort = problem.ticket(a.ticket_id).effort_minutes
+            times[a.ticket_id] = (
+                _wall(windows, cum, bank.horizon, done, resume=True),
+                _wall(windows, cum, bank.horizon, done + effort, resume=False),
+            )
+            done += effort
+    return times
 
 
 def evaluate(
@@ -157,8 +187,11 @@ def evaluate(
     )
 
 
-def check_plan(problem: Problem, plan: Plan) -> list[Violation]:
-    """Every violation of a hard rule in ``plan`` (see ``HARD_RULES``); ``[]`` when valid."""
+Rule = Callable[[Problem, Plan], list[Violation]]
+
+
+def _complete(problem: Problem, plan: Plan) -> list[Violation]:
+    """Every ticket of the problem appears exactly once, assigned or queued, and no other."""
     out: list[Violation] = []
     seen: Counter[str] = Counter()
     for a in plan.assignments:
@@ -173,6 +206,12 @@ def check_plan(problem: Problem, plan: Plan) -> list[Violation]:
     for t in problem.tickets:
         if t.id not in seen:
             out.append(Violation("complete", "ticket neither assigned nor queued", ticket_id=t.id))
+    return out
+
+
+def _team_queue(problem: Problem, plan: Plan) -> list[Violation]:
+    """A queued ticket waits in its own team's queue."""
+    out: list[Violation] = []
     for q in plan.queued:
         if q.ticket_id in problem.ticket_index and problem.ticket(q.ticket_id).team != q.team_id:
             expected = problem.ticket(q.ticket_id).team
@@ -183,19 +222,43 @@ def check_plan(problem: Problem, plan: Plan) -> list[Violation]:
                     ticket_id=q.ticket_id,
                 )
             )
-    bank = bank_for(problem)
+    return out
+
+
+def _known_agent(problem: Problem, plan: Plan) -> list[Violation]:
+    """Every assignment names an agent of the problem."""
+    return [
+        Violation("known_agent", f"unknown agent {a.agent_id!r}", a.ticket_id, a.agent_id)
+        for a in plan.assignments
+        if a.agent_id not in problem.agent_index
+    ]
+
+
+def _known(problem: Problem, plan: Plan) -> defaultdict[str, list[str]]:
+    """``{agent_id: [ticket_id, ...]}`` over the assignments whose agent and ticket both exist."""
     per_agent: defaultdict[str, list[str]] = defaultdict(list)
-    positions: defaultdict[str, Counter[int]] = defaultdict(Counter)
     for a in plan.assignments:
-        if a.agent_id not in problem.agent_index:
-            out.append(
-                Violation("known_agent", f"unknown agent {a.agent_id!r}", a.ticket_id, a.agent_id)
-            )
+        if a.agent_id in problem.agent_index and a.ticket_id in problem.ticket_index:
+            per_agent[a.agent_id].append(a.ticket_id)
+    return per_agent
+
+
+def _available(problem: Problem, plan: Plan) -> list[Violation]:
+    """Only an available agent gets new tickets."""
+    out: list[Violation] = []
+    for agent_id in _known(problem, plan):
+        agent = problem.agent(agent_id)
+        if agent.status is not AgentStatus.AVAILABLE:
+            out.append(Violation("available", f"agent is {agent.status.value}", agent_id=agent_id))
+    return out
+
+
+def _qualified(problem: Problem, plan: Plan) -> list[Violation]:
+    """The agent holds every skill the ticket requires, at the required level or above."""
+    out: list[Violation] = []
+    for a in plan.assignments:
+        if a.agent_id not in problem.agent_index or a.ticket_id not in problem.ticket_index:
             continue
-        if a.ticket_id not in problem.ticket_index:
-            continue
-        per_agent[a.agent_id].append(a.ticket_id)
-        positions[a.agent_id][a.position] += 1
         agent = problem.agent(a.agent_id)
         ticket = problem.ticket(a.ticket_id)
         missing = [
@@ -207,11 +270,14 @@ def check_plan(problem: Problem, plan: Plan) -> list[Violation]:
             out.append(
                 Violation("qualified", "lacks " + ", ".join(missing), a.ticket_id, a.agent_id)
             )
-    for agent_id, tids in per_agent.items():
-        i = problem.agent_index[agent_id]
-        agent = problem.agents[i]
-        if agent.status is not AgentStatus.AVAILABLE:
-            out.append(Violation("available", f"agent is {agent.status.value}", agent_id=agent_id))
+    return out
+
+
+def _capacity(problem: Problem, plan: Plan) -> list[Violation]:
+    """Open tickets plus new ones stay within the agent's capacity."""
+    out: list[Violation] = []
+    for agent_id, tids in _known(problem, plan).items():
+        agent = problem.agent(agent_id)
         if agent.open_tickets + len(tids) > agent.capacity:
             out.append(
                 Violation(
@@ -220,7 +286,18 @@ def check_plan(problem: Problem, plan: Plan) -> list[Violation]:
                     agent_id=agent_id,
                 )
             )
-        work = agent.backlog_minutes + sum(problem.ticket(t).effort_minutes for t in tids)
+    return out
+
+
+def _working_time(problem: Problem, plan: Plan) -> list[Violation]:
+    """Backlog plus new work fits in the agent's working minutes within the horizon."""
+    out: list[Violation] = []
+    bank = bank_for(problem)
+    for agent_id, tids in _known(problem, plan).items():
+        i = problem.agent_index[agent_id]
+        work = problem.agents[i].backlog_minutes + sum(
+            problem.ticket(t).effort_minutes for t in tids
+        )
         if work > int(bank.total[i]):
             out.append(
                 Violation(
@@ -229,25 +306,80 @@ def check_plan(problem: Problem, plan: Plan) -> list[Violation]:
                     agent_id=agent_id,
                 )
             )
-        dup = [p for p, n in positions[agent_id].items() if n > 1]
+    return out
+
+
+def _order(problem: Problem, plan: Plan) -> list[Violation]:
+    """No two of an agent's tickets share a position."""
+    positions: defaultdict[str, Counter[int]] = defaultdict(Counter)
+    for a in plan.assignments:
+        if a.agent_id in problem.agent_index and a.ticket_id in problem.ticket_index:
+            positions[a.agent_id][a.position] += 1
+    out: list[Violation] = []
+    for agent_id, counts in positions.items():
+        dup = [p for p, n in counts.items() if n > 1]
         if dup:
             out.append(Violation("order", f"positions repeated: {sorted(dup)}", agent_id=agent_id))
-    if not out:
-        times = schedule(problem, plan, bank)
-        for a in plan.assignments:
-            s, e = times[a.ticket_id]
-            if a.start is not None and a.start != from_minute(s, problem.now):
-                out.append(
-                    Violation(
-                        "schedule",
-                        f"start {a.start.isoformat()} differs from the schedule's "
-                        f"{from_minute(s, problem.now).isoformat()}",
-                        a.ticket_id,
-                        a.agent_id,
-                    )
-                )
-            if a.end is not None and a.end != from_minute(e, problem.now):
-                out.append(
-                    Violation("schedule", "end differs from the schedule", a.ticket_id, a.agent_id)
-                )
     return out
+
+
+def _schedule(problem: Problem, plan: Plan) -> list[Violation]:
+    """Reported start and end times are those of :func:`schedule` (when reported at all).
+
+    Meaningful only for a plan that passes every other rule (``check_plan`` runs it last, and
+    only then); on its own it looks at the assignments whose agent and ticket exist.
+    """
+    known = [
+        a
+        for a in plan.assignments
+        if a.agent_id in problem.agent_index and a.ticket_id in problem.ticket_index
+    ]
+    times = schedule(problem, Plan(tuple(known), (), plan.stats))
+    out: list[Violation] = []
+    for a in known:
+        s, e = times[a.ticket_id]
+        if a.start is not None and a.start != from_minute(s, problem.now):
+            out.append(
+                Violation(
+                    "schedule",
+                    f"start {a.start.isoformat()} differs from the schedule's "
+                    f"{from_minute(s, problem.now).isoformat()}",
+                    a.ticket_id,
+                    a.agent_id,
+                )
+            )
+        if a.end is not None and a.end != from_minute(e, problem.now):
+            out.append(
+                Violation("schedule", "end differs from the schedule", a.ticket_id, a.agent_id)
+            )
+    return out
+
+
+RULES: Mapping[str, Rule] = MappingProxyType(
+    {
+        "complete": _complete,
+        "team_queue": _team_queue,
+        "known_agent": _known_agent,
+        "available": _available,
+        "qualified": _qualified,
+        "capacity": _capacity,
+        "working_time": _working_time,
+        "order": _order,
+        "schedule": _schedule,
+    }
+)
+"""Every hard rule, by the name its violations carry: ``rule(problem, plan) -> violations``."""
+
+HARD_RULES = tuple(RULES)
+
+LAST = "schedule"
+"""The rule checked only once every other rule holds (times mean nothing for a broken plan)."""
+
+
+def check_plan(problem: Problem, plan: Plan) -> list[Violation]:
+    """Every violation of a hard rule in ``plan`` (see ``RULES``); ``[]`` when valid.
+
+    Violations come grouped by rule, in ``RULES`` order.
+    """
+    out = [v for name, rule in RULES.items() if name != LAST for v in rule(problem, plan)]
+    return out or RULES[LAST](problem, plan)
