@@ -34,12 +34,15 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import cached_property
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from solver.errors import ProblemError
 from solver.plan import Reason
 from solver.problem import Agent, AgentStatus, Interval, _check_id, _check_int, _check_levels
 from solver.timegrid import require_aware
+
+if TYPE_CHECKING:
+    from solver.slots import BookingIndex
 
 MAX_CALL_MINUTES = 24 * 60
 
@@ -297,8 +300,8 @@ class BookingState:
     calls: tuple[Call, ...] = ()
     team_reserve: Mapping[str, float] = field(default_factory=dict)
     cover: Mapping[str, str] = field(default_factory=dict)
-    # The engine's index (solver.slots); private, moved to derived states, never compared.
-    _cache: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+    # The engine's index (a cache): read it with `booking_index`, set it with `keep_index`.
+    _index: BookingIndex | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "now", require_aware(self.now, "now"))
@@ -340,8 +343,29 @@ class BookingState:
         new = object.__new__(BookingState)
         for name in ("now", "agents", "capabilities", "calls", "team_reserve", "cover"):
             object.__setattr__(new, name, changes.get(name, getattr(self, name)))
-        object.__setattr__(new, "_cache", {})
+        object.__setattr__(new, "_index", None)
         return new
+
+    # --- the engine's index: a cache attached to the state ---------------------------------
+    #
+    # The booking engine (solver.slots) builds a BookingIndex for a state on first use and moves
+    # it to the state derived by a booking. It is a cache: it never changes what the state
+    # means, is never compared or shown, and a state without one answers the same (only
+    # slower). The one way to reach it is these two members, through the functions of
+    # solver.slots (index_of, index_from, hand_over, advance), which keep it matching the state.
+
+    @property
+    def booking_index(self) -> BookingIndex | None:
+        """The engine's index attached to this state, or None if none was built yet.
+
+        Use :func:`solver.slots.index_of` to get one (built if needed); this only looks.
+        """
+        return self._index
+
+    def keep_index(self, index: BookingIndex | None) -> None:
+        """Attach ``index`` to this state (None: detach it). For :mod:`solver.slots`, which
+        guarantees the index describes this state; the state is otherwise immutable."""
+        object.__setattr__(self, "_index", index)
 
     def with_call(self, call: Call) -> BookingState:
         if call.capability_id not in self.capability_index:
@@ -366,7 +390,7 @@ class BookingState:
         from the cover it had (so the remaining calls keep their cover)."""
         drop = set(call_ids)
         cover = dict(self.cover)
-        index = self._cache.get("booking_index")
+        index = self._index
         if index is not None:
             cover.update({c: a for c, a in index.witness().items() if a is not None})
         return self._derive(

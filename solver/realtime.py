@@ -470,6 +470,39 @@ class RealtimeIndex:
         a = self._agent(agent_id)
         self._open[a] = max(0, int(self._open[a]) - count)
 
+    def with_loads(self, now: datetime, held: Mapping[str, tuple[int, int]]) -> RealtimeIndex:
+        """A copy whose agents hold exactly ``held`` (agent id -> (open tickets, backlog
+        minutes)) at ``now``; agents absent from ``held`` hold nothing, unknown ids are ignored.
+
+        It is what a service does to a cached index when loads were read again (a new moment,
+        new backlogs): the result decides like an index built afresh at ``now`` from agents
+        carrying those loads. Work is counted on each agent's clock of working minutes since
+        the snapshot, so a backlog read at minute ``t`` ends at ``worked(t) + backlog``. The
+        default moment (:attr:`now`) is unchanged.
+        """
+        other = self.copy()
+        n = len(other.agent_ids)
+        open_now = np.zeros(n, dtype=np.int64)
+        backlog = np.zeros(n, dtype=np.int64)
+        positions = other.problem.agent_index
+        for agent_id, (count, minutes) in held.items():
+            i = positions.get(agent_id)
+            if i is not None:
+                open_now[i] = count
+                backlog[i] = minutes
+        worked = other._at(other.minute_of(now)).worked
+        other._open = open_now
+        other._queue_end = worked + backlog
+        return other
+
+    def with_full(self, agent_id: str) -> RealtimeIndex:
+        """A copy in which ``agent_id`` holds at least as many open tickets as their capacity,
+        so is no candidate (e.g. they filled up since the loads were read)."""
+        other = self.copy()
+        a = other._agent(agent_id)
+        other._open[a] = max(int(other._open[a]), int(other._capacity[a]))
+        return other
+
     # ------------------------------------------------------------------ assigning
     def assign(self, ticket: Ticket, now: datetime | None = None, top_k: int = 3) -> Decision:
         """The best agent for ``ticket`` at ``now`` (default: :attr:`now`), or its team's queue.

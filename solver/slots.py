@@ -64,7 +64,6 @@ from solver.problem import AgentStatus
 from solver.timegrid import require_aware, to_minute, to_minute_ceil
 
 NOT_WORKING = 100  # grid mark outside working windows; occupancies add 1 on top
-INDEX_KEY = "booking_index"
 GRID_MARGIN = timedelta(days=1)  # so advancing `now` within a day does not force a rebuild
 SEARCH_DEPTH = 2
 # Open slots probe with depth 1 (a blocking call moves straight to a free agent): measured on
@@ -620,13 +619,13 @@ def _range_counts(
 
 def index_of(state: BookingState, need_end: datetime | None = None) -> BookingIndex:
     """The state's index, built on first use (or when a query reaches past its grid)."""
-    idx: BookingIndex | None = state._cache.get(INDEX_KEY)
+    idx = state.booking_index
     hint = None
     if idx is not None and need_end is not None and to_minute_ceil(need_end, idx.origin) >= idx.H:
         hint, idx = idx.witness(), None  # a longer grid, the same cover
     if idx is None:
         idx = BookingIndex(state, need_end, hint)
-        state._cache[INDEX_KEY] = idx
+        state.keep_index(idx)
     idx.now = state.now
     return idx
 
@@ -660,21 +659,21 @@ def index_from(base: BookingIndex, state: BookingState) -> BookingIndex:
     otherwise the index is built from the agents as usual (slower, same answer).
     """
     idx = BookingIndex(state, base=base)
-    state._cache[INDEX_KEY] = idx
+    state.keep_index(idx)
     return idx
 
 
 def hand_over(old: BookingState, new: BookingState, idx: BookingIndex) -> None:
     """Move ``idx`` (already updated to match ``new``) from ``old`` to ``new``."""
-    old._cache.pop(INDEX_KEY, None)
-    new._cache[INDEX_KEY] = idx
+    old.keep_index(None)
+    new.keep_index(idx)
     idx.now = new.now
 
 
 def advance(state: BookingState, now: datetime) -> BookingState:
     """The same state at a later moment, keeping the index (nothing in it depends on now)."""
     new = state.with_now(now)
-    idx = state._cache.get(INDEX_KEY)
+    idx = state.booking_index
     if idx is not None:
         hand_over(state, new, idx)
     return new

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
-import numpy as np
 from sqlalchemy import BigInteger, ForeignKey, String, Table, bindparam, event, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -250,33 +249,13 @@ def with_loads(
     """A copy of ``base`` whose agents hold exactly ``held`` (agent -> (open tickets, backlog
     minutes)) at ``now``; agents absent from ``held`` hold nothing.
 
-    Equivalent to building a fresh index at ``now`` with those loads (a test holds it to that):
-    the index counts work in positions on each agent's clock of working minutes since its
-    snapshot, so a backlog read at minute ``t`` ends at ``worked(t) + backlog``. This reaches
-    into the index's per-agent arrays, which :meth:`RealtimeIndex.copy` duplicates for exactly
-    this kind of per-request state.
+    Equivalent to building a fresh index at ``now`` with those loads (a test holds it to that);
+    see :meth:`RealtimeIndex.with_loads`.
     """
-    index = base.copy()
-    n = len(index.agent_ids)
-    open_now = np.zeros(n, dtype=np.int64)
-    backlog = np.zeros(n, dtype=np.int64)
-    positions = index.problem.agent_index
-    for agent_id, (count, minutes) in held.items():
-        i = positions.get(agent_id)
-        if i is not None:
-            open_now[i] = count
-            backlog[i] = minutes
-    t = index.minute_of(now)
-    worked = index._at(t).worked
-    index._open = open_now
-    index._queue_end = worked + backlog
-    return index
+    return base.with_loads(now, held)
 
 
 def mark_full(index: RealtimeIndex, agent_id: str) -> RealtimeIndex:
     """A copy of ``index`` in which ``agent_id`` holds as many tickets as their capacity, so is
     no candidate (they filled up since the loads were read)."""
-    other = index.copy()
-    open_now, capacity = other.load_of(agent_id)
-    other._open[other.problem.agent_index[agent_id]] = max(open_now, capacity)
-    return other
+    return index.with_full(agent_id)

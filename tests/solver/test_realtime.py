@@ -357,6 +357,46 @@ def test_with_assignment_returns_an_updated_copy() -> None:
         index.with_assignment(ticket("t1"), "zed")
 
 
+def test_with_loads_returns_a_copy_deciding_like_a_fresh_build_with_those_loads() -> None:
+    later = NOW + 95 * MIN
+    loads = {f"a{i}": (i % 3, 20 * (i % 4)) for i in range(8)}
+
+    def agents(held: dict[str, tuple[int, int]]) -> list[Agent]:
+        return [
+            agent(
+                f"a{i}",
+                {"net": 1 + i % 4},
+                open_tickets=held.get(f"a{i}", (0, 0))[0],
+                backlog_minutes=held.get(f"a{i}", (0, 0))[1],
+            )
+            for i in range(8)
+        ]
+
+    base = RealtimeIndex.build(problem(*agents({"a0": (2, 30)})))
+    overlaid = base.with_loads(later, {**loads, "nobody": (9, 9)})  # unknown ids are ignored
+    fresh = RealtimeIndex.build(problem(*agents(loads), now=later))
+    assert base.load_of("a0") == (2, 3)  # the original is untouched
+    assert overlaid.now == base.now == NOW
+    for k in range(12):
+        t = ticket(f"t{k}", {"net": 1 + k % 3}, effort_minutes=10 + 7 * k, priority=1 + k % 4)
+        got, want = overlaid.assign(t, now=later), fresh.assign(t)
+        assert (got.agent_id, got.expected_start) == (want.agent_id, want.expected_start)
+        assert got.score == pytest.approx(want.score)
+    assert overlaid.with_loads(later, {}).load_of("a1") == (0, 3)
+
+
+def test_with_full_returns_a_copy_in_which_the_agent_takes_nothing() -> None:
+    index = RealtimeIndex.build(problem(agent("a", open_tickets=1), agent("b", open_tickets=2)))
+    assert index.assign(ticket()).agent_id == "a"
+    full = index.with_full("a")
+    assert full.load_of("a") == (3, 3) and index.load_of("a") == (1, 3)
+    assert full.assign(ticket()).agent_id == "b"
+    over = RealtimeIndex.build(problem(agent("a", capacity=1, open_tickets=1)))
+    assert over.with_full("a").load_of("a") == (1, 1)
+    with pytest.raises(ProblemError, match="unknown agent 'zed'"):
+        index.with_full("zed")
+
+
 def test_ties_break_by_agent_order_and_repeat_exactly() -> None:
     agents = [agent(f"a{i}") for i in range(7)]
     index = RealtimeIndex.build(problem(*reversed(agents)))

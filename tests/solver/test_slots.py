@@ -280,9 +280,13 @@ def test_a_stale_binding_is_re_covered_or_reported_at_risk() -> None:
 def test_the_index_moves_to_the_state_a_booking_derives() -> None:
     a = agent("a", {"net": 3}, [shift(0, 9, 17)])
     state = BookingState(at(0, 8), (a,), (cap("net", {"net": 1}),))
+    assert state.booking_index is None  # built on first use, by index_of
     idx = index_of(state)
+    assert state.booking_index is idx and index_of(state) is idx
     new = book(state, "net", at(0, 10)).state
     assert new is not None and index_of(new) is idx
+    assert new.booking_index is idx and state.booking_index is None  # handed over
+    assert "_index" not in repr(new) and new.with_now(new.now).booking_index is None
     # The old state still answers correctly: it rebuilds its own index.
     assert at(0, 10) in starts(open_slots(state, "net", at(0, 9), at(0, 11)))
     assert at(0, 10) not in starts(open_slots(new, "net", at(0, 9), at(0, 11)))
