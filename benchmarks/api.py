@@ -1080,8 +1080,10 @@ def baseline_table(results: Sequence[RunResult]) -> Table:
 
 BASELINE_LEGEND = (
     "The GET runs right after the assignment run of its row, closed loop. assign CPU x GET: "
-    "server CPU per assignment / server CPU per GET (what the assignment costs beyond the "
-    "HTTP layer, auth and middlewares every request pays); assign/s / GET/s: throughputs."
+    "server CPU per assignment / server CPU per GET; assign/s / GET/s: throughputs. The GET "
+    "pays the same HTTP layer (auth, gate, rate limiter, idempotency, metrics, routing) and one "
+    "primary-key read, but its route is a plain def run on the thread pool (a hand-off the "
+    "async assignment route does not pay): see python -m benchmarks.http_profile."
 )
 
 
