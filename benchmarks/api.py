@@ -16,6 +16,14 @@ answered), the stricter reading of "32 concurrent clients"; on PostgreSQL one mo
 the target rate in an open loop (latency from when each request fell due), the reading of
 "500/s with p99 <= 50 ms". ``--rate`` makes every run open-loop at that rate.
 
+After each closed-loop run the same clients send a bare authenticated read, ``GET
+/v1/teams/{id}`` of a seeded team, to the same server for the same duration (``--no-baseline``
+skips it): its rate, latencies and server CPU per request are printed in a second table with the
+assignment's server CPU and throughput as ratios to it, so a change in the HTTP layer (auth, the
+gate, rate limiting, idempotency, metrics, routing) that every request pays shows in the GET, and
+what the assignment costs beyond it shows in the ratios, both on the same machine at the same
+moment.
+
 It prints one row per backend x workers x concurrency: assignments/s, p50/p99/max as the
 clients saw them and the server's own p50/p99 (its /metrics histogram), CPU per assignment of
 the server, PostgreSQL and the load generator, what the rest of the machine used meanwhile,
@@ -37,6 +45,7 @@ import asyncio
 import contextlib
 import gc
 import hashlib
+import itertools
 import os
 import random
 import signal
@@ -77,6 +86,9 @@ from benchmarks.loadclient import KeepAliveClient
 # The endpoint under test; the ticket's external id goes in the path.
 ASSIGN_PATH = "/v1/tickets/{ticket_id}/assign"
 HEALTH_PATH = "/healthz"
+# The baseline measured beside it: a cheap authenticated read of a seeded team (auth, the gate,
+# the rate limiter, the idempotency and metrics middlewares, routing, one primary-key SELECT).
+BASELINE_PATH = "/v1/teams/{team_id}"  # also the route template /metrics labels it with
 
 PG_SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 PG_BENCH_DB = "switchboard_bench"
@@ -352,6 +364,7 @@ def serve(
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(base, proc, timeout=60.0, log=log)
+        _settle(proc.pid)
         yield base, proc.pid
     finally:
         proc.send_signal(signal.SIGINT)
@@ -378,6 +391,23 @@ def run_server(port: int, workers: int, host: str = "127.0.0.1") -> None:
             Settings(), host=host, port=port, workers=workers, log_level="warning", access_log=False
         )
     )
+
+
+def _settle(pid: int, *, timeout: float = 30.0, busy: float = 0.05) -> None:
+    """Wait until ``pid``'s process tree is idle (under ``busy`` of a core over 0.5 s).
+
+    The server answers before its start-up is over: the solve pool spawns its processes and
+    imports the app in them in the background (``SolvePool.warm``), seconds of CPU on this
+    machine that the first run's server CPU would otherwise count (measured: 5.2 ms per
+    assignment at 8 clients against 1.1 at 32 in the same run)."""
+    deadline = time.monotonic() + timeout
+    before = sum(_cpu_of(_tree(pid)).values())
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = sum(_cpu_of(_tree(pid)).values())
+        if now - before < busy * 0.5:
+            return
+        before = now
 
 
 def _wait_ready(base: str, proc: subprocess.Popen[bytes], *, timeout: float, log: Path) -> None:
@@ -451,8 +481,10 @@ def _machine_busy_seconds() -> float:
 ASSIGN_ROUTE = "/v1/tickets/{ticket_id}/assign"  # the route template /metrics labels with
 
 
-def scrape_latency_buckets(base: str, route: str = ASSIGN_ROUTE) -> dict[float, float]:
-    """Cumulative counts of the server's own latency histogram for POST ``route``
+def scrape_latency_buckets(
+    base: str, route: str = ASSIGN_ROUTE, method: str = "POST"
+) -> dict[float, float]:
+    """Cumulative counts of the server's own latency histogram for ``method`` ``route``
     (``switchboard_http_request_duration_seconds``): upper bound in seconds -> requests."""
     from prometheus_client.parser import text_string_to_metric_families
 
@@ -465,7 +497,7 @@ def scrape_latency_buckets(base: str, route: str = ASSIGN_ROUTE) -> dict[float, 
             labels = sample.labels
             if (
                 sample.name.endswith("_bucket")
-                and labels.get("method") == "POST"
+                and labels.get("method") == method
                 and labels.get("route") == route
             ):
                 out[float(labels["le"])] = out.get(float(labels["le"]), 0.0) + sample.value
@@ -512,10 +544,12 @@ class Probe:
         server_pid: int,
         db_pids: Callable[[], set[int]] | None = None,
         metrics_base: str | None = None,
+        route: tuple[str, str] = ("POST", ASSIGN_ROUTE),
     ) -> None:
         self.server_pid = server_pid
         self.db_pids = db_pids
         self.metrics_base = metrics_base
+        self.method, self.route = route
         self._start: tuple[dict[int, float], dict[int, float], float, float] | None = None
         self._buckets: dict[float, float] = {}
 
@@ -525,7 +559,7 @@ class Probe:
 
     def start(self) -> None:
         if self.metrics_base:
-            self._buckets = scrape_latency_buckets(self.metrics_base)
+            self._buckets = scrape_latency_buckets(self.metrics_base, self.route, self.method)
         self._start = self._sample()
 
     def stop(self) -> Measures:
@@ -534,7 +568,7 @@ class Probe:
         server1, db1, client1, machine1 = self._sample()
         latency = None
         if self.metrics_base:
-            after = scrape_latency_buckets(self.metrics_base)
+            after = scrape_latency_buckets(self.metrics_base, self.route, self.method)
             latency = {le: n - self._buckets.get(le, 0.0) for le, n in after.items()}
         # A backend that appeared during the run counts from zero; one that left is lost
         # (pool overflow connections come and go: a small undercount).
@@ -572,6 +606,22 @@ class RunResult:
     statuses: Counter[str] = field(default_factory=Counter)
     cpu: Measures | None = None
     offered_rate: float | None = None  # open loop: the rate requests fell due at
+    # The bare authenticated GET (BASELINE_PATH) the same clients sent to the same server for
+    # the same duration right after this run (closed loop only; None when not measured).
+    baseline: RunResult | None = None
+
+    def cpu_ratio(self) -> float:
+        """Server CPU per assignment over server CPU per baseline GET (NaN when unmeasured)."""
+        if self.baseline is None:
+            return float("nan")
+        get_ms = self.baseline.cpu_ms_per_request("server")
+        return self.cpu_ms_per_request("server") / get_ms if get_ms > 0 else float("nan")
+
+    def throughput_ratio(self) -> float:
+        """Assignments/s over baseline GETs/s at the same concurrency (NaN when unmeasured)."""
+        if self.baseline is None or self.baseline.throughput <= 0:
+            return float("nan")
+        return self.throughput / self.baseline.throughput
 
     def cpu_ms_per_request(self, part: str) -> float:
         """CPU milliseconds per answered request spent by ``part`` (a :class:`Measures` field,
@@ -651,9 +701,11 @@ async def drive(
     probe: Probe | None = None,
     rate: float | None = None,
     client: str = "raw",
+    get_path: str | None = None,
 ) -> tuple[np.ndarray, float, Counter[str], Measures | None]:
     """``concurrency`` clients over fresh tickets from ``ticket_ids``, until ``duration``
-    seconds or the tickets run out.
+    seconds or the tickets run out; with ``get_path``, every request is instead ``GET
+    get_path`` (the baseline read; ``ticket_ids`` unused, the run lasts ``duration``).
 
     Closed loop (``rate`` None): each client sends its next request as soon as the last one
     answers, so throughput and latency are tied (mean latency = clients / throughput). Open
@@ -695,7 +747,9 @@ async def drive(
                 )
                 for _ in range(concurrency)
             ]
-        if warmup:
+        if warmup and get_path is not None:
+            await asyncio.gather(*(clients[i % concurrency].get(get_path) for i in range(warmup)))
+        elif warmup:
             warm = ASSIGN_PATH.format(ticket_id=ticket_ids[0])
             await asyncio.gather(
                 *(
@@ -703,7 +757,7 @@ async def drive(
                     for i in range(warmup)
                 )
             )
-        pending = iter(ticket_ids)
+        pending: Iterator[str] = iter(ticket_ids) if get_path is None else itertools.repeat("")
         latencies: list[float] = []
         outcomes: Counter[str] = Counter()
         # This process imported the whole service to seed it: a full collection of its heap
@@ -718,10 +772,13 @@ async def drive(
 
         async def send(client: Any, ticket_id: str, since: float) -> None:
             try:
-                r = await client.post(ASSIGN_PATH.format(ticket_id=ticket_id))
+                if get_path is not None:
+                    r = await client.get(get_path)
+                else:
+                    r = await client.post(ASSIGN_PATH.format(ticket_id=ticket_id))
                 took = (time.perf_counter() - since) * 1000.0
                 outcome = str(r.status_code)
-                if r.status_code == 200 and r.json().get("agent") is None:
+                if get_path is None and r.status_code == 200 and r.json().get("agent") is None:
                     outcome = QUEUED
             except (httpx.HTTPError, OSError, HttpParserError) as exc:
                 took, outcome = float("nan"), type(exc).__name__
@@ -796,11 +853,14 @@ def run_backend(
     rate: float | None = None,
     client: str = "raw",
     open_check: bool = True,
+    baseline: bool = True,
 ) -> list[RunResult]:
     """Seed ``backend``, then for each worker count one run per concurrency (open loop at
     ``rate`` when given, else closed loop). With ``open_check``, closed-loop runs on the target
     backend add one open-loop run at the target rate and concurrency, so both readings of the
-    target ("N clients never waiting" and "N/s offered") are measured side by side."""
+    target ("N clients never waiting" and "N/s offered") are measured side by side. With
+    ``baseline``, each closed-loop run is followed by the same clients sending the bare GET of
+    :data:`BASELINE_PATH` to the same server for the same duration (``RunResult.baseline``)."""
     loads: list[tuple[int, float | None]] = [(c, rate) for c in concurrencies]
     if open_check and rate is None and backend == TARGET_BACKEND:
         loads.append((TARGET_CONCURRENCY, TARGET_RATE))
@@ -848,6 +908,22 @@ def run_backend(
                     result = RunResult(
                         backend, workers, concurrency, latencies, elapsed, outcomes, cpu, offered
                     )
+                    if baseline and offered is None:
+                        result.baseline = _run_baseline(
+                            base,
+                            seeded.helpdesk_key,
+                            backend=backend,
+                            workers=workers,
+                            concurrency=concurrency,
+                            duration=duration,
+                            client=client,
+                            probe=Probe(
+                                server_pid,
+                                db_pids,
+                                metrics_base=base if workers == 1 else None,
+                                route=("GET", BASELINE_PATH),
+                            ),
+                        )
                     results.append(result)
                     console.print(
                         f"  {backend} workers={workers} clients={concurrency} {result.load}: "
@@ -855,9 +931,46 @@ def run_backend(
                         f"p99 {result.percentile(99):.1f} ms errors {result.errors}"
                         + (f" {dict(outcomes)}" if result.errors else "")
                     )
+                    if (get := result.baseline) is not None:
+                        console.print(
+                            f"  {backend} workers={workers} clients={concurrency} GET baseline: "
+                            f"{get.throughput:.0f}/s p50 {get.percentile(50):.1f} ms "
+                            f"p99 {get.percentile(99):.1f} ms errors {get.errors}"
+                            + (f" {dict(get.statuses)}" if get.errors else "")
+                        )
     finally:
         engine.dispose()
     return results
+
+
+def _run_baseline(
+    base: str,
+    key: str,
+    *,
+    backend: str,
+    workers: int,
+    concurrency: int,
+    duration: float,
+    client: str,
+    probe: Probe,
+) -> RunResult:
+    """The bare authenticated GET, closed loop, at ``concurrency`` for ``duration`` seconds."""
+    path = BASELINE_PATH.format(team_id=TEAM_IDS[0])
+    with asyncio.Runner(loop_factory=_client_loop_factory()) as runner:
+        latencies, elapsed, outcomes, cpu = runner.run(
+            drive(
+                base,
+                key,
+                (),
+                concurrency=concurrency,
+                duration=duration,
+                warmup=max(8, 4 * workers),
+                client=client,
+                probe=probe,
+                get_path=path,
+            )
+        )
+    return RunResult(backend, workers, concurrency, latencies, elapsed, outcomes, cpu)
 
 
 # --------------------------------------------------------------------------- reporting
@@ -915,6 +1028,63 @@ def results_table(results: Sequence[RunResult]) -> Table:
             verdict,
         )
     return table
+
+
+def baseline_table(results: Sequence[RunResult]) -> Table:
+    """The bare GET measured beside each closed-loop run, and the assignment as ratios to it."""
+    table = Table(
+        title=f"GET {BASELINE_PATH} beside it (same server, clients and duration), and the "
+        "assignment as ratios to it"
+    )
+    columns = (
+        "backend",
+        "workers",
+        "clients",
+        "errors",
+        "GET/s",
+        "p50 ms",
+        "p99 ms",
+        "server p50/p99",
+        "server CPU ms",
+        "PG CPU ms",
+        "others' cores",
+        "assign CPU x GET",
+        "assign/s / GET/s",
+    )
+    for name in columns:
+        table.add_column(name, justify="left" if name == "backend" else "right")
+    for r in results:
+        if (g := r.baseline) is None:
+            continue
+        table.add_row(
+            g.backend,
+            str(g.workers),
+            str(g.concurrency),
+            str(g.errors),
+            f"{g.throughput:.0f}",
+            f"{g.percentile(50):.1f}",
+            f"{g.percentile(99):.1f}",
+            (
+                f"{g.server_percentile(50):.1f}/{g.server_percentile(99):.1f}"
+                if g.cpu is not None and g.cpu.server_latency
+                else "-"
+            ),
+            f"{g.cpu_ms_per_request('server'):.2f}",
+            f"{g.cpu_ms_per_request('database'):.2f}" if g.backend == "postgresql" else "-",
+            f"{g.cpu_ms_per_request('others'):.2f}",
+            f"{r.cpu_ratio():.2f}",
+            f"{r.throughput_ratio():.2f}",
+        )
+    return table
+
+
+BASELINE_LEGEND = (
+    "The GET runs right after the assignment run of its row, closed loop. assign CPU x GET: "
+    "server CPU per assignment / server CPU per GET; assign/s / GET/s: throughputs. The GET "
+    "pays the same HTTP layer (auth, gate, rate limiter, idempotency, metrics, routing) and one "
+    "primary-key read, but its route is a plain def run on the thread pool (a hand-off the "
+    "async assignment route does not pay): see python -m benchmarks.http_profile."
+)
 
 
 def target_line(results: Sequence[RunResult]) -> str:
@@ -1158,6 +1328,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="closed loop only: skip the extra open-loop run at the target rate on PostgreSQL",
     )
     parser.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help=f"skip the bare GET {BASELINE_PATH} run after each closed-loop run (halves the "
+        "closed-loop time)",
+    )
+    parser.add_argument(
         "--client",
         choices=("raw", "httpx"),
         default="raw",
@@ -1200,10 +1376,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 rate=args.rate,
                 client=args.client,
                 open_check=not args.no_open_check,
+                baseline=not args.no_baseline,
             )
         if results:
             console.print(results_table(results))
             console.print(LEGEND)
+            if any(r.baseline is not None for r in results):
+                console.print(baseline_table(results))
+                console.print(BASELINE_LEGEND)
             console.print(target_line(results))
         if args.profile or args.profile_only:
             for backend in backends:

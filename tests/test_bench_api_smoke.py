@@ -135,3 +135,39 @@ def test_target_line_reports_closed_and_open_loop_side_by_side() -> None:
     assert "closed loop MET (best: 1 worker(s), 1000/s, p99 20.0 ms)" in line
     assert "open loop at 500/s MISSED (best: 1 worker(s), 500/s, p99 80.0 ms)" in line
     assert bench.results_table([closed, opened]).row_count == 2
+
+
+def test_baseline_get_is_driven_and_reported_as_ratios(tmp_path: Path) -> None:
+    url = bench.sqlite_url(tmp_path)
+    migrate.upgrade(url)
+    settings = Settings(database_url=url, environment=Environment.TEST)
+    seeded = bench.seed_tenant(settings, now=NOW, n_agents=2, n_tickets=2, batch=2)
+    app = create_app(settings, clock=lambda: NOW)
+
+    async def run() -> tuple[np.ndarray, float, Counter[str], bench.Measures | None]:
+        async with app.router.lifespan_context(app):
+            return await bench.drive(
+                "http://bench",
+                seeded.helpdesk_key,
+                (),
+                concurrency=2,
+                duration=0.3,
+                warmup=2,
+                transport=httpx.ASGITransport(app=app),
+                get_path=bench.BASELINE_PATH.format(team_id=bench.TEAM_IDS[0]),
+            )
+
+    latencies, elapsed, outcomes, _ = asyncio.run(run())
+    # Every GET read the seeded team (a 200), none counted as a queued assignment.
+    assert set(outcomes) == {bench.ASSIGNED} and latencies.shape == (outcomes.total(),)
+    assert outcomes.total() > 0 and elapsed >= 0.3
+
+    ok: Counter[str] = Counter({bench.ASSIGNED: 100})
+    cpu = bench.Measures(server=0.2, database=0.0, client=0.01, machine=0.5)
+    get = bench.RunResult("sqlite", 1, 8, np.full(400, 1.0), 1.0, Counter({"200": 400}), cpu)
+    assign = bench.RunResult("sqlite", 1, 8, np.full(100, 4.0), 1.0, ok, cpu, baseline=get)
+    # 2 ms of server CPU per assignment against 0.5 ms per GET; 100/s against 400/s.
+    assert assign.cpu_ratio() == 4.0 and assign.throughput_ratio() == 0.25
+    alone = bench.RunResult("sqlite", 1, 8, np.full(100, 4.0), 1.0, ok, cpu)
+    assert np.isnan(alone.cpu_ratio()) and np.isnan(alone.throughput_ratio())
+    assert bench.baseline_table([assign, alone]).row_count == 1
