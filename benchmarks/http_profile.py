@@ -3,7 +3,7 @@
 Seeds a database as ``benchmarks.api`` does, starts the real service (one worker, via
 :func:`benchmarks.api.serve`), and for the assignment ``POST /v1/tickets/{id}/assign`` and the
 bare authenticated ``GET /v1/teams/{id}`` in turn drives a closed loop of ``--concurrency``
-clients while py-spy (``pip install py-spy``; it needs ptrace rights over the server) samples
+clients while py-spy (in the dev extra; it needs ptrace rights over the server) samples
 the server process, not its solve pool's (``--format raw``: one collapsed stack per line with
 its count;
 ``--gil``: only the thread holding the GIL, so a thread waiting for a pooled connection, the
