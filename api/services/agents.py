@@ -62,16 +62,9 @@ def create(*, session: Session, tenant_id: str, data: AgentCreate, now: datetime
 def create_many(
     *, session: Session, tenant_id: str, rows: Sequence[AgentCreate], now: datetime
 ) -> builtins.list[str]:
-    """:func:`create` for every row, all or nothing (a bulk import); returns their ids.
-
-    Refuses what ``create`` would, row by row in order (an id taken, an unknown team or skill)
-    with :class:`~api.errors.InvalidInput` naming each row by its index in ``rows``; writes
-    nothing then. Otherwise inserts the agents and their skills in batches: one query per
-    table looked in, no ORM objects and no flush per row.
-
-    The unit of work must not have begun: it is opened here with the tenant's write lock
-    (:func:`api.db.locks.lock_tenant`), so a concurrent import of the same ids waits and then
-    gets its 422 instead of a primary-key violation.
+    """The import of ``rows``: the contract is :mod:`api.services.common`'s; refused here: an id
+    taken, an unknown team or skill. Otherwise inserts the agents and their skills in batches:
+    one query per table looked in, no ORM objects and no flush per row.
     """
     lock_tenant(session, tenant_id)
     ids = [r.id for r in rows]

@@ -9,6 +9,14 @@ the checks in memory (:func:`refuse_rows`) and bulk inserts (:mod:`api.db.insert
 import of agents by per-row ``create`` sent five statements per row (three lookups, a flush of
 two INSERTs), 17-33 s for 10,000 agents on SQLite and 94-119 s on PostgreSQL.
 
+What every ``create_many(session=, tenant_id=, rows=, now=)`` promises: :func:`create` for every
+row, all or nothing, returning the ids. It refuses what ``create`` would, row by row in order (an
+id taken, earlier in the import too; an unknown reference) with :class:`~api.errors.InvalidInput`
+naming each row by its index in ``rows``, and then writes nothing. The unit of work must not
+have begun: ``create_many`` opens it with the tenant's write lock
+(:func:`api.db.locks.lock_tenant`), so a concurrent import of the same ids waits and then gets
+its 422 instead of a primary-key violation.
+
 Every query here takes ``tenant_id``: there is no way to look a row up without it.
 """
 

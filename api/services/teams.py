@@ -36,16 +36,7 @@ def create(*, session: Session, tenant_id: str, data: TeamCreate, now: datetime)
 def create_many(
     *, session: Session, tenant_id: str, rows: Sequence[TeamCreate], now: datetime
 ) -> builtins.list[str]:
-    """:func:`create` for every row, all or nothing (a bulk import); returns their ids.
-
-    An id already taken (in the database or by an earlier row) is refused with
-    :class:`~api.errors.InvalidInput` naming the row by its index in ``rows``; nothing is
-    written then. Otherwise the rows are inserted in batches.
-
-    The unit of work must not have begun: it is opened here with the tenant's write lock
-    (:func:`api.db.locks.lock_tenant`), so a concurrent import of the same ids waits and then
-    gets its 422 instead of a primary-key violation.
-    """
+    """The import of ``rows``; the contract is :mod:`api.services.common`'s."""
     lock_tenant(session, tenant_id)
     ids = [r.id for r in rows]
     taken = common.existing_ids(session, Team, tenant_id, ids)
