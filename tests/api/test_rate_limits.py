@@ -233,23 +233,32 @@ def test_unreachable_redis_fails_open_with_a_warning(
 # --- the solve pool's per-tenant cap -------------------------------------------------------
 
 
-def test_solves_over_the_tenants_cap_are_429_while_another_tenant_solves(
-    db: Engine, db_url: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """K = 1: tenant A's second concurrent solve is refused at once (not queued), and tenant B's
-    solve still runs while A's first is in progress."""
+def hold_solves(
+    monkeypatch: pytest.MonkeyPatch, *, prefix: str = ""
+) -> tuple[threading.Event, threading.Event]:
+    """Hold every solve whose first ticket id starts with ``prefix`` until ``release`` is set;
+    ``started`` is set when one is held. The solve pool runs in threads in these tests, in this
+    process, so the patch is seen."""
     release = threading.Event()
     started = threading.Event()
     real_run = solve_service.run
 
     def held(*, request: SolveRequest) -> Any:
-        if request.tickets[0].id.startswith("HOLD"):
+        if request.tickets[0].id.startswith(prefix):
             started.set()
             assert release.wait(30)
         return real_run(request=request)
 
-    # The thread pool runs the function in this process, so the patch is seen.
     monkeypatch.setattr(solve_service, "run", held)
+    return started, release
+
+
+def test_solves_over_the_tenants_cap_are_429_while_another_tenant_solves(
+    db: Engine, db_url: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """K = 1: tenant A's second concurrent solve is refused at once (not queued), and tenant B's
+    solve still runs while A's first is in progress."""
+    started, release = hold_solves(monkeypatch, prefix="HOLD")
     settings = limited_settings(
         db_url,
         rate_limit_enabled=False,
@@ -291,16 +300,7 @@ def test_solves_over_the_tenants_cap_are_429_while_another_tenant_solves(
 def test_a_full_pool_is_a_503_for_everyone(
     db: Engine, db_url: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    release = threading.Event()
-    started = threading.Event()
-    real_run = solve_service.run
-
-    def held(*, request: SolveRequest) -> Any:
-        started.set()
-        assert release.wait(30)
-        return real_run(request=request)
-
-    monkeypatch.setattr(solve_service, "run", held)
+    started, release = hold_solves(monkeypatch)
     settings = limited_settings(
         db_url,
         rate_limit_enabled=False,
