@@ -71,7 +71,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         from api.webhooks.delivery import start_background
 
         stop_webhooks = start_background(app.state.session_factory, settings, clock=app.state.clock)
-        jobs_runtime.start(app, on_finish=app.state.metrics.job_finished)
+        from api import wiring
+
+        jobs_runtime.start(app, wiring.job_handlers(), on_finish=app.state.metrics.job_finished)
         # Per-tenant rate limits and the bounded solve pool (api/ratelimit.py, api/solve_pool.py).
         app.state.rate_limiter = ratelimit.build(settings, app.state.clock)
         app.state.solve_pool = SolvePool.from_settings(settings)
@@ -110,7 +112,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     # is read (api/ratelimit.py).
     app.add_middleware(ratelimit.RateLimitMiddleware)
     gate.install(app)  # outside both: the key and the body's size before anything reads a body
-    jobs_runtime.install(app)
+    _wire(app)
     metrics.install(app)  # outermost: times every request, replays included
     _include_routers(app)
     _document_openapi(app)
@@ -173,9 +175,16 @@ def _include_routers(app: FastAPI) -> None:
         app.include_router(module.router)
     from api.routes import bookings
     from api.services import bookings as booking_service
-    from api.services.booking_cache import BookingCache
 
-    app.state.booking_cache = BookingCache()
     app.include_router(bookings.router)
     app.add_exception_handler(booking_service.BookingRefused, bookings.booking_refused)
-    booking_service.install()  # agent changes queue a re-check of booked calls
+
+
+def _wire(app: FastAPI) -> None:
+    """The listeners and per-process caches (:mod:`api.wiring`); the job worker is built in the
+    lifespan, once the engine exists."""
+    from api import wiring
+
+    wiring.install_listeners()
+    wiring.install_caches(app.state)
+    app.state.job_worker = None

@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from api.db.base import Base
-from api.enums import AgentStatus, SkillKind, TicketEventKind, TicketPriority, TicketStatus
+from api.enums import AgentStatus, Scope, SkillKind, TicketEventKind, TicketPriority, TicketStatus
 
 ID_LENGTH = 128
 
@@ -73,6 +73,9 @@ class ApiKey(Base):
     scopes: Mapped[str] = mapped_column(String(100))  # space-separated Scope values
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+
+    def scope_set(self) -> frozenset[Scope]:
+        return frozenset(Scope(s) for s in self.scopes.split())
 
 
 class Skill(Base):
@@ -394,3 +397,15 @@ class Call(Base):
     cancelled_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class OrgVersion(Base):
+    """How many times a tenant's organisation changed: the validity key of every cache built
+    from it (:mod:`api.services.org_version`)."""
+
+    __tablename__ = "org_versions"
+
+    tenant_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(BigInteger)

@@ -3,6 +3,5 @@
 api.jobs.models    the ``jobs`` row and its statuses
 api.jobs.queue     enqueue, claim (FOR UPDATE SKIP LOCKED / BEGIN IMMEDIATE), lease, finish
 api.jobs.worker    the worker loop and handler context
-api.jobs.registry  which handler runs which kind of job
 api.jobs.command   ``switchboard worker``
 """

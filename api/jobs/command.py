@@ -17,9 +17,7 @@ from types import FrameType
 from api.db.engine import make_engine, make_session_factory
 from api.jobs import housekeeping
 from api.jobs.models import JobStatus
-from api.jobs.registry import default_handlers
 from api.jobs.worker import Worker
-from api.services import realtime_cache
 from api.settings import Settings
 
 
@@ -32,11 +30,13 @@ def run_worker(args: argparse.Namespace) -> int:
     settings = Settings(database_url=url) if url else Settings()
     logging.basicConfig(level=getattr(args, "log_level", "INFO").upper())
     engine = make_engine(settings)
-    realtime_cache.install()
+    from api import wiring  # lazily: the handlers pull in the solver
+
+    wiring.install_listeners()
     session_factory = make_session_factory(engine)
     worker = Worker(
         session_factory,
-        default_handlers(),
+        wiring.job_handlers(),
         clock=_wall_clock,
         lease_seconds=settings.jobs_lease_seconds,
         poll_seconds=args.poll or settings.jobs_poll_seconds,

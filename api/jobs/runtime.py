@@ -1,9 +1,9 @@
-"""Wiring the job worker and the real-time cache into an app (``create_app`` calls these).
+"""Running the job worker in an app (``create_app`` calls these).
 
-``install(app)`` runs when the app is built (no I/O); ``start(app)`` and ``stop(app)`` run in its
-lifespan, after the engine exists. The worker thread starts only when the settings ask for it
-(``jobs_worker``; by default everywhere except the test environment, where tests call
-``app.state.job_worker.run_once()`` themselves, without sleeping). The worker's loop also runs
+``start(app, handlers)`` and ``stop(app)`` run in its lifespan, after the engine exists; the
+handlers come from :func:`api.wiring.job_handlers`. The worker thread starts only when the
+settings ask for it (``jobs_worker``; by default everywhere except the test environment,
+where tests call ``app.state.job_worker.run_once()`` themselves, without sleeping). The worker's loop also runs
 housekeeping (:mod:`api.jobs.housekeeping`) every ``housekeeping_interval_seconds``; tests call
 ``app.state.job_worker.housekeep()``.
 """
@@ -13,9 +13,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from api.jobs import housekeeping
-from api.jobs.registry import default_handlers
-from api.jobs.worker import FinishHook, Worker
-from api.services import realtime_cache
+from api.jobs.worker import FinishHook, Handler, Worker
 from api.settings import Environment, Settings
 
 
@@ -25,19 +23,15 @@ def worker_enabled(settings: Settings) -> bool:
     return settings.environment is not Environment.TEST
 
 
-def install(app: FastAPI) -> None:
-    realtime_cache.install()
-    app.state.realtime_cache = realtime_cache.RealtimeCache()
-    app.state.job_worker = None
-
-
-def start(app: FastAPI, *, on_finish: FinishHook | None = None) -> Worker:
+def start(
+    app: FastAPI, handlers: dict[str, Handler], *, on_finish: FinishHook | None = None
+) -> Worker:
     """Build the app's worker; start its thread if the settings say so. Returned either way,
     so tests (and ``/metrics``) can use it."""
     settings: Settings = app.state.settings
     worker = Worker(
         app.state.session_factory,
-        default_handlers(),
+        handlers,
         clock=app.state.clock,
         lease_seconds=settings.jobs_lease_seconds,
         poll_seconds=settings.jobs_poll_seconds,

@@ -7,7 +7,6 @@ from pydantic import Field
 from api.db.models import ApiKey
 from api.enums import Scope
 from api.schemas.common import Name, Schema, Timestamp
-from api.services.api_keys import scopes_of
 
 
 class ApiKeyCreate(Schema):
@@ -29,7 +28,7 @@ class ApiKeyOut(Schema):
             id=row.id,
             name=row.name,
             prefix=row.prefix,
-            scopes=sorted(scopes_of(row)),
+            scopes=sorted(row.scope_set()),
             created_at=row.created_at,
             revoked_at=row.revoked_at,
         )

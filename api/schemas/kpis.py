@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import Field
 
 from api.schemas.common import Schema, Timestamp
-from api.services.kpis import Compliance, Durations, Report
+
+if TYPE_CHECKING:  # the report's plain types, named only: schemas never call a service
+    from api.services.kpis import Compliance, Durations, Report
 
 
 class DurationsOut(Schema):

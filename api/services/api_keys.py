@@ -62,7 +62,7 @@ def _parse_scopes(scopes: Iterable[Scope | str]) -> frozenset[Scope]:
 
 
 def scopes_of(row: ApiKey) -> frozenset[Scope]:
-    return frozenset(Scope(s) for s in row.scopes.split())
+    return row.scope_set()
 
 
 def create(

@@ -1,5 +1,5 @@
 """A per-tenant cache of what the booking engine knows of the organisation, kept correct by the
-organisation version of :mod:`api.services.realtime_cache`.
+organisation version of :mod:`api.services.org_version`.
 
 Answering a slot query or deciding a booking needs the engine's state: every agent with skills,
 shifts and busy time, the capabilities, and the booked calls. Reading the agents and turning
@@ -16,7 +16,7 @@ requests arriving together wait for one build):
   transaction — for booking, cancelling, binding and rebalancing *inside the tenant lock*. Every
   ORM flush that changes an agent, an agent's skills, a shift, a busy interval, a skill or a
   team bumps it in the same transaction, and so does a bulk import of them
-  (``realtime_cache.install``), so a change committed by any process is seen by the next
+  (:mod:`api.services.org_version`), so a change committed by any process is seen by the next
   request of every process. The version is read before the
   organisation when building, so an entry is never labelled newer than what it holds;
 - **the capabilities equal** the ones read in this transaction (capabilities are not part of
@@ -38,7 +38,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from api.services import solver_input
-from api.services.realtime_cache import VersionedCache
+from api.services.org_version import VersionedCache
 from solver.capability import BookingState, Capability
 from solver.problem import Agent
 from solver.slots import BookingIndex, org_index

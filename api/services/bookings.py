@@ -44,14 +44,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, event, or_, select
+from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
-from api.db import inserts
 from api.db.locks import lock_tenant
-from api.db.models import Agent as AgentRow
-from api.db.models import AgentSkill, BusyInterval, CallStatus, Shift
 from api.db.models import Call as CallRow
+from api.db.models import CallStatus
 from api.db.models import Capability as CapabilityRow
 from api.db.models import Ticket as TicketRow
 from api.enums import TicketEventKind
@@ -60,7 +58,7 @@ from api.jobs import queue as job_queue
 from api.jobs.models import Job, JobStatus
 from api.jobs.worker import JobContext
 from api.schemas.bookings import BookingIn
-from api.services import booking_cache, common, events, solver_input, tickets
+from api.services import booking_cache, common, events, org_version, solver_input, tickets
 from api.services.booking_cache import BookingCache
 from solver import jit, slots
 from solver.capability import AtRisk, Binding, BookingState, Capability, Slot, SlotAnswer
@@ -788,47 +786,14 @@ def summary(out: BindOutcome) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- disruption trigger
 
-# Changes that can take an agent away from a call (or give one back): who works when, with what.
-_COVER_MODELS: tuple[type[Any], ...] = (AgentRow, AgentSkill, Shift, BusyInterval)
-_COVER_TABLES = frozenset(model.__table__ for model in _COVER_MODELS)
-_RECHECK = "switchboard.bookings_recheck"
 
-
-def _note_cover_changes(session: Session, _context: Any, _instances: Any) -> None:
-    """before_flush: remember which tenants' agents changed, and from when (the earliest
-    ``updated_at`` of the changed rows: the services stamp them with the request's clock)."""
-    seen: dict[str, datetime | None] = session.info.setdefault(_RECHECK, {})
-    for obj in (*session.new, *session.dirty, *session.deleted):
-        if not isinstance(obj, _COVER_MODELS):
-            continue
-        if obj in session.dirty and not session.is_modified(obj, include_collections=False):
-            continue
-        _note(seen, obj.tenant_id, getattr(obj, "updated_at", None))  # agent skills have none
-
-
-def _note_cover_inserts(session: Session, table: Table, rows: inserts.Rows) -> None:
-    """The same for rows written without a flush (bulk imports: a hook of
-    :func:`api.db.inserts.insert_many`)."""
-    if table in _COVER_TABLES:
-        seen: dict[str, datetime | None] = session.info.setdefault(_RECHECK, {})
-        for row in rows:
-            _note(seen, row["tenant_id"], row.get("updated_at"))
-
-
-def _note(seen: dict[str, datetime | None], tenant_id: str, stamp: datetime | None) -> None:
-    """Record a change of ``tenant_id``'s agents at ``stamp`` (None: no time known), keeping
-    the earliest time known."""
-    earlier = seen.get(tenant_id)
-    if tenant_id not in seen or (stamp is not None and (earlier is None or stamp < earlier)):
-        seen[tenant_id] = stamp
-
-
-def _queue_rechecks(session: Session) -> None:
-    """before_commit: a tenant whose agents changed and who has calls booked gets a
-    ``bookings.bind`` run (rebalance) queued in the same transaction, due at once."""
-    session.flush()  # commit would flush next anyway; this lets before_flush see everything
-    seen: dict[str, datetime | None] = session.info.pop(_RECHECK, {})
-    for tenant_id, stamp in sorted(seen.items()):
+def queue_rechecks(session: Session, changed: org_version.Stamps) -> None:
+    """Before a commit that changed who works when, with what (:mod:`api.services.org_version`
+    tells; :mod:`api.wiring` subscribes this): a tenant whose cover changed and who has calls
+    booked gets a ``bookings.bind`` run (rebalance: re-bind stale bindings, report calls at
+    risk) queued in the same transaction, due at once, so disruptions are handled within a
+    worker poll whoever made the change."""
+    for tenant_id, stamp in sorted(changed.items()):
         when = stamp or datetime.now(UTC)  # only agent skills changed: no request time to hand
         live = session.scalar(
             select(CallRow.id)
@@ -841,25 +806,3 @@ def _queue_rechecks(session: Session) -> None:
         )
         if live is not None:
             _schedule_bind(session, tenant_id, when, when)
-
-
-def _forget_rechecks(session: Session, *_args: Any) -> None:
-    session.info.pop(_RECHECK, None)
-
-
-_LISTENERS = (
-    ("before_flush", _note_cover_changes),
-    ("before_commit", _queue_rechecks),
-    ("after_rollback", _forget_rechecks),
-)
-
-
-def install() -> None:
-    """Re-check bookings whenever an agent, their skills, shifts or calendar busy time change:
-    the commit that makes such a change also queues a ``bookings.bind`` job (rebalance: re-bind
-    stale bindings, report calls at risk), so disruptions are handled within a worker poll
-    whoever made the change. Idempotent; called by ``create_app``, never at import."""
-    for name, fn in _LISTENERS:
-        if not event.contains(Session, name, fn):
-            event.listen(Session, name, fn)
-    inserts.on_insert(_note_cover_inserts)

@@ -32,10 +32,9 @@ from sqlalchemy.exc import IntegrityError
 
 from api.db import inserts
 from api.db.engine import make_session_factory
-from api.db.models import Agent, AgentSkill, BusyInterval, Capability, Shift
+from api.db.models import Agent, AgentSkill, BusyInterval, Capability, OrgVersion, Shift
 from api.errors import MAX_LISTED_ERRORS
 from api.services import common
-from api.services.realtime_cache import OrgVersion
 from tests.api.conftest import As, TenantCtx, assert_problem, postgres_only
 from tests.api.test_assign import org as assign_org
 from tests.api.test_assign import put_ticket

@@ -1,13 +1,13 @@
 """The per-tenant, organisation-versioned cache both the real-time index and the booking engine's
-organisation live in (``api.services.realtime_cache.VersionedCache``): its own rules, without a
+organisation live in (``api.services.org_version.VersionedCache``): its own rules, without a
 database (the services' tests cover reading the version inside the transaction)."""
 
 from __future__ import annotations
 
 import pytest
 
-from api.services import realtime_cache
-from api.services.realtime_cache import VersionedCache
+from api.services import org_version
+from api.services.org_version import VersionedCache
 
 
 def always(_: str) -> bool:
@@ -30,7 +30,7 @@ def test_entries_expire_in_wall_time_and_the_oldest_tenant_goes_first(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     clock = [1000.0]
-    monkeypatch.setattr(realtime_cache.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(org_version.time, "monotonic", lambda: clock[0])
     cache: VersionedCache[str] = VersionedCache(max_wall_seconds=60.0, max_tenants=2)
     cache.put("a", 1, "A")
     clock[0] += 10

@@ -1,0 +1,39 @@
+"""The composition root: what the service is made of, put together in one place.
+
+Use-case modules never register themselves: this module (called by ``create_app`` in
+:mod:`api.main` and by the worker command, :mod:`api.jobs.command`) says which handler runs
+which kind of job, who listens to organisation changes, and which per-process caches an app
+holds. Imported lazily by both: the handlers pull in the solver.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from api.jobs.worker import Handler
+from api.services import assignment, bookings, org_version
+from api.services.booking_cache import BookingCache
+from api.services.realtime_cache import RealtimeCache
+
+
+def job_handlers() -> dict[str, Handler]:
+    """Every job kind the service knows, by name."""
+    return {
+        assignment.OPTIMIZE_JOB: assignment.run_optimize_job,
+        bookings.BIND_JOB: bookings.run_bind_job,
+    }
+
+
+def install_listeners() -> None:
+    """Register the one organisation-change listener and its subscribers (idempotent): the
+    version bump every organisation cache keys on, and the booking engine's re-check of booked
+    calls when who works when, with what, changed."""
+    org_version.install()
+    org_version.on_cover_change(bookings.queue_rechecks)
+
+
+def install_caches(state: Any) -> None:
+    """Give an app (its ``state``) its per-process caches of what is built from the
+    organisation."""
+    state.realtime_cache = RealtimeCache()
+    state.booking_cache = BookingCache()
