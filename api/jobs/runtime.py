@@ -2,10 +2,10 @@
 
 ``start(app, handlers)`` and ``stop(app)`` run in its lifespan, after the engine exists; the
 handlers come from :func:`api.wiring.job_handlers`. The worker thread starts only when the
-settings ask for it (``jobs_worker``; by default everywhere except the test environment,
-where tests call ``app.state.job_worker.run_once()`` themselves, without sleeping). The worker's loop also runs
-housekeeping (:mod:`api.jobs.housekeeping`) every ``housekeeping_interval_seconds``; tests call
-``app.state.job_worker.housekeep()``.
+settings ask for it (``jobs_worker``; by default everywhere except the test environment, where
+tests call ``app.state.job_worker.run_once()`` themselves, without sleeping). The worker's loop
+also runs housekeeping (:mod:`api.jobs.housekeeping`) every ``housekeeping_interval_seconds``;
+tests call ``app.state.job_worker.housekeep()``.
 """
 
 from __future__ import annotations
