@@ -25,14 +25,13 @@ from api.schemas.tickets import TicketIn
 from api.services import (
     agents,
     api_keys,
-    busy,
     capabilities,
-    shifts,
     skills,
     teams,
     tenants,
     tickets,
 )
+from api.services.intervals import busy, shifts
 from api.settings import Settings
 
 SKILLS = [

@@ -79,7 +79,8 @@ from api.schemas.intervals import ShiftCreate
 from api.schemas.skills import SkillCreate
 from api.schemas.teams import TeamCreate
 from api.schemas.tickets import TicketIn
-from api.services import agents, api_keys, shifts, skills, teams, tenants, tickets
+from api.services import agents, api_keys, skills, teams, tenants, tickets
+from api.services.intervals import shifts
 from api.settings import Environment, Settings
 from benchmarks.loadclient import KeepAliveClient
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from api.routes.crud import Summaries, crud_router
 from api.routes.intervals import window_filters
 from api.schemas.intervals import BusyCreate, BusyOut, BusyUpdate
-from api.services import busy
+from api.services.intervals import busy
 
 router = crud_router(
     prefix="/v1/busy",

@@ -27,7 +27,6 @@ annotations invalid types; they are what FastAPI needs.)
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Depends, Path, Response
@@ -80,7 +79,7 @@ def crud_router(
     tag: str,
     noun: str,
     nouns: str,
-    service: ModuleType,
+    service: Any,  # a module or object with the six verbs (api.services.intervals)
     create: type[BaseModel],
     update: type[BaseModel],
     out: type[OutSchema],

@@ -1,13 +1,17 @@
-"""What shifts and busy intervals share: both are ``[start, end)`` of one agent.
+"""Shifts and busy intervals: one resource shape, ``[start, end)`` of one agent, twice.
 
-The public verbs live in :mod:`api.services.shifts` and :mod:`api.services.busy`.
+Shifts say when an agent works, busy intervals when they cannot (meetings, calls, calendar
+events); working time = shifts minus busy time. Both have the same verbs with the same checks,
+so they are two instances of one :class:`IntervalService`: :data:`shifts` and :data:`busy`
+(which also stores where a busy interval came from, ``source``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import builtins
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -21,7 +25,7 @@ from api.services import common
 Row = TypeVar("Row", Shift, BusyInterval)
 
 
-def _new_id(model: type[Row]) -> str:
+def _new_id(model: type[Shift] | type[BusyInterval]) -> str:
     """An id for an interval the client gave none."""
     return common.new_id("shf" if model is Shift else "busy")
 
@@ -140,3 +144,71 @@ def list_(
     if end is not None:
         stmt = stmt.where(model.start_at < end)
     return common.paginate(session, stmt, model.id, cursor, limit)
+
+
+class IntervalService(Generic[Row]):
+    """The verbs of one interval resource, as the CRUD routes (:mod:`api.routes.crud`) call
+    them: keyword arguments, the row's id under the resource's own name (``shift_id``,
+    ``busy_id``: the path parameter's name)."""
+
+    def __init__(
+        self,
+        model: type[Row],
+        what: str,
+        id_name: str,
+        extra: Mapping[str, Callable[[Any], Any]] | None = None,
+    ) -> None:
+        self.model = model
+        self.what = what
+        self.id_name = id_name
+        self.extra = dict(extra or {})
+
+    def _ident(self, key: Mapping[str, str]) -> str:
+        if set(key) != {self.id_name}:
+            raise TypeError(f"expected the keyword {self.id_name}, got {sorted(key)}")
+        return key[self.id_name]
+
+    def get(self, *, session: Session, tenant_id: str, **key: str) -> Row | None:
+        return common.get(session, self.model, tenant_id, self._ident(key))
+
+    def get_or_raise(self, *, session: Session, tenant_id: str, **key: str) -> Row:
+        return common.get_or_raise(session, self.model, tenant_id, self._ident(key), self.what)
+
+    def create(self, *, session: Session, tenant_id: str, data: Any, now: datetime) -> Row:
+        extra = {column: value(data) for column, value in self.extra.items()}
+        return create(session, self.model, self.what, tenant_id, data, now, **extra)
+
+    def create_many(
+        self, *, session: Session, tenant_id: str, rows: Sequence[Any], now: datetime
+    ) -> builtins.list[str]:
+        """:meth:`create` for every row, all or nothing (a bulk import): see
+        :func:`create_many`."""
+        return create_many(session, self.model, self.what, tenant_id, rows, now, **self.extra)
+
+    def update(
+        self, *, session: Session, tenant_id: str, data: Any, now: datetime, **key: str
+    ) -> Row:
+        ident = self._ident(key)
+        return update(session, self.model, self.what, tenant_id, ident, data, now)
+
+    def delete(self, *, session: Session, tenant_id: str, **key: str) -> None:
+        delete(session, self.model, self.what, tenant_id, self._ident(key))
+
+    def list(
+        self,
+        *,
+        session: Session,
+        tenant_id: str,
+        cursor: str | None,
+        limit: int,
+        agent: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> tuple[Sequence[Row], str | None]:
+        return list_(session, self.model, tenant_id, cursor, limit, agent, start, end)
+
+
+shifts: IntervalService[Shift] = IntervalService(Shift, "shift", "shift_id")
+busy: IntervalService[BusyInterval] = IntervalService(
+    BusyInterval, "busy interval", "busy_id", {"source": lambda data: data.source}
+)

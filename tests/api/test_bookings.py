@@ -26,7 +26,7 @@ from api.main import create_app
 from api.routes.bookings import booking_cache
 from api.schemas.intervals import BusyCreate
 from api.services import bookings as service
-from api.services import busy as busy_service
+from api.services.intervals import busy as busy_service
 from api.settings import Settings
 from api.webhooks.models import WebhookEvent, WebhookSubscription
 from solver.slots import validate_calls, witness
