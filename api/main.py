@@ -149,34 +149,42 @@ def _include_routers(app: FastAPI) -> None:
         agents,
         api_keys,
         assignment,
-        busy,
+        bookings,
         capabilities,
         health,
+        intervals,
         jobs,
         kpis,
-        shifts,
         skills,
         solve,
         teams,
         tickets,
         webhooks,
     )
-    from api.routes import metrics as metrics_route
+    from api.services import bookings as booking_service
 
     # The assignment routes first: FastAPI matches a request against the routes in order (a
     # regex each), and POST /v1/tickets/{id}/assign is the hot path — 60th of 75, matching was
     # a third of its HTTP-layer CPU. No other route matches its paths, so order changes nothing.
-    app.include_router(assignment.router)
-    resources = (skills, teams, agents, shifts, busy, capabilities, tickets, solve)
-    for module in (health, api_keys, *resources):
-        app.include_router(module.router)
-    app.include_router(webhooks.router)
-    for module in (jobs, kpis, metrics_route):
-        app.include_router(module.router)
-    from api.routes import bookings
-    from api.services import bookings as booking_service
-
-    app.include_router(bookings.router)
+    for router in (
+        assignment.router,
+        health.router,
+        api_keys.router,
+        skills.router,
+        teams.router,
+        agents.router,
+        intervals.shifts_router,
+        intervals.busy_router,
+        capabilities.router,
+        tickets.router,
+        solve.router,
+        webhooks.router,
+        jobs.router,
+        kpis.router,
+        health.metrics_router,
+        bookings.router,
+    ):
+        app.include_router(router)
     app.add_exception_handler(booking_service.BookingRefused, bookings.booking_refused)
 
 

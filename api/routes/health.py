@@ -6,6 +6,9 @@ stuck on a database that does not answer — restarting the process would not he
 ``/readyz`` says whether this process can serve: the database must answer a ``SELECT 1``
 within ``db_ready_timeout_seconds``. The check runs in a worker thread of its own small pool,
 so neither a busy request pool nor a hung database can make the probe itself hang.
+
+``/metrics`` is the Prometheus text format. Not tenant-authenticated, so it carries no tenant
+data: only counts by route template and outcome (see :mod:`api.metrics`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import anyio
 import anyio.to_thread
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -24,6 +28,8 @@ from api.db import outage
 from api.errors import PROBLEM_JSON, RETRY_AFTER_DOWN, Unavailable, problem_body
 
 router = APIRouter(tags=["health"])
+# /metrics: registered after every other route, as it always was (its place in the document).
+metrics_router = APIRouter(tags=["health"])
 log = logging.getLogger(__name__)
 
 # Probes waiting on a dead database at once; more just answer "unavailable" when they time out.
@@ -85,3 +91,14 @@ async def readyz(request: Request) -> Response | dict[str, str]:
     )
     body["database"] = "unavailable"
     return JSONResponse(body, status_code=503, media_type=PROBLEM_JSON, headers=error.headers())
+
+
+@metrics_router.get(
+    "/metrics",
+    summary="Prometheus metrics (no tenant data)",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
+def metrics(request: Request) -> Response:
+    registry = request.app.state.metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
