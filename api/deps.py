@@ -16,7 +16,7 @@ the caller's own tenant, so it reveals nothing about others).
 The cheap dependencies (settings, clock, now, paging, authentication, scopes) are ``async``: FastAPI
 runs a plain ``def`` dependency in its thread pool, a hop of tens of microseconds (more under
 load) per dependency per request. Authentication reads the process's short-lived key cache
-(:class:`api.services.api_keys.PrincipalCache`) and only goes to the database, in a worker
+(:class:`api.auth.PrincipalCache`) and only goes to the database, in a worker
 thread, on a miss.
 """
 
@@ -32,11 +32,10 @@ from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from api import idempotency, ratelimit
+from api import auth, idempotency, ratelimit
+from api.auth import Principal
 from api.enums import Scope
 from api.errors import Forbidden, InvalidInput, Unauthenticated
-from api.services import api_keys
-from api.services.api_keys import Principal
 from api.settings import PAGE_SIZE_LIMIT, Settings
 
 Clock = Callable[[], datetime]
@@ -81,14 +80,14 @@ def get_session(request: Request) -> Iterator[Session]:
 
 def principal_for(app_state: Any, plaintext: str) -> Principal | None:
     """The key's principal from the process cache, or None when it is not cached (yet)."""
-    return api_keys.principal_cache.get(_database_of(app_state), plaintext)
+    return auth.principal_cache.get(_database_of(app_state), plaintext)
 
 
 def load_principal(app_state: Any, plaintext: str) -> Principal | None:
     """The key's principal, read from the database on a cache miss (blocking: call it from a
     worker thread). A short session of its own: the request's unit of work stays unopened, so a
     route can still begin it with the tenant lock (api.db.locks.lock_tenant)."""
-    return api_keys.authenticate_cached(
+    return auth.authenticate_cached(
         session_factory=app_state.session_factory,
         database=_database_of(app_state),
         plaintext=plaintext,

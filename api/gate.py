@@ -40,9 +40,9 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import json_depth
+from api.auth import Principal
 from api.deps import load_principal, principal_for
 from api.errors import PayloadTooLarge, Unauthenticated
-from api.services.api_keys import Principal
 from api.settings import Settings
 
 # Paths anyone may call: probes, metrics (route templates only, nothing of a tenant) and the

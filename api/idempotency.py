@@ -43,6 +43,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.auth import Principal
 from api.crypto import InvalidToken, fernet
 from api.db.engine import UnitSession
 from api.errors import (
@@ -57,7 +58,6 @@ from api.errors import (
 )
 from api.idempotency_keys import MAX_LENGTH, valid_idempotency_key
 from api.services import idempotency as records
-from api.services.api_keys import Principal
 
 log = logging.getLogger(__name__)
 

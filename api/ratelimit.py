@@ -57,8 +57,8 @@ from fastapi.responses import JSONResponse
 from pyrate_limiter import Decision, Duration, InMemoryStateStore, Rate, TokenBucket
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.auth import Principal
 from api.errors import PROBLEM_JSON, TooManyRequests, problem_body
-from api.services.api_keys import Principal
 from api.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -50,6 +50,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import delete, func, select
 from sqlalchemy.engine import make_url
 
+from api.auth import Principal
 from api.db import migrate
 from api.db.engine import make_engine, make_session_factory
 from api.db.models import (
@@ -65,7 +66,6 @@ from api.db.models import (
 from api.enums import Scope
 from api.main import create_app
 from api.services import api_keys, tenants
-from api.services.api_keys import Principal
 from api.settings import Environment, Settings
 from benchmarks.api import backend_list
 

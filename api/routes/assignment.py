@@ -13,6 +13,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, Path, Request, Response
 
 from api import idempotency
+from api.auth import Principal
 from api.deps import HelpdeskAuth, NowDep, SessionDep, SettingsDep, require
 from api.enums import Scope
 from api.errors import InvalidInput
@@ -31,7 +32,6 @@ from api.schemas.jobs import JobOut, OptimizeIn
 from api.schemas.problem import PROBLEM_RESPONSES
 from api.schemas.tickets import Owner
 from api.services import assignment
-from api.services.api_keys import Principal
 from api.services.assign_batch import AssignBatcher
 from api.services.realtime_cache import RealtimeCache
 from solver.plan import Decision, Reason

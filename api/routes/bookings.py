@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import Field, StringConstraints
 from sqlalchemy.orm import Session
 
+from api.auth import Principal
 from api.db.models import Call, CallStatus
 from api.deps import HelpdeskAuth, NowDep, PageDep, ReadAuth, SessionDep
 from api.errors import PROBLEM_BASE, PROBLEM_JSON
@@ -36,7 +37,6 @@ from api.schemas.bookings import (
 from api.schemas.common import NO_NUL, Id, LocalTimestampIn, Page, PathId, Schema, TimeZone
 from api.schemas.problem import PROBLEM_RESPONSES, ProblemDetails
 from api.services import bookings
-from api.services.api_keys import Principal
 from api.services.booking_cache import BookingCache
 from api.services.bookings import BookingRefused
 

@@ -15,13 +15,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 
 from api import ratelimit
+from api.auth import Principal
 from api.deps import SettingsDep, require
 from api.enums import Scope
 from api.errors import InvalidInput, Overloaded, TooManyRequests
 from api.schemas.problem import PROBLEM_RESPONSES, ProblemDetails
 from api.schemas.solve import SolveRequest, SolveResponse
 from api.services import solve as solve_service
-from api.services.api_keys import Principal
 from api.solve_pool import Slot, SolvePool
 
 router = APIRouter(prefix="/v1", tags=["solve"], responses=PROBLEM_RESPONSES)

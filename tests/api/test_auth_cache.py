@@ -8,11 +8,11 @@ import time
 import pytest
 from sqlalchemy import Engine, update
 
+from api import auth
+from api.auth import Principal, PrincipalCache
 from api.db.engine import make_session_factory
 from api.db.models import ApiKey
 from api.enums import Scope
-from api.services import api_keys
-from api.services.api_keys import Principal, PrincipalCache
 from tests.api.conftest import As, TenantCtx, assert_problem
 
 P = Principal(tenant_id="t1", key_id="key_1", scopes=frozenset({Scope.HELPDESK}))
@@ -40,7 +40,7 @@ def test_revoked_in_another_process_stops_within_the_ttl(
 ) -> None:
     """A revocation this process did not make (a direct UPDATE stands in for another replica)
     is seen once the cached entry expires, never later."""
-    monkeypatch.setattr(api_keys.principal_cache, "ttl_seconds", 0.3)
+    monkeypatch.setattr(auth.principal_cache, "ttl_seconds", 0.3)
     r = tenant_a.admin.post("/v1/api-keys", json={"name": "zd", "scopes": ["helpdesk"]})
     created = r.json()
     helpdesk = As(tenant_a.admin.client, created["key"])
@@ -59,4 +59,4 @@ def test_unknown_keys_are_not_cached(tenant_a: TenantCtx) -> None:
     key = tenant_a.admin_key
     forged = key[:-4] + ("AAAA" if not key.endswith("AAAA") else "BBBB")
     assert_problem(As(tenant_a.admin.client, forged).get("/v1/teams"), 401)
-    assert not any(k[1] == api_keys.hash_key(forged) for k in api_keys.principal_cache._entries)
+    assert not any(k[1] == auth.hash_key(forged) for k in auth.principal_cache._entries)

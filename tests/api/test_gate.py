@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+from api import auth
 from api.main import create_app
 from api.settings import Settings
 from tests.api.conftest import As, FakeClock, assert_problem, make_tenant
@@ -133,12 +134,14 @@ def test_the_401_is_the_one_authenticate_gives(client: TestClient, db: Engine) -
             anyio.run(authenticate, request, credentials)
         return refused.value.detail
 
-    for auth, credentials in [
+    for header, credentials in [
         (None, None),
         ("Basic dXNlcjpwdw==", None),  # HTTPBearer hands the dependency no credentials
         ("Bearer sb_nope", HTTPAuthorizationCredentials(scheme="Bearer", credentials="sb_nope")),
     ]:
-        headers = {"Content-Type": "application/json"} | ({"Authorization": auth} if auth else {})
+        headers = {"Content-Type": "application/json"} | (
+            {"Authorization": header} if header else {}
+        )
         r = client.post("/v1/teams", content=b"{not json", headers=headers)
         body = assert_problem(r, 401)  # malformed JSON was a 422 before the 401
         assert body["detail"] == dependency_says(credentials)
@@ -169,18 +172,17 @@ def test_public_paths_are_exactly_the_unauthenticated_routes(client: TestClient)
 def test_the_key_is_looked_up_once_per_request(
     a: As, monkeypatch: pytest.MonkeyPatch, db: Engine
 ) -> None:
-    from api.services import api_keys
 
     assert a.get("/v1/teams").status_code == 200  # cached now
     calls = 0
-    real = api_keys.principal_cache.get
+    real = auth.principal_cache.get
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         nonlocal calls
         calls += 1
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(api_keys.principal_cache, "get", counting)
+    monkeypatch.setattr(auth.principal_cache, "get", counting)
     # The gate looks the key up; the route's dependency takes the principal it left in the
     # request's state. (Not with an Idempotency-Key yet: that middleware still does its own.)
     assert a.post("/v1/teams", json={"id": "t1"}).status_code == 201
