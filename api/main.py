@@ -114,6 +114,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     gate.install(app)  # outside both: the key and the body's size before anything reads a body
     _wire(app)
     metrics.install(app)  # outermost: times every request, replays included
+    app.state.metrics.registry.register(jobs_runtime.JobDepth(app.state))
     _include_routers(app)
     _document_openapi(app)
     return app

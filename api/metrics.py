@@ -9,19 +9,12 @@ nothing of any tenant. The job queue's depth is read from the database at scrape
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.db.outage import classify
-
-log = logging.getLogger(__name__)
 
 # Milliseconds matter here: the assignment target is p99 <= 50 ms.
 LATENCY_BUCKETS = (
@@ -39,35 +32,6 @@ LATENCY_BUCKETS = (
     5.0,
     10.0,
 )
-
-
-class _JobDepth(Collector):
-    def __init__(self, app_state: Any) -> None:
-        self.app_state = app_state
-
-    def collect(self) -> Iterable[Metric]:
-        from api.jobs import queue
-
-        gauge = GaugeMetricFamily(
-            "switchboard_jobs", "Background jobs waiting or running", labels=["status"]
-        )
-        factory = getattr(self.app_state, "session_factory", None)
-        if factory is None:
-            return [gauge]
-        try:
-            with factory() as session:
-                depth = queue.depth(session=session)
-        except Exception as exc:  # a scrape must not fail because the database is briefly away
-            found = classify(exc)
-            throttled = getattr(self.app_state, "db_outage_log", None)
-            if found is not None and throttled is not None:
-                throttled.outage("metrics", found)  # one line per kind, not one per scrape
-            else:
-                log.warning("could not read the job queue depth", exc_info=True)
-            return [gauge]
-        for status, n in depth.items():
-            gauge.add_metric([status], n)
-        return [gauge]
 
 
 class Metrics:
@@ -105,7 +69,6 @@ class Metrics:
             buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
             registry=self.registry,
         )
-        self.registry.register(_JobDepth(app_state))
 
     def assignment(self, *, queued: bool) -> None:
         self.assignments.labels("team_queue" if queued else "agent").inc()

@@ -10,11 +10,20 @@ tests call ``app.state.job_worker.housekeep()``.
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import logging
+from collections.abc import Iterable
+from typing import Any
 
-from api.jobs import housekeeping
+from fastapi import FastAPI
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from api.db.outage import classify
+from api.jobs import housekeeping, queue
 from api.jobs.worker import FinishHook, Handler, Worker
 from api.settings import Environment, Settings
+
+log = logging.getLogger(__name__)
 
 
 def worker_enabled(settings: Settings) -> bool:
@@ -49,3 +58,33 @@ def stop(app: FastAPI) -> None:
     worker: Worker | None = getattr(app.state, "job_worker", None)
     if worker is not None:
         worker.stop()
+
+
+class JobDepth(Collector):
+    """The ``switchboard_jobs`` gauge: jobs waiting or running, read from the queue at each
+    scrape (registered on the app's metrics by ``create_app``)."""
+
+    def __init__(self, app_state: Any) -> None:
+        self.app_state = app_state
+
+    def collect(self) -> Iterable[Metric]:
+        gauge = GaugeMetricFamily(
+            "switchboard_jobs", "Background jobs waiting or running", labels=["status"]
+        )
+        factory = getattr(self.app_state, "session_factory", None)
+        if factory is None:
+            return [gauge]
+        try:
+            with factory() as session:
+                depth = queue.depth(session=session)
+        except Exception as exc:  # a scrape must not fail because the database is briefly away
+            found = classify(exc)
+            throttled = getattr(self.app_state, "db_outage_log", None)
+            if found is not None and throttled is not None:
+                throttled.outage("metrics", found)  # one line per kind, not one per scrape
+            else:
+                log.warning("could not read the job queue depth", exc_info=True)
+            return [gauge]
+        for status, n in depth.items():
+            gauge.add_metric([status], n)
+        return [gauge]
