@@ -15,7 +15,6 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-
 # Milliseconds matter here: the assignment target is p99 <= 50 ms.
 LATENCY_BUCKETS = (
     0.001,
