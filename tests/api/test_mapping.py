@@ -1,6 +1,7 @@
 """api.services.mapping: every source of a solver type maps to the same value, and every
 document of a solver result is what its response schema writes (validated and dumped again,
-it comes back unchanged). No database: rows are built in memory."""
+it comes back unchanged). Rows are built in memory, except for the last test, which holds the
+three reads of a stored ticket equal."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel
+from sqlalchemy import Engine
 
+from api.db.engine import make_session_factory
 from api.db.models import Agent as AgentRow
 from api.db.models import AgentSkill, CapabilitySkill, TicketSkill
 from api.db.models import Call as CallRow
@@ -21,15 +24,18 @@ from api.schemas.assignment import AssignmentOut
 from api.schemas.bookings import AtRiskOut, BindingOut, SlotOut
 from api.schemas.kpis import KpiOut
 from api.schemas.solve import SolveAgent, SolveRequest, SolveResponse, SolveTicket
-from api.services import mapping
+from api.services import assignment, mapping
 from api.services.assignment import TicketView
 from api.services.kpis import Compliance, Durations, Report
 from api.services.mapping import Owner
 from api.services.solve import solve
+from api.services.solver_input import build_problem
 from solver.capability import AtRisk, Binding, Slot
 from solver.plan import Alternative, Decision, Reason
 from solver.policies import PolicyParams
 from solver.problem import Interval, Priority, Problem
+from tests.api.conftest import FakeClock, TenantCtx
+from tests.api.test_solver_input import D, org, put
 
 BERLIN = timezone(timedelta(hours=2))
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -417,3 +423,48 @@ def test_a_kpi_document_is_the_kpi_schema_s_and_answers_from_and_to() -> None:
     _roundtrip(KpiOut, doc)
     answered = KpiOut.model_validate(doc).model_dump(mode="json", by_alias=True)
     assert (answered["from"], answered["to"]) == (doc["start"], doc["end"])
+
+
+# --------------------------------------------------------------------------- stored tickets
+
+
+def test_the_three_reads_of_a_stored_ticket_map_to_the_same_solver_ticket(
+    tenant_a: TenantCtx, db: Engine, clock: FakeClock
+) -> None:
+    """The planner's ORM read (build_problem), the locked ORM read (escalate, reroute) and the
+    hot path's Core read (one statement per batch) all become the same solver ticket, with
+    offsets given to the API stored and answered as aware UTC."""
+    a = tenant_a.admin
+    org(a)
+    put(a, "plain", required_skills={})
+    put(
+        a,
+        "full",
+        status="open",
+        priority="high",
+        required_skills={"billing": 3, "lang:de": 1},
+        owner_agent="ana",
+        previous_agent="ben",
+        requester="cust@example.com",
+        created_at=f"{D}08:30:00+02:00",
+        first_response_due=f"{D}10:00:00+02:00",
+        resolution_due=f"{D}12:00:00Z",
+    )
+    ids = ["full", "plain"]
+    with make_session_factory(db)() as session:
+        planned = build_problem(session=session, tenant_id=tenant_a.id, now=clock(), ticket_ids=ids)
+        locked = [
+            mapping.ticket_from_row(
+                assignment.lock_ticket(session=session, tenant_id=tenant_a.id, ticket_id=i)
+            )
+            for i in ids
+        ]
+        views = assignment._read_tickets(session, tenant_a.id, ids)
+        hot = [views[i].to_solver() for i in ids]
+    assert list(planned.tickets) == locked == hot
+    full = planned.tickets[0]
+    assert full.created_at == datetime(2026, 3, 2, 6, 30, tzinfo=UTC)
+    assert full.created_at.utcoffset() == timedelta(0)
+    assert dict(full.required_skills) == {"billing": 3, "lang:de": 1}
+    assert (full.owner_agent, full.previous_agent, full.priority) == ("ana", "ben", Priority.HIGH)
+    assert dict(planned.tickets[1].required_skills) == {}
