@@ -5,7 +5,9 @@ three reads of a stored ticket equal."""
 
 from __future__ import annotations
 
+import ast
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -468,3 +470,33 @@ def test_the_three_reads_of_a_stored_ticket_map_to_the_same_solver_ticket(
     assert dict(full.required_skills) == {"billing": 3, "lang:de": 1}
     assert (full.owner_agent, full.previous_agent, full.priority) == ("ana", "ben", Priority.HIGH)
     assert dict(planned.tickets[1].required_skills) == {}
+
+
+# --------------------------------------------------------------------------- once, and only here
+
+# The solver's entity types: a row or a request becomes one of these in mapping.py alone.
+_ENTITIES = frozenset({"Agent", "Ticket", "Capability", "Call", "Skill", "Team"})
+_API = Path(__file__).resolve().parents[2] / "api"
+
+
+def _solver_entity_constructions(path: Path) -> list[str]:
+    """``Name(...)`` calls in ``path`` of a solver entity type, however it was imported."""
+    tree = ast.parse(path.read_text(), str(path))
+    local: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("solver"):
+            for alias in node.names:
+                if alias.name in _ENTITIES:
+                    local[alias.asname or alias.name] = alias.name
+    return [
+        f"{path.relative_to(_API.parent)}:{node.lineno} {local[node.func.id]}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in local
+    ]
+
+
+def test_only_the_mapping_builds_solver_entities_in_api() -> None:
+    found = [c for p in sorted(_API.rglob("*.py")) for c in _solver_entity_constructions(p)]
+    assert found, "the scan finds the mapping's own constructions"
+    elsewhere = [c for c in found if not c.startswith("api/services/mapping.py:")]
+    assert elsewhere == [], "map rows and requests in api/services/mapping.py"
