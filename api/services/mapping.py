@@ -32,7 +32,6 @@ from solver.validation import Evaluation, Violation
 
 if TYPE_CHECKING:
     from api.db.models import Agent as AgentRow
-    from api.db.models import Call as CallRow
     from api.db.models import Capability as CapabilityRow
     from api.db.models import Ticket as TicketRow
     from api.schemas.solve import SolveAgent, SolveRequest, SolveTicket
@@ -207,7 +206,7 @@ class CallColumns(Protocol):
     def bound_agent(self) -> str | None: ...
 
 
-def call(columns: CallColumns | CallRow, owner_agent: str | None) -> SolverCall:
+def call(columns: CallColumns, owner_agent: str | None) -> SolverCall:
     """The booking engine's call from a stored call, with its ticket's owner (preferred by
     just-in-time binding)."""
     return SolverCall(
