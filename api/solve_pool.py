@@ -50,7 +50,7 @@ _MARGIN_SECONDS = 1.0  # a solve ends a little after its time limit (checking, s
 
 def _preload() -> None:
     """Warm-up task: import the solver and its mapping now, not during the first solve."""
-    import api.services.solve  # noqa: F401
+    import api.routes.solve  # noqa: F401
 
 
 class Slot:

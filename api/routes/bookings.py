@@ -21,9 +21,7 @@ from api.db.models import Call, CallStatus
 from api.deps import HelpdeskAuth, NowDep, PageDep, ReadAuth, SessionDep
 from api.errors import PROBLEM_BASE, PROBLEM_JSON
 from api.schemas.bookings import (
-    AtRiskOut,
     BindIn,
-    BindingOut,
     BindOut,
     BookingConflict,
     BookingIn,
@@ -36,7 +34,7 @@ from api.schemas.bookings import (
 )
 from api.schemas.common import NO_NUL, Id, LocalTimestampIn, Page, PathId, Schema, TimeZone
 from api.schemas.problem import PROBLEM_RESPONSES, ProblemDetails
-from api.services import bookings
+from api.services import bookings, mapping
 from api.services.booking_cache import BookingCache
 from api.services.bookings import BookingRefused
 
@@ -100,11 +98,13 @@ def list_slots(
         tz=tz,
         cache=cache,
     )
-    return SlotsOut(
-        capability_id=capability_id,
-        tz=tz,
-        slots=[SlotOut.of(s) for s in answer.slots],
-        reason=None if answer.reason is None else BookingReasonOut.of(answer.reason),
+    return SlotsOut.model_validate(
+        {
+            "capability_id": capability_id,
+            "tz": tz,
+            "slots": [mapping.slot_json(s) for s in answer.slots],
+            "reason": None if answer.reason is None else mapping.reason_brief(answer.reason),
+        }
     )
 
 
@@ -129,10 +129,13 @@ def create_booking(
     now: NowDep,
     cache: CacheDep,
 ) -> BookingOut:
+    wanted = bookings.NewBooking(
+        capability_id=body.capability_id, ticket_id=body.ticket_id, start=body.start, tz=body.tz
+    )
     row = bookings.book(
         session=session,
         tenant_id=auth.tenant_id,
-        data=body,
+        data=wanted,
         now=now,
         actor=auth.key_id,
         cache=cache,
@@ -217,12 +220,14 @@ def bind_due(
     body: BindIn | None = None,
 ) -> BindOut:
     out = _run(bookings.bind, body or BindIn(), session, auth, now, cache)
-    return BindOut(
-        bound=[BindingOut.of(b) for b in (*out.bound, *out.rebound)],
-        at_risk=[AtRiskOut.of(r) for r in out.at_risk],
-        completed=out.completed,
-        due=out.due,
-        wall_seconds=out.wall_seconds,
+    return BindOut.model_validate(
+        {
+            "bound": [mapping.binding_json(b) for b in (*out.bound, *out.rebound)],
+            "at_risk": [mapping.at_risk_json(r) for r in out.at_risk],
+            "completed": out.completed,
+            "due": out.due,
+            "wall_seconds": out.wall_seconds,
+        }
     )
 
 
@@ -238,13 +243,15 @@ def rebalance(
     body: RebalanceIn | None = None,
 ) -> RebalanceOut:
     out = _run(bookings.rebalance, body or RebalanceIn(), session, auth, now, cache)
-    return RebalanceOut(
-        rebound=[BindingOut.of(b) for b in out.rebound],
-        bound=[BindingOut.of(b) for b in out.bound],
-        at_risk=[AtRiskOut.of(r) for r in out.at_risk],
-        checked=out.checked,
-        completed=out.completed,
-        wall_seconds=out.wall_seconds,
+    return RebalanceOut.model_validate(
+        {
+            "rebound": [mapping.binding_json(b) for b in out.rebound],
+            "bound": [mapping.binding_json(b) for b in out.bound],
+            "at_risk": [mapping.at_risk_json(r) for r in out.at_risk],
+            "checked": out.checked,
+            "completed": out.completed,
+            "wall_seconds": out.wall_seconds,
+        }
     )
 
 
@@ -289,7 +296,12 @@ async def booking_refused(request: Request, exc: Exception) -> JSONResponse:
         "status": exc.status,
         "detail": exc.detail,
         "instance": request.url.path,
-        "reason": BookingReasonOut.of(exc.reason).model_dump(mode="json"),
-        "alternatives": [SlotOut.of(s).model_dump(mode="json") for s in exc.alternatives],
+        "reason": BookingReasonOut.model_validate(mapping.reason_brief(exc.reason)).model_dump(
+            mode="json"
+        ),
+        "alternatives": [
+            SlotOut.model_validate(mapping.slot_json(s)).model_dump(mode="json")
+            for s in exc.alternatives
+        ],
     }
     return JSONResponse(body, status_code=exc.status, media_type=PROBLEM_JSON)

@@ -12,7 +12,7 @@ from api.errors import InvalidInput
 from api.schemas.common import Id, TimestampIn
 from api.schemas.kpis import KpiOut
 from api.schemas.problem import PROBLEM_RESPONSES
-from api.services import kpis
+from api.services import kpis, mapping
 
 router = APIRouter(prefix="/v1/kpis", tags=["kpis"], responses=PROBLEM_RESPONSES)
 
@@ -49,4 +49,4 @@ def read_kpis(
     report = kpis.compute(
         session=session, tenant_id=auth.tenant_id, team=team, start=start, end=end, now=now
     )
-    return KpiOut.of(report)
+    return KpiOut.model_validate(mapping.kpis_json(report))

@@ -4,12 +4,14 @@ The route checks the size limits and hands the rest (mapping and the solver's va
 included: a big problem takes a while to map) to the app's bounded solve pool
 (``api/solve_pool.py``), which runs it off the request threads and refuses, at once, a
 tenant's solve over its concurrency cap (429) or any solve when every solver is busy (503).
-The pool returns the response already serialized.
+The pool returns the response already serialized (:func:`solve_in_pool`: the posted problem
+mapped to the solver's, solved, and the plan mapped back and written as JSON, all there).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -18,13 +20,40 @@ from api import ratelimit
 from api.auth import Principal
 from api.deps import SettingsDep, require
 from api.enums import Scope
-from api.errors import InvalidInput, Overloaded, TooManyRequests
+from api.errors import FieldError, InvalidInput, Overloaded, TooManyRequests
 from api.schemas.problem import PROBLEM_RESPONSES, ProblemDetails
 from api.schemas.solve import SolveRequest, SolveResponse
+from api.services import mapping
 from api.services import solve as solve_service
 from api.solve_pool import Slot, SolvePool
+from solver.policies import PolicyParams
 
 router = APIRouter(prefix="/v1", tags=["solve"], responses=PROBLEM_RESPONSES)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a solve in the pool hands back: the response document as JSON bytes (serialized
+    there, so a big plan does not hold up the event loop), or the fields the solver's own
+    validation refused. Plain data: it crosses a process boundary (InvalidInput does not pickle,
+    its arguments are not its constructor's)."""
+
+    document: bytes = b""
+    errors: tuple[FieldError, ...] = ()
+
+
+def solve_in_pool(*, request: SolveRequest) -> Outcome:
+    """Map, solve, check, evaluate and serialize: the work the solve pool runs."""
+    try:
+        problem = mapping.problem_from_request(request)
+    except InvalidInput as exc:
+        return Outcome(errors=exc.errors)
+    params = PolicyParams(time_limit_s=request.time_limit_seconds, seed=request.seed)
+    solved = solve_service.solve(problem=problem, policy=request.policy, params=params)
+    document = mapping.plan_json(
+        solved.plan, evaluation=solved.evaluation, violations=solved.violations
+    )
+    return Outcome(document=SolveResponse.model_validate(document).model_dump_json().encode())
 
 
 # One callable, so FastAPI solves it once per request (it takes a rate-limit token).
@@ -74,11 +103,14 @@ async def solve(
     slot: Annotated[Slot, Depends(solve_slot)],
     body: SolveRequest,
 ) -> Response:
-    solve_service.check_limits(request=body, settings=settings)
-    pool: SolvePool = request.app.state.solve_pool
-    outcome = await pool.run(
-        slot, seconds=body.time_limit_seconds, fn=solve_service.run, request=body
+    solve_service.check_limits(
+        agents=len(body.agents),
+        tickets=len(body.tickets),
+        seconds=body.time_limit_seconds,
+        settings=settings,
     )
+    pool: SolvePool = request.app.state.solve_pool
+    outcome = await pool.run(slot, seconds=body.time_limit_seconds, fn=solve_in_pool, request=body)
     if outcome.errors:
         raise InvalidInput(outcome.errors)
     return Response(outcome.document, media_type="application/json")

@@ -9,7 +9,6 @@ from pydantic import ConfigDict, Field, StringConstraints
 from api.enums import AgentStatus
 from api.schemas.common import NO_NUL, Bool, Id, Int, Levels, Schema, Timestamp
 from api.schemas.tickets import Owner
-from solver.plan import Alternative, Decision, Reason
 
 Note = Annotated[
     str,
@@ -24,21 +23,11 @@ class ReasonOut(Schema):
     detail: str
     value: float = Field(description="Its share of the score (a cost: lower is better)")
 
-    @classmethod
-    def of(cls, reason: Reason) -> ReasonOut:
-        return cls(rule=reason.rule, detail=reason.detail, value=reason.value)
-
 
 class AlternativeOut(Schema):
     agent: str
     score: float
     reasons: list[ReasonOut]
-
-    @classmethod
-    def of(cls, alt: Alternative) -> AlternativeOut:
-        return cls(
-            agent=alt.agent_id, score=alt.score, reasons=[ReasonOut.of(r) for r in alt.reasons]
-        )
 
 
 class AssignIn(Schema):
@@ -65,37 +54,6 @@ class AssignmentOut(Schema):
     expected_start: Timestamp | None
     expected_end: Timestamp | None
     dry_run: bool
-
-    @classmethod
-    def of(
-        cls,
-        decision: Decision,
-        *,
-        previous: Owner,
-        changed: bool,
-        event: str | None,
-        dry_run: bool,
-    ) -> AssignmentOut:
-        owner = (
-            Owner(kind="agent", id=decision.agent_id)
-            if decision.agent_id is not None
-            else Owner(kind="team", id=decision.team_id)
-        )
-        return cls(
-            ticket=decision.ticket_id,
-            owner=owner,
-            agent=decision.agent_id,
-            team=decision.team_id,
-            previous_owner=previous,
-            changed=changed,
-            event=event,  # type: ignore[arg-type]
-            score=decision.score,
-            reasons=[ReasonOut.of(r) for r in decision.reasons],
-            alternatives=[AlternativeOut.of(a) for a in decision.alternatives],
-            expected_start=decision.expected_start,
-            expected_end=decision.expected_end,
-            dry_run=dry_run,
-        )
 
 
 ESCALATIONS = ("capability", "required_skills", "team")

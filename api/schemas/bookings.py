@@ -15,8 +15,6 @@ from pydantic import Field
 from api.db.models import Call, CallStatus
 from api.schemas.common import Id, Int, LocalTimestampIn, Number, Schema, Timestamp, TimeZone
 from api.schemas.problem import ProblemDetails
-from solver.capability import AtRisk, Binding, Slot
-from solver.plan import Reason
 from solver.slots import zone
 
 LeadMinutes = Annotated[
@@ -35,18 +33,10 @@ class BookingReasonOut(Schema):
     )
     detail: str
 
-    @classmethod
-    def of(cls, reason: Reason) -> BookingReasonOut:
-        return cls(rule=reason.rule, detail=reason.detail)
-
 
 class SlotOut(Schema):
     start: datetime = Field(description="In the customer's time zone, with its offset")
     end: datetime
-
-    @classmethod
-    def of(cls, slot: Slot) -> SlotOut:
-        return cls(start=slot.start, end=slot.end)
 
 
 class SlotsOut(Schema):
@@ -123,28 +113,11 @@ class BindingOut(Schema):
     previous_agent: str | None
     reasons: list[BookingReasonOut]
 
-    @classmethod
-    def of(cls, b: Binding) -> BindingOut:
-        return cls(
-            booking_id=b.call_id,
-            agent=b.agent_id,
-            previous_agent=b.previous_agent,
-            reasons=[BookingReasonOut.of(r) for r in b.reasons],
-        )
-
 
 class AtRiskOut(Schema):
     booking_id: str
     previous_agent: str | None
     reason: BookingReasonOut
-
-    @classmethod
-    def of(cls, r: AtRisk) -> AtRiskOut:
-        return cls(
-            booking_id=r.call_id,
-            previous_agent=r.previous_agent,
-            reason=BookingReasonOut.of(r.reason),
-        )
 
 
 class BindOut(Schema):

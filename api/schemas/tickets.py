@@ -9,6 +9,7 @@ from pydantic import Field, StringConstraints
 from api.db.models import Ticket, TicketEvent
 from api.enums import TicketEventKind, TicketPriority, TicketStatus
 from api.schemas.common import NO_NUL, Id, Int, Levels, Requester, Schema, Timestamp, TimestampIn
+from api.services import mapping
 
 EffortMinutes = Annotated[Int, Field(ge=1, le=10_080, description="Working time it needs")]
 Reason = Annotated[str, StringConstraints(max_length=1000), NO_NUL]
@@ -62,11 +63,7 @@ class TicketOut(Schema):
 
     @classmethod
     def from_row(cls, row: Ticket) -> TicketOut:
-        owner = (
-            Owner(kind="agent", id=row.owner_agent_id)
-            if row.owner_agent_id
-            else Owner(kind="team", id=row.team_id)
-        )
+        owner = Owner.model_validate(mapping.owner_of(row).as_json())
         return cls(
             id=row.id,
             team=row.team_id,

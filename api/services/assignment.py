@@ -65,9 +65,9 @@ from api.errors import Conflict, FieldError, InvalidInput, NotFound
 from api.jobs import queue as job_queue
 from api.jobs.models import Job
 from api.jobs.worker import JobContext, PermanentJobError
-from api.schemas.tickets import Owner
 from api.services import capabilities as capability_service
-from api.services import common, events, solver_input, tickets
+from api.services import common, events, mapping, solver_input, tickets
+from api.services.mapping import Owner, owner_of, reasons_json
 from api.services.realtime_cache import (
     RealtimeCache,
     mark_full,
@@ -89,12 +89,6 @@ _REASONS_IN_LINE = 3
 
 
 # --------------------------------------------------------------------------- shared pieces
-
-
-def owner_of(row: TicketRow | TicketView) -> Owner:
-    if row.owner_agent_id:
-        return Owner(kind="agent", id=row.owner_agent_id)
-    return Owner(kind="team", id=row.team_id)
 
 
 _T = TicketRow.__table__
@@ -138,10 +132,6 @@ def _reason_line(reasons: Sequence[Reason], note: str | None, prefix: str) -> st
     return f"{note} ({line})" if note else line
 
 
-def _reasons_data(reasons: Sequence[Reason]) -> list[dict[str, Any]]:
-    return [{"rule": r.rule, "detail": r.detail, "value": r.value} for r in reasons]
-
-
 def apply_owner(
     *,
     session: Session,
@@ -158,7 +148,7 @@ def apply_owner(
     """Give ``row`` to ``agent`` (None: its team's queue), recording history and the webhook
     event. Returns the history event, or None when the owner did not change."""
     from_agent, from_team = row.owner_agent_id, row.team_id
-    data: dict[str, Any] = {"source": source, "reasons": _reasons_data(reasons), **(extra or {})}
+    data: dict[str, Any] = {"source": source, "reasons": reasons_json(reasons), **(extra or {})}
     event = tickets.set_owner(
         session=session,
         row=row,
@@ -338,19 +328,7 @@ class TicketView:
     required: dict[str, int]
 
     def to_solver(self) -> Ticket:
-        return Ticket(
-            id=self.id,
-            team=self.team_id,
-            created_at=self.created_at,
-            required_skills=self.required,
-            priority=self.priority.to_solver(),
-            first_response_due=self.first_response_due,
-            resolution_due=self.resolution_due,
-            effort_minutes=self.effort_minutes,
-            owner_agent=self.owner_agent_id,
-            previous_agent=self.previous_agent_id,
-            requester=self.requester,
-        )
+        return mapping.ticket(self, self.required)
 
 
 _TS = TicketSkill.__table__
@@ -615,7 +593,7 @@ def _owner_change(
             "reason": _reason_line(reasons, request.note, "realtime"),
             "data": {
                 "source": "realtime",
-                "reasons": _reasons_data(reasons),
+                "reasons": reasons_json(reasons),
                 "score": decision.score,
                 "alternatives": [a.agent_id for a in decision.alternatives],
             },
@@ -726,7 +704,7 @@ def escalate(
             "capability": capability,
             "from_required_skills": before_skills,
             "to_required_skills": after_skills,
-            "owner": previous_owner.model_dump(),
+            "owner": previous_owner.as_json(),
         },
         from_team=previous_team,
         to_team=new_team,
@@ -757,7 +735,7 @@ def escalate(
     elif reassign and row.status.is_active:
         # Decide for the new team (it holds the ticket when nobody fits); the owner event
         # below records the move.
-        ticket = replace(solver_input.ticket_to_solver(row), team=new_team)
+        ticket = replace(mapping.ticket_from_row(row), team=new_team)
         index = realtime_for(
             session=session, cache=cache, tenant_id=tenant_id, now=now, deciding=[row]
         )
@@ -874,7 +852,7 @@ def reroute_agent(
         # Most urgent first; each decision loads its agent before the next one is made.
         urgent_first = sorted(unstarted, key=lambda t: (-t.priority.to_solver(), t.created_at))
         for row in urgent_first:
-            ticket = solver_input.ticket_to_solver(row)
+            ticket = mapping.ticket_from_row(row)
             decision = decide_and_claim(
                 session=session, index=index, row=row, ticket=ticket, now=now
             )
@@ -1078,10 +1056,10 @@ def _apply_plan(
         changes.append(
             {
                 "ticket": tid,
-                "from": before.model_dump(),
-                "to": owner_of(row).model_dump(),
+                "from": before.as_json(),
+                "to": owner_of(row).as_json(),
                 "event": event.kind.value,
-                "why": _reasons_data(reasons),
+                "why": reasons_json(reasons),
             }
         )
     session.flush()

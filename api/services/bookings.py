@@ -57,8 +57,7 @@ from api.errors import Conflict, FieldError, InvalidInput, NotFound
 from api.jobs import queue as job_queue
 from api.jobs.models import Job, JobStatus
 from api.jobs.worker import JobContext
-from api.schemas.bookings import BookingIn
-from api.services import booking_cache, common, events, org_version, solver_input, tickets
+from api.services import booking_cache, common, events, mapping, org_version, solver_input, tickets
 from api.services.booking_cache import BookingCache
 from solver import jit, slots
 from solver.capability import AtRisk, Binding, BookingState, Capability, Slot, SlotAnswer
@@ -275,11 +274,22 @@ def _check_on_grid(start: datetime, granularity: int, tz: str) -> None:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class NewBooking:
+    """What a customer asks to book: a call of ``capability_id`` for ticket ``ticket_id`` at
+    ``start`` (aware; on the capability's slot grid in ``tz``, the customer's zone)."""
+
+    capability_id: str
+    ticket_id: str
+    start: datetime
+    tz: str = "UTC"
+
+
 def book(
     *,
     session: Session,
     tenant_id: str,
-    data: BookingIn,
+    data: NewBooking,
     now: datetime,
     actor: str | None,
     cache: BookingCache | None = None,
@@ -532,7 +542,7 @@ def _apply_binding(
     row.occupied_until = row.end_at + timedelta(minutes=buffer)
     row.updated_at = now
     action = "agent_bound" if previous is None else "agent_rebound"
-    reasons = [{"rule": r.rule, "detail": r.detail} for r in binding.reasons]
+    reasons = mapping.reasons_brief(binding.reasons)
     _announce(
         session,
         tenant_id,
@@ -569,7 +579,7 @@ def _apply_at_risk(
         return  # already reported
     row.at_risk_since = row.at_risk_since or now
     row.updated_at = now
-    reason = {"rule": risk.reason.rule, "detail": risk.reason.detail}
+    reason = mapping.reason_brief(risk.reason)
     _announce(
         session,
         tenant_id,

@@ -1,4 +1,6 @@
-"""Map a tenant's rows onto the solver's own types (``solver.problem.Problem``).
+"""Read a tenant's rows for the solver: what a ``solver.problem.Problem`` and a booking
+engine's ``BookingState`` hold. The rows become solver types in :mod:`api.services.mapping`;
+this module decides which rows, and counts the loads.
 
 The assignment endpoints (real-time, batch), escalation and what-if runs all start here, so the
 rules of what the solver sees live in one place:
@@ -36,9 +38,9 @@ from api.db.models import Team as TeamRow
 from api.db.models import Ticket as TicketRow
 from api.enums import TicketEventKind, TicketStatus
 from api.errors import NotFound
+from api.services import mapping
 from solver.capability import BookingState, Capability
-from solver.capability import Call as SolverCall
-from solver.problem import DEFAULT_HORIZON, Agent, Interval, Problem, Skill, Team, Ticket
+from solver.problem import DEFAULT_HORIZON, Agent, Interval, Problem
 
 ACTIVE = (TicketStatus.NEW, TicketStatus.OPEN)
 HELD = (TicketStatus.NEW, TicketStatus.OPEN, TicketStatus.PENDING)
@@ -54,36 +56,6 @@ class TicketLike(Protocol):
     def status(self) -> TicketStatus: ...
     @property
     def effort_minutes(self) -> int: ...
-
-
-def ticket_to_solver(row: TicketRow) -> Ticket:
-    return Ticket(
-        id=row.id,
-        team=row.team_id,
-        created_at=row.created_at,
-        required_skills={s.skill_id: s.level for s in row.required_skills},
-        priority=row.priority.to_solver(),
-        first_response_due=row.first_response_due,
-        resolution_due=row.resolution_due,
-        effort_minutes=row.effort_minutes,
-        owner_agent=row.owner_agent_id,
-        previous_agent=row.previous_agent_id,
-        requester=row.requester,
-    )
-
-
-def capability_to_solver(row: CapabilityRow) -> Capability:
-    return Capability(
-        id=row.id,
-        name=row.name,
-        requirements={r.skill_id: r.level for r in row.requirements},
-        call_minutes=row.call_minutes,
-        horizon=timedelta(days=row.horizon_days),
-        min_notice=timedelta(minutes=row.min_notice_minutes),
-        buffer_minutes=row.buffer_minutes,
-        granularity_minutes=row.granularity_minutes,
-        reserve=row.reserve_share,
-    )
 
 
 def _planned_tickets(
@@ -154,7 +126,8 @@ def _recent_assignments(session: Session, tenant_id: str, since: datetime) -> di
         )
         .group_by(TicketEvent.to_agent)
     )
-    return {agent: int(n) for agent, n in session.execute(stmt)}
+    # The query leaves out events to nobody; the filter says so to the type checker too.
+    return {agent: int(n) for agent, n in session.execute(stmt) if agent is not None}
 
 
 def _intervals(
@@ -206,10 +179,10 @@ def build_problem(
     recent = _recent_assignments(session, tenant_id, now - recent_window)
 
     agents = tuple(
-        _agent(
+        mapping.agent_from_row(
             row,
-            shifts,
-            busy,
+            shifts.get(row.id, ()),
+            busy.get(row.id, ()),
             open_tickets=held.get(row.id, (0, 0))[0],
             backlog_minutes=held.get(row.id, (0, 0))[1],
             recent_assignments=recent.get(row.id, 0),
@@ -217,13 +190,13 @@ def build_problem(
         for row in agent_rows
     )
     skills = tuple(
-        Skill(id=r.id, name=r.name, kind=r.kind)
+        mapping.skill(r)
         for r in session.scalars(
             select(SkillRow).where(SkillRow.tenant_id == tenant_id).order_by(SkillRow.id)
         )
     )
     teams = tuple(
-        Team(id=r.id, name=r.name)
+        mapping.team(r)
         for r in session.scalars(
             select(TeamRow).where(TeamRow.tenant_id == tenant_id).order_by(TeamRow.id)
         )
@@ -231,7 +204,7 @@ def build_problem(
     return Problem(
         now=now,
         agents=agents,
-        tickets=tuple(ticket_to_solver(t) for t in planned),
+        tickets=tuple(mapping.ticket_from_row(t) for t in planned),
         skills=skills,
         teams=teams,
         horizon_end=horizon_end,
@@ -243,7 +216,7 @@ def capabilities(*, session: Session, tenant_id: str) -> tuple[Capability, ...]:
     rows = session.scalars(
         select(CapabilityRow).where(CapabilityRow.tenant_id == tenant_id).order_by(CapabilityRow.id)
     )
-    return tuple(capability_to_solver(r) for r in rows)
+    return tuple(mapping.capability_from_row(r) for r in rows)
 
 
 # Beyond the longest horizon, how far the booking state's agents' shifts and busy time reach
@@ -262,27 +235,6 @@ def booking_reach(
     )
 
 
-def _agent(
-    row: AgentRow,
-    shifts: Mapping[str, Sequence[Interval]],
-    busy: Mapping[str, Sequence[Interval]],
-    **loads: int,
-) -> Agent:
-    """The solver's agent for ``row``, with its shifts and busy time and ``loads`` (open
-    tickets, backlog minutes, recent assignments; zero when not given)."""
-    return Agent(
-        id=row.id,
-        team=row.team_id,
-        skills={s.skill_id: s.level for s in row.skills},
-        capacity=row.capacity,
-        shifts=tuple(shifts.get(row.id, ())),
-        busy=tuple(busy.get(row.id, ())),
-        timezone=row.timezone,
-        status=row.status,
-        **loads,
-    )
-
-
 def booking_agents(
     *, session: Session, tenant_id: str, start: datetime, end: datetime
 ) -> tuple[Agent, ...]:
@@ -296,7 +248,9 @@ def booking_agents(
     )
     shifts = _intervals(session, Shift, tenant_id, None, start, end)
     busy = _intervals(session, BusyInterval, tenant_id, None, start, end)
-    return tuple(_agent(row, shifts, busy) for row in rows)
+    return tuple(
+        mapping.agent_from_row(row, shifts.get(row.id, ()), busy.get(row.id, ())) for row in rows
+    )
 
 
 def booking_state(
@@ -338,17 +292,6 @@ def booking_state(
         now=now,
         agents=agents,
         capabilities=caps,
-        calls=tuple(
-            SolverCall(
-                id=c.id,
-                capability_id=c.capability_id,
-                start=c.start_at,
-                end=c.end_at,
-                ticket_id=c.ticket_id,
-                owner_agent=owners.get(c.ticket_id),
-                bound_agent=c.bound_agent,
-            )
-            for c in calls
-        ),
+        calls=tuple(mapping.call(c, owners.get(c.ticket_id)) for c in calls),
         cover={c.id: c.cover_agent for c in calls if c.cover_agent and not c.bound_agent},
     )

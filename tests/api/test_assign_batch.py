@@ -17,9 +17,9 @@ from sqlalchemy import Engine
 from api.errors import Conflict, NotFound
 from api.routes.assignment import assignment_json
 from api.schemas.assignment import AssignmentOut
-from api.schemas.tickets import Owner
-from api.services import assignment
+from api.services import assignment, mapping
 from api.services.assignment import AssignRequest, AssignResult
+from api.services.mapping import Owner
 from solver.plan import Alternative, Decision, Reason
 from tests.api.conftest import T0, As, TenantCtx
 from tests.api.test_assign import history, org, outbox, put_ticket, subscribe
@@ -152,8 +152,10 @@ def test_the_hand_written_json_is_the_schema_s_document(decision: Decision) -> N
                 dry_run=dry_run,
             )
         )
-        model = AssignmentOut.of(
-            decision, previous=previous, changed=event is not None, event=event, dry_run=dry_run
+        model = AssignmentOut.model_validate(
+            mapping.decision_json(
+                decision, previous=previous, changed=event is not None, event=event, dry_run=dry_run
+            )
         )
         assert fast == json.loads(model.model_dump_json())
         assert AssignmentOut.model_validate(fast) == model

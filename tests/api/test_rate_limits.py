@@ -27,8 +27,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from api.main import create_app
+from api.routes import solve as solve_route
 from api.schemas.solve import SolveRequest
-from api.services import solve as solve_service
 from api.settings import Environment, Settings
 from tests.api.conftest import As, FakeClock, assert_problem, make_tenant
 from tests.api.test_solve import problem
@@ -241,7 +241,7 @@ def hold_solves(
     process, so the patch is seen."""
     release = threading.Event()
     started = threading.Event()
-    real_run = solve_service.run
+    real_run = solve_route.solve_in_pool
 
     def held(*, request: SolveRequest) -> Any:
         if request.tickets[0].id.startswith(prefix):
@@ -249,7 +249,7 @@ def hold_solves(
             assert release.wait(30)
         return real_run(request=request)
 
-    monkeypatch.setattr(solve_service, "run", held)
+    monkeypatch.setattr(solve_route, "solve_in_pool", held)
     return started, release
 
 
