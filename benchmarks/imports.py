@@ -67,9 +67,9 @@ from api.main import create_app
 from api.services import api_keys, tenants
 from api.services.api_keys import Principal
 from api.settings import Environment, Settings
-from benchmarks.api import backend_list
+from benchmarks.harness.cli import backend_list
+from benchmarks.harness.databases import PG_SERVER_URL, connect
 
-PG_SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 PG_BENCH_DB = "switchboard_bench_imports"
 TARGET_SECONDS = 3.0
 TARGET_ROWS = 10_000
@@ -166,21 +166,6 @@ def make_rows(n: int, *, skills_per_agent: int = 3, seed: int = 7) -> dict[str, 
 # --------------------------------------------------------------------------- databases
 
 
-def _pg_connect(url: str, dbname: str) -> Any:
-    import psycopg
-
-    u = make_url(url)
-    return psycopg.connect(
-        host=u.host or "127.0.0.1",
-        port=u.port or 5432,
-        user=u.username or "postgres",
-        password=u.password or None,
-        dbname=dbname,
-        autocommit=True,
-        connect_timeout=5,
-    )
-
-
 @contextlib.contextmanager
 def database(backend: str, workdir: Path, pg_server_url: str = PG_SERVER_URL) -> Iterator[str]:
     """A migrated, empty database of ``backend`` for one run; gone afterwards.
@@ -199,7 +184,7 @@ def database(backend: str, workdir: Path, pg_server_url: str = PG_SERVER_URL) ->
         return
     import psycopg
 
-    with _pg_connect(pg_server_url, "postgres") as conn:
+    with connect(pg_server_url, "postgres") as conn:
         found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (PG_BENCH_DB,))
         if found.fetchone() is None:
             with contextlib.suppress(psycopg.errors.DuplicateDatabase):
@@ -209,13 +194,13 @@ def database(backend: str, workdir: Path, pg_server_url: str = PG_SERVER_URL) ->
     url = base.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
         hide_password=False
     )
-    with _pg_connect(pg_server_url, PG_BENCH_DB) as conn:
+    with connect(pg_server_url, PG_BENCH_DB) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     try:
         migrate.upgrade(url)
         yield url
     finally:
-        with _pg_connect(pg_server_url, PG_BENCH_DB) as conn:
+        with connect(pg_server_url, PG_BENCH_DB) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
