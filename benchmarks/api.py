@@ -46,11 +46,12 @@ import contextlib
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
+from sqlalchemy import Engine
 
 from api.db.engine import make_engine
 from api.settings import Environment, Settings
@@ -68,15 +69,25 @@ from benchmarks.harness.load import (
 from benchmarks.harness.profile import profile_assign
 from benchmarks.harness.report import (
     BASELINE_LEGEND,
+    COMPARISON_LEGEND,
     LEGEND,
+    Comparison,
     baseline_table,
+    comparison_lines,
+    comparison_table,
     machine_note,
     results_table,
     target_line,
 )
 from benchmarks.harness.routes import BASELINE_PATH
-from benchmarks.harness.seed import TEAM_IDS, prepare, reset_assignments
-from benchmarks.harness.server import serve
+from benchmarks.harness.seed import TEAM_IDS, Seeded, prepare, reset_assignments
+from benchmarks.harness.server import (
+    REPO_ROOT,
+    commit_of,
+    describe_checkout,
+    serve,
+    source_tree,
+)
 
 
 def run_backend(
@@ -105,20 +116,7 @@ def run_backend(
     loads: list[tuple[int, float | None]] = [(c, rate) for c in concurrencies]
     if open_check and rate is None and backend == TARGET_BACKEND:
         loads.append((TARGET_CONCURRENCY, TARGET_RATE))
-    now = datetime.now(UTC)
-    t0 = time.perf_counter()
-    url, seeded = prepare(
-        backend,
-        workdir,
-        n_agents=n_agents,
-        n_tickets=n_tickets,
-        now=now,
-        pg_database=pg_database,
-    )
-    console.print(
-        f"[bold]{backend}[/]: migrated and seeded {seeded.agents} agents, "
-        f"{len(seeded.ticket_ids)} tickets in {time.perf_counter() - t0:.1f} s"
-    )
+    url, seeded = _prepare(backend, workdir, n_agents, n_tickets, pg_database, console)
     engine = make_engine(Settings(database_url=url, environment=Environment.TEST))
     results = []
     try:
@@ -127,27 +125,18 @@ def run_backend(
             with serve(url, workers=workers, log=log, env_extra=env_extra) as (base, server_pid):
                 db_pids = postgres_backends(url) if backend == "postgresql" else None
                 for concurrency, offered in loads:
-                    reset_assignments(engine, seeded.tenant_id)
-                    with asyncio.Runner(loop_factory=client_loop_factory()) as runner:
-                        latencies, elapsed, outcomes, cpu = runner.run(
-                            drive(
-                                base,
-                                seeded.helpdesk_key,
-                                seeded.ticket_ids,
-                                concurrency=concurrency,
-                                duration=duration,
-                                warmup=max(8, 4 * workers),
-                                rate=offered,
-                                client=client,
-                                probe=Probe(
-                                    server_pid,
-                                    db_pids,
-                                    metrics_base=base if workers == 1 else None,
-                                ),
-                            )
-                        )
-                    result = RunResult(
-                        backend, workers, concurrency, latencies, elapsed, outcomes, cpu, offered
+                    result = _run_assign(
+                        engine,
+                        seeded,
+                        base,
+                        server_pid,
+                        db_pids,
+                        backend=backend,
+                        workers=workers,
+                        concurrency=concurrency,
+                        offered=offered,
+                        duration=duration,
+                        client=client,
                     )
                     if baseline and offered is None:
                         result.baseline = _run_baseline(
@@ -166,22 +155,147 @@ def run_backend(
                             ),
                         )
                     results.append(result)
-                    console.print(
-                        f"  {backend} workers={workers} clients={concurrency} {result.load}: "
-                        f"{result.throughput:.0f}/s p50 {result.percentile(50):.1f} ms "
-                        f"p99 {result.percentile(99):.1f} ms errors {result.errors}"
-                        + (f" {dict(outcomes)}" if result.errors else "")
-                    )
+                    console.print(_progress(result, result.load))
                     if (get := result.baseline) is not None:
-                        console.print(
-                            f"  {backend} workers={workers} clients={concurrency} GET baseline: "
-                            f"{get.throughput:.0f}/s p50 {get.percentile(50):.1f} ms "
-                            f"p99 {get.percentile(99):.1f} ms errors {get.errors}"
-                            + (f" {dict(get.statuses)}" if get.errors else "")
-                        )
+                        console.print(_progress(get, "GET baseline"))
     finally:
         engine.dispose()
     return results
+
+
+def run_against(
+    backend: str,
+    *,
+    trees: tuple[Path, Path],
+    rounds: int,
+    workers_list: Sequence[int],
+    concurrencies: Sequence[int],
+    duration: float,
+    n_agents: int,
+    n_tickets: int,
+    workdir: Path,
+    console: Console,
+    pg_database: str = PG_BENCH_DB,
+    env_extra: dict[str, str] | None = None,
+    rate: float | None = None,
+    client: str = "raw",
+) -> list[Comparison]:
+    """The assignment runs of :func:`run_backend` (no GET, no open-loop check) against two
+    source trees in one sitting: ``trees`` = (A, B), both served at once from one database
+    seeded by this checkout, and for each worker count and concurrency ``rounds`` rounds of
+    one run on A then one on B, so that whatever else loads the machine meanwhile reaches
+    both trees alike."""
+    url, seeded = _prepare(backend, workdir, n_agents, n_tickets, pg_database, console)
+    engine = make_engine(Settings(database_url=url, environment=Environment.TEST))
+    comparisons = []
+    try:
+        for workers in workers_list:
+            with contextlib.ExitStack() as servers:
+                served = [
+                    servers.enter_context(
+                        serve(
+                            url,
+                            workers=workers,
+                            log=workdir / f"server-{backend}-{workers}-{tree}.log",
+                            env_extra=env_extra,
+                            code=code,
+                        )
+                    )
+                    for tree, code in zip("AB", trees, strict=True)
+                ]
+                db_pids = postgres_backends(url) if backend == "postgresql" else None
+                for concurrency in concurrencies:
+                    pairs = []
+                    for n in range(1, rounds + 1):
+                        pair = []
+                        for tree, (base, server_pid) in zip("AB", served, strict=True):
+                            result = _run_assign(
+                                engine,
+                                seeded,
+                                base,
+                                server_pid,
+                                db_pids,
+                                backend=backend,
+                                workers=workers,
+                                concurrency=concurrency,
+                                offered=rate,
+                                duration=duration,
+                                client=client,
+                            )
+                            console.print(_progress(result, f"{result.load} {tree} round {n}"))
+                            pair.append(result)
+                        pairs.append((pair[0], pair[1]))
+                    comparisons.append(Comparison(backend, workers, concurrency, rate, pairs))
+    finally:
+        engine.dispose()
+    return comparisons
+
+
+def _prepare(
+    backend: str,
+    workdir: Path,
+    n_agents: int,
+    n_tickets: int,
+    pg_database: str,
+    console: Console,
+) -> tuple[str, Seeded]:
+    t0 = time.perf_counter()
+    url, seeded = prepare(
+        backend,
+        workdir,
+        n_agents=n_agents,
+        n_tickets=n_tickets,
+        now=datetime.now(UTC),
+        pg_database=pg_database,
+    )
+    console.print(
+        f"[bold]{backend}[/]: migrated and seeded {seeded.agents} agents, "
+        f"{len(seeded.ticket_ids)} tickets in {time.perf_counter() - t0:.1f} s"
+    )
+    return url, seeded
+
+
+def _run_assign(
+    engine: Engine,
+    seeded: Seeded,
+    base: str,
+    server_pid: int,
+    db_pids: Callable[[], set[int]] | None,
+    *,
+    backend: str,
+    workers: int,
+    concurrency: int,
+    offered: float | None,
+    duration: float,
+    client: str,
+) -> RunResult:
+    """One run of fresh first assignments against the server at ``base`` (the pool reset to
+    unassigned first), closed loop or open at ``offered`` per second."""
+    reset_assignments(engine, seeded.tenant_id)
+    with asyncio.Runner(loop_factory=client_loop_factory()) as runner:
+        latencies, elapsed, outcomes, cpu = runner.run(
+            drive(
+                base,
+                seeded.helpdesk_key,
+                seeded.ticket_ids,
+                concurrency=concurrency,
+                duration=duration,
+                warmup=max(8, 4 * workers),
+                rate=offered,
+                client=client,
+                probe=Probe(server_pid, db_pids, metrics_base=base if workers == 1 else None),
+            )
+        )
+    return RunResult(backend, workers, concurrency, latencies, elapsed, outcomes, cpu, offered)
+
+
+def _progress(r: RunResult, what: str) -> str:
+    """The line printed as each run ends."""
+    return (
+        f"  {r.backend} workers={r.workers} clients={r.concurrency} {what}: "
+        f"{r.throughput:.0f}/s p50 {r.percentile(50):.1f} ms p99 {r.percentile(99):.1f} ms "
+        f"errors {r.errors}" + (f" {dict(r.statuses)}" if r.errors else "")
+    )
 
 
 def _run_baseline(
@@ -269,8 +383,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="the server's SWITCHBOARD_DB_POOL_SIZE per worker (default: the service's own)",
     )
+    parser.add_argument(
+        "--against",
+        metavar="REV",
+        default=None,
+        help="before/after in one sitting: serve commit REV (a temporary git worktree, removed "
+        "after) beside this checkout and alternate the assignment runs between them (A = REV, "
+        "B = this checkout), then print each one's figures and B/A; no GET and no open-loop "
+        "check in this mode",
+    )
+    parser.add_argument(
+        "--rounds",
+        default=3,
+        type=int,
+        help="with --against: runs per tree of each configuration, alternating A, B, A, B, ...",
+    )
     args = parser.parse_args(argv)
     backends = args.backends
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
 
     env_extra = {}
     if args.db_pool_size is not None:
@@ -284,7 +415,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         workdir = Path(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="switchboard-bench-"))
         )
-        for backend in [] if args.profile_only else backends:
+        if args.against is not None and not args.profile_only:
+            tree = stack.enter_context(source_tree(args.against))
+            _compare(args, workdir, tree, console, env_extra)
+        for backend in [] if args.profile_only or args.against is not None else backends:
             results += run_backend(
                 backend,
                 workers_list=args.workers,
@@ -318,6 +452,41 @@ def main(argv: Sequence[str] | None = None) -> int:
                     pg_database=args.pg_database,
                 )
     return 0
+
+
+def _compare(
+    args: argparse.Namespace,
+    workdir: Path,
+    tree: Path,
+    console: Console,
+    env_extra: dict[str, str],
+) -> None:
+    """``--against``: every backend's comparison of ``tree`` (A) with this checkout (B), then
+    the report."""
+    labels = (f"{args.against} ({commit_of(args.against)[:10]})", describe_checkout())
+    comparisons = []
+    for backend in args.backends:
+        comparisons += run_against(
+            backend,
+            trees=(tree, REPO_ROOT),
+            rounds=args.rounds,
+            workers_list=args.workers,
+            concurrencies=args.concurrency,
+            duration=args.duration,
+            n_agents=args.agents,
+            n_tickets=args.tickets,
+            workdir=workdir,
+            console=console,
+            pg_database=args.pg_database,
+            env_extra=env_extra,
+            rate=args.rate,
+            client=args.client,
+        )
+    console.print(comparison_table(comparisons, labels))
+    console.print(COMPARISON_LEGEND)
+    for line in comparison_lines(comparisons):
+        console.print(line)
+    console.print(machine_note())
 
 
 if __name__ == "__main__":

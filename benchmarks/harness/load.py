@@ -50,6 +50,31 @@ class RunResult:
     # the same duration right after this run (closed loop only; None when not measured).
     baseline: RunResult | None = None
 
+    @classmethod
+    def combined(cls, runs: Sequence[RunResult]) -> RunResult:
+        """Runs of one configuration (the rounds of a before/after sitting) read as one run:
+        latencies pooled; time, outcomes and CPU summed. Baselines are not carried over."""
+        first = runs[0]
+        statuses: Counter[str] = Counter()
+        for r in runs:
+            statuses.update(r.statuses)
+        cpu: Measures | None = None
+        for r in runs:
+            if r.cpu is None:
+                cpu = None
+                break
+            cpu = r.cpu if cpu is None else cpu.plus(r.cpu)
+        return cls(
+            first.backend,
+            first.workers,
+            first.concurrency,
+            np.concatenate([r.latencies_ms for r in runs]),
+            sum(r.elapsed_s for r in runs),
+            statuses,
+            cpu,
+            first.offered_rate,
+        )
+
     def cpu_ratio(self) -> float:
         """Server CPU per assignment over server CPU per baseline GET (NaN when unmeasured)."""
         if self.baseline is None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from rich.table import Table
 
@@ -169,4 +170,128 @@ LEGEND = (
     "and closes overflow connections) and the load generator. others' cores: what the rest of "
     "the machine used meanwhile. CPU ceiling: 2 cores / (server + database + generator CPU per "
     "assignment), the rate an otherwise idle 2-core machine could sustain at this cost."
+)
+
+
+@dataclass
+class Comparison:
+    """One configuration measured against two source trees in one sitting: ``rounds[i]`` holds
+    tree A's and tree B's run of round ``i``, taken back to back (A, B, A, B, ...) so that a
+    change in the machine's load reaches both."""
+
+    backend: str
+    workers: int
+    concurrency: int
+    offered_rate: float | None
+    rounds: list[tuple[RunResult, RunResult]]
+
+    @property
+    def a(self) -> RunResult:
+        return RunResult.combined([a for a, _ in self.rounds])
+
+    @property
+    def b(self) -> RunResult:
+        return RunResult.combined([b for _, b in self.rounds])
+
+    def ratio(self, figure: str) -> float:
+        """B's figure over A's: ``"cpu"`` (server CPU ms per assignment), ``"throughput"``
+        (assignments/s) or ``"p99"`` (ms, as the clients saw it); NaN when A's is not > 0."""
+        a, b = self.a, self.b
+        values = {
+            "cpu": (a.cpu_ms_per_request("server"), b.cpu_ms_per_request("server")),
+            "throughput": (a.throughput, b.throughput),
+            "p99": (a.percentile(99), b.percentile(99)),
+        }
+        base, other = values[figure]
+        return other / base if base > 0 else float("nan")
+
+    def cpu_ratio_per_round(self) -> list[float]:
+        """The server CPU ratio B/A of each round alone: its spread is the noise of the figure."""
+        out = []
+        for a, b in self.rounds:
+            base = a.cpu_ms_per_request("server")
+            out.append(b.cpu_ms_per_request("server") / base if base > 0 else float("nan"))
+        return out
+
+
+def comparison_table(comparisons: Sequence[Comparison], labels: tuple[str, str]) -> Table:
+    """Each configuration's figures per tree (its rounds pooled), then B/A."""
+    table = Table(
+        title=f"POST /v1/tickets/{{id}}/assign, A = {labels[0]} against B = {labels[1]}, "
+        "alternating A, B in one sitting"
+    )
+    columns = (
+        "backend",
+        "workers",
+        "clients",
+        "load",
+        "tree",
+        "rounds",
+        "answered",
+        "errors",
+        "assign/s",
+        "p50 ms",
+        "p99 ms",
+        "server CPU ms",
+        "PG CPU ms",
+        "others' cores",
+    )
+    for name in columns:
+        table.add_column(name, justify="left" if name in ("backend", "tree") else "right")
+    for c in comparisons:
+        for tree, r in (("A", c.a), ("B", c.b)):
+            table.add_row(
+                r.backend,
+                str(r.workers),
+                str(r.concurrency),
+                r.load,
+                tree,
+                str(len(c.rounds)),
+                str(r.ok),
+                str(r.errors),
+                f"{r.throughput:.0f}",
+                f"{r.percentile(50):.1f}",
+                f"{r.percentile(99):.1f}",
+                f"{r.cpu_ms_per_request('server'):.2f}",
+                f"{r.cpu_ms_per_request('database'):.2f}" if r.backend == "postgresql" else "-",
+                f"{r.cpu_ms_per_request('others'):.2f}",
+            )
+        table.add_row(
+            c.backend,
+            str(c.workers),
+            str(c.concurrency),
+            c.a.load,
+            "B/A",
+            "",
+            "",
+            "",
+            f"{c.ratio('throughput'):.2f}",
+            "",
+            f"{c.ratio('p99'):.2f}",
+            f"{c.ratio('cpu'):.2f}",
+            "",
+            "",
+            end_section=True,
+        )
+    return table
+
+
+def comparison_lines(comparisons: Sequence[Comparison]) -> list[str]:
+    """One line per configuration: the ratios the issue's target is read from, and the
+    per-round CPU ratios that show how far to trust them."""
+    return [
+        f"{c.backend} workers={c.workers} clients={c.concurrency} {c.a.load}: server CPU per "
+        f"assignment B/A {c.ratio('cpu'):.2f} (rounds: "
+        + ", ".join(f"{x:.2f}" for x in c.cpu_ratio_per_round())
+        + f"), assign/s B/A {c.ratio('throughput'):.2f}, p99 B/A {c.ratio('p99'):.2f}"
+        for c in comparisons
+    ]
+
+
+COMPARISON_LEGEND = (
+    "Both servers run side by side on the same database (seeded by this checkout), with the "
+    "same interpreter and dependencies; the load alternates between them, one run at a time, "
+    "each run preceded by resetting the ticket pool. Figures per tree pool its rounds. server "
+    "CPU ms: per answered assignment, of that tree's server processes. B/A below 1 is B "
+    "cheaper (CPU), slower (assign/s) or faster (p99)."
 )

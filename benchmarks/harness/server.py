@@ -146,3 +146,16 @@ def source_tree(rev: str, repo: Path = REPO_ROOT) -> Iterator[Path]:
                 check=False,
                 capture_output=True,
             )
+
+
+def describe_checkout(repo: Path = REPO_ROOT) -> str:
+    """This checkout as a report names it: its commit, and whether files differ from it."""
+    head = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "--short=10", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return f"this checkout ({head or 'no git'}{', with uncommitted changes' if dirty else ''})"
