@@ -183,8 +183,10 @@ def run_against(
     """The assignment runs of :func:`run_backend` (no GET, no open-loop check) against two
     source trees in one sitting: ``trees`` = (A, B), both served at once from one database
     seeded by this checkout, and for each worker count and concurrency ``rounds`` rounds of
-    one run on A then one on B, so that whatever else loads the machine meanwhile reaches
-    both trees alike."""
+    one run on each tree, so that whatever else loads the machine meanwhile reaches both trees
+    alike. The order turns every round (A B, B A, A B, ...): what drifts one way through the
+    sitting (the ticket history grows with every run; a neighbour's job starts) would
+    otherwise always favour the tree that runs first."""
     url, seeded = _prepare(backend, workdir, n_agents, n_tickets, pg_database, console)
     engine = make_engine(Settings(database_url=url, environment=Environment.TEST))
     comparisons = []
@@ -207,8 +209,10 @@ def run_against(
                 for concurrency in concurrencies:
                     pairs = []
                     for n in range(1, rounds + 1):
-                        pair = []
-                        for tree, (base, server_pid) in zip("AB", served, strict=True):
+                        pair: dict[str, RunResult] = {}
+                        order = "AB" if n % 2 else "BA"
+                        for tree in order:
+                            base, server_pid = served["AB".index(tree)]
                             result = _run_assign(
                                 engine,
                                 seeded,
@@ -223,8 +227,8 @@ def run_against(
                                 client=client,
                             )
                             console.print(_progress(result, f"{result.load} {tree} round {n}"))
-                            pair.append(result)
-                        pairs.append((pair[0], pair[1]))
+                            pair[tree] = result
+                        pairs.append((pair["A"], pair["B"]))
                     comparisons.append(Comparison(backend, workers, concurrency, rate, pairs))
     finally:
         engine.dispose()
@@ -394,9 +398,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--rounds",
-        default=3,
+        default=4,
         type=int,
-        help="with --against: runs per tree of each configuration, alternating A, B, A, B, ...",
+        help="with --against: runs per tree of each configuration, alternating A B, B A, A B, ... "
+        "(an even number: each tree runs first as often)",
     )
     args = parser.parse_args(argv)
     backends = args.backends

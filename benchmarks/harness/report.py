@@ -176,7 +176,7 @@ LEGEND = (
 @dataclass
 class Comparison:
     """One configuration measured against two source trees in one sitting: ``rounds[i]`` holds
-    tree A's and tree B's run of round ``i``, taken back to back (A, B, A, B, ...) so that a
+    tree A's and tree B's run of round ``i``, taken back to back (A B, B A, A B, ...) so that a
     change in the machine's load reaches both."""
 
     backend: str
@@ -218,7 +218,7 @@ def comparison_table(comparisons: Sequence[Comparison], labels: tuple[str, str])
     """Each configuration's figures per tree (its rounds pooled), then B/A."""
     table = Table(
         title=f"POST /v1/tickets/{{id}}/assign, A = {labels[0]} against B = {labels[1]}, "
-        "alternating A, B in one sitting"
+        "alternating in one sitting"
     )
     columns = (
         "backend",
