@@ -4,7 +4,7 @@ For each backend (a SQLite temp file; PostgreSQL database ``switchboard_bench`` 
 127.0.0.1:5432, dropped and re-created, guarded against a concurrent run) it migrates an empty
 database and seeds, through the service layer, one tenant with 200 agents (skills with levels,
 shifts covering now, capacity) and a pool of unassigned tickets. It then starts the real service
-(``api.main:create_app`` under uvicorn, :func:`run_server`) in a subprocess on a free
+(``api.serve.run``: uvicorn, :func:`benchmarks.harness.server.serve`) in a subprocess on a free
 127.0.0.1 port, with 1 and then 2 worker processes, and drives ``POST /v1/tickets/{id}/assign``
 from this process at each concurrency in turn, one keep-alive connection per simulated client
 (``benchmarks.loadclient``: a lean client, because the generator shares the server's two cores;
@@ -32,6 +32,13 @@ with p99 <= 50 ms at 32 concurrent clients on PostgreSQL, 200 agents, 2 cores). 
 (or ``--profile-only``) adds an in-process breakdown of the route's write path (SQL per
 statement, time in the driver vs. Python, how long the serializing lock is held, a pyinstrument
 profile).
+
+``--against REV`` measures before and after in one sitting: commit REV (a temporary git
+worktree) and this checkout are served side by side from one database, and the assignment runs
+alternate between them (A = REV, B = this checkout; the order turns every round, ``--rounds``
+rounds); it prints both trees' figures, server CPU per assignment, throughput and p99 as B/A,
+and the per-round CPU ratios. The pieces it is built from live in ``benchmarks.harness``; this
+module keeps the command line and the orchestration.
 
 The load generator shares the machine's cores with the server, and on a shared development
 machine with whatever else runs: read the CPU columns with the latencies, and re-run before
