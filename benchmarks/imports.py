@@ -20,8 +20,8 @@ Every import is checked (201, the database holds exactly the rows sent). ``--pro
 untimed run.
 
 ``--baseline REV`` times the same imports with the service of git revision ``REV`` as well
-(exported with ``git archive`` into a temporary directory, with this runner copied in, and run
-in a subprocess), and prints both side by side with the speed-up.
+(a temporary git worktree, :func:`benchmarks.harness.server.source_tree`, with this runner and
+its harness copied in, run in a subprocess), and prints both side by side with the speed-up.
 
 The machine is shared: the load average is printed with the figures; re-run before trusting one.
 """
@@ -69,6 +69,7 @@ from api.services.api_keys import Principal
 from api.settings import Environment, Settings
 from benchmarks.harness.cli import backend_list
 from benchmarks.harness.databases import PG_SERVER_URL, connect
+from benchmarks.harness.server import source_tree
 
 PG_BENCH_DB = "switchboard_bench_imports"
 TARGET_SECONDS = 3.0
@@ -407,24 +408,20 @@ def side_by_side(baseline: Sequence[Timing], current: Sequence[Timing], rev: str
 
 def run_baseline(rev: str, argv: Sequence[str], workdir: Path) -> list[Timing]:
     """The timings of this runner (with ``argv``) run on the code of git revision ``rev``."""
-    root = Path(__file__).resolve().parents[1]
-    tree = workdir / "baseline"
-    tree.mkdir()
-    archive = subprocess.run(
-        ["git", "-C", str(root), "archive", rev], check=True, capture_output=True
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
-    (tree / "benchmarks").mkdir(exist_ok=True)
-    shutil.copy(Path(__file__), tree / "benchmarks" / "imports.py")
     out = workdir / "baseline.json"
-    # The working directory comes first on sys.path with -m: REV's packages, not ours.
-    env = {**os.environ, "PYTHONPATH": str(tree)}
-    subprocess.run(
-        [sys.executable, "-m", "benchmarks.imports", *argv, "--json", str(out)],
-        cwd=tree,
-        env=env,
-        check=True,
-    )
+    with source_tree(rev) as tree:
+        # This runner and the harness it imports are copied in: REV's may differ or be missing.
+        here = Path(__file__).resolve().parent
+        shutil.copy(here / "imports.py", tree / "benchmarks" / "imports.py")
+        shutil.copytree(here / "harness", tree / "benchmarks" / "harness", dirs_exist_ok=True)
+        # The working directory comes first on sys.path with -m: REV's packages, not ours.
+        env = {**os.environ, "PYTHONPATH": str(tree)}
+        subprocess.run(
+            [sys.executable, "-m", "benchmarks.imports", *argv, "--json", str(out)],
+            cwd=tree,
+            env=env,
+            check=True,
+        )
     return [Timing(**t) for t in json.loads(out.read_text())]
 
 
