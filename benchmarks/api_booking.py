@@ -4,11 +4,11 @@ For each backend (``--backends``: a SQLite temp file; PostgreSQL database ``swit
 on 127.0.0.1:5432, dropped and re-created, guarded against a concurrent run — the same database
 and guard as ``benchmarks.api``, so the two never run at once) it seeds, through the service
 layer, the tenant of ``benchmarks.api`` (200 agents with skills and three ten-hour shifts from
-an hour ago, :func:`benchmarks.api.seed_tenant`) plus two capabilities matching the seeded
-skills and a planner key. It starts the real service in a subprocess
-(:func:`benchmarks.api.serve`, one worker by default), books ``--calls`` calls through the API
-(each: GET slots, POST a booking at a random offered start for a fresh ticket), then measures
-from this process with the lean keep-alive client (``benchmarks.loadclient``):
+an hour ago, :func:`benchmarks.harness.seed.seed_tenant`) plus two capabilities matching the
+seeded skills and a planner key. It starts the real service in a subprocess
+(:func:`benchmarks.harness.server.serve`, one worker by default), books ``--calls`` calls
+through the API (each: GET slots, POST a booking at a random offered start for a fresh ticket),
+then measures from this process with the lean keep-alive client (``benchmarks.loadclient``):
 
 - **slots, warm**: ``GET /v1/capabilities/{id}/slots`` (the customer-facing hot path; one
   capability, the coming week, a customer in Europe/Berlin), closed loop at 1 and 8 clients for
@@ -29,7 +29,7 @@ from this process with the lean keep-alive client (``benchmarks.loadclient``):
 Per row: answered, 409s, errors, requests/s (closed-loop rows only: the sequential rows
 interleave untimed requests), p50/p99/max as the client saw them, and CPU milliseconds per
 answered request of the server processes, the PostgreSQL backends and this process
-(:class:`benchmarks.api.Probe`; the sequential rows sum one probe window per timed request).
+(:class:`benchmarks.harness.cpu.Probe`; the sequential rows sum one probe window per timed request).
 Then a one-line summary. Nothing here asserts on time; the load generator shares the machine's
 cores with the server (and, on a shared machine, with everyone else): re-run before trusting a
 figure.
@@ -64,12 +64,19 @@ from api.enums import Scope
 from api.schemas.capabilities import CapabilityCreate
 from api.services import api_keys, capabilities
 from api.settings import Environment, Settings
-from benchmarks import api as bench
+from benchmarks.harness import seed
+from benchmarks.harness.cli import backend_list, ints
+from benchmarks.harness.cpu import Measures, Probe
+from benchmarks.harness.databases import PG_BENCH_DB, pg_exclusive, postgres_backends
+from benchmarks.harness.load import client_loop_factory
+from benchmarks.harness.report import machine_note
+from benchmarks.harness.seed import Seeded
+from benchmarks.harness.server import serve
 from benchmarks.loadclient import KeepAliveClient, Response
 
-# Two capabilities over the seeded skills (benchmarks.api.seed_tenant): a broad pool (about 80
-# of 200 agents) and a narrow one (tier 2 is every fifth agent: about 15 qualify). They share
-# agents, as capabilities do. The hot path queries the first.
+# Two capabilities over the seeded skills (benchmarks.harness.seed.seed_tenant): a broad pool
+# (about 80 of 200 agents) and a narrow one (tier 2 is every fifth agent: about 15 qualify).
+# They share agents, as capabilities do. The hot path queries the first.
 CAPABILITIES = (
     CapabilityCreate(
         id="billing-en", name="Billing, English", requirements={"billing": 2, "lang:en": 3}
@@ -103,7 +110,7 @@ class Setup:
     """What a run books against: the seeded tenant, a planner key for organisation changes and
     the capability ids."""
 
-    seeded: bench.Seeded
+    seeded: Seeded
     planner_key: str
     capability_ids: tuple[str, ...]
 
@@ -136,11 +143,11 @@ def prepare(
     n_agents: int,
     n_tickets: int,
     now: datetime,
-    pg_database: str = bench.PG_BENCH_DB,
+    pg_database: str = PG_BENCH_DB,
 ) -> tuple[str, Setup]:
     """A migrated database of ``backend`` seeded as ``benchmarks.api`` seeds it, plus the
     capabilities and a planner key: (its URL, the :class:`Setup`)."""
-    url, seeded = bench.prepare(
+    url, seeded = seed.prepare(
         backend,
         workdir,
         n_agents=n_agents,
@@ -166,7 +173,7 @@ class PhaseResult:
     latencies_ms: np.ndarray  # of the successful (2xx) answers
     statuses: Counter[str] = field(default_factory=Counter)
     elapsed_s: float | None = None  # closed-loop runs only: then throughput means something
-    cpu: bench.Measures | None = None
+    cpu: Measures | None = None
 
     @property
     def ok(self) -> int:
@@ -197,7 +204,7 @@ class PhaseResult:
 
     def cpu_ms_per_request(self, part: str) -> float:
         """CPU ms per answered request (409s included: they cost the same work) of ``part``: a
-        :class:`benchmarks.api.Measures` field."""
+        :class:`benchmarks.harness.cpu.Measures` field."""
         if self.cpu is None or not self.answered:
             return float("nan")
         return float(getattr(self.cpu, part)) / self.answered * 1000.0
@@ -210,26 +217,15 @@ class BackendRun:
     prebooked: Counter[str]  # outcomes of the set-up bookings
 
 
-def _add(a: bench.Measures | None, b: bench.Measures) -> bench.Measures:
-    if a is None:
-        return b
-    return bench.Measures(
-        server=a.server + b.server,
-        database=a.database + b.database,
-        client=a.client + b.client,
-        machine=a.machine + b.machine,
-    )
-
-
 class Windows:
-    """Sums a :class:`benchmarks.api.Probe` over many short windows, one per timed request of a
-    sequential phase (CPU is read in clock ticks: per window coarse, summed unbiased). This
+    """Sums a :class:`benchmarks.harness.cpu.Probe` over many short windows, one per timed request
+    of a sequential phase (CPU is read in clock ticks: per window coarse, summed unbiased). This
     process's CPU is read around the request alone: the probe's own reading of /proc would
     otherwise be most of it."""
 
-    def __init__(self, probe: bench.Probe | None) -> None:
+    def __init__(self, probe: Probe | None) -> None:
         self.probe = probe
-        self.total: bench.Measures | None = None
+        self.total: Measures | None = None
         self._client0 = 0.0
 
     def start(self) -> None:
@@ -241,7 +237,7 @@ class Windows:
         if self.probe is not None:
             client = time.process_time() - self._client0
             measured = dataclasses.replace(self.probe.stop(), client=client)
-            self.total = _add(self.total, measured)
+            self.total = measured if self.total is None else self.total.plus(measured)
 
 
 def _fixed(pids: Callable[[], set[int]] | None) -> Callable[[], set[int]] | None:
@@ -347,8 +343,8 @@ async def warm_run(
     *,
     concurrency: int,
     duration: float,
-    probe: bench.Probe | None,
-) -> tuple[np.ndarray, Counter[str], float, bench.Measures | None]:
+    probe: Probe | None,
+) -> tuple[np.ndarray, Counter[str], float, Measures | None]:
     """``concurrency`` clients, each sending ``GET path`` as soon as its last answer arrived,
     for ``duration`` seconds. Each client's first (untimed) request opens its connection."""
     headers = {"Authorization": f"Bearer {key}"}
@@ -360,7 +356,7 @@ async def warm_run(
         await asyncio.gather(*(c.get(path) for c in clients))
         latencies: list[float] = []
         outcomes: Counter[str] = Counter()
-        # As in benchmarks.api.drive: a full collection of this process's heap would stop
+        # As in benchmarks.harness.load.drive: a full collection of this process's heap would stop
         # every in-flight clock for 100-200 ms, a pause the p99 would blame on the server.
         gc.collect()
         gc.freeze()
@@ -397,7 +393,7 @@ async def cold_queries(
     *,
     first_change: int,
     n: int,
-    probe: bench.Probe | None,
+    probe: Probe | None,
     backend: str,
 ) -> tuple[PhaseResult, PhaseResult]:
     """``n`` times in turn: an organisation change (:func:`org_change`, through ``planner``),
@@ -496,7 +492,7 @@ async def measure(
                 hot,
                 concurrency=concurrency,
                 duration=duration,
-                probe=bench.Probe(server_pid, db_pids),
+                probe=Probe(server_pid, db_pids),
             )
             result = PhaseResult(backend, WARM, concurrency, latencies, outcomes, elapsed, cpu)
             results.append(result)
@@ -514,7 +510,7 @@ async def measure(
                 agent_ids,
                 first_change=changes,
                 n=n_cold,
-                probe=bench.Probe(server_pid, _fixed(db_pids)),
+                probe=Probe(server_pid, _fixed(db_pids)),
                 backend=backend,
             )
             changes += n_cold
@@ -525,7 +521,7 @@ async def measure(
             )
 
         if n_bookings:
-            windows = Windows(bench.Probe(server_pid, _fixed(db_pids)))
+            windows = Windows(Probe(server_pid, _fixed(db_pids)))
             book_ms, book_outcomes = await book_calls(
                 client,
                 tickets[n_calls : n_calls + n_bookings],
@@ -556,7 +552,7 @@ def run_backend(
     concurrencies: Sequence[int],
     workdir: Path,
     console: Console,
-    pg_database: str = bench.PG_BENCH_DB,
+    pg_database: str = PG_BENCH_DB,
 ) -> BackendRun:
     """Seed ``backend``, start the service in a subprocess and :func:`measure` it."""
     now = datetime.now(UTC)
@@ -575,9 +571,9 @@ def run_backend(
         f"{time.perf_counter() - t0:.1f} s"
     )
     log = workdir / f"server-{backend}.log"
-    with bench.serve(url, workers=workers, log=log) as (base, server_pid):
-        db_pids = bench.postgres_backends(url) if backend == "postgresql" else None
-        with asyncio.Runner(loop_factory=bench._client_loop_factory()) as runner:
+    with serve(url, workers=workers, log=log) as (base, server_pid):
+        db_pids = postgres_backends(url) if backend == "postgresql" else None
+        with asyncio.Runner(loop_factory=client_loop_factory()) as runner:
             return runner.run(
                 measure(
                     base,
@@ -713,17 +709,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m benchmarks.api_booking", description=__doc__.split("\n")[0]
     )
     parser.add_argument(
-        "--backends", default="sqlite,postgresql", type=bench.backend_list, help="comma-separated"
+        "--backends", default="sqlite,postgresql", type=backend_list, help="comma-separated"
     )
     parser.add_argument("--agents", default=200, type=int)
     parser.add_argument("--calls", default=200, type=int, help="calls booked before measuring")
-    parser.add_argument("--concurrency", default="1,8", type=bench.ints, help="warm slot clients")
+    parser.add_argument("--concurrency", default="1,8", type=ints, help="warm slot clients")
     parser.add_argument("--duration", default=10.0, type=float, help="seconds per warm run")
     parser.add_argument("--cold", default=60, type=int, help="slot queries after a change")
     parser.add_argument("--bookings", default=100, type=int, help="timed POST /v1/bookings")
     parser.add_argument("--workers", default=1, type=int, help="uvicorn worker processes")
     parser.add_argument(
-        "--pg-database", default=bench.PG_BENCH_DB, help="PostgreSQL database to (re)create and use"
+        "--pg-database", default=PG_BENCH_DB, help="PostgreSQL database to (re)create and use"
     )
     args = parser.parse_args(argv)
     backends = args.backends
@@ -731,11 +727,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--duration must stay under the booking cache's 60 s wall-time backstop")
 
     console = Console(width=None if sys.stdout.isatty() else 170)
-    console.print(bench.machine_note())
+    console.print(machine_note())
     runs: list[BackendRun] = []
     with contextlib.ExitStack() as stack:
         if "postgresql" in backends:
-            stack.enter_context(bench.pg_exclusive(dbname=args.pg_database))
+            stack.enter_context(pg_exclusive(dbname=args.pg_database))
         workdir = Path(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="switchboard-bench-booking-"))
         )

@@ -3,10 +3,10 @@
 Issue 8 found that an unauthenticated 300 MB JSON grew the server by 884 MB before its 401, that
 no body had a size limit, that a 400 KB import of bad rows was answered with 11.7 MB of errors,
 and that deep JSON, a huge CSV cell and malformed JSON without a key were a 500 or a 422 before
-the 401. This runner starts the service as it is deployed (``benchmarks.api.run_server``: uvicorn,
-one worker, SQLite in a temp directory, one tenant) and sends each of those requests over a raw
-socket, so the client can stop sending the moment an answer arrives, as a well-behaved client
-does (a refused body should not have to be uploaded first).
+the 401. This runner starts the service as it is deployed (``benchmarks.harness.server.serve``:
+uvicorn, one worker, SQLite in a temp directory, one tenant) and sends each of those requests
+over a raw socket, so the client can stop sending the moment an answer arrives, as a
+well-behaved client does (a refused body should not have to be uploaded first).
 
 Per request it prints the answer's status, how many body bytes the client got out before the
 answer (or before the server closed the connection), the seconds until the answer, the answer's
@@ -35,8 +35,8 @@ from api.db import migrate
 from api.db.engine import make_engine, make_session_factory
 from api.services import tenants
 from api.settings import Environment, Settings
-from benchmarks import api as bench_api
-from benchmarks.api import sqlite_url
+from benchmarks.harness import server
+from benchmarks.harness.databases import sqlite_url
 
 CHUNK = 1 << 20  # the client sends the big bodies a MiB at a time
 
@@ -229,7 +229,7 @@ def cases(mb: int, key: str) -> list[Case]:
 @contextlib.contextmanager
 def serve(url: str, code: Path, log: Path) -> Iterator[tuple[int, int]]:
     """The service of checkout ``code`` under uvicorn in a subprocess: its port and pid."""
-    with bench_api.serve(url, workers=1, log=log, code=code) as (base, pid):
+    with server.serve(url, workers=1, log=log, code=code) as (base, pid):
         yield int(base.rsplit(":", 1)[1]), pid
 
 

@@ -1,13 +1,12 @@
 """Where the HTTP layer's time goes under load: ``python -m benchmarks.http_profile``.
 
 Seeds a database as ``benchmarks.api`` does, starts the real service (one worker, via
-:func:`benchmarks.api.serve`), and for the assignment ``POST /v1/tickets/{id}/assign`` and the
-bare authenticated ``GET /v1/teams/{id}`` in turn drives a closed loop of ``--concurrency``
-clients while py-spy (in the dev extra; it needs ptrace rights over the server) samples
-the server process, not its solve pool's (``--format raw``: one collapsed stack per line with
-its count;
-``--gil``: only the thread holding the GIL, so a thread waiting for a pooled connection, the
-thread pool's queue or the GIL itself is not counted as working). Each load is warmed up for a
+:func:`benchmarks.harness.server.serve`), and for the assignment ``POST /v1/tickets/{id}/assign``
+and the bare authenticated ``GET /v1/teams/{id}`` in turn drives a closed loop of ``--concurrency``
+clients while py-spy (in the dev extra; it needs ptrace rights over the server) samples the server
+process, not its solve pool's (``--format raw``: one collapsed stack per line with its count;
+``--gil``: only the thread holding the GIL, so a thread waiting for a pooled connection, the thread
+pool's queue or the GIL itself is not counted as working). Each load is warmed up for a
 second before sampling starts (first-request imports and caches are not what is measured).
 
 Each sample is attributed to the innermost frame that belongs to a known part, walking from
@@ -41,21 +40,14 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.api import (
-    BASELINE_PATH,
-    PG_BENCH_DB,
-    TEAM_IDS,
-    Probe,
-    RunResult,
-    _client_loop_factory,
-    backend_list,
-    drive,
-    machine_note,
-    pg_exclusive,
-    prepare,
-    reset_assignments,
-    serve,
-)
+from benchmarks.harness.cli import backend_list
+from benchmarks.harness.cpu import Probe
+from benchmarks.harness.databases import PG_BENCH_DB, pg_exclusive
+from benchmarks.harness.load import RunResult, client_loop_factory, drive
+from benchmarks.harness.report import machine_note
+from benchmarks.harness.routes import BASELINE_PATH
+from benchmarks.harness.seed import TEAM_IDS, prepare, reset_assignments
+from benchmarks.harness.server import serve
 
 # (part, pattern on a frame's file name); the first match wins for a frame.
 PARTS: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -113,7 +105,7 @@ def profile_load(
 ) -> RunResult:
     """Warm up for a second, then drive the load for ``duration`` + 1 s while py-spy samples
     the server for ``duration``."""
-    with asyncio.Runner(loop_factory=_client_loop_factory()) as runner:
+    with asyncio.Runner(loop_factory=client_loop_factory()) as runner:
         runner.run(
             drive(
                 base,
@@ -145,7 +137,7 @@ def profile_load(
         stderr=subprocess.PIPE,
     )
     time.sleep(0.5)  # py-spy attaches
-    with asyncio.Runner(loop_factory=_client_loop_factory()) as runner:
+    with asyncio.Runner(loop_factory=client_loop_factory()) as runner:
         latencies, elapsed, outcomes, cpu = runner.run(
             drive(
                 base,

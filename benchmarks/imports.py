@@ -20,8 +20,8 @@ Every import is checked (201, the database holds exactly the rows sent). ``--pro
 untimed run.
 
 ``--baseline REV`` times the same imports with the service of git revision ``REV`` as well
-(exported with ``git archive`` into a temporary directory, with this runner copied in, and run
-in a subprocess), and prints both side by side with the speed-up.
+(a temporary git worktree, :func:`benchmarks.harness.server.source_tree`, with this runner and
+its harness copied in, run in a subprocess), and prints both side by side with the speed-up.
 
 The machine is shared: the load average is printed with the figures; re-run before trusting one.
 """
@@ -67,9 +67,10 @@ from api.enums import Scope
 from api.main import create_app
 from api.services import api_keys, tenants
 from api.settings import Environment, Settings
-from benchmarks.api import backend_list
+from benchmarks.harness.cli import backend_list
+from benchmarks.harness.databases import PG_SERVER_URL, connect
+from benchmarks.harness.server import source_tree
 
-PG_SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 PG_BENCH_DB = "switchboard_bench_imports"
 TARGET_SECONDS = 3.0
 TARGET_ROWS = 10_000
@@ -166,21 +167,6 @@ def make_rows(n: int, *, skills_per_agent: int = 3, seed: int = 7) -> dict[str, 
 # --------------------------------------------------------------------------- databases
 
 
-def _pg_connect(url: str, dbname: str) -> Any:
-    import psycopg
-
-    u = make_url(url)
-    return psycopg.connect(
-        host=u.host or "127.0.0.1",
-        port=u.port or 5432,
-        user=u.username or "postgres",
-        password=u.password or None,
-        dbname=dbname,
-        autocommit=True,
-        connect_timeout=5,
-    )
-
-
 @contextlib.contextmanager
 def database(backend: str, workdir: Path, pg_server_url: str = PG_SERVER_URL) -> Iterator[str]:
     """A migrated, empty database of ``backend`` for one run; gone afterwards.
@@ -199,7 +185,7 @@ def database(backend: str, workdir: Path, pg_server_url: str = PG_SERVER_URL) ->
         return
     import psycopg
 
-    with _pg_connect(pg_server_url, "postgres") as conn:
+    with connect(pg_server_url, "postgres") as conn:
         found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (PG_BENCH_DB,))
         if found.fetchone() is None:
             with contextlib.suppress(psycopg.errors.DuplicateDatabase):
@@ -209,13 +195,13 @@ def database(backend: str, workdir: Path, pg_server_url: str = PG_SERVER_URL) ->
     url = base.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
         hide_password=False
     )
-    with _pg_connect(pg_server_url, PG_BENCH_DB) as conn:
+    with connect(pg_server_url, PG_BENCH_DB) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     try:
         migrate.upgrade(url)
         yield url
     finally:
-        with _pg_connect(pg_server_url, PG_BENCH_DB) as conn:
+        with connect(pg_server_url, PG_BENCH_DB) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
@@ -422,24 +408,20 @@ def side_by_side(baseline: Sequence[Timing], current: Sequence[Timing], rev: str
 
 def run_baseline(rev: str, argv: Sequence[str], workdir: Path) -> list[Timing]:
     """The timings of this runner (with ``argv``) run on the code of git revision ``rev``."""
-    root = Path(__file__).resolve().parents[1]
-    tree = workdir / "baseline"
-    tree.mkdir()
-    archive = subprocess.run(
-        ["git", "-C", str(root), "archive", rev], check=True, capture_output=True
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
-    (tree / "benchmarks").mkdir(exist_ok=True)
-    shutil.copy(Path(__file__), tree / "benchmarks" / "imports.py")
     out = workdir / "baseline.json"
-    # The working directory comes first on sys.path with -m: REV's packages, not ours.
-    env = {**os.environ, "PYTHONPATH": str(tree)}
-    subprocess.run(
-        [sys.executable, "-m", "benchmarks.imports", *argv, "--json", str(out)],
-        cwd=tree,
-        env=env,
-        check=True,
-    )
+    with source_tree(rev) as tree:
+        # This runner and the harness it imports are copied in: REV's may differ or be missing.
+        here = Path(__file__).resolve().parent
+        shutil.copy(here / "imports.py", tree / "benchmarks" / "imports.py")
+        shutil.copytree(here / "harness", tree / "benchmarks" / "harness", dirs_exist_ok=True)
+        # The working directory comes first on sys.path with -m: REV's packages, not ours.
+        env = {**os.environ, "PYTHONPATH": str(tree)}
+        subprocess.run(
+            [sys.executable, "-m", "benchmarks.imports", *argv, "--json", str(out)],
+            cwd=tree,
+            env=env,
+            check=True,
+        )
     return [Timing(**t) for t in json.loads(out.read_text())]
 
 

@@ -1,10 +1,11 @@
 """Noisy-neighbour benchmark: does one tenant's flood reach another tenant's latency?
 ``python -m benchmarks.noisy_neighbour``.
 
-Seeds two small tenants (A and B) in a SQLite temp file through ``benchmarks.api``'s helpers and
-starts the real service (``benchmarks.api.serve``: uvicorn, one worker, loopback only). Tenant
-B then reads one of its tickets (``GET /v1/tickets/{id}``, a cheap authenticated request) from
-one connection, back to back with a short pause, and its latencies are taken in three phases:
+Seeds two small tenants (A and B) in a SQLite temp file through ``benchmarks.harness.seed``
+and starts the real service (``benchmarks.harness.server.serve``: uvicorn, one worker, loopback
+only). Tenant B then reads one of its tickets (``GET /v1/tickets/{id}``, a cheap
+authenticated request) from one connection, back to back with a short pause, and its latencies
+are taken in three phases:
 
     quiet   nobody else sends anything
     cheap   tenant A floods GETs of its own tickets, as fast as ``--flood-clients``
@@ -52,7 +53,10 @@ from rich.table import Table
 
 from api.db import migrate
 from api.settings import Environment, Settings
-from benchmarks import api as bench
+from benchmarks.harness.databases import sqlite_url
+from benchmarks.harness.report import machine_note
+from benchmarks.harness.seed import seed_tenant
+from benchmarks.harness.server import serve
 from benchmarks.loadclient import KeepAliveClient
 
 TICKET_PATH = "/v1/tickets/{ticket_id}"
@@ -379,18 +383,18 @@ def measure(
     phases: list[Phase] = []
     with tempfile.TemporaryDirectory(prefix="switchboard-noisy-") as tmp:
         workdir = Path(tmp)
-        url = bench.sqlite_url(workdir)
+        url = sqlite_url(workdir)
         migrate.upgrade(url)
         settings = Settings(database_url=url, environment=Environment.TEST)
-        a = bench.seed_tenant(settings, now=now, n_agents=10, n_tickets=50, seed=1)
-        b = bench.seed_tenant(settings, now=now, n_agents=10, n_tickets=50, seed=2)
+        a = seed_tenant(settings, now=now, n_agents=10, n_tickets=50, seed=1)
+        b = seed_tenant(settings, now=now, n_agents=10, n_tickets=50, seed=2)
         a_paths = [TICKET_PATH.format(ticket_id=t) for t in a.ticket_ids]
         b_path = TICKET_PATH.format(ticket_id=b.ticket_ids[0])
         body = solve_problem(seconds=solve_seconds, now=now)
         for config in configs:
             env = server_env(config, rate_limit=rate_limit, burst=burst)
             log = (log_dir or workdir) / f"server-{config}.log"
-            with bench.serve(url, workers=1, log=log, env_extra=env) as (base, _pid):
+            with serve(url, workers=1, log=log, env_extra=env) as (base, _pid):
                 common: dict[str, Any] = {
                     "base": base,
                     "a_key": a.helpdesk_key,
@@ -452,7 +456,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     console = Console(width=None if sys.stdout.isatty() else 150)
     started = time.perf_counter()
-    console.print(bench.machine_note())
+    console.print(machine_note())
     if args.limiter_checks:
         cost = limiter_cost(args.limiter_checks)
         console.print(
@@ -477,7 +481,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"quiet p99. Rate limit {args.rate_limit}/s, burst {args.burst} per tenant. "
         f"{time.perf_counter() - started:.0f} s in all."
     )
-    console.print(bench.machine_note())
+    console.print(machine_note())
     return 0
 
 

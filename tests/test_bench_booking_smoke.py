@@ -24,13 +24,13 @@ from api.db.models import Call, Capability
 from api.main import create_app
 from api.routes.bookings import booking_cache
 from api.settings import Environment, Settings
-from benchmarks import api as bench
 from benchmarks import api_booking as bb
+from benchmarks.harness.server import free_port
 
 
 @contextlib.contextmanager
 def _uvicorn(app: FastAPI) -> Iterator[str]:
-    port = bench.free_port()
+    port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

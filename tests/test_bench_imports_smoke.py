@@ -5,6 +5,8 @@ No timing is asserted."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from benchmarks import imports as bench
@@ -49,3 +51,12 @@ def test_side_by_side_compares_each_import_with_the_baseline() -> None:
     lines = bench.side_by_side(old, now, "abc123").splitlines()
     assert lines[0].split() == ["backend", "import", "rows", "abc123", "now", "faster"]
     assert lines[1:] == ["sqlite      agents            100        3.00s    0.50s     6.0x"]
+
+
+@pytest.mark.slow  # ~10 s: a git worktree and a second run of the runner in a subprocess
+def test_baseline_runs_this_runner_on_another_revision(tmp_path: Path) -> None:
+    timings = bench.run_baseline("HEAD", ["--n", "6", "--backends", "sqlite"], tmp_path)
+    assert [(t.backend, t.resource, t.rows) for t in timings] == [
+        ("sqlite", r, 6) for r, _ in bench.RESOURCES
+    ]
+    assert all(t.seconds > 0 for t in timings)

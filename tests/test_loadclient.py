@@ -18,7 +18,10 @@ import uvicorn
 from api.db import migrate
 from api.main import create_app
 from api.settings import Environment, Settings
-from benchmarks import api as bench
+from benchmarks.harness.databases import sqlite_url
+from benchmarks.harness.load import ASSIGNED, SUCCESS, drive
+from benchmarks.harness.seed import seed_tenant
+from benchmarks.harness.server import free_port
 from benchmarks.loadclient import ConnectionClosed, KeepAliveClient
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -150,7 +153,7 @@ def test_rejects_a_base_it_cannot_speak_to() -> None:
 
 @contextlib.contextmanager
 def _uvicorn(settings: Settings) -> Iterator[str]:
-    port = bench.free_port()
+    port = free_port()
     config = uvicorn.Config(
         create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
     )
@@ -171,13 +174,13 @@ def _uvicorn(settings: Settings) -> Iterator[str]:
 def test_the_benchmark_drives_the_real_service_with_it(tmp_path: Path) -> None:
     """The benchmark's default path end to end: uvicorn, real sockets, this client, and the
     outcome counting that tells an assignment from a team-queue answer."""
-    url = bench.sqlite_url(tmp_path)
+    url = sqlite_url(tmp_path)
     migrate.upgrade(url)
     settings = Settings(database_url=url, environment=Environment.TEST)
-    seeded = bench.seed_tenant(settings, now=datetime.now(UTC), n_agents=4, n_tickets=12, batch=12)
+    seeded = seed_tenant(settings, now=datetime.now(UTC), n_agents=4, n_tickets=12, batch=12)
     with _uvicorn(settings) as base:
         latencies, elapsed, outcomes, _ = asyncio.run(
-            bench.drive(
+            drive(
                 base,
                 seeded.helpdesk_key,
                 seeded.ticket_ids,
@@ -187,6 +190,6 @@ def test_the_benchmark_drives_the_real_service_with_it(tmp_path: Path) -> None:
                 client="raw",
             )
         )
-    assert outcomes.total() == 12 and set(outcomes) <= set(bench.SUCCESS), outcomes
-    assert outcomes[bench.ASSIGNED] > 0
+    assert outcomes.total() == 12 and set(outcomes) <= set(SUCCESS), outcomes
+    assert outcomes[ASSIGNED] > 0
     assert latencies.shape == (12,) and elapsed > 0
