@@ -156,13 +156,13 @@ def decode_cursor(cursor: str, key_type: type[str] | type[int] = str) -> str | i
             raise TypeError
         if isinstance(key, int) and not -(2**63) <= key < 2**63:
             raise ValueError
-        return key  # type: ignore[no-any-return]
+        return key
     except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
         raise InvalidInput.one("query.cursor", "not a cursor this API returned") from None
 
 
 def paginate(
-    session: Session, stmt: Select[tuple[R]], key_column: Any, cursor: str | None, limit: int
+    session: Session, stmt: Select[R], key_column: Any, cursor: str | None, limit: int
 ) -> tuple[Sequence[R], str | None]:
     """Keyset pagination in ``key_column`` order (stable: the key is unique within the tenant).
 

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.db import inserts
+from api.db.base import table_of
 from api.db.locks import lock_tenant
 from api.db.models import Agent, BusyInterval, Shift
 from api.errors import FieldError, InvalidInput
@@ -94,7 +95,7 @@ def create_many(
         }
         for ident, r in zip(ids, rows, strict=True)
     ]
-    inserts.insert_many(session, model.__table__, values)
+    inserts.insert_many(session, table_of(model), values)
     return ids
 
 
@@ -158,7 +159,7 @@ class IntervalService(Generic[Row]):
         id_name: str,
         extra: Mapping[str, Callable[[Any], Any]] | None = None,
     ) -> None:
-        self.model = model
+        self.model: type[Row] = model
         self.what = what
         self.id_name = id_name
         self.extra = dict(extra or {})
