@@ -22,8 +22,9 @@ import enum
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import delete, insert, select, tuple_, update
+from sqlalchemy import ColumnElement, CursorResult, Result, delete, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -62,7 +63,14 @@ class Claim:
     created_at: datetime
 
 
-def _where(claim: Claim) -> tuple[object, ...]:
+def _affected(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE without RETURNING changed. ``Session.execute`` is typed as
+    returning a ``Result`` (it cannot promise a cursor for every statement), but for such a
+    statement it returns a ``CursorResult``, as SQLAlchemy documents; the cast says so."""
+    return cast(CursorResult[Any], result).rowcount
+
+
+def _where(claim: Claim) -> tuple[ColumnElement[bool], ...]:
     return (
         IdempotencyRecord.tenant_id == claim.tenant_id,
         IdempotencyRecord.api_key_id == claim.api_key_id,
@@ -163,7 +171,7 @@ def _take_over(
         if seen_completed_at is None
         else IdempotencyRecord.completed_at == seen_completed_at
     )
-    taken = session.execute(
+    rearm = (
         update(IdempotencyRecord)
         .where(*_where(seen), completed)
         .values(
@@ -177,7 +185,8 @@ def _take_over(
             completed_at=None,
         )
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )
+    taken = _affected(session.execute(rearm))
     session.commit()
     return bool(taken)
 
@@ -187,7 +196,7 @@ def complete(*, session: Session, claim: Claim, stored: Stored, now: datetime) -
     holding the request's work; the caller commits. False when the claim is no longer ours (a
     retry took it over as stale): then the caller must roll its work back, since the retry is
     doing it."""
-    done = session.execute(
+    store = (
         update(IdempotencyRecord)
         .where(*_where(claim), IdempotencyRecord.status_code.is_(None))
         .values(
@@ -197,8 +206,8 @@ def complete(*, session: Session, claim: Claim, stored: Stored, now: datetime) -
             completed_at=now,
         )
         .execution_options(synchronize_session=False)
-    ).rowcount
-    return bool(done)
+    )
+    return bool(_affected(session.execute(store)))
 
 
 def release(*, session: Session, claim: Claim) -> None:
@@ -265,7 +274,7 @@ def purge_expired(
                 .execution_options(synchronize_session=False)
             )
             session.commit()
-        n = int(getattr(result, "rowcount", 0) or 0)
+        n = _affected(result)
         deleted += n
         if n < batch_size:
             return Purged(deleted=deleted, complete=True)
