@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -170,7 +171,7 @@ def _comparison(outcomes: list[_Outcome]) -> Table:
     table = Table(
         title="Same queue, four ways to assign it (lower is better)", title_justify="left"
     )
-    columns = (
+    columns: tuple[tuple[str, Callable[[Evaluation], float], str], ...] = (
         ("SLA breaches", lambda e: e.breaches, "{:,}"),
         ("weighted lateness (h)", lambda e: e.weighted_lateness_minutes / 60, "{:,.0f}"),
         ("unassigned", lambda e: e.unassigned, "{:,}"),
