@@ -22,13 +22,13 @@ import enum
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, Result, delete, insert, select, tuple_, update
+from sqlalchemy import ColumnElement, delete, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.db.models import IdempotencyRecord
+from api.db.results import affected_rows
 
 # A first request that has not finished after this long is presumed dead (its process crashed
 # before it could store or release the record) and a retry may take over. Should the first one
@@ -61,13 +61,6 @@ class Claim:
     api_key_id: str
     key: str
     created_at: datetime
-
-
-def _affected(result: Result[Any]) -> int:
-    """Rows an UPDATE or DELETE without RETURNING changed. ``Session.execute`` is typed as
-    returning a ``Result`` (it cannot promise a cursor for every statement), but for such a
-    statement it returns a ``CursorResult``, as SQLAlchemy documents; the cast says so."""
-    return cast(CursorResult[Any], result).rowcount
 
 
 def _where(claim: Claim) -> tuple[ColumnElement[bool], ...]:
@@ -186,7 +179,7 @@ def _take_over(
         )
         .execution_options(synchronize_session=False)
     )
-    taken = _affected(session.execute(rearm))
+    taken = affected_rows(session.execute(rearm))
     session.commit()
     return bool(taken)
 
@@ -207,7 +200,7 @@ def complete(*, session: Session, claim: Claim, stored: Stored, now: datetime) -
         )
         .execution_options(synchronize_session=False)
     )
-    return bool(_affected(session.execute(store)))
+    return bool(affected_rows(session.execute(store)))
 
 
 def release(*, session: Session, claim: Claim) -> None:
@@ -274,7 +267,7 @@ def purge_expired(
                 .execution_options(synchronize_session=False)
             )
             session.commit()
-        n = _affected(result)
+        n = affected_rows(result)
         deleted += n
         if n < batch_size:
             return Purged(deleted=deleted, complete=True)
