@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -69,12 +70,15 @@ def run_demo(
 
 def _dst_note(problem: Problem) -> str:
     """Which of the agents' time zones change their UTC offset inside the horizon."""
+    end = problem.horizon_end
+    if end is None:  # no horizon: no window to change offset in
+        return ""
     changing = sorted(
         {
             a.timezone
             for a in problem.agents
             if problem.now.astimezone(ZoneInfo(a.timezone)).utcoffset()
-            != problem.horizon_end.astimezone(ZoneInfo(a.timezone)).utcoffset()  # type: ignore[union-attr]
+            != end.astimezone(ZoneInfo(a.timezone)).utcoffset()
         }
     )
     if not changing:
@@ -170,7 +174,7 @@ def _comparison(outcomes: list[_Outcome]) -> Table:
     table = Table(
         title="Same queue, four ways to assign it (lower is better)", title_justify="left"
     )
-    columns = (
+    columns: tuple[tuple[str, Callable[[Evaluation], float], str], ...] = (
         ("SLA breaches", lambda e: e.breaches, "{:,}"),
         ("weighted lateness (h)", lambda e: e.weighted_lateness_minutes / 60, "{:,.0f}"),
         ("unassigned", lambda e: e.unassigned, "{:,}"),
@@ -225,9 +229,9 @@ def _examples(console: Console, problem: Problem, plan: Plan) -> None:
     holders = Counter(s for a in problem.agents for s in a.skills)
     picks: list[Ticket] = []
 
-    def pick(pred: object) -> None:
+    def pick(pred: Callable[[Ticket], bool]) -> None:
         for t in problem.tickets:
-            if t not in picks and pred(t):  # type: ignore[operator]
+            if t not in picks and pred(t):
                 picks.append(t)
                 return
 

@@ -22,7 +22,7 @@ thread, on a miss.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -120,7 +120,11 @@ async def authenticate(
     return principal
 
 
-def require(*scopes: Scope) -> Callable[..., Principal]:
+Authorizer = Callable[[Request, HTTPAuthorizationCredentials | None], Awaitable[Principal]]
+"""An auth dependency: FastAPI passes the request and the bearer credentials, if any."""
+
+
+def require(*scopes: Scope) -> Authorizer:
     """A dependency admitting keys that hold any of ``scopes`` (admin always passes).
 
     It authenticates itself rather than depending on :func:`authenticate`: one level less of

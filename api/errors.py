@@ -38,6 +38,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import iter_route_contexts
+from pydantic_core import ErrorDetails
 from sqlalchemy.exc import DataError, DBAPIError, DisconnectionError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -291,7 +292,7 @@ def _loc_to_field(loc: Sequence[str | int]) -> str:
     return out or "body"
 
 
-def _reason(err: dict[str, Any]) -> str:
+def _reason(err: ErrorDetails) -> str:
     msg = str(err.get("msg", "invalid"))
     # pydantic prefixes errors raised by our validators with "Value error, "; drop the noise.
     for prefix in ("Value error, ", "Assertion failed, "):
@@ -300,7 +301,7 @@ def _reason(err: dict[str, Any]) -> str:
     return msg
 
 
-def validation_field_errors(errors: Iterable[dict[str, Any]]) -> list[FieldError]:
+def validation_field_errors(errors: Iterable[ErrorDetails]) -> list[FieldError]:
     out: list[FieldError] = []
     for err in errors:
         loc = list(err.get("loc", ()))

@@ -54,7 +54,14 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
-from pyrate_limiter import Decision, Duration, InMemoryStateStore, Rate, TokenBucket
+from pyrate_limiter import (
+    Decision,
+    Duration,
+    InMemoryStateStore,
+    Rate,
+    StateStore,
+    TokenBucket,
+)
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.auth import Principal
@@ -118,7 +125,7 @@ class RateLimiter:
         cost = min(cost, self.burst)
         now_ms = int(self.clock().timestamp() * 1000)
         if self.redis is None:
-            decision = self._memory_store(tenant_id).check(_ALGORITHM, self.rates, now_ms, cost)
+            decision = self._memory_check(tenant_id, now_ms, cost)
         else:
             found = await self._redis_check(tenant_id, now_ms, cost)
             if found is None:
@@ -144,12 +151,18 @@ class RateLimiter:
             return self.solve_cost
         return 1
 
-    def _memory_store(self, tenant_id: str) -> InMemoryStateStore:
-        store = self._memory.get(tenant_id)
-        if store is None:
+    def _memory_check(self, tenant_id: str, now_ms: int, cost: int) -> Decision:
+        """This process's decision for the tenant (no Redis configured)."""
+        found = self._memory.get(tenant_id)
+        if found is None:
             # setdefault: two threads may miss at once; both end up with the same store.
-            store = self._memory.setdefault(tenant_id, InMemoryStateStore())
-        return store
+            found = self._memory.setdefault(tenant_id, InMemoryStateStore())
+        store: StateStore = found
+        # Called through StateStore's signature (InMemoryStateStore.check is unannotated),
+        # which admits an async store's awaitable; the in-memory store decides at once.
+        decision = store.check(_ALGORITHM, self.rates, now_ms, cost)
+        assert isinstance(decision, Decision)
+        return decision
 
     async def _redis_check(self, tenant_id: str, now_ms: int, cost: int) -> Decision | None:
         """Redis's decision, or None (admit) while Redis does not answer."""

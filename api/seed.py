@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from api.db.engine import make_engine, make_session_factory
-from api.enums import Scope
+from api.enums import Scope, SkillKind, TicketPriority
 from api.schemas.agents import AgentCreate
 from api.schemas.capabilities import CapabilityCreate
 from api.schemas.intervals import BusyCreate, ShiftCreate
@@ -35,13 +35,13 @@ from api.services.intervals import busy, shifts
 from api.settings import Settings
 
 SKILLS = [
-    ("billing", "Billing", "skill"),
-    ("technical", "Technical support", "skill"),
-    ("integrations", "Integrations", "skill"),
-    ("lang:en", "English", "language"),
-    ("lang:de", "German", "language"),
-    ("lang:es", "Spanish", "language"),
-    ("tier:2", "Second tier", "tier"),
+    ("billing", "Billing", SkillKind.SKILL),
+    ("technical", "Technical support", SkillKind.SKILL),
+    ("integrations", "Integrations", SkillKind.SKILL),
+    ("lang:en", "English", SkillKind.LANGUAGE),
+    ("lang:de", "German", SkillKind.LANGUAGE),
+    ("lang:es", "Spanish", SkillKind.LANGUAGE),
+    ("tier:2", "Second tier", SkillKind.TIER),
 ]
 TEAMS = [
     ("emea", "Support EMEA", "Europe/Berlin"),
@@ -154,6 +154,16 @@ def seed_demo(settings: Settings, *, now: datetime, seed: int = 7) -> Demo:
     return Demo(tid, admin_key, helpdesk_key, planner_key)
 
 
+# The demo's mix of priorities (drawn uniformly: "normal" twice as often as each other).
+_PRIORITIES = [
+    TicketPriority.LOW,
+    TicketPriority.NORMAL,
+    TicketPriority.NORMAL,
+    TicketPriority.HIGH,
+    TicketPriority.URGENT,
+]
+
+
 def _seed_tickets(session: Session, tenant_id: str, now: datetime, rng: random.Random) -> None:
     topics = ["billing", "technical", "integrations"]
     for n in range(1, 21):
@@ -162,7 +172,7 @@ def _seed_tickets(session: Session, tenant_id: str, now: datetime, rng: random.R
         data = TicketIn(
             team=team,
             required_skills={rng.choice(topics): rng.randint(1, 4), "lang:en": 3},
-            priority=rng.choice(["low", "normal", "normal", "high", "urgent"]),
+            priority=rng.choice(_PRIORITIES),
             created_at=created,
             first_response_due=created + timedelta(hours=4),
             resolution_due=created + timedelta(hours=24),

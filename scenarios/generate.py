@@ -26,6 +26,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
+from numpy.typing import NDArray
 
 from solver.availability import working_windows
 from solver.problem import (
@@ -200,16 +201,17 @@ def generate_problem(spec: InstanceSpec, *, seed: int = 0, now: datetime = DEFAU
     return _Builder(spec, np.random.default_rng(seed), now.astimezone(UTC)).build()
 
 
-def _zipf(n: int, s: float) -> np.ndarray:
-    w = 1.0 / np.arange(1, n + 1, dtype=float) ** s
-    return w / w.sum()
+def _zipf(n: int, s: float) -> NDArray[np.float64]:
+    w = 1.0 / np.arange(1, n + 1, dtype=np.float64) ** s
+    return w / float(w.sum())
 
 
-def _largest_remainder(total: int, weights: np.ndarray) -> np.ndarray:
+def _largest_remainder(total: int, weights: NDArray[np.float64]) -> NDArray[np.int64]:
     """Integers proportional to ``weights`` that sum exactly to ``total``."""
-    if total <= 0 or weights.sum() <= 0:
+    weight_sum = float(weights.sum())
+    if total <= 0 or weight_sum <= 0:
         return np.zeros(len(weights), dtype=np.int64)
-    raw = total * weights / weights.sum()
+    raw = total * weights / weight_sum
     out = np.floor(raw).astype(np.int64)
     short = total - int(out.sum())
     if short > 0:

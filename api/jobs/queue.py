@@ -29,6 +29,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.db.locks import begin_write
+from api.db.results import affected_rows
 from api.errors import Conflict, NotFound
 from api.jobs.models import Job, JobStatus
 
@@ -181,7 +182,7 @@ def renew(
             .execution_options(synchronize_session=False)
         )
         session.commit()
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(affected_rows(result))
 
 
 def still_owned(*, session: Session, job: ClaimedJob) -> bool:
@@ -206,7 +207,7 @@ def complete(*, session: Session, job: ClaimedJob, now: datetime, result: dict[s
         )
         .execution_options(synchronize_session=False)
     )
-    if not done.rowcount:  # type: ignore[attr-defined]
+    if not affected_rows(done):
         raise LeaseLost(f"job {job.id} is no longer held by {job.token}")
 
 
@@ -244,7 +245,7 @@ def fail(
             .execution_options(synchronize_session=False)
         )
         session.commit()
-    return status if result.rowcount else None  # type: ignore[attr-defined]
+    return status if affected_rows(result) else None
 
 
 def recover_stale(*, session_factory: sessionmaker[Session], now: datetime) -> int:
@@ -280,7 +281,7 @@ def recover_stale(*, session_factory: sessionmaker[Session], now: datetime) -> i
             .execution_options(synchronize_session=False)
         )
         session.commit()
-    return int(requeued.rowcount) + int(failed.rowcount)  # type: ignore[attr-defined]
+    return affected_rows(requeued) + affected_rows(failed)
 
 
 def cancel(*, session: Session, tenant_id: str, job_id: str, now: datetime) -> Job:
@@ -306,7 +307,7 @@ def cancel(*, session: Session, tenant_id: str, job_id: str, now: datetime) -> J
         )
         .execution_options(synchronize_session=False)
     )
-    if not done.rowcount:  # type: ignore[attr-defined]
+    if not affected_rows(done):
         raise Conflict(f"job {job_id!r} finished meanwhile; it cannot be cancelled")
     session.refresh(job)
     return job

@@ -19,18 +19,24 @@ The service module keeps its own verbs: ``create(session=, tenant_id=, data=, no
 ``list(session=, tenant_id=, cursor=, limit=, **filters)`` and ``get_or_raise`` / ``update`` /
 ``delete`` taking the id as ``<noun>_id=`` — the same keyword as the path parameter.
 
-No ``from __future__ import annotations`` here: the endpoints below are annotated with the
-factory's arguments (``body: create``), which FastAPI must see as classes, not as strings it
-would look up in this module's globals. (mypy, which checks only ``solver/``, would call such
-annotations invalid types; they are what FastAPI needs.)
+The endpoints are typed twice, once for each reader. mypy reads the factory's type variables
+(``body: CreateT``, ``-> OutSchema[RowT]``), so each endpoint is checked against the service
+and schemas it is given. FastAPI reads types from the signature at registration, where it needs
+the resource's own classes, known only when the factory runs: :func:`_for_fastapi` puts them in
+the endpoint's annotations. No ``from __future__ import annotations`` here: the annotations left
+as written (``ItemId``, ``FiltersDep``) are local to the factory, so FastAPI could not look them
+up by name.
 """
 
-from collections.abc import Callable
+import builtins
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Protocol
+from datetime import datetime
+from typing import Annotated, Any, Protocol, Self, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Response
 from pydantic import BaseModel
+from sqlalchemy.orm import Session
 
 from api.db.models import ID_LENGTH
 from api.deps import (
@@ -46,15 +52,53 @@ from api.deps import (
 from api.schemas.common import ID_PATTERN, ImportResult, Page
 from api.schemas.problem import PROBLEM_RESPONSES
 from api.services import bulk
+from api.services.api_keys import Principal
 
 Filters = dict[str, Any]
 
+RowT = TypeVar("RowT")
+RowT_co = TypeVar("RowT_co", covariant=True)
+RowT_contra = TypeVar("RowT_contra", contravariant=True)
+CreateT = TypeVar("CreateT", bound=BaseModel)
+CreateT_contra = TypeVar("CreateT_contra", bound=BaseModel, contravariant=True)
+UpdateT = TypeVar("UpdateT", bound=BaseModel)
 
-class OutSchema(Protocol):
+
+class OutSchema(Protocol[RowT_contra]):
     """A response schema built from a database row (every ``*Out`` has ``from_row``)."""
 
     @classmethod
-    def from_row(cls, row: Any) -> Any: ...
+    def from_row(cls, row: RowT_contra) -> Self: ...
+
+
+class Service(Protocol[RowT_co, CreateT_contra]):
+    """The verbs a resource's service offers (a module, or an object such as
+    :data:`api.services.intervals.shifts`).
+
+    The verbs that take the row's id take it as a keyword named after the resource
+    (``team_id=``), and ``list`` takes the resource's own filters: their parameters are known
+    only by name at run time, so only what they return is typed here.
+    """
+
+    def create(
+        self, *, session: Session, tenant_id: str, data: CreateT_contra, now: datetime
+    ) -> RowT_co: ...
+
+    def create_many(
+        self, *, session: Session, tenant_id: str, rows: Sequence[CreateT_contra], now: datetime
+    ) -> builtins.list[str]: ...
+
+    @property
+    def get_or_raise(self) -> Callable[..., RowT_co]: ...
+
+    @property
+    def update(self) -> Callable[..., RowT_co]: ...
+
+    @property
+    def delete(self) -> Callable[..., None]: ...
+
+    @property
+    def list(self) -> Callable[..., tuple[Sequence[RowT_co], str | None]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,15 +123,15 @@ def crud_router(
     tag: str,
     noun: str,
     nouns: str,
-    service: Any,  # a module or object with the six verbs (api.services.intervals)
-    create: type[BaseModel],
-    update: type[BaseModel],
-    out: type[OutSchema],
+    service: Service[RowT, CreateT],
+    create: type[CreateT],
+    update: type[UpdateT],
+    out: type[OutSchema[RowT]],
     summaries: Summaries,
     list_filters: Callable[..., Filters] = no_filters,
     update_endpoint: Callable[..., Any] | None = None,
-    read_auth: Any = ReadAuth,
-    write_auth: Any = PlannerAuth,
+    read_auth: object = ReadAuth,
+    write_auth: object = PlannerAuth,
 ) -> APIRouter:
     """A router with the six operations of the resource ``noun`` (plural ``nouns``).
 
@@ -114,7 +158,9 @@ def crud_router(
     ]
     FiltersDep = Annotated[Filters, Depends(list_filters)]
 
-    def create_one(body: create, session: SessionDep, auth: write_auth, now: NowDep) -> out:
+    def create_one(
+        body: CreateT, session: SessionDep, auth: Principal, now: NowDep
+    ) -> OutSchema[RowT]:
         row = service.create(session=session, tenant_id=auth.tenant_id, data=body, now=now)
         session.commit()
         return out.from_row(row)
@@ -122,7 +168,7 @@ def crud_router(
     def import_many(
         rows: ImportRowsDep,
         session: SessionDep,
-        auth: write_auth,
+        auth: Principal,
         now: NowDep,
         settings: SettingsDep,
     ) -> ImportResult:
@@ -141,10 +187,10 @@ def crud_router(
     # the page's errors first, as it did when the filters were the endpoint's own parameters.
     def list_page(
         session: SessionDep,
-        auth: read_auth,
+        auth: Principal,
         page: PageDep,
         filters: FiltersDep,
-    ) -> Page[out]:
+    ) -> "Page[OutSchema[RowT]]":  # quoted: pydantic would build this model at definition
         rows, cursor = service.list(
             session=session,
             tenant_id=auth.tenant_id,
@@ -154,27 +200,36 @@ def crud_router(
         )
         return Page(items=[out.from_row(r) for r in rows], next_cursor=cursor)
 
-    def read_one(ident: ItemId, session: SessionDep, auth: read_auth) -> out:
+    def read_one(ident: ItemId, session: SessionDep, auth: Principal) -> OutSchema[RowT]:
         row = service.get_or_raise(session=session, tenant_id=auth.tenant_id, **{id_name: ident})
         return out.from_row(row)
 
     def update_one(
         ident: ItemId,
-        body: update,
+        body: UpdateT,
         session: SessionDep,
-        auth: write_auth,
+        auth: Principal,
         now: NowDep,
-    ) -> out:
+    ) -> OutSchema[RowT]:
         row = service.update(
             session=session, tenant_id=auth.tenant_id, data=body, now=now, **{id_name: ident}
         )
         session.commit()
         return out.from_row(row)
 
-    def delete_one(ident: ItemId, session: SessionDep, auth: write_auth) -> Response:
+    def delete_one(ident: ItemId, session: SessionDep, auth: Principal) -> Response:
         service.delete(session=session, tenant_id=auth.tenant_id, **{id_name: ident})
         session.commit()
         return Response(status_code=204)
+
+    # ``Page[out]``, spelled as the call it is: mypy would read the subscript as a type.
+    page_of_out = Page.__class_getitem__(out)
+    _for_fastapi(create_one, body=create, auth=write_auth, returns=out)
+    _for_fastapi(import_many, auth=write_auth)
+    _for_fastapi(list_page, auth=read_auth, returns=page_of_out)
+    _for_fastapi(read_one, auth=read_auth, returns=out)
+    _for_fastapi(update_one, body=update, auth=write_auth, returns=out)
+    _for_fastapi(delete_one, auth=write_auth)
 
     router.add_api_route(
         "",
@@ -215,3 +270,16 @@ def crud_router(
         summary=summaries.delete,
     )
     return router
+
+
+def _for_fastapi(endpoint: Callable[..., Any], *, returns: object = None, **params: object) -> None:
+    """Annotate ``endpoint``'s parameters ``params`` (and its return type, given ``returns``)
+    with the objects FastAPI is to read there: the resource's classes and auth dependencies,
+    where mypy reads the factory's type variables."""
+    annotations = endpoint.__annotations__
+    unknown = params.keys() - annotations.keys()
+    if unknown:
+        raise TypeError(f"{endpoint.__name__} has no parameter {sorted(unknown)}")
+    annotations.update(params)
+    if returns is not None:
+        annotations["return"] = returns

@@ -40,7 +40,9 @@ class ShiftUpdate(Patch):
     _check_end = field_validator("end")(end_after_start)
 
 
-class ShiftOut(Schema):
+class IntervalOut(Schema):
+    # The fields shifts and busy intervals share. A base of its own: a BusyOut is not a
+    # ShiftOut (it is built from another row).
     id: str
     agent: str
     start: Timestamp
@@ -48,6 +50,8 @@ class ShiftOut(Schema):
     created_at: Timestamp
     updated_at: Timestamp
 
+
+class ShiftOut(IntervalOut):
     @classmethod
     def from_row(cls, row: Shift) -> ShiftOut:
         return cls(**_interval_fields(row))
@@ -61,11 +65,11 @@ class BusyUpdate(ShiftUpdate):
     source: str | None = Field(default=None, max_length=32, pattern=r"^[a-z0-9_\-]+$")
 
 
-class BusyOut(ShiftOut):
+class BusyOut(IntervalOut):
     source: str
 
     @classmethod
-    def from_row(cls, row: BusyInterval) -> BusyOut:  # type: ignore[override]
+    def from_row(cls, row: BusyInterval) -> BusyOut:
         return cls(**_interval_fields(row), source=row.source)
 
 

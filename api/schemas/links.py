@@ -150,10 +150,10 @@ LINKS: tuple[Link, ...] = tuple(_links())
 
 def _operation(document: dict[str, Any], name: str) -> dict[str, Any]:
     method, path = name.split(" ", 1)
-    operation = document.get("paths", {}).get(path, {}).get(method.lower())
+    operation: dict[str, Any] | None = document.get("paths", {}).get(path, {}).get(method.lower())
     if operation is None:
         raise LookupError(f"OpenAPI link names {name}, which the document has no operation for")
-    return operation  # type: ignore[no-any-return]
+    return operation
 
 
 def add_links(document: dict[str, Any], links: tuple[Link, ...] = LINKS) -> None:

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.db import inserts
+from api.db.base import table_of
 from api.db.locks import lock_tenant
 from api.db.models import Agent, AgentSkill, Skill, Team
 from api.enums import AgentStatus
@@ -93,13 +94,13 @@ def create_many(
         }
         for r in rows
     ]
-    inserts.insert_many(session, Agent.__table__, agent_rows)
+    inserts.insert_many(session, table_of(Agent), agent_rows)
     links = [
         {"tenant_id": tenant_id, "agent_id": r.id, "skill_id": skill, "level": level}
         for r in rows
         for skill, level in r.skills.items()
     ]
-    inserts.insert_many(session, AgentSkill.__table__, links)
+    inserts.insert_many(session, table_of(AgentSkill), links)
     return ids
 
 

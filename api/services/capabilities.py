@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.db import inserts
+from api.db.base import table_of
 from api.db.locks import lock_tenant
 from api.db.models import Capability, CapabilitySkill, Skill
 from api.schemas.capabilities import CapabilityCreate, CapabilityUpdate
@@ -90,13 +91,13 @@ def create_many(
         }
         for r in rows
     ]
-    inserts.insert_many(session, Capability.__table__, values)
+    inserts.insert_many(session, table_of(Capability), values)
     links = [
         {"tenant_id": tenant_id, "capability_id": r.id, "skill_id": skill, "level": level}
         for r in rows
         for skill, level in r.requirements.items()
     ]
-    inserts.insert_many(session, CapabilitySkill.__table__, links)
+    inserts.insert_many(session, table_of(CapabilitySkill), links)
     return ids
 
 

@@ -46,6 +46,9 @@ from api.errors import Conflict, FieldError, InvalidInput, NotFound
 
 R = TypeVar("R")
 
+# A column pages are ordered by: unique within the tenant, a string id or an integer sequence.
+KeyColumn = InstrumentedAttribute[str] | InstrumentedAttribute[int]
+
 # Ids per ``IN (...)`` lookup on SQLite: far below its bound-parameter limit (32,766), few
 # enough round trips for 10,000 rows.
 IN_CHUNK = 1000
@@ -156,13 +159,17 @@ def decode_cursor(cursor: str, key_type: type[str] | type[int] = str) -> str | i
             raise TypeError
         if isinstance(key, int) and not -(2**63) <= key < 2**63:
             raise ValueError
-        return key  # type: ignore[no-any-return]
+        return key
     except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
         raise InvalidInput.one("query.cursor", "not a cursor this API returned") from None
 
 
 def paginate(
-    session: Session, stmt: Select[tuple[R]], key_column: Any, cursor: str | None, limit: int
+    session: Session,
+    stmt: Select[R],
+    key_column: KeyColumn,
+    cursor: str | None,
+    limit: int,
 ) -> tuple[Sequence[R], str | None]:
     """Keyset pagination in ``key_column`` order (stable: the key is unique within the tenant).
 
@@ -178,8 +185,9 @@ def paginate(
     return rows, None
 
 
-def _key_of(row: Any, key_column: Any) -> Any:
-    return getattr(row, key_column.key)
+def _key_of(row: object, key_column: KeyColumn) -> str | int:
+    key: str | int = getattr(row, key_column.key)
+    return key
 
 
 def unknown_skills(

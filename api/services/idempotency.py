@@ -23,11 +23,12 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, insert, select, tuple_, update
+from sqlalchemy import ColumnElement, delete, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.db.models import IdempotencyRecord
+from api.db.results import affected_rows
 
 # A first request that has not finished after this long is presumed dead (its process crashed
 # before it could store or release the record) and a retry may take over. Should the first one
@@ -62,7 +63,7 @@ class Claim:
     created_at: datetime
 
 
-def _where(claim: Claim) -> tuple[object, ...]:
+def _where(claim: Claim) -> tuple[ColumnElement[bool], ...]:
     return (
         IdempotencyRecord.tenant_id == claim.tenant_id,
         IdempotencyRecord.api_key_id == claim.api_key_id,
@@ -163,7 +164,7 @@ def _take_over(
         if seen_completed_at is None
         else IdempotencyRecord.completed_at == seen_completed_at
     )
-    taken = session.execute(
+    rearm = (
         update(IdempotencyRecord)
         .where(*_where(seen), completed)
         .values(
@@ -177,7 +178,8 @@ def _take_over(
             completed_at=None,
         )
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )
+    taken = affected_rows(session.execute(rearm))
     session.commit()
     return bool(taken)
 
@@ -187,7 +189,7 @@ def complete(*, session: Session, claim: Claim, stored: Stored, now: datetime) -
     holding the request's work; the caller commits. False when the claim is no longer ours (a
     retry took it over as stale): then the caller must roll its work back, since the retry is
     doing it."""
-    done = session.execute(
+    store = (
         update(IdempotencyRecord)
         .where(*_where(claim), IdempotencyRecord.status_code.is_(None))
         .values(
@@ -197,8 +199,8 @@ def complete(*, session: Session, claim: Claim, stored: Stored, now: datetime) -
             completed_at=now,
         )
         .execution_options(synchronize_session=False)
-    ).rowcount
-    return bool(done)
+    )
+    return bool(affected_rows(session.execute(store)))
 
 
 def release(*, session: Session, claim: Claim) -> None:
@@ -265,7 +267,7 @@ def purge_expired(
                 .execution_options(synchronize_session=False)
             )
             session.commit()
-        n = int(getattr(result, "rowcount", 0) or 0)
+        n = affected_rows(result)
         deleted += n
         if n < batch_size:
             return Purged(deleted=deleted, complete=True)

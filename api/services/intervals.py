@@ -11,18 +11,43 @@ from __future__ import annotations
 import builtins
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.db import inserts
+from api.db.base import table_of
 from api.db.locks import lock_tenant
 from api.db.models import Agent, BusyInterval, Shift
 from api.errors import FieldError, InvalidInput
+from api.schemas.intervals import BusyCreate, ShiftCreate
 from api.services import common
 
 Row = TypeVar("Row", Shift, BusyInterval)
+
+
+class IntervalIn(Protocol):
+    """What a create reads of a new interval (a ``ShiftCreate``, a ``BusyCreate``)."""
+
+    @property
+    def id(self) -> str | None: ...
+    @property
+    def agent(self) -> str: ...
+    @property
+    def start(self) -> datetime: ...
+    @property
+    def end(self) -> datetime: ...
+
+
+class IntervalPatch(Protocol):
+    """A PATCH of an interval: ``changes()`` are the fields sent (``agent``, ``start``, ``end``,
+    other columns by name)."""
+
+    def changes(self) -> dict[str, Any]: ...
+
+
+In = TypeVar("In", bound=IntervalIn)
 
 
 def _new_id(model: type[Shift] | type[BusyInterval]) -> str:
@@ -35,9 +60,9 @@ def create(
     model: type[Row],
     what: str,
     tenant_id: str,
-    data: Any,
+    data: IntervalIn,
     now: datetime,
-    **extra: Any,
+    **extra: object,
 ) -> Row:
     ident = data.id or _new_id(model)
     common.refuse_duplicate(session, model, tenant_id, ident, what)
@@ -60,9 +85,9 @@ def create_many(
     model: type[Row],
     what: str,
     tenant_id: str,
-    rows: Sequence[Any],
+    rows: Sequence[In],
     now: datetime,
-    **extra: Callable[[Any], Any],
+    **extra: Callable[[In], object],
 ) -> list[str]:
     """:func:`create` for every row, all or nothing (a bulk import); returns their ids (those
     given, or generated as ``create`` does). ``extra`` maps a column to how a row gives it.
@@ -94,7 +119,7 @@ def create_many(
         }
         for ident, r in zip(ids, rows, strict=True)
     ]
-    inserts.insert_many(session, model.__table__, values)
+    inserts.insert_many(session, table_of(model), values)
     return ids
 
 
@@ -104,7 +129,7 @@ def update(
     what: str,
     tenant_id: str,
     ident: str,
-    data: Any,
+    data: IntervalPatch,
     now: datetime,
 ) -> Row:
     row = common.get_or_raise(session, model, tenant_id, ident, what)
@@ -146,7 +171,7 @@ def list_(
     return common.paginate(session, stmt, model.id, cursor, limit)
 
 
-class IntervalService(Generic[Row]):
+class IntervalService(Generic[Row, In]):
     """The verbs of one interval resource, as the CRUD routes (:mod:`api.routes.crud`) call
     them: keyword arguments, the row's id under the resource's own name (``shift_id``,
     ``busy_id``: the path parameter's name)."""
@@ -156,9 +181,9 @@ class IntervalService(Generic[Row]):
         model: type[Row],
         what: str,
         id_name: str,
-        extra: Mapping[str, Callable[[Any], Any]] | None = None,
+        extra: Mapping[str, Callable[[In], object]] | None = None,
     ) -> None:
-        self.model = model
+        self.model: type[Row] = model
         self.what = what
         self.id_name = id_name
         self.extra = dict(extra or {})
@@ -174,19 +199,19 @@ class IntervalService(Generic[Row]):
     def get_or_raise(self, *, session: Session, tenant_id: str, **key: str) -> Row:
         return common.get_or_raise(session, self.model, tenant_id, self._ident(key), self.what)
 
-    def create(self, *, session: Session, tenant_id: str, data: Any, now: datetime) -> Row:
+    def create(self, *, session: Session, tenant_id: str, data: In, now: datetime) -> Row:
         extra = {column: value(data) for column, value in self.extra.items()}
         return create(session, self.model, self.what, tenant_id, data, now, **extra)
 
     def create_many(
-        self, *, session: Session, tenant_id: str, rows: Sequence[Any], now: datetime
+        self, *, session: Session, tenant_id: str, rows: Sequence[In], now: datetime
     ) -> builtins.list[str]:
         """:meth:`create` for every row, all or nothing (a bulk import): see
         :func:`create_many`."""
         return create_many(session, self.model, self.what, tenant_id, rows, now, **self.extra)
 
     def update(
-        self, *, session: Session, tenant_id: str, data: Any, now: datetime, **key: str
+        self, *, session: Session, tenant_id: str, data: IntervalPatch, now: datetime, **key: str
     ) -> Row:
         ident = self._ident(key)
         return update(session, self.model, self.what, tenant_id, ident, data, now)
@@ -208,7 +233,7 @@ class IntervalService(Generic[Row]):
         return list_(session, self.model, tenant_id, cursor, limit, agent, start, end)
 
 
-shifts: IntervalService[Shift] = IntervalService(Shift, "shift", "shift_id")
-busy: IntervalService[BusyInterval] = IntervalService(
+shifts: IntervalService[Shift, ShiftCreate] = IntervalService(Shift, "shift", "shift_id")
+busy: IntervalService[BusyInterval, BusyCreate] = IntervalService(
     BusyInterval, "busy interval", "busy_id", {"source": lambda data: data.source}
 )

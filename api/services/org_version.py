@@ -29,14 +29,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from api.db import inserts
+from api.db.base import table_of
 from api.db.models import Agent, AgentSkill, BusyInterval, OrgVersion, Shift, Skill, Team
 
 # What the caches are built from: a change to any of these changes the organisation's version.
 ORG_MODELS: tuple[type[Any], ...] = (Agent, AgentSkill, BusyInterval, Shift, Skill, Team)
-_ORG_TABLES = frozenset(model.__table__ for model in ORG_MODELS)
+_ORG_TABLES = frozenset(table_of(model) for model in ORG_MODELS)
 # What can take an agent away from a booked call (or give one back): who works when, with what.
 COVER_MODELS: tuple[type[Any], ...] = (Agent, AgentSkill, Shift, BusyInterval)
-_COVER_TABLES = frozenset(model.__table__ for model in COVER_MODELS)
+_COVER_TABLES = frozenset(table_of(model) for model in COVER_MODELS)
 
 Stamps = dict[str, datetime | None]
 """tenant -> the earliest ``updated_at`` of its changed cover rows (None: no time known)."""
@@ -49,7 +50,7 @@ _cover_hooks: list[CoverHook] = []
 
 def bump(session: Session, tenant_id: str) -> None:
     """Increment the tenant's organisation version in the session's transaction."""
-    table = OrgVersion.__table__
+    table = table_of(OrgVersion)
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = insert(table).values(tenant_id=tenant_id, version=1)

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.db import inserts
+from api.db.base import table_of
 from api.db.locks import lock_tenant
 from api.db.models import AgentSkill, CapabilitySkill, Skill, TicketSkill
 from api.errors import Conflict
@@ -59,7 +60,7 @@ def create_many(
         }
         for r in rows
     ]
-    inserts.insert_many(session, Skill.__table__, values)
+    inserts.insert_many(session, table_of(Skill), values)
     return ids
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.db import inserts
+from api.db.base import table_of
 from api.db.locks import lock_tenant
 from api.db.models import Agent, Team, Ticket
 from api.errors import Conflict
@@ -45,7 +46,7 @@ def create_many(
         {"tenant_id": tenant_id, "id": r.id, "name": r.name, "created_at": now, "updated_at": now}
         for r in rows
     ]
-    inserts.insert_many(session, Team.__table__, values)
+    inserts.insert_many(session, table_of(Team), values)
     return ids
 
 

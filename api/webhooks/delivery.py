@@ -53,6 +53,7 @@ from standardwebhooks import Webhook
 
 from api.db.locks import begin_write
 from api.db.outage import Backoff, ThrottledLog, classify
+from api.db.results import affected_rows
 from api.services.events import new_id
 from api.settings import Environment, Settings
 from api.webhooks import secrets
@@ -419,7 +420,7 @@ class Deliverer:
                     )
                     .execution_options(synchronize_session=False)
                 )
-                if result.rowcount == 1:  # type: ignore[attr-defined]
+                if affected_rows(result) == 1:
                     won.append((tenant_id, delivery_id, token))
             claims = [self._load_claim(session, *w) for w in won]
             session.commit()

@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from api.db.results import affected_rows
 from api.errors import Conflict, InvalidInput, NotFound
 from api.schemas.webhooks import WebhookCreate, WebhookUpdate
 from api.services import common
@@ -236,7 +237,7 @@ def replay(
         )
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if affected_rows(result) != 1:
         raise Conflict(f"delivery {delivery_id!r} is being attempted right now; retry shortly")
     session.flush()
     session.refresh(row)
