@@ -38,6 +38,7 @@ from fastapi import APIRouter, Depends, Path, Response
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
+from api.auth import Principal
 from api.db.models import ID_LENGTH
 from api.deps import (
     IMPORT_OPENAPI,
@@ -52,7 +53,6 @@ from api.deps import (
 from api.schemas.common import ID_PATTERN, ImportResult, Page
 from api.schemas.problem import PROBLEM_RESPONSES
 from api.services import bulk
-from api.services.api_keys import Principal
 
 Filters = dict[str, Any]
 
