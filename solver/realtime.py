@@ -607,11 +607,11 @@ class RealtimeIndex:
             if term.per_agent:
                 a, value = cast(Single, priced)
                 single[a] = single.get(a, 0.0) - value
-                parts.append((term, None, None, a, value))
+                parts.append((term.name, term.explain, None, None, a, value))
             else:
                 values, basis = cast(Priced, priced)
                 cost += values
-                parts.append((term, values, basis, -1, 0.0))
+                parts.append((term.name, term.explain, values, basis, -1, 0.0))
         for a, bonus in single.items():
             i = int(np.searchsorted(c.cand, a))
             if i < c.cand.size and c.cand[i] == a:
@@ -622,14 +622,13 @@ class RealtimeIndex:
         """One reason per term that priced candidate ``i``, valued at what it added."""
         a = int(c.cand[i])
         out: list[Reason] = []
-        for term, values, basis, agent, value in parts:
+        for name, explain, values, basis, agent, value in parts:
             if values is None:
                 if agent == a:
-                    out.append(Reason(term.name, term.explain(self, c, i, 0), value))
+                    out.append(Reason(name, explain(self, c, i, 0), value))
             else:
                 amount = 0 if basis is None else int(basis[i])
-                detail = term.explain(self, c, i, amount)
-                out.append(Reason(term.name, detail, float(values[i])))
+                out.append(Reason(name, explain(self, c, i, amount), float(values[i])))
         return out
 
     @staticmethod
@@ -787,9 +786,16 @@ class _Candidates:
 Priced = tuple[npt.NDArray[np.floating[Any]], IntArray | None]
 # The price of a term that concerns one agent (a continuity bonus): its position and the value.
 Single = tuple[int, float]
-# What one assign call keeps of a term for explaining: (term, values, amounts, -1, 0.0) of a
-# per-candidate term, or (term, None, None, agent, value) of a one-agent term.
-_Part = tuple["ScoreTerm", npt.NDArray[np.floating[Any]] | None, IntArray | None, int, float]
+# What one assign call keeps of a term for explaining: (name, explain, values, amounts, -1, 0.0)
+# of a per-candidate term, or (name, explain, None, None, agent, value) of a one-agent term.
+_Part = tuple[
+    str,
+    Callable[["RealtimeIndex", "_Candidates", int, int], str],
+    npt.NDArray[np.floating[Any]] | None,
+    IntArray | None,
+    int,
+    float,
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -893,7 +899,9 @@ def _explain_load(idx: RealtimeIndex, c: _Candidates, i: int, amount: int) -> st
 
 def _waste(idx: RealtimeIndex, c: _Candidates) -> IntArray:
     """Skill levels above what the ticket needs, summed over its required skills."""
-    levels: IntArray = idx.levels[c.rows][:, c.cand].astype(np.int64).sum(axis=0)
+    # One fancy index picks (required rows x candidates) without copying whole rows first.
+    rows = np.asarray(c.rows, dtype=np.int64)[:, None]
+    levels: IntArray = idx.levels[rows, c.cand].sum(axis=0, dtype=np.int64)
     return levels - sum(c.needs)
 
 
