@@ -16,7 +16,10 @@ The decision, in order:
    small priority-weighted cost per minute of waiting, load (open/capacity), expertise waste
    (levels above what is needed), continuity bonuses (current owner, previous agent, the
    requester's previous agent), fairness (recent assignments) and optional capacity prices from
-   the last batch solve.
+   the last batch solve. Each is one named term in :data:`SCORE_TERMS` that prices every
+   candidate at once and explains one candidate from the same numbers, so the formula is
+   written once; its reasons carry the name of the :class:`RealtimeWeights` field that prices
+   it (see :class:`ScoreTerm`).
 3. **Ties** go to the agent that comes first in ``problem.agents``, so the answer is
    deterministic.
 4. **Nobody fits**: the ticket is owned by its team's queue (``agent_id=None``) with a reason
