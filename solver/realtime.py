@@ -49,7 +49,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -603,18 +603,18 @@ class RealtimeIndex:
         parts: list[_Part] = []
         cost = np.zeros(c.cand.size, dtype=np.float64)
         single: dict[int, float] = {}
-        for term in SCORE_TERMS:
-            priced = term.price(self, c)
+        for name, price, explain, per_agent in SCORE_TERMS:
+            priced = price(self, c)
             if priced is None:
                 continue
-            if term.per_agent:
+            if per_agent:
                 a, value = cast(Single, priced)
                 single[a] = single.get(a, 0.0) - value
-                parts.append((term.name, term.explain, None, None, a, value))
+                parts.append((name, explain, None, None, a, value))
             else:
                 values, basis = cast(Priced, priced)
                 cost += values
-                parts.append((term.name, term.explain, values, basis, -1, 0.0))
+                parts.append((name, explain, values, basis, -1, 0.0))
         for a, bonus in single.items():
             i = int(np.searchsorted(c.cand, a))
             if i < c.cand.size and c.cand[i] == a:
@@ -801,8 +801,7 @@ _Part = tuple[
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class ScoreTerm:
+class ScoreTerm(NamedTuple):
     """One soft rule of the real-time score: ``price`` gives its cost for every candidate at
     once (vectorized; ``None`` when it does not apply to this ticket), ``explain`` says why one
     candidate got its share. Its reason is named ``name`` and valued at exactly what the term
