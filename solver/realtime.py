@@ -578,17 +578,17 @@ class RealtimeIndex:
         ]
         alternatives = tuple(
             Alternative(
-                self.agent_ids[int(cand[i])],
-                float(cost[i]),
+                self.agent_ids[cand.item(i)],
+                cost.item(i),
                 tuple(self._explain(c, parts, int(i))),
             )
             for i in order[1:]
         )
         return Decision(
             ticket_id=ticket.id,
-            agent_id=self.agent_ids[int(cand[best])],
+            agent_id=self.agent_ids[cand.item(best)],
             team_id=ticket.team,
-            score=float(cost[best]),
+            score=cost.item(best),
             reasons=tuple(reasons),
             alternatives=alternatives,
             expected_start=from_minute(int(start[best]), self.origin),
@@ -623,15 +623,15 @@ class RealtimeIndex:
 
     def _explain(self, c: _Candidates, parts: list[_Part], i: int) -> list[Reason]:
         """One reason per term that priced candidate ``i``, valued at what it added."""
-        a = int(c.cand[i])
+        a: int = c.cand.item(i)
         out: list[Reason] = []
         for name, explain, values, basis, agent, value in parts:
             if values is None:
                 if agent == a:
-                    out.append(Reason(name, explain(self, c, i, 0), value))
+                    out.append(Reason(name, explain(self, c, i, a, 0), value))
             else:
-                amount = 0 if basis is None else int(basis[i])
-                out.append(Reason(name, explain(self, c, i, amount), float(values[i])))
+                amount = 0 if basis is None else basis.item(i)
+                out.append(Reason(name, explain(self, c, i, a, amount), values.item(i)))
         return out
 
     @staticmethod
@@ -793,7 +793,7 @@ Single = tuple[int, float]
 # of a per-candidate term, or (name, explain, None, None, agent, value) of a one-agent term.
 _Part = tuple[
     str,
-    Callable[["RealtimeIndex", "_Candidates", int, int], str],
+    Callable[["RealtimeIndex", "_Candidates", int, int, int], str],
     npt.NDArray[np.floating[Any]] | None,
     IntArray | None,
     int,
@@ -815,8 +815,9 @@ class ScoreTerm(NamedTuple):
 
     name: str
     price: Callable[[RealtimeIndex, _Candidates], Priced | Single | None]
-    # (index, candidates, candidate i, the amount priced for i) -> the reason's detail
-    explain: Callable[[RealtimeIndex, _Candidates, int, int], str]
+    # (index, candidates, candidate i, its agent position, the amount priced for i) -> the
+    # reason's detail
+    explain: Callable[[RealtimeIndex, _Candidates, int, int, int], str]
     per_agent: bool = False  # price gives a Single, not a Priced
 
 
@@ -835,10 +836,10 @@ def _wait_cost(idx: RealtimeIndex, c: _Candidates) -> FloatArray:
 
 
 def _can_start(idx: RealtimeIndex, c: _Candidates, i: int) -> str:
-    wait = int(c.wait[i])
+    wait: int = c.wait.item(i)
     if wait <= 0:
         return "can start now"
-    at = _fmt_moment(from_minute(int(c.start[i]), idx.origin))
+    at = _fmt_moment(from_minute(c.start.item(i), idx.origin))
     return f"can start in {_fmt_minutes(wait)} (at {at})"
 
 
@@ -847,7 +848,7 @@ def _price_wait(idx: RealtimeIndex, c: _Candidates) -> Priced | None:
     return (_wait_cost(idx, c), None) if c.fr_min is None else None
 
 
-def _explain_wait(idx: RealtimeIndex, c: _Candidates, i: int, amount: int) -> str:
+def _explain_wait(idx: RealtimeIndex, c: _Candidates, i: int, a: int, amount: int) -> str:
     return _can_start(idx, c, i)
 
 
@@ -858,7 +859,7 @@ def _price_first_response(idx: RealtimeIndex, c: _Candidates) -> Priced | None:
     return _wait_cost(idx, c) + _deadline_cost(idx, c.pw, late), late
 
 
-def _explain_first_response(idx: RealtimeIndex, c: _Candidates, i: int, amount: int) -> str:
+def _explain_first_response(idx: RealtimeIndex, c: _Candidates, i: int, a: int, amount: int) -> str:
     assert c.fr_min is not None  # priced only with a deadline
     due = c.fr_min - c.t
     head = (
@@ -877,7 +878,7 @@ def _price_resolution(idx: RealtimeIndex, c: _Candidates) -> Priced | None:
     return _deadline_cost(idx, c.pw, late), late
 
 
-def _explain_resolution(idx: RealtimeIndex, c: _Candidates, i: int, amount: int) -> str:
+def _explain_resolution(idx: RealtimeIndex, c: _Candidates, i: int, a: int, amount: int) -> str:
     assert c.res_min is not None  # priced only with a deadline
     due = c.res_min - c.t
     head = (
@@ -885,7 +886,7 @@ def _explain_resolution(idx: RealtimeIndex, c: _Candidates, i: int, amount: int)
         if due > 0
         else f"resolution overdue by {_fmt_minutes(due)}"
     )
-    done = f"expected done {_fmt_in(int(c.finish[i]) - c.t)}"
+    done = f"expected done {_fmt_in(c.finish.item(i) - c.t)}"
     tail = f", {_fmt_minutes(amount)} late" if amount > 0 else ""
     return f"{head}; {done}{tail}"
 
@@ -894,9 +895,8 @@ def _price_load(idx: RealtimeIndex, c: _Candidates) -> Priced | None:
     return idx.weights.load * (idx._open[c.cand] / idx._capacity[c.cand]), None
 
 
-def _explain_load(idx: RealtimeIndex, c: _Candidates, i: int, amount: int) -> str:
-    a = int(c.cand[i])
-    return f"load {int(idx._open[a])}/{int(idx._capacity[a])}"
+def _explain_load(idx: RealtimeIndex, c: _Candidates, i: int, a: int, amount: int) -> str:
+    return f"load {idx._open.item(a)}/{idx._capacity.item(a)}"
 
 
 def _waste(idx: RealtimeIndex, c: _Candidates) -> IntArray:
@@ -914,15 +914,17 @@ def _price_expertise_waste(idx: RealtimeIndex, c: _Candidates) -> Priced | None:
     return idx.weights.expertise_waste * waste, waste
 
 
-def _explain_expertise_waste(idx: RealtimeIndex, c: _Candidates, i: int, amount: int) -> str:
-    a, extra = int(c.cand[i]), amount
+def _explain_expertise_waste(
+    idx: RealtimeIndex, c: _Candidates, i: int, a: int, amount: int
+) -> str:
+    extra = amount
     if extra == 0:
         return "skill levels match what the ticket needs"
     skill_ids = idx.problem.skill_ids
     over = [
-        f"{skill_ids[r]} {int(idx.levels[r, a])} for {need}"
+        f"{skill_ids[r]} {idx.levels.item(r, a)} for {need}"
         for r, need in zip(c.rows, c.needs, strict=True)
-        if int(idx.levels[r, a]) > need
+        if idx.levels.item(r, a) > need
     ]
     detail = f"{extra} level{'s' if extra != 1 else ''} above what is needed ({', '.join(over)})"
     return detail
@@ -934,7 +936,9 @@ def _price_continuity_owner(idx: RealtimeIndex, c: _Candidates) -> Single | None
     return None if a is None else (a, -idx.weights.continuity_owner)
 
 
-def _explain_continuity_owner(idx: RealtimeIndex, c: _Candidates, i: int, amount: int) -> str:
+def _explain_continuity_owner(
+    idx: RealtimeIndex, c: _Candidates, i: int, a: int, amount: int
+) -> str:
     return "already owns this ticket"
 
 
@@ -944,7 +948,9 @@ def _price_continuity_previous(idx: RealtimeIndex, c: _Candidates) -> Single | N
     return None if a is None else (a, -idx.weights.continuity_previous)
 
 
-def _explain_continuity_previous(idx: RealtimeIndex, c: _Candidates, i: int, amount: int) -> str:
+def _explain_continuity_previous(
+    idx: RealtimeIndex, c: _Candidates, i: int, a: int, amount: int
+) -> str:
     return "worked on this ticket before"
 
 
@@ -954,7 +960,9 @@ def _price_continuity_requester(idx: RealtimeIndex, c: _Candidates) -> Single | 
     return None if a is None else (a, -idx.weights.continuity_requester)
 
 
-def _explain_continuity_requester(idx: RealtimeIndex, c: _Candidates, i: int, amount: int) -> str:
+def _explain_continuity_requester(
+    idx: RealtimeIndex, c: _Candidates, i: int, a: int, amount: int
+) -> str:
     return "handled this requester before"
 
 
@@ -962,8 +970,8 @@ def _price_fairness(idx: RealtimeIndex, c: _Candidates) -> Priced | None:
     return idx.weights.fairness * idx._recent[c.cand], None
 
 
-def _explain_fairness(idx: RealtimeIndex, c: _Candidates, i: int, amount: int) -> str:
-    recent = int(idx._recent[int(c.cand[i])])
+def _explain_fairness(idx: RealtimeIndex, c: _Candidates, i: int, a: int, amount: int) -> str:
+    recent: int = idx._recent.item(a)
     return f"{recent} recent assignment{'s' if recent != 1 else ''}"
 
 
@@ -973,9 +981,9 @@ def _price_capacity_price(idx: RealtimeIndex, c: _Candidates) -> Priced | None:
     return idx.weights.capacity_price * idx._prices[c.cand], None
 
 
-def _explain_capacity_price(idx: RealtimeIndex, c: _Candidates, i: int, amount: int) -> str:
+def _explain_capacity_price(idx: RealtimeIndex, c: _Candidates, i: int, a: int, amount: int) -> str:
     assert idx._prices is not None  # priced only with prices
-    price = float(idx._prices[int(c.cand[i])])
+    price: float = idx._prices.item(a)
     return f"capacity price {price:g} from the last batch solve"
 
 
