@@ -32,16 +32,9 @@ from solver.capability import (
     apply_change,
 )
 from solver.plan import Reason
-from solver.slots import (
-    NOT_WORKING,
-    BookingIndex,
-    _range_counts,
-    grid_starts,
-    hand_over,
-    index_of,
-    new_call_id,
-    zone,
-)
+from solver.slots.grid import grid_starts, zone
+from solver.slots.index import NOT_WORKING, BookingIndex, hand_over, index_of, range_counts
+from solver.slots.operations import new_call_id
 from solver.timegrid import require_aware
 
 
@@ -71,7 +64,7 @@ def baseline_open_slots(
     owner, ws, we = idx.flat_windows()
     r = rowpos[owner]
     sel = r >= 0
-    cal = _range_counts(
+    cal = range_counts(
         r[sel],
         np.searchsorted(cand, ws[sel], "left"),
         np.searchsorted(cand, we[sel] - length, "right"),
@@ -82,7 +75,7 @@ def baseline_open_slots(
     placed = agent_of >= 0
     r = np.where(placed, rowpos[np.where(placed, agent_of, 0)], -1)
     sel = r >= 0
-    occ = _range_counts(
+    occ = range_counts(
         r[sel],
         np.searchsorted(cand, np.asarray(idx.occ_s)[sel] - length, "right"),
         np.searchsorted(cand, np.asarray(idx.occ_e)[sel], "left"),

@@ -42,7 +42,7 @@ from solver.problem import Agent, AgentStatus, Interval, _check_id, _check_int, 
 from solver.timegrid import require_aware
 
 if TYPE_CHECKING:
-    from solver.slots import BookingIndex
+    from solver.slots.index import BookingIndex
 
 MAX_CALL_MINUTES = 24 * 60
 

@@ -16,7 +16,10 @@ The decision, in order:
    small priority-weighted cost per minute of waiting, load (open/capacity), expertise waste
    (levels above what is needed), continuity bonuses (current owner, previous agent, the
    requester's previous agent), fairness (recent assignments) and optional capacity prices from
-   the last batch solve.
+   the last batch solve. Each is one named term in :data:`SCORE_TERMS` that prices every
+   candidate at once and explains one candidate from the same numbers, so the formula is
+   written once; its reasons carry the name of the :class:`RealtimeWeights` field that prices
+   it (see :class:`ScoreTerm`).
 3. **Ties** go to the agent that comes first in ``problem.agents``, so the answer is
    deterministic.
 4. **Nobody fits**: the ticket is owned by its team's queue (``agent_id=None``) with a reason
@@ -42,10 +45,11 @@ Past the horizon, rebuild the index from a fresh problem.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -546,57 +550,25 @@ class RealtimeIndex:
 
         start = self._bank.clock.start(cand, pos)
         finish = self._bank.clock.finish(cand, pos + effort)
-        pw = w.priority_weight(ticket.priority)
-        wait = start - t
-        cost = (w.wait_per_minute * pw) * wait.astype(np.float64)
-        fr_min = res_min = None
-        fr_late = res_late = None
-        if ticket.first_response_due is not None:
-            fr_min = to_minute(ticket.first_response_due, self.origin)
-            fr_late = np.maximum(0, start - fr_min)
-            cost += pw * (w.lateness_per_minute * fr_late + w.breach * (fr_late > 0))
-        if ticket.resolution_due is not None:
-            res_min = to_minute(ticket.resolution_due, self.origin)
-            res_late = np.maximum(0, finish - res_min)
-            cost += pw * (w.lateness_per_minute * res_late + w.breach * (res_late > 0))
-        load = self._open[cand] / self._capacity[cand]
-        cost += w.load * load
-        waste: IntArray | None = None
-        if rows:
-            sub = self.levels[rows][:, cand].astype(np.int64)
-            waste = sub.sum(axis=0) - sum(needs)
-            cost += w.expertise_waste * waste
-        cost += w.fairness * self._recent[cand]
-        if self._prices is not None:
-            cost += w.capacity_price * self._prices[cand]
-        bonuses = self._bonuses(ticket)
-        for a, bonus in bonuses.items():
-            i = int(np.searchsorted(cand, a))
-            if i < cand.size and cand[i] == a:
-                cost[i] -= bonus
-
-        order = self._best(cost, top_k + 1)
-        facts = _Facts(
-            ticket=ticket,
-            t=t,
-            cand=cand,
-            start=start,
-            finish=finish,
-            wait=wait,
-            cost=cost,
-            load=load,
-            waste=waste,
-            rows=rows,
-            needs=needs,
-            fr_min=fr_min,
-            res_min=res_min,
-            fr_late=fr_late,
-            res_late=res_late,
-            pw=pw,
+        fr_due, res_due = ticket.first_response_due, ticket.resolution_due
+        c = _Candidates(
+            ticket,
+            t,
+            cand,
+            start,
+            finish,
+            start - t,
+            w.priority_weight(ticket.priority),
+            rows,
+            needs,
+            None if fr_due is None else to_minute(fr_due, self.origin),
+            None if res_due is None else to_minute(res_due, self.origin),
         )
+        cost, parts = self._score(c)
+        order = self._best(cost, top_k + 1)
         best = int(order[0])
         reasons = [
-            *self._explain(facts, best),
+            *self._explain(c, parts, best),
             Reason(
                 "candidates",
                 f"best of {cand.size} qualified agent{'s' if cand.size != 1 else ''} "
@@ -606,34 +578,60 @@ class RealtimeIndex:
         ]
         alternatives = tuple(
             Alternative(
-                self.agent_ids[int(cand[i])], float(cost[i]), tuple(self._explain(facts, int(i)))
+                self.agent_ids[cand.item(i)],
+                cost.item(i),
+                tuple(self._explain(c, parts, int(i))),
             )
             for i in order[1:]
         )
         return Decision(
             ticket_id=ticket.id,
-            agent_id=self.agent_ids[int(cand[best])],
+            agent_id=self.agent_ids[cand.item(best)],
             team_id=ticket.team,
-            score=float(cost[best]),
+            score=cost.item(best),
             reasons=tuple(reasons),
             alternatives=alternatives,
             expected_start=from_minute(int(start[best]), self.origin),
             expected_end=from_minute(int(finish[best]), self.origin),
         )
 
-    def _bonuses(self, ticket: Ticket) -> dict[int, float]:
-        w = self.weights
-        index = self.problem.agent_index
-        out: dict[int, float] = {}
-        if ticket.owner_agent is not None and ticket.owner_agent in index:
-            a = index[ticket.owner_agent]
-            out[a] = out.get(a, 0.0) + w.continuity_owner
-        if ticket.previous_agent is not None and ticket.previous_agent in index:
-            a = index[ticket.previous_agent]
-            out[a] = out.get(a, 0.0) + w.continuity_previous
-        if ticket.requester is not None and ticket.requester in self._requester:
-            a = self._requester[ticket.requester]
-            out[a] = out.get(a, 0.0) + w.continuity_requester
+    def _score(self, c: _Candidates) -> tuple[FloatArray, list[_Part]]:
+        """Every term's price of every candidate, and their sum (the cost, lower is better).
+
+        One-agent terms (the continuity bonuses) are summed per agent first and taken off once,
+        so the cost is the same float however many of them meet on one agent."""
+        parts: list[_Part] = []
+        cost = np.zeros(c.cand.size, dtype=np.float64)
+        single: dict[int, float] = {}
+        for name, price, explain, per_agent in SCORE_TERMS:
+            priced = price(self, c)
+            if priced is None:
+                continue
+            if per_agent:
+                a, value = cast(Single, priced)
+                single[a] = single.get(a, 0.0) - value
+                parts.append((name, explain, None, None, a, value))
+            else:
+                values, basis = cast(Priced, priced)
+                cost += values
+                parts.append((name, explain, values, basis, -1, 0.0))
+        for a, bonus in single.items():
+            i = int(np.searchsorted(c.cand, a))
+            if i < c.cand.size and c.cand[i] == a:
+                cost[i] -= bonus
+        return cost, parts
+
+    def _explain(self, c: _Candidates, parts: list[_Part], i: int) -> list[Reason]:
+        """One reason per term that priced candidate ``i``, valued at what it added."""
+        a: int = c.cand.item(i)
+        out: list[Reason] = []
+        for name, explain, values, basis, agent, value in parts:
+            if values is None:
+                if agent == a:
+                    out.append(Reason(name, explain(self, c, i, a, 0), value))
+            else:
+                amount = 0 if basis is None else basis.item(i)
+                out.append(Reason(name, explain(self, c, i, a, amount), values.item(i)))
         return out
 
     @staticmethod
@@ -647,96 +645,6 @@ class RealtimeIndex:
         kth = np.partition(cost, k - 1)[k - 1]
         pick = np.flatnonzero(cost <= kth)
         return pick[np.lexsort((pick, cost[pick]))][:k]
-
-    def _explain(self, f: _Facts, i: int) -> list[Reason]:
-        w = self.weights
-        a = int(f.cand[i])
-        t = f.t
-        start, finish, wait = int(f.start[i]), int(f.finish[i]), int(f.wait[i])
-        out: list[Reason] = []
-        # Waiting is priced inside the first-response reason, so the values sum to the score.
-        wait_cost = float(w.wait_per_minute * f.pw * wait)
-        at = _fmt_moment(from_minute(start, self.origin))
-        can = "can start now" if wait <= 0 else f"can start in {_fmt_minutes(wait)} (at {at})"
-
-        if f.fr_min is not None and f.fr_late is not None:
-            due = f.fr_min - t
-            head = (
-                f"first response due in {_fmt_minutes(due)}"
-                if due >= 0
-                else f"first response overdue by {_fmt_minutes(due)}"
-            )
-            late = int(f.fr_late[i])
-            tail = f"; {_fmt_minutes(late)} late" if late > 0 and due >= 0 else ""
-            value = wait_cost + f.pw * (w.lateness_per_minute * late + w.breach * (late > 0))
-            out.append(Reason("first_response", f"{head}; {can}{tail}", float(value)))
-        else:
-            out.append(Reason("wait", can, wait_cost))
-        if f.res_min is not None and f.res_late is not None:
-            due = f.res_min - t
-            late = int(f.res_late[i])
-            head = (
-                f"resolution due {_fmt_in(due)}"
-                if due > 0
-                else f"resolution overdue by {_fmt_minutes(due)}"
-            )
-            done = f"expected done {_fmt_in(finish - t)}"
-            tail = f", {_fmt_minutes(late)} late" if late > 0 else ""
-            value = f.pw * (w.lateness_per_minute * late + w.breach * (late > 0))
-            out.append(Reason("resolution", f"{head}; {done}{tail}", float(value)))
-        out.append(
-            Reason(
-                "load_balance",
-                f"load {int(self._open[a])}/{int(self._capacity[a])}",
-                float(w.load * f.load[i]),
-            )
-        )
-        if f.waste is not None:
-            extra = int(f.waste[i])
-            if extra == 0:
-                detail = "skill levels match what the ticket needs"
-            else:
-                skill_ids = self.problem.skill_ids
-                over = [
-                    f"{skill_ids[r]} {int(self.levels[r, a])} for {need}"
-                    for r, need in zip(f.rows, f.needs, strict=True)
-                    if int(self.levels[r, a]) > need
-                ]
-                detail = (
-                    f"{extra} level{'s' if extra != 1 else ''} above what is needed "
-                    f"({', '.join(over)})"
-                )
-            out.append(Reason("expertise_waste", detail, float(w.expertise_waste * extra)))
-        ticket = f.ticket
-        agent_id = self.agent_ids[a]
-        if ticket.owner_agent == agent_id:
-            out.append(Reason("churn", "already owns this ticket", -w.continuity_owner))
-        if ticket.previous_agent == agent_id:
-            out.append(
-                Reason("discontinuity", "worked on this ticket before", -w.continuity_previous)
-            )
-        if ticket.requester is not None and self._requester.get(ticket.requester) == a:
-            out.append(
-                Reason("continuity", "handled this requester before", -w.continuity_requester)
-            )
-        recent = int(self._recent[a])
-        out.append(
-            Reason(
-                "fairness",
-                f"{recent} recent assignment{'s' if recent != 1 else ''}",
-                float(w.fairness * recent),
-            )
-        )
-        if self._prices is not None:
-            price = float(self._prices[a])
-            out.append(
-                Reason(
-                    "capacity_price",
-                    f"capacity price {price:g} from the last batch solve",
-                    w.capacity_price * price,
-                )
-            )
-        return out
 
     # ------------------------------------------------------------------ nobody fits
     def _queue(
@@ -857,26 +765,253 @@ class RealtimeIndex:
         return int(starts[best]), int(agents[best])
 
 
-@dataclass(frozen=True, slots=True)
-class _Facts:
-    """The arrays of one ``assign`` call, kept together for explaining a few agents."""
+# ---------------------------------------------------------------------------- the score's terms
+@dataclass(slots=True)
+class _Candidates:
+    """The agents that passed the filters in one ``assign`` call (positions ``cand``, ascending)
+    and what the terms read about them; arrays are aligned with ``cand``."""
 
     ticket: Ticket
     t: int
     cand: IntArray
-    start: IntArray
-    finish: IntArray
-    wait: IntArray
-    cost: FloatArray
-    load: FloatArray
-    waste: IntArray | None
-    rows: list[int]
-    needs: list[int]
-    fr_min: int | None
-    res_min: int | None
-    fr_late: IntArray | None
-    res_late: IntArray | None
-    pw: float
+    start: IntArray  # wall minute each can start
+    finish: IntArray  # wall minute each would finish
+    wait: IntArray  # start - t
+    pw: float  # the ticket's priority weight
+    rows: list[int]  # skill rows the ticket requires ...
+    needs: list[int]  # ... at these levels
+    fr_min: int | None  # first response due, as a minute
+    res_min: int | None  # resolution due, as a minute
+
+
+# A term's price of every candidate, and per candidate the amount it priced (minutes late,
+# levels above the need) for its reason; None when the reason needs none.
+Priced = tuple[npt.NDArray[np.floating[Any]], IntArray | None]
+# The price of a term that concerns one agent (a continuity bonus): its position and the value.
+Single = tuple[int, float]
+# What one assign call keeps of a term for explaining: (name, explain, values, amounts, -1, 0.0)
+# of a per-candidate term, or (name, explain, None, None, agent, value) of a one-agent term.
+_Part = tuple[
+    str,
+    Callable[["RealtimeIndex", "_Candidates", int, int, int], str],
+    npt.NDArray[np.floating[Any]] | None,
+    IntArray | None,
+    int,
+    float,
+]
+
+
+class ScoreTerm(NamedTuple):
+    """One soft rule of the real-time score: ``price`` gives its cost for every candidate at
+    once (vectorized; ``None`` when it does not apply to this ticket), ``explain`` says why one
+    candidate got its share. Its reason is named ``name`` and valued at exactly what the term
+    added to the score, so the reasons of an agent sum to its score.
+
+    ``name`` is the :class:`RealtimeWeights` field that prices the term,
+    except for the two deadline terms, ``first_response`` and ``resolution``, which price
+    ``lateness_per_minute`` and ``breach`` against one deadline each (and ``first_response``
+    carries ``wait_per_minute`` too, since the wait is what makes a first response late).
+    """
+
+    name: str
+    price: Callable[[RealtimeIndex, _Candidates], Priced | Single | None]
+    # (index, candidates, candidate i, its agent position, the amount priced for i) -> the
+    # reason's detail
+    explain: Callable[[RealtimeIndex, _Candidates, int, int, int], str]
+    per_agent: bool = False  # price gives a Single, not a Priced
+
+
+def _late(moment: IntArray, due: int) -> IntArray:
+    """Minutes past ``due`` (0 when on time)."""
+    return np.maximum(0, moment - due)
+
+
+def _deadline_cost(idx: RealtimeIndex, pw: float, late: IntArray) -> FloatArray:
+    w = idx.weights
+    return pw * (w.lateness_per_minute * late + w.breach * (late > 0))
+
+
+def _wait_cost(idx: RealtimeIndex, c: _Candidates) -> FloatArray:
+    return (idx.weights.wait_per_minute * c.pw) * c.wait.astype(np.float64)
+
+
+def _can_start(idx: RealtimeIndex, c: _Candidates, i: int) -> str:
+    wait: int = c.wait.item(i)
+    if wait <= 0:
+        return "can start now"
+    at = _fmt_moment(from_minute(c.start.item(i), idx.origin))
+    return f"can start in {_fmt_minutes(wait)} (at {at})"
+
+
+def _price_wait(idx: RealtimeIndex, c: _Candidates) -> Priced | None:
+    # With a first-response deadline the wait is priced inside that term (see ScoreTerm).
+    return (_wait_cost(idx, c), None) if c.fr_min is None else None
+
+
+def _explain_wait(idx: RealtimeIndex, c: _Candidates, i: int, a: int, amount: int) -> str:
+    return _can_start(idx, c, i)
+
+
+def _price_first_response(idx: RealtimeIndex, c: _Candidates) -> Priced | None:
+    if c.fr_min is None:
+        return None
+    late = _late(c.start, c.fr_min)
+    return _wait_cost(idx, c) + _deadline_cost(idx, c.pw, late), late
+
+
+def _explain_first_response(idx: RealtimeIndex, c: _Candidates, i: int, a: int, amount: int) -> str:
+    assert c.fr_min is not None  # priced only with a deadline
+    due = c.fr_min - c.t
+    head = (
+        f"first response due in {_fmt_minutes(due)}"
+        if due >= 0
+        else f"first response overdue by {_fmt_minutes(due)}"
+    )
+    tail = f"; {_fmt_minutes(amount)} late" if amount > 0 and due >= 0 else ""
+    return f"{head}; {_can_start(idx, c, i)}{tail}"
+
+
+def _price_resolution(idx: RealtimeIndex, c: _Candidates) -> Priced | None:
+    if c.res_min is None:
+        return None
+    late = _late(c.finish, c.res_min)
+    return _deadline_cost(idx, c.pw, late), late
+
+
+def _explain_resolution(idx: RealtimeIndex, c: _Candidates, i: int, a: int, amount: int) -> str:
+    assert c.res_min is not None  # priced only with a deadline
+    due = c.res_min - c.t
+    head = (
+        f"resolution due {_fmt_in(due)}"
+        if due > 0
+        else f"resolution overdue by {_fmt_minutes(due)}"
+    )
+    done = f"expected done {_fmt_in(c.finish.item(i) - c.t)}"
+    tail = f", {_fmt_minutes(amount)} late" if amount > 0 else ""
+    return f"{head}; {done}{tail}"
+
+
+def _price_load(idx: RealtimeIndex, c: _Candidates) -> Priced | None:
+    return idx.weights.load * (idx._open[c.cand] / idx._capacity[c.cand]), None
+
+
+def _explain_load(idx: RealtimeIndex, c: _Candidates, i: int, a: int, amount: int) -> str:
+    return f"load {idx._open.item(a)}/{idx._capacity.item(a)}"
+
+
+def _waste(idx: RealtimeIndex, c: _Candidates) -> IntArray:
+    """Skill levels above what the ticket needs, summed over its required skills."""
+    # One fancy index picks (required rows x candidates) without copying whole rows first.
+    rows = np.asarray(c.rows, dtype=np.int64)[:, None]
+    levels: IntArray = idx.levels[rows, c.cand].sum(axis=0, dtype=np.int64)
+    return levels - sum(c.needs)
+
+
+def _price_expertise_waste(idx: RealtimeIndex, c: _Candidates) -> Priced | None:
+    if not c.rows:
+        return None
+    waste = _waste(idx, c)
+    return idx.weights.expertise_waste * waste, waste
+
+
+def _explain_expertise_waste(
+    idx: RealtimeIndex, c: _Candidates, i: int, a: int, amount: int
+) -> str:
+    extra = amount
+    if extra == 0:
+        return "skill levels match what the ticket needs"
+    skill_ids = idx.problem.skill_ids
+    over = [
+        f"{skill_ids[r]} {idx.levels.item(r, a)} for {need}"
+        for r, need in zip(c.rows, c.needs, strict=True)
+        if idx.levels.item(r, a) > need
+    ]
+    detail = f"{extra} level{'s' if extra != 1 else ''} above what is needed ({', '.join(over)})"
+    return detail
+
+
+def _price_continuity_owner(idx: RealtimeIndex, c: _Candidates) -> Single | None:
+    owner = c.ticket.owner_agent
+    a = None if owner is None else idx.problem.agent_index.get(owner)
+    return None if a is None else (a, -idx.weights.continuity_owner)
+
+
+def _explain_continuity_owner(
+    idx: RealtimeIndex, c: _Candidates, i: int, a: int, amount: int
+) -> str:
+    return "already owns this ticket"
+
+
+def _price_continuity_previous(idx: RealtimeIndex, c: _Candidates) -> Single | None:
+    previous = c.ticket.previous_agent
+    a = None if previous is None else idx.problem.agent_index.get(previous)
+    return None if a is None else (a, -idx.weights.continuity_previous)
+
+
+def _explain_continuity_previous(
+    idx: RealtimeIndex, c: _Candidates, i: int, a: int, amount: int
+) -> str:
+    return "worked on this ticket before"
+
+
+def _price_continuity_requester(idx: RealtimeIndex, c: _Candidates) -> Single | None:
+    requester = c.ticket.requester
+    a = None if requester is None else idx._requester.get(requester)
+    return None if a is None else (a, -idx.weights.continuity_requester)
+
+
+def _explain_continuity_requester(
+    idx: RealtimeIndex, c: _Candidates, i: int, a: int, amount: int
+) -> str:
+    return "handled this requester before"
+
+
+def _price_fairness(idx: RealtimeIndex, c: _Candidates) -> Priced | None:
+    return idx.weights.fairness * idx._recent[c.cand], None
+
+
+def _explain_fairness(idx: RealtimeIndex, c: _Candidates, i: int, a: int, amount: int) -> str:
+    recent: int = idx._recent.item(a)
+    return f"{recent} recent assignment{'s' if recent != 1 else ''}"
+
+
+def _price_capacity_price(idx: RealtimeIndex, c: _Candidates) -> Priced | None:
+    if idx._prices is None:
+        return None
+    return idx.weights.capacity_price * idx._prices[c.cand], None
+
+
+def _explain_capacity_price(idx: RealtimeIndex, c: _Candidates, i: int, a: int, amount: int) -> str:
+    assert idx._prices is not None  # priced only with prices
+    price: float = idx._prices.item(a)
+    return f"capacity price {price:g} from the last batch solve"
+
+
+# The registry, in the order reasons are listed (and per-candidate terms are summed).
+SCORE_TERMS: tuple[ScoreTerm, ...] = (
+    ScoreTerm("wait_per_minute", _price_wait, _explain_wait),
+    ScoreTerm("first_response", _price_first_response, _explain_first_response),
+    ScoreTerm("resolution", _price_resolution, _explain_resolution),
+    ScoreTerm("load", _price_load, _explain_load),
+    ScoreTerm("expertise_waste", _price_expertise_waste, _explain_expertise_waste),
+    ScoreTerm(
+        "continuity_owner", _price_continuity_owner, _explain_continuity_owner, per_agent=True
+    ),
+    ScoreTerm(
+        "continuity_previous",
+        _price_continuity_previous,
+        _explain_continuity_previous,
+        per_agent=True,
+    ),
+    ScoreTerm(
+        "continuity_requester",
+        _price_continuity_requester,
+        _explain_continuity_requester,
+        per_agent=True,
+    ),
+    ScoreTerm("fairness", _price_fairness, _explain_fairness),
+    ScoreTerm("capacity_price", _price_capacity_price, _explain_capacity_price),
+)
 
 
 def assign_one(

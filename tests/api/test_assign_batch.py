@@ -125,7 +125,7 @@ def test_concurrent_http_requests_share_batches_and_never_overfill(
             score=12.5,
             reasons=(
                 Reason("first_response", "due in 1 h; can start now", 0.0),
-                Reason("load_balance", "load 1/4", 5),
+                Reason("load", "load 1/4", 5),
             ),
             alternatives=(Alternative("ben", 14.0, (Reason("fairness", "2 recent", 2.0),)),),
             expected_start=T0.astimezone(timezone(timedelta(hours=2))),

@@ -21,7 +21,7 @@ cancelled. After every step it reads everything back and checks:
 - every confirmed booking exists, cancelled exactly when a cancel was acknowledged, and no
   booking exists that was never confirmed (so a replayed POST did not run twice);
 - straight from the database: no agent has two bound calls whose occupancy (the call plus its
-  capability's wrap-up buffer, as ``solver/slots.py`` defines it) overlaps, and every bound
+  capability's wrap-up buffer, as ``solver.slots`` defines it) overlaps, and every bound
   agent qualifies;
 - while the organisation is as it was set up (no agent ever away or offline, no busy time), the
   stored calls are jointly coverable by the engine's independent check

@@ -17,7 +17,7 @@ from solver.errors import ProblemError
 from solver.objective import ObjectiveWeights
 from solver.plan import Decision
 from solver.problem import Agent, AgentStatus, Interval, Priority, Problem, Skill, Team, Ticket
-from solver.realtime import RealtimeIndex, RealtimeWeights, assign_one
+from solver.realtime import SCORE_TERMS, RealtimeIndex, RealtimeWeights, assign_one
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday morning
 MIN = timedelta(minutes=1)
@@ -166,7 +166,7 @@ def test_meeting_now_delays_but_does_not_exclude() -> None:
     d = assign_one(problem(agent("a", busy=meeting)), ticket(effort_minutes=15))
     assert d.agent_id == "a"
     assert d.expected_start == NOW + 30 * MIN and d.expected_end == NOW + 45 * MIN
-    assert rule(d, "wait") == "can start in 30 min (at 2026-03-02T09:30+00:00)"
+    assert rule(d, "wait_per_minute") == "can start in 30 min (at 2026-03-02T09:30+00:00)"
 
 
 # ---------------------------------------------------------------------------- score terms
@@ -211,20 +211,20 @@ def test_expertise_waste_prefers_the_less_overqualified_agent() -> None:
 def test_lower_load_wins_when_all_else_is_equal() -> None:
     p = problem(agent("a", capacity=5, open_tickets=2), agent("b", capacity=5, open_tickets=1))
     d = assign_one(p, ticket())
-    assert d.agent_id == "b" and rule(d, "load_balance") == "load 1/5"
+    assert d.agent_id == "b" and rule(d, "load") == "load 1/5"
 
 
 def test_continuity_prefers_the_previous_agent() -> None:
     p = problem(agent("a"), agent("b"))
     d = assign_one(p, ticket(previous_agent="b"))
-    assert d.agent_id == "b" and rule(d, "discontinuity") == "worked on this ticket before"
+    assert d.agent_id == "b" and rule(d, "continuity_previous") == "worked on this ticket before"
 
 
 def test_continuity_prefers_whoever_served_the_requester() -> None:
     earlier = Ticket("old", "core", NOW - 3 * HOUR, {"net": 1}, owner_agent="b", requester="acme")
     p = Problem(now=NOW, agents=(agent("a"), agent("b")), tickets=(earlier,))
     d = assign_one(p, ticket(requester="acme"))
-    assert d.agent_id == "b" and rule(d, "continuity") == "handled this requester before"
+    assert d.agent_id == "b" and rule(d, "continuity_requester") == "handled this requester before"
     assert assign_one(p, ticket(requester="globex")).agent_id == "a"
 
 
@@ -237,7 +237,10 @@ def test_commit_teaches_the_index_the_requester() -> None:
     # b is now a little busier (load, 5 min of queue, fairness) than a, but the requester's
     # next ticket still goes to b; anyone else's goes to a.
     again = index.assign(ticket("t2", requester="acme"))
-    assert again.agent_id == "b" and rule(again, "continuity") == "handled this requester before"
+    assert (
+        again.agent_id == "b"
+        and rule(again, "continuity_requester") == "handled this requester before"
+    )
     assert index.assign(ticket("t3", requester="other")).agent_id == "a"
 
 
@@ -290,6 +293,51 @@ def test_reason_values_add_up_to_the_score() -> None:
     for alt in d.alternatives:
         assert sum(r.value for r in alt.reasons) == pytest.approx(alt.score)
         assert alt.score >= d.score
+
+
+WEIGHT_NAMES = set(RealtimeWeights.__dataclass_fields__)
+DEADLINE_TERMS = {"first_response", "resolution"}  # each prices lateness and breach together
+
+
+def test_each_score_term_is_named_as_the_weight_that_prices_it() -> None:
+    names = [term.name for term in SCORE_TERMS]
+    assert len(set(names)) == len(names)
+    assert set(names) - DEADLINE_TERMS <= WEIGHT_NAMES
+    # Every weight prices some term: priority scales the time terms, breach and lateness the
+    # deadline terms.
+    assert WEIGHT_NAMES - set(names) == {"priority", "breach", "lateness_per_minute"}
+
+
+def _reasons_of(d: Decision, agent_id: str) -> dict[str, float]:
+    if d.agent_id == agent_id:
+        return {r.rule: r.value for r in d.reasons}
+    [alt] = [a for a in d.alternatives if a.agent_id == agent_id]
+    return {r.rule: r.value for r in alt.reasons}
+
+
+@pytest.mark.parametrize(
+    "name", [term.name for term in SCORE_TERMS if term.name not in DEADLINE_TERMS]
+)
+def test_a_terms_reason_is_named_and_valued_by_its_weight(name: str) -> None:
+    # Agent "a" meets every term: in a meeting (wait), over-qualified, loaded, recently busy,
+    # priced, the owner and previous agent, and the requester's agent.
+    meeting = (Interval(NOW, NOW + 20 * MIN),)
+    p = problem(
+        agent("a", {"net": 4}, busy=meeting, open_tickets=1, recent_assignments=2),
+        agent("b"),
+    )
+    t = ticket(owner_agent="a", previous_agent="a", requester="acme")
+
+    def value(weights: RealtimeWeights) -> float:
+        index = RealtimeIndex.build(
+            p, weights, agent_prices={"a": 3.0}, requester_agents={"acme": "a"}
+        )
+        return _reasons_of(index.assign(t), "a")[name]
+
+    base = value(RealtimeWeights())
+    assert base != 0
+    assert value(RealtimeWeights(**{name: 2 * getattr(RealtimeWeights(), name)})) == 2 * base
+    assert value(RealtimeWeights(**{name: 0.0})) == 0
 
 
 # ---------------------------------------------------------------------------- state

@@ -1,67 +1,30 @@
-"""Capability slots: offer a call time only if every booked call stays coverable.
+"""The booking index: the engine's working memory for one state, and how it follows the state.
 
-**The check.** A start is offered only if all calls already booked (any capability) plus the new
-one can each be given a *distinct* agent who is qualified, working (on shift, available, not busy)
-for the call's whole occupancy (call + buffer), and not needed for a team's reserve. The issue's
-formulation is a bipartite matching at every moment; that is necessary but *not sufficient*,
-because an agent cannot hand a call over half way: with agents A, B and calls W[0,1) (only A),
-X[0,2), Y[1,3) (both), V[2,3) (only A), every moment has a matching, yet X must be B (W holds A),
-so Y must be A, and V finds A taken. So the engine keeps a *witness*: one concrete, consistent
-assignment of every booked call to an agent (tentative for unbound calls, fixed for bound ones).
-A start is open iff the witness can be extended to the new call — directly (a qualified agent is
-free for the whole occupancy and their team has reserve to spare) or by moving unbound calls out
-of the way along a short augmenting chain (bounded effort: open slots move each blocking call
-straight to a free agent; a booking tries exactly that first, then chains two deep). The witness
-proves coverability, so an offered slot is never an overbooking, and every offered slot can be
-booked; the bounded search may, when nearly full, refuse a start a cleverer rearrangement could
-have fitted (conservative, never unsafe). Rebuilding the index starts from the cover the state
-carries (``BookingState.cover``), so a service that stores the cover gets the same one back.
-
-**Speed.** :class:`BookingIndex` holds, per agent, one int8 row over the minutes of the horizon
-(``NOT_WORKING`` outside working windows, +1 per call occupying the minute), per team the reserve
-slack per minute, and per call its occupancy and witness agent. One placement check is a
-``max`` over a (qualified agents × call minutes) slice. Open slots for a whole horizon are
-computed without touching the grid: each working window and each occupancy becomes a range of
-candidate starts it allows or blocks, summed with ``bincount`` + ``cumsum`` into
-(agents × candidates) counts; only starts that are not directly open but could be opened by moving
-unbound calls go through the search. The index is built once per state and handed over to the
-state a booking derives, so a booking stream never rebuilds it. A service that keeps the
-organisation between requests builds its part once (:func:`org_index`: working windows, grid,
-team headcounts, who qualifies) and derives each request's index from it
-(:func:`index_from`: copy the grid from the request's minute on, place the calls) — the same
-index a fresh build gives.
-
-Slots are answered in the customer's time zone, on a grid of ``granularity_minutes`` from local
-midnight (so a DST day has 23 or 25 hours of starts), and never name an agent.
+It holds, per agent, one int8 row over the minutes of the horizon (``NOT_WORKING`` outside
+working windows, +1 per call occupying the minute), per team the reserve slack per minute, and
+per call its occupancy and witness agent; see :mod:`solver.slots` for why a witness and how the
+search extends it. It is built once per state (:func:`index_of`) and handed over to the state a
+booking or a binding derives (:func:`hand_over`); a service that keeps the organisation between
+requests builds that part once (:func:`org_index`) and derives each request's index from it
+(:func:`index_from`).
 """
 
 from __future__ import annotations
 
 import bisect
-import itertools
 from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import numpy.typing as npt
 
 from solver.availability import working_windows
-from solver.capability import (
-    BookingResult,
-    BookingState,
-    Call,
-    Capability,
-    Slot,
-    SlotAnswer,
-    reserve_cap,
-    team_reserves,
-)
+from solver.capability import BookingState, Call, Capability, team_reserves
 from solver.errors import ProblemError
 from solver.plan import Reason
 from solver.problem import AgentStatus
-from solver.timegrid import require_aware, to_minute, to_minute_ceil
+from solver.timegrid import to_minute, to_minute_ceil
 
 NOT_WORKING = 100  # grid mark outside working windows; occupancies add 1 on top
 GRID_MARGIN = timedelta(days=1)  # so advancing `now` within a day does not force a rebuild
@@ -75,15 +38,6 @@ ADMIT_BUDGET = 64  # placement attempts per admission (bounds the worst case, de
 BUILD_BUDGET = 256
 
 IntArray = npt.NDArray[np.int64]
-
-
-def zone(tz: str | tzinfo) -> tzinfo:
-    if isinstance(tz, tzinfo):
-        return tz
-    try:
-        return ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
-        raise ProblemError("tz", f"unknown IANA time zone {tz!r}") from None
 
 
 class BookingIndex:
@@ -497,7 +451,7 @@ class BookingIndex:
         sel = r >= 0
         lo = np.searchsorted(cand, ws[sel], "left")
         hi = np.searchsorted(cand, we[sel] - length, "right")
-        cal = _range_counts(r[sel], lo, hi, n_q, n_c)
+        cal = range_counts(r[sel], lo, hi, n_q, n_c)
 
         agent_of = np.asarray(self.agent_of, dtype=np.int64)
         placed = agent_of >= 0
@@ -507,9 +461,9 @@ class BookingIndex:
         oe_ = np.asarray(self.occ_e, dtype=np.int64)[sel]
         lo = np.searchsorted(cand, os_ - length, "right")
         hi = np.searchsorted(cand, oe_, "left")
-        occ = _range_counts(r[sel], lo, hi, n_q, n_c)
+        occ = range_counts(r[sel], lo, hi, n_q, n_c)
         fixed = np.asarray(self.bound, dtype=bool)[sel]
-        imm = _range_counts(r[sel][fixed], lo[fixed], hi[fixed], n_q, n_c)
+        imm = range_counts(r[sel][fixed], lo[fixed], hi[fixed], n_q, n_c)
 
         teams, inverse = np.unique(self.team_of[q], return_inverse=True)
         bad = np.zeros((teams.size, self.H + 1), dtype=np.int32)
@@ -600,7 +554,7 @@ def _hm(origin: datetime, minute: int) -> str:
     return (origin + timedelta(minutes=minute)).strftime("%Y-%m-%d %H:%M")
 
 
-def _range_counts(
+def range_counts(
     rows: IntArray, lo: IntArray, hi: IntArray, n_rows: int, n_cols: int
 ) -> npt.NDArray[np.int64]:
     """counts[r, c] = how many (row r, [lo, hi)) ranges contain column c."""
@@ -677,300 +631,3 @@ def advance(state: BookingState, now: datetime) -> BookingState:
     if idx is not None:
         hand_over(state, new, idx)
     return new
-
-
-def witness(state: BookingState) -> dict[str, str | None]:
-    """The engine's current cover: call id -> agent id (None: nobody can cover it).
-
-    Tentative for unbound calls. Internal: for validation and operators, never for customers.
-    """
-    return index_of(state).witness()
-
-
-def at_risk(state: BookingState) -> list[str]:
-    """Calls (not yet over) that nobody can cover in the current state."""
-    idx = index_of(state)
-    return [idx.calls[k].id for k in idx.unplaced()]
-
-
-# --- candidate starts in the customer's time zone --------------------------------------------
-
-
-def grid_starts(
-    origin: datetime, tz: tzinfo, granularity: int, lo: datetime, hi: datetime
-) -> IntArray:
-    """Minutes (from ``origin``) of the local-grid starts in ``[lo, hi)``.
-
-    Starts fall every ``granularity`` minutes from local midnight. On a DST day the wall clock
-    repeats or skips an hour: a repeated wall time gives two starts, a skipped one none.
-    """
-    first = lo.astimezone(tz).date() - timedelta(days=1)
-    last = hi.astimezone(tz).date() + timedelta(days=1)
-    per_day = np.arange(0, 24 * 60, granularity, dtype=np.int64)
-    chunks: list[IntArray] = []
-    d: date = first
-    while d <= last:
-        midnight = datetime.combine(d, time(0), tzinfo=tz)
-        nxt = datetime.combine(d + timedelta(days=1), time(0), tzinfo=tz)
-        if midnight.utcoffset() == nxt.utcoffset() and _exists(midnight, tz):
-            base = to_minute(midnight.astimezone(UTC), origin)
-            chunks.append(base + per_day)
-        else:
-            chunks.append(np.array(_dst_day(origin, tz, midnight, granularity), dtype=np.int64))
-        d += timedelta(days=1)
-    starts = np.unique(np.concatenate(chunks)) if chunks else np.zeros(0, dtype=np.int64)
-    lo_m, hi_m = to_minute_ceil(lo, origin), to_minute_ceil(hi, origin)
-    return starts[(starts >= lo_m) & (starts < hi_m)]
-
-
-def _exists(wall: datetime, tz: tzinfo) -> bool:
-    back = wall.astimezone(UTC).astimezone(tz)
-    return back.replace(tzinfo=None, fold=0) == wall.replace(tzinfo=None, fold=0)
-
-
-def _dst_day(origin: datetime, tz: tzinfo, midnight: datetime, granularity: int) -> list[int]:
-    out: list[int] = []
-    for k in range(0, 24 * 60, granularity):
-        wall = midnight + timedelta(minutes=k)  # wall-clock arithmetic on an aware datetime
-        for fold in (0, 1):
-            w = wall.replace(fold=fold)
-            if _exists(w, tz):
-                out.append(to_minute(w.astimezone(UTC), origin))
-    return out
-
-
-# --- the public operations -------------------------------------------------------------------
-
-
-def find_slots(
-    state: BookingState,
-    capability_id: str,
-    window_start: datetime,
-    window_end: datetime,
-    tz: str | tzinfo = "UTC",
-) -> SlotAnswer:
-    """Open slots of a capability with starts in ``[window_start, window_end)``, and a reason
-    when there are none."""
-    cap = state.capability(capability_id)
-    zone_ = zone(tz)
-    ws = require_aware(window_start, "window_start")
-    we = require_aware(window_end, "window_end")
-    if we <= ws:
-        raise ProblemError("window_end", "must be after window_start")
-    lo = max(ws, state.now + cap.min_notice)
-    hi = min(we, state.now + cap.horizon)
-    if hi <= lo:
-        return SlotAnswer(
-            (),
-            Reason(
-                "outside_booking_window",
-                f"{cap.id} can be booked from {cap.min_notice} to {cap.horizon} ahead",
-            ),
-        )
-    length = cap.occupancy_minutes
-    idx = index_of(state, hi + timedelta(minutes=length))
-    if idx.qual[cap.id].size == 0:
-        return SlotAnswer((), _no_qualified(cap))
-    cand = grid_starts(idx.origin, zone_, cap.granularity_minutes, lo, hi)
-    cand = cand[cand + length <= idx.H]
-    ok = idx.open_mask(cap.id, cand, length)
-    call = timedelta(minutes=cap.call_minutes)
-    slots = []
-    for m in cand[ok].tolist():
-        start = (idx.origin + timedelta(minutes=m)).astimezone(zone_)
-        slots.append(Slot(cap.id, start, start + call))
-    reason = None
-    if not slots:
-        detail = {
-            "no_agent_working": "no qualified agent works a whole call's length in the window",
-            "reserve": "the qualified agents free in the window are kept for ticket work",
-            "fully_booked": "no start in the window can be covered together with the calls "
-            "already booked",
-        }[idx.last_diagnosis]
-        reason = Reason(
-            idx.last_diagnosis, f"{detail} ({cand.size} starts checked)", float(cand.size)
-        )
-    return SlotAnswer(tuple(slots), reason, int(cand.size))
-
-
-def open_slots(
-    state: BookingState,
-    capability_id: str,
-    window_start: datetime,
-    window_end: datetime,
-    tz: str | tzinfo = "UTC",
-) -> list[Slot]:
-    """Open slots of a capability, in ``tz``; see :func:`find_slots` for the reason if none."""
-    return list(find_slots(state, capability_id, window_start, window_end, tz).slots)
-
-
-def _no_qualified(cap: Capability) -> Reason:
-    need = ", ".join(f"{s} ≥ {lvl}" for s, lvl in sorted(cap.requirements.items())) or "nothing"
-    return Reason("no_qualified_agents", f"no agent has what {cap.id} needs ({need})")
-
-
-def book(
-    state: BookingState,
-    capability_id: str,
-    start: datetime,
-    ticket_id: str | None = None,
-    *,
-    call_id: str | None = None,
-    owner_agent: str | None = None,
-    tz: str | tzinfo = "UTC",
-    alternatives: int = 5,
-) -> BookingResult:
-    """Book a call of ``capability_id`` at ``start`` if it is still open in ``state``.
-
-    Re-checks the exact start against the state (the caller serializes bookings per tenant and
-    passes the latest state). On success the result's ``state`` holds the new, unbound call.
-    Otherwise ``reason`` says why and ``alternatives`` lists the nearest open starts (in ``tz``).
-    """
-    cap = state.capability(capability_id)
-    start = require_aware(start, "start")
-    if start.second or start.microsecond:
-        raise ProblemError("start", "must be on a whole minute")
-    end = start + timedelta(minutes=cap.call_minutes)
-    if start < state.now + cap.min_notice or start >= state.now + cap.horizon:
-        reason = Reason(
-            "outside_booking_window",
-            f"{cap.id} can be booked from {cap.min_notice} to {cap.horizon} ahead",
-        )
-        return _refuse(state, cap, start, reason, tz, alternatives)
-    idx = index_of(state, end + timedelta(minutes=cap.buffer_minutes))
-    if idx.qual[cap.id].size == 0:
-        return BookingResult(None, None, _no_qualified(cap))
-    call_id = new_call_id(idx, cap, start, call_id)
-    call = Call(call_id, cap.id, start, end, ticket_id=ticket_id, owner_agent=owner_agent)
-    k = idx._push(call)
-    if idx.admit(k):
-        idx.commit()
-        new = state._derive(calls=(*state.calls, call))
-        hand_over(state, new, idx)
-        return BookingResult(call, new)
-    idx.rollback(0)
-    reason = idx.why_not(cap.id, idx.occ_s[k], idx.occ_e[k])
-    idx._pop()
-    return _refuse(state, cap, start, reason, tz, alternatives)
-
-
-def new_call_id(idx: BookingIndex, cap: Capability, start: datetime, call_id: str | None) -> str:
-    """``call_id`` if it is free (else a 422 naming it), or a fresh ``cap@start[#n]`` id."""
-    if call_id is not None:
-        if call_id in idx.call_pos:
-            raise ProblemError("call_id", f"duplicate call id {call_id!r}")
-        return call_id
-    base = f"{cap.id}@{start.strftime('%Y%m%dT%H%MZ')}"
-    call_id, n = base, 1
-    while call_id in idx.call_pos:
-        n += 1
-        call_id = f"{base}#{n}"
-    return call_id
-
-
-def _refuse(
-    state: BookingState, cap: Capability, start: datetime, reason: Reason, tz: str | tzinfo, n: int
-) -> BookingResult:
-    alts: tuple[Slot, ...] = ()
-    if n > 0:
-        around = find_slots(state, cap.id, start - timedelta(days=1), start + timedelta(days=1), tz)
-        alts = tuple(sorted(around.slots, key=lambda s: (abs(s.start - start), s.start))[:n])
-    return BookingResult(None, None, reason, alts)
-
-
-# --- an independent check of any cover -------------------------------------------------------
-
-
-def _merged(intervals: Sequence[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
-    out: list[tuple[datetime, datetime]] = []
-    for s, e in sorted(intervals):
-        if out and s <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], e))
-        else:
-            out.append((s, e))
-    return out
-
-
-def validate_calls(state: BookingState, cover: Mapping[str, str | None]) -> list[str]:
-    """Every way ``cover`` (call id -> agent id) breaks the booking rules; [] means valid.
-
-    Written from the rules, not from the engine's grid: datetimes and intervals only. Calls that
-    are over are ignored; a call in progress is checked from ``now``. Bound calls must be covered
-    by their bound agent.
-    """
-    problems: list[str] = []
-    caps = {c.id: c for c in state.capabilities}
-    agents = {a.id: a for a in state.agents}
-    held: dict[str, list[tuple[datetime, datetime, str]]] = {}
-    live = [c for c in state.calls if c.end > state.now]
-    for call in live:
-        cap = caps[call.capability_id]
-        who = cover.get(call.id)
-        if who is None:
-            problems.append(f"{call.id}: nobody covers it")
-            continue
-        if call.bound_agent is not None and who != call.bound_agent:
-            problems.append(f"{call.id}: bound to {call.bound_agent} but covered by {who}")
-        agent = agents.get(who)
-        if agent is None:
-            problems.append(f"{call.id}: unknown agent {who}")
-            continue
-        start = max(call.start, state.now)
-        end = call.end + timedelta(minutes=cap.buffer_minutes)
-        if agent.status is not AgentStatus.AVAILABLE:
-            problems.append(f"{call.id}: {who} is {agent.status.value}")
-        if not agent.qualifies(cap.requirements):
-            problems.append(f"{call.id}: {who} lacks {dict(cap.requirements)}")
-        shifts = _merged([(s.start, s.end) for s in agent.shifts])
-        if not any(s <= start and end <= e for s, e in shifts):
-            problems.append(f"{call.id}: {who} is not on shift for the whole call and buffer")
-        if any(b.start < end and start < b.end for b in agent.busy):
-            problems.append(f"{call.id}: {who} is busy in their calendar")
-        held.setdefault(who, []).append((start, end, call.id))
-    for who, spans in held.items():
-        spans.sort()
-        for (_s1, e1, c1), (s2, _e2, c2) in itertools.pairwise(spans):
-            if s2 < e1:
-                problems.append(f"{who}: calls {c1} and {c2} overlap (with buffer)")
-    problems.extend(_reserve_problems(state, held))
-    return problems
-
-
-def _reserve_problems(
-    state: BookingState, held: Mapping[str, list[tuple[datetime, datetime, str]]]
-) -> list[str]:
-    shares = team_reserves(state)
-    out: list[str] = []
-    by_team: dict[str, list[Any]] = {}
-    for agent in state.agents:
-        by_team.setdefault(agent.team, []).append(agent)
-    for team, members in by_team.items():
-        share = shares.get(team, 0.0)
-        spans = [(s, e) for m in members for s, e, _c in held.get(m.id, [])]
-        if share <= 0 or not spans:
-            continue  # distinct agents per moment already bound calls by headcount
-        points: set[datetime] = set()
-        for s, e in spans:
-            points.update((s, e))
-        for m in members:
-            for iv in (*m.shifts, *m.busy):
-                points.update((iv.start, iv.end))
-        pts = sorted(points)
-        for a, b in itertools.pairwise(pts):
-            if b <= state.now:
-                continue
-            t = a + (b - a) / 2
-            calls = sum(1 for s, e in spans if s <= t < e)
-            if not calls:
-                continue
-            head = sum(
-                1
-                for m in members
-                if m.status is AgentStatus.AVAILABLE and m.on_shift(t) and not m.busy_at(t)
-            )
-            if calls > reserve_cap(head, share):
-                out.append(
-                    f"team {team}: {calls} calls at {a.isoformat()} exceed "
-                    f"{reserve_cap(head, share)} allowed by its {share:.0%} reserve"
-                )
-    return out
