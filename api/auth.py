@@ -6,12 +6,12 @@ nothing to brute-force, so a slow password hash would only cost latency on every
 Every request authenticates, so valid keys are cached in the process for
 :data:`AUTH_CACHE_SECONDS` (:class:`PrincipalCache`): the hot path pays a dictionary lookup instead
 of a database round trip. Revocation latency: a key revoked through this process stops working
-at once (:func:`api.services.api_keys.revoke` forgets it, again after its commit); in *other*
+at once (:func:`api.keys.service.revoke` forgets it, again after its commit); in *other*
 service processes it keeps working for at most :data:`AUTH_CACHE_SECONDS`. Unknown or revoked
 keys are never cached.
 
-Below the HTTP edge (:mod:`api.deps`, the gate, rate limits, idempotency) and the keys' own
-service (:mod:`api.services.api_keys`, which mints and revokes them): both use it, it uses
+Below the HTTP edge (:mod:`api.http.deps`, the gate, rate limits, idempotency) and the keys' own
+service (:mod:`api.keys.service`, which mints and revokes them): both use it, it uses
 neither.
 """
 

@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_service_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """``db``, ``serve``, ``tenant`` and ``housekeeping``: implemented lazily in
-    :mod:`api.commands` (``worker`` in :mod:`api.jobs.command`)."""
+    :mod:`api.commands` (``worker`` in :mod:`api.worker`)."""
 
     def run(name: str) -> object:
         def call(args: argparse.Namespace) -> int:
@@ -164,7 +164,7 @@ def _add_service_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from api.jobs.command import run_worker
+    from api.worker import run_worker
 
     return run_worker(args)
 

@@ -47,7 +47,7 @@ def db_downgrade(args: argparse.Namespace) -> int:
 
 def tenant_create(args: argparse.Namespace) -> int:
     from api.db.engine import make_engine, make_session_factory
-    from api.services import tenants
+    from api.keys import tenants
 
     settings = _settings(args)
     engine = make_engine(settings)

@@ -2,7 +2,7 @@
 
 Agent status and skill kind are the solver's own enums (one meaning everywhere); ticket
 priority and status are the helpdesk's words, mapped to the solver's ``Priority`` in
-``services/mapping.py``.
+``mapping.py``.
 """
 
 from __future__ import annotations

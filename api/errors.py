@@ -12,7 +12,7 @@ Services raise these; routes never build error responses themselves and nothing 
      │    └── IdempotencyUnreadable  its stored response can no longer be decrypted
      ├── Unauthenticated    401  missing, malformed, unknown or revoked API key
      ├── Forbidden          403  the key lacks the scope (for the caller's own tenant only)
-     ├── PayloadTooLarge    413  the request body is longer than its route's limit (api/gate.py)
+     ├── PayloadTooLarge    413  the request body is longer than its route's limit (http/gate.py)
      ├── TooManyRequests    429  the tenant's rate limit or solve cap; says when to retry
      ├── Overloaded         503  a shared resource (the solve pool) is full; says when to retry
      └── Unavailable        503  the database cannot serve now (with Retry-After)
@@ -153,7 +153,7 @@ class Forbidden(ServiceError):
 
 class _RetryLater(ServiceError):
     """An answer that says when to come back: ``Retry-After`` in whole seconds (at least 1),
-    plus whatever else the limit advertises (the ``RateLimit`` fields, api/ratelimit.py)."""
+    plus whatever else the limit advertises (the ``RateLimit`` fields, api/http/ratelimit.py)."""
 
     def __init__(self, detail: str, *, retry_after: int, headers: dict[str, str] | None = None):
         super().__init__(detail)

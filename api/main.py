@@ -15,14 +15,15 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from api import errors, gate, idempotency_keys, metrics, ratelimit
+from api import errors
 from api.db.engine import make_engine, make_session_factory, writer_engine
-from api.deps import Clock
-from api.idempotency import IdempotencyMiddleware, Replay, replay_response
+from api.http import gate, links, metrics, ratelimit
+from api.http.deps import Clock
+from api.idempotency import keys as idempotency_keys
+from api.idempotency.middleware import IdempotencyMiddleware, Replay, replay_response
 from api.jobs import runtime as jobs_runtime
-from api.schemas import links
 from api.settings import Environment, Settings
-from api.solve_pool import SolvePool
+from api.solve.pool import SolvePool
 
 API_TITLE = "Switchboard"
 API_DESCRIPTION = (
@@ -42,7 +43,7 @@ IDEMPOTENCY_PARAMETER: dict[str, Any] = {
         "running a 409. Keys are per API key: another key's requests never see them. Printable "
         "ASCII, at most 255 characters (a UUID is a good key)."
     ),
-    # Exactly what the server accepts (api.idempotency_keys: one definition for both).
+    # Exactly what the server accepts (api.idempotency.keys: one definition for both).
     "schema": {
         "type": "string",
         "minLength": 1,
@@ -65,7 +66,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         engine = make_engine(settings)
         app.state.engine = engine
         app.state.write_engine = writer_engine(engine)
-        # Keys cached in this process are valid for this database only (api.deps).
+        # Keys cached in this process are valid for this database only (api.http.deps).
         app.state.auth_cache_scope = engine.url.render_as_string(hide_password=True)
         app.state.session_factory = make_session_factory(engine)
         from api.webhooks.delivery import start_background
@@ -74,7 +75,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         from api import wiring
 
         jobs_runtime.start(app, wiring.job_handlers(), on_finish=app.state.metrics.job_finished)
-        # Per-tenant rate limits and the bounded solve pool (api/ratelimit.py, api/solve_pool.py).
+        # Per-tenant rate limits and the bounded solve pool (api/http/ratelimit.py,
+        # api/solve/pool.py).
         app.state.rate_limiter = ratelimit.build(settings, app.state.clock)
         app.state.solve_pool = SolvePool.from_settings(settings)
         app.state.solve_pool.warm()
@@ -109,7 +111,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.add_exception_handler(Replay, replay_response)
     app.add_middleware(IdempotencyMiddleware)
     # Outside the idempotency middleware: a tenant over its rate is refused before any body
-    # is read (api/ratelimit.py).
+    # is read (api/http/ratelimit.py).
     app.add_middleware(ratelimit.RateLimitMiddleware)
     gate.install(app)  # outside both: the key and the body's size before anything reads a body
     _wire(app)
@@ -138,7 +140,7 @@ def _document_openapi(app: FastAPI) -> None:
                     content = response.get("content", {})
                     if str(status)[:1] in "45" and "application/json" in content:
                         content[errors.PROBLEM_JSON] = content.pop("application/json")
-        links.add_links(schema)  # create -> read/update/delete/use flows (api/schemas/links.py)
+        links.add_links(schema)  # create -> read/update/delete/use flows (api/http/links.py)
         app.openapi_schema = schema
         return schema
 
@@ -146,23 +148,21 @@ def _document_openapi(app: FastAPI) -> None:
 
 
 def _include_routers(app: FastAPI) -> None:
-    from api.routes import (
-        agents,
-        api_keys,
-        assignment,
-        bookings,
-        capabilities,
-        health,
-        intervals,
-        jobs,
-        kpis,
-        skills,
-        solve,
-        teams,
-        tickets,
-        webhooks,
-    )
-    from api.services import bookings as booking_service
+    from api.assignment import routes as assignment
+    from api.bookings import routes as bookings
+    from api.bookings import service as booking_service
+    from api.jobs import routes as jobs
+    from api.keys import routes as api_keys
+    from api.kpis import routes as kpis
+    from api.ops import routes as health
+    from api.org.agents import routes as agents
+    from api.org.capabilities import routes as capabilities
+    from api.org.intervals import routes as intervals
+    from api.org.skills import routes as skills
+    from api.org.teams import routes as teams
+    from api.solve import routes as solve
+    from api.tickets import routes as tickets
+    from api.webhooks import routes as webhooks
 
     # The assignment routes first: FastAPI matches a request against the routes in order (a
     # regex each), and POST /v1/tickets/{id}/assign is the hot path — 60th of 75, matching was

@@ -16,23 +16,21 @@ from sqlalchemy.orm import Session
 
 from api.db.engine import make_engine, make_session_factory
 from api.enums import Scope, SkillKind, TicketPriority
-from api.schemas.agents import AgentCreate
-from api.schemas.capabilities import CapabilityCreate
-from api.schemas.intervals import BusyCreate, ShiftCreate
-from api.schemas.skills import SkillCreate
-from api.schemas.teams import TeamCreate
-from api.schemas.tickets import TicketIn
-from api.services import (
-    agents,
-    api_keys,
-    capabilities,
-    skills,
-    teams,
-    tenants,
-    tickets,
-)
-from api.services.intervals import busy, shifts
+from api.keys import service as api_keys
+from api.keys import tenants
+from api.org.agents import service as agents
+from api.org.agents.schemas import AgentCreate
+from api.org.capabilities import service as capabilities
+from api.org.capabilities.schemas import CapabilityCreate
+from api.org.intervals.schemas import BusyCreate, ShiftCreate
+from api.org.intervals.service import busy, shifts
+from api.org.skills import service as skills
+from api.org.skills.schemas import SkillCreate
+from api.org.teams import service as teams
+from api.org.teams.schemas import TeamCreate
 from api.settings import Settings
+from api.tickets import service as tickets
+from api.tickets.schemas import TicketIn
 
 SKILLS = [
     ("billing", "Billing", SkillKind.SKILL),

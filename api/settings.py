@@ -86,7 +86,7 @@ class Settings(BaseSettings):
     # Delivered/failed deliveries (and their events and attempt log) are kept this long.
     webhook_retention_days: int = Field(default=30, ge=1)
 
-    # --- Per-tenant rate limits and the solve pool (api/ratelimit.py, api/solve_pool.py) ---
+    # --- Per-tenant rate limits and the solve pool (api/http/ratelimit.py, api/solve/pool.py) ---
     # A token bucket per tenant: rate_limit_per_second tokens a second, holding at most
     # rate_limit_burst; one request takes one. None = on, except in the test environment
     # (tests that limit turn it on). The defaults only stop floods: one tenant's assignment
@@ -115,10 +115,10 @@ class Settings(BaseSettings):
     solve_max_per_tenant: int = Field(default=2, ge=1, le=64)
     solve_executor: Literal["process", "thread"] | None = None
 
-    # Request body limits (api/gate.py), in bytes; a longer body is a 413 before it is read.
+    # Request body limits (api/http/gate.py), in bytes; a longer body is a 413 before it is read.
     # Plain writes carry one object; imports carry up to ``bulk_max_rows`` rows as JSON or CSV.
     # A solve carries a whole problem: one at ``solve_max_agents`` x ``solve_max_tickets`` with
-    # the usual fields is ~9.5 MB of JSON (tests/api/test_gate.py), so 16 MiB admits it.
+    # the usual fields is ~9.5 MB of JSON (tests/api/http/test_gate.py), so 16 MiB admits it.
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
     max_import_body_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
     max_solve_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1)

@@ -1,7 +1,7 @@
 """The composition root: what the service is made of, put together in one place.
 
 Use-case modules never register themselves: this module (called by ``create_app`` in
-:mod:`api.main` and by the worker command, :mod:`api.jobs.command`) says which handler runs
+:mod:`api.main` and by the worker command, :mod:`api.worker`) says which handler runs
 which kind of job, who listens to organisation changes, and which per-process caches an app
 holds. Imported lazily by both: the handlers pull in the solver.
 """
@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from api import org_version
+from api.assignment import service as assignment
+from api.assignment.cache import RealtimeCache
+from api.bookings import service as bookings
+from api.bookings.cache import BookingCache
 from api.jobs.worker import Handler
-from api.services import assignment, bookings, org_version
-from api.services.booking_cache import BookingCache
-from api.services.realtime_cache import RealtimeCache
 
 
 def job_handlers() -> dict[str, Handler]:

@@ -13,7 +13,7 @@ then measures from this process with the lean keep-alive client (``benchmarks.lo
 - **slots, warm**: ``GET /v1/capabilities/{id}/slots`` (the customer-facing hot path; one
   capability, the coming week, a customer in Europe/Berlin), closed loop at 1 and 8 clients for
   ``--duration`` seconds each. Each run starts right after an organisation change and one
-  priming query, so the per-tenant cache (:mod:`api.services.booking_cache`) was built at a
+  priming query, so the per-tenant cache (:mod:`api.bookings.cache`) was built at a
   known moment and its 60 s wall-time backstop cannot fire inside a run shorter than that
   (with ``--workers N`` each worker has its own cache: 4N priming queries on as many
   connections usually reach them all, which the kernel's balancing does not promise);
@@ -61,8 +61,9 @@ from rich.table import Table
 
 from api.db.engine import make_engine, make_session_factory
 from api.enums import Scope
-from api.schemas.capabilities import CapabilityCreate
-from api.services import api_keys, capabilities
+from api.keys import service as api_keys
+from api.org.capabilities import service as capabilities
+from api.org.capabilities.schemas import CapabilityCreate
 from api.settings import Environment, Settings
 from benchmarks.harness import seed
 from benchmarks.harness.cli import backend_list, ints

@@ -33,8 +33,8 @@ from sqlalchemy.engine import make_url
 
 from api.db import migrate
 from api.db.engine import make_engine, make_session_factory
+from api.keys import tenants
 from api.main import create_app
-from api.services import tenants
 from api.settings import Environment, Settings
 from tests.api.conftest import PgSchema, pg_base_url, pg_unavailable
 from tests.tcp_proxy import TcpProxy

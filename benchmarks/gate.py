@@ -33,7 +33,7 @@ from pathlib import Path
 
 from api.db import migrate
 from api.db.engine import make_engine, make_session_factory
-from api.services import tenants
+from api.keys import tenants
 from api.settings import Environment, Settings
 from benchmarks.harness import server
 from benchmarks.harness.databases import sqlite_url

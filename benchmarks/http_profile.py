@@ -10,9 +10,9 @@ pool's queue or the GIL itself is not counted as working). Each load is warmed u
 second before sampling starts (first-request imports and caches are not what is measured).
 
 Each sample is attributed to the innermost frame that belongs to a known part, walking from
-the leaf towards the root: the gate (``api/gate.py``, ``api/json_depth.py``), the rate limiter
-(``api/ratelimit.py`` and pyrate_limiter), the idempotency middleware, metrics
-(``api/metrics.py`` and prometheus_client), FastAPI/Starlette (routing, dependencies,
+the leaf towards the root: the gate (``api/http/gate.py``, ``api/common/json_depth.py``), the
+rate limiter (``api/http/ratelimit.py`` and pyrate_limiter), the idempotency middleware, metrics
+(``api/http/metrics.py`` and prometheus_client), FastAPI/Starlette (routing, dependencies,
 validation, serialization: ``fastapi``, ``starlette``, ``pydantic``), the route and its services
 (the rest of ``api/``, ``solver/``), the database (SQLAlchemy and the driver), and the server
 (uvicorn, httptools, uvloop/asyncio, anyio's thread hand-off). A sample whose leaf is in the
@@ -49,12 +49,14 @@ from benchmarks.harness.routes import BASELINE_PATH
 from benchmarks.harness.seed import TEAM_IDS, prepare, reset_assignments
 from benchmarks.harness.server import serve
 
-# (part, pattern on a frame's file name); the first match wins for a frame.
+# (part, pattern on a frame's file name); the first match wins for a frame. Each names the
+# module's place in this tree and, after "|", in trees before issue 9 (api/ by use case), so a
+# profile of an older checkout is read the same way.
 PARTS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("gate", re.compile(r"api/(gate|json_depth)\.py")),
-    ("rate limiter", re.compile(r"api/ratelimit\.py|pyrate_limiter/")),
-    ("idempotency", re.compile(r"api/idempotency(_keys)?\.py")),
-    ("metrics", re.compile(r"api/metrics\.py|prometheus_client/")),
+    ("gate", re.compile(r"api/http/gate\.py|api/common/json_depth\.py|api/(gate|json_depth)\.py")),
+    ("rate limiter", re.compile(r"api/http/ratelimit\.py|api/ratelimit\.py|pyrate_limiter/")),
+    ("idempotency", re.compile(r"api/idempotency/|api/idempotency(_keys)?\.py")),
+    ("metrics", re.compile(r"api/http/metrics\.py|api/metrics\.py|prometheus_client/")),
     ("database", re.compile(r"sqlalchemy/|psycopg|sqlite3/|api/db/")),
     ("route + services", re.compile(r"(^|/)(api|solver)/")),
     ("FastAPI/Starlette", re.compile(r"fastapi/|starlette/|pydantic")),

@@ -64,8 +64,9 @@ from api.db.models import (
     Team,
 )
 from api.enums import Scope
+from api.keys import service as api_keys
+from api.keys import tenants
 from api.main import create_app
-from api.services import api_keys, tenants
 from api.settings import Environment, Settings
 from benchmarks.harness.cli import backend_list
 from benchmarks.harness.databases import PG_SERVER_URL, connect

@@ -273,7 +273,7 @@ def run_phase(
 
 def limiter_cost(n: int) -> dict[str, float]:
     """Microseconds per rate-limit check, in-process: memory, and Redis when it answers."""
-    from api.ratelimit import RateLimiter
+    from api.http.ratelimit import RateLimiter
 
     async def per_check(limiter: RateLimiter) -> float:
         await limiter.admit("warm-up")

@@ -327,9 +327,9 @@ def run(
     )
     print(_row("commit", _percentiles(commits)))
 
-    # The service's cached path (api.services.realtime_cache.with_loads): a cached index
+    # The service's cached path (api.assignment.cache.with_loads): a cached index
     # overlaid with the loads read for this request, at a later moment, once per request.
-    from api.services.realtime_cache import with_loads
+    from api.assignment.cache import with_loads
 
     held = {a.id: (i % 3, 15 * (i % 5)) for i, a in enumerate(problem.agents)}
     overlays: list[int] = []

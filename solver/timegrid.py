@@ -7,7 +7,7 @@ datetimes are refused, never guessed.
 Every datetime the solver accepts lies in ``[EARLIEST, LATEST]``: far enough from datetime's own
 limits (years 1 and 9999) that converting to UTC and adding a horizon, a day of grid or a week
 of slots cannot overflow, and wide enough for any real schedule. The service documents and
-enforces the same range at its edge (``api/schemas/common.py`` imports it from here).
+enforces the same range at its edge (``api/common/schemas.py`` imports it from here).
 """
 
 from __future__ import annotations

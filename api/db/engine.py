@@ -190,9 +190,10 @@ class UnitSession(Session):
     """A session whose ``commit()`` can be held back until the request's answer is known.
 
     A POST with an ``Idempotency-Key`` must store its response in the same transaction as its
-    work (:mod:`api.idempotency`), but routes commit before their response is written. While
-    ``hold_commit`` is set, ``commit()`` only flushes — constraint violations still surface at
-    the route's commit, where the route handles them — and notes that a commit was asked for
+    work (:mod:`api.idempotency.middleware`), but routes commit before their response is
+    written. While ``hold_commit`` is set, ``commit()`` only flushes — constraint violations
+    still surface at the route's commit, where the route handles them — and notes that a
+    commit was asked for
     (``commit_held``); the owner of the request then adds the response and commits for real
     with :meth:`commit_now`. Every other session commits as usual.
     """

@@ -329,7 +329,7 @@ class IdempotencyRecord(Base):
     the same API key.
 
     ``status_code`` is NULL while the first request is still running; it is set in the same
-    transaction as the work the response describes (:mod:`api.idempotency`).
+    transaction as the work the response describes (:mod:`api.idempotency.middleware`).
     """
 
     __tablename__ = "idempotency_keys"
@@ -401,7 +401,7 @@ class Call(Base):
 
 class OrgVersion(Base):
     """How many times a tenant's organisation changed: the validity key of every cache built
-    from it (:mod:`api.services.org_version`)."""
+    from it (:mod:`api.org_version`)."""
 
     __tablename__ = "org_versions"
 

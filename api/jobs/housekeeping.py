@@ -5,7 +5,7 @@ retry with the same key runs as a new request anyway, so the stored response is 
 (Webhook events and deliveries past their retention are purged by the webhook deliverer.)
 
 Two ways to run it, both safe from any number of processes at once (deletes are idempotent and
-batched; see :func:`api.services.idempotency.purge_expired`):
+batched; see :func:`api.idempotency.service.purge_expired`):
 
 - every job worker — the service's background thread in each server process, and
   ``switchboard worker`` — runs a pass every ``housekeeping_interval_seconds`` (0: never);
@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.services import idempotency
+from api.idempotency import service as idempotency
 from api.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -28,10 +28,10 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.db.jobs import Job, JobStatus
 from api.db.locks import begin_write
 from api.db.results import affected_rows
 from api.errors import Conflict, NotFound
-from api.jobs.models import Job, JobStatus
 
 MAX_ERROR_CHARS = 2000
 

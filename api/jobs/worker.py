@@ -43,10 +43,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.db.jobs import Job, JobStatus
 from api.db.outage import Backoff, ThrottledLog, classify
 from api.errors import ServiceError
 from api.jobs import queue
-from api.jobs.models import Job, JobStatus
 from solver.errors import ProblemError
 
 log = logging.getLogger(__name__)

@@ -54,16 +54,16 @@ from standardwebhooks import Webhook
 from api.db.locks import begin_write
 from api.db.outage import Backoff, ThrottledLog, classify
 from api.db.results import affected_rows
-from api.services.events import new_id
-from api.settings import Environment, Settings
-from api.webhooks import secrets
-from api.webhooks.models import (
+from api.db.webhooks import (
     DeliveryStatus,
     WebhookAttempt,
     WebhookDelivery,
     WebhookEvent,
     WebhookSubscription,
 )
+from api.events import new_id
+from api.settings import Environment, Settings
+from api.webhooks import secrets
 from api.webhooks.urls import Resolver, UrlRejected, check_url, system_resolver
 
 log = logging.getLogger(__name__)

@@ -13,20 +13,20 @@ from datetime import datetime
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from api.common import service as common
 from api.db.results import affected_rows
-from api.errors import Conflict, InvalidInput, NotFound
-from api.schemas.webhooks import WebhookCreate, WebhookUpdate
-from api.services import common
-from api.services.events import new_id
-from api.settings import Settings
-from api.webhooks import secrets
-from api.webhooks.models import (
+from api.db.webhooks import (
     DeliveryStatus,
     WebhookAttempt,
     WebhookDelivery,
     WebhookEvent,
     WebhookSubscription,
 )
+from api.errors import Conflict, InvalidInput, NotFound
+from api.events import new_id
+from api.settings import Settings
+from api.webhooks import secrets
+from api.webhooks.schemas import WebhookCreate, WebhookUpdate
 from api.webhooks.urls import Resolver, UrlRejected, check_url
 
 WHAT = "webhook"

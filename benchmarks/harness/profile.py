@@ -37,10 +37,10 @@ def profile_assign(
     from pyinstrument import Profiler
     from sqlalchemy import event
 
+    from api.assignment import service as assignment
+    from api.assignment.cache import RealtimeCache
+    from api.assignment.routes import assignment_json
     from api.main import create_app
-    from api.routes.assignment import assignment_json
-    from api.services import assignment
-    from api.services.realtime_cache import RealtimeCache
 
     now = datetime.now(UTC)
     url, seeded = prepare(

@@ -16,14 +16,19 @@ from api.db import migrate
 from api.db.engine import make_engine, make_session_factory
 from api.db.models import Ticket
 from api.enums import Scope, SkillKind, TicketPriority, TicketStatus
-from api.schemas.agents import AgentCreate
-from api.schemas.intervals import ShiftCreate
-from api.schemas.skills import SkillCreate
-from api.schemas.teams import TeamCreate
-from api.schemas.tickets import TicketIn
-from api.services import agents, api_keys, skills, teams, tenants, tickets
-from api.services.intervals import shifts
+from api.keys import service as api_keys
+from api.keys import tenants
+from api.org.agents import service as agents
+from api.org.agents.schemas import AgentCreate
+from api.org.intervals.schemas import ShiftCreate
+from api.org.intervals.service import shifts
+from api.org.skills import service as skills
+from api.org.skills.schemas import SkillCreate
+from api.org.teams import service as teams
+from api.org.teams.schemas import TeamCreate
 from api.settings import Environment, Settings
+from api.tickets import service as tickets
+from api.tickets.schemas import TicketIn
 from benchmarks.harness.databases import PG_BENCH_DB, reset_postgres, sqlite_url
 
 PRODUCTS = ("billing", "technical", "integrations", "mobile", "security", "reporting")

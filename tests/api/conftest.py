@@ -31,8 +31,8 @@ from sqlalchemy.engine import make_url
 
 from api.db import migrate
 from api.db.engine import make_engine, make_session_factory
+from api.keys import tenants
 from api.main import create_app
-from api.services import tenants
 from api.settings import Environment, Settings
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/switchboard_test"

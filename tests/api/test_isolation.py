@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
+from tests.api.bookings.test_bookings import BERLIN_10, TICKET, book, call_events, slots
+from tests.api.bookings.test_bookings import org as booking_org
 from tests.api.conftest import As, TenantCtx, assert_problem
-from tests.api.test_bookings import BERLIN_10, TICKET, book, call_events, slots
-from tests.api.test_bookings import org as booking_org
 
 MON = "2026-03-02"
 

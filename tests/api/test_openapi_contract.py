@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from api.common.schemas import Patch
 from api.main import create_app
-from api.schemas.common import Patch
 from api.settings import Environment, Settings
 from tests.api.conftest import As, assert_problem
 
@@ -102,7 +102,7 @@ def test_patch_models_refuse_null_when_built_in_python() -> None:
     # route's.
     from pydantic import ValidationError
 
-    from api.schemas.agents import AgentUpdate
+    from api.org.agents.schemas import AgentUpdate
 
     with pytest.raises(ValidationError, match="may be omitted but not null"):
         AgentUpdate(capacity=None)
@@ -148,7 +148,7 @@ def test_every_link_names_an_operation_and_its_parameters() -> None:
                     assert set(link.get("parameters", {})) <= params, (name, link)
                     if "requestBody" in link:
                         assert "requestBody" in target, (name, link)
-    from api.schemas.links import LINKS
+    from api.http.links import LINKS
 
     assert found == len(LINKS)
 
@@ -174,7 +174,7 @@ def test_the_main_flows_are_linked() -> None:
 
 
 def test_a_link_to_a_route_that_is_gone_fails_the_build() -> None:
-    from api.schemas.links import Link, add_links
+    from api.http.links import Link, add_links
 
     stale = Link("Gone", "POST /v1/agents", "201", "GET /v1/nowhere/{x}", "gone", {"x": "$x"})
     with pytest.raises(LookupError, match="/v1/nowhere"):

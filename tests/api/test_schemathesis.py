@@ -11,7 +11,7 @@ ASGI app built by ``create_app``. Every response must:
 - carry a documented content type (``content_type_conformance``).
 
 Then a stateful run (``test_api_flows_follow_its_openapi_links``): schemathesis builds a state
-machine from the document's OpenAPI links (api/schemas/links.py) and walks scenarios such as
+machine from the document's OpenAPI links (api/http/links.py) and walks scenarios such as
 POST /v1/teams -> POST /v1/agents in that team -> PATCH / GET / DELETE that agent, or PUT a
 ticket -> assign it -> read its history, with the same checks on every step plus two about
 state: an object just created is not a 404 when a link leads to it

@@ -63,11 +63,12 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import Engine, select
 
+from api import events
+from api.assignment import service as assignment
+from api.bookings import service as booking_service
 from api.db.engine import make_session_factory
 from api.db.models import Call, CallStatus
 from api.errors import Conflict
-from api.services import assignment, events
-from api.services import bookings as booking_service
 from solver.slots import validate_calls, witness
 from tests.api.conftest import T0, As, FakeClock, make_tenant, truncate_all
 
@@ -185,7 +186,7 @@ TICKET_BODIES = st.builds(
 
 
 class CountingIds:
-    """Stands in for ``secrets`` in :mod:`api.services.events`: event, call and job-run ids end
+    """Stands in for ``secrets`` in :mod:`api.events`: event, call and job-run ids end
     in a counter instead of random hex. Ids sort by creation time, and calls booked in the same
     (fake) millisecond are ordered by id, so the engine's witness (and thereby which starts it
     can offer) depends on that tie-break; with random suffixes the same steps could offer

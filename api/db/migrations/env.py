@@ -10,10 +10,10 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
+import api.assignment.cache  # org_versions
+import api.db.jobs  # the jobs table
 import api.db.models  # registers every table on Base.metadata
-import api.jobs.models  # the jobs table
-import api.services.realtime_cache  # org_versions
-import api.webhooks.models  # noqa: F401  (the webhook outbox tables)
+import api.db.webhooks  # noqa: F401  (the webhook outbox tables)
 from api.db.base import Base
 from api.db.engine import make_engine
 from api.settings import Settings

@@ -1,0 +1,3 @@
+"""Assignment: one ticket now (the real-time index), escalation, reroute, and the queue re-
+optimized as a job.
+"""

@@ -1,0 +1,1 @@
+"""Capability-based live calls: slots, bookings, and the just-in-time binding of an agent."""

@@ -1,0 +1,111 @@
+"""A per-tenant cache of what the booking engine knows of the organisation, kept correct by the
+organisation version of :mod:`api.org_version`.
+
+Answering a slot query or deciding a booking needs the engine's state: every agent with skills,
+shifts and busy time, the capabilities, and the booked calls. Reading the agents and turning
+their working time into the engine's availability grid (:func:`solver.slots.org_index`) was
+most of a slot query's time (tens of milliseconds for 200 agents) and changes rarely; the calls
+change with every booking. So the organisation part is cached per tenant, and each request
+reads the capabilities and the live calls and places the calls on a copy of the cached grid
+(:func:`solver.slots.index_from`, which gives exactly the index a fresh build would).
+
+An entry is used only when all of these hold, else it is rebuilt (once per tenant at a time:
+requests arriving together wait for one build):
+
+- **the organisation version matches**, read from ``org_versions`` in the request's own
+  transaction — for booking, cancelling, binding and rebalancing *inside the tenant lock*. Every
+  ORM flush that changes an agent, an agent's skills, a shift, a busy interval, a skill or a
+  team bumps it in the same transaction, and so does a bulk import of them
+  (:mod:`api.org_version`), so a change committed by any process is seen by the next
+  request of every process. The version is read before the
+  organisation when building, so an entry is never labelled newer than what it holds;
+- **the capabilities equal** the ones read in this transaction (capabilities are not part of
+  the organisation version; they are few, and read on every request anyway);
+- **the shifts and busy time it holds reach far enough** for this moment
+  (:func:`api.solver_input.booking_reach`), and the moment is not before it was built;
+- **it is younger than** ``max_wall_seconds`` of wall time: a backstop for writes that bypass
+  the ORM, as in the real-time cache.
+
+A transaction that has itself changed the organisation (not yet committed) builds from what it
+sees and caches nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from api import solver_input
+from api.org_version import VersionedCache
+from solver.capability import BookingState, Capability
+from solver.problem import Agent
+from solver.slots import BookingIndex, org_index
+
+# How much further than needed a build reads shifts and busy time, so the entry stays usable as
+# the clock moves on (an entry lives at most max_wall_seconds anyway).
+REACH_SLACK = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class BookingOrg:
+    """The organisation as the booking engine sees it: ``agents`` (shifts and busy time read up
+    to ``reach``), the ``capabilities`` it was built with, and ``base``, the engine's index of
+    them without calls (None when not cached: the engine builds its index as usual)."""
+
+    agents: tuple[Agent, ...]
+    capabilities: tuple[Capability, ...]
+    reach: datetime
+    built_at: datetime
+    base: BookingIndex | None = None
+
+
+class BookingCache(VersionedCache[BookingOrg]):
+    """Tenant -> (organisation version, :class:`BookingOrg`); bounded by ``max_tenants`` (an
+    entry of 200 agents and a two-week horizon holds a few MB of grid)."""
+
+    def __init__(self, *, max_wall_seconds: float = 60.0, max_tenants: int = 32) -> None:
+        super().__init__(max_wall_seconds=max_wall_seconds, max_tenants=max_tenants)
+
+
+def usable(
+    org: BookingOrg, capabilities: tuple[Capability, ...], now: datetime, reach: datetime
+) -> bool:
+    """Whether ``org`` was built with these capabilities, not after ``now``, and holds shifts
+    and busy time up to ``reach``."""
+    return org.capabilities == capabilities and org.built_at <= now and reach <= org.reach
+
+
+def _build(
+    session: Session,
+    tenant_id: str,
+    now: datetime,
+    capabilities: tuple[Capability, ...],
+    reach: datetime,
+) -> BookingOrg:
+    reach = reach + REACH_SLACK
+    agents = solver_input.booking_agents(session=session, tenant_id=tenant_id, start=now, end=reach)
+    # The grid ends where the shifts read end: an index derived from it never looks further.
+    base = org_index(BookingState(now, agents, capabilities), grid_end=reach)
+    return BookingOrg(agents, capabilities, reach, now, base)
+
+
+def organisation(
+    *,
+    session: Session,
+    cache: BookingCache,
+    tenant_id: str,
+    now: datetime,
+    capabilities: tuple[Capability, ...],
+    reach: datetime,
+) -> BookingOrg:
+    """The tenant's organisation for the booking engine at ``now``, needing shifts and busy time
+    up to ``reach``: cached while the organisation version (read in ``session``'s transaction,
+    so inside the tenant lock when the caller holds it) and the capabilities hold."""
+    return cache.get_or_build(
+        session,
+        tenant_id,
+        lambda org: usable(org, capabilities, now, reach),
+        lambda: _build(session, tenant_id, now, capabilities, reach),
+    )

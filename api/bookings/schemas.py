@@ -1,0 +1,143 @@
+"""Schemas of the booking endpoints: open slots, bookings, just-in-time binding, rebalancing.
+
+Slots and alternatives are answered in the customer's time zone (ISO 8601 with its offset) and
+never name an agent. A booking names its agent only once just-in-time binding has fixed one
+(``agent``); the engine's tentative cover before that is internal and never shown.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import Field
+
+from api.common.problem import ProblemDetails
+from api.common.schemas import Id, Int, LocalTimestampIn, Number, Schema, Timestamp, TimeZone
+from api.db.models import Call, CallStatus
+from solver.slots import zone
+
+LeadMinutes = Annotated[
+    Int,
+    Field(ge=0, le=7 * 24 * 60, description="Bind calls starting within this many minutes"),
+]
+TimeLimit = Annotated[
+    Number, Field(gt=0, le=10, description="Seconds the binding optimizer may use (CP-SAT)")
+]
+
+
+class BookingReasonOut(Schema):
+    rule: str = Field(
+        description="no_qualified_agents, no_agent_working, reserve, fully_booked, "
+        "outside_booking_window, uncoverable, ..."
+    )
+    detail: str
+
+
+class SlotOut(Schema):
+    start: datetime = Field(description="In the customer's time zone, with its offset")
+    end: datetime
+
+
+class SlotsOut(Schema):
+    capability_id: str
+    tz: str
+    slots: list[SlotOut]
+    reason: BookingReasonOut | None = Field(description="Why there are none (null when there are)")
+
+
+class BookingIn(Schema):
+    capability_id: Id
+    ticket_id: Id = Field(description="The helpdesk's id of the ticket the call is for")
+    start: LocalTimestampIn = Field(
+        description="A start on the capability's slot grid in `tz`, with an offset"
+    )
+    tz: TimeZone = Field(
+        default="UTC", description="The customer's IANA time zone (slot grid, alternatives)"
+    )
+
+
+class BookingOut(Schema):
+    id: str
+    capability_id: str
+    ticket_id: str
+    status: CallStatus
+    start: Timestamp
+    end: Timestamp
+    start_local: datetime = Field(description="The start in the customer's time zone")
+    tz: str
+    agent: str | None = Field(
+        description="The agent, once just-in-time binding has named one; null before"
+    )
+    bound_at: Timestamp | None
+    at_risk: bool = Field(description="Nobody can cover the call any more: offer another time")
+    cancelled_at: Timestamp | None
+    created_at: Timestamp
+    updated_at: Timestamp
+
+    @classmethod
+    def from_row(cls, row: Call) -> BookingOut:
+        return cls(
+            id=row.id,
+            capability_id=row.capability_id,
+            ticket_id=row.ticket_id,
+            status=row.status,
+            start=row.start_at,
+            end=row.end_at,
+            start_local=row.start_at.astimezone(zone(row.timezone)),
+            tz=row.timezone,
+            agent=row.bound_agent,
+            bound_at=row.bound_at,
+            at_risk=row.at_risk_since is not None,
+            cancelled_at=row.cancelled_at,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+
+class BookingConflict(ProblemDetails):
+    """409 when the slot is no longer open: why, and the nearest open starts."""
+
+    reason: BookingReasonOut
+    alternatives: list[SlotOut]
+
+
+class BindIn(Schema):
+    lead_minutes: LeadMinutes = 120
+    time_limit_s: TimeLimit = 1.0
+
+
+class BindingOut(Schema):
+    booking_id: str
+    agent: str
+    previous_agent: str | None
+    reasons: list[BookingReasonOut]
+
+
+class AtRiskOut(Schema):
+    booking_id: str
+    previous_agent: str | None
+    reason: BookingReasonOut
+
+
+class BindOut(Schema):
+    bound: list[BindingOut] = Field(description="Calls that got (or changed) their agent")
+    at_risk: list[AtRiskOut]
+    completed: int = Field(description="Calls found over and marked completed")
+    due: int = Field(description="Calls within the lead time that needed an agent")
+    wall_seconds: float
+
+
+class RebalanceIn(BindIn):
+    """The lead time and time limit of a rebalance, as for binding."""
+
+
+class RebalanceOut(Schema):
+    rebound: list[BindingOut] = Field(
+        description="Bound calls whose agent can no longer take them, moved to another agent"
+    )
+    bound: list[BindingOut] = Field(description="Calls due within the lead time, newly bound")
+    at_risk: list[AtRiskOut] = Field(description="Calls nobody can cover any more")
+    checked: int = Field(description="Booked calls still to come that were re-checked")
+    completed: int
+    wall_seconds: float

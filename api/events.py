@@ -1,0 +1,111 @@
+"""Domain events for webhooks, written to the outbox in the caller's transaction.
+
+Call :func:`emit` inside the unit of work that makes the change, before ``session.commit()``::
+
+    events.emit(session=session, tenant_id=tid, type="ticket.assigned",
+                data={"ticket_id": t.id, "agent_id": a.id}, now=now)
+
+The event is committed (or rolled back) together with the change it describes, and nothing is
+sent inside the request: the webhook deliverer fans committed events out to the tenant's
+subscriptions and sends them later. When the tenant has no enabled subscription to ``type``,
+nothing is written, so tenants without webhooks pay one indexed read per event and no outbox
+growth.
+
+``data`` must be JSON-shaped; aware datetimes are written as ISO 8601 in UTC and enum members
+as their value, so callers can pass what they have.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import secrets
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api.db.webhooks import WebhookEvent, WebhookSubscription
+
+
+class EventType(enum.StrEnum):
+    TICKET_ASSIGNED = "ticket.assigned"
+    TICKET_REASSIGNED = "ticket.reassigned"
+    QUEUE_OPTIMIZED = "queue.optimized"
+    BOOKING_CREATED = "booking.created"
+    BOOKING_CANCELLED = "booking.cancelled"
+    BOOKING_AGENT_BOUND = "booking.agent_bound"
+    BOOKING_AT_RISK = "booking.at_risk"
+
+
+def new_id(prefix: str, now: datetime) -> str:
+    """``<prefix>_<ms since epoch, hex><random>``: unique, and sorts by creation time."""
+    millis = int(now.timestamp() * 1000)
+    return f"{prefix}_{millis:012x}{secrets.token_hex(8)}"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("naive datetime in event data")
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, enum.Enum):
+        return value.value
+    raise TypeError(f"{type(value).__name__} is not JSON serializable in event data")
+
+
+def normalize_data(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` as plain JSON values; raises TypeError/ValueError for what JSON cannot hold."""
+    out: dict[str, Any] = json.loads(json.dumps(dict(data), default=_jsonable))
+    return out
+
+
+def subscribed_types(session: Session, tenant_id: str) -> set[str]:
+    """Every event type some enabled subscription of the tenant wants (one read)."""
+    lists = session.scalars(
+        select(WebhookSubscription.event_types).where(
+            WebhookSubscription.tenant_id == tenant_id, WebhookSubscription.enabled.is_(True)
+        )
+    )
+    return {t for types in lists for t in types}
+
+
+def outbox_row(
+    tenant_id: str, type: EventType, data: Mapping[str, Any], now: datetime
+) -> dict[str, Any]:
+    """The ``webhook_events`` row of one event (``data`` as :func:`normalize_data` gives it)."""
+    return {
+        "tenant_id": tenant_id,
+        "id": new_id("evt", now),
+        "type": type.value,
+        "data": normalize_data(data),
+        "created_at": now.astimezone(UTC),
+        "dispatched_at": None,
+    }
+
+
+def emit(
+    *,
+    session: Session,
+    tenant_id: str,
+    type: str,
+    data: Mapping[str, Any],
+    now: datetime | None = None,
+) -> None:
+    """Record event ``type`` for ``tenant_id`` in the session's transaction (see module doc).
+
+    ``now`` should be the request's clock (``NowDep``) where there is one; it stamps the event.
+    An unknown ``type`` or unserializable ``data`` is a programming error (ValueError/TypeError)
+    raised here, not at delivery time.
+    """
+    event_type = EventType(type)  # ValueError for an unknown type
+    if now is None:
+        now = datetime.now(UTC)
+    elif now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("emit(now=...) must be timezone-aware")
+    row = outbox_row(tenant_id, event_type, data, now)  # TypeError/ValueError for bad data
+    if event_type.value not in subscribed_types(session, tenant_id):
+        return
+    session.add(WebhookEvent(**row))

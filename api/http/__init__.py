@@ -1,0 +1,3 @@
+"""The HTTP edge every use case shares: auth dependencies, the gate, rate limits, metrics, the
+solve pool and the OpenAPI links.
+"""

@@ -1,0 +1,1 @@
+"""API keys and tenants: who may call, with which scopes."""

@@ -1,0 +1,1 @@
+"""KPIs: first response, resolution, SLA compliance, backlog."""

@@ -1,0 +1,3 @@
+"""The organisation: skills, teams, agents, their shifts and busy time, capabilities, and its
+version.
+"""

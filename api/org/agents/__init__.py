@@ -1,0 +1,1 @@
+"""Agents: who can work, with which skills, in which team."""

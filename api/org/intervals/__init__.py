@@ -1,0 +1,1 @@
+"""Shifts and busy intervals: when agents work and when they cannot."""

@@ -1,0 +1,1 @@
+"""Skills (and languages, tiers): what tickets need and agents have."""

@@ -1,0 +1,1 @@
+"""Teams: who owns work before anyone is assigned."""

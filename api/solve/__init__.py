@@ -1,0 +1,1 @@
+"""Stateless solving: a whole problem in the request, a plan in the answer; nothing stored."""

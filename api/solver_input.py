@@ -1,0 +1,297 @@
+"""Read a tenant's rows for the solver: what a ``solver.problem.Problem`` and a booking
+engine's ``BookingState`` hold. The rows become solver types in :mod:`api.mapping`;
+this module decides which rows, and counts the loads.
+
+The assignment endpoints (real-time, batch), escalation and what-if runs all start here, so the
+rules of what the solver sees live in one place:
+
+- **Planned tickets** are the active ones (status new/open), optionally of one team, or exactly
+  the ``ticket_ids`` asked for. A planned ticket keeps ``owner_agent``, so the batch can
+  penalise moving it (churn) and the real-time path can prefer continuity.
+- **Work an agent already holds** is every ticket they own (new, open or pending) that is *not*
+  being planned: it counts toward ``open_tickets`` (capacity), and the active part of it toward
+  ``backlog_minutes`` (worked before anything new; pending waits on the customer, not the agent).
+  A planned ticket is never counted twice.
+- **Fairness**: ``recent_assignments`` counts assigned/reassigned events to the agent in the
+  last ``recent_window`` (8 h by default).
+- **Time**: shifts and busy intervals overlapping ``[now, horizon_end)`` (the solver clips them).
+
+Every query filters by ``tenant_id``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import bindparam, func, select
+from sqlalchemy.orm import Session
+
+from api import mapping
+from api.db.models import Agent as AgentRow
+from api.db.models import BusyInterval, Shift, TicketEvent
+from api.db.models import Call as CallRow
+from api.db.models import Capability as CapabilityRow
+from api.db.models import Skill as SkillRow
+from api.db.models import Team as TeamRow
+from api.db.models import Ticket as TicketRow
+from api.enums import TicketEventKind, TicketStatus
+from api.errors import NotFound
+from solver.capability import BookingState, Capability
+from solver.problem import DEFAULT_HORIZON, Agent, Interval, Problem
+
+ACTIVE = (TicketStatus.NEW, TicketStatus.OPEN)
+HELD = (TicketStatus.NEW, TicketStatus.OPEN, TicketStatus.PENDING)
+RECENT_WINDOW = timedelta(hours=8)
+
+
+class TicketLike(Protocol):
+    """What :func:`without_tickets` reads of a ticket (an ORM row or the hot path's view)."""
+
+    @property
+    def owner_agent_id(self) -> str | None: ...
+    @property
+    def status(self) -> TicketStatus: ...
+    @property
+    def effort_minutes(self) -> int: ...
+
+
+def _planned_tickets(
+    session: Session, tenant_id: str, team: str | None, ticket_ids: Collection[str] | None
+) -> list[TicketRow]:
+    stmt = select(TicketRow).where(TicketRow.tenant_id == tenant_id)
+    if ticket_ids is not None:
+        rows = session.scalars(stmt.where(TicketRow.id.in_(list(ticket_ids)))).all()
+        missing = set(ticket_ids) - {r.id for r in rows}
+        if missing:
+            raise NotFound("ticket", sorted(missing)[0])
+        order = {t: i for i, t in enumerate(ticket_ids)}
+        return sorted(rows, key=lambda r: order[r.id])
+    stmt = stmt.where(TicketRow.status.in_(ACTIVE))
+    if team is not None:
+        stmt = stmt.where(TicketRow.team_id == team)
+    return list(session.scalars(stmt.order_by(TicketRow.created_at, TicketRow.id)))
+
+
+_T = TicketRow.__table__
+_HELD_WORK = (
+    select(
+        _T.c.owner_agent_id,
+        func.count(),
+        func.sum(_T.c.effort_minutes).filter(_T.c.status.in_(ACTIVE)),
+    )
+    .where(
+        _T.c.tenant_id == bindparam("tenant"),
+        _T.c.owner_agent_id.is_not(None),
+        _T.c.status.in_(HELD),
+    )
+    .group_by(_T.c.owner_agent_id)
+)
+
+
+def held_work(session: Session, tenant_id: str) -> dict[str, tuple[int, int]]:
+    """agent -> (tickets held, active backlog minutes): what capacity and the queue see.
+
+    Aggregated in the database over every held ticket; callers take the tickets they are
+    deciding out with :func:`without_tickets` (no IN-list of thousands of ids). A prebuilt Core
+    statement: the real-time assignment path reads it on every batch."""
+    # .all(): one fetch of the ~agents rows instead of one per row (0.3-0.5 vs 0.6 ms CPU).
+    rows = session.connection().execute(_HELD_WORK, {"tenant": tenant_id}).all()
+    return {a: (int(n), int(m or 0)) for a, n, m in rows if a is not None}
+
+
+def without_tickets(
+    held: Mapping[str, tuple[int, int]], rows: Iterable[TicketLike]
+) -> dict[str, tuple[int, int]]:
+    """``held`` minus the given tickets (they are being decided, so not yet anyone's load)."""
+    out = dict(held)
+    for row in rows:
+        agent = row.owner_agent_id
+        if agent in out and row.status in HELD:
+            n, minutes = out[agent]
+            out[agent] = (n - 1, minutes - (row.effort_minutes if row.status in ACTIVE else 0))
+    return out
+
+
+def _recent_assignments(session: Session, tenant_id: str, since: datetime) -> dict[str, int]:
+    stmt = (
+        select(TicketEvent.to_agent, func.count())
+        .where(
+            TicketEvent.tenant_id == tenant_id,
+            TicketEvent.kind.in_([TicketEventKind.ASSIGNED, TicketEventKind.REASSIGNED]),
+            TicketEvent.to_agent.is_not(None),
+            TicketEvent.at >= since,
+        )
+        .group_by(TicketEvent.to_agent)
+    )
+    # The query leaves out events to nobody; the filter says so to the type checker too.
+    return {agent: int(n) for agent, n in session.execute(stmt) if agent is not None}
+
+
+def _intervals(
+    session: Session,
+    model: type[Shift] | type[BusyInterval],
+    tenant_id: str,
+    agent_ids: Collection[str] | None,
+    start: datetime,
+    end: datetime,
+) -> dict[str, list[Interval]]:
+    stmt = select(model.agent_id, model.start_at, model.end_at).where(
+        model.tenant_id == tenant_id, model.end_at > start, model.start_at < end
+    )
+    if agent_ids is not None:
+        stmt = stmt.where(model.agent_id.in_(list(agent_ids)))
+    out: dict[str, list[Interval]] = defaultdict(list)
+    for agent, s, e in session.execute(stmt):
+        out[agent].append(Interval(s, e))
+    return out
+
+
+def build_problem(
+    *,
+    session: Session,
+    tenant_id: str,
+    now: datetime,
+    horizon_end: datetime | None = None,
+    team: str | None = None,
+    ticket_ids: Collection[str] | None = None,
+    agent_team: str | None = None,
+    recent_window: timedelta = RECENT_WINDOW,
+) -> Problem:
+    """The solver's view of the tenant at ``now``.
+
+    ``team`` limits the planned tickets to one team's active queue; ``ticket_ids`` plans exactly
+    those tickets (any status; unknown ids are a 404). ``agent_team`` limits the agents to one
+    team (default: every agent of the tenant, since skills cross team lines).
+    """
+    horizon_end = horizon_end or now + DEFAULT_HORIZON
+    planned = _planned_tickets(session, tenant_id, team, ticket_ids)
+    agent_stmt = select(AgentRow).where(AgentRow.tenant_id == tenant_id)
+    if agent_team is not None:
+        agent_stmt = agent_stmt.where(AgentRow.team_id == agent_team)
+    agent_rows = list(session.scalars(agent_stmt.order_by(AgentRow.id)))
+    agent_ids = None if agent_team is None else [a.id for a in agent_rows]
+    shifts = _intervals(session, Shift, tenant_id, agent_ids, now, horizon_end)
+    busy = _intervals(session, BusyInterval, tenant_id, agent_ids, now, horizon_end)
+    held = without_tickets(held_work(session, tenant_id), planned)
+    recent = _recent_assignments(session, tenant_id, now - recent_window)
+
+    agents = tuple(
+        mapping.agent_from_row(
+            row,
+            shifts.get(row.id, ()),
+            busy.get(row.id, ()),
+            open_tickets=held.get(row.id, (0, 0))[0],
+            backlog_minutes=held.get(row.id, (0, 0))[1],
+            recent_assignments=recent.get(row.id, 0),
+        )
+        for row in agent_rows
+    )
+    skills = tuple(
+        mapping.skill(r)
+        for r in session.scalars(
+            select(SkillRow).where(SkillRow.tenant_id == tenant_id).order_by(SkillRow.id)
+        )
+    )
+    teams = tuple(
+        mapping.team(r)
+        for r in session.scalars(
+            select(TeamRow).where(TeamRow.tenant_id == tenant_id).order_by(TeamRow.id)
+        )
+    )
+    return Problem(
+        now=now,
+        agents=agents,
+        tickets=tuple(mapping.ticket_from_row(t) for t in planned),
+        skills=skills,
+        teams=teams,
+        horizon_end=horizon_end,
+    )
+
+
+def capabilities(*, session: Session, tenant_id: str) -> tuple[Capability, ...]:
+    """Every capability of the tenant as the booking engine's type, ordered by id."""
+    rows = session.scalars(
+        select(CapabilityRow).where(CapabilityRow.tenant_id == tenant_id).order_by(CapabilityRow.id)
+    )
+    return tuple(mapping.capability_from_row(r) for r in rows)
+
+
+# Beyond the longest horizon, how far the booking state's agents' shifts and busy time reach
+# (so a call at the horizon's end plus its buffer, or a long-booked call, sees its agents).
+_BOOKING_MARGIN = timedelta(days=2)
+
+
+def booking_reach(
+    now: datetime, capabilities: Sequence[Capability], calls: Sequence[CallRow]
+) -> datetime:
+    """How far the booking engine needs the agents' shifts and busy time at ``now``: past the
+    longest booking horizon and every live call, with a margin (beyond the engine's grid)."""
+    horizon = max((c.horizon for c in capabilities), default=timedelta(0))
+    return max(
+        [now + horizon + _BOOKING_MARGIN, *(c.occupied_until + _BOOKING_MARGIN for c in calls)]
+    )
+
+
+def booking_agents(
+    *, session: Session, tenant_id: str, start: datetime, end: datetime
+) -> tuple[Agent, ...]:
+    """Every agent of the tenant as the booking engine sees them: team, skills, status, time
+    zone, and the shifts and busy time overlapping ``[start, end)``. The engine never looks at
+    ticket loads or fairness counts, so they are not read (left at zero)."""
+    rows = list(
+        session.scalars(
+            select(AgentRow).where(AgentRow.tenant_id == tenant_id).order_by(AgentRow.id)
+        )
+    )
+    shifts = _intervals(session, Shift, tenant_id, None, start, end)
+    busy = _intervals(session, BusyInterval, tenant_id, None, start, end)
+    return tuple(
+        mapping.agent_from_row(row, shifts.get(row.id, ()), busy.get(row.id, ())) for row in rows
+    )
+
+
+def booking_state(
+    *,
+    session: Session,
+    tenant_id: str,
+    now: datetime,
+    calls: Sequence[CallRow],
+    caps: Sequence[Capability] | None = None,
+    agents: tuple[Agent, ...] | None = None,
+) -> BookingState:
+    """The booking engine's view of the tenant at ``now``: every agent (shifts, busy time,
+    status, skills), every capability, and ``calls`` (the booked ones still to come or under
+    way; the caller reads them, usually inside the tenant lock). Each call's ticket owner is
+    passed as ``owner_agent`` (preferred by just-in-time binding), and the stored tentative
+    cover as ``cover`` (so the engine rebuilds the cover it had).
+
+    ``caps`` and ``agents`` may be passed when the caller has them (the capabilities read in
+    this transaction; agents from :mod:`api.bookings.cache`, valid at ``now`` and
+    reaching :func:`booking_reach`); otherwise they are read here.
+    """
+    caps = tuple(caps) if caps is not None else capabilities(session=session, tenant_id=tenant_id)
+    if agents is None:
+        agents = booking_agents(
+            session=session, tenant_id=tenant_id, start=now, end=booking_reach(now, caps, calls)
+        )
+    ticket_ids = sorted({c.ticket_id for c in calls})
+    owners: dict[str, str | None] = {}
+    if ticket_ids:
+        owners = {
+            ticket: owner
+            for ticket, owner in session.execute(
+                select(TicketRow.id, TicketRow.owner_agent_id).where(
+                    TicketRow.tenant_id == tenant_id, TicketRow.id.in_(ticket_ids)
+                )
+            )
+        }
+    return BookingState(
+        now=now,
+        agents=agents,
+        capabilities=caps,
+        calls=tuple(mapping.call(c, owners.get(c.ticket_id)) for c in calls),
+        cover={c.id: c.cover_agent for c in calls if c.cover_agent and not c.bound_agent},
+    )

@@ -1,0 +1,1 @@
+"""Tickets: the helpdesk's source of truth (create/update, status, history)."""

@@ -1,0 +1,326 @@
+"""Tickets, keyed by the helpdesk's id, and their append-only history.
+
+``upsert`` is what ``PUT /v1/tickets/{id}`` does: create the ticket or bring it to the state the
+helpdesk describes, recording one history event per kind of change (created, assigned,
+reassigned, status_changed, updated). Later services (assignment, escalation, bookings) record
+their own events with :func:`record_event` and move owners with :func:`set_owner`, so every
+change of hands lands in the history the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api.common import service as common
+from api.db.models import Ticket, TicketEvent, TicketSkill
+from api.enums import TicketEventKind, TicketPriority, TicketStatus
+from api.errors import FieldError
+from api.tickets.schemas import TicketIn
+
+WHAT = "ticket"
+# Fields whose change is recorded as a plain "updated" event (owner, team and status have
+# their own event kinds).
+_PLAIN_FIELDS = (
+    "required_skills",
+    "priority",
+    "created_at",
+    "first_response_due",
+    "resolution_due",
+    "effort_minutes",
+    "previous_agent",
+    "requester",
+)
+
+
+def get(*, session: Session, tenant_id: str, ticket_id: str) -> Ticket | None:
+    return common.get(session, Ticket, tenant_id, ticket_id)
+
+
+def get_or_raise(*, session: Session, tenant_id: str, ticket_id: str) -> Ticket:
+    return common.get_or_raise(session, Ticket, tenant_id, ticket_id, WHAT)
+
+
+def record_event(
+    *,
+    session: Session,
+    tenant_id: str,
+    ticket_id: str,
+    kind: TicketEventKind,
+    now: datetime,
+    actor: str | None,
+    reason: str | None = None,
+    data: Mapping[str, Any] | None = None,
+    **changes: str | None,
+) -> TicketEvent:
+    """Append one event; ``changes`` are the typed from/to columns (from_agent=..., ...)."""
+    event = TicketEvent(
+        tenant_id=tenant_id,
+        ticket_id=ticket_id,
+        kind=kind,
+        at=now,
+        actor=actor,
+        reason=reason,
+        data=dict(data or {}),
+        **changes,
+    )
+    session.add(event)
+    return event
+
+
+def _snapshot(row: Ticket) -> dict[str, Any]:
+    return {
+        "required_skills": {s.skill_id: s.level for s in row.required_skills},
+        "priority": row.priority,
+        "created_at": row.created_at,
+        "first_response_due": row.first_response_due,
+        "resolution_due": row.resolution_due,
+        "effort_minutes": row.effort_minutes,
+        "previous_agent": row.previous_agent_id,
+        "requester": row.requester,
+    }
+
+
+def set_required_skills(row: Ticket, tenant_id: str, levels: Mapping[str, int]) -> None:
+    """Make the ticket's required skills equal ``levels`` (in place; see common.sync_levels)."""
+    common.sync_levels(
+        row.required_skills,
+        levels,
+        lambda skill_id, level: TicketSkill(
+            tenant_id=tenant_id, ticket_id=row.id, skill_id=skill_id, level=level
+        ),
+    )
+
+
+def _validate(
+    session: Session, tenant_id: str, data: TicketIn, created_at: datetime
+) -> list[FieldError]:
+    errors = common.unknown_team(session, tenant_id, data.team)
+    errors += common.unknown_skills(session, tenant_id, data.required_skills, "required_skills")
+    if data.owner_agent is not None:
+        errors += common.unknown_agent(session, tenant_id, data.owner_agent, "owner_agent")
+    for name in ("first_response_due", "resolution_due"):
+        due = getattr(data, name)
+        if due is not None and due < created_at:
+            errors.append(FieldError(name, "must not be before created_at"))
+    if (
+        data.first_response_due is not None
+        and data.resolution_due is not None
+        and data.resolution_due < data.first_response_due
+    ):
+        errors.append(FieldError("resolution_due", "must not be before first_response_due"))
+    return errors
+
+
+def set_owner(
+    *,
+    session: Session,
+    row: Ticket,
+    team: str,
+    agent: str | None,
+    now: datetime,
+    actor: str | None,
+    reason: str | None = None,
+    data: Mapping[str, Any] | None = None,
+) -> TicketEvent | None:
+    """Move the ticket to ``team``/``agent``, recording assigned or reassigned (or nothing if
+    neither changes). Callers have already checked that the team and agent exist."""
+    if team == row.team_id and agent == row.owner_agent_id:
+        return None
+    kind = (
+        TicketEventKind.ASSIGNED
+        if row.owner_agent_id is None and team == row.team_id
+        else TicketEventKind.REASSIGNED
+    )
+    event = record_event(
+        session=session,
+        tenant_id=row.tenant_id,
+        ticket_id=row.id,
+        kind=kind,
+        now=now,
+        actor=actor,
+        reason=reason,
+        data=data,
+        from_agent=row.owner_agent_id,
+        to_agent=agent,
+        from_team=row.team_id,
+        to_team=team,
+    )
+    row.team_id = team
+    row.owner_agent_id = agent
+    row.updated_at = now
+    return event
+
+
+def set_status(
+    *,
+    session: Session,
+    row: Ticket,
+    status: TicketStatus,
+    now: datetime,
+    actor: str | None,
+    reason: str | None = None,
+) -> TicketEvent | None:
+    if status == row.status:
+        return None
+    event = record_event(
+        session=session,
+        tenant_id=row.tenant_id,
+        ticket_id=row.id,
+        kind=TicketEventKind.STATUS_CHANGED,
+        now=now,
+        actor=actor,
+        reason=reason,
+        from_status=row.status.value,
+        to_status=status.value,
+    )
+    row.status = status
+    row.updated_at = now
+    return event
+
+
+def upsert(
+    *,
+    session: Session,
+    tenant_id: str,
+    ticket_id: str,
+    data: TicketIn,
+    now: datetime,
+    actor: str | None,
+) -> tuple[Ticket, bool]:
+    """Create or update the ticket; returns it and whether it was created."""
+    row = get(session=session, tenant_id=tenant_id, ticket_id=ticket_id)
+    created_at = data.created_at or (row.created_at if row is not None else now)
+    common.raise_if(_validate(session, tenant_id, data, created_at))
+    if row is None:
+        return _create(session, tenant_id, ticket_id, data, created_at, now, actor), True
+
+    before = _snapshot(row)
+    set_owner(
+        session=session,
+        row=row,
+        team=data.team,
+        agent=data.owner_agent,
+        now=now,
+        actor=actor,
+        reason=data.reason,
+    )
+    set_status(
+        session=session, row=row, status=data.status, now=now, actor=actor, reason=data.reason
+    )
+    row.priority = data.priority
+    row.created_at = created_at
+    row.first_response_due = data.first_response_due
+    row.resolution_due = data.resolution_due
+    row.effort_minutes = data.effort_minutes
+    row.previous_agent_id = data.previous_agent
+    row.requester = data.requester
+    set_required_skills(row, tenant_id, data.required_skills)
+    after = _snapshot(row)
+    changed = [name for name in _PLAIN_FIELDS if before[name] != after[name]]
+    if changed:
+        record_event(
+            session=session,
+            tenant_id=tenant_id,
+            ticket_id=ticket_id,
+            kind=TicketEventKind.UPDATED,
+            now=now,
+            actor=actor,
+            reason=data.reason,
+            data={"changed": changed},
+        )
+        row.updated_at = now
+    session.flush()
+    return row, False
+
+
+def _create(
+    session: Session,
+    tenant_id: str,
+    ticket_id: str,
+    data: TicketIn,
+    created_at: datetime,
+    now: datetime,
+    actor: str | None,
+) -> Ticket:
+    row = Ticket(
+        tenant_id=tenant_id,
+        id=ticket_id,
+        team_id=data.team,
+        priority=data.priority,
+        status=data.status,
+        first_response_due=data.first_response_due,
+        resolution_due=data.resolution_due,
+        effort_minutes=data.effort_minutes,
+        owner_agent_id=None,
+        previous_agent_id=data.previous_agent,
+        requester=data.requester,
+        created_at=created_at,
+        received_at=now,
+        updated_at=now,
+        required_skills=[],
+    )
+    set_required_skills(row, tenant_id, data.required_skills)
+    session.add(row)
+    record_event(
+        session=session,
+        tenant_id=tenant_id,
+        ticket_id=ticket_id,
+        kind=TicketEventKind.CREATED,
+        now=now,
+        actor=actor,
+        reason=data.reason,
+        to_team=data.team,
+        to_status=data.status.value,
+        data={"priority": data.priority.value},
+    )
+    if data.owner_agent is not None:
+        set_owner(
+            session=session,
+            row=row,
+            team=data.team,
+            agent=data.owner_agent,
+            now=now,
+            actor=actor,
+            reason=data.reason,
+        )
+    session.flush()
+    return row
+
+
+def history(
+    *, session: Session, tenant_id: str, ticket_id: str, cursor: str | None, limit: int
+) -> tuple[Sequence[TicketEvent], str | None]:
+    """The ticket's events, oldest first. A ticket of another tenant is not found."""
+    get_or_raise(session=session, tenant_id=tenant_id, ticket_id=ticket_id)
+    stmt = select(TicketEvent).where(
+        TicketEvent.tenant_id == tenant_id, TicketEvent.ticket_id == ticket_id
+    )
+    return common.paginate(session, stmt, TicketEvent.seq, cursor, limit)
+
+
+def list(
+    *,
+    session: Session,
+    tenant_id: str,
+    cursor: str | None,
+    limit: int,
+    status: Sequence[TicketStatus] = (),
+    team: str | None = None,
+    owner_agent: str | None = None,
+    priority: TicketPriority | None = None,
+) -> tuple[Sequence[Ticket], str | None]:
+    stmt = select(Ticket).where(Ticket.tenant_id == tenant_id)
+    if status:
+        stmt = stmt.where(Ticket.status.in_(status))
+    if team is not None:
+        stmt = stmt.where(Ticket.team_id == team)
+    if owner_agent is not None:
+        stmt = stmt.where(Ticket.owner_agent_id == owner_agent)
+    if priority is not None:
+        stmt = stmt.where(Ticket.priority == priority)
+    return common.paginate(session, stmt, Ticket.id, cursor, limit)
