@@ -1,1 +1,2 @@
-"""Persistence: SQLAlchemy rows, engines, the per-tenant write lock and Alembic migrations."""
+"""Persistence: every row (``models``, ``jobs``, ``webhooks``), engines, the per-tenant write lock
+and Alembic migrations."""

@@ -4,8 +4,8 @@ A job belongs to a tenant (its result may name tickets and agents), has a ``kind
 its handler, and moves ``queued -> running -> succeeded | failed``, or ``cancelled``. A running
 job holds a *lease* (``locked_by`` until ``locked_until``) that its worker renews while it
 works; a lease that runs out means the worker died, and the job is queued again (or failed
-once it has used its attempts). The row lives here, next to the code that claims it, rather
-than in ``api/db/models.py``; it shares the same declarative base and naming convention.
+once it has used its attempts). Claimed by :mod:`api.jobs.queue`; it shares the declarative
+base and naming convention of :mod:`api.db.models`.
 """
 
 from __future__ import annotations

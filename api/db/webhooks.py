@@ -1,8 +1,8 @@
 """Rows of the webhook outbox: events, subscriptions, deliveries and delivery attempts.
 
-Kept beside the webhook code rather than in ``api/db/models.py``; they share its ``Base``, so
-``Base.metadata`` (migrations, test truncation) sees them once this module is imported, which
-``api/db/migrations/env.py`` and everything that emits events do.
+They share the ``Base`` of :mod:`api.db.models`, so ``Base.metadata`` (migrations, test
+truncation) sees them once this module is imported, which ``api/db/migrations/env.py`` and
+everything that emits events do.
 
 - ``webhook_events`` is the outbox: :func:`api.events.emit` adds a row in the caller's
   transaction, so an event exists exactly when the change it describes was committed.
