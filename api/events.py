@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api.db.models import Call
 from api.db.webhooks import WebhookEvent, WebhookSubscription
 
 
@@ -38,6 +39,20 @@ class EventType(enum.StrEnum):
     BOOKING_CANCELLED = "booking.cancelled"
     BOOKING_AGENT_BOUND = "booking.agent_bound"
     BOOKING_AT_RISK = "booking.at_risk"
+
+
+def booking_payload(call: Call) -> dict[str, Any]:
+    """What every ``booking.*`` event (and the ticket history's ``call_booked`` entry) says of
+    its call: which booking, for which ticket and capability, when, in which time zone. The
+    agent is not part of it: only ``booking.agent_bound`` adds one, once bound."""
+    return {
+        "booking_id": call.id,
+        "ticket_id": call.ticket_id,
+        "capability_id": call.capability_id,
+        "start": call.start_at,
+        "end": call.end_at,
+        "tz": call.timezone,
+    }
 
 
 def new_id(prefix: str, now: datetime) -> str:

@@ -393,7 +393,9 @@ def _announce(
         now=now,
         actor=actor,
         reason=reason,
-        data=events.normalize_data({"action": action, **_call_data(row), **(extra or {})}),
+        data=events.normalize_data(
+            {"action": action, **events.booking_payload(row), **(extra or {})}
+        ),
         **changes,
     )
     told = extra if webhook_extra is None else webhook_extra
@@ -401,20 +403,9 @@ def _announce(
         session=session,
         tenant_id=tenant_id,
         type=webhook_type,
-        data={**_call_data(row), **(told or {})},
+        data={**events.booking_payload(row), **(told or {})},
         now=now,
     )
-
-
-def _call_data(row: CallRow) -> dict[str, Any]:
-    return {
-        "booking_id": row.id,
-        "ticket_id": row.ticket_id,
-        "capability_id": row.capability_id,
-        "start": row.start_at,
-        "end": row.end_at,
-        "tz": row.timezone,
-    }
 
 
 def get_or_raise(*, session: Session, tenant_id: str, booking_id: str) -> CallRow:
