@@ -20,7 +20,7 @@ from __future__ import annotations
 import enum
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -84,6 +84,67 @@ def outbox_row(
         "created_at": now.astimezone(UTC),
         "dispatched_at": None,
     }
+
+
+def ticket_owner_payload(
+    *,
+    ticket_id: str,
+    agent_id: str | None,
+    team_id: str,
+    from_agent_id: str | None,
+    from_team_id: str,
+    source: str,
+    reasons: Sequence[tuple[str, str]],
+    job_id: str | None = None,
+) -> dict[str, Any]:
+    """The data of ``ticket.assigned`` / ``ticket.reassigned`` (``reasons``: (rule, detail)
+    pairs). Written here once; :mod:`api.services.owner` is its one caller."""
+    data: dict[str, Any] = {
+        "ticket_id": ticket_id,
+        "agent_id": agent_id,
+        "team_id": team_id,
+        "from_agent_id": from_agent_id,
+        "from_team_id": from_team_id,
+        "source": source,
+        "reasons": [{"rule": rule, "detail": detail} for rule, detail in reasons],
+    }
+    if job_id is not None:
+        data["job_id"] = job_id
+    return data
+
+
+def queue_optimized_payload(
+    *,
+    job_id: str,
+    team_id: str | None,
+    changes: int,
+    skipped: int,
+    status: str,
+    objective: float | None,
+) -> dict[str, Any]:
+    """The data of ``queue.optimized``: what one re-optimization job changed."""
+    return {
+        "job_id": job_id,
+        "team_id": team_id,
+        "changes": changes,
+        "skipped": skipped,
+        "status": status,
+        "objective": objective,
+    }
+
+
+def outbox_rows(
+    session: Session,
+    tenant_id: str,
+    notices: Sequence[tuple[EventType, Mapping[str, Any]]],
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """The outbox rows :func:`emit` would write for each (type, data) of ``notices`` (none for
+    a type no enabled subscription wants), reading the subscriptions once for all of them."""
+    if not notices:
+        return []
+    wanted = subscribed_types(session, tenant_id)
+    return [outbox_row(tenant_id, t, data, now) for t, data in notices if t.value in wanted]
 
 
 def emit(

@@ -3,8 +3,8 @@
 ``upsert`` is what ``PUT /v1/tickets/{id}`` does: create the ticket or bring it to the state the
 helpdesk describes, recording one history event per kind of change (created, assigned,
 reassigned, status_changed, updated). Later services (assignment, escalation, bookings) record
-their own events with :func:`record_event` and move owners with :func:`set_owner`, so every
-change of hands lands in the history the same way.
+their own events with :func:`record_event`; every change of hands goes through
+:mod:`api.services.owner` (this module's :func:`set_owner` too), so it lands the same way.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from api.db.models import Ticket, TicketEvent, TicketSkill
 from api.enums import TicketEventKind, TicketPriority, TicketStatus
 from api.errors import FieldError
 from api.schemas.tickets import TicketIn
-from api.services import common
+from api.services import common, owner
 
 WHAT = "ticket"
 # Fields whose change is recorded as a plain "updated" event (owner, team and status have
@@ -125,35 +125,16 @@ def set_owner(
     now: datetime,
     actor: str | None,
     reason: str | None = None,
-    data: Mapping[str, Any] | None = None,
-) -> TicketEvent | None:
-    """Move the ticket to ``team``/``agent``, recording assigned or reassigned (or nothing if
-    neither changes). Callers have already checked that the team and agent exist."""
-    if team == row.team_id and agent == row.owner_agent_id:
-        return None
-    kind = (
-        TicketEventKind.ASSIGNED
-        if row.owner_agent_id is None and team == row.team_id
-        else TicketEventKind.REASSIGNED
-    )
-    event = record_event(
-        session=session,
-        tenant_id=row.tenant_id,
-        ticket_id=row.id,
-        kind=kind,
-        now=now,
-        actor=actor,
-        reason=reason,
-        data=data,
-        from_agent=row.owner_agent_id,
-        to_agent=agent,
-        from_team=row.team_id,
-        to_team=team,
-    )
-    row.team_id = team
-    row.owner_agent_id = agent
-    row.updated_at = now
-    return event
+) -> TicketEventKind | None:
+    """Move the ticket to ``team``/``agent`` as the helpdesk says, through the owner writer
+    (written at once; no webhook event, the helpdesk made the change). Returns the kind
+    recorded, or None if neither changes. Callers have already checked that the team and agent
+    exist."""
+    session.flush()  # the row and the events before this one first: the history keeps order
+    writer = owner.OwnerWriter(row.tenant_id, now)
+    kind = writer.move(row, agent=agent, team=team, actor=actor, source=None, note=reason)
+    writer.write(session)
+    return kind
 
 
 def set_status(
