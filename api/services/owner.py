@@ -20,11 +20,24 @@ updated in memory as committed, so the session does not write the owner a second
 
 from __future__ import annotations
 
+import enum
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Connection, Table, Text, bindparam, column, func, insert, update
+from sqlalchemy import (
+    Connection,
+    Table,
+    Text,
+    TextClause,
+    bindparam,
+    column,
+    func,
+    insert,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -116,8 +129,57 @@ _SET_OWNERS_PG = (
     )
     .where(_T.c.tenant_id == bindparam("tenant"), _T.c.id == _NEW_OWNERS.c.id)
 )
-_ADD_HISTORY = insert(cast(Table, TicketEvent.__table__))
-_ADD_OUTBOX = insert(cast(Table, WebhookEvent.__table__))
+_HISTORY = cast(Table, TicketEvent.__table__)
+_OUTBOX = cast(Table, WebhookEvent.__table__)
+_ADD_HISTORY = insert(_HISTORY)
+_ADD_OUTBOX = insert(_OUTBOX)
+
+
+def _insert_json_rows(table: Table, columns: Sequence[str]) -> TextClause:
+    """PostgreSQL: ``INSERT`` the rows of one JSON array parameter ``:rows`` (objects keyed by
+    ``columns``), in array order. One ``json.dumps`` of the batch in place of an executemany,
+    whose pipeline and per-row JSON adaptation cost more CPU than the statement saves (py-spy
+    at 32 clients: the history executemany was ~5 % of the server's samples)."""
+    pg = postgresql.dialect()
+    typed = ", ".join(f"{c} {table.c[c].type.compile(dialect=pg)}" for c in columns)
+    names = ", ".join(columns)
+    return text(
+        f"INSERT INTO {table.name} ({names}) SELECT {names} FROM ROWS FROM "
+        f"(json_to_recordset(CAST(:rows AS json)) AS ({typed})) WITH ORDINALITY "
+        f"AS r({names}, n) ORDER BY n"
+    )
+
+
+_HISTORY_COLUMNS = (
+    "tenant_id",
+    "ticket_id",
+    "kind",
+    "at",
+    "actor",
+    "from_agent",
+    "to_agent",
+    "from_team",
+    "to_team",
+    "from_status",
+    "to_status",
+    "reason",
+    "data",
+)
+_OUTBOX_COLUMNS = ("tenant_id", "id", "type", "data", "created_at", "dispatched_at")
+_ADD_HISTORY_PG = _insert_json_rows(_HISTORY, _HISTORY_COLUMNS)
+_ADD_OUTBOX_PG = _insert_json_rows(_OUTBOX, _OUTBOX_COLUMNS)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()  # aware: the request's clock
+    if isinstance(value, enum.Enum):
+        return value.value
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _json_rows(rows: Sequence[dict[str, Any]]) -> str:
+    return json.dumps(rows, default=_json_value, separators=(",", ":"), allow_nan=False)
 
 
 class OwnerWriter:
@@ -281,7 +343,14 @@ def _write(
                     for t, team, a in owners
                 ],
             )
+    postgres = conn.dialect.name == "postgresql"
     if history:
-        conn.execute(_ADD_HISTORY, history)
+        if postgres:
+            conn.execute(_ADD_HISTORY_PG, {"rows": _json_rows(history)})
+        else:
+            conn.execute(_ADD_HISTORY, history)
     if outbox:
-        conn.execute(_ADD_OUTBOX, outbox)
+        if postgres:
+            conn.execute(_ADD_OUTBOX_PG, {"rows": _json_rows(outbox)})
+        else:
+            conn.execute(_ADD_OUTBOX, outbox)
