@@ -140,7 +140,7 @@ def _insert_json_rows(table: Table, columns: Sequence[str]) -> TextClause:
     ``columns``), in array order. One ``json.dumps`` of the batch in place of an executemany,
     whose pipeline and per-row JSON adaptation cost more CPU than the statement saves (py-spy
     at 32 clients: the history executemany was ~5 % of the server's samples)."""
-    pg = postgresql.dialect()
+    pg = postgresql.dialect()  # type: ignore[no-untyped-call]
     typed = ", ".join(f"{c} {table.c[c].type.compile(dialect=pg)}" for c in columns)
     names = ", ".join(columns)
     return text(
