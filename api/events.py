@@ -20,15 +20,17 @@ from __future__ import annotations
 import enum
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from api import mapping
 from api.db.models import Call
 from api.db.webhooks import WebhookEvent, WebhookSubscription
+from solver.plan import Reason
 
 
 class EventType(enum.StrEnum):
@@ -77,13 +79,15 @@ def normalize_data(data: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+_SUBSCRIBED = select(WebhookSubscription.event_types).where(
+    WebhookSubscription.tenant_id == bindparam("tenant"), WebhookSubscription.enabled.is_(True)
+)
+
+
 def subscribed_types(session: Session, tenant_id: str) -> set[str]:
-    """Every event type some enabled subscription of the tenant wants (one read)."""
-    lists = session.scalars(
-        select(WebhookSubscription.event_types).where(
-            WebhookSubscription.tenant_id == tenant_id, WebhookSubscription.enabled.is_(True)
-        )
-    )
+    """Every event type some enabled subscription of the tenant wants (one read; a prebuilt
+    statement on the session's connection, as the assignment path reads it every batch)."""
+    lists = session.connection().execute(_SUBSCRIBED, {"tenant": tenant_id}).scalars()
     return {t for types in lists for t in types}
 
 
@@ -99,6 +103,68 @@ def outbox_row(
         "created_at": now.astimezone(UTC),
         "dispatched_at": None,
     }
+
+
+def ticket_owner_payload(
+    *,
+    ticket_id: str,
+    agent_id: str | None,
+    team_id: str,
+    from_agent_id: str | None,
+    from_team_id: str,
+    source: str,
+    reasons: Sequence[Reason],
+    job_id: str | None = None,
+) -> dict[str, Any]:
+    """The data of ``ticket.assigned`` / ``ticket.reassigned`` (the reasons without their
+    values, as :func:`api.mapping.reasons_brief` writes them). Written here once;
+    :mod:`api.tickets.owner` is its one caller."""
+    data: dict[str, Any] = {
+        "ticket_id": ticket_id,
+        "agent_id": agent_id,
+        "team_id": team_id,
+        "from_agent_id": from_agent_id,
+        "from_team_id": from_team_id,
+        "source": source,
+        "reasons": mapping.reasons_brief(reasons),
+    }
+    if job_id is not None:
+        data["job_id"] = job_id
+    return data
+
+
+def queue_optimized_payload(
+    *,
+    job_id: str,
+    team_id: str | None,
+    changes: int,
+    skipped: int,
+    status: str,
+    objective: float | None,
+) -> dict[str, Any]:
+    """The data of ``queue.optimized``: what one re-optimization job changed."""
+    return {
+        "job_id": job_id,
+        "team_id": team_id,
+        "changes": changes,
+        "skipped": skipped,
+        "status": status,
+        "objective": objective,
+    }
+
+
+def outbox_rows(
+    session: Session,
+    tenant_id: str,
+    notices: Sequence[tuple[EventType, Mapping[str, Any]]],
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """The outbox rows :func:`emit` would write for each (type, data) of ``notices`` (none for
+    a type no enabled subscription wants), reading the subscriptions once for all of them."""
+    if not notices:
+        return []
+    wanted = subscribed_types(session, tenant_id)
+    return [outbox_row(tenant_id, t, data, now) for t, data in notices if t.value in wanted]
 
 
 def emit(

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import json
 import os
 import random
@@ -319,8 +318,9 @@ def profile_import(app: Any, tenant_id: str, resource: str, body: list[Any]) -> 
     """
     from pyinstrument import Profiler
 
-    router = importlib.import_module(f"api.routes.{resource}").router
-    endpoint = next(r.endpoint for r in router.routes if r.name == f"import_{resource}")
+    endpoint = next(
+        r.endpoint for r in app.routes if getattr(r, "name", None) == f"import_{resource}"
+    )
     principal = Principal(tenant_id=tenant_id, key_id="bench", scopes=frozenset({Scope.PLANNER}))
     profiler = Profiler(interval=0.0005)
     with app.state.session_factory() as session:

@@ -1,9 +1,9 @@
 """Assignment use cases: assign one ticket now, escalate, re-route an absent agent's work, and
 re-optimize a queue as a background job.
 
-Every change of owner goes through :func:`apply_owner`, so each one lands the same way: the
-ticket row, one history event (assigned / reassigned, with the reasons), and one webhook event
-(``ticket.assigned`` / ``ticket.reassigned``) in the same transaction.
+Every change of owner goes through :class:`api.tickets.owner.OwnerWriter`, so each one lands
+the same way: the ticket row, one history event (assigned / reassigned, with the reasons), and
+one webhook event (``ticket.assigned`` / ``ticket.reassigned``) in the same transaction.
 
 Concurrency. Deciding who takes a ticket reads every agent's load, and two decisions racing
 could both give the last free slot of one agent away. Locks are taken in one order everywhere —
@@ -42,18 +42,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    Connection,
-    Text,
     and_,
     bindparam,
-    column,
     func,
-    insert,
     or_,
     select,
-    update,
 )
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, joinedload
 
 from api import events, mapping, solver_input
@@ -66,17 +60,17 @@ from api.common import service as common
 from api.db.jobs import Job
 from api.db.locks import lock_tenant
 from api.db.models import Agent as AgentRow
+from api.db.models import Capability as CapabilityRow
 from api.db.models import Ticket as TicketRow
-from api.db.models import TicketEvent, TicketSkill
-from api.db.webhooks import WebhookEvent
+from api.db.models import TicketSkill
 from api.enums import AgentStatus, TicketEventKind, TicketPriority, TicketStatus
 from api.errors import Conflict, FieldError, InvalidInput, NotFound
 from api.jobs import queue as job_queue
 from api.jobs.worker import JobContext, PermanentJobError
 from api.mapping import Owner, owner_of, reasons_json
-from api.org.capabilities import service as capability_service
 from api.solver_input import ACTIVE, HELD, held_work, without_tickets
 from api.tickets import service as tickets
+from api.tickets.owner import OwnerWriter
 from solver.batch import BatchParams, optimize
 from solver.plan import Decision, Plan, Reason
 from solver.problem import Ticket
@@ -86,8 +80,6 @@ from solver.validation import check_plan
 log = logging.getLogger(__name__)
 
 OPTIMIZE_JOB = "queue.optimize"
-# How many reason details go into the history's one-line ``reason``; all are kept in ``data``.
-_REASONS_IN_LINE = 3
 
 
 # --------------------------------------------------------------------------- shared pieces
@@ -128,63 +120,8 @@ def realtime_for(
     return with_loads(base, now, without_tickets(held_work(session, tenant_id), deciding))
 
 
-def _reason_line(reasons: Sequence[Reason], note: str | None, prefix: str) -> str:
-    parts = [r.detail for r in reasons[:_REASONS_IN_LINE]]
-    line = f"{prefix}: " + "; ".join(parts)
-    return f"{note} ({line})" if note else line
-
-
-def apply_owner(
-    *,
-    session: Session,
-    row: TicketRow,
-    agent: str | None,
-    now: datetime,
-    actor: str | None,
-    reasons: Sequence[Reason],
-    source: str,
-    note: str | None = None,
-    team: str | None = None,
-    extra: Mapping[str, Any] | None = None,
-) -> TicketEvent | None:
-    """Give ``row`` to ``agent`` (None: its team's queue), recording history and the webhook
-    event. Returns the history event, or None when the owner did not change."""
-    from_agent, from_team = row.owner_agent_id, row.team_id
-    data: dict[str, Any] = {"source": source, "reasons": reasons_json(reasons), **(extra or {})}
-    event = tickets.set_owner(
-        session=session,
-        row=row,
-        team=team or row.team_id,
-        agent=agent,
-        now=now,
-        actor=actor,
-        reason=_reason_line(reasons, note, source),
-        data=data,
-    )
-    if event is None:
-        return None
-    kind = "ticket.assigned" if event.kind is TicketEventKind.ASSIGNED else "ticket.reassigned"
-    events.emit(
-        session=session,
-        tenant_id=row.tenant_id,
-        type=kind,
-        data={
-            "ticket_id": row.id,
-            "agent_id": agent,
-            "team_id": row.team_id,
-            "from_agent_id": from_agent,
-            "from_team_id": from_team,
-            "source": source,
-            "reasons": [{"rule": r.rule, "detail": r.detail} for r in reasons],
-            **({"job_id": extra["job_id"]} if extra and "job_id" in extra else {}),
-        },
-        now=now,
-    )
-    return event
-
-
-def _event_name(event: TicketEvent | None) -> str | None:
-    return None if event is None else event.kind.value
+def _kind_name(kind: TicketEventKind | None) -> str | None:
+    return None if kind is None else kind.value
 
 
 def _is_postgres(session: Session) -> bool:
@@ -329,12 +266,44 @@ class TicketView:
     requester: str | None
     required: dict[str, int]
 
+    @classmethod
+    def from_columns(cls, columns: Sequence[Any], required: dict[str, int]) -> TicketView:
+        """A view from a row of ``_TICKET`` (its columns are this class's fields, in order)."""
+        (
+            tenant,
+            ident,
+            team,
+            priority,
+            status,
+            created,
+            fr_due,
+            res_due,
+            effort,
+            owner,
+            prev,
+            who,
+        ) = columns
+        return cls(
+            tenant,
+            ident,
+            team,
+            priority,
+            status,
+            created,
+            fr_due,
+            res_due,
+            effort,
+            owner,
+            prev,
+            who,
+            required,
+        )
+
     def to_solver(self) -> Ticket:
         return mapping.ticket(self, self.required)
 
 
 _TS = TicketSkill.__table__
-_E = TicketEvent.__table__
 _TICKET = select(
     _T.c.tenant_id,
     _T.c.id,
@@ -352,16 +321,6 @@ _TICKET = select(
 _TICKET_SKILLS = select(_TS.c.skill_id, _TS.c.level).where(
     _TS.c.tenant_id == bindparam("tenant"), _TS.c.ticket_id == bindparam("ticket")
 )
-_SET_OWNER = (
-    update(_T)
-    .where(_T.c.tenant_id == bindparam("tenant"), _T.c.id == bindparam("ticket"))
-    .values(
-        team_id=bindparam("new_team"),
-        owner_agent_id=bindparam("new_agent"),
-        updated_at=bindparam("now"),
-    )
-)
-_ADD_EVENT = insert(_E)
 
 
 def _read_ticket(session: Session, tenant_id: str, ticket_id: str) -> TicketView:
@@ -371,7 +330,7 @@ def _read_ticket(session: Session, tenant_id: str, ticket_id: str) -> TicketView
     if found is None:
         raise NotFound("ticket", ticket_id)
     required = {skill: int(level) for skill, level in conn.execute(_TICKET_SKILLS, params)}
-    return TicketView(*found, required=required)
+    return TicketView.from_columns(found, required)
 
 
 def assign_ticket(
@@ -390,8 +349,7 @@ def assign_ticket(
     of one (:func:`assign_many`); ``dry_run`` decides and explains without locking or writing.
 
     This is the service's hot path (hundreds per second), so it reads and writes with prebuilt
-    Core statements rather than ORM objects; the rows it writes are the same as
-    :func:`apply_owner`'s.
+    Core statements rather than ORM objects, through the one owner writer.
     """
     if not dry_run:
         request = AssignRequest(ticket_id, now, actor, top_k, note)
@@ -431,53 +389,6 @@ _TICKETS_FOR_UPDATE = (
     .order_by(_T.c.id)
     .with_for_update(of=_T)
 )
-_ADD_OUTBOX = insert(WebhookEvent.__table__)
-# PostgreSQL: a batch's owner changes in one statement whose parameters are arrays (unnest):
-# fixed text, so prepared once, whatever the batch size. An executemany sends one UPDATE per
-# ticket through psycopg's pipeline: ~10 % of the server's GIL time at 32 clients (py-spy);
-# 0.24 vs 0.6 ms CPU per 16 tickets. (Not for the history and outbox INSERTs: psycopg escapes
-# text arrays element by element with a regex, and their JSON documents made that 2.8 ms of
-# CPU per 16 rows against 1.0 ms for the executemany.)
-_NEW_OWNERS = (
-    func.unnest(
-        bindparam("ids", type_=postgresql.ARRAY(Text)),
-        bindparam("agents", type_=postgresql.ARRAY(Text)),
-    )
-    .table_valued(column("id", Text), column("agent", Text))
-    .render_derived(name="new_owners")
-)
-_SET_OWNERS_PG = (
-    update(_T)
-    .values(owner_agent_id=_NEW_OWNERS.c.agent, updated_at=bindparam("now"))
-    .where(_T.c.tenant_id == bindparam("tenant"), _T.c.id == _NEW_OWNERS.c.id)
-)
-
-
-def _write_batch(
-    conn: Connection,
-    tenant_id: str,
-    now: datetime,
-    owners: Sequence[dict[str, Any]],
-    history: Sequence[dict[str, Any]],
-    outbox: Sequence[dict[str, Any]],
-) -> None:
-    """The batch's owner changes, history events and outbox rows."""
-    if owners:
-        if conn.dialect.name == "postgresql":
-            conn.execute(
-                _SET_OWNERS_PG,
-                {
-                    "tenant": tenant_id,
-                    "now": now,
-                    "ids": [o["ticket"] for o in owners],
-                    "agents": [o["new_agent"] for o in owners],
-                },
-            )
-        else:
-            conn.execute(_SET_OWNER, owners)  # SQLite: no round trips to save
-        conn.execute(_ADD_EVENT, history)
-    if outbox:
-        conn.execute(_ADD_OUTBOX, outbox)
 
 
 def _read_tickets(session: Session, tenant_id: str, ids: Sequence[str]) -> dict[str, TicketView]:
@@ -492,7 +403,7 @@ def _read_tickets(session: Session, tenant_id: str, ids: Sequence[str]) -> dict[
             required[tid] = {}
         if skill is not None:
             required[tid][skill] = int(level)
-    return {tid: TicketView(*cols, required=required[tid]) for tid, cols in columns.items()}
+    return {tid: TicketView.from_columns(cols, required[tid]) for tid, cols in columns.items()}
 
 
 def assign_many(
@@ -509,8 +420,8 @@ def assign_many(
 
     Must open the unit of work (it takes the tenant lock first; see the module docstring).
     Tickets are decided in request order, each seeing the loads of the decisions before it,
-    exactly as if the requests had run one after another. Writes the same rows as
-    :func:`apply_owner`, one statement per kind of row for the whole batch.
+    exactly as if the requests had run one after another. The owner writer writes the batch's
+    changes with one statement per kind of row.
     """
     ids = [r.ticket_id for r in requests]
     if len(set(ids)) != len(ids):
@@ -525,9 +436,7 @@ def assign_many(
         session=session, cache=cache, tenant_id=tenant_id, now=now, deciding=deciding
     )
     out: list[AssignResult | Exception] = []
-    owners: list[dict[str, Any]] = []
-    history: list[dict[str, Any]] = []
-    notices: list[tuple[str, dict[str, Any]]] = []
+    writer = OwnerWriter(tenant_id, now)
     for request in requests:
         view = views.get(request.ticket_id)
         if view is None:
@@ -550,88 +459,21 @@ def assign_many(
             continue
         if decision.agent_id is not None:
             index.commit(decision, ticket)
-        kind = _owner_change(view, decision, request, now, owners, history, notices)
-        out.append(AssignResult(decision, owner_of(view), kind))
-    outbox = _outbox_rows(session, tenant_id, notices, now)
-    _write_batch(session.connection(), tenant_id, now, owners, history, outbox)
-    return out
-
-
-def _owner_change(
-    view: TicketView,
-    decision: Decision,
-    request: AssignRequest,
-    now: datetime,
-    owners: list[dict[str, Any]],
-    history: list[dict[str, Any]],
-    notices: list[tuple[str, dict[str, Any]]],
-) -> str | None:
-    """Queue the rows of ``view``'s owner change (none when the owner stays); the event kind."""
-    agent = decision.agent_id
-    if agent == view.owner_agent_id:
-        return None
-    kind = TicketEventKind.ASSIGNED if view.owner_agent_id is None else TicketEventKind.REASSIGNED
-    reasons = decision.reasons
-    owners.append(
-        {
-            "tenant": view.tenant_id,
-            "ticket": view.id,
-            "new_team": view.team_id,
-            "new_agent": agent,
-            "now": now,
-        }
-    )
-    history.append(
-        {
-            "tenant_id": view.tenant_id,
-            "ticket_id": view.id,
-            "kind": kind,
-            "at": now,
-            "actor": request.actor,
-            "from_agent": view.owner_agent_id,
-            "to_agent": agent,
-            "from_team": view.team_id,
-            "to_team": view.team_id,
-            "reason": _reason_line(reasons, request.note, "realtime"),
-            "data": {
-                "source": "realtime",
-                "reasons": reasons_json(reasons),
+        kind = writer.move(
+            view,
+            agent=decision.agent_id,
+            actor=request.actor,
+            source="realtime",
+            reasons=decision.reasons,
+            note=request.note,
+            detail={
                 "score": decision.score,
                 "alternatives": [a.agent_id for a in decision.alternatives],
             },
-        }
-    )
-    notices.append(
-        (
-            "ticket.assigned" if kind is TicketEventKind.ASSIGNED else "ticket.reassigned",
-            {
-                "ticket_id": view.id,
-                "agent_id": agent,
-                "team_id": view.team_id,
-                "from_agent_id": view.owner_agent_id,
-                "from_team_id": view.team_id,
-                "source": "realtime",
-                "reasons": [{"rule": r.rule, "detail": r.detail} for r in reasons],
-            },
         )
-    )
-    return kind.value
-
-
-def _outbox_rows(
-    session: Session, tenant_id: str, notices: Sequence[tuple[str, dict[str, Any]]], now: datetime
-) -> list[dict[str, Any]]:
-    """The webhook outbox rows :func:`api.events.emit` would write for ``notices``
-    (none for a type no enabled subscription wants), reading the subscriptions once a batch."""
-    if not notices:
-        return []
-    wanted = events.subscribed_types(session, tenant_id)
-    rows: list[dict[str, Any]] = []
-    for type_, data in notices:
-        event_type = events.EventType(type_)
-        if event_type.value in wanted:
-            rows.append(events.outbox_row(tenant_id, event_type, data, now))
-    return rows
+        out.append(AssignResult(decision, owner_of(view), _kind_name(kind)))
+    writer.write(session)
+    return out
 
 
 # --------------------------------------------------------------------------- escalate
@@ -675,7 +517,9 @@ def escalate(
         errors += common.unknown_skills(session, tenant_id, required_skills, "required_skills")
     adding: dict[str, int] = dict(required_skills or {})
     if capability is not None:
-        cap = capability_service.get(session=session, tenant_id=tenant_id, capability_id=capability)
+        # The row, not the organisation's service: assignment sits below org (whose agent
+        # route re-routes through this module), so it reads what it needs itself.
+        cap = common.get(session, CapabilityRow, tenant_id, capability)
         if cap is None:
             errors.append(FieldError("capability", f"unknown capability {capability!r}"))
         else:
@@ -694,12 +538,10 @@ def escalate(
     previous_team, previous_owner = row.team_id, owner_of(row)
     new_team = team or row.team_id
 
-    tickets.record_event(
-        session=session,
-        tenant_id=tenant_id,
-        ticket_id=row.id,
-        kind=TicketEventKind.ESCALATED,
-        now=now,
+    writer = OwnerWriter(tenant_id, now)
+    writer.escalated(
+        row,
+        to_team=new_team,
         actor=actor,
         reason=reason,
         data={
@@ -708,10 +550,6 @@ def escalate(
             "to_required_skills": after_skills,
             "owner": previous_owner.as_json(),
         },
-        from_team=previous_team,
-        to_team=new_team,
-        from_agent=row.owner_agent_id,
-        to_agent=row.owner_agent_id,
     )
     tickets.set_required_skills(row, tenant_id, after_skills)
     row.updated_at = now
@@ -722,18 +560,15 @@ def escalate(
     assignment: AssignResult | None = None
     if owner_ok:
         # The owner still qualifies: they stay accountable; only the team may change.
-        if new_team != row.team_id:
-            apply_owner(
-                session=session,
-                row=row,
-                agent=owner_agent,
-                team=new_team,
-                now=now,
-                actor=actor,
-                reasons=[Reason("escalated", f"escalated to team {new_team}; owner qualifies")],
-                source="escalation",
-                note=reason,
-            )
+        writer.move(
+            row,
+            agent=owner_agent,
+            team=new_team,
+            actor=actor,
+            reasons=[Reason("escalated", f"escalated to team {new_team}; owner qualifies")],
+            source="escalation",
+            note=reason,
+        )
     elif reassign and row.status.is_active:
         # Decide for the new team (it holds the ticket when nobody fits); the owner event
         # below records the move.
@@ -742,30 +577,27 @@ def escalate(
             session=session, cache=cache, tenant_id=tenant_id, now=now, deciding=[row]
         )
         decision = decide_and_claim(session=session, index=index, row=row, ticket=ticket, now=now)
-        event = apply_owner(
-            session=session,
-            row=row,
+        kind = writer.move(
+            row,
             agent=decision.agent_id,
             team=new_team,
-            now=now,
             actor=actor,
             reasons=decision.reasons,
             source="escalation",
             note=reason,
         )
-        assignment = AssignResult(decision, previous_owner, _event_name(event))
+        assignment = AssignResult(decision, previous_owner, _kind_name(kind))
     else:
-        apply_owner(
-            session=session,
-            row=row,
+        writer.move(
+            row,
             agent=None,
             team=new_team,
-            now=now,
             actor=actor,
             reasons=[Reason("escalated", f"escalated; held by team {new_team}'s queue")],
             source="escalation",
             note=reason,
         )
+    writer.write(session)
     session.flush()
     return EscalateResult(row, previous_team, before_skills, previous_owner, assignment)
 
@@ -806,9 +638,7 @@ def reroute_agent(
     team queue when nobody fits), ``queue`` back to the team queue, ``keep`` leaves them.
     Started work (open, pending) stays with the agent: it is already in their hands."""
     lock_tenant(session, tenant_id)
-    from api.org.agents import service as agent_service
-
-    agent = agent_service.get_or_raise(session=session, tenant_id=tenant_id, agent_id=agent_id)
+    agent = common.get_or_raise(session, AgentRow, tenant_id, agent_id, "agent")
     # Tickets before agents (the lock order): lock their tickets, then change their status.
     held = list(
         session.scalars(
@@ -832,21 +662,17 @@ def reroute_agent(
         return RerouteResult(agent, policy, [], kept + [t.id for t in unstarted])
 
     why = f"agent {agent_id} is {agent.status.value}"
+    writer = OwnerWriter(tenant_id, now)
     changes: list[tuple[TicketRow, tuple[Reason, ...], str | None]] = []
     if policy == "queue":
         for row in unstarted:
-            reasons = (Reason("available", f"{why}; back to team {row.team_id}'s queue"),)
-            event = apply_owner(
-                session=session,
-                row=row,
-                agent=None,
-                now=now,
-                actor=actor,
-                reasons=reasons,
-                source="reroute",
-                note=note,
+            reasons: tuple[Reason, ...] = (
+                Reason("available", f"{why}; back to team {row.team_id}'s queue"),
             )
-            changes.append((row, reasons, _event_name(event)))
+            kind = writer.move(
+                row, agent=None, actor=actor, reasons=reasons, source="reroute", note=note
+            )
+            changes.append((row, reasons, _kind_name(kind)))
     else:
         index = realtime_for(
             session=session, cache=cache, tenant_id=tenant_id, now=now, deciding=unstarted
@@ -860,17 +686,16 @@ def reroute_agent(
             )
             index.commit(decision, ticket)
             reasons = (Reason("available", why), *decision.reasons)
-            event = apply_owner(
-                session=session,
-                row=row,
+            kind = writer.move(
+                row,
                 agent=decision.agent_id,
-                now=now,
                 actor=actor,
                 reasons=reasons,
                 source="reroute",
                 note=note,
             )
-            changes.append((row, reasons, _event_name(event)))
+            changes.append((row, reasons, _kind_name(kind)))
+    writer.write(session)
     session.flush()
     return RerouteResult(agent, policy, changes, kept)
 
@@ -959,15 +784,15 @@ def run_optimize_job(ctx: JobContext) -> dict[str, Any]:
         events.emit(
             session=session,
             tenant_id=ctx.tenant_id,
-            type="queue.optimized",
-            data={
-                "job_id": ctx.job.id,
-                "team_id": team,
-                "changes": len(result["changes"]),
-                "skipped": len(result["skipped"]),
-                "status": result["stats"]["status"],
-                "objective": result["stats"]["objective"],
-            },
+            type=events.EventType.QUEUE_OPTIMIZED,
+            data=events.queue_optimized_payload(
+                job_id=ctx.job.id,
+                team_id=team,
+                changes=len(result["changes"]),
+                skipped=len(result["skipped"]),
+                status=result["stats"]["status"],
+                objective=result["stats"]["objective"],
+            ),
             now=ctx.now(),
         )
         ctx.complete(session, result)
@@ -1039,20 +864,19 @@ def _apply_plan(
     for q in plan.queued:
         if q.ticket_id in current:
             moves.append((q.ticket_id, None, q.reasons))
+    writer = OwnerWriter(tenant_id, now)
     for tid, agent, reasons in moves:
         row = current[tid]
         before = owner_of(row)
-        event = apply_owner(
-            session=session,
-            row=row,
+        kind = writer.move(
+            row,
             agent=agent,
-            now=now,
             actor=f"job:{ctx.job.id}"[:64],
             reasons=reasons,
             source="optimizer",
-            extra={"job_id": ctx.job.id},
+            job_id=ctx.job.id,
         )
-        if event is None:
+        if kind is None:
             unchanged += 1
             continue
         changes.append(
@@ -1060,10 +884,11 @@ def _apply_plan(
                 "ticket": tid,
                 "from": before.as_json(),
                 "to": owner_of(row).as_json(),
-                "event": event.kind.value,
+                "event": kind.value,
                 "why": reasons_json(reasons),
             }
         )
+    writer.write(session)
     session.flush()
     stats = plan.stats
     return {

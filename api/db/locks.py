@@ -22,6 +22,7 @@ from api.db.engine import SQLITE_BEGIN_OPTION
 
 # Namespaces the advisory-lock space so our keys cannot collide with another application's.
 _LOCK_NAMESPACE = 0x5B0A  # "SwitchBoArd"
+_ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(:ns, :key)")
 
 
 def _advisory_key(tenant_id: str) -> int:
@@ -49,7 +50,8 @@ def lock_tenant(session: Session, tenant_id: str) -> None:
     if session.in_transaction():
         raise RuntimeError("lock_tenant() must be the first statement of a unit of work")
     if begin_write(session):
-        session.execute(
-            text("SELECT pg_advisory_xact_lock(:ns, :key)"),
-            {"ns": _LOCK_NAMESPACE, "key": _advisory_key(tenant_id)},
+        # On the connection, not through the ORM's execute: the assignment path takes this
+        # lock once per batch.
+        session.connection().execute(
+            _ADVISORY_LOCK, {"ns": _LOCK_NAMESPACE, "key": _advisory_key(tenant_id)}
         )

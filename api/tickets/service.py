@@ -3,12 +3,13 @@
 ``upsert`` is what ``PUT /v1/tickets/{id}`` does: create the ticket or bring it to the state the
 helpdesk describes, recording one history event per kind of change (created, assigned,
 reassigned, status_changed, updated). Later services (assignment, escalation, bookings) record
-their own events with :func:`record_event` and move owners with :func:`set_owner`, so every
-change of hands lands in the history the same way.
+their own events with :func:`record_event`; every change of hands goes through
+:mod:`api.tickets.owner` (this module's :func:`set_owner` too), so it lands the same way.
 """
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -20,6 +21,7 @@ from api.common import service as common
 from api.db.models import Ticket, TicketEvent, TicketSkill
 from api.enums import TicketEventKind, TicketPriority, TicketStatus
 from api.errors import FieldError
+from api.tickets import owner
 from api.tickets.schemas import TicketIn
 
 WHAT = "ticket"
@@ -98,7 +100,7 @@ def set_required_skills(row: Ticket, tenant_id: str, levels: Mapping[str, int]) 
 
 def _validate(
     session: Session, tenant_id: str, data: TicketIn, created_at: datetime
-) -> list[FieldError]:
+) -> builtins.list[FieldError]:
     errors = common.unknown_team(session, tenant_id, data.team)
     errors += common.unknown_skills(session, tenant_id, data.required_skills, "required_skills")
     if data.owner_agent is not None:
@@ -125,35 +127,16 @@ def set_owner(
     now: datetime,
     actor: str | None,
     reason: str | None = None,
-    data: Mapping[str, Any] | None = None,
-) -> TicketEvent | None:
-    """Move the ticket to ``team``/``agent``, recording assigned or reassigned (or nothing if
-    neither changes). Callers have already checked that the team and agent exist."""
-    if team == row.team_id and agent == row.owner_agent_id:
-        return None
-    kind = (
-        TicketEventKind.ASSIGNED
-        if row.owner_agent_id is None and team == row.team_id
-        else TicketEventKind.REASSIGNED
-    )
-    event = record_event(
-        session=session,
-        tenant_id=row.tenant_id,
-        ticket_id=row.id,
-        kind=kind,
-        now=now,
-        actor=actor,
-        reason=reason,
-        data=data,
-        from_agent=row.owner_agent_id,
-        to_agent=agent,
-        from_team=row.team_id,
-        to_team=team,
-    )
-    row.team_id = team
-    row.owner_agent_id = agent
-    row.updated_at = now
-    return event
+) -> TicketEventKind | None:
+    """Move the ticket to ``team``/``agent`` as the helpdesk says, through the owner writer
+    (written at once; no webhook event, the helpdesk made the change). Returns the kind
+    recorded, or None if neither changes. Callers have already checked that the team and agent
+    exist."""
+    session.flush()  # the row and the events before this one first: the history keeps order
+    writer = owner.OwnerWriter(row.tenant_id, now)
+    kind = writer.move(row, agent=agent, team=team, actor=actor, source=None, note=reason)
+    writer.write(session)
+    return kind
 
 
 def set_status(
