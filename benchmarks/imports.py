@@ -307,6 +307,24 @@ def run_backend(
     return timings
 
 
+def _routers() -> dict[str, Any]:
+    """Each imported resource's router (its use-case package's routes)."""
+    from api.org.agents import routes as agents
+    from api.org.capabilities import routes as capabilities
+    from api.org.intervals import routes as intervals
+    from api.org.skills import routes as skills
+    from api.org.teams import routes as teams
+
+    return {
+        "skills": skills.router,
+        "teams": teams.router,
+        "agents": agents.router,
+        "shifts": intervals.shifts_router,
+        "busy": intervals.busy_router,
+        "capabilities": capabilities.router,
+    }
+
+
 def profile_import(app: Any, tenant_id: str, resource: str, body: list[Any]) -> str:
     """A pyinstrument profile (text) of the import route of ``resource`` run on ``body``.
 
@@ -318,9 +336,8 @@ def profile_import(app: Any, tenant_id: str, resource: str, body: list[Any]) -> 
     """
     from pyinstrument import Profiler
 
-    endpoint = next(
-        r.endpoint for r in app.routes if getattr(r, "name", None) == f"import_{resource}"
-    )
+    router = _routers()[resource]
+    endpoint = next(r.endpoint for r in router.routes if r.name == f"import_{resource}")
     principal = Principal(tenant_id=tenant_id, key_id="bench", scopes=frozenset({Scope.PLANNER}))
     profiler = Profiler(interval=0.0005)
     with app.state.session_factory() as session:
