@@ -133,7 +133,8 @@ _LIVE_CALLS = (
 
 def _live_calls(session: Session, tenant_id: str, now: datetime) -> Sequence[Any]:
     """What :func:`_live_rows` reads, as plain rows (the same attribute names) for reading
-    only: a third of a warm slot query went into loading them as ORM objects."""
+    only: loading them as ORM objects is a large share of a warm slot query (figures:
+    benchmarks/README.md, Capability booking)."""
     return session.execute(_LIVE_CALLS, {"tenant": tenant_id, "now": now}).all()
 
 

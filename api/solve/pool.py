@@ -1,8 +1,9 @@
 """The bounded pool that runs ``POST /v1/solve`` off the request threads.
 
 A solve is CPU-bound OR-Tools work of up to ``solve_max_seconds`` (30 s). Run in FastAPI's
-shared thread pool (40 threads), 40 concurrent solves from one tenant held every thread, and
-the GIL, so other tenants' cheap requests waited seconds. Here a solve is admitted only while
+shared thread pool (40 threads), 40 concurrent solves from one tenant would hold every thread,
+and the GIL, and other tenants' cheap requests would wait seconds. Here a solve is admitted
+only while
 
 * the tenant runs fewer than ``solve_max_per_tenant`` solves — else **429**, and
 * the pool runs fewer than ``solve_workers`` in all — else **503**,
