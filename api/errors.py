@@ -50,8 +50,9 @@ log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "/problems/"
-# An answer lists this many field errors at most: a 400 KB import of bad rows once answered
-# with 11.7 MB of errors. The first hundred show the pattern; the detail gives the total.
+# An answer lists this many field errors at most: listing all of an import's bad rows makes an
+# answer several times the import's size (figures: benchmarks/README.md, Hostile bodies). The
+# first hundred show the pattern; the detail gives the total.
 MAX_LISTED_ERRORS = 100
 
 

@@ -81,10 +81,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         app.state.solve_pool = SolvePool.from_settings(settings)
         app.state.solve_pool.warm()
         if settings.environment is not Environment.TEST:
-            # The ~200k objects of a started service (modules, models, routes) never die, yet
-            # every full collection walked them: 215-230 ms pauses that were the assign
-            # endpoint's p99. Frozen, collections only look at what requests allocate. (Tests
-            # build hundreds of apps in one process: there the heap is left alone.)
+            # The objects of a started service (modules, models, routes) never die, yet every
+            # full collection walks them: pauses long enough to set the assign endpoint's p99
+            # (figures: benchmarks/README.md, Figures behind design choices). Frozen,
+            # collections only look at what requests allocate. (Tests build hundreds of apps
+            # in one process: there the heap is left alone.)
             gc.collect()
             gc.freeze()
         try:
@@ -165,8 +166,9 @@ def _include_routers(app: FastAPI) -> None:
     from api.webhooks import routes as webhooks
 
     # The assignment routes first: FastAPI matches a request against the routes in order (a
-    # regex each), and POST /v1/tickets/{id}/assign is the hot path — 60th of 75, matching was
-    # a third of its HTTP-layer CPU. No other route matches its paths, so order changes nothing.
+    # regex each), and POST /v1/tickets/{id}/assign is the hot path: registered among the last,
+    # matching would be a large share of its HTTP CPU (figures: benchmarks/README.md, Figures
+    # behind design choices). No other route matches its paths, so order changes nothing.
     for router in (
         assignment.router,
         health.router,

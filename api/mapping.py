@@ -266,7 +266,8 @@ def _iso(moment: datetime) -> str:
 def reasons_json(reasons: Iterable[Reason]) -> list[JSON]:
     """Reasons with their share of the score (a cost: lower is better). The shape is written
     here, in one comprehension: a decision's document holds a few dozen reasons, and a call
-    per reason was an eighth of the assignment document's cost."""
+    per reason is a visible share of the assignment document's cost (figures:
+    benchmarks/README.md, Figures behind design choices)."""
     return [{"rule": r.rule, "detail": r.detail, "value": float(r.value)} for r in reasons]
 
 

@@ -183,7 +183,8 @@ class VersionedCache(Generic[T]):
     def build_lock(self, tenant_id: str) -> threading.Lock:
         """Held while building ``tenant_id``'s value, so that requests arriving together after
         a change (or at start) build it once and the rest wait for it, instead of each reading
-        the whole organisation at the same time (measured at start: 8 concurrent builds)."""
+        the whole organisation at the same time (figures: benchmarks/README.md, Figures behind
+        design choices)."""
         with self._lock:
             return self._building.setdefault(tenant_id, threading.Lock())
 

@@ -7,9 +7,9 @@ the HTTP benchmark) call :func:`run`.
 The listening socket is always bound here, never by uvicorn. uvicorn's own ``--workers N``
 binds it without ``IPPROTO_TCP``; accepted connections inherit ``proto == 0``, asyncio then
 skips ``TCP_NODELAY`` on them, and every response on a kept-alive connection after the first
-waits ~40 ms for the client's delayed ACK (Kludex/uvicorn#3149, still open at uvicorn 0.54;
-measured here on asyncio's loop: /healthz 1 ms with one worker, 44 ms with two; uvloop sets
-``TCP_NODELAY`` by itself, so the trap hides wherever uvloop is installed). A socket bound as
+waits for the client's delayed ACK (Kludex/uvicorn#3149; on asyncio's loop, figures:
+benchmarks/README.md, Figures behind design choices; uvloop sets ``TCP_NODELAY`` by itself, so
+the trap hides wherever uvloop is installed). A socket bound as
 TCP is handed to uvicorn's supervisor (:class:`uvicorn.supervisors.Multiprocess`), which starts
 the workers, restarts one that dies and stops them all on SIGINT/SIGTERM. One worker is served
 from the same kind of socket, so a taken port fails before anything is migrated or seeded.

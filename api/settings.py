@@ -90,7 +90,7 @@ class Settings(BaseSettings):
     # A token bucket per tenant: rate_limit_per_second tokens a second, holding at most
     # rate_limit_burst; one request takes one. None = on, except in the test environment
     # (tests that limit turn it on). The defaults only stop floods: one tenant's assignment
-    # benchmark (1,000+ requests/s) stays under them.
+    # benchmark stays under them (figures: benchmarks/README.md, HTTP service).
     rate_limit_enabled: bool | None = None
     rate_limit_per_second: int = Field(default=2000, ge=1)
     rate_limit_burst: int = Field(default=4000, ge=1)

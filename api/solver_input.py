@@ -97,7 +97,8 @@ def held_work(session: Session, tenant_id: str) -> dict[str, tuple[int, int]]:
     Aggregated in the database over every held ticket; callers take the tickets they are
     deciding out with :func:`without_tickets` (no IN-list of thousands of ids). A prebuilt Core
     statement: the real-time assignment path reads it on every batch."""
-    # .all(): one fetch of the ~agents rows instead of one per row (0.3-0.5 vs 0.6 ms CPU).
+    # .all(): one fetch of the ~agents rows instead of one per row, which costs less CPU
+    # (figures: benchmarks/README.md, Figures behind design choices).
     rows = session.connection().execute(_HELD_WORK, {"tenant": tenant_id}).all()
     return {a: (int(n), int(m or 0)) for a, n, m in rows if a is not None}
 

@@ -36,7 +36,8 @@ from api.assignment.service import AssignRequest, AssignResult, assign_many
 log = logging.getLogger(__name__)
 
 # Enough to amortize the per-transaction cost; small enough that the batch in front of a request
-# (decided in Python inside the tenant lock, ~0.2 ms a ticket) stays a few milliseconds.
+# (decided in Python inside the tenant lock, ticket by ticket) stays a few milliseconds
+# (figures: benchmarks/README.md, Figures behind design choices).
 MAX_BATCH = 64
 
 

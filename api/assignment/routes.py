@@ -107,8 +107,8 @@ def assignment_json(
 ) -> bytes:
     """:class:`AssignmentOut` as JSON bytes, the mapping's document written directly: the same
     document as ``AssignmentOut.model_validate(doc).model_dump_json()`` (a test holds them
-    equal) for a sixth of the CPU; building and validating ~20 nested models was a tenth of a
-    request's cost."""
+    equal) for a fraction of the CPU: building and validating ~20 nested models is a sizeable
+    share of a request's cost (figures: benchmarks/README.md, Figures behind design choices)."""
     doc = mapping.decision_json(
         decision, previous=previous, changed=changed, event=event, dry_run=dry_run
     )

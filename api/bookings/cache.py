@@ -2,10 +2,10 @@
 organisation version of :mod:`api.org_version`.
 
 Answering a slot query or deciding a booking needs the engine's state: every agent with skills,
-shifts and busy time, the capabilities, and the booked calls. Reading the agents and turning
-their working time into the engine's availability grid (:func:`solver.slots.org_index`) was
-most of a slot query's time (tens of milliseconds for 200 agents) and changes rarely; the calls
-change with every booking. So the organisation part is cached per tenant, and each request
+shifts and busy time, the capabilities, and the booked calls. Reading the agents and turning their
+working time into the engine's availability grid (:func:`solver.slots.org_index`) is most of an
+uncached slot query's time (figures: benchmarks/README.md, Capability booking) and changes rarely;
+the calls change with every booking. So the organisation part is cached per tenant, and each request
 reads the capabilities and the live calls and places the calls on a copy of the cached grid
 (:func:`solver.slots.index_from`, which gives exactly the index a fresh build would).
 

@@ -75,10 +75,10 @@ DEFAULT_SLOT_WINDOW = timedelta(days=7)
 
 # Slot queries take no lock and run in the server's thread pool, so many can compute at once.
 # That only makes each slower: the engine's work is Python and small numpy arrays holding the
-# GIL, and threads contending for it cost more CPU per query, not less. Measured in-process on
-# 2 cores (200 agents, 200 calls booked): 8 threads got 57 queries/s at 20 ms of CPU each; the
-# same 8 through this gate 98/s at 10.3 ms, as fast as one thread alone (104/s). One query
-# computes at a time per process; the others wait without using the CPU.
+# GIL, and threads contending for it cost more CPU per query, not less: 8 threads through this
+# gate answer about as many queries as one thread alone, and more than 8 without it (figures:
+# benchmarks/README.md, Capability booking). One query computes at a time per process; the
+# others wait without using the CPU.
 SLOT_QUERY_GATE = threading.BoundedSemaphore(1)
 
 
@@ -133,7 +133,8 @@ _LIVE_CALLS = (
 
 def _live_calls(session: Session, tenant_id: str, now: datetime) -> Sequence[Any]:
     """What :func:`_live_rows` reads, as plain rows (the same attribute names) for reading
-    only: a third of a warm slot query went into loading them as ORM objects."""
+    only: loading them as ORM objects is a large share of a warm slot query (figures:
+    benchmarks/README.md, Capability booking)."""
     return session.execute(_LIVE_CALLS, {"tenant": tenant_id, "now": now}).all()
 
 

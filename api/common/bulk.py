@@ -31,8 +31,8 @@ from api.errors import FieldError, InvalidInput, validation_field_errors
 S = TypeVar("S", bound=BaseModel)
 
 LEVEL_COLUMNS = frozenset({"skills", "requirements", "required_skills"})
-# The csv module's own default field limit (128 KiB), now ours to report: the reader raised
-# ``_csv.Error`` past it (a 500), which names neither the row nor the column.
+# The csv module's own default field limit (128 KiB), checked here rather than by the reader:
+# the reader's ``_csv.Error`` past it would be a 500 naming neither the row nor the column.
 MAX_CSV_CELL = 131_072
 # What the reader itself is let through: any cell of a body the gate admitted (api/http/gate.py
 # caps bodies at tens of MiB), so a long cell reaches our check with its row and column.

@@ -6,8 +6,9 @@ refers to a row, a ``{skill: level}`` link set).
 Bulk imports create many rows at once (each service's ``create_many``) with the same checks as
 ``create`` made row by row, but with one query per table they look in (:func:`existing_ids`),
 the checks in memory (:func:`refuse_rows`) and bulk inserts (:mod:`api.db.inserts`): an
-import of agents by per-row ``create`` sent five statements per row (three lookups, a flush of
-two INSERTs), 17-33 s for 10,000 agents on SQLite and 94-119 s on PostgreSQL.
+import of agents by per-row ``create`` would send five statements per row (three lookups, a
+flush of two INSERTs), tens of seconds for 10,000 agents (figures: benchmarks/README.md, Bulk
+import).
 
 What every ``create_many(session=, tenant_id=, rows=, now=)`` promises: :func:`create` for every
 row, all or nothing, returning the ids. It refuses what ``create`` would, row by row in order (an
@@ -250,8 +251,8 @@ def existing_ids(
 ) -> set[str]:
     """Which of ``ids`` the tenant has a ``model`` row for.
 
-    PostgreSQL: one query, the ids sent as one array parameter (``= ANY``); ``IN`` chunks of
-    1,000 bound parameters took twice as long for 10,000 agent ids (0.42 s against 0.22 s).
+    PostgreSQL: one query, the ids sent as one array parameter (``= ANY``), which is faster
+    than ``IN`` chunks of 1,000 bound parameters (figures: benchmarks/README.md, Bulk import).
     SQLite: one ``IN`` query per :data:`IN_CHUNK` ids.
     """
     wanted = sorted(set(ids))

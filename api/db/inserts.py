@@ -1,25 +1,24 @@
 """Many new rows into one table, fast, in the session's transaction: the write path of bulk
 imports (``create_many`` of each organisation service).
 
-PostgreSQL gets ``COPY ... FROM STDIN``: measured for 10,000 agents with 30,000 skill links
-on this shared 2-core machine (load average 6-7), 1.3 s against 2.4-3.0 s for psycopg's
-pipelined executemany (each row there is still a statement the server parses and executes)
-and 4.8-5.8 s for SQLAlchemy's batched multi-row ``VALUES ... RETURNING``.
+PostgreSQL gets ``COPY ... FROM STDIN``, faster than psycopg's pipelined executemany (each
+row there is still a statement the server parses and executes) and than SQLAlchemy's batched
+multi-row ``VALUES ... RETURNING`` (figures: benchmarks/README.md, Bulk import).
 Values go through each column type's own bind processing first (UTC datetimes, enum values),
 so COPY stores exactly what an INSERT would, and a driver error is raised as the SQLAlchemy
 exception an INSERT would have raised (``IntegrityError``, ``DataError``,
 ``OperationalError``...), which ``api.errors`` answers with a 409, 422 or 503 as for any
 write. SQLite gets ``executemany``, which its driver runs in C.
 
-Each foreign key of a copied row is checked by a query on the table it refers to, planned once
-per connection. On a table without statistics (never analyzed, or analyzed while empty: a new
-database) PostgreSQL 15 plans ``agents``' check on the (tenant, team) index instead of the
-primary key and scans all the tenant's agents per row: the skill links of 3,000 new agents
-took 2.3 s, against 0.13 s once ``agents`` had any statistics. So before copying, a referred
-table with none is analyzed (in this transaction: ANALYZE counts its uncommitted rows too;
-it holds a lock that makes a second such ANALYZE wait for this commit, which happens only
-until the first import has committed; a role that does not own the table gets a warning and
-no statistics, as before).
+Each foreign key of a copied row is checked by a query on the table it refers to, planned once per
+connection. On a table without statistics (never analyzed, or analyzed while empty: a new database)
+PostgreSQL 15 plans ``agents``' check on the (tenant, team) index instead of the primary key and
+scans all the tenant's agents per row, seconds for the skill links of a few thousand new agents
+against a fraction of a second once ``agents`` has any statistics (figures: benchmarks/README.md,
+Bulk import). So before copying, a referred table with none is analyzed (in this transaction:
+ANALYZE counts its uncommitted rows too; it holds a lock that makes a second such ANALYZE wait for
+this commit, which happens only until the first import has committed; a role that does not own the
+table gets a warning and no statistics, as before).
 
 These rows pass no ORM flush, so the flush listeners that notice organisation changes would
 not see them; such a listener registers a hook with :func:`on_insert` (in its ``install()``)

@@ -4,10 +4,10 @@
     log_line = ThrottledLog(log)    # at most one line per kind every 10 s, with a count
     backoff = Backoff(1.0, 30.0)    # a background loop's wait after each failed round
 
-An outage is loud by nature: during a 140 s partition every request and every background poll
-fails the same way. One line per kind of failure every few seconds says all there is to say;
-the SQL and its parameters (customer data) never appear, only the exception's class and the
-first line of the driver's message.
+An outage is loud by nature: during a partition every request and every background poll fails the
+same way (figures: benchmarks/README.md, PostgreSQL outage). One line per kind of failure every few
+seconds says all there is to say; the SQL and its parameters (customer data) never appear, only the
+exception's class and the first line of the driver's message.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """The request gate: who is asking, and how much they may send, before the body is read.
 
 FastAPI reads and parses a request's whole body before any dependency runs, so authentication
-in a dependency came after the body: an unauthenticated 300 MB JSON grew the server by 884 MB
-before its 401, and no body had a size limit. This pure ASGI middleware sits outside everything
-that reads bodies (the Idempotency-Key middleware, the routes) and, in order:
+in a dependency would come after the body: an unauthenticated huge JSON would grow the server
+by more than its size before its 401 (figures: benchmarks/README.md, Hostile bodies). This pure
+ASGI middleware sits outside everything that reads bodies (the Idempotency-Key middleware, the
+routes) and, in order:
 
 1. **Authenticates** every path that is not :func:`public <is_public>` — the bearer key is
    resolved exactly as ``api.http.deps.authenticate`` does it (the process's key cache, else the

@@ -16,17 +16,18 @@ the policy and ``r``/``t`` on the live counter. They are sent on 429 answers onl
 lets a server omit them, and on a success they would cost a second Redis round trip per request.
 
 A refusal is answered ``rate_limit_reject_delay_seconds`` (0.5 s, jittered) late. Refusing is cheap
-(~25 µs of the app's CPU against ~2 ms for a ticket read), but a client that loops on 429s over
-64 connections still sent 3,000-4,000 a second, and every one of them passed through the event
-loop that also serves the other tenants: their reads waited behind it (p50 ~90 ms instead of
-~4 ms, benchmarks/noisy_neighbour.py). Answered late, the same client sends ~128 a second; the
-sleeping refusals hold no thread, no database connection and no CPU.
+(a small fraction of a ticket read's CPU), but a client that loops on 429s over many connections
+sends thousands a second, and every one of them passes through the event loop that also serves
+the other tenants: their reads wait behind it. Answered late, the same client sends about one
+request per connection per delay; the sleeping refusals hold no thread, no database connection
+and no CPU (figures: benchmarks/README.md, Noisy neighbour and Figures behind design choices).
 
 One bucket for all of a tenant's requests, of every kind, but a solve takes
 ``rate_limit_solve_cost`` (10) tokens: its body (a problem of up to 20,000 tickets) is parsed
-before the solve pool's concurrency cap (api/solve/pool.py) can refuse it, ~2 ms for 300
-tickets, so a tenant looping on solves at the plain rate kept the event loop busy with parsing
-alone. One bucket with weights keeps one setting to explain; the cap holds the solving itself.
+before the solve pool's concurrency cap (api/solve/pool.py) can refuse it, so a tenant looping
+on solves at the plain rate would keep the event loop busy with parsing alone (figures:
+benchmarks/README.md, Noisy neighbour). One bucket with weights keeps one setting to explain;
+the cap holds the solving itself.
 
 The algorithm is pyrate-limiter's (``TokenBucket``, which it implements as GCRA: one number of
 state per tenant, the wait in closed form, and a Lua script that makes the Redis check atomic
@@ -84,8 +85,8 @@ async def refuse_late(delay: float, rng: random.Random = _JITTER) -> None:
     connection per ``delay`` instead of thousands a second, and the event loop stays free for
     the other tenants (see the module doc); a sleeping refusal holds no thread, no database
     connection and no CPU. Jittered (0.5-1.5x): refusals given at one moment must not all come
-    back at one moment, a herd that spends the refilled tokens at once (tenant B's p99 went
-    from 6-10x its quiet value to 1.4-2.2x, benchmarks/noisy_neighbour.py)."""
+    back at one moment, a herd that spends the refilled tokens at once and sets the other
+    tenants' p99 (figures: benchmarks/README.md, Noisy neighbour)."""
     if delay > 0:
         await asyncio.sleep(delay * (0.5 + rng.random()))
 
@@ -243,11 +244,12 @@ class RateLimitMiddleware:
     """Takes the token before the app reads the body, when the key is known to this process.
 
     FastAPI reads and JSON-parses a body before any dependency runs: a tenant looping on
-    ``POST /v1/solve`` with a 70 KB problem cost the server ~2 ms of parsing per request even
-    when :func:`check` then refused it, and that alone kept another tenant's reads waiting for
-    seconds (benchmarks/noisy_neighbour.py). Here the principal :mod:`api.http.gate` authenticated
-    before the body is read is charged, and an empty bucket answers 429 without a byte of the
-    body read. :func:`check` (in the routes' authorization) charges what was not counted here.
+    ``POST /v1/solve`` would cost the server a problem's parsing per request even when
+    :func:`check` then refuses it, and that alone keeps another tenant's reads waiting for
+    seconds (figures: benchmarks/README.md, Noisy neighbour). Here the principal
+    :mod:`api.http.gate` authenticated before the body is read is charged, and an empty bucket
+    answers 429 without a byte of the body read. :func:`check` (in the routes' authorization)
+    charges what was not counted here.
     """
 
     def __init__(self, app: ASGIApp) -> None:

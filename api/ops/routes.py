@@ -28,7 +28,7 @@ from api.db import outage
 from api.errors import PROBLEM_JSON, RETRY_AFTER_DOWN, Unavailable, problem_body
 
 router = APIRouter(tags=["health"])
-# /metrics: registered after every other route, as it always was (its place in the document).
+# /metrics: registered after every other route, which is its place in the OpenAPI document.
 metrics_router = APIRouter(tags=["health"])
 log = logging.getLogger(__name__)
 

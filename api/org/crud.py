@@ -184,7 +184,7 @@ def crud_router(
         return ImportResult(imported=len(ids), ids=ids)
 
     # ``filters`` after ``page``: FastAPI validates dependencies in this order, so a 422 lists
-    # the page's errors first, as it did when the filters were the endpoint's own parameters.
+    # the page's errors before the filters', the order clients have always been answered in.
     def list_page(
         session: SessionDep,
         auth: Principal,

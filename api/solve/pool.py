@@ -1,8 +1,9 @@
 """The bounded pool that runs ``POST /v1/solve`` off the request threads.
 
 A solve is CPU-bound OR-Tools work of up to ``solve_max_seconds`` (30 s). Run in FastAPI's
-shared thread pool (40 threads), 40 concurrent solves from one tenant held every thread, and
-the GIL, so other tenants' cheap requests waited seconds. Here a solve is admitted only while
+shared thread pool (40 threads), 40 concurrent solves from one tenant would hold every thread,
+and the GIL, and other tenants' cheap requests would wait seconds. Here a solve is admitted
+only while
 
 * the tenant runs fewer than ``solve_max_per_tenant`` solves — else **429**, and
 * the pool runs fewer than ``solve_workers`` in all — else **503**,
@@ -16,10 +17,10 @@ request handlers; worker processes run at the lowest CPU priority (:mod:`api.sol
 ``SCHED_IDLE`` on Linux, else ``nice`` +10), so on a busy machine the kernel serves requests
 first and gives solves what is left. They are started with
 the app (:meth:`SolvePool.warm`, in the background; ``spawn``: nothing of the server's threads
-or connections is inherited) and kept. Measured (benchmarks/noisy_neighbour.py): with two
-solves on a thread pool capped the same way, another tenant's reads had a p50 of 1.2-1.5 s;
-in processes, 11-30 ms. The caps are per server process: with N uvicorn workers, N times as
-many solves run at once.
+or connections is inherited) and kept: solves on a thread pool capped the same way still
+delay another tenant's reads by seconds, in processes by milliseconds (figures:
+benchmarks/README.md, Noisy neighbour). The caps are per server process: with N uvicorn
+workers, N times as many solves run at once.
 
 The slot is taken by a dependency of the route, before FastAPI validates the body: a refused
 solve costs no validation of a problem that may hold 20,000 tickets. It is given back when the

@@ -5,8 +5,8 @@ first thing after it is spawned, and the solver's imports alone are seconds of C
 
 On Linux the worker asks for ``SCHED_IDLE``: it runs only on CPU time that nothing else of
 normal priority wants, so a solve never takes a time slice from a request. With ``nice`` +10
-alone the kernel still gave each solve a slice every scheduling period (a few to ~20 ms), which
-was the stall another tenant's requests saw while solves ran (benchmarks/noisy_neighbour.py).
+alone the kernel still gives each solve a slice every scheduling period, a stall another
+tenant's requests see while solves run (figures: benchmarks/README.md, Noisy neighbour).
 Elsewhere, or where the call is refused, ``nice`` is what it gets.
 """
 

@@ -103,10 +103,10 @@ _SET_OWNER = (
 )
 # PostgreSQL: a batch's owner changes in one statement whose parameters are arrays (unnest):
 # fixed text, so prepared once, whatever the batch size. An executemany sends one UPDATE per
-# ticket through psycopg's pipeline: ~10 % of the server's GIL time at 32 clients (py-spy);
-# 0.24 vs 0.6 ms CPU per 16 tickets. (Not for the history and outbox INSERTs: psycopg escapes
-# text arrays element by element with a regex, and their JSON documents made that 2.8 ms of
-# CPU per 16 rows against 1.0 ms for the executemany.)
+# ticket through psycopg's pipeline, which costs the server more CPU under load. (Not for the
+# history and outbox INSERTs: psycopg escapes text arrays element by element with a regex, and
+# their JSON documents make that dearer than an executemany.) Figures: benchmarks/README.md,
+# Figures behind design choices.
 _NEW_OWNERS = (
     func.unnest(
         bindparam("ids", type_=postgresql.ARRAY(Text)),
@@ -134,8 +134,8 @@ _ADD_OUTBOX = insert(_OUTBOX)
 def _insert_json_rows(table: Table, columns: Sequence[str]) -> TextClause:
     """PostgreSQL: ``INSERT`` the rows of one JSON array parameter ``:rows`` (objects keyed by
     ``columns``), in array order. One ``json.dumps`` of the batch in place of an executemany,
-    whose pipeline and per-row JSON adaptation cost more CPU than the statement saves (py-spy
-    at 32 clients: the history executemany was ~5 % of the server's samples)."""
+    whose pipeline and per-row JSON adaptation cost more CPU than the statement saves
+    (figures: benchmarks/README.md, Figures behind design choices)."""
     pg = postgresql.dialect()  # type: ignore[no-untyped-call]
     typed = ", ".join(f"{c} {table.c[c].type.compile(dialect=pg)}" for c in columns)
     names = ", ".join(columns)

@@ -148,10 +148,10 @@ def build(problem: Problem, weights: ObjectiveWeights, max_pairs: int = 0) -> Ba
     With ``max_pairs`` > 0 and more qualified pairs than that (dense skills), only each ticket's
     cheapest ``max(8, max_pairs // (2 * tickets))`` agents and each agent's most valuable
     ``3 * slots + 8`` tickets are kept (see :func:`_prune`), so the flow and the search stay
-    fast. The flow is then exact on that candidate set only (a heuristic: measured 1.7x the
-    full optimum on a dense synthetic queue), and ``relaxed_bound`` (every ticket at its
-    cheapest option over *all* its pairs, capacities ignored) replaces the flow optimum as the
-    lower bound.
+    fast. The flow is then exact on that candidate set only: a heuristic, which can land well
+    above the full optimum on a dense queue (figures: benchmarks/README.md, Figures behind design
+    choices). ``relaxed_bound`` (every ticket at its cheapest option over *all* its pairs,
+    capacities ignored) then replaces the flow optimum as the lower bound.
     """
     bank = bank_for(problem)
     agents, tickets = problem.agents, problem.tickets

@@ -58,8 +58,9 @@ def solve_flow(data: BatchData) -> FlowResult:
     """The exact min-cost assignment over all qualified pairs (one network for the queue).
 
     One network rather than one per component (:func:`components`): OR-Tools solves the whole
-    thing in well under a second at 1,000 x 10,000 (~0.1-0.3 s measured), and the neighbourhood
-    search never crosses a pool anyway, since it only moves tickets along qualified pairs.
+    thing in well under a second at 1,000 x 10,000 (figures: benchmarks/README.md, Who-takes-what
+    (min-cost flow) at L), and the neighbourhood search never crosses a pool anyway, since it
+    only moves tickets along qualified pairs.
     """
     n_t, n_a = data.n_tickets, data.n_agents
     agent_node0 = n_t

@@ -31,9 +31,12 @@ from solver.plan import Plan, Reason, SolveStatus
 from solver.problem import Problem
 from solver.schedule import finalize_plan
 
-# A caller timing the whole call also pays for importing CP-SAT on a first solve (~0.3 s).
+# The time kept back to build the plan: the base also covers importing CP-SAT on a first solve,
+# which a caller timing the whole call pays for; the time per ticket is above what building the
+# plan takes at L on a busy 2-core machine (figures: benchmarks/README.md, Figures behind design
+# choices).
 _PLAN_SECONDS_BASE = 0.5
-_PLAN_SECONDS_PER_TICKET = 100e-6  # ~30-80 us per ticket at L on a busy 2-core machine
+_PLAN_SECONDS_PER_TICKET = 100e-6
 
 
 def optimize(problem: Problem, params: BatchParams | None = None) -> Plan:

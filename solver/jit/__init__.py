@@ -12,14 +12,14 @@ overlap them in time ("boundary" calls, free to move, no preferences), and treat
 else's cover as fixed. The current cover is a feasible solution and is the hint, so the model is
 never infeasible and the whole book stays coverable whatever it chooses.
 
-Measured (benchmarks/booking.py, 500 due calls over 3.5 days, 500 agents): the greedy (improve
-the cover call by call, cheapest free candidate, one owner swap) takes ~0.1-0.25 s; CP-SAT on the
-exact model, split into independent components (calls that overlap in time or could share an
-agent's day) and hinted with the greedy, proves the optimum in ~0.55-0.75 s on a quiet machine at
-less than 0.6x the greedy's objective; under heavy load it runs out of its budget and returns the
-greedy or better. Min-cost flow does not fit: one agent can take several due calls in sequence
-(a no-overlap constraint per agent, not a capacity). ``method="greedy"`` remains as the fallback
-and the comparison.
+The greedy (improve the cover call by call, cheapest free candidate, one owner swap) is fast; CP-SAT
+on the exact model, split into independent components (calls that overlap in time or could share an
+agent's day) and hinted with the greedy, proves the optimum within the JIT target on a quiet machine
+at a clearly lower objective than the greedy's; under heavy load it runs out of its budget and
+returns the greedy or better (figures: benchmarks/README.md, Capability booking and Figures behind
+design choices). Min-cost flow does not fit: one agent can take several due calls in sequence (a
+no-overlap constraint per agent, not a capacity). ``method="greedy"`` remains as the fallback and
+the comparison.
 
 **Disruption.** An agent loses a shift, gains calendar busy time or is marked away: only the
 calls they held, and calls pushed out by their team's reserve, are re-placed. Unbound calls move

@@ -17,9 +17,10 @@ from solver.jit.costs import Costs, JitWeights
 from solver.plan import SolveStatus
 from solver.slots.index import BookingIndex
 
-# Measured on 500 due calls (benchmarks/booking.py): one worker without presolve and with the
-# full LP relaxation proves the optimum in ~0.5-0.8 s; presolve alone costs more than that, and
-# a second worker only competes for the machine's two cores.
+# One worker without presolve and with the full LP relaxation proves the optimum fastest on the
+# booking benchmark's due calls: presolve alone costs more than the whole solve, and a second worker
+# only competes for the machine's two cores (figures: benchmarks/README.md, Figures behind design
+# choices).
 DEFAULT_SOLVER_PARAMS: Mapping[str, Any] = MappingProxyType(
     {"cp_model_presolve": False, "linearization_level": 2}
 )

@@ -29,9 +29,10 @@ from solver.timegrid import to_minute, to_minute_ceil
 NOT_WORKING = 100  # grid mark outside working windows; occupancies add 1 on top
 GRID_MARGIN = timedelta(days=1)  # so advancing `now` within a day does not force a rebuild
 SEARCH_DEPTH = 2
-# Open slots probe with depth 1 (a blocking call moves straight to a free agent): measured on
-# 500 agents / 2,000 calls it keeps ~2/3 of what depth 2 finds at ~1/3 of the cost. Booking runs
-# that identical probe first, so every offered slot is bookable, then depth 2 (finds more).
+# Open slots probe with depth 1 (a blocking call moves straight to a free agent): it keeps most of
+# what depth 2 finds at a fraction of the cost (figures: benchmarks/README.md, Figures behind design
+# choices). Booking runs that identical probe first, so every offered slot is bookable, then depth 2
+# (finds more).
 PROBE_DEPTH = 1
 MAX_BRANCH = 12
 ADMIT_BUDGET = 64  # placement attempts per admission (bounds the worst case, deterministic)
