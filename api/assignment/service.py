@@ -681,8 +681,9 @@ def reroute_agent(
         urgent_first = sorted(unstarted, key=lambda t: (-t.priority.to_solver(), t.created_at))
         for row in urgent_first:
             ticket = mapping.ticket_from_row(row)
+            # No runners-up: a re-route reports where each ticket went, not who else could.
             decision = decide_and_claim(
-                session=session, index=index, row=row, ticket=ticket, now=now
+                session=session, index=index, row=row, ticket=ticket, now=now, top_k=0
             )
             index.commit(decision, ticket)
             reasons = (Reason("available", why), *decision.reasons)
