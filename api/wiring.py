@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from api import org_version
-from api.assignment import service as assignment
+from api.assignment import optimize
 from api.assignment.cache import RealtimeCache
 from api.bookings import service as bookings
 from api.bookings.cache import BookingCache
@@ -21,7 +21,7 @@ from api.jobs.worker import Handler
 def job_handlers() -> dict[str, Handler]:
     """Every job kind the service knows, by name."""
     return {
-        assignment.OPTIMIZE_JOB: assignment.run_optimize_job,
+        optimize.OPTIMIZE_JOB: optimize.run_optimize_job,
         bookings.BIND_JOB: bookings.run_bind_job,
     }
 

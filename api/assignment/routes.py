@@ -12,6 +12,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, Path, Request, Response
 
 from api import mapping
+from api.assignment import escalate, optimize, reroute
 from api.assignment import service as assignment
 from api.assignment.batch import AssignBatcher
 from api.assignment.cache import RealtimeCache
@@ -171,7 +172,7 @@ def escalate_ticket(
     now: NowDep,
     cache: RealtimeCacheDep,
 ) -> EscalationOut:
-    result = assignment.escalate(
+    result = escalate.escalate(
         session=session,
         cache=cache,
         tenant_id=auth.tenant_id,
@@ -222,7 +223,7 @@ def set_agent_status(
     now: NowDep,
     cache: RealtimeCacheDep,
 ) -> RerouteOut:
-    result = assignment.reroute_agent(
+    result = reroute.reroute_agent(
         session=session,
         cache=cache,
         tenant_id=auth.tenant_id,
@@ -273,7 +274,7 @@ def optimize_queue(
         raise InvalidInput.one(
             "time_limit_s", f"must be at most {settings.optimize_max_time_limit_seconds:g}"
         )
-    job = assignment.enqueue_optimize(
+    job = optimize.enqueue_optimize(
         session=session,
         tenant_id=auth.tenant_id,
         now=now,

@@ -64,7 +64,7 @@ from hypothesis.stateful import (
 from sqlalchemy import Engine, select
 
 from api import events
-from api.assignment import service as assignment
+from api.assignment import reroute
 from api.bookings import service as booking_service
 from api.db.engine import make_session_factory
 from api.db.models import Call, CallStatus
@@ -769,7 +769,7 @@ def test_a_status_post_whose_reroute_fails_changes_nothing(
     """The contrast to the PATCH below: POST /v1/agents/{id}/status sets the status and re-routes
     in one transaction, so an error answer means nothing was applied."""
     _one_agent_with_new_work(a)
-    monkeypatch.setattr(assignment, "decide_and_claim", _failing_decision)
+    monkeypatch.setattr(reroute, "decide_and_claim", _failing_decision)
     r = a.post("/v1/agents/ana/status", json={"status": "away"})
     assert r.status_code == 409, r.text
     assert a.get("/v1/agents/ana").json()["status"] == "available"
@@ -786,7 +786,7 @@ def test_a_status_patch_whose_reroute_fails_changes_nothing(
     new ticket nobody would re-route. An error answer must mean nothing was applied (issue 8,
     defect 2's rule), as it does for the POST above."""
     _one_agent_with_new_work(a)
-    monkeypatch.setattr(assignment, "decide_and_claim", _failing_decision)
+    monkeypatch.setattr(reroute, "decide_and_claim", _failing_decision)
     r = a.patch("/v1/agents/ana", json={"status": "away"})
     assert r.status_code == 409, r.text
     assert a.get("/v1/agents/ana").json()["status"] == "available"

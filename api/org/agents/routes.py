@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import Query
 
-from api.assignment import service as assignment
+from api.assignment import reroute
 from api.assignment.routes import RealtimeCacheDep
 from api.common.schemas import PathId
 from api.enums import AgentStatus
@@ -41,7 +41,7 @@ def update_agent(  # PATCH /v1/agents/{agent_id}, registered by crud_router belo
         # chooses one explicitly and reports what moved). One unit of work with the rest of the
         # update, so an error answer means nothing was applied: re-routing takes the tenant
         # lock, which must open the transaction, so it goes first and sets the status itself.
-        assignment.reroute_agent(
+        reroute.reroute_agent(
             session=session,
             cache=cache,
             tenant_id=auth.tenant_id,

@@ -10,7 +10,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
-from api.assignment import service as assignment
+from api.assignment import optimize as optimize_job
 from api.db.jobs import JobStatus
 from tests.api.assignment.test_assign import history, org, outbox, put_ticket, subscribe
 from tests.api.conftest import As, TenantCtx, assert_problem
@@ -36,7 +36,7 @@ def test_optimize_job_lifecycle_applies_the_plan(
     assert r.status_code == 202, r.text
     job = r.json()
     assert r.headers["location"] == f"/v1/jobs/{job['id']}" == job["links"]["self"]
-    assert job["status"] == "queued" and job["kind"] == assignment.OPTIMIZE_JOB
+    assert job["status"] == "queued" and job["kind"] == optimize_job.OPTIMIZE_JOB
     assert a.get(job["links"]["self"]).json()["status"] == "queued"
 
     run = run_worker(app)
@@ -91,14 +91,14 @@ def test_tickets_changed_while_solving_are_skipped(
     org(a)
     put_ticket(a, "K1")
     put_ticket(a, "K2")
-    real = assignment.optimize
+    real = optimize_job.optimize
 
     def optimize_while_the_helpdesk_writes(problem: Any, params: Any) -> Any:
         plan = real(problem, params)
         put_ticket(a, "K2", owner_agent="ana", reason="taken by hand meanwhile")
         return plan
 
-    monkeypatch.setattr(assignment, "optimize", optimize_while_the_helpdesk_writes)
+    monkeypatch.setattr(optimize_job, "optimize", optimize_while_the_helpdesk_writes)
     job = a.post("/v1/queue/optimize", json=FAST).json()
     run_worker(app)
     result = a.get(f"/v1/jobs/{job['id']}").json()["result"]

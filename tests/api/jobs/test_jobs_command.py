@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Engine
 
-from api.assignment import service as assignment
+from api.assignment import optimize as optimize_job
 from api.cli import main
 from api.db.engine import make_session_factory
 from api.db.jobs import Job, JobStatus
@@ -21,7 +21,7 @@ def test_worker_command_runs_due_jobs_once(
     factory = make_session_factory(db)
     with factory() as session:
         tenant, _ = tenants.create(session=session, name="cli", now=T0)
-        job = assignment.enqueue_optimize(
+        job = optimize_job.enqueue_optimize(
             session=session,
             tenant_id=tenant.id,
             now=T0,

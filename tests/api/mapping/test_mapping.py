@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from sqlalchemy import Engine
 
 from api import mapping
+from api.assignment import claims
 from api.assignment import service as assignment
 from api.assignment.schemas import AssignmentOut
 from api.assignment.service import TicketView
@@ -458,7 +459,7 @@ def test_the_three_reads_of_a_stored_ticket_map_to_the_same_solver_ticket(
         planned = build_problem(session=session, tenant_id=tenant_a.id, now=clock(), ticket_ids=ids)
         locked = [
             mapping.ticket_from_row(
-                assignment.lock_ticket(session=session, tenant_id=tenant_a.id, ticket_id=i)
+                claims.lock_ticket(session=session, tenant_id=tenant_a.id, ticket_id=i)
             )
             for i in ids
         ]
