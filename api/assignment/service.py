@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -76,38 +76,13 @@ class TicketView:
     @classmethod
     def from_columns(cls, columns: Sequence[Any], required: dict[str, int]) -> TicketView:
         """A view from a row of ``_TICKET`` (its columns are this class's fields, in order)."""
-        (
-            tenant,
-            ident,
-            team,
-            priority,
-            status,
-            created,
-            fr_due,
-            res_due,
-            effort,
-            owner,
-            prev,
-            who,
-        ) = columns
-        return cls(
-            tenant,
-            ident,
-            team,
-            priority,
-            status,
-            created,
-            fr_due,
-            res_due,
-            effort,
-            owner,
-            prev,
-            who,
-            required,
-        )
+        return cls(**dict(zip(_COLUMNS, columns, strict=True)), required=required)
 
     def to_solver(self) -> Ticket:
         return mapping.ticket(self, self.required)
+
+
+_COLUMNS = tuple(f.name for f in fields(TicketView) if f.name != "required")
 
 
 _T = TicketRow.__table__
