@@ -1,7 +1,8 @@
 """The service through a PostgreSQL outage: ``python -m benchmarks.db_faults``.
 
 The app (default timeouts, as a user runs it) talks to PostgreSQL through a TCP proxy
-(``tests/tcp_proxy.py``) in a private schema of the test database. ``--clients`` threads send
+(:mod:`benchmarks.harness.tcp_proxy`) in a database of its own (``switchboard_bench_faults``,
+dropped and re-created each run). ``--clients`` threads send
 requests back to back (alternately a ticket read and a ticket write), a probe reads
 ``/healthz`` every 100 ms and ``/readyz`` every second, while the proxy goes through phases:
 forward, refuse (the server went away), forward, black hole (a partition: accepted, nothing
@@ -29,6 +30,7 @@ from typing import Any
 
 import numpy as np
 from fastapi.testclient import TestClient
+from psycopg import OperationalError
 from sqlalchemy.engine import make_url
 
 from api.db import migrate
@@ -36,8 +38,8 @@ from api.db.engine import make_engine, make_session_factory
 from api.keys import tenants
 from api.main import create_app
 from api.settings import Environment, Settings
-from tests.api.conftest import PgSchema, pg_base_url, pg_unavailable
-from tests.tcp_proxy import TcpProxy
+from benchmarks.harness.databases import pg_exclusive, reset_postgres
+from benchmarks.harness.tcp_proxy import TcpProxy
 
 PHASES = ("forward", "refuse", "recovered", "blackhole", "healed")
 SQL_WORDS = ("SELECT", "INSERT", "UPDATE ", "DELETE ")
@@ -83,20 +85,23 @@ def ticket() -> dict[str, Any]:
     }
 
 
+FAULTS_DB = "switchboard_bench_faults"  # its own database: a run drops and re-creates it
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--phase-seconds", type=float, default=10.0)
     args = parser.parse_args()
-    base = pg_base_url()
-    reason = pg_unavailable(base)
-    if reason:
-        raise SystemExit(reason)
-    with PgSchema(base) as schema:
-        migrate.upgrade(schema.url)
-        u = make_url(schema.url)
-        with TcpProxy(u.host or "127.0.0.1", u.port or 5432) as proxy:
-            run = measure(schema.url, proxy, args.clients, args.phase_seconds)
+    try:
+        with pg_exclusive(dbname=FAULTS_DB):
+            url = reset_postgres(dbname=FAULTS_DB)
+            migrate.upgrade(url)
+            u = make_url(url)
+            with TcpProxy(u.host or "127.0.0.1", u.port or 5432) as proxy:
+                run = measure(url, proxy, args.clients, args.phase_seconds)
+    except OperationalError as exc:
+        raise SystemExit(f"PostgreSQL not reachable at 127.0.0.1:5432: {exc}") from None
     report(run, args)
 
 

@@ -119,3 +119,34 @@ def test_the_rule_catches_what_it_forbids() -> None:
         "index.with_loads(now, held)\n"
     )
     assert violations(good, "good.py", private) == []
+
+
+def imports_of_tests(source: str, filename: str) -> list[str]:
+    """Where ``source`` imports the test suite (``tests`` or a module of it)."""
+    found: list[str] = []
+    for node in ast.walk(ast.parse(source, filename)):
+        names = (
+            [node.module or ""]
+            if isinstance(node, ast.ImportFrom)
+            else [a.name for a in node.names]
+            if isinstance(node, ast.Import)
+            else []
+        )
+        found += [f"{filename}:{node.lineno}: {n}" for n in names if n.split(".")[0] == "tests"]
+    return found
+
+
+def test_shipped_code_never_imports_the_tests() -> None:
+    """The packages and the benchmarks run on a machine without the test suite: what they share
+    with the tests (a TCP proxy, database helpers) lives in them, and the tests import it."""
+    assert imports_of_tests("from tests.api.conftest import T0\nimport tests.x\n", "x.py") == [
+        "x.py:1: tests.api.conftest",
+        "x.py:2: tests.x",
+    ]
+    found = [
+        hit
+        for ring in ("solver", *RINGS)
+        for path in sorted((ROOT / ring).rglob("*.py"))
+        for hit in imports_of_tests(path.read_text(), str(path.relative_to(ROOT)))
+    ]
+    assert found == []

@@ -1,8 +1,8 @@
 """The service with a broken network between it and PostgreSQL (issue 8, defect 6 and the log
 noise of defect 8).
 
-A :class:`~tests.tcp_proxy.TcpProxy` sits between the app and the test database. While it
-refuses or black-holes connections, reads and writes answer 503 problem+json with
+A :class:`~benchmarks.harness.tcp_proxy.TcpProxy` sits between the app and the test database.
+While it refuses or black-holes connections, reads and writes answer 503 problem+json with
 ``Retry-After`` within a few seconds (never a 500, never a hang), ``/healthz`` stays 200 and fast
 even with every worker thread stuck, ``/readyz`` says 503 fast, nothing logged carries SQL or its
 parameters, and once the proxy forwards again the same app serves again. A write cut off in the
@@ -32,8 +32,8 @@ from sqlalchemy.engine import make_url
 from api.main import create_app
 from api.settings import Environment, Settings
 from api.webhooks.delivery import BackgroundDeliverer, Deliverer
+from benchmarks.harness.tcp_proxy import TcpProxy
 from tests.api.conftest import FakeClock, TenantCtx, make_tenant, postgres_only
-from tests.tcp_proxy import TcpProxy
 
 pytestmark = postgres_only
 
