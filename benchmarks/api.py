@@ -54,6 +54,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -97,20 +98,53 @@ from benchmarks.harness.server import (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Sitting:
+    """What every run of one backend in one invocation shares: the database, the loads, the
+    seeded organisation, where servers log, and how the load is driven."""
+
+    backend: str
+    workers_list: Sequence[int]
+    concurrencies: Sequence[int]
+    duration: float
+    n_agents: int
+    n_tickets: int
+    workdir: Path
+    console: Console
+    pg_database: str = PG_BENCH_DB
+    env_extra: dict[str, str] | None = None
+    rate: float | None = None
+    client: str = "raw"
+
+    @classmethod
+    def of(
+        cls,
+        args: argparse.Namespace,
+        backend: str,
+        workdir: Path,
+        console: Console,
+        env_extra: dict[str, str] | None,
+    ) -> Sitting:
+        """The sitting the command line asks for, on ``backend``."""
+        return cls(
+            backend=backend,
+            workers_list=args.workers,
+            concurrencies=args.concurrency,
+            duration=args.duration,
+            n_agents=args.agents,
+            n_tickets=args.tickets,
+            workdir=workdir,
+            console=console,
+            pg_database=args.pg_database,
+            env_extra=env_extra,
+            rate=args.rate,
+            client=args.client,
+        )
+
+
 def run_backend(
-    backend: str,
+    s: Sitting,
     *,
-    workers_list: Sequence[int],
-    concurrencies: Sequence[int],
-    duration: float,
-    n_agents: int,
-    n_tickets: int,
-    workdir: Path,
-    console: Console,
-    pg_database: str = PG_BENCH_DB,
-    env_extra: dict[str, str] | None = None,
-    rate: float | None = None,
-    client: str = "raw",
     open_check: bool = True,
     baseline: bool = True,
 ) -> list[RunResult]:
@@ -120,17 +154,17 @@ def run_backend(
     target ("N clients never waiting" and "N/s offered") are measured side by side. With
     ``baseline``, each closed-loop run is followed by the same clients sending the bare GET of
     :data:`BASELINE_PATH` to the same server for the same duration (``RunResult.baseline``)."""
-    loads: list[tuple[int, float | None]] = [(c, rate) for c in concurrencies]
-    if open_check and rate is None and backend == TARGET_BACKEND:
+    loads: list[tuple[int, float | None]] = [(c, s.rate) for c in s.concurrencies]
+    if open_check and s.rate is None and s.backend == TARGET_BACKEND:
         loads.append((TARGET_CONCURRENCY, TARGET_RATE))
-    url, seeded = _prepare(backend, workdir, n_agents, n_tickets, pg_database, console)
+    url, seeded = _prepare(s)
     engine = make_engine(Settings(database_url=url, environment=Environment.TEST))
     results = []
     try:
-        for workers in workers_list:
-            log = workdir / f"server-{backend}-{workers}.log"
-            with serve(url, workers=workers, log=log, env_extra=env_extra) as (base, server_pid):
-                db_pids = postgres_backends(url) if backend == "postgresql" else None
+        for workers in s.workers_list:
+            log = s.workdir / f"server-{s.backend}-{workers}.log"
+            with serve(url, workers=workers, log=log, env_extra=s.env_extra) as (base, server_pid):
+                db_pids = postgres_backends(url) if s.backend == "postgresql" else None
                 for concurrency, offered in loads:
                     result = _run_assign(
                         engine,
@@ -138,22 +172,22 @@ def run_backend(
                         base,
                         server_pid,
                         db_pids,
-                        backend=backend,
+                        backend=s.backend,
                         workers=workers,
                         concurrency=concurrency,
                         offered=offered,
-                        duration=duration,
-                        client=client,
+                        duration=s.duration,
+                        client=s.client,
                     )
                     if baseline and offered is None:
                         result.baseline = _run_baseline(
                             base,
                             seeded.helpdesk_key,
-                            backend=backend,
+                            backend=s.backend,
                             workers=workers,
                             concurrency=concurrency,
-                            duration=duration,
-                            client=client,
+                            duration=s.duration,
+                            client=s.client,
                             probe=Probe(
                                 server_pid,
                                 db_pids,
@@ -162,30 +196,19 @@ def run_backend(
                             ),
                         )
                     results.append(result)
-                    console.print(_progress(result, result.load))
+                    s.console.print(_progress(result, result.load))
                     if (get := result.baseline) is not None:
-                        console.print(_progress(get, "GET baseline"))
+                        s.console.print(_progress(get, "GET baseline"))
     finally:
         engine.dispose()
     return results
 
 
 def run_against(
-    backend: str,
+    s: Sitting,
     *,
     trees: tuple[Path, Path],
     rounds: int,
-    workers_list: Sequence[int],
-    concurrencies: Sequence[int],
-    duration: float,
-    n_agents: int,
-    n_tickets: int,
-    workdir: Path,
-    console: Console,
-    pg_database: str = PG_BENCH_DB,
-    env_extra: dict[str, str] | None = None,
-    rate: float | None = None,
-    client: str = "raw",
 ) -> list[Comparison]:
     """The assignment runs of :func:`run_backend` (no GET, no open-loop check) against two
     source trees in one sitting: ``trees`` = (A, B), both served at once from one database
@@ -194,26 +217,26 @@ def run_against(
     alike. The order turns every round (A B, B A, A B, ...): what drifts one way through the
     sitting (the ticket history grows with every run; a neighbour's job starts) would
     otherwise always favour the tree that runs first."""
-    url, seeded = _prepare(backend, workdir, n_agents, n_tickets, pg_database, console)
+    url, seeded = _prepare(s)
     engine = make_engine(Settings(database_url=url, environment=Environment.TEST))
     comparisons = []
     try:
-        for workers in workers_list:
+        for workers in s.workers_list:
             with contextlib.ExitStack() as servers:
                 served = [
                     servers.enter_context(
                         serve(
                             url,
                             workers=workers,
-                            log=workdir / f"server-{backend}-{workers}-{tree}.log",
-                            env_extra=env_extra,
+                            log=s.workdir / f"server-{s.backend}-{workers}-{tree}.log",
+                            env_extra=s.env_extra,
                             code=code,
                         )
                     )
                     for tree, code in zip("AB", trees, strict=True)
                 ]
-                db_pids = postgres_backends(url) if backend == "postgresql" else None
-                for concurrency in concurrencies:
+                db_pids = postgres_backends(url) if s.backend == "postgresql" else None
+                for concurrency in s.concurrencies:
                     pairs = []
                     for n in range(1, rounds + 1):
                         pair: dict[str, RunResult] = {}
@@ -226,41 +249,34 @@ def run_against(
                                 base,
                                 server_pid,
                                 db_pids,
-                                backend=backend,
+                                backend=s.backend,
                                 workers=workers,
                                 concurrency=concurrency,
-                                offered=rate,
-                                duration=duration,
-                                client=client,
+                                offered=s.rate,
+                                duration=s.duration,
+                                client=s.client,
                             )
-                            console.print(_progress(result, f"{result.load} {tree} round {n}"))
+                            s.console.print(_progress(result, f"{result.load} {tree} round {n}"))
                             pair[tree] = result
                         pairs.append((pair["A"], pair["B"]))
-                    comparisons.append(Comparison(backend, workers, concurrency, rate, pairs))
+                    comparisons.append(Comparison(s.backend, workers, concurrency, s.rate, pairs))
     finally:
         engine.dispose()
     return comparisons
 
 
-def _prepare(
-    backend: str,
-    workdir: Path,
-    n_agents: int,
-    n_tickets: int,
-    pg_database: str,
-    console: Console,
-) -> tuple[str, Seeded]:
+def _prepare(s: Sitting) -> tuple[str, Seeded]:
     t0 = time.perf_counter()
     url, seeded = prepare(
-        backend,
-        workdir,
-        n_agents=n_agents,
-        n_tickets=n_tickets,
+        s.backend,
+        s.workdir,
+        n_agents=s.n_agents,
+        n_tickets=s.n_tickets,
         now=datetime.now(UTC),
-        pg_database=pg_database,
+        pg_database=s.pg_database,
     )
-    console.print(
-        f"[bold]{backend}[/]: migrated and seeded {seeded.agents} agents, "
+    s.console.print(
+        f"[bold]{s.backend}[/]: migrated and seeded {seeded.agents} agents, "
         f"{len(seeded.ticket_ids)} tickets in {time.perf_counter() - t0:.1f} s"
     )
     return url, seeded
@@ -432,18 +448,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _compare(args, workdir, tree, console, env_extra)
         for backend in [] if args.profile_only or args.against is not None else backends:
             results += run_backend(
-                backend,
-                workers_list=args.workers,
-                concurrencies=args.concurrency,
-                duration=args.duration,
-                n_agents=args.agents,
-                n_tickets=args.tickets,
-                workdir=workdir,
-                console=console,
-                pg_database=args.pg_database,
-                env_extra=env_extra,
-                rate=args.rate,
-                client=args.client,
+                Sitting.of(args, backend, workdir, console, env_extra),
                 open_check=not args.no_open_check,
                 baseline=not args.no_baseline,
             )
@@ -479,20 +484,9 @@ def _compare(
     comparisons = []
     for backend in args.backends:
         comparisons += run_against(
-            backend,
+            Sitting.of(args, backend, workdir, console, env_extra),
             trees=(tree, REPO_ROOT),
             rounds=args.rounds,
-            workers_list=args.workers,
-            concurrencies=args.concurrency,
-            duration=args.duration,
-            n_agents=args.agents,
-            n_tickets=args.tickets,
-            workdir=workdir,
-            console=console,
-            pg_database=args.pg_database,
-            env_extra=env_extra,
-            rate=args.rate,
-            client=args.client,
         )
     console.print(comparison_table(comparisons, labels))
     console.print(COMPARISON_LEGEND)
