@@ -13,11 +13,11 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from api import errors
 from api.db.engine import make_engine, make_session_factory, writer_engine
-from api.http import gate, links, metrics, ratelimit
+from api.http import gate, links, metrics, query, ratelimit
 from api.http.deps import Clock
 from api.idempotency import keys as idempotency_keys
 from api.idempotency.middleware import IdempotencyMiddleware, Replay, replay_response
@@ -105,6 +105,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         description=API_DESCRIPTION,
         version=__version__,
         lifespan=lifespan,
+        # A query parameter an operation does not take is a 422, not ignored (api/http/query.py).
+        dependencies=[Depends(query.reject_unknown_query)],
     )
     app.state.settings = settings
     app.state.clock = clock or _wall_clock

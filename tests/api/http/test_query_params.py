@@ -1,0 +1,48 @@
+"""A query parameter the operation does not take is a 422 naming it (issue 10): before, FastAPI
+ignored it, so ``GET /v1/kpis?timezone=Europe/Berlin`` answered in UTC as if it had been read.
+What an operation takes is what the OpenAPI document lists for it, so the two cannot disagree."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from api.http.query import documented_query_names
+from tests.api.assignment.test_assign import org, put_ticket
+from tests.api.conftest import As, assert_problem
+
+
+def test_an_unknown_query_parameter_is_named(a: As) -> None:
+    r = a.get("/v1/kpis", params={"timezone": "Europe/Berlin"})
+    body = assert_problem(r, 422, "query.timezone")
+    assert "team" in body["errors"][0]["reason"]  # says what the operation does take
+    r = a.get("/v1/agents", params={"limit": 5, "sort": "name", "colour": "red"})
+    body = assert_problem(r, 422, "query.sort", "query.colour")
+    assert {e["field"] for e in body["errors"]} == {"query.sort", "query.colour"}
+
+
+def test_known_parameters_and_none_at_all_are_served(a: As) -> None:
+    org(a)
+    assert a.get("/v1/agents", params={"limit": 1, "team": "support"}).status_code == 200
+    assert a.get("/v1/agents").status_code == 200
+    assert a.get("/v1/kpis", params={"team": "support"}).status_code == 200
+
+
+def test_operations_without_query_parameters_refuse_any(a: As) -> None:
+    org(a)
+    put_ticket(a, "T1")
+    r = a.post("/v1/tickets/T1/assign?dry_run=true", json={})
+    assert_problem(r, 422, "query.dry_run")  # dry_run belongs in the body
+    assert a.get("/v1/tickets/T1").json()["owner"] == {"kind": "team", "id": "support"}
+    assert a.post("/v1/tickets/T1/assign", json={"dry_run": True}).status_code == 200
+    assert_problem(a.get("/healthz?verbose=1"), 422, "query.verbose")
+
+
+def test_the_names_accepted_are_the_documented_ones(app: FastAPI) -> None:
+    names = documented_query_names(app)
+    assert names[("GET", "/v1/agents")] >= {"cursor", "limit", "team", "status"}
+    assert names[("POST", "/v1/tickets/{ticket_id}/assign")] == frozenset()
+    document = app.openapi()
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            declared = {p["name"] for p in operation.get("parameters", []) if p["in"] == "query"}
+            assert names[(method.upper(), path)] == declared
