@@ -7,7 +7,9 @@ dependency, installed by ``create_app``) answers such a request with a 422 namin
 parameter and listing the ones the operation takes.
 
 What an operation takes is read from the app's own OpenAPI document, once per app: the document
-is what clients are told, so the server accepts exactly that (a test holds the two equal).
+is what clients are told, so the server accepts exactly that (a test holds the two equal). The
+rule is the API's (``/v1/...``): the probes and ``/metrics`` serve load balancers and scrapers,
+which may add a cache-busting parameter and must never be refused for it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 
 from api.errors import FieldError, InvalidInput
+
+API_PREFIX = "/v1/"
 
 Operation = tuple[str, str]
 """(HTTP method, path template), e.g. ``("GET", "/v1/agents/{agent_id}")``."""
@@ -43,7 +47,7 @@ async def reject_unknown_query(request: Request) -> None:
         return  # the common case, the assignment's hot path included: nothing to check
     route = request.scope.get("route")
     template = getattr(route, "path", None)
-    if template is None:
+    if template is None or not template.startswith(API_PREFIX):
         return
     method = "GET" if request.method == "HEAD" else request.method
     known = documented_query_names(request.app).get((method, template))
