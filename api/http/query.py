@@ -6,59 +6,53 @@ answer in UTC and no hint that it was not understood. :func:`reject_unknown_quer
 dependency, installed by ``create_app``) answers such a request with a 422 naming every unknown
 parameter and listing the ones the operation takes.
 
-What an operation takes is read from the app's own OpenAPI document, once per app: the document
-is what clients are told, so the server accepts exactly that (a test holds the two equal). The
-rule is the API's (``/v1/...``): the probes and ``/metrics`` serve load balancers and scrapers,
-which may add a cache-busting parameter and must never be refused for it.
+What an operation takes is what FastAPI reads for it: the query parameters of the route's own
+dependant and of every dependency below it (the ones the OpenAPI document lists; a test holds
+the two equal), found once per route and kept. The rule is the API's (``/v1/...``): the probes
+and ``/metrics`` serve load balancers and scrapers, which may add a cache-busting parameter and
+must never be refused for it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Request
 
 from api.errors import FieldError, InvalidInput
 
 API_PREFIX = "/v1/"
 
-Operation = tuple[str, str]
-"""(HTTP method, path template), e.g. ``("GET", "/v1/agents/{agent_id}")``."""
+# (path template, methods) -> the query parameter names of that operation. The same operation
+# has the same parameters in every app of the process (tests build many), so the key is the
+# operation, not the route object.
+_known: dict[tuple[str, tuple[str, ...]], frozenset[str]] = {}
 
 
-def documented_query_names(app: FastAPI) -> dict[Operation, frozenset[str]]:
-    """Every operation's query parameter names, as the app's OpenAPI document lists them."""
-    names: dict[Operation, frozenset[str]] | None = getattr(app.state, "query_names", None)
-    if names is None:
-        names = {}
-        for path, operations in app.openapi().get("paths", {}).items():
-            for method, operation in operations.items():
-                parameters: list[dict[str, Any]] = operation.get("parameters", [])
-                names[(method.upper(), path)] = frozenset(
-                    p["name"] for p in parameters if p.get("in") == "query"
-                )
-        app.state.query_names = names
-    return names
+def query_names(dependant: Any) -> frozenset[str]:
+    """The query parameter names (as sent: aliases) a FastAPI dependant and its dependencies
+    read."""
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= query_names(sub)
+    return frozenset(names)
 
 
 async def reject_unknown_query(request: Request) -> None:
-    """Refuse a request carrying a query parameter its operation does not document."""
+    """Refuse a ``/v1`` request carrying a query parameter its operation does not take."""
     if not request.scope.get("query_string"):
         return  # the common case, the assignment's hot path included: nothing to check
     route = request.scope.get("route")
-    template = getattr(route, "path", None)
-    if template is None or not template.startswith(API_PREFIX):
+    dependant = getattr(route, "dependant", None)
+    path = str(getattr(route, "path", ""))
+    if dependant is None or not path.startswith(API_PREFIX):
         return
-    method = "GET" if request.method == "HEAD" else request.method
-    known = documented_query_names(request.app).get((method, template))
+    key = (path, tuple(sorted(getattr(route, "methods", None) or ())))
+    known = _known.get(key)
     if known is None:
-        return  # an operation left out of the document (the docs pages): nothing to hold it to
+        known = _known.setdefault(key, query_names(dependant))
     unknown = sorted(set(request.query_params) - known)
     if unknown:
         takes = ", ".join(sorted(known)) if known else "no query parameters"
-        raise InvalidInput(
-            [
-                FieldError(f"query.{name}", f"unknown query parameter; this takes {takes}")
-                for name in unknown
-            ]
-        )
+        reason = f"unknown query parameter; this takes {takes}"
+        raise InvalidInput([FieldError(f"query.{name}", reason) for name in unknown])
