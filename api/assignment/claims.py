@@ -32,7 +32,7 @@ from api.assignment.cache import (
 )
 from api.db.models import Agent as AgentRow
 from api.db.models import Ticket as TicketRow
-from api.enums import AgentStatus, TicketEventKind
+from api.enums import AgentStatus
 from api.errors import Conflict, NotFound
 from api.solver_input import HELD, held_work, without_tickets
 from solver.plan import Decision
@@ -77,10 +77,6 @@ def realtime_for(
     """An index with every agent's current load, ``deciding`` tickets left out of it."""
     base = base_index(session=session, cache=cache, tenant_id=tenant_id, now=now)
     return with_loads(base, now, without_tickets(held_work(session, tenant_id), deciding))
-
-
-def _kind_name(kind: TicketEventKind | None) -> str | None:
-    return None if kind is None else kind.value
 
 
 def _is_postgres(session: Session) -> bool:

@@ -17,7 +17,7 @@ from api import mapping
 from api.assignment.cache import (
     RealtimeCache,
 )
-from api.assignment.claims import _kind_name, decide_and_claim, lock_ticket, realtime_for
+from api.assignment.claims import decide_and_claim, lock_ticket, realtime_for
 from api.assignment.service import AssignResult
 from api.common import service as common
 from api.db.locks import lock_tenant
@@ -27,7 +27,7 @@ from api.db.models import Ticket as TicketRow
 from api.errors import Conflict, FieldError, InvalidInput
 from api.mapping import Owner, owner_of
 from api.tickets import service as tickets
-from api.tickets.owner import OwnerWriter
+from api.tickets.owner import OwnerWriter, kind_name
 from solver.plan import Reason
 
 log = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ def escalate(
             source="escalation",
             note=reason,
         )
-        assignment = AssignResult(decision, previous_owner, _kind_name(kind))
+        assignment = AssignResult(decision, previous_owner, kind_name(kind))
     else:
         writer.move(
             row,

@@ -18,14 +18,14 @@ from api import mapping
 from api.assignment.cache import (
     RealtimeCache,
 )
-from api.assignment.claims import _kind_name, decide_and_claim, realtime_for
+from api.assignment.claims import decide_and_claim, realtime_for
 from api.common import service as common
 from api.db.locks import lock_tenant
 from api.db.models import Agent as AgentRow
 from api.db.models import Ticket as TicketRow
 from api.enums import AgentStatus, TicketStatus
 from api.solver_input import HELD
-from api.tickets.owner import OwnerWriter
+from api.tickets.owner import OwnerWriter, kind_name
 from solver.plan import Reason
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ def reroute_agent(
             kind = writer.move(
                 row, agent=None, actor=actor, reasons=reasons, source="reroute", note=note
             )
-            changes.append((row, reasons, _kind_name(kind)))
+            changes.append((row, reasons, kind_name(kind)))
     else:
         index = realtime_for(
             session=session, cache=cache, tenant_id=tenant_id, now=now, deciding=unstarted
@@ -113,7 +113,7 @@ def reroute_agent(
                 source="reroute",
                 note=note,
             )
-            changes.append((row, reasons, _kind_name(kind)))
+            changes.append((row, reasons, kind_name(kind)))
     writer.write(session)
     session.flush()
     return RerouteResult(agent, policy, changes, kept)

@@ -34,14 +34,14 @@ from api import mapping
 from api.assignment.cache import (
     RealtimeCache,
 )
-from api.assignment.claims import _kind_name, realtime_for
+from api.assignment.claims import realtime_for
 from api.db.locks import lock_tenant
 from api.db.models import Ticket as TicketRow
 from api.db.models import TicketSkill
 from api.enums import TicketPriority, TicketStatus
 from api.errors import Conflict, NotFound
 from api.mapping import Owner, owner_of
-from api.tickets.owner import OwnerWriter
+from api.tickets.owner import OwnerWriter, kind_name
 from solver.plan import Decision
 from solver.problem import Ticket
 
@@ -254,6 +254,6 @@ def assign_many(
                 "alternatives": [a.agent_id for a in decision.alternatives],
             },
         )
-        out.append(AssignResult(decision, owner_of(view), _kind_name(kind)))
+        out.append(AssignResult(decision, owner_of(view), kind_name(kind)))
     writer.write(session)
     return out

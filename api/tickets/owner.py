@@ -78,6 +78,11 @@ def change_kind(
     return TicketEventKind.REASSIGNED
 
 
+def kind_name(kind: TicketEventKind | None) -> str | None:
+    """The name an answer gives a change (``"assigned"``, ``"reassigned"``), None for none."""
+    return None if kind is None else kind.value
+
+
 def event_type(kind: TicketEventKind) -> events.EventType:
     """The webhook event of an owner change's history kind."""
     if kind is TicketEventKind.ASSIGNED:
