@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import math
 import multiprocessing
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -148,9 +149,11 @@ class SolvePool:
                     self._executor = ProcessPoolExecutor(
                         max_workers=self.workers,
                         mp_context=multiprocessing.get_context("spawn"),
-                        # api.solve.priority imports nothing but os: the worker lowers its
-                        # priority before it imports anything (the imports are seconds of CPU).
-                        initializer=priority.background,
+                        # api.solve.priority imports next to nothing: the worker lowers its
+                        # priority before it imports anything (the imports are seconds of CPU),
+                        # and exits once this process is gone, however it went.
+                        initializer=priority.start,
+                        initargs=(os.getpid(),),
                     )
                 else:
                     self._executor = ThreadPoolExecutor(
