@@ -327,16 +327,15 @@ def run(
     )
     print(_row("commit", _percentiles(commits)))
 
-    # The service's cached path (api.assignment.cache.with_loads): a cached index
+    # The service's cached path (api.assignment.claims.realtime_for): a cached index
     # overlaid with the loads read for this request, at a later moment, once per request.
-    from api.assignment.cache import with_loads
 
     held = {a.id: (i % 3, 15 * (i % 5)) for i, a in enumerate(problem.agents)}
     overlays: list[int] = []
     for k in range(min(len(tickets), 1000)):
         moment = problem.now + timedelta(minutes=k % 240)
         s = time.perf_counter_ns()
-        with_loads(index, moment, held)
+        index.with_loads(moment, held)
         overlays.append(time.perf_counter_ns() - s)
     print(_row("with_loads (cached path)", _percentiles(overlays), f"  [{len(held)} agents]"))
 

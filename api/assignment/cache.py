@@ -15,7 +15,6 @@ the ORM).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from api.org_version import VersionedCache
@@ -39,21 +38,3 @@ class RealtimeCache(VersionedCache[RealtimeIndex]):
     def fresh(self, index: RealtimeIndex, now: datetime) -> bool:
         """Whether ``index`` may serve a request at ``now``."""
         return index.origin <= now < index.origin + self.max_age
-
-
-def with_loads(
-    base: RealtimeIndex, now: datetime, held: Mapping[str, tuple[int, int]]
-) -> RealtimeIndex:
-    """A copy of ``base`` whose agents hold exactly ``held`` (agent -> (open tickets, backlog
-    minutes)) at ``now``; agents absent from ``held`` hold nothing.
-
-    Equivalent to building a fresh index at ``now`` with those loads (a test holds it to that);
-    see :meth:`RealtimeIndex.with_loads`.
-    """
-    return base.with_loads(now, held)
-
-
-def mark_full(index: RealtimeIndex, agent_id: str) -> RealtimeIndex:
-    """A copy of ``index`` in which ``agent_id`` holds as many tickets as their capacity, so is
-    no candidate (they filled up since the loads were read)."""
-    return index.with_full(agent_id)

@@ -25,11 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, joinedload
 
 from api import solver_input
-from api.assignment.cache import (
-    RealtimeCache,
-    mark_full,
-    with_loads,
-)
+from api.assignment.cache import RealtimeCache
 from api.db.models import Agent as AgentRow
 from api.db.models import Ticket as TicketRow
 from api.enums import AgentStatus
@@ -76,7 +72,7 @@ def realtime_for(
 ) -> RealtimeIndex:
     """An index with every agent's current load, ``deciding`` tickets left out of it."""
     base = base_index(session=session, cache=cache, tenant_id=tenant_id, now=now)
-    return with_loads(base, now, without_tickets(held_work(session, tenant_id), deciding))
+    return base.with_loads(now, without_tickets(held_work(session, tenant_id), deciding))
 
 
 def _is_postgres(session: Session) -> bool:
@@ -189,5 +185,5 @@ def decide_and_claim(
 
 def _without_agents(index: RealtimeIndex, agents: Iterable[str]) -> RealtimeIndex:
     for agent in agents:
-        index = mark_full(index, agent)
+        index = index.with_full(agent)  # filled up since the loads were read
     return index

@@ -11,7 +11,6 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import Engine, select
 
-from api.assignment.cache import with_loads
 from api.db.engine import make_session_factory
 from api.db.webhooks import WebhookEvent, WebhookSubscription
 from solver.problem import Agent, Interval, Problem, Ticket
@@ -237,7 +236,8 @@ def test_helpdesk_scope_is_needed(tenant_a: TenantCtx) -> None:
 
 
 def test_cached_index_with_loads_decides_like_a_fresh_build() -> None:
-    """``with_loads`` overlays loads on a cached index; it must equal building from scratch."""
+    """:meth:`RealtimeIndex.with_loads` overlays the loads a request reads on the cached index
+    (:func:`api.assignment.claims.realtime_for`); it must equal building from scratch."""
     shift = (Interval(T0 - timedelta(hours=1), T0 + timedelta(hours=9)),)
     later = T0 + timedelta(minutes=95)
 
@@ -257,7 +257,7 @@ def test_cached_index_with_loads_decides_like_a_fresh_build() -> None:
 
     loads = {f"a{i}": (i % 4, 25 * (i % 5)) for i in range(12)}
     base = RealtimeIndex.build(Problem(now=T0, agents=agents({}), tickets=()))
-    overlaid = with_loads(base, later, loads)
+    overlaid = base.with_loads(later, loads)
     fresh = RealtimeIndex.build(Problem(now=later, agents=agents(loads), tickets=()))
     for k in range(20):
         ticket = Ticket(
