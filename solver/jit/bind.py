@@ -124,7 +124,7 @@ def assign_due(
         # ``time_limit`` bounds the whole call: the solver gets what model building left.
         parts = split_components(idx, due + boundary, cands, cost)
         total = sum(len(p) for p in parts)
-        statuses, bound_sum, obj_sum, solved_all = [], 0.0, 0.0, dict(chosen)
+        statuses, bound_sum, obj_sum, solved_all = [], 0.0, 0, dict(chosen)
         for part in sorted(parts, key=len):
             # Each component gets a share of what is left, by size; small ones finish early.
             left = time_limit - (time.perf_counter() - t0) - FINISH_MARGIN
@@ -204,13 +204,13 @@ def assign_due(
         f"jit-{method}",
         status,
         time.perf_counter() - t0,
-        objective,
-        bound,
+        objective / 10,  # tenths (exact sums of components) to the weights' units
+        None if bound is None else bound / 10,
         params={
             "due": len(due),
             "boundary": len(boundary),
             "lead_minutes": lead // timedelta(minutes=1),
-            "greedy_objective": greedy_objective,
+            "greedy_objective": greedy_objective / 10,
         },
     )
     return JitResult(new, tuple(bindings), tuple(at_risk), stats)
