@@ -64,3 +64,7 @@ class TicketEventKind(enum.StrEnum):
     STATUS_CHANGED = "status_changed"
     ESCALATED = "escalated"
     CALL_BOOKED = "call_booked"
+    CALL_CANCELLED = "call_cancelled"
+    CALL_FLAGGED = "call_flagged"
+    BREACH_RISK = "breach_risk"
+    DUE_DATES_SET = "due_dates_set"

@@ -163,6 +163,7 @@ def _include_routers(app: FastAPI) -> None:
     from api.org.intervals import routes as intervals
     from api.org.skills import routes as skills
     from api.org.teams import routes as teams
+    from api.policies import routes as policies
     from api.solve import routes as solve
     from api.tickets import routes as tickets
     from api.webhooks import routes as webhooks
@@ -181,6 +182,7 @@ def _include_routers(app: FastAPI) -> None:
         intervals.shifts_router,
         intervals.busy_router,
         capabilities.router,
+        policies.router,
         tickets.router,
         solve.router,
         webhooks.router,

@@ -30,10 +30,27 @@ from sqlalchemy.orm import Session
 
 from api.db import inserts
 from api.db.base import table_of
-from api.db.models import Agent, AgentSkill, BusyInterval, OrgVersion, Shift, Skill, Team
+from api.db.models import (
+    Agent,
+    AgentSkill,
+    BusyInterval,
+    OrgVersion,
+    Shift,
+    Skill,
+    Team,
+    TenantPolicies,
+)
 
 # What the caches are built from: a change to any of these changes the organisation's version.
-ORG_MODELS: tuple[type[Any], ...] = (Agent, AgentSkill, BusyInterval, Shift, Skill, Team)
+ORG_MODELS: tuple[type[Any], ...] = (
+    Agent,
+    AgentSkill,
+    BusyInterval,
+    Shift,
+    Skill,
+    Team,
+    TenantPolicies,
+)
 _ORG_TABLES = frozenset(table_of(model) for model in ORG_MODELS)
 # What can take an agent away from a booked call (or give one back): who works when, with what.
 COVER_MODELS: tuple[type[Any], ...] = (Agent, AgentSkill, Shift, BusyInterval)

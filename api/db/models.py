@@ -409,3 +409,15 @@ class OrgVersion(Base):
         String(36), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
     )
     version: Mapped[int] = mapped_column(BigInteger)
+
+
+class TenantPolicies(Base):
+    """The tenant's policies document (:mod:`api.policies`); no row means the defaults."""
+
+    __tablename__ = "tenant_policies"
+
+    tenant_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime]
