@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy.exc import OperationalError, ProgrammingError
@@ -124,16 +125,18 @@ def serve(args: argparse.Namespace) -> int:
             from api.db import migrate
 
             migrate.upgrade(settings.database_url, "head")
-        on_ready = None
+        on_ready: Callable[[], None] | None = None
         if args.demo:
             from api.seed import demo_instructions, open_demo
 
             demo = open_demo(settings, now=datetime.now(UTC))
             url = server.base_url(sock)
 
-            def on_ready() -> None:
+            def print_keys() -> None:
                 # Once the port answers: a key pasted straight away works.
                 print(demo_instructions(demo, base_url=url, now=datetime.now(UTC)), flush=True)
+
+            on_ready = print_keys
 
     except BaseException:
         sock.close()
