@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy.exc import OperationalError, ProgrammingError
@@ -99,7 +100,9 @@ def serve(args: argparse.Namespace) -> int:
     """Bind, migrate, seed (``--demo``), then serve with ``--workers`` processes.
 
     The socket is bound first, so a taken port fails before the database is touched; migrating
-    and seeding happen here, in the parent, exactly once, before any worker starts.
+    and seeding happen here, in the parent, exactly once, before any worker starts. ``--demo``
+    creates the demo tenant or reuses the one there is (:func:`api.seed.open_demo`); its keys
+    are printed once the server answers on the port, not before.
     """
     from api import serve as server
 
@@ -122,12 +125,19 @@ def serve(args: argparse.Namespace) -> int:
             from api.db import migrate
 
             migrate.upgrade(settings.database_url, "head")
+        on_ready: Callable[[], None] | None = None
         if args.demo:
-            from api.seed import print_demo_instructions, seed_demo
+            from api.seed import demo_instructions, open_demo
 
-            demo = seed_demo(settings, now=datetime.now(UTC))
-            print_demo_instructions(demo, base_url=server.base_url(sock))
-            sys.stdout.flush()
+            demo = open_demo(settings, now=datetime.now(UTC))
+            url = server.base_url(sock)
+
+            def print_keys() -> None:
+                # Once the port answers: a key pasted straight away works.
+                print(demo_instructions(demo, base_url=url, now=datetime.now(UTC)), flush=True)
+
+            on_ready = print_keys
+
     except BaseException:
         sock.close()
         raise
@@ -138,4 +148,5 @@ def serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         access_log=not args.no_access_log,
         loop=args.loop,
+        on_ready=on_ready,
     )

@@ -14,6 +14,11 @@ TCP is handed to uvicorn's supervisor (:class:`uvicorn.supervisors.Multiprocess`
 the workers, restarts one that dies and stops them all on SIGINT/SIGTERM. One worker is served
 from the same kind of socket, so a taken port fails before anything is migrated or seeded.
 
+Whatever must be said once the service answers (the demo's keys) is said by ``on_ready``, called
+in the parent when ``GET /healthz`` on the socket first answers 200 (:func:`wait_until_serving`):
+uvicorn listens only after every startup hook of the app has run, so no hook inside the app can
+know that the port accepts connections, and with several workers only the parent speaks once.
+
 Each worker process builds its own app (``create_app(settings)``: its engine, pool, caches and
 background threads) from the one :class:`~api.settings.Settings` built by the parent, so every
 worker runs with the same configuration. Whatever must happen once — migrating, seeding the
@@ -28,8 +33,11 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import http.client
 import logging
 import socket
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from api.settings import Settings
@@ -90,6 +98,50 @@ def base_url(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if sock.family == socket.AF_INET6 else f"http://{host}:{port}"
 
 
+def probe_address(sock: socket.socket) -> tuple[str, int]:
+    """Where a client on this machine reaches a bound socket: its address, or loopback when it
+    is bound to every address (``0.0.0.0``, ``::``)."""
+    host, port = sock.getsockname()[:2]
+    if host == "0.0.0.0":
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return str(host), int(port)
+
+
+def wait_until_serving(
+    host: str, port: int, stop: threading.Event, *, interval: float = 0.05
+) -> bool:
+    """Block until ``GET /healthz`` on ``host:port`` answers 200 (True), or ``stop`` is set
+    first (False). Connection refused, reset or timed out: the server is not serving yet."""
+    while not stop.is_set():
+        conn = http.client.HTTPConnection(host, port, timeout=2)
+        try:
+            conn.request("GET", "/healthz")
+            response = conn.getresponse()
+            response.read()
+            if response.status == 200:
+                return True
+        except (OSError, http.client.HTTPException):
+            pass
+        finally:
+            conn.close()
+        stop.wait(interval)
+    return False
+
+
+def _announcer(
+    sock: socket.socket, on_ready: Callable[[], None], stop: threading.Event
+) -> threading.Thread:
+    host, port = probe_address(sock)
+
+    def announce() -> None:
+        if wait_until_serving(host, port, stop):
+            on_ready()
+
+    return threading.Thread(target=announce, name="switchboard-ready", daemon=True)
+
+
 def run(
     settings: Settings,
     *,
@@ -100,10 +152,13 @@ def run(
     log_level: str = "info",
     access_log: bool = True,
     loop: str = "auto",
+    on_ready: Callable[[], None] | None = None,
 ) -> int:
     """Serve the API on ``sock`` (else on a socket bound to ``host:port``) with ``workers``
-    processes until SIGINT/SIGTERM; closes the socket. Returns the exit status: 0, or
-    :data:`STARTUP_FAILURE` when the app could not start (bad database, ...)."""
+    processes until SIGINT/SIGTERM; closes the socket. ``on_ready`` is called once, from a
+    thread of this process, as soon as the service answers on the socket (never, when it does
+    not start). Returns the exit status: 0, or :data:`STARTUP_FAILURE` when the app could not
+    start (bad database, ...)."""
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
@@ -133,6 +188,10 @@ def run(
         workers,
         "" if workers == 1 else "es",
     )
+    stop = threading.Event()
+    announcer = _announcer(sock, on_ready, stop) if on_ready is not None else None
+    if announcer is not None:
+        announcer.start()
     try:
         if workers == 1:
             server = uvicorn.Server(config)
@@ -146,4 +205,7 @@ def run(
         failed = any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes)
         return STARTUP_FAILURE if failed else 0
     finally:
+        stop.set()
+        if announcer is not None:
+            announcer.join(timeout=5)
         sock.close()

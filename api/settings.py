@@ -23,6 +23,18 @@ _MIN_SECRET_LENGTH = 32
 PAGE_SIZE_LIMIT = 500
 
 
+ENV_PREFIX = "SWITCHBOARD_"
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets :class:`Settings` field ``field``
+    (``webhook_allow_http`` -> ``SWITCHBOARD_WEBHOOK_ALLOW_HTTP``), for messages that tell an
+    operator what to set. A name that is no field is a bug: :class:`KeyError`."""
+    if field not in Settings.model_fields:
+        raise KeyError(f"Settings has no field {field!r}")
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
 class Environment(enum.StrEnum):
     DEVELOPMENT = "development"
     TEST = "test"
@@ -33,7 +45,7 @@ class Settings(BaseSettings):
     """Everything the service reads from its environment, validated in one place."""
 
     model_config = SettingsConfigDict(
-        env_prefix="SWITCHBOARD_", extra="ignore", frozen=True, populate_by_name=True
+        env_prefix=ENV_PREFIX, extra="ignore", frozen=True, populate_by_name=True
     )
 
     environment: Environment = Environment.DEVELOPMENT

@@ -13,8 +13,15 @@ the ring reaches it through something other than ``self``/``cls``.
 from __future__ import annotations
 
 import ast
+import re
+import sys
+import tomllib
 from functools import cache
+from importlib import metadata
 from pathlib import Path
+from typing import Any
+
+from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]
 RINGS = ("api", "scenarios", "calendars", "benchmarks")
@@ -150,3 +157,119 @@ def test_shipped_code_never_imports_the_tests() -> None:
         for hit in imports_of_tests(path.read_text(), str(path.relative_to(ROOT)))
     ]
     assert found == []
+
+
+# --- declared dependencies against the imports of shipped code -------------------------------
+
+# Runtime dependencies that shipped code needs without importing them itself.
+IMPORTED_BY_OTHERS = {
+    "python-multipart": "Starlette's request.form() parses multipart/form-data with it",
+    "tzdata": "zoneinfo reads the IANA time zones from it where the system has none",
+}
+
+
+def _normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _pyproject() -> dict[str, Any]:
+    with (ROOT / "pyproject.toml").open("rb") as f:
+        return tomllib.load(f)
+
+
+def _runtime_requirements() -> list[Requirement]:
+    """The declared runtime dependencies that apply on this platform."""
+    reqs = [Requirement(text) for text in _pyproject()["project"]["dependencies"]]
+    return [r for r in reqs if r.marker is None or r.marker.evaluate()]
+
+
+def shipped_packages() -> list[str]:
+    """The top-level packages the wheel ships (``[tool.setuptools.packages.find] include``)."""
+    include = _pyproject()["tool"]["setuptools"]["packages"]["find"]["include"]
+    return sorted({pattern.rstrip("*").rstrip(".") for pattern in include})
+
+
+def top_level_imports(source: str, filename: str) -> set[str]:
+    """The top-level module names ``source`` imports absolutely (lazy imports too)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source, filename)):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def _imports_of(packages: list[str]) -> set[str]:
+    return {
+        name
+        for package in packages
+        for path in sorted((ROOT / package).rglob("*.py"))
+        for name in top_level_imports(path.read_text(), str(path.relative_to(ROOT)))
+    }
+
+
+def _import_names_by_distribution() -> dict[str, set[str]]:
+    """Installed distribution (normalized name) -> the top-level modules it provides."""
+    out: dict[str, set[str]] = {}
+    for module, dists in metadata.packages_distributions().items():
+        for dist in dists:
+            out.setdefault(_normalized(dist), set()).add(module)
+    return out
+
+
+def test_every_declared_runtime_dependency_is_imported_by_shipped_code() -> None:
+    declared = {_normalized(r.name) for r in _runtime_requirements()}
+    assert set(IMPORTED_BY_OTHERS) <= declared, "a justification names no declared dependency"
+    provides = _import_names_by_distribution()
+    imported = _imports_of(shipped_packages())
+    unused = {
+        dist: sorted(provides.get(dist, set()))
+        for dist in declared - set(IMPORTED_BY_OTHERS)
+        if not provides.get(dist, set()) & imported
+    }
+    assert not unused, (
+        f"declared in pyproject.toml but imported by no shipped package: {unused} (remove it, "
+        "or say in IMPORTED_BY_OTHERS what uses it)"
+    )
+
+
+def test_runtime_code_imports_only_what_the_runtime_install_brings() -> None:
+    """``make serve`` installs the runtime dependencies only: what the service, the solver, the
+    scenarios and the calendars import must come with them (a dev extra would be missing)."""
+    provides = _import_names_by_distribution()
+    brought: set[str] = set()
+    todo = [_normalized(r.name) for r in _runtime_requirements()]
+    while todo:  # the runtime dependencies and, transitively, theirs
+        dist = todo.pop()
+        if dist in brought:
+            continue
+        brought.add(dist)
+        for text in metadata.requires(dist) or []:
+            req = Requirement(text)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(_normalized(req.name))
+    available = {module for dist in brought for module in provides.get(dist, set())}
+    first_party = set(shipped_packages())
+    runtime = [p for p in shipped_packages() if p != "benchmarks"]  # benchmarks: dev extras
+    missing = sorted(
+        name
+        for name in _imports_of(runtime)
+        if name not in sys.stdlib_module_names
+        and name not in first_party
+        and name != "__future__"
+        and name not in available
+    )
+    assert missing == [], f"imported by runtime code but not installed by `make serve`: {missing}"
+
+
+def test_the_dependency_checks_see_what_they_look_for() -> None:
+    assert top_level_imports(
+        "import a.b\nfrom c.d import e\nfrom . import f\ndef g():\n    import h\n", "x.py"
+    ) == {"a", "c", "h"}
+    assert "api" in shipped_packages() and "solver" in shipped_packages()
+    assert "yaml" not in _imports_of(["api"])
+    assert {"fastapi", "sqlalchemy", "ortools"} <= _imports_of(shipped_packages())
+    provides = _import_names_by_distribution()
+    assert "pydantic_settings" in provides["pydantic-settings"]
+    assert "sqlalchemy" in provides["sqlalchemy"]

@@ -3,9 +3,10 @@
 A webhook URL is a request our server makes on a tenant's behalf, so it must not reach the
 operator's own network (server-side request forgery): loopback, private, link-local, multicast,
 unspecified, reserved and other non-global addresses are refused unless the operator allows
-them (``SWITCHBOARD_WEBHOOK_ALLOW_PRIVATE_URLS``). A host name is resolved and *every* address
-it resolves to is checked, and IPv6 forms that embed an IPv4 address (mapped, 6to4, Teredo,
-NAT64) are judged by that address too.
+them (``SWITCHBOARD_WEBHOOK_ALLOW_PRIVATE_URLS``); plain ``http://`` likewise
+(``SWITCHBOARD_WEBHOOK_ALLOW_HTTP``). Each refusal names the setting that would lift it. A host
+name is resolved and *every* address it resolves to is checked, and IPv6 forms that embed an
+IPv4 address (mapped, 6to4, Teredo, NAT64) are judged by that address too.
 
 A refusal never says what a host name resolved to, nor which kind of address it was: that
 would let a tenant map the operator's internal DNS ("host 'vm' resolves to 127.0.0.1"). A name
@@ -28,19 +29,22 @@ from dataclasses import dataclass
 
 import httpx
 
+from api.settings import env_name
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # host, port -> the addresses it resolves to (strings). Raises OSError when it does not resolve.
 Resolver = Callable[[str, int], Sequence[str]]
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
-_SETTING = "SWITCHBOARD_WEBHOOK_ALLOW_PRIVATE_URLS"
+_ALLOW_PRIVATE = env_name("webhook_allow_private_urls")
+_ALLOW_HTTP = env_name("webhook_allow_http")
 
 
 def _not_public(host: str) -> UrlRejected:
     return UrlRejected(
         f"host {host!r} is not allowed: a webhook target must resolve to public addresses only "
         "(private, loopback and unresolvable names are refused; the operator may allow private "
-        f"targets with {_SETTING})"
+        f"targets with {_ALLOW_PRIVATE})"
     )
 
 
@@ -127,7 +131,10 @@ def check_url(raw: str, *, allow_http: bool, allow_private: bool, resolver: Reso
     if url.scheme not in ("https", "http"):
         raise UrlRejected("must be an https:// URL")
     if url.scheme == "http" and not allow_http:
-        raise UrlRejected("must use https (plain http is not allowed on this server)")
+        raise UrlRejected(
+            f"must use https (plain http is not allowed on this server; the operator may allow it "
+            f"for local receivers with {_ALLOW_HTTP})"
+        )
     if not url.host:
         raise UrlRejected("must name a host")
     if url.userinfo:
@@ -162,7 +169,7 @@ def check_url(raw: str, *, allow_http: bool, allow_private: bool, resolver: Reso
             if reason is not None and literal is not None:
                 raise UrlRejected(
                     f"host {host!r} is {reason}, which is not allowed (the operator may allow "
-                    f"private targets with {_SETTING})"
+                    f"private targets with {_ALLOW_PRIVATE})"
                 )
             if reason is not None:
                 raise _not_public(host)

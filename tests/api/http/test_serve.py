@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, create_engine, func, select
 from sqlalchemy.orm import Session
 
 from api import serve
@@ -194,3 +194,121 @@ def test_demo_with_several_workers_migrates_and_seeds_once(
     assert output.count("Started server process") == WORKERS
     with Session(db_engine) as session:
         assert session.scalar(select(func.count()).select_from(Tenant)) == 1
+
+
+# --- the front door: make serve, twice -----------------------------------------------------
+
+KEYS_LINE = "These keys are shown once"
+
+
+def _request(port: int, method: str, path: str, key: str | None = None) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        conn.request(method, path, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+@dataclass
+class DemoStart:
+    output: str
+    port: int
+    keys: dict[str, str]
+    reused: bool
+    accepting_at_keys: bool
+
+
+@contextlib.contextmanager
+def _demo_server(database: Path, log: Path, *, timeout: float = 90.0) -> Iterator[DemoStart]:
+    """``switchboard serve --port 0 --demo`` (one worker) until it printed the keys; at the
+    moment the keys line shows, a connection to the port is tried at once."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "SWITCHBOARD_ENVIRONMENT": "development"}
+    cmd = [sys.executable, "-m", "api.cli", "serve", "--port", "0", "--demo"]
+    cmd += ["--database-url", f"sqlite:///{database}"]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        deadline = time.monotonic() + timeout
+        port: int | None = None
+        while True:
+            text = log.read_text(errors="replace")
+            if port is None and (found := re.search(r"running on http://127\.0\.0\.1:(\d+)", text)):
+                port = int(found[1])
+            if port is not None and KEYS_LINE in text:
+                with socket.socket() as probe:
+                    probe.settimeout(1)
+                    accepting = probe.connect_ex(("127.0.0.1", port)) == 0
+                break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"no keys printed (exit {proc.poll()}):\n{text}")
+            time.sleep(0.01)
+        time.sleep(0.2)  # the rest of the instructions
+        text = log.read_text(errors="replace")
+        keys = dict(re.findall(r"^  (admin|helpdesk|planner) +(\S+)$", text, re.MULTILINE))
+        yield DemoStart(text, port, keys, "reused" in text.split(KEYS_LINE)[0], accepting)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0, log.read_text(errors="replace")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def test_make_serve_twice_prints_keys_once_serving_and_reuses_the_demo_tenant(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "switchboard.db"
+    with _demo_server(database, tmp_path / "first.log") as first:
+        # Printed when the port accepts connections, after the app started and answered.
+        assert first.accepting_at_keys, first.output
+        startup = first.output.index("Application startup complete.")
+        answered = first.output.index('"GET /healthz HTTP/1.1" 200')
+        assert startup < answered < first.output.index(KEYS_LINE), first.output
+        assert first.output.count(KEYS_LINE) == 1
+        assert not first.reused
+        assert set(first.keys) == {"admin", "helpdesk", "planner"}
+        # The README's first curl, as written.
+        status, body = _request(
+            first.port, "POST", "/v1/tickets/DEMO-1/assign", first.keys["helpdesk"]
+        )
+        assert status == 200, body
+        assert b'"agent":"' in body, body
+
+    with _demo_server(database, tmp_path / "second.log") as second:
+        assert second.accepting_at_keys and second.reused, second.output
+        assert set(second.keys.values()).isdisjoint(first.keys.values())
+        for role in ("admin", "helpdesk", "planner"):
+            assert _request(second.port, "GET", "/v1/agents", first.keys[role])[0] == 401
+            assert _request(second.port, "GET", "/v1/agents", second.keys[role])[0] == 200
+        status, body = _request(
+            second.port, "POST", "/v1/tickets/DEMO-1/assign", second.keys["helpdesk"]
+        )
+        assert status == 200, body
+
+    engine = create_engine(f"sqlite:///{database}")
+    try:
+        with Session(engine) as session:
+            assert session.scalar(select(func.count()).select_from(Tenant)) == 1
+    finally:
+        engine.dispose()
+
+
+def test_the_ready_probe_waits_for_an_answer_and_gives_up_when_told() -> None:
+    """A bound socket that does not listen refuses: no announcement until ``stop``."""
+    import threading
+
+    with serve.bind("127.0.0.1", 0) as sock:
+        host, port = serve.probe_address(sock)
+        stop = threading.Event()
+        timer = threading.Timer(0.3, stop.set)
+        timer.start()
+        started = time.monotonic()
+        assert serve.wait_until_serving(host, port, stop) is False
+        assert time.monotonic() - started >= 0.3
+    with serve.bind("0.0.0.0", 0) as sock:
+        assert serve.probe_address(sock) == ("127.0.0.1", sock.getsockname()[1])

@@ -97,7 +97,7 @@ def test_resolver_errors_and_flags() -> None:
         )
     # The operator's flags lift exactly their own rule.
     check_url("http://127.0.0.1:8080/", allow_http=True, allow_private=True, resolver=broken)
-    with pytest.raises(UrlRejected, match="https"):
+    with pytest.raises(UrlRejected, match=r"https.*SWITCHBOARD_WEBHOOK_ALLOW_HTTP"):
         check_url("http://127.0.0.1:8080/", allow_http=False, allow_private=True, resolver=broken)
     with pytest.raises(UrlRejected, match="loopback"):
         check_url("http://127.0.0.1:8080/", allow_http=True, allow_private=False, resolver=broken)

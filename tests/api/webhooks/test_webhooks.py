@@ -329,6 +329,24 @@ def test_bad_urls_are_422_naming_url_and_reason(
     assert who.get("/v1/webhooks").json()["items"] == []
 
 
+def test_refusing_a_local_receiver_names_the_setting_that_allows_it(
+    strict: tuple[FastAPI, TenantCtx, Settings],
+) -> None:
+    """A developer pointing a webhook at a receiver on their machine learns what to set."""
+    who = strict[1].admin
+    local = {
+        "http://127.0.0.1:9000/hook": "SWITCHBOARD_WEBHOOK_ALLOW_HTTP",
+        "http://localhost:9000/hook": "SWITCHBOARD_WEBHOOK_ALLOW_HTTP",
+        "https://127.0.0.1:9443/hook": "SWITCHBOARD_WEBHOOK_ALLOW_PRIVATE_URLS",
+        "https://localhost:9443/hook": "SWITCHBOARD_WEBHOOK_ALLOW_PRIVATE_URLS",
+        "https://10.0.0.7/hook": "SWITCHBOARD_WEBHOOK_ALLOW_PRIVATE_URLS",
+    }
+    for url, setting in local.items():
+        r = who.post("/v1/webhooks", json={"url": url, "event_types": ["ticket.assigned"]})
+        body = assert_problem(r, 422, "url")
+        assert setting in body["errors"][0]["reason"], (url, body)
+
+
 def test_public_urls_pass_and_patch_is_checked_too(
     strict: tuple[FastAPI, TenantCtx, Settings],
 ) -> None:
