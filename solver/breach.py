@@ -10,7 +10,9 @@ order that makes the most deadlines; ties by priority, then age), after their
 (:func:`solver.schedule.schedule_sequences`). A ticket's first response is expected when its work
 starts, its resolution when it ends. An agent who is not available (away, offline) or has no
 working time left in the horizon does not get to it: the clock runs past the horizon, so their
-tickets are at risk.
+tickets are at risk. A ticket's ``effort_minutes`` is taken as the work still to do on it (no
+progress is known otherwise): a ticket half done is forecast as if it started now, which errs
+on the side of reporting a risk early.
 
 **At risk.** A ticket is at risk when its expected first response or resolution is later than
 ``due - margin`` (``margin_minutes`` before the deadline); a deadline already past is at risk

@@ -180,8 +180,9 @@ def upsert(
 
     A ticket that becomes solved or closed acts on its open calls by the tenant's
     ``calls_on_done`` (:mod:`api.tickets.calls`) in this unit of work, which then takes the
-    tenant lock first, as every write to booked calls does."""
-    if data.status.is_done:
+    tenant lock first, as every write to booked calls does (a caller that has already opened
+    its unit of work — e.g. read the ticket to merge a PATCH — must have taken it itself)."""
+    if data.status.is_done and not session.in_transaction():
         lock_tenant(session, tenant_id)
     row = get(session=session, tenant_id=tenant_id, ticket_id=ticket_id)
     created_at = data.created_at or (row.created_at if row is not None else now)
