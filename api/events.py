@@ -46,7 +46,7 @@ class EventType(enum.StrEnum):
 
 
 def booking_payload(call: Call) -> dict[str, Any]:
-    """What every ``booking.*`` event (and the ticket history's ``call_booked`` entry) says of
+    """What every ``booking.*`` event (and the ticket history's ``call_*`` steps) says of
     its call: which booking, for which ticket and capability, when, in which time zone. The
     agent is not part of it: only ``booking.agent_bound`` adds one, once bound."""
     return {

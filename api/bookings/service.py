@@ -19,8 +19,9 @@ answers and records what happened. The mapping is thin on purpose:
   re-checks.
 - **History and webhooks.** Every change lands on the ticket's history as a ``call_booked``
   event whose ``data.action`` says what happened (``booked``, ``agent_bound``,
-  ``agent_rebound``, ``at_risk`` — which also unbinds —, ``cancelled``): one event kind, because
-  adding kinds would mean rebuilding the append-only history table. Each also becomes a
+  ``agent_rebound``, ``at_risk`` — which also unbinds —), except a cancellation, which is a
+  ``call_cancelled`` step (``data.action`` ``cancelled`` and ``data.reason``: ``requested``
+  here, ``ticket_solved``/``ticket_closed`` from :mod:`api.tickets.calls`). Each also becomes a
   ``booking.*`` webhook event in the same transaction. ``booking.at_risk`` is sent when a call
   *becomes* uncoverable (``at_risk_since``), not again on every later check.
 - **Agents.** Nothing names an agent before binding; the helpdesk sees the bound agent after.
@@ -484,6 +485,7 @@ def _announce(
     webhook_type: events.EventType,
     extra: Mapping[str, Any] | None = None,
     webhook_extra: Mapping[str, Any] | None = None,
+    kind: TicketEventKind = TicketEventKind.CALL_BOOKED,
     **changes: str | None,
 ) -> None:
     """Tell one booking step twice, in the caller's transaction: on the ticket's history (the
@@ -493,7 +495,7 @@ def _announce(
         session=session,
         tenant_id=tenant_id,
         ticket_id=row.ticket_id,
-        kind=TicketEventKind.CALL_BOOKED,
+        kind=kind,
         now=now,
         actor=actor,
         reason=reason,
@@ -602,6 +604,7 @@ def cancel(
         reason=f"call cancelled{f': {reason}' if reason else ''}",
         webhook_type=events.EventType.BOOKING_CANCELLED,
         extra={"agent_id": row.bound_agent, "reason": CallNote.REQUESTED},
+        kind=TicketEventKind.CALL_CANCELLED,
         from_agent=row.bound_agent,
     )
     session.flush()

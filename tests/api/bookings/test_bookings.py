@@ -138,7 +138,8 @@ def outbox(engine: Engine, tenant_id: str) -> list[tuple[str, dict[str, Any]]]:
 def call_events(c: As, ticket: str) -> list[dict[str, Any]]:
     r = c.get(f"/v1/tickets/{ticket}/history")
     assert r.status_code == 200, r.text
-    return [e for e in r.json()["items"] if e["kind"] == "call_booked"]
+    steps = ("call_booked", "call_cancelled", "call_flagged")
+    return [e for e in r.json()["items"] if e["kind"] in steps]
 
 
 # --------------------------------------------------------------------------- slots
