@@ -35,6 +35,13 @@ def upgrade() -> None:
         batch.add_column(sa.Column("flagged_at", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("flag_reason", _note("flagreason"), nullable=True))
     op.execute(sa.text("UPDATE calls SET cancel_reason = 'requested' WHERE status = 'cancelled'"))
+    if op.get_bind().dialect.name == "sqlite":
+        # 0007 rebuilt ticket_events on SQLite (batch mode copies the table), which drops its
+        # triggers: put the append-only guard of 0001 back (no-op where it survived).
+        op.execute(
+            "CREATE TRIGGER IF NOT EXISTS ticket_events_append_only BEFORE UPDATE ON "
+            "ticket_events BEGIN SELECT RAISE(ABORT, 'ticket_events is append-only'); END"
+        )
 
 
 def downgrade() -> None:
