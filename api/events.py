@@ -41,10 +41,12 @@ class EventType(enum.StrEnum):
     BOOKING_CANCELLED = "booking.cancelled"
     BOOKING_AGENT_BOUND = "booking.agent_bound"
     BOOKING_AT_RISK = "booking.at_risk"
+    BOOKING_FLAGGED = "booking.flagged"
+    TICKET_BREACH_RISK = "ticket.breach_risk"
 
 
 def booking_payload(call: Call) -> dict[str, Any]:
-    """What every ``booking.*`` event (and the ticket history's ``call_booked`` entry) says of
+    """What every ``booking.*`` event (and the ticket history's ``call_*`` steps) says of
     its call: which booking, for which ticket and capability, when, in which time zone. The
     agent is not part of it: only ``booking.agent_bound`` adds one, once bound."""
     return {
@@ -126,6 +128,44 @@ def ticket_owner_payload(
         "from_agent_id": from_agent_id,
         "from_team_id": from_team_id,
         "source": source,
+        "reasons": mapping.reasons_brief(reasons),
+    }
+    if job_id is not None:
+        data["job_id"] = job_id
+    return data
+
+
+def breach_risk_payload(
+    *,
+    ticket_id: str,
+    team_id: str,
+    agent_id: str,
+    deadline: str | None,
+    due: datetime | None,
+    expected: datetime,
+    margin_minutes: int,
+    action: str,
+    to_agent_id: str | None,
+    to_team_id: str | None,
+    reasons: Sequence[Reason],
+    job_id: str | None = None,
+) -> dict[str, Any]:
+    """The data of ``ticket.breach_risk``: a ticket that will miss ``deadline``
+    (``first_response`` or ``resolution``, due at ``due``) with its owner ``agent_id``, who is
+    expected to reach it at ``expected``; and what was done (``action``: ``recorded``,
+    ``rerouted``, ``borrowed`` or ``escalated``, to ``to_agent_id``/``to_team_id``). Written
+    here once; :mod:`api.assignment.breach` is its one caller."""
+    data: dict[str, Any] = {
+        "ticket_id": ticket_id,
+        "team_id": team_id,
+        "agent_id": agent_id,
+        "deadline": deadline,
+        "due": due,
+        "expected": expected,
+        "margin_minutes": margin_minutes,
+        "action": action,
+        "to_agent_id": to_agent_id,
+        "to_team_id": to_team_id,
         "reasons": mapping.reasons_brief(reasons),
     }
     if job_id is not None:

@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     # this many per transaction.
     housekeeping_interval_seconds: float = Field(default=300.0, ge=0)
     housekeeping_batch_size: int = Field(default=1000, ge=1, le=100_000)
+    # Breach-risk checks (api.assignment.breach): each housekeeping pass queues one for every
+    # tenant with agent-held tickets that have due dates, and each run queues the next this many
+    # seconds later while there is work to check. 0: no checks are queued.
+    breach_risk_interval_seconds: float = Field(default=60.0, ge=0)
     # The background job worker (queue re-optimization): None = run it in every service
     # process except in the test environment (tests call ``Worker.run_once`` themselves).
     jobs_worker: bool | None = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from api import org_version
-from api.assignment import optimize
+from api.assignment import breach, optimize
 from api.assignment.cache import RealtimeCache
 from api.bookings import service as bookings
 from api.bookings.cache import BookingCache
@@ -23,6 +23,7 @@ def job_handlers() -> dict[str, Handler]:
     return {
         optimize.OPTIMIZE_JOB: optimize.run_optimize_job,
         bookings.BIND_JOB: bookings.run_bind_job,
+        breach.BREACH_RISK_JOB: breach.run_breach_job,
     }
 
 

@@ -23,6 +23,7 @@ from api.bookings.cache import BookingCache
 from api.bookings.schemas import (
     BindIn,
     BindOut,
+    BookedOut,
     BookingConflict,
     BookingIn,
     BookingOut,
@@ -129,11 +130,16 @@ def create_booking(
     auth: HelpdeskAuth,
     now: NowDep,
     cache: CacheDep,
-) -> BookingOut:
+) -> BookedOut:
+    """Book a call: one live call per ticket unless `allow_additional`; skills must be covered."""
     wanted = bookings.NewBooking(
-        capability_id=body.capability_id, ticket_id=body.ticket_id, start=body.start, tz=body.tz
+        capability_id=body.capability_id,
+        ticket_id=body.ticket_id,
+        start=body.start,
+        tz=body.tz,
+        allow_additional=body.allow_additional,
     )
-    row = bookings.book(
+    booked = bookings.book(
         session=session,
         tenant_id=auth.tenant_id,
         data=wanted,
@@ -142,8 +148,11 @@ def create_booking(
         cache=cache,
     )
     session.commit()
+    row = booked.row
     response.headers["Location"] = f"/v1/bookings/{row.id}"
-    return _out(row, now)
+    return BookedOut.model_validate(
+        {**_out(row, now).model_dump(), "warnings": list(booked.warnings)}
+    )
 
 
 def _out(row: Call, now: datetime) -> BookingOut:

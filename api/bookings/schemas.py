@@ -14,7 +14,7 @@ from pydantic import Field
 
 from api.common.problem import ProblemDetails
 from api.common.schemas import Id, Int, LocalTimestampIn, Number, Schema, Timestamp, TimeZone
-from api.db.models import Call, CallStatus
+from api.db.models import Call, CallNote, CallStatus
 from solver.slots import zone
 
 LeadMinutes = Annotated[
@@ -55,6 +55,12 @@ class BookingIn(Schema):
     tz: TimeZone = Field(
         default="UTC", description="The customer's IANA time zone (slot grid, alternatives)"
     )
+    allow_additional: bool = Field(
+        default=False,
+        description="Book this call even though the ticket already has as many booked calls "
+        "as the tenant's policy live_calls_per_ticket allows (default 1); without it such a "
+        "booking is a 409 naming the booked call(s)",
+    )
 
 
 class BookingOut(Schema):
@@ -72,6 +78,19 @@ class BookingOut(Schema):
     bound_at: Timestamp | None
     at_risk: bool = Field(description="Nobody can cover the call any more: offer another time")
     cancelled_at: Timestamp | None
+    cancel_reason: CallNote | None = Field(
+        description="Why it was cancelled, as the customer is told: ticket_solved, "
+        "ticket_closed (policy calls_on_done=cancel), requested (cancelled through this API); "
+        "null while not cancelled"
+    )
+    flagged: bool = Field(
+        description="Kept although its ticket is solved or closed (policy calls_on_done=keep): "
+        "the helpdesk may want to cancel it"
+    )
+    flagged_at: Timestamp | None
+    flag_reason: CallNote | None = Field(
+        description="Why it is flagged: ticket_solved or ticket_closed; null when not flagged"
+    )
     created_at: Timestamp
     updated_at: Timestamp
 
@@ -90,9 +109,22 @@ class BookingOut(Schema):
             bound_at=row.bound_at,
             at_risk=row.at_risk_since is not None,
             cancelled_at=row.cancelled_at,
+            cancel_reason=row.cancel_reason,
+            flagged=row.flagged_at is not None,
+            flagged_at=row.flagged_at,
+            flag_reason=row.flag_reason,
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
+
+
+class BookedOut(BookingOut):
+    """A booking just made, with what it was allowed despite."""
+
+    warnings: list[str] = Field(
+        description="What the booking was allowed despite, e.g. the capability lacks skills "
+        "the ticket requires (policy capability_coverage=warn names them); empty when none"
+    )
 
 
 class BookingConflict(ProblemDetails):

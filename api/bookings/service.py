@@ -19,8 +19,9 @@ answers and records what happened. The mapping is thin on purpose:
   re-checks.
 - **History and webhooks.** Every change lands on the ticket's history as a ``call_booked``
   event whose ``data.action`` says what happened (``booked``, ``agent_bound``,
-  ``agent_rebound``, ``at_risk`` — which also unbinds —, ``cancelled``): one event kind, because
-  adding kinds would mean rebuilding the append-only history table. Each also becomes a
+  ``agent_rebound``, ``at_risk`` — which also unbinds —), except a cancellation, which is a
+  ``call_cancelled`` step (``data.action`` ``cancelled`` and ``data.reason``: ``requested``
+  here, ``ticket_solved``/``ticket_closed`` from :mod:`api.tickets.calls`). Each also becomes a
   ``booking.*`` webhook event in the same transaction. ``booking.at_risk`` is sent when a call
   *becomes* uncoverable (``at_risk_since``), not again on every later check.
 - **Agents.** Nothing names an agent before binding; the helpdesk sees the bound agent after.
@@ -54,13 +55,15 @@ from api.common import service as common
 from api.db.jobs import Job, JobStatus
 from api.db.locks import lock_tenant
 from api.db.models import Call as CallRow
-from api.db.models import CallStatus
+from api.db.models import CallNote, CallStatus
 from api.db.models import Capability as CapabilityRow
 from api.db.models import Ticket as TicketRow
 from api.enums import TicketEventKind
 from api.errors import Conflict, FieldError, InvalidInput, NotFound
 from api.jobs import queue as job_queue
 from api.jobs.worker import JobContext
+from api.policies import service as policies
+from api.policies.schemas import CapabilityCoverage
 from api.tickets import service as tickets
 from solver import jit, slots
 from solver.capability import AtRisk, Binding, BookingState, Capability, Slot, SlotAnswer
@@ -287,6 +290,77 @@ class NewBooking:
     ticket_id: str
     start: datetime
     tz: str = "UTC"
+    allow_additional: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Booked:
+    """A booking made: its row, and the warnings it was allowed despite (coverage ``warn``)."""
+
+    row: CallRow
+    warnings: tuple[str, ...] = ()
+
+
+def missing_skills(
+    required: Mapping[str, int], covered: Mapping[str, int]
+) -> dict[str, tuple[int, int | None]]:
+    """What a capability requiring ``covered`` (skill -> minimum level) does not cover of a
+    ticket requiring ``required``: ``{skill: (level the ticket needs, level the capability
+    requires or None)}``.
+
+    A capability *covers* a ticket when, for every skill the ticket requires at level ``L``,
+    the capability requires that skill at level ``L`` or higher: then every agent who may take
+    the call is qualified for the ticket. A skill the capability does not require at all, or
+    requires at a lower level, is missing (an agent who happens to have it is not guaranteed).
+    """
+    out: dict[str, tuple[int, int | None]] = {}
+    for skill, level in sorted(required.items()):
+        has = covered.get(skill)
+        if has is None or has < level:
+            out[skill] = (level, has)
+    return out
+
+
+def _missing_text(missing: Mapping[str, tuple[int, int | None]]) -> builtins.list[str]:
+    return [
+        f"{skill} at level {need} (the capability requires "
+        + ("none" if has is None else f"level {has}")
+        + ")"
+        for skill, (need, has) in missing.items()
+    ]
+
+
+def _check_live_calls(
+    session: Session, tenant_id: str, ticket_id: str, now: datetime, allowed: int
+) -> None:
+    """Refuse (409, naming them) a new call for a ticket that already has ``allowed`` calls
+    booked and not over."""
+    live = builtins.list(
+        session.scalars(
+            select(CallRow.id)
+            .where(
+                CallRow.tenant_id == tenant_id,
+                CallRow.ticket_id == ticket_id,
+                CallRow.status == CallStatus.BOOKED,
+                CallRow.end_at > now,
+            )
+            .order_by(CallRow.start_at, CallRow.id)
+        )
+    )
+    if len(live) < allowed:
+        return
+    named = ", ".join(live)
+    raise Conflict(
+        f"ticket {ticket_id!r} already has {len(live)} booked call(s) ({named}); the tenant "
+        f"allows {allowed} per ticket",
+        errors=[
+            FieldError(
+                "ticket_id",
+                f"already has booked call(s) {named}; cancel or reuse it, or send "
+                "allow_additional: true to book another",
+            )
+        ],
+    )
 
 
 def book(
@@ -297,13 +371,19 @@ def book(
     now: datetime,
     actor: str | None,
     cache: BookingCache | None = None,
-) -> CallRow:
+) -> Booked:
     """Book a call of ``data.capability_id`` at ``data.start`` for ticket ``data.ticket_id``.
 
     Raises :class:`BookingRefused` when the engine finds the start no longer coverable
     together with every call already booked, and :class:`Conflict` (naming ``ticket_id``) when
     the ticket is solved or closed: a call is work on the ticket. Pending tickets (waiting on
     the customer) may get one. The ticket is read inside the tenant lock, like everything else.
+
+    The tenant's policies (:mod:`api.policies`) apply: a ticket that already has
+    ``live_calls_per_ticket`` calls booked and not over gets no other (409 naming them) unless
+    ``data.allow_additional``; a capability that does not cover the ticket's required skills
+    (:func:`missing_skills`) is refused with a 422 naming them (``capability_coverage``
+    ``refuse``) or booked with a warning naming them (``warn``).
     """
     lock_tenant(session, tenant_id)
     cap = _capability_or_422(session, tenant_id, data.capability_id)
@@ -322,6 +402,29 @@ def book(
                 )
             ],
         )
+    rules = policies.load(session, tenant_id)
+    missing = missing_skills(
+        {s.skill_id: s.level for s in ticket.required_skills},
+        {r.skill_id: r.level for r in cap.requirements},
+    )
+    warnings: tuple[str, ...] = ()
+    if missing:
+        said = _missing_text(missing)
+        if rules.capability_coverage is CapabilityCoverage.REFUSE:
+            raise InvalidInput(
+                [
+                    FieldError("capability_id", f"does not cover the ticket's required skill {m}")
+                    for m in said
+                ],
+                detail=f"capability {cap.id!r} does not cover ticket {ticket.id!r}: it lacks "
+                + "; ".join(said),
+            )
+        warnings = (
+            f"capability {cap.id!r} does not cover ticket {ticket.id!r}'s required skills: "
+            + "; ".join(said),
+        )
+    if not data.allow_additional:
+        _check_live_calls(session, tenant_id, ticket.id, now, rules.live_calls_per_ticket)
 
     state, rows = _load(session, tenant_id, now, cache)
     call_id = events.new_id("call", now)
@@ -363,10 +466,11 @@ def book(
         action="booked",
         reason=f"call booked ({cap.id}, {call.start.isoformat()})",
         webhook_type=events.EventType.BOOKING_CREATED,
+        extra={"warnings": builtins.list(warnings)} if warnings else None,
     )
     _schedule_bind(session, tenant_id, now, _due_at(call.start, DEFAULT_LEAD))
     session.flush()
-    return row
+    return Booked(row, warnings)
 
 
 def _announce(
@@ -381,6 +485,7 @@ def _announce(
     webhook_type: events.EventType,
     extra: Mapping[str, Any] | None = None,
     webhook_extra: Mapping[str, Any] | None = None,
+    kind: TicketEventKind = TicketEventKind.CALL_BOOKED,
     **changes: str | None,
 ) -> None:
     """Tell one booking step twice, in the caller's transaction: on the ticket's history (the
@@ -390,7 +495,7 @@ def _announce(
         session=session,
         tenant_id=tenant_id,
         ticket_id=row.ticket_id,
-        kind=TicketEventKind.CALL_BOOKED,
+        kind=kind,
         now=now,
         actor=actor,
         reason=reason,
@@ -486,6 +591,7 @@ def cancel(
         raise Conflict(f"booking {booking_id!r} is over and cannot be cancelled")
     row.status = CallStatus.CANCELLED
     row.cancelled_at = now
+    row.cancel_reason = CallNote.REQUESTED
     row.cover_agent = None
     row.updated_at = now
     _announce(
@@ -497,7 +603,8 @@ def cancel(
         action="cancelled",
         reason=f"call cancelled{f': {reason}' if reason else ''}",
         webhook_type=events.EventType.BOOKING_CANCELLED,
-        extra={"agent_id": row.bound_agent},
+        extra={"agent_id": row.bound_agent, "reason": CallNote.REQUESTED},
+        kind=TicketEventKind.CALL_CANCELLED,
         from_agent=row.bound_agent,
     )
     session.flush()

@@ -35,16 +35,17 @@ from api.enums import AgentStatus, Scope, SkillKind, TicketEventKind, TicketPrio
 ID_LENGTH = 128
 
 
-def _enum(cls: type) -> Enum:
+def _enum(cls: type, name: str | None = None) -> Enum:
     # Stored as VARCHAR plus a CHECK constraint: portable, and adding a value is a migration
-    # that does not need PostgreSQL's ALTER TYPE.
+    # that does not need PostgreSQL's ALTER TYPE. ``name`` names the constraint when one table
+    # has two columns of the same enum.
     return Enum(
         cls,
         native_enum=False,
         create_constraint=True,
         length=32,
         values_callable=lambda e: [m.value for m in e],
-        name=cls.__name__.lower(),
+        name=name or cls.__name__.lower(),
     )
 
 
@@ -357,6 +358,17 @@ class CallStatus(enum.StrEnum):
     COMPLETED = "completed"
 
 
+class CallNote(enum.StrEnum):
+    """Why a call was cancelled or flagged, in words a customer page can show."""
+
+    TICKET_SOLVED = "ticket_solved"
+    """Its ticket was solved."""
+    TICKET_CLOSED = "ticket_closed"
+    """Its ticket was closed."""
+    REQUESTED = "requested"
+    """Cancelled through the bookings API (``DELETE /v1/bookings/{id}``)."""
+
+
 class Call(Base):
     """A call a customer booked against a capability (``/v1/bookings``), for one ticket.
 
@@ -395,6 +407,11 @@ class Call(Base):
     cover_agent: Mapped[str | None] = mapped_column(String(ID_LENGTH))
     at_risk_since: Mapped[datetime | None]  # nobody can cover it: offer another time
     cancelled_at: Mapped[datetime | None]
+    # Why it was cancelled (customer-visible); NULL while booked.
+    cancel_reason: Mapped[CallNote | None] = mapped_column(_enum(CallNote, "cancelreason"))
+    # Kept although its ticket is done (policy calls_on_done=keep): when, and why.
+    flagged_at: Mapped[datetime | None]
+    flag_reason: Mapped[CallNote | None] = mapped_column(_enum(CallNote, "flagreason"))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

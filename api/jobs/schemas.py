@@ -39,7 +39,10 @@ class JobOut(Schema):
     payload: dict[str, Any]
     result: dict[str, Any] | None = Field(
         description="When succeeded: for queue.optimize, every change (ticket, from, to, why), "
-        "what was skipped and why, and the solve's stats (status, objective parts, bound, gap)"
+        "what was skipped and why, and the solve's stats (status, objective parts, bound, gap); "
+        "for tickets.breach_risk, the tickets checked and at risk, how many were recorded, "
+        "rerouted, borrowed or escalated (already_recorded: risks told before), and whether "
+        "the next check was queued"
     )
     error: str | None
     created_at: Timestamp

@@ -58,10 +58,14 @@ class BreachRisk(Schema):
         description="What to do with a ticket that will miss its deadline with its owner",
     )
     escalate_to_team: Id | None = Field(
-        default=None, description="The team that takes escalated tickets (action escalate)"
+        default=None,
+        description="The team that takes escalated tickets (action escalate; with reroute or "
+        "borrow, where a ticket nobody can make in time goes when this or the tier is set)",
     )
     escalate_to_tier: Id | None = Field(
-        default=None, description="The tier skill escalated tickets require (action escalate)"
+        default=None,
+        description="The tier skill (at level 1) escalated tickets then require (action "
+        "escalate; with reroute or borrow, as for escalate_to_team)",
     )
     margin_minutes: Annotated[Int, Field(ge=0, le=1440)] = Field(
         default=0, description="A ticket is at risk when it would finish this close to its due"

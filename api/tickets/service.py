@@ -18,10 +18,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.common import service as common
+from api.db.locks import lock_tenant
 from api.db.models import Ticket, TicketEvent, TicketSkill
 from api.enums import TicketEventKind, TicketPriority, TicketStatus
 from api.errors import FieldError
-from api.tickets import owner
+from api.tickets import calls, owner
 from api.tickets.schemas import TicketIn
 
 WHAT = "ticket"
@@ -175,7 +176,14 @@ def upsert(
     now: datetime,
     actor: str | None,
 ) -> tuple[Ticket, bool]:
-    """Create or update the ticket; returns it and whether it was created."""
+    """Create or update the ticket; returns it and whether it was created.
+
+    A ticket that becomes solved or closed acts on its open calls by the tenant's
+    ``calls_on_done`` (:mod:`api.tickets.calls`) in this unit of work, which then takes the
+    tenant lock first, as every write to booked calls does (a caller that has already opened
+    its unit of work — e.g. read the ticket to merge a PATCH — must have taken it itself)."""
+    if data.status.is_done and not session.in_transaction():
+        lock_tenant(session, tenant_id)
     row = get(session=session, tenant_id=tenant_id, ticket_id=ticket_id)
     created_at = data.created_at or (row.created_at if row is not None else now)
     common.raise_if(_validate(session, tenant_id, data, created_at))
@@ -192,9 +200,22 @@ def upsert(
         actor=actor,
         reason=data.reason,
     )
-    set_status(
-        session=session, row=row, status=data.status, now=now, actor=actor, reason=data.reason
-    )
+    if (
+        set_status(
+            session=session, row=row, status=data.status, now=now, actor=actor, reason=data.reason
+        )
+        is not None
+        and data.status.is_done
+    ):
+        session.flush()  # the status step first: the history keeps order
+        calls.on_done(
+            session=session,
+            tenant_id=tenant_id,
+            ticket_id=ticket_id,
+            status=data.status,
+            now=now,
+            actor=actor,
+        )
     row.priority = data.priority
     row.created_at = created_at
     row.first_response_due = data.first_response_due

@@ -265,6 +265,12 @@ class SwitchboardMachine(RuleBasedStateMachine):
         for cap, spec in CAPABILITIES.items():
             r = self.call("POST", "/v1/capabilities", json={"id": cap, **spec})
             assert r.status_code == 201, r.text
+        # Any ticket may get several calls of any capability here (the rules that refuse them
+        # are tested in tests/api/bookings/test_ticket_truth.py); solving or closing a ticket
+        # cancels its open calls (the default policy), which the model follows.
+        policies = {"live_calls_per_ticket": 20, "capability_coverage": "warn"}
+        r = self.call("PUT", "/v1/policies", json=policies)
+        assert r.status_code == 200, r.text
 
     def _put(self, ticket: str, body: dict[str, Any]) -> httpx2.Response:
         return self.call("PUT", f"/v1/tickets/{ticket}", json=body)
@@ -314,8 +320,18 @@ class SwitchboardMachine(RuleBasedStateMachine):
         r = self._put(ticket, new.body())
         expected = 200 if ticket in self.model.tickets else 201
         assert r.status_code == expected, r.text
+        before = self.model.tickets.get(ticket)
+        self._acknowledge_status(ticket, None if before is None else before.status, new.status)
         self.model.tickets[ticket] = new
         self._check_ticket(ticket, r.json())
+
+    def _acknowledge_status(self, ticket: str, old: str | None, new: str) -> None:
+        """A ticket that became solved or closed had its calls still to end cancelled."""
+        if old is None or old == new or new not in ("solved", "closed"):
+            return
+        for booking in self.model.bookings.values():
+            if booking.ticket == ticket and booking.end > self.env.clock.now:
+                booking.cancelled = True
 
     @initialize(tickets=st.lists(TICKET_BODIES, min_size=3, max_size=5))
     def open_some_tickets(self, tickets: list[TicketModel]) -> None:
@@ -358,6 +374,7 @@ class SwitchboardMachine(RuleBasedStateMachine):
         body = self.model.tickets[ticket].body() | {"status": status}
         r = self._put(ticket, body)
         assert r.status_code == 200, r.text
+        self._acknowledge_status(ticket, self.model.tickets[ticket].status, status)
         self.model.tickets[ticket].status = status
         self._check_ticket(ticket, r.json())
 
