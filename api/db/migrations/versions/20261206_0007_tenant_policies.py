@@ -33,7 +33,15 @@ _KINDS_BEFORE = (
 _KINDS_AFTER = (*_KINDS_BEFORE, "call_cancelled", "call_flagged", "breach_risk", "due_dates_set")
 
 
+_SQLITE_APPEND_ONLY = (
+    "CREATE TRIGGER IF NOT EXISTS ticket_events_append_only BEFORE UPDATE ON ticket_events "
+    "BEGIN SELECT RAISE(ABORT, 'ticket_events is append-only'); END"
+)
+
+
 def _kinds(kinds: Sequence[str]) -> None:
+    """Change the CHECK of ``ticket_events.kind``. On SQLite batch mode copies the table,
+    which drops its triggers: the append-only guard of 0001 is put back after."""
     with op.batch_alter_table("ticket_events") as batch:
         batch.alter_column(
             "kind",
@@ -49,6 +57,8 @@ def _kinds(kinds: Sequence[str]) -> None:
             ),
             existing_nullable=False,
         )
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute(_SQLITE_APPEND_ONLY)
 
 
 def upgrade() -> None:
@@ -69,6 +79,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # The history is append-only (0001's trigger refuses UPDATE, not DELETE): steps of the
+    # kinds this revision added have no place in the older schema.
     op.execute(sa.text("DELETE FROM ticket_events WHERE kind IN " + str(_KINDS_AFTER[7:])))
     _kinds(_KINDS_BEFORE)
     op.drop_table("tenant_policies")
