@@ -202,11 +202,7 @@ def _route(
         qualified = desk.qualified(ticket)
         owner = index.get(ticket.owner_agent) if ticket.owner_agent is not None else None
         channel = ticket.channel
-        if (
-            params.keep_owner
-            and owner is not None
-            and desk.fits(qualified, effort, channel)[owner]
-        ):
+        if params.keep_owner and owner is not None and desk.fits(qualified, effort, channel)[owner]:
             chosen = owner
             why = Reason("churn", "kept with its current owner, who can still take it")
         else:

@@ -10,8 +10,9 @@ The decision, in order:
 1. **Filters** (hard): every required skill at or above its level (vectorized over an
    ``int8`` skills x agents level matrix); status AVAILABLE; *on shift* at ``now``; under
    capacity (``open_tickets < capacity``) and, when the agent caps the ticket's channel, under
-   that channel's capacity (``channel_open[channel] < channel_capacity[channel]``); enough working time left in the horizon for the
-   backlog plus this ticket (the same rule as ``validation.check_plan``'s ``working_time``).
+   that channel's capacity (``channel_open[channel] < channel_capacity[channel]``); enough
+   working time left in the horizon for the backlog plus this ticket (the same rule as
+   ``validation.check_plan``'s ``working_time``).
 2. **Score** (soft, a cost: lower is better, in the units of :mod:`solver.objective`):
    priority-weighted SLA lateness and breaches against each agent's expected start/finish, a
    small priority-weighted cost per minute of waiting, load (open/capacity), expertise waste

@@ -13,6 +13,7 @@ from pydantic import Field, field_validator
 
 from api.assignment.schemas import ReasonOut
 from api.common.schemas import (
+    ChannelCapacity,
     Id,
     Int,
     Levels,
@@ -60,6 +61,12 @@ class SolveAgent(Schema):
     recent_assignments: Annotated[Int, Field(ge=0, le=100_000)] = 0
     timezone: TimeZone = "UTC"
     status: AgentStatus = AgentStatus.AVAILABLE
+    channel_capacity: ChannelCapacity = Field(default_factory=dict)
+    channel_open: dict[Id, Annotated[Int, Field(ge=0, le=100_000)]] = Field(
+        default_factory=dict,
+        max_length=100,
+        description="Channel -> how many of ``open_tickets`` are of that channel",
+    )
 
 
 class SolveTicket(Schema):
@@ -74,6 +81,9 @@ class SolveTicket(Schema):
     owner_agent: Id | None = None
     previous_agent: Id | None = None
     requester: Requester | None = None
+    channel: Id = Field(
+        default="email", description="Where the customer reached out; agents may cap it"
+    )
 
 
 class SolveRequest(Schema):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
+from pydantic import StringConstraints
 
 from api.common.problem import PROBLEM_RESPONSES
 from api.common.schemas import ID_PATTERN, Page
@@ -60,6 +61,10 @@ def list_tickets(
     team: Annotated[str | None, Query()] = None,
     owner_agent: Annotated[str | None, Query()] = None,
     priority: Annotated[TicketPriority | None, Query()] = None,
+    channel: Annotated[
+        list[Annotated[str, StringConstraints(max_length=ID_LENGTH)]] | None,
+        Query(description="Any of these channels"),
+    ] = None,
 ) -> Page[TicketOut]:
     rows, cursor = tickets.list(
         session=session,
@@ -70,6 +75,7 @@ def list_tickets(
         team=team,
         owner_agent=owner_agent,
         priority=priority,
+        channel=channel or (),
     )
     return Page(items=[TicketOut.from_row(r) for r in rows], next_cursor=cursor)
 

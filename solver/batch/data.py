@@ -217,8 +217,8 @@ def build(problem: Problem, weights: ObjectiveWeights, max_pairs: int = 0) -> Ba
     channel_row = {c: i for i, c in enumerate(channels)}
     chan_slots = np.full((len(channels), n_a), UNCAPPED, dtype=np.int64)
     for a, agent in enumerate(agents):
-        for c, cap in agent.channel_capacity.items():
-            chan_slots[channel_row[c], a] = max(0, cap - agent.channel_open.get(c, 0))
+        for ch, ch_cap in agent.channel_capacity.items():
+            chan_slots[channel_row[ch], a] = max(0, ch_cap - agent.channel_open.get(ch, 0))
     chan_of = np.fromiter(
         (channel_row.get(t.channel, -1) for t in tickets), dtype=np.int64, count=n_t
     )
@@ -252,9 +252,9 @@ def build(problem: Problem, weights: ObjectiveWeights, max_pairs: int = 0) -> Ba
         ok &= effort[lo:hi, None] <= room[None, :]
         if channels:
             # A pair whose channel the agent caps with no free slot of it can never be used.
-            c = chan_of[lo:hi]
-            none_free = chan_slots[np.maximum(c, 0)] <= 0
-            ok &= ~(none_free & (c >= 0)[:, None])
+            ch_rows = chan_of[lo:hi]
+            none_free = chan_slots[np.maximum(ch_rows, 0)] <= 0
+            ok &= ~(none_free & (ch_rows >= 0)[:, None])
         t_idx, a_idx = np.nonzero(ok)
         pt_parts.append(t_idx.astype(np.int64) + lo)
         pa_parts.append(a_idx.astype(np.int64))

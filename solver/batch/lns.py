@@ -248,14 +248,14 @@ def solve_hood(
         m.add_hint(load, data.load_cost(a, n_now))
         terms.append((1, load))
         m.add(base[a] + work_in_window + tail_eff[a] <= int(data.total[a]))
-        for c in range(len(data.channels)):
-            cap = int(data.chan_slots[c, a])
-            mine = [v for t, v in by_agent[a] if int(data.chan_of[t]) == c]
-            if cap >= UNCAPPED or not mine:
+        for ch in range(len(data.channels)):
+            ch_cap = int(data.chan_slots[ch, a])
+            ch_vars = [v for t, v in by_agent[a] if int(data.chan_of[t]) == ch]
+            if ch_cap >= UNCAPPED or not ch_vars:
                 continue
             fixed = hood.prefix[a] + hood.tail[a]
-            held = int(np.count_nonzero(data.chan_of[fixed] == c)) if fixed else 0
-            m.add(held + sum(mine) <= cap)  # the channel's cap holds
+            ch_held = int(np.count_nonzero(data.chan_of[fixed] == ch)) if fixed else 0
+            m.add(ch_held + sum(ch_vars) <= ch_cap)  # the channel's cap holds
         if hood.tail[a]:
             # The tail starts where the window's work ends: pack the window without gaps.
             for t, v in by_agent[a]:

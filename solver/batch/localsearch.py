@@ -200,9 +200,11 @@ class LocalSearch:
         ok = np.ones(len(arr_b), dtype=bool)
         if c < 0 or int(data.chan_slots[c, b]) >= UNCAPPED:
             return ok
-        same = data.chan_of[arr_b] == c
+        same: BoolArray = data.chan_of[arr_b] == c
         held = int(np.count_nonzero(same))
-        return same | (held + 1 <= int(data.chan_slots[c, b]))
+        if held + 1 <= int(data.chan_slots[c, b]):
+            return ok
+        return same
 
     def _channel_swap_ok(
         self, a: int, seq_a: IntArray, t: int, b: int, arr_b: IntArray

@@ -3,8 +3,9 @@
 The flow only counts tickets. Where an agent's assigned effort overflows their working time,
 drop the tickets that buy the least per minute (``queue cost - pair cost`` over effort), then
 give each dropped ticket, most valuable first, to the cheapest qualified agent that still has a
-slot (of the ticket's channel too, where the agent caps it) and the minutes, or to the team queue when that is cheaper. Rare on realistic queues (an
-agent's slots are usually the binding limit), so plain Python over the few offenders is enough.
+slot (of the ticket's channel too, where the agent caps it) and the minutes, or to the team
+queue when that is cheaper. Rare on realistic queues (an agent's slots are usually the binding
+limit), so plain Python over the few offenders is enough.
 """
 
 from __future__ import annotations
