@@ -154,6 +154,8 @@ def set_status(
 ) -> TicketEvent | None:
     if status == row.status:
         return None
+    if row.owner_agent_id is not None and status.is_done and not row.status.is_done:
+        owner.note_freed(session, row.tenant_id, row.owner_agent_id)
     event = record_event(
         session=session,
         tenant_id=row.tenant_id,

@@ -25,18 +25,18 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("tickets") as batch:
-        batch.add_column(
-            sa.Column("channel", sa.String(length=128), server_default="email", nullable=False)
-        )
-    with op.batch_alter_table("agents") as batch:
-        batch.add_column(
-            sa.Column("channel_capacity", sa.JSON(), server_default="{}", nullable=False)
-        )
+    # Plain ALTER TABLE ... ADD/DROP COLUMN on both backends: a batch (copy-and-move) rebuild of
+    # ``tickets`` on SQLite would drop the table its history refers to and lose its triggers.
+    op.add_column(
+        "tickets",
+        sa.Column("channel", sa.String(length=128), server_default="email", nullable=False),
+    )
+    op.add_column(
+        "agents",
+        sa.Column("channel_capacity", sa.JSON(), server_default="{}", nullable=False),
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("agents") as batch:
-        batch.drop_column("channel_capacity")
-    with op.batch_alter_table("tickets") as batch:
-        batch.drop_column("channel")
+    op.drop_column("agents", "channel_capacity")
+    op.drop_column("tickets", "channel")
