@@ -110,6 +110,14 @@ ChannelCapacity = Annotated[
         json_schema_extra=_keys_are_ids,
     ),
 ]
+ChannelOpen = Annotated[
+    dict[Id, Annotated[Int, Field(ge=0, le=100_000)]],
+    Field(
+        max_length=100,
+        description="Channel -> how many of ``open_tickets`` are of that channel",
+        json_schema_extra=_keys_are_ids,
+    ),
+]
 
 
 def _to_utc(value: datetime) -> datetime:

@@ -14,6 +14,7 @@ from pydantic import Field, field_validator
 from api.assignment.schemas import ReasonOut
 from api.common.schemas import (
     ChannelCapacity,
+    ChannelOpen,
     Id,
     Int,
     Levels,
@@ -62,11 +63,7 @@ class SolveAgent(Schema):
     timezone: TimeZone = "UTC"
     status: AgentStatus = AgentStatus.AVAILABLE
     channel_capacity: ChannelCapacity = Field(default_factory=dict)
-    channel_open: dict[Id, Annotated[Int, Field(ge=0, le=100_000)]] = Field(
-        default_factory=dict,
-        max_length=100,
-        description="Channel -> how many of ``open_tickets`` are of that channel",
-    )
+    channel_open: ChannelOpen = Field(default_factory=dict)
 
 
 class SolveTicket(Schema):
