@@ -29,6 +29,7 @@ from api.auth import Principal
 from api.common.problem import PROBLEM_RESPONSES
 from api.common.schemas import ID_PATTERN
 from api.enums import AgentStatus, Scope
+from api.tickets.owner import take_freed
 from api.errors import InvalidInput
 from api.http.deps import HelpdeskAuth, NowDep, SessionDep, SettingsDep, require
 from api.idempotency import middleware as idempotency
@@ -185,6 +186,16 @@ def escalate_ticket(
         replace_skills=body.replace_skills,
         team=body.team,
         reassign=body.reassign,
+    )
+    # Escalating a ticket away from its agent frees them: the live channels' queue is theirs to
+    # take now, under the tenant lock the escalation holds.
+    live.offer(
+        session=session,
+        cache=cache,
+        tenant_id=auth.tenant_id,
+        agents=take_freed(session, auth.tenant_id),
+        now=now,
+        actor=auth.key_id,
     )
     session.commit()
     row = result.row

@@ -224,3 +224,35 @@ def test_a_tenant_live_channel_is_re_offered_and_a_channel_cap_still_holds(a: As
     assert assign(a, "K9")["agent"] is None  # everyone at their kiosk cap, not their total
     put_ticket(a, "K1", channel="kiosk", owner_agent="ben", status="closed")
     assert owner(a, "K9") == {"kind": "agent", "id": "ben"}
+
+
+def test_escalating_a_ticket_away_frees_its_agent_for_a_waiting_chat(a: As) -> None:
+    org(a, capacity=1)
+    put_ticket(a, "H-ana", owner_agent="ana", status="open")
+    put_ticket(a, "H-cid", owner_agent="cid", status="open", team="tier2")
+    put_ticket(a, "B1", owner_agent="ben", status="open")
+    put_ticket(a, "C1", channel="chat")
+    assert assign(a, "C1")["agent"] is None
+    r = a.post(
+        "/v1/tickets/B1/escalate",
+        json={"required_skills": {"billing": 4}, "reassign": False, "reason": "expert"},
+    )
+    assert r.status_code == 200, r.text
+    assert owner(a, "C1") == {"kind": "agent", "id": "ben"}
+
+
+def test_the_optimizer_job_honours_channel_capacity(a: As, app: Any) -> None:
+    org(a, capacity=4)
+    for agent in ("ana", "ben", "cid"):
+        cap(a, agent, chat=1)
+    for i in range(5):
+        put_ticket(a, f"C{i}", channel="chat")
+    r = a.post("/v1/queue/optimize", json={"time_limit_s": 2.0, "seed": 3})
+    assert r.status_code == 202, r.text
+    run = app.state.job_worker.run_once()
+    assert run is not None, run
+    done = a.get(r.json()["links"]["self"]).json()
+    assert done["status"] == "succeeded", done
+    owners = [owner(a, f"C{i}") for i in range(5)]
+    agents = [o["id"] for o in owners if o["kind"] == "agent"]
+    assert sorted(agents) == ["ana", "ben", "cid"]  # one chat each, two wait
