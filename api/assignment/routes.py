@@ -29,12 +29,12 @@ from api.auth import Principal
 from api.common.problem import PROBLEM_RESPONSES
 from api.common.schemas import ID_PATTERN
 from api.enums import AgentStatus, Scope
-from api.tickets.owner import take_freed
 from api.errors import InvalidInput
 from api.http.deps import HelpdeskAuth, NowDep, SessionDep, SettingsDep, require
 from api.idempotency import middleware as idempotency
 from api.jobs.schemas import JobOut, OptimizeIn
 from api.mapping import Owner
+from api.tickets.owner import take_freed
 from solver.plan import Decision
 
 router = APIRouter(tags=["assignment"], responses=PROBLEM_RESPONSES)
