@@ -137,6 +137,22 @@ def offer(
     return out
 
 
+def waiting_live(session: Session, tenant_id: str) -> bool:
+    """Whether any unowned active ticket of a live channel waits in a team queue."""
+    live = sorted(c for c, is_live in policies.channel_live(session, tenant_id).items() if is_live)
+    stmt = (
+        select(TicketRow.id)
+        .where(
+            TicketRow.tenant_id == tenant_id,
+            TicketRow.status.in_(ACTIVE),
+            TicketRow.owner_agent_id.is_(None),
+            TicketRow.channel.in_(live),
+        )
+        .limit(1)
+    )
+    return session.scalars(stmt).first() is not None
+
+
 def offer_after_commit(
     *,
     make_session: Callable[[], Session],
@@ -152,6 +168,11 @@ def offer_after_commit(
     if not agents:
         return []
     try:
+        with make_session() as session:
+            # Most free-ups find no live ticket waiting: say so without taking the lock. One
+            # that arrives just after this look is not missed: its own assignment decides it.
+            if not waiting_live(session, tenant_id):
+                return []
         with make_session() as session:
             lock_tenant(session, tenant_id)
             done = offer(

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine
 
+from api.assignment import live
 from tests.api.assignment.test_assign import DAY, history, org, outbox, put_ticket, subscribe
 from tests.api.conftest import As, TenantCtx, assert_problem
 
@@ -256,3 +258,20 @@ def test_the_optimizer_job_honours_channel_capacity(a: As, app: Any) -> None:
     owners = [owner(a, f"C{i}") for i in range(5)]
     agents = [o["id"] for o in owners if o["kind"] == "agent"]
     assert sorted(agents) == ["ana", "ben", "cid"]  # one chat each, two wait
+
+
+def test_a_failed_re_offer_leaves_the_helpdesks_committed_change(
+    a: As, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    org(a, capacity=1)
+    put_ticket(a, "H-ben", owner_agent="ben", status="open")
+    put_ticket(a, "C1", channel="chat")
+
+    def boom(**_: Any) -> list[live.Offered]:
+        raise RuntimeError("the offer broke")
+
+    monkeypatch.setattr(live, "offer", boom)
+    body = put_ticket(a, "H-ben", owner_agent="ben", status="solved")
+    assert body["status"] == "solved"
+    assert a.get("/v1/tickets/H-ben").json()["status"] == "solved"
+    assert owner(a, "C1") == {"kind": "team", "id": "support"}
