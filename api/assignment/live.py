@@ -31,7 +31,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
 from api import mapping
@@ -40,7 +40,7 @@ from api.assignment.claims import realtime_for
 from api.db.locks import lock_tenant
 from api.db.models import Agent as AgentRow
 from api.db.models import Ticket as TicketRow
-from api.enums import AgentStatus
+from api.enums import AgentStatus, TicketPriority
 from api.policies import service as policies
 from api.policies.schemas import TeamScope
 from api.solver_input import ACTIVE, held_work
@@ -100,15 +100,19 @@ def offer(
     if rules.team_scope is TeamScope.TEAM_ONLY:
         stmt = stmt.where(TicketRow.team_id.in_(sorted({a.team_id for a in freed})))
     look = min(_LOOK_MAX, _LOOK_PER_SLOT * free_slots)
+    # Most urgent first, oldest first within a priority (the column holds the priority's name).
+    urgency = case(
+        {p.value: int(p.to_solver()) for p in TicketPriority}, value=TicketRow.priority, else_=0
+    )
     waiting = list(
         session.scalars(
-            stmt.order_by(TicketRow.created_at, TicketRow.id).limit(look).with_for_update()
+            stmt.order_by(urgency.desc(), TicketRow.created_at, TicketRow.id)
+            .limit(look)
+            .with_for_update()
         )
     )
     if not waiting:
         return []
-    # Most urgent first, oldest first within a priority.
-    waiting.sort(key=lambda t: (-t.priority.to_solver(), t.created_at, t.id))
     index = realtime_for(session=session, cache=cache, tenant_id=tenant_id, now=now)
     who = ", ".join(sorted(a.id for a in freed))
     writer = OwnerWriter(tenant_id, now)

@@ -275,3 +275,15 @@ def test_a_failed_re_offer_leaves_the_helpdesks_committed_change(
     assert body["status"] == "solved"
     assert a.get("/v1/tickets/H-ben").json()["status"] == "solved"
     assert owner(a, "C1") == {"kind": "team", "id": "support"}
+
+
+def test_the_most_urgent_live_ticket_goes_first_however_many_older_ones_wait(a: As) -> None:
+    org(a, capacity=1)
+    for agent in ("ana", "ben", "cid"):
+        put_ticket(a, f"H-{agent}", owner_agent=agent, status="open")
+    for i in range(6):  # older, normal chats: more than one free-up looks at
+        put_ticket(a, f"N{i}", channel="chat", priority="normal", created_at=f"{DAY}07:0{i}:00Z")
+    put_ticket(a, "U1", channel="phone", priority="urgent", created_at=f"{DAY}07:59:00Z")
+    put_ticket(a, "H-ana", owner_agent="ana", status="closed")
+    assert owner(a, "U1") == {"kind": "agent", "id": "ana"}
+    assert all(owner(a, f"N{i}")["kind"] == "team" for i in range(6))
