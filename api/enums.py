@@ -56,6 +56,24 @@ class TicketStatus(enum.StrEnum):
         return self in (TicketStatus.SOLVED, TicketStatus.CLOSED)
 
 
+class Channel(enum.StrEnum):
+    """The built-in channels a customer reaches a helpdesk through; a tenant may declare more
+    in its policies (``channels``)."""
+
+    EMAIL = "email"
+    WEB_FORM = "web_form"
+    CHAT = "chat"
+    MESSAGING = "messaging"
+    PHONE = "phone"
+
+    @property
+    def is_live(self) -> bool:
+        """The customer waits on the line (or in the conversation) for an answer: chat, phone and
+        messaging, whose customers expect a reply in minutes (Zendesk and Freshdesk route
+        messaging with the live channels too)."""
+        return self in (Channel.CHAT, Channel.MESSAGING, Channel.PHONE)
+
+
 class TicketEventKind(enum.StrEnum):
     CREATED = "created"
     UPDATED = "updated"

@@ -65,6 +65,8 @@ class TicketColumns(Protocol):
     def previous_agent_id(self) -> str | None: ...
     @property
     def requester(self) -> str | None: ...
+    @property
+    def channel(self) -> str: ...
 
 
 def ticket(columns: TicketColumns, required: Mapping[str, int]) -> Ticket:
@@ -83,6 +85,7 @@ def ticket(columns: TicketColumns, required: Mapping[str, int]) -> Ticket:
         owner_agent=columns.owner_agent_id,
         previous_agent=columns.previous_agent_id,
         requester=columns.requester,
+        channel=columns.channel,
     )
 
 
@@ -105,6 +108,7 @@ def ticket_from_request(t: SolveTicket) -> Ticket:
         owner_agent=t.owner_agent,
         previous_agent=t.previous_agent,
         requester=t.requester,
+        channel=t.channel,
     )
 
 
@@ -116,6 +120,7 @@ def agent_from_row(
     open_tickets: int = 0,
     backlog_minutes: int = 0,
     recent_assignments: int = 0,
+    channel_open: Mapping[str, int] | None = None,
 ) -> Agent:
     """The solver's agent from an ORM row (its ``skills`` loaded), with the shifts and busy
     time the caller read and the loads it counted (zero when not given: the booking engine
@@ -132,6 +137,8 @@ def agent_from_row(
         recent_assignments=recent_assignments,
         timezone=row.timezone,
         status=row.status,
+        channel_capacity=dict(row.channel_capacity or {}),
+        channel_open=dict(channel_open or {}),
     )
 
 
@@ -149,6 +156,8 @@ def agent_from_request(a: SolveAgent) -> Agent:
         recent_assignments=a.recent_assignments,
         timezone=a.timezone,
         status=a.status,
+        channel_capacity=a.channel_capacity,
+        channel_open=a.channel_open,
     )
 
 

@@ -11,7 +11,8 @@ rules of what the solver sees live in one place:
 - **Work an agent already holds** is every ticket they own (new, open or pending) that is *not*
   being planned: it counts toward ``open_tickets`` (capacity), and the active part of it toward
   ``backlog_minutes`` (worked before anything new; pending waits on the customer, not the agent).
-  A planned ticket is never counted twice.
+  A planned ticket is never counted twice. The held tickets are counted per channel too
+  (``channel_open``), for the agents' per-channel capacity.
 - **Fairness**: ``recent_assignments`` counts assigned/reassigned events to the agent in the
   last ``recent_window`` (8 h by default).
 - **Time**: shifts and busy intervals overlapping ``[now, horizon_end)`` (the solver clips them).
@@ -22,7 +23,8 @@ Every query filters by ``tenant_id``.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -56,6 +58,8 @@ class TicketLike(Protocol):
     def status(self) -> TicketStatus: ...
     @property
     def effort_minutes(self) -> int: ...
+    @property
+    def channel(self) -> str: ...
 
 
 def _planned_tickets(
@@ -79,6 +83,7 @@ _T = TicketRow.__table__
 _HELD_WORK = (
     select(
         _T.c.owner_agent_id,
+        _T.c.channel,
         func.count(),
         func.sum(_T.c.effort_minutes).filter(_T.c.status.in_(ACTIVE)),
     )
@@ -87,12 +92,27 @@ _HELD_WORK = (
         _T.c.owner_agent_id.is_not(None),
         _T.c.status.in_(HELD),
     )
-    .group_by(_T.c.owner_agent_id)
+    .group_by(_T.c.owner_agent_id, _T.c.channel)
 )
 
 
-def held_work(session: Session, tenant_id: str) -> dict[str, tuple[int, int]]:
-    """agent -> (tickets held, active backlog minutes): what capacity and the queue see.
+@dataclass(frozen=True, slots=True)
+class HeldWork:
+    """What agents hold: ``work`` is agent -> (tickets held, active backlog minutes), what
+    capacity and the queue see; ``channels`` is agent -> channel -> tickets held of it."""
+
+    work: dict[str, tuple[int, int]] = field(default_factory=dict)
+    channels: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def get(self, agent: str, default: tuple[int, int] = (0, 0)) -> tuple[int, int]:
+        return self.work.get(agent, default)
+
+    def of_channel(self, agent: str, channel: str) -> int:
+        return self.channels.get(agent, {}).get(channel, 0)
+
+
+def held_work(session: Session, tenant_id: str) -> HeldWork:
+    """What every agent holds (see :class:`HeldWork`), in one grouped query.
 
     Aggregated in the database over every held ticket; callers take the tickets they are
     deciding out with :func:`without_tickets` (no IN-list of thousands of ids). A prebuilt Core
@@ -100,20 +120,34 @@ def held_work(session: Session, tenant_id: str) -> dict[str, tuple[int, int]]:
     # .all(): one fetch of the ~agents rows instead of one per row, which costs less CPU
     # (figures: benchmarks/README.md, Figures behind design choices).
     rows = session.connection().execute(_HELD_WORK, {"tenant": tenant_id}).all()
-    return {a: (int(n), int(m or 0)) for a, n, m in rows if a is not None}
+    work: dict[str, tuple[int, int]] = {}
+    channels: dict[str, dict[str, int]] = {}
+    for a, channel, n, m in rows:
+        if a is None:
+            continue
+        held, minutes = work.get(a, (0, 0))
+        work[a] = (held + int(n), minutes + int(m or 0))
+        channels.setdefault(a, {})[channel] = int(n)
+    return HeldWork(work, channels)
 
 
-def without_tickets(
-    held: Mapping[str, tuple[int, int]], rows: Iterable[TicketLike]
-) -> dict[str, tuple[int, int]]:
+def without_tickets(held: HeldWork, rows: Iterable[TicketLike]) -> HeldWork:
     """``held`` minus the given tickets (they are being decided, so not yet anyone's load)."""
-    out = dict(held)
+    work = dict(held.work)
+    channels = held.channels
+    copied: set[str] = set()
     for row in rows:
         agent = row.owner_agent_id
-        if agent in out and row.status in HELD:
-            n, minutes = out[agent]
-            out[agent] = (n - 1, minutes - (row.effort_minutes if row.status in ACTIVE else 0))
-    return out
+        if agent in work and row.status in HELD:
+            n, minutes = work[agent]
+            work[agent] = (n - 1, minutes - (row.effort_minutes if row.status in ACTIVE else 0))
+            if agent not in copied:
+                channels = channels if copied else dict(channels)
+                channels[agent] = dict(channels.get(agent, {}))
+                copied.add(agent)
+            per = channels[agent]
+            per[row.channel] = max(0, per.get(row.channel, 0) - 1)
+    return HeldWork(work, channels)
 
 
 def _recent_assignments(session: Session, tenant_id: str, since: datetime) -> dict[str, int]:
@@ -187,6 +221,7 @@ def build_problem(
             open_tickets=held.get(row.id, (0, 0))[0],
             backlog_minutes=held.get(row.id, (0, 0))[1],
             recent_assignments=recent.get(row.id, 0),
+            channel_open=held.channels.get(row.id),
         )
         for row in agent_rows
     )

@@ -8,10 +8,12 @@ holds. Imported lazily by both: the handlers pull in the solver.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from datetime import datetime
 from typing import Any
 
 from api import org_version
-from api.assignment import breach, optimize
+from api.assignment import breach, live, optimize
 from api.assignment.cache import RealtimeCache
 from api.bookings import service as bookings
 from api.bookings.cache import BookingCache
@@ -40,3 +42,20 @@ def install_caches(state: Any) -> None:
     organisation."""
     state.realtime_cache = RealtimeCache()
     state.booking_cache = BookingCache()
+
+    def on_agents_freed(
+        *, tenant_id: str, agents: Collection[str], now: datetime, actor: str | None
+    ) -> list[str]:
+        """A unit of work that did not hold the tenant lock freed ``agents``: re-offer the live
+        channels' queue in one that does (``api.tickets.routes`` calls it after its commit)."""
+        offered = live.offer_after_commit(
+            make_session=lambda: state.session_factory(bind=state.write_engine),
+            cache=state.realtime_cache,
+            tenant_id=tenant_id,
+            agents=agents,
+            now=now,
+            actor=actor,
+        )
+        return [o.ticket_id for o in offered]
+
+    state.on_agents_freed = on_agents_freed

@@ -38,6 +38,7 @@ from solver.problem import AgentStatus, Problem, Ticket
 from solver.schedule import finalize_plan
 
 BoolArray = npt.NDArray[np.bool_]
+_UNCAPPED = np.iinfo(np.int64).max // 4  # free channel slots of an agent who does not cap it
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +92,12 @@ class _Desk:
             (a.backlog_minutes for a in agents), dtype=np.int64, count=n
         )
         self.new = np.zeros(n, dtype=np.int64)
+        # Free slots per channel some agent caps; a huge number where an agent does not cap it.
+        self.channel_slots: dict[str, npt.NDArray[np.int64]] = {}
+        for a, agent in enumerate(agents):
+            for c, cap in agent.channel_capacity.items():
+                row = self.channel_slots.setdefault(c, np.full(n, _UNCAPPED, dtype=np.int64))
+                row[a] = max(0, cap - agent.channel_open.get(c, 0))
         self._qualified: dict[tuple[tuple[int, int], ...], BoolArray] = {}
         self.everyone = np.ones(n, dtype=bool)
 
@@ -110,16 +117,24 @@ class _Desk:
             self._qualified[key] = mask
         return mask
 
-    def fits(self, qualified: BoolArray, effort: int) -> BoolArray:
+    def fits(self, qualified: BoolArray, effort: int, channel: str | None = None) -> BoolArray:
         out: BoolArray = qualified & self.has_time & (self.slots > 0) & (self.minutes >= effort)
+        room = None if channel is None else self.channel_slots.get(channel)
+        if room is not None:
+            out &= room > 0
         return out
 
-    def take(self, agent: int, effort: int) -> None:
+    def take(self, agent: int, effort: int, channel: str | None = None) -> None:
         self.slots[agent] -= 1
         self.minutes[agent] -= effort
         self.new[agent] += 1
+        room = None if channel is None else self.channel_slots.get(channel)
+        if room is not None:
+            room[agent] -= 1
 
-    def why_not(self, qualified: BoolArray, effort: int) -> tuple[Reason, ...]:
+    def why_not(
+        self, qualified: BoolArray, effort: int, channel: str | None = None
+    ) -> tuple[Reason, ...]:
         """Why no agent fits: the first filter that empties the candidate set, named by rule."""
         n_q = int(qualified.sum())
         if n_q == 0:
@@ -142,6 +157,18 @@ class _Desk:
                     float(working.sum()),
                 ),
             )
+        room = None if channel is None else self.channel_slots.get(channel)
+        if room is not None and not (free & (room > 0)).any():
+            return (
+                Reason(
+                    "channel_capacity",
+                    f"{int(free.sum())} qualified agent(s) with capacity, all at their "
+                    f"{channel} capacity",
+                    float(free.sum()),
+                ),
+            )
+        if room is not None:
+            free &= room > 0
         most = int(self.minutes[free].max())
         return (
             Reason(
@@ -174,17 +201,18 @@ def _route(
         effort = ticket.effort_minutes
         qualified = desk.qualified(ticket)
         owner = index.get(ticket.owner_agent) if ticket.owner_agent is not None else None
-        if params.keep_owner and owner is not None and desk.fits(qualified, effort)[owner]:
+        channel = ticket.channel
+        if params.keep_owner and owner is not None and desk.fits(qualified, effort, channel)[owner]:
             chosen = owner
             why = Reason("churn", "kept with its current owner, who can still take it")
         else:
-            candidates = np.flatnonzero(desk.fits(qualified, effort))
+            candidates = np.flatnonzero(desk.fits(qualified, effort, channel))
             if len(candidates) == 0:
-                queued[ticket.id] = desk.why_not(qualified, effort)
+                queued[ticket.id] = desk.why_not(qualified, effort, channel)
                 continue
             chosen = choose(desk, candidates)
             why = Reason(rule, explain(desk, chosen), float(len(candidates)))
-        desk.take(chosen, effort)
+        desk.take(chosen, effort, channel)
         agent_id = problem.agents[chosen].id
         sequences.setdefault(agent_id, []).append(ticket.id)
         reasons[ticket.id] = [why]

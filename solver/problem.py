@@ -23,6 +23,9 @@ from solver.timegrid import require_aware
 MIN_LEVEL = 1
 MAX_LEVEL = 5
 DEFAULT_HORIZON = timedelta(days=7)
+DEFAULT_CHANNEL = "email"
+LIVE_CHANNELS = frozenset({"chat", "phone", "messaging"})
+"""Channels whose customers wait on the line: their team queue is re-offered as an agent frees."""
 
 
 class Priority(enum.IntEnum):
@@ -71,6 +74,17 @@ def _check_levels(levels: Mapping[str, int], field_name: str) -> Mapping[str, in
         out[skill] = _check_int(
             level, f"{field_name}.{skill}", minimum=MIN_LEVEL, maximum=MAX_LEVEL
         )
+    return MappingProxyType(out)
+
+
+def _check_counts(counts: Mapping[str, int], field_name: str) -> Mapping[str, int]:
+    """A mapping of channel id to a count >= 0 (a per-channel capacity or open tickets)."""
+    if not isinstance(counts, Mapping):
+        raise ProblemError(field_name, "must be a mapping of channel id to a count")
+    out: dict[str, int] = {}
+    for channel, n in counts.items():
+        _check_id(channel, f"{field_name}.<key>")
+        out[channel] = _check_int(n, f"{field_name}.{channel}", minimum=0)
     return MappingProxyType(out)
 
 
@@ -143,8 +157,12 @@ class Agent:
 
     ``capacity`` is how many tickets the agent may hold open at once; ``open_tickets`` and
     ``backlog_minutes`` are the work already on their desk (the backlog is worked before anything
-    new). ``recent_assignments`` feeds the fairness term. ``timezone`` is the agent's IANA zone,
-    used only at the edges (display, day boundaries); all times here are UTC.
+    new). ``channel_capacity`` caps, per channel, how many tickets of that channel they may hold
+    at once (e.g. ``{"chat": 2}``) *within* the total ``capacity``; a channel absent from it is
+    limited by the total only. ``channel_open`` is how many of ``open_tickets`` are of each
+    channel (only the capped channels matter). ``recent_assignments`` feeds the fairness term.
+    ``timezone`` is the agent's IANA zone, used only at the edges (display, day boundaries); all
+    times here are UTC.
     """
 
     id: str
@@ -158,12 +176,18 @@ class Agent:
     recent_assignments: int = 0
     timezone: str = "UTC"
     status: AgentStatus = AgentStatus.AVAILABLE
+    channel_capacity: Mapping[str, int] = field(default_factory=dict)
+    channel_open: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _check_id(self.id, "id")
         _check_id(self.team, "team")
         object.__setattr__(self, "skills", _check_levels(self.skills, "skills"))
         _check_int(self.capacity, "capacity", minimum=0)
+        object.__setattr__(
+            self, "channel_capacity", _check_counts(self.channel_capacity, "channel_capacity")
+        )
+        object.__setattr__(self, "channel_open", _check_counts(self.channel_open, "channel_open"))
         _check_int(self.open_tickets, "open_tickets", minimum=0)
         _check_int(self.backlog_minutes, "backlog_minutes", minimum=0)
         _check_int(self.recent_assignments, "recent_assignments", minimum=0)
@@ -188,6 +212,11 @@ class Agent:
     def qualifies(self, required: Mapping[str, int]) -> bool:
         return all(self.skills.get(s, 0) >= lvl for s, lvl in required.items())
 
+    def channel_slots(self, channel: str) -> int | None:
+        """Free slots of ``channel`` under its own cap (None: the channel is not capped)."""
+        cap = self.channel_capacity.get(channel)
+        return None if cap is None else max(0, cap - self.channel_open.get(channel, 0))
+
 
 @dataclass(frozen=True, slots=True)
 class Ticket:
@@ -195,7 +224,9 @@ class Ticket:
 
     ``effort_minutes`` is the working time it needs; the first response is due when work starts
     (``first_response_due``), resolution when work ends (``resolution_due``). A ticket whose first
-    response was already sent has ``first_response_due=None``.
+    response was already sent has ``first_response_due=None``. ``channel`` is where the
+    customer reached out (``email``, ``web_form``, ``chat``, ``messaging``, ``phone`` or a
+    tenant's own id); an agent's ``channel_capacity`` for it caps how many they hold at once.
     """
 
     id: str
@@ -209,10 +240,12 @@ class Ticket:
     owner_agent: str | None = None
     previous_agent: str | None = None
     requester: str | None = None
+    channel: str = DEFAULT_CHANNEL
 
     def __post_init__(self) -> None:
         _check_id(self.id, "id")
         _check_id(self.team, "team")
+        _check_id(self.channel, "channel")
         created = require_aware(self.created_at, "created_at")
         object.__setattr__(self, "created_at", created)
         object.__setattr__(

@@ -9,8 +9,10 @@ The decision, in order:
 
 1. **Filters** (hard): every required skill at or above its level (vectorized over an
    ``int8`` skills x agents level matrix); status AVAILABLE; *on shift* at ``now``; under
-   capacity (``open_tickets < capacity``); enough working time left in the horizon for the
-   backlog plus this ticket (the same rule as ``validation.check_plan``'s ``working_time``).
+   capacity (``open_tickets < capacity``) and, when the agent caps the ticket's channel, under
+   that channel's capacity (``channel_open[channel] < channel_capacity[channel]``); enough
+   working time left in the horizon for the backlog plus this ticket (the same rule as
+   ``validation.check_plan``'s ``working_time``).
 2. **Score** (soft, a cost: lower is better, in the units of :mod:`solver.objective`):
    priority-weighted SLA lateness and breaches against each agent's expected start/finish, a
    small priority-weighted cost per minute of waiting, load (open/capacity), expertise waste
@@ -63,6 +65,7 @@ from solver.problem import AgentStatus, Priority, Problem, Ticket
 from solver.timegrid import from_minute, require_aware, to_minute, to_minute_ceil
 
 IntArray = npt.NDArray[np.int64]
+_UNCAPPED = np.iinfo(np.int64).max // 4  # a channel capacity no count reaches
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
@@ -197,6 +200,9 @@ class RealtimeIndex:
         "_available",
         "_bank",
         "_capacity",
+        "_chan_cap",
+        "_chan_open",
+        "_channel_row",
         "_moment",
         "_n",
         "_now",
@@ -229,6 +235,9 @@ class RealtimeIndex:
     _bank: CalendarBank
     _skill_row: dict[str, int]
     _capacity: IntArray
+    _channel_row: dict[str, int]
+    _chan_cap: IntArray  # capped channels x agents; _UNCAPPED where an agent has no cap
+    _chan_open: IntArray  # capped channels x agents: open tickets of that channel
     _open: IntArray
     _queue_end: IntArray
     _recent: IntArray
@@ -286,6 +295,16 @@ class RealtimeIndex:
 
         self._capacity = np.fromiter((a.capacity for a in agents), dtype=np.int64, count=n)
         self._open = np.fromiter((a.open_tickets for a in agents), dtype=np.int64, count=n)
+        capped = sorted({c for a in agents for c in a.channel_capacity})
+        self._channel_row = {c: i for i, c in enumerate(capped)}
+        self._chan_cap = np.full((len(capped), n), _UNCAPPED, dtype=np.int64)
+        self._chan_open = np.zeros((len(capped), n), dtype=np.int64)
+        for j, agent in enumerate(agents):
+            for c, cap in agent.channel_capacity.items():
+                self._chan_cap[self._channel_row[c], j] = cap
+            for c, k in agent.channel_open.items():
+                if c in self._channel_row:
+                    self._chan_open[self._channel_row[c], j] = k
         self._queue_end = np.fromiter((a.backlog_minutes for a in agents), dtype=np.int64, count=n)
         self._recent = np.fromiter((a.recent_assignments for a in agents), dtype=np.int64, count=n)
         self._available = np.fromiter(
@@ -344,6 +363,7 @@ class RealtimeIndex:
         for name in RealtimeIndex.__slots__:
             setattr(other, name, getattr(self, name))
         other._open = self._open.copy()
+        other._chan_open = self._chan_open.copy()
         other._queue_end = self._queue_end.copy()
         other._recent = self._recent.copy()
         other._requester = dict(self._requester)
@@ -413,6 +433,24 @@ class RealtimeIndex:
         a = self._agent(agent_id)
         return int(self._open[a]), int(self._capacity[a])
 
+    def channel_load_of(self, agent_id: str, channel: str) -> tuple[int, int | None]:
+        """``(open of channel, channel capacity)`` of an agent; capacity None when uncapped
+        (then only capped channels' open counts are tracked, and 0 is returned for open)."""
+        a = self._agent(agent_id)
+        row = self._channel_row.get(channel)
+        if row is None:
+            return 0, None
+        cap = int(self._chan_cap[row, a])
+        return int(self._chan_open[row, a]), None if cap == _UNCAPPED else cap
+
+    def _channel_room(self, channel: str) -> BoolArray | None:
+        """Agents under their cap of ``channel`` (None: nobody caps it)."""
+        row = self._channel_row.get(channel)
+        if row is None:
+            return None
+        room: BoolArray = self._chan_open[row] < self._chan_cap[row]
+        return room
+
     def _agent(self, agent_id: str) -> int:
         try:
             return self.problem.agent_index[agent_id]
@@ -434,6 +472,11 @@ class RealtimeIndex:
         if decision.agent_id is None:
             return
         a = self._agent(decision.agent_id)
+        if ticket is not None:
+            channel: str | None = ticket.channel
+        else:
+            known = self.problem.ticket_index.get(decision.ticket_id)
+            channel = None if known is None else self.problem.tickets[known].channel
         if decision.expected_start is None or decision.expected_end is None:
             if ticket is None:
                 raise ProblemError(
@@ -448,7 +491,9 @@ class RealtimeIndex:
             else:
                 end_work = self._work_at(a, to_minute(decision.expected_end, self.origin))
                 effort = max(1, end_work - start_work)
-        self._record(a, start_work, effort, ticket.requester if ticket is not None else None)
+        self._record(
+            a, start_work, effort, ticket.requester if ticket is not None else None, channel
+        )
 
     def with_assignment(
         self, ticket: Ticket, agent_id: str, now: datetime | None = None
@@ -459,24 +504,40 @@ class RealtimeIndex:
         a = other._agent(agent_id)
         t = other.minute_of(now)
         start_work = int(max(other._queue_end[a], other._at(t).worked[a]))
-        other._record(a, start_work, ticket.effort_minutes, ticket.requester)
+        other._record(a, start_work, ticket.effort_minutes, ticket.requester, ticket.channel)
         return other
 
-    def _record(self, a: int, start_work: int, effort: int, requester: str | None) -> None:
+    def _record(
+        self, a: int, start_work: int, effort: int, requester: str | None, channel: str | None
+    ) -> None:
         self._queue_end[a] = max(int(self._queue_end[a]), start_work) + effort
         self._open[a] += 1
         self._recent[a] += 1
+        row = None if channel is None else self._channel_row.get(channel)
+        if row is not None:
+            self._chan_open[row, a] += 1
         if requester is not None:
             self._requester[requester] = a
 
-    def release(self, agent_id: str, count: int = 1) -> None:
-        """``count`` of the agent's open tickets were closed: free that much capacity."""
+    def release(self, agent_id: str, count: int = 1, channel: str | None = None) -> None:
+        """``count`` of the agent's open tickets (of ``channel``, when given) were closed: free
+        that much capacity."""
         a = self._agent(agent_id)
         self._open[a] = max(0, int(self._open[a]) - count)
+        row = None if channel is None else self._channel_row.get(channel)
+        if row is not None:
+            self._chan_open[row, a] = max(0, int(self._chan_open[row, a]) - count)
 
-    def with_loads(self, now: datetime, held: Mapping[str, tuple[int, int]]) -> RealtimeIndex:
+    def with_loads(
+        self,
+        now: datetime,
+        held: Mapping[str, tuple[int, int]],
+        channels: Mapping[str, Mapping[str, int]] | None = None,
+    ) -> RealtimeIndex:
         """A copy whose agents hold exactly ``held`` (agent id -> (open tickets, backlog
         minutes)) at ``now``; agents absent from ``held`` hold nothing, unknown ids are ignored.
+        ``channels`` (agent id -> channel -> open tickets of that channel) replaces the
+        per-channel counts the same way (absent: nothing of any channel).
 
         It is what a service does to a cached index when loads were read again (a new moment,
         new backlogs): the result decides like an index built afresh at ``now`` from agents
@@ -494,7 +555,18 @@ class RealtimeIndex:
             if i is not None:
                 open_now[i] = count
                 backlog[i] = minutes
+        chan_open = np.zeros_like(other._chan_open)
+        if channels and other._channel_row:
+            for agent_id, counts in channels.items():
+                i = positions.get(agent_id)
+                if i is None:
+                    continue
+                for channel, k in counts.items():
+                    row = other._channel_row.get(channel)
+                    if row is not None:
+                        chan_open[row, i] = k
         worked = other._at(other.minute_of(now)).worked
+        other._chan_open = chan_open
         other._open = open_now
         other._queue_end = worked + backlog
         return other
@@ -537,6 +609,9 @@ class RealtimeIndex:
         else:
             eligible = m.ready.copy()
         eligible &= self._open < self._capacity
+        channel_room = self._channel_room(ticket.channel)
+        if channel_room is not None:
+            eligible &= channel_room
         cand = np.flatnonzero(eligible)
         effort = ticket.effort_minutes
         if cand.size:
@@ -743,6 +818,24 @@ class RealtimeIndex:
                 f"all at capacity ({sample}{more})",
                 0.0,
             )
+        channel_room = self._channel_room(ticket.channel)
+        if channel_room is not None and not (room & channel_room).any():
+            full = np.flatnonzero(room)
+            row = self._channel_row[ticket.channel]
+            sample = ", ".join(
+                f"{self.agent_ids[int(a)]} {int(self._chan_open[row, a])}/"
+                f"{int(self._chan_cap[row, a])}"
+                for a in full[:3]
+            )
+            more = f" and {full.size - 3} more" if full.size > 3 else ""
+            return Reason(
+                "channel_capacity",
+                f"{full.size} qualified agent{'s' if full.size != 1 else ''} on shift with "
+                f"capacity, all at their {ticket.channel} capacity ({sample}{more})",
+                0.0,
+            )
+        if channel_room is not None:
+            room &= channel_room
         n_room = int(np.count_nonzero(room))
         return Reason(
             "working_time",

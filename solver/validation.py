@@ -289,6 +289,32 @@ def _capacity(problem: Problem, plan: Plan) -> list[Violation]:
     return out
 
 
+def _channel_capacity(problem: Problem, plan: Plan) -> list[Violation]:
+    """Per channel an agent caps, its open tickets plus new ones stay within that cap."""
+    out: list[Violation] = []
+    for agent_id, tids in _known(problem, plan).items():
+        agent = problem.agent(agent_id)
+        if not agent.channel_capacity:
+            continue
+        new: dict[str, int] = {}
+        for t in tids:
+            if t in problem.ticket_index:
+                channel = problem.ticket(t).channel
+                new[channel] = new.get(channel, 0) + 1
+        for channel, n in sorted(new.items()):
+            cap = agent.channel_capacity.get(channel)
+            held = agent.channel_open.get(channel, 0)
+            if cap is not None and held + n > cap:
+                out.append(
+                    Violation(
+                        "channel_capacity",
+                        f"{held} open + {n} new {channel} > {channel} capacity {cap}",
+                        agent_id=agent_id,
+                    )
+                )
+    return out
+
+
 def _working_time(problem: Problem, plan: Plan) -> list[Violation]:
     """Backlog plus new work fits in the agent's working minutes within the horizon."""
     out: list[Violation] = []
@@ -363,6 +389,7 @@ RULES: Mapping[str, Rule] = MappingProxyType(
         "available": _available,
         "qualified": _qualified,
         "capacity": _capacity,
+        "channel_capacity": _channel_capacity,
         "working_time": _working_time,
         "order": _order,
         "schedule": _schedule,

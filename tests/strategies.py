@@ -19,6 +19,7 @@ NOW = datetime(2026, 3, 28, 6, 0, tzinfo=UTC)  # a day before Europe's spring DS
 ZONES = ("Europe/Berlin", "America/New_York", "Asia/Tokyo", "UTC")
 SKILLS = ("net", "billing", "dns", "lang:de", "lang:en", "tier:2")
 TEAMS = ("core", "edge")
+CHANNELS = ("email", "chat", "phone", "acme:portal")
 
 
 @st.composite
@@ -48,6 +49,14 @@ def agents(draw: st.DrawFn, index: int) -> Agent:
         st.dictionaries(st.sampled_from(SKILLS), st.integers(1, 5), min_size=1, max_size=4)
     )
     capacity = draw(st.integers(0, 4))
+    open_tickets = draw(st.integers(0, capacity))
+    # Some agents cap a channel or two (within or above the total); some already hold some.
+    channel_capacity = draw(
+        st.dictionaries(st.sampled_from(CHANNELS), st.integers(0, 3), max_size=2)
+    )
+    channel_open = {
+        c: draw(st.integers(0, min(cap, open_tickets))) for c, cap in channel_capacity.items()
+    }
     return Agent(
         id=f"a{index}",
         team=draw(st.sampled_from(TEAMS)),
@@ -55,7 +64,9 @@ def agents(draw: st.DrawFn, index: int) -> Agent:
         capacity=capacity,
         shifts=tuple(sh),
         busy=tuple(busy),
-        open_tickets=draw(st.integers(0, capacity)),
+        open_tickets=open_tickets,
+        channel_capacity=channel_capacity,
+        channel_open=channel_open,
         backlog_minutes=draw(st.integers(0, 120)),
         recent_assignments=draw(st.integers(0, 5)),
         timezone=zone,
@@ -85,6 +96,7 @@ def tickets(draw: st.DrawFn, index: int, agent_ids: list[str]) -> Ticket:
         effort_minutes=draw(st.integers(5, 240)),
         owner_agent=draw(maybe_agent),
         previous_agent=draw(maybe_agent),
+        channel=draw(st.sampled_from(CHANNELS)),
     )
 
 

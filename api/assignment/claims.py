@@ -72,7 +72,8 @@ def realtime_for(
 ) -> RealtimeIndex:
     """An index with every agent's current load, ``deciding`` tickets left out of it."""
     base = base_index(session=session, cache=cache, tenant_id=tenant_id, now=now)
-    return base.with_loads(now, without_tickets(held_work(session, tenant_id), deciding))
+    held = without_tickets(held_work(session, tenant_id), deciding)
+    return base.with_loads(now, held.work, held.channels)
 
 
 def _is_postgres(session: Session) -> bool:
@@ -95,7 +96,7 @@ def lock_ticket(*, session: Session, tenant_id: str, ticket_id: str) -> TicketRo
 
 
 _A = AgentRow.__table__
-_AGENT = select(_A.c.capacity, _A.c.status).where(
+_AGENT = select(_A.c.capacity, _A.c.status, _A.c.channel_capacity).where(
     _A.c.tenant_id == bindparam("tenant"), _A.c.id == bindparam("agent")
 )
 _AGENT_FOR_UPDATE = _AGENT.with_for_update()
@@ -110,14 +111,22 @@ _AGENT_HOLDS = (
         _T.c.id != bindparam("ticket"),
     )
 )
+_AGENT_HOLDS_CHANNEL = _AGENT_HOLDS.where(_T.c.channel == bindparam("channel"))
 BUSY = "is being given another ticket right now"
 
 
 def claim_agent(
-    *, session: Session, tenant_id: str, agent_id: str, ticket_id: str, wait: bool = True
+    *,
+    session: Session,
+    tenant_id: str,
+    agent_id: str,
+    ticket_id: str,
+    wait: bool = True,
+    channel: str | None = None,
 ) -> str | None:
     """Lock the agent and re-check, with what is committed now, that they can take one more
-    ticket. None when they can; else why not (the caller decides again without them).
+    ticket (of ``channel``, when they cap it). None when they can; else why not (the caller
+    decides again without them).
 
     ``wait=False`` skips an agent another transaction holds (``SKIP LOCKED``) and says
     :data:`BUSY`: concurrent requests that all chose the same best agent spread over the next
@@ -127,12 +136,17 @@ def claim_agent(
     found = conn.execute(_AGENT_FOR_UPDATE if wait else _AGENT_SKIP_LOCKED, params).one_or_none()
     if found is None:
         return "no longer exists" if wait else BUSY
-    capacity, status = found
+    capacity, status, caps = found
     if AgentStatus(status) is not AgentStatus.AVAILABLE:
         return f"is {AgentStatus(status).value}"
     holds = int(conn.execute(_AGENT_HOLDS, params).scalar_one())
     if holds >= capacity:
         return f"holds {holds} of {capacity} tickets"
+    cap = None if channel is None else (caps or {}).get(channel)
+    if cap is not None:
+        held = int(conn.execute(_AGENT_HOLDS_CHANNEL, {**params, "channel": channel}).scalar_one())
+        if held >= cap:
+            return f"holds {held} of {cap} {channel} tickets"
     return None
 
 
@@ -174,6 +188,7 @@ def decide_and_claim(
             agent_id=agent,
             ticket_id=row.id,
             wait=wait,
+            channel=ticket.channel,
         )
         if refusal is None:
             return decision

@@ -186,6 +186,14 @@ def _apply_plan(
             if a.status is AgentStatus.AVAILABLE
         }
     )
+    # Per channel an agent caps: how many more of it they may take.
+    channel_room = Counter(
+        {
+            (a.id, channel): cap - held.of_channel(a.id, channel)
+            for a in agents.values()
+            for channel, cap in (a.channel_capacity or {}).items()
+        }
+    )
     changes: list[dict[str, Any]] = []
     unchanged = 0
     moves: list[tuple[str, str | None, Sequence[Reason]]] = []
@@ -197,6 +205,17 @@ def _apply_plan(
                 {"ticket": a.ticket_id, "why": f"agent {a.agent_id} is no longer free to take it"}
             )
             continue
+        gate = (a.agent_id, current[a.ticket_id].channel)
+        if gate in channel_room and channel_room[gate] <= 0:
+            skipped.append(
+                {
+                    "ticket": a.ticket_id,
+                    "why": f"agent {a.agent_id} is no longer free to take another {gate[1]}",
+                }
+            )
+            continue
+        if gate in channel_room:
+            channel_room[gate] -= 1
         room[a.agent_id] -= 1
         moves.append((a.ticket_id, a.agent_id, a.reasons))
     for q in plan.queued:

@@ -12,7 +12,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, Path, Request, Response
 
 from api import mapping
-from api.assignment import escalate, optimize, reroute
+from api.assignment import escalate, live, optimize, reroute
 from api.assignment import service as assignment
 from api.assignment.batch import AssignBatcher
 from api.assignment.cache import RealtimeCache
@@ -28,12 +28,13 @@ from api.assignment.schemas import (
 from api.auth import Principal
 from api.common.problem import PROBLEM_RESPONSES
 from api.common.schemas import ID_PATTERN
-from api.enums import Scope
+from api.enums import AgentStatus, Scope
 from api.errors import InvalidInput
 from api.http.deps import HelpdeskAuth, NowDep, SessionDep, SettingsDep, require
 from api.idempotency import middleware as idempotency
 from api.jobs.schemas import JobOut, OptimizeIn
 from api.mapping import Owner
+from api.tickets.owner import take_freed
 from solver.plan import Decision
 
 router = APIRouter(tags=["assignment"], responses=PROBLEM_RESPONSES)
@@ -186,6 +187,16 @@ def escalate_ticket(
         team=body.team,
         reassign=body.reassign,
     )
+    # Escalating a ticket away from its agent frees them: the live channels' queue is theirs to
+    # take now, under the tenant lock the escalation holds.
+    live.offer(
+        session=session,
+        cache=cache,
+        tenant_id=auth.tenant_id,
+        agents=take_freed(session, auth.tenant_id),
+        now=now,
+        actor=auth.key_id,
+    )
     session.commit()
     row = result.row
     assigned = result.assignment
@@ -234,6 +245,16 @@ def set_agent_status(
         status=body.status,
         note=body.reason,
     )
+    if result.agent.status is AgentStatus.AVAILABLE:
+        # Back at work: the live channels' queue is theirs to take now, in this unit of work.
+        live.offer(
+            session=session,
+            cache=cache,
+            tenant_id=auth.tenant_id,
+            agents=[agent_id],
+            now=now,
+            actor=auth.key_id,
+        )
     session.commit()
     return RerouteOut(
         agent=result.agent.id,

@@ -71,6 +71,7 @@ class TicketView:
     owner_agent_id: str | None
     previous_agent_id: str | None
     requester: str | None
+    channel: str
     required: dict[str, int]
 
     @classmethod
@@ -100,6 +101,7 @@ _TICKET = select(
     _T.c.owner_agent_id,
     _T.c.previous_agent_id,
     _T.c.requester,
+    _T.c.channel,
 ).where(_T.c.tenant_id == bindparam("tenant"), _T.c.id == bindparam("ticket"))
 _TICKET_SKILLS = select(_TS.c.skill_id, _TS.c.level).where(
     _TS.c.tenant_id == bindparam("tenant"), _TS.c.ticket_id == bindparam("ticket")

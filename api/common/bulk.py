@@ -30,7 +30,7 @@ from api.errors import FieldError, InvalidInput, validation_field_errors
 
 S = TypeVar("S", bound=BaseModel)
 
-LEVEL_COLUMNS = frozenset({"skills", "requirements", "required_skills"})
+LEVEL_COLUMNS = frozenset({"skills", "requirements", "required_skills", "channel_capacity"})
 # The csv module's own default field limit (128 KiB), checked here rather than by the reader:
 # the reader's ``_csv.Error`` past it would be a 500 naming neither the row nor the column.
 MAX_CSV_CELL = 131_072
@@ -65,9 +65,8 @@ def _levels_cell(cell: str, row: int, column: str) -> dict[str, Any] | FieldErro
     for part in filter(None, (p.strip() for p in cell.split(";"))):
         skill, sep, level = part.rpartition("=")
         if not sep or not skill.strip():
-            return FieldError(
-                column, f"expected skill=level pairs separated by ';', got {part!r}", row
-            )
+            pair = "channel=count" if column == "channel_capacity" else "skill=level"
+            return FieldError(column, f"expected {pair} pairs separated by ';', got {part!r}", row)
         out[skill.strip()] = level.strip()
     return out
 

@@ -97,6 +97,28 @@ Levels = Annotated[
     ),
 ]
 
+ChannelCount = Annotated[Int, Field(ge=0, le=1000)]
+ChannelCapacity = Annotated[
+    dict[Id, ChannelCount],
+    Field(
+        max_length=100,
+        description=(
+            "Channel -> how many tickets of it the agent may hold at once (e.g. "
+            '{"chat": 2, "email": 10}), within the total ``capacity``, which still caps the sum; '
+            "a channel left out is limited by the total only"
+        ),
+        json_schema_extra=_keys_are_ids,
+    ),
+]
+ChannelOpen = Annotated[
+    dict[Id, Annotated[Int, Field(ge=0, le=100_000)]],
+    Field(
+        max_length=100,
+        description="Channel -> how many of ``open_tickets`` are of that channel",
+        json_schema_extra=_keys_are_ids,
+    ),
+]
+
 
 def _to_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)

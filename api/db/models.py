@@ -113,6 +113,10 @@ class Agent(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     team_id: Mapped[str] = mapped_column(String(ID_LENGTH))
     capacity: Mapped[int] = mapped_column(Integer, default=1)
+    # channel -> how many tickets of it the agent may hold at once, within ``capacity``
+    channel_capacity: Mapped[dict[str, int]] = mapped_column(
+        JSON, default=dict, server_default="{}"
+    )
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     status: Mapped[AgentStatus] = mapped_column(_enum(AgentStatus), default=AgentStatus.AVAILABLE)
     created_at: Mapped[datetime]
@@ -264,6 +268,8 @@ class Ticket(Base):
     owner_agent_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
     previous_agent_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
     requester: Mapped[str | None] = mapped_column(String(200))
+    # where the customer reached out: a built-in channel or one the tenant declared
+    channel: Mapped[str] = mapped_column(String(ID_LENGTH), default="email", server_default="email")
     created_at: Mapped[datetime]  # when the helpdesk created it
     received_at: Mapped[datetime]  # when we first saw it
     updated_at: Mapped[datetime]

@@ -5,9 +5,10 @@ from __future__ import annotations
 import enum
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from api.common.schemas import Id, Int, Schema, Timestamp
+from api.enums import Channel
 
 
 class TeamScope(enum.StrEnum):
@@ -72,6 +73,20 @@ class BreachRisk(Schema):
     )
 
 
+class CustomChannel(Schema):
+    """A channel of the tenant's own, beside the built-in ones (email, web_form, chat,
+    messaging, phone)."""
+
+    id: Id = Field(description="What tickets send as ``channel`` and agents cap")
+    live: bool = Field(
+        default=False,
+        description=(
+            "The customer waits on the line: its team queue is re-offered the moment an agent "
+            "frees up (as chat, phone and messaging are)"
+        ),
+    )
+
+
 class Policies(Schema):
     """The tenant's policies. Every field has a default; PUT replaces the whole document (an
     omitted field returns to its default), PATCH changes the fields sent (RFC 7396)."""
@@ -93,6 +108,31 @@ class Policies(Schema):
         description="A booking whose capability lacks skills the ticket requires",
     )
     breach_risk: BreachRisk = Field(default_factory=BreachRisk)
+    channels: Annotated[list[CustomChannel], Field(max_length=100)] = Field(
+        default_factory=list,
+        description=(
+            "The tenant's own channels, beside the built-in email, web_form, chat, messaging and "
+            "phone; a ticket's ``channel`` and an agent's ``channel_capacity`` accept these ids"
+        ),
+    )
+
+    @field_validator("channels")
+    @classmethod
+    def _distinct_channels(cls, value: list[CustomChannel]) -> list[CustomChannel]:
+        seen: set[str] = set()
+        for c in value:
+            if c.id in {m.value for m in Channel}:
+                raise ValueError(f"{c.id!r} is a built-in channel; declare only your own")
+            if c.id in seen:
+                raise ValueError(f"channel {c.id!r} is declared twice")
+            seen.add(c.id)
+        return value
+
+    def channel_live(self) -> dict[str, bool]:
+        """Every channel a ticket may name (built-in and the tenant's), and whether it is live."""
+        out = {c.value: c.is_live for c in Channel}
+        out.update({c.id: c.live for c in self.channels})
+        return out
 
 
 class PoliciesOut(Policies):

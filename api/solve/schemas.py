@@ -13,6 +13,8 @@ from pydantic import Field, field_validator
 
 from api.assignment.schemas import ReasonOut
 from api.common.schemas import (
+    ChannelCapacity,
+    ChannelOpen,
     Id,
     Int,
     Levels,
@@ -60,6 +62,8 @@ class SolveAgent(Schema):
     recent_assignments: Annotated[Int, Field(ge=0, le=100_000)] = 0
     timezone: TimeZone = "UTC"
     status: AgentStatus = AgentStatus.AVAILABLE
+    channel_capacity: ChannelCapacity = Field(default_factory=dict)
+    channel_open: ChannelOpen = Field(default_factory=dict)
 
 
 class SolveTicket(Schema):
@@ -74,6 +78,9 @@ class SolveTicket(Schema):
     owner_agent: Id | None = None
     previous_agent: Id | None = None
     requester: Requester | None = None
+    channel: Id = Field(
+        default="email", description="Where the customer reached out; agents may cap it"
+    )
 
 
 class SolveRequest(Schema):

@@ -66,6 +66,22 @@ class Held(Protocol):
     def owner_agent_id(self) -> str | None: ...
 
 
+_FREED = "switchboard.freed_agents"
+
+
+def note_freed(session: Session, tenant_id: str, agent_id: str) -> None:
+    """Remember, on the session, that ``agent_id`` gave up a ticket in this unit of work (it was
+    moved away from them, or solved or closed): the live channels' queue is re-offered to the
+    agents freed (:mod:`api.assignment.live`)."""
+    session.info.setdefault(_FREED, {}).setdefault(tenant_id, set()).add(agent_id)
+
+
+def take_freed(session: Session, tenant_id: str) -> set[str]:
+    """The agents noted freed for ``tenant_id`` since the last call (and forget them)."""
+    freed: dict[str, set[str]] = session.info.get(_FREED, {})
+    return freed.pop(tenant_id, set())
+
+
 def change_kind(
     from_team: str, from_agent: str | None, to_team: str, to_agent: str | None
 ) -> TicketEventKind | None:
@@ -195,6 +211,7 @@ class OwnerWriter:
         self.tenant_id = tenant_id
         self.now = now
         self._owners: list[tuple[str, str, str | None]] = []
+        self._freed: set[str] = set()
         self._history: list[dict[str, Any]] = []
         self._notices: list[tuple[events.EventType, Mapping[str, Any]]] = []
 
@@ -223,6 +240,8 @@ class OwnerWriter:
         if kind is None:
             return None
         self._owners.append((ticket.id, to_team, agent))
+        if from_agent is not None and from_agent != agent:
+            self._freed.add(from_agent)
         data: dict[str, Any] = {}
         line = note
         if source is not None:
@@ -312,7 +331,10 @@ class OwnerWriter:
         """Write the changes recorded since the last write: one statement per kind of row."""
         outbox = events.outbox_rows(session, self.tenant_id, self._notices, self.now)
         _write(session.connection(), self.tenant_id, self.now, self._owners, self._history, outbox)
+        for agent in self._freed:
+            note_freed(session, self.tenant_id, agent)
         self._owners, self._history, self._notices = [], [], []
+        self._freed = set()
 
 
 def _write(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Collection
+from datetime import datetime
+from typing import Annotated, Protocol
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import StringConstraints
 
 from api.common.problem import PROBLEM_RESPONSES
 from api.common.schemas import ID_PATTERN, Page
@@ -13,9 +16,28 @@ from api.db.unit import commit_with_retry
 from api.enums import TicketPriority, TicketStatus
 from api.http.deps import HelpdeskAuth, NowDep, PageDep, ReadAuth, SessionDep
 from api.tickets import service as tickets
+from api.tickets.owner import take_freed
 from api.tickets.schemas import TicketEventOut, TicketIn, TicketOut
 
 router = APIRouter(prefix="/v1/tickets", tags=["tickets"], responses=PROBLEM_RESPONSES)
+
+
+class AgentsFreed(Protocol):
+    """Re-offers the live channels' team queue to agents a committed change freed (installed
+    by ``api.wiring``: :func:`api.assignment.live.offer_after_commit`)."""
+
+    def __call__(
+        self, *, tenant_id: str, agents: Collection[str], now: datetime, actor: str | None
+    ) -> list[str]:
+        """The ids of the tickets it assigned."""
+
+
+def get_agents_freed(request: Request) -> AgentsFreed | None:
+    hook: AgentsFreed | None = getattr(request.app.state, "on_agents_freed", None)
+    return hook
+
+
+AgentsFreedDep = Annotated[AgentsFreed | None, Depends(get_agents_freed)]
 
 TicketId = Annotated[
     str,
@@ -35,6 +57,7 @@ def put_ticket(
     session: SessionDep,
     auth: HelpdeskAuth,
     now: NowDep,
+    agents_freed: AgentsFreedDep,
 ) -> TicketOut:
     row, created = commit_with_retry(
         session,
@@ -48,6 +71,13 @@ def put_ticket(
         ),
     )
     response.status_code = 201 if created else 200
+    freed = take_freed(session, auth.tenant_id)
+    if freed and agents_freed is not None:
+        # Solved, closed or moved away from an agent: a live channel waiting in the queue
+        # gets them now (api.assignment.live says why after the commit, in this request).
+        offered = agents_freed(tenant_id=auth.tenant_id, agents=freed, now=now, actor=auth.key_id)
+        if ticket_id in offered:
+            session.refresh(row)  # this very ticket was live and went to someone just now
     return TicketOut.from_row(row)
 
 
@@ -60,6 +90,10 @@ def list_tickets(
     team: Annotated[str | None, Query()] = None,
     owner_agent: Annotated[str | None, Query()] = None,
     priority: Annotated[TicketPriority | None, Query()] = None,
+    channel: Annotated[
+        list[Annotated[str, StringConstraints(max_length=ID_LENGTH)]] | None,
+        Query(description="Any of these channels"),
+    ] = None,
 ) -> Page[TicketOut]:
     rows, cursor = tickets.list(
         session=session,
@@ -70,6 +104,7 @@ def list_tickets(
         team=team,
         owner_agent=owner_agent,
         priority=priority,
+        channel=channel or (),
     )
     return Page(items=[TicketOut.from_row(r) for r in rows], next_cursor=cursor)
 

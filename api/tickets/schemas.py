@@ -36,6 +36,14 @@ class TicketIn(Schema):
         default=None, description="Who handled this requester before (continuity)"
     )
     requester: Requester | None = None
+    channel: Id = Field(
+        default="email",
+        description=(
+            "Where the customer reached out: email, web_form, chat, messaging, phone, or a "
+            "channel declared in the policies' channels. Live ones (chat, phone, messaging, and "
+            "the tenant's marked live) are re-offered from the team queue as an agent frees up"
+        ),
+    )
     reason: Reason | None = None
 
 
@@ -58,6 +66,7 @@ class TicketOut(Schema):
     owner_agent: str | None
     previous_agent: str | None
     requester: str | None
+    channel: str = Field(description="Where the customer reached out")
     received_at: Timestamp
     updated_at: Timestamp
 
@@ -78,6 +87,7 @@ class TicketOut(Schema):
             owner_agent=row.owner_agent_id,
             previous_agent=row.previous_agent_id,
             requester=row.requester,
+            channel=row.channel,
             received_at=row.received_at,
             updated_at=row.updated_at,
         )

@@ -22,6 +22,7 @@ from api.db.locks import lock_tenant
 from api.db.models import Ticket, TicketEvent, TicketSkill
 from api.enums import TicketEventKind, TicketPriority, TicketStatus
 from api.errors import FieldError
+from api.policies import service as policies
 from api.tickets import calls, owner
 from api.tickets.schemas import TicketIn
 
@@ -37,6 +38,7 @@ _PLAIN_FIELDS = (
     "effort_minutes",
     "previous_agent",
     "requester",
+    "channel",
 )
 
 
@@ -85,6 +87,7 @@ def _snapshot(row: Ticket) -> dict[str, Any]:
         "effort_minutes": row.effort_minutes,
         "previous_agent": row.previous_agent_id,
         "requester": row.requester,
+        "channel": row.channel,
     }
 
 
@@ -106,6 +109,7 @@ def _validate(
     errors += common.unknown_skills(session, tenant_id, data.required_skills, "required_skills")
     if data.owner_agent is not None:
         errors += common.unknown_agent(session, tenant_id, data.owner_agent, "owner_agent")
+    errors += policies.unknown_channels(session, tenant_id, [("channel", data.channel)])
     for name in ("first_response_due", "resolution_due"):
         due = getattr(data, name)
         if due is not None and due < created_at:
@@ -151,6 +155,8 @@ def set_status(
 ) -> TicketEvent | None:
     if status == row.status:
         return None
+    if row.owner_agent_id is not None and status.is_done and not row.status.is_done:
+        owner.note_freed(session, row.tenant_id, row.owner_agent_id)
     event = record_event(
         session=session,
         tenant_id=row.tenant_id,
@@ -223,6 +229,7 @@ def upsert(
     row.effort_minutes = data.effort_minutes
     row.previous_agent_id = data.previous_agent
     row.requester = data.requester
+    row.channel = data.channel
     set_required_skills(row, tenant_id, data.required_skills)
     after = _snapshot(row)
     changed = [name for name in _PLAIN_FIELDS if before[name] != after[name]]
@@ -263,6 +270,7 @@ def _create(
         owner_agent_id=None,
         previous_agent_id=data.previous_agent,
         requester=data.requester,
+        channel=data.channel,
         created_at=created_at,
         received_at=now,
         updated_at=now,
@@ -317,6 +325,7 @@ def list(
     team: str | None = None,
     owner_agent: str | None = None,
     priority: TicketPriority | None = None,
+    channel: Sequence[str] = (),
 ) -> tuple[Sequence[Ticket], str | None]:
     stmt = select(Ticket).where(Ticket.tenant_id == tenant_id)
     if status:
@@ -327,4 +336,6 @@ def list(
         stmt = stmt.where(Ticket.owner_agent_id == owner_agent)
     if priority is not None:
         stmt = stmt.where(Ticket.priority == priority)
+    if channel:
+        stmt = stmt.where(Ticket.channel.in_(channel))
     return common.paginate(session, stmt, Ticket.id, cursor, limit)

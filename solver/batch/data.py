@@ -4,6 +4,9 @@ Everything the optimizer's layers share is computed here once, vectorized:
 
 - per agent: eligibility (available, working time left, a free slot), free slots
   (``capacity - open_tickets``), working minutes in the horizon, backlog;
+- per channel an agent caps (``Agent.channel_capacity``): the agent's free slots of that channel
+  (``chan_slots``, :data:`UNCAPPED` where the agent has no cap), and per ticket its capped
+  channel's row (``chan_of``, -1 when nobody caps its channel);
 - per ticket: effort, priority weight, deadlines as minutes since ``now`` (floored, as
   :func:`solver.validation.evaluate` does), owner and previous agent as agent rows;
 - the qualified pairs ``(pair_ticket[p], pair_agent[p])`` from a skill-level matrix, with each
@@ -15,7 +18,7 @@ Everything the optimizer's layers share is computed here once, vectorized:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
@@ -30,6 +33,7 @@ IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
 NO_DEADLINE = np.iinfo(np.int64).max // 4  # far beyond any finish minute; never late
+UNCAPPED = np.iinfo(np.int64).max // 4  # channel slots of an agent who does not cap the channel
 _PAIR_CELLS = 4_000_000  # ticket x agent cells per qualification chunk (bounds peak memory)
 
 
@@ -61,6 +65,11 @@ class BatchData:
     pair_waste: IntArray  # skill levels above need, unweighted
     queue_cost: IntArray  # per ticket: leaving it with the team queue
     skill_qualified: IntArray  # per ticket: agents with the skills, eligible or not
+    # channels some agent caps: per channel row x agent, free slots of it (UNCAPPED: no cap)
+    channels: tuple[str, ...] = ()
+    chan_slots: IntArray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))
+    # per ticket: its channel's row, or -1
+    chan_of: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     pairs_before_pruning: int = 0
     relaxed_bound: int | None = None  # set when pairs were pruned (then the flow is no bound)
 
@@ -79,6 +88,29 @@ class BatchData:
     @property
     def pair_cost(self) -> IntArray:
         return self.pair_static + self.pair_late_lb
+
+    def channel_fits(self, agent: int, tickets: list[int] | IntArray, add: int) -> bool:
+        """Whether ``agent`` holding the new ``tickets`` plus ticket ``add`` stays within the
+        cap of ``add``'s channel (always, when the channel is not capped for them)."""
+        if not self.channels:
+            return True
+        c = int(self.chan_of[add])
+        if c < 0:
+            return True
+        cap = int(self.chan_slots[c, agent])
+        if cap >= UNCAPPED:
+            return True
+        held = int(np.count_nonzero(self.chan_of[np.asarray(tickets, dtype=np.int64)] == c))
+        return held + 1 <= cap
+
+    def channel_ok(self, agent: int, tickets: list[int] | IntArray) -> bool:
+        """Whether the new ``tickets`` of ``agent`` keep every capped channel within its cap."""
+        if not self.channels or len(tickets) == 0:
+            return True
+        counts = np.bincount(
+            self.chan_of[np.asarray(tickets, dtype=np.int64)] + 1, minlength=len(self.channels) + 1
+        )[1:]
+        return bool((counts <= self.chan_slots[:, agent]).all())
 
     def load_cost(self, agent: int, new: int) -> int:
         o = int(self.open_tickets[agent])
@@ -181,6 +213,15 @@ def build(problem: Problem, weights: ObjectiveWeights, max_pairs: int = 0) -> Ba
     total = bank.total.astype(np.int64)
     slots = np.maximum(0, cap - open_t)
     eligible = available & (slots > 0) & (backlog < total)
+    channels = tuple(sorted({c for a in agents for c in a.channel_capacity}))
+    channel_row = {c: i for i, c in enumerate(channels)}
+    chan_slots = np.full((len(channels), n_a), UNCAPPED, dtype=np.int64)
+    for a, agent in enumerate(agents):
+        for ch, ch_cap in agent.channel_capacity.items():
+            chan_slots[channel_row[ch], a] = max(0, ch_cap - agent.channel_open.get(ch, 0))
+    chan_of = np.fromiter(
+        (channel_row.get(t.channel, -1) for t in tickets), dtype=np.int64, count=n_t
+    )
     rows = np.arange(n_a, dtype=np.int64)
     free_start = bank.start_minute(rows, backlog) if n_a else np.zeros(0, dtype=np.int64)
 
@@ -209,6 +250,11 @@ def build(problem: Problem, weights: ObjectiveWeights, max_pairs: int = 0) -> Ba
             ok &= lv_t[req_skill[lo:hi, k]] >= req_level[lo:hi, k, None]
         skill_qualified[lo:hi] = ok.sum(axis=1)
         ok &= effort[lo:hi, None] <= room[None, :]
+        if channels:
+            # A pair whose channel the agent caps with no free slot of it can never be used.
+            ch_rows = chan_of[lo:hi]
+            none_free = chan_slots[np.maximum(ch_rows, 0)] <= 0
+            ok &= ~(none_free & (ch_rows >= 0)[:, None])
         t_idx, a_idx = np.nonzero(ok)
         pt_parts.append(t_idx.astype(np.int64) + lo)
         pa_parts.append(a_idx.astype(np.int64))
@@ -275,6 +321,9 @@ def build(problem: Problem, weights: ObjectiveWeights, max_pairs: int = 0) -> Ba
         pair_waste=waste,
         queue_cost=queue_cost,
         skill_qualified=skill_qualified,
+        channels=channels,
+        chan_slots=chan_slots,
+        chan_of=chan_of,
         pairs_before_pruning=n_all,
         relaxed_bound=relaxed_bound,
     )

@@ -7,7 +7,12 @@ Network (every ticket supplies one unit, the sink absorbs them all)::
 
 An agent's k-th new ticket costs ``load * ((open+k)^2 - (open+k-1)^2)`` on its own parallel
 arc; the marginals increase, so a min-cost flow fills the cheap slots first and the convex
-load-balance term is exact. The count capacity is ``capacity - open_tickets``. Working minutes
+load-balance term is exact. The count capacity is ``capacity - open_tickets``.
+
+A channel the agent caps (``Agent.channel_capacity``) puts one node between its tickets and the
+agent: ``ticket --(1, pair cost)--> (agent, channel) --(free slots of the channel, 0)--> agent``.
+The caps nest inside the total (each ticket has one channel), so this is still a network and
+the flow still exact: no agent is ever given more of a channel than its cap allows. Working minutes
 are a knapsack constraint a flow cannot hold; :mod:`solver.batch.repair` restores them after.
 
 The flow's optimum over these arcs is a lower bound on any valid plan's objective (pair costs
@@ -21,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from ortools.graph.python import min_cost_flow
 
-from solver.batch.data import BatchData, IntArray
+from solver.batch.data import UNCAPPED, BatchData, IntArray
 from solver.errors import ModelError
 
 
@@ -78,33 +83,56 @@ def solve_flow(data: BatchData) -> FlowResult:
     slot_cost = data.weights.load * ((o + k) ** 2 - (o + k - 1) ** 2)
 
     n_p = len(data.pair_ticket)
+    pair_head = data.pair_agent + agent_node0
+    # Channel nodes, numbered after the sink: one per (channel, agent) whose cap limits a pair.
+    gate_tail = np.zeros(0, dtype=np.int64)
+    gate_head = np.zeros(0, dtype=np.int64)
+    gate_cap = np.zeros(0, dtype=np.int64)
+    if data.channels and n_p:
+        c = data.chan_of[data.pair_ticket]
+        limited = c >= 0
+        limited[limited] = data.chan_slots[c[limited], data.pair_agent[limited]] < UNCAPPED
+        if limited.any():
+            key = c[limited] * n_a + data.pair_agent[limited]
+            gates, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+            pair_head = pair_head.copy()
+            pair_head[limited] = sink + 1 + inverse
+            gate_agent = gates % n_a
+            gate_tail = sink + 1 + np.arange(len(gates), dtype=np.int64)
+            gate_head = gate_agent + agent_node0
+            gate_cap = np.minimum(data.chan_slots[gates // n_a, gate_agent], counts)
+    n_nodes = sink + 1 + len(gate_tail)
     tails = np.concatenate(
         (
             data.pair_ticket,
             np.arange(n_t, dtype=np.int64),
             slot_agent + agent_node0,
             [queue_node],
+            gate_tail,
         )
     ).astype(np.int32)
     heads = np.concatenate(
         (
-            data.pair_agent + agent_node0,
+            pair_head,
             np.full(n_t, queue_node, dtype=np.int64),
             np.full(len(slot_agent), sink, dtype=np.int64),
             [sink],
+            gate_head,
         )
     ).astype(np.int32)
     caps = np.concatenate(
-        (np.ones(n_p + n_t + len(slot_agent), dtype=np.int64), [max(1, n_t)])
+        (np.ones(n_p + n_t + len(slot_agent), dtype=np.int64), [max(1, n_t)], gate_cap)
     ).astype(np.int64)
-    costs = np.concatenate((data.pair_cost, data.queue_cost, slot_cost, [0])).astype(np.int64)
+    costs = np.concatenate(
+        (data.pair_cost, data.queue_cost, slot_cost, [0], np.zeros(len(gate_tail), dtype=np.int64))
+    ).astype(np.int64)
 
     mcf = min_cost_flow.SimpleMinCostFlow()
     mcf.add_arcs_with_capacity_and_unit_cost(tails, heads, caps, costs)
-    supplies = np.zeros(sink + 1, dtype=np.int64)
+    supplies = np.zeros(n_nodes, dtype=np.int64)
     supplies[:n_t] = 1
     supplies[sink] = -n_t
-    mcf.set_nodes_supplies(np.arange(sink + 1, dtype=np.int32), supplies)
+    mcf.set_nodes_supplies(np.arange(n_nodes, dtype=np.int32), supplies)
     status = mcf.solve()
     if status != mcf.OPTIMAL:
         raise ModelError(f"min-cost flow ended with status {status}; the network is malformed")

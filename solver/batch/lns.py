@@ -30,7 +30,7 @@ import numpy as np
 from ortools.sat.python import cp_model
 
 from solver.batch import edf
-from solver.batch.data import NO_DEADLINE, BatchData, IntArray
+from solver.batch.data import NO_DEADLINE, UNCAPPED, BatchData, IntArray
 from solver.batch.localsearch import LocalSearch
 from solver.batch.params import BatchParams
 from solver.batch.repair import ticket_pair_ptr
@@ -248,6 +248,14 @@ def solve_hood(
         m.add_hint(load, data.load_cost(a, n_now))
         terms.append((1, load))
         m.add(base[a] + work_in_window + tail_eff[a] <= int(data.total[a]))
+        for ch in range(len(data.channels)):
+            ch_cap = int(data.chan_slots[ch, a])
+            ch_vars = [v for t, v in by_agent[a] if int(data.chan_of[t]) == ch]
+            if ch_cap >= UNCAPPED or not ch_vars:
+                continue
+            fixed = hood.prefix[a] + hood.tail[a]
+            ch_held = int(np.count_nonzero(data.chan_of[fixed] == ch)) if fixed else 0
+            m.add(ch_held + sum(ch_vars) <= ch_cap)  # the channel's cap holds
         if hood.tail[a]:
             # The tail starts where the window's work ends: pack the window without gaps.
             for t, v in by_agent[a]:

@@ -24,7 +24,7 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 
-from solver.batch.data import BatchData, IntArray
+from solver.batch.data import UNCAPPED, BatchData, BoolArray, IntArray
 from solver.batch.edf import edf_order
 from solver.batch.state import State
 
@@ -191,6 +191,37 @@ class LocalSearch:
             self.stats.reorders += 1
             improved = True
 
+    # -- channel caps ------------------------------------------------------------------------
+    def _channel_replace_ok(self, b: int, arr_b: IntArray, q: int) -> BoolArray:
+        """Per ticket ``u`` of ``b``: whether ``b`` may hold ``q`` instead of ``u`` within the
+        cap of ``q``'s channel (a ``u`` of the same channel frees its slot)."""
+        data = self.data
+        c = int(data.chan_of[q])
+        ok = np.ones(len(arr_b), dtype=bool)
+        if c < 0 or int(data.chan_slots[c, b]) >= UNCAPPED:
+            return ok
+        same: BoolArray = data.chan_of[arr_b] == c
+        held = int(np.count_nonzero(same))
+        if held + 1 <= int(data.chan_slots[c, b]):
+            return ok
+        return same
+
+    def _channel_swap_ok(
+        self, a: int, seq_a: IntArray, t: int, b: int, arr_b: IntArray
+    ) -> BoolArray:
+        """Per ticket ``u`` of ``b``: whether ``a`` and ``b`` may trade ``t`` for ``u`` within
+        both agents' channel caps."""
+        ok = self._channel_replace_ok(b, arr_b, t)
+        data = self.data
+        # a gives up t and takes u: u's channel on a must have room (t of that channel frees one)
+        ch_u = data.chan_of[arr_b]
+        caps = np.where(ch_u >= 0, data.chan_slots[np.maximum(ch_u, 0), a], UNCAPPED)
+        held_a = np.bincount(data.chan_of[seq_a] + 1, minlength=len(data.channels) + 1)[1:]
+        held_u = np.where(ch_u >= 0, held_a[np.maximum(ch_u, 0)], 0)
+        frees = ch_u == int(data.chan_of[t])
+        ok &= (ch_u < 0) | frees | (held_u + 1 <= caps)
+        return ok
+
     # -- moves of one ticket -----------------------------------------------------------------
     def move_assigned(self, t: int) -> bool:
         """Best relocate / swap / to-queue move for ticket ``t`` (held by an agent)."""
@@ -211,7 +242,11 @@ class LocalSearch:
         for b in self._targets(t, a):
             arr_b = np.asarray(st.seq(b), dtype=np.int64)
             n_b = len(arr_b)
-            if n_b < int(data.slots[b]) and st.work[b] + eff_t <= data.total[b]:
+            if (
+                n_b < int(data.slots[b])
+                and st.work[b] + eff_t <= data.total[b]
+                and data.channel_fits(b, arr_b, t)
+            ):
                 h = batch.add(b, insert_rows(arr_b, np.array([t]))[0])
                 plans.append(("relocate", b, -1, h, -1))
             if n_b == 0:
@@ -221,6 +256,8 @@ class LocalSearch:
             eff_u = data.effort[arr_b]
             ok = ok_a & (st.work[b] - eff_u + eff_t <= data.total[b])
             ok &= st.work[a] - eff_t + eff_u <= data.total[a]
+            if data.channels:
+                ok &= self._channel_swap_ok(a, seq_a, t, b, arr_b)
             if not ok.any():
                 continue
             h = batch.add(b, exchange_rows(arr_b, np.full(n_b, t, dtype=np.int64)))
@@ -300,7 +337,11 @@ class LocalSearch:
         for b in self._targets(q, -1):
             arr_b = np.asarray(st.seq(b), dtype=np.int64)
             n_b = len(arr_b)
-            if n_b < int(data.slots[b]) and st.work[b] + eff_q <= data.total[b]:
+            if (
+                n_b < int(data.slots[b])
+                and st.work[b] + eff_q <= data.total[b]
+                and data.channel_fits(b, arr_b, q)
+            ):
                 plans.append(("insert", b, batch.add(b, insert_rows(arr_b, np.array([q]))[0])))
             if n_b:
                 plans.append(("replace", b, batch.add(b, exchange_rows(arr_b, np.full(n_b, q)))))
@@ -327,6 +368,8 @@ class LocalSearch:
             rows = late[h].reshape(n_b, n_b)
             eff_u = data.effort[np.asarray(seq_b)]
             fits = st.work[b] - eff_u + eff_q <= data.total[b]
+            if data.channels:
+                fits &= self._channel_replace_ok(b, np.asarray(seq_b, dtype=np.int64), q)
             st_u = self._static(seq_b, b)
             uq = data.queue_cost[np.asarray(seq_b)]
             best_p = rows.argmin(axis=1)

@@ -3,8 +3,9 @@
 The flow only counts tickets. Where an agent's assigned effort overflows their working time,
 drop the tickets that buy the least per minute (``queue cost - pair cost`` over effort), then
 give each dropped ticket, most valuable first, to the cheapest qualified agent that still has a
-slot and the minutes, or to the team queue when that is cheaper. Rare on realistic queues (an
-agent's slots are usually the binding limit), so plain Python over the few offenders is enough.
+slot (of the ticket's channel too, where the agent caps it) and the minutes, or to the team
+queue when that is cheaper. Rare on realistic queues (an agent's slots are usually the binding
+limit), so plain Python over the few offenders is enough.
 """
 
 from __future__ import annotations
@@ -51,6 +52,12 @@ def repair_minutes(data: BatchData, agent_of: IntArray) -> tuple[IntArray, int]:
         rows = np.arange(ptr[t], ptr[t + 1])
         ag = data.pair_agent[rows]
         fits = (count[ag] < data.slots[ag]) & (work[ag] + data.effort[t] <= data.total[ag])
+        c = int(data.chan_of[t])
+        if c >= 0:
+            held = np.bincount(
+                agent_of[(agent_of >= 0) & (data.chan_of == c)], minlength=data.n_agents
+            )
+            fits &= held[ag] < data.chan_slots[c, ag]
         if not fits.any():
             continue
         o = data.open_tickets[ag] + count[ag]

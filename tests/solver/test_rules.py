@@ -26,6 +26,7 @@ BROKEN: dict[str, tuple[dict[str, object], Plan]] = {
     "available": ({"status": AgentStatus.AWAY}, plan(*GOOD)),
     "qualified": ({}, plan(Assignment("t1", "a1", 0), Assignment("t2", "a2", 0))),
     "capacity": ({"capacity": 1}, plan(*GOOD)),
+    "channel_capacity": ({"channel_capacity": {"email": 1}}, plan(*GOOD)),
     "working_time": ({"backlog_minutes": 8 * 60 - 100}, plan(*GOOD)),
     "order": ({}, plan(Assignment("t1", "a1", 0), Assignment("t2", "a1", 0))),
     "schedule": (

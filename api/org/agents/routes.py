@@ -10,9 +10,10 @@ from typing import Annotated
 
 from fastapi import Query
 
-from api.assignment import reroute
+from api.assignment import live, reroute
 from api.assignment.routes import RealtimeCacheDep
 from api.common.schemas import PathId
+from api.db.locks import lock_tenant
 from api.enums import AgentStatus
 from api.http.deps import NowDep, PlannerAuth, SessionDep, SettingsDep
 from api.org.agents import service as agents
@@ -36,6 +37,12 @@ def update_agent(  # PATCH /v1/agents/{agent_id}, registered by crud_router belo
     settings: SettingsDep,
     cache: RealtimeCacheDep,
 ) -> AgentOut:
+    changes = body.changes()
+    # Back at work, or room for more: the live channels' queue is offered to them in this unit
+    # of work (api.assignment.live), which must hold the tenant lock from its start.
+    frees = body.status is AgentStatus.AVAILABLE or bool(
+        {"capacity", "channel_capacity"} & set(changes)
+    )
     if body.status in (AgentStatus.AWAY, AgentStatus.OFFLINE):
         # Their unstarted tickets follow the default policy (POST /v1/agents/{id}/status
         # chooses one explicitly and reports what moved). One unit of work with the rest of the
@@ -51,9 +58,20 @@ def update_agent(  # PATCH /v1/agents/{agent_id}, registered by crud_router belo
             policy=settings.reroute_policy,
             status=body.status,
         )
+    elif frees:
+        lock_tenant(session, auth.tenant_id)
     row = agents.update(
         session=session, tenant_id=auth.tenant_id, agent_id=agent_id, data=body, now=now
     )
+    if frees and row.status is AgentStatus.AVAILABLE:
+        live.offer(
+            session=session,
+            cache=cache,
+            tenant_id=auth.tenant_id,
+            agents=[agent_id],
+            now=now,
+            actor=auth.key_id,
+        )
     session.commit()
     return AgentOut.from_row(row)
 

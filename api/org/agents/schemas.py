@@ -6,7 +6,17 @@ from typing import Annotated
 
 from pydantic import Field
 
-from api.common.schemas import Id, Int, Levels, Name, Patch, Schema, Timestamp, TimeZone
+from api.common.schemas import (
+    ChannelCapacity,
+    Id,
+    Int,
+    Levels,
+    Name,
+    Patch,
+    Schema,
+    Timestamp,
+    TimeZone,
+)
 from api.db.models import Agent
 from api.enums import AgentStatus
 
@@ -19,12 +29,14 @@ class AgentCreate(Schema):
     team: Id
     skills: Levels = Field(default_factory=dict)
     capacity: Capacity = 1
+    channel_capacity: ChannelCapacity = Field(default_factory=dict)
     timezone: TimeZone = "UTC"
     status: AgentStatus = AgentStatus.AVAILABLE
 
 
 class AgentUpdate(Patch):
-    """Omitted fields stay; ``skills`` replaces the whole map when given (``{}`` empties it).
+    """Omitted fields stay; ``skills`` and ``channel_capacity`` replace the whole map when
+    given (``{}`` empties it).
 
     No field is nullable: each is a value every agent has (a nameless agent's ``name`` is
     ``""``, a skill-less one's ``skills`` ``{}``), so null would not mean "clear" but nothing,
@@ -35,6 +47,7 @@ class AgentUpdate(Patch):
     team: Id | None = None
     skills: Levels | None = None
     capacity: Capacity | None = None
+    channel_capacity: ChannelCapacity | None = None
     timezone: TimeZone | None = None
     status: AgentStatus | None = None
 
@@ -45,6 +58,9 @@ class AgentOut(Schema):
     team: str
     skills: dict[str, int]
     capacity: int
+    channel_capacity: dict[str, int] = Field(
+        description="Channel -> tickets of it the agent may hold at once, within ``capacity``"
+    )
     timezone: str
     status: AgentStatus
     created_at: Timestamp
@@ -58,6 +74,7 @@ class AgentOut(Schema):
             team=row.team_id,
             skills={s.skill_id: s.level for s in row.skills},
             capacity=row.capacity,
+            channel_capacity=dict(row.channel_capacity or {}),
             timezone=row.timezone,
             status=row.status,
             created_at=row.created_at,

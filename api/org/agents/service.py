@@ -15,7 +15,9 @@ from api.db.base import table_of
 from api.db.locks import lock_tenant
 from api.db.models import Agent, AgentSkill, Skill, Team
 from api.enums import AgentStatus
+from api.errors import FieldError
 from api.org.agents.schemas import AgentCreate, AgentUpdate
+from api.policies import service as policies
 
 WHAT = "agent"
 
@@ -43,6 +45,7 @@ def create(*, session: Session, tenant_id: str, data: AgentCreate, now: datetime
     common.raise_if(
         common.unknown_team(session, tenant_id, data.team)
         + common.unknown_skills(session, tenant_id, data.skills, "skills")
+        + _unknown_channels(session, tenant_id, data.channel_capacity)
     )
     row = Agent(
         tenant_id=tenant_id,
@@ -50,6 +53,7 @@ def create(*, session: Session, tenant_id: str, data: AgentCreate, now: datetime
         name=data.name,
         team_id=data.team,
         capacity=data.capacity,
+        channel_capacity=dict(data.channel_capacity),
         timezone=data.timezone,
         status=data.status,
         created_at=now,
@@ -58,6 +62,14 @@ def create(*, session: Session, tenant_id: str, data: AgentCreate, now: datetime
     )
     _set_skills(row, tenant_id, data.skills)
     return common.insert(session, row)
+
+
+def _unknown_channels(
+    session: Session, tenant_id: str, caps: Mapping[str, int]
+) -> builtins.list[FieldError]:
+    return policies.unknown_channels(
+        session, tenant_id, ((f"channel_capacity.{c}", c) for c in caps)
+    )
 
 
 def create_many(
@@ -71,6 +83,9 @@ def create_many(
     ids = [r.id for r in rows]
     teams = common.existing_ids(session, Team, tenant_id, (r.team for r in rows))
     skills = common.existing_ids(session, Skill, tenant_id, (s for r in rows for s in r.skills))
+    channels: set[str] = set(policies.BUILT_IN_CHANNELS)
+    if any(set(r.channel_capacity) - channels for r in rows):
+        channels |= set(policies.channel_live(session, tenant_id))
     common.refuse_rows(
         ids,
         common.existing_ids(session, Agent, tenant_id, ids),
@@ -78,6 +93,11 @@ def create_many(
         lambda i: (
             common.unknown_of(rows[i].team, teams, "team", "team")
             + common.unknown_skills_of(rows[i].skills, skills, "skills")
+            + [
+                FieldError(f"channel_capacity.{c}", f"unknown channel {c!r}")
+                for c in rows[i].channel_capacity
+                if c not in channels
+            ]
         ),
     )
     agent_rows = [
@@ -87,6 +107,7 @@ def create_many(
             "name": r.name,
             "team_id": r.team,
             "capacity": r.capacity,
+            "channel_capacity": dict(r.channel_capacity),
             "timezone": r.timezone,
             "status": r.status,
             "created_at": now,
@@ -114,6 +135,8 @@ def update(
         errors += common.unknown_team(session, tenant_id, changes["team"])
     if "skills" in changes:
         errors += common.unknown_skills(session, tenant_id, changes["skills"], "skills")
+    if "channel_capacity" in changes:
+        errors += _unknown_channels(session, tenant_id, changes["channel_capacity"])
     common.raise_if(errors)
     if "team" in changes:
         changes["team_id"] = changes.pop("team")

@@ -68,6 +68,7 @@ def _ticket_row(**over: Any) -> TicketRow:
         "owner_agent_id": "ana",
         "previous_agent_id": "ben",
         "requester": "cust@example.com",
+        "channel": "chat",
         "required_skills": [
             TicketSkill(tenant_id="t", ticket_id="T-1", skill_id="billing", level=3),
             TicketSkill(tenant_id="t", ticket_id="T-1", skill_id="tier", level=2),
@@ -91,6 +92,7 @@ def _view(row: TicketRow) -> TicketView:
         owner_agent_id=row.owner_agent_id,
         previous_agent_id=row.previous_agent_id,
         requester=row.requester,
+        channel=row.channel,
         required={s.skill_id: s.level for s in row.required_skills},
     )
 
@@ -109,6 +111,7 @@ def _solve_ticket(row: TicketRow) -> SolveTicket:
             "owner_agent": row.owner_agent_id,
             "previous_agent": row.previous_agent_id,
             "requester": row.requester,
+            "channel": row.channel,
         }
     )
 
@@ -118,6 +121,7 @@ def test_a_ticket_row_maps_every_field_with_aware_utc_times() -> None:
     assert (t.id, t.team, t.priority, t.effort_minutes) == ("T-1", "support", Priority.HIGH, 45)
     assert dict(t.required_skills) == {"billing": 3, "tier": 2}
     assert (t.owner_agent, t.previous_agent, t.requester) == ("ana", "ben", "cust@example.com")
+    assert t.channel == "chat"
     assert t.created_at == T0 and t.created_at.utcoffset() == timedelta(0)
     assert t.first_response_due == T0 + timedelta(hours=1)
     assert t.first_response_due is not None and t.first_response_due.utcoffset() == timedelta(0)

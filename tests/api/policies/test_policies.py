@@ -19,6 +19,7 @@ DEFAULTS = {
         "escalate_to_tier": None,
         "margin_minutes": 0,
     },
+    "channels": [],
 }
 
 
