@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import cached_property
 from types import MappingProxyType
@@ -344,3 +344,19 @@ class Problem:
 
     def ticket(self, ticket_id: str) -> Ticket:
         return self.tickets[self.ticket_index[ticket_id]]
+
+
+def with_busy(problem: Problem, extra: Mapping[str, Iterable[Interval]]) -> Problem:
+    """``problem`` with each agent named in ``extra`` also busy in those intervals.
+
+    This is how live calls reach ticket planning: a call an agent is bound to (or held for, see
+    ``api.solver_input.call_holds``) is busy time like a meeting, so no planner (real-time or
+    batch) puts ticket work in it. Agents absent from ``problem`` are ignored (a call can outlive
+    a roster); agents with nothing extra are kept as they are.
+    """
+    if not extra:
+        return problem
+    agents = tuple(
+        replace(a, busy=(*a.busy, *extra[a.id])) if extra.get(a.id) else a for a in problem.agents
+    )
+    return replace(problem, agents=agents)

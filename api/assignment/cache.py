@@ -11,18 +11,66 @@ The cache is valid while the tenant's organisation is unchanged (its version, ke
 :mod:`api.org_version`). The index also expires after ``max_age`` of request time (its
 fairness counts and shift clipping drift) and of wall time (a backstop for writes that bypass
 the ORM).
+
+Booked calls hold agents (:func:`api.solver_input.call_holds`: busy time for ticket work), and
+calls are booked, bound, moved and cancelled without an organisation change. So an entry keeps
+the organisation without calls (``problem``) and the index built with the holds it last saw; a
+request reads the holds (one small indexed query) and, when they differ, the index is rebuilt
+from the cached organisation with the new holds -- no organisation read, and only when a call
+changed (:meth:`OrgIndex.with_holds`).
 """
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta
 
 from api.org_version import VersionedCache
+from api.solver_input import Holds, holds_by_agent
+from solver.problem import Problem, with_busy
 from solver.realtime import RealtimeIndex
 
 
-class RealtimeCache(VersionedCache[RealtimeIndex]):
-    """Tenant -> (organisation version, real-time index); an index also serves only requests
+class OrgIndex:
+    """The organisation without calls (``problem``) and the real-time index of it with the
+    call holds it was last asked for."""
+
+    __slots__ = ("_current", "_lock", "problem")
+
+    def __init__(self, problem: Problem, holds: Holds) -> None:
+        self.problem = problem
+        self._lock = threading.Lock()
+        self._current = (holds, _index(problem, holds))
+
+    @property
+    def origin(self) -> datetime:
+        return self.problem.now
+
+    @property
+    def horizon_end(self) -> datetime:
+        assert self.problem.horizon_end is not None
+        return self.problem.horizon_end
+
+    def with_holds(self, holds: Holds) -> RealtimeIndex:
+        """The index of the organisation with ``holds`` as busy time (rebuilt only when they
+        differ from the last ones; concurrent readers of the old holds keep their index)."""
+        seen, index = self._current
+        if seen == holds:
+            return index
+        with self._lock:
+            seen, index = self._current
+            if seen != holds:
+                index = _index(self.problem, holds)
+                self._current = (holds, index)
+        return index
+
+
+def _index(problem: Problem, holds: Holds) -> RealtimeIndex:
+    return RealtimeIndex.build(with_busy(problem, holds_by_agent(holds)))
+
+
+class RealtimeCache(VersionedCache[OrgIndex]):
+    """Tenant -> (organisation version, :class:`OrgIndex`); an entry also serves only requests
     within ``max_age`` of its origin (its fairness counts and shift clipping drift)."""
 
     def __init__(
@@ -35,6 +83,6 @@ class RealtimeCache(VersionedCache[RealtimeIndex]):
         super().__init__(max_wall_seconds=max_wall_seconds, max_tenants=max_tenants)
         self.max_age = max_age
 
-    def fresh(self, index: RealtimeIndex, now: datetime) -> bool:
-        """Whether ``index`` may serve a request at ``now``."""
-        return index.origin <= now < index.origin + self.max_age
+    def fresh(self, entry: OrgIndex, now: datetime) -> bool:
+        """Whether ``entry`` may serve a request at ``now``."""
+        return entry.origin <= now < entry.origin + self.max_age
