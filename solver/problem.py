@@ -40,6 +40,15 @@ class AgentStatus(enum.StrEnum):
     OFFLINE = "offline"
 
 
+class TeamScope(enum.StrEnum):
+    """Who may work a ticket owned by a team (a team without a scope: any qualified agent)."""
+
+    TEAM_ONLY = "team_only"
+    """Only agents of the owning team (what helpdesks expect)."""
+    BORROW = "borrow"
+    """Agents of other teams too, when no one of the team can; the reasons say so."""
+
+
 class SkillKind(enum.StrEnum):
     SKILL = "skill"
     LANGUAGE = "language"
@@ -130,11 +139,23 @@ class Skill:
 
 @dataclass(frozen=True, slots=True)
 class Team:
+    """A team; ``scope`` says who may work the tickets it owns (:class:`TeamScope`). None
+    leaves them open to any qualified agent of any team, as a problem without teams does."""
+
     id: str
     name: str = ""
+    scope: TeamScope | None = None
 
     def __post_init__(self) -> None:
         _check_id(self.id, "id")
+        if self.scope is not None:
+            try:
+                object.__setattr__(self, "scope", TeamScope(self.scope))
+            except ValueError:
+                allowed = ", ".join(s.value for s in TeamScope)
+                raise ProblemError(
+                    "scope", f"must be one of {allowed}, got {self.scope!r}"
+                ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,6 +351,11 @@ class Problem:
         for t in self.tickets:
             used.update(dict.fromkeys(t.required_skills))
         return tuple(used)
+
+    @cached_property
+    def team_scope(self) -> Mapping[str, TeamScope]:
+        """Team id -> its scope, for the teams that have one (the others are unrestricted)."""
+        return MappingProxyType({t.id: t.scope for t in self.teams if t.scope is not None})
 
     @cached_property
     def agent_index(self) -> Mapping[str, int]:

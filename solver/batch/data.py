@@ -23,7 +23,7 @@ import numpy.typing as npt
 
 from solver.availability import CalendarBank, Clock, bank_for
 from solver.objective import ObjectiveWeights
-from solver.problem import AgentStatus, Problem
+from solver.problem import AgentStatus, Problem, TeamScope
 from solver.timegrid import to_minute
 
 IntArray = npt.NDArray[np.int64]
@@ -142,6 +142,48 @@ def _prune(
     return np.flatnonzero(mask)
 
 
+def team_rows(problem: Problem) -> tuple[IntArray, IntArray]:
+    """Each agent's and each ticket's team as a row number shared by both."""
+    row: dict[str, int] = {}
+    a_team = np.fromiter(
+        (row.setdefault(a.team, len(row)) for a in problem.agents),
+        dtype=np.int64,
+        count=len(problem.agents),
+    )
+    t_team = np.fromiter(
+        (row.setdefault(t.team, len(row)) for t in problem.tickets),
+        dtype=np.int64,
+        count=len(problem.tickets),
+    )
+    return a_team, t_team
+
+
+def scope_pairs(problem: Problem, pair_ticket: IntArray, pair_agent: IntArray) -> BoolArray | None:
+    """Which qualified pairs the tickets' team scopes allow (None: all of them).
+
+    ``team_only``: the owning team's agents only. ``borrow``: the owning team's agents while any
+    of them is a candidate (qualified, available, with capacity and working time), else every
+    candidate -- the same rule as the real-time path, decided per ticket before the flow. A
+    team without a scope allows every pair.
+    """
+    scopes = problem.team_scope
+    if not scopes or not len(pair_ticket):
+        return None
+    code = {TeamScope.TEAM_ONLY: 1, TeamScope.BORROW: 2}
+    scope = np.fromiter(
+        (code.get(scopes.get(t.team), 0) for t in problem.tickets),  # type: ignore[arg-type]
+        dtype=np.int64,
+        count=len(problem.tickets),
+    )
+    a_team, t_team = team_rows(problem)
+    same = a_team[pair_agent] == t_team[pair_ticket]
+    has_own = np.zeros(len(problem.tickets), dtype=bool)
+    has_own[pair_ticket[same]] = True
+    pair_scope = scope[pair_ticket]
+    keep: BoolArray = (pair_scope == 0) | same | ((pair_scope == 2) & ~has_own[pair_ticket])
+    return None if keep.all() else keep
+
+
 def build(problem: Problem, weights: ObjectiveWeights, max_pairs: int = 0) -> BatchData:
     """The arrays for ``problem``; see the module docstring.
 
@@ -214,6 +256,9 @@ def build(problem: Problem, weights: ObjectiveWeights, max_pairs: int = 0) -> Ba
         pa_parts.append(a_idx.astype(np.int64))
     pair_ticket = np.concatenate(pt_parts) if pt_parts else np.zeros(0, dtype=np.int64)
     pair_agent = np.concatenate(pa_parts) if pa_parts else np.zeros(0, dtype=np.int64)
+    keep_scope = scope_pairs(problem, pair_ticket, pair_agent)
+    if keep_scope is not None:
+        pair_ticket, pair_agent = pair_ticket[keep_scope], pair_agent[keep_scope]
 
     waste = np.zeros(len(pair_ticket), dtype=np.int64)
     for k in range(k_max):
