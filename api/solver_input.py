@@ -12,6 +12,9 @@ rules of what the solver sees live in one place:
   being planned: it counts toward ``open_tickets`` (capacity), and the active part of it toward
   ``backlog_minutes`` (worked before anything new; pending waits on the customer, not the agent).
   A planned ticket is never counted twice.
+- **Team scope**: each team's scope is its own ``scope``, else the tenant's ``team_scope``
+  policy (:mod:`api.policies`); the solver keeps (``team_only``) or prefers (``borrow``) the
+  owning team's agents.
 - **Fairness**: ``recent_assignments`` counts assigned/reassigned events to the agent in the
   last ``recent_window`` (8 h by default).
 - **Time**: shifts and busy intervals overlapping ``[now, horizon_end)`` (the solver clips them).
@@ -50,6 +53,7 @@ from api.db.models import Team as TeamRow
 from api.db.models import Ticket as TicketRow
 from api.enums import TicketEventKind, TicketStatus
 from api.errors import NotFound
+from api.policies import service as policies
 from solver.capability import BookingState, Capability
 from solver.problem import DEFAULT_HORIZON, Agent, Interval, Problem, with_busy
 
@@ -247,8 +251,9 @@ def build_problem(
             select(SkillRow).where(SkillRow.tenant_id == tenant_id).order_by(SkillRow.id)
         )
     )
+    default_scope = policies.load(session, tenant_id).team_scope
     teams = tuple(
-        mapping.team(r)
+        mapping.team(r, r.scope or default_scope)
         for r in session.scalars(
             select(TeamRow).where(TeamRow.tenant_id == tenant_id).order_by(TeamRow.id)
         )

@@ -158,30 +158,45 @@ def team_rows(problem: Problem) -> tuple[IntArray, IntArray]:
     return a_team, t_team
 
 
-def scope_pairs(problem: Problem, pair_ticket: IntArray, pair_agent: IntArray) -> BoolArray | None:
-    """Which qualified pairs the tickets' team scopes allow (None: all of them).
-
-    ``team_only``: the owning team's agents only. ``borrow``: the owning team's agents while any
-    of them is a candidate (qualified, available, with capacity and working time), else every
-    candidate -- the same rule as the real-time path, decided per ticket before the flow. A
-    team without a scope allows every pair.
-    """
+def _pair_scope(
+    problem: Problem, pair_ticket: IntArray, pair_agent: IntArray
+) -> tuple[IntArray, BoolArray] | None:
+    """Per pair, its ticket's team scope (0 none, 1 team_only, 2 borrow) and whether the agent
+    is of the ticket's team; None when no team has a scope."""
     scopes = problem.team_scope
-    if not scopes or not len(pair_ticket):
+    if not scopes:
         return None
     code = {TeamScope.TEAM_ONLY: 1, TeamScope.BORROW: 2}
     scope = np.fromiter(
-        (code.get(scopes.get(t.team), 0) for t in problem.tickets),  # type: ignore[arg-type]
+        (code.get(scopes[t.team], 0) if t.team in scopes else 0 for t in problem.tickets),
         dtype=np.int64,
         count=len(problem.tickets),
     )
     a_team, t_team = team_rows(problem)
-    same = a_team[pair_agent] == t_team[pair_ticket]
-    has_own = np.zeros(len(problem.tickets), dtype=bool)
-    has_own[pair_ticket[same]] = True
-    pair_scope = scope[pair_ticket]
-    keep: BoolArray = (pair_scope == 0) | same | ((pair_scope == 2) & ~has_own[pair_ticket])
+    return scope[pair_ticket], a_team[pair_agent] == t_team[pair_ticket]
+
+
+def scope_pairs(problem: Problem, pair_ticket: IntArray, pair_agent: IntArray) -> BoolArray | None:
+    """Which qualified pairs the tickets' team scopes allow (None: all of them): a
+    ``team_only`` ticket pairs with its own team's agents only. A ``borrow`` ticket pairs with
+    everyone, and each pair with another team's agent costs ``ObjectiveWeights.borrow``
+    (:func:`borrowed_pairs`), so its own team's agents come first while they have room."""
+    found = _pair_scope(problem, pair_ticket, pair_agent)
+    if found is None:
+        return None
+    scope, same = found
+    keep: BoolArray = (scope != 1) | same
     return None if keep.all() else keep
+
+
+def borrowed_pairs(problem: Problem, pair_ticket: IntArray, pair_agent: IntArray) -> IntArray:
+    """1 for a pair that borrows (a ``borrow`` ticket, another team's agent), else 0."""
+    found = _pair_scope(problem, pair_ticket, pair_agent)
+    if found is None:
+        return np.zeros(len(pair_ticket), dtype=np.int64)
+    scope, same = found
+    out: IntArray = ((scope == 2) & ~same).astype(np.int64)
+    return out
 
 
 def build(problem: Problem, weights: ObjectiveWeights, max_pairs: int = 0) -> BatchData:
@@ -274,6 +289,7 @@ def build(problem: Problem, weights: ObjectiveWeights, max_pairs: int = 0) -> Ba
         weights.expertise_waste * waste
         + weights.churn * churn.astype(np.int64)
         + weights.discontinuity * disc.astype(np.int64)
+        + weights.borrow * borrowed_pairs(problem, pair_ticket, pair_agent)
     )
     start_lb = free_start[pair_agent]
     end_lb = bank.finish_minute(pair_agent, backlog[pair_agent] + effort[pair_ticket])

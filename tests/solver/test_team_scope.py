@@ -139,19 +139,9 @@ def scoped_problems(draw: st.DrawFn) -> Problem:
     return Problem(NOW, agents, tickets, teams=tuple(Team(t, scope=draw(scopes)) for t in teams))
 
 
-def _own_candidates(p: Problem, ticket: Ticket, pairs: set[tuple[str, str]]) -> bool:
-    return any((ticket.id, a.id) in pairs for a in p.agents if a.team == ticket.team)
-
-
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scoped_problems())
 def test_every_assignment_respects_its_team_scope(p: Problem) -> None:
-    unscoped = Problem(p.now, p.agents, p.tickets, teams=tuple(Team(t.id) for t in p.teams))
-    data = build(unscoped, ObjectiveWeights())
-    pairs = {
-        (p.tickets[t].id, p.agents[a].id)
-        for t, a in zip(data.pair_ticket.tolist(), data.pair_agent.tolist(), strict=True)
-    }
     plan = optimize(p, BatchParams(time_limit_s=0.5, use_sequencing=False, seed=1))
     index = RealtimeIndex.build(p)
     decided = []
@@ -171,7 +161,27 @@ def test_every_assignment_respects_its_team_scope(p: Problem) -> None:
             assert said and f"borrowed from team {lender}" in said[0].detail
         else:
             assert not said
-    # The batch borrows only for tickets no agent of their own team could take at all.
-    for ticket, agent_id, _ in batch:
-        if p.agent(agent_id).team != ticket.team:
-            assert not _own_candidates(p, ticket, pairs)
+    # The batch prices each borrowed ticket in the objective, exactly as it is counted.
+    lent = sum(
+        1
+        for ticket, agent_id, _ in batch
+        if p.agent(agent_id).team != ticket.team
+        and p.team_scope.get(ticket.team) is TeamScope.BORROW
+    )
+    assert plan.stats.parts is not None
+    assert plan.stats.parts.borrowing == ObjectiveWeights().borrow * lent
+
+
+def test_the_batch_borrows_once_the_own_team_is_full() -> None:
+    # r1 (capacity 1) takes one of red's two tickets; the other is borrowed by b1, not queued.
+    p = problem(TeamScope.BORROW, n_tickets=2)
+    plan = optimize(p, FAST)
+    owners = sorted(x.agent_id for x in plan.assignments)
+    assert owners == ["b1", "r1"]
+    [lent] = [x for x in plan.assignments if x.agent_id == "b1"]
+    assert any(r.rule == "team_scope" for r in lent.reasons)
+    assert plan.stats.parts is not None
+    assert plan.stats.parts.borrowing == ObjectiveWeights().borrow
+    # Under team_only the second one stays with red's queue.
+    plan = optimize(problem(TeamScope.TEAM_ONLY, n_tickets=2), FAST)
+    assert [x.agent_id for x in plan.assignments] == ["r1"] and len(plan.queued) == 1
