@@ -103,11 +103,10 @@ def for_assignment(
     waste: int,
     seq_rule: str,
 ) -> tuple[Reason, ...]:
-    out = [skills(data, t, a, waste), sla(data, t, start, end, late_cost), load(data, a, new)]
+    lent = borrowed(data, t, a)  # first: the one-line history reason names the lender
+    out = [] if lent is None else [lent]
+    out += [skills(data, t, a, waste), sla(data, t, start, end, late_cost), load(data, a, new)]
     out.extend(r for r in (continuity(data, t, a), churn(data, t, a)) if r is not None)
-    lent = borrowed(data, t, a)
-    if lent is not None:
-        out.append(lent)
     out.append(Reason("order", seq_rule, 0.0))
     return tuple(out)
 
@@ -119,9 +118,9 @@ def borrowed(data: BatchData, t: int, a: int) -> Reason | None:
         return None
     return Reason(
         "team_scope",
-        f"borrowed from team {agent.team}: no agent of team {ticket.team} could take it "
+        f"borrowed from team {agent.team}: no agent of team {ticket.team} had room for it "
         f"(team {ticket.team} borrows across teams)",
-        0.0,
+        float(data.weights.borrow),
     )
 
 
