@@ -139,3 +139,20 @@ def test_the_batch_optimizer_borrows_when_the_team_is_full_and_says_so(a: As, ap
     [why] = lent_reasons(last["data"]["reasons"])
     assert why["detail"].startswith("borrowed from team tier2")
     assert "borrowed from team tier2" in last["reason"]
+
+
+def test_reroute_stays_in_the_team_under_team_only_and_borrows_under_borrow(a: As) -> None:
+    org(a, capacity=1, team_scope=None)
+    put_ticket(a, "B", owner_agent="ben")  # ben is full
+    put_ticket(a, "N", owner_agent="ana")
+    body = a.post("/v1/agents/ana/status", json={"status": "offline"}).json()
+    # cid (tier2) has billing 3 and room, but support's tickets stay in support.
+    assert [c["to"] for c in body["rerouted"]] == [{"kind": "team", "id": "support"}]
+
+    assert a.post("/v1/agents/ana/status", json={"status": "available"}).status_code == 200
+    assert a.post("/v1/tickets/N/assign").json()["agent"] == "ana"
+    assert a.patch("/v1/policies", json={"team_scope": "borrow"}).status_code == 200
+    body = a.post("/v1/agents/ana/status", json={"status": "offline"}).json()
+    [moved] = body["rerouted"]
+    assert moved["to"] == {"kind": "agent", "id": "cid"}
+    assert any("borrowed from team tier2" in r["detail"] for r in moved["reasons"])
