@@ -50,8 +50,8 @@ Past the horizon, rebuild the index from a fresh problem.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, NamedTuple, cast
@@ -60,11 +60,11 @@ import numpy as np
 import numpy.typing as npt
 
 from solver.availability import AGENT_STRIDE as _KEY
-from solver.availability import CalendarBank, bank_for, merge_spans
+from solver.availability import CalendarBank, agent_windows, bank_for, merge_spans
 from solver.errors import ProblemError
 from solver.objective import DEFAULT_PRIORITY_WEIGHTS, ObjectiveWeights
 from solver.plan import Alternative, Decision, Reason
-from solver.problem import AgentStatus, Priority, Problem, TeamScope, Ticket
+from solver.problem import AgentStatus, Interval, Priority, Problem, TeamScope, Ticket
 from solver.timegrid import from_minute, require_aware, to_minute, to_minute_ceil
 
 IntArray = npt.NDArray[np.int64]
@@ -362,6 +362,30 @@ class RealtimeIndex:
         other._queue_end = self._queue_end.copy()
         other._recent = self._recent.copy()
         other._requester = dict(self._requester)
+        return other
+
+    def with_busy(self, extra: Mapping[str, Iterable[Interval]]) -> RealtimeIndex:
+        """A copy whose agents are also busy in ``extra`` (agent id -> intervals, e.g. the
+        calls they are held for; unknown ids ignored): it decides exactly like an index built
+        from :func:`solver.problem.with_busy` of the problem, but recomputes only the named
+        agents' working calendars (the service does this whenever calls change). ``problem``
+        stays the snapshot the index was built from."""
+        positions = self.problem.agent_index
+        changed: dict[int, list[tuple[int, int]]] = {}
+        for agent_id, spans in extra.items():
+            a = positions.get(agent_id)
+            more = tuple(spans)
+            if a is None or not more:
+                continue
+            agent = self.problem.agents[a]
+            changed[a] = agent_windows(replace(agent, busy=(*agent.busy, *more)), self.problem)
+        other = self.copy()
+        if changed:
+            windows = [
+                changed[a] if a in changed else self._bank.windows_of(a) for a in range(self._n)
+            ]
+            other._bank = CalendarBank.from_windows(windows, self.horizon)
+            other._moment = other._compute_moment(other._now)
         return other
 
     # ------------------------------------------------------------------ time

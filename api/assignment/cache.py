@@ -15,9 +15,9 @@ the ORM).
 Booked calls hold agents (:func:`api.solver_input.call_holds`: busy time for ticket work), and
 calls are booked, bound, moved and cancelled without an organisation change. So an entry keeps
 the organisation without calls (``problem``) and the index built with the holds it last saw; a
-request reads the holds (one small indexed query) and, when they differ, the index is rebuilt
-from the cached organisation with the new holds -- no organisation read, and only when a call
-changed (:meth:`OrgIndex.with_holds`).
+request reads the holds (one small indexed query) and, when they differ, only the held agents'
+working calendars are recomputed from the cached organisation -- no organisation read, and only
+when a call changed (:meth:`OrgIndex.with_holds`, :meth:`RealtimeIndex.with_busy`).
 """
 
 from __future__ import annotations
@@ -27,46 +27,47 @@ from datetime import datetime, timedelta
 
 from api.org_version import VersionedCache
 from api.solver_input import Holds, holds_by_agent
-from solver.problem import Problem, with_busy
 from solver.realtime import RealtimeIndex
 
 
 class OrgIndex:
-    """The organisation without calls (``problem``) and the real-time index of it with the
-    call holds it was last asked for."""
+    """The real-time index of the organisation without calls (``base``), and the index of it
+    with the call holds it was last asked for."""
 
-    __slots__ = ("_current", "_lock", "problem")
+    __slots__ = ("_current", "_lock", "base")
 
-    def __init__(self, problem: Problem, holds: Holds) -> None:
-        self.problem = problem
+    def __init__(self, base: RealtimeIndex, holds: Holds) -> None:
+        self.base = base
         self._lock = threading.Lock()
-        self._current = (holds, _index(problem, holds))
+        self._current = (holds, _with_holds(base, holds))
 
     @property
     def origin(self) -> datetime:
-        return self.problem.now
+        return self.base.origin
 
     @property
     def horizon_end(self) -> datetime:
-        assert self.problem.horizon_end is not None
-        return self.problem.horizon_end
+        horizon_end = self.base.problem.horizon_end
+        assert horizon_end is not None
+        return horizon_end
 
     def with_holds(self, holds: Holds) -> RealtimeIndex:
-        """The index of the organisation with ``holds`` as busy time (rebuilt only when they
-        differ from the last ones; concurrent readers of the old holds keep their index)."""
+        """The index of the organisation with ``holds`` as busy time (recomputed only when
+        they differ from the last ones, and then only the held agents' calendars; concurrent
+        readers of the old holds keep their index)."""
         seen, index = self._current
         if seen == holds:
             return index
         with self._lock:
             seen, index = self._current
             if seen != holds:
-                index = _index(self.problem, holds)
+                index = _with_holds(self.base, holds)
                 self._current = (holds, index)
         return index
 
 
-def _index(problem: Problem, holds: Holds) -> RealtimeIndex:
-    return RealtimeIndex.build(with_busy(problem, holds_by_agent(holds)))
+def _with_holds(base: RealtimeIndex, holds: Holds) -> RealtimeIndex:
+    return base.with_busy(holds_by_agent(holds)) if holds else base
 
 
 class RealtimeCache(VersionedCache[OrgIndex]):

@@ -64,7 +64,7 @@ def _build_entry(session: Session, tenant_id: str, now: datetime) -> OrgIndex:
     )
     assert problem.horizon_end is not None
     holds = solver_input.call_holds(session, tenant_id, now, problem.horizon_end)
-    return OrgIndex(problem, holds)
+    return OrgIndex(RealtimeIndex.build(problem), holds)
 
 
 def realtime_for(

@@ -168,15 +168,21 @@ def test_real_time_plans_no_ticket_work_in_a_call_and_every_call_stays_coverable
     state = run_stream(state, stream)
     state = assign_due(state, lead=timedelta(hours=lead_h)).state
     holder, holds = holds_of(state)
-    problem = with_busy(ticket_problem(state, specs), holds)
-    index = RealtimeIndex.build(problem)
+    base = ticket_problem(state, specs)
+    problem = with_busy(base, holds)
+    # The service's way (the organisation's index, then the holds on it) decides exactly like
+    # an index built from the problem with the holds as busy time.
+    index = RealtimeIndex.build(base).with_busy(holds)
+    fresh = RealtimeIndex.build(problem)
     now = problem.now + timedelta(minutes=15 * later_q)  # tickets arrive during the day
     planned = []
     for ticket in problem.tickets:
         decision = index.assign(ticket, now=now)
+        assert decision == fresh.assign(ticket, now=now)
         if decision.agent_id is None:
             continue
         index.commit(decision, ticket)
+        fresh.commit(decision, ticket)
         planned.append(
             Assignment(
                 ticket.id, decision.agent_id, 0, decision.expected_start, decision.expected_end
