@@ -1,6 +1,6 @@
 """The service's closed vocabularies, shared by rows, schemas and services.
 
-Agent status and skill kind are the solver's own enums (one meaning everywhere); ticket
+Agent status, skill kind and team scope are the solver's own enums (one meaning everywhere); ticket
 priority and status are the helpdesk's words, mapped to the solver's ``Priority`` in
 ``mapping.py``.
 """
@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import enum
 
-from solver.problem import AgentStatus, Priority, SkillKind
+from solver.problem import AgentStatus, Priority, SkillKind, TeamScope
 
 __all__ = [
     "AgentStatus",
     "Scope",
     "SkillKind",
+    "TeamScope",
     "TicketEventKind",
     "TicketPriority",
     "TicketStatus",

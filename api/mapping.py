@@ -27,7 +27,7 @@ from solver.capability import AtRisk, Binding, Capability, Slot
 from solver.capability import Call as SolverCall
 from solver.errors import ProblemError
 from solver.plan import Decision, Plan, Reason, SolveStats
-from solver.problem import Agent, Interval, Problem, Skill, Team, Ticket
+from solver.problem import Agent, Interval, Problem, Skill, Team, TeamScope, Ticket
 from solver.validation import Evaluation, Violation
 
 if TYPE_CHECKING:
@@ -178,9 +178,10 @@ def skill(source: NamedSkill) -> Skill:
     return Skill(id=source.id, name=source.name, kind=source.kind)
 
 
-def team(source: Named) -> Team:
-    """The solver's team from a team row or a posted team."""
-    return Team(id=source.id, name=source.name)
+def team(source: Named, scope: TeamScope | None = None) -> Team:
+    """The solver's team from a team row or a posted team, with the scope it works under (the
+    team's own, else the tenant's policy; None: open to every agent, as a posted team is)."""
+    return Team(id=source.id, name=source.name, scope=scope)
 
 
 def capability_from_row(row: CapabilityRow) -> Capability:

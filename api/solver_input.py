@@ -13,9 +13,22 @@ rules of what the solver sees live in one place:
   ``backlog_minutes`` (worked before anything new; pending waits on the customer, not the agent).
   A planned ticket is never counted twice. The held tickets are counted per channel too
   (``channel_open``), for the agents' per-channel capacity.
+- **Team scope**: each team's scope is its own ``scope``, else the tenant's ``team_scope``
+  policy (:mod:`api.policies`); the solver keeps (``team_only``) or prefers (``borrow``) the
+  owning team's agents.
 - **Fairness**: ``recent_assignments`` counts assigned/reassigned events to the agent in the
   last ``recent_window`` (8 h by default).
 - **Time**: shifts and busy intervals overlapping ``[now, horizon_end)`` (the solver clips them).
+- **Calls are workload** (:func:`call_holds`): a booked call holds an agent from its start to
+  ``occupied_until`` (its end plus the capability's buffer) -- the agent it is bound to, or, while
+  unbound, the agent the booking engine's own matching holds for it (``cover_agent``, its
+  tentative cover). Each hold is busy time for ticket work, so neither the real-time path nor the
+  batch optimizer plans a ticket in it. Holding the engine's cover (rather than "any k of the
+  pool") is the rule for unbound calls because it is the engine's own coverage witness: the
+  covers are distinct qualified agents, on shift and free, one per call at every moment, so with
+  ticket work kept out of them every booked call stays coverable exactly as the engine checked
+  it; the capability's ``reserve_share`` already bounds how much of a team calls may hold. An
+  unbound call nobody can cover (no ``cover_agent``: it is at risk) holds nobody.
 
 Every query filters by ``tenant_id``.
 """
@@ -30,10 +43,11 @@ from typing import Protocol
 
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.functions import coalesce
 
 from api import mapping
 from api.db.models import Agent as AgentRow
-from api.db.models import BusyInterval, Shift, TicketEvent
+from api.db.models import BusyInterval, CallStatus, Shift, TicketEvent
 from api.db.models import Call as CallRow
 from api.db.models import Capability as CapabilityRow
 from api.db.models import Skill as SkillRow
@@ -41,8 +55,9 @@ from api.db.models import Team as TeamRow
 from api.db.models import Ticket as TicketRow
 from api.enums import TicketEventKind, TicketStatus
 from api.errors import NotFound
+from api.policies import service as policies
 from solver.capability import BookingState, Capability
-from solver.problem import DEFAULT_HORIZON, Agent, Interval, Problem
+from solver.problem import DEFAULT_HORIZON, Agent, Interval, Problem, with_busy
 
 ACTIVE = (TicketStatus.NEW, TicketStatus.OPEN)
 HELD = (TicketStatus.NEW, TicketStatus.OPEN, TicketStatus.PENDING)
@@ -184,6 +199,43 @@ def _intervals(
     return out
 
 
+_C = CallRow.__table__
+_HOLDER = coalesce(_C.c.bound_agent, _C.c.cover_agent)
+_CALL_HOLDS = (
+    select(_HOLDER, _C.c.start_at, _C.c.occupied_until)
+    .where(
+        _C.c.tenant_id == bindparam("tenant"),
+        _C.c.status == CallStatus.BOOKED,
+        _HOLDER.is_not(None),
+        _C.c.occupied_until > bindparam("start"),
+        _C.c.start_at < bindparam("end"),
+    )
+    .order_by(_HOLDER, _C.c.start_at, _C.c.occupied_until)
+)
+
+Holds = tuple[tuple[str, datetime, datetime], ...]
+"""(agent, start, occupied_until) of every booked call holding an agent, sorted."""
+
+
+def call_holds(session: Session, tenant_id: str, start: datetime, end: datetime) -> Holds:
+    """Every booked call overlapping ``[start, end)`` with the agent it holds (bound, else the
+    engine's tentative cover), from its start to ``occupied_until``; see the module docstring.
+    A prebuilt Core statement (the real-time path reads it on every batch, over the
+    ``ix_calls_tenant_status_start`` index)."""
+    params = {"tenant": tenant_id, "start": start, "end": end}
+    return tuple(
+        (str(agent), s, e) for agent, s, e in session.connection().execute(_CALL_HOLDS, params)
+    )
+
+
+def holds_by_agent(holds: Holds) -> dict[str, list[Interval]]:
+    """``holds`` as the busy time they add per agent (for :func:`solver.problem.with_busy`)."""
+    out: dict[str, list[Interval]] = defaultdict(list)
+    for agent, s, e in holds:
+        out[agent].append(Interval(s, e))
+    return out
+
+
 def build_problem(
     *,
     session: Session,
@@ -194,12 +246,15 @@ def build_problem(
     ticket_ids: Collection[str] | None = None,
     agent_team: str | None = None,
     recent_window: timedelta = RECENT_WINDOW,
+    with_calls: bool = True,
 ) -> Problem:
     """The solver's view of the tenant at ``now``.
 
     ``team`` limits the planned tickets to one team's active queue; ``ticket_ids`` plans exactly
     those tickets (any status; unknown ids are a 404). ``agent_team`` limits the agents to one
-    team (default: every agent of the tenant, since skills cross team lines).
+    team (default: every agent of the tenant, since skills cross team lines). The booked calls'
+    holds are the agents' busy time too (:func:`call_holds`) unless ``with_calls`` is False
+    (the real-time cache adds them itself, since calls change without an organisation change).
     """
     horizon_end = horizon_end or now + DEFAULT_HORIZON
     planned = _planned_tickets(session, tenant_id, team, ticket_ids)
@@ -231,13 +286,14 @@ def build_problem(
             select(SkillRow).where(SkillRow.tenant_id == tenant_id).order_by(SkillRow.id)
         )
     )
+    default_scope = policies.load(session, tenant_id).team_scope
     teams = tuple(
-        mapping.team(r)
+        mapping.team(r, r.scope or default_scope)
         for r in session.scalars(
             select(TeamRow).where(TeamRow.tenant_id == tenant_id).order_by(TeamRow.id)
         )
     )
-    return Problem(
+    problem = Problem(
         now=now,
         agents=agents,
         tickets=tuple(mapping.ticket_from_row(t) for t in planned),
@@ -245,6 +301,9 @@ def build_problem(
         teams=teams,
         horizon_end=horizon_end,
     )
+    if not with_calls:
+        return problem
+    return with_busy(problem, holds_by_agent(call_holds(session, tenant_id, now, horizon_end)))
 
 
 def capabilities(*, session: Session, tenant_id: str) -> tuple[Capability, ...]:

@@ -10,7 +10,9 @@ One definition shared by the optimizer, the baselines, validation and the benchm
 - ``churn``: tickets that had an owner agent and were moved to someone else (or back to the queue);
 - ``load_balance``: the sum over agents of (open + new)² − open², a convex cost that spreads work;
 - ``expertise_waste``: skill levels above what the ticket needs, summed over its required skills;
-- ``discontinuity``: a ticket with a previous agent given to somebody else.
+- ``discontinuity``: a ticket with a previous agent given to somebody else;
+- ``borrowing``: a ticket of a team whose scope is ``borrow`` given to another team's agent (so
+  the team's own agents come first; far below ``unassigned``, so borrowing beats queueing).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class ObjectiveWeights:
     load: int = 3
     expertise_waste: int = 4
     discontinuity: int = 10
+    borrow: int = 1000
 
     def priority_weight(self, priority: int) -> int:
         return int(self.priority[int(priority)])
@@ -52,4 +55,5 @@ class ObjectiveWeights:
             "load": self.load,
             "expertise_waste": self.expertise_waste,
             "discontinuity": self.discontinuity,
+            "borrow": self.borrow,
         }

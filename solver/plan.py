@@ -68,6 +68,7 @@ class ObjectiveParts:
     load_balance: float = 0.0
     expertise_waste: float = 0.0
     discontinuity: float = 0.0
+    borrowing: float = 0.0
 
     @property
     def total(self) -> float:
@@ -79,6 +80,7 @@ class ObjectiveParts:
             + self.load_balance
             + self.expertise_waste
             + self.discontinuity
+            + self.borrowing
         )
 
     def as_dict(self) -> dict[str, float]:
@@ -90,6 +92,7 @@ class ObjectiveParts:
             "load_balance": self.load_balance,
             "expertise_waste": self.expertise_waste,
             "discontinuity": self.discontinuity,
+            "borrowing": self.borrowing,
             "total": self.total,
         }
 

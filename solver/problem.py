@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import cached_property
 from types import MappingProxyType
@@ -41,6 +41,15 @@ class AgentStatus(enum.StrEnum):
     AVAILABLE = "available"
     AWAY = "away"
     OFFLINE = "offline"
+
+
+class TeamScope(enum.StrEnum):
+    """Who may work a ticket owned by a team (a team without a scope: any qualified agent)."""
+
+    TEAM_ONLY = "team_only"
+    """Only agents of the owning team (what helpdesks expect)."""
+    BORROW = "borrow"
+    """Agents of other teams too, when no one of the team can; the reasons say so."""
 
 
 class SkillKind(enum.StrEnum):
@@ -144,11 +153,23 @@ class Skill:
 
 @dataclass(frozen=True, slots=True)
 class Team:
+    """A team; ``scope`` says who may work the tickets it owns (:class:`TeamScope`). None
+    leaves them open to any qualified agent of any team, as a problem without teams does."""
+
     id: str
     name: str = ""
+    scope: TeamScope | None = None
 
     def __post_init__(self) -> None:
         _check_id(self.id, "id")
+        if self.scope is not None:
+            try:
+                object.__setattr__(self, "scope", TeamScope(self.scope))
+            except ValueError:
+                allowed = ", ".join(s.value for s in TeamScope)
+                raise ProblemError(
+                    "scope", f"must be one of {allowed}, got {self.scope!r}"
+                ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,6 +386,11 @@ class Problem:
         return tuple(used)
 
     @cached_property
+    def team_scope(self) -> Mapping[str, TeamScope]:
+        """Team id -> its scope, for the teams that have one (the others are unrestricted)."""
+        return MappingProxyType({t.id: t.scope for t in self.teams if t.scope is not None})
+
+    @cached_property
     def agent_index(self) -> Mapping[str, int]:
         return MappingProxyType({a.id: i for i, a in enumerate(self.agents)})
 
@@ -377,3 +403,19 @@ class Problem:
 
     def ticket(self, ticket_id: str) -> Ticket:
         return self.tickets[self.ticket_index[ticket_id]]
+
+
+def with_busy(problem: Problem, extra: Mapping[str, Iterable[Interval]]) -> Problem:
+    """``problem`` with each agent named in ``extra`` also busy in those intervals.
+
+    This is how live calls reach ticket planning: a call an agent is bound to (or held for, see
+    ``api.solver_input.call_holds``) is busy time like a meeting, so no planner (real-time or
+    batch) puts ticket work in it. Agents absent from ``problem`` are ignored (a call can outlive
+    a roster); agents with nothing extra are kept as they are.
+    """
+    if not extra:
+        return problem
+    agents = tuple(
+        replace(a, busy=(*a.busy, *extra[a.id])) if extra.get(a.id) else a for a in problem.agents
+    )
+    return replace(problem, agents=agents)

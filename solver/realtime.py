@@ -24,7 +24,12 @@ The decision, in order:
    it (see :class:`ScoreTerm`).
 3. **Ties** go to the agent that comes first in ``problem.agents``, so the answer is
    deterministic.
-4. **Nobody fits**: the ticket is owned by its team's queue (``agent_id=None``) with a reason
+4. **Team scope** (:class:`~solver.problem.TeamScope` of the ticket's team, when it has one):
+   ``team_only`` keeps the candidates to the owning team's agents; ``borrow`` keeps them to the
+   owning team while any of its agents passed the filters, and only then takes the other teams'
+   agents, with a ``team_scope`` reason naming the lending team. A team without a scope is
+   open to every qualified agent.
+5. **Nobody fits**: the ticket is owned by its team's queue (``agent_id=None``) with a reason
    naming the first filter that left nobody ("no agent has skill X at level 4", "3 agents have
    the skills but none is on shift now; next on shift at ...") — never dropped.
 
@@ -47,8 +52,8 @@ Past the horizon, rebuild the index from a fresh problem.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, NamedTuple, cast
@@ -57,11 +62,11 @@ import numpy as np
 import numpy.typing as npt
 
 from solver.availability import AGENT_STRIDE as _KEY
-from solver.availability import CalendarBank, bank_for, merge_spans
+from solver.availability import CalendarBank, agent_windows, bank_for, merge_spans
 from solver.errors import ProblemError
 from solver.objective import DEFAULT_PRIORITY_WEIGHTS, ObjectiveWeights
 from solver.plan import Alternative, Decision, Reason
-from solver.problem import AgentStatus, Priority, Problem, Ticket
+from solver.problem import AgentStatus, Interval, Priority, Problem, TeamScope, Ticket
 from solver.timegrid import from_minute, require_aware, to_minute, to_minute_ceil
 
 IntArray = npt.NDArray[np.int64]
@@ -217,6 +222,8 @@ class RealtimeIndex:
         "_shift_starts",
         "_skill_row",
         "_status",
+        "_team_of",
+        "_team_row",
         "agent_ids",
         "horizon",
         "levels",
@@ -243,6 +250,8 @@ class RealtimeIndex:
     _recent: IntArray
     _available: BoolArray
     _status: tuple[AgentStatus, ...]
+    _team_of: IntArray
+    _team_row: dict[str, int]
     _shift_starts: IntArray
     _shift_ends: IntArray
     _shift_first: IntArray
@@ -311,6 +320,12 @@ class RealtimeIndex:
             (a.status is AgentStatus.AVAILABLE for a in agents), dtype=bool, count=n
         )
         self._status = tuple(a.status for a in agents)
+        self._team_row = {}
+        for a in agents:
+            self._team_row.setdefault(a.team, len(self._team_row))
+        self._team_of = np.fromiter(
+            (self._team_row[a.team] for a in agents), dtype=np.int64, count=n
+        )
 
         origin = problem.now
         shift_spans = [
@@ -367,6 +382,30 @@ class RealtimeIndex:
         other._queue_end = self._queue_end.copy()
         other._recent = self._recent.copy()
         other._requester = dict(self._requester)
+        return other
+
+    def with_busy(self, extra: Mapping[str, Iterable[Interval]]) -> RealtimeIndex:
+        """A copy whose agents are also busy in ``extra`` (agent id -> intervals, e.g. the
+        calls they are held for; unknown ids ignored): it decides exactly like an index built
+        from :func:`solver.problem.with_busy` of the problem, but recomputes only the named
+        agents' working calendars (the service does this whenever calls change). ``problem``
+        stays the snapshot the index was built from."""
+        positions = self.problem.agent_index
+        changed: dict[int, list[tuple[int, int]]] = {}
+        for agent_id, spans in extra.items():
+            a = positions.get(agent_id)
+            more = tuple(spans)
+            if a is None or not more:
+                continue
+            agent = self.problem.agents[a]
+            changed[a] = agent_windows(replace(agent, busy=(*agent.busy, *more)), self.problem)
+        other = self.copy()
+        if changed:
+            windows = [
+                changed[a] if a in changed else self._bank.windows_of(a) for a in range(self._n)
+            ]
+            other._bank = CalendarBank.from_windows(windows, self.horizon)
+            other._moment = other._compute_moment(other._now)
         return other
 
     # ------------------------------------------------------------------ time
@@ -600,6 +639,12 @@ class RealtimeIndex:
                 return self._queue(ticket, m, [], None, unknown_skill=skill)
             rows.append(row)
             needs.append(level)
+        scope = self.problem.team_scope.get(ticket.team)
+        own: BoolArray | None = None
+        if scope is not None:
+            row = self._team_row.get(ticket.team)
+            own = self._team_of == row if row is not None else np.zeros(self._n, dtype=bool)
+        only_own = own if scope is TeamScope.TEAM_ONLY else None
         qualified: BoolArray | None = None
         if rows:
             qualified = self.levels[rows[0]] >= needs[0]
@@ -612,6 +657,8 @@ class RealtimeIndex:
         channel_room = self._channel_room(ticket.channel)
         if channel_room is not None:
             eligible &= channel_room
+        if only_own is not None:
+            eligible &= only_own
         cand = np.flatnonzero(eligible)
         effort = ticket.effort_minutes
         if cand.size:
@@ -620,8 +667,17 @@ class RealtimeIndex:
             if not fits.all():
                 cand = cand[fits]
                 pos = pos[fits]
+        borrowed = False
+        if scope is TeamScope.BORROW and own is not None and cand.size:
+            mine = own[cand]
+            if mine.any():
+                cand, pos = cand[mine], pos[mine]
+            else:
+                borrowed = True
         if not cand.size:
-            return self._queue(ticket, m, list(zip(rows, needs, strict=True)), qualified)
+            return self._queue(
+                ticket, m, list(zip(rows, needs, strict=True)), qualified, only_own=only_own
+            )
 
         start = self._bank.clock.start(cand, pos)
         finish = self._bank.clock.finish(cand, pos + effort)
@@ -642,7 +698,9 @@ class RealtimeIndex:
         cost, parts = self._score(c)
         order = self._best(cost, top_k + 1)
         best = int(order[0])
+        lent = [self._borrowed(ticket, cand.item(int(i))) if borrowed else [] for i in order]
         reasons = [
+            *lent[0],
             *self._explain(c, parts, best),
             Reason(
                 "candidates",
@@ -655,9 +713,9 @@ class RealtimeIndex:
             Alternative(
                 self.agent_ids[cand.item(i)],
                 cost.item(i),
-                tuple(self._explain(c, parts, int(i))),
+                (*more, *self._explain(c, parts, int(i))),
             )
-            for i in order[1:]
+            for i, more in zip(order[1:], lent[1:], strict=True)
         )
         return Decision(
             ticket_id=ticket.id,
@@ -669,6 +727,18 @@ class RealtimeIndex:
             expected_start=from_minute(int(start[best]), self.origin),
             expected_end=from_minute(int(finish[best]), self.origin),
         )
+
+    def _borrowed(self, ticket: Ticket, a: int) -> list[Reason]:
+        """The reason an agent of another team works ``ticket`` (its team borrows)."""
+        lender = self.problem.agents[a].team
+        return [
+            Reason(
+                "team_scope",
+                f"borrowed from team {lender}: no agent of team {ticket.team} can take it now "
+                f"(team {ticket.team} borrows across teams)",
+                0.0,
+            )
+        ]
 
     def _score(self, c: _Candidates) -> tuple[FloatArray, list[_Part]]:
         """Every term's price of every candidate, and their sum (the cost, lower is better).
@@ -730,11 +800,12 @@ class RealtimeIndex:
         qualified: BoolArray | None,
         *,
         unknown_skill: str | None = None,
+        only_own: BoolArray | None = None,
     ) -> Decision:
         if unknown_skill is not None:
             why = Reason("qualified", f"no agent has skill {unknown_skill}", 0.0)
         else:
-            why = self._why_nobody(ticket, m, needs, qualified)
+            why = self._why_nobody(ticket, m, needs, qualified, only_own)
         return Decision(
             ticket_id=ticket.id,
             agent_id=None,
@@ -755,8 +826,10 @@ class RealtimeIndex:
         m: _Moment,
         needs: list[tuple[int, int]],
         qualified: BoolArray | None,
+        only_own: BoolArray | None = None,
     ) -> Reason:
-        """The first filter that left nobody, said the way a team lead would say it."""
+        """The first filter that left nobody, said the way a team lead would say it (the team
+        scope right after the skills: ``only_own`` are the agents a team_only ticket may get)."""
         skill_ids = self.problem.skill_ids
         counts: list[tuple[str, int, int]] = []
         for row, level in needs:
@@ -779,6 +852,18 @@ class RealtimeIndex:
                 f"no agent has every required skill at its level together ({parts} agents)",
                 0.0,
             )
+        if only_own is not None:
+            mask = mask & only_own
+            others = n_qual - int(np.count_nonzero(mask))
+            n_qual = n_qual - others
+            if n_qual == 0:
+                what = "has the skills" if needs else "exists"
+                return Reason(
+                    "team_scope",
+                    f"no agent of team {ticket.team} {what}; {others} of other teams "
+                    f"could, but team {ticket.team} works only its own tickets (team_only)",
+                    0.0,
+                )
         if needs:
             have = f"{n_qual} agent{'s' if n_qual != 1 else ''} "
             have += "has the skills" if n_qual == 1 else "have the skills"

@@ -22,7 +22,7 @@ from types import MappingProxyType
 from solver.availability import CalendarBank, bank_for
 from solver.objective import ObjectiveWeights
 from solver.plan import ObjectiveParts, Plan
-from solver.problem import AgentStatus, Problem
+from solver.problem import AgentStatus, Problem, TeamScope
 from solver.timegrid import from_minute, to_minute
 
 
@@ -129,7 +129,7 @@ def evaluate(
     breach_units = 0
     late_units = 0
     unassigned_units = 0
-    churn = discontinuity = waste = 0
+    churn = discontinuity = waste = borrowed = 0
     for ticket in problem.tickets:
         pw = w.priority_weight(ticket.priority)
         agent_id = assigned.get(ticket.id)
@@ -142,6 +142,10 @@ def evaluate(
         if ticket.previous_agent is not None and agent_id != ticket.previous_agent:
             discontinuity += 1
         if agent_id in problem.agent_index:
+            if problem.agent(agent_id).team != ticket.team and (
+                problem.team_scope.get(ticket.team) is TeamScope.BORROW
+            ):
+                borrowed += 1
             levels = problem.agent(agent_id).skills
             waste += sum(
                 max(0, levels.get(s, 0) - lvl) for s, lvl in ticket.required_skills.items()
@@ -173,6 +177,7 @@ def evaluate(
         load_balance=float(w.load * load_cost),
         expertise_waste=float(w.expertise_waste * waste),
         discontinuity=float(w.discontinuity * discontinuity),
+        borrowing=float(w.borrow * borrowed),
     )
     return Evaluation(
         parts=parts,

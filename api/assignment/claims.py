@@ -25,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, joinedload
 
 from api import solver_input
-from api.assignment.cache import RealtimeCache
+from api.assignment.cache import OrgIndex, RealtimeCache
 from api.db.models import Agent as AgentRow
 from api.db.models import Ticket as TicketRow
 from api.enums import AgentStatus
@@ -46,20 +46,25 @@ _T = TicketRow.__table__
 def base_index(
     *, session: Session, cache: RealtimeCache, tenant_id: str, now: datetime
 ) -> RealtimeIndex:
-    """The tenant's organisation as a real-time index: cached while its version holds."""
-    return cache.get_or_build(
+    """The tenant's organisation as a real-time index: cached while its version holds, with the
+    booked calls' holds as busy time read in this transaction (see :mod:`api.assignment.cache`)."""
+    entry = cache.get_or_build(
         session,
         tenant_id,
-        lambda index: cache.fresh(index, now),
-        lambda: _build_index(session, tenant_id, now),
+        lambda found: cache.fresh(found, now),
+        lambda: _build_entry(session, tenant_id, now),
     )
+    holds = solver_input.call_holds(session, tenant_id, entry.origin, entry.horizon_end)
+    return entry.with_holds(holds)
 
 
-def _build_index(session: Session, tenant_id: str, now: datetime) -> RealtimeIndex:
+def _build_entry(session: Session, tenant_id: str, now: datetime) -> OrgIndex:
     problem = solver_input.build_problem(
-        session=session, tenant_id=tenant_id, now=now, ticket_ids=[]
+        session=session, tenant_id=tenant_id, now=now, ticket_ids=[], with_calls=False
     )
-    return RealtimeIndex.build(problem)
+    assert problem.horizon_end is not None
+    holds = solver_input.call_holds(session, tenant_id, now, problem.horizon_end)
+    return OrgIndex(RealtimeIndex.build(problem), holds)
 
 
 def realtime_for(

@@ -9,10 +9,10 @@ its team's queue; this module offers that queue again the moment an agent frees 
 - an agent becomes available again, or gains capacity.
 
 :func:`offer` takes the oldest, most urgent unowned live-channel tickets of the teams the freed
-agents may serve (their own team; any team when the tenant's ``team_scope`` is ``borrow``),
-decides each through the real-time path (the freed agent, or whoever fits best) and writes the
-moves through the one owner writer, so each lands with its history step and the usual
-``ticket.assigned`` webhook. It runs under the tenant lock like the hot path, so the loads it
+agents may serve (their own team; any team whose scope -- its own, else the tenant's -- is
+``borrow``), decides each through the real-time path (the freed agent, or whoever fits best)
+and writes the moves through the one owner writer, so each lands with its history step and the
+usual ``ticket.assigned`` webhook. It runs under the tenant lock like the hot path, so the loads it
 reads are the truth.
 
 Where it runs. The agent paths (``PATCH /v1/agents/{id}``, ``POST /v1/agents/{id}/status``)
@@ -39,10 +39,10 @@ from api.assignment.cache import RealtimeCache
 from api.assignment.claims import realtime_for
 from api.db.locks import lock_tenant
 from api.db.models import Agent as AgentRow
+from api.db.models import Team as TeamRow
 from api.db.models import Ticket as TicketRow
-from api.enums import AgentStatus, TicketPriority
+from api.enums import AgentStatus, TeamScope, TicketPriority
 from api.policies import service as policies
-from api.policies.schemas import TeamScope
 from api.solver_input import ACTIVE, held_work
 from api.tickets.owner import OwnerWriter, take_freed
 from solver.plan import Reason
@@ -98,7 +98,15 @@ def offer(
         TicketRow.channel.in_(live),
     )
     if rules.team_scope is TeamScope.TEAM_ONLY:
-        stmt = stmt.where(TicketRow.team_id.in_(sorted({a.team_id for a in freed})))
+        # The freed agents' own teams, and the teams that lend by their own ``scope``; the
+        # index decides each ticket by its team's scope either way: this only narrows the read.
+        lenders = session.scalars(
+            select(TeamRow.id).where(
+                TeamRow.tenant_id == tenant_id, TeamRow.scope == TeamScope.BORROW
+            )
+        )
+        teams = {a.team_id for a in freed} | set(lenders)
+        stmt = stmt.where(TicketRow.team_id.in_(sorted(teams)))
     look = min(_LOOK_MAX, _LOOK_PER_SLOT * free_slots)
     # Most urgent first, oldest first within a priority (the column holds the priority's name).
     urgency = case(

@@ -30,7 +30,15 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from api.db.base import Base
-from api.enums import AgentStatus, Scope, SkillKind, TicketEventKind, TicketPriority, TicketStatus
+from api.enums import (
+    AgentStatus,
+    Scope,
+    SkillKind,
+    TeamScope,
+    TicketEventKind,
+    TicketPriority,
+    TicketStatus,
+)
 
 ID_LENGTH = 128
 
@@ -91,11 +99,15 @@ class Skill(Base):
 
 
 class Team(Base):
+    """A team. ``scope`` (who may work its tickets) overrides the tenant's ``team_scope``
+    policy; NULL follows the policy."""
+
     __tablename__ = "teams"
 
     tenant_id: Mapped[str] = mapped_column(String(36), _tenant_fk(), primary_key=True)
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), default="")
+    scope: Mapped[TeamScope | None] = mapped_column(_enum(TeamScope), default=None)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

@@ -8,16 +8,7 @@ from typing import Annotated
 from pydantic import Field, field_validator
 
 from api.common.schemas import Id, Int, Schema, Timestamp
-from api.enums import Channel
-
-
-class TeamScope(enum.StrEnum):
-    """Who may work a ticket owned by a team."""
-
-    TEAM_ONLY = "team_only"
-    """Only agents of the owning team (what helpdesks expect)."""
-    BORROW = "borrow"
-    """Agents of other teams too, when no one of the team can; the reasons say so."""
+from api.enums import Channel, TeamScope
 
 
 class CallsOnDone(enum.StrEnum):

@@ -26,7 +26,7 @@ import numpy.typing as npt
 
 from solver.availability import CalendarBank, Clock, bank_for
 from solver.objective import ObjectiveWeights
-from solver.problem import AgentStatus, Problem
+from solver.problem import AgentStatus, Problem, TeamScope
 from solver.timegrid import to_minute
 
 IntArray = npt.NDArray[np.int64]
@@ -174,6 +174,63 @@ def _prune(
     return np.flatnonzero(mask)
 
 
+def team_rows(problem: Problem) -> tuple[IntArray, IntArray]:
+    """Each agent's and each ticket's team as a row number shared by both."""
+    row: dict[str, int] = {}
+    a_team = np.fromiter(
+        (row.setdefault(a.team, len(row)) for a in problem.agents),
+        dtype=np.int64,
+        count=len(problem.agents),
+    )
+    t_team = np.fromiter(
+        (row.setdefault(t.team, len(row)) for t in problem.tickets),
+        dtype=np.int64,
+        count=len(problem.tickets),
+    )
+    return a_team, t_team
+
+
+def _pair_scope(
+    problem: Problem, pair_ticket: IntArray, pair_agent: IntArray
+) -> tuple[IntArray, BoolArray] | None:
+    """Per pair, its ticket's team scope (0 none, 1 team_only, 2 borrow) and whether the agent
+    is of the ticket's team; None when no team has a scope."""
+    scopes = problem.team_scope
+    if not scopes:
+        return None
+    code = {TeamScope.TEAM_ONLY: 1, TeamScope.BORROW: 2}
+    scope = np.fromiter(
+        (code.get(scopes[t.team], 0) if t.team in scopes else 0 for t in problem.tickets),
+        dtype=np.int64,
+        count=len(problem.tickets),
+    )
+    a_team, t_team = team_rows(problem)
+    return scope[pair_ticket], a_team[pair_agent] == t_team[pair_ticket]
+
+
+def scope_pairs(problem: Problem, pair_ticket: IntArray, pair_agent: IntArray) -> BoolArray | None:
+    """Which qualified pairs the tickets' team scopes allow (None: all of them): a
+    ``team_only`` ticket pairs with its own team's agents only. A ``borrow`` ticket pairs with
+    everyone, and each pair with another team's agent costs ``ObjectiveWeights.borrow``
+    (:func:`borrowed_pairs`), so its own team's agents come first while they have room."""
+    found = _pair_scope(problem, pair_ticket, pair_agent)
+    if found is None:
+        return None
+    scope, same = found
+    keep: BoolArray = (scope != 1) | same
+    return None if keep.all() else keep
+
+
+def borrowed_pairs(problem: Problem, pair_ticket: IntArray, pair_agent: IntArray) -> IntArray:
+    """1 for a pair that borrows (a ``borrow`` ticket, another team's agent), else 0."""
+    found = _pair_scope(problem, pair_ticket, pair_agent)
+    if found is None:
+        return np.zeros(len(pair_ticket), dtype=np.int64)
+    scope, same = found
+    out: IntArray = ((scope == 2) & ~same).astype(np.int64)
+    return out
+
+
 def build(problem: Problem, weights: ObjectiveWeights, max_pairs: int = 0) -> BatchData:
     """The arrays for ``problem``; see the module docstring.
 
@@ -260,6 +317,9 @@ def build(problem: Problem, weights: ObjectiveWeights, max_pairs: int = 0) -> Ba
         pa_parts.append(a_idx.astype(np.int64))
     pair_ticket = np.concatenate(pt_parts) if pt_parts else np.zeros(0, dtype=np.int64)
     pair_agent = np.concatenate(pa_parts) if pa_parts else np.zeros(0, dtype=np.int64)
+    keep_scope = scope_pairs(problem, pair_ticket, pair_agent)
+    if keep_scope is not None:
+        pair_ticket, pair_agent = pair_ticket[keep_scope], pair_agent[keep_scope]
 
     waste = np.zeros(len(pair_ticket), dtype=np.int64)
     for k in range(k_max):
@@ -275,6 +335,7 @@ def build(problem: Problem, weights: ObjectiveWeights, max_pairs: int = 0) -> Ba
         weights.expertise_waste * waste
         + weights.churn * churn.astype(np.int64)
         + weights.discontinuity * disc.astype(np.int64)
+        + weights.borrow * borrowed_pairs(problem, pair_ticket, pair_agent)
     )
     start_lb = free_start[pair_agent]
     end_lb = bank.finish_minute(pair_agent, backlog[pair_agent] + effort[pair_ticket])

@@ -1,8 +1,8 @@
 """Why each ticket went where it went, in words a team lead can check.
 
 One small function per rule, each returning a :class:`~solver.plan.Reason` whose ``rule`` names
-the rule (``skills``, ``sla``, ``load``, ``continuity``, ``churn``, ``queue``) and whose
-``value`` is that rule's share of the objective for this decision.
+the rule (``skills``, ``sla``, ``load``, ``continuity``, ``churn``, ``queue``, ``team_scope``)
+and whose ``value`` is that rule's share of the objective for this decision.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from functools import lru_cache
 from solver.batch import edf
 from solver.batch.data import NO_DEADLINE, BatchData
 from solver.plan import Reason
+from solver.problem import TeamScope
 from solver.timegrid import from_minute
 
 ORDER_RULES = {
@@ -102,10 +103,25 @@ def for_assignment(
     waste: int,
     seq_rule: str,
 ) -> tuple[Reason, ...]:
-    out = [skills(data, t, a, waste), sla(data, t, start, end, late_cost), load(data, a, new)]
+    lent = borrowed(data, t, a)  # first: the one-line history reason names the lender
+    out = [] if lent is None else [lent]
+    out += [skills(data, t, a, waste), sla(data, t, start, end, late_cost), load(data, a, new)]
     out.extend(r for r in (continuity(data, t, a), churn(data, t, a)) if r is not None)
     out.append(Reason("order", seq_rule, 0.0))
     return tuple(out)
+
+
+def borrowed(data: BatchData, t: int, a: int) -> Reason | None:
+    """Why an agent of another team works the ticket (its team borrows), or None."""
+    ticket, agent = data.problem.tickets[t], data.problem.agents[a]
+    if agent.team == ticket.team or data.problem.team_scope.get(ticket.team) is None:
+        return None
+    return Reason(
+        "team_scope",
+        f"borrowed from team {agent.team}: no agent of team {ticket.team} had room for it "
+        f"(team {ticket.team} borrows across teams)",
+        float(data.weights.borrow),
+    )
 
 
 def order_detail(data: BatchData, a: int, seq: Sequence[int], rule: str) -> str:
@@ -133,6 +149,15 @@ def for_queued(data: BatchData, t: int, n_candidates: int) -> tuple[Reason, ...]
             "(their slots or working minutes went to more urgent work)"
         )
     out: list[Reason] = [Reason("queue", why, cost)]
+    if data.problem.team_scope.get(ticket.team) is TeamScope.TEAM_ONLY:
+        out.append(
+            Reason(
+                "team_scope",
+                f"only agents of team {ticket.team} may take it (team {ticket.team} works only "
+                "its own tickets: team_only)",
+                0.0,
+            )
+        )
     if ticket.owner_agent is not None:
         out.append(
             Reason("churn", f"taken back from {ticket.owner_agent}", float(data.weights.churn))

@@ -30,7 +30,14 @@ def get_or_raise(*, session: Session, tenant_id: str, team_id: str) -> Team:
 
 def create(*, session: Session, tenant_id: str, data: TeamCreate, now: datetime) -> Team:
     common.refuse_duplicate(session, Team, tenant_id, data.id, WHAT)
-    row = Team(tenant_id=tenant_id, id=data.id, name=data.name, created_at=now, updated_at=now)
+    row = Team(
+        tenant_id=tenant_id,
+        id=data.id,
+        name=data.name,
+        scope=data.scope,
+        created_at=now,
+        updated_at=now,
+    )
     return common.insert(session, row)
 
 
@@ -43,7 +50,14 @@ def create_many(
     taken = common.existing_ids(session, Team, tenant_id, ids)
     common.refuse_rows(ids, taken, WHAT, lambda _i: [])
     values = [
-        {"tenant_id": tenant_id, "id": r.id, "name": r.name, "created_at": now, "updated_at": now}
+        {
+            "tenant_id": tenant_id,
+            "id": r.id,
+            "name": r.name,
+            "scope": r.scope,
+            "created_at": now,
+            "updated_at": now,
+        }
         for r in rows
     ]
     inserts.insert_many(session, table_of(Team), values)

@@ -20,9 +20,14 @@ from tests.api.conftest import T0, As, FakeClock, TenantCtx, assert_problem
 DAY = f"{T0.date().isoformat()}T"
 
 
-def org(c: As, *, capacity: int = 2) -> None:
+def org(c: As, *, capacity: int = 2, team_scope: str | None = "borrow") -> None:
     """Two teams; ana (billing 4) and ben (billing 2) in support, cid (lang:de 5) in tier2,
-    all on shift 07:00-17:00 UTC today."""
+    all on shift 07:00-17:00 UTC today. The tenant's ``team_scope`` is ``borrow`` unless said
+    otherwise (None: the default, team_only), so that support's queue can spread over all
+    three agents once its own are full, which is what the capacity tests need."""
+    if team_scope is not None:
+        r = c.patch("/v1/policies", json={"team_scope": team_scope})
+        assert r.status_code == 200, r.text
     for skill in ("billing", "lang:de", "tier:2"):
         assert c.post("/v1/skills", json={"id": skill}).status_code == 201
     for team in ("support", "tier2"):
@@ -108,8 +113,9 @@ def test_assign_picks_the_best_agent_with_reasons_and_records_it(
     assert body["changed"] is True and body["event"] == "assigned"
     rules = {x["rule"] for x in body["reasons"]}
     assert {"first_response", "expertise_waste", "candidates"} <= rules
-    # cid (billing 3) wastes one level, ana (billing 4) two.
-    assert [alt["agent"] for alt in body["alternatives"]] == ["cid", "ana"]
+    # ana (billing 4) wastes two levels; cid (billing 3, tier2) is no candidate: team support
+    # works only its own tickets (the tenant's default team scope, team_only).
+    assert [alt["agent"] for alt in body["alternatives"]] == ["ana"]
     assert body["score"] <= body["alternatives"][0]["score"]
     assert body["expected_start"] == f"{DAY}08:00:00Z"
 
