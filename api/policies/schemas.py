@@ -208,10 +208,9 @@ class SlaPolicy(Schema):
         # The arithmetic looks ten years ahead at most: a target must fit in five years of the
         # schedule's weeks (holidays and clock changes take the rest of the headroom).
         weekly = sum(
-            max(0, clock_minutes(r.end) - clock_minutes(r.start))
+            len({m for r in ranges for m in range(clock_minutes(r.start), clock_minutes(r.end))})
             for ranges in self.schedule.hours.values()
-            for r in ranges
-        )
+        )  # the minutes open, overlapping ranges counted once
         for priority, target in self.targets.items():
             for name in ("first_response_minutes", "resolution_minutes"):
                 value = getattr(target, name)

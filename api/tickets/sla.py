@@ -32,8 +32,10 @@ from sqlalchemy.orm import Session
 
 from api.db.models import Ticket, TicketEvent
 from api.enums import TicketEventKind, TicketPriority, TicketStatus
+from api.errors import InvalidInput
 from api.mapping import utc_text
 from api.policies import service as policies
+from solver.business_hours import BusinessSchedule, NeverOpen
 
 DONE = (TicketStatus.SOLVED, TicketStatus.CLOSED)
 ACTIVE = (TicketStatus.NEW, TicketStatus.OPEN)
@@ -112,7 +114,7 @@ def settle(
                 setattr(row, name, None)
                 setattr(row, f"{name}_computed", False)
             continue
-        setattr(row, name, schedule.add(row.created_at, amount))
+        setattr(row, name, _add(schedule, row.created_at, amount))
         setattr(row, f"{name}_computed", True)
         rule = "recomputed" if recompute else "computed"
 
@@ -120,7 +122,7 @@ def settle(
     if was in DONE and status not in DONE:
         amount = minutes("resolution")
         if row.resolution_due_computed and schedule is not None and amount is not None:
-            row.resolution_due = schedule.add(now, amount)
+            row.resolution_due = _add(schedule, now, amount)
             rule = "reopened"
         row.sla_paused_at = None
     if status is TicketStatus.PENDING:
@@ -130,7 +132,7 @@ def settle(
         if status in ACTIVE and schedule is not None:
             paused = schedule.between(row.sla_paused_at, now)
             if row.resolution_due_computed and row.resolution_due is not None and paused:
-                row.resolution_due = schedule.add(row.resolution_due, paused)
+                row.resolution_due = _add(schedule, row.resolution_due, paused)
                 rule = "resumed"
                 data["paused_minutes"] = paused.total_seconds() / 60
         row.sla_paused_at = None
@@ -159,3 +161,12 @@ def settle(
     )
     session.add(event)
     return event
+
+
+def _add(schedule: BusinessSchedule, start: datetime, amount: timedelta) -> datetime:
+    try:
+        return schedule.add(start, amount)
+    except NeverOpen:  # the policy's validation keeps targets well inside; say so if not
+        raise InvalidInput.one(
+            "priority", "the SLA target for this priority needs more than ten years of the schedule"
+        ) from None

@@ -167,6 +167,16 @@ def test_without_a_policy_nothing_is_computed(a: As, clock: FakeClock) -> None:
             },
             "sla",
         ),
+        (  # overlapping ranges count once: one minute a week, whatever the repetition
+            {
+                "schedule": {
+                    "timezone": "UTC",
+                    "hours": {"monday": [{"start": "09:00", "end": "09:01"}] * 5},
+                },
+                "targets": {"high": {"resolution_minutes": 1000}},
+            },
+            "sla",
+        ),
     ],
 )
 def test_a_bad_policy_is_refused_naming_the_field(
