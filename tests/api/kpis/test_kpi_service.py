@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -61,6 +63,22 @@ def test_met_counts_when_the_work_happens_breached_when_the_deadline_passes(
 ) -> None:
     start, end, cutoff = T0, T0 + 6 * H, T0 + 2 * H
     assert kpis._deadline(due, happened, start, end, cutoff) is expected
+
+
+moments = st.integers(-100, 100).map(lambda m: T0 + m * M)
+
+
+@given(moments, st.none() | moments, moments, moments, moments, moments)
+def test_each_deadline_is_counted_once_and_adjacent_windows_add_up(
+    due: datetime, happened: datetime | None, a: datetime, mid: datetime, b: datetime, now: datetime
+) -> None:
+    a, mid, b = sorted((a, mid, b))
+    whole = kpis._deadline(due, happened, a, b, now)
+    parts = [kpis._deadline(due, happened, a, mid, now), kpis._deadline(due, happened, mid, b, now)]
+    assert [p for p in parts if p is not None] == ([] if whole is None else [whole])
+    if happened is not None and happened <= due and happened < now:
+        # Met is known the moment the work happens: a window that holds it counts it as met.
+        assert kpis._deadline(due, happened, happened, happened + M, now) is True
 
 
 class History:
