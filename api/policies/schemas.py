@@ -168,17 +168,8 @@ class SlaTarget(Schema):
     )
 
 
-class SlaPolicy(Schema):
-    """The tenant's SLA policy: targets per priority, measured on a business schedule.
-
-    It applies to every ticket of the tenant (one policy per tenant, like a Freshdesk default
-    SLA policy). A deadline the helpdesk sends always wins; the service computes only the ones
-    it leaves out, and recomputes them on status changes: ``pending`` pauses the clocks; back to
-    ``new``/``open`` the resolution deadline moves later by the business time spent pending;
-    ``solved``/``closed`` stops them; a reopen (solved/closed to any active status) restarts the
-    resolution clock from the reopen with the full target. Each change is a ``due_dates_set``
-    step in the ticket's history.
-    """
+class SlaRules(Schema):
+    """Targets per priority, measured on a business schedule."""
 
     schedule: BusinessSchedule
     targets: dict[TicketPriority, SlaTarget] = Field(
@@ -204,7 +195,7 @@ class SlaPolicy(Schema):
         )
 
     @model_validator(mode="after")
-    def _targets_fit(self) -> SlaPolicy:
+    def _targets_fit(self) -> SlaRules:
         # The arithmetic looks ten years ahead at most: a target must fit in five years of the
         # schedule's weeks (holidays and clock changes take the rest of the headroom).
         weekly = sum(
@@ -220,6 +211,32 @@ class SlaPolicy(Schema):
                         "than five years of this schedule"
                     )
         return self
+
+
+class SlaPolicy(SlaRules):
+    """The tenant's SLA policy: targets per priority, measured on a business schedule, and the
+    teams that have their own.
+
+    Which applies to a ticket: its team's entry in ``teams`` if there is one (schedule and
+    targets both replace the tenant's, like a Freshdesk SLA policy for a group with its own
+    business hours), else the tenant's. A deadline the helpdesk sends always wins; the service
+    computes only the ones it leaves out, from ``created_at``, and recomputes them on changes:
+    a new priority, ``created_at`` or team (when that changes which SLA applies) computes them
+    afresh; ``pending`` pauses the clocks; back to ``new``/``open`` the resolution deadline
+    moves later by the business time spent pending; ``solved``/``closed`` stops them; a reopen
+    (solved/closed to any other status) restarts the resolution clock from the reopen with the
+    full target. Each change is a ``due_dates_set`` step in the ticket's history.
+    """
+
+    teams: dict[Id, SlaRules] = Field(
+        default_factory=dict,
+        max_length=1000,
+        description="Teams with their own schedule and targets (they replace the tenant's)",
+    )
+
+    def for_team(self, team: str) -> SlaRules:
+        """The rules that apply to a ticket of ``team``."""
+        return self.teams.get(team, self)
 
 
 class Policies(Schema):

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from api.common import merge_patch
+from api.common import service as common
 from api.db.models import TenantPolicies
 from api.errors import InvalidInput, validation_field_errors
 from api.policies.schemas import Policies
@@ -26,8 +27,18 @@ def load(session: Session, tenant_id: str) -> Policies:
     return DEFAULTS if stored is None else Policies.model_validate(stored.document)
 
 
+def _validate(session: Session, tenant_id: str, data: Policies) -> None:
+    if data.sla is not None:
+        common.raise_if(
+            error
+            for team in data.sla.teams
+            for error in common.unknown_team(session, tenant_id, team, f"sla.teams.{team}")
+        )
+
+
 def replace(*, session: Session, tenant_id: str, data: Policies, now: datetime) -> TenantPolicies:
     """Write ``data`` as the whole document (PUT)."""
+    _validate(session, tenant_id, data)
     document = data.model_dump(mode="json")
     stored = row(session, tenant_id)
     if stored is None:

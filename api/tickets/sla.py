@@ -8,8 +8,10 @@ The rules (the policy's OpenAPI description says the same, for integrators):
   of the policy's schedule. A later write that leaves it out again keeps the computed one (and
   one that sends back exactly the computed value keeps it computed: a GET -> PUT round trip
   changes nothing).
-- **Priority or ``created_at`` changes** recompute the computed deadlines from ``created_at``
-  (time spent pending before is not added back).
+- **Which SLA**: the ticket's team's own (``sla.teams``) if it has one, else the tenant's.
+- **Priority, ``created_at`` or team changes** (the last only when it changes which SLA applies)
+  recompute the computed deadlines from ``created_at`` (time spent pending before is not added
+  back).
 - **pending pauses** the clocks (from the moment the ticket becomes pending).
 - **Back to new/open resumes** them: the computed resolution deadline moves later by the business
   time spent pending. The first-response deadline does not move: a ticket leaves ``new`` with
@@ -48,15 +50,21 @@ class Before:
     status: TicketStatus | None
     priority: TicketPriority | None
     created_at: datetime | None
+    team: str | None
     first_response_due: datetime | None
     resolution_due: datetime | None
 
     @classmethod
     def of(cls, row: Ticket | None) -> Before:
         if row is None:
-            return cls(None, None, None, None, None)
+            return cls(None, None, None, None, None, None)
         return cls(
-            row.status, row.priority, row.created_at, row.first_response_due, row.resolution_due
+            row.status,
+            row.priority,
+            row.created_at,
+            row.team_id,
+            row.first_response_due,
+            row.resolution_due,
         )
 
 
@@ -90,18 +98,23 @@ def settle(
     """Compute, pause, resume or restart the ticket's computed deadlines after a write (see the
     module's rules); records one ``due_dates_set`` step if they changed."""
     policy = policies.load(session, row.tenant_id).sla
+    rules = policy.for_team(row.team_id) if policy is not None else None
     start = (row.first_response_due, row.resolution_due)
     rule: str | None = None
     data: dict[str, object] = {}
-    schedule = policy.business_schedule() if policy is not None else None
-    target = policy.targets.get(row.priority) if policy is not None else None
+    schedule = rules.business_schedule() if rules is not None else None
+    target = rules.targets.get(row.priority) if rules is not None else None
 
     def minutes(field: str) -> timedelta | None:
         value = getattr(target, f"{field}_minutes", None) if target is not None else None
         return None if value is None else timedelta(minutes=value)
 
+    moved_team = False
+    if policy is not None and rules is not None and before.team not in (None, row.team_id):
+        old = policy.for_team(before.team)
+        moved_team = (old.schedule, old.targets) != (rules.schedule, rules.targets)
     recompute = before.status is not None and (
-        before.priority != row.priority or before.created_at != row.created_at
+        before.priority != row.priority or before.created_at != row.created_at or moved_team
     )
     for field in ("first_response", "resolution"):
         name = f"{field}_due"

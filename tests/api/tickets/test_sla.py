@@ -11,13 +11,11 @@ import pytest
 
 from tests.api.conftest import As, FakeClock, assert_problem
 
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday")
 POLICY = {
     "schedule": {
         "timezone": "Europe/Berlin",
-        "hours": {
-            day: [{"start": "09:00", "end": "17:00"}]
-            for day in ("monday", "tuesday", "wednesday", "thursday", "friday")
-        },
+        "hours": {day: [{"start": "09:00", "end": "17:00"}] for day in WEEKDAYS},
         "holidays": ["2026-03-27"],
     },
     "targets": {
@@ -185,3 +183,34 @@ def test_a_bad_policy_is_refused_naming_the_field(
     r = a.put("/v1/policies", json={"sla": POLICY | change})
     problem = assert_problem(r, 422, field)
     assert a.get("/v1/policies").json()["sla"] is None, problem  # nothing written
+
+
+def test_a_team_with_its_own_sla(a: As, clock: FakeClock) -> None:
+    setup(a, clock)
+    assert a.post("/v1/teams", json={"id": "vip"}).status_code == 201
+    round_the_clock = {
+        "schedule": {
+            "timezone": "UTC",
+            "hours": {
+                day: [{"start": "00:00", "end": "24:00"}]
+                for day in (*WEEKDAYS, "saturday", "sunday")
+            },
+        },
+        "targets": {"high": {"first_response_minutes": 30}},
+    }
+    r = a.patch("/v1/policies", json={"sla": {"teams": {"vip": round_the_clock}}})
+    assert r.status_code == 200, r.text
+    t = Ticket(a, clock, "T6", team="vip")
+    created = t.put(THU)
+    assert created["first_response_due"] == "2026-03-26T15:30:00Z"  # the team's SLA
+    assert created["resolution_due"] is None  # the team's targets have none for high
+    # Moved to support (the tenant's SLA): computed afresh from created_at.
+    moved = t.put(THU, team="support")
+    assert moved["first_response_due"] == "2026-03-30T08:00:00Z"
+    assert moved["resolution_due"] == "2026-03-31T14:00:00Z"
+    assert t.due_steps()[-1]["data"]["rule"] == "recomputed"
+    # A team the tenant does not have is refused, and nothing is written.
+    before = a.get("/v1/policies").json()
+    r = a.patch("/v1/policies", json={"sla": {"teams": {"nope": round_the_clock}}})
+    assert_problem(r, 422, "sla.teams.nope")
+    assert a.get("/v1/policies").json() == before
