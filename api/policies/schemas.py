@@ -9,7 +9,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, model_validator
 
-from api.common.schemas import Id, Int, Schema, Timestamp, TimeZone
+from api.common.schemas import Id, Int, Schema, Timestamp, TimeZone, _keys_are_ids
 from api.enums import TicketPriority
 from solver import business_hours
 
@@ -231,6 +231,7 @@ class SlaPolicy(SlaRules):
     teams: dict[Id, SlaRules] = Field(
         default_factory=dict,
         max_length=1000,
+        json_schema_extra=_keys_are_ids,
         description="Teams with their own schedule and targets (they replace the tenant's)",
     )
 
