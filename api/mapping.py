@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol
+from zoneinfo import ZoneInfo
 
 from api.enums import SkillKind, TicketPriority
 from api.errors import FieldError, InvalidInput
@@ -436,11 +437,8 @@ def _compliance_json(c: Compliance) -> JSON:
     return {"met": c.met, "breached": c.breached, "compliance": c.rate}
 
 
-def kpis_json(r: Report) -> JSON:
-    """A KPI report under the field names of ``KpiOut`` (``start``/``end``, answered as
-    ``from``/``to``)."""
+def _kpi_figures_json(r: Report) -> JSON:
     return {
-        "team": r.team,
         "start": utc_text(r.start),
         "end": utc_text(r.end),
         "tickets_created": r.created,
@@ -457,4 +455,23 @@ def kpis_json(r: Report) -> JSON:
         "assignments": r.assignments,
         "reassignments": r.reassignments,
         "escalations": r.escalations,
+        "reopens": r.reopens,
+        "calls_booked": r.calls_booked,
+        "calls_at_risk": r.calls_at_risk,
+        "waiting_on_call": _durations_json(r.waiting_on_call),
+    }
+
+
+def kpis_json(r: Report) -> JSON:
+    """A KPI report under the field names of ``KpiOut`` (``start``/``end``, answered as
+    ``from``/``to``); each trend bucket also says where it starts in the report's zone."""
+    zone = ZoneInfo(r.timezone)
+    return {
+        "team": r.team,
+        "timezone": r.timezone,
+        "interval": r.interval,
+        **_kpi_figures_json(r),
+        "trend": [
+            {**_kpi_figures_json(b), "local_start": _iso(b.start.astimezone(zone))} for b in r.trend
+        ],
     }

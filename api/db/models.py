@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Enum,
     Float,
@@ -28,6 +29,7 @@ from sqlalchemy import (
     Text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.sql.expression import false
 
 from api.db.base import Base
 from api.enums import (
@@ -285,6 +287,15 @@ class Ticket(Base):
     created_at: Mapped[datetime]  # when the helpdesk created it
     received_at: Mapped[datetime]  # when we first saw it
     updated_at: Mapped[datetime]
+    # SLA clocks (api.tickets.sla): which deadlines the service computed from the tenant's SLA
+    # policy (the helpdesk's own are never moved), and since when the clocks are paused.
+    first_response_due_computed: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
+    resolution_due_computed: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
+    sla_paused_at: Mapped[datetime | None]
 
     required_skills: Mapped[list[TicketSkill]] = relationship(
         cascade="all, delete-orphan",

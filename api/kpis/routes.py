@@ -9,11 +9,11 @@ from fastapi import APIRouter, Query
 
 from api import mapping
 from api.common.problem import PROBLEM_RESPONSES
-from api.common.schemas import Id, TimestampIn
+from api.common.schemas import Id, TimestampIn, TimeZone
 from api.errors import InvalidInput
 from api.http.deps import NowDep, ReadAuth, SessionDep
 from api.kpis import service as kpis
-from api.kpis.schemas import KpiOut
+from api.kpis.schemas import Interval, KpiOut
 
 router = APIRouter(prefix="/v1/kpis", tags=["kpis"], responses=PROBLEM_RESPONSES)
 
@@ -23,7 +23,10 @@ MAX_WINDOW = timedelta(days=366)
 
 @router.get(
     "",
-    summary="KPIs: first response and resolution times, backlog, SLA compliance, reassignments",
+    summary=(
+        "KPIs: first response and resolution times, backlog, SLA compliance, reassignments, "
+        "reopens, calls and tickets waiting on a call, with trends"
+    ),
     response_model_by_alias=True,
 )
 def read_kpis(
@@ -37,7 +40,16 @@ def read_kpis(
     end: Annotated[
         TimestampIn | None, Query(alias="to", description="Window end (default: now)")
     ] = None,
+    interval: Annotated[
+        Interval | None,
+        Query(description="Also answer the figures per bucket of this size (default: no trend)"),
+    ] = None,
+    timezone: Annotated[
+        TimeZone,
+        Query(description="The IANA time zone the trend buckets are cut in (default UTC)"),
+    ] = "UTC",
 ) -> KpiOut:
+    """A team's (or the tenant's) KPIs over a window, each defined in the response schema."""
     end = end or now
     try:
         start = start or end - DEFAULT_WINDOW
@@ -48,6 +60,13 @@ def read_kpis(
     if end - start > MAX_WINDOW:
         raise InvalidInput.one("query.from", "the window may span at most 366 days")
     report = kpis.compute(
-        session=session, tenant_id=auth.tenant_id, team=team, start=start, end=end, now=now
+        session=session,
+        tenant_id=auth.tenant_id,
+        team=team,
+        start=start,
+        end=end,
+        now=now,
+        interval=interval,
+        timezone=timezone,
     )
     return KpiOut.model_validate(mapping.kpis_json(report))

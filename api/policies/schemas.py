@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import enum
+import re
+from datetime import date
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from api.common.schemas import Id, Int, Schema, Timestamp
-from api.enums import Channel, TeamScope
+from api.common.schemas import Id, Int, Schema, Timestamp, TimeZone, _keys_are_ids
+from api.enums import Channel, TeamScope, TicketPriority
+from solver import business_hours
 
 
 class CallsOnDone(enum.StrEnum):
@@ -78,6 +81,174 @@ class CustomChannel(Schema):
     )
 
 
+_CLOCK = re.compile(r"^(?:[01]\d|2[0-3]):[0-5]\d$|^24:00$")
+
+
+def _clock(value: str) -> str:
+    if not _CLOCK.match(value):
+        raise ValueError("must be a local time HH:MM from 00:00 to 24:00")
+    return value
+
+
+Clock = Annotated[
+    str,
+    AfterValidator(_clock),
+    Field(
+        pattern=r"^(?:[01]\d|2[0-3]):[0-5]\d$|^24:00$",
+        description="Local wall time HH:MM (24:00 is the end of the day)",
+        examples=["09:00"],
+    ),
+]
+
+
+def clock_minutes(value: str) -> int:
+    hours, minutes = value.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+class Weekday(enum.StrEnum):
+    MONDAY = "monday"
+    TUESDAY = "tuesday"
+    WEDNESDAY = "wednesday"
+    THURSDAY = "thursday"
+    FRIDAY = "friday"
+    SATURDAY = "saturday"
+    SUNDAY = "sunday"
+
+    @property
+    def number(self) -> int:
+        """Monday 0 .. Sunday 6, as ``date.weekday()``."""
+        return list(Weekday).index(self)
+
+
+class OpenRange(Schema):
+    """One opening range of a weekday, ``[start, end)`` in local wall time."""
+
+    start: Clock
+    end: Clock
+
+    @model_validator(mode="after")
+    def _ordered(self) -> OpenRange:
+        if clock_minutes(self.end) <= clock_minutes(self.start):
+            raise ValueError("end must be after start (a range cannot cross midnight: split it)")
+        return self
+
+
+class BusinessSchedule(Schema):
+    """When the SLA clocks run: weekly opening hours in a time zone, minus holidays.
+
+    Business time is real elapsed time inside the open ranges, in the schedule's time zone (so
+    09:00-17:00 stays 09:00-17:00 local across a daylight-saving change). A local time that the
+    clocks skip is the moment of the change; one that they repeat is its first occurrence.
+    """
+
+    timezone: TimeZone
+    hours: dict[Weekday, list[OpenRange]] = Field(
+        description=(
+            "Opening ranges per weekday (several a day allowed; overlapping ranges merge); a "
+            "weekday not listed is closed. At least one range in the week."
+        ),
+        examples=[{"monday": [{"start": "09:00", "end": "17:00"}]}],
+    )
+    holidays: list[date] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="Local dates on which the schedule is closed all day",
+    )
+
+    @model_validator(mode="after")
+    def _some_hours(self) -> BusinessSchedule:
+        if not any(self.hours.values()):
+            raise ValueError("hours: at least one opening range in the week is needed")
+        return self
+
+
+Minutes = Annotated[Int, Field(ge=1, le=525_600)]
+
+
+class SlaTarget(Schema):
+    """The targets of one priority, in business minutes of the schedule (null: no target)."""
+
+    first_response_minutes: Minutes | None = Field(
+        default=None, description="Business minutes from creation to the first response"
+    )
+    resolution_minutes: Minutes | None = Field(
+        default=None, description="Business minutes from creation to resolution"
+    )
+
+
+class SlaRules(Schema):
+    """Targets per priority, measured on a business schedule."""
+
+    schedule: BusinessSchedule
+    targets: dict[TicketPriority, SlaTarget] = Field(
+        description="Targets per priority; a priority not listed gets no computed deadline",
+        examples=[
+            {
+                "urgent": {"first_response_minutes": 60, "resolution_minutes": 240},
+                "normal": {"first_response_minutes": 480, "resolution_minutes": 2400},
+            }
+        ],
+    )
+
+    def business_schedule(self) -> business_hours.BusinessSchedule:
+        """The schedule as the pure arithmetic's plain data."""
+        s = self.schedule
+        return business_hours.BusinessSchedule(
+            timezone=s.timezone,
+            weekly={
+                day.number: [(clock_minutes(r.start), clock_minutes(r.end)) for r in ranges]
+                for day, ranges in s.hours.items()
+            },
+            holidays=frozenset(s.holidays),
+        )
+
+    @model_validator(mode="after")
+    def _targets_fit(self) -> SlaRules:
+        # The arithmetic looks ten years ahead at most: a target must fit in five years of the
+        # schedule's weeks (holidays and clock changes take the rest of the headroom).
+        weekly = sum(
+            len({m for r in ranges for m in range(clock_minutes(r.start), clock_minutes(r.end))})
+            for ranges in self.schedule.hours.values()
+        )  # the minutes open, overlapping ranges counted once
+        for priority, target in self.targets.items():
+            for name in ("first_response_minutes", "resolution_minutes"):
+                value = getattr(target, name)
+                if value is not None and value > weekly * 52 * 5:
+                    raise ValueError(
+                        f"targets.{priority.value}.{name}: {value} business minutes is more "
+                        "than five years of this schedule"
+                    )
+        return self
+
+
+class SlaPolicy(SlaRules):
+    """The tenant's SLA policy: targets per priority, measured on a business schedule, and the
+    teams that have their own.
+
+    Which applies to a ticket: its team's entry in ``teams`` if there is one (schedule and
+    targets both replace the tenant's, like a Freshdesk SLA policy for a group with its own
+    business hours), else the tenant's. A deadline the helpdesk sends always wins; the service
+    computes only the ones it leaves out, from ``created_at``, and recomputes them on changes:
+    a new priority, ``created_at`` or team (when that changes which SLA applies) computes them
+    afresh; ``pending`` pauses the clocks; back to ``new``/``open`` the resolution deadline
+    moves later by the business time spent pending; ``solved``/``closed`` stops them; a reopen
+    (solved/closed to any other status) restarts the resolution clock from the reopen with the
+    full target. Each change is a ``due_dates_set`` step in the ticket's history.
+    """
+
+    teams: dict[Id, SlaRules] = Field(
+        default_factory=dict,
+        max_length=1000,
+        json_schema_extra=_keys_are_ids,
+        description="Teams with their own schedule and targets (they replace the tenant's)",
+    )
+
+    def for_team(self, team: str) -> SlaRules:
+        """The rules that apply to a ticket of ``team``."""
+        return self.teams.get(team, self)
+
+
 class Policies(Schema):
     """The tenant's policies. Every field has a default; PUT replaces the whole document (an
     omitted field returns to its default), PATCH changes the fields sent (RFC 7396)."""
@@ -104,6 +275,14 @@ class Policies(Schema):
         description=(
             "The tenant's own channels, beside the built-in email, web_form, chat, messaging and "
             "phone; a ticket's ``channel`` and an agent's ``channel_capacity`` accept these ids"
+        ),
+    )
+
+    sla: SlaPolicy | None = Field(
+        default=None,
+        description=(
+            "SLA targets and the business schedule they run on; null (the default): deadlines "
+            "come only from the helpdesk"
         ),
     )
 

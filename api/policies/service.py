@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.common import merge_patch
+from api.common import service as common
 from api.db.models import Agent, TenantPolicies, Ticket
 from api.enums import Channel
 from api.errors import Conflict, FieldError, InvalidInput, validation_field_errors
@@ -81,8 +82,18 @@ def _refuse_removing_used_channels(
         )
 
 
+def _validate(session: Session, tenant_id: str, data: Policies) -> None:
+    if data.sla is not None:
+        common.raise_if(
+            error
+            for team in data.sla.teams
+            for error in common.unknown_team(session, tenant_id, team, f"sla.teams.{team}")
+        )
+
+
 def replace(*, session: Session, tenant_id: str, data: Policies, now: datetime) -> TenantPolicies:
     """Write ``data`` as the whole document (PUT)."""
+    _validate(session, tenant_id, data)
     document = data.model_dump(mode="json")
     _refuse_removing_used_channels(session, tenant_id, load(session, tenant_id), data)
     stored = row(session, tenant_id)

@@ -23,7 +23,7 @@ from api.db.models import Ticket, TicketEvent, TicketSkill
 from api.enums import TicketEventKind, TicketPriority, TicketStatus
 from api.errors import FieldError
 from api.policies import service as policies
-from api.tickets import calls, owner
+from api.tickets import calls, owner, sla
 from api.tickets.schemas import TicketIn
 
 WHAT = "ticket"
@@ -196,6 +196,7 @@ def upsert(
     if row is None:
         return _create(session, tenant_id, ticket_id, data, created_at, now, actor), True
 
+    clocks = sla.Before.of(row)
     before = _snapshot(row)
     set_owner(
         session=session,
@@ -224,8 +225,7 @@ def upsert(
         )
     row.priority = data.priority
     row.created_at = created_at
-    row.first_response_due = data.first_response_due
-    row.resolution_due = data.resolution_due
+    sla.take_sent(row, data.first_response_due, data.resolution_due)
     row.effort_minutes = data.effort_minutes
     row.previous_agent_id = data.previous_agent
     row.requester = data.requester
@@ -245,6 +245,7 @@ def upsert(
             data={"changed": changed},
         )
         row.updated_at = now
+    sla.settle(session=session, row=row, before=clocks, now=now, actor=actor, reason=data.reason)
     session.flush()
     return row, False
 
@@ -300,6 +301,14 @@ def _create(
             actor=actor,
             reason=data.reason,
         )
+    sla.settle(
+        session=session,
+        row=row,
+        before=sla.Before.of(None),
+        now=now,
+        actor=actor,
+        reason=data.reason,
+    )
     session.flush()
     return row
 

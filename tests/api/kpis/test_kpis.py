@@ -140,3 +140,66 @@ def test_kpis_are_tenant_isolated_and_validate_input(a: As, b: As, clock: FakeCl
     )
     assert_problem(a.get("/v1/kpis", params={"team": "nope"}), 422, "query.team")
     assert_problem(a.get("/v1/kpis", params={"to": "0001-01-02T00:00:00Z"}), 422, "query.to")
+
+
+def test_trend_per_local_hour_sums_to_the_window(a: As, clock: FakeClock) -> None:
+    build_history(a, clock)
+    params = {"team": "support", "from": at("08:00"), "to": at("12:00"), "interval": "hour"}
+    k = a.get("/v1/kpis", params=params | {"timezone": "America/New_York"}).json()
+    assert (k["interval"], k["timezone"]) == ("hour", "America/New_York")
+    trend = k["trend"]
+    assert [b["from"] for b in trend] == [at("08:00"), at("09:00"), at("10:00"), at("11:00")]
+    assert trend[0]["local_start"] == "2026-03-02T03:00:00-05:00"
+    assert [b["tickets_created"] for b in trend] == [3, 0, 0, 0]
+    assert [b["tickets_resolved"] for b in trend] == [0, 0, 1, 1]
+    # Met when answered (K1 08:20), breached when the deadline passed (K2 08:15, K3 09:00).
+    assert [
+        (b["sla"]["first_response"]["met"], b["sla"]["first_response"]["breached"]) for b in trend
+    ] == [
+        (1, 1),
+        (0, 1),
+        (0, 0),
+        (0, 0),
+    ]
+    # Resolution: K2's 09:00 deadline passed unresolved; K1 solved 10:00 (due 10:30).
+    assert [(b["sla"]["resolution"]["met"], b["sla"]["resolution"]["breached"]) for b in trend] == [
+        (0, 0),
+        (0, 1),
+        (1, 0),
+        (0, 0),
+    ]
+    assert [b["assignments"] for b in trend] == [1, 1, 0, 0]
+    assert [b["reassignments"] for b in trend] == [0, 2, 0, 0]
+    assert [b["escalations"] for b in trend] == [0, 0, 0, 1]
+    assert [b["backlog"] for b in trend] == [4, 4, 3, 2]
+    # Half-hour zones: the local hours start at :30 UTC; the first and last are clipped.
+    india = a.get("/v1/kpis", params=params | {"timezone": "Asia/Kolkata"}).json()["trend"]
+    assert [b["from"] for b in india] == [
+        at("08:00"),
+        at("08:30"),
+        at("09:30"),
+        at("10:30"),
+        at("11:30"),
+    ]
+    assert india[-1]["to"] == at("12:00") and india[0]["local_start"] == "2026-03-02T13:30:00+05:30"
+    # Without an interval there is no trend.
+    plain = a.get("/v1/kpis", params={"from": at("08:00"), "to": at("12:00")}).json()
+    assert plain["trend"] == [] and plain["interval"] is None and plain["timezone"] == "UTC"
+
+
+def test_reopens_counted_from_the_history(a: As, clock: FakeClock) -> None:
+    build_history(a, clock)
+    clock.now = T0.replace(hour=12, minute=40)
+    body = {"team": "support", "effort_minutes": 30, "created_at": at("08:00")}
+    r = a.put("/v1/tickets/K1", json=body | {"status": "open"})  # K1 was solved at 10:00
+    assert r.status_code == 200, r.text
+    k = a.get("/v1/kpis", params={"from": at("12:00"), "to": at("13:00")}).json()
+    assert k["reopens"] == 1 and k["backlog"] == 3
+
+
+def test_bad_trend_parameters(a: As, clock: FakeClock) -> None:
+    build_history(a, clock)
+    assert_problem(a.get("/v1/kpis", params={"timezone": "Mars/Base"}), 422, "query.timezone")
+    assert_problem(a.get("/v1/kpis", params={"interval": "fortnight"}), 422, "query.interval")
+    long = {"from": "2026-01-01T00:00:00Z", "to": "2026-03-01T00:00:00Z", "interval": "hour"}
+    assert_problem(a.get("/v1/kpis", params=long), 422, "query.interval")

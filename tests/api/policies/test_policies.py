@@ -8,7 +8,7 @@ from api.common import merge_patch
 from api.db.models import OrgVersion
 from tests.api.conftest import As, TenantCtx, assert_problem
 
-DEFAULTS = {
+DEFAULTS: dict[str, object] = {
     "team_scope": "team_only",
     "calls_on_done": "cancel",
     "live_calls_per_ticket": 1,
@@ -20,6 +20,7 @@ DEFAULTS = {
         "margin_minutes": 0,
     },
     "channels": [],
+    "sla": None,
 }
 
 
