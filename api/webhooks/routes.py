@@ -13,6 +13,7 @@ from api.http.deps import HelpdeskAuth, NowDep, PageDep, SessionDep, SettingsDep
 from api.webhooks import service
 from api.webhooks.schemas import (
     DeliveryOut,
+    SecretRotation,
     WebhookCreate,
     WebhookCreated,
     WebhookOut,
@@ -94,17 +95,24 @@ def update_webhook(
 
 @router.post(
     "/{webhook_id}/rotate-secret",
-    summary="Replace the signing secret (the new one is shown once; the old stops at once)",
+    summary="Replace the signing secret (shown once; the old one keeps signing for an overlap)",
 )
 def rotate_webhook_secret(
-    webhook_id: str, session: SessionDep, auth: HelpdeskAuth, now: NowDep, settings: SettingsDep
+    webhook_id: str,
+    session: SessionDep,
+    auth: HelpdeskAuth,
+    now: NowDep,
+    settings: SettingsDep,
+    body: SecretRotation | None = None,
 ) -> WebhookCreated:
+    """A new signing secret; the replaced one signs beside it until `previous_secret_expires_at`."""
     row, secret = service.rotate_secret(
         session=session,
         tenant_id=auth.tenant_id,
         webhook_id=webhook_id,
         now=now,
         settings=settings,
+        overlap_seconds=None if body is None else body.overlap_seconds,
     )
     session.commit()
     return WebhookCreated(**WebhookOut.from_row(row).model_dump(), secret=secret)

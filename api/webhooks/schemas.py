@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, StringConstraints
 
-from api.common.schemas import NO_NUL, STRIP, Bool, Patch, Schema, Timestamp
+from api.common.schemas import NO_NUL, STRIP, Bool, Int, Patch, Schema, Timestamp
 from api.db.webhooks import (
     URL_MAX_LENGTH,
     DeliveryStatus,
@@ -21,6 +21,7 @@ from api.db.webhooks import (
     WebhookSubscription,
 )
 from api.events import EventType
+from api.settings import MAX_SECRET_OVERLAP
 
 
 def _distinct(values: list[EventType]) -> list[EventType]:
@@ -74,12 +75,32 @@ class WebhookUpdate(Patch):
     enabled: Bool | None = None
 
 
+class SecretRotation(Schema):
+    overlap_seconds: Int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_SECRET_OVERLAP,
+        description=(
+            "How long the secret being replaced keeps signing deliveries beside the new one "
+            "(each attempt then carries two `v1,` signatures in `webhook-signature`); 0 stops "
+            "it at once. Default: the server's SWITCHBOARD_WEBHOOK_SECRET_OVERLAP_SECONDS "
+            "(24 hours unless the operator changed it)."
+        ),
+    )
+
+
 class WebhookOut(Schema):
     id: str
     url: str
     event_types: list[str]
     description: str
     enabled: bool
+    previous_secret_expires_at: Timestamp | None = Field(
+        description=(
+            "After a rotation: until when the previous secret still signs deliveries beside the "
+            "current one (null when only the current secret signs)"
+        )
+    )
     created_at: Timestamp
     updated_at: Timestamp
 
@@ -91,6 +112,7 @@ class WebhookOut(Schema):
             event_types=list(row.event_types),
             description=row.description,
             enabled=row.enabled,
+            previous_secret_expires_at=row.previous_secret_expires_at,
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
