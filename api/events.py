@@ -22,25 +22,201 @@ import json
 import secrets
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from api import mapping
 from api.db.models import Call
 from api.db.webhooks import WebhookEvent, WebhookSubscription
+from api.enums import TicketEventKind
 from solver.plan import Reason
+
+_OWNER_KINDS = frozenset({TicketEventKind.ASSIGNED, TicketEventKind.REASSIGNED})
 
 
 class EventType(enum.StrEnum):
+    # One per kind of ticket history step (``ticket.<kind>``, see TICKET_STEP_EVENTS).
+    TICKET_CREATED = "ticket.created"
+    TICKET_UPDATED = "ticket.updated"
     TICKET_ASSIGNED = "ticket.assigned"
     TICKET_REASSIGNED = "ticket.reassigned"
+    TICKET_STATUS_CHANGED = "ticket.status_changed"
+    TICKET_ESCALATED = "ticket.escalated"
+    TICKET_CALL_BOOKED = "ticket.call_booked"
+    TICKET_CALL_CANCELLED = "ticket.call_cancelled"
+    TICKET_CALL_FLAGGED = "ticket.call_flagged"
+    TICKET_BREACH_RISK = "ticket.breach_risk"
+    TICKET_DUE_DATES_SET = "ticket.due_dates_set"
     QUEUE_OPTIMIZED = "queue.optimized"
     BOOKING_CREATED = "booking.created"
     BOOKING_CANCELLED = "booking.cancelled"
     BOOKING_AGENT_BOUND = "booking.agent_bound"
     BOOKING_AT_RISK = "booking.at_risk"
+
+
+_OWNER_TYPES = frozenset({EventType.TICKET_ASSIGNED, EventType.TICKET_REASSIGNED})
+
+# Every kind of ticket history step has its event, named ``ticket.<kind>``: built at import, so
+# a kind added without its event type fails here, at start-up, not silently at run time.
+TICKET_STEP_EVENTS: Mapping[TicketEventKind, EventType] = MappingProxyType(
+    {kind: EventType(f"ticket.{kind.value}") for kind in TicketEventKind}
+)
+
+
+# --- the payloads: what each event's ``data`` is (documented in OpenAPI's ``webhooks``) -----
+
+
+class Payload(BaseModel):
+    """An event's ``data``. Every payload written to the outbox is checked against its type's
+    model (:func:`outbox_row`), so the documented schema and what is sent cannot drift apart."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ReasonBrief(Payload):
+    rule: str = Field(description="The rule's name, e.g. first_response, expertise_waste")
+    detail: str = Field(description="What it found, in words")
+
+
+class TicketStep(Payload):
+    """One step of a ticket's history, as ``GET /v1/tickets/{id}/history`` lists it. Every
+    ``ticket.*`` event carries these fields."""
+
+    ticket_id: str = Field(description="The helpdesk's ticket id")
+    step: TicketEventKind = Field(description="The kind of history step (the event's suffix)")
+    at: datetime = Field(description="When the step happened (the request's time, UTC)")
+    actor: str | None = Field(
+        description=(
+            "Who made it: the id of the API key whose request did (compare with your own keys "
+            "to skip the echo of your own changes), `system` for background jobs, or null"
+        )
+    )
+    reason: str | None = Field(description="The history's one-line reason, if any")
+    from_agent_id: str | None
+    to_agent_id: str | None
+    from_team_id: str | None
+    to_team_id: str | None
+    from_status: str | None
+    to_status: str | None
+    details: dict[str, Any] = Field(
+        description="What else the history step records (its `data`), e.g. `changed` fields"
+    )
+
+
+class TicketOwnerChanged(TicketStep):
+    """``ticket.assigned`` / ``ticket.reassigned``: the ticket changed hands (see
+    ``api.tickets.owner.change_kind`` for which is which)."""
+
+    agent_id: str | None = Field(description="The new owner; null: the team's queue")
+    team_id: str = Field(description="The team that now holds the ticket")
+    source: str | None = Field(
+        description=(
+            "What moved it: realtime, escalation, reroute, optimizer; null when the helpdesk "
+            "set the owner itself (PUT /v1/tickets/{id})"
+        )
+    )
+    reasons: list[ReasonBrief] = Field(description="Why (the reasons without their values)")
+    job_id: str | None = Field(default=None, description="The re-optimization job, if one did")
+
+
+class QueueOptimized(Payload):
+    job_id: str
+    team_id: str | None = Field(description="The team re-optimized; null: every team")
+    changes: int = Field(description="Tickets that changed hands")
+    skipped: int = Field(description="Planned changes not applied (the ticket moved meanwhile)")
+    status: str = Field(description="The solver's status")
+    objective: float | None
+
+
+class Booking(Payload):
+    """What every ``booking.*`` event says of its call."""
+
+    booking_id: str
+    ticket_id: str
+    capability_id: str
+    start: datetime
+    end: datetime
+    tz: str = Field(description="The customer's IANA time zone")
+
+
+class BookingCancelled(Booking):
+    agent_id: str | None = Field(description="The agent who was bound to the call, if any")
+
+
+class BookingAgentBound(Booking):
+    agent_id: str = Field(description="The agent who will take the call")
+    previous_agent_id: str | None = Field(description="The agent bound before, if rebound")
+    reasons: list[ReasonBrief]
+
+
+class BookingAtRisk(Booking):
+    previous_agent_id: str | None = Field(description="The agent bound before, if any")
+    reason: ReasonBrief = Field(description="Why no agent can take the call")
+
+
+PAYLOADS: Mapping[EventType, type[Payload]] = MappingProxyType(
+    {
+        **{
+            t: TicketOwnerChanged if t in _OWNER_TYPES else TicketStep
+            for t in TICKET_STEP_EVENTS.values()
+        },
+        EventType.QUEUE_OPTIMIZED: QueueOptimized,
+        EventType.BOOKING_CREATED: Booking,
+        EventType.BOOKING_CANCELLED: BookingCancelled,
+        EventType.BOOKING_AGENT_BOUND: BookingAgentBound,
+        EventType.BOOKING_AT_RISK: BookingAtRisk,
+    }
+)
+
+
+def check_payload(type: EventType, data: Mapping[str, Any]) -> None:
+    """Raise ValueError unless ``data`` is what ``type``'s documented schema says (a
+    programming error: the caller built a payload the schema does not describe)."""
+    model = PAYLOADS.get(type)
+    if model is None:
+        raise ValueError(f"event type {type.value!r} has no payload model in api.events.PAYLOADS")
+    try:
+        model.model_validate(data)
+    except ValidationError as exc:
+        raise ValueError(f"{type.value} payload does not match its schema: {exc}") from None
+
+
+_HISTORY_DETAILS_SKIPPED = frozenset({"source", "reasons", "job_id"})
+
+
+def ticket_step_notice(step: Mapping[str, Any]) -> tuple[EventType, dict[str, Any]]:
+    """The webhook event of one ticket history step: its type (``ticket.<kind>``) and data.
+
+    ``step`` is the history row's columns (``ticket_id``, ``kind``, ``at``, ``actor``,
+    ``reason``, ``from_agent``, ``to_agent``, ``from_team``, ``to_team``, ``from_status``,
+    ``to_status``, ``data``). The two writers of history rows (:func:`api.tickets.service
+    .record_event` and :class:`api.tickets.owner.OwnerWriter`) call this for every row they
+    write, so every step has its event; an owner change adds its own fields with
+    :func:`ticket_owner_payload`.
+    """
+    kind = TicketEventKind(step["kind"])
+    history = dict(step.get("data") or {})
+    data: dict[str, Any] = {
+        "ticket_id": step["ticket_id"],
+        "step": kind,
+        "at": step["at"],
+        "actor": step.get("actor"),
+        "reason": step.get("reason"),
+        "from_agent_id": step.get("from_agent"),
+        "to_agent_id": step.get("to_agent"),
+        "from_team_id": step.get("from_team"),
+        "to_team_id": step.get("to_team"),
+        "from_status": step.get("from_status"),
+        "to_status": step.get("to_status"),
+        "details": history,
+    }
+    if kind in _OWNER_KINDS:
+        data["details"] = {k: v for k, v in history.items() if k not in _HISTORY_DETAILS_SKIPPED}
+    return TICKET_STEP_EVENTS[kind], data
 
 
 def booking_payload(call: Call) -> dict[str, Any]:
@@ -94,12 +270,15 @@ def subscribed_types(session: Session, tenant_id: str) -> set[str]:
 def outbox_row(
     tenant_id: str, type: EventType, data: Mapping[str, Any], now: datetime
 ) -> dict[str, Any]:
-    """The ``webhook_events`` row of one event (``data`` as :func:`normalize_data` gives it)."""
+    """The ``webhook_events`` row of one event (``data`` as :func:`normalize_data` gives it,
+    checked against the type's payload model: ValueError when it does not match)."""
+    normalized = normalize_data(data)
+    check_payload(type, normalized)
     return {
         "tenant_id": tenant_id,
         "id": new_id("evt", now),
         "type": type.value,
-        "data": normalize_data(data),
+        "data": normalized,
         "created_at": now.astimezone(UTC),
         "dispatched_at": None,
     }
@@ -112,13 +291,14 @@ def ticket_owner_payload(
     team_id: str,
     from_agent_id: str | None,
     from_team_id: str,
-    source: str,
+    source: str | None,
     reasons: Sequence[Reason],
     job_id: str | None = None,
 ) -> dict[str, Any]:
-    """The data of ``ticket.assigned`` / ``ticket.reassigned`` (the reasons without their
-    values, as :func:`api.mapping.reasons_brief` writes them). Written here once;
-    :mod:`api.tickets.owner` is its one caller."""
+    """The owner fields of ``ticket.assigned`` / ``ticket.reassigned`` (the reasons without
+    their values, as :func:`api.mapping.reasons_brief` writes them), added to the step's
+    (:func:`ticket_step_notice`). Written here once; :mod:`api.tickets.owner` is its one
+    caller."""
     data: dict[str, Any] = {
         "ticket_id": ticket_id,
         "agent_id": agent_id,

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api import events
 from api.common import service as common
 from api.db.models import Ticket, TicketEvent, TicketSkill
 from api.enums import TicketEventKind, TicketPriority, TicketStatus
@@ -59,18 +60,22 @@ def record_event(
     data: Mapping[str, Any] | None = None,
     **changes: str | None,
 ) -> TicketEvent:
-    """Append one event; ``changes`` are the typed from/to columns (from_agent=..., ...)."""
-    event = TicketEvent(
-        tenant_id=tenant_id,
-        ticket_id=ticket_id,
-        kind=kind,
-        at=now,
-        actor=actor,
-        reason=reason,
-        data=dict(data or {}),
+    """Append one history step and emit its webhook event (``ticket.<kind>``, in the same unit
+    of work); ``changes`` are the typed from/to columns (from_agent=..., ...). With
+    :class:`api.tickets.owner.OwnerWriter`, the one way a history row is written."""
+    step: dict[str, Any] = {
+        "ticket_id": ticket_id,
+        "kind": kind,
+        "at": now,
+        "actor": actor,
+        "reason": reason,
+        "data": dict(data or {}),
         **changes,
-    )
+    }
+    event = TicketEvent(tenant_id=tenant_id, **step)
     session.add(event)
+    event_type, payload = events.ticket_step_notice(step)
+    events.emit(session=session, tenant_id=tenant_id, type=event_type, data=payload, now=now)
     return event
 
 
