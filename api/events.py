@@ -215,7 +215,17 @@ def ticket_step_notice(step: Mapping[str, Any]) -> tuple[EventType, dict[str, An
         "details": history,
     }
     if kind in _OWNER_KINDS:
+        # The owner fields, as the history row holds them (the writer passes the same values
+        # from what it has at hand: see api.tickets.owner).
         data["details"] = {k: v for k, v in history.items() if k not in _HISTORY_DETAILS_SKIPPED}
+        data["agent_id"] = step.get("to_agent")
+        data["team_id"] = step.get("to_team") or ""
+        data["source"] = history.get("source")
+        data["reasons"] = [
+            {"rule": r["rule"], "detail": r["detail"]} for r in history.get("reasons", [])
+        ]
+        if history.get("job_id") is not None:
+            data["job_id"] = history["job_id"]
     return TICKET_STEP_EVENTS[kind], data
 
 
