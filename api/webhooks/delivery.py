@@ -21,9 +21,9 @@ Messages follow Standard Webhooks: ``webhook-id`` is the event id (the same on e
 receivers can de-duplicate), ``webhook-timestamp`` the attempt's Unix time, and
 ``webhook-signature`` ``v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`` signed with the
 ``standardwebhooks`` library — two of them, space-separated, while a rotated-out secret's
-overlap lasts (:func:`signing_secrets`). A 2xx is delivered; anything else (3xx included: redirects are not
-followed) is retried with exponential backoff and jitter, honouring ``Retry-After`` on 429/503,
-until the delivery's attempt budget is spent.
+overlap lasts (:func:`signing_secrets`). A 2xx is delivered; anything else (3xx included:
+redirects are not followed) is retried with exponential backoff and jitter, honouring
+``Retry-After`` on 429/503, until the delivery's attempt budget is spent.
 
 ``Deliverer.run_once()`` does one round and returns what it did (tests drive it with an injected
 clock and rng); :func:`start_background` runs rounds in a thread for the app's lifespan. While

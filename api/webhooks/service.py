@@ -117,7 +117,9 @@ def rotate_secret(
     latest two are ever in use.
     """
     row = get_or_raise(session=session, tenant_id=tenant_id, webhook_id=webhook_id)
-    overlap = settings.webhook_secret_overlap_seconds if overlap_seconds is None else overlap_seconds
+    overlap = overlap_seconds
+    if overlap is None:
+        overlap = settings.webhook_secret_overlap_seconds
     secret = secrets.generate()
     if overlap > 0:
         row.previous_secret_encrypted = row.secret_encrypted

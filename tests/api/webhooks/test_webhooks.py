@@ -193,7 +193,7 @@ def sample_data(app: FastAPI, type: str, **data: Any) -> dict[str, Any]:
             "objective": None,
         }
     else:
-        step, payload = events.ticket_step_notice(
+        _, payload = events.ticket_step_notice(
             {"ticket_id": "T-1", "kind": "assigned", "at": app.state.clock(), "actor": "key_1"}
         )
         owner = events.ticket_owner_payload(
@@ -1007,9 +1007,7 @@ def test_a_retry_after_the_overlap_is_signed_with_the_new_secret_only(
     """Secrets are chosen per attempt, at the attempt's start: a delivery first tried during
     the overlap and retried after it carries only the new signature then."""
     wid, old = subscribe(a, receiver.url)
-    new = a.post(f"/v1/webhooks/{wid}/rotate-secret", json={"overlap_seconds": 30}).json()[
-        "secret"
-    ]
+    new = a.post(f"/v1/webhooks/{wid}/rotate-secret", json={"overlap_seconds": 30}).json()["secret"]
     receiver.fail_next(500)
     emit(app, tenant_a.id)
     assert deliverer.run_once().retrying == 1
