@@ -82,7 +82,7 @@ class ReasonBrief(Payload):
     detail: str = Field(description="What it found, in words")
 
 
-class TicketStep(Payload):
+class TicketStepData(Payload):
     """One step of a ticket's history, as ``GET /v1/tickets/{id}/history`` lists it. Every
     ``ticket.*`` event carries these fields."""
 
@@ -107,7 +107,7 @@ class TicketStep(Payload):
     )
 
 
-class TicketOwnerChanged(TicketStep):
+class TicketOwnerChangedData(TicketStepData):
     """``ticket.assigned`` / ``ticket.reassigned``: the ticket changed hands (see
     ``api.tickets.owner.change_kind`` for which is which)."""
 
@@ -123,7 +123,7 @@ class TicketOwnerChanged(TicketStep):
     job_id: str | None = Field(default=None, description="The re-optimization job, if one did")
 
 
-class QueueOptimized(Payload):
+class QueueOptimizedData(Payload):
     job_id: str
     team_id: str | None = Field(description="The team re-optimized; null: every team")
     changes: int = Field(description="Tickets that changed hands")
@@ -132,7 +132,7 @@ class QueueOptimized(Payload):
     objective: float | None
 
 
-class Booking(Payload):
+class BookingData(Payload):
     """What every ``booking.*`` event says of its call."""
 
     booking_id: str
@@ -143,17 +143,17 @@ class Booking(Payload):
     tz: str = Field(description="The customer's IANA time zone")
 
 
-class BookingCancelled(Booking):
+class BookingCancelledData(BookingData):
     agent_id: str | None = Field(description="The agent who was bound to the call, if any")
 
 
-class BookingAgentBound(Booking):
+class BookingAgentBoundData(BookingData):
     agent_id: str = Field(description="The agent who will take the call")
     previous_agent_id: str | None = Field(description="The agent bound before, if rebound")
     reasons: list[ReasonBrief]
 
 
-class BookingAtRisk(Booking):
+class BookingAtRiskData(BookingData):
     previous_agent_id: str | None = Field(description="The agent bound before, if any")
     reason: ReasonBrief = Field(description="Why no agent can take the call")
 
@@ -161,14 +161,42 @@ class BookingAtRisk(Booking):
 PAYLOADS: Mapping[EventType, type[Payload]] = MappingProxyType(
     {
         **{
-            t: TicketOwnerChanged if t in _OWNER_TYPES else TicketStep
+            t: TicketOwnerChangedData if t in _OWNER_TYPES else TicketStepData
             for t in TICKET_STEP_EVENTS.values()
         },
-        EventType.QUEUE_OPTIMIZED: QueueOptimized,
-        EventType.BOOKING_CREATED: Booking,
-        EventType.BOOKING_CANCELLED: BookingCancelled,
-        EventType.BOOKING_AGENT_BOUND: BookingAgentBound,
-        EventType.BOOKING_AT_RISK: BookingAtRisk,
+        EventType.QUEUE_OPTIMIZED: QueueOptimizedData,
+        EventType.BOOKING_CREATED: BookingData,
+        EventType.BOOKING_CANCELLED: BookingCancelledData,
+        EventType.BOOKING_AGENT_BOUND: BookingAgentBoundData,
+        EventType.BOOKING_AT_RISK: BookingAtRiskData,
+    }
+)
+
+
+_STEP_WORDS: Mapping[TicketEventKind, str] = {
+    TicketEventKind.CREATED: "A ticket was created (PUT /v1/tickets/{id} of a new id)",
+    TicketEventKind.UPDATED: "A ticket's fields changed (details.changed names them)",
+    TicketEventKind.ASSIGNED: "A ticket no agent held got an agent of its own team",
+    TicketEventKind.REASSIGNED: "A ticket changed hands (another agent, the queue or a team)",
+    TicketEventKind.STATUS_CHANGED: "A ticket's status changed (from_status, to_status)",
+    TicketEventKind.ESCALATED: "A ticket was escalated: its needs (and maybe team) went up",
+    TicketEventKind.CALL_BOOKED: (
+        "A step of one of the ticket's calls (details.action: booked, cancelled, agent_bound, "
+        "agent_rebound, at_risk)"
+    ),
+    TicketEventKind.CALL_CANCELLED: "A ticket's call was cancelled because the ticket is done",
+    TicketEventKind.CALL_FLAGGED: "A ticket's call was kept but flagged: the ticket is done",
+    TicketEventKind.BREACH_RISK: "A ticket will likely miss its deadline with its owner",
+    TicketEventKind.DUE_DATES_SET: "A ticket's due dates were set from the SLA policy",
+}
+DESCRIPTIONS: Mapping[EventType, str] = MappingProxyType(
+    {
+        **{TICKET_STEP_EVENTS[k]: words for k, words in _STEP_WORDS.items()},
+        EventType.QUEUE_OPTIMIZED: "A queue re-optimization job applied its plan",
+        EventType.BOOKING_CREATED: "A customer booked a call",
+        EventType.BOOKING_CANCELLED: "A booked call was cancelled",
+        EventType.BOOKING_AGENT_BOUND: "An agent was bound (or rebound) to a booked call",
+        EventType.BOOKING_AT_RISK: "No agent can take a booked call any more",
     }
 )
 

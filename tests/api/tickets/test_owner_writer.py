@@ -31,7 +31,7 @@ OWNER_KINDS = (TicketEventKind.ASSIGNED, TicketEventKind.REASSIGNED)
 # What every use case's history data and webhook payload hold; the extras are the use case's own.
 HISTORY_KEYS = {"source", "reasons"}
 HISTORY_EXTRAS = {"realtime": {"score", "alternatives"}, "optimizer": {"job_id"}}
-STEP_KEYS = set(events.TicketStep.model_fields)
+STEP_KEYS = set(events.TicketStepData.model_fields)
 PAYLOAD_KEYS = STEP_KEYS | {"agent_id", "team_id", "source", "reasons"}
 
 

@@ -4,9 +4,11 @@ documented schema describes. Through HTTP, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from typing import Any
 
+import jsonschema_rs
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import Engine, select
@@ -16,12 +18,56 @@ from api import events
 from api.db.models import TicketEvent
 from api.db.webhooks import WebhookEvent
 from api.enums import TicketEventKind
+from api.main import create_app
+from api.settings import Environment, Settings
 from api.tickets import service as tickets
+from api.webhooks.delivery import message_body
 from tests.api.assignment import test_assign as assign_org
 from tests.api.bookings import test_bookings as booking_org
 from tests.api.conftest import As, FakeClock, TenantCtx
 
 TICKET_TYPES = [t.value for t in events.TICKET_STEP_EVENTS.values()]
+DOC = create_app(Settings(database_url="sqlite://", environment=Environment.TEST)).openapi()
+
+
+def _message_schema(event_type: str) -> dict[str, Any]:
+    """The documented body of an ``event_type`` delivery, as a self-contained JSON Schema."""
+    body = DOC["webhooks"][event_type]["post"]["requestBody"]["content"]["application/json"]
+    return {**body["schema"], "components": DOC["components"]}
+
+
+def assert_documented(event: WebhookEvent) -> None:
+    """The body the deliverer would send for ``event`` validates against the OpenAPI
+    document's schema of its type (JSON Schema 2020-12, as OpenAPI 3.1 says)."""
+    body = json.loads(message_body(event.type, event.created_at, event.data))
+    jsonschema_rs.Draft202012Validator(_message_schema(event.type)).validate(body)
+
+
+def test_every_event_type_is_documented_in_openapi_webhooks() -> None:
+    assert DOC["openapi"].startswith("3.1")
+    assert set(DOC["webhooks"]) == {t.value for t in events.EventType}
+    for t in events.EventType:
+        operation = DOC["webhooks"][t.value]["post"]
+        assert operation["summary"] and operation["description"]
+        schema = _message_schema(t.value)
+        assert schema["$ref"].endswith("Message")
+        message = DOC["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+        assert message["properties"]["type"]["const"] == t.value
+        assert set(message["required"]) == {"type", "timestamp", "data"}
+        headers = {p["name"] for p in operation["parameters"] if p["in"] == "header"}
+        assert headers == {"webhook-id", "webhook-timestamp", "webhook-signature"}
+
+
+def test_a_payload_off_its_schema_is_refused_by_the_document_too() -> None:
+    """The check has teeth: a body missing a documented field does not validate."""
+    with pytest.raises(jsonschema_rs.ValidationError):
+        jsonschema_rs.Draft202012Validator(_message_schema("ticket.created")).validate(
+            {"type": "ticket.created", "timestamp": "2026-03-02T08:00:00+00:00", "data": {}}
+        )
+    with pytest.raises(jsonschema_rs.ValidationError):
+        jsonschema_rs.Draft202012Validator(_message_schema("queue.optimized")).validate(
+            {"type": "ticket.created", "timestamp": "2026-03-02T08:00:00+00:00", "data": {}}
+        )
 
 
 def test_every_history_kind_has_its_event_type_and_payload_model() -> None:
@@ -52,6 +98,10 @@ def _steps_and_events(db: Engine, tenant_id: str) -> list[str]:
             )
             if e.type.startswith("ticket.")
         ]
+        for every in session.scalars(
+            select(WebhookEvent).where(WebhookEvent.tenant_id == tenant_id)
+        ):
+            assert_documented(every)
     for e in outbox:
         assert e.type == f"ticket.{e.data['step']}"
         events.PAYLOADS[events.EventType(e.type)].model_validate(e.data)
