@@ -10,7 +10,8 @@ CSV cells are strings: a CSV row (a :class:`CsvRow`) is validated with pydantic'
 ``model_validate_strings``, which parses ``"3"`` as the integer 3 even where the schema's
 integers are strict, as JSON bodies are (there ``true`` and ``"3"`` are no integer). A
 ``{skill: level}`` column is written ``billing=3;lang:de=5``. Empty cells are omitted, so the
-schema's default applies. A cell longer than :data:`MAX_CSV_CELL` characters is refused naming
+schema's default applies. Errors name rows as :data:`ROW_MEANING` says (CSV: the spreadsheet's
+row number). A cell longer than :data:`MAX_CSV_CELL` characters is refused naming
 its row and column; a JSON body nested deeper than ``api.common.json_depth.MAX_DEPTH`` is refused
 before it is parsed.
 """
@@ -29,6 +30,15 @@ from api.common import json_depth
 from api.errors import FieldError, InvalidInput, validation_field_errors
 
 S = TypeVar("S", bound=BaseModel)
+
+# Rows are named as the client's own tools show them. CSV: as a spreadsheet numbers its lines,
+# the header being row 1, so the first data row is row 2 (a record whose quoted cell spans
+# lines is still one row). A JSON array: the element's 0-based index (``.[row]`` in jq).
+CSV_FIRST_ROW = 2
+ROW_MEANING = (
+    "Bulk imports: the offending row. CSV: the row as a spreadsheet numbers it (the header is "
+    "row 1, the first data row is row 2). JSON array: the element's 0-based index."
+)
 
 LEVEL_COLUMNS = frozenset({"skills", "requirements", "required_skills"})
 # The csv module's own default field limit (128 KiB), checked here rather than by the reader:
@@ -95,7 +105,7 @@ def parse_csv_rows(body: bytes) -> list[dict[str, Any]]:
             )
     rows: list[dict[str, Any]] = []
     errors: list[FieldError] = []
-    for i, raw in enumerate(reader):
+    for i, raw in enumerate(reader, start=CSV_FIRST_ROW):
         if None in raw:
             errors.append(FieldError("body", "more cells than header columns", i))
             continue
@@ -162,5 +172,7 @@ def import_rows(
     if errors:
         # Stable: a row's own errors keep their order. (An error of no row comes first.)
         errors.sort(key=lambda e: -1 if e.row is None else e.row)
+        if rows and isinstance(rows[0], CsvRow):
+            errors = [e if e.row is None else e.at_row(e.row + CSV_FIRST_ROW) for e in errors]
         raise InvalidInput(errors, detail=f"{len(errors)} problem(s); nothing was imported")
     return ids
