@@ -179,8 +179,9 @@ def create_many(
     ``no_overlap``, an interval overlapping another of its agent, in ``rows`` or stored) with
     :class:`~api.errors.InvalidInput` naming each row by its index in ``rows``; writes nothing
     then. With ``replace`` (an upsert import), a stored id is replaced (delete and insert in
-    this unit of work, keeping its ``created_at``) instead of refused. Otherwise inserts the rows in batches. The unit of work must not have begun: it is
-    opened with the tenant's write lock (:func:`api.db.locks.lock_tenant`).
+    this unit of work, keeping its ``created_at``) instead of refused. Otherwise inserts the
+    rows in batches. The unit of work must not have begun: it is opened with the tenant's
+    write lock (:func:`api.db.locks.lock_tenant`).
     """
     lock_tenant(session, tenant_id)
     ids = [r.id or _new_id(model) for r in rows]
