@@ -2,8 +2,13 @@
 
 Call :func:`emit` inside the unit of work that makes the change, before ``session.commit()``::
 
-    events.emit(session=session, tenant_id=tid, type="ticket.assigned",
-                data={"ticket_id": t.id, "agent_id": a.id}, now=now)
+    events.emit(session=session, tenant_id=tid, type="queue.optimized",
+                data=events.queue_optimized_payload(...), now=now)
+
+Every type's ``data`` has a pydantic model (:data:`PAYLOADS`): the OpenAPI document's
+``webhooks`` section shows it, and every outbox write checks the data against it, so what is
+documented and what is sent cannot drift. Ticket history steps are not emitted by hand: the
+two writers of history rows emit ``ticket.<kind>`` for every row (:func:`ticket_step_notice`).
 
 The event is committed (or rolled back) together with the change it describes, and nothing is
 sent inside the request: the webhook deliverer fans committed events out to the tenant's
