@@ -168,6 +168,16 @@ def test_upsert_of_agents_replaces_each_whole_row_all_or_nothing(a: As) -> None:
     )
     assert r.status_code == 201, r.text
     assert a.get("/v1/teams/support").json()["name"] == "Help"
+    caps = [{"id": "cap", "requirements": {"billing": 2}}]
+    assert a.post("/v1/capabilities/import", json=caps).status_code == 201
+    caps[0]["requirements"] = {"tier:2": 1}
+    r = a.post("/v1/capabilities/import", params={"mode": "upsert"}, json=caps)
+    assert r.status_code == 201, r.text
+    assert a.get("/v1/capabilities/cap").json()["requirements"] == {"tier:2": 1}
+    skills = [{"id": "billing", "name": "Invoices"}, {"id": "new-skill"}]
+    r = a.post("/v1/skills/import", params={"mode": "upsert"}, json=skills)
+    assert r.status_code == 201, r.text
+    assert a.get("/v1/skills/billing").json()["name"] == "Invoices"
 
 
 def test_an_unknown_mode_is_a_422_naming_it(a: As) -> None:
