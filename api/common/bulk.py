@@ -21,7 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -87,6 +87,23 @@ class CsvRow(dict[str, Any]):
     as the schema's types, not JSON values to be taken as they are."""
 
 
+def _records(
+    reader: csv.DictReader[str],
+) -> Iterator[tuple[int, dict[str | Any, str | Any] | csv.Error]]:
+    """(spreadsheet row, record) of each data record; a malformed one ends it with its error."""
+    i = CSV_FIRST_ROW
+    while True:
+        try:
+            raw = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield i, exc
+            return
+        yield i, raw
+        i += 1
+
+
 def parse_csv_rows(body: bytes) -> list[dict[str, Any]]:
     try:
         text = body.decode("utf-8-sig")
@@ -95,17 +112,26 @@ def parse_csv_rows(body: bytes) -> list[dict[str, Any]]:
     # The limit is process-wide (the csv module has no per-reader one); raising it only lets
     # longer cells through to the check below, and every caller wants the same value.
     csv.field_size_limit(_CSV_READER_FIELD_LIMIT)
-    reader = csv.DictReader(io.StringIO(text))
-    if not reader.fieldnames:
+    # newline="": the csv module reads line ends itself (\n, \r\n, a lone \r, and those inside
+    # quoted cells), as its documentation asks of every file it is given.
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        fieldnames = reader.fieldnames
+    except csv.Error as exc:
+        raise InvalidInput.one("body", f"not valid CSV in the header row ({exc})") from None
+    if not fieldnames:
         raise InvalidInput.one("body", "CSV needs a header row naming the columns")
-    for position, name in enumerate(reader.fieldnames):
+    for position, name in enumerate(fieldnames):
         if len(name) > MAX_CSV_COLUMN_NAME:
             raise InvalidInput.one(
                 "body", f"header column {position} is longer than {MAX_CSV_COLUMN_NAME} characters"
             )
     rows: list[dict[str, Any]] = []
     errors: list[FieldError] = []
-    for i, raw in enumerate(reader, start=CSV_FIRST_ROW):
+    for i, raw in _records(reader):
+        if isinstance(raw, csv.Error):
+            errors.append(FieldError("body", f"not valid CSV ({raw})", i))
+            break  # the reader cannot go on past a malformed record
         if None in raw:
             errors.append(FieldError("body", "more cells than header columns", i))
             continue

@@ -226,3 +226,14 @@ def test_the_sweep_finds_exactly_the_overlapping_rows(
 
 
 _ENGINE: dict[str, Any] = {}
+
+
+def test_csv_with_any_line_ends_is_read_not_a_500(a: As) -> None:
+    """A lone CR (old Mac files, or a CR inside a row) was a 500 from the csv module's
+    "new-line character seen in unquoted field" (found by schemathesis)."""
+    r = a.post("/v1/teams/import", content="id,name\rt1,One\rt2,Two\r", headers=CSV)
+    assert r.status_code == 201, r.text
+    assert r.json()["ids"] == ["t1", "t2"]
+    r = a.post("/v1/teams/import", content='id,name\r\nt3,"Three\r\nlines"\r\n', headers=CSV)
+    assert r.status_code == 201, r.text
+    assert a.get("/v1/teams/t3").json()["name"] == "Three\r\nlines"
