@@ -325,6 +325,10 @@ class IntervalService(Generic[Row, In]):
         return common.get_or_raise(session, self.model, tenant_id, self._ident(key), self.what)
 
     def create(self, *, session: Session, tenant_id: str, data: In, now: datetime) -> Row:
+        if self.no_overlap and not session.in_transaction():
+            # A request's unit of work is serialized per tenant, so two cannot both find the
+            # time free. (A caller composing a larger unit of work, the seed, locks itself.)
+            lock_tenant(session, tenant_id)
         extra = {column: value(data) for column, value in self.extra.items()}
         return create(
             session,
@@ -375,6 +379,8 @@ class IntervalService(Generic[Row, In]):
         self, *, session: Session, tenant_id: str, data: IntervalPatch, now: datetime, **key: str
     ) -> Row:
         ident = self._ident(key)
+        if self.no_overlap and not session.in_transaction():
+            lock_tenant(session, tenant_id)
         return update(
             session, self.model, self.what, tenant_id, ident, data, now, no_overlap=self.no_overlap
         )

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -237,3 +238,23 @@ def test_csv_with_any_line_ends_is_read_not_a_500(a: As) -> None:
     r = a.post("/v1/teams/import", content='id,name\r\nt3,"Three\r\nlines"\r\n', headers=CSV)
     assert r.status_code == 201, r.text
     assert a.get("/v1/teams/t3").json()["name"] == "Three\r\nlines"
+
+
+def test_a_single_shift_write_holds_the_tenant_lock(a: As, monkeypatch: pytest.MonkeyPatch) -> None:
+    """POST and PATCH check for overlaps under the tenant's write lock, so two requests cannot
+    both find the same time free."""
+    from api.org.intervals import service
+
+    org(a)
+    taken: list[str] = []
+    real = service.lock_tenant
+
+    def spy(session: Any, tenant_id: str) -> None:
+        taken.append(tenant_id)
+        real(session, tenant_id)
+
+    monkeypatch.setattr(service, "lock_tenant", spy)
+    r = a.post("/v1/shifts", json={"id": "s1", "agent": "ana", "start": at(8), "end": at(9)})
+    assert r.status_code == 201, r.text
+    assert a.patch("/v1/shifts/s1", json={"end": at(10)}).status_code == 200
+    assert len(taken) == 2
