@@ -60,7 +60,9 @@ MAX_LISTED_ERRORS = 100
 class FieldError:
     """One offending field: a dotted path (``skills.billing``, ``query.limit``) and why.
 
-    ``row`` is set by bulk imports (0-based index of the offending row).
+    ``row`` is set by bulk imports: services give the 0-based index of the row in what they
+    were given; :func:`api.common.bulk.import_rows` turns it into the row the client sees
+    (CSV: the spreadsheet's row number).
     """
 
     field: str

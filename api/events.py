@@ -2,8 +2,13 @@
 
 Call :func:`emit` inside the unit of work that makes the change, before ``session.commit()``::
 
-    events.emit(session=session, tenant_id=tid, type="ticket.assigned",
-                data={"ticket_id": t.id, "agent_id": a.id}, now=now)
+    events.emit(session=session, tenant_id=tid, type="queue.optimized",
+                data=events.queue_optimized_payload(...), now=now)
+
+Every type's ``data`` has a pydantic model (:data:`PAYLOADS`): the OpenAPI document's
+``webhooks`` section shows it, and every outbox write checks the data against it, so what is
+documented and what is sent cannot drift. Ticket history steps are not emitted by hand: the
+two writers of history rows emit ``ticket.<kind>`` for every row (:func:`ticket_step_notice`).
 
 The event is committed (or rolled back) together with the change it describes, and nothing is
 sent inside the request: the webhook deliverer fans committed events out to the tenant's
@@ -22,27 +27,264 @@ import json
 import secrets
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from api import mapping
-from api.db.models import Call
+from api.db.models import Call, CallNote
 from api.db.webhooks import WebhookEvent, WebhookSubscription
+from api.enums import TicketEventKind
 from solver.plan import Reason
+
+_OWNER_KINDS = frozenset({TicketEventKind.ASSIGNED, TicketEventKind.REASSIGNED})
 
 
 class EventType(enum.StrEnum):
+    # One per kind of ticket history step (``ticket.<kind>``, see TICKET_STEP_EVENTS).
+    TICKET_CREATED = "ticket.created"
+    TICKET_UPDATED = "ticket.updated"
     TICKET_ASSIGNED = "ticket.assigned"
     TICKET_REASSIGNED = "ticket.reassigned"
+    TICKET_STATUS_CHANGED = "ticket.status_changed"
+    TICKET_ESCALATED = "ticket.escalated"
+    TICKET_CALL_BOOKED = "ticket.call_booked"
+    TICKET_CALL_CANCELLED = "ticket.call_cancelled"
+    TICKET_CALL_FLAGGED = "ticket.call_flagged"
+    TICKET_BREACH_RISK = "ticket.breach_risk"
+    TICKET_DUE_DATES_SET = "ticket.due_dates_set"
     QUEUE_OPTIMIZED = "queue.optimized"
     BOOKING_CREATED = "booking.created"
     BOOKING_CANCELLED = "booking.cancelled"
     BOOKING_AGENT_BOUND = "booking.agent_bound"
     BOOKING_AT_RISK = "booking.at_risk"
     BOOKING_FLAGGED = "booking.flagged"
-    TICKET_BREACH_RISK = "ticket.breach_risk"
+
+
+_OWNER_TYPES = frozenset({EventType.TICKET_ASSIGNED, EventType.TICKET_REASSIGNED})
+
+# Every kind of ticket history step has its event, named ``ticket.<kind>``: built at import, so
+# a kind added without its event type fails here, at start-up, not silently at run time.
+TICKET_STEP_EVENTS: Mapping[TicketEventKind, EventType] = MappingProxyType(
+    {kind: EventType(f"ticket.{kind.value}") for kind in TicketEventKind}
+)
+
+
+# --- the payloads: what each event's ``data`` is (documented in OpenAPI's ``webhooks``) -----
+
+
+class Payload(BaseModel):
+    """An event's ``data``. Every payload written to the outbox is checked against its type's
+    model (:func:`outbox_row`), so the documented schema and what is sent cannot drift apart."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ReasonBrief(Payload):
+    rule: str = Field(description="The rule's name, e.g. first_response, expertise_waste")
+    detail: str = Field(description="What it found, in words")
+
+
+class TicketStepData(Payload):
+    """One step of a ticket's history, as ``GET /v1/tickets/{id}/history`` lists it. Every
+    ``ticket.*`` event carries these fields."""
+
+    ticket_id: str = Field(description="The helpdesk's ticket id")
+    step: TicketEventKind = Field(description="The kind of history step (the event's suffix)")
+    at: datetime = Field(description="When the step happened (the request's time, UTC)")
+    actor: str | None = Field(
+        description=(
+            "Who made it: the id of the API key whose request did (compare with your own keys "
+            "to skip the echo of your own changes), `system` for background jobs, or null"
+        )
+    )
+    reason: str | None = Field(description="The history's one-line reason, if any")
+    from_agent_id: str | None
+    to_agent_id: str | None
+    from_team_id: str | None
+    to_team_id: str | None
+    from_status: str | None
+    to_status: str | None
+    details: dict[str, Any] = Field(
+        description="What else the history step records (its `data`), e.g. `changed` fields"
+    )
+
+
+class TicketOwnerChangedData(TicketStepData):
+    """``ticket.assigned`` / ``ticket.reassigned``: the ticket changed hands (see
+    ``api.tickets.owner.change_kind`` for which is which)."""
+
+    agent_id: str | None = Field(description="The new owner; null: the team's queue")
+    team_id: str = Field(description="The team that now holds the ticket")
+    source: str | None = Field(
+        description=(
+            "What moved it: realtime, escalation, reroute, optimizer; null when the helpdesk "
+            "set the owner itself (PUT /v1/tickets/{id})"
+        )
+    )
+    reasons: list[ReasonBrief] = Field(description="Why (the reasons without their values)")
+    job_id: str | None = Field(default=None, description="The re-optimization job, if one did")
+
+
+class QueueOptimizedData(Payload):
+    job_id: str
+    team_id: str | None = Field(description="The team re-optimized; null: every team")
+    changes: int = Field(description="Tickets that changed hands")
+    skipped: int = Field(description="Planned changes not applied (the ticket moved meanwhile)")
+    status: str = Field(description="The solver's status")
+    objective: float | None
+
+
+class BookingData(Payload):
+    """What every ``booking.*`` event says of its call."""
+
+    booking_id: str
+    ticket_id: str
+    capability_id: str
+    start: datetime
+    end: datetime
+    tz: str = Field(description="The customer's IANA time zone")
+
+
+class BookingCreatedData(BookingData):
+    warnings: list[str] = Field(
+        default_factory=list,
+        description=(
+            "What the booking was allowed despite (the tenant's capability_coverage is warn): "
+            "the ticket's required skills its capability does not cover"
+        ),
+    )
+
+
+class BookingCancelledData(BookingData):
+    agent_id: str | None = Field(description="The agent who was bound to the call, if any")
+    reason: CallNote = Field(
+        description=(
+            "Why: requested (DELETE /v1/bookings/{id}), ticket_solved or ticket_closed (the "
+            "tenant's calls_on_done policy cancels a done ticket's calls)"
+        )
+    )
+
+
+class BookingFlaggedData(BookingData):
+    """A call kept although its ticket is done (the tenant's calls_on_done is ``keep``)."""
+
+    reason: CallNote = Field(description="ticket_solved or ticket_closed")
+
+
+class BookingAgentBoundData(BookingData):
+    agent_id: str = Field(description="The agent who will take the call")
+    previous_agent_id: str | None = Field(description="The agent bound before, if rebound")
+    reasons: list[ReasonBrief]
+
+
+class BookingAtRiskData(BookingData):
+    previous_agent_id: str | None = Field(description="The agent bound before, if any")
+    reason: ReasonBrief = Field(description="Why no agent can take the call")
+
+
+PAYLOADS: Mapping[EventType, type[Payload]] = MappingProxyType(
+    {
+        **{
+            t: TicketOwnerChangedData if t in _OWNER_TYPES else TicketStepData
+            for t in TICKET_STEP_EVENTS.values()
+        },
+        EventType.QUEUE_OPTIMIZED: QueueOptimizedData,
+        EventType.BOOKING_CREATED: BookingCreatedData,
+        EventType.BOOKING_CANCELLED: BookingCancelledData,
+        EventType.BOOKING_AGENT_BOUND: BookingAgentBoundData,
+        EventType.BOOKING_AT_RISK: BookingAtRiskData,
+        EventType.BOOKING_FLAGGED: BookingFlaggedData,
+    }
+)
+
+
+_STEP_WORDS: Mapping[TicketEventKind, str] = {
+    TicketEventKind.CREATED: "A ticket was created (PUT /v1/tickets/{id} of a new id)",
+    TicketEventKind.UPDATED: "A ticket's fields changed (details.changed names them)",
+    TicketEventKind.ASSIGNED: "A ticket no agent held got an agent of its own team",
+    TicketEventKind.REASSIGNED: "A ticket changed hands (another agent, the queue or a team)",
+    TicketEventKind.STATUS_CHANGED: "A ticket's status changed (from_status, to_status)",
+    TicketEventKind.ESCALATED: "A ticket was escalated: its needs (and maybe team) went up",
+    TicketEventKind.CALL_BOOKED: (
+        "A step of one of the ticket's calls (details.action: booked, cancelled, agent_bound, "
+        "agent_rebound, at_risk)"
+    ),
+    TicketEventKind.CALL_CANCELLED: "A ticket's call was cancelled because the ticket is done",
+    TicketEventKind.CALL_FLAGGED: "A ticket's call was kept but flagged: the ticket is done",
+    TicketEventKind.BREACH_RISK: "A ticket will likely miss its deadline with its owner",
+    TicketEventKind.DUE_DATES_SET: "A ticket's due dates were set from the SLA policy",
+}
+DESCRIPTIONS: Mapping[EventType, str] = MappingProxyType(
+    {
+        **{TICKET_STEP_EVENTS[k]: words for k, words in _STEP_WORDS.items()},
+        EventType.QUEUE_OPTIMIZED: "A queue re-optimization job applied its plan",
+        EventType.BOOKING_CREATED: "A customer booked a call",
+        EventType.BOOKING_CANCELLED: "A booked call was cancelled",
+        EventType.BOOKING_AGENT_BOUND: "An agent was bound (or rebound) to a booked call",
+        EventType.BOOKING_AT_RISK: "No agent can take a booked call any more",
+        EventType.BOOKING_FLAGGED: "A booked call was kept although its ticket is done",
+    }
+)
+
+
+def check_payload(type: EventType, data: Mapping[str, Any]) -> None:
+    """Raise ValueError unless ``data`` is what ``type``'s documented schema says (a
+    programming error: the caller built a payload the schema does not describe)."""
+    model = PAYLOADS.get(type)
+    if model is None:
+        raise ValueError(f"event type {type.value!r} has no payload model in api.events.PAYLOADS")
+    try:
+        model.model_validate(data)
+    except ValidationError as exc:
+        raise ValueError(f"{type.value} payload does not match its schema: {exc}") from None
+
+
+_HISTORY_DETAILS_SKIPPED = frozenset({"source", "reasons", "job_id"})
+
+
+def ticket_step_notice(step: Mapping[str, Any]) -> tuple[EventType, dict[str, Any]]:
+    """The webhook event of one ticket history step: its type (``ticket.<kind>``) and data.
+
+    ``step`` is the history row's columns (``ticket_id``, ``kind``, ``at``, ``actor``,
+    ``reason``, ``from_agent``, ``to_agent``, ``from_team``, ``to_team``, ``from_status``,
+    ``to_status``, ``data``). The two writers of history rows (:func:`api.tickets.service
+    .record_event` and :class:`api.tickets.owner.OwnerWriter`) call this for every row they
+    write, so every step has its event; an owner change adds its own fields with
+    :func:`ticket_owner_payload`.
+    """
+    kind = TicketEventKind(step["kind"])
+    history = dict(step.get("data") or {})
+    data: dict[str, Any] = {
+        "ticket_id": step["ticket_id"],
+        "step": kind,
+        "at": step["at"],
+        "actor": step.get("actor"),
+        "reason": step.get("reason"),
+        "from_agent_id": step.get("from_agent"),
+        "to_agent_id": step.get("to_agent"),
+        "from_team_id": step.get("from_team"),
+        "to_team_id": step.get("to_team"),
+        "from_status": step.get("from_status"),
+        "to_status": step.get("to_status"),
+        "details": history,
+    }
+    if kind in _OWNER_KINDS:
+        # The owner fields, as the history row holds them (the writer passes the same values
+        # from what it has at hand: see api.tickets.owner).
+        data["details"] = {k: v for k, v in history.items() if k not in _HISTORY_DETAILS_SKIPPED}
+        data["agent_id"] = step.get("to_agent")
+        data["team_id"] = step.get("to_team") or ""
+        data["source"] = history.get("source")
+        data["reasons"] = [
+            {"rule": r["rule"], "detail": r["detail"]} for r in history.get("reasons", [])
+        ]
+        if history.get("job_id") is not None:
+            data["job_id"] = history["job_id"]
+    return TICKET_STEP_EVENTS[kind], data
 
 
 def booking_payload(call: Call) -> dict[str, Any]:
@@ -96,12 +338,15 @@ def subscribed_types(session: Session, tenant_id: str) -> set[str]:
 def outbox_row(
     tenant_id: str, type: EventType, data: Mapping[str, Any], now: datetime
 ) -> dict[str, Any]:
-    """The ``webhook_events`` row of one event (``data`` as :func:`normalize_data` gives it)."""
+    """The ``webhook_events`` row of one event (``data`` as :func:`normalize_data` gives it,
+    checked against the type's payload model: ValueError when it does not match)."""
+    normalized = normalize_data(data)
+    check_payload(type, normalized)
     return {
         "tenant_id": tenant_id,
         "id": new_id("evt", now),
         "type": type.value,
-        "data": normalize_data(data),
+        "data": normalized,
         "created_at": now.astimezone(UTC),
         "dispatched_at": None,
     }
@@ -114,13 +359,14 @@ def ticket_owner_payload(
     team_id: str,
     from_agent_id: str | None,
     from_team_id: str,
-    source: str,
+    source: str | None,
     reasons: Sequence[Reason],
     job_id: str | None = None,
 ) -> dict[str, Any]:
-    """The data of ``ticket.assigned`` / ``ticket.reassigned`` (the reasons without their
-    values, as :func:`api.mapping.reasons_brief` writes them). Written here once;
-    :mod:`api.tickets.owner` is its one caller."""
+    """The owner fields of ``ticket.assigned`` / ``ticket.reassigned`` (the reasons without
+    their values, as :func:`api.mapping.reasons_brief` writes them), added to the step's
+    (:func:`ticket_step_notice`). Written here once; :mod:`api.tickets.owner` is its one
+    caller."""
     data: dict[str, Any] = {
         "ticket_id": ticket_id,
         "agent_id": agent_id,
@@ -128,44 +374,6 @@ def ticket_owner_payload(
         "from_agent_id": from_agent_id,
         "from_team_id": from_team_id,
         "source": source,
-        "reasons": mapping.reasons_brief(reasons),
-    }
-    if job_id is not None:
-        data["job_id"] = job_id
-    return data
-
-
-def breach_risk_payload(
-    *,
-    ticket_id: str,
-    team_id: str,
-    agent_id: str,
-    deadline: str | None,
-    due: datetime | None,
-    expected: datetime,
-    margin_minutes: int,
-    action: str,
-    to_agent_id: str | None,
-    to_team_id: str | None,
-    reasons: Sequence[Reason],
-    job_id: str | None = None,
-) -> dict[str, Any]:
-    """The data of ``ticket.breach_risk``: a ticket that will miss ``deadline``
-    (``first_response`` or ``resolution``, due at ``due``) with its owner ``agent_id``, who is
-    expected to reach it at ``expected``; and what was done (``action``: ``recorded``,
-    ``rerouted``, ``borrowed`` or ``escalated``, to ``to_agent_id``/``to_team_id``). Written
-    here once; :mod:`api.assignment.breach` is its one caller."""
-    data: dict[str, Any] = {
-        "ticket_id": ticket_id,
-        "team_id": team_id,
-        "agent_id": agent_id,
-        "deadline": deadline,
-        "due": due,
-        "expected": expected,
-        "margin_minutes": margin_minutes,
-        "action": action,
-        "to_agent_id": to_agent_id,
-        "to_team_id": to_team_id,
         "reasons": mapping.reasons_brief(reasons),
     }
     if job_id is not None:

@@ -192,6 +192,7 @@ def _include_routers(app: FastAPI) -> None:
         bookings.router,
     ):
         app.include_router(router)
+    app.webhooks.include_router(webhooks.events_router)  # OpenAPI's ``webhooks``: what we send
     app.add_exception_handler(booking_service.BookingRefused, bookings.booking_refused)
 
 

@@ -21,6 +21,8 @@ _MIN_SECRET_LENGTH = 32
 # The largest page the API documents (``limit``'s maximum in OpenAPI). The OpenAPI document is
 # the same for every deployment, so the operator's page_size_max may lower it, never raise it.
 PAGE_SIZE_LIMIT = 500
+# The longest a rotated-out webhook secret may keep signing (7 days).
+MAX_SECRET_OVERLAP = 7 * 24 * 3600
 
 
 ENV_PREFIX = "SWITCHBOARD_"
@@ -99,6 +101,9 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     webhook_poll_seconds: float = Field(default=1.0, gt=0)
     webhook_batch_size: int = Field(default=20, ge=1, le=200)
+    # After a secret rotation the old secret keeps signing deliveries (beside the new one) for
+    # this long, unless the rotation asks for another overlap (0 = the old one stops at once).
+    webhook_secret_overlap_seconds: int = Field(default=24 * 3600, ge=0, le=MAX_SECRET_OVERLAP)
     # Delivered/failed deliveries (and their events and attempt log) are kept this long.
     webhook_retention_days: int = Field(default=30, ge=1)
 

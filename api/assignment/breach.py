@@ -51,6 +51,7 @@ from api.jobs.worker import JobContext
 from api.policies import service as policies
 from api.policies.schemas import BreachAction, BreachRisk
 from api.solver_input import ACTIVE
+from api.tickets import history
 from api.tickets import service as tickets
 from api.tickets.owner import OwnerWriter
 from solver.breach import Escalation, Rescue, Scope, rescue
@@ -237,7 +238,7 @@ def _record(
     if job_id is not None:
         data["job_id"] = job_id
     line = "; ".join(x.detail for x in r.reasons)
-    tickets.record_event(
+    history.record_event(
         session=session,
         tenant_id=tenant_id,
         ticket_id=row.id,
@@ -250,26 +251,6 @@ def _record(
         to_agent=r.to_agent if r.moves else r.owner,
         from_team=r.team,
         to_team=r.to_team if r.moves else r.team,
-    )
-    events.emit(
-        session=session,
-        tenant_id=tenant_id,
-        type=events.EventType.TICKET_BREACH_RISK,
-        data=events.breach_risk_payload(
-            ticket_id=row.id,
-            team_id=r.team,
-            agent_id=r.owner,
-            deadline=f.deadline,
-            due=f.due,
-            expected=expected,
-            margin_minutes=rules.margin_minutes,
-            action=action,
-            to_agent_id=r.to_agent,
-            to_team_id=r.to_team if r.moves else None,
-            reasons=r.reasons,
-            job_id=job_id,
-        ),
-        now=now,
     )
     session.flush()  # the breach_risk step before the owner steps it causes
 

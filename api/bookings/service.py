@@ -64,7 +64,7 @@ from api.jobs import queue as job_queue
 from api.jobs.worker import JobContext
 from api.policies import service as policies
 from api.policies.schemas import CapabilityCoverage
-from api.tickets import service as tickets
+from api.tickets import history
 from solver import jit, slots
 from solver.capability import AtRisk, Binding, BookingState, Capability, Slot, SlotAnswer
 from solver.plan import Reason
@@ -491,7 +491,7 @@ def _announce(
     """Tell one booking step twice, in the caller's transaction: on the ticket's history (the
     ticket stays the source of truth) and as a webhook event. ``extra`` goes to both unless
     ``webhook_extra`` says what the webhook carries instead; ``changes`` are from/to agents."""
-    tickets.record_event(
+    history.record_event(
         session=session,
         tenant_id=tenant_id,
         ticket_id=row.ticket_id,

@@ -10,7 +10,8 @@ CSV cells are strings: a CSV row (a :class:`CsvRow`) is validated with pydantic'
 ``model_validate_strings``, which parses ``"3"`` as the integer 3 even where the schema's
 integers are strict, as JSON bodies are (there ``true`` and ``"3"`` are no integer). A
 ``{skill: level}`` column is written ``billing=3;lang:de=5``. Empty cells are omitted, so the
-schema's default applies. A cell longer than :data:`MAX_CSV_CELL` characters is refused naming
+schema's default applies. Errors name rows as :data:`ROW_MEANING` says (CSV: the spreadsheet's
+row number). A cell longer than :data:`MAX_CSV_CELL` characters is refused naming
 its row and column; a JSON body nested deeper than ``api.common.json_depth.MAX_DEPTH`` is refused
 before it is parsed.
 """
@@ -20,7 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -29,6 +30,15 @@ from api.common import json_depth
 from api.errors import FieldError, InvalidInput, validation_field_errors
 
 S = TypeVar("S", bound=BaseModel)
+
+# Rows are named as the client's own tools show them. CSV: as a spreadsheet numbers its lines,
+# the header being row 1, so the first data row is row 2 (a record whose quoted cell spans
+# lines is still one row). A JSON array: the element's 0-based index (``.[row]`` in jq).
+CSV_FIRST_ROW = 2
+ROW_MEANING = (
+    "Bulk imports: the offending row. CSV: the row as a spreadsheet numbers it (the header is "
+    "row 1, the first data row is row 2). JSON array: the element's 0-based index."
+)
 
 LEVEL_COLUMNS = frozenset({"skills", "requirements", "required_skills", "channel_capacity"})
 # The csv module's own default field limit (128 KiB), checked here rather than by the reader:
@@ -76,6 +86,23 @@ class CsvRow(dict[str, Any]):
     as the schema's types, not JSON values to be taken as they are."""
 
 
+def _records(
+    reader: csv.DictReader[str],
+) -> Iterator[tuple[int, dict[str | Any, str | Any] | csv.Error]]:
+    """(spreadsheet row, record) of each data record; a malformed one ends it with its error."""
+    i = CSV_FIRST_ROW
+    while True:
+        try:
+            raw = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield i, exc
+            return
+        yield i, raw
+        i += 1
+
+
 def parse_csv_rows(body: bytes) -> list[dict[str, Any]]:
     try:
         text = body.decode("utf-8-sig")
@@ -84,17 +111,26 @@ def parse_csv_rows(body: bytes) -> list[dict[str, Any]]:
     # The limit is process-wide (the csv module has no per-reader one); raising it only lets
     # longer cells through to the check below, and every caller wants the same value.
     csv.field_size_limit(_CSV_READER_FIELD_LIMIT)
-    reader = csv.DictReader(io.StringIO(text))
-    if not reader.fieldnames:
+    # newline="": the csv module reads line ends itself (\n, \r\n, a lone \r, and those inside
+    # quoted cells), as its documentation asks of every file it is given.
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        fieldnames = reader.fieldnames
+    except csv.Error as exc:
+        raise InvalidInput.one("body", f"not valid CSV in the header row ({exc})") from None
+    if not fieldnames:
         raise InvalidInput.one("body", "CSV needs a header row naming the columns")
-    for position, name in enumerate(reader.fieldnames):
+    for position, name in enumerate(fieldnames):
         if len(name) > MAX_CSV_COLUMN_NAME:
             raise InvalidInput.one(
                 "body", f"header column {position} is longer than {MAX_CSV_COLUMN_NAME} characters"
             )
     rows: list[dict[str, Any]] = []
     errors: list[FieldError] = []
-    for i, raw in enumerate(reader):
+    for i, raw in _records(reader):
+        if isinstance(raw, csv.Error):
+            errors.append(FieldError("body", f"not valid CSV ({raw})", i))
+            break  # the reader cannot go on past a malformed record
         if None in raw:
             errors.append(FieldError("body", "more cells than header columns", i))
             continue
@@ -161,5 +197,7 @@ def import_rows(
     if errors:
         # Stable: a row's own errors keep their order. (An error of no row comes first.)
         errors.sort(key=lambda e: -1 if e.row is None else e.row)
+        if rows and isinstance(rows[0], CsvRow):
+            errors = [e if e.row is None else e.at_row(e.row + CSV_FIRST_ROW) for e in errors]
         raise InvalidInput(errors, detail=f"{len(errors)} problem(s); nothing was imported")
     return ids

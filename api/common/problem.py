@@ -6,11 +6,13 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from api.common.bulk import ROW_MEANING
+
 
 class FieldProblem(BaseModel):
     field: str = Field(description="Dotted path of the offending field, e.g. skills.billing")
     reason: str
-    row: int | None = Field(default=None, description="Bulk imports: the 0-based row")
+    row: int | None = Field(default=None, description=ROW_MEANING)
 
 
 class ProblemDetails(BaseModel):

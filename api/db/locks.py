@@ -23,6 +23,9 @@ from api.db.engine import SQLITE_BEGIN_OPTION
 # Namespaces the advisory-lock space so our keys cannot collide with another application's.
 _LOCK_NAMESPACE = 0x5B0A  # "SwitchBoArd"
 _ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(:ns, :key)")
+# session.info key: (tenant, the transaction) whose unit of work holds the tenant's lock,
+# so a step of that unit of work (an import's create_many inside its upsert) may ask again.
+_HELD = "switchboard.tenant_lock"
 
 
 def _advisory_key(tenant_id: str) -> int:
@@ -45,9 +48,13 @@ def lock_tenant(session: Session, tenant_id: str) -> None:
     """Serialize this transaction against every other locked write of ``tenant_id``.
 
     Must open the unit of work: a transaction that already read may hold a stale snapshot
-    (SQLite) or decisions based on unlocked reads, so that is refused as a bug.
+    (SQLite) or decisions based on unlocked reads, so that is refused as a bug — unless this
+    very transaction took the lock for the same tenant first (then it is held: a no-op).
     """
     if session.in_transaction():
+        held = session.info.get(_HELD)
+        if held is not None and held[0] == tenant_id and held[1] is session.get_transaction():
+            return  # this unit of work took it first thing: a step of it asks again
         raise RuntimeError("lock_tenant() must be the first statement of a unit of work")
     if begin_write(session):
         # On the connection, not through the ORM's execute: the assignment path takes this
@@ -55,3 +62,7 @@ def lock_tenant(session: Session, tenant_id: str) -> None:
         session.connection().execute(
             _ADVISORY_LOCK, {"ns": _LOCK_NAMESPACE, "key": _advisory_key(tenant_id)}
         )
+    else:
+        session.connection()  # BEGIN IMMEDIATE ran: the transaction exists
+    # The transaction itself, not its id(): a later transaction could reuse a freed id.
+    session.info[_HELD] = (tenant_id, session.get_transaction())

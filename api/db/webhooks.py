@@ -85,6 +85,11 @@ class WebhookSubscription(Base):
     description: Mapped[str] = mapped_column(String(500), default="")
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     secret_encrypted: Mapped[str] = mapped_column(Text)
+    # After a rotation, the secret it replaced (encrypted the same way) keeps signing every
+    # attempt until ``previous_secret_expires_at``, beside the new one: receivers switch over
+    # without losing a delivery.
+    previous_secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    previous_secret_expires_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

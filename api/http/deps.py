@@ -220,6 +220,12 @@ ImportRowsDep = Annotated[list[dict[str, Any]], Depends(get_import_rows)]
 IMPORT_OPENAPI: dict[str, Any] = {
     "requestBody": {
         "required": True,
+        "description": (
+            "The rows: a JSON array of objects, or CSV with a header row (sent as the body or "
+            "as an uploaded file). A refusal names each bad row in `errors[].row`: for CSV the "
+            "row as a spreadsheet numbers it (the header is row 1, the first data row is 2), "
+            "for a JSON array the element's 0-based index."
+        ),
         "content": {
             "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
             "text/csv": {"schema": {"type": "string"}},

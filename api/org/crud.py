@@ -29,20 +29,23 @@ up by name.
 """
 
 import builtins
+import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Protocol, Self, TypeVar
 
-from fastapi import APIRouter, Depends, Path, Response
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, Path, Query, Response
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
 from api.auth import Principal
 from api.common import bulk
 from api.common.problem import PROBLEM_RESPONSES
 from api.common.schemas import ID_PATTERN, ImportResult, Page
+from api.db.locks import lock_tenant
 from api.db.models import ID_LENGTH
+from api.errors import Conflict, FieldError, InvalidInput, NotFound, validation_field_errors
 from api.http.deps import (
     IMPORT_OPENAPI,
     ImportRowsDep,
@@ -171,15 +174,22 @@ def crud_router(
         auth: Principal,
         now: NowDep,
         settings: SettingsDep,
+        mode: ImportModeQuery = ImportMode.CREATE,
     ) -> ImportResult:
-        ids = bulk.import_rows(
-            rows,
-            create,
-            lambda valid: service.create_many(
-                session=session, tenant_id=auth.tenant_id, rows=valid, now=now
-            ),
-            max_rows=settings.bulk_max_rows,
-        )
+        def write(valid: builtins.list[CreateT]) -> builtins.list[str]:
+            if mode is ImportMode.CREATE:
+                return service.create_many(
+                    session=session, tenant_id=auth.tenant_id, rows=valid, now=now
+                )
+            upsert_many = getattr(service, "upsert_many", None)
+            if upsert_many is not None:  # the service replaces rows itself (shifts, busy)
+                ids: builtins.list[str] = upsert_many(
+                    session=session, tenant_id=auth.tenant_id, rows=valid, now=now
+                )
+                return ids
+            return _upsert(service, update, id_name, session, auth.tenant_id, valid, now)
+
+        ids = bulk.import_rows(rows, create, write, max_rows=settings.bulk_max_rows)
         session.commit()
         return ImportResult(imported=len(ids), ids=ids)
 
@@ -270,6 +280,86 @@ def crud_router(
         summary=summaries.delete,
     )
     return router
+
+
+class ImportMode(enum.StrEnum):
+    CREATE = "create"
+    UPSERT = "upsert"
+
+
+ImportModeQuery = Annotated[
+    ImportMode,
+    Query(
+        description=(
+            "`create` (default): every row is new; a stored id is refused. `upsert`: a row "
+            "whose id is stored replaces it entirely (fields it leaves out take their "
+            "defaults, as in a create), the others are created. Either way all or nothing."
+        )
+    ),
+]
+
+
+def _upsert(
+    service: Service[RowT, CreateT],
+    update: type[BaseModel],
+    id_name: str,
+    session: Session,
+    tenant_id: str,
+    rows: Sequence[CreateT],
+    now: datetime,
+) -> builtins.list[str]:
+    """An upsert import through the service's own verbs, all or nothing: under the tenant's
+    lock, each row whose id is stored is replaced by a PATCH of every field the row has (its
+    create's defaults included), the other rows are created with ``create_many``. Raises
+    :class:`InvalidInput` naming every refused row by its index in ``rows``."""
+    lock_tenant(session, tenant_id)
+    errors: builtins.list[FieldError] = []
+    seen: set[str] = set()
+    new: builtins.list[int] = []
+    ids: builtins.list[str | None] = []
+    for i, row in enumerate(rows):
+        ident = getattr(row, "id", None)
+        ids.append(ident)
+        if ident is None:
+            new.append(i)
+            continue
+        if ident in seen:
+            reason = f"{ident!r} is on an earlier row of this import too"
+            errors.append(FieldError("id", reason, i))
+            continue
+        seen.add(ident)
+        try:
+            service.get_or_raise(session=session, tenant_id=tenant_id, **{id_name: ident})
+        except NotFound:
+            new.append(i)
+            continue
+        fields = row.model_dump(exclude={"id"})
+        try:
+            patch = update.model_validate(
+                {k: v for k, v in fields.items() if k in update.model_fields}
+            )
+            service.update(
+                session=session, tenant_id=tenant_id, data=patch, now=now, **{id_name: ident}
+            )
+        except ValidationError as exc:
+            errors.extend(e.at_row(i) for e in validation_field_errors(exc.errors()))
+        except InvalidInput as exc:
+            errors.extend(e.at_row(i) for e in exc.errors)
+        except (Conflict, NotFound) as exc:
+            errors.append(FieldError("id", exc.detail, i))
+    if new:
+        try:
+            created = service.create_many(
+                session=session, tenant_id=tenant_id, rows=[rows[i] for i in new], now=now
+            )
+        except InvalidInput as exc:
+            errors.extend(e if e.row is None else e.at_row(new[e.row]) for e in exc.errors)
+        else:
+            for i, ident in zip(new, created, strict=True):
+                ids[i] = ident
+    if errors:
+        raise InvalidInput(errors)
+    return [ident for ident in ids if ident is not None]
 
 
 def _for_fastapi(endpoint: Callable[..., Any], *, returns: object = None, **params: object) -> None:

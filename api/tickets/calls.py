@@ -25,10 +25,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api import events
-from api.db.models import Call, CallNote, CallStatus, TicketEvent
+from api.db.models import Call, CallNote, CallStatus
 from api.enums import TicketEventKind, TicketStatus
 from api.policies import service as policies
 from api.policies.schemas import CallsOnDone
+from api.tickets import history
 
 _NOTE = {TicketStatus.SOLVED: CallNote.TICKET_SOLVED, TicketStatus.CLOSED: CallNote.TICKET_CLOSED}
 
@@ -86,17 +87,16 @@ def _history(
     actor: str | None,
     from_agent: str | None,
 ) -> None:
-    session.add(
-        TicketEvent(
-            tenant_id=tenant_id,
-            ticket_id=call.ticket_id,
-            kind=kind,
-            at=now,
-            actor=actor,
-            reason=reason,
-            data=events.normalize_data({**events.booking_payload(call), **data}),
-            from_agent=from_agent,
-        )
+    history.record_event(
+        session=session,
+        tenant_id=tenant_id,
+        ticket_id=call.ticket_id,
+        kind=kind,
+        now=now,
+        actor=actor,
+        reason=reason,
+        data=events.normalize_data({**events.booking_payload(call), **data}),
+        from_agent=from_agent,
     )
 
 

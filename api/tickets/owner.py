@@ -3,7 +3,8 @@
 Every change of hands — an assignment (one or a batch), an escalation, an agent's work
 re-routed when they go away, a re-optimization plan applied, a helpdesk's own ``PUT`` — goes
 through :class:`OwnerWriter`, so each lands the same way: the ticket row, one history event
-and (unless the helpdesk made the change itself) one webhook event in the same transaction.
+and its webhook event (``ticket.<kind>``, :func:`api.events.ticket_step_notice`) in the same
+transaction.
 
 What kind of change it is, said once (:func:`change_kind`): the owner is the agent, or the team
 when no agent holds the ticket, and the team is part of it. A ticket no agent held that gets
@@ -231,9 +232,10 @@ class OwnerWriter:
         """Give ``ticket`` to ``agent`` (None: the queue of ``team``, default its own team).
 
         ``source`` names the use case (realtime, escalation, reroute, optimizer) and puts it,
-        the reasons, ``detail`` and ``job_id`` into the history's data and a webhook event;
-        None is the helpdesk's own change: the history keeps only ``note`` and no webhook event
-        is written (the helpdesk knows). Returns the kind, or None when the owner stays."""
+        the reasons, ``detail`` and ``job_id`` into the history's data and the webhook event;
+        None is the helpdesk's own change: the history keeps only ``note``, and the event says
+        ``source: null`` (its ``actor`` is the helpdesk's key). Returns the kind, or None when
+        the owner stays."""
         to_team = team or ticket.team_id
         from_team, from_agent = ticket.team_id, ticket.owner_agent_id
         kind = change_kind(from_team, from_agent, to_team, agent)
@@ -249,21 +251,21 @@ class OwnerWriter:
             if job_id is not None:
                 data["job_id"] = job_id
             line = reason_line(reasons, note, source)
-            payload = events.ticket_owner_payload(
-                ticket_id=ticket.id,
-                agent_id=agent,
-                team_id=to_team,
-                from_agent_id=from_agent,
-                from_team_id=from_team,
-                source=source,
-                reasons=reasons,
-                job_id=job_id,
-            )
-            self._notices.append((event_type(kind), payload))
-        self._history.append(
+        owner_fields = events.ticket_owner_payload(
+            ticket_id=ticket.id,
+            agent_id=agent,
+            team_id=to_team,
+            from_agent_id=from_agent,
+            from_team_id=from_team,
+            source=source,
+            reasons=reasons,
+            job_id=job_id,
+        )
+        self._add(
             self._history_row(
                 ticket.id, kind, actor, line, data, from_team, to_team, from_agent, agent
-            )
+            ),
+            owner_fields,
         )
         if isinstance(ticket, TicketRow):
             # The row now says what the database will hold once written; as committed state,
@@ -285,7 +287,7 @@ class OwnerWriter:
         """Record that ``ticket``'s needs (and maybe team) were raised; its owner is unchanged
         here: the move it causes, if any, is a :meth:`move` after this."""
         agent = ticket.owner_agent_id
-        self._history.append(
+        self._add(
             self._history_row(
                 ticket.id,
                 TicketEventKind.ESCALATED,
@@ -298,6 +300,13 @@ class OwnerWriter:
                 agent,
             )
         )
+
+    def _add(self, row: dict[str, Any], extra: Mapping[str, Any] | None = None) -> None:
+        """Queue one history row and its webhook event (:func:`api.events.ticket_step_notice`,
+        plus ``extra`` fields): every row this writer writes has its event."""
+        self._history.append(row)
+        event_type, payload = events.ticket_step_notice(row)
+        self._notices.append((event_type, {**payload, **(extra or {})}))
 
     def _history_row(
         self,

@@ -24,6 +24,7 @@ from api.enums import TicketEventKind, TicketPriority, TicketStatus
 from api.errors import FieldError
 from api.policies import service as policies
 from api.tickets import calls, owner, sla
+from api.tickets.history import record_event
 from api.tickets.schemas import TicketIn
 
 WHAT = "ticket"
@@ -48,33 +49,6 @@ def get(*, session: Session, tenant_id: str, ticket_id: str) -> Ticket | None:
 
 def get_or_raise(*, session: Session, tenant_id: str, ticket_id: str) -> Ticket:
     return common.get_or_raise(session, Ticket, tenant_id, ticket_id, WHAT)
-
-
-def record_event(
-    *,
-    session: Session,
-    tenant_id: str,
-    ticket_id: str,
-    kind: TicketEventKind,
-    now: datetime,
-    actor: str | None,
-    reason: str | None = None,
-    data: Mapping[str, Any] | None = None,
-    **changes: str | None,
-) -> TicketEvent:
-    """Append one event; ``changes`` are the typed from/to columns (from_agent=..., ...)."""
-    event = TicketEvent(
-        tenant_id=tenant_id,
-        ticket_id=ticket_id,
-        kind=kind,
-        at=now,
-        actor=actor,
-        reason=reason,
-        data=dict(data or {}),
-        **changes,
-    )
-    session.add(event)
-    return event
 
 
 def _snapshot(row: Ticket) -> dict[str, Any]:

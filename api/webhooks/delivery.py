@@ -20,9 +20,10 @@ deliverer without sending a delivery twice:
 Messages follow Standard Webhooks: ``webhook-id`` is the event id (the same on every retry, so
 receivers can de-duplicate), ``webhook-timestamp`` the attempt's Unix time, and
 ``webhook-signature`` ``v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`` signed with the
-``standardwebhooks`` library. A 2xx is delivered; anything else (3xx included: redirects are not
-followed) is retried with exponential backoff and jitter, honouring ``Retry-After`` on 429/503,
-until the delivery's attempt budget is spent.
+``standardwebhooks`` library — two of them, space-separated, while a rotated-out secret's
+overlap lasts (:func:`signing_secrets`). A 2xx is delivered; anything else (3xx included:
+redirects are not followed) is retried with exponential backoff and jitter, honouring
+``Retry-After`` on 429/503, until the delivery's attempt budget is spent.
 
 ``Deliverer.run_once()`` does one round and returns what it did (tests drive it with an injected
 clock and rng); :func:`start_background` runs rounds in a thread for the app's lifespan. While
@@ -165,10 +166,23 @@ class Claim:
     give_up_after: int
     url: str
     secret_encrypted: str
+    previous_secret_encrypted: str | None
+    previous_secret_expires_at: datetime | None
     event_id: str
     event_type: str
     event_created_at: datetime
     data: dict[str, Any]
+
+
+def signing_secrets(settings: Settings, claim: Claim, at: datetime) -> list[str]:
+    """The secrets an attempt starting ``at`` is signed with: the current one, and the one it
+    replaced while the rotation's overlap lasts (``at`` before its expiry). Standard Webhooks
+    receivers accept a message when any of the space-separated signatures verifies."""
+    out = [secrets.decrypt(settings, claim.secret_encrypted)]
+    expires = claim.previous_secret_expires_at
+    if claim.previous_secret_encrypted is not None and expires is not None and at < expires:
+        out.append(secrets.decrypt(settings, claim.previous_secret_encrypted))
+    return out
 
 
 @dataclass(slots=True)
@@ -454,6 +468,8 @@ class Deliverer:
             give_up_after=delivery.give_up_after,
             url=sub.url,
             secret_encrypted=sub.secret_encrypted,
+            previous_secret_encrypted=sub.previous_secret_encrypted,
+            previous_secret_expires_at=sub.previous_secret_expires_at,
             event_id=event.id,
             event_type=event.type,
             event_created_at=event.created_at,
@@ -468,7 +484,7 @@ class Deliverer:
         error: str | None = None
         retry_after: float | None = None
         try:
-            secret = secrets.decrypt(self._settings, claim.secret_encrypted)
+            signing = signing_secrets(self._settings, claim, started)
             target = check_url(
                 claim.url,
                 allow_http=self.policy.allow_http,
@@ -479,7 +495,7 @@ class Deliverer:
             body = message_body(claim.event_type, claim.event_created_at, claim.data)
             # Whole seconds: the header carries seconds and the signature covers the header.
             stamp = started.replace(microsecond=0)
-            signature = Webhook(secret).sign(claim.event_id, stamp, body)
+            signature = " ".join(Webhook(s).sign(claim.event_id, stamp, body) for s in signing)
             headers = {
                 "content-type": "application/json",
                 "webhook-id": claim.event_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -9,12 +10,16 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from api.common.problem import PROBLEM_RESPONSES
 from api.common.schemas import Page
 from api.db.webhooks import DeliveryStatus
+from api.events import DESCRIPTIONS, EventType
 from api.http.deps import HelpdeskAuth, NowDep, PageDep, SessionDep, SettingsDep
 from api.webhooks import service
 from api.webhooks.schemas import (
+    MESSAGES,
     DeliveryOut,
+    SecretRotation,
     WebhookCreate,
     WebhookCreated,
+    WebhookMessage,
     WebhookOut,
     WebhookUpdate,
 )
@@ -94,17 +99,24 @@ def update_webhook(
 
 @router.post(
     "/{webhook_id}/rotate-secret",
-    summary="Replace the signing secret (the new one is shown once; the old stops at once)",
+    summary="Replace the signing secret (shown once; the old one keeps signing for an overlap)",
 )
 def rotate_webhook_secret(
-    webhook_id: str, session: SessionDep, auth: HelpdeskAuth, now: NowDep, settings: SettingsDep
+    webhook_id: str,
+    session: SessionDep,
+    auth: HelpdeskAuth,
+    now: NowDep,
+    settings: SettingsDep,
+    body: SecretRotation | None = None,
 ) -> WebhookCreated:
+    """A new signing secret; the replaced one signs beside it until `previous_secret_expires_at`."""
     row, secret = service.rotate_secret(
         session=session,
         tenant_id=auth.tenant_id,
         webhook_id=webhook_id,
         now=now,
         settings=settings,
+        overlap_seconds=None if body is None else body.overlap_seconds,
     )
     session.commit()
     return WebhookCreated(**WebhookOut.from_row(row).model_dump(), secret=secret)
@@ -169,3 +181,62 @@ def replay_delivery(
     )
     session.commit()
     return DeliveryOut.from_rows(*view)
+
+
+# --- what subscribers receive: one OpenAPI ``webhooks`` entry per event type -----------------
+
+_SIGNATURE_HEADERS = [
+    {
+        "name": "webhook-id",
+        "in": "header",
+        "required": True,
+        "description": "The event's id: the same on every retry (de-duplicate on it)",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "webhook-timestamp",
+        "in": "header",
+        "required": True,
+        "description": "The attempt's time, Unix seconds (refuse stale ones)",
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    },
+    {
+        "name": "webhook-signature",
+        "in": "header",
+        "required": True,
+        "description": (
+            "Space-separated `v1,<base64 HMAC-SHA256 of {id}.{timestamp}.{body}>` signatures "
+            "(Standard Webhooks). Two while a rotated-out secret's overlap lasts: accept the "
+            "message if any one verifies with a secret you hold."
+        ),
+        "schema": {"type": "string"},
+    },
+]
+
+events_router = APIRouter(tags=["webhook events"])
+
+
+def _receiver(event_type: EventType) -> Callable[..., None]:
+    def receive(body: WebhookMessage) -> None:
+        pass
+
+    receive.__annotations__["body"] = MESSAGES[event_type]
+    receive.__name__ = "on_" + event_type.value.replace(".", "_")
+    receive.__doc__ = (
+        f"{DESCRIPTIONS[event_type]}. POSTed to every enabled subscription to "
+        f"`{event_type.value}`; answer any 2xx to acknowledge (anything else is retried)."
+    )
+    return receive
+
+
+for _type in EventType:
+    events_router.add_api_route(
+        _type.value,
+        _receiver(_type),
+        methods=["POST"],
+        operation_id="on_" + _type.value.replace(".", "_"),
+        response_class=Response,
+        summary=DESCRIPTIONS[_type],
+        response_description="Any 2xx acknowledges the delivery; anything else is retried",
+        openapi_extra={"parameters": _SIGNATURE_HEADERS},
+    )

@@ -7,11 +7,11 @@ subscription is made. Nothing else ever returns it.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints, create_model
 
-from api.common.schemas import NO_NUL, STRIP, Bool, Patch, Schema, Timestamp
+from api.common.schemas import NO_NUL, STRIP, Bool, Int, Patch, Schema, Timestamp
 from api.db.webhooks import (
     URL_MAX_LENGTH,
     DeliveryStatus,
@@ -20,7 +20,8 @@ from api.db.webhooks import (
     WebhookEvent,
     WebhookSubscription,
 )
-from api.events import EventType
+from api.events import DESCRIPTIONS, PAYLOADS, EventType
+from api.settings import MAX_SECRET_OVERLAP
 
 
 def _distinct(values: list[EventType]) -> list[EventType]:
@@ -74,12 +75,32 @@ class WebhookUpdate(Patch):
     enabled: Bool | None = None
 
 
+class SecretRotation(Schema):
+    overlap_seconds: Int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_SECRET_OVERLAP,
+        description=(
+            "How long the secret being replaced keeps signing deliveries beside the new one "
+            "(each attempt then carries two `v1,` signatures in `webhook-signature`); 0 stops "
+            "it at once. Default: the server's SWITCHBOARD_WEBHOOK_SECRET_OVERLAP_SECONDS "
+            "(24 hours unless the operator changed it)."
+        ),
+    )
+
+
 class WebhookOut(Schema):
     id: str
     url: str
     event_types: list[str]
     description: str
     enabled: bool
+    previous_secret_expires_at: Timestamp | None = Field(
+        description=(
+            "After a rotation: until when the previous secret still signs deliveries beside the "
+            "current one (null when only the current secret signs)"
+        )
+    )
     created_at: Timestamp
     updated_at: Timestamp
 
@@ -91,6 +112,7 @@ class WebhookOut(Schema):
             event_types=list(row.event_types),
             description=row.description,
             enabled=row.enabled,
+            previous_secret_expires_at=row.previous_secret_expires_at,
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
@@ -174,3 +196,36 @@ class DeliveryOut(Schema):
             event=EventOut.from_row(event),
             attempt_log=[AttemptOut.from_row(a) for a in attempts],
         )
+
+
+# --- the messages a subscription receives (OpenAPI ``webhooks``) ----------------------------
+
+
+class WebhookMessage(Schema):
+    """The Standard Webhooks envelope every delivery's body is (see ``message_body``)."""
+
+    type: str = Field(description="The event type")
+    timestamp: Timestamp = Field(description="When the event happened (not the attempt)")
+    data: Any
+
+
+def _message_name(event_type: EventType) -> str:
+    words = event_type.value.replace(".", "_").split("_")
+    return "".join(w.capitalize() for w in words) + "Message"
+
+
+def message_model(event_type: EventType) -> type[WebhookMessage]:
+    """The body of an ``event_type`` delivery: its ``type`` and its payload's model."""
+    # A Literal of a value known at run time: typed Any for mypy, a const for the schema.
+    constant: Any = Literal[event_type.value]
+    model: type[WebhookMessage] = create_model(
+        _message_name(event_type),
+        __base__=WebhookMessage,
+        __doc__=f"The body of a `{event_type.value}` delivery.",
+        type=(constant, Field(description="The event type")),
+        data=(PAYLOADS[event_type], Field(description=DESCRIPTIONS[event_type])),
+    )
+    return model
+
+
+MESSAGES: dict[EventType, type[WebhookMessage]] = {t: message_model(t) for t in EventType}

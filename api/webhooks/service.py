@@ -8,7 +8,7 @@ one that does not exist. URLs are checked here (see :mod:`api.webhooks.urls`) so
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
@@ -101,11 +101,32 @@ def update_subscription(
 
 
 def rotate_secret(
-    *, session: Session, tenant_id: str, webhook_id: str, now: datetime, settings: Settings
+    *,
+    session: Session,
+    tenant_id: str,
+    webhook_id: str,
+    now: datetime,
+    settings: Settings,
+    overlap_seconds: int | None = None,
 ) -> tuple[WebhookSubscription, str]:
-    """A new signing secret, effective for every attempt from now on (shown once)."""
+    """A new signing secret, effective for every attempt from now on (shown once).
+
+    The secret it replaces keeps signing too, beside the new one, for ``overlap_seconds``
+    (default ``settings.webhook_secret_overlap_seconds``; 0 stops it at once), so receivers can
+    switch over without rejecting a delivery. A secret rotated out earlier is dropped: only the
+    latest two are ever in use.
+    """
     row = get_or_raise(session=session, tenant_id=tenant_id, webhook_id=webhook_id)
+    overlap = overlap_seconds
+    if overlap is None:
+        overlap = settings.webhook_secret_overlap_seconds
     secret = secrets.generate()
+    if overlap > 0:
+        row.previous_secret_encrypted = row.secret_encrypted
+        row.previous_secret_expires_at = now + timedelta(seconds=overlap)
+    else:
+        row.previous_secret_encrypted = None
+        row.previous_secret_expires_at = None
     row.secret_encrypted = secrets.encrypt(settings, secret)
     row.updated_at = now
     session.flush()

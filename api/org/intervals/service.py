@@ -9,10 +9,12 @@ so they are two instances of one :class:`IntervalService`: :data:`shifts` and :d
 from __future__ import annotations
 
 import builtins
+from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
+from sqlalchemy import delete as sa_delete
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -55,6 +57,74 @@ def _new_id(model: type[Shift] | type[BusyInterval]) -> str:
     return common.new_id("shf" if model is Shift else "busy")
 
 
+# (id, agent, start, end) of an interval to be stored.
+Planned = tuple[str, str, datetime, datetime]
+
+
+def _when(start: datetime, end: datetime) -> str:
+    return f"[{start.astimezone(UTC).isoformat()}, {end.astimezone(UTC).isoformat()})"
+
+
+def overlap_errors(
+    session: Session, model: type[Row], what: str, tenant_id: str, planned: Sequence[Planned]
+) -> list[FieldError]:
+    """Why each of ``planned`` would overlap another interval of its agent: another of
+    ``planned`` (both are named) or one stored (named by id). Stored rows whose id is among
+    ``planned`` are being replaced and do not count. Errors carry the index in ``planned``
+    (``field`` ``start``); ``[start, end)``: touching intervals do not overlap.
+
+    One sweep per agent over the planned and stored intervals by start time, so an import of
+    thousands of shifts costs one query and a sort, not a comparison of every pair.
+    """
+    if not planned:
+        return []
+    agents = {p[1] for p in planned}
+    ids = {p[0] for p in planned}
+    lo = min(p[2] for p in planned)
+    hi = max(p[3] for p in planned)
+    # (start, end, planned index or None, stored id or None)
+    entries: dict[str, list[tuple[datetime, datetime, int | None, str | None]]] = defaultdict(
+        builtins.list
+    )
+    for i, (_ident, agent, start, end) in enumerate(planned):
+        entries[agent].append((start, end, i, None))
+    for row in session.scalars(
+        select(model).where(
+            model.tenant_id == tenant_id,
+            model.agent_id.in_(sorted(agents)),
+            model.end_at > lo,
+            model.start_at < hi,
+        )
+    ):
+        if row.id not in ids:
+            entries[row.agent_id].append((row.start_at, row.end_at, None, row.id))
+    found: dict[int, list[FieldError]] = defaultdict(builtins.list)
+    for agent, items in entries.items():
+        items.sort(key=lambda e: (e[0], e[1]))
+        active: builtins.list[tuple[datetime, datetime, int | None, str | None]] = []
+        for item in items:
+            start, end, index, stored = item
+            active = [a for a in active if a[1] > start]
+            for other in active:
+                o_start, o_end, o_index, o_stored = other
+                same = (o_start, o_end) == (start, end)
+                verb = "duplicates" if same else "overlaps"
+                for mine, theirs, t_index, t_stored in (
+                    (index, (o_start, o_end), o_index, o_stored),
+                    (o_index, (start, end), index, stored),
+                ):
+                    if mine is None:
+                        continue
+                    if t_stored is not None:
+                        reason = f"{verb} stored {what} {t_stored!r} of agent {agent!r} "
+                    else:
+                        assert t_index is not None
+                        reason = f"{verb} another {what} of agent {agent!r} in this request "
+                    found[mine].append(FieldError("start", reason + _when(*theirs), mine))
+            active.append(item)
+    return [e for i in sorted(found) for e in found[i]]
+
+
 def create(
     session: Session,
     model: type[Row],
@@ -62,11 +132,16 @@ def create(
     tenant_id: str,
     data: IntervalIn,
     now: datetime,
+    *,
+    no_overlap: bool = False,
     **extra: object,
 ) -> Row:
     ident = data.id or _new_id(model)
     common.refuse_duplicate(session, model, tenant_id, ident, what)
     common.raise_if(common.unknown_agent(session, tenant_id, data.agent))
+    if no_overlap:
+        planned = [(ident, data.agent, data.start, data.end)]
+        common.raise_if(_unrowed(overlap_errors(session, model, what, tenant_id, planned)))
     row = model(
         tenant_id=tenant_id,
         id=ident,
@@ -80,6 +155,11 @@ def create(
     return common.insert(session, row)
 
 
+def _unrowed(errors: builtins.list[FieldError]) -> builtins.list[FieldError]:
+    """A single create's or PATCH's errors: about the body, not a row of an import."""
+    return [FieldError(e.field, e.reason) for e in errors]
+
+
 def create_many(
     session: Session,
     model: type[Row],
@@ -87,25 +167,60 @@ def create_many(
     tenant_id: str,
     rows: Sequence[In],
     now: datetime,
-    **extra: Callable[[In], object],
+    *,
+    no_overlap: bool = False,
+    replace: bool = False,
+    extra: Mapping[str, Callable[[In], object]] | None = None,
 ) -> list[str]:
     """:func:`create` for every row, all or nothing (a bulk import); returns their ids (those
     given, or generated as ``create`` does). ``extra`` maps a column to how a row gives it.
 
-    Refuses what ``create`` would, row by row in order (an id taken, an unknown agent) with
+    Refuses what ``create`` would, row by row in order (an id taken, an unknown agent; with
+    ``no_overlap``, an interval overlapping another of its agent, in ``rows`` or stored) with
     :class:`~api.errors.InvalidInput` naming each row by its index in ``rows``; writes nothing
-    then. Otherwise inserts the rows in batches. The unit of work must not have begun: it is
-    opened with the tenant's write lock (:func:`api.db.locks.lock_tenant`).
+    then. With ``replace`` (an upsert import), a stored id is replaced (delete and insert in
+    this unit of work, keeping its ``created_at``) instead of refused. Otherwise inserts the
+    rows in batches. The unit of work must not have begun: it is opened with the tenant's
+    write lock (:func:`api.db.locks.lock_tenant`).
     """
     lock_tenant(session, tenant_id)
     ids = [r.id or _new_id(model) for r in rows]
     agents = common.existing_ids(session, Agent, tenant_id, (r.agent for r in rows))
-    common.refuse_rows(
-        ids,
-        common.existing_ids(session, model, tenant_id, ids),
-        what,
-        lambda i: common.unknown_of(rows[i].agent, agents, "agent", "agent"),
-    )
+    stored = common.existing_ids(session, model, tenant_id, ids)
+    created_at: dict[str, datetime] = {}
+    if replace:
+        # Upsert: a stored id is replaced (keeping when it was first created), not refused;
+        # an id twice in the import still is.
+        found = session.execute(
+            select(model.id, model.created_at).where(
+                model.tenant_id == tenant_id, model.id.in_(sorted(stored))
+            )
+        )
+        created_at = {ident: first for ident, first in found}
+        stored = set()
+    errors: list[FieldError] = []
+    try:
+        common.refuse_rows(
+            ids,
+            stored,
+            what,
+            lambda i: common.unknown_of(rows[i].agent, agents, "agent", "agent"),
+        )
+    except InvalidInput as exc:
+        errors.extend(exc.errors)
+    if no_overlap:
+        # The rows not refused already, so one answer names every problem.
+        refused = {e.row for e in errors}
+        kept = [k for k in range(len(rows)) if k not in refused]
+        planned = [(ids[k], rows[k].agent, rows[k].start, rows[k].end) for k in kept]
+        for e in overlap_errors(session, model, what, tenant_id, planned):
+            errors.append(e.at_row(kept[e.row or 0]))
+    errors.sort(key=lambda e: e.row or 0)
+    common.raise_if(errors)
+    if created_at:
+        session.execute(
+            sa_delete(model).where(model.tenant_id == tenant_id, model.id.in_(sorted(created_at)))
+        )
     values = [
         {
             "tenant_id": tenant_id,
@@ -113,9 +228,9 @@ def create_many(
             "agent_id": r.agent,
             "start_at": r.start,
             "end_at": r.end,
-            "created_at": now,
+            "created_at": created_at.get(ident, now),
             "updated_at": now,
-            **{column: value(r) for column, value in extra.items()},
+            **{column: value(r) for column, value in (extra or {}).items()},
         }
         for ident, r in zip(ids, rows, strict=True)
     ]
@@ -131,6 +246,8 @@ def update(
     ident: str,
     data: IntervalPatch,
     now: datetime,
+    *,
+    no_overlap: bool = False,
 ) -> Row:
     row = common.get_or_raise(session, model, tenant_id, ident, what)
     changes = data.changes()
@@ -141,6 +258,9 @@ def update(
     end = changes.pop("end", row.end_at)
     if end <= start:
         raise InvalidInput([FieldError("end", "must be after start")])
+    if no_overlap:
+        planned = [(row.id, row.agent_id, start, end)]
+        common.raise_if(_unrowed(overlap_errors(session, model, what, tenant_id, planned)))
     row.start_at, row.end_at = start, end
     common.save_changes(session, row, changes, now)
     return row
@@ -182,11 +302,16 @@ class IntervalService(Generic[Row, In]):
         what: str,
         id_name: str,
         extra: Mapping[str, Callable[[In], object]] | None = None,
+        *,
+        no_overlap: bool = False,
     ) -> None:
         self.model: type[Row] = model
         self.what = what
         self.id_name = id_name
         self.extra = dict(extra or {})
+        # Shifts of one agent never overlap (a re-import would double the agent's time);
+        # busy intervals may (a meeting during a call is still one busy stretch).
+        self.no_overlap = no_overlap
 
     def _ident(self, key: Mapping[str, str]) -> str:
         if set(key) != {self.id_name}:
@@ -200,21 +325,65 @@ class IntervalService(Generic[Row, In]):
         return common.get_or_raise(session, self.model, tenant_id, self._ident(key), self.what)
 
     def create(self, *, session: Session, tenant_id: str, data: In, now: datetime) -> Row:
+        if self.no_overlap and not session.in_transaction():
+            # A request's unit of work is serialized per tenant, so two cannot both find the
+            # time free. (A caller composing a larger unit of work, the seed, locks itself.)
+            lock_tenant(session, tenant_id)
         extra = {column: value(data) for column, value in self.extra.items()}
-        return create(session, self.model, self.what, tenant_id, data, now, **extra)
+        return create(
+            session,
+            self.model,
+            self.what,
+            tenant_id,
+            data,
+            now,
+            no_overlap=self.no_overlap,
+            **extra,
+        )
 
     def create_many(
         self, *, session: Session, tenant_id: str, rows: Sequence[In], now: datetime
     ) -> builtins.list[str]:
         """:meth:`create` for every row, all or nothing (a bulk import): see
         :func:`create_many`."""
-        return create_many(session, self.model, self.what, tenant_id, rows, now, **self.extra)
+        return create_many(
+            session,
+            self.model,
+            self.what,
+            tenant_id,
+            rows,
+            now,
+            no_overlap=self.no_overlap,
+            extra=self.extra,
+        )
+
+    def upsert_many(
+        self, *, session: Session, tenant_id: str, rows: Sequence[In], now: datetime
+    ) -> builtins.list[str]:
+        """An import in upsert mode: rows whose id is stored replace it (all or nothing),
+        the others are created; checked as :meth:`create_many` checks, against the state
+        the import leaves (a replaced shift's old time does not count)."""
+        return create_many(
+            session,
+            self.model,
+            self.what,
+            tenant_id,
+            rows,
+            now,
+            no_overlap=self.no_overlap,
+            replace=True,
+            extra=self.extra,
+        )
 
     def update(
         self, *, session: Session, tenant_id: str, data: IntervalPatch, now: datetime, **key: str
     ) -> Row:
         ident = self._ident(key)
-        return update(session, self.model, self.what, tenant_id, ident, data, now)
+        if self.no_overlap and not session.in_transaction():
+            lock_tenant(session, tenant_id)
+        return update(
+            session, self.model, self.what, tenant_id, ident, data, now, no_overlap=self.no_overlap
+        )
 
     def delete(self, *, session: Session, tenant_id: str, **key: str) -> None:
         delete(session, self.model, self.what, tenant_id, self._ident(key))
@@ -233,7 +402,9 @@ class IntervalService(Generic[Row, In]):
         return list_(session, self.model, tenant_id, cursor, limit, agent, start, end)
 
 
-shifts: IntervalService[Shift, ShiftCreate] = IntervalService(Shift, "shift", "shift_id")
+shifts: IntervalService[Shift, ShiftCreate] = IntervalService(
+    Shift, "shift", "shift_id", no_overlap=True
+)
 busy: IntervalService[BusyInterval, BusyCreate] = IntervalService(
     BusyInterval, "busy interval", "busy_id", {"source": lambda data: data.source}
 )

@@ -72,8 +72,14 @@ def test_optimize_job_lifecycle_applies_the_plan(
     assert a.get("/v1/tickets/BUSY").json()["owner"] == {"kind": "agent", "id": "ana"}
     assert [e["kind"] for e in history(a, "BUSY")] == ["created", "assigned"]
 
-    kinds = [kind for kind, _ in outbox(db, tenant_a.id)]
-    assert kinds.count("ticket.assigned") == 5 and kinds.count("queue.optimized") == 1
+    sent = outbox(db, tenant_a.id)
+    kinds = [kind for kind, _ in sent]
+    # The plan's five, and the helpdesk's own PUT of BUSY to ana (source null).
+    assert kinds.count("ticket.assigned") == 6 and kinds.count("queue.optimized") == 1
+    by_source = sorted(
+        (d["source"] or "", d["ticket_id"]) for k, d in sent if k == "ticket.assigned"
+    )
+    assert by_source == [("", "BUSY"), *sorted(("optimizer", t) for t in changed)]
     [optimized] = [data for kind, data in outbox(db, tenant_a.id) if kind == "queue.optimized"]
     assert optimized["job_id"] == job["id"] and optimized["changes"] == 5
 

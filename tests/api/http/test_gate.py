@@ -324,7 +324,7 @@ def test_a_huge_csv_cell_is_a_422_naming_row_and_column(a: As) -> None:
     r = a.post("/v1/teams/import", content=csv_text, headers={"Content-Type": "text/csv"})
     body = assert_problem(r, 422, "name")
     assert body["errors"] == [
-        {"field": "name", "reason": "must be at most 131072 characters", "row": 1}
+        {"field": "name", "reason": "must be at most 131072 characters", "row": 3}
     ]
 
 

@@ -149,7 +149,8 @@ def test_csv_import_with_levels_column_and_upload(a: As) -> None:
     )
     r = a.post("/v1/shifts/import", files={"file": ("shifts.csv", shifts_csv, "text/csv")})
     body = assert_problem(r, 422)
-    assert [(e["row"], e["field"]) for e in body["errors"]] == [(1, "end")]
+    # Spreadsheet rows: the header is row 1, the bad second data row is row 3.
+    assert [(e["row"], e["field"]) for e in body["errors"]] == [(3, "end")]
     assert a.get("/v1/shifts").json()["items"] == []
     bad_cell = "id,team,skills\nb3,support,billing:4\n"
     r = a.post("/v1/agents/import", content=bad_cell, headers={"Content-Type": "text/csv"})

@@ -31,15 +31,8 @@ OWNER_KINDS = (TicketEventKind.ASSIGNED, TicketEventKind.REASSIGNED)
 # What every use case's history data and webhook payload hold; the extras are the use case's own.
 HISTORY_KEYS = {"source", "reasons"}
 HISTORY_EXTRAS = {"realtime": {"score", "alternatives"}, "optimizer": {"job_id"}}
-PAYLOAD_KEYS = {
-    "ticket_id",
-    "agent_id",
-    "team_id",
-    "from_agent_id",
-    "from_team_id",
-    "source",
-    "reasons",
-}
+STEP_KEYS = set(events.TicketStepData.model_fields)
+PAYLOAD_KEYS = STEP_KEYS | {"agent_id", "team_id", "source", "reasons"}
 
 
 class Spy:
@@ -109,8 +102,31 @@ def _drive(
         assert set(sent.data) == PAYLOAD_KEYS | ({"job_id"} if source == "optimizer" else set())
         reasons = [Reason(r["rule"], r["detail"], r["value"]) for r in event.data["reasons"]]
         # The payload is the history row said again, built by the one builder.
+        _, step = events.ticket_step_notice(
+            {
+                c: getattr(event, c)
+                for c in (
+                    "ticket_id",
+                    "kind",
+                    "at",
+                    "actor",
+                    "reason",
+                    "from_agent",
+                    "to_agent",
+                    "from_team",
+                    "to_team",
+                    "from_status",
+                    "to_status",
+                    "data",
+                )
+            }
+        )
+        assert sent.data["details"] == {
+            k: v for k, v in event.data.items() if k not in ("source", "reasons", "job_id")
+        }
         assert sent.data == events.normalize_data(
-            events.ticket_owner_payload(
+            step
+            | events.ticket_owner_payload(
                 ticket_id=event.ticket_id,
                 agent_id=event.to_agent,
                 team_id=event.to_team or "",
@@ -135,9 +151,15 @@ def test_every_use_case_changes_owners_through_the_one_writer(
     put_ticket(a, "R1", owner_agent="ben", required_skills={})
     put_ticket(a, "P1", owner_agent="cid", team="tier2", required_skills={})
     put_ticket(a, "O1", team="tier2", required_skills={"lang:de": 4})
-    # The helpdesk's own PUTs went through the writer too, with no source and no webhook.
+    # The helpdesk's own PUTs went through the writer too, with no source; their events say
+    # so (source null) and name the helpdesk's key as the actor.
     assert [(t, s) for t, s, _ in spy.moves] == [("E1", None), ("R1", None), ("P1", None)]
-    assert _rows(db, tenant_a.id)[1] == []
+    put_events = _rows(db, tenant_a.id)[1]
+    assert sorted(e.data["ticket_id"] for e in put_events) == ["E1", "P1", "R1"]
+    for e in put_events:
+        assert e.type == "ticket.assigned" and e.data["source"] is None
+        assert e.data["reasons"] == [] and e.data["actor"] is not None
+        assert set(e.data) == PAYLOAD_KEYS
 
     def assign() -> None:
         r = a.post("/v1/tickets/A1/assign", json={})

@@ -181,6 +181,34 @@ def subscribe(
     return r.json()["id"], r.json()["secret"]
 
 
+def sample_data(app: FastAPI, type: str, **data: Any) -> dict[str, Any]:
+    """A payload ``type``'s documented schema accepts, with ``data``'s fields over it."""
+    if type == "queue.optimized":
+        base: dict[str, Any] = {
+            "job_id": "job_1",
+            "team_id": None,
+            "changes": 0,
+            "skipped": 0,
+            "status": "OPTIMAL",
+            "objective": None,
+        }
+    else:
+        _, payload = events.ticket_step_notice(
+            {"ticket_id": "T-1", "kind": "assigned", "at": app.state.clock(), "actor": "key_1"}
+        )
+        owner = events.ticket_owner_payload(
+            ticket_id="T-1",
+            agent_id="ann",
+            team_id="support",
+            from_agent_id=None,
+            from_team_id="support",
+            source="realtime",
+            reasons=[],
+        )
+        base = {**payload, **owner}
+    return {**base, **data}
+
+
 def emit(app: FastAPI, tenant_id: str, type: str = "ticket.assigned", **data: Any) -> str | None:
     """Emit through the production function in its own committed unit of work."""
     with app.state.session_factory() as session:
@@ -188,7 +216,7 @@ def emit(app: FastAPI, tenant_id: str, type: str = "ticket.assigned", **data: An
             session=session,
             tenant_id=tenant_id,
             type=type,
-            data=data or {"ticket_id": "T-1", "agent_id": "ann"},
+            data=sample_data(app, type, **data),
             now=app.state.clock(),
         )
         session.commit()
@@ -420,7 +448,10 @@ def test_delivery_is_signed_standard_webhooks_style(
     [got] = receiver.received
     payload = Webhook(secret).verify(got.body, got.headers)  # raises if the signature is wrong
     assert payload["type"] == "ticket.assigned"
-    assert payload["data"] == {"ticket_id": "T-9", "agent_id": "ann", "at": clock.now.isoformat()}
+    assert payload["data"] == events.normalize_data(
+        sample_data(app, "ticket.assigned", ticket_id="T-9", agent_id="ann", at=clock.now)
+    )
+    assert payload["data"]["at"] == clock.now.isoformat()
     assert got.headers["webhook-id"] == event_id
     assert got.headers["webhook-timestamp"] == str(int(clock.now.timestamp()))
     assert got.headers["webhook-signature"].startswith("v1,")
@@ -452,7 +483,7 @@ def test_events_reach_only_matching_enabled_subscriptions(
     wants_queue, _ = subscribe(a, receiver.url, ("queue.optimized",))
     wants_tickets, _ = subscribe(a, receiver.url, ("ticket.assigned", "ticket.reassigned"))
     paused, _ = subscribe(a, receiver.url, ("queue.optimized",), enabled=False)
-    emit(app, tenant_a.id, "queue.optimized", team="t1")
+    emit(app, tenant_a.id, "queue.optimized", team_id="t1")
     stats = deliverer.run_once()
     assert stats.deliveries_created == 1 and stats.delivered == 1
     assert len(deliveries(a, wants_queue)) == 1
@@ -465,12 +496,16 @@ def test_emit_is_part_of_the_callers_transaction(
 ) -> None:
     subscribe(a, receiver.url)
     with app.state.session_factory() as session:
-        events.emit(session=session, tenant_id=tenant_a.id, type="ticket.assigned", data={})
+        data = sample_data(app, "ticket.assigned")
+        events.emit(session=session, tenant_id=tenant_a.id, type="ticket.assigned", data=data)
         session.rollback()
     with Session(db) as s:
         assert s.scalars(select(WebhookEvent)).all() == []
     with app.state.session_factory() as session, pytest.raises(ValueError):
         events.emit(session=session, tenant_id=tenant_a.id, type="ticket.eaten", data={})
+    with app.state.session_factory() as session, pytest.raises(ValueError, match="schema"):
+        # A payload its type's documented schema does not describe is refused, subscribed or not.
+        events.emit(session=session, tenant_id=tenant_a.id, type="ticket.assigned", data={})
 
 
 def test_retries_with_backoff_then_succeeds(
@@ -726,7 +761,7 @@ def test_concurrent_deliverers_never_send_twice(
                 session=session,
                 tenant_id=tenant_a.id,
                 type="ticket.assigned",
-                data={"i": i},
+                data=sample_data(app, "ticket.assigned", ticket_id=f"T-{i}"),
                 now=clock.now,
             )
         session.commit()
@@ -753,7 +788,10 @@ def test_concurrent_deliverers_never_send_twice(
     for d in workers:
         d.close()
     assert errors == []
-    sent = [(r.headers["webhook-id"], json.loads(r.body)["data"]["i"]) for r in receiver.received]
+    sent = [
+        (r.headers["webhook-id"], int(json.loads(r.body)["data"]["ticket_id"][2:]))
+        for r in receiver.received
+    ]
     assert len(sent) == 2 * n_events  # two subscriptions, every event to each
     with app.state.session_factory() as session:
         rows = session.scalars(select(WebhookDelivery)).all()
@@ -906,6 +944,16 @@ def test_assigning_a_ticket_over_http_reaches_the_receiver_signed(
     assert payload["data"]["ticket_id"] == "ZD-7" and payload["data"]["agent_id"] == "ana"
 
 
+def _accepts(secret: str, got: Received) -> bool:
+    """What a Standard Webhooks receiver holding ``secret`` decides (the reference library)."""
+    try:
+        Webhook(secret).verify(got.body, got.headers)
+    except Exception as exc:
+        assert "signature" in str(exc).lower(), exc
+        return False
+    return True
+
+
 def test_rotating_the_secret_signs_with_the_new_one(
     a: As,
     b: As,
@@ -916,13 +964,104 @@ def test_rotating_the_secret_signs_with_the_new_one(
 ) -> None:
     wid, old = subscribe(a, receiver.url)
     assert_problem(b.post(f"/v1/webhooks/{wid}/rotate-secret"), 404)
-    r = a.post(f"/v1/webhooks/{wid}/rotate-secret")
+    r = a.post(f"/v1/webhooks/{wid}/rotate-secret", json={"overlap_seconds": 0})
     assert r.status_code == 200, r.text
     new = r.json()["secret"]
     assert new.startswith("whsec_") and new != old
+    assert r.json()["previous_secret_expires_at"] is None
     emit(app, tenant_a.id)
     deliverer.run_once()
     [got] = receiver.received
-    Webhook(new).verify(got.body, got.headers)
-    with pytest.raises(Exception, match="signature"):
-        Webhook(old).verify(got.body, got.headers)
+    assert _accepts(new, got) and not _accepts(old, got)
+    assert len(got.headers["webhook-signature"].split()) == 1
+
+
+def test_a_rotated_secret_keeps_signing_for_the_overlap(
+    a: As,
+    tenant_a: TenantCtx,
+    app: FastAPI,
+    deliverer: Deliverer,
+    receiver: Receiver,
+    clock: FakeClock,
+) -> None:
+    """During the overlap a receiver holding either secret accepts every delivery (each carries
+    both signatures); from its end on, only the new secret verifies. ``verify`` checks the
+    timestamp against the real time, so the overlap here is a minute, not a day."""
+    wid, old = subscribe(a, receiver.url)
+    r = a.post(f"/v1/webhooks/{wid}/rotate-secret", json={"overlap_seconds": 60})
+    assert r.status_code == 200, r.text
+    new = r.json()["secret"]
+    expires = datetime.fromisoformat(r.json()["previous_secret_expires_at"])
+    assert expires == clock.now + timedelta(seconds=60)
+    assert a.get(f"/v1/webhooks/{wid}").json()["previous_secret_expires_at"] is not None
+    stored = a.get(f"/v1/webhooks/{wid}").text
+    assert old not in stored and new not in stored
+
+    emit(app, tenant_a.id, ticket_id="T-during")
+    clock.advance(seconds=59)  # the last second of the overlap
+    emit(app, tenant_a.id, ticket_id="T-late-in-overlap")
+    assert deliverer.run_once().delivered == 2
+    for got in receiver.received:
+        assert len(got.headers["webhook-signature"].split(" ")) == 2
+        assert got.headers["webhook-signature"].split(" ")[0].startswith("v1,")
+        assert _accepts(old, got) and _accepts(new, got)
+
+    clock.advance(seconds=1)  # the overlap is over: only the new secret signs
+    emit(app, tenant_a.id, ticket_id="T-after")
+    assert deliverer.run_once().delivered == 1
+    got = receiver.received[-1]
+    assert len(got.headers["webhook-signature"].split(" ")) == 1
+    assert _accepts(new, got) and not _accepts(old, got)
+
+
+def test_a_retry_after_the_overlap_is_signed_with_the_new_secret_only(
+    a: As,
+    tenant_a: TenantCtx,
+    app: FastAPI,
+    deliverer: Deliverer,
+    receiver: Receiver,
+    clock: FakeClock,
+) -> None:
+    """Secrets are chosen per attempt, at the attempt's start: a delivery first tried during
+    the overlap and retried after it carries only the new signature then."""
+    wid, old = subscribe(a, receiver.url)
+    new = a.post(f"/v1/webhooks/{wid}/rotate-secret", json={"overlap_seconds": 30}).json()["secret"]
+    receiver.fail_next(500)
+    emit(app, tenant_a.id)
+    assert deliverer.run_once().retrying == 1
+    assert _accepts(old, receiver.received[0]) and _accepts(new, receiver.received[0])
+    clock.advance(seconds=40)
+    assert deliverer.run_once().delivered == 1
+    assert _accepts(new, receiver.received[1]) and not _accepts(old, receiver.received[1])
+
+
+def test_the_default_overlap_is_the_setting_and_a_second_rotation_drops_the_oldest(
+    a: As,
+    tenant_a: TenantCtx,
+    app: FastAPI,
+    settings: Settings,
+    deliverer: Deliverer,
+    receiver: Receiver,
+    clock: FakeClock,
+) -> None:
+    wid, first = subscribe(a, receiver.url)
+    r = a.post(f"/v1/webhooks/{wid}/rotate-secret")  # no body: the server's overlap
+    assert r.status_code == 200, r.text
+    second = r.json()["secret"]
+    assert settings.webhook_secret_overlap_seconds == 24 * 3600
+    expires = datetime.fromisoformat(r.json()["previous_secret_expires_at"])
+    assert expires == clock.now + timedelta(hours=24)
+    third = a.post(f"/v1/webhooks/{wid}/rotate-secret").json()["secret"]
+    emit(app, tenant_a.id)
+    deliverer.run_once()
+    [got] = receiver.received
+    assert _accepts(third, got) and _accepts(second, got) and not _accepts(first, got)
+
+
+@pytest.mark.parametrize("overlap", [-1, 7 * 24 * 3600 + 1, "1h", True])
+def test_a_bad_overlap_is_422_naming_it(a: As, receiver: Receiver, overlap: Any) -> None:
+    wid, _ = subscribe(a, receiver.url)
+    r = a.post(f"/v1/webhooks/{wid}/rotate-secret", json={"overlap_seconds": overlap})
+    body = assert_problem(r, 422)
+    assert any("overlap_seconds" in e["field"] for e in body["errors"]), body
+    assert a.get(f"/v1/webhooks/{wid}").json()["previous_secret_expires_at"] is None
