@@ -17,7 +17,7 @@ from fastapi import Depends, FastAPI
 
 from api import errors
 from api.db.engine import make_engine, make_session_factory, writer_engine
-from api.http import gate, links, metrics, query, ratelimit
+from api.http import docs, gate, links, metrics, query, ratelimit, security
 from api.http.deps import Clock
 from api.idempotency import keys as idempotency_keys
 from api.idempotency.middleware import IdempotencyMiddleware, Replay, replay_response
@@ -105,6 +105,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         description=API_DESCRIPTION,
         version=__version__,
         lifespan=lifespan,
+        # Served by api.http.docs from the installed package, not FastAPI's CDN pages.
+        docs_url=None,
+        redoc_url=None,
         # A query parameter an operation does not take is a 422, not ignored (api/http/query.py).
         dependencies=[Depends(query.reject_unknown_query)],
     )
@@ -121,6 +124,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     metrics.install(app)  # outermost: times every request, replays included
     app.state.metrics.registry.register(jobs_runtime.JobDepth(app.state))
     _include_routers(app)
+    docs.install(app)
     _document_openapi(app)
     return app
 
@@ -143,6 +147,10 @@ def _document_openapi(app: FastAPI) -> None:
                     content = response.get("content", {})
                     if str(status)[:1] in "45" and "application/json" in content:
                         content[errors.PROBLEM_JSON] = content.pop("application/json")
+        from api.tickets.routes import EXTRA_SCHEMAS
+
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(EXTRA_SCHEMAS)
+        security.add_security(app, schema)  # each operation's scopes, from its auth dependency
         links.add_links(schema)  # create -> read/update/delete/use flows (api/http/links.py)
         app.openapi_schema = schema
         return schema
@@ -164,6 +172,7 @@ def _include_routers(app: FastAPI) -> None:
     from api.org.skills import routes as skills
     from api.org.teams import routes as teams
     from api.policies import routes as policies
+    from api.problems import routes as problems
     from api.solve import routes as solve
     from api.tickets import routes as tickets
     from api.webhooks import routes as webhooks
@@ -190,6 +199,7 @@ def _include_routers(app: FastAPI) -> None:
         kpis.router,
         health.metrics_router,
         bookings.router,
+        problems.router,
     ):
         app.include_router(router)
     app.add_exception_handler(booking_service.BookingRefused, bookings.booking_refused)

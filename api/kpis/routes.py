@@ -38,6 +38,7 @@ def read_kpis(
         TimestampIn | None, Query(alias="to", description="Window end (default: now)")
     ] = None,
 ) -> KpiOut:
+    """The tenant's KPIs over a window, optionally of one team."""
     end = end or now
     try:
         start = start or end - DEFAULT_WINDOW

@@ -14,7 +14,7 @@ import pytest
 from api.common.schemas import Patch
 from api.main import create_app
 from api.settings import Environment, Settings
-from tests.api.conftest import As, assert_problem
+from tests.api.conftest import As, assert_problem, ticket_body
 
 
 def _document() -> dict[str, Any]:
@@ -251,7 +251,7 @@ def test_escalation_documents_that_it_needs_something_to_escalate(a: As) -> None
         ("team",),
     }
     assert a.post("/v1/teams", json={"id": "t"}).status_code == 201
-    assert a.put("/v1/tickets/T-1", json={"team": "t"}).status_code == 201
+    assert a.put("/v1/tickets/T-1", json=ticket_body({"team": "t"})).status_code == 201
     r = a.post("/v1/tickets/T-1/escalate", json={"reason": "why", "team": None})
     assert_problem(r, 422, "body")
 
