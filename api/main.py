@@ -53,6 +53,15 @@ IDEMPOTENCY_PARAMETER: dict[str, Any] = {
 }
 
 
+UNSUPPORTED_MEDIA_TYPE_RESPONSE: dict[str, Any] = {
+    "description": (
+        "The body's Content-Type is not one this operation takes (`errors` names "
+        "`header.content-type` and the types it takes)"
+    ),
+    "content": {errors.PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}},
+}
+
+
 def _wall_clock() -> datetime:
     return datetime.now(UTC)
 
@@ -143,6 +152,8 @@ def _document_openapi(app: FastAPI) -> None:
             for method, operation in path.items():
                 if method == "post":
                     operation.setdefault("parameters", []).append(IDEMPOTENCY_PARAMETER)
+                if "requestBody" in operation:  # the gate's 415 (api/http/gate.py)
+                    operation["responses"].setdefault("415", UNSUPPORTED_MEDIA_TYPE_RESPONSE)
                 for status, response in operation.get("responses", {}).items():
                     content = response.get("content", {})
                     if str(status)[:1] in "45" and "application/json" in content:

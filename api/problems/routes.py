@@ -8,17 +8,32 @@ from fastapi import APIRouter, Path
 from fastapi.responses import HTMLResponse
 
 from api.common.problem import PROBLEM_RESPONSES
-from api.errors import NotFound
+from api.errors import PROBLEM_JSON, NotFound
 from api.problems import service as problems
 
-router = APIRouter(prefix="/problems", tags=["problems"], responses=PROBLEM_RESPONSES)
+# Public pages: no key, so no 401/403/429; an unknown slug is a 404, a malformed one a 422.
+_REF = {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}
+router = APIRouter(
+    prefix="/problems",
+    tags=["problems"],
+    default_response_class=HTMLResponse,
+    responses={
+        status: {
+            "description": PROBLEM_RESPONSES[status]["description"],
+            "content": {PROBLEM_JSON: _REF},
+        }
+        for status in (404, 422)
+    },
+)
+_HTML: dict[int | str, dict[str, object]] = {
+    200: {"content": {"text/html": {"schema": {"type": "string"}}}, "description": "A page"}
+}
 
 
 @router.get(
     "",
     summary="Every problem type this API answers with",
-    response_class=HTMLResponse,
-    responses={200: {"content": {"text/html": {}}, "description": "An HTML page"}},
+    responses=_HTML,
 )
 async def list_problem_types() -> HTMLResponse:
     """An HTML page linking the page of every problem type."""
@@ -28,8 +43,7 @@ async def list_problem_types() -> HTMLResponse:
 @router.get(
     "/{slug}",
     summary="What a problem type means and how to fix it",
-    response_class=HTMLResponse,
-    responses={200: {"content": {"text/html": {}}, "description": "An HTML page"}},
+    responses=_HTML,
 )
 async def read_problem_type(
     slug: Annotated[str, Path(max_length=64, description="The last part of a problem's type")],
