@@ -33,7 +33,7 @@ from api.main import create_app
 from api.settings import Environment, Settings
 from api.webhooks.delivery import BackgroundDeliverer, Deliverer
 from benchmarks.harness.tcp_proxy import TcpProxy
-from tests.api.conftest import FakeClock, TenantCtx, make_tenant, postgres_only, ticket_body
+from tests.api.conftest import FakeClock, TenantCtx, make_tenant, postgres_only
 
 pytestmark = postgres_only
 
@@ -54,7 +54,10 @@ SECRET = "ceo@example.com"  # a value a request carries: it must never reach the
 
 
 def ticket(**extra: Any) -> dict[str, Any]:
+    """A whole ticket (PUT replaces)."""
     return {
+        "status": "new",
+        "owner_agent": None,
         "team": "support",
         "required_skills": {"billing": 2},
         "priority": "high",
@@ -155,7 +158,7 @@ def test_a_refused_database_is_a_fast_503_and_the_app_recovers(
     proxied: TestClient, proxy: TcpProxy, tenant: TenantCtx, caplog: pytest.LogCaptureFixture
 ) -> None:
     a = tenant.admin
-    assert a.put("/v1/tickets/T-1", json=ticket_body(ticket())).status_code == 201
+    assert a.put("/v1/tickets/T-1", json=ticket()).status_code == 201
     assert proxied.get("/readyz").status_code == 200
 
     proxy.refuse()
@@ -175,14 +178,14 @@ def test_a_refused_database_is_a_fast_503_and_the_app_recovers(
     proxy.forward()
     assert proxied.get("/readyz").status_code == 200
     assert a.get("/v1/tickets/T-1").status_code == 200
-    assert a.put("/v1/tickets/T-2", json=ticket_body(ticket())).status_code == 201
+    assert a.put("/v1/tickets/T-2", json=ticket()).status_code == 201
 
 
 def test_a_black_holed_database_is_a_fast_503_and_health_stays_up(
     proxied: TestClient, proxy: TcpProxy, tenant: TenantCtx, caplog: pytest.LogCaptureFixture
 ) -> None:
     a = tenant.admin
-    assert a.put("/v1/tickets/T-1", json=ticket_body(ticket())).status_code == 201
+    assert a.put("/v1/tickets/T-1", json=ticket()).status_code == 201
 
     # Four request threads in all, and four requests stuck on the database: every worker thread
     # is taken (and with the readiness check, every pooled connection), yet the probes answer.
@@ -210,7 +213,7 @@ def test_a_black_holed_database_is_a_fast_503_and_health_stays_up(
     proxy.forward()
     assert proxied.get("/readyz").status_code == 200
     assert a.get("/v1/tickets/T-1").status_code == 200
-    assert a.put("/v1/tickets/T-3", json=ticket_body(ticket())).status_code == 201
+    assert a.put("/v1/tickets/T-3", json=ticket()).status_code == 201
 
 
 def test_an_exhausted_pool_is_a_quick_503(proxied: TestClient, tenant: TenantCtx) -> None:
@@ -229,7 +232,7 @@ def test_a_write_cut_off_mid_transaction_leaves_nothing(
     proxied: TestClient, proxy: TcpProxy, tenant: TenantCtx, db_url: str
 ) -> None:
     a = tenant.admin
-    assert a.put("/v1/tickets/T-1", json=ticket_body(ticket())).status_code == 201
+    assert a.put("/v1/tickets/T-1", json=ticket()).status_code == 201
 
     def count(conn: psycopg.Connection[Any], table: str, ticket_id: str) -> int:
         column = "ticket_id" if table == "ticket_events" else "id"
@@ -264,7 +267,7 @@ def test_a_write_cut_off_mid_transaction_leaves_nothing(
 
         proxy.forward()
         # Created now, not "updated": the cut-off transaction never committed anything.
-        assert a.put("/v1/tickets/T-cut", json=ticket_body(ticket())).status_code == 201
+        assert a.put("/v1/tickets/T-cut", json=ticket()).status_code == 201
         assert count(watcher, "tickets", "T-cut") == 1
         assert count(watcher, "ticket_events", "T-cut") == 1
 
