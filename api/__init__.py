@@ -12,12 +12,14 @@ capability does lives in one place:
 - ``org/``          skills, teams, agents, capabilities, shifts and busy time (``org/crud.py``
   builds their common operations)
 - ``keys/``, ``kpis/``, ``jobs/``, ``webhooks/``, ``ops/`` (probes, metrics), ``idempotency/``
+- ``problems/``     the page behind every problem ``type`` URI (what it means, how to fix it)
 
 Below them, shared: ``db/`` (every row, the engine, migrations), ``mapping.py`` (rows and
 requests to solver types, solver results to JSON, each once), ``events.py`` (every webhook event
 and its payload), ``org_version.py`` (the one "organisation changed" listener and the caches keyed
 on it), ``solver_input.py`` (what the solver sees of a tenant), ``auth.py``, ``common/``.
-Above them: ``http/`` (auth dependencies, gate, rate limits, metrics, OpenAPI links), then
+Above them: ``http/`` (auth dependencies, gate, rate limits, metrics, OpenAPI links and
+security requirements, the offline ``/docs``), then
 ``wiring.py`` (job handlers, listeners, caches: the one composition root), ``main.py`` (the app)
 and ``worker.py`` (the worker process). The import contracts in ``pyproject.toml`` hold this
 shape: routes -> service -> schemas in every use case, nothing below the edge imports it, no

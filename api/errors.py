@@ -230,6 +230,30 @@ class PayloadTooLarge(ServiceError):
         super().__init__(f"body: {reason}", errors=[FieldError("body", reason)])
 
 
+class UnsupportedMediaType(ServiceError):
+    """A body in a media type the operation does not take (a JSON body sent as text/plain, or
+    with no Content-Type at all): names the types it does take."""
+
+    status = 415
+    title = "Unsupported media type"
+    slug = "unsupported-media-type"
+
+    def __init__(self, accepted: Sequence[str], *, sent: str | None, patch: bool = False) -> None:
+        listed = ", ".join(accepted)
+        said = f"'{sent}'" if sent else "no Content-Type"
+        reason = f"send one of: {listed}"
+        super().__init__(
+            f"this operation takes {listed}; the request sent {said}",
+            errors=[FieldError("header.content-type", reason)],
+        )
+        self.accepted = tuple(accepted)
+        self.patch = patch
+
+    def headers(self) -> dict[str, str]:
+        # RFC 5789: a PATCH refused for its media type says which it accepts.
+        return {"Accept-Patch": ", ".join(self.accepted)} if self.patch else {}
+
+
 def problem_response(
     request: Request,
     *,

@@ -17,7 +17,7 @@ from fastapi import Depends, FastAPI
 
 from api import errors
 from api.db.engine import make_engine, make_session_factory, writer_engine
-from api.http import gate, links, metrics, query, ratelimit
+from api.http import docs, gate, links, metrics, query, ratelimit, security
 from api.http.deps import Clock
 from api.idempotency import keys as idempotency_keys
 from api.idempotency.middleware import IdempotencyMiddleware, Replay, replay_response
@@ -50,6 +50,15 @@ IDEMPOTENCY_PARAMETER: dict[str, Any] = {
         "maxLength": idempotency_keys.MAX_LENGTH,
         "pattern": idempotency_keys.PATTERN,
     },
+}
+
+
+UNSUPPORTED_MEDIA_TYPE_RESPONSE: dict[str, Any] = {
+    "description": (
+        "The body's Content-Type is not one this operation takes (`errors` names "
+        "`header.content-type` and the types it takes)"
+    ),
+    "content": {errors.PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}},
 }
 
 
@@ -105,6 +114,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         description=API_DESCRIPTION,
         version=__version__,
         lifespan=lifespan,
+        # Served by api.http.docs from the installed package, not FastAPI's CDN pages.
+        docs_url=None,
+        redoc_url=None,
         # A query parameter an operation does not take is a 422, not ignored (api/http/query.py).
         dependencies=[Depends(query.reject_unknown_query)],
     )
@@ -121,6 +133,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     metrics.install(app)  # outermost: times every request, replays included
     app.state.metrics.registry.register(jobs_runtime.JobDepth(app.state))
     _include_routers(app)
+    docs.install(app)
     _document_openapi(app)
     return app
 
@@ -139,10 +152,16 @@ def _document_openapi(app: FastAPI) -> None:
             for method, operation in path.items():
                 if method == "post":
                     operation.setdefault("parameters", []).append(IDEMPOTENCY_PARAMETER)
+                if "requestBody" in operation:  # the gate's 415 (api/http/gate.py)
+                    operation["responses"].setdefault("415", UNSUPPORTED_MEDIA_TYPE_RESPONSE)
                 for status, response in operation.get("responses", {}).items():
                     content = response.get("content", {})
                     if str(status)[:1] in "45" and "application/json" in content:
                         content[errors.PROBLEM_JSON] = content.pop("application/json")
+        from api.tickets.routes import EXTRA_SCHEMAS
+
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(EXTRA_SCHEMAS)
+        security.add_security(app, schema)  # each operation's scopes, from its auth dependency
         links.add_links(schema)  # create -> read/update/delete/use flows (api/http/links.py)
         app.openapi_schema = schema
         return schema
@@ -164,6 +183,7 @@ def _include_routers(app: FastAPI) -> None:
     from api.org.skills import routes as skills
     from api.org.teams import routes as teams
     from api.policies import routes as policies
+    from api.problems import routes as problems
     from api.solve import routes as solve
     from api.tickets import routes as tickets
     from api.webhooks import routes as webhooks
@@ -190,6 +210,7 @@ def _include_routers(app: FastAPI) -> None:
         kpis.router,
         health.metrics_router,
         bookings.router,
+        problems.router,
     ):
         app.include_router(router)
     app.webhooks.include_router(webhooks.events_router)  # OpenAPI's ``webhooks``: what we send

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from api import org_version
 from api.db.engine import make_engine, make_session_factory
 from api.db.models import Agent, ApiKey, BusyInterval, Shift, Tenant
-from api.enums import Scope, SkillKind, TicketPriority
+from api.enums import Scope, SkillKind, TicketPriority, TicketStatus
 from api.keys import service as api_keys
 from api.keys import tenants
 from api.org.agents import service as agents
@@ -377,10 +377,12 @@ def _seed_tickets(session: Session, tenant_id: str, now: datetime, rng: random.R
             team=team,
             required_skills={**required, "lang:en": 3},
             priority=TicketPriority.HIGH if n == 1 else rng.choice(_PRIORITIES),
+            status=TicketStatus.NEW,
             created_at=created,
             first_response_due=created + timedelta(hours=4),
             resolution_due=created + timedelta(hours=24),
             effort_minutes=rng.choice([15, 30, 45, 60, 90]),
+            owner_agent=None,
             requester=f"customer-{rng.randint(1, 9)}@example.com",
         )
         tickets.upsert(
@@ -427,6 +429,7 @@ Try it (API docs at {base_url}/docs):
   curl -s -X PUT {base_url}/v1/tickets/HD-1001 -H "Authorization: Bearer $SB" \\
        -H 'Content-Type: application/json' \\
        -d '{{"team": "emea", "required_skills": {{"billing": 3, "lang:de": 3}},
-            "priority": "high", "resolution_due": "{due}"}}'
+            "priority": "high", "status": "new", "effort_minutes": 30,
+            "owner_agent": null, "resolution_due": "{due}"}}'
   curl -s {base_url}/v1/tickets/HD-1001/history -H "Authorization: Bearer $SB"
 """

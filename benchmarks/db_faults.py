@@ -77,7 +77,10 @@ def ticket() -> dict[str, Any]:
     now = datetime.now(UTC)
     return {
         "team": "support",
+        "required_skills": {},
         "priority": "high",
+        "status": "new",
+        "owner_agent": None,
         "first_response_due": (now + timedelta(hours=1)).isoformat(),
         "resolution_due": (now + timedelta(hours=8)).isoformat(),
         "effort_minutes": 30,

@@ -165,6 +165,7 @@ def test_shipped_code_never_imports_the_tests() -> None:
 IMPORTED_BY_OTHERS = {
     "python-multipart": "Starlette's request.form() parses multipart/form-data with it",
     "tzdata": "zoneinfo reads the IANA time zones from it where the system has none",
+    "fastapi-offline": "api/http/docs.py serves its swagger-ui and redoc files (read by path)",
 }
 
 

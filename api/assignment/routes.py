@@ -128,6 +128,7 @@ async def assign_ticket(
     auth: HelpdeskAuth,
     body: AssignIn | None = None,
 ) -> Response:
+    """Picks the best qualified, free agent for the ticket now (else its team's queue), with why."""
     # Async on purpose: the route runs on the event loop and hands the database work to a worker
     # thread once per batch of concurrent requests (api.assignment.batch), not once per
     # dependency and request. "Now" is read here rather than through NowDep: one dependency
@@ -173,6 +174,7 @@ def escalate_ticket(
     now: NowDep,
     cache: RealtimeCacheDep,
 ) -> EscalationOut:
+    """Moves the ticket to a capability, tier or team, recording why on its history."""
     result = escalate.escalate(
         session=session,
         cache=cache,
@@ -234,6 +236,7 @@ def set_agent_status(
     now: NowDep,
     cache: RealtimeCacheDep,
 ) -> RerouteOut:
+    """Sets an agent's status; going away or offline re-routes their unstarted tickets."""
     result = reroute.reroute_agent(
         session=session,
         cache=cache,
@@ -290,6 +293,7 @@ def optimize_queue(
     settings: SettingsDep,
     body: OptimizeIn | None = None,
 ) -> JobOut:
+    """Starts a job re-planning the queue of a team (or all); the answer links to the job."""
     body = body or OptimizeIn()
     if body.time_limit_s > settings.optimize_max_time_limit_seconds:
         raise InvalidInput.one(

@@ -90,6 +90,7 @@ def list_slots(
     to: To = None,
     tz: Tz = "UTC",
 ) -> SlotsOut:
+    """The capability's open slots in a window, in the customer's time zone, naming no agent."""
     answer = bookings.open_slots(
         session=session,
         tenant_id=auth.tenant_id,
@@ -179,6 +180,7 @@ def list_bookings(
     start: From = None,
     to: Annotated[LocalTimestampIn | None, Query(description="Calls starting before this")] = None,
 ) -> Page[BookingOut]:
+    """One page of the tenant's bookings in creation order, narrowed by the filters given."""
     rows, cursor = bookings.list(
         session=session,
         tenant_id=auth.tenant_id,
@@ -229,6 +231,7 @@ def bind_due(
     cache: CacheDep,
     body: BindIn | None = None,
 ) -> BindOut:
+    """Binds an agent now to every call starting within the lead time."""
     out = _run(bookings.bind, body or BindIn(), session, auth, now, cache)
     return BindOut.model_validate(
         {
@@ -252,6 +255,7 @@ def rebalance(
     cache: CacheDep,
     body: RebalanceIn | None = None,
 ) -> RebalanceOut:
+    """Re-checks every future call: re-binds, binds what is due, reports calls at risk."""
     out = _run(bookings.rebalance, body or RebalanceIn(), session, auth, now, cache)
     return RebalanceOut.model_validate(
         {
@@ -269,6 +273,7 @@ def rebalance(
 def read_booking(
     booking_id: PathId, session: SessionDep, auth: ReadAuth, now: NowDep
 ) -> BookingOut:
+    """One booking by its id, with its agent once bound."""
     row = bookings.get_or_raise(session=session, tenant_id=auth.tenant_id, booking_id=booking_id)
     return _out(row, now)
 
@@ -284,6 +289,7 @@ def cancel_booking(
     now: NowDep,
     body: CancelIn | None = None,
 ) -> BookingOut:
+    """Cancels the booking and frees its capacity; cancelling twice is harmless."""
     row = bookings.cancel(
         session=session,
         tenant_id=auth.tenant_id,

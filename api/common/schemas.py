@@ -195,6 +195,16 @@ TimeZone = Annotated[
 ]
 
 
+# The ``updated_since`` query parameter of list operations (incremental sync).
+UPDATED_SINCE_DESCRIPTION = (
+    "Only {nouns} changed at or after this moment (incremental sync), ordered by when they last "
+    "changed, then id: a page never skips one, and one that changes while you page moves to "
+    "the end and is seen again. Start the next sync from the last item's updated_at (it is "
+    "included again); a write still committing while you read carries its request's time, so "
+    "start a few seconds earlier to be sure of catching it."
+)
+
+
 class Schema(BaseModel):
     """Strict about unknown fields: a typo is an error, not silently ignored."""
 

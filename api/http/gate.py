@@ -18,7 +18,11 @@ routes) and, in order:
    No more than the limit (plus the one message that crossed it) is ever held. FastAPI's own
    per-route ``max_body_size`` would act inside the routes, after the Idempotency-Key
    middleware has already buffered the body: too late.
-3. **Refuses JSON nested too deeply** (``api.common.json_depth``): Python's parser recursed into a
+3. **Refuses a body in a media type its operation does not take** (a 415 naming the ones it
+   does, :func:`accepted_media_types`): a JSON body sent as ``text/plain`` or with no
+   ``Content-Type`` would otherwise be read as bytes, or guessed at. ``application/json``, which
+   every operation with a body takes, is let through without looking the route up.
+4. **Refuses JSON nested too deeply** (``api.common.json_depth``): Python's parser recursed into a
    500 on 100,000 brackets; here it is a 422 naming ``body``.
 
 The body it read is handed on unchanged, so what runs inside sees the same request. An answer
@@ -37,12 +41,14 @@ from typing import Any
 
 import anyio.to_thread
 from fastapi import FastAPI
+from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.requests import Request
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import Principal
 from api.common import json_depth
-from api.errors import PayloadTooLarge, Unauthenticated
+from api.errors import PayloadTooLarge, Unauthenticated, UnsupportedMediaType
 from api.http.deps import load_principal, principal_for
 from api.settings import Settings
 
@@ -50,9 +56,19 @@ from api.settings import Settings
 # API's documentation. Everything else needs a key. Customer pages opened from a single-use
 # link (no API key) will be listed here, as prefixes, when they exist.
 PUBLIC_PATHS = frozenset(
-    {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+    {
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+        "/docs",
+        "/docs/oauth2-redirect",
+        "/redoc",
+        "/problems",
+    }
 )
-PUBLIC_PREFIXES: tuple[str, ...] = ()
+# The pages behind problem types, and the documentation's own scripts and styles.
+PUBLIC_PREFIXES: tuple[str, ...] = ("/problems/", "/docs/assets/")
 
 _NO_KEY = "send an API key as 'Authorization: Bearer <key>'"  # as api.http.deps.authenticate says
 _UNKNOWN_KEY = "unknown or revoked API key"
@@ -117,6 +133,15 @@ class GateMiddleware:
         if not unread:  # no body (or an empty one): nothing to read or check
             await self.app(scope, receive, send)
             return
+        media = _media_type(content_type)
+        if media != "application/json" and scope["method"] in _WITH_BODY:
+            accepted = accepted_media_types(scope)
+            if accepted and media not in accepted:
+                refused = UnsupportedMediaType(
+                    accepted, sent=media or None, patch=scope["method"] == "PATCH"
+                )
+                await _answer(scope, receive, send, refused, close=True)
+                return
 
         parts: list[bytes] = []
         size = 0
@@ -151,6 +176,42 @@ class GateMiddleware:
             return {"type": "http.request", "body": body, "more_body": False}
 
         await self.app(scope, replay, send)
+
+
+_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+# Kept on each route, worked out on first use: the media types of its request body, from its
+# OpenAPI document (an operation that declares its body's content, as imports and merge patches
+# do) or FastAPI's JSON body.
+_ACCEPTED = "_switchboard_media_types"
+
+
+def _media_type(content_type: bytes | None) -> str:
+    """``application/json`` of ``Application/JSON; charset=utf-8``; "" for none."""
+    if not content_type:
+        return ""
+    return content_type.split(b";", 1)[0].strip().lower().decode("latin-1")
+
+
+def accepted_media_types(scope: Scope) -> tuple[str, ...]:
+    """The media types the operation ``scope`` asks for takes as its body: () when it takes
+    none, or when no operation answers this method and path (the router's 404 or 405 follows)."""
+    for context in iter_route_contexts(scope["app"].routes):
+        route = context.original_route
+        if not isinstance(route, APIRoute):
+            continue
+        match, _ = context.matches(scope)
+        if match is not Match.FULL:
+            continue
+        found: tuple[str, ...] | None = getattr(route, _ACCEPTED, None)
+        if found is None:
+            content = (route.openapi_extra or {}).get("requestBody", {}).get("content", {})
+            if content:
+                found = tuple(content)
+            else:
+                found = ("application/json",) if route.body_field is not None else ()
+            setattr(route, _ACCEPTED, found)
+        return found
+    return ()
 
 
 async def _principal(app_state: Any, authorization: bytes | None) -> Principal | Unauthenticated:

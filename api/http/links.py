@@ -37,6 +37,7 @@ ID = "$response.body#/id"
 
 _TICKET_FLOWS = (
     ("GetTicket", "GET /v1/tickets/{ticket_id}", "Read the ticket as stored"),
+    ("PatchTicket", "PATCH /v1/tickets/{ticket_id}", "Change some of its fields (merge patch)"),
     ("TicketHistory", "GET /v1/tickets/{ticket_id}/history", "What happened to it"),
     ("AssignTicket", "POST /v1/tickets/{ticket_id}/assign", "Route it to an agent"),
     ("EscalateTicket", "POST /v1/tickets/{ticket_id}/escalate", "Escalate it"),

@@ -45,6 +45,7 @@ def list_jobs(
     status: Annotated[JobStatus | None, Query()] = None,
     kind: Annotated[str | None, Query(max_length=64)] = None,
 ) -> JobList:
+    """One page of the tenant's jobs, newest first."""
     rows = queue.list_jobs(
         session=session,
         tenant_id=auth.tenant_id,
@@ -62,6 +63,7 @@ def list_jobs(
 
 @router.get("/{job_id}", summary="A job: its status, and its result once finished")
 def read_job(job_id: JobId, session: SessionDep, auth: ReadAuth) -> JobOut:
+    """One job: its status, and its result once it has finished."""
     row = queue.get_or_raise(session=session, tenant_id=auth.tenant_id, job_id=job_id)
     return JobOut.from_row(row)
 
@@ -70,6 +72,7 @@ def read_job(job_id: JobId, session: SessionDep, auth: ReadAuth) -> JobOut:
     "/{job_id}/cancel", summary="Cancel a queued or running job (its changes are not applied)"
 )
 def cancel_job(job_id: JobId, session: SessionDep, auth: HelpdeskAuth, now: NowDep) -> JobOut:
+    """Cancels a queued or running job; a cancelled job applies none of its changes."""
     row = queue.cancel(session=session, tenant_id=auth.tenant_id, job_id=job_id, now=now)
     session.commit()
     return JobOut.from_row(row)

@@ -18,6 +18,7 @@ router = APIRouter(prefix="/v1/api-keys", tags=["api keys"], responses=PROBLEM_R
 def create_api_key(
     body: ApiKeyCreate, session: SessionDep, auth: AdminAuth, now: NowDep
 ) -> ApiKeyCreated:
+    """Mints an API key with the scopes given; its secret is in this answer only."""
     row, plaintext = api_keys.create(
         session=session, tenant_id=auth.tenant_id, name=body.name, scopes=body.scopes, now=now
     )
@@ -27,6 +28,7 @@ def create_api_key(
 
 @router.get("", summary="List the tenant's keys (never their secrets)")
 def list_api_keys(session: SessionDep, auth: AdminAuth) -> list[ApiKeyOut]:
+    """The tenant's API keys with their scopes and state, never their secrets."""
     return [ApiKeyOut.from_row(r) for r in api_keys.list(session=session, tenant_id=auth.tenant_id)]
 
 
@@ -37,6 +39,7 @@ def revoke_api_key(
     auth: AdminAuth,
     now: NowDep,
 ) -> ApiKeyOut:
+    """Revokes an API key: requests with it are refused from now on."""
     row = api_keys.revoke(session=session, tenant_id=auth.tenant_id, key_id=key_id, now=now)
     session.commit()
     return ApiKeyOut.from_row(row)

@@ -45,6 +45,7 @@ _UNAVAILABLE_DOC: dict[int | str, dict[str, Any]] = {
 
 @router.get("/healthz", summary="The process is up")
 async def healthz() -> dict[str, str]:
+    """Liveness: answers at once while the process runs, without touching the database."""
     return {"status": "ok"}
 
 
@@ -69,6 +70,7 @@ def _database_answers(engine: Engine, state: Any) -> bool:
     responses=_UNAVAILABLE_DOC,
 )
 async def readyz(request: Request) -> Response | dict[str, str]:
+    """Readiness: 200 while the database answers in time, else a 503 problem."""
     state = request.app.state
     limiter = getattr(state, "ready_limiter", None)
     if limiter is None:
@@ -100,5 +102,6 @@ async def readyz(request: Request) -> Response | dict[str, str]:
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
 )
 def metrics(request: Request) -> Response:
+    """The Prometheus text format: counts by route template and outcome, no tenant data."""
     registry = request.app.state.metrics.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

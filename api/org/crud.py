@@ -42,7 +42,13 @@ from sqlalchemy.orm import Session
 from api.auth import Principal
 from api.common import bulk
 from api.common.problem import PROBLEM_RESPONSES
-from api.common.schemas import ID_PATTERN, ImportResult, Page
+from api.common.schemas import (
+    ID_PATTERN,
+    UPDATED_SINCE_DESCRIPTION,
+    ImportResult,
+    Page,
+    TimestampIn,
+)
 from api.db.locks import lock_tenant
 from api.db.models import ID_LENGTH
 from api.errors import Conflict, FieldError, InvalidInput, NotFound, validation_field_errors
@@ -135,6 +141,7 @@ def crud_router(
     update_endpoint: Callable[..., Any] | None = None,
     read_auth: object = ReadAuth,
     write_auth: object = PlannerAuth,
+    label: tuple[str, str] | None = None,
 ) -> APIRouter:
     """A router with the six operations of the resource ``noun`` (plural ``nouns``).
 
@@ -142,6 +149,8 @@ def crud_router(
     as keyword arguments for ``service.list``. ``update_endpoint`` replaces the generic PATCH
     endpoint (same path, name, summary and place among the routes) where a resource does more.
     ``read_auth`` / ``write_auth`` are the auth dependencies (``api.http.deps``) of reads / writes.
+    ``label`` (singular, plural) names them in the descriptions (default ``noun``, ``nouns``).
+    ``service.list`` takes ``updated_since`` (None, or only rows changed at or after it).
     Endpoint names (hence operationIds) are ``create_<noun>``, ``import_<nouns>``, ...
     """
     router = APIRouter(prefix=prefix, tags=[tag], responses=PROBLEM_RESPONSES)
@@ -160,6 +169,9 @@ def crud_router(
         ),
     ]
     FiltersDep = Annotated[Filters, Depends(list_filters)]
+    UpdatedSince = Annotated[
+        TimestampIn | None, Query(description=UPDATED_SINCE_DESCRIPTION.format(nouns=nouns))
+    ]
 
     def create_one(
         body: CreateT, session: SessionDep, auth: Principal, now: NowDep
@@ -200,12 +212,14 @@ def crud_router(
         auth: Principal,
         page: PageDep,
         filters: FiltersDep,
+        updated_since: UpdatedSince = None,
     ) -> "Page[OutSchema[RowT]]":  # quoted: pydantic would build this model at definition
         rows, cursor = service.list(
             session=session,
             tenant_id=auth.tenant_id,
             cursor=page.cursor,
             limit=page.limit,
+            updated_since=updated_since,
             **filters,
         )
         return Page(items=[out.from_row(r) for r in rows], next_cursor=cursor)
@@ -241,6 +255,7 @@ def crud_router(
     _for_fastapi(update_one, body=update, auth=write_auth, returns=out)
     _for_fastapi(delete_one, auth=write_auth)
 
+    one, many = label or (noun, nouns)
     router.add_api_route(
         "",
         create_one,
@@ -248,6 +263,7 @@ def crud_router(
         name=f"create_{noun}",
         status_code=201,
         summary=summaries.create,
+        description=f"Creates one {one} with the id given; an id already taken is a 409.",
     )
     router.add_api_route(
         "/import",
@@ -257,12 +273,29 @@ def crud_router(
         status_code=201,
         summary=summaries.import_,
         openapi_extra=IMPORT_OPENAPI,
+        description=(
+            f"Creates many {many} at once, all or nothing (a JSON array, a CSV body or a CSV "
+            "upload); a 422 names every refused row."
+        ),
     )
     router.add_api_route(
-        "", list_page, methods=["GET"], name=f"list_{nouns}", summary=summaries.list
+        "",
+        list_page,
+        methods=["GET"],
+        name=f"list_{nouns}",
+        summary=summaries.list,
+        description=(
+            f"One page of the tenant's {many}, ordered by id (by last change, then id, with "
+            "updated_since)."
+        ),
     )
     router.add_api_route(
-        item, read_one, methods=["GET"], name=f"read_{noun}", summary=summaries.read
+        item,
+        read_one,
+        methods=["GET"],
+        name=f"read_{noun}",
+        summary=summaries.read,
+        description=f"One {one} by its id.",
     )
     router.add_api_route(
         item,
@@ -270,6 +303,9 @@ def crud_router(
         methods=["PATCH"],
         name=f"update_{noun}",
         summary=summaries.update,
+        description=(update_endpoint.__doc__ if update_endpoint else None)
+        or f"Changes the fields given; an omitted field is unchanged (null clears, where "
+        f"a {one} may lack it).",
     )
     router.add_api_route(
         item,
@@ -278,6 +314,7 @@ def crud_router(
         name=f"delete_{noun}",
         status_code=204,
         summary=summaries.delete,
+        description=f"Removes one {one}; a 409 names what still refers to it.",
     )
     return router
 

@@ -23,6 +23,8 @@ def _out(data: Policies, stored: TenantPolicies | None) -> PoliciesOut:
 
 @router.get("", summary="Read the tenant's policies (the defaults until one is written)")
 def read_policies(session: SessionDep, auth: ReadAuth) -> PoliciesOut:
+    """The tenant's policies document; every field it never wrote at its default."""
+    """The tenant's policies document, with the defaults for anything never written."""
     return _out(policies.load(session, auth.tenant_id), policies.row(session, auth.tenant_id))
 
 
@@ -30,6 +32,7 @@ def read_policies(session: SessionDep, auth: ReadAuth) -> PoliciesOut:
 def put_policies(
     body: Policies, session: SessionDep, auth: PlannerAuth, now: NowDep
 ) -> PoliciesOut:
+    """Replaces the whole policies document; an omitted field takes its default."""
     stored = commit_with_retry(
         session,
         lambda: policies.replace(session=session, tenant_id=auth.tenant_id, data=body, now=now),
@@ -56,6 +59,7 @@ def patch_policies(
     auth: PlannerAuth,
     now: NowDep,
 ) -> PoliciesOut:
+    """Merges the patch into the policies (null returns a field to its default), validated whole."""
     stored = commit_with_retry(
         session,
         lambda: policies.patch(session=session, tenant_id=auth.tenant_id, changes=body, now=now),

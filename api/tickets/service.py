@@ -14,18 +14,21 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api import mapping
+from api.common import merge_patch
 from api.common import service as common
 from api.db.locks import lock_tenant
 from api.db.models import Ticket, TicketEvent, TicketSkill
 from api.enums import TicketEventKind, TicketPriority, TicketStatus
-from api.errors import FieldError
+from api.errors import Conflict, FieldError, InvalidInput, validation_field_errors
 from api.policies import service as policies
 from api.tickets import calls, owner, sla
 from api.tickets.history import record_event
-from api.tickets.schemas import TicketIn
+from api.tickets.schemas import TicketIn, TicketOut
 
 WHAT = "ticket"
 # Fields whose change is recorded as a plain "updated" event (owner, team and status have
@@ -147,6 +150,33 @@ def set_status(
     return event
 
 
+def _read_only_errors(
+    row: Ticket | None, ticket_id: str, data: TicketIn
+) -> tuple[builtins.list[FieldError], builtins.list[FieldError]]:
+    """The read-only fields ``data`` sends that are not the ticket's current values: the ones
+    that are the body's fault (a 422: another id, a field of a ticket that does not exist yet)
+    and the ones that say the representation is stale (a 409)."""
+    invalid: builtins.list[FieldError] = []
+    stale: builtins.list[FieldError] = []
+    if data.id is not None and data.id != ticket_id:
+        invalid.append(FieldError("id", f"read-only: must be the path's id {ticket_id!r}"))
+    sent = {name: getattr(data, name) for name in ("owner", "received_at", "updated_at")}
+    sent = {name: value for name, value in sent.items() if value is not None}
+    if row is None:
+        invalid += [FieldError(name, "read-only: omit it when creating a ticket") for name in sent]
+        return invalid, stale
+    current = {
+        "owner": mapping.owner_of(row).as_json(),
+        "received_at": row.received_at,
+        "updated_at": row.updated_at,
+    }
+    for name, value in sent.items():
+        mine = value.model_dump(mode="json") if name == "owner" else value
+        if mine != current[name]:
+            stale.append(FieldError(name, "read-only: the ticket has changed since it was read"))
+    return invalid, stale
+
+
 def upsert(
     *,
     session: Session,
@@ -166,7 +196,13 @@ def upsert(
         lock_tenant(session, tenant_id)
     row = get(session=session, tenant_id=tenant_id, ticket_id=ticket_id)
     created_at = data.created_at or (row.created_at if row is not None else now)
-    common.raise_if(_validate(session, tenant_id, data, created_at))
+    invalid, stale = _read_only_errors(row, ticket_id, data)
+    common.raise_if(invalid + _validate(session, tenant_id, data, created_at))
+    if stale:
+        raise Conflict(
+            "the ticket has changed since this representation was read: read it again",
+            errors=stale,
+        )
     if row is None:
         return _create(session, tenant_id, ticket_id, data, created_at, now, actor), True
 
@@ -222,6 +258,48 @@ def upsert(
     sla.settle(session=session, row=row, before=clocks, now=now, actor=actor, reason=data.reason)
     session.flush()
     return row, False
+
+
+def representation(row: Ticket) -> dict[str, Any]:
+    """The ticket as a ``TicketIn`` (JSON), without ``reason`` and the read-only fields: what a
+    merge patch applies to."""
+    out = TicketOut.from_row(row).model_dump(mode="json")
+    names = TicketIn.model_fields.keys() - {"reason", *TicketIn.READ_ONLY}
+    return {name: out[name] for name in names}
+
+
+def patch(
+    *,
+    session: Session,
+    tenant_id: str,
+    ticket_id: str,
+    changes: Mapping[str, Any],
+    now: datetime,
+    actor: str | None,
+) -> Ticket:
+    """Apply a JSON Merge Patch (RFC 7396) to the ticket's representation, validate the result
+    as a whole and write it as :func:`upsert` would a PUT of it.
+
+    ``null`` removes a member: an optional field is cleared, ``owner_agent`` hands the ticket
+    to its team's queue, a skill inside ``required_skills`` is dropped; a required field
+    removed is a 422 naming it. An unknown ticket is a 404 (a patch never creates one)."""
+    if changes.get("status") in (TicketStatus.SOLVED.value, TicketStatus.CLOSED.value):
+        # Done acts on the ticket's calls (see upsert): the tenant lock comes first in the unit.
+        lock_tenant(session, tenant_id)
+    row = get_or_raise(session=session, tenant_id=tenant_id, ticket_id=ticket_id)
+    merged = merge_patch.apply(representation(row), dict(changes))
+    if not isinstance(merged, dict):  # pragma: no cover - the route takes objects only
+        raise InvalidInput.one("body", "must be a JSON object")
+    for name in TicketIn.REQUIRED_NULLABLE:
+        merged.setdefault(name, None)
+    try:
+        data = TicketIn.model_validate(merged)
+    except ValidationError as exc:
+        raise InvalidInput(validation_field_errors(exc.errors())) from None
+    updated, _ = upsert(
+        session=session, tenant_id=tenant_id, ticket_id=ticket_id, data=data, now=now, actor=actor
+    )
+    return updated
 
 
 def _create(
@@ -309,6 +387,7 @@ def list(
     owner_agent: str | None = None,
     priority: TicketPriority | None = None,
     channel: Sequence[str] = (),
+    updated_since: datetime | None = None,
 ) -> tuple[Sequence[Ticket], str | None]:
     stmt = select(Ticket).where(Ticket.tenant_id == tenant_id)
     if status:
@@ -321,4 +400,6 @@ def list(
         stmt = stmt.where(Ticket.priority == priority)
     if channel:
         stmt = stmt.where(Ticket.channel.in_(channel))
-    return common.paginate(session, stmt, Ticket.id, cursor, limit)
+    return common.paginate_since(
+        session, stmt, Ticket.id, Ticket.updated_at, updated_since, cursor, limit
+    )

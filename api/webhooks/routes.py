@@ -48,6 +48,7 @@ def create_webhook(
     settings: SettingsDep,
     resolver: ResolverDep,
 ) -> WebhookCreated:
+    """Subscribes a URL to events; the signing secret is in this answer only."""
     row, secret = service.create(
         session=session,
         tenant_id=auth.tenant_id,
@@ -62,6 +63,7 @@ def create_webhook(
 
 @router.get("", summary="List webhooks (never their secrets)")
 def list_webhooks(session: SessionDep, auth: HelpdeskAuth, page: PageDep) -> Page[WebhookOut]:
+    """One page of the tenant's webhooks, never their secrets."""
     rows, cursor = service.list_subscriptions(
         session=session, tenant_id=auth.tenant_id, cursor=page.cursor, limit=page.limit
     )
@@ -70,6 +72,7 @@ def list_webhooks(session: SessionDep, auth: HelpdeskAuth, page: PageDep) -> Pag
 
 @router.get("/{webhook_id}", summary="Read a webhook")
 def read_webhook(webhook_id: str, session: SessionDep, auth: HelpdeskAuth) -> WebhookOut:
+    """One webhook by its id (without its secret)."""
     row = service.get_or_raise(session=session, tenant_id=auth.tenant_id, webhook_id=webhook_id)
     return WebhookOut.from_row(row)
 
@@ -84,6 +87,7 @@ def update_webhook(
     settings: SettingsDep,
     resolver: ResolverDep,
 ) -> WebhookOut:
+    """Changes the fields given; an omitted field is unchanged."""
     row = service.update_subscription(
         session=session,
         tenant_id=auth.tenant_id,
@@ -124,6 +128,7 @@ def rotate_webhook_secret(
 
 @router.delete("/{webhook_id}", status_code=204, summary="Delete a webhook and its log")
 def delete_webhook(webhook_id: str, session: SessionDep, auth: HelpdeskAuth) -> Response:
+    """Deletes the webhook and its delivery log; nothing more is sent to it."""
     service.delete(session=session, tenant_id=auth.tenant_id, webhook_id=webhook_id)
     session.commit()
     return Response(status_code=204)
@@ -137,6 +142,7 @@ def list_deliveries(
     page: PageDep,
     status: Annotated[DeliveryStatus | None, Query(description="Only this status")] = None,
 ) -> Page[DeliveryOut]:
+    """The webhook's deliveries, newest first, with their state."""
     views, cursor = service.list_deliveries(
         session=session,
         tenant_id=auth.tenant_id,
@@ -152,6 +158,7 @@ def list_deliveries(
 def read_delivery(
     webhook_id: str, delivery_id: str, session: SessionDep, auth: HelpdeskAuth
 ) -> DeliveryOut:
+    """One delivery of the webhook, with every attempt and its answer."""
     view = service.get_delivery(
         session=session, tenant_id=auth.tenant_id, webhook_id=webhook_id, delivery_id=delivery_id
     )
@@ -171,6 +178,7 @@ def replay_delivery(
     now: NowDep,
     settings: SettingsDep,
 ) -> DeliveryOut:
+    """Queues the delivery to be sent again now, with a fresh budget of attempts."""
     view = service.replay(
         session=session,
         tenant_id=auth.tenant_id,

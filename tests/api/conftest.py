@@ -303,3 +303,19 @@ def assert_problem(r: httpx2.Response, status: int, *fields: str) -> dict[str, A
     for f in fields:
         assert f in named, (f, body)
     return body
+
+
+# What PUT /v1/tickets/{id} requires besides the team (a full replacement, api/tickets/schemas.py),
+# at the values most tests do not care about. A test that is about one of them says it.
+TICKET_REQUIRED = {
+    "required_skills": {},
+    "priority": "normal",
+    "status": "new",
+    "effort_minutes": 30,
+    "owner_agent": None,
+}
+
+
+def ticket_body(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` as a whole ticket: the required fields it leaves out at :data:`TICKET_REQUIRED`."""
+    return TICKET_REQUIRED | body

@@ -21,7 +21,7 @@ import pytest
 
 from tests.api.bookings.test_bookings import BERLIN_10, TICKET, book, call_events, slots
 from tests.api.bookings.test_bookings import org as booking_org
-from tests.api.conftest import As, TenantCtx, assert_problem
+from tests.api.conftest import As, TenantCtx, assert_problem, ticket_body
 
 MON = "2026-03-02"
 
@@ -183,7 +183,7 @@ def test_other_tenants_capabilities_and_tickets_are_unknown_to_bookings(a: As, b
     _same_problem(
         book(a, capability_id="b-only"), book(a, capability_id="nobody"), 422, "capability_id"
     )
-    assert b.put("/v1/tickets/B-ONLY", json=TICKET).status_code == 201
+    assert b.put("/v1/tickets/B-ONLY", json=ticket_body(TICKET)).status_code == 201
     _same_problem(book(a, ticket="B-ONLY"), book(a, ticket="NOBODY-1"), 422, "ticket_id")
     assert a.get("/v1/bookings").json()["items"] == []
     assert b.get("/v1/bookings").json()["items"] == []

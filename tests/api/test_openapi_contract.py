@@ -14,7 +14,7 @@ import pytest
 from api.common.schemas import Patch
 from api.main import create_app
 from api.settings import Environment, Settings
-from tests.api.conftest import As, assert_problem
+from tests.api.conftest import As, assert_problem, ticket_body
 
 
 def _document() -> dict[str, Any]:
@@ -104,9 +104,11 @@ def test_explicit_null_on_a_non_nullable_field_is_a_422_naming_it(
 
 @pytest.mark.parametrize("path", MERGE_PATCHES)
 def test_an_empty_merge_patch_changes_nothing(a: As, path: str) -> None:
-    url = path.split("{", 1)[0].rstrip("/")
-    if "{" in path:
-        pytest.skip("a merge patch of an object needs the object; its own tests cover it")
+    if "{" in path:  # a merge patch never creates its object (its own tests patch real ones)
+        url = path.split("{", 1)[0] + "no-such-object"
+        assert_problem(a.patch(url, json={}, headers={"content-type": MERGE_PATCH}), 404)
+        return
+    url = path
     before = a.get(url).json()
     after = a.patch(url, json={}, headers={"content-type": MERGE_PATCH}).json()
     assert {k: v for k, v in after.items() if k != "updated_at"} == {
@@ -251,7 +253,7 @@ def test_escalation_documents_that_it_needs_something_to_escalate(a: As) -> None
         ("team",),
     }
     assert a.post("/v1/teams", json={"id": "t"}).status_code == 201
-    assert a.put("/v1/tickets/T-1", json={"team": "t"}).status_code == 201
+    assert a.put("/v1/tickets/T-1", json=ticket_body({"team": "t"})).status_code == 201
     r = a.post("/v1/tickets/T-1/escalate", json={"reason": "why", "team": None})
     assert_problem(r, 422, "body")
 

@@ -70,7 +70,7 @@ from api.db.engine import make_session_factory
 from api.db.models import Call, CallStatus
 from api.errors import Conflict
 from solver.slots import validate_calls, witness
-from tests.api.conftest import T0, As, FakeClock, make_tenant, truncate_all
+from tests.api.conftest import T0, As, FakeClock, make_tenant, ticket_body, truncate_all
 
 # Measured on the shared 2-core machine at load average 3-7: 6-12 s per backend, the ci profile
 # (derandomized) included. A failure takes minutes more: Hypothesis shrinks it through HTTP.
@@ -772,7 +772,7 @@ def _one_agent_with_new_work(a: As) -> None:
         assert r.status_code == 201, r.text
         shift = {"agent": agent, "start": T0.isoformat(), "end": (T0 + SHIFT).isoformat()}
         assert a.post("/v1/shifts", json=shift).status_code == 201
-    r = a.put("/v1/tickets/N1", json={"team": "support", "owner_agent": "ana"})
+    r = a.put("/v1/tickets/N1", json=ticket_body({"team": "support", "owner_agent": "ana"}))
     assert r.status_code == 201, r.text
 
 

@@ -159,10 +159,13 @@ def list(
     limit: int,
     team: str | None = None,
     status: AgentStatus | None = None,
+    updated_since: datetime | None = None,
 ) -> tuple[Sequence[Agent], str | None]:
     stmt = select(Agent).where(Agent.tenant_id == tenant_id)
     if team is not None:
         stmt = stmt.where(Agent.team_id == team)
     if status is not None:
         stmt = stmt.where(Agent.status == status)
-    return common.paginate(session, stmt, Agent.id, cursor, limit)
+    return common.paginate_since(
+        session, stmt, Agent.id, Agent.updated_at, updated_since, cursor, limit
+    )

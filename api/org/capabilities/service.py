@@ -125,7 +125,14 @@ def delete(*, session: Session, tenant_id: str, capability_id: str) -> None:
 
 
 def list(
-    *, session: Session, tenant_id: str, cursor: str | None, limit: int
+    *,
+    session: Session,
+    tenant_id: str,
+    cursor: str | None,
+    limit: int,
+    updated_since: datetime | None = None,
 ) -> tuple[Sequence[Capability], str | None]:
     stmt = select(Capability).where(Capability.tenant_id == tenant_id)
-    return common.paginate(session, stmt, Capability.id, cursor, limit)
+    return common.paginate_since(
+        session, stmt, Capability.id, Capability.updated_at, updated_since, cursor, limit
+    )

@@ -62,6 +62,7 @@ busy_router = crud_router(
     tag="busy",
     noun="busy",
     nouns="busy",
+    label=("busy interval", "busy intervals"),
     service=busy,
     create=BusyCreate,
     update=BusyUpdate,

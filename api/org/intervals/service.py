@@ -279,8 +279,10 @@ def list_(
     agent: str | None,
     start: datetime | None,
     end: datetime | None,
+    updated_since: datetime | None = None,
 ) -> tuple[Sequence[Row], str | None]:
-    """Intervals of the tenant, optionally of one agent and overlapping ``[start, end)``."""
+    """Intervals of the tenant, optionally of one agent, overlapping ``[start, end)`` and
+    changed at or after ``updated_since``."""
     stmt = select(model).where(model.tenant_id == tenant_id)
     if agent is not None:
         stmt = stmt.where(model.agent_id == agent)
@@ -288,7 +290,9 @@ def list_(
         stmt = stmt.where(model.end_at > start)
     if end is not None:
         stmt = stmt.where(model.start_at < end)
-    return common.paginate(session, stmt, model.id, cursor, limit)
+    return common.paginate_since(
+        session, stmt, model.id, model.updated_at, updated_since, cursor, limit
+    )
 
 
 class IntervalService(Generic[Row, In]):
@@ -398,8 +402,11 @@ class IntervalService(Generic[Row, In]):
         agent: str | None = None,
         start: datetime | None = None,
         end: datetime | None = None,
+        updated_since: datetime | None = None,
     ) -> tuple[Sequence[Row], str | None]:
-        return list_(session, self.model, tenant_id, cursor, limit, agent, start, end)
+        return list_(
+            session, self.model, tenant_id, cursor, limit, agent, start, end, updated_since
+        )
 
 
 shifts: IntervalService[Shift, ShiftCreate] = IntervalService(

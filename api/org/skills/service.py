@@ -90,7 +90,14 @@ def delete(*, session: Session, tenant_id: str, skill_id: str) -> None:
 
 
 def list(
-    *, session: Session, tenant_id: str, cursor: str | None, limit: int
+    *,
+    session: Session,
+    tenant_id: str,
+    cursor: str | None,
+    limit: int,
+    updated_since: datetime | None = None,
 ) -> tuple[Sequence[Skill], str | None]:
     stmt = select(Skill).where(Skill.tenant_id == tenant_id)
-    return common.paginate(session, stmt, Skill.id, cursor, limit)
+    return common.paginate_since(
+        session, stmt, Skill.id, Skill.updated_at, updated_since, cursor, limit
+    )

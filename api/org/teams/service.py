@@ -83,7 +83,14 @@ def delete(*, session: Session, tenant_id: str, team_id: str) -> None:
 
 
 def list(
-    *, session: Session, tenant_id: str, cursor: str | None, limit: int
+    *,
+    session: Session,
+    tenant_id: str,
+    cursor: str | None,
+    limit: int,
+    updated_since: datetime | None = None,
 ) -> tuple[Sequence[Team], str | None]:
     stmt = select(Team).where(Team.tenant_id == tenant_id)
-    return common.paginate(session, stmt, Team.id, cursor, limit)
+    return common.paginate_since(
+        session, stmt, Team.id, Team.updated_at, updated_since, cursor, limit
+    )

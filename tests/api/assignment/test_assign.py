@@ -15,7 +15,7 @@ from api.db.engine import make_session_factory
 from api.db.webhooks import WebhookEvent, WebhookSubscription
 from solver.problem import Agent, Interval, Problem, Ticket
 from solver.realtime import RealtimeIndex
-from tests.api.conftest import T0, As, FakeClock, TenantCtx, assert_problem
+from tests.api.conftest import T0, As, FakeClock, TenantCtx, assert_problem, ticket_body
 
 DAY = f"{T0.date().isoformat()}T"
 
@@ -59,7 +59,7 @@ def put_ticket(c: As, ticket_id: str, **extra: Any) -> dict[str, Any]:
         "first_response_due": f"{DAY}09:00:00Z",
         "effort_minutes": 30,
     } | extra
-    r = c.put(f"/v1/tickets/{ticket_id}", json=body)
+    r = c.put(f"/v1/tickets/{ticket_id}", json=ticket_body(body))
     assert r.status_code in (200, 201), r.text
     return r.json()
 

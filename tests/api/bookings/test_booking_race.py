@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from api.bookings import service as bookings
 from solver import slots as engine
 from tests.api.bookings.test_bookings import BERLIN_10, TICKET, book, org, slots
-from tests.api.conftest import As, TenantCtx, assert_problem
+from tests.api.conftest import As, TenantCtx, assert_problem, ticket_body
 
 HOLD_SECONDS = 0.3
 
@@ -115,7 +115,7 @@ def test_a_burst_of_customers_gets_two_bookings_and_no_server_errors(
     org(a)  # ana and ben
     customers = 24
     for n in range(5, customers + 1):
-        assert a.put(f"/v1/tickets/ZD-{n}", json=TICKET).status_code == 201
+        assert a.put(f"/v1/tickets/ZD-{n}", json=ticket_body(TICKET)).status_code == 201
     barrier = threading.Barrier(customers)
     answers: list[Any] = [None] * customers
 

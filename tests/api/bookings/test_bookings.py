@@ -30,7 +30,15 @@ from api.org.intervals.schemas import BusyCreate
 from api.org.intervals.service import busy as busy_service
 from api.settings import Settings
 from solver.slots import validate_calls, witness
-from tests.api.conftest import T0, As, FakeClock, TenantCtx, assert_problem, postgres_only
+from tests.api.conftest import (
+    T0,
+    As,
+    FakeClock,
+    TenantCtx,
+    assert_problem,
+    postgres_only,
+    ticket_body,
+)
 
 DAY = f"{T0.date().isoformat()}T"  # Monday 2026-03-02; Berlin is UTC+1 that day
 BERLIN_10 = f"{DAY}10:00:00+01:00"  # 09:00 UTC: the first start after the hour's notice
@@ -62,7 +70,7 @@ def org(c: As, agents: tuple[str, ...] = ("ana", "ben"), *, reserve: float = 0.0
     )
     assert r.status_code == 201, r.text
     for n in range(1, 5):
-        r = c.put(f"/v1/tickets/ZD-{n}", json=TICKET)
+        r = c.put(f"/v1/tickets/ZD-{n}", json=ticket_body(TICKET))
         assert r.status_code == 201, r.text
 
 
@@ -76,7 +84,7 @@ TICKET = {
 
 
 def set_status(c: As, ticket: str, status: str) -> None:
-    r = c.put(f"/v1/tickets/{ticket}", json=TICKET | {"status": status})
+    r = c.put(f"/v1/tickets/{ticket}", json=ticket_body(TICKET | {"status": status}))
     assert r.status_code == 200, r.text
 
 

@@ -22,13 +22,13 @@ from tests.api.bookings.test_bookings import (
     outbox,
     starts,
 )
-from tests.api.conftest import T0, As, FakeClock, TenantCtx, assert_problem
+from tests.api.conftest import T0, As, FakeClock, TenantCtx, assert_problem, ticket_body
 
 NOON = f"{DAY}13:00:00+01:00"  # 12:00 UTC
 
 
 def put(c: As, ticket: str, **extra: Any) -> Any:
-    return c.put(f"/v1/tickets/{ticket}", json=TICKET | extra)
+    return c.put(f"/v1/tickets/{ticket}", json=ticket_body(TICKET | extra))
 
 
 def booking(c: As, call_id: str) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from tests.api.assignment.test_assign import DAY, org, put_ticket
-from tests.api.conftest import As, TenantCtx
+from tests.api.conftest import As, TenantCtx, ticket_body
 
 WRITERS = 8
 ROUNDS = 10
@@ -40,7 +40,9 @@ def test_eight_concurrent_writers_of_mixed_kinds_all_succeed(
 
     def tickets(c: As, w: int, i: int) -> httpx2.Response:
         body = {"team": "support", "required_skills": {"billing": 2}, "effort_minutes": 10}
-        return c.put(f"/v1/tickets/T-{w}-{i}", json=body | {"created_at": f"{DAY}07:30:00Z"})
+        return c.put(
+            f"/v1/tickets/T-{w}-{i}", json=ticket_body(body | {"created_at": f"{DAY}07:30:00Z"})
+        )
 
     def agents(c: As, w: int, i: int) -> httpx2.Response:
         return c.patch("/v1/agents/ben", json={"capacity": 40 + i})
@@ -61,7 +63,9 @@ def test_eight_concurrent_writers_of_mixed_kinds_all_succeed(
     def escalate(c: As, w: int, i: int) -> httpx2.Response:
         return c.put(
             f"/v1/tickets/E-{i}",
-            json={"team": "tier2", "required_skills": {"lang:de": 3}, "effort_minutes": 5},
+            json=ticket_body(
+                {"team": "tier2", "required_skills": {"lang:de": 3}, "effort_minutes": 5}
+            ),
         )
 
     kinds: list[Callable[[As, int, int], httpx2.Response]] = [

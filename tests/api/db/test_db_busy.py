@@ -18,7 +18,7 @@ from sqlalchemy import Engine, text
 from api.db.engine import SQLITE_BEGIN_OPTION
 from api.main import create_app
 from api.settings import Environment, Settings
-from tests.api.conftest import FakeClock, assert_problem, make_tenant
+from tests.api.conftest import FakeClock, assert_problem, make_tenant, ticket_body
 
 SECRET = "vip@example.com"
 
@@ -43,7 +43,7 @@ def test_a_locked_database_is_a_quick_503_logged_without_sql(
                 holder.execute(text("LOCK TABLE tickets IN EXCLUSIVE MODE"))
             started = time.perf_counter()
             with caplog.at_level(logging.INFO):
-                r = a.put("/v1/tickets/T-1", json=body)
+                r = a.put("/v1/tickets/T-1", json=ticket_body(body))
             took = time.perf_counter() - started
             holder.rollback()
         assert_problem(r, 503)
@@ -55,4 +55,4 @@ def test_a_locked_database_is_a_quick_503_logged_without_sql(
         for needle in ("INSERT", "tickets", SECRET, "parameters"):
             assert needle not in logged, logged
         # The lock gone, the same write goes through.
-        assert a.put("/v1/tickets/T-1", json=body).status_code == 201
+        assert a.put("/v1/tickets/T-1", json=ticket_body(body)).status_code == 201

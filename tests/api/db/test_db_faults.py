@@ -54,7 +54,10 @@ SECRET = "ceo@example.com"  # a value a request carries: it must never reach the
 
 
 def ticket(**extra: Any) -> dict[str, Any]:
+    """A whole ticket (PUT replaces)."""
     return {
+        "status": "new",
+        "owner_agent": None,
         "team": "support",
         "required_skills": {"billing": 2},
         "priority": "high",

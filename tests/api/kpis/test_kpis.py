@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.api.assignment.test_assign import org
-from tests.api.conftest import T0, As, FakeClock, assert_problem
+from tests.api.conftest import T0, As, FakeClock, assert_problem, ticket_body
 
 DAY = f"{T0.date().isoformat()}T"  # T0 is 08:00 UTC
 
@@ -38,7 +38,7 @@ def build_history(a: As, clock: FakeClock) -> None:
     def put(tid: str, **change: Any) -> None:
         tickets[tid] |= change
         body = {"team": "support", "effort_minutes": 30} | tickets[tid]
-        r = a.put(f"/v1/tickets/{tid}", json=body)
+        r = a.put(f"/v1/tickets/{tid}", json=ticket_body(body))
         assert r.status_code in (200, 201), r.text
 
     def at_clock(hhmm: str) -> None:
@@ -191,7 +191,8 @@ def test_reopens_counted_from_the_history(a: As, clock: FakeClock) -> None:
     build_history(a, clock)
     clock.now = T0.replace(hour=12, minute=40)
     body = {"team": "support", "effort_minutes": 30, "created_at": at("08:00")}
-    r = a.put("/v1/tickets/K1", json=body | {"status": "open"})  # K1 was solved at 10:00
+    # K1 was solved at 10:00.
+    r = a.put("/v1/tickets/K1", json=ticket_body(body | {"status": "open"}))
     assert r.status_code == 200, r.text
     k = a.get("/v1/kpis", params={"from": at("12:00"), "to": at("13:00")}).json()
     assert k["reopens"] == 1 and k["backlog"] == 3

@@ -13,7 +13,7 @@ from api.solver_input import build_problem, capabilities
 from solver.policies import least_loaded
 from solver.problem import AgentStatus, Priority
 from solver.validation import check_plan
-from tests.api.conftest import T0, As, FakeClock, TenantCtx
+from tests.api.conftest import T0, As, FakeClock, TenantCtx, ticket_body
 
 D = "2026-03-02T"
 
@@ -48,7 +48,7 @@ def put(c: As, ident: str, **extra: object) -> None:
         "resolution_due": f"{D}12:00:00Z",
         "effort_minutes": 30,
     } | extra
-    r = c.put(f"/v1/tickets/{ident}", json=body)
+    r = c.put(f"/v1/tickets/{ident}", json=ticket_body(body))
     assert r.status_code in (200, 201), r.text
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.api.conftest import T0, As, assert_problem
+from tests.api.conftest import T0, As, assert_problem, ticket_body
 
 
 def test_skill_crud(a: As) -> None:
@@ -56,13 +56,13 @@ def test_team_delete_refused_while_used(a: As) -> None:
     assert a.post("/v1/teams", json={"id": "t2"}).status_code == 201
     assert a.get("/v1/teams").json()["items"][0]["name"] == "Tier 1"
     assert a.post("/v1/agents", json={"id": "ana", "team": "t1"}).status_code == 201
-    assert a.put("/v1/tickets/T-1", json={"team": "t1"}).status_code == 201
+    assert a.put("/v1/tickets/T-1", json=ticket_body({"team": "t1"})).status_code == 201
     body = assert_problem(a.delete("/v1/teams/t1"), 409)
     assert "agents" in body["detail"] and "tickets" in body["detail"]
     assert a.patch("/v1/agents/ana", json={"team": "t2"}).status_code == 200
     body = assert_problem(a.delete("/v1/teams/t1"), 409)  # the ticket still names it
     assert "agents" not in body["detail"] and "tickets" in body["detail"]
-    assert a.put("/v1/tickets/T-1", json={"team": "t2"}).status_code == 200
+    assert a.put("/v1/tickets/T-1", json=ticket_body({"team": "t2"})).status_code == 200
     assert a.delete("/v1/teams/t1").status_code == 204
     assert_problem(a.get("/v1/teams/t1"), 404)
 
@@ -72,9 +72,9 @@ def test_hostile_strings_are_4xx_not_5xx(a: As) -> None:
     assert_problem(a.get("/v1/teams/nul%00byte"), 422, "path.team_id")
     assert_problem(a.get("/v1/teams/" + "x" * 200), 422, "path.team_id")
     a.post("/v1/teams", json={"id": "t"})
-    r = a.put("/v1/tickets/T-1", json={"team": "t", "requester": "x\u0000"})
+    r = a.put("/v1/tickets/T-1", json=ticket_body({"team": "t", "requester": "x\u0000"}))
     assert_problem(r, 422, "requester")
-    assert a.put("/v1/tickets/T-1", json={"team": "t"}).status_code == 201
+    assert a.put("/v1/tickets/T-1", json=ticket_body({"team": "t"})).status_code == 201
     huge = "eyJrIjogOTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTl9"  # {"k": 99999999999999999999999}
     assert_problem(a.get("/v1/tickets/T-1/history", params={"cursor": huge}), 422)
     assert_problem(

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.api.conftest import As, FakeClock, assert_problem
+from tests.api.conftest import As, FakeClock, assert_problem, ticket_body
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday")
 POLICY = {
@@ -41,7 +41,7 @@ class Ticket:
     def put(self, at: datetime, **change: Any) -> dict[str, Any]:
         self.clock.now = at
         self.body |= change
-        r = self.a.put(f"/v1/tickets/{self.tid}", json=self.body)
+        r = self.a.put(f"/v1/tickets/{self.tid}", json=ticket_body(self.body))
         assert r.status_code in (200, 201), r.text
         return dict(r.json())
 

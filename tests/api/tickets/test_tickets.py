@@ -28,6 +28,8 @@ def ticket(**extra: Any) -> dict[str, Any]:
         "team": "support",
         "required_skills": {"billing": 2},
         "priority": "high",
+        "status": "new",
+        "owner_agent": None,
         "created_at": f"{T}07:30:00+01:00",
         "first_response_due": f"{T}09:00:00Z",
         "resolution_due": f"{T}17:00:00Z",

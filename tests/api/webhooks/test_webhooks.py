@@ -31,7 +31,7 @@ from api.db.webhooks import WebhookDelivery, WebhookEvent, WebhookSubscription
 from api.main import create_app
 from api.settings import Environment, Settings
 from api.webhooks.delivery import Deliverer
-from tests.api.conftest import As, FakeClock, TenantCtx, assert_problem, make_tenant
+from tests.api.conftest import As, FakeClock, TenantCtx, assert_problem, make_tenant, ticket_body
 
 MAX_ATTEMPTS = 4
 
@@ -931,7 +931,7 @@ def test_assigning_a_ticket_over_http_reaches_the_receiver_signed(
         "first_response_due": at(2),
         "effort_minutes": 30,
     }
-    assert a.put("/v1/tickets/ZD-7", json=ticket).status_code in (200, 201)
+    assert a.put("/v1/tickets/ZD-7", json=ticket_body(ticket)).status_code in (200, 201)
     r = a.post("/v1/tickets/ZD-7/assign")
     assert r.status_code == 200, r.text
     assert r.json()["agent"] == "ana"

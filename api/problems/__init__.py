@@ -1,0 +1,1 @@
+"""The pages behind every problem ``type`` URI: ``GET /problems/{slug}`` explains one."""
