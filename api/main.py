@@ -8,6 +8,7 @@ and disposed of when the app stops, so every test (and every worker process) own
 from __future__ import annotations
 
 import gc
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -158,6 +159,14 @@ def _document_openapi(app: FastAPI) -> None:
                     content = response.get("content", {})
                     if str(status)[:1] in "45" and "application/json" in content:
                         content[errors.PROBLEM_JSON] = content.pop("application/json")
+        # What we send: the receiver's answer is any 2xx (or a retry), never FastAPI's 422 for
+        # a body it did not validate; with those gone, so are their unreferenced schemas.
+        for hook in schema.get("webhooks", {}).values():
+            for operation in hook.values():
+                operation.get("responses", {}).pop("422", None)
+        if "HTTPValidationError" not in json.dumps(schema.get("paths", {})):
+            for name in ("HTTPValidationError", "ValidationError"):
+                schema.get("components", {}).get("schemas", {}).pop(name, None)
         from api.tickets.routes import EXTRA_SCHEMAS
 
         schema.setdefault("components", {}).setdefault("schemas", {}).update(EXTRA_SCHEMAS)

@@ -363,13 +363,15 @@ async def warm_run(
             await stack.enter_async_context(KeepAliveClient(base, headers))
             for _ in range(concurrency)
         ]
-        await asyncio.gather(*(c.get(path) for c in clients))
         latencies: list[float] = []
         outcomes: Counter[str] = Counter()
         # As in benchmarks.harness.load.drive: a full collection of this process's heap would stop
-        # every in-flight clock for 100-200 ms, a pause the p99 would blame on the server.
+        # every in-flight clock for 100-200 ms, a pause the p99 would blame on the server. It
+        # comes before the connections open: a large heap (a test session's) can take longer to
+        # collect than the server keeps an idle connection (uvicorn: 5 s), which then closes.
         gc.collect()
         gc.freeze()
+        await asyncio.gather(*(c.get(path) for c in clients))
         try:
             if probe is not None:
                 probe.start()

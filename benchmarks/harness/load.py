@@ -212,6 +212,13 @@ async def drive(
                 )
                 for _ in range(concurrency)
             ]
+        # This process imported the whole service to seed it: a full collection of its heap
+        # stops every in-flight request's clock for 100-200 ms (measured with gc callbacks),
+        # a client pause the p99 would blame on the server. Freeze the heap for the run, before
+        # the warm-up opens the connections: a large heap (a test session's) can take longer to
+        # collect than the server keeps an idle connection (uvicorn: 5 s), which then closes.
+        gc.collect()
+        gc.freeze()
         if warmup and get_path is not None:
             await asyncio.gather(*(clients[i % concurrency].get(get_path) for i in range(warmup)))
         elif warmup:
@@ -225,11 +232,6 @@ async def drive(
         pending: Iterator[str] = iter(ticket_ids) if get_path is None else itertools.repeat("")
         latencies: list[float] = []
         outcomes: Counter[str] = Counter()
-        # This process imported the whole service to seed it: a full collection of its heap
-        # stops every in-flight request's clock for 100-200 ms (measured with gc callbacks),
-        # a client pause the p99 would blame on the server. Freeze the heap for the run.
-        gc.collect()
-        gc.freeze()
         if probe is not None:
             probe.start()
         started = time.perf_counter()
