@@ -288,3 +288,23 @@ def test_the_most_urgent_live_ticket_goes_first_however_many_older_ones_wait(a: 
     put_ticket(a, "H-ana", owner_agent="ana", status="closed")
     assert owner(a, "U1") == {"kind": "agent", "id": "ana"}
     assert all(owner(a, f"N{i}")["kind"] == "team" for i in range(6))
+
+
+@pytest.mark.parametrize(
+    ("support_scope", "cid_takes_it"), [("borrow", True), ("team_only", False)]
+)
+def test_a_team_that_lends_by_its_own_scope_is_re_offered_to_another_teams_freed_agent(
+    a: As, support_scope: str, cid_takes_it: bool
+) -> None:
+    # The tenant keeps teams to themselves (team_only); support's own scope says otherwise.
+    org(a, capacity=1, team_scope=None)
+    r = a.patch("/v1/teams/support", json={"scope": support_scope})
+    assert r.status_code == 200, r.text
+    for agent in ("ana", "ben"):
+        put_ticket(a, f"H-{agent}", owner_agent=agent, status="open")  # support is full
+    put_ticket(a, "H-cid", team="tier2", owner_agent="cid", status="open")  # so is tier2
+    put_ticket(a, "C1", channel="chat")
+    assert assign(a, "C1")["agent"] is None
+    put_ticket(a, "H-cid", team="tier2", owner_agent="cid", status="solved")  # cid frees up
+    expected = {"kind": "agent", "id": "cid"} if cid_takes_it else {"kind": "team", "id": "support"}
+    assert owner(a, "C1") == expected
