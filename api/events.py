@@ -56,12 +56,24 @@ class EventType(enum.StrEnum):
     TICKET_CALL_FLAGGED = "ticket.call_flagged"
     TICKET_BREACH_RISK = "ticket.breach_risk"
     TICKET_DUE_DATES_SET = "ticket.due_dates_set"
+    TICKET_CALL_LINK_CREATED = "ticket.call_link_created"
+    TICKET_CALL_LINK_REVOKED = "ticket.call_link_revoked"
+    TICKET_CALL_RESCHEDULED = "ticket.call_rescheduled"
+    TICKET_CALL_ADMITTED = "ticket.call_admitted"
+    TICKET_CALL_NO_SHOW = "ticket.call_no_show"
+    TICKET_CALL_COMPLETED = "ticket.call_completed"
     QUEUE_OPTIMIZED = "queue.optimized"
     BOOKING_CREATED = "booking.created"
     BOOKING_CANCELLED = "booking.cancelled"
     BOOKING_AGENT_BOUND = "booking.agent_bound"
     BOOKING_AT_RISK = "booking.at_risk"
     BOOKING_FLAGGED = "booking.flagged"
+    BOOKING_RESCHEDULED = "booking.rescheduled"
+    BOOKING_ADMITTED = "booking.admitted"
+    BOOKING_NO_SHOW = "booking.no_show"
+    BOOKING_COMPLETED = "booking.completed"
+    CALL_LINK_CREATED = "call_link.created"
+    CALL_LINK_REVOKED = "call_link.revoked"
 
 
 _OWNER_TYPES = frozenset({EventType.TICKET_ASSIGNED, EventType.TICKET_REASSIGNED})
@@ -186,6 +198,44 @@ class BookingAtRiskData(BookingData):
     reason: ReasonBrief = Field(description="Why no agent can take the call")
 
 
+class BookingRescheduledData(BookingData):
+    """The customer moved their call through its link: this is the new call; the previous one
+    is cancelled (reason ``rescheduled``) in the same transaction."""
+
+    link_id: str = Field(description="The call link it was rescheduled through")
+    previous_booking_id: str = Field(description="The call it replaces (now cancelled)")
+    previous_start: datetime
+    previous_end: datetime
+
+
+class BookingAdmittedData(BookingData):
+    agent_id: str | None = Field(description="The bound agent who admitted the customer")
+    admitted_at: datetime
+    automatic: bool = Field(
+        description="True when the tenant admits customers at the start by itself (call_room)"
+    )
+
+
+class BookingClosedData(BookingData):
+    """``booking.completed`` / ``booking.no_show``: the bound agent closed the call."""
+
+    agent_id: str | None = Field(description="The agent who closed it")
+
+
+class CallLinkData(Payload):
+    """A call link's policy. Never its token or URL: those are shown once, to the creator."""
+
+    link_id: str
+    ticket_id: str
+    capability_id: str
+    expires_at: datetime = Field(description="After this an unused link no longer books")
+    not_before: datetime | None = Field(description="No call may start before this")
+    not_after: datetime | None = Field(description="No call may start after this")
+    reschedules_allowed: int
+    timezone: str = Field(description="The customer's IANA time zone (a hint the page uses)")
+    locale: str = Field(description="The customer's locale (a hint the page uses)")
+
+
 PAYLOADS: Mapping[EventType, type[Payload]] = MappingProxyType(
     {
         **{
@@ -198,6 +248,12 @@ PAYLOADS: Mapping[EventType, type[Payload]] = MappingProxyType(
         EventType.BOOKING_AGENT_BOUND: BookingAgentBoundData,
         EventType.BOOKING_AT_RISK: BookingAtRiskData,
         EventType.BOOKING_FLAGGED: BookingFlaggedData,
+        EventType.BOOKING_RESCHEDULED: BookingRescheduledData,
+        EventType.BOOKING_ADMITTED: BookingAdmittedData,
+        EventType.BOOKING_NO_SHOW: BookingClosedData,
+        EventType.BOOKING_COMPLETED: BookingClosedData,
+        EventType.CALL_LINK_CREATED: CallLinkData,
+        EventType.CALL_LINK_REVOKED: CallLinkData,
     }
 )
 
@@ -217,6 +273,12 @@ _STEP_WORDS: Mapping[TicketEventKind, str] = {
     TicketEventKind.CALL_FLAGGED: "A ticket's call was kept but flagged: the ticket is done",
     TicketEventKind.BREACH_RISK: "A ticket will likely miss its deadline with its owner",
     TicketEventKind.DUE_DATES_SET: "A ticket's due dates were set from the SLA policy",
+    TicketEventKind.CALL_LINK_CREATED: "A call link was issued for the ticket's customer",
+    TicketEventKind.CALL_LINK_REVOKED: "A call link of the ticket was revoked",
+    TicketEventKind.CALL_RESCHEDULED: "The customer moved a call of the ticket to another time",
+    TicketEventKind.CALL_ADMITTED: "The customer was admitted to a call of the ticket",
+    TicketEventKind.CALL_NO_SHOW: "The customer did not come to a call of the ticket",
+    TicketEventKind.CALL_COMPLETED: "A call of the ticket was completed",
 }
 DESCRIPTIONS: Mapping[EventType, str] = MappingProxyType(
     {
@@ -227,6 +289,12 @@ DESCRIPTIONS: Mapping[EventType, str] = MappingProxyType(
         EventType.BOOKING_AGENT_BOUND: "An agent was bound (or rebound) to a booked call",
         EventType.BOOKING_AT_RISK: "No agent can take a booked call any more",
         EventType.BOOKING_FLAGGED: "A booked call was kept although its ticket is done",
+        EventType.BOOKING_RESCHEDULED: "The customer moved their call to another time",
+        EventType.BOOKING_ADMITTED: "The customer was let into their call",
+        EventType.BOOKING_NO_SHOW: "The customer did not come to their call",
+        EventType.BOOKING_COMPLETED: "A call was completed",
+        EventType.CALL_LINK_CREATED: "A call link was issued for a ticket",
+        EventType.CALL_LINK_REVOKED: "A call link was revoked",
     }
 )
 

@@ -123,6 +123,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     )
     app.state.settings = settings
     app.state.clock = clock or _wall_clock
+    # Failed call-link lookups per client address (api/links/limiter.py).
+    from api.links.limiter import LookupLimiter
+
+    app.state.link_limiter = LookupLimiter.from_settings(settings)
     errors.install(app)
     app.add_exception_handler(Replay, replay_response)
     app.add_middleware(IdempotencyMiddleware)
@@ -185,6 +189,7 @@ def _include_routers(app: FastAPI) -> None:
     from api.jobs import routes as jobs
     from api.keys import routes as api_keys
     from api.kpis import routes as kpis
+    from api.links import routes as links
     from api.ops import routes as health
     from api.org.agents import routes as agents
     from api.org.capabilities import routes as capabilities
@@ -219,6 +224,7 @@ def _include_routers(app: FastAPI) -> None:
         kpis.router,
         health.metrics_router,
         bookings.router,
+        links.router,
         problems.router,
     ):
         app.include_router(router)

@@ -127,6 +127,17 @@ class Settings(BaseSettings):
     redis_url: SecretStr | None = None
     rate_limit_redis_prefix: str = "switchboard:ratelimit:"
     rate_limit_redis_timeout_seconds: float = Field(default=0.25, gt=0, le=10)
+    # --- Call links and the customer's pages (api/links, api/customer) ---
+    # The links' URLs are built on this (the address customers reach the service at).
+    public_base_url: str = Field(default="http://127.0.0.1:8000", pattern=r"^https?://[^\s/]+")
+    # An unused link stops booking this long after it was issued, unless the link says otherwise.
+    link_default_expiry_hours: int = Field(default=7 * 24, ge=1, le=90 * 24)
+    # Failed token lookups (an unknown, expired or revoked link) allowed per client address, in
+    # the `limits` notation ("20/minute", "100 per hour"); more are refused with a 429. Counted
+    # in Redis when redis_url is set (shared by every process), else in process memory.
+    link_lookup_failures: str = "20/minute"
+    link_lookup_redis_prefix: str = "switchboard:links:"
+
     # POST /v1/solve runs in a bounded pool off the request threads: at most solve_workers at
     # once in this process, at most solve_max_per_tenant of them for one tenant; more is
     # refused at once (429 for the tenant, 503 when the pool is full), never queued.

@@ -371,6 +371,8 @@ def book(
     now: datetime,
     actor: str | None,
     cache: BookingCache | None = None,
+    link_id: str | None = None,
+    announce: bool = True,
 ) -> Booked:
     """Book a call of ``data.capability_id`` at ``data.start`` for ticket ``data.ticket_id``.
 
@@ -384,6 +386,9 @@ def book(
     ``data.allow_additional``; a capability that does not cover the ticket's required skills
     (:func:`missing_skills`) is refused with a 422 naming them (``capability_coverage``
     ``refuse``) or booked with a warning naming them (``warn``).
+
+    ``link_id`` records the call link it was booked through; ``announce=False`` leaves the
+    history step and webhook to the caller (a reschedule tells one step for the pair).
     """
     lock_tenant(session, tenant_id)
     cap = _capability_or_422(session, tenant_id, data.capability_id)
@@ -452,11 +457,28 @@ def book(
         occupied_until=call.end + timedelta(minutes=cap.buffer_minutes),
         timezone=data.tz,
         status=CallStatus.BOOKED,
+        link_id=link_id,
         created_at=now,
         updated_at=now,
     )
     session.add(row)
     _save_cover(result.state, {**rows, row.id: row})
+    if announce:
+        _announce_booked(session, tenant_id, row, cap.id, now, actor, warnings)
+    _schedule_bind(session, tenant_id, now, _due_at(call.start, DEFAULT_LEAD))
+    session.flush()
+    return Booked(row, warnings)
+
+
+def _announce_booked(
+    session: Session,
+    tenant_id: str,
+    row: CallRow,
+    capability_id: str,
+    now: datetime,
+    actor: str | None,
+    warnings: tuple[str, ...],
+) -> None:
     _announce(
         session,
         tenant_id,
@@ -464,13 +486,10 @@ def book(
         now=now,
         actor=actor,
         action="booked",
-        reason=f"call booked ({cap.id}, {call.start.isoformat()})",
+        reason=f"call booked ({capability_id}, {row.start_at.isoformat()})",
         webhook_type=events.EventType.BOOKING_CREATED,
         extra={"warnings": builtins.list(warnings)} if warnings else None,
     )
-    _schedule_bind(session, tenant_id, now, _due_at(call.start, DEFAULT_LEAD))
-    session.flush()
-    return Booked(row, warnings)
 
 
 def _announce(
@@ -580,9 +599,11 @@ def cancel(
     now: datetime,
     actor: str | None,
     reason: str | None = None,
+    note: CallNote = CallNote.REQUESTED,
 ) -> CallRow:
-    """Cancel a booked call, freeing its capacity. Cancelling twice is harmless; a call that is
-    over (completed, or its end has passed) cannot be cancelled."""
+    """Cancel a booked call, freeing its capacity (``note`` says why, as the customer is told:
+    ``requested`` through the API, ``customer`` through their link). Cancelling twice is
+    harmless; a call that is over (completed, or its end has passed) cannot be cancelled."""
     lock_tenant(session, tenant_id)
     row = get_or_raise(session=session, tenant_id=tenant_id, booking_id=booking_id)
     if row.status is CallStatus.CANCELLED:
@@ -591,7 +612,7 @@ def cancel(
         raise Conflict(f"booking {booking_id!r} is over and cannot be cancelled")
     row.status = CallStatus.CANCELLED
     row.cancelled_at = now
-    row.cancel_reason = CallNote.REQUESTED
+    row.cancel_reason = note
     row.cover_agent = None
     row.updated_at = now
     _announce(
@@ -603,7 +624,7 @@ def cancel(
         action="cancelled",
         reason=f"call cancelled{f': {reason}' if reason else ''}",
         webhook_type=events.EventType.BOOKING_CANCELLED,
-        extra={"agent_id": row.bound_agent, "reason": CallNote.REQUESTED},
+        extra={"agent_id": row.bound_agent, "reason": note},
         kind=TicketEventKind.CALL_CANCELLED,
         from_agent=row.bound_agent,
     )

@@ -380,11 +380,13 @@ class IdempotencyRecord(Base):
 
 
 class CallStatus(enum.StrEnum):
-    """A booked call's life: booked until it is cancelled or its time has passed."""
+    """A booked call's life: booked until it is cancelled, completed (its agent says so, or its
+    time has passed) or marked a no-show by its bound agent."""
 
     BOOKED = "booked"
     CANCELLED = "cancelled"
     COMPLETED = "completed"
+    NO_SHOW = "no_show"
 
 
 class CallNote(enum.StrEnum):
@@ -396,6 +398,10 @@ class CallNote(enum.StrEnum):
     """Its ticket was closed."""
     REQUESTED = "requested"
     """Cancelled through the bookings API (``DELETE /v1/bookings/{id}``)."""
+    RESCHEDULED = "rescheduled"
+    """Replaced by a call at another time, through its call link (the link names the new one)."""
+    CUSTOMER = "customer"
+    """Cancelled by the customer through their call link."""
 
 
 class Call(Base):
@@ -441,6 +447,55 @@ class Call(Base):
     # Kept although its ticket is done (policy calls_on_done=keep): when, and why.
     flagged_at: Mapped[datetime | None]
     flag_reason: Mapped[CallNote | None] = mapped_column(_enum(CallNote, "flagreason"))
+    # The call link it was booked through (None: booked with an API key).
+    link_id: Mapped[str | None] = mapped_column(String(40))
+    # The bound agent let the customer in (the waiting room reveals the join URL from then on).
+    admitted_at: Mapped[datetime | None]
+    admitted_by: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    completed_at: Mapped[datetime | None]  # the agent marked it completed (or no-show)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class CallLink(Base):
+    """A single-use link a helpdesk issues for one ticket (``/v1/tickets/{id}/call-links``):
+    the customer books one call of ``capability_id`` through it, then keeps it as the handle of
+    that call (see it, reschedule, cancel, wait to be admitted).
+
+    Only ``token_hash`` (SHA-256 of the URL's token) is stored: the token itself is shown once.
+    ``form_key`` is the link's own secret for the anti-forgery token its pages embed.
+    ``booking_id`` is the call booked through it (the latest one, after a reschedule);
+    ``sequence`` counts the changes of that call, as the .ics file's SEQUENCE.
+    """
+
+    __tablename__ = "call_links"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "capability_id"], ["capabilities.tenant_id", "capabilities.id"]
+        ),
+        ForeignKeyConstraint(["tenant_id", "ticket_id"], ["tickets.tenant_id", "tickets.id"]),
+        Index("ix_call_links_tenant_ticket", "tenant_id", "ticket_id"),
+        Index("ix_call_links_token_hash", "token_hash", unique=True),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(String(36), _tenant_fk(), primary_key=True)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    ticket_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    capability_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    token_hash: Mapped[str] = mapped_column(String(64))
+    form_key: Mapped[str] = mapped_column(String(64))
+    not_before: Mapped[datetime | None]
+    not_after: Mapped[datetime | None]
+    expires_at: Mapped[datetime]
+    reschedules_allowed: Mapped[int] = mapped_column(Integer, default=1)
+    reschedules_used: Mapped[int] = mapped_column(Integer, default=0)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    locale: Mapped[str] = mapped_column(String(35), default="en")
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    booking_id: Mapped[str | None] = mapped_column(String(40))
+    sequence: Mapped[int] = mapped_column(Integer, default=0)
+    revoked_at: Mapped[datetime | None]
+    created_by: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

@@ -67,6 +67,71 @@ class BreachRisk(Schema):
     )
 
 
+class Admission(enum.StrEnum):
+    """Who lets a customer waiting for their call in."""
+
+    AGENT = "agent"
+    """The call's bound agent admits them (``POST /v1/bookings/{id}/admit``)."""
+    AUTO = "auto"
+    """They are let in by themselves at the call's start (or when the bound agent admits
+    them earlier)."""
+
+
+_PLACEHOLDERS = frozenset({"booking_id", "ticket_id", "capability_id", "link_id"})
+_FIELD = re.compile(r"{([^{}]*)}")
+
+
+def _meeting_template(value: str) -> str:
+    names = set(_FIELD.findall(value))
+    unknown = sorted(names - _PLACEHOLDERS)
+    if unknown:
+        raise ValueError(
+            f"unknown placeholder(s) {', '.join('{' + n + '}' for n in unknown)}; use "
+            + ", ".join("{" + n + "}" for n in sorted(_PLACEHOLDERS))
+        )
+    if not value.startswith("https://") and not value.startswith("http://"):
+        raise ValueError("must be an http(s) URL")
+    return value
+
+
+MeetingTemplate = Annotated[str, Field(max_length=2000), AfterValidator(_meeting_template)]
+
+
+class CallRoom(Schema):
+    """The customer's waiting room: where the call happens and who lets them in."""
+
+    meeting_url_template: MeetingTemplate | None = Field(
+        default=None,
+        description=(
+            "The join URL of every call, with placeholders {booking_id}, {ticket_id}, "
+            "{capability_id}, {link_id}, e.g. https://meet.example.com/support-{booking_id}; "
+            "null: the waiting room says the agent will call the customer"
+        ),
+    )
+    capability_meeting_urls: Annotated[
+        dict[Id, MeetingTemplate], Field(max_length=500, json_schema_extra=_keys_are_ids)
+    ] = Field(
+        default_factory=dict,
+        description="A capability's own join URL template, overriding meeting_url_template",
+    )
+    admission: Admission = Field(
+        default=Admission.AGENT, description="Who lets a waiting customer in"
+    )
+    show_agent_name: bool = Field(
+        default=False,
+        description=(
+            "Show the customer the admitting agent's display name once they are admitted "
+            "(never before)"
+        ),
+    )
+    opens_minutes_before: Annotated[Int, Field(ge=0, le=120)] = Field(
+        default=10, description="How long before the call the link shows the waiting room"
+    )
+
+    def template_for(self, capability_id: str) -> str | None:
+        return self.capability_meeting_urls.get(capability_id, self.meeting_url_template)
+
+
 class CustomChannel(Schema):
     """A channel of the tenant's own, beside the built-in ones (email, web_form, chat,
     messaging, phone)."""
@@ -270,6 +335,7 @@ class Policies(Schema):
         description="A booking whose capability lacks skills the ticket requires",
     )
     breach_risk: BreachRisk = Field(default_factory=BreachRisk)
+    call_room: CallRoom = Field(default_factory=CallRoom)
     channels: Annotated[list[CustomChannel], Field(max_length=100)] = Field(
         default_factory=list,
         description=(

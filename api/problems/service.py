@@ -43,6 +43,22 @@ _ENTRIES = (
         "Read the detail, correct the request and send it again.",
     ),
     ProblemType(
+        "link-gone",
+        410,
+        "Link no longer valid",
+        "The call link was revoked by the helpdesk, or it expired: an unused link stops booking "
+        "at its expires_at, a used one a day after its call.",
+        "Ask the helpdesk for a new link (POST /v1/tickets/{ticket_id}/call-links issues one).",
+    ),
+    ProblemType(
+        "link-used",
+        409,
+        "Link already used",
+        "A call was already booked through this link: a link books once, then it is the handle "
+        "of that call (reschedule or cancel it there).",
+        "Open the link again: it shows the booked call. To book another call, issue a new link.",
+    ),
+    ProblemType(
         "invalid-input",
         422,
         "Invalid input",

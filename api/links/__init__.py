@@ -1,0 +1,1 @@
+"""Single-use call links: the customer's door to a live call for one ticket."""
