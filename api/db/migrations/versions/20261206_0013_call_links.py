@@ -29,6 +29,52 @@ _OLD_NOTES = ("ticket_solved", "ticket_closed", "requested")
 _NEW_NOTES = (*_OLD_NOTES, "rescheduled", "customer")
 
 
+_KINDS_BEFORE = (
+    "created",
+    "updated",
+    "assigned",
+    "reassigned",
+    "status_changed",
+    "escalated",
+    "call_booked",
+    "call_cancelled",
+    "call_flagged",
+    "breach_risk",
+    "due_dates_set",
+)
+_KINDS_NEW = (
+    "call_link_created",
+    "call_link_revoked",
+    "call_rescheduled",
+    "call_admitted",
+    "call_no_show",
+    "call_completed",
+)
+_KINDS_AFTER = (*_KINDS_BEFORE, *_KINDS_NEW)
+_SQLITE_APPEND_ONLY = (
+    "CREATE TRIGGER IF NOT EXISTS ticket_events_append_only BEFORE UPDATE ON ticket_events "
+    "BEGIN SELECT RAISE(ABORT, 'ticket_events is append-only'); END"
+)
+
+
+def _kinds(old: Sequence[str], new: Sequence[str]) -> None:
+    """Change the CHECK of ``ticket_events.kind`` (as 0007 does). On SQLite batch mode copies
+    the table, which drops its triggers: the append-only guard of 0001 is put back after."""
+    with op.batch_alter_table("ticket_events") as batch:
+        batch.alter_column(
+            "kind",
+            existing_type=sa.Enum(
+                *old, name="ticketeventkind", native_enum=False, create_constraint=True, length=32
+            ),
+            type_=sa.Enum(
+                *new, name="ticketeventkind", native_enum=False, create_constraint=True, length=32
+            ),
+            existing_nullable=False,
+        )
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute(_SQLITE_APPEND_ONLY)
+
+
 def _check(values: Sequence[str], column: str) -> str:
     listed = ", ".join(f"'{v}'" for v in values)
     return f"{column} IN ({listed})"
@@ -93,9 +139,14 @@ def upgrade() -> None:
         batch.add_column(sa.Column("admitted_by", sa.String(128), nullable=True))
         batch.add_column(sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True))
     _swap_checks(_NEW_STATUS, _NEW_NOTES)
+    _kinds(_KINDS_BEFORE, _KINDS_AFTER)
 
 
 def downgrade() -> None:
+    # The history is append-only (0001's trigger refuses UPDATE, not DELETE): steps of the
+    # kinds this revision added have no place in the older schema.
+    op.execute(sa.text("DELETE FROM ticket_events WHERE kind IN " + str(_KINDS_NEW)))
+    _kinds(_KINDS_AFTER, _KINDS_BEFORE)
     op.execute(sa.text("UPDATE calls SET status = 'completed' WHERE status = 'no_show'"))
     op.execute(
         sa.text(
