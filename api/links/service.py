@@ -588,6 +588,8 @@ class Phase(enum.StrEnum):
     """Nobody can take the call any more: the customer is offered new times."""
     CANCELLED = "cancelled"
     OVER = "over"
+    CLOSED = "closed"
+    """Nothing booked, and the ticket was solved or closed meanwhile: no call to book."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -628,7 +630,8 @@ def view(session: Session, found: Resolved, now: datetime) -> View:
     opens = None
     cancel_reason = None
     if call is None:
-        phase = Phase.PICK
+        ticket = common.get(session, TicketRow, link.tenant_id, link.ticket_id)
+        phase = Phase.CLOSED if ticket is None or ticket.status.is_done else Phase.PICK
     else:
         opens = call.start_at - timedelta(minutes=room.opens_minutes_before)
         if call.status is CallStatus.CANCELLED:

@@ -347,3 +347,17 @@ def test_the_waiting_room_reveals_the_join_url_only_when_admitted(
     assert seen.phase is links.Phase.ADMITTED
     assert seen.join_url == f"https://meet.example.com/{call_id}"
     assert seen.agent_name == "Ana Admitter"
+
+
+def test_a_link_whose_ticket_was_solved_shows_closed_and_books_nothing(
+    a: As, session: Session
+) -> None:
+    org(a)
+    token = token_of(issue(a))
+    r = a.put("/v1/tickets/ZD-1", json=ticket_body(TICKET | {"status": "solved"}))
+    assert r.status_code == 200, r.text
+    assert links.view(session, links.resolve(session, token, T0), T0).phase is links.Phase.CLOSED
+    session.rollback()
+    with pytest.raises(Exception) as refused:
+        _book(session, token, NOON)
+    assert [e.field for e in refused.value.errors] == ["ticket_id"]  # type: ignore[attr-defined]
