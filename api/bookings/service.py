@@ -100,13 +100,19 @@ class BookingRefused(Conflict):
 # --------------------------------------------------------------------------- loading
 
 
+# A call holds its agent until ``occupied_until`` (end + buffer), also once it is completed:
+# completion is stored at the call's end, and the wrap-up after it still occupies the agent.
+HOLDING = (CallStatus.BOOKED, CallStatus.COMPLETED)
+
+
 def _live_rows(session: Session, tenant_id: str, now: datetime) -> builtins.list[CallRow]:
-    """Booked calls that still hold (or will hold) an agent at ``now``."""
+    """Calls that still hold (or will hold) an agent at ``now``: booked ones, and completed
+    ones still in their wrap-up (which the engine keeps on their agent and never moves)."""
     stmt = (
         select(CallRow)
         .where(
             CallRow.tenant_id == tenant_id,
-            CallRow.status == CallStatus.BOOKED,
+            CallRow.status.in_(HOLDING),
             CallRow.occupied_until > now,
         )
         .order_by(CallRow.start_at, CallRow.id)
@@ -127,7 +133,7 @@ _LIVE_CALLS = (
     )
     .where(
         CallRow.tenant_id == bindparam("tenant"),
-        CallRow.status == CallStatus.BOOKED,
+        CallRow.status.in_(HOLDING),
         CallRow.occupied_until > bindparam("now"),
     )
     .order_by(CallRow.start_at, CallRow.id)
@@ -220,7 +226,7 @@ def _complete_past(session: Session, tenant_id: str, now: datetime) -> int:
     ).all()
     for row in rows:
         row.status = CallStatus.COMPLETED
-        row.cover_agent = None
+        # The cover stays: an unbound call's agent is still in wrap-up until occupied_until.
         row.updated_at = now
     return len(rows)
 
@@ -796,6 +802,8 @@ def rebalance(
         if call.bound_agent is None or cover.get(call.id) == call.bound_agent:
             continue
         row = rows[call.id]
+        if row.end_at <= now:
+            continue  # over (in wrap-up, or its agent is gone): nothing to re-bind
         agent = cover.get(call.id)
         if agent is None:
             risk = AtRisk(call.id, _uncoverable(), call.bound_agent)
@@ -808,7 +816,7 @@ def rebalance(
         out.rebound.append(binding)
         _apply_binding(session, tenant_id, row, binding, state, now, actor)
     for call_id in slots.at_risk(state):
-        if call_id in reported or call_id not in rows:
+        if call_id in reported or call_id not in rows or rows[call_id].end_at <= now:
             continue
         risk = AtRisk(call_id, _uncoverable())
         out.at_risk.append(risk)
