@@ -320,4 +320,6 @@ async def booking_refused(request: Request, exc: Exception) -> JSONResponse:
             for s in exc.alternatives
         ],
     }
+    if exc.errors:
+        body["errors"] = [e.as_dict() for e in exc.errors]
     return JSONResponse(body, status_code=exc.status, media_type=PROBLEM_JSON)

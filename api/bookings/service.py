@@ -92,7 +92,11 @@ class BookingRefused(Conflict):
     slug = "slot-unavailable"
 
     def __init__(self, reason: Reason, alternatives: Sequence[Slot]) -> None:
-        super().__init__(f"{reason.rule}: {reason.detail}")
+        # A start outside the booking window is the start's fault: name the field.
+        errors = (
+            [FieldError("start", reason.detail)] if reason.rule == "outside_booking_window" else []
+        )
+        super().__init__(f"{reason.rule}: {reason.detail}", errors=errors)
         self.reason = reason
         self.alternatives = tuple(alternatives)
 

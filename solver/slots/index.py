@@ -541,11 +541,22 @@ class BookingIndex:
                 f"the qualified agents free at {when} are kept for ticket work (team reserve)",
                 float(free.size),
             )
+        n = int(working.sum())
+        held = q[working & (m > 0)].tolist()
+        if all(any(self.bound[x] for x in self.blockers(a, s, e)) for a in held):
+            return Reason(
+                "fully_booked",
+                f"each of the {n} qualified agents working at {when} holds a call then that "
+                "is already bound to them (or over and in its wrap-up)",
+                float(n),
+            )
+        # The search is bounded (depth and budget): a rearrangement it did not try might fit.
         return Reason(
             "fully_booked",
-            f"the {int(working.sum())} qualified agents working at {when} are all needed "
-            "for calls already booked",
-            float(working.sum()),
+            f"could not confirm cover for {when} within the search limit: the {n} qualified "
+            "agents working then hold calls already booked, and no way to move those calls "
+            "to make room was found",
+            float(n),
         )
 
     # --- views -------------------------------------------------------------------------------
