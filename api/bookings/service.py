@@ -446,11 +446,17 @@ def book(
         call_id=call_id,
         owner_agent=ticket.owner_agent_id,
         tz=data.tz,
-        alternatives=ALTERNATIVES,
+        alternatives=0,  # computed below, outside the lock
     )
     if result.call is None or result.state is None:
         assert result.reason is not None
-        raise BookingRefused(result.reason, result.alternatives)
+        # Refused, and nothing was written: end the unit of work now, which releases the tenant
+        # lock (and SQLite's write lock), so the next booking is decided while this refusal's
+        # alternatives are computed from the state already read (in memory, read-only).
+        session.rollback()
+        raise BookingRefused(
+            result.reason, _alternatives(tenant_id, state, cap.id, start, data.tz, cache)
+        )
     call = result.call
     row = CallRow(
         tenant_id=tenant_id,
@@ -481,6 +487,54 @@ def book(
     _schedule_bind(session, tenant_id, now, _due_at(call.start, DEFAULT_LEAD))
     session.flush()
     return Booked(row, warnings)
+
+
+def _alternatives(
+    tenant_id: str,
+    state: BookingState,
+    capability_id: str,
+    start: datetime,
+    tz: str,
+    cache: BookingCache | None,
+) -> builtins.list[Slot]:
+    """The open starts nearest ``start`` (a day either side, at most :data:`ALTERNATIVES`) in
+    ``state``, for a refusal.
+
+    Refusals of one burst see the same state: computing the starts once per state and sharing
+    them (``cache.alternatives``) keeps the 190 refusals of a 200-customer race from each
+    spending the engine's time on the same answer (figures: benchmarks/README.md, Booking
+    race). The key is everything the answer depends on — the cached organisation (by
+    identity), the capabilities, the calls with their binding and cover, the capability, start
+    and zone — and ``now`` to the minute (the engine's grid is whole minutes); each caller then
+    keeps only the starts inside its own booking window, so a caller whose ``now`` is a few
+    seconds later than the one computed with gets no start it could not book.
+    """
+    cap = state.capability(capability_id)
+    day = timedelta(days=1)
+
+    def compute() -> tuple[Slot, ...]:
+        with SLOT_QUERY_GATE:
+            return slots.find_slots(state, capability_id, start - day, start + day, tz).slots
+
+    if cache is None:
+        around = compute()
+    else:
+        key = (
+            tenant_id,
+            booking_cache.Identity(state.agents),
+            repr(state.capabilities),  # frozen but holding mappings: not hashable as such
+            tuple((c.id, c.start, c.end, c.bound_agent) for c in state.calls),
+            tuple(sorted(state.cover.items())),
+            tuple(sorted(state.team_reserve.items())),
+            state.now.replace(second=0, microsecond=0),
+            capability_id,
+            start,
+            tz,
+        )
+        around = cache.alternatives.get(key, compute)
+    lo, hi = state.now + cap.min_notice, state.now + cap.horizon
+    inside = [s for s in around if lo <= s.start < hi]
+    return sorted(inside, key=lambda s: (abs(s.start - start), s.start))[:ALTERNATIVES]
 
 
 def _announce(
