@@ -43,9 +43,11 @@ from api.db.engine import make_engine, make_session_factory
 from api.keys import tenants
 from api.settings import Environment, Settings
 from benchmarks.harness.databases import pg_exclusive, reset_postgres, sqlite_url
+from benchmarks.harness.load import client_loop_factory
 from benchmarks.harness.report import machine_note
 from benchmarks.harness.routes import HEALTH_PATH
 from benchmarks.harness.server import serve
+from benchmarks.loadclient import KeepAliveClient
 
 PG_DATABASE = "switchboard_bench"
 CAPABILITY = "net"
@@ -129,21 +131,18 @@ async def race(base: str, key: str, start: datetime, customers: int) -> list[Ans
     """``customers`` customers, each on their own connection (opened and used once before),
     post their own ticket's booking for ``start`` at one release; their answers in the order
     heard, each with its latency from the release."""
-    limits = httpx.Limits(max_connections=customers, max_keepalive_connections=customers)
     headers = {"Authorization": f"Bearer {key}"}
-    timeout = httpx.Timeout(120.0)
-    clients = [
-        httpx.AsyncClient(base_url=base, headers=headers, timeout=timeout, limits=limits)
-        for _ in range(customers)
-    ]
+    # The lean client: the generator shares the cores with the server (benchmarks.loadclient).
+    clients = [KeepAliveClient(base, headers) for _ in range(customers)]
     go = asyncio.Event()
     ready = [0]
     released = [0.0]
     heard: list[Answer] = []
 
-    async def customer(n: int, client: httpx.AsyncClient) -> None:
+    async def customer(n: int, client: KeepAliveClient) -> None:
         r = await client.get(HEALTH_PATH)  # the connection is open before the release
-        r.raise_for_status()
+        if r.status_code != 200:
+            raise RuntimeError(f"warm-up: {r.status_code} {r.body!r}")
         ready[0] += 1
         await go.wait()
         r = await client.post("/v1/bookings", json=booking_body(n, start))
@@ -151,7 +150,7 @@ async def race(base: str, key: str, start: datetime, customers: int) -> list[Ans
         try:
             body = r.json()
         except ValueError:
-            body = {"text": r.text}
+            body = {"text": r.body.decode(errors="replace")}
         heard.append(Answer(n, r.status_code, seconds, body))
 
     try:
@@ -281,7 +280,8 @@ def run_backend(
         t0 = time.perf_counter()
         set_up(base, key, start, agents=agents, customers=customers)
         log(f"[bold]{backend}[/]: set up in {time.perf_counter() - t0:.1f} s; racing")
-        answers = asyncio.run(race(base, key, start, customers))
+        with asyncio.Runner(loop_factory=client_loop_factory()) as runner:
+            answers = runner.run(race(base, key, start, customers))
     engine = make_engine(Settings(database_url=url, environment=Environment.TEST))
     try:
         doubles = double_booked(engine, tenant_id)

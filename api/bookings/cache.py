@@ -71,11 +71,13 @@ class BookingCache(VersionedCache[BookingOrg]):
     """Tenant -> (organisation version, :class:`BookingOrg`); bounded by ``max_tenants`` (an
     entry of 200 agents and a two-week horizon holds a few MB of grid). ``alternatives`` shares
     the open starts around a refused booking between refusals of the same state
-    (:class:`SharedAnswers`)."""
+    (:class:`SharedAnswers`), and ``refusals`` the engine's reason for refusing a start in a
+    state, so the same start asked again of the same state is refused without searching again."""
 
     def __init__(self, *, max_wall_seconds: float = 60.0, max_tenants: int = 32) -> None:
         super().__init__(max_wall_seconds=max_wall_seconds, max_tenants=max_tenants)
         self.alternatives: SharedAnswers[Any] = SharedAnswers()
+        self.refusals: SharedAnswers[Any] = SharedAnswers()
 
 
 class Identity:
@@ -112,6 +114,24 @@ class SharedAnswers(Generic[T]):
         self._lock = threading.Lock()
         self._entries: OrderedDict[Hashable, _Pending] = OrderedDict()
         self.computed = 0  # how many times an answer was computed rather than shared
+
+    def peek(self, key: Hashable) -> T | None:
+        """The answer kept for ``key`` if one was computed (never waits)."""
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry is None or not entry.done.is_set() or entry.failed is not None:
+            return None
+        return entry.value  # type: ignore[no-any-return]
+
+    def put(self, key: Hashable, value: T) -> None:
+        """Keep ``value`` as the answer for ``key``."""
+        entry = _Pending(value=value)
+        entry.done.set()
+        with self._lock:
+            self._entries[key] = entry
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
 
     def get(self, key: Hashable, compute: Callable[[], T]) -> T:
         with self._lock:

@@ -56,7 +56,6 @@ from api.db.jobs import Job, JobStatus
 from api.db.locks import lock_tenant
 from api.db.models import Call as CallRow
 from api.db.models import CallNote, CallStatus
-from api.db.models import Capability as CapabilityRow
 from api.db.models import Ticket as TicketRow
 from api.enums import TicketEventKind
 from api.errors import Conflict, FieldError, InvalidInput, NotFound
@@ -235,13 +234,6 @@ def _complete_past(session: Session, tenant_id: str, now: datetime) -> int:
     return len(rows)
 
 
-def _capability_or_422(session: Session, tenant_id: str, capability_id: str) -> CapabilityRow:
-    row = common.get(session, CapabilityRow, tenant_id, capability_id)
-    if row is None:
-        raise InvalidInput.one("capability_id", f"unknown capability {capability_id!r}")
-    return row
-
-
 # --------------------------------------------------------------------------- slots
 
 
@@ -396,7 +388,11 @@ def book(
     ``refuse``) or booked with a warning naming them (``warn``).
     """
     lock_tenant(session, tenant_id)
-    cap = _capability_or_422(session, tenant_id, data.capability_id)
+    # Every capability, as the engine sees them, in one read: the engine's state needs them all.
+    caps = solver_input.capabilities(session=session, tenant_id=tenant_id)
+    cap = next((c for c in caps if c.id == data.capability_id), None)
+    if cap is None:
+        raise InvalidInput.one("capability_id", f"unknown capability {data.capability_id!r}")
     ticket = common.get(session, TicketRow, tenant_id, data.ticket_id)
     if ticket is None:
         raise InvalidInput.one("ticket_id", f"unknown ticket {data.ticket_id!r}")
@@ -415,7 +411,7 @@ def book(
     rules = policies.load(session, tenant_id)
     missing = missing_skills(
         {s.skill_id: s.level for s in ticket.required_skills},
-        {r.skill_id: r.level for r in cap.requirements},
+        cap.requirements,
     )
     warnings: tuple[str, ...] = ()
     if missing:
@@ -436,7 +432,14 @@ def book(
     if not data.allow_additional:
         _check_live_calls(session, tenant_id, ticket.id, now, rules.live_calls_per_ticket)
 
-    state, rows = _load(session, tenant_id, now, cache)
+    state, rows = _load(session, tenant_id, now, cache, caps)
+    # The engine's answer is a function of the state: a start it refused in this very state
+    # (a burst of customers wanting one full start) is refused again without searching.
+    key = None if cache is None else (*_state_key(tenant_id, state), cap.id, start)
+    known = None if key is None or cache is None else cache.refusals.peek(key)
+    if known is not None and now + cap.min_notice <= start < now + cap.horizon:
+        session.rollback()  # nothing written: release the lock first (see below)
+        raise BookingRefused(known, _alternatives(tenant_id, state, cap.id, start, data.tz, cache))
     call_id = events.new_id("call", now)
     result = slots.book(
         state,
@@ -450,6 +453,8 @@ def book(
     )
     if result.call is None or result.state is None:
         assert result.reason is not None
+        if key is not None and cache is not None and result.reason.rule != "outside_booking_window":
+            cache.refusals.put(key, result.reason)
         # Refused, and nothing was written: end the unit of work now, which releases the tenant
         # lock (and SQLite's write lock), so the next booking is decided while this refusal's
         # alternatives are computed from the state already read (in memory, read-only).
@@ -489,6 +494,23 @@ def book(
     return Booked(row, warnings)
 
 
+def _state_key(tenant_id: str, state: BookingState) -> tuple[Any, ...]:
+    """Everything the engine's answers depend on in ``state``: the cached organisation (by
+    identity: the same object while its version holds), the capabilities, the calls with their
+    binding and the stored cover, team reserves, and ``now`` to the minute (the engine's grid
+    is whole minutes; a new call starts on a whole minute at or after ``now``, so the seconds
+    cannot change whether it fits)."""
+    return (
+        tenant_id,
+        booking_cache.Identity(state.agents),
+        repr(state.capabilities),  # frozen but holding mappings: not hashable as such
+        tuple((c.id, c.capability_id, c.start, c.end, c.bound_agent) for c in state.calls),
+        tuple(sorted(state.cover.items())),
+        tuple(sorted(state.team_reserve.items())),
+        state.now.replace(second=0, microsecond=0),
+    )
+
+
 def _alternatives(
     tenant_id: str,
     state: BookingState,
@@ -519,18 +541,7 @@ def _alternatives(
     if cache is None:
         around = compute()
     else:
-        key = (
-            tenant_id,
-            booking_cache.Identity(state.agents),
-            repr(state.capabilities),  # frozen but holding mappings: not hashable as such
-            tuple((c.id, c.start, c.end, c.bound_agent) for c in state.calls),
-            tuple(sorted(state.cover.items())),
-            tuple(sorted(state.team_reserve.items())),
-            state.now.replace(second=0, microsecond=0),
-            capability_id,
-            start,
-            tz,
-        )
+        key = (*_state_key(tenant_id, state), capability_id, start, tz)
         around = cache.alternatives.get(key, compute)
     lo, hi = state.now + cap.min_notice, state.now + cap.horizon
     inside = [s for s in around if lo <= s.start < hi]
