@@ -205,7 +205,7 @@ _CALL_HOLDS = (
     select(_HOLDER, _C.c.start_at, _C.c.occupied_until)
     .where(
         _C.c.tenant_id == bindparam("tenant"),
-        _C.c.status == CallStatus.BOOKED,
+        _C.c.status.in_((CallStatus.BOOKED, CallStatus.COMPLETED)),  # completed: in wrap-up
         _HOLDER.is_not(None),
         _C.c.occupied_until > bindparam("start"),
         _C.c.start_at < bindparam("end"),

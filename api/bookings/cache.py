@@ -32,8 +32,12 @@ sees and caches nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -46,6 +50,8 @@ from solver.slots import BookingIndex, org_index
 # How much further than needed a build reads shifts and busy time, so the entry stays usable as
 # the clock moves on (an entry lives at most max_wall_seconds anyway).
 REACH_SLACK = timedelta(hours=1)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -63,10 +69,97 @@ class BookingOrg:
 
 class BookingCache(VersionedCache[BookingOrg]):
     """Tenant -> (organisation version, :class:`BookingOrg`); bounded by ``max_tenants`` (an
-    entry of 200 agents and a two-week horizon holds a few MB of grid)."""
+    entry of 200 agents and a two-week horizon holds a few MB of grid). ``alternatives`` shares
+    the open starts around a refused booking between refusals of the same state
+    (:class:`SharedAnswers`), and ``refusals`` the engine's reason for refusing a start in a
+    state, so the same start asked again of the same state is refused without searching again."""
 
     def __init__(self, *, max_wall_seconds: float = 60.0, max_tenants: int = 32) -> None:
         super().__init__(max_wall_seconds=max_wall_seconds, max_tenants=max_tenants)
+        self.alternatives: SharedAnswers[Any] = SharedAnswers()
+        self.refusals: SharedAnswers[Any] = SharedAnswers()
+
+
+class Identity:
+    """A key part equal only to the very same object (held, so its id is not reused): the
+    agents tuple of one cached organisation, compared without hashing every agent."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: object) -> None:
+        self.obj = obj
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Identity) and other.obj is self.obj
+
+    def __hash__(self) -> int:
+        return id(self.obj)
+
+
+@dataclass
+class _Pending:
+    done: threading.Event = field(default_factory=threading.Event)
+    value: Any = None
+    failed: BaseException | None = None
+
+
+class SharedAnswers(Generic[T]):
+    """Key -> one computed answer, shared: the first caller of a key computes it, callers of
+    the same key meanwhile wait for that result instead of computing it again, and later callers
+    reuse it while it is among the ``size`` most recent keys. Only for pure functions of the
+    key (a failure is not kept: the next caller tries again)."""
+
+    def __init__(self, size: int = 64) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[Hashable, _Pending] = OrderedDict()
+        self.computed = 0  # how many times an answer was computed rather than shared
+
+    def peek(self, key: Hashable) -> T | None:
+        """The answer kept for ``key`` if one was computed (never waits)."""
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry is None or not entry.done.is_set() or entry.failed is not None:
+            return None
+        return entry.value  # type: ignore[no-any-return]
+
+    def put(self, key: Hashable, value: T) -> None:
+        """Keep ``value`` as the answer for ``key``."""
+        entry = _Pending(value=value)
+        entry.done.set()
+        with self._lock:
+            self._entries[key] = entry
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+    def get(self, key: Hashable, compute: Callable[[], T]) -> T:
+        with self._lock:
+            entry = self._entries.get(key)
+            mine = entry is None
+            if entry is None:
+                entry = self._entries[key] = _Pending()
+                while len(self._entries) > self._size:
+                    self._entries.popitem(last=False)
+            else:
+                self._entries.move_to_end(key)
+        if not mine:
+            entry.done.wait()
+            if entry.failed is None:
+                return entry.value  # type: ignore[no-any-return]
+            return compute()
+        try:
+            entry.value = compute()
+            self.computed += 1
+        except BaseException as exc:
+            entry.failed = exc
+            with self._lock:
+                if self._entries.get(key) is entry:
+                    del self._entries[key]
+            raise
+        finally:
+            entry.done.set()
+        return entry.value  # type: ignore[no-any-return]
 
 
 def usable(

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import Field, StringConstraints
 from sqlalchemy.orm import Session
@@ -124,7 +125,7 @@ def list_slots(
         }
     },
 )
-def create_booking(
+async def create_booking(
     body: BookingIn,
     response: Response,
     session: SessionDep,
@@ -133,6 +134,21 @@ def create_booking(
     cache: CacheDep,
 ) -> BookedOut:
     """Book a call: one live call per ticket unless `allow_additional`; skills must be covered."""
+    # The service blocks (the tenant lock, the database): a worker thread runs it. The route is
+    # async so that what follows — validating and writing the answer — runs on the event loop:
+    # a sync route would wait for a worker thread again for it, behind every request queued in
+    # a burst, and the winners of a race would be heard last.
+    return await run_in_threadpool(_create_booking, body, response, session, auth, now, cache)
+
+
+def _create_booking(
+    body: BookingIn,
+    response: Response,
+    session: Session,
+    auth: Principal,
+    now: datetime,
+    cache: BookingCache,
+) -> BookedOut:
     wanted = bookings.NewBooking(
         capability_id=body.capability_id,
         ticket_id=body.ticket_id,
@@ -320,4 +336,6 @@ async def booking_refused(request: Request, exc: Exception) -> JSONResponse:
             for s in exc.alternatives
         ],
     }
+    if exc.errors:
+        body["errors"] = [e.as_dict() for e in exc.errors]
     return JSONResponse(body, status_code=exc.status, media_type=PROBLEM_JSON)

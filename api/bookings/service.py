@@ -56,7 +56,6 @@ from api.db.jobs import Job, JobStatus
 from api.db.locks import lock_tenant
 from api.db.models import Call as CallRow
 from api.db.models import CallNote, CallStatus
-from api.db.models import Capability as CapabilityRow
 from api.db.models import Ticket as TicketRow
 from api.enums import TicketEventKind
 from api.errors import Conflict, FieldError, InvalidInput, NotFound
@@ -92,7 +91,11 @@ class BookingRefused(Conflict):
     slug = "slot-unavailable"
 
     def __init__(self, reason: Reason, alternatives: Sequence[Slot]) -> None:
-        super().__init__(f"{reason.rule}: {reason.detail}")
+        # A start outside the booking window is the start's fault: name the field.
+        errors = (
+            [FieldError("start", reason.detail)] if reason.rule == "outside_booking_window" else []
+        )
+        super().__init__(f"{reason.rule}: {reason.detail}", errors=errors)
         self.reason = reason
         self.alternatives = tuple(alternatives)
 
@@ -100,13 +103,19 @@ class BookingRefused(Conflict):
 # --------------------------------------------------------------------------- loading
 
 
+# A call holds its agent until ``occupied_until`` (end + buffer), also once it is completed:
+# completion is stored at the call's end, and the wrap-up after it still occupies the agent.
+HOLDING = (CallStatus.BOOKED, CallStatus.COMPLETED)
+
+
 def _live_rows(session: Session, tenant_id: str, now: datetime) -> builtins.list[CallRow]:
-    """Booked calls that still hold (or will hold) an agent at ``now``."""
+    """Calls that still hold (or will hold) an agent at ``now``: booked ones, and completed
+    ones still in their wrap-up (which the engine keeps on their agent and never moves)."""
     stmt = (
         select(CallRow)
         .where(
             CallRow.tenant_id == tenant_id,
-            CallRow.status == CallStatus.BOOKED,
+            CallRow.status.in_(HOLDING),
             CallRow.occupied_until > now,
         )
         .order_by(CallRow.start_at, CallRow.id)
@@ -127,7 +136,7 @@ _LIVE_CALLS = (
     )
     .where(
         CallRow.tenant_id == bindparam("tenant"),
-        CallRow.status == CallStatus.BOOKED,
+        CallRow.status.in_(HOLDING),
         CallRow.occupied_until > bindparam("now"),
     )
     .order_by(CallRow.start_at, CallRow.id)
@@ -220,16 +229,9 @@ def _complete_past(session: Session, tenant_id: str, now: datetime) -> int:
     ).all()
     for row in rows:
         row.status = CallStatus.COMPLETED
-        row.cover_agent = None
+        # The cover stays: an unbound call's agent is still in wrap-up until occupied_until.
         row.updated_at = now
     return len(rows)
-
-
-def _capability_or_422(session: Session, tenant_id: str, capability_id: str) -> CapabilityRow:
-    row = common.get(session, CapabilityRow, tenant_id, capability_id)
-    if row is None:
-        raise InvalidInput.one("capability_id", f"unknown capability {capability_id!r}")
-    return row
 
 
 # --------------------------------------------------------------------------- slots
@@ -391,7 +393,11 @@ def book(
     history step and webhook to the caller (a reschedule tells one step for the pair).
     """
     lock_tenant(session, tenant_id)
-    cap = _capability_or_422(session, tenant_id, data.capability_id)
+    # Every capability, as the engine sees them, in one read: the engine's state needs them all.
+    caps = solver_input.capabilities(session=session, tenant_id=tenant_id)
+    cap = next((c for c in caps if c.id == data.capability_id), None)
+    if cap is None:
+        raise InvalidInput.one("capability_id", f"unknown capability {data.capability_id!r}")
     ticket = common.get(session, TicketRow, tenant_id, data.ticket_id)
     if ticket is None:
         raise InvalidInput.one("ticket_id", f"unknown ticket {data.ticket_id!r}")
@@ -410,7 +416,7 @@ def book(
     rules = policies.load(session, tenant_id)
     missing = missing_skills(
         {s.skill_id: s.level for s in ticket.required_skills},
-        {r.skill_id: r.level for r in cap.requirements},
+        cap.requirements,
     )
     warnings: tuple[str, ...] = ()
     if missing:
@@ -431,7 +437,14 @@ def book(
     if not data.allow_additional:
         _check_live_calls(session, tenant_id, ticket.id, now, rules.live_calls_per_ticket)
 
-    state, rows = _load(session, tenant_id, now, cache)
+    state, rows = _load(session, tenant_id, now, cache, caps)
+    # The engine's answer is a function of the state: a start it refused in this very state
+    # (a burst of customers wanting one full start) is refused again without searching.
+    key = None if cache is None else (*_state_key(tenant_id, state), cap.id, start)
+    known = None if key is None or cache is None else cache.refusals.peek(key)
+    if known is not None and now + cap.min_notice <= start < now + cap.horizon:
+        session.rollback()  # nothing written: release the lock first (see below)
+        raise BookingRefused(known, _alternatives(tenant_id, state, cap.id, start, data.tz, cache))
     call_id = events.new_id("call", now)
     result = slots.book(
         state,
@@ -441,11 +454,19 @@ def book(
         call_id=call_id,
         owner_agent=ticket.owner_agent_id,
         tz=data.tz,
-        alternatives=ALTERNATIVES,
+        alternatives=0,  # computed below, outside the lock
     )
     if result.call is None or result.state is None:
         assert result.reason is not None
-        raise BookingRefused(result.reason, result.alternatives)
+        if key is not None and cache is not None and result.reason.rule != "outside_booking_window":
+            cache.refusals.put(key, result.reason)
+        # Refused, and nothing was written: end the unit of work now, which releases the tenant
+        # lock (and SQLite's write lock), so the next booking is decided while this refusal's
+        # alternatives are computed from the state already read (in memory, read-only).
+        session.rollback()
+        raise BookingRefused(
+            result.reason, _alternatives(tenant_id, state, cap.id, start, data.tz, cache)
+        )
     call = result.call
     row = CallRow(
         tenant_id=tenant_id,
@@ -490,6 +511,60 @@ def _announce_booked(
         webhook_type=events.EventType.BOOKING_CREATED,
         extra={"warnings": builtins.list(warnings)} if warnings else None,
     )
+
+
+def _state_key(tenant_id: str, state: BookingState) -> tuple[Any, ...]:
+    """Everything the engine's answers depend on in ``state``: the cached organisation (by
+    identity: the same object while its version holds), the capabilities, the calls with their
+    binding and the stored cover, team reserves, and ``now`` to the minute (the engine's grid
+    is whole minutes; a new call starts on a whole minute at or after ``now``, so the seconds
+    cannot change whether it fits)."""
+    return (
+        tenant_id,
+        booking_cache.Identity(state.agents),
+        repr(state.capabilities),  # frozen but holding mappings: not hashable as such
+        tuple((c.id, c.capability_id, c.start, c.end, c.bound_agent) for c in state.calls),
+        tuple(sorted(state.cover.items())),
+        tuple(sorted(state.team_reserve.items())),
+        state.now.replace(second=0, microsecond=0),
+    )
+
+
+def _alternatives(
+    tenant_id: str,
+    state: BookingState,
+    capability_id: str,
+    start: datetime,
+    tz: str,
+    cache: BookingCache | None,
+) -> builtins.list[Slot]:
+    """The open starts nearest ``start`` (a day either side, at most :data:`ALTERNATIVES`) in
+    ``state``, for a refusal.
+
+    Refusals of one burst see the same state: computing the starts once per state and sharing
+    them (``cache.alternatives``) keeps the 190 refusals of a 200-customer race from each
+    spending the engine's time on the same answer (figures: benchmarks/README.md, Booking
+    race). The key is everything the answer depends on — the cached organisation (by
+    identity), the capabilities, the calls with their binding and cover, the capability, start
+    and zone — and ``now`` to the minute (the engine's grid is whole minutes); each caller then
+    keeps only the starts inside its own booking window, so a caller whose ``now`` is a few
+    seconds later than the one computed with gets no start it could not book.
+    """
+    cap = state.capability(capability_id)
+    day = timedelta(days=1)
+
+    def compute() -> tuple[Slot, ...]:
+        with SLOT_QUERY_GATE:
+            return slots.find_slots(state, capability_id, start - day, start + day, tz).slots
+
+    if cache is None:
+        around = compute()
+    else:
+        key = (*_state_key(tenant_id, state), capability_id, start, tz)
+        around = cache.alternatives.get(key, compute)
+    lo, hi = state.now + cap.min_notice, state.now + cap.horizon
+    inside = [s for s in around if lo <= s.start < hi]
+    return sorted(inside, key=lambda s: (abs(s.start - start), s.start))[:ALTERNATIVES]
 
 
 def _announce(
@@ -817,6 +892,8 @@ def rebalance(
         if call.bound_agent is None or cover.get(call.id) == call.bound_agent:
             continue
         row = rows[call.id]
+        if row.end_at <= now:
+            continue  # over (in wrap-up, or its agent is gone): nothing to re-bind
         agent = cover.get(call.id)
         if agent is None:
             risk = AtRisk(call.id, _uncoverable(), call.bound_agent)
@@ -829,7 +906,7 @@ def rebalance(
         out.rebound.append(binding)
         _apply_binding(session, tenant_id, row, binding, state, now, actor)
     for call_id in slots.at_risk(state):
-        if call_id in reported or call_id not in rows:
+        if call_id in reported or call_id not in rows or rows[call_id].end_at <= now:
             continue
         risk = AtRisk(call_id, _uncoverable())
         out.at_risk.append(risk)

@@ -411,9 +411,10 @@ class Call(Base):
     booking engine's tentative cover of an unbound call, kept only so the engine rebuilds the
     cover it had (see ``solver.capability.BookingState.cover``) — never shown to anybody.
     ``occupied_until`` is the end plus the capability's buffer when booked or bound: the agent is
-    taken until then. ``at_risk_since`` is set while no agent can cover the call. On PostgreSQL
-    the migration adds an exclusion constraint so that one agent's booked, bound calls can never
-    overlap in ``[start_at, occupied_until)``.
+    taken until then, also once the call is ``completed`` (stored at its end: the wrap-up still
+    holds the agent). ``at_risk_since`` is set while no agent can cover the call. On PostgreSQL
+    the migrations add an exclusion constraint so that one agent's booked or completed, bound
+    calls can never overlap in ``[start_at, occupied_until)``.
     """
 
     __tablename__ = "calls"

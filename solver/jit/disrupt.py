@@ -44,7 +44,7 @@ def disrupt(state: BookingState, change: Change | Sequence[Change]) -> Disruptio
     affected: list[int] = []
     for a in touched:
         for s, e, k in list(idx.occ[a]):
-            if int(idx.grid[a, s:e].max()) > NOT_WORKING:
+            if k not in idx.pinned and int(idx.grid[a, s:e].max()) > NOT_WORKING:
                 affected.append(k)
     for k in affected:
         idx._unassign(k)
@@ -129,7 +129,7 @@ def _relieve_reserve(idx: BookingIndex, team: int) -> list[int]:
             k
             for a in np.flatnonzero(idx.team_of == team).tolist()
             for s, e, k in idx.occ[a]
-            if s <= minute < e
+            if s <= minute < e and k not in idx.pinned  # a wrap-up holds no reserve
         ]
         k = min(holders, key=lambda k: (idx.bound[k], -idx.occ_s[k], k))
         idx._unassign(k)

@@ -14,7 +14,9 @@ of the way along a short augmenting chain (bounded effort: open slots move each 
 straight to a free agent; a booking tries exactly that first, then chains two deep). The witness
 proves coverability, so an offered slot is never an overbooking, and every offered slot can be
 booked; the bounded search may, when nearly full, refuse a start a cleverer rearrangement could
-have fitted (conservative, never unsafe). Rebuilding the index starts from the cover the state
+have fitted (conservative, never unsafe). A call occupies its agent until its end plus the
+buffer even once it is over: a call in wrap-up keeps the agent who took it (bound, else its last
+cover) and is never moved. Rebuilding the index starts from the cover the state
 carries (``BookingState.cover``), so a service that stores the cover gets the same one back.
 
 **Speed.** :class:`BookingIndex` holds, per agent, one int8 row over the minutes of the horizon

@@ -185,6 +185,8 @@ class BookingIndex:
         self.agent_of: list[int] = []
         self.bound: list[bool] = []
         self.past: set[int] = set()
+        # Over but still in wrap-up: held by whoever took them until end + buffer, never moved.
+        self.pinned: set[int] = set()
         self.stale: set[int] = set()  # bound to somebody who cannot take it any more
         self.occ: list[list[tuple[int, int, int]]] = [[] for _ in range(self.n)]
         self.journal: list[tuple[int, int, int]] = []  # (+1 assign / -1 unassign, call, agent)
@@ -192,8 +194,23 @@ class BookingIndex:
 
         for call in state.calls:
             self._push(call)
+        # The cover the caller kept (state.cover) first, exactly where it was; then the rest.
+        cover = {**state.cover, **{c: a for c, a in (hint or {}).items() if a is not None}}
+        # A call that has ended keeps its agent through the wrap-up buffer: the agent who took it
+        # (bound, else its last cover) is occupied until end + buffer whatever their shift says
+        # now, and the call is never moved (it has happened). Nobody to hold it: it is over.
+        for k, call in enumerate(self.calls):
+            if k in self.past or call.end > self.now:
+                continue
+            holder = self.apos.get(call.bound_agent or cover.get(call.id, ""), -1)
+            if holder < 0:
+                self.past.add(k)
+                continue
+            self.pinned.add(k)
+            self.bound[k] = True
+            self._assign(k, holder)
         order = sorted(
-            (k for k in range(len(self.calls)) if k not in self.past),
+            (k for k in range(len(self.calls)) if k not in self.past and k not in self.pinned),
             key=lambda k: (self.occ_s[k], -self.occ_e[k], k),
         )
         for k in order:
@@ -206,8 +223,6 @@ class BookingIndex:
                 self.bound[k] = True
             else:
                 self.stale.add(k)
-        # The cover the caller kept (state.cover) first, exactly where it was; then the rest.
-        cover = {**state.cover, **{c: a for c, a in (hint or {}).items() if a is not None}}
         for k in order:
             hinted = self.apos.get(cover.get(self.calls[k].id, ""), -1)
             if self.agent_of[k] < 0 and hinted >= 0 and self._can_hold(k, hinted):
@@ -243,7 +258,8 @@ class BookingIndex:
         self.occ_e.append(min(e, self.H))
         self.agent_of.append(-1)
         self.bound.append(False)
-        if e <= 0 or call.end <= self.now:
+        # Over only once the wrap-up is: the agent is occupied until end + buffer.
+        if e <= 0 or call.end + timedelta(minutes=cap.buffer_minutes) <= self.now:
             self.past.add(k)
         return k
 
@@ -293,7 +309,8 @@ class BookingIndex:
     def _assign(self, k: int, a: int, log: bool = True) -> None:
         s, e = self.occ_s[k], self.occ_e[k]
         self.grid[a, s:e] += 1
-        self.slack[self.team_of[a], s:e] -= 1
+        if k not in self.pinned:  # a wrap-up is not a call the team's reserve is counted on
+            self.slack[self.team_of[a], s:e] -= 1
         bisect.insort(self.occ[a], (s, e, k))
         self.agent_of[k] = a
         if log:
@@ -303,7 +320,8 @@ class BookingIndex:
         a = self.agent_of[k]
         s, e = self.occ_s[k], self.occ_e[k]
         self.grid[a, s:e] -= 1
-        self.slack[self.team_of[a], s:e] += 1
+        if k not in self.pinned:
+            self.slack[self.team_of[a], s:e] += 1
         self.occ[a].remove((s, e, k))
         self.agent_of[k] = -1
         if log:
@@ -392,7 +410,9 @@ class BookingIndex:
             if a in avoid:
                 continue
             bl = self.blockers(a, s, e)
-            if any(x in frozen or (self.bound[x] and not allow_bound) for x in bl):
+            if any(
+                x in frozen or x in self.pinned or (self.bound[x] and not allow_bound) for x in bl
+            ):
                 continue
             if stuck is not None and depth == 1 and any(self._stuck(x, stuck) for x in bl):
                 continue
@@ -521,11 +541,22 @@ class BookingIndex:
                 f"the qualified agents free at {when} are kept for ticket work (team reserve)",
                 float(free.size),
             )
+        n = int(working.sum())
+        held = q[working & (m > 0)].tolist()
+        if all(any(self.bound[x] for x in self.blockers(a, s, e)) for a in held):
+            return Reason(
+                "fully_booked",
+                f"each of the {n} qualified agents working at {when} holds a call then that "
+                "is already bound to them (or over and in its wrap-up)",
+                float(n),
+            )
+        # The search is bounded (depth and budget): a rearrangement it did not try might fit.
         return Reason(
             "fully_booked",
-            f"the {int(working.sum())} qualified agents working at {when} are all needed "
-            "for calls already booked",
-            float(working.sum()),
+            f"could not confirm cover for {when} within the search limit: the {n} qualified "
+            "agents working then hold calls already booked, and no way to move those calls "
+            "to make room was found",
+            float(n),
         )
 
     # --- views -------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ agent to a customer.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from solver.capability import BookingResult, BookingState, Call, Capability, Slot, SlotAnswer
 from solver.errors import ProblemError
@@ -47,13 +47,7 @@ def find_slots(
     lo = max(ws, state.now + cap.min_notice)
     hi = min(we, state.now + cap.horizon)
     if hi <= lo:
-        return SlotAnswer(
-            (),
-            Reason(
-                "outside_booking_window",
-                f"{cap.id} can be booked from {cap.min_notice} to {cap.horizon} ahead",
-            ),
-        )
+        return SlotAnswer((), booking_window(cap, state.now))
     length = cap.occupancy_minutes
     idx = index_of(state, hi + timedelta(minutes=length))
     if idx.qual[cap.id].size == 0:
@@ -91,6 +85,39 @@ def open_slots(
     return list(find_slots(state, capability_id, window_start, window_end, tz).slots)
 
 
+def booking_window(cap: Capability, now: datetime) -> Reason:
+    """The ``outside_booking_window`` reason, in words: how far ahead calls of ``cap`` can be
+    booked, and the first and last start that allows at ``now`` (UTC)."""
+    first = now + cap.min_notice
+    last = now + cap.horizon - timedelta(minutes=1)  # the horizon itself is excluded
+    soon = "now" if cap.min_notice <= timedelta(0) else _duration(cap.min_notice)
+    return Reason(
+        "outside_booking_window",
+        f"calls of {cap.id} can be booked from {soon} to {_duration(cap.horizon)} ahead: "
+        f"starting between {_moment(first, now)} and {_moment(last, now)} UTC",
+    )
+
+
+def _duration(span: timedelta) -> str:
+    """``span`` in words: ``2 hours``, ``14 days``, ``1 day 2 hours 30 minutes``."""
+    minutes = int(span.total_seconds() // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    parts = [
+        f"{n} {unit}{'' if n == 1 else 's'}"
+        for n, unit in ((days, "day"), (hours, "hour"), (mins, "minute"))
+        if n
+    ]
+    return " ".join(parts) or "0 minutes"
+
+
+def _moment(moment: datetime, now: datetime) -> str:
+    """``Mon 2 Mar 10:00`` in UTC (with the year when it is not ``now``'s)."""
+    m = moment.astimezone(UTC)
+    year = "" if m.year == now.astimezone(UTC).year else f" {m.year}"
+    return f"{m:%a} {m.day} {m:%b}{year} {m:%H:%M}"
+
+
 def _no_qualified(cap: Capability) -> Reason:
     need = ", ".join(f"{s} ≥ {lvl}" for s, lvl in sorted(cap.requirements.items())) or "nothing"
     return Reason("no_qualified_agents", f"no agent has what {cap.id} needs ({need})")
@@ -119,11 +146,7 @@ def book(
         raise ProblemError("start", "must be on a whole minute")
     end = start + timedelta(minutes=cap.call_minutes)
     if start < state.now + cap.min_notice or start >= state.now + cap.horizon:
-        reason = Reason(
-            "outside_booking_window",
-            f"{cap.id} can be booked from {cap.min_notice} to {cap.horizon} ahead",
-        )
-        return _refuse(state, cap, start, reason, tz, alternatives)
+        return _refuse(state, cap, start, booking_window(cap, state.now), tz, alternatives)
     idx = index_of(state, end + timedelta(minutes=cap.buffer_minutes))
     if idx.qual[cap.id].size == 0:
         return BookingResult(None, None, _no_qualified(cap))

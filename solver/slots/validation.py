@@ -28,20 +28,28 @@ def _merged(intervals: Sequence[tuple[datetime, datetime]]) -> list[tuple[dateti
 def validate_calls(state: BookingState, cover: Mapping[str, str | None]) -> list[str]:
     """Every way ``cover`` (call id -> agent id) breaks the booking rules; [] means valid.
 
-    Written from the rules, not from the engine's grid: datetimes and intervals only. Calls that
-    are over are ignored; a call in progress is checked from ``now``. Bound calls must be covered
-    by their bound agent.
+    Written from the rules, not from the engine's grid: datetimes and intervals only. A call
+    holds its agent from its start to its end plus its capability's buffer (the wrap-up); calls
+    whose wrap-up is over are ignored, and a call in progress is checked from ``now``. A call
+    that has ended but is still in wrap-up has happened: only that it keeps its agent (the bound
+    one, if bound) and that nothing overlaps it is checked, not its agent's shift, status or the
+    team reserve. Bound calls must be covered by their bound agent.
     """
     problems: list[str] = []
     caps = {c.id: c for c in state.capabilities}
     agents = {a.id: a for a in state.agents}
-    held: dict[str, list[tuple[datetime, datetime, str]]] = {}
-    live = [c for c in state.calls if c.end > state.now]
-    for call in live:
+    held: dict[str, list[tuple[datetime, datetime, str]]] = {}  # every live call, for overlaps
+    counted: dict[str, list[tuple[datetime, datetime, str]]] = {}  # those the reserve counts
+    for call in state.calls:
         cap = caps[call.capability_id]
+        end = call.end + timedelta(minutes=cap.buffer_minutes)
+        if end <= state.now:
+            continue
         who = cover.get(call.id)
+        wrapping = call.end <= state.now
         if who is None:
-            problems.append(f"{call.id}: nobody covers it")
+            if not wrapping:
+                problems.append(f"{call.id}: nobody covers it")
             continue
         if call.bound_agent is not None and who != call.bound_agent:
             problems.append(f"{call.id}: bound to {call.bound_agent} but covered by {who}")
@@ -50,7 +58,10 @@ def validate_calls(state: BookingState, cover: Mapping[str, str | None]) -> list
             problems.append(f"{call.id}: unknown agent {who}")
             continue
         start = max(call.start, state.now)
-        end = call.end + timedelta(minutes=cap.buffer_minutes)
+        held.setdefault(who, []).append((start, end, call.id))
+        if wrapping:
+            continue
+        counted.setdefault(who, []).append((start, end, call.id))
         if agent.status is not AgentStatus.AVAILABLE:
             problems.append(f"{call.id}: {who} is {agent.status.value}")
         if not agent.qualifies(cap.requirements):
@@ -60,13 +71,12 @@ def validate_calls(state: BookingState, cover: Mapping[str, str | None]) -> list
             problems.append(f"{call.id}: {who} is not on shift for the whole call and buffer")
         if any(b.start < end and start < b.end for b in agent.busy):
             problems.append(f"{call.id}: {who} is busy in their calendar")
-        held.setdefault(who, []).append((start, end, call.id))
     for who, spans in held.items():
         spans.sort()
         for (_s1, e1, c1), (s2, _e2, c2) in itertools.pairwise(spans):
             if s2 < e1:
                 problems.append(f"{who}: calls {c1} and {c2} overlap (with buffer)")
-    problems.extend(_reserve_problems(state, held))
+    problems.extend(_reserve_problems(state, counted))
     return problems
 
 
