@@ -7,8 +7,9 @@ here; this client costs about a tenth of that, because it does only what a load 
 needs: write a request that is the same bytes every time but for the path, and parse the
 response with ``httptools`` (the llhttp parser uvicorn itself uses). It supports exactly what
 the benchmarks send — ``GET``, and ``POST`` (or ``PATCH``, ...) with an optional JSON or HTML
-form (``application/x-www-form-urlencoded``) body; fixed headers; never ``HEAD``, whose answer has no body — and follows the server's keep-alive
-decision: a response that closes the connection makes the next request open a new one.
+form (``application/x-www-form-urlencoded``) body; fixed headers; never ``HEAD``, whose answer
+has no body — and follows the server's keep-alive decision: a response that closes the
+connection makes the next request open a new one.
 
 Everything is plain asyncio (:class:`asyncio.Protocol`), so it runs on uvloop or the standard
 event loop alike.
@@ -23,7 +24,6 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import httptools
-
 
 _JSON = b"application/json"
 _FORM = b"application/x-www-form-urlencoded"

@@ -1,6 +1,6 @@
 """What the real-browser tests share: Debian's Chromium driven by Playwright, axe-core, the
-service under a real uvicorn on loopback with a clock the test can move, and the artefacts
-directory (screenshots, axe reports).
+service under a real uvicorn on loopback with a clock the test can move (``live``, from
+:mod:`tests.browser.live`), and the artefacts directory (screenshots, axe reports).
 
 Chromium is the system's (``/usr/bin/chromium``, Debian's ``chromium`` package, installed by
 ``make browser``); Playwright only drives it (``executable_path``): its own browser downloads
@@ -13,26 +13,18 @@ elsewhere; SWITCHBOARD_ARTEFACTS_DIR moves the artefacts (default ``tmp/artefact
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
 import os
 import sys
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from api.db import migrate
-from api.main import create_app
-from api.settings import Environment, Settings
-from benchmarks.harness.server import free_port
+from tests.browser.live import Live, live_service
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -132,64 +124,6 @@ def serious(violations: list[dict[str, Any]]) -> list[str]:
 
 
 # --- the service ---------------------------------------------------------------------------
-
-
-class MovableClock:
-    """The service's clock: the wall clock, plus an offset the test moves forward (to open a
-    call's waiting room without waiting for it). Read from the server's thread."""
-
-    def __init__(self) -> None:
-        self._offset = timedelta()
-        self._lock = threading.Lock()
-
-    def __call__(self) -> datetime:
-        with self._lock:
-            return datetime.now(UTC) + self._offset
-
-    def jump_to(self, at: datetime) -> None:
-        with self._lock:
-            self._offset = at - datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class Live:
-    base: str  # http://127.0.0.1:<port>
-    settings: Settings
-    clock: MovableClock
-
-
-@contextlib.contextmanager
-def live_service(database_url: str) -> Iterator[Live]:
-    """The service on a free loopback port under a real uvicorn (in a thread of this process,
-    so the test can move its clock), with its public base URL set to that address."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    settings = Settings(
-        database_url=database_url, environment=Environment.TEST, public_base_url=base
-    )
-    clock = MovableClock()
-    app = create_app(settings, clock=clock)
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="on",
-        # An event stream the browser left open must not hold the shutdown.
-        timeout_graceful_shutdown=2,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield Live(base, settings, clock)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
 
 
 @pytest.fixture
