@@ -15,8 +15,10 @@ connection (``benchmarks.loadclient``) and its own link. Each customer
 2. books one of the starts offered by its last view (chosen at random, so customers spread over
    the week as people do), ``POST /c/{token}/book`` with the page's form token.
 
-Two runs, each with fresh links (a link books once):
+Three runs, each with fresh links (a link books once):
 
+- **alone**: the customers one after another, no thinking: what a view and a booking cost with
+  nobody else on the pages (the service time the other runs queue for).
 - **paced**: customers arrive over ``--ramp`` seconds and think ``--think`` seconds on average
   (exponential) before each next step, so all of them are on the pages at once, as 200 people
   would be. The targets are read off this run: picker p99 <= 100 ms and booking p99 <= 250 ms.
@@ -73,7 +75,7 @@ TARGET_BOOKING_P99_MS = 250.0
 CAPABILITY = api_booking.HOT_CAPABILITY  # billing-en: about 80 of the 200 agents qualify
 LINK_ZONE = "Europe/Berlin"
 OTHER_ZONE = "America/New_York"
-PACED, BURST = "paced", "burst"
+ALONE, PACED, BURST = "alone", "paced", "burst"
 BOOKED, TAKEN = "303", "409"
 _FAILURES = (OSError, HttpParserError)  # loadclient.ConnectionClosed is an OSError
 
@@ -213,6 +215,12 @@ class RunResult:
         picker = sum(n for k, n in self.picker.items() if k != "200")
         return picker + sum(n for k, n in self.booking.items() if k not in (BOOKED, TAKEN))
 
+    def failures(self) -> str:
+        """The errors by kind (``picker 503: 2, booking ConnectionClosed: 1``), or "none"."""
+        bad = [(f"picker {k}", n) for k, n in self.picker.items() if k != "200"]
+        bad += [(f"booking {k}", n) for k, n in self.booking.items() if k not in (BOOKED, TAKEN)]
+        return ", ".join(f"{k}: {n}" for k, n in sorted(bad)) or "none"
+
     @property
     def requests(self) -> int:
         return len(self.picker_ms) + len(self.booking_ms)
@@ -300,7 +308,8 @@ async def run_customers(
     seed: int = 11,
     probe: Probe | None = None,
 ) -> RunResult:
-    """Every token's customer at once (arriving over ``ramp`` seconds, thinking ``think``)."""
+    """Every token's customer at once (arriving over ``ramp`` seconds, thinking ``think``), or
+    one after another when ``mode`` is :data:`ALONE`."""
     rng = random.Random(seed)
     result = RunResult(backend, mode, len(tokens))
     arrivals = [rng.uniform(0.0, ramp) if ramp > 0 else 0.0 for _ in tokens]
@@ -313,20 +322,23 @@ async def run_customers(
         probe.start()
     started = time.perf_counter()
     try:
-        await asyncio.gather(
-            *(
-                customer(
-                    base,
-                    token,
-                    result,
-                    arrive=arrive,
-                    think=think,
-                    views=views,
-                    rng=random.Random(rng.random()),
-                )
-                for token, arrive in zip(tokens, arrivals, strict=True)
+        customers = (
+            customer(
+                base,
+                token,
+                result,
+                arrive=arrive,
+                think=think,
+                views=views,
+                rng=random.Random(rng.random()),
             )
+            for token, arrive in zip(tokens, arrivals, strict=True)
         )
+        if mode == ALONE:
+            for one in customers:
+                await one
+        else:
+            await asyncio.gather(*customers)
     finally:
         gc.unfreeze()
     result.elapsed_s = time.perf_counter() - started
@@ -416,7 +428,7 @@ def line(r: RunResult) -> str:
         f"{r.backend} {r.mode}, {r.customers} customers: picker p50/p99 "
         f"{_ms(r.picker_pct(50))}/{_ms(r.picker_pct(99))} ms ({len(r.picker_ms)} views), "
         f"booking p50/p99 {_ms(r.booking_pct(50))}/{_ms(r.booking_pct(99))} ms "
-        f"({r.booked} booked, {r.taken} x 409, {r.errors} errors) in {r.elapsed_s:.1f} s, "
+        f"({r.booked} booked, {r.taken} x 409, errors: {r.failures()}) in {r.elapsed_s:.1f} s, "
         f"load average {_load(r.load_before)} -> {_load(r.load_after)}; target {verdict}"
     )
 
@@ -472,9 +484,10 @@ def results_table(results: Sequence[RunResult]) -> Table:
 
 
 LEGEND = (
-    "Milliseconds as the customers' connections saw them. paced: customers arrive over the ramp "
-    "and think between steps (all on the pages at once); burst: all at the same instant, no "
-    "thinking. booked = 303, 409 = the start was just taken (answered with alternatives). "
+    "Milliseconds as the customers' connections saw them. alone: one customer after another "
+    "(the service time); paced: customers arrive over the ramp and think between steps (all on "
+    "the pages at once); burst: all at the same instant, no thinking. booked = 303, 409 = the "
+    "start was just taken (answered with alternatives). "
     f"Targets (paced run): picker p99 <= {TARGET_PICKER_P99_MS:.0f} ms, booking p99 <= "
     f"{TARGET_BOOKING_P99_MS:.0f} ms, no errors. server / PG CPU ms: per request (views and "
     "bookings together). load avg: 1-minute, before -> after the run."
@@ -485,11 +498,11 @@ LEGEND = (
 
 
 def modes_list(text: str) -> list[str]:
-    """An argparse type: comma-separated runs, paced and/or burst."""
+    """An argparse type: comma-separated runs: alone, paced, burst."""
     modes = [m.strip() for m in text.split(",") if m.strip()]
     for m in modes:
-        if m not in (PACED, BURST):
-            raise argparse.ArgumentTypeError(f"unknown run {m!r}: {PACED} or {BURST}")
+        if m not in (ALONE, PACED, BURST):
+            raise argparse.ArgumentTypeError(f"unknown run {m!r}: {ALONE}, {PACED} or {BURST}")
     return modes
 
 
@@ -505,7 +518,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--customers", default=200, type=int, help="customers at once, per run")
     parser.add_argument("--agents", default=200, type=int)
-    parser.add_argument("--runs", default="paced,burst", type=modes_list, help="paced, burst")
+    parser.add_argument(
+        "--runs", default="alone,paced,burst", type=modes_list, help="alone, paced, burst"
+    )
     parser.add_argument("--ramp", default=5.0, type=float, help="paced: arrivals over N seconds")
     parser.add_argument("--think", default=5.0, type=float, help="paced: mean seconds per step")
     parser.add_argument("--views", default=2, type=int, help="picker views before booking")

@@ -1,5 +1,5 @@
 """Smoke test of ``benchmarks.waiting_room``, so the customer pages' benchmark cannot rot
-unnoticed: a tiny tenant on SQLite, the real app under uvicorn in a thread, both runs with the
+unnoticed: a tiny tenant on SQLite, the real app under uvicorn in a thread, every run with the
 benchmark's own code and client, then the report. No timing is asserted; what is asserted is
 what the figures mean: every view counted is a picker answered, every booking counted is a row
 written through the customer's own link, and nothing failed."""
@@ -21,8 +21,8 @@ from tests.browser.live import live_service
 
 
 def test_both_runs_against_the_real_service(tmp_path: Path) -> None:
-    url, tokens = wr.prepare("sqlite", tmp_path, n_agents=16, n_links=7, now=datetime.now(UTC))
-    assert len(tokens) == len(set(tokens)) == 7
+    url, tokens = wr.prepare("sqlite", tmp_path, n_agents=16, n_links=9, now=datetime.now(UTC))
+    assert len(tokens) == len(set(tokens)) == 9
     with live_service(url) as live:
         asyncio.run(wr.warm_up(live.base, tokens[-1]))
         paced = asyncio.run(
@@ -41,6 +41,12 @@ def test_both_runs_against_the_real_service(tmp_path: Path) -> None:
                 live.base, tokens[3:6], backend="sqlite", mode=wr.BURST, ramp=0, think=0, views=3
             )
         )
+        alone = asyncio.run(
+            wr.run_customers(
+                live.base, tokens[6:8], backend="sqlite", mode=wr.ALONE, ramp=0, think=0, views=1
+            )
+        )
+    assert alone.picker == {"200": 2} and alone.booked == 2 and alone.failures() == "none"
     for run, views in ((paced, 2), (burst, 3)):
         assert run.errors == 0, (run.picker, run.booking)
         assert run.picker == {"200": 3 * views} and len(run.picker_ms) == 3 * views
@@ -60,10 +66,10 @@ def test_both_runs_against_the_real_service(tmp_path: Path) -> None:
             )
     finally:
         engine.dispose()
-    assert calls == used == paced.booked + burst.booked
+    assert calls == used == paced.booked + burst.booked + alone.booked
 
-    table = wr.results_table([paced, burst])
-    assert table.row_count == 2
+    table = wr.results_table([alone, paced, burst])
+    assert table.row_count == 3
     assert wr.line(paced).startswith("sqlite paced, 3 customers: picker p50/p99 ")
     assert "target met" in wr.line(paced) or "target missed" in wr.line(paced)
     assert wr.line(burst).endswith("target no target")
@@ -92,6 +98,6 @@ def test_the_command_line_takes_postgres_for_postgresql() -> None:
     assert wr.backends("postgresql") == ["postgresql"]
     with pytest.raises(argparse.ArgumentTypeError):
         wr.backends("mysql")
-    assert wr.modes_list("paced,burst") == [wr.PACED, wr.BURST]
+    assert wr.modes_list("alone,paced,burst") == [wr.ALONE, wr.PACED, wr.BURST]
     with pytest.raises(argparse.ArgumentTypeError):
         wr.modes_list("steady")
