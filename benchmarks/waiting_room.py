@@ -187,6 +187,7 @@ class RunResult:
     booking_ms: list[float] = field(default_factory=list)  # of the 303s and 409s
     picker: Counter[str] = field(default_factory=Counter)
     booking: Counter[str] = field(default_factory=Counter)
+    samples: dict[str, str] = field(default_factory=dict)  # an error kind -> its first answer
     elapsed_s: float = 0.0
     cpu: Measures | None = None
     load_before: tuple[float, float, float] = (0.0, 0.0, 0.0)
@@ -239,6 +240,10 @@ class RunResult:
         )
 
 
+def _excerpt(body: bytes, n: int = 240) -> str:
+    return " ".join(body[:n].decode("utf-8", "replace").split())
+
+
 async def customer(
     base: str,
     token: str,
@@ -275,6 +280,8 @@ async def customer(
             if page.status_code == 200:
                 result.picker_ms.append(took)
                 form = PickerForm.read(page.body)
+            else:
+                result.samples.setdefault(f"picker {page.status_code}", _excerpt(page.body))
         if form is None or not form.starts or form.form_token is None:
             result.booking["no start offered" if form is not None else "no picker"] += 1
             return
@@ -294,6 +301,8 @@ async def customer(
         result.booking[str(answer.status_code)] += 1
         if answer.status_code in (303, 409):
             result.booking_ms.append(took)
+        else:
+            result.samples.setdefault(f"booking {answer.status_code}", _excerpt(answer.body))
 
 
 async def run_customers(
@@ -559,6 +568,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     console.print(LEGEND)
     for r in results:
         console.print(line(r))
+        for kind, body in r.samples.items():
+            console.print(f"  first {kind} of {r.backend} {r.mode}: {body}")
     return 0
 
 
