@@ -147,128 +147,150 @@ def plain(text: str) -> str:
     return re.sub(r"[\s\u00a0\u202f]+", " ", text)
 
 
+# --------------------------------------------------------------------------- the steps
+
+
+def picker_in_the_links_zone(page: Any, url: str, artefacts: Path) -> None:
+    """The link opens on the picker in its own zone, with the customer pages' headers; the
+    screenshot, the phone-width check and axe."""
+    first = page.goto(url)
+    assert first is not None and first.status == 200, first and first.status
+    assert "default-src 'none'" in first.headers["content-security-policy"]
+    assert first.headers["cache-control"] == "no-store"
+    page.wait_for_selector('form[action$="/book"] input[name="start"]', state="attached")
+    assert page.locator("select#tz").input_value() == LINK_ZONE
+    no_sideways_scroll(page)
+    shot = page.screenshot(path=str(artefacts / "customer-picker.png"))
+    assert png_size(shot) == (PHONE["width"], PHONE["height"])
+    if os.environ.get("SWITCHBOARD_SCREENSHOT_TO_DOCS") == "1":
+        shutil.copyfile(artefacts / "customer-picker.png", ROOT / "docs/customer-picker.png")
+    accessible(page, "picker", artefacts)
+
+
+def pick_the_first_start_in(page: Any, zone: str, now: datetime) -> datetime:
+    """Change the zone, then click the first open start's label; answers that start."""
+    page.select_option("select#tz", zone)
+    with page.expect_navigation():
+        page.click("#tz-apply")
+    assert parse_qs(urlsplit(page.url).query)["tz"] == [zone]
+    assert page.locator("select#tz").input_value() == zone
+    assert page.locator('form[action$="/book"] input[name="tz"]').input_value() == zone
+    choice = page.locator('input[type="radio"][name="start"]').first
+    start = datetime.fromisoformat(choice.get_attribute("value").replace("Z", "+00:00"))
+    assert start.tzinfo is not None and start > now
+    # The radio's label (by ``for`` or around it) writes the start in the chosen zone; the
+    # customer clicks that text.
+    label = choice.element_handle().evaluate_handle("el => el.labels[0]").as_element()
+    assert label is not None, "the first start's radio has no label"
+    assert shows_time(plain(label.inner_text()), start.astimezone(ZoneInfo(zone))), (
+        label.inner_text()
+    )
+    label.click()
+    assert choice.is_checked()
+    return start
+
+
+def book_and_confirm(page: Any, start: datetime, artefacts: Path) -> None:
+    """Book: the confirmation writes the start in New York time (and not in Berlin time)."""
+    with page.expect_navigation():
+        page.click("button#book")
+    page.wait_for_selector("#confirmation")
+    assert page.locator('input[name="start"]').count() == 0
+    confirmation = plain(page.locator("#confirmation").inner_text())
+    assert shows_time(confirmation, start.astimezone(ZoneInfo(CUSTOMER_ZONE))), confirmation
+    assert not shows_time(confirmation, start.astimezone(ZoneInfo(LINK_ZONE))), confirmation
+    assert re.search(r"New[ _]York|Eastern", confirmation), confirmation
+    assert "ZD-1" in confirmation
+    assert page.locator("a#ics").get_attribute("href").endswith("/call.ics")
+    no_sideways_scroll(page)
+    accessible(page, "confirmation", artefacts)
+
+
+def another_tab_shows_the_booking(context: Any, url: str) -> None:
+    second = context.new_page()
+    try:
+        again = second.goto(url)
+        assert again is not None and again.status == 200
+        second.wait_for_selector("#confirmation")
+        assert second.locator('input[name="start"]').count() == 0
+        assert second.locator("button#book").count() == 0
+    finally:
+        second.close()
+
+
+def the_waiting_room(page: Any, url: str, artefacts: Path) -> None:
+    page.goto(url)
+    page.wait_for_selector('main#room[data-phase="waiting"]')
+    assert page.locator("#join").count() == 0
+    assert page.locator("#agent-name").count() == 0  # nobody is named before admission
+    no_sideways_scroll(page)
+    accessible(page, "waiting", artefacts)
+
+
+def admitted_without_a_reload(page: Any, api: httpx.Client, booking_id: str) -> None:
+    """Bind the call to an agent, who admits the customer: the join link (and the agent's
+    name) appears in the open page, which was not loaded again."""
+    page.evaluate("() => { window.stillThisDocument = true; }")
+    bound = ok(api.post("/v1/bookings/bind", json={"lead_minutes": 30}))
+    assert [b["booking_id"] for b in bound["bound"]] == [booking_id], bound
+    agent = bound["bound"][0]["agent"]
+    admitted = ok(api.post(f"/v1/bookings/{booking_id}/admit", json={"agent_id": agent}))
+    assert admitted["admitted_by"] == agent and admitted["admitted_at"] is not None
+
+    join = page.wait_for_selector("a#join", timeout=30_000)
+    assert join is not None
+    assert join.get_attribute("href") == MEETING.format(booking_id=booking_id)
+    assert page.evaluate("() => window.stillThisDocument === true"), "the page was reloaded"
+    assert page.locator("main#room").get_attribute("data-phase") == "admitted"
+    assert AGENTS[agent] in page.locator("#agent-name").inner_text()
+    no_sideways_scroll(page)
+
+
 # --------------------------------------------------------------------------- the journey
 
 
 def test_a_customer_books_waits_and_is_admitted_in_a_real_browser(
     browser: Any, live: Live, artefacts: Path
 ) -> None:
-    api = helpdesk(live)
-    seed(api, live.clock())
-    link = ok(
-        api.post(
-            "/v1/tickets/ZD-1/call-links",
-            json={"capability_id": "net", "timezone": LINK_ZONE, "locale": "en"},
-        ),
-        201,
-    )
-    url = link["url"]
-    assert url.startswith(f"{live.base}/c/")
-
-    context = browser.new_context(viewport=PHONE, locale="en-US")
-    csp_errors: list[str] = []
-
-    def watch(page: Any) -> None:
-        page.on(
-            "console",
-            lambda m: csp_errors.append(m.text) if "Content Security Policy" in m.text else None,
+    with helpdesk(live) as api:
+        seed(api, live.clock())
+        link = ok(
+            api.post(
+                "/v1/tickets/ZD-1/call-links",
+                json={"capability_id": "net", "timezone": LINK_ZONE, "locale": "en"},
+            ),
+            201,
         )
+        url = link["url"]
+        assert url.startswith(f"{live.base}/c/")
 
-    context.on("page", watch)
-    try:
-        page = context.new_page()
+        context = browser.new_context(viewport=PHONE, locale="en-US")
+        csp_errors: list[str] = []
 
-        # --- the picker, in the link's zone: screenshot, no sideways scroll, axe
-        first = page.goto(url)
-        assert first is not None and first.status == 200, first and first.status
-        assert "default-src 'none'" in first.headers["content-security-policy"]
-        assert first.headers["cache-control"] == "no-store"
-        page.wait_for_selector('form[action$="/book"] input[name="start"]', state="attached")
-        assert page.locator("select#tz").input_value() == LINK_ZONE
-        no_sideways_scroll(page)
-        shot = page.screenshot(path=str(artefacts / "customer-picker.png"))
-        assert png_size(shot) == (PHONE["width"], PHONE["height"])
-        if os.environ.get("SWITCHBOARD_SCREENSHOT_TO_DOCS") == "1":
-            shutil.copyfile(artefacts / "customer-picker.png", ROOT / "docs/customer-picker.png")
-        accessible(page, "picker", artefacts)
+        def watch(page: Any) -> None:
+            def seen(message: Any) -> None:
+                if "Content Security Policy" in message.text:
+                    csp_errors.append(message.text)
 
-        # --- another zone: the picker again, in New York time
-        page.select_option("select#tz", CUSTOMER_ZONE)
-        with page.expect_navigation():
-            page.click("#tz-apply")
-        assert parse_qs(urlsplit(page.url).query)["tz"] == [CUSTOMER_ZONE]
-        assert page.locator("select#tz").input_value() == CUSTOMER_ZONE
-        assert page.locator('form[action$="/book"] input[name="tz"]').input_value() == (
-            CUSTOMER_ZONE
-        )
-        choice = page.locator('input[type="radio"][name="start"]').first
-        start = datetime.fromisoformat(choice.get_attribute("value").replace("Z", "+00:00"))
-        assert start.tzinfo is not None and start > live.clock()
-        in_new_york = start.astimezone(ZoneInfo(CUSTOMER_ZONE))
-        in_berlin = start.astimezone(ZoneInfo(LINK_ZONE))
-        # The radio's label (by ``for`` or around it) writes the start in the chosen zone;
-        # the customer clicks that text.
-        label = choice.element_handle().evaluate_handle("el => el.labels[0]").as_element()
-        assert label is not None, "the first start's radio has no label"
-        assert shows_time(plain(label.inner_text()), in_new_york), label.inner_text()
-        label.click()
-        assert choice.is_checked()
+            page.on("console", seen)
 
-        # --- book: the confirmation, in New York time
-        with page.expect_navigation():
-            page.click("button#book")
-        page.wait_for_selector("#confirmation")
-        assert page.locator('input[name="start"]').count() == 0
-        confirmation = plain(page.locator("#confirmation").inner_text())
-        assert shows_time(confirmation, in_new_york), confirmation
-        assert not shows_time(confirmation, in_berlin), confirmation
-        assert re.search(r"New[ _]York|Eastern", confirmation), confirmation
-        assert "ZD-1" in confirmation
-        assert page.locator("a#ics").get_attribute("href").endswith("/call.ics")
-        no_sideways_scroll(page)
-        accessible(page, "confirmation", artefacts)
+        context.on("page", watch)
+        try:
+            page = context.new_page()
+            picker_in_the_links_zone(page, url, artefacts)
+            start = pick_the_first_start_in(page, CUSTOMER_ZONE, live.clock())
+            book_and_confirm(page, start, artefacts)
 
-        booked = ok(api.get(f"/v1/call-links/{link['id']}"))
-        booking_id = booked["booking_id"]
-        assert booked["status"] == "booked" and booking_id
-        call = ok(api.get(f"/v1/bookings/{booking_id}"))
-        assert datetime.fromisoformat(call["start"]) == start
+            booked = ok(api.get(f"/v1/call-links/{link['id']}"))
+            booking_id = booked["booking_id"]
+            assert booked["status"] == "booked" and booking_id
+            call = ok(api.get(f"/v1/bookings/{booking_id}"))
+            assert datetime.fromisoformat(call["start"]) == start
 
-        # --- the same link in a second tab: the booking, not the picker
-        second = context.new_page()
-        again = second.goto(url)
-        assert again is not None and again.status == 200
-        second.wait_for_selector("#confirmation")
-        assert second.locator('input[name="start"]').count() == 0
-        assert second.locator("button#book").count() == 0
-        second.close()
-
-        # --- five minutes before the call: the waiting room
-        live.clock.jump_to(start - timedelta(minutes=5))
-        page.goto(url)
-        room = page.wait_for_selector('main#room[data-phase="waiting"]')
-        assert room is not None
-        assert page.locator("#join").count() == 0
-        assert page.locator("#agent-name").count() == 0  # nobody is named before admission
-        no_sideways_scroll(page)
-        accessible(page, "waiting", artefacts)
-
-        # --- bind the call to an agent, who admits the customer: #join appears, no reload
-        page.evaluate("() => { window.stillThisDocument = true; }")
-        bound = ok(api.post("/v1/bookings/bind", json={"lead_minutes": 30}))
-        assert [b["booking_id"] for b in bound["bound"]] == [booking_id], bound
-        agent = bound["bound"][0]["agent"]
-        admitted = ok(api.post(f"/v1/bookings/{booking_id}/admit", json={"agent_id": agent}))
-        assert admitted["admitted_by"] == agent and admitted["admitted_at"] is not None
-
-        join = page.wait_for_selector("a#join", timeout=30_000)
-        assert join is not None
-        assert join.get_attribute("href") == MEETING.format(booking_id=booking_id)
-        assert page.evaluate("() => window.stillThisDocument === true"), "the page reloaded"
-        assert page.locator("main#room").get_attribute("data-phase") == "admitted"
-        assert AGENTS[agent] in page.locator("#agent-name").inner_text()
-        no_sideways_scroll(page)
-        assert csp_errors == [], csp_errors
-    finally:
-        context.close()
-        api.close()
+            another_tab_shows_the_booking(context, url)
+            live.clock.jump_to(start - timedelta(minutes=5))  # the room opens 10 minutes before
+            the_waiting_room(page, url, artefacts)
+            admitted_without_a_reload(page, api, booking_id)
+            assert csp_errors == [], csp_errors
+        finally:
+            context.close()
