@@ -6,9 +6,10 @@ one pooled client per simulated client, its cheapest set-up) cost 0.6-1.35 ms of
 here; this client costs about a tenth of that, because it does only what a load generator
 needs: write a request that is the same bytes every time but for the path, and parse the
 response with ``httptools`` (the llhttp parser uvicorn itself uses). It supports exactly what
-the benchmarks send — ``GET``, and ``POST`` (or ``PATCH``, ...) with an optional JSON body;
-fixed headers; never ``HEAD``, whose answer has no body — and follows the server's keep-alive
-decision: a response that closes the connection makes the next request open a new one.
+the benchmarks send — ``GET``, and ``POST`` (or ``PATCH``, ...) with an optional JSON or HTML
+form (``application/x-www-form-urlencoded``) body; fixed headers; never ``HEAD``, whose answer
+has no body — and follows the server's keep-alive decision: a response that closes the
+connection makes the next request open a new one.
 
 Everything is plain asyncio (:class:`asyncio.Protocol`), so it runs on uvloop or the standard
 event loop alike.
@@ -20,9 +21,12 @@ import asyncio
 import json as _json
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import httptools
+
+_JSON = b"application/json"
+_FORM = b"application/x-www-form-urlencoded"
 
 
 class Response:
@@ -117,8 +121,17 @@ class KeepAliveClient:
             self._conn = conn
         return conn
 
-    async def post(self, path: str, json: Any = None) -> Response:
-        """Send ``POST path`` (with ``json`` as the body when given) and wait for the answer."""
+    async def post(
+        self, path: str, json: Any = None, *, form: Mapping[str, str] | None = None
+    ) -> Response:
+        """Send ``POST path`` (with ``json``, or ``form`` as an HTML form would post it, as the
+        body when given) and wait for the answer."""
+        if form is not None:
+            if json is not None:
+                raise ValueError("a body is JSON or a form, not both")
+            body = urlencode(form).encode("ascii")
+            async with self._turn:
+                return await self._exchange(b"POST", path, body, _FORM)
         return await self.request("POST", path, json)
 
     async def get(self, path: str) -> Response:
@@ -132,13 +145,15 @@ class KeepAliveClient:
         async with self._turn:
             return await self._exchange(method.encode("ascii"), path, body)
 
-    async def _exchange(self, method: bytes, path: str, body: bytes) -> Response:
+    async def _exchange(
+        self, method: bytes, path: str, body: bytes, content_type: bytes = _JSON
+    ) -> Response:
         conn = await self._connection()
         assert conn.transport is not None
         waiter: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         conn.waiter = waiter
         if body:
-            framing = b"Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
+            framing = b"Content-Type: %s\r\nContent-Length: %d\r\n" % (content_type, len(body))
         else:
             # A bodyless GET says nothing about a body (RFC 9110 8.6); other methods say 0.
             framing = b"" if method == b"GET" else b"Content-Length: 0\r\n"

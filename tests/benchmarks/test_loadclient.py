@@ -79,6 +79,34 @@ def test_keeps_one_connection_and_sends_headers_and_json() -> None:
     assert seen[1][1][b"content-type"] == b"application/json"
 
 
+def test_posts_a_form_as_a_browser_would() -> None:
+    seen: list[tuple[bytes, dict[bytes, bytes], bytes]] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError):
+            while True:
+                seen.append(await _read_request(reader))
+                writer.write(
+                    b"HTTP/1.1 303 See Other\r\nLocation: /c/t\r\nContent-Length: 0\r\n\r\n"
+                )
+                await writer.drain()
+
+    async def run(base: str) -> None:
+        async with KeepAliveClient(base) as client:
+            form = {"start": "2026-03-02T09:00:00Z", "tz": "America/New_York", "form_token": "a b"}
+            answer = await client.post("/c/t/book", form=form)
+            assert answer.status_code == 303 and answer.body == b""
+            with pytest.raises(ValueError, match="not both"):
+                await client.post("/c/t/book", json={}, form=form)
+
+    asyncio.run(_with_server(handler, run))
+    ((line, headers, body),) = seen
+    assert line == b"POST /c/t/book HTTP/1.1"
+    assert headers[b"content-type"] == b"application/x-www-form-urlencoded"
+    assert body == (b"start=2026-03-02T09%3A00%3A00Z&tz=America%2FNew_York&form_token=a+b")
+    assert int(headers[b"content-length"]) == len(body)
+
+
 def test_get_sends_no_body_and_other_methods_go_as_named() -> None:
     seen: list[tuple[bytes, dict[bytes, bytes], bytes]] = []
 

@@ -1,0 +1,76 @@
+"""The service under a real uvicorn on a free loopback port, in a thread of the test's own
+process, with a clock the test can move: for the browser tests and the customer pages'
+benchmark smoke test."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import uvicorn
+
+from api.main import create_app
+from api.settings import Environment, Settings
+from benchmarks.harness.server import free_port
+
+
+class MovableClock:
+    """The service's clock: the wall clock, plus an offset the test moves forward (to open a
+    call's waiting room without waiting for it). Read from the server's thread."""
+
+    def __init__(self) -> None:
+        self._offset = timedelta()
+        self._lock = threading.Lock()
+
+    def __call__(self) -> datetime:
+        with self._lock:
+            return datetime.now(UTC) + self._offset
+
+    def jump_to(self, at: datetime) -> None:
+        with self._lock:
+            self._offset = at - datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Live:
+    base: str  # http://127.0.0.1:<port>
+    settings: Settings
+    clock: MovableClock
+
+
+@contextlib.contextmanager
+def live_service(database_url: str) -> Iterator[Live]:
+    """The service on a free loopback port under a real uvicorn (in a thread of this process,
+    so the test can move its clock), with its public base URL set to that address."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    settings = Settings(
+        database_url=database_url, environment=Environment.TEST, public_base_url=base
+    )
+    clock = MovableClock()
+    app = create_app(settings, clock=clock)
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        # An event stream the browser left open must not hold the shutdown.
+        timeout_graceful_shutdown=2,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield Live(base, settings, clock)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
