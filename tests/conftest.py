@@ -2,13 +2,40 @@
 
 Hypothesis runs without per-example deadlines: solver calls vary in wall time on a shared
 2-core machine, and timing targets are checked by ``benchmarks/``, not by tests.
+
+The suite runs in pytest-xdist worker processes (``-n auto`` in pyproject's addopts). Whatever
+two tests could share across processes is made per worker or per test: each worker migrates its
+own SQLite file (under its own ``tmp_path_factory`` directory) and its own PostgreSQL schema
+(tests/api/conftest.py), Redis keys carry a per-test prefix, servers listen on port 0, and
+Hypothesis's example database is a directory of files that concurrent writers may share.
 """
 
 from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+# Each worker holds a few PostgreSQL connections (its session engine, each test's app, the
+# concurrency tests' threads): past this many workers a big machine would exhaust a default
+# server's max_connections (100) before it ran out of cores. ``-n N`` overrides it.
+MAX_AUTO_WORKERS = 8
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: one worker per core this process may run on, at most
+    :data:`MAX_AUTO_WORKERS` (``PYTEST_XDIST_AUTO_NUM_WORKERS`` still decides when set)."""
+    if env := os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return int(env)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(cores or 1, MAX_AUTO_WORKERS))
+
+
+def worker_id() -> str:
+    """This xdist worker's name (``gw0``, ``gw1``…), or ``main`` without xdist: for names of
+    shared resources, so that a leftover one says which worker made it."""
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 settings.register_profile(
     "default",

@@ -34,6 +34,7 @@ from api.db.engine import make_engine, make_session_factory
 from api.keys import tenants
 from api.main import create_app
 from api.settings import Environment, Settings
+from tests.conftest import worker_id
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/switchboard_test"
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)  # a Monday morning
@@ -91,7 +92,8 @@ class PgSchema:
 
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url
-        self.name = f"t{os.getpid()}_{uuid.uuid4().hex[:10]}"
+        # Per process (each xdist worker migrates its own) and unique even across machines.
+        self.name = f"t{worker_id()}_{os.getpid()}_{uuid.uuid4().hex[:10]}"
         self.url = with_search_path(base_url, self.name)
 
     def __enter__(self) -> PgSchema:

@@ -32,6 +32,7 @@ from api.solve import service as solve_service
 from api.solve.schemas import SolveRequest
 from tests.api.conftest import As, FakeClock, assert_problem, make_tenant
 from tests.api.solve.test_solve import problem
+from tests.conftest import worker_id
 
 REDIS_URL = os.environ.get("SWITCHBOARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -191,7 +192,9 @@ def test_redis_bucket_is_shared_by_two_app_instances(
     reason = redis_unavailable()
     if reason:
         pytest.skip(reason)
-    prefix = f"switchboard-test:{uuid.uuid4().hex}:"
+    # Buckets are keyed by tenant id: a prefix of this test's own keeps parallel workers (and
+    # other engineers' runs) out of each other's buckets, whatever ids their tenants get.
+    prefix = f"switchboard-test:{worker_id()}:{uuid.uuid4().hex}:"
     settings = limited_settings(db_url, redis_url=REDIS_URL, rate_limit_redis_prefix=prefix)
     one, two = create_app(settings, clock=clock), create_app(settings, clock=clock)
     try:

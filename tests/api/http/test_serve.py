@@ -34,6 +34,16 @@ WORKERS = 2
 # >= 40 ms, one sent at once ~1 ms. Halfway between is a test of NODELAY, not of speed.
 STALL_SIGNATURE_S = 0.040
 FAST_S = 0.020
+# Outside the test environment every worker starts a pool of solve processes (4 by default) and
+# imports the app in each, seconds of CPU per process on this machine: the servers here keep the
+# pool, at one process, since what they test is serving (the pool has tests/api/solve/ and the
+# process-pool tests in test_rate_limits.py). Measured, a --workers 2 start until idle: 6
+# processes and 8-9 s of CPU instead of 12 and 15 s.
+SERVE_ENV = {
+    "PYTHONUNBUFFERED": "1",
+    "SWITCHBOARD_ENVIRONMENT": "development",
+    "SWITCHBOARD_SOLVE_WORKERS": "1",
+}
 
 
 # --- the socket ----------------------------------------------------------------------------
@@ -108,7 +118,7 @@ class Running:
 def _serving(args: list[str], log: Path, *, timeout: float = 90.0) -> Iterator[Running]:
     """``switchboard serve ARGS`` in a process group of its own, until every worker started;
     stopped with SIGINT (as Ctrl-C would) and required to exit cleanly."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "SWITCHBOARD_ENVIRONMENT": "development"}
+    env = {**os.environ, **SERVE_ENV}
     cmd = [sys.executable, "-m", "api.cli", "serve", *args]
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -225,7 +235,7 @@ class DemoStart:
 def _demo_server(database: Path, log: Path, *, timeout: float = 90.0) -> Iterator[DemoStart]:
     """``switchboard serve --port 0 --demo`` (one worker) until it printed the keys; at the
     moment the keys line shows, a connection to the port is tried at once."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "SWITCHBOARD_ENVIRONMENT": "development"}
+    env = {**os.environ, **SERVE_ENV}
     cmd = [sys.executable, "-m", "api.cli", "serve", "--port", "0", "--demo"]
     cmd += ["--database-url", f"sqlite:///{database}"]
     with log.open("wb") as out:
