@@ -881,7 +881,7 @@ def agent_day(
     )
     if not include_cancelled:
         stmt = stmt.where(CallRow.status != CallStatus.CANCELLED)
-    found = session.execute(stmt.order_by(CallRow.start_at, CallRow.id)).tuples().all()
+    found = session.execute(stmt.order_by(CallRow.start_at, CallRow.id)).all()
     return AgentDay(
         agent_id=agent_id,
         day=day,

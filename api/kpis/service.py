@@ -374,15 +374,12 @@ def compute(
     link_ids = sorted({c.link_id for c in calls if c.link_id is not None})
     links: dict[str, datetime] = {}
     if link_ids:
-        links = dict(
-            session.execute(
-                select(CallLink.id, CallLink.created_at).where(
-                    CallLink.tenant_id == tenant_id, CallLink.id.in_(link_ids)
-                )
+        found = session.execute(
+            select(CallLink.id, CallLink.created_at).where(
+                CallLink.tenant_id == tenant_id, CallLink.id.in_(link_ids)
             )
-            .tuples()
-            .all()
         )
+        links = {link_id: created for link_id, created in found}
 
     report = Report(team=team, start=start, end=end, timezone=timezone, interval=interval)
     _tally(report, facts, calls, now, links)
