@@ -183,6 +183,22 @@ def test_every_step_of_a_call_is_on_the_ticket_and_goes_out_with_the_tickets_con
     assert [d["ticket"] for _, d in bookings[:2]] == [context] * 2
     assert [d["ticket"] for _, d in bookings[2:]] == [context | {"priority": "high"}] * 11
     assert all(d["ticket_id"] == "ZD-1" for _, d in bookings)
+    # The KPIs see the same steps: the link's call 150 minutes after the link was made (the
+    # moved-away call does not count), one reassignment, admitted 5 minutes early (waits 0).
+    r = a.get("/v1/kpis", params={"from": f"{DAY}07:00:00Z"})
+    assert r.status_code == 200, r.text
+    kpi = r.json()
+    assert kpi["calls_booked"] == 4
+    assert (kpi["link_lead_time_minutes"]["count"], kpi["link_lead_time_minutes"]["p50"]) == (
+        1,
+        150.0,
+    )
+    assert kpi["call_reassignments"] == 1 and kpi["no_shows"] == 1
+    assert (kpi["admission_wait_minutes"]["count"], kpi["admission_wait_minutes"]["p90"]) == (
+        1,
+        0.0,
+    )
+
     # Every history step went out as its ticket.* event too, and the link as call_link.*.
     told = [t for t, _ in sent if t.startswith(("ticket.call", "call_link."))]
     assert sorted(told) == sorted(["call_link.created", *(f"ticket.{k}" for k, _ in steps)])
