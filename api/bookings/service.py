@@ -868,8 +868,12 @@ def agent_day(
     zone_name = tz or agent.timezone
     local = slots.zone(zone_name)
     day = day or now.astimezone(local).date()
-    start = datetime.combine(day, datetime.min.time(), tzinfo=local).astimezone(UTC)
-    end = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=local)
+    try:
+        start = datetime.combine(day, datetime.min.time(), tzinfo=local).astimezone(UTC)
+        end = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=local)
+        end.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput.one("query.date", "too far in the past or future") from None
     stmt = select(CallRow, TicketRow).join(
         TicketRow, and_(TicketRow.tenant_id == CallRow.tenant_id, TicketRow.id == CallRow.ticket_id)
     )

@@ -298,5 +298,7 @@ def test_an_agents_day_refuses_bad_input(a: As, b: As) -> None:
     assert_problem(day(b, "ana"), 404)  # another tenant's agent is unknown here
     assert_problem(day(a, "ana", date="2026-02-30"), 422, "query.date")
     assert_problem(day(a, "ana", date="yesterday"), 422, "query.date")
+    assert_problem(day(a, "ana", date="9999-12-31"), 422, "query.date")
+    assert_problem(day(a, "ana", date="0001-01-01", tz="Asia/Tokyo"), 422, "query.date")
     assert_problem(day(a, "ana", tz="Mars/Olympus"), 422, "query.tz")
     assert day(a, "ana", date="2026-03-02").json()["calls"] == []
