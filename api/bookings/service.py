@@ -24,15 +24,25 @@ answers and records what happened. The mapping is thin on purpose:
   here, ``ticket_solved``/``ticket_closed`` from :mod:`api.tickets.calls`). Each also becomes a
   ``booking.*`` webhook event in the same transaction. ``booking.at_risk`` is sent when a call
   *becomes* uncoverable (``at_risk_since``), not again on every later check.
+  The agent's own steps have kinds of their own: ``call_admitted`` (``booking.admitted``),
+  ``call_no_show`` and ``call_completed`` (``booking.no_show`` / ``booking.completed``). Every
+  ``booking.*`` event carries the ticket's context as it stands then
+  (:func:`api.events.booking_event_data`).
 - **Agents.** Nothing names an agent before binding; the helpdesk sees the bound agent after.
+  Only the bound agent admits the customer (:func:`admit`: from the waiting room's opening to
+  the end), marks a no-show (:func:`mark_no_show`: after the start, never once admitted) or
+  completes the call (:func:`complete`: after admission or the start), each under the tenant
+  lock. :func:`agent_day` lists one agent's calls of a local day with their tickets.
 
 Background work, one job kind (``bookings.bind``, running :func:`rebalance`): every booking
 queues a run for the moment its call enters the lead time (unless one is queued earlier), each
 run queues the next, and any commit that changes an agent, their skills, shifts or busy time
-queues a run at once when the tenant has calls booked (:func:`install`), so a disruption is
+queues a run at once when the tenant has calls booked (:func:`queue_rechecks`), so a disruption is
 repaired and reported within a worker poll whoever made the change. Calls whose time has passed
 are marked ``completed`` by these runs (and by ``bind``/``rebalance``); reads report them
-completed from their end on (:func:`shown_status`).
+completed from their end on (:func:`shown_status`). Where the tenant admits customers by itself
+(``call_room.admission`` ``auto``) each run also queues one for the next unadmitted call's
+start, which records that admission (:func:`_auto_admit`).
 """
 
 from __future__ import annotations
