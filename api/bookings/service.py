@@ -1048,13 +1048,23 @@ def _record_jit(
 ) -> None:
     for b in result.bindings:
         row = rows[b.call_id]
-        if row.bound_agent == b.agent_id:
+        if row.bound_agent == b.agent_id or _with_agent(row):
             continue  # kept: nothing to tell anybody
         (out.rebound if row.bound_agent else out.bound).append(b)
         _apply_binding(session, tenant_id, row, b, result.state, now, actor)
     for risk in result.at_risk:
+        if _with_agent(rows[risk.call_id]):
+            continue
         out.at_risk.append(risk)
         _apply_at_risk(session, tenant_id, rows[risk.call_id], risk, now, actor)
+
+
+def _with_agent(row: CallRow) -> bool:
+    """The customer was let in to their bound agent: the call is theirs whatever a recheck
+    finds (a calendar event or status change landing on it moves nobody mid-call, and the
+    agent can still close it). The engine may see that binding as stale and cover the call
+    elsewhere in its own state; that only keeps another agent free for it, never double-books."""
+    return row.admitted_at is not None and row.bound_agent is not None
 
 
 def rebalance(
@@ -1095,6 +1105,8 @@ def rebalance(
         if call.bound_agent is None or cover.get(call.id) == call.bound_agent:
             continue
         row = rows[call.id]
+        if _with_agent(row):
+            continue
         agent = cover.get(call.id)
         if agent is None:
             risk = AtRisk(call.id, _uncoverable(), call.bound_agent)
@@ -1107,7 +1119,7 @@ def rebalance(
         out.rebound.append(binding)
         _apply_binding(session, tenant_id, row, binding, state, now, actor)
     for call_id in slots.at_risk(state):
-        if call_id in reported or call_id not in rows:
+        if call_id in reported or call_id not in rows or _with_agent(rows[call_id]):
             continue
         risk = AtRisk(call_id, _uncoverable())
         out.at_risk.append(risk)

@@ -302,3 +302,34 @@ def test_an_agents_day_refuses_bad_input(a: As, b: As) -> None:
     assert_problem(day(a, "ana", date="0001-01-01", tz="Asia/Tokyo"), 422, "query.date")
     assert_problem(day(a, "ana", tz="Mars/Olympus"), 422, "query.tz")
     assert day(a, "ana", date="2026-03-02").json()["calls"] == []
+
+
+def test_an_admitted_call_keeps_its_agent_whatever_the_rechecks_find(
+    a: As, tenant_a: TenantCtx, db: Engine, clock: FakeClock, app: FastAPI
+) -> None:
+    """Once the customer is with their agent, a calendar event or a status change landing on
+    the call's time moves nothing: no rebinding, no at-risk report, and the agent can still
+    close the call."""
+    org(a)
+    subscribe(db, tenant_a.id, *EVENTS, "booking.at_risk")
+    call = book(a).json()["id"]
+    agent = bind(a)[call]
+    other = "ben" if agent == "ana" else "ana"
+    clock.now = NINE - 5 * M
+    assert act(a, call, "admit", agent).status_code == 200
+    clock.now = NINE + 5 * M
+    busy = {"agent": agent, "start": f"{DAY}09:10:00Z", "end": f"{DAY}09:20:00Z"}
+    assert a.post("/v1/busy", json=busy).status_code == 201
+    while app.state.job_worker.run_once() is not None:
+        pass
+    out = a.post("/v1/bookings/rebalance").json()
+    assert out["rebound"] == [] and out["at_risk"] == []
+    assert a.get(f"/v1/bookings/{call}").json()["agent"] == agent
+    assert a.post("/v1/busy", json=busy | {"agent": other}).status_code == 201
+    assert a.post("/v1/bookings/rebalance").json()["at_risk"] == []
+    shown = a.get(f"/v1/bookings/{call}").json()
+    assert shown["agent"] == agent and shown["at_risk"] is False
+    sent = [t for t, _ in outbox(db, tenant_a.id)]
+    assert sent.count("booking.agent_bound") == 1 and "booking.at_risk" not in sent
+    clock.now = NINE + 20 * M
+    assert act(a, call, "complete", agent).status_code == 200
