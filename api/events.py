@@ -35,9 +35,9 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from api import mapping
-from api.db.models import Call, CallNote
+from api.db.models import Call, CallNote, Ticket
 from api.db.webhooks import WebhookEvent, WebhookSubscription
-from api.enums import TicketEventKind
+from api.enums import TicketEventKind, TicketPriority, TicketStatus
 from solver.plan import Reason
 
 _OWNER_KINDS = frozenset({TicketEventKind.ASSIGNED, TicketEventKind.REASSIGNED})
@@ -150,8 +150,23 @@ class QueueOptimizedData(Payload):
     objective: float | None
 
 
+class BookingTicket(Payload):
+    """The ticket a call is for, as it stands when the event is written (the ticket stays the
+    truth: a helpdesk can act on the event without reading the ticket back)."""
+
+    id: str = Field(description="The helpdesk's ticket id")
+    priority: TicketPriority
+    status: TicketStatus
+    team_id: str = Field(description="The team accountable for the ticket")
+    owner_agent_id: str | None = Field(
+        description="The agent who holds the ticket (not necessarily the call's agent); null: "
+        "the team's queue"
+    )
+    channel: str = Field(description="Where the customer reached out")
+
+
 class BookingData(Payload):
-    """What every ``booking.*`` event says of its call."""
+    """What every ``booking.*`` event says of its call, and of its ticket."""
 
     booking_id: str
     ticket_id: str
@@ -159,6 +174,7 @@ class BookingData(Payload):
     start: datetime
     end: datetime
     tz: str = Field(description="The customer's IANA time zone")
+    ticket: BookingTicket = Field(description="The ticket's context when the step happened")
 
 
 class BookingCreatedData(BookingData):
@@ -356,9 +372,10 @@ def ticket_step_notice(step: Mapping[str, Any]) -> tuple[EventType, dict[str, An
 
 
 def booking_payload(call: Call) -> dict[str, Any]:
-    """What every ``booking.*`` event (and the ticket history's ``call_*`` steps) says of
-    its call: which booking, for which ticket and capability, when, in which time zone. The
-    agent is not part of it: only ``booking.agent_bound`` adds one, once bound."""
+    """What the ticket history's ``call_*`` steps (and, with the ticket's context added by
+    :func:`booking_event_data`, every ``booking.*`` event) say of a call: which booking, for
+    which ticket and capability, when, in which time zone. The agent is not part of it: the
+    steps that concern one (bound, admitted, closed) add it."""
     return {
         "booking_id": call.id,
         "ticket_id": call.ticket_id,
@@ -367,6 +384,29 @@ def booking_payload(call: Call) -> dict[str, Any]:
         "end": call.end_at,
         "tz": call.timezone,
     }
+
+
+def ticket_context(ticket: Ticket) -> dict[str, Any]:
+    """What a ``booking.*`` event says of the call's ticket (:class:`BookingTicket`)."""
+    return {
+        "id": ticket.id,
+        "priority": ticket.priority,
+        "status": ticket.status,
+        "team_id": ticket.team_id,
+        "owner_agent_id": ticket.owner_agent_id,
+        "channel": ticket.channel,
+    }
+
+
+def booking_event_data(session: Session, call: Call) -> dict[str, Any]:
+    """The common part of every ``booking.*`` event's data: :func:`booking_payload` and the
+    ticket's context (:func:`ticket_context`) as the session holds it now (a status change in
+    the same unit of work shows). Every writer of a ``booking.*`` event builds on this, so
+    none can leave the ticket out (its payload model requires it)."""
+    ticket = session.get(Ticket, (call.tenant_id, call.ticket_id))
+    if ticket is None:  # the calls' foreign key makes this impossible
+        raise LookupError(f"call {call.id!r} has no ticket {call.ticket_id!r}")
+    return {**booking_payload(call), "ticket": ticket_context(ticket)}
 
 
 def new_id(prefix: str, now: datetime) -> str:

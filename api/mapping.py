@@ -459,6 +459,10 @@ def _kpi_figures_json(r: Report) -> JSON:
         "calls_booked": r.calls_booked,
         "calls_at_risk": r.calls_at_risk,
         "waiting_on_call": _durations_json(r.waiting_on_call),
+        "link_lead_time_minutes": _durations_json(r.link_lead_time),
+        "call_reassignments": r.call_reassignments,
+        "admission_wait_minutes": _durations_json(r.admission_wait),
+        "no_shows": r.no_shows,
     }
 
 

@@ -8,8 +8,9 @@ problem+json carrying the engine's ``reason`` and the nearest open ``alternative
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date as Date
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -22,6 +23,10 @@ from api.auth import Principal
 from api.bookings import service as bookings
 from api.bookings.cache import BookingCache
 from api.bookings.schemas import (
+    AgentActionIn,
+    AgentCallOut,
+    AgentCallsOut,
+    AgentCallTicketOut,
     BindIn,
     BindOut,
     BookedOut,
@@ -316,6 +321,124 @@ def cancel_booking(
     )
     session.commit()
     return _out(row, now)
+
+
+# --------------------------------------------------------------------------- agents
+
+
+def _act(
+    action: Callable[..., Call],
+    booking_id: str,
+    body: AgentActionIn,
+    session: Session,
+    auth: Principal,
+    now: datetime,
+) -> BookingOut:
+    row = action(
+        session=session,
+        tenant_id=auth.tenant_id,
+        booking_id=booking_id,
+        agent_id=body.agent_id,
+        now=now,
+    )
+    session.commit()
+    return _out(row, now)
+
+
+_BY_AGENT: dict[int | str, dict[str, Any]] = {
+    409: {
+        "model": ProblemDetails,
+        "description": "Not the call's bound agent, or no agent is bound (`errors` names "
+        "`agent_id`); or not at this moment of the call (the detail says when)",
+    }
+}
+
+
+@router.post(
+    "/v1/bookings/{booking_id}/admit",
+    summary="The bound agent lets the waiting customer in (from the room's opening to the end)",
+    responses=_BY_AGENT,
+)
+def admit_booking(
+    booking_id: PathId, body: AgentActionIn, session: SessionDep, auth: HelpdeskAuth, now: NowDep
+) -> BookingOut:
+    """Admits the customer: their waiting room shows the join URL. Twice is harmless."""
+    return _act(bookings.admit, booking_id, body, session, auth, now)
+
+
+@router.post(
+    "/v1/bookings/{booking_id}/no-show",
+    summary="The bound agent marks that the customer did not come (after the start)",
+    responses=_BY_AGENT,
+)
+def no_show_booking(
+    booking_id: PathId, body: AgentActionIn, session: SessionDep, auth: HelpdeskAuth, now: NowDep
+) -> BookingOut:
+    """Marks the call a no-show: only after its start, never once admitted. Twice is harmless."""
+    return _act(bookings.mark_no_show, booking_id, body, session, auth, now)
+
+
+@router.post(
+    "/v1/bookings/{booking_id}/complete",
+    summary="The bound agent completes the call (after admission or after the start)",
+    responses=_BY_AGENT,
+)
+def complete_booking(
+    booking_id: PathId, body: AgentActionIn, session: SessionDep, auth: HelpdeskAuth, now: NowDep
+) -> BookingOut:
+    """Completes the call once the customer was admitted or it has started. Twice is harmless."""
+    return _act(bookings.complete, booking_id, body, session, auth, now)
+
+
+@router.get(
+    "/v1/agents/{agent_id}/calls",
+    summary="An agent's calls on one local day, with each ticket's context",
+    response_model_by_alias=True,
+)
+def agent_calls(
+    agent_id: PathId,
+    session: SessionDep,
+    auth: ReadAuth,
+    now: NowDep,
+    day: Annotated[
+        Date | None,
+        Query(alias="date", description="The local day, YYYY-MM-DD (default: today in `tz`)"),
+    ] = None,
+    tz: Annotated[
+        TimeZone | None,
+        Query(description="The IANA time zone the day is cut in (default: the agent's)"),
+    ] = None,
+    include_cancelled: Annotated[
+        bool, Query(description="Also the cancelled calls that were bound to the agent")
+    ] = False,
+) -> AgentCallsOut:
+    """The calls bound to the agent that start on the day, by start, each with its ticket."""
+    found = bookings.agent_day(
+        session=session,
+        tenant_id=auth.tenant_id,
+        agent_id=agent_id,
+        now=now,
+        day=day,
+        tz=tz,
+        include_cancelled=include_cancelled,
+    )
+    opens = timedelta(minutes=found.opens_minutes_before)
+    calls = [
+        AgentCallOut(
+            **_out(call, now).model_dump(),
+            room_opens_at=call.start_at - opens,
+            ticket=AgentCallTicketOut.from_row(ticket),
+        )
+        for call, ticket in found.calls
+    ]
+    return AgentCallsOut(
+        agent_id=found.agent_id,
+        date=found.day,
+        tz=found.tz,
+        start=found.start,
+        end=found.end,
+        calls=calls,
+    )
 
 
 async def booking_refused(request: Request, exc: Exception) -> JSONResponse:

@@ -7,6 +7,7 @@ never name an agent. A booking names its agent only once just-in-time binding ha
 
 from __future__ import annotations
 
+from datetime import date as Date
 from datetime import datetime
 from typing import Annotated
 
@@ -14,7 +15,8 @@ from pydantic import Field
 
 from api.common.problem import ProblemDetails
 from api.common.schemas import Id, Int, LocalTimestampIn, Number, Schema, Timestamp, TimeZone
-from api.db.models import Call, CallNote, CallStatus
+from api.db.models import Call, CallNote, CallStatus, Ticket
+from api.enums import TicketPriority, TicketStatus
 from solver.slots import zone
 
 LeadMinutes = Annotated[
@@ -91,6 +93,19 @@ class BookingOut(Schema):
     flag_reason: CallNote | None = Field(
         description="Why it is flagged: ticket_solved or ticket_closed; null when not flagged"
     )
+    admitted_at: Timestamp | None = Field(
+        description="When the customer was let in: by the bound agent (POST .../admit), or at "
+        "the start when the tenant admits by itself (call_room.admission=auto; recorded by the "
+        "bookings job); null until then"
+    )
+    admitted_by: str | None = Field(
+        description="The agent who admitted the customer (the bound agent at the start, for "
+        "automatic admission); null while not admitted"
+    )
+    completed_at: Timestamp | None = Field(
+        description="When the bound agent completed the call or marked it a no-show; null "
+        "otherwise (a call whose end passed unclosed shows status completed with this null)"
+    )
     created_at: Timestamp
     updated_at: Timestamp
 
@@ -113,9 +128,74 @@ class BookingOut(Schema):
             flagged=row.flagged_at is not None,
             flagged_at=row.flagged_at,
             flag_reason=row.flag_reason,
+            admitted_at=row.admitted_at,
+            admitted_by=row.admitted_by,
+            completed_at=row.completed_at,
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
+
+
+class AgentActionIn(Schema):
+    """Who acts on the call: only the agent bound to it counts."""
+
+    agent_id: Id = Field(description="The agent acting: must be the call's bound agent")
+
+
+class AgentCallTicketOut(Schema):
+    """The ticket a call is for, as the agent needs it before the call."""
+
+    id: str
+    priority: TicketPriority
+    status: TicketStatus
+    team: str = Field(description="The team accountable for the ticket")
+    owner_agent: str | None = Field(description="Who holds the ticket (maybe not this agent)")
+    channel: str = Field(description="Where the customer reached out")
+    requester: str | None
+    first_response_due: Timestamp | None
+    resolution_due: Timestamp | None
+    required_skills: dict[str, int] = Field(description="Skill id -> minimum level")
+
+    @classmethod
+    def from_row(cls, row: Ticket) -> AgentCallTicketOut:
+        return cls(
+            id=row.id,
+            priority=row.priority,
+            status=row.status,
+            team=row.team_id,
+            owner_agent=row.owner_agent_id,
+            channel=row.channel,
+            requester=row.requester,
+            first_response_due=row.first_response_due,
+            resolution_due=row.resolution_due,
+            required_skills={s.skill_id: s.level for s in row.required_skills},
+        )
+
+
+class AgentCallOut(BookingOut):
+    """One of the agent's calls: the booking, when its waiting room opens, and its ticket."""
+
+    room_opens_at: Timestamp = Field(
+        description="When the customer's waiting room opens (call_room.opens_minutes_before "
+        "the start): the agent may admit from then until the end"
+    )
+    ticket: AgentCallTicketOut
+
+
+class AgentCallsOut(Schema):
+    agent_id: str
+    date: Date = Field(description="The local day, in `tz`")
+    tz: str = Field(description="The IANA time zone the day is cut in")
+    start: Timestamp = Field(
+        serialization_alias="from", description="The day's local midnight (inclusive)"
+    )
+    end: Timestamp = Field(
+        serialization_alias="to", description="The next local midnight (exclusive)"
+    )
+    calls: list[AgentCallOut] = Field(
+        description="The calls bound to the agent starting that day, by start: booked "
+        "(admitted or not), completed and no-show; cancelled ones only when asked"
+    )
 
 
 class BookedOut(BookingOut):

@@ -24,15 +24,25 @@ answers and records what happened. The mapping is thin on purpose:
   here, ``ticket_solved``/``ticket_closed`` from :mod:`api.tickets.calls`). Each also becomes a
   ``booking.*`` webhook event in the same transaction. ``booking.at_risk`` is sent when a call
   *becomes* uncoverable (``at_risk_since``), not again on every later check.
+  The agent's own steps have kinds of their own: ``call_admitted`` (``booking.admitted``),
+  ``call_no_show`` and ``call_completed`` (``booking.no_show`` / ``booking.completed``). Every
+  ``booking.*`` event carries the ticket's context as it stands then
+  (:func:`api.events.booking_event_data`).
 - **Agents.** Nothing names an agent before binding; the helpdesk sees the bound agent after.
+  Only the bound agent admits the customer (:func:`admit`: from the waiting room's opening to
+  the end), marks a no-show (:func:`mark_no_show`: after the start, never once admitted) or
+  completes the call (:func:`complete`: after admission or the start), each under the tenant
+  lock. :func:`agent_day` lists one agent's calls of a local day with their tickets.
 
 Background work, one job kind (``bookings.bind``, running :func:`rebalance`): every booking
 queues a run for the moment its call enters the lead time (unless one is queued earlier), each
 run queues the next, and any commit that changes an agent, their skills, shifts or busy time
-queues a run at once when the tenant has calls booked (:func:`install`), so a disruption is
+queues a run at once when the tenant has calls booked (:func:`queue_rechecks`), so a disruption is
 repaired and reported within a worker poll whoever made the change. Calls whose time has passed
 are marked ``completed`` by these runs (and by ``bind``/``rebalance``); reads report them
-completed from their end on (:func:`shown_status`).
+completed from their end on (:func:`shown_status`). Where the tenant admits customers by itself
+(``call_room.admission`` ``auto``) each run also queues one for the next unadmitted call's
+start, which records that admission (:func:`_auto_admit`).
 """
 
 from __future__ import annotations
@@ -42,7 +52,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, or_, select
@@ -54,6 +64,7 @@ from api.bookings.cache import BookingCache
 from api.common import service as common
 from api.db.jobs import Job, JobStatus
 from api.db.locks import lock_tenant
+from api.db.models import Agent as AgentRow
 from api.db.models import Call as CallRow
 from api.db.models import CallNote, CallStatus
 from api.db.models import Ticket as TicketRow
@@ -62,7 +73,7 @@ from api.errors import Conflict, FieldError, InvalidInput, NotFound
 from api.jobs import queue as job_queue
 from api.jobs.worker import JobContext
 from api.policies import service as policies
-from api.policies.schemas import CapabilityCoverage
+from api.policies.schemas import Admission, CapabilityCoverage
 from api.tickets import history
 from solver import jit, slots
 from solver.capability import AtRisk, Binding, BookingState, Capability, Slot, SlotAnswer
@@ -603,7 +614,7 @@ def _announce(
         session=session,
         tenant_id=tenant_id,
         type=webhook_type,
-        data={**events.booking_payload(row), **(told or {})},
+        data={**events.booking_event_data(session, row), **(told or {})},
         now=now,
     )
 
@@ -645,7 +656,11 @@ def list(
     ``status`` filters by :func:`shown_status` (booked calls that are over count as completed).
     """
     stmt = select(CallRow).where(CallRow.tenant_id == tenant_id)
-    if status is not None and now is not None and status is not CallStatus.CANCELLED:
+    if (
+        status is not None
+        and now is not None
+        and status in (CallStatus.BOOKED, CallStatus.COMPLETED)
+    ):
         over = and_(CallRow.status == CallStatus.BOOKED, CallRow.end_at <= now)
         if status is CallStatus.BOOKED:
             stmt = stmt.where(CallRow.status == CallStatus.BOOKED, CallRow.end_at > now)
@@ -683,7 +698,7 @@ def cancel(
     row = get_or_raise(session=session, tenant_id=tenant_id, booking_id=booking_id)
     if row.status is CallStatus.CANCELLED:
         return row
-    if row.status is CallStatus.COMPLETED or row.end_at <= now:
+    if row.status in (CallStatus.COMPLETED, CallStatus.NO_SHOW) or row.end_at <= now:
         raise Conflict(f"booking {booking_id!r} is over and cannot be cancelled")
     row.status = CallStatus.CANCELLED
     row.cancelled_at = now
@@ -707,6 +722,266 @@ def cancel(
     return row
 
 
+# --------------------------------------------------------------------------- the agent's actions
+
+
+def _bound_call(
+    session: Session, tenant_id: str, booking_id: str, agent_id: str, verb: str
+) -> CallRow:
+    """The call, read inside the tenant lock, when ``agent_id`` is its bound agent: only the
+    bound agent's action counts (409 naming ``agent_id`` otherwise, an unbound call too)."""
+    lock_tenant(session, tenant_id)
+    row = get_or_raise(session=session, tenant_id=tenant_id, booking_id=booking_id)
+    if row.bound_agent is None:
+        raise Conflict(
+            f"booking {booking_id!r} has no agent bound: only its bound agent may {verb} it",
+            errors=[
+                FieldError(
+                    "agent_id",
+                    "no agent is bound to this call (yet, or any more: it may be at risk)",
+                )
+            ],
+        )
+    if row.bound_agent != agent_id:
+        raise Conflict(
+            f"only the agent bound to booking {booking_id!r} may {verb} it",
+            errors=[FieldError("agent_id", f"is not the call's bound agent ({row.bound_agent})")],
+        )
+    if row.status is CallStatus.CANCELLED:
+        raise Conflict(f"booking {booking_id!r} is cancelled")
+    return row
+
+
+def _closed_by_agent(row: CallRow) -> bool:
+    """Closed by its agent (completed or no-show), not only by the clock (a booked call whose
+    end passed is stored ``completed`` by the bookings job without ``completed_at``)."""
+    return row.status is CallStatus.NO_SHOW or (
+        row.status is CallStatus.COMPLETED and row.completed_at is not None
+    )
+
+
+def admit(
+    *, session: Session, tenant_id: str, booking_id: str, agent_id: str, now: datetime
+) -> CallRow:
+    """The bound agent lets the waiting customer in: from the waiting room's opening
+    (``call_room.opens_minutes_before`` the start) until the call's end. Admitting twice is
+    harmless (the first admission stands). A ``call_admitted`` step and ``booking.admitted``."""
+    row = _bound_call(session, tenant_id, booking_id, agent_id, "admit")
+    if row.admitted_at is not None:
+        return row
+    if _closed_by_agent(row):
+        raise Conflict(f"booking {booking_id!r} is closed ({row.status.value})")
+    room = policies.load(session, tenant_id).call_room
+    opens = row.start_at - timedelta(minutes=room.opens_minutes_before)
+    if now < opens:
+        raise Conflict(
+            f"the waiting room of booking {booking_id!r} opens at {opens.isoformat()} "
+            f"({room.opens_minutes_before} minutes before the call): admit from then on"
+        )
+    if row.status is not CallStatus.BOOKED or now >= row.end_at:
+        raise Conflict(f"booking {booking_id!r} is over (it ended {row.end_at.isoformat()})")
+    _admit(session, tenant_id, row, agent_id, now, now, actor=agent_id, automatic=False)
+    session.flush()
+    return row
+
+
+def _admit(
+    session: Session,
+    tenant_id: str,
+    row: CallRow,
+    agent_id: str | None,
+    at: datetime,
+    now: datetime,
+    *,
+    actor: str | None,
+    automatic: bool,
+) -> None:
+    row.admitted_at = at
+    row.admitted_by = agent_id
+    row.updated_at = now
+    told = {"agent_id": agent_id, "admitted_at": at, "automatic": automatic}
+    _announce(
+        session,
+        tenant_id,
+        row,
+        now=now,
+        actor=actor,
+        action="admitted",
+        reason=f"call {row.id}: the customer was let in"
+        + (" at the start (automatic admission)" if automatic else f" by {agent_id}"),
+        webhook_type=events.EventType.BOOKING_ADMITTED,
+        extra=told,
+        kind=TicketEventKind.CALL_ADMITTED,
+    )
+
+
+def mark_no_show(
+    *, session: Session, tenant_id: str, booking_id: str, agent_id: str, now: datetime
+) -> CallRow:
+    """The bound agent says the customer did not come: only once the call has started, and
+    not once admitted (complete it then). Marking twice is harmless. Status ``no_show``,
+    ``completed_at``; a ``call_no_show`` step and ``booking.no_show``."""
+    row = _bound_call(session, tenant_id, booking_id, agent_id, "mark a no-show of")
+    if row.status is CallStatus.NO_SHOW:
+        return row
+    if _closed_by_agent(row):
+        raise Conflict(f"booking {booking_id!r} was completed already")
+    if row.admitted_at is not None:
+        raise Conflict(
+            f"the customer of booking {booking_id!r} was admitted: complete the call instead"
+        )
+    if now < row.start_at:
+        raise Conflict(
+            f"booking {booking_id!r} starts at {row.start_at.isoformat()}: a no-show can be "
+            "marked only once it has started"
+        )
+    _close(session, tenant_id, row, agent_id, now, CallStatus.NO_SHOW)
+    session.flush()
+    return row
+
+
+def complete(
+    *, session: Session, tenant_id: str, booking_id: str, agent_id: str, now: datetime
+) -> CallRow:
+    """The bound agent closes the call: once the customer was admitted, or once it has
+    started. Completing twice is harmless. Status ``completed``, ``completed_at``; a
+    ``call_completed`` step and ``booking.completed``."""
+    row = _bound_call(session, tenant_id, booking_id, agent_id, "complete")
+    if row.status is CallStatus.COMPLETED and row.completed_at is not None:
+        return row
+    if row.status is CallStatus.NO_SHOW:
+        raise Conflict(f"booking {booking_id!r} was marked a no-show")
+    if row.admitted_at is None and now < row.start_at:
+        raise Conflict(
+            f"booking {booking_id!r} has not started (it starts at {row.start_at.isoformat()}) "
+            "and its customer was not admitted: nothing to complete yet"
+        )
+    _close(session, tenant_id, row, agent_id, now, CallStatus.COMPLETED)
+    session.flush()
+    return row
+
+
+def _close(
+    session: Session,
+    tenant_id: str,
+    row: CallRow,
+    agent_id: str,
+    now: datetime,
+    status: CallStatus,
+) -> None:
+    no_show = status is CallStatus.NO_SHOW
+    row.status = status
+    row.completed_at = now
+    row.cover_agent = None
+    row.updated_at = now
+    _announce(
+        session,
+        tenant_id,
+        row,
+        now=now,
+        actor=agent_id,
+        action="no_show" if no_show else "completed",
+        reason=f"call {row.id}: "
+        + ("the customer did not come" if no_show else "completed")
+        + f" ({agent_id})",
+        webhook_type=(
+            events.EventType.BOOKING_NO_SHOW if no_show else events.EventType.BOOKING_COMPLETED
+        ),
+        extra={"agent_id": agent_id},
+        kind=TicketEventKind.CALL_NO_SHOW if no_show else TicketEventKind.CALL_COMPLETED,
+    )
+
+
+def _auto_admit(session: Session, tenant_id: str, now: datetime) -> int:
+    """Where the tenant admits customers by itself (``call_room.admission`` ``auto``), record
+    the admission of every booked call whose start has come and that nobody admitted: the
+    waiting room let the customer in at the start (:func:`api.links.service.admitted` derives
+    it there at read time), and this makes it a ``call_admitted`` step and a
+    ``booking.admitted`` event (``automatic``) — at the start itself, since every run queues
+    the next one for the next such start (:func:`_schedule_next_bind`). A call at risk at
+    its start was not let in (its page offers other times) and is not admitted."""
+    if policies.load(session, tenant_id).call_room.admission is not Admission.AUTO:
+        return 0
+    rows = session.scalars(
+        select(CallRow)
+        .where(
+            CallRow.tenant_id == tenant_id,
+            CallRow.status == CallStatus.BOOKED,
+            CallRow.start_at <= now,
+            CallRow.admitted_at.is_(None),
+            CallRow.at_risk_since.is_(None),
+        )
+        .order_by(CallRow.start_at, CallRow.id)
+    ).all()
+    for row in rows:
+        agent = row.bound_agent
+        _admit(session, tenant_id, row, agent, row.start_at, now, actor="system", automatic=True)
+    return len(rows)
+
+
+# --------------------------------------------------------------------------- an agent's day
+
+
+@dataclass(frozen=True, slots=True)
+class AgentDay:
+    """The calls bound to one agent that start on one local day, each with its ticket."""
+
+    agent_id: str
+    day: date
+    tz: str
+    start: datetime  # local midnight, UTC
+    end: datetime  # the next local midnight, UTC
+    calls: tuple[tuple[CallRow, TicketRow], ...]
+    opens_minutes_before: int  # the waiting room opens this long before each call
+
+
+def agent_day(
+    *,
+    session: Session,
+    tenant_id: str,
+    agent_id: str,
+    now: datetime,
+    day: date | None = None,
+    tz: str | None = None,
+    include_cancelled: bool = False,
+) -> AgentDay:
+    """The calls bound to ``agent_id`` starting on ``day`` (default: today) in ``tz``
+    (default: the agent's zone), ordered by start; cancelled ones only when asked. Reads only."""
+    agent = common.get(session, AgentRow, tenant_id, agent_id)
+    if agent is None:
+        raise NotFound("agent", agent_id)
+    zone_name = tz or agent.timezone
+    local = slots.zone(zone_name)
+    day = day or now.astimezone(local).date()
+    try:
+        start = datetime.combine(day, datetime.min.time(), tzinfo=local).astimezone(UTC)
+        end = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=local)
+        end.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput.one("query.date", "too far in the past or future") from None
+    stmt = select(CallRow, TicketRow).join(
+        TicketRow, and_(TicketRow.tenant_id == CallRow.tenant_id, TicketRow.id == CallRow.ticket_id)
+    )
+    stmt = stmt.where(
+        CallRow.tenant_id == tenant_id,
+        CallRow.bound_agent == agent_id,
+        CallRow.start_at >= start,
+        CallRow.start_at < end.astimezone(UTC),
+    )
+    if not include_cancelled:
+        stmt = stmt.where(CallRow.status != CallStatus.CANCELLED)
+    found = session.execute(stmt.order_by(CallRow.start_at, CallRow.id)).all()
+    return AgentDay(
+        agent_id=agent_id,
+        day=day,
+        tz=zone_name,
+        start=start,
+        end=end.astimezone(UTC),
+        calls=tuple((call, ticket) for call, ticket in found),
+        opens_minutes_before=policies.load(session, tenant_id).call_room.opens_minutes_before,
+    )
+
+
 # --------------------------------------------------------------------------- binding
 
 
@@ -716,6 +991,7 @@ class BindOutcome:
     rebound: builtins.list[Binding] = field(default_factory=builtins.list)
     at_risk: builtins.list[AtRisk] = field(default_factory=builtins.list)
     completed: int = 0
+    admitted: int = 0  # calls admitted automatically at their start (call_room.admission auto)
     due: int = 0
     checked: int = 0
     wall_seconds: float = 0.0
@@ -815,7 +1091,8 @@ def bind(
     """Just-in-time binding now: every booked call starting within ``lead`` gets its agent."""
     t0 = time.perf_counter()
     lock_tenant(session, tenant_id)
-    out = BindOutcome(completed=_complete_past(session, tenant_id, now))
+    admitted = _auto_admit(session, tenant_id, now)
+    out = BindOutcome(completed=_complete_past(session, tenant_id, now), admitted=admitted)
     state, rows = _load(session, tenant_id, now, cache)
     _sync_occupancy(state, rows, grow=False)
     result = jit.assign_due(state, lead=lead, time_limit=time_limit)
@@ -846,13 +1123,23 @@ def _record_jit(
 ) -> None:
     for b in result.bindings:
         row = rows[b.call_id]
-        if row.bound_agent == b.agent_id:
+        if row.bound_agent == b.agent_id or _with_agent(row):
             continue  # kept: nothing to tell anybody
         (out.rebound if row.bound_agent else out.bound).append(b)
         _apply_binding(session, tenant_id, row, b, result.state, now, actor)
     for risk in result.at_risk:
+        if _with_agent(rows[risk.call_id]):
+            continue
         out.at_risk.append(risk)
         _apply_at_risk(session, tenant_id, rows[risk.call_id], risk, now, actor)
+
+
+def _with_agent(row: CallRow) -> bool:
+    """The customer was let in to their bound agent: the call is theirs whatever a recheck
+    finds (a calendar event or status change landing on it moves nobody mid-call, and the
+    agent can still close it). The engine may see that binding as stale and cover the call
+    elsewhere in its own state; that only keeps another agent free for it, never double-books."""
+    return row.admitted_at is not None and row.bound_agent is not None
 
 
 def rebalance(
@@ -877,7 +1164,8 @@ def rebalance(
     """
     t0 = time.perf_counter()
     lock_tenant(session, tenant_id)
-    out = BindOutcome(completed=_complete_past(session, tenant_id, now))
+    admitted = _auto_admit(session, tenant_id, now)
+    out = BindOutcome(completed=_complete_past(session, tenant_id, now), admitted=admitted)
     state, rows = _load(session, tenant_id, now, cache)
     result = jit.assign_due(state, lead=lead, time_limit=time_limit)
     out.due = _due_count(result)
@@ -892,8 +1180,8 @@ def rebalance(
         if call.bound_agent is None or cover.get(call.id) == call.bound_agent:
             continue
         row = rows[call.id]
-        if row.end_at <= now:
-            continue  # over (in wrap-up, or its agent is gone): nothing to re-bind
+        if row.end_at <= now or _with_agent(row):
+            continue  # over (in wrap-up), or under way with its agent: nothing to re-bind
         agent = cover.get(call.id)
         if agent is None:
             risk = AtRisk(call.id, _uncoverable(), call.bound_agent)
@@ -906,7 +1194,12 @@ def rebalance(
         out.rebound.append(binding)
         _apply_binding(session, tenant_id, row, binding, state, now, actor)
     for call_id in slots.at_risk(state):
-        if call_id in reported or call_id not in rows or rows[call_id].end_at <= now:
+        if (
+            call_id in reported
+            or call_id not in rows
+            or rows[call_id].end_at <= now
+            or _with_agent(rows[call_id])
+        ):
             continue
         risk = AtRisk(call_id, _uncoverable())
         out.at_risk.append(risk)
@@ -961,12 +1254,22 @@ def _schedule_next_bind(
     lead: timedelta,
 ) -> None:
     pending = [
-        r.start_at
+        _due_at(r.start_at, lead)
         for r in rows.values()
         if r.status is CallStatus.BOOKED and r.bound_agent is None and r.start_at >= now + lead
     ]
+    if policies.load(session, tenant_id).call_room.admission is Admission.AUTO:
+        # Automatic admission is recorded by the run at (or after) each call's start.
+        pending += [
+            r.start_at
+            for r in rows.values()
+            if r.status is CallStatus.BOOKED
+            and r.admitted_at is None
+            and r.at_risk_since is None
+            and r.start_at > now
+        ]
     if pending:
-        _schedule_bind(session, tenant_id, now, _due_at(min(pending), lead))
+        _schedule_bind(session, tenant_id, now, min(pending))
 
 
 def _due_at(start: datetime, lead: timedelta) -> datetime:
@@ -990,6 +1293,7 @@ def summary(out: BindOutcome) -> dict[str, Any]:
         "rebound": len(out.rebound),
         "at_risk": len(out.at_risk),
         "completed": out.completed,
+        "admitted": out.admitted,
         "due": out.due,
     }
 

@@ -25,7 +25,8 @@ MAX_WINDOW = timedelta(days=366)
     "",
     summary=(
         "KPIs: first response and resolution times, backlog, SLA compliance, reassignments, "
-        "reopens, calls and tickets waiting on a call, with trends"
+        "reopens, calls (booked, at risk, link lead time, reassigned, admission wait, "
+        "no-shows) and tickets waiting on a call, with trends"
     ),
     response_model_by_alias=True,
 )

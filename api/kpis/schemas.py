@@ -98,6 +98,27 @@ class KpiFigures(Schema):
             "booking to the start of its earliest such call"
         )
     )
+    link_lead_time_minutes: DurationsOut = Field(
+        description=(
+            "Calls booked in the window through a call link (a rescheduled call counts once, "
+            "as the call it was moved to): minutes from the link's creation to the call's start"
+        )
+    )
+    call_reassignments: int = Field(
+        description=(
+            "Booked calls moved from their bound agent to another in the window (agent_rebound "
+            "steps: a shift, status or calendar change took the first agent away)"
+        )
+    )
+    admission_wait_minutes: DurationsOut = Field(
+        description=(
+            "Calls whose customer was admitted in the window: minutes from the call's start to "
+            "the admission (admitted before the start counts as 0)"
+        )
+    )
+    no_shows: int = Field(
+        description="Calls their bound agent marked a no-show in the window (customer absent)"
+    )
 
 
 class TrendBucketOut(KpiFigures):

@@ -27,6 +27,14 @@ add up and nothing is counted twice:
 - **waiting on a live call** at ``min(to, now)``: tickets not solved/closed with a call booked
   before that moment, not cancelled by it, that starts after it. Their **wait** is, per ticket,
   from the booking to the start of its earliest such call (what the customer is told to wait).
+- **link lead time**: for each call booked in the window through a call link (and not moved
+  later: a reschedule counts the new call only), from the link's creation to the call's start
+  (how far ahead customers book once offered a link).
+- **call reassignments**: ``agent_rebound`` steps in the window (a bound call moved to another
+  agent after a shift, status or calendar change).
+- **admission wait**: for each call whose customer was admitted in the window, from the call's
+  start to the admission; admitted before the start counts as 0 (the agent was ready).
+- **no-shows**: calls marked no-show by their agent in the window (``completed_at``).
 """
 
 from __future__ import annotations
@@ -42,7 +50,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from api.common import service as common
-from api.db.models import Call, CallStatus, Ticket, TicketEvent
+from api.db.models import Call, CallLink, CallNote, CallStatus, Ticket, TicketEvent
 from api.enums import TicketEventKind, TicketStatus
 from api.errors import InvalidInput
 from api.kpis.schemas import Interval
@@ -105,6 +113,10 @@ class Report:
     calls_booked: int = 0
     calls_at_risk: int = 0
     waiting_on_call: Durations = field(default_factory=lambda: Durations.of([]))
+    link_lead_time: Durations = field(default_factory=lambda: Durations.of([]))
+    call_reassignments: int = 0
+    admission_wait: Durations = field(default_factory=lambda: Durations.of([]))
+    no_shows: int = 0
     timezone: str = "UTC"
     interval: Interval | None = None
     trend: list[Report] = field(default_factory=list)
@@ -171,6 +183,11 @@ class _Facts:
                 f.counted.append((e.at, counter))
             elif e.kind is TicketEventKind.ESCALATED:
                 f.counted.append((e.at, "escalations"))
+            elif (
+                e.kind is TicketEventKind.CALL_BOOKED
+                and (e.data or {}).get("action") == "agent_rebound"
+            ):
+                f.counted.append((e.at, "call_reassignments"))
         return f
 
     @staticmethod
@@ -180,7 +197,14 @@ class _Facts:
         return changes[i - 1][1] if i else None
 
 
-def _tally(report: Report, facts: list[_Facts], calls: list[Call], now: datetime) -> None:
+def _tally(
+    report: Report,
+    facts: list[_Facts],
+    calls: list[Call],
+    now: datetime,
+    links: dict[str, datetime] | None = None,
+) -> None:
+    """Count ``report``'s window; ``links`` is each call link's creation time by id."""
     start, end = report.start, report.end
     cutoff = min(end, now)
     fr_minutes: list[float] = []
@@ -219,9 +243,23 @@ def _tally(report: Report, facts: list[_Facts], calls: list[Call], now: datetime
 
     known = {f.ticket.id for f in facts}
     earliest: dict[str, tuple[datetime, float]] = {}  # ticket -> (call start, wait)
+    lead: list[float] = []
+    admission: list[float] = []
+    links = links or {}
     for call in calls:
         if start <= call.created_at < end:
             report.calls_booked += 1
+            linked = links.get(call.link_id) if call.link_id is not None else None
+            if linked is not None and call.cancel_reason is not CallNote.RESCHEDULED:
+                lead.append(_minutes(call.start_at, linked))
+        if call.admitted_at is not None and start <= call.admitted_at < end:
+            admission.append(max(0.0, _minutes(call.admitted_at, call.start_at)))
+        if (
+            call.status is CallStatus.NO_SHOW
+            and call.completed_at is not None
+            and start <= call.completed_at < end
+        ):
+            report.no_shows += 1
         cancelled = call.status is CallStatus.CANCELLED and (
             call.cancelled_at is None or call.cancelled_at <= cutoff
         )
@@ -238,6 +276,8 @@ def _tally(report: Report, facts: list[_Facts], calls: list[Call], now: datetime
             if seen is None or call.start_at < seen[0]:
                 earliest[call.ticket_id] = (call.start_at, _minutes(call.start_at, call.created_at))
     report.waiting_on_call = Durations.of([wait for _, wait in earliest.values()])
+    report.link_lead_time = Durations.of(lead)
+    report.admission_wait = Durations.of(admission)
 
 
 def buckets(
@@ -318,23 +358,33 @@ def compute(
             by_ticket[e.ticket_id].append(e)
     facts = [_Facts.of(t, by_ticket.get(tid, [])) for tid, t in tickets.items()]
 
-    # Calls that can matter: booked before the window ends, and either booked in it or starting
-    # after it began (still awaited at some moment of it).
+    # Calls that can matter: booked before the window ends, and either booked in it, starting
+    # after it began (still awaited at some moment of it), under way when it began (admitted
+    # in it) or closed by their agent in it (a no-show).
     call_stmt = select(Call).where(
         Call.tenant_id == tenant_id,
         Call.created_at < end,
-        or_(Call.created_at >= start, Call.start_at > start),
+        or_(Call.created_at >= start, Call.end_at > start, Call.completed_at >= start),
     )
     if team is not None:
         call_stmt = call_stmt.join(
             Ticket, (Ticket.tenant_id == Call.tenant_id) & (Ticket.id == Call.ticket_id)
         ).where(Ticket.team_id == team)
     calls = list(session.scalars(call_stmt))
+    link_ids = sorted({c.link_id for c in calls if c.link_id is not None})
+    links: dict[str, datetime] = {}
+    if link_ids:
+        found = session.execute(
+            select(CallLink.id, CallLink.created_at).where(
+                CallLink.tenant_id == tenant_id, CallLink.id.in_(link_ids)
+            )
+        )
+        links = {link_id: created for link_id, created in found}
 
     report = Report(team=team, start=start, end=end, timezone=timezone, interval=interval)
-    _tally(report, facts, calls, now)
+    _tally(report, facts, calls, now, links)
     for a, b in cuts:
         bucket = Report(team=team, start=a, end=b, timezone=timezone, interval=interval)
-        _tally(bucket, facts, calls, now)
+        _tally(bucket, facts, calls, now, links)
         report.trend.append(bucket)
     return report

@@ -539,7 +539,7 @@ def reschedule(
         session=session,
         tenant_id=link.tenant_id,
         type=events.EventType.BOOKING_RESCHEDULED,
-        data={**events.booking_payload(new), **extra},
+        data={**events.booking_event_data(session, new), **extra},
         now=now,
     )
     session.flush()

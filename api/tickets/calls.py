@@ -125,7 +125,7 @@ def _cancel(
         session=session,
         tenant_id=tenant_id,
         type=events.EventType.BOOKING_CANCELLED,
-        data={**events.booking_payload(call), "agent_id": agent, "reason": note},
+        data={**events.booking_event_data(session, call), "agent_id": agent, "reason": note},
         now=now,
     )
 
@@ -152,6 +152,6 @@ def _flag(
         session=session,
         tenant_id=tenant_id,
         type=events.EventType.BOOKING_FLAGGED,
-        data={**events.booking_payload(call), "reason": note},
+        data={**events.booking_event_data(session, call), "reason": note},
         now=now,
     )

@@ -14,7 +14,17 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from api.db.engine import make_session_factory
-from api.db.models import Call, CallStatus, Capability, Team, Tenant, Ticket, TicketEvent
+from api.db.models import (
+    Call,
+    CallLink,
+    CallNote,
+    CallStatus,
+    Capability,
+    Team,
+    Tenant,
+    Ticket,
+    TicketEvent,
+)
 from api.enums import TicketEventKind, TicketPriority, TicketStatus
 from api.errors import InvalidInput
 from api.kpis import service as kpis
@@ -135,8 +145,40 @@ class History:
         self.session.flush()
         self.event(ident, TicketEventKind.CREATED, created, to_status=TicketStatus.NEW.value)
 
-    def event(self, ident: str, kind: TicketEventKind, at: datetime, **columns: str) -> None:
-        self.session.add(TicketEvent(tenant_id="t1", ticket_id=ident, kind=kind, at=at, **columns))
+    def event(
+        self,
+        ident: str,
+        kind: TicketEventKind,
+        at: datetime,
+        data: dict[str, str] | None = None,
+        **columns: str,
+    ) -> None:
+        self.session.add(
+            TicketEvent(
+                tenant_id="t1", ticket_id=ident, kind=kind, at=at, data=data or {}, **columns
+            )
+        )
+        self.session.flush()
+
+    def link(self, ident: str, ticket: str, created: datetime) -> None:
+        self.session.add(
+            CallLink(
+                tenant_id="t1",
+                id=ident,
+                ticket_id=ticket,
+                capability_id="cap",
+                token_hash=ident.ljust(64, "0"),
+                form_key="k",
+                expires_at=created + 48 * H,
+                reschedules_allowed=1,
+                reschedules_used=0,
+                timezone="UTC",
+                locale="en",
+                sequence=0,
+                created_at=created,
+                updated_at=created,
+            )
+        )
         self.session.flush()
 
     def call(
@@ -148,6 +190,7 @@ class History:
         status: CallStatus = CallStatus.BOOKED,
         cancelled_at: datetime | None = None,
         at_risk_since: datetime | None = None,
+        **closing: object,
     ) -> None:
         self.calls += 1
         self.session.add(
@@ -164,6 +207,7 @@ class History:
                 at_risk_since=at_risk_since,
                 created_at=booked,
                 updated_at=booked,
+                **closing,
             )
         )
         self.session.flush()
@@ -386,3 +430,65 @@ def test_calls_booked_at_risk_and_tickets_waiting_on_a_call(history: History) ->
     early = report(h, end=T0 + 4 * H)
     assert early.calls_booked == 5 and early.calls_at_risk == 1
     assert early.waiting_on_call == Durations.of([540.0, 180.0, 540.0, 600.0])
+
+
+def test_link_lead_time_reassignments_admission_wait_and_no_shows(history: History) -> None:
+    h = history
+    h.ticket("a", T0)
+    h.ticket("b", T0)
+    h.ticket("c", T0, team="tier2")
+    h.link("l1", "a", T0 - 2 * H)
+    h.link("l2", "b", T0 + H)
+    h.link("l3", "c", T0)
+    # a: booked through l1, then moved (the moved-away call does not count for lead time);
+    # the new call starts 8 h after the link was made; admitted 5 minutes early (waits 0).
+    h.call(
+        "a",
+        T0 + H,
+        T0 + 5 * H,
+        status=CallStatus.CANCELLED,
+        cancelled_at=T0 + 2 * H,
+        link_id="l1",
+        cancel_reason=CallNote.RESCHEDULED,
+    )
+    h.call(
+        "a",
+        T0 + 2 * H,
+        T0 + 6 * H,
+        status=CallStatus.COMPLETED,
+        link_id="l1",
+        admitted_at=T0 + 6 * H - 5 * M,
+        completed_at=T0 + 6 * H + 30 * M,
+    )
+    # b: through l2, 2 h ahead, admitted 10 minutes late; another call (no link) a no-show.
+    h.call("b", T0 + 2 * H, T0 + 3 * H, link_id="l2", admitted_at=T0 + 3 * H + 10 * M)
+    h.call("b", T0 + H, T0 + 4 * H, status=CallStatus.NO_SHOW, completed_at=T0 + 4 * H + 15 * M)
+    # c (tier2): booked before the window (no lead time here), admitted 20 minutes late.
+    h.call("c", T0 - H, T0 + 2 * H, link_id="l3", admitted_at=T0 + 2 * H + 20 * M)
+    # a no-show marked after the window
+    h.call("a", T0 + H, T0 + 7 * H + 30 * M, status=CallStatus.NO_SHOW, completed_at=T0 + 9 * H)
+    rebound = {"action": "agent_rebound"}
+    h.event("a", TicketEventKind.CALL_BOOKED, T0 + 3 * H, rebound)
+    h.event("c", TicketEventKind.CALL_BOOKED, T0 + 4 * H, rebound)
+    h.event("b", TicketEventKind.CALL_BOOKED, T0 - H, rebound)  # before the window
+    h.event("b", TicketEventKind.CALL_BOOKED, T0 + 2 * H, {"action": "agent_bound"})
+
+    r = report(h)  # [T0, T0+8h)
+    assert r.link_lead_time == Durations.of([480.0, 120.0])
+    assert r.admission_wait == Durations.of([0.0, 10.0, 20.0])
+    assert (r.no_shows, r.call_reassignments) == (1, 2)
+    support = report(h, team="support")
+    assert support.link_lead_time == Durations.of([480.0, 120.0])
+    assert support.admission_wait == Durations.of([0.0, 10.0])
+    assert (support.no_shows, support.call_reassignments) == (1, 1)
+    later = report(h, start=T0 + 3 * H)  # [T0+3h, T0+8h): nothing booked in it
+    assert later.link_lead_time == Durations.of([])
+    assert later.admission_wait == Durations.of([0.0, 10.0])
+    assert (later.no_shows, later.call_reassignments) == (1, 2)
+    assert report(h, start=T0 + 8 * H, end=T0 + 10 * H, now=T0 + 10 * H).no_shows == 1
+    # Trend buckets add up to the window.
+    hourly = report(h, interval=Interval.HOUR)
+    assert sum(b.no_shows for b in hourly.trend) == 1
+    assert sum(b.call_reassignments for b in hourly.trend) == 2
+    assert sum(b.admission_wait.count for b in hourly.trend) == 3
+    assert sum(b.link_lead_time.count for b in hourly.trend) == 2
