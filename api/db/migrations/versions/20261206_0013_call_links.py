@@ -8,7 +8,8 @@ Create Date: 2026-12-06 17:00:00
 time zone and locale hints, the SHA-256 of its token (never the token) and the call booked
 through it. ``calls`` gains the link it was booked through, who admitted the customer and when,
 and when its agent closed it; its status may now be ``no_show``, and a cancellation's reason
-``rescheduled`` or ``customer``.
+``rescheduled`` or ``customer``. The ticket history learns the links' and calls' new kinds of
+step (issued, revoked, rescheduled, admitted, no-show, completed).
 """
 
 from __future__ import annotations
@@ -27,6 +28,32 @@ _OLD_STATUS = ("booked", "cancelled", "completed")
 _NEW_STATUS = (*_OLD_STATUS, "no_show")
 _OLD_NOTES = ("ticket_solved", "ticket_closed", "requested")
 _NEW_NOTES = (*_OLD_NOTES, "rescheduled", "customer")
+_OLD_KINDS = (
+    "created",
+    "updated",
+    "assigned",
+    "reassigned",
+    "status_changed",
+    "escalated",
+    "call_booked",
+    "call_cancelled",
+    "call_flagged",
+    "breach_risk",
+    "due_dates_set",
+)
+_NEW_KINDS = (
+    *_OLD_KINDS,
+    "call_link_created",
+    "call_link_revoked",
+    "call_rescheduled",
+    "call_admitted",
+    "call_no_show",
+    "call_completed",
+)
+_SQLITE_APPEND_ONLY = (
+    "CREATE TRIGGER IF NOT EXISTS ticket_events_append_only BEFORE UPDATE ON ticket_events "
+    "BEGIN SELECT RAISE(ABORT, 'ticket_events is append-only'); END"
+)
 
 
 def _check(values: Sequence[str], column: str) -> str:
@@ -42,6 +69,28 @@ def _swap_checks(status: Sequence[str], notes: Sequence[str]) -> None:
         batch.create_check_constraint(op.f("ck_calls_callstatus"), _check(status, "status"))
         batch.create_check_constraint(op.f("ck_calls_cancelreason"), _check(notes, "cancel_reason"))
         batch.create_check_constraint(op.f("ck_calls_flagreason"), _check(notes, "flag_reason"))
+
+
+def _kinds(kinds: Sequence[str]) -> None:
+    """Change the CHECK of ``ticket_events.kind`` (as 0007 does). On SQLite batch mode copies
+    the table, which drops its triggers: the append-only guard of 0001 is put back after."""
+    with op.batch_alter_table("ticket_events") as batch:
+        batch.alter_column(
+            "kind",
+            existing_type=sa.Enum(
+                *(_NEW_KINDS if kinds == _OLD_KINDS else _OLD_KINDS),
+                name="ticketeventkind",
+                native_enum=False,
+                create_constraint=True,
+                length=32,
+            ),
+            type_=sa.Enum(
+                *kinds, name="ticketeventkind", native_enum=False, create_constraint=True, length=32
+            ),
+            existing_nullable=False,
+        )
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute(_SQLITE_APPEND_ONLY)
 
 
 def upgrade() -> None:
@@ -93,9 +142,14 @@ def upgrade() -> None:
         batch.add_column(sa.Column("admitted_by", sa.String(128), nullable=True))
         batch.add_column(sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True))
     _swap_checks(_NEW_STATUS, _NEW_NOTES)
+    _kinds(_NEW_KINDS)
 
 
 def downgrade() -> None:
+    # A history that tells of links cannot go back to a schema without them: its steps go.
+    listed = ", ".join(f"'{k}'" for k in _NEW_KINDS[len(_OLD_KINDS) :])
+    op.execute(sa.text(f"DELETE FROM ticket_events WHERE kind IN ({listed})"))
+    _kinds(_OLD_KINDS)
     op.execute(sa.text("UPDATE calls SET status = 'completed' WHERE status = 'no_show'"))
     op.execute(
         sa.text(
