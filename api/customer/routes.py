@@ -494,3 +494,12 @@ async def events(request: Request, token: str) -> Response:
 
     opening = await run_in_threadpool(first)
     return stream.response(request, opening, lambda: _status_now(request, token))
+
+
+@router.api_route("/{rest:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])
+def nothing_here(request: Request, rest: str) -> HTMLResponse:
+    """Any other address under /c: the same 404 page as an unknown token (and counted like
+    one), never the API's problem document echoing the path."""
+    _refuse_if_limited(request)
+    request.app.state.link_limiter.failed(_address(request))
+    return not_found()
