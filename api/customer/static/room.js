@@ -1,8 +1,9 @@
-/* The waiting room updates itself (progressive enhancement: without this file the page
-   works, with its Refresh link). It listens to the link's event stream and, where
-   EventSource is missing or the stream fails, polls /status. When the phase it is told
-   differs from the one the page shows, the page is loaded again: the server renders the
-   new phase (the join link, the at-risk notice, the cancelled call). */
+/* Pages that change by themselves (progressive enhancement: without this file every page
+   works, with its Refresh link). The waiting room listens to the link's event stream and,
+   where EventSource is missing or the stream fails, polls /status; the confirmation, whose
+   call may be days away, only asks /status once a minute (the room opening, a cancellation).
+   When the phase it is told differs from the one the page shows, the page is loaded again:
+   the server renders the new phase (the join link, the at-risk notice, the cancelled call). */
 (function () {
   "use strict";
   var page = document.querySelector("[data-phase][data-events][data-status]");
@@ -12,7 +13,8 @@
   var shown = page.getAttribute("data-phase");
   var eventsUrl = page.getAttribute("data-events");
   var statusUrl = page.getAttribute("data-status");
-  var POLL_MS = 5000;
+  var ROOM_POLL_MS = 5000;
+  var BOOKED_POLL_MS = 60000;
   var reloading = false;
   var source = null;
   var timer = null;
@@ -45,7 +47,7 @@
       .fetch(statusUrl, { credentials: "same-origin", cache: "no-store" })
       .then(function (r) {
         if (!r.ok) {
-          reload(); /* gone or unknown: the page says so */
+          reload(); /* gone, or too many attempts: the page says so */
           return null;
         }
         return r.json();
@@ -56,27 +58,29 @@
       });
   }
 
-  function startPolling() {
+  function startPolling(every) {
     if (!timer) {
-      timer = window.setInterval(poll, POLL_MS);
+      timer = window.setInterval(poll, every);
     }
   }
 
-  if (window.EventSource) {
+  if (shown === "booked") {
+    startPolling(BOOKED_POLL_MS);
+  } else if (window.EventSource) {
     source = new window.EventSource(eventsUrl);
     source.addEventListener("phase", function (e) {
       try {
         apply(JSON.parse(e.data));
       } catch (err) {
-        startPolling();
+        startPolling(ROOM_POLL_MS);
       }
     });
     source.onerror = function () {
       if (source.readyState === window.EventSource.CLOSED) {
-        startPolling();
+        startPolling(ROOM_POLL_MS);
       }
     };
   } else {
-    startPolling();
+    startPolling(ROOM_POLL_MS);
   }
 })();
