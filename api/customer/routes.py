@@ -162,8 +162,9 @@ async def _form(request: Request) -> dict[str, str]:
 
 
 FormDep = Annotated[dict[str, str], Depends(_form)]
-Tz = Annotated[str | None, Query(max_length=64)]
-Lang = Annotated[str | None, Query(max_length=35)]
+# Checked by the page (pages.shown), which says what was wrong in its own words.
+Tz = Annotated[str | None, Query()]
+Lang = Annotated[str | None, Query()]
 
 
 def _paths(token: str) -> dict[str, str]:
@@ -496,10 +497,10 @@ async def events(request: Request, token: str) -> Response:
     return stream.response(request, opening, lambda: _status_now(request, token))
 
 
-@router.api_route("/{rest:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])
-def nothing_here(request: Request, rest: str) -> HTMLResponse:
-    """Any other address under /c: the same 404 page as an unknown token (and counted like
-    one), never the API's problem document echoing the path."""
-    _refuse_if_limited(request)
-    request.app.state.link_limiter.failed(_address(request))
+@router.api_route("/{rest:path}", methods=["GET", "POST"])
+def nothing_here(rest: str) -> HTMLResponse:
+    """Any other address a browser may ask for under /c: the same 404 page as an unknown
+    token, never the API's problem document echoing the path. Nothing is looked up, so
+    nothing counts against the limiter (a HEAD or a GET of a link's POST-only address must
+    not lock its customer out)."""
     return not_found()

@@ -114,8 +114,9 @@ def _trips_and_resets(db: Engine, client: TestClient) -> None:
     a = make_tenant(db, client, "A").admin
     org(a)
     link = issue(a)
-    for _ in range(10):  # found links never count
+    for _ in range(10):  # found links never count, nor other addresses under /c
         assert client.get(link.path).status_code == 200
+        assert client.get(f"{link.path}/book").status_code == 404
     for _ in range(3):
         assert client.get(f"/c/{secrets.token_urlsafe(32)}").status_code == 404
     # Over the limit: every lookup from this address is refused, the good link's too.

@@ -68,6 +68,11 @@ def test_an_unknown_zone_is_said_and_the_links_zone_used(org_a: As, client: Test
     assert r.status_code == 422
     assert by_id(r.text, "error") and "Mars/Olympus" in r.text
     assert starts(r.text)[0] == FIRST  # the link's zone, Berlin: still the picker
+    for params in ({"tz": "x" * 500}, {"tz": "../../etc/passwd"}, {"lang": "zz-nope" * 20}):
+        r = client.get(link.path, params=params)
+        assert r.status_code == 422 and by_id(r.text, "error"), params
+        assert r.headers["content-type"].startswith("text/html")
+        assert starts(r.text)[0] == FIRST
 
 
 def test_book_then_the_same_link_shows_the_booking(
