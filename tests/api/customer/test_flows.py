@@ -277,3 +277,35 @@ def test_a_get_never_consumes_the_link(org_a: As, client: TestClient, db: Engine
     row = link_row(db, link.id)
     assert row.booking_id is None and row.sequence == 0 and calls(db) == []
     assert book(client, link).status_code == 303
+
+
+def test_after_the_call_the_link_shows_it_is_over_and_then_is_gone(
+    org_a: As, client: TestClient, clock: FakeClock
+) -> None:
+    link = issue(org_a)
+    assert book(client, link).status_code == 303
+    clock.now = datetime.fromisoformat("2026-03-02T09:45:00+00:00")  # the 09:00 call ended
+    page = client.get(link.path)
+    assert page.status_code == 200 and by_id(page.text, "over")
+    assert not by_id(page.text, "reschedule") and not by_id(page.text, "cancel")
+    assert client.get(f"{link.path}/status").json() == {"phase": "over"}
+    # Gone a day after the call's end, or at the link's own expiry if that is later (a week).
+    clock.now = datetime.fromisoformat("2026-03-09T07:59:00+00:00")
+    assert client.get(link.path).status_code == 200
+    clock.now = datetime.fromisoformat("2026-03-09T08:00:00+00:00")
+    assert client.get(link.path).status_code == 410
+
+
+def test_admitted_without_a_meeting_url_says_the_specialist_calls(
+    org_a: As, client: TestClient, clock: FakeClock, db: Engine
+) -> None:
+    link = issue(org_a)
+    assert book(client, link).status_code == 303
+    clock.now = datetime.fromisoformat("2026-03-02T08:55:00+00:00")
+    with make_session_factory(db)() as session:
+        # The agents' admission API is another helper's: the page only reads these columns.
+        session.execute(update(Call).values(admitted_at=clock.now, admitted_by="ana"))
+        session.commit()
+    page = client.get(link.path).text
+    assert 'data-phase="admitted"' in page and by_id(page, "call-you")
+    assert not by_id(page, "join") and not by_id(page, "agent-name") and "ana" not in page
