@@ -26,6 +26,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from api.bookings.service import BookingRefused
 from api.customer import pages, stream
@@ -242,6 +243,9 @@ def render_link(
     """The link's page for its phase (``moving``: the reschedule picker, when allowed)."""
     view = links.view(session, found, now)
     paths = _paths(token)
+    if moving and not view.can_reschedule and notice is None:
+        words = "can no longer be moved" if view.call is not None else "is not booked yet"
+        notice = ("not-movable", f"Your call {words}: there is nothing to move.")
     errors = [*how.errors, *([error] if error else [])]
     if errors and status == 200:
         status = 422
@@ -262,50 +266,34 @@ def render_link(
         "picker": None,
         "script": False,
     }
+
+    def picker(action: str, button: str) -> pages.Picker:
+        return _picker(
+            request,
+            session,
+            view,
+            how,
+            now,
+            action=action,
+            button=button,
+            taken=taken,
+            picked=picked,
+        )
+
     if moving and view.can_reschedule:
         template = "reschedule.html"
-        context["picker"] = _picker(
-            request,
-            session,
-            view,
-            how,
-            now,
-            action=paths["reschedule"],
-            button="Move my call to this time",
-            taken=taken,
-            picked=picked,
-        )
+        context["picker"] = picker(paths["reschedule"], "Move my call to this time")
     elif view.phase is Phase.PICK:
         template = "pick.html"
-        context["picker"] = _picker(
-            request,
-            session,
-            view,
-            how,
-            now,
-            action=paths["book"],
-            button="Book this time",
-            taken=taken,
-            picked=picked,
-        )
+        context["picker"] = picker(paths["book"], "Book this time")
     elif view.phase is Phase.BOOKED:
         template = "confirmation.html"
-        context["script"] = True  # the room opening turns this page into the waiting room
+        context["script"] = True  # /status once a minute: the room opening, a cancellation
     elif view.phase in pages.ROOM_PHASES:
         template = "room.html"
         context["script"] = True
         if view.phase is Phase.AT_RISK and view.can_reschedule:
-            context["picker"] = _picker(
-                request,
-                session,
-                view,
-                how,
-                now,
-                action=paths["reschedule"],
-                button="Move my call to this time",
-                taken=taken,
-                picked=picked,
-            )
+            context["picker"] = picker(paths["reschedule"], "Move my call to this time")
     elif view.phase is Phase.CANCELLED:
         template = "cancelled.html"
         context["reason"] = pages.CANCEL_WORDS.get(view.cancel_reason, pages.CANCEL_WORDS[None])
@@ -350,11 +338,7 @@ def reschedule_page(request: Request, token: str, tz: Tz = None, lang: Lang = No
     with _session(request) as session:
         found = lookup(request, session, token, now)
         how = _how(found, tz, lang)
-        view = links.view(session, found, now)
-        notice = None
-        if not view.can_reschedule:
-            notice = ("not-movable", "This call can no longer be moved through this link.")
-        return render_link(request, session, token, found, now, how, notice=notice, moving=True)
+        return render_link(request, session, token, found, now, how, moving=True)
 
 
 def _write(request: Request, token: str, form: dict[str, str], *, verb: str) -> Response:
@@ -365,7 +349,9 @@ def _write(request: Request, token: str, form: dict[str, str], *, verb: str) -> 
         found = lookup(request, session, token, now)
         how = _how(found, form.get("tz") or None, form.get("lang") or None)
         if how.errors:  # the zone the starts were picked in must be a real one
-            return render_link(request, session, token, found, now, how, moving=verb != "book")
+            return render_link(
+                request, session, token, found, now, how, moving=verb == "reschedule"
+            )
         query = _query(how, found.link.timezone)
         picked = form.get("start")
         try:
@@ -485,8 +471,6 @@ def status(request: Request, token: str) -> JSONResponse:
 
 @router.get("/{token}/events")
 async def events(request: Request, token: str) -> Response:
-    from starlette.concurrency import run_in_threadpool
-
     def first() -> dict[str, str]:
         now = _now(request)
         with _session(request) as session:
