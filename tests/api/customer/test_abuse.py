@@ -166,3 +166,40 @@ def test_the_limit_is_shared_through_redis(db: Engine, db_url: str, clock: FakeC
         assert two.get(f"/c/{secrets.token_urlsafe(32)}").status_code == 429
         two.app.state.link_limiter.reset()
         _trips_and_resets(db, one)
+
+
+class FakeTime:
+    """``time`` for the limiter and its memory storage: the window passes when told to."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def time(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_the_limit_lifts_when_the_window_passes(
+    db: Engine, limited: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import limits.storage.memory
+
+    import api.links.limiter
+
+    fake = FakeTime()
+    monkeypatch.setattr(limits.storage.memory, "time", fake)
+    monkeypatch.setattr(api.links.limiter, "time", fake)
+    a = make_tenant(db, limited, "A").admin
+    org(a)
+    link = issue(a)
+    for _ in range(3):
+        assert limited.get(f"/c/{secrets.token_urlsafe(32)}").status_code == 404
+    fake.now += 20
+    r = limited.get(link.path)
+    assert r.status_code == 429 and r.headers["Retry-After"] == "40"
+    fake.now += 39
+    assert limited.get(link.path).status_code == 429
+    fake.now += 2  # the first failure left the minute's window
+    assert limited.get(link.path).status_code == 200
