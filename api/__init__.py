@@ -13,6 +13,9 @@ capability does lives in one place:
   builds their common operations)
 - ``keys/``, ``kpis/``, ``jobs/``, ``webhooks/``, ``ops/`` (probes, metrics), ``idempotency/``
 - ``problems/``     the page behind every problem ``type`` URI (what it means, how to fix it)
+- ``links/``        single-use call links: the helpdesk issues them, the customer books through
+- ``customer/``     the customer's pages under ``/c`` (picker, confirmation, waiting room):
+  HTML from ``templates/``, ``static/`` CSS and script, the pages' headers, the room's stream
 
 Below them, shared: ``db/`` (every row, the engine, migrations), ``mapping.py`` (rows and
 requests to solver types, solver results to JSON, each once), ``events.py`` (every webhook event

@@ -134,6 +134,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     # is read (api/http/ratelimit.py).
     app.add_middleware(ratelimit.RateLimitMiddleware)
     gate.install(app)  # outside both: the key and the body's size before anything reads a body
+    # Outside the gate: its answers under /c (a 413, a 415) carry the pages' headers too.
+    from api.customer import headers as customer_headers
+
+    customer_headers.install(app)
     _wire(app)
     metrics.install(app)  # outermost: times every request, replays included
     app.state.metrics.registry.register(jobs_runtime.JobDepth(app.state))
@@ -228,6 +232,9 @@ def _include_routers(app: FastAPI) -> None:
         problems.router,
     ):
         app.include_router(router)
+    from api.customer import routes as customer
+
+    customer.install(app)  # the customer's pages under /c (HTML, no API key), and their files
     app.webhooks.include_router(webhooks.events_router)  # OpenAPI's ``webhooks``: what we send
     app.add_exception_handler(booking_service.BookingRefused, bookings.booking_refused)
 

@@ -53,8 +53,8 @@ from api.http.deps import load_principal, principal_for
 from api.settings import Settings
 
 # Paths anyone may call: probes, metrics (route templates only, nothing of a tenant) and the
-# API's documentation. Everything else needs a key. Customer pages opened from a single-use
-# link (no API key) will be listed here, as prefixes, when they exist.
+# API's documentation. Everything else needs a key, except the customer's pages opened from a
+# single-use link (``/c/``: the link's token is their key, api/customer).
 PUBLIC_PATHS = frozenset(
     {
         "/healthz",
@@ -67,8 +67,9 @@ PUBLIC_PATHS = frozenset(
         "/problems",
     }
 )
-# The pages behind problem types, and the documentation's own scripts and styles.
-PUBLIC_PREFIXES: tuple[str, ...] = ("/problems/", "/docs/assets/")
+# The pages behind problem types, the documentation's own scripts and styles, and the
+# customer's pages.
+PUBLIC_PREFIXES: tuple[str, ...] = ("/problems/", "/docs/assets/", "/c/")
 
 _NO_KEY = "send an API key as 'Authorization: Bearer <key>'"  # as api.http.deps.authenticate says
 _UNKNOWN_KEY = "unknown or revoked API key"

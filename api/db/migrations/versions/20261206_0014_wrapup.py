@@ -1,7 +1,7 @@
 """The exclusion constraint covers completed calls too: an agent in wrap-up stays taken.
 
 Revision ID: 0014_wrapup
-Revises: 0012_webhook_rotation
+Revises: 0013_call_links
 Create Date: 2026-12-06 17:00:00
 
 A call holds its agent from ``start_at`` to ``occupied_until`` (its end plus the capability's
@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0014_wrapup"
-down_revision: str | Sequence[str] | None = "0012_webhook_rotation"
+down_revision: str | Sequence[str] | None = "0013_call_links"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
