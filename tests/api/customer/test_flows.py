@@ -309,3 +309,53 @@ def test_admitted_without_a_meeting_url_says_the_specialist_calls(
     page = client.get(link.path).text
     assert 'data-phase="admitted"' in page and by_id(page, "call-you")
     assert not by_id(page, "join") and not by_id(page, "agent-name") and "ana" not in page
+
+
+def test_a_move_to_a_start_just_taken_changes_nothing_and_offers_the_nearest(
+    org_a: As, client: TestClient, db: Engine
+) -> None:
+    mine = issue(org_a, "ZD-1")
+    assert book(client, mine).status_code == 303
+    stale = client.get(f"{mine.path}/reschedule").text
+    assert SECOND in starts(stale)
+    # Meanwhile both agents are taken at 09:30.
+    for ticket in ("ZD-2", "ZD-3"):
+        assert book(client, issue(org_a, ticket), start=SECOND).status_code == 303
+    r = post_form(
+        client,
+        f"{mine.path}/reschedule",
+        {"start": SECOND, "tz": "Europe/Berlin", "form_token": form_token(stale), "lang": "en"},
+    )
+    assert r.status_code == 409, r.text
+    assert by_id(r.text, "taken") and f'action="{mine.path}/reschedule"' in r.text
+    assert SECOND not in starts(r.text)
+    assert '<input type="hidden" name="lang" value="en">' in r.text  # the language kept
+    # Nothing moved: the call stays at 09:00 and the reschedule is still there to use.
+    mine_calls = [c for c in calls(db) if c.link_id == mine.id]
+    assert [(c.status, c.start_at) for c in mine_calls] == [
+        (CallStatus.BOOKED, datetime.fromisoformat(FIRST))
+    ]
+    row = link_row(db, mine.id)
+    assert row.sequence == 0 and row.reschedules_used == 0
+    assert by_id(client.get(mine.path).text, "reschedule")
+
+
+def test_the_zone_and_language_asked_for_follow_the_customer_through_a_booking(
+    org_a: As, client: TestClient
+) -> None:
+    link = issue(org_a)
+    page = client.get(link.path, params={"tz": "America/New_York", "lang": "en"}).text
+    r = post_form(
+        client,
+        f"{link.path}/book",
+        {
+            "start": FIRST,
+            "tz": "America/New_York",
+            "lang": "en",
+            "form_token": form_token(page),
+        },
+    )
+    assert r.status_code == 303
+    assert r.headers["location"] == f"{link.path}?tz=America%2FNew_York&lang=en"
+    page = client.get(r.headers["location"]).text
+    assert "Monday, March 2, 2026, 4:00\u202fAM" in page

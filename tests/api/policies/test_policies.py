@@ -21,6 +21,13 @@ DEFAULTS: dict[str, object] = {
     },
     "channels": [],
     "sla": None,
+    "call_room": {
+        "meeting_url_template": None,
+        "capability_meeting_urls": {},
+        "admission": "agent",
+        "show_agent_name": False,
+        "opens_minutes_before": 10,
+    },
 }
 
 
