@@ -340,6 +340,7 @@ def _act(
         booking_id=booking_id,
         agent_id=body.agent_id,
         now=now,
+        actor=auth.key_id,
     )
     session.commit()
     return _out(row, now)

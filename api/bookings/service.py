@@ -761,7 +761,13 @@ def _closed_by_agent(row: CallRow) -> bool:
 
 
 def admit(
-    *, session: Session, tenant_id: str, booking_id: str, agent_id: str, now: datetime
+    *,
+    session: Session,
+    tenant_id: str,
+    booking_id: str,
+    agent_id: str,
+    now: datetime,
+    actor: str | None,
 ) -> CallRow:
     """The bound agent lets the waiting customer in: from the waiting room's opening
     (``call_room.opens_minutes_before`` the start) until the call's end. Admitting twice is
@@ -780,7 +786,7 @@ def admit(
         )
     if row.status is not CallStatus.BOOKED or now >= row.end_at:
         raise Conflict(f"booking {booking_id!r} is over (it ended {row.end_at.isoformat()})")
-    _admit(session, tenant_id, row, agent_id, now, now, actor=agent_id, automatic=False)
+    _admit(session, tenant_id, row, agent_id, now, now, actor=actor, automatic=False)
     session.flush()
     return row
 
@@ -816,7 +822,13 @@ def _admit(
 
 
 def mark_no_show(
-    *, session: Session, tenant_id: str, booking_id: str, agent_id: str, now: datetime
+    *,
+    session: Session,
+    tenant_id: str,
+    booking_id: str,
+    agent_id: str,
+    now: datetime,
+    actor: str | None,
 ) -> CallRow:
     """The bound agent says the customer did not come: only once the call has started, and
     not once admitted (complete it then). Marking twice is harmless. Status ``no_show``,
@@ -835,13 +847,19 @@ def mark_no_show(
             f"booking {booking_id!r} starts at {row.start_at.isoformat()}: a no-show can be "
             "marked only once it has started"
         )
-    _close(session, tenant_id, row, agent_id, now, CallStatus.NO_SHOW)
+    _close(session, tenant_id, row, agent_id, now, actor, CallStatus.NO_SHOW)
     session.flush()
     return row
 
 
 def complete(
-    *, session: Session, tenant_id: str, booking_id: str, agent_id: str, now: datetime
+    *,
+    session: Session,
+    tenant_id: str,
+    booking_id: str,
+    agent_id: str,
+    now: datetime,
+    actor: str | None,
 ) -> CallRow:
     """The bound agent closes the call: once the customer was admitted, or once it has
     started. Completing twice is harmless. Status ``completed``, ``completed_at``; a
@@ -856,7 +874,7 @@ def complete(
             f"booking {booking_id!r} has not started (it starts at {row.start_at.isoformat()}) "
             "and its customer was not admitted: nothing to complete yet"
         )
-    _close(session, tenant_id, row, agent_id, now, CallStatus.COMPLETED)
+    _close(session, tenant_id, row, agent_id, now, actor, CallStatus.COMPLETED)
     session.flush()
     return row
 
@@ -867,6 +885,7 @@ def _close(
     row: CallRow,
     agent_id: str,
     now: datetime,
+    actor: str | None,
     status: CallStatus,
 ) -> None:
     no_show = status is CallStatus.NO_SHOW
@@ -879,7 +898,7 @@ def _close(
         tenant_id,
         row,
         now=now,
-        actor=agent_id,
+        actor=actor,
         action="no_show" if no_show else "completed",
         reason=f"call {row.id}: "
         + ("the customer did not come" if no_show else "completed")
