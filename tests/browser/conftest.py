@@ -65,9 +65,11 @@ def missing_browser_tools() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One headless Chromium for the session."""
+    """One headless Chromium for a test module. Not for the session: while Playwright's sync
+    API is open, this thread counts as running an event loop, and ``asyncio.run`` elsewhere in
+    the session (the benchmarks' smoke tests) would refuse to start."""
     reason = missing_browser_tools()
     if reason is not None:
         if os.environ.get("SWITCHBOARD_REQUIRE_BROWSER") == "1":
