@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-# Headless, and nothing the browser would fetch or start on its own (this machine reaches no
-# update or sync service; QUIC would bypass the loopback-only server anyway).
+# Headless, and nothing the browser would fetch or start on its own: the tests need no update,
+# sync or component service (nor would this machine reach one), only the loopback server.
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
