@@ -32,8 +32,8 @@ import httpx
 
 from api.db.engine import make_engine, make_session_factory
 from api.keys import tenants
-from tests.browser.conftest import PHONE, axe_violations, serious
 from tests.browser.live import Live
+from tests.browser.tools import PHONE, axe_violations, serious
 
 ROOT = Path(__file__).resolve().parents[2]
 LINK_ZONE = "Europe/Berlin"
