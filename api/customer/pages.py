@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from functools import cache
+from datetime import UTC, date, datetime, time
+from functools import cache, lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -122,10 +122,11 @@ class Shown:
         return lang_tag(self.locale)
 
     def day(self, at: datetime) -> str:
-        return babel_dates.format_date(at.astimezone(self.zone).date(), "full", locale=self.locale)
+        return _day_label(str(self.locale), at.astimezone(self.zone).date())
 
     def time(self, at: datetime) -> str:
-        return babel_dates.format_time(at, "short", tzinfo=self.zone, locale=self.locale)
+        local = at.astimezone(self.zone)
+        return _time_label(str(self.locale), local.hour, local.minute)
 
     def when(self, at: datetime) -> str:
         return f"{self.day(at)}, {self.time(at)}"
@@ -134,6 +135,18 @@ class Shown:
         """``Europe/Berlin, GMT+01:00`` at ``now``."""
         gmt = babel_dates.get_timezone_gmt(now.astimezone(self.zone), locale=self.locale)
         return f"{self.tz}, {gmt}"
+
+
+# A picker writes up to a few hundred times and a week of days: Babel's formatting is a large
+# share of a picker page's CPU, and its answers depend only on the locale and the wall time.
+@lru_cache(maxsize=8192)
+def _day_label(locale: str, day: date) -> str:
+    return babel_dates.format_date(day, "full", locale=locale)
+
+
+@lru_cache(maxsize=8192)
+def _time_label(locale: str, hour: int, minute: int) -> str:
+    return babel_dates.format_time(time(hour, minute), "short", locale=locale)
 
 
 def shown(link_tz: str, link_locale: str, tz: str | None, lang: str | None) -> Shown:

@@ -622,7 +622,12 @@ def admitted(call: CallRow, room: CallRoom, now: datetime) -> bool:
 def view(session: Session, found: Resolved, now: datetime) -> View:
     """What the link's page shows at ``now``."""
     link, call = found.link, found.call
-    cap = common.get(session, CapabilityRow, link.tenant_id, link.capability_id)
+    # Two columns, not the row: the row loads its requirements too (a picker page's CPU).
+    cap = session.execute(
+        select(CapabilityRow.name, CapabilityRow.call_minutes).where(
+            CapabilityRow.tenant_id == link.tenant_id, CapabilityRow.id == link.capability_id
+        )
+    ).first()
     room = policies.load(session, link.tenant_id).call_room
     name = (cap.name if cap is not None else "") or link.capability_id
     minutes = cap.call_minutes if cap is not None else 0
@@ -630,8 +635,12 @@ def view(session: Session, found: Resolved, now: datetime) -> View:
     opens = None
     cancel_reason = None
     if call is None:
-        ticket = common.get(session, TicketRow, link.tenant_id, link.ticket_id)
-        phase = Phase.CLOSED if ticket is None or ticket.status.is_done else Phase.PICK
+        status = session.scalar(
+            select(TicketRow.status).where(
+                TicketRow.tenant_id == link.tenant_id, TicketRow.id == link.ticket_id
+            )
+        )
+        phase = Phase.CLOSED if status is None or status.is_done else Phase.PICK
     else:
         opens = call.start_at - timedelta(minutes=room.opens_minutes_before)
         if call.status is CallStatus.CANCELLED:
