@@ -16,7 +16,6 @@ from sqlalchemy import Engine, text
 from api.bookings import service as bookings
 from api.bookings.cache import SharedAnswers
 from api.bookings.routes import booking_cache
-from api.db.locks import lock_tenant
 from tests.api.bookings.test_bookings import BERLIN_10, book, org
 from tests.api.conftest import As, TenantCtx, assert_problem
 

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from api.db.engine import make_session_factory
 from api.db.models import CallStatus
-from tests.api.bookings.test_bookings import DAY, BERLIN_10, _call, book, org
+from tests.api.bookings.test_bookings import DAY, _call, book, org
 from tests.api.conftest import T0, As, FakeClock, TenantCtx, assert_problem, postgres_only
 
 AFTER_END = T0 + timedelta(hours=1, minutes=31)  # 09:31 UTC: the 09:00-09:30 call is over
@@ -115,6 +115,3 @@ def test_postgres_refuses_a_call_bound_into_a_completed_calls_wrap_up(
         s.add(_call(tenant_a.id, "c4", "ana", nine + timedelta(minutes=40)))  # touches only
         s.add(_call(tenant_a.id, "c5", "ben", nine, status=CallStatus.CANCELLED))  # holds nobody
         s.commit()
-
-
-assert BERLIN_10 == f"{DAY}10:00:00+01:00"  # the first call: 09:00 UTC
