@@ -267,6 +267,7 @@ def set_up(base: str, key: str, start: datetime, *, agents: int, customers: int)
 
 def run_backend(
     backend: str,
+    code: Path | None = None,
     *,
     agents: int,
     customers: int,
@@ -276,7 +277,8 @@ def run_backend(
 ) -> Figures:
     url, tenant_id, key = prepare(backend, workdir / backend, pg_database)
     start = race_start(datetime.now(UTC))
-    with serve(url, workers=1, log=workdir / f"server-{backend}.log") as (base, _pid):
+    log_path = workdir / f"server-{backend}-{'base' if code else 'this'}.log"
+    with serve(url, workers=1, log=log_path, code=code) as (base, _pid):
         t0 = time.perf_counter()
         set_up(base, key, start, agents=agents, customers=customers)
         log(f"[bold]{backend}[/]: set up in {time.perf_counter() - t0:.1f} s; racing")
@@ -295,7 +297,8 @@ def run_backend(
             ).scalar_one()
     finally:
         engine.dispose()
-    return Figures(backend, answers, doubles, int(uncovered))
+    label = backend if code is None else f"{backend} ({code.name})"
+    return Figures(label, answers, doubles, int(uncovered))
 
 
 def _backends(text_: str) -> list[str]:
@@ -318,6 +321,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--agents", default=10, type=int, help="agents who can cover the start")
     parser.add_argument("--customers", default=200, type=int)
     parser.add_argument("--pg-database", default=PG_DATABASE)
+    parser.add_argument(
+        "--before",
+        type=Path,
+        default=None,
+        help="also race a checkout of an earlier commit (served from that tree), interleaved",
+    )
     args = parser.parse_args(argv)
     console = Console(width=None if sys.stdout.isatty() else 170)
     console.print(machine_note())
@@ -327,16 +336,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             stack.enter_context(pg_exclusive(dbname=args.pg_database))
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sb-race-")))
         for backend in args.backends:
-            runs.append(
-                run_backend(
-                    backend,
-                    agents=args.agents,
-                    customers=args.customers,
-                    workdir=workdir,
-                    pg_database=args.pg_database,
-                    log=console.print,
+            for code in (args.before, None) if args.before else (None,):
+                runs.append(
+                    run_backend(
+                        backend,
+                        code,
+                        agents=args.agents,
+                        customers=args.customers,
+                        workdir=workdir,
+                        pg_database=args.pg_database,
+                        log=console.print,
+                    )
                 )
-            )
     console.print(table(runs))
     for r in runs:
         st = r.statuses

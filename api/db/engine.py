@@ -26,13 +26,15 @@ customer data.
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from typing import Any
 
 import psycopg
 from psycopg.errors import _WaitTimeout
 from sqlalchemy import URL, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import InvalidatePoolError
+from sqlalchemy.exc import InvalidatePoolError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.settings import Settings
@@ -56,10 +58,45 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int, *, foreign_keys: boo
         finally:
             cur.close()
 
+    # SQLite has one writer. The writers of this process queue on a lock of their own before
+    # BEGIN IMMEDIATE instead of in SQLite's busy handler, which polls with sleeps of up to
+    # 100 ms and in no order: in a burst of writers that added up to seconds of latency, and a
+    # writer unlucky enough to sleep through the whole busy timeout got a 503 while the lock
+    # was free most of the time. A lock released at commit or rollback wakes the next waiter at
+    # once. Writers of other processes still meet at SQLite's lock (and its busy timeout).
+    writer = threading.Lock()
+    held = "switchboard.sqlite_writer"
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         mode = conn.get_execution_options().get(SQLITE_BEGIN_OPTION, "")
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if mode == "IMMEDIATE" else "BEGIN")
+        if mode != "IMMEDIATE" or in_memory:
+            conn.exec_driver_sql("BEGIN")
+            return
+        if not writer.acquire(timeout=busy_timeout_ms / 1000):
+            raise OperationalError(
+                "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")
+            )
+        conn.info[held] = True
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            _release(conn)
+            raise
+
+    def _release(conn: Any) -> None:
+        if conn.info.pop(held, False):
+            writer.release()
+
+    event.listen(engine, "commit", _release)
+    event.listen(engine, "rollback", _release)
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
+        # A connection returned without its transaction ended through the Connection (an
+        # invalidated one): its lock is released all the same.
+        if record.info.pop(held, False):
+            writer.release()
 
 
 class ReplyBoundConnection(psycopg.Connection[Any]):

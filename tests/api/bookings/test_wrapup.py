@@ -12,9 +12,10 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
+from api import solver_input
 from api.db.engine import make_session_factory
 from api.db.models import CallStatus
-from tests.api.bookings.test_bookings import DAY, BERLIN_10, _call, book, org
+from tests.api.bookings.test_bookings import DAY, _call, book, org
 from tests.api.conftest import T0, As, FakeClock, TenantCtx, assert_problem, postgres_only
 
 AFTER_END = T0 + timedelta(hours=1, minutes=31)  # 09:31 UTC: the 09:00-09:30 call is over
@@ -117,4 +118,20 @@ def test_postgres_refuses_a_call_bound_into_a_completed_calls_wrap_up(
         s.commit()
 
 
-assert BERLIN_10 == f"{DAY}10:00:00+01:00"  # the first call: 09:00 UTC
+def test_a_completed_call_in_wrap_up_is_still_busy_time_for_ticket_work(
+    a: As, tenant_a: TenantCtx, db: Engine, clock: FakeClock
+) -> None:
+    """The assignment paths read calls as busy time (``solver_input.call_holds``): a call
+    completed at its end still holds its agent until ``occupied_until``, then nobody."""
+    first = _setup(a, ("ana",))
+    assert a.post("/v1/bookings/bind").status_code == 200
+    clock.now = AFTER_END
+    assert a.post("/v1/bookings/rebalance").status_code == 200
+    assert a.get(f"/v1/bookings/{first}").json()["status"] == "completed"
+    wrap_end = T0 + timedelta(hours=1, minutes=45)
+    with make_session_factory(db)() as s:
+        holds = solver_input.call_holds(s, tenant_a.id, AFTER_END, AFTER_END + timedelta(hours=1))
+        assert holds == (("ana", T0 + timedelta(hours=1), wrap_end),)
+        assert (
+            solver_input.call_holds(s, tenant_a.id, wrap_end, wrap_end + timedelta(hours=1)) == ()
+        )
