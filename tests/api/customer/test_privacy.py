@@ -174,5 +174,6 @@ def test_no_agent_is_named_before_admission_and_only_the_name_after(
         assert f'"agent_name":"{name}"' in after  # /status and the stream
         after = after.replace(name, "")
     else:
-        assert 'id="agent-name"' not in after and "agent_name" not in after
+        # (room.js, crawled too, knows the field's name: the JSON key is what must not come)
+        assert 'id="agent-name"' not in after and '"agent_name"' not in after
     assert SENTINEL not in after.lower()
