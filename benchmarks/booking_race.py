@@ -168,6 +168,81 @@ async def race(base: str, key: str, start: datetime, customers: int) -> list[Ans
     return heard
 
 
+WON_BY_LINK = 303  # the booking form answers a booking with a redirect to the link's page
+
+
+async def race_links(base: str, tokens: Sequence[str], start: datetime) -> list[Answer]:
+    """The same race through the customers' own call links (``/c/{token}``): each customer
+    first opens their link's picker on their own connection (which also hands them the form's
+    anti-forgery token), then, at the release, posts the booking form for ``start``. A booking
+    answers 303 (to the link's page); a refusal 409, the picker again with the nearest open
+    starts first (``body["starts"]``) and ``body["taken"]`` when it says the time was just
+    taken. ``customer`` numbers the links from 1."""
+    from benchmarks.waiting_room import PickerForm
+
+    clients = [KeepAliveClient(base) for _ in tokens]
+    go = asyncio.Event()
+    ready = [0]
+    released = [0.0]
+    heard: list[Answer] = []
+    value = start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    async def customer(n: int, token: str, client: KeepAliveClient) -> None:
+        page = await client.get(f"/c/{token}")
+        form = PickerForm.read(page.body)
+        if page.status_code != 200 or form.form_token is None:
+            raise RuntimeError(f"picker: {page.status_code} {page.body[:300]!r}")
+        if value not in form.starts:
+            raise RuntimeError(f"picker: {value} is not offered to customer {n}")
+        ready[0] += 1
+        await go.wait()
+        body = {"start": value, "tz": form.tz or TZ, "form_token": form.form_token}
+        r = await client.post(f"/c/{token}/book", form=body)
+        seconds = time.perf_counter() - released[0]
+        text_ = r.body.decode("utf-8", "replace")
+        answer = PickerForm.read(r.body)
+        heard.append(
+            Answer(
+                n,
+                r.status_code,
+                seconds,
+                {"starts": answer.starts, "taken": 'id="taken"' in text_, "text": text_[:300]},
+            )
+        )
+
+    try:
+        tasks = [
+            asyncio.create_task(customer(n, t, c))
+            for n, (t, c) in enumerate(zip(tokens, clients, strict=True), start=1)
+        ]
+        while ready[0] < len(tokens):
+            failed = [t for t in tasks if t.done()]
+            if failed:
+                await failed[0]  # raises what went wrong before the release
+            await asyncio.sleep(0.02)
+        released[0] = time.perf_counter()
+        go.set()
+        await asyncio.gather(*tasks)
+    finally:
+        await asyncio.gather(*(c.aclose() for c in clients))
+    return heard
+
+
+def issue_links(base: str, key: str, customers: int) -> list[str]:
+    """One call link per race ticket, issued through the helpdesk API: their tokens."""
+    out = []
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}) as c:
+        for n in range(1, customers + 1):
+            r = c.post(
+                f"/v1/tickets/{ticket_id(n)}/call-links",
+                json={"capability_id": CAPABILITY, "timezone": TZ},
+            )
+            if r.status_code != 201:
+                raise SystemExit(f"link for {ticket_id(n)}: {r.status_code} {r.text}")
+            out.append(r.json()["url"].rsplit("/", 1)[1])
+    return out
+
+
 def double_booked(engine: Engine, tenant_id: str) -> list[tuple[str, str, str]]:
     """Pairs of booked calls one agent holds at once (bound agent, else the engine's cover),
     over ``[start_at, occupied_until)``: what must never exist."""
@@ -274,6 +349,7 @@ def run_backend(
     workdir: Path,
     pg_database: str,
     log: Callable[[str], None],
+    via: str = "api",
 ) -> Figures:
     url, tenant_id, key = prepare(backend, workdir / backend, pg_database)
     start = race_start(datetime.now(UTC))
@@ -281,9 +357,20 @@ def run_backend(
     with serve(url, workers=1, log=log_path, code=code) as (base, _pid):
         t0 = time.perf_counter()
         set_up(base, key, start, agents=agents, customers=customers)
-        log(f"[bold]{backend}[/]: set up in {time.perf_counter() - t0:.1f} s; racing")
+        tokens = issue_links(base, key, customers) if via == "links" else []
+        log(f"[bold]{backend}[/]: set up in {time.perf_counter() - t0:.1f} s; racing via {via}")
         with asyncio.Runner(loop_factory=client_loop_factory()) as runner:
-            answers = runner.run(race(base, key, start, customers))
+            if via == "links":
+                answers = runner.run(race_links(base, tokens, start))
+                # The customers' pages say 303 for a booking: counted as the API's 201.
+                answers = [
+                    Answer(
+                        x.customer, 201 if x.status == WON_BY_LINK else x.status, x.seconds, x.body
+                    )
+                    for x in answers
+                ]
+            else:
+                answers = runner.run(race(base, key, start, customers))
     engine = make_engine(Settings(database_url=url, environment=Environment.TEST))
     try:
         doubles = double_booked(engine, tenant_id)
@@ -298,6 +385,7 @@ def run_backend(
     finally:
         engine.dispose()
     label = backend if code is None else f"{backend} ({code.name})"
+    label = f"{label} via {via}"
     return Figures(label, answers, doubles, int(uncovered))
 
 
@@ -322,6 +410,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--customers", default=200, type=int)
     parser.add_argument("--pg-database", default=PG_DATABASE)
     parser.add_argument(
+        "--via",
+        default="api",
+        type=lambda t: [v.strip() for v in t.split(",") if v.strip()],
+        help="api (POST /v1/bookings with the helpdesk's key), links (each customer posts "
+        "their own call link's booking form), or both: api,links",
+    )
+    parser.add_argument(
         "--before",
         type=Path,
         default=None,
@@ -336,18 +431,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             stack.enter_context(pg_exclusive(dbname=args.pg_database))
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sb-race-")))
         for backend in args.backends:
-            for code in (args.before, None) if args.before else (None,):
-                runs.append(
-                    run_backend(
-                        backend,
-                        code,
-                        agents=args.agents,
-                        customers=args.customers,
-                        workdir=workdir,
-                        pg_database=args.pg_database,
-                        log=console.print,
+            for via in args.via:
+                for code in (args.before, None) if args.before else (None,):
+                    runs.append(
+                        run_backend(
+                            backend,
+                            code,
+                            agents=args.agents,
+                            customers=args.customers,
+                            workdir=workdir / via,
+                            pg_database=args.pg_database,
+                            log=console.print,
+                            via=via,
+                        )
                     )
-                )
     console.print(table(runs))
     for r in runs:
         st = r.statuses
