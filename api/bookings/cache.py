@@ -72,12 +72,15 @@ class BookingCache(VersionedCache[BookingOrg]):
     entry of 200 agents and a two-week horizon holds a few MB of grid). ``alternatives`` shares
     the open starts around a refused booking between refusals of the same state
     (:class:`SharedAnswers`), and ``refusals`` the engine's reason for refusing a start in a
-    state, so the same start asked again of the same state is refused without searching again."""
+    state, so the same start asked again of the same state is refused without searching again;
+    ``slot_answers`` the open starts of a window between slot queries of the same state (the
+    customers' pickers)."""
 
     def __init__(self, *, max_wall_seconds: float = 60.0, max_tenants: int = 32) -> None:
         super().__init__(max_wall_seconds=max_wall_seconds, max_tenants=max_tenants)
         self.alternatives: SharedAnswers[Any] = SharedAnswers()
         self.refusals: SharedAnswers[Any] = SharedAnswers()
+        self.slot_answers: SharedAnswers[Any] = SharedAnswers()
 
 
 class Identity:

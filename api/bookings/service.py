@@ -51,7 +51,7 @@ import builtins
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -273,7 +273,46 @@ def open_slots(
         )
     with SLOT_QUERY_GATE:
         state, _rows = _load(session, tenant_id, now, cache, caps, read_only=True)
+        if cache is None:
+            return slots.find_slots(state, capability_id, lo, hi, tz)
+        return _shared_slots(tenant_id, state, capability_id, lo, hi, tz, cache)
+
+
+def _minute(at: datetime) -> datetime:
+    return at.replace(second=0, microsecond=0)
+
+
+def _shared_slots(
+    tenant_id: str,
+    state: BookingState,
+    capability_id: str,
+    lo: datetime,
+    hi: datetime,
+    tz: str,
+    cache: BookingCache,
+) -> SlotAnswer:
+    """The open starts in ``[lo, hi)``, shared between queries of the same state.
+
+    Customers' pickers ask the same question many times a minute (every customer of a
+    capability sees the same week); the answer is computed once per state — the key of
+    :func:`_state_key`, with ``now``, ``lo`` and ``hi`` to the minute, as refusals share their
+    alternatives — and each caller keeps only the starts it may book at its own ``now``
+    (after the minimum notice, before ``hi``). A start is a whole minute, so ``lo`` to the
+    minute offers no start the exact ``lo`` would not, once filtered."""
+    key = ("slots", *_state_key(tenant_id, state), capability_id, _minute(lo), _minute(hi), tz)
+
+    def compute() -> SlotAnswer:
+        return slots.find_slots(state, capability_id, _minute(lo), hi, tz)
+
+    answer = cache.slot_answers.get(key, compute)
+    cap = state.capability(capability_id)
+    earliest = max(lo, state.now + cap.min_notice)
+    kept = tuple(s for s in answer.slots if earliest <= s.start < hi)
+    if len(kept) == len(answer.slots):
+        return answer
+    if not kept:  # the starts shared were all in the minute just gone: say why, exactly
         return slots.find_slots(state, capability_id, lo, hi, tz)
+    return replace(answer, slots=kept)
 
 
 # --------------------------------------------------------------------------- book / cancel
