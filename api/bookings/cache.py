@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session
 
 from api import solver_input
 from api.org_version import VersionedCache
-from solver.capability import BookingState, Capability
+from solver.capability import BookingState, Capability, SlotAnswer
 from solver.problem import Agent
 from solver.slots import BookingIndex, org_index
 
@@ -80,7 +80,7 @@ class BookingCache(VersionedCache[BookingOrg]):
         super().__init__(max_wall_seconds=max_wall_seconds, max_tenants=max_tenants)
         self.alternatives: SharedAnswers[Any] = SharedAnswers()
         self.refusals: SharedAnswers[Any] = SharedAnswers()
-        self.slot_answers: SharedAnswers[Any] = SharedAnswers()
+        self.slot_answers: SharedAnswers[SlotAnswer] = SharedAnswers()
 
 
 class Identity:

@@ -343,9 +343,15 @@ def reschedule_page(request: Request, token: str, tz: Tz = None, lang: Lang = No
 
 def _write(request: Request, token: str, form: dict[str, str], *, verb: str) -> Response:
     """``book``, ``reschedule`` or ``cancel`` through the links service; then 303 to the
-    link's page, or the page again saying why not."""
+    link's page, or the page again saying why not.
+
+    Three units of work: the lookup reads; the write opens with the tenant's lock and does
+    only the write; the page saying why not reads again. On SQLite a unit of work that writes
+    waits for every other writer, so neither the reads before nor the page after wait in that
+    queue: in a burst of 200 customers for one start, the 190 refused are answered from reads
+    (figures: benchmarks/README.md, Booking race)."""
     now = _now(request)
-    with _session(request, write=True) as session:
+    with _session(request) as session:
         found = lookup(request, session, token, now)
         how = _how(found, form.get("tz") or None, form.get("lang") or None)
         if how.errors:  # the zone the starts were picked in must be a real one
@@ -353,11 +359,18 @@ def _write(request: Request, token: str, form: dict[str, str], *, verb: str) -> 
                 request, session, token, found, now, how, moving=verb == "reschedule"
             )
         query = _query(how, found.link.timezone)
-        picked = form.get("start")
+        known = found.known()
+    picked = form.get("start")
+    refused: ServiceError | None = None
+    with _session(request, write=True) as session:
         try:
             if verb == "cancel":
                 links.cancel(
-                    session=session, token=token, form_token=form.get("form_token"), now=now
+                    session=session,
+                    token=token,
+                    form_token=form.get("form_token"),
+                    now=now,
+                    known=known,
                 )
             else:
                 act = links.book if verb == "book" else links.reschedule
@@ -369,13 +382,19 @@ def _write(request: Request, token: str, form: dict[str, str], *, verb: str) -> 
                     form_token=form.get("form_token"),
                     now=now,
                     cache=request.app.state.booking_cache,
+                    known=known,
                 )
             session.commit()
         except (LinkUnknown, LinkGone) as exc:
             raise _failed(request, exc) from None
-        except BookingRefused as exc:
+        except (BookingRefused, LinkUsed, InvalidInput, Conflict) as exc:
             session.rollback()
-            found = lookup(request, session, token, now)
+            refused = exc
+    if refused is None:
+        return RedirectResponse(f"{PREFIX}/{token}{query}", status_code=303)
+    with _session(request) as session:
+        found = lookup(request, session, token, now)
+        if isinstance(refused, BookingRefused):
             notice = ("taken", "That time was just taken: the nearest open times come first.")
             return render_link(
                 request,
@@ -386,30 +405,24 @@ def _write(request: Request, token: str, form: dict[str, str], *, verb: str) -> 
                 how,
                 status=409,
                 notice=notice,
-                taken=exc.alternatives,
+                taken=refused.alternatives,
                 moving=verb == "reschedule",
             )
-        except LinkUsed:
-            session.rollback()
-            found = lookup(request, session, token, now)
+        if isinstance(refused, LinkUsed):
             notice = ("already-booked", "A call was already booked through this link: here it is.")
             return render_link(request, session, token, found, now, how, status=409, notice=notice)
-        except (InvalidInput, Conflict) as exc:
-            session.rollback()
-            found = lookup(request, session, token, now)
-            return render_link(
-                request,
-                session,
-                token,
-                found,
-                now,
-                how,
-                status=exc.status,
-                error=_refusal(exc),
-                picked=picked,
-                moving=verb == "reschedule",
-            )
-    return RedirectResponse(f"{PREFIX}/{token}{query}", status_code=303)
+        return render_link(
+            request,
+            session,
+            token,
+            found,
+            now,
+            how,
+            status=refused.status,
+            error=_refusal(refused),
+            picked=picked,
+            moving=verb == "reschedule",
+        )
 
 
 @router.post("/{token}/book")

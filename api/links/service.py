@@ -312,6 +312,9 @@ class Resolved:
     link: CallLink
     call: CallRow | None  # the call booked through it (the latest, after reschedules)
 
+    def known(self) -> Known:
+        return Known(self.link.tenant_id, self.link.id, self.link.token_hash)
+
 
 def resolve(session: Session, token: str, now: datetime) -> Resolved:
     """The link a token opens, and its call. Raises :class:`LinkUnknown` (404) or
@@ -326,12 +329,27 @@ def resolve(session: Session, token: str, now: datetime) -> Resolved:
     return Resolved(link, call)
 
 
-def _relock(session: Session, token: str, now: datetime) -> Resolved:
-    """For a write: find the link's tenant, end that read, take the tenant's lock, and read
-    the link and its call again inside it (another request may have used it meanwhile)."""
-    found = resolve(session, token, now)
-    tenant_id, link_id = found.link.tenant_id, found.link.id
-    session.rollback()
+@dataclass(frozen=True, slots=True)
+class Known:
+    """Which link a token opens, as a read just before the write found it (the customer's
+    pages look the link up first): the write then starts with the tenant's lock, with no read
+    before it (on SQLite a read in a write unit of work already waits for the writers)."""
+
+    tenant_id: str
+    link_id: str
+    token_hash: str
+
+
+def _relock(session: Session, token: str, now: datetime, known: Known | None = None) -> Resolved:
+    """For a write: find the link's tenant (or take it from ``known``), end that read, take
+    the tenant's lock, and read the link and its call again inside it (another request may
+    have used it meanwhile)."""
+    if known is None or not tokens.same_hash(known.token_hash, token):
+        found = resolve(session, token, now)
+        tenant_id, link_id = found.link.tenant_id, found.link.id
+        session.rollback()
+    else:
+        tenant_id, link_id = known.tenant_id, known.link_id
     lock_tenant(session, tenant_id)
     link = session.scalars(
         select(CallLink)
@@ -413,6 +431,7 @@ def book(
     form_token: str | None,
     now: datetime,
     cache: BookingCache | None = None,
+    known: Known | None = None,
 ) -> bookings.Booked:
     """Book the link's one call at ``start`` (the customer's pick, on the slot grid in ``tz``).
 
@@ -420,7 +439,7 @@ def book(
     :class:`~api.bookings.service.BookingRefused` (with the nearest alternatives) when the
     start was just taken, and the booking service's errors otherwise. The caller commits.
     """
-    found = _relock(session, token, now)
+    found = _relock(session, token, now, known)
     link = found.link
     _check_form(link, form_token)
     if link.booking_id is not None:
@@ -468,12 +487,13 @@ def reschedule(
     form_token: str | None,
     now: datetime,
     cache: BookingCache | None = None,
+    known: Known | None = None,
 ) -> bookings.Booked:
     """Move the link's call to ``start``: the old call is cancelled (reason ``rescheduled``)
     and the new one booked in this one transaction, under the tenant lock; when the new start
     is refused nothing changes (the caller rolls back). One ``call_rescheduled`` step and one
     ``booking.rescheduled`` event tell it."""
-    found = _relock(session, token, now)
+    found = _relock(session, token, now, known)
     link, old = found.link, found.call
     _check_form(link, form_token)
     if old is None:
@@ -546,10 +566,17 @@ def reschedule(
     return done
 
 
-def cancel(*, session: Session, token: str, form_token: str | None, now: datetime) -> CallRow:
+def cancel(
+    *,
+    session: Session,
+    token: str,
+    form_token: str | None,
+    now: datetime,
+    known: Known | None = None,
+) -> CallRow:
     """The customer cancels the link's call (reason ``customer``). The link then shows the
     cancelled call; it books nothing more."""
-    found = _relock(session, token, now)
+    found = _relock(session, token, now, known)
     link, call = found.link, found.call
     _check_form(link, form_token)
     if call is None or not cancellable(call, now):
