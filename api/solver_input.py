@@ -47,7 +47,7 @@ from sqlalchemy.sql.functions import coalesce
 
 from api import mapping
 from api.db.models import Agent as AgentRow
-from api.db.models import BusyInterval, CallStatus, Shift, TicketEvent
+from api.db.models import BusyInterval, CallStatus, CapabilitySkill, Shift, TicketEvent
 from api.db.models import Call as CallRow
 from api.db.models import Capability as CapabilityRow
 from api.db.models import Skill as SkillRow
@@ -306,12 +306,52 @@ def build_problem(
     return with_busy(problem, holds_by_agent(call_holds(session, tenant_id, now, horizon_end)))
 
 
-def capabilities(*, session: Session, tenant_id: str) -> tuple[Capability, ...]:
-    """Every capability of the tenant as the booking engine's type, ordered by id."""
-    rows = session.scalars(
-        select(CapabilityRow).where(CapabilityRow.tenant_id == tenant_id).order_by(CapabilityRow.id)
+_CAPABILITIES = (
+    select(
+        CapabilityRow.id,
+        CapabilityRow.name,
+        CapabilityRow.call_minutes,
+        CapabilityRow.horizon_days,
+        CapabilityRow.min_notice_minutes,
+        CapabilityRow.buffer_minutes,
+        CapabilityRow.granularity_minutes,
+        CapabilityRow.reserve_share,
     )
-    return tuple(mapping.capability_from_row(r) for r in rows)
+    .where(CapabilityRow.tenant_id == bindparam("tenant"))
+    .order_by(CapabilityRow.id)
+)
+_REQUIREMENTS = (
+    select(CapabilitySkill.capability_id, CapabilitySkill.skill_id, CapabilitySkill.level)
+    .where(CapabilitySkill.tenant_id == bindparam("tenant"))
+    .order_by(CapabilitySkill.capability_id, CapabilitySkill.skill_id)  # as the rows list them
+)
+
+
+def capabilities(*, session: Session, tenant_id: str) -> tuple[Capability, ...]:
+    """Every capability of the tenant as the booking engine's type, ordered by id.
+
+    Read on every slot query and booking (capabilities are not part of the organisation
+    version): two prepared Core statements, not ORM rows with their requirements loaded after
+    (a booking refusal's reads were a third ORM overhead; figures: benchmarks/README.md,
+    Booking race)."""
+    params = {"tenant": tenant_id}
+    needs: dict[str, dict[str, int]] = {}
+    for cap_id, skill_id, level in session.execute(_REQUIREMENTS, params):
+        needs.setdefault(cap_id, {})[skill_id] = level
+    return tuple(
+        Capability(
+            id=r.id,
+            name=r.name,
+            requirements=needs.get(r.id, {}),
+            call_minutes=r.call_minutes,
+            horizon=timedelta(days=r.horizon_days),
+            min_notice=timedelta(minutes=r.min_notice_minutes),
+            buffer_minutes=r.buffer_minutes,
+            granularity_minutes=r.granularity_minutes,
+            reserve=r.reserve_share,
+        )
+        for r in session.execute(_CAPABILITIES, params)
+    )
 
 
 # Beyond the longest horizon, how far the booking state's agents' shifts and busy time reach
