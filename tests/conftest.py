@@ -37,6 +37,7 @@ def worker_id() -> str:
     shared resources, so that a leftover one says which worker made it."""
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
 
+
 settings.register_profile(
     "default",
     deadline=None,
