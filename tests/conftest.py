@@ -32,10 +32,27 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return max(1, min(cores or 1, MAX_AUTO_WORKERS))
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A run that ran nothing fails as a usage error (4), never "no tests ran" (5): under xdist
+    the workers collect, and their "file or directory not found" for a mistyped path or test id
+    never reaches this process, which would only say that no tests ran and exit 5."""
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+        session.exitstatus = pytest.ExitCode.USAGE_ERROR
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(
+                "ERROR: no test was collected or selected: check the paths, test ids, -k and -m "
+                "given (with -n0, pytest names what it did not find)",
+                red=True,
+            )
+
+
 def worker_id() -> str:
     """This xdist worker's name (``gw0``, ``gw1``…), or ``main`` without xdist: for names of
     shared resources, so that a leftover one says which worker made it."""
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
 
 settings.register_profile(
     "default",

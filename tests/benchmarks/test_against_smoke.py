@@ -31,6 +31,14 @@ def _worktrees() -> str:
     ).stdout
 
 
+@pytest.fixture(autouse=True)
+def _one_solve_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The servers started here (benchmarks.harness.server.serve, which passes this process's
+    environment on) keep their solve pool at one process instead of four: nothing here solves,
+    and each process imports the app, seconds of CPU that the start-up then waits out."""
+    monkeypatch.setenv("SWITCHBOARD_SOLVE_WORKERS", "1")
+
+
 def _title(base: str) -> str:
     return str(httpx.get(base + "/openapi.json", timeout=10.0).json()["info"]["title"])
 
