@@ -187,10 +187,16 @@ def team(source: Named, scope: TeamScope | None = None) -> Team:
 
 def capability_from_row(row: CapabilityRow) -> Capability:
     """The booking engine's capability from a row (its ``requirements`` loaded)."""
+    return capability_from_columns(row, {r.skill_id: r.level for r in row.requirements})
+
+
+def capability_from_columns(row: Any, requirements: Mapping[str, int]) -> Capability:
+    """The booking engine's capability from a row's columns (an ORM row or a Core row with
+    the same names) and its requirements (skill -> minimum level)."""
     return Capability(
         id=row.id,
         name=row.name,
-        requirements={r.skill_id: r.level for r in row.requirements},
+        requirements=dict(requirements),
         call_minutes=row.call_minutes,
         horizon=timedelta(days=row.horizon_days),
         min_notice=timedelta(minutes=row.min_notice_minutes),

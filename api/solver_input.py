@@ -339,17 +339,7 @@ def capabilities(*, session: Session, tenant_id: str) -> tuple[Capability, ...]:
     for cap_id, skill_id, level in session.execute(_REQUIREMENTS, params):
         needs.setdefault(cap_id, {})[skill_id] = level
     return tuple(
-        Capability(
-            id=r.id,
-            name=r.name,
-            requirements=needs.get(r.id, {}),
-            call_minutes=r.call_minutes,
-            horizon=timedelta(days=r.horizon_days),
-            min_notice=timedelta(minutes=r.min_notice_minutes),
-            buffer_minutes=r.buffer_minutes,
-            granularity_minutes=r.granularity_minutes,
-            reserve=r.reserve_share,
-        )
+        mapping.capability_from_columns(r, needs.get(r.id, {}))
         for r in session.execute(_CAPABILITIES, params)
     )
 
