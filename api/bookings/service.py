@@ -563,6 +563,42 @@ def _announce_booked(
     )
 
 
+def known_refusal(
+    *,
+    session: Session,
+    tenant_id: str,
+    capability_id: str,
+    start: datetime,
+    tz: str,
+    now: datetime,
+    cache: BookingCache | None,
+) -> BookingRefused | None:
+    """Before the lock: the refusal of ``start`` when the engine already refused it in the
+    state as committed now (``cache.refusals``), with the shared alternatives; else None (then
+    :func:`book` decides under the lock).
+
+    In a burst of customers wanting one full start, the refusals after the first of a state
+    are answered from reads, without queueing for the tenant lock: true as of the state read
+    (a customer a moment earlier would have been refused the same), and nothing is written.
+    Only a *known* refusal is answered; nothing is searched here. ``session`` must be a read
+    unit of work of its own (the caller ends it before writing)."""
+    if cache is None:
+        return None
+    caps = solver_input.capabilities(session=session, tenant_id=tenant_id)
+    cap = next((c for c in caps if c.id == capability_id), None)
+    if cap is None or start.second or start.microsecond:
+        return None
+    at = start.astimezone(UTC)
+    if not now + cap.min_notice <= at < now + cap.horizon:
+        return None
+    with SLOT_QUERY_GATE:
+        state, _rows = _load(session, tenant_id, now, cache, caps, read_only=True)
+    known = cache.refusals.peek((*_state_key(tenant_id, state), cap.id, at))
+    if known is None:
+        return None
+    return BookingRefused(known, _alternatives(tenant_id, state, cap.id, at, tz, cache))
+
+
 def _state_key(tenant_id: str, state: BookingState) -> tuple[Any, ...]:
     """Everything the engine's answers depend on in ``state``: the cached organisation (by
     identity: the same object while its version holds), the capabilities, the calls with their

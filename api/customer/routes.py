@@ -15,6 +15,7 @@ gone link (410) counts as a failure. Headers: :mod:`api.customer.headers`.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -28,6 +29,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from api.bookings import service as bookings
 from api.bookings.service import BookingRefused
 from api.customer import pages, stream
 from api.customer.headers import PREFIX
@@ -360,36 +362,54 @@ def _write(request: Request, token: str, form: dict[str, str], *, verb: str) -> 
             )
         query = _query(how, found.link.timezone)
         known = found.known()
-    picked = form.get("start")
-    refused: ServiceError | None = None
-    with _session(request, write=True) as session:
-        try:
-            if verb == "cancel":
-                links.cancel(
+        picked = form.get("start")
+        refused: ServiceError | None = None
+        if verb == "book" and found.link.booking_id is None and picked:
+            # A start the engine already refused in the state as committed: answered from
+            # this read, without queueing for the tenant's lock (bookings.known_refusal).
+            with contextlib.suppress(InvalidInput):
+                refused = bookings.known_refusal(
                     session=session,
-                    token=token,
-                    form_token=form.get("form_token"),
-                    now=now,
-                    known=known,
-                )
-            else:
-                act = links.book if verb == "book" else links.reschedule
-                act(
-                    session=session,
-                    token=token,
+                    tenant_id=found.link.tenant_id,
+                    capability_id=found.link.capability_id,
                     start=_parse_start(picked),
                     tz=how.tz,
-                    form_token=form.get("form_token"),
                     now=now,
                     cache=request.app.state.booking_cache,
-                    known=known,
                 )
-            session.commit()
-        except (LinkUnknown, LinkGone) as exc:
-            raise _failed(request, exc) from None
-        except (BookingRefused, LinkUsed, InvalidInput, Conflict) as exc:
-            session.rollback()
-            refused = exc
+            if refused is not None and not tokens.check_form_token(
+                found.link.form_key, found.link.id, form.get("form_token")
+            ):
+                refused = None  # a bad form token is said as such, under the lock
+    if refused is None:
+        with _session(request, write=True) as session:
+            try:
+                if verb == "cancel":
+                    links.cancel(
+                        session=session,
+                        token=token,
+                        form_token=form.get("form_token"),
+                        now=now,
+                        known=known,
+                    )
+                else:
+                    act = links.book if verb == "book" else links.reschedule
+                    act(
+                        session=session,
+                        token=token,
+                        start=_parse_start(picked),
+                        tz=how.tz,
+                        form_token=form.get("form_token"),
+                        now=now,
+                        cache=request.app.state.booking_cache,
+                        known=known,
+                    )
+                session.commit()
+            except (LinkUnknown, LinkGone) as exc:
+                raise _failed(request, exc) from None
+            except (BookingRefused, LinkUsed, InvalidInput, Conflict) as exc:
+                session.rollback()
+                refused = exc
     if refused is None:
         return RedirectResponse(f"{PREFIX}/{token}{query}", status_code=303)
     with _session(request) as session:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import Engine, text
 
+from api.links import service as links_service
 from benchmarks import booking_race as br
 from tests.api.bookings.test_race import _uvicorn
 from tests.api.conftest import T0, As, TenantCtx
@@ -69,3 +71,36 @@ def test_200_customers_race_through_their_own_links_for_10_agents(
     assert len({r.agent for r in rows}) == AGENTS and None not in {r.agent for r in rows}
     winners = {tokens[x.customer - 1] for x in answers if x.status == 303}
     assert len(winners) == AGENTS
+
+
+def test_a_start_already_refused_in_this_state_is_refused_without_the_lock(
+    a: As, app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from benchmarks.waiting_room import PickerForm
+    from tests.api.bookings.test_bookings import org
+    from tests.api.links.test_links import issue, token_of
+
+    org(a, agents=("ana",))  # one agent: 09:00 holds one call
+    locks: list[str] = []
+    real = links_service.lock_tenant
+    monkeypatch.setattr(links_service, "lock_tenant", lambda s, t: (locks.append(t), real(s, t))[1])
+    client = a.client
+
+    forms = {}
+    for ticket in ("ZD-1", "ZD-2", "ZD-3"):  # each reads the picker before anyone books
+        token = token_of(issue(a, ticket))
+        form = PickerForm.read(client.get(f"/c/{token}").content)
+        assert "2026-03-02T09:00:00Z" in form.starts
+        forms[ticket] = (token, form)
+
+    def post(ticket: str) -> int:
+        token, form = forms[ticket]
+        body = {"start": "2026-03-02T09:00:00Z", "tz": form.tz, "form_token": form.form_token}
+        r = client.post(f"/c/{token}/book", data=body, follow_redirects=False)
+        if r.status_code == 409:
+            assert 'id="taken"' in r.text and "2026-03-02T09:30:00Z" in r.text
+        return r.status_code
+
+    assert post("ZD-1") == 303 and len(locks) == 1
+    assert post("ZD-2") == 409 and len(locks) == 2  # the engine refuses it, under the lock
+    assert post("ZD-3") == 409 and len(locks) == 2  # known refused in this state: no lock
