@@ -31,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.bookings import service as bookings
 from api.bookings.service import BookingRefused
-from api.customer import pages, stream
+from api.customer import logs, pages, stream
 from api.customer.headers import PREFIX
 from api.errors import Conflict, InvalidInput, ServiceError
 from api.links import service as links
@@ -62,6 +62,7 @@ def install(app: FastAPI) -> None:
     """Mount the static files and the pages (the static files first: ``/c/static/x`` is a
     file, not a link's sub-page)."""
     app.state.customer_streams = stream.Streams()
+    logs.install()  # the tokens in /c paths stay out of uvicorn's access log
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="customer-static")
     app.include_router(router)
     app.add_exception_handler(PageAnswer, _page_answer)
