@@ -448,7 +448,26 @@ def book(
             errors=[FieldError("start", "this link already booked its call")],
         )
     _check_in_window(link, start, tz)
-    done = bookings.book(
+    done = _book_call(session, link, start, tz, now, cache, announce=True)
+    link.booking_id = done.row.id
+    link.updated_at = now
+    session.flush()
+    return done
+
+
+def _book_call(
+    session: Session,
+    link: CallLink,
+    start: datetime,
+    tz: str,
+    now: datetime,
+    cache: BookingCache | None,
+    *,
+    announce: bool,
+) -> bookings.Booked:
+    """The link's call at ``start``, through the booking service (inside the lock the caller
+    holds), recorded as booked through the link by it."""
+    return bookings.book(
         session=session,
         tenant_id=link.tenant_id,
         data=bookings.NewBooking(
@@ -458,11 +477,8 @@ def book(
         actor=f"link:{link.id}",
         cache=cache,
         link_id=link.id,
+        announce=announce,
     )
-    link.booking_id = done.row.id
-    link.updated_at = now
-    session.flush()
-    return done
 
 
 def reschedulable(link: CallLink, call: CallRow | None, now: datetime) -> bool:
@@ -520,18 +536,7 @@ def reschedule(
     old.cover_agent = None
     old.updated_at = now
     session.flush()
-    done = bookings.book(
-        session=session,
-        tenant_id=link.tenant_id,
-        data=bookings.NewBooking(
-            capability_id=link.capability_id, ticket_id=link.ticket_id, start=start, tz=tz
-        ),
-        now=now,
-        actor=f"link:{link.id}",
-        cache=cache,
-        link_id=link.id,
-        announce=False,
-    )
+    done = _book_call(session, link, start, tz, now, cache, announce=False)
     new = done.row
     link.booking_id = new.id
     link.sequence += 1

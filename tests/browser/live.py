@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import uvicorn
-
 from api.main import create_app
 from api.settings import Environment, Settings
 from benchmarks.harness.server import free_port
+from tests.live_server import uvicorn_thread
 
 
 class MovableClock:
@@ -53,24 +51,5 @@ def live_service(database_url: str) -> Iterator[Live]:
     )
     clock = MovableClock()
     app = create_app(settings, clock=clock)
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="on",
-        # An event stream the browser left open must not hold the shutdown.
-        timeout_graceful_shutdown=2,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
+    with uvicorn_thread(app, port=port):
         yield Live(base, settings, clock)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)

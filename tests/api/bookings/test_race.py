@@ -11,41 +11,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
-import time
 from collections import Counter
-from collections.abc import Iterator
 
-import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import Engine, text
 
 from benchmarks import booking_race as br
-from benchmarks.harness.server import free_port
 from tests.api.conftest import T0, As, TenantCtx
+from tests.live_server import uvicorn_thread
 
 AGENTS = 10
 CUSTOMERS = 200
 
 
-@contextlib.contextmanager
-def _uvicorn(app: FastAPI) -> Iterator[str]:
+def _uvicorn(app: FastAPI) -> contextlib.AbstractContextManager[str]:
     """The app under uvicorn in a thread. The test client already ran its lifespan (the app's
     engine and caches exist), so uvicorn does not run it again."""
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    return uvicorn_thread(app, lifespan="off", join_seconds=30)
 
 
 def test_200_customers_race_for_10_agents(

@@ -6,21 +6,17 @@ from __future__ import annotations
 import contextlib
 import html
 import re
-import threading
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx2
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from benchmarks.harness.server import free_port
 from tests.api.bookings.test_bookings import org
 from tests.api.conftest import As
+from tests.live_server import uvicorn_thread
 
 # Every /c response carries these (api/customer/headers.py).
 PAGE_HEADERS = {
@@ -107,20 +103,6 @@ def book(
     )
 
 
-@contextlib.contextmanager
-def serving(app: FastAPI) -> Iterator[str]:
+def serving(app: FastAPI) -> contextlib.AbstractContextManager[str]:
     """``app`` under a real uvicorn server in a thread: its base URL while it runs."""
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    return uvicorn_thread(app, join_seconds=10)

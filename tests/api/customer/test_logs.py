@@ -4,39 +4,21 @@ link's pages name ``/c/<redacted>``, static files keep their path."""
 from __future__ import annotations
 
 import contextlib
-import threading
-import time
-from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from api.customer.logs import REDACTED, redact
-from benchmarks.harness.server import free_port
 from tests.api.bookings.test_bookings import org
 from tests.api.conftest import As
+from tests.live_server import uvicorn_thread
 
 
-@contextlib.contextmanager
-def _logging_server(app: FastAPI) -> Iterator[str]:
+def _logging_server(app: FastAPI) -> contextlib.AbstractContextManager[str]:
     """The app under uvicorn in a thread, with its access log on (as ``switchboard serve``)."""
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="info", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    return uvicorn_thread(app, lifespan="off", log_level="info")
 
 
 def test_redact_keeps_everything_but_the_token() -> None:
