@@ -9,13 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import threading
-import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
@@ -25,25 +21,11 @@ from api.db.models import Call, Capability
 from api.main import create_app
 from api.settings import Environment, Settings
 from benchmarks import api_booking as bb
-from benchmarks.harness.server import free_port
+from tests.live_server import uvicorn_thread
 
 
-@contextlib.contextmanager
-def _uvicorn(app: FastAPI) -> Iterator[str]:
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+def _uvicorn(app: FastAPI) -> contextlib.AbstractContextManager[str]:
+    return uvicorn_thread(app, join_seconds=10)
 
 
 def test_every_phase_against_the_real_service(tmp_path: Path) -> None:

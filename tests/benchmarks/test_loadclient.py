@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
-import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from api.db import migrate
 from api.main import create_app
@@ -21,8 +18,8 @@ from api.settings import Environment, Settings
 from benchmarks.harness.databases import sqlite_url
 from benchmarks.harness.load import ASSIGNED, SUCCESS, drive
 from benchmarks.harness.seed import seed_tenant
-from benchmarks.harness.server import free_port
 from benchmarks.loadclient import ConnectionClosed, KeepAliveClient
+from tests.live_server import uvicorn_thread
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -179,24 +176,8 @@ def test_rejects_a_base_it_cannot_speak_to() -> None:
         KeepAliveClient("https://example.com")
 
 
-@contextlib.contextmanager
-def _uvicorn(settings: Settings) -> Iterator[str]:
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+def _uvicorn(settings: Settings) -> contextlib.AbstractContextManager[str]:
+    return uvicorn_thread(create_app(settings), join_seconds=10)
 
 
 def test_the_benchmark_drives_the_real_service_with_it(tmp_path: Path) -> None:
