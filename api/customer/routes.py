@@ -382,6 +382,8 @@ def _write(request: Request, token: str, form: dict[str, str], *, verb: str) -> 
                 found.link.form_key, found.link.id, form.get("form_token")
             ):
                 refused = None  # a bad form token is said as such, under the lock
+            if isinstance(refused, BookingRefused):  # the page from this same read
+                return _taken(request, session, token, found, now, how, refused, verb)
     if refused is None:
         with _session(request, write=True) as session:
             try:
@@ -416,19 +418,7 @@ def _write(request: Request, token: str, form: dict[str, str], *, verb: str) -> 
     with _session(request) as session:
         found = lookup(request, session, token, now)
         if isinstance(refused, BookingRefused):
-            notice = ("taken", "That time was just taken: the nearest open times come first.")
-            return render_link(
-                request,
-                session,
-                token,
-                found,
-                now,
-                how,
-                status=409,
-                notice=notice,
-                taken=refused.alternatives,
-                moving=verb == "reschedule",
-            )
+            return _taken(request, session, token, found, now, how, refused, verb)
         if isinstance(refused, LinkUsed):
             notice = ("already-booked", "A call was already booked through this link: here it is.")
             return render_link(request, session, token, found, now, how, status=409, notice=notice)
@@ -444,6 +434,32 @@ def _write(request: Request, token: str, form: dict[str, str], *, verb: str) -> 
             picked=picked,
             moving=verb == "reschedule",
         )
+
+
+def _taken(
+    request: Request,
+    session: Session,
+    token: str,
+    found: Resolved,
+    now: datetime,
+    how: pages.Shown,
+    refused: BookingRefused,
+    verb: str,
+) -> HTMLResponse:
+    """The picker again (409), saying the time was just taken, the nearest open times first."""
+    notice = ("taken", "That time was just taken: the nearest open times come first.")
+    return render_link(
+        request,
+        session,
+        token,
+        found,
+        now,
+        how,
+        status=409,
+        notice=notice,
+        taken=refused.alternatives,
+        moving=verb == "reschedule",
+    )
 
 
 @router.post("/{token}/book")
