@@ -87,7 +87,9 @@ def list_links(
         ticket_id=ticket_id,
         status=status,
     )
-    return Page(items=[_out(session, r, now) for r in rows], next_cursor=cursor)
+    calls = links.calls_of(session, rows)  # one read for the page, not one per link
+    items = [CallLinkOut.from_row(r, links.status_of(r, now, calls.get(r.id))) for r in rows]
+    return Page(items=items, next_cursor=cursor)
 
 
 @router.get("/v1/call-links/{link_id}", summary="Read a call link (never its URL or token)")

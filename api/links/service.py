@@ -307,6 +307,19 @@ def call_of(session: Session, link: CallLink) -> CallRow | None:
     return common.get(session, CallRow, link.tenant_id, link.booking_id)
 
 
+def calls_of(session: Session, rows: Sequence[CallLink]) -> dict[str, CallRow]:
+    """The calls booked through ``rows`` (links of one tenant), by link id, in one read."""
+    booked = {r.booking_id: r.id for r in rows if r.booking_id is not None}
+    if not booked:
+        return {}
+    found = session.scalars(
+        select(CallRow).where(
+            CallRow.tenant_id == rows[0].tenant_id, CallRow.id.in_(sorted(booked))
+        )
+    )
+    return {booked[c.id]: c for c in found}
+
+
 @dataclass(frozen=True, slots=True)
 class Resolved:
     link: CallLink

@@ -212,6 +212,8 @@ def test_a_link_books_once_then_is_the_handle_of_its_call(a: As, session: Sessio
     session.rollback()
     shown = a.get(f"/v1/call-links/{link['id']}").json()
     assert shown["status"] == "booked" and shown["booking_id"] == done.row.id
+    listed = a.get("/v1/call-links").json()["items"]
+    assert [(x["id"], x["status"]) for x in listed] == [(link["id"], "booked")]
     seen = links.view(session, links.resolve(session, token, T0), T0)
     assert seen.phase is links.Phase.BOOKED and seen.call is not None
     assert seen.can_reschedule and seen.can_cancel and seen.agent_name is None
