@@ -43,6 +43,8 @@ from api.enums import (
 )
 
 ID_LENGTH = 128
+# A busy interval's source: "manual", or "calendar:<connection id>" (api/calendar_sync).
+SOURCE_LENGTH = 64
 
 
 def _enum(cls: type, name: str | None = None) -> Enum:
@@ -197,7 +199,9 @@ class BusyInterval(Base):
     agent_id: Mapped[str] = mapped_column(String(ID_LENGTH))
     start_at: Mapped[datetime]
     end_at: Mapped[datetime]
-    source: Mapped[str] = mapped_column(String(32), default="manual")
+    source: Mapped[str] = mapped_column(String(SOURCE_LENGTH), default="manual")
+    # When a calendar sync last confirmed this interval (None: not from a calendar).
+    synced_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -522,4 +526,56 @@ class TenantPolicies(Base):
         String(36), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
     )
     document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime]
+
+
+class CalendarConnection(Base):
+    """One agent's calendar account: where busy time comes from (:mod:`api.calendar_sync`).
+
+    ``settings`` is what may be shown (endpoints, the mailbox or user, write-back choices);
+    ``credentials`` is the secret part (refresh token, service-account key, client secret,
+    secret iCal URL) as JSON encrypted with the service's keyring (:mod:`api.crypto`), never
+    returned by any read. ``calendars`` lists the provider's calendar ids that are read.
+
+    ``status``: ``active``, ``paused`` (not synced, and the agent is not blocked by it), or
+    ``failed`` (the credential is dead: the agent is unavailable for new calls until a good
+    sync). ``cursors`` holds each calendar's incremental cursor (sync token, delta link, HTTP
+    validators); an empty one means that calendar needs a full sync. The mirror is the busy
+    intervals whose ``source`` is ``calendar:<id>``; ``last_success_at`` is how fresh it is.
+    ``channels`` holds push subscriptions (channel id, resource id, expiry per calendar) and
+    ``channel_token`` the secret they prove themselves with (encrypted).
+    """
+
+    __tablename__ = "calendar_connections"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "agent_id"], ["agents.tenant_id", "agents.id"], ondelete="CASCADE"
+        ),
+        CheckConstraint(
+            "provider IN ('google', 'microsoft', 'ics')", name="calendar_provider_known"
+        ),
+        CheckConstraint("status IN ('active', 'paused', 'failed')", name="calendar_status_known"),
+        Index("ix_calendar_connections_tenant_agent", "tenant_id", "agent_id"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(String(36), _tenant_fk(), primary_key=True)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    agent_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    provider: Mapped[str] = mapped_column(String(16))
+    calendars: Mapped[list[str]] = mapped_column(JSON)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON)
+    credentials: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    failure: Mapped[str | None] = mapped_column(Text)
+    cursors: Mapped[dict[str, Any]] = mapped_column(JSON)
+    last_attempt_at: Mapped[datetime | None]
+    last_success_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None]
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    busy_count: Mapped[int] = mapped_column(Integer, default=0)
+    requests_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    channels: Mapped[dict[str, Any]] = mapped_column(JSON)
+    channel_token: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
