@@ -228,7 +228,8 @@ class Retry:
         """How long to wait before try ``attempt + 1`` (``attempt`` counts from 1)."""
         if after is not None:
             return after
-        return self.rand() * min(self.max_wait, self.base * (2 ** (attempt - 1)))
+        cap = min(self.max_wait, self.base * 2.0 ** (attempt - 1))
+        return float(self.rand()) * cap
 
     def run(self, what: str, operation: Callable[[], T]) -> T:
         """Run ``operation``, retrying on :class:`RetryLater`; other errors pass through."""
