@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     # Keys material kept at rest (webhook secrets, calendar credentials) and signed links.
     secret_key: SecretStr = SecretStr(_PLACEHOLDER_SECRET)
     db_echo: bool = False
+    # Calendar sync (api/calendar_sync): each provider request's timeout.
+    calendar_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     db_pool_size: int = Field(default=10, ge=1, le=200)
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
     page_size_default: int = Field(default=50, ge=1, le=1000)

@@ -30,6 +30,7 @@ from email.utils import parsedate_to_datetime
 from typing import Literal, Protocol, TypeVar
 
 __all__ = [
+    "OWN_EVENT_PREFIX",
     "BusyEvent",
     "CalendarError",
     "CallEvent",
@@ -40,6 +41,7 @@ __all__ = [
     "ProviderError",
     "Retry",
     "RetryLater",
+    "Transparency",
     "WatchChannel",
     "retry_after_seconds",
 ]

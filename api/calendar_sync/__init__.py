@@ -1,0 +1,5 @@
+"""Calendar sync in the service: agents' calendar connections, the sync jobs that mirror their
+busy time, failing closed when a mirror cannot be trusted, and write-back of bound calls.
+
+api.calendar_sync.connectors   a connection's connector (credentials decrypted only here)
+"""
