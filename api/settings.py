@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     db_echo: bool = False
     # Calendar sync (api/calendar_sync): each provider request's timeout.
     calendar_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # An agent whose calendar mirror is older than this is unavailable for new calls (fail closed).
+    calendar_max_staleness_seconds: float = Field(default=1800.0, gt=0)
+    # How often each connection is polled (the safety net under push notifications).
+    calendar_poll_seconds: float = Field(default=300.0, gt=0)
+    # How far ahead busy time is mirrored (the longest booking horizon a capability may have).
+    calendar_horizon_days: int = Field(default=60, ge=1, le=366)
     db_pool_size: int = Field(default=10, ge=1, le=200)
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
     page_size_default: int = Field(default=50, ge=1, le=1000)

@@ -42,6 +42,7 @@ __all__ = [
     "Retry",
     "RetryLater",
     "Transparency",
+    "Unsupported",
     "WatchChannel",
     "retry_after_seconds",
 ]
@@ -139,7 +140,8 @@ class Connector(Protocol):
         ...
 
     def write_event(self, calendar: str, event: CallEvent) -> str:
-        """Create (or, when it already exists, update) the call's event; return its key."""
+        """Create (or, when it already exists, update) the call's event; return its key.
+        Read-only providers (ICS) raise :class:`Unsupported`."""
         ...
 
     def update_event(self, calendar: str, key: str, event: CallEvent) -> str:
@@ -152,7 +154,7 @@ class Connector(Protocol):
 
     def watch(self, calendar: str, address: str, token: str, ttl: timedelta) -> WatchChannel:
         """Ask the provider to notify ``address`` of changes to ``calendar``, proving itself
-        with ``token``. Providers without push raise :class:`NotImplementedError`."""
+        with ``token``. Providers without push raise :class:`Unsupported`."""
         ...
 
     def unwatch(self, channel: WatchChannel) -> None:
@@ -179,6 +181,10 @@ class CursorExpired(CalendarError):
 
 class ProviderError(CalendarError):
     """The provider failed after the retries the budget allowed; try again later."""
+
+
+class Unsupported(CalendarError):
+    """The provider cannot do this at all (an ICS feed is read-only and has no push)."""
 
 
 class RetryLater(CalendarError):
