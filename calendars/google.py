@@ -313,19 +313,26 @@ def _resources(api_endpoint: str) -> tuple[Any, Any, Any]:
 # --- event ids, times ------------------------------------------------------------------------
 
 
+def _b32hex(data: bytes) -> str:
+    return base64.b32hexencode(data).decode().rstrip("=").lower()
+
+
 def event_id(call_id: str) -> str:
-    """The Google event id of ``call_id``'s event: ``sb`` and the call id in base32hex
-    (Google's alphabet for ids: a-v and 0-9, 5 to 1024 characters), so a retried insert names
-    the same event and the id maps back to the call."""
-    encoded = base64.b32hexencode(call_id.encode()).decode().rstrip("=").lower()
-    return "sb" + encoded
+    """The Google event id of ``call_id``'s event, so that a retried insert names the same
+    event: ``sbcall`` and the call id in base32hex (Google's alphabet for ids: a-v and 0-9, 5
+    to 1024 characters), which maps back to the call (:func:`call_of`); a call id too long for
+    that gives ``sbhash`` and its SHA-256 instead."""
+    encoded = _b32hex(call_id.encode())
+    if len(encoded) > 1000:
+        return "sbhash" + _b32hex(hashlib.sha256(call_id.encode()).digest())
+    return "sbcall" + encoded
 
 
 def call_of(key: str) -> str | None:
-    """The call id an :func:`event_id` was made from, else None."""
-    if not key.startswith("sb") or not _EVENT_ID.match(key):
+    """The call id an :func:`event_id` was made from, when it can be read back; else None."""
+    if not key.startswith("sbcall") or not _EVENT_ID.match(key):
         return None
-    body = key[2:].upper()
+    body = key[6:].upper()
     try:
         return base64.b32hexdecode(body + "=" * (-len(body) % 8)).decode()
     except (binascii.Error, ValueError):
@@ -457,7 +464,19 @@ class GoogleConnector:
         return f"GoogleConnector(requests={self.requests})"
 
     def close(self) -> None:
-        self._http.close()
+        """Close the connections this connector keeps open (also done when it is collected)."""
+        http = getattr(self, "_http", None)
+        if http is not None:
+            http.close()
+
+    def __enter__(self) -> GoogleConnector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
 
     # --- the one way a request goes out
     def _call(

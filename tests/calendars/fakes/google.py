@@ -41,6 +41,7 @@ Faults: :meth:`fail_next` (the next N API answers: 429 with ``Retry-After``, 401
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import itertools
 import json
@@ -69,6 +70,7 @@ DEFAULT_GRANTED_SCOPES = (
     SCOPE_PREFIX + "calendar.events.freebusy",
     SCOPE_PREFIX + "calendar.events.owned",
 )
+GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 FREEBUSY_MAX_CALENDARS = 50
 FREEBUSY_MAX_SPAN = timedelta(days=90)
@@ -112,6 +114,7 @@ class Fault:
     status: int
     retry_after: str | None
     reason: str
+    lost: bool = False  # the request takes effect; only its answer is the fault
 
 
 @dataclass
@@ -246,6 +249,7 @@ class FakeGoogle:
         self._seq = 0
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
+        self._open: set[socket.socket] = set()  # connections being served (closed by stop)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.api_endpoint = ""
@@ -260,7 +264,9 @@ class FakeGoogle:
         port = server.server_address[1]
         self.api_endpoint = f"http://127.0.0.1:{port}/calendar/v3/"
         self.token_uri = f"http://127.0.0.1:{port}/token"
-        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -269,6 +275,11 @@ class FakeGoogle:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        with self._lock:
+            for connection in self._open:  # idle keep-alive connections: end their threads
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
+            self._open.clear()
 
     def __enter__(self) -> FakeGoogle:
         return self.start()
@@ -504,8 +515,11 @@ class FakeGoogle:
         *,
         retry_after: str | None = None,
         reason: str | None = None,
+        lost: bool = False,
     ) -> None:
-        """The next ``count`` API requests (not the token endpoint) answer ``status``."""
+        """The next ``count`` API requests (not the token endpoint) answer ``status`` (with
+        ``Retry-After`` and Google's error ``reason`` when given). ``lost``: the request still
+        takes effect, only its answer is lost -- what a retry must not duplicate."""
         default = {
             429: "rateLimitExceeded",
             401: "authError",
@@ -513,7 +527,9 @@ class FakeGoogle:
             410: "deleted",
         }.get(status, "backendError")
         with self._lock:
-            self._faults.extend(Fault(status, retry_after, reason or default) for _ in range(count))
+            self._faults.extend(
+                Fault(status, retry_after, reason or default, lost) for _ in range(count)
+            )
 
     def expire_sync_tokens(self) -> None:
         """Every sync token handed out so far answers 410 Gone (``fullSyncRequired``)."""
@@ -558,12 +574,9 @@ class FakeGoogle:
             self.requests[kind] += 1
             self.log.append(Logged(method, kind, path, query, body))
             self._authorise(kind, headers)
-            if self._faults:
-                fault = self._faults.pop(0)
-                reply = _error(fault.status, fault.reason, domain="usageLimits")
-                if fault.retry_after is not None:
-                    reply.headers["Retry-After"] = fault.retry_after
-                raise reply
+            fault = self._faults.pop(0) if self._faults else None
+            if fault is not None and not fault.lost:
+                raise self._fault(fault)
             if kind == "freebusy.query":
                 answer = self._freebusy(body or {})
             elif kind == "channels.stop":
@@ -580,11 +593,20 @@ class FakeGoogle:
                 answer = self._get(str(calendar), str(event_id))
             else:
                 answer = self._watch(str(calendar), body or {})
+            if fault is not None:
+                raise self._fault(fault)
         if answer is None:
             return _Reply(204)
         if "fields" in query:
             answer = select_fields(answer, parse_fields(query["fields"]))
         return _Reply(200, answer)
+
+    @staticmethod
+    def _fault(fault: Fault) -> _Reply:
+        reply = _error(fault.status, fault.reason, domain="usageLimits")
+        if fault.retry_after is not None:
+            reply.headers["Retry-After"] = fault.retry_after
+        return reply
 
     def _authorise(self, kind: str, headers: Mapping[str, str]) -> None:
         auth = headers.get("authorization", "")
@@ -651,7 +673,9 @@ class FakeGoogle:
         except (ValueError, InvalidSignature, AttributeError):
             return None
         now = clock.time()
-        if claims.get("aud") != self.token_uri or not claims.get("iat", now + 1) <= now + 60:
+        # google-auth names Google's token endpoint as the audience whatever token_uri is
+        audiences = (self.token_uri, GOOGLE_TOKEN_URI)
+        if claims.get("aud") not in audiences or not claims.get("iat", now + 1) <= now + 60:
             return None
         if not float(claims.get("exp", 0)) > now:
             return None
@@ -855,6 +879,16 @@ class _Handler(BaseHTTPRequestHandler):
         # One write per answer and no Nagle: otherwise each answer waits ~40 ms for the
         # client's delayed ACK.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        fake: FakeGoogle = self.server.fake  # type: ignore[attr-defined]
+        with fake._lock:
+            fake._open.add(self.connection)
+
+    def finish(self) -> None:
+        fake: FakeGoogle = self.server.fake  # type: ignore[attr-defined]
+        with fake._lock:
+            fake._open.discard(self.connection)
+        with contextlib.suppress(OSError):
+            super().finish()
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
@@ -900,6 +934,6 @@ def service_account_key(client_email: str) -> tuple[dict[str, str], rsa.RSAPubli
         "private_key": pem,
         "client_email": client_email,
         "client_id": str(secrets.randbelow(10**20)),
-        "token_uri": "https://oauth2.googleapis.com/token",
+        "token_uri": GOOGLE_TOKEN_URI,
     }
     return info, key.public_key()
