@@ -504,6 +504,8 @@ class GoogleConnector:
                 raise RetryLater(f"{what}: the token endpoint could not be reached") from None
             except (OSError, httplib2.HttpLib2Error) as exc:
                 raise RetryLater(f"{what}: {type(exc).__name__}") from None
+            except ValueError:  # a 2xx whose body is not the JSON it should be
+                raise ProviderError(f"{what}: a malformed answer") from None
 
         return self.retry.run(what, attempt)
 

@@ -8,6 +8,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -545,6 +546,38 @@ def test_watch_opens_a_channel_and_unwatch_stops_it(google: FakeGoogle) -> None:
     connector.unwatch(channel)
     assert google.channels == {}
     connector.unwatch(channel)  # gone already: fine
+
+
+def test_the_fake_pushes_notifications_the_way_google_does(google: FakeGoogle) -> None:
+    received: list[dict[str, str]] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append({k.lower(): v for k, v in self.headers.items()})
+            self.send_response(204)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02})
+    thread.start()
+    try:
+        address = f"http://127.0.0.1:{server.server_address[1]}/push/google"
+        channel = connect(google).watch(CAL, address, "tok-2", timedelta(hours=1))
+        assert google.push(CAL) == [204]
+        assert google.push("someone-else@example.com") == []
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    [headers] = received
+    assert headers["x-goog-channel-id"] == channel.channel_id
+    assert headers["x-goog-channel-token"] == "tok-2"
+    assert headers["x-goog-resource-id"] == channel.resource_id
+    assert headers["x-goog-resource-state"] == "exists"
 
 
 # --- privacy ----------------------------------------------------------------------------------

@@ -32,6 +32,8 @@ series is its instances (``recurringEventId``, ``originalStartTime``). Events ca
 summary, description, location and attendees a test gives them (sentinel strings, to prove
 nothing of them leaves the connector).
 
+Push: :meth:`push` notifies the channels watching a calendar as Google does.
+
 Faults: :meth:`fail_next` (the next N API answers: 429 with ``Retry-After``, 401, 503...),
 :meth:`expire_sync_tokens` (410), :meth:`revoke` (the token endpoint answers
 ``invalid_grant``). Every request is counted by kind in :attr:`requests` and logged in
@@ -50,10 +52,13 @@ import secrets
 import socket
 import threading
 import time as clock
+import urllib.error
+import urllib.request
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -247,6 +252,7 @@ class FakeGoogle:
         self._pages: dict[str, list[dict[str, Any]]] = {}
         self._faults: list[Fault] = []
         self._seq = 0
+        self._messages = 0
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
         self._open: set[socket.socket] = set()  # connections being served (closed by stop)
@@ -506,6 +512,39 @@ class FakeGoogle:
         with self._lock:
             found = self._calendars.get(calendar)
             return copy.deepcopy(list(found.events.values())) if found else []
+
+    # --- push
+    def push(self, calendar: str, state: str = "exists") -> list[int]:
+        """Notify every channel watching ``calendar`` the way Google does (a POST with no body
+        and ``X-Goog-*`` headers; ``state`` is ``sync`` for the first message of a channel,
+        ``exists`` for a change); the HTTP status each address answered (0: unreachable)."""
+        with self._lock:
+            watching = [c for c in self.channels.values() if c.calendar == calendar]
+            self._messages += 1
+            number = self._messages
+        statuses = []
+        for channel in watching:
+            headers = {
+                "X-Goog-Channel-ID": channel.id,
+                "X-Goog-Channel-Expiration": formatdate(channel.expiration_ms / 1000, usegmt=True),
+                "X-Goog-Resource-ID": channel.resource_id,
+                "X-Goog-Resource-URI": f"{self.api_endpoint}calendars/{calendar}/events?alt=json",
+                "X-Goog-Resource-State": state,
+                "X-Goog-Message-Number": str(number),
+            }
+            if channel.token is not None:
+                headers["X-Goog-Channel-Token"] = channel.token
+            request = urllib.request.Request(
+                channel.address, data=b"", headers=headers, method="POST"
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=5) as answer:
+                    statuses.append(int(answer.status))
+            except urllib.error.HTTPError as exc:
+                statuses.append(int(exc.code))
+            except OSError:
+                statuses.append(0)
+        return statuses
 
     # --- faults
     def fail_next(
