@@ -54,6 +54,7 @@ from google.auth import exceptions as auth_exceptions
 from google.oauth2 import credentials as oauth_credentials
 from google.oauth2 import service_account
 from googleapiclient import discovery, discovery_cache
+from googleapiclient import errors as api_errors
 from googleapiclient.errors import HttpError
 
 from calendars.base import (
@@ -502,10 +503,12 @@ class GoogleConnector:
                 raise _refresh_failure(what, exc) from None
             except auth_exceptions.TransportError:
                 raise RetryLater(f"{what}: the token endpoint could not be reached") from None
+            except auth_exceptions.GoogleAuthError as exc:  # the credential cannot be used
+                raise CredentialError(f"{what}: {type(exc).__name__}") from None
             except (OSError, httplib2.HttpLib2Error) as exc:
                 raise RetryLater(f"{what}: {type(exc).__name__}") from None
-            except ValueError:  # a 2xx whose body is not the JSON it should be
-                raise ProviderError(f"{what}: a malformed answer") from None
+            except (ValueError, api_errors.Error) as exc:  # e.g. a 2xx whose body is not JSON
+                raise ProviderError(f"{what}: a malformed answer ({type(exc).__name__})") from None
 
         return self.retry.run(what, attempt)
 

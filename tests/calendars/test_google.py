@@ -204,6 +204,15 @@ def test_all_day_events_are_whole_local_days_in_the_calendars_zone(google: FakeG
     )
 
 
+def test_an_answer_that_is_not_json_is_a_provider_error(google: FakeGoogle) -> None:
+    connector = connect(google)
+    google.fail_next(1, 200, raw=b"<html>a proxy's page</html>")
+    with pytest.raises(ProviderError, match="malformed answer"):
+        connector.sync(CAL, None, *WINDOW)
+    google.fail_next(1, 502, raw=b"<html>Bad Gateway</html>")  # retried, then fine
+    assert connector.sync(CAL, None, *WINDOW).full
+
+
 def test_an_unknown_calendar_is_a_provider_error(google: FakeGoogle) -> None:
     with pytest.raises(ProviderError, match="404"):
         connect(google).sync("nobody@example.com", None, *WINDOW)

@@ -120,6 +120,7 @@ class Fault:
     retry_after: str | None
     reason: str
     lost: bool = False  # the request takes effect; only its answer is the fault
+    raw: bytes | None = None  # the answer's body as is (not Google's error JSON)
 
 
 @dataclass
@@ -555,10 +556,12 @@ class FakeGoogle:
         retry_after: str | None = None,
         reason: str | None = None,
         lost: bool = False,
+        raw: bytes | None = None,
     ) -> None:
         """The next ``count`` API requests (not the token endpoint) answer ``status`` (with
         ``Retry-After`` and Google's error ``reason`` when given). ``lost``: the request still
-        takes effect, only its answer is lost -- what a retry must not duplicate."""
+        takes effect, only its answer is lost -- what a retry must not duplicate. ``raw``: the
+        body sent instead of Google's error JSON (a proxy's HTML page, a truncated answer)."""
         default = {
             429: "rateLimitExceeded",
             401: "authError",
@@ -567,7 +570,7 @@ class FakeGoogle:
         }.get(status, "backendError")
         with self._lock:
             self._faults.extend(
-                Fault(status, retry_after, reason or default, lost) for _ in range(count)
+                Fault(status, retry_after, reason or default, lost, raw) for _ in range(count)
             )
 
     def expire_sync_tokens(self) -> None:
@@ -643,6 +646,8 @@ class FakeGoogle:
     @staticmethod
     def _fault(fault: Fault) -> _Reply:
         reply = _error(fault.status, fault.reason, domain="usageLimits")
+        if fault.raw is not None:
+            reply.body = fault.raw
         if fault.retry_after is not None:
             reply.headers["Retry-After"] = fault.retry_after
         return reply
@@ -945,7 +950,10 @@ class _Handler(BaseHTTPRequestHandler):
             reply = exc
         except Exception as exc:  # a bug in the fake: say so, do not hang the client
             reply = _error(500, "backendError", f"fake: {type(exc).__name__}: {exc}")
-        payload = b"" if reply.body is None else json.dumps(reply.body).encode()
+        if reply.body is None or isinstance(reply.body, bytes):
+            payload = reply.body or b""
+        else:
+            payload = json.dumps(reply.body).encode()
         self.send_response(reply.status)
         for name, value in reply.headers.items():
             self.send_header(name, value)
