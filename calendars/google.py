@@ -381,12 +381,14 @@ def _busy_event(calendar: str, item: Mapping[str, Any], zone: ZoneInfo) -> BusyE
     transparency: Transparency = (
         "transparent" if item.get("transparency") == "transparent" else "opaque"
     )
+    key = str(item["id"])
     own = None
     extended = item.get("extendedProperties")
     if isinstance(extended, Mapping) and isinstance(extended.get("private"), Mapping):
         marker = extended["private"].get(OWN_PROPERTY)
         own = marker if isinstance(marker, str) and marker else None
-    return BusyEvent(calendar, start, end, transparency, str(item["id"]), own)
+    # Without the marker (a grant that hides extended properties), the id still tells.
+    return BusyEvent(calendar, start, end, transparency, key, own or call_of(key))
 
 
 def _spans(start: datetime, end: datetime, most: timedelta) -> list[tuple[datetime, datetime]]:
@@ -689,27 +691,31 @@ class GoogleConnector:
 
     # --- push
     def watch(self, calendar: str, address: str, token: str, ttl: timedelta) -> WatchChannel:
-        channel_id = str(uuid.uuid4())
         seconds = max(1, int(ttl.total_seconds()))
-        body = {
-            "id": channel_id,
-            "type": "web_hook",
-            "address": address,
-            "token": token,
-            "params": {"ttl": str(seconds)},
-        }
-        answer = self._call(
-            "events.watch", lambda: self._events.watch(calendarId=calendar, body=body)
-        )
+        sent: list[str] = []
+
+        def request() -> Any:
+            # A new channel id per try: a retry after a lost answer must not reuse the id of
+            # a channel Google may have opened (that one lapses after its ttl).
+            sent.append(str(uuid.uuid4()))
+            body = {
+                "id": sent[-1],
+                "type": "web_hook",
+                "address": address,
+                "token": token,
+                "params": {"ttl": str(seconds)},
+            }
+            return self._events.watch(calendarId=calendar, body=body)
+
+        answer = self._call("events.watch", request)
         expires = datetime.now(UTC) + timedelta(seconds=seconds)
+        resource = None
         if isinstance(answer, Mapping):
             with contextlib.suppress(KeyError, TypeError, ValueError):
                 expires = datetime.fromtimestamp(int(answer["expiration"]) / 1000, UTC)
             resource = answer.get("resourceId")
-        else:
-            resource = None
         return WatchChannel(
-            calendar, channel_id, resource if isinstance(resource, str) else None, expires
+            calendar, sent[-1], resource if isinstance(resource, str) else None, expires
         )
 
     def unwatch(self, channel: WatchChannel) -> None:

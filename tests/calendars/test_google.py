@@ -494,6 +494,15 @@ def test_the_services_own_events_come_back_flagged(google: FakeGoogle) -> None:
     assert gcal.call_of(key) == "call-7"
 
 
+def test_an_own_event_without_its_marker_is_still_known_by_its_id(google: FakeGoogle) -> None:
+    connector = connect(google)
+    key = connector.write_event(CAL, call("call-8"))
+    google._calendars[CAL].events[key].pop("extendedProperties")  # hidden from this grant
+    other = google.add_event(CAL, T0, T0 + timedelta(hours=1), private={"switchboardCall": ""})
+    own = {e.key: e.own for e in connector.sync(CAL, None, *WINDOW).upserts}
+    assert own == {key: "call-8", other: None}
+
+
 def test_update_moves_the_event_and_recreates_a_deleted_one(google: FakeGoogle) -> None:
     connector = connect(google)
     key = connector.write_event(CAL, call())
@@ -555,6 +564,16 @@ def test_watch_opens_a_channel_and_unwatch_stops_it(google: FakeGoogle) -> None:
     connector.unwatch(channel)
     assert google.channels == {}
     connector.unwatch(channel)  # gone already: fine
+
+
+def test_a_watch_retried_after_a_lost_answer_opens_a_channel_under_a_new_id(
+    google: FakeGoogle,
+) -> None:
+    connector = connect(google)
+    google.fail_next(1, 503, lost=True)  # Google opened the channel; the answer was lost
+    channel = connector.watch(CAL, "https://switchboard.example/push", "tok", timedelta(hours=1))
+    assert len(google.channels) == 2 and channel.channel_id in google.channels
+    assert google.channels[channel.channel_id].resource_id == channel.resource_id
 
 
 def test_the_fake_pushes_notifications_the_way_google_does(google: FakeGoogle) -> None:
