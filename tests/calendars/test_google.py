@@ -632,3 +632,34 @@ def test_no_sentinel_reaches_anything_the_connector_returns_or_raises(google: Fa
     for logged in google.log:
         if logged.kind == "events.list":
             assert "summary" not in logged.query["fields"]
+
+
+# --- sharing ----------------------------------------------------------------------------------
+
+
+def test_connectors_in_threads_share_the_api_resources_safely(google: FakeGoogle) -> None:
+    agents = [f"agent{n:02d}@example.com" for n in range(24)]
+    for n, agent in enumerate(agents):
+        google.add_calendar(agent)
+        for k in range(n % 4 + 1):
+            google.add_event(agent, T0 + timedelta(days=k), T0 + timedelta(days=k, hours=1))
+    credentials = [google.oauth_credentials() for _ in agents]
+    found: dict[str, int] = {}
+    failures: list[BaseException] = []
+
+    def work(first: int) -> None:
+        try:
+            for n in range(first, len(agents), 4):
+                with connect(google, credentials[n]) as connector:
+                    found[agents[n]] = len(connector.sync(agents[n], None, *WINDOW).upserts)
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=work, args=(first,)) for first in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert found == {agent: n % 4 + 1 for n, agent in enumerate(agents)}
+    assert gcal._resources(google.api_endpoint) is gcal._resources(google.api_endpoint)
