@@ -189,11 +189,11 @@ def _service_account_problems(info: Any) -> list[tuple[str, str]]:
     if not isinstance(key, str) or not key:
         found.append((f"{field}.private_key", "is required (a PEM private key)"))
     else:
-        try:
+        try:  # loads and signs: an EC key loads too, and fails only when it signs
             _SIGNER.from_service_account_info(
                 {"private_key": key, "private_key_id": info.get("private_key_id")}
-            )
-        except (ValueError, TypeError, IndexError):
+            ).sign(b"probe")
+        except Exception:  # whatever the reason, the key cannot sign Google's assertions
             found.append((f"{field}.private_key", "is not a PEM-encoded RSA private key"))
     return found
 

@@ -12,6 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -404,6 +406,20 @@ def test_problems_name_each_bad_field_and_never_a_secret() -> None:
     )
     assert set(found) == {"settings.subject", "credentials.service_account_info.private_key"}
     assert all(secret not in reason for reason in found.values())
+    ec_key = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    not_rsa = {**bad_key, "private_key": ec_key.decode()}
+    assert gcal.problems(
+        {"auth": "service_account", "subject": CAL}, {"service_account_info": not_rsa}
+    ) == [("credentials.service_account_info.private_key", "is not a PEM-encoded RSA private key")]
+    good, _ = service_account_key("sync@project.iam.example")
+    assert (
+        gcal.problems({"auth": "service_account", "subject": CAL}, {"service_account_info": good})
+        == []
+    )
     assert calendars.problems("google", {"auth": "service_account"}, {}) == [
         ("settings.subject", "is required: the email address of the user to act as"),
         (
