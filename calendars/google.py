@@ -343,7 +343,7 @@ def call_of(key: str) -> str | None:
 def _rfc3339(moment: datetime) -> str:
     if moment.tzinfo is None:
         raise ValueError("times must be timezone-aware")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")  # keeps microseconds
 
 
 def _zone(name: Any) -> ZoneInfo:
