@@ -29,6 +29,8 @@ from calendars.base import (
 from tests.calendars.fakes.google import (
     DEFAULT_GRANTED_SCOPES,
     FakeGoogle,
+    parse_fields,
+    select_fields,
     service_account_key,
 )
 
@@ -679,3 +681,32 @@ def test_connectors_in_threads_share_the_api_resources_safely(google: FakeGoogle
     assert failures == []
     assert found == {agent: n % 4 + 1 for n, agent in enumerate(agents)}
     assert gcal._resources(google.api_endpoint) is gcal._resources(google.api_endpoint)
+
+
+def test_the_fake_applies_partial_responses_like_google() -> None:
+    tree = parse_fields(gcal.EVENT_FIELDS)
+    page = {
+        "kind": "calendar#events",
+        "timeZone": "UTC",
+        "nextSyncToken": "s",
+        "items": [
+            {
+                "id": "a",
+                "summary": SENTINELS[0],
+                "start": {"dateTime": "2026-12-07T09:00:00Z"},
+                "attendees": [{"email": SENTINELS[3]}],
+                "extendedProperties": {"private": {"x": "1"}, "shared": {"y": SENTINELS[1]}},
+            }
+        ],
+    }
+    assert select_fields(page, tree) == {
+        "timeZone": "UTC",
+        "nextSyncToken": "s",
+        "items": [
+            {
+                "id": "a",
+                "start": {"dateTime": "2026-12-07T09:00:00Z"},
+                "extendedProperties": {"private": {"x": "1"}},
+            }
+        ],
+    }
