@@ -25,7 +25,6 @@ from api.crypto import InvalidToken, fernet
 from api.db.engine import make_engine
 from api.db.models import Agent, CalendarConnection, IdempotencyRecord, Team
 from api.db.webhooks import WebhookSubscription
-from api.idempotency.service import SEAL_PURPOSE
 from api.main import create_app
 from api.settings import Environment, Settings
 from api.webhooks import secrets

@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session
 import calendars
 from api.calendar_sync import connectors
 from api.calendar_sync.jobs import SYNC_JOB
-from api.db.jobs import Job, JobStatus
 from api.crypto import fernet
+from api.db.jobs import Job, JobStatus
 from api.db.models import BusyInterval, CalendarConnection, IdempotencyRecord
 from api.idempotency.service import SEAL_PURPOSE
 from api.settings import Settings
