@@ -15,13 +15,16 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from hypothesis import given
+from hypothesis import settings as settings_profile
+from hypothesis import strategies as st
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from api import rotation
 from api.calendar_sync import connectors
 from api.cli import main
-from api.crypto import InvalidToken, fernet
+from api.crypto import InvalidToken, fernet, newest_fernet
 from api.db.engine import make_engine
 from api.db.models import Agent, CalendarConnection, IdempotencyRecord, Team
 from api.db.webhooks import WebhookSubscription
@@ -75,6 +78,29 @@ def test_encrypts_with_the_newest_key_and_opens_with_any() -> None:
     # Purposes stay apart: a webhook secret's key does not open a stored answer.
     with pytest.raises(InvalidToken):
         fernet(Settings(secret_key=KEY_B), "other/v1").decrypt(fresh)
+
+
+@settings_profile(max_examples=40, deadline=None, derandomize=True)
+@given(
+    keys=st.lists(
+        st.text(alphabet="abcdefgh", min_size=32, max_size=40), min_size=1, max_size=4, unique=True
+    ),
+    made_with=st.integers(min_value=0, max_value=3),
+    plaintext=st.binary(max_size=64),
+)
+def test_whatever_key_of_the_ring_made_a_token_rotation_moves_it_to_the_newest(
+    keys: list[str], made_with: int, plaintext: bytes
+) -> None:
+    ring_settings = Settings(secret_key=keys[0], previous_secret_keys=",".join(keys[1:]) or None)
+    maker = fernet(Settings(secret_key=keys[made_with % len(keys)]), "p/v1")
+    token = maker.encrypt(plaintext)
+    ring = fernet(ring_settings, "p/v1")
+    assert ring.decrypt(token) == plaintext
+    rotated = ring.rotate(token)
+    assert newest_fernet(ring_settings, "p/v1").decrypt(rotated) == plaintext
+    for older in keys[1:]:
+        with pytest.raises(InvalidToken):
+            fernet(Settings(secret_key=older), "p/v1").decrypt(rotated)
 
 
 def test_previous_keys_are_read_from_the_environment_newest_first(

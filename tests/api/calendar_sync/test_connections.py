@@ -24,6 +24,7 @@ from api.crypto import fernet
 from api.db.jobs import Job, JobStatus
 from api.db.models import BusyInterval, CalendarConnection, IdempotencyRecord
 from api.idempotency.service import SEAL_PURPOSE
+from api.org_version import current_version
 from api.settings import Settings
 from tests.api.conftest import T0, As, FakeClock, TenantCtx, assert_problem
 
@@ -473,8 +474,12 @@ def test_delete_removes_the_connection_and_its_mirror_only(
         session.commit()
     before = a.get("/v1/busy?agent=ada").json()["items"]
     assert len(before) == 4
+    with Session(db) as session:
+        version = current_version(session, tenant_id)
     r = a.delete(f"/v1/calendar-connections/{connection}")
     assert r.status_code == 204, r.text
+    with Session(db) as session:  # the caches built on the busy time it freed are stale now
+        assert current_version(session, tenant_id) > version
     left = {i["id"] for i in a.get("/v1/busy?agent=ada").json()["items"]}
     assert left == {manual.json()["id"], "mirror-2"}
     assert_problem(a.get(f"/v1/calendar-connections/{connection}"), 404)
