@@ -65,7 +65,8 @@ class Settings(BaseSettings):
         default=DEFAULT_DATABASE_URL,
         validation_alias=AliasChoices("DATABASE_URL", "SWITCHBOARD_DATABASE_URL", "database_url"),
     )
-    # Keys material kept at rest (webhook secrets, calendar credentials) and signed links.
+    # The newest key of the keyring that encrypts secrets at rest (webhook secrets, calendar
+    # credentials, stored idempotent answers; api/crypto.py).
     secret_key: SecretStr = SecretStr(_PLACEHOLDER_SECRET)
     # Older secret keys, newest first, comma-separated: what was stored under them still opens
     # (api/crypto.py) until ``switchboard rotate-secrets`` re-encrypted it under secret_key.
