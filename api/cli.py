@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_service_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """``db``, ``serve``, ``tenant`` and ``housekeeping``: implemented lazily in
+    """``db``, ``serve``, ``tenant``, ``housekeeping`` and ``rotate-secrets``: implemented lazily in
     :mod:`api.commands` (``worker`` in :mod:`api.worker`)."""
 
     def run(name: str) -> object:
@@ -161,6 +161,30 @@ def _add_service_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
         help="rows deleted per transaction (default SWITCHBOARD_HOUSEKEEPING_BATCH_SIZE, 1000)",
     )
     housekeeping.set_defaults(func=run("housekeeping"))
+
+    rotate = sub.add_parser(
+        "rotate-secrets",
+        help="re-encrypt every stored secret under the newest SWITCHBOARD_SECRET_KEY",
+        description=(
+            "Re-encrypt every secret stored at rest -- webhook signing secrets (and rotated-out "
+            "ones still signing), stored Idempotency-Key answers, calendar credentials and push "
+            "channel tokens -- under SWITCHBOARD_SECRET_KEY, opening them with any key of "
+            "SWITCHBOARD_PREVIOUS_SECRET_KEYS. Run it after deploying the new key with the old "
+            "one among the previous keys; once it reports nothing unreadable, drop the old key. "
+            "Works in batches of --batch-size rows, each its own transaction: safe to run while "
+            "the service serves, and to run again. A token no key opens is counted, named and "
+            "left as it is; the exit status is then 1."
+        ),
+    )
+    rotate.add_argument("--database-url", help=url_help)
+    rotate.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=500,
+        metavar="N",
+        help="rows re-encrypted per transaction (default 500)",
+    )
+    rotate.set_defaults(func=run("rotate_secrets"))
 
 
 def _worker(args: argparse.Namespace) -> int:

@@ -1,5 +1,5 @@
 """The service's sub-commands of ``switchboard`` (``db upgrade``, ``serve``, ``tenant create``,
-``housekeeping``).
+``housekeeping``, ``rotate-secrets``).
 
 ``api/cli.py`` only declares the arguments and imports this module lazily, so the CLI stays fast.
 Each command builds its own :class:`~api.settings.Settings` when it runs.
@@ -93,6 +93,78 @@ def housekeeping(args: argparse.Namespace) -> int:
         engine.dispose()
     before = report.idempotency_before.isoformat(timespec="seconds")
     print(f"deleted {report.idempotency_records} idempotency record(s) created before {before}")
+    return 0
+
+
+def rotate_secrets(args: argparse.Namespace) -> int:
+    """Re-encrypt every stored secret under the newest key, with a progress bar per kind of
+    secret and a summary; 1 when some token no key of the ring opens."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from rich.table import Table
+
+    from api import rotation
+    from api.db.engine import make_engine
+
+    settings = _settings(args)
+    console = Console(stderr=True)
+    out = Console()
+    engine = make_engine(settings)
+    try:
+        totals = rotation.count(engine)
+        with Progress(
+            TextColumn("{task.description:<28}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=console,
+        ) as bar:
+            tasks = {kind: bar.add_task(kind, total=n) for kind, n in totals.items()}
+
+            def advance(target: rotation.StoredSecret, n: int) -> None:
+                bar.advance(tasks[target.kind], n)
+
+            report = rotation.rotate_all(
+                engine, settings, batch_size=args.batch_size, progress=advance
+            )
+    except (OperationalError, ProgrammingError) as exc:
+        print(
+            f"cannot rotate ({exc.orig}); run `switchboard db upgrade` first",
+            file=sys.stderr,
+        )
+        return 1
+    finally:
+        engine.dispose()
+    table = Table(title=f"Secrets re-encrypted under the newest of {len(settings.keyring)} key(s)")
+    for name in ("kind", "rotated", "already current", "changed meanwhile", "unreadable"):
+        table.add_column(
+            name, justify="left" if name == "kind" else "right", no_wrap=name == "kind"
+        )
+    for kind in report.kinds:
+        table.add_row(
+            kind.kind,
+            str(kind.rotated),
+            str(kind.current),
+            str(kind.changed),
+            str(kind.unreadable),
+        )
+    out.print(table)
+    for kind in report.kinds:
+        if kind.unreadable_rows:
+            more = kind.unreadable - len(kind.unreadable_rows)
+            listed = ", ".join(kind.unreadable_rows) + (f" and {more} more" if more else "")
+            out.print(f"unreadable {kind.kind}: {listed}", markup=False, highlight=False)
+    if report.unreadable:
+        print(
+            f"{report.unreadable} stored secret(s) open with no key of the keyring and were left "
+            "as they are: add the key they were made with to SWITCHBOARD_PREVIOUS_SECRET_KEYS "
+            "and run this again (or replace those secrets). Keep the previous keys until then.",
+            file=sys.stderr,
+        )
+        return 1
+    print(
+        "every stored secret opens with SWITCHBOARD_SECRET_KEY: "
+        "SWITCHBOARD_PREVIOUS_SECRET_KEYS may be dropped"
+    )
     return 0
 
 

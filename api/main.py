@@ -190,6 +190,7 @@ def _include_routers(app: FastAPI) -> None:
     from api.assignment import routes as assignment
     from api.bookings import routes as bookings
     from api.bookings import service as booking_service
+    from api.calendar_sync import routes as calendar_connections
     from api.jobs import routes as jobs
     from api.keys import routes as api_keys
     from api.kpis import routes as kpis
@@ -224,6 +225,7 @@ def _include_routers(app: FastAPI) -> None:
         tickets.router,
         solve.router,
         webhooks.router,
+        calendar_connections.router,
         jobs.router,
         kpis.router,
         health.metrics_router,

@@ -37,6 +37,11 @@ def env_name(field: str) -> str:
     return f"{ENV_PREFIX}{field.upper()}"
 
 
+def _weak(secret: str) -> bool:
+    """A secret refused in production: the placeholder, or too short to be random enough."""
+    return secret == _PLACEHOLDER_SECRET or len(secret) < _MIN_SECRET_LENGTH
+
+
 class Environment(enum.StrEnum):
     DEVELOPMENT = "development"
     TEST = "test"
@@ -47,7 +52,12 @@ class Settings(BaseSettings):
     """Everything the service reads from its environment, validated in one place."""
 
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, extra="ignore", frozen=True, populate_by_name=True
+        env_prefix=ENV_PREFIX,
+        extra="ignore",
+        frozen=True,
+        populate_by_name=True,
+        # A refused setting must not echo the secrets beside it into a log.
+        hide_input_in_errors=True,
     )
 
     environment: Environment = Environment.DEVELOPMENT
@@ -55,8 +65,12 @@ class Settings(BaseSettings):
         default=DEFAULT_DATABASE_URL,
         validation_alias=AliasChoices("DATABASE_URL", "SWITCHBOARD_DATABASE_URL", "database_url"),
     )
-    # Keys material kept at rest (webhook secrets, calendar credentials) and signed links.
+    # The newest key of the keyring that encrypts secrets at rest (webhook secrets, calendar
+    # credentials, stored idempotent answers; api/crypto.py).
     secret_key: SecretStr = SecretStr(_PLACEHOLDER_SECRET)
+    # Older secret keys, newest first, comma-separated: what was stored under them still opens
+    # (api/crypto.py) until ``switchboard rotate-secrets`` re-encrypted it under secret_key.
+    previous_secret_keys: SecretStr | None = None
     db_echo: bool = False
     # Calendar sync (api/calendar_sync): each provider request's timeout.
     calendar_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
@@ -203,11 +217,17 @@ class Settings(BaseSettings):
             raise ValueError("db_reply_timeout_seconds must exceed db_statement_timeout_seconds")
         if self.environment is Environment.PRODUCTION:
             secret = self.secret_key.get_secret_value()
-            if secret == _PLACEHOLDER_SECRET or len(secret) < _MIN_SECRET_LENGTH:
+            if _weak(secret):
                 raise ValueError(
                     "SWITCHBOARD_SECRET_KEY must be set to at least "
                     f"{_MIN_SECRET_LENGTH} random characters in production"
                 )
+            for position, previous in enumerate(self.previous_keys, start=1):
+                if _weak(previous):
+                    raise ValueError(
+                        f"SWITCHBOARD_PREVIOUS_SECRET_KEYS: key {position} must be at least "
+                        f"{_MIN_SECRET_LENGTH} random characters in production"
+                    )
             if self.webhook_allow_private_urls:
                 raise ValueError(
                     "SWITCHBOARD_WEBHOOK_ALLOW_PRIVATE_URLS must not be enabled in production"
@@ -215,6 +235,21 @@ class Settings(BaseSettings):
             if self.db_echo:
                 raise ValueError("SWITCHBOARD_DB_ECHO would log query parameters in production")
         return self
+
+    @property
+    def previous_keys(self) -> tuple[str, ...]:
+        """``previous_secret_keys`` as a list, newest first (blanks around commas ignored)."""
+        if self.previous_secret_keys is None:
+            return ()
+        items = self.previous_secret_keys.get_secret_value().split(",")
+        return tuple(item.strip() for item in items if item.strip())
+
+    @property
+    def keyring(self) -> tuple[str, ...]:
+        """Every secret key, newest (``secret_key``) first, each once: what encrypts at rest
+        (the first) and what may still decrypt (all), :mod:`api.crypto`."""
+        ring = [self.secret_key.get_secret_value(), *self.previous_keys]
+        return tuple(dict.fromkeys(ring))
 
     @property
     def rate_limiting(self) -> bool:

@@ -21,6 +21,8 @@ from api.settings import Settings
 from calendars.base import Connector, CredentialError, Retry
 
 PURPOSE = "calendar-credentials/v1"
+# The secret push notifications prove themselves with (``calendar_connections.channel_token``).
+CHANNEL_TOKEN_PURPOSE = "calendar-channel-tokens/v1"
 
 Factory = Callable[[str, Mapping[str, Any], Mapping[str, Any]], Connector]
 _factory: list[Factory] = []
@@ -42,6 +44,20 @@ def decrypt_credentials(settings: Settings, stored: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise CredentialError("the stored credentials are not an object")
     return value
+
+
+def encrypt_channel_token(settings: Settings, token: str) -> str:
+    """A push channel's token as stored (``calendar_connections.channel_token``)."""
+    return fernet(settings, CHANNEL_TOKEN_PURPOSE).encrypt(token.encode()).decode()
+
+
+def decrypt_channel_token(settings: Settings, stored: str) -> str | None:
+    """The stored channel token in clear; None when no key of the keyring opens it (then no
+    notification can prove itself: renew the channel)."""
+    try:
+        return fernet(settings, CHANNEL_TOKEN_PURPOSE).decrypt(stored.encode()).decode()
+    except InvalidToken:
+        return None
 
 
 def connector_for(

@@ -56,6 +56,7 @@ _BY_ID: tuple[tuple[str, str, str, str, str], ...] = (
             ("Busy", "/v1/busy", "busy_id"),
             ("Capability", "/v1/capabilities", "capability_id"),
             ("Webhook", "/v1/webhooks", "webhook_id"),
+            ("CalendarConnection", "/v1/calendar-connections", "connection_id"),
         )
         for verb, method, what in (
             ("Get", "GET", "Read the object just created"),
@@ -72,6 +73,15 @@ _BY_ID: tuple[tuple[str, str, str, str, str], ...] = (
         ("PUT /v1/tickets/{ticket_id}", status, name, target, what)
         for status in ("201", "200")
         for name, target, what in _TICKET_FLOWS
+    ),
+    *(
+        ("POST /v1/calendar-connections", "201", f"{verb}CalendarConnection",
+         f"POST /v1/calendar-connections/{{connection_id}}/{action}", what)
+        for verb, action, what in (
+            ("Pause", "pause", "Stop syncing the new connection"),
+            ("Resume", "resume", "Sync the new connection again"),
+            ("Resync", "resync", "Read the new connection's calendars afresh"),
+        )
     ),
     ("POST /v1/webhooks", "201", "RotateWebhookSecret",
      "POST /v1/webhooks/{webhook_id}/rotate-secret", "Give the new webhook another secret"),

@@ -36,7 +36,6 @@ from datetime import timedelta
 from typing import Any
 
 import anyio.to_thread
-from cryptography.fernet import Fernet
 from fastapi import Request
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -44,7 +43,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import Principal
-from api.crypto import InvalidToken, fernet
+from api.crypto import InvalidToken, MultiFernet, fernet
 from api.db.engine import UnitSession
 from api.errors import (
     PROBLEM_JSON,
@@ -348,8 +347,8 @@ async def _send_raw(
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-def _sealer(app_state: Any) -> Fernet:
-    return fernet(app_state.settings, "idempotent-responses/v1")
+def _sealer(app_state: Any) -> MultiFernet:
+    return fernet(app_state.settings, records.SEAL_PURPOSE)
 
 
 async def _read_body(receive: Receive) -> bytes:

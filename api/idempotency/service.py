@@ -30,6 +30,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.db.models import IdempotencyRecord
 from api.db.results import affected_rows
 
+# The keyring purpose that seals stored answers at rest (api.idempotency.middleware; what
+# api.rotation re-encrypts).
+SEAL_PURPOSE = "idempotent-responses/v1"
 # A first request that has not finished after this long is presumed dead (its process crashed
 # before it could store or release the record) and a retry may take over. Should the first one
 # still be alive, its ``complete`` finds the claim gone and its work is rolled back.

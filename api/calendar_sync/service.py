@@ -1,0 +1,278 @@
+"""Agents' calendar connections, for one tenant at a time (the admin API's use cases).
+
+Every lookup takes ``tenant_id``: another tenant's connection is a 404, exactly like one that
+does not exist. What a connection needs to work is checked before anything is stored:
+the agent exists (a 422 naming ``agent_id``), an ICS connection names exactly one feed, and the
+provider's own checks (:func:`calendars.problems`) name ``settings.<x>`` / ``credentials.<x>``.
+Credentials are encrypted here (:func:`api.calendar_sync.connectors.encrypt_credentials`) and
+never leave the row again except to the connector.
+
+Each write is one transaction with the sync it queues (:func:`api.calendar_sync.jobs.queue_sync`):
+a new connection, changed settings or credentials, a resume or a resync never exist without
+their sync waiting. Rows another unit of work may be writing (a sync storing its results) are
+read ``FOR UPDATE`` on PostgreSQL; SQLite serializes writers anyway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+import calendars
+from api.calendar_sync import connectors
+from api.calendar_sync.jobs import SYNC_JOB, queue_sync
+from api.calendar_sync.schemas import ConnectionCreate, ConnectionUpdate
+from api.common import service as common
+from api.db.jobs import Job, JobStatus
+from api.db.models import BusyInterval, CalendarConnection
+from api.db.results import affected_rows
+from api.errors import Conflict, FieldError, InvalidInput, NotFound
+from api.org_version import bump
+from api.settings import Settings
+from calendars.base import CredentialError
+
+WHAT = "calendar connection"
+ID_PREFIX = "cal"
+
+
+def mirror_source(connection_id: str) -> str:
+    """The ``source`` of the busy intervals mirrored from a connection."""
+    return f"calendar:{connection_id}"
+
+
+def get_or_raise(
+    *, session: Session, tenant_id: str, connection_id: str, for_update: bool = False
+) -> CalendarConnection:
+    stmt = select(CalendarConnection).where(
+        CalendarConnection.tenant_id == tenant_id, CalendarConnection.id == connection_id
+    )
+    if for_update:
+        stmt = stmt.with_for_update()
+    row = session.scalars(stmt).one_or_none()
+    if row is None:
+        raise NotFound(WHAT, connection_id)
+    return row
+
+
+def _shape_errors(provider: str, calendar_ids: Sequence[str]) -> list[FieldError]:
+    if provider == "ics" and len(calendar_ids) != 1:
+        return [FieldError("calendars", "an ICS connection reads exactly one feed: give one label")]
+    return []
+
+
+def _provider_errors(
+    provider: str, settings: Mapping[str, Any], credentials: Mapping[str, Any]
+) -> list[FieldError]:
+    return [
+        FieldError(name, reason)
+        for name, reason in calendars.problems(provider, settings, credentials)
+    ]
+
+
+def create(
+    *,
+    session: Session,
+    tenant_id: str,
+    data: ConnectionCreate,
+    now: datetime,
+    settings: Settings,
+) -> tuple[CalendarConnection, Job]:
+    """The new connection, active, with its first (full) sync queued in this transaction."""
+    errors = common.unknown_agent(session, tenant_id, data.agent_id, field="agent_id")
+    errors += _shape_errors(data.provider, data.calendars)
+    common.raise_if(errors)
+    common.raise_if(_provider_errors(data.provider, data.settings, data.credentials))
+    row = CalendarConnection(
+        tenant_id=tenant_id,
+        id=common.new_id(ID_PREFIX),
+        agent_id=data.agent_id,
+        provider=data.provider,
+        calendars=list(data.calendars),
+        settings=dict(data.settings),
+        credentials=connectors.encrypt_credentials(settings, data.credentials),
+        status="active",
+        failure=None,
+        cursors={},
+        channels={},
+        channel_token=None,
+        consecutive_failures=0,
+        busy_count=0,
+        requests_total=0,
+        created_at=now,
+        updated_at=now,
+    )
+    common.insert(session, row)
+    job = queue_sync(session, tenant_id, row.id, now=now, full=True)
+    return row, job
+
+
+def update_connection(
+    *,
+    session: Session,
+    tenant_id: str,
+    connection_id: str,
+    data: ConnectionUpdate,
+    now: datetime,
+    settings: Settings,
+) -> CalendarConnection:
+    """Replace the parts given. The provider checks see the connection as it would be. A
+    change of settings or credentials makes a failed connection active again and clears its
+    failure; any change queues a full sync unless the connection is paused (resuming queues
+    one)."""
+    row = get_or_raise(
+        session=session, tenant_id=tenant_id, connection_id=connection_id, for_update=True
+    )
+    changes = data.changes()
+    if not changes:
+        return row
+    calendar_ids = changes.get("calendars", row.calendars)
+    new_settings = changes.get("settings", row.settings)
+    common.raise_if(_shape_errors(row.provider, calendar_ids))
+    if "credentials" in changes:
+        credentials = changes["credentials"]
+    else:
+        try:
+            credentials = connectors.decrypt_credentials(settings, row.credentials)
+        except CredentialError:
+            raise InvalidInput.one(
+                "credentials",
+                "the stored credentials open with no key of the service's keyring: send them "
+                "again with this change",
+            ) from None
+    common.raise_if(_provider_errors(row.provider, new_settings, credentials))
+    if "calendars" in changes:
+        row.calendars = list(calendar_ids)
+        # A calendar no longer read keeps no cursor; a new one starts from a full listing.
+        row.cursors = {k: v for k, v in row.cursors.items() if k in calendar_ids}
+    if "settings" in changes:
+        row.settings = dict(new_settings)
+    if "credentials" in changes:
+        row.credentials = connectors.encrypt_credentials(settings, credentials)
+    if ("settings" in changes or "credentials" in changes) and row.status == "failed":
+        # What failed may work now: try again (a paused connection stays paused).
+        row.status = "active"
+        row.failure = None
+        row.consecutive_failures = 0
+    row.updated_at = now
+    session.flush()
+    if row.status != "paused":
+        queue_sync(session, tenant_id, row.id, now=now, full=True)
+    return row
+
+
+def pause(
+    *, session: Session, tenant_id: str, connection_id: str, now: datetime
+) -> CalendarConnection:
+    """Stop syncing the connection; its agent is no longer blocked by it. Its waiting sync is
+    cancelled; the mirror is kept (a paused calendar's busy time still counts)."""
+    row = get_or_raise(
+        session=session, tenant_id=tenant_id, connection_id=connection_id, for_update=True
+    )
+    if row.status != "paused":
+        row.status = "paused"
+        row.updated_at = now
+        session.flush()
+    _cancel_waiting_syncs(session, tenant_id, connection_id, now)
+    return row
+
+
+def resume(
+    *, session: Session, tenant_id: str, connection_id: str, now: datetime
+) -> CalendarConnection:
+    """Sync the connection again (a paused or failed one becomes active) and queue a sync now.
+    Until it succeeds its agent is blocked if the mirror is stale (fail closed)."""
+    row = get_or_raise(
+        session=session, tenant_id=tenant_id, connection_id=connection_id, for_update=True
+    )
+    if row.status != "active":
+        row.status = "active"
+        row.failure = None
+        row.updated_at = now
+        session.flush()
+    queue_sync(session, tenant_id, row.id, now=now)
+    return row
+
+
+def resync(*, session: Session, tenant_id: str, connection_id: str, now: datetime) -> Job:
+    """Drop every cursor and queue a full sync now; the job. A paused connection is a 409."""
+    row = get_or_raise(
+        session=session, tenant_id=tenant_id, connection_id=connection_id, for_update=True
+    )
+    if row.status == "paused":
+        raise Conflict(f"{WHAT} {connection_id!r} is paused; resume it to sync it")
+    row.cursors = {}
+    row.updated_at = now
+    session.flush()
+    return queue_sync(session, tenant_id, row.id, now=now, full=True)
+
+
+def delete_connection(
+    *, session: Session, tenant_id: str, connection_id: str, now: datetime
+) -> int:
+    """Delete the connection, its mirror (busy intervals whose source names it) and its
+    waiting sync, in the caller's transaction; how many busy intervals went."""
+    row = get_or_raise(
+        session=session, tenant_id=tenant_id, connection_id=connection_id, for_update=True
+    )
+    _cancel_waiting_syncs(session, tenant_id, connection_id, now)
+    gone = session.execute(
+        delete(BusyInterval)
+        .where(
+            BusyInterval.tenant_id == tenant_id,
+            BusyInterval.source == mirror_source(connection_id),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    removed = affected_rows(gone)
+    if removed:
+        # A Core delete passes the ORM flush listener by: say the organisation changed.
+        bump(session, tenant_id)
+    session.delete(row)
+    session.flush()
+    return removed
+
+
+def _cancel_waiting_syncs(
+    session: Session, tenant_id: str, connection_id: str, now: datetime
+) -> None:
+    """Cancel the connection's queued syncs (a running one finds its connection changed)."""
+    waiting = [
+        job.id
+        for job in session.scalars(
+            select(Job).where(
+                Job.tenant_id == tenant_id, Job.kind == SYNC_JOB, Job.status == JobStatus.QUEUED
+            )
+        )
+        if job.payload.get("connection_id") == connection_id
+    ]
+    if waiting:
+        session.execute(
+            update(Job)
+            .where(Job.id.in_(waiting), Job.status == JobStatus.QUEUED)
+            .values(status=JobStatus.CANCELLED, finished_at=now, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def list_connections(
+    *,
+    session: Session,
+    tenant_id: str,
+    agent_id: str | None,
+    provider: str | None,
+    status: str | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[Sequence[CalendarConnection], str | None]:
+    stmt = select(CalendarConnection).where(CalendarConnection.tenant_id == tenant_id)
+    if agent_id is not None:
+        stmt = stmt.where(CalendarConnection.agent_id == agent_id)
+    if provider is not None:
+        stmt = stmt.where(CalendarConnection.provider == provider)
+    if status is not None:
+        stmt = stmt.where(CalendarConnection.status == status)
+    return common.paginate(session, stmt, CalendarConnection.id, cursor, limit)
