@@ -16,7 +16,8 @@ application access policy / RBAC for Applications).
 - **busy()**: ``POST /users/{mailbox}/calendar/getSchedule`` with at most 20 schedules and less
   than 62 days per call (chunked). ``busy``/``oof``/``tentative`` items are busy time,
   ``free``/``workingElsewhere`` are not. The schedules are SMTP addresses; ``primary`` (or
-  ``calendar``) names the connection's own mailbox.
+  ``calendar``) names the connection's own mailbox. Any other name is a calendar id of the
+  connection's mailbox, listed with ``calendarView`` (``$select``: no contents asked for).
 - **sync()**: ``calendarView/delta`` over the window (plus :data:`WINDOW_SLACK`, because a delta
   round's window is fixed by its first request), following ``@odata.nextLink``; the cursor
   keeps the round's ``@odata.deltaLink`` and the end of its window. An incremental sync asked
@@ -106,6 +107,9 @@ FREE_SHOW_AS = frozenset({"free", "workingelsewhere"})
 RESYNC_CODES = frozenset({"syncstatenotfound", "resyncrequired", "syncstateinvalid"})
 DEAD_CREDENTIAL_ERRORS = frozenset(
     {"invalid_client", "unauthorized_client", "invalid_grant", "invalid_scope"}
+)
+DEAD_MAILBOX_CODES = frozenset(
+    {"ErrorInvalidUser", "MailboxNotEnabledForRESTAPI", "ErrorNonExistentMailbox"}
 )
 TRANSIENT_TOKEN_ERRORS = frozenset({"temporarily_unavailable", "server_error", "slow_down"})
 # Only these event fields are ever read from Graph's answers.
@@ -458,11 +462,19 @@ class MicrosoftConnector:
         return self.config.graph_endpoint + path
 
     def _same_origin(self, url: str) -> bool:
-        parts = urlsplit(url)
+        """Whether a link Graph handed out points into the configured endpoint (the bearer
+        token is never sent anywhere else)."""
+        try:
+            parts = urlsplit(url)
+            port, ours = parts.port or 443, self._origin.port or 443
+        except ValueError:
+            return False
         return (
-            parts.scheme == self._origin.scheme
-            and parts.netloc.lower() == self._origin.netloc.lower()
-            and parts.path.startswith(self._origin.path)
+            parts.scheme == self._origin.scheme == "https"
+            and (parts.hostname or "").lower() == (self._origin.hostname or "").lower()
+            and port == ours
+            and not parts.username
+            and parts.path.lower().startswith(self._origin.path.lower())
         )
 
     def _send(
@@ -522,9 +534,10 @@ class MicrosoftConnector:
     def _fail(self, response: Any, what: str) -> CalendarError:
         code = _error_code(response)
         reason = f"{what}: HTTP {response.status_code}" + (f" {code}" if code else "")
-        if response.status_code == 403:
+        if response.status_code == 403 or code in DEAD_MAILBOX_CODES:
             # The app is not allowed into this mailbox (missing permission or an access
-            # policy): retrying will not help until an admin fixes it.
+            # policy), or there is no such mailbox: retrying will not help until an admin
+            # fixes the connection.
             return CredentialError(reason)
         return ProviderError(reason)
 
@@ -555,9 +568,55 @@ class MicrosoftConnector:
     # --- busy
 
     def busy(self, calendars: Sequence[str], start: datetime, end: datetime) -> list[BusyEvent]:
+        """Busy spans over ``[start, end)``. A calendar that is a mailbox (an SMTP address,
+        or ``primary`` for the connection's own) is read with getSchedule; any other is a
+        calendar id of the connection's mailbox, read with calendarView (ids as keys)."""
         start, end = _aware(start, "start"), _aware(end, "end")
         if end <= start or not calendars:
             return []
+        mailboxes = [c for c in calendars if c in DEFAULT_CALENDARS or "@" in c]
+        found = self._schedules(mailboxes, start, end) if mailboxes else []
+        for calendar in dict.fromkeys(c for c in calendars if c not in mailboxes):
+            found.extend(self._listed(calendar, start, end))
+        return sorted(found, key=lambda b: (b.calendar, b.start, b.end, b.key))
+
+    def _listed(self, calendar: str, start: datetime, end: datetime) -> list[BusyEvent]:
+        what = "calendarView"
+        url = self._url(self._calendar_path(calendar) + "/calendarView")
+        params: dict[str, str] | None = {
+            "startDateTime": _iso_z(start),
+            "endDateTime": _iso_z(end),
+            "$select": EVENT_FIELDS,
+            "$top": str(PAGE_SIZE),
+        }
+        found: dict[str, BusyEvent] = {}
+        for _ in range(MAX_PAGES):
+            response = self._request("GET", url, what, params=params)
+            if response.status_code != 200:
+                raise self._fail(response, what)
+            page = self._json(response, what)
+            items = page.get("value")
+            if not isinstance(items, list):
+                raise ProviderError(f"{what}: a malformed answer")
+            for item in items:
+                if not isinstance(item, Mapping) or not isinstance(item.get("id"), str):
+                    raise ProviderError(f"{what}: an item without an id")
+                if item.get("isCancelled") or item.get("type") == "seriesMaster":
+                    continue
+                event = self._event(calendar, item, what)
+                if event is not None and event.busy and event.end > start and event.start < end:
+                    found[event.key] = event
+            next_link = page.get("@odata.nextLink")
+            if not isinstance(next_link, str):
+                return list(found.values())
+            if not self._same_origin(next_link):
+                raise ProviderError(f"{what}: a next link outside the Graph endpoint")
+            url, params = next_link, None
+        raise ProviderError(f"{what}: more than {MAX_PAGES} pages")
+
+    def _schedules(
+        self, calendars: Sequence[str], start: datetime, end: datetime
+    ) -> list[BusyEvent]:
         # schedule (lower-cased) -> the names the caller gave for it
         names: dict[str, list[str]] = {}
         schedules: list[str] = []
@@ -616,7 +675,7 @@ class MicrosoftConnector:
                 if missing:
                     # Never read an unanswered schedule as free.
                     raise ProviderError(f"getSchedule: {len(missing)} schedule(s) not answered")
-        return sorted(found.values(), key=lambda b: (b.calendar, b.start, b.end))
+        return list(found.values())
 
     # --- sync
 

@@ -3,11 +3,15 @@ Graph (tests/calendars/fakes/microsoft.py), over HTTPS with a CA made for the ru
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from hypothesis import given
@@ -420,3 +424,108 @@ def test_own_call_round_trips(call_id: str, suffix: bytes) -> None:
     assert microsoft.own_call(f"switchboard-{call_id}~r{suffix.hex()}") == call_id
     assert microsoft.own_call("someone-else-" + call_id) is None
     assert microsoft.own_call(None) is None
+
+
+def test_sparse_delta_items_are_completed_with_a_select(ms: FakeMicrosoft) -> None:
+    event_id = private_event(ms, "ada@contoso.com", T0 + timedelta(hours=9))
+    connector = connect(ms)
+    full = connector.sync("primary", None, T0, T0 + timedelta(days=1))
+    ms.sparse_updates = True
+    ms.move_event(event_id, T0 + timedelta(hours=11), T0 + timedelta(hours=12))
+    delta = connector.sync("primary", full.cursor, T0, T0 + timedelta(days=1))
+    [event] = delta.upserts
+    assert (event.key, event.start, event.end) == (
+        event_id,
+        T0 + timedelta(hours=11),
+        T0 + timedelta(hours=12),
+    )
+    assert ms.requests["get_event"] == 1 and delta.requests == 2
+    assert "SENTINEL" not in repr(delta)
+
+
+def test_busy_lists_a_calendar_id_with_calendar_view(ms: FakeMicrosoft) -> None:
+    ms.page_size = 2
+    calendar = ms.add_calendar("ada@contoso.com", "AAMkAGSecond/Calendar+==")
+    busy_ids = [
+        private_event(ms, "ada@contoso.com", T0 + timedelta(hours=h), calendar=calendar)
+        for h in (8, 10, 12)
+    ]
+    private_event(
+        ms, "ada@contoso.com", T0 + timedelta(hours=14), calendar=calendar, show_as="free"
+    )
+    private_event(
+        ms, "ada@contoso.com", T0 + timedelta(hours=16), calendar=calendar, cancelled=True
+    )
+    private_event(ms, "ada@contoso.com", T0 + timedelta(hours=9))  # the default calendar
+    connector = connect(ms)
+    busy = connector.busy([calendar, "primary"], T0, T0 + timedelta(days=1))
+    assert [(b.calendar, b.key) for b in busy if b.calendar == calendar] == [
+        (calendar, k) for k in busy_ids
+    ]
+    assert [b.start for b in busy if b.calendar == "primary"] == [T0 + timedelta(hours=9)]
+    assert ms.requests["calendarView"] == 3  # 5 events, 2 a page
+    assert "sentinel" not in repr(busy).lower()
+
+
+def test_an_unknown_mailbox_is_a_dead_connection(ms: FakeMicrosoft) -> None:
+    connector = connect(ms, "nobody@contoso.com")
+    with pytest.raises(CredentialError, match="ErrorInvalidUser"):
+        connector.sync("primary", None, T0, T0 + timedelta(days=1))
+
+
+def test_the_fake_notifies_subscriptions(ms: FakeMicrosoft) -> None:
+    received: list[Any] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            received.append((self.path, self.rfile.read(length)))
+            token = parse_qs(urlsplit(self.path).query).get("validationToken", [""])[0]
+            data = token.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    hook = HTTPServer(("127.0.0.1", 0), Hook)
+    thread = threading.Thread(target=hook.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        ms.handshake = True
+        event_id = ms.add_event("ada@contoso.com", T0, T0 + timedelta(hours=1))
+        connector = connect(ms)
+        address = f"http://127.0.0.1:{hook.server_address[1]}/graph"
+        channel = connector.watch("primary", address, "tok-123", timedelta(hours=1))
+        assert len(received) == 1 and "validationToken=" in received[0][0]
+        assert ms.notify(event_id) == [200]
+        [notification] = json.loads(received[1][1])["value"]
+        assert notification["subscriptionId"] == channel.channel_id
+        assert notification["clientState"] == "tok-123"
+        assert notification["resourceData"]["id"] == event_id
+    finally:
+        hook.shutdown()
+        hook.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.mark.slow
+def test_500_mailboxes_one_token(ms: FakeMicrosoft) -> None:
+    mailboxes = [f"agent{i:03d}@contoso.com" for i in range(500)]
+    for mailbox in mailboxes:
+        for day in range(3):
+            start = T0 + timedelta(days=day, hours=9)
+            ms.add_event(mailbox, start, start + timedelta(hours=1), subject=SENTINELS[0])
+    connectors = [connect(ms, m) for m in mailboxes]
+    fulls = [c.sync("primary", None, T0, T0 + timedelta(days=30)) for c in connectors]
+    assert all(len(f.upserts) == 3 and f.requests == 1 for f in fulls)
+    rounds = [
+        c.sync("primary", f.cursor, T0, T0 + timedelta(days=30))
+        for c, f in zip(connectors, fulls, strict=True)
+    ]
+    assert all(r.upserts == () and r.removed == () for r in rounds)
+    assert ms.token_requests == 1
+    assert ms.requests["delta"] == 1000

@@ -24,6 +24,8 @@ What it speaks (paths under ``authority`` = ``<base>/<tenant>`` and ``graph_endp
   ``startDateTime``/``endDateTime``, pages of ``page_size`` (or ``Prefer:
   odata.maxpagesize``) with ``@odata.nextLink``, then ``@odata.deltaLink``; a delta link
   returns what changed since, removed events as ``{"id", "@removed"}``.
+- ``GET /users/{m}/calendar/calendarView`` and ``/users/{m}/calendars/{c}/calendarView``
+  (``$select``, ``$top``, paged with ``$skip`` next links).
 - ``POST /users/{m}/calendar[s/{c}]/events`` (a repeated ``transactionId`` returns the event
   made the first time), ``GET/PATCH/DELETE /users/{m}/events/{id}``.
 - ``POST /subscriptions``, ``DELETE /subscriptions/{id}``.
@@ -31,9 +33,10 @@ What it speaks (paths under ``authority`` = ``<base>/<tenant>`` and ``graph_endp
 Every event the tests add carries whatever subject, body, location and attendees they give
 (sentinels), and Graph-like answers include them all: the connector must strip them.
 
-Counters: ``requests`` (a Counter by route name: ``getSchedule``, ``delta``, ``create``,
-``patch``, ``delete``, ``get_event``, ``subscribe``, ``unsubscribe``), ``token_requests``,
-``discovery_requests``, and ``schedule_calls`` (schedules and span of each getSchedule).
+Counters: ``requests`` (a Counter by route name: ``getSchedule``, ``delta``, ``calendarView``,
+``create``, ``patch``, ``delete``, ``get_event``, ``subscribe``, ``unsubscribe``),
+``token_requests``, ``discovery_requests``, and ``schedule_calls`` (schedules and span of each
+getSchedule).
 Faults: :meth:`throttle` (the next N Graph answers are 429/503 with ``Retry-After``),
 :meth:`revoke_tokens` (tokens issued so far are refused: one 401), ``reject_tokens`` (every
 Graph request is 401), :meth:`expire_delta_links` (410 ``syncStateNotFound``), a wrong client
@@ -60,7 +63,7 @@ from datetime import UTC, datetime, time, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 import trustme
@@ -194,6 +197,9 @@ class FakeMicrosoft:
         self.page_size = page_size
         self.token_lifetime = token_lifetime
         self.handshake = handshake  # validate a subscription's notificationUrl as Graph does
+        # Incremental delta items carry only their id and subject (Graph: "at least the
+        # properties that have been updated"): the connector must read the times itself.
+        self.sparse_updates = False
         self.lock = threading.RLock()
         self.mailboxes: dict[str, _Mailbox] = {}
         self.by_id: dict[str, _Event] = {}
@@ -507,6 +513,8 @@ def _graph_error(status: int, code: str, message: str) -> _Reply:
 _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("POST", re.compile(r"^/users/([^/]+)/calendar/getSchedule$"), "getSchedule"),
     ("GET", re.compile(r"^/users/([^/]+)/calendarView/delta$"), "delta"),
+    ("GET", re.compile(r"^/users/([^/]+)/calendar/calendarView$"), "calendarView"),
+    ("GET", re.compile(r"^/users/([^/]+)/calendars/([^/]+)/calendarView$"), "calendarView"),
     ("GET", re.compile(r"^/users/([^/]+)/calendars/([^/]+)/calendarView/delta$"), "delta"),
     ("POST", re.compile(r"^/users/([^/]+)/calendar/events$"), "create"),
     ("POST", re.compile(r"^/users/([^/]+)/calendars/([^/]+)/events$"), "create"),
@@ -761,7 +769,10 @@ class _Handler(BaseHTTPRequestHandler):
         if calendar not in box.calendars:
             raise _graph_error(404, "ErrorItemNotFound", "The calendar was not found.")
         cal = box.calendars[calendar]
-        link = f"{fake.graph_endpoint}/users/{box.address}/calendars/{calendar}/calendarView/delta"
+        link = (
+            f"{fake.graph_endpoint}/users/{box.address}/calendars/{quote(calendar, safe='')}"
+            "/calendarView/delta"
+        )
         position = cal.log[-1][0] if cal.log else 0
         if "$skiptoken" in query:
             state = fake._states.get(query["$skiptoken"])
@@ -779,7 +790,10 @@ class _Handler(BaseHTTPRequestHandler):
             for event_id in changed:
                 event = cal.events.get(event_id)
                 if event is not None and event.overlaps(state.start, state.end):
-                    items.append(event.render())
+                    rendered = event.render()
+                    if fake.sparse_updates:  # Graph may send only what changed
+                        rendered = {k: rendered[k] for k in ("id", "@odata.etag", "subject")}
+                    items.append(rendered)
                 else:
                     items.append(
                         {
@@ -818,6 +832,37 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             fake._states[token] = state
             out["@odata.deltaLink"] = f"{link}?$deltatoken={token}"
+        raise _Reply(200, out)
+
+    def _g_calendarView(
+        self, fake: FakeMicrosoft, args: list[str], query: dict[str, str], body: Any
+    ) -> None:
+        box = self._mailbox(fake, args[0])
+        calendar = args[1] if len(args) > 1 else box.default
+        if calendar not in box.calendars:
+            raise _graph_error(404, "ErrorItemNotFound", "The calendar was not found.")
+        try:
+            start = datetime.fromisoformat(query["startDateTime"].replace("Z", "+00:00"))
+            end = datetime.fromisoformat(query["endDateTime"].replace("Z", "+00:00"))
+        except (KeyError, ValueError):
+            raise _graph_error(
+                400, "ErrorInvalidParameter", "startDateTime and endDateTime are required."
+            ) from None
+        events = [
+            e.render() for e in box.calendars[calendar].events.values() if e.overlaps(start, end)
+        ]
+        if "$select" in query:
+            keep = set(query["$select"].split(",")) | {"id"}
+            events = [{k: v for k, v in e.items() if k in keep} for e in events]
+        size = min(fake.page_size, int(query.get("$top") or fake.page_size))
+        skip = int(query.get("$skip") or 0)
+        out: dict[str, Any] = {"value": events[skip : skip + size]}
+        if skip + size < len(events):
+            following = urlencode(query | {"$skip": str(skip + size)})
+            out["@odata.nextLink"] = (
+                f"{fake.graph_endpoint}/users/{box.address}/calendars/{quote(calendar, safe='')}"
+                f"/calendarView?{following}"
+            )
         raise _Reply(200, out)
 
     def _g_create(self, fake: FakeMicrosoft, args: list[str], query: Any, body: Any) -> None:
