@@ -723,6 +723,8 @@ class MicrosoftConnector:
             params = None
 
         def check(response: Any) -> None:
+            if response.status_code < 400:
+                return
             if response.status_code == 410 or _error_code(response).lower() in RESYNC_CODES:
                 response.close()
                 raise CursorExpired(f"{what}: the delta link is no longer valid")

@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -529,3 +530,24 @@ def test_500_mailboxes_one_token(ms: FakeMicrosoft) -> None:
     assert all(r.upserts == () and r.removed == () for r in rounds)
     assert ms.token_requests == 1
     assert ms.requests["delta"] == 1000
+
+
+def test_every_request_has_a_timeout(ms: FakeMicrosoft) -> None:
+    ms.add_mailbox("ada@contoso.com")
+    ms.stall = 1.0
+    connector = calendars.connect(
+        "microsoft",
+        ms.settings("ada@contoso.com"),
+        ms.credentials(),
+        timeout=0.2,
+        retry=Retry(attempts=2, sleep=no_sleep),
+    )
+    began = time.monotonic()
+    with pytest.raises(ProviderError, match=r"authority discovery failed: (ReadTimeout|Timeout)"):
+        connector.sync("primary", None, T0, T0 + timedelta(days=1))
+    assert time.monotonic() - began < 0.9  # two tries of 0.2 s, not two of 1 s
+    ms.stall = 0.0
+    connector.sync("primary", None, T0, T0 + timedelta(days=1))  # the token comes
+    ms.stall = 1.0
+    with pytest.raises(ProviderError, match="calendarView/delta: ReadTimeout"):
+        connector.sync("primary", None, T0, T0 + timedelta(days=1))

@@ -40,7 +40,9 @@ getSchedule).
 Faults: :meth:`throttle` (the next N Graph answers are 429/503 with ``Retry-After``),
 :meth:`revoke_tokens` (tokens issued so far are refused: one 401), ``reject_tokens`` (every
 Graph request is 401), :meth:`expire_delta_links` (410 ``syncStateNotFound``), a wrong client
-secret. :meth:`notify` posts Graph change notifications to the subscriptions' URLs.
+secret, ``stall`` (every answer waits that many seconds), ``sparse_updates`` (incremental delta
+items carry only id and subject). :meth:`notify` posts Graph change notifications to the
+subscriptions' URLs.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ import socket
 import ssl
 import tempfile
 import threading
+import time as time_module
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -200,6 +203,7 @@ class FakeMicrosoft:
         # Incremental delta items carry only their id and subject (Graph: "at least the
         # properties that have been updated"): the connector must read the times itself.
         self.sparse_updates = False
+        self.stall = 0.0  # seconds every answer (authority and Graph) waits: timeouts
         self.lock = threading.RLock()
         self.mailboxes: dict[str, _Mailbox] = {}
         self.by_id: dict[str, _Event] = {}
@@ -552,6 +556,8 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         fake = self.server.fake
+        if fake.stall:
+            time_module.sleep(fake.stall)
         url = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         try:
