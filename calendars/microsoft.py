@@ -31,8 +31,9 @@ application access policy / RBAC for Applications).
   ``switchboard-<call id>`` (Graph dedupes creates by it, and returns it on later reads of the
   event, delta included). A single-value extended property would need ``$expand``, which
   delta does not support, so the transactionId is what marks an event as the service's own.
-- **Push**: ``POST /subscriptions`` on ``/users/{mailbox}/calendars/{id}/events`` with
-  ``clientState`` = the channel token (at most 7 days, Graph's limit for Outlook resources).
+- **Push**: ``POST /subscriptions`` on ``/users/{mailbox}/calendars/{id}/events`` (the default
+  calendar: ``/users/{mailbox}/events``) with ``clientState`` = the channel token, for at most
+  7 days (Graph's limit for Outlook resources).
 
 Nothing here logs. msal logs at DEBUG (its token-cache event, with the secret and tokens
 masked as ``********``, the authority and the client id) and urllib3 logs each request line
@@ -887,7 +888,14 @@ class MicrosoftConnector:
         if not token or len(token) > 128:
             raise ValueError("a Graph clientState is 1 to 128 characters")
         expires = datetime.now(UTC) + min(ttl, MAX_SUBSCRIPTION)
-        resource = self._calendar_path(calendar) + "/events"
+        # Graph documents event subscriptions on /users/{id}/events (the whole mailbox) and
+        # /users/{id}/calendars/{id}/events; the default calendar takes the former (a change
+        # to another calendar of the mailbox only costs an incremental sync).
+        resource = (
+            f"/users/{self._mailbox}/events"
+            if calendar in DEFAULT_CALENDARS
+            else self._calendar_path(calendar) + "/events"
+        )
         body = {
             "changeType": "created,updated,deleted",
             "notificationUrl": address,

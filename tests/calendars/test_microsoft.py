@@ -314,12 +314,19 @@ def test_watch_and_unwatch(ms: FakeMicrosoft) -> None:
     )
     [sub] = ms.subscriptions.values()
     assert sub["clientState"] == "s3cret-token"
-    assert sub["resource"] == "/users/ada@contoso.com/calendar/events"
+    assert sub["resource"] == "/users/ada@contoso.com/events"
     assert sub["changeType"] == "created,updated,deleted"
     assert channel.channel_id == sub["id"]
     assert timedelta(days=6) < channel.expires_at - datetime.now(UTC) <= timedelta(days=7)
+    other = ms.add_calendar("ada@contoso.com", "AAMkSecond")
+    second = connector.watch(other, "https://hooks.example/graph", "t", timedelta(hours=1))
+    assert ms.subscriptions[second.channel_id]["resource"] == (
+        "/users/ada@contoso.com/calendars/AAMkSecond/events"
+    )
+    assert timedelta(minutes=59) < second.expires_at - datetime.now(UTC) <= timedelta(hours=1)
     connector.unwatch(channel)
     connector.unwatch(channel)  # gone already: fine
+    connector.unwatch(second)
     assert ms.subscriptions == {}
 
 
