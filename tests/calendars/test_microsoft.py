@@ -8,14 +8,16 @@ import logging
 import re
 import threading
 import time
+import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import calendars
@@ -558,3 +560,91 @@ def test_every_request_has_a_timeout(ms: FakeMicrosoft) -> None:
     ms.stall = 1.0
     with pytest.raises(ProviderError, match="calendarView/delta: ReadTimeout"):
         connector.sync("primary", None, T0, T0 + timedelta(days=1))
+
+
+def test_concurrent_connectors_share_one_token(ms: FakeMicrosoft) -> None:
+    mailboxes = [f"agent{i:02d}@contoso.com" for i in range(40)]
+    for mailbox in mailboxes:
+        ms.add_event(mailbox, T0 + timedelta(hours=9), T0 + timedelta(hours=10))
+
+    def sync(mailbox: str) -> int:
+        delta = connect(ms, mailbox).sync("primary", None, T0, T0 + timedelta(days=1))
+        return len(delta.upserts)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert list(pool.map(sync, mailboxes)) == [1] * len(mailboxes)
+    assert ms.token_requests == 1
+
+
+CHANGES = st.lists(
+    st.tuples(
+        st.sampled_from(["add", "move", "delete", "cancel", "free", "busy"]),
+        st.integers(0, 1000),  # which event (modulo the live ones)
+        st.integers(0, 400),  # an hour from T0 (the window is 14 days: 336 h)
+    ),
+    max_size=12,
+)
+
+
+def test_delta_rounds_keep_a_mirror_equal_to_the_calendar() -> None:
+    """Merging the full listing and then every incremental round, key by key, leaves exactly
+    the calendar's events of the window -- whatever was added, moved, deleted or cancelled."""
+    window = (T0, T0 + timedelta(days=7))
+    with FakeMicrosoft(page_size=4) as ms:
+
+        @settings(max_examples=25)
+        @given(initial=CHANGES, rounds=st.lists(CHANGES, min_size=1, max_size=3))
+        def run(initial: list[tuple[str, int, int]], rounds: list[Any]) -> None:
+            mailbox = f"m{uuid.uuid4().hex[:12]}@contoso.com"
+            ms.add_mailbox(mailbox)
+            apply(ms, mailbox, initial)
+            connector = connect(ms, mailbox)
+            full = connector.sync("primary", None, *window)
+            mirror = {e.key: e for e in full.upserts}
+            cursor = full.cursor
+            for changes in rounds:
+                apply(ms, mailbox, changes)
+                delta = connector.sync("primary", cursor, *window)
+                for key in delta.removed:
+                    mirror.pop(key, None)
+                mirror.update({e.key: e for e in delta.upserts})
+                cursor = delta.cursor
+                assert truth(ms, mailbox, window[0], window[1] + microsoft.WINDOW_SLACK) == {
+                    k: (e.start, e.end, e.transparency) for k, e in mirror.items()
+                }
+
+        try:
+            run()
+        finally:
+            microsoft.reset_apps()
+
+
+def apply(ms: FakeMicrosoft, mailbox: str, changes: list[tuple[str, int, int]]) -> None:
+    for verb, which, hour in changes:
+        start = T0 + timedelta(hours=hour)
+        live = [e["id"] for e in ms.events(mailbox)]
+        if verb == "add" or not live:
+            private_event(ms, mailbox, start)
+            continue
+        target = live[which % len(live)]
+        if verb == "move":
+            ms.move_event(target, start, start + timedelta(hours=2))
+        elif verb == "delete":
+            ms.delete_event(target)
+        elif verb == "cancel":
+            ms.update_event(target, cancelled=True)
+        else:
+            ms.update_event(target, show_as=verb)
+
+
+def truth(
+    ms: FakeMicrosoft, mailbox: str, start: datetime, end: datetime
+) -> dict[str, tuple[datetime, datetime, str]]:
+    out = {}
+    for event in ms.events(mailbox):
+        begins = datetime.fromisoformat(event["start"]["dateTime"][:19]).replace(tzinfo=UTC)
+        ends = datetime.fromisoformat(event["end"]["dateTime"][:19]).replace(tzinfo=UTC)
+        if event["isCancelled"] or ends <= start or begins >= end:
+            continue
+        out[event["id"]] = (begins, ends, "transparent" if event["showAs"] == "free" else "opaque")
+    return out
