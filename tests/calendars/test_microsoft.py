@@ -359,6 +359,8 @@ def test_no_content_crosses_the_connector(
     for sentinel in SENTINELS:
         assert sentinel.lower() not in text.lower()
     assert ms.client_secret not in caplog.text
+    assert ms.issued and not any(token in caplog.text for token in ms.issued)
+    assert "msal" in caplog.text or "urllib3" in caplog.text  # the libraries' DEBUG was seen
 
 
 # --- configuration

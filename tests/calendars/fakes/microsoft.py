@@ -214,6 +214,7 @@ class FakeMicrosoft:
         self.discovery_requests = 0
         self.schedule_calls: list[tuple[int, timedelta]] = []
         self.reject_tokens = False
+        self.issued: list[str] = []  # every access token handed out (privacy checks)
         self._tokens: set[str] = set()
         self._faults: list[tuple[int, str | None]] = []
         self._states: dict[str, _DeltaState] = {}
@@ -460,6 +461,7 @@ class FakeMicrosoft:
     def _issue(self) -> str:
         token = secrets.token_urlsafe(24)
         self._tokens.add(token)
+        self.issued.append(token)
         return token
 
 
