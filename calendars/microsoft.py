@@ -432,6 +432,8 @@ class MicrosoftConnector:
                 result = client.acquire_token_for_client(scopes=[self.config.scope])
             except (requests.RequestException, msal.exceptions.MsalServiceError) as exc:
                 raise RetryLater(f"token request failed: {type(exc).__name__}") from None
+            except ValueError:  # msal found no JSON in the answer (a proxy's error page...)
+                raise RetryLater("token request: a malformed answer") from None
         if not isinstance(result, Mapping):
             raise ProviderError("token request: no answer from the authority")
         token = result.get("access_token")

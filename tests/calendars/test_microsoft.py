@@ -650,3 +650,14 @@ def truth(
             continue
         out[event["id"]] = (begins, ends, "transparent" if event["showAs"] == "free" else "opaque")
     return out
+
+
+def test_a_throttled_token_request_is_retried(ms: FakeMicrosoft) -> None:
+    ms.add_mailbox("ada@contoso.com")
+    waits: list[float] = []
+    connector = connect(ms, retry=Retry(sleep=waits.append, rand=lambda: 1.0))
+    ms.throttle_tokens(1)
+    delta = connector.sync("primary", None, T0, T0 + timedelta(days=1))
+    assert delta.full
+    assert ms.token_requests == 2
+    assert waits == [0.5]  # exponential backoff's first step (no Retry-After through msal)

@@ -38,6 +38,7 @@ Counters: ``requests`` (a Counter by route name: ``getSchedule``, ``delta``, ``c
 ``token_requests``, ``discovery_requests``, and ``schedule_calls`` (schedules and span of each
 getSchedule).
 Faults: :meth:`throttle` (the next N Graph answers are 429/503 with ``Retry-After``),
+:meth:`throttle_tokens` (the next N token requests are 429),
 :meth:`revoke_tokens` (tokens issued so far are refused: one 401), ``reject_tokens`` (every
 Graph request is 401), :meth:`expire_delta_links` (410 ``syncStateNotFound``), a wrong client
 secret, ``stall`` (every answer waits that many seconds), ``sparse_updates`` (incremental delta
@@ -217,6 +218,8 @@ class FakeMicrosoft:
         self.issued: list[str] = []  # every access token handed out (privacy checks)
         self._tokens: set[str] = set()
         self._faults: list[tuple[int, str | None]] = []
+        self._token_faults = 0
+        self._token_retry_after = "0"
         self._states: dict[str, _DeltaState] = {}
         self._epoch = 0
         self._seq = itertools.count(1)
@@ -386,6 +389,13 @@ class FakeMicrosoft:
         """The next ``count`` Graph answers are ``status`` with this ``Retry-After``."""
         with self.lock:
             self._faults.extend([(status, retry_after)] * count)
+
+    def throttle_tokens(self, count: int, retry_after: str = "0") -> None:
+        """The next ``count`` token requests are 429 ``temporarily_unavailable`` (msal keeps
+        a throttled answer for ``Retry-After`` seconds and answers it again meanwhile)."""
+        with self.lock:
+            self._token_faults += count
+            self._token_retry_after = retry_after
 
     def revoke_tokens(self) -> None:
         """Every token issued so far is refused (401) from now on; new ones work."""
@@ -615,6 +625,16 @@ class _Handler(BaseHTTPRequestHandler):
                 client_id, secret = unquote(user), unquote(password)
             with fake.lock:
                 fake.token_requests += 1
+                if fake._token_faults:
+                    fake._token_faults -= 1
+                    raise _Reply(
+                        429,
+                        {
+                            "error": "temporarily_unavailable",
+                            "error_description": "AADSTS50196: too many requests",
+                        },
+                        {"Retry-After": fake._token_retry_after},
+                    )
                 if form.get("grant_type") != "client_credentials":
                     raise _Reply(
                         400,
