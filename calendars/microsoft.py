@@ -1,10 +1,14 @@
 """Microsoft 365: busy time from Exchange Online through msal and Microsoft Graph.
 
 One connection is one mailbox (``settings.mailbox``, a user id or UPN) read by an app
-registration with *application* permissions (client credentials): ``Calendars.ReadBasic`` is
-enough for ``getSchedule``; ``calendarView/delta``, write-back and subscriptions need
-``Calendars.ReadWrite`` (an admin should scope the app to the agents' mailboxes with an Exchange
-application access policy / RBAC for Applications).
+registration (``settings.tenant``, ``settings.client_id``, ``credentials.client_secret``) with
+*application* permissions and admin consent. ``Calendars.ReadBasic`` (events without bodies or
+extended properties) covers getSchedule, calendarView and its delta; write-back needs
+``Calendars.ReadWrite``. An admin should limit the app to the agents' mailboxes (an Exchange
+application access policy, or RBAC for Applications): the permission is tenant-wide otherwise.
+Optional settings: ``authority`` and ``graph_endpoint`` (national clouds, tests), ``ca_bundle``
+(a CA bundle to trust instead of the system's), ``timezone`` (IANA; the zone whose days an
+all-day event covers, default UTC).
 
 - **Tokens**: msal's ``ConfidentialClientApplication`` with the client secret; the application
   object, its token cache and its HTTP session are shared by every connector of the same
