@@ -42,8 +42,10 @@ def no_sleep(_: float) -> None:
 @pytest.fixture
 def ms() -> Iterator[FakeMicrosoft]:
     with FakeMicrosoft() as fake:
-        yield fake
-    microsoft.reset_apps()
+        try:
+            yield fake
+        finally:  # close the clients' connections before the server goes
+            microsoft.reset_apps()
 
 
 def connect(
