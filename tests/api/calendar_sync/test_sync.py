@@ -743,3 +743,20 @@ def test_metrics_show_connections_lag_runs_errors_and_requests_without_ids(
     )
     assert got[("switchboard_calendar_requests_total", (("provider", "google"),))] == 1
     assert "conn-1" not in text and tenant_a.id not in text and "ana" not in text
+
+
+def test_the_housekeeping_command_restarts_the_chains_too(
+    a: As,
+    tenant_a: TenantCtx,
+    db: Engine,
+    db_url: str,
+    settings: Settings,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from api.cli import main
+
+    agents(a)
+    connect(db, settings, tenant_a.id)
+    assert main(["housekeeping", "--database-url", db_url]) == 0
+    assert "queued 1 calendar sync(s)" in capsys.readouterr().out
+    assert [p["connection_id"] for _, _, p in sync_jobs(db, tenant_a.id)] == ["conn-1"]
