@@ -274,6 +274,7 @@ def merge(
                 gone.add(rid)
             else:
                 wanted[rid] = span
+    gone -= wanted.keys()  # a calendar listed twice: busy wins (fail closed)
     inserted = updated = 0
     deleted = len(gone & existing.keys())
     for rid in sorted(gone & existing.keys()):
