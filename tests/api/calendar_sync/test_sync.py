@@ -760,3 +760,30 @@ def test_the_housekeeping_command_restarts_the_chains_too(
     assert main(["housekeeping", "--database-url", db_url]) == 0
     assert "queued 1 calendar sync(s)" in capsys.readouterr().out
     assert [p["connection_id"] for _, _, p in sync_jobs(db, tenant_a.id)] == ["conn-1"]
+
+
+def test_the_busy_api_lists_mirrored_rows_but_cannot_edit_them(
+    a: As, tenant_a: TenantCtx, db: Engine, settings: Settings, provider: MemoryProvider
+) -> None:
+    """Mirror rows' ids hold ``~``, outside the API's id alphabet: no manual interval can take
+    one's id, and the busy API cannot move or delete what the next sync would not restore."""
+    agents(a)
+    connect(db, settings, tenant_a.id)
+    provider.add(CAL, T0 + H, T0 + 2 * H)
+    run(db, settings, tenant_a.id, T0)
+    [item] = a.get("/v1/busy", params={"agent": "ana"}).json()["items"]
+    assert item["source"] == "calendar:conn-1" and "~" in item["id"]
+    assert a.delete(f"/v1/busy/{item['id']}").status_code == 422
+    r = a.patch(f"/v1/busy/{item['id']}", json={"end": (T0 + 3 * H).isoformat()})
+    assert r.status_code == 422
+    assert mirror(db, tenant_a.id) == {(T0 + H, T0 + 2 * H)}
+    taken = a.post(
+        "/v1/busy",
+        json={
+            "id": item["id"],
+            "agent": "ana",
+            "start": "2026-03-03T08:00:00Z",
+            "end": "2026-03-03T09:00:00Z",
+        },
+    )
+    assert taken.status_code == 422
