@@ -71,6 +71,7 @@ def tenant_create(args: argparse.Namespace) -> int:
 
 
 def housekeeping(args: argparse.Namespace) -> int:
+    from api import wiring
     from api.db.engine import make_engine, make_session_factory
     from api.jobs import housekeeping
 
@@ -82,6 +83,7 @@ def housekeeping(args: argparse.Namespace) -> int:
             settings,
             now=datetime.now(UTC),
             batch_size=args.batch_size,
+            passes=wiring.housekeeping_passes(),
         )
     except (OperationalError, ProgrammingError) as exc:
         print(
@@ -93,6 +95,8 @@ def housekeeping(args: argparse.Namespace) -> int:
         engine.dispose()
     before = report.idempotency_before.isoformat(timespec="seconds")
     print(f"deleted {report.idempotency_records} idempotency record(s) created before {before}")
+    if report.other_work:
+        print(f"queued {report.other_work} calendar sync(s) whose poll chain had stopped")
     return 0
 
 

@@ -28,7 +28,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import bindparam, select
@@ -74,6 +74,8 @@ class EventType(enum.StrEnum):
     BOOKING_COMPLETED = "booking.completed"
     CALL_LINK_CREATED = "call_link.created"
     CALL_LINK_REVOKED = "call_link.revoked"
+    CALENDAR_SYNC_FAILED = "calendar.sync_failed"
+    CALENDAR_SYNC_RECOVERED = "calendar.sync_recovered"
 
 
 _OWNER_TYPES = frozenset({EventType.TICKET_ASSIGNED, EventType.TICKET_REASSIGNED})
@@ -252,6 +254,39 @@ class CallLinkData(Payload):
     locale: str = Field(description="The customer's locale (a hint the page uses)")
 
 
+class CalendarSyncData(Payload):
+    """Which calendar connection, whose, where. Never a credential or an event's contents."""
+
+    connection_id: str = Field(description="The calendar connection")
+    agent_id: str = Field(description="The agent whose calendar it reads")
+    provider: str = Field(description="google, microsoft or ics")
+
+
+class CalendarSyncFailedData(CalendarSyncData):
+    """The connection's mirror of the agent's busy time cannot be trusted any more: the agent
+    is unavailable for new calls and just-in-time binding until a good sync (fail closed).
+    Sent once when the connection breaks or goes stale, not on every failed poll."""
+
+    reason: Literal["credential", "stale"] = Field(
+        description=(
+            "credential: the credential is dead (invalid_grant, 401 after a refresh, a bad "
+            "client secret) and someone must reconnect the calendar; stale: no good sync for "
+            "longer than SWITCHBOARD_CALENDAR_MAX_STALENESS_SECONDS"
+        )
+    )
+    detail: str = Field(description="What failed, in words (as the connection's `failure`)")
+    last_success_at: datetime | None = Field(description="The last good sync; null: none yet")
+
+
+class CalendarSyncRecoveredData(CalendarSyncData):
+    """A connection that had failed or gone stale synced again: the agent is available again."""
+
+    recovered_from: Literal["credential", "stale"] = Field(
+        description="The reason of the `calendar.sync_failed` this ends"
+    )
+    last_success_at: datetime = Field(description="The good sync that ended it")
+
+
 PAYLOADS: Mapping[EventType, type[Payload]] = MappingProxyType(
     {
         **{
@@ -270,6 +305,8 @@ PAYLOADS: Mapping[EventType, type[Payload]] = MappingProxyType(
         EventType.BOOKING_COMPLETED: BookingClosedData,
         EventType.CALL_LINK_CREATED: CallLinkData,
         EventType.CALL_LINK_REVOKED: CallLinkData,
+        EventType.CALENDAR_SYNC_FAILED: CalendarSyncFailedData,
+        EventType.CALENDAR_SYNC_RECOVERED: CalendarSyncRecoveredData,
     }
 )
 
@@ -311,6 +348,11 @@ DESCRIPTIONS: Mapping[EventType, str] = MappingProxyType(
         EventType.BOOKING_COMPLETED: "A call was completed",
         EventType.CALL_LINK_CREATED: "A call link was issued for a ticket",
         EventType.CALL_LINK_REVOKED: "A call link was revoked",
+        EventType.CALENDAR_SYNC_FAILED: (
+            "An agent's calendar connection broke or went stale: the agent is unavailable for "
+            "new calls until it syncs again"
+        ),
+        EventType.CALENDAR_SYNC_RECOVERED: "A failed or stale calendar connection synced again",
     }
 )
 

@@ -84,7 +84,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         stop_webhooks = start_background(app.state.session_factory, settings, clock=app.state.clock)
         from api import wiring
 
-        jobs_runtime.start(app, wiring.job_handlers(), on_finish=app.state.metrics.job_finished)
+        jobs_runtime.start(
+            app,
+            wiring.job_handlers(settings, calendar_metrics=app.state.calendar_metrics),
+            on_finish=app.state.metrics.job_finished,
+            passes=wiring.housekeeping_passes(),
+        )
         # Per-tenant rate limits and the bounded solve pool (api/http/ratelimit.py,
         # api/solve/pool.py).
         app.state.rate_limiter = ratelimit.build(settings, app.state.clock)
@@ -141,6 +146,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     _wire(app)
     metrics.install(app)  # outermost: times every request, replays included
     app.state.metrics.registry.register(jobs_runtime.JobDepth(app.state))
+    from api.calendar_sync import metrics as calendar_metrics
+
+    app.state.calendar_metrics = calendar_metrics.install(app.state, app.state.metrics.registry)
     _include_routers(app)
     docs.install(app)
     _document_openapi(app)

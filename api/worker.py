@@ -36,11 +36,13 @@ def run_worker(args: argparse.Namespace) -> int:
     session_factory = make_session_factory(engine)
     worker = Worker(
         session_factory,
-        wiring.job_handlers(),
+        wiring.job_handlers(settings),
         clock=_wall_clock,
         lease_seconds=settings.jobs_lease_seconds,
         poll_seconds=args.poll or settings.jobs_poll_seconds,
-        housekeeping=housekeeping.for_worker(session_factory, settings),
+        housekeeping=housekeeping.for_worker(
+            session_factory, settings, wiring.housekeeping_passes()
+        ),
         housekeeping_seconds=settings.housekeeping_interval_seconds,
     )
     try:

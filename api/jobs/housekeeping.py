@@ -20,12 +20,15 @@ next one ``breach_risk_interval_seconds`` later while the tenant still has work 
 (:func:`schedule_breach_check`), so the checks run at that cadence whatever the housekeeping
 interval; housekeeping restarts a chain that stopped (the tenant had no work, or a run failed
 for good). ``breach_risk_interval_seconds = 0`` queues no new runs.
+
+Other use cases add passes of their own (:data:`Pass`, given by :mod:`api.wiring`: the calendar
+sync restarts its poll chains and announces stale mirrors), run after the above in each pass.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -49,6 +52,8 @@ BREACH_RISK_JOB = "tickets.breach_risk"
 
 # What a worker calls: given "now", run a pass; True when nothing is left to do.
 Housekeeping = Callable[[datetime], bool]
+# Another use case's part of a pass (wired in api.wiring): returns how much work it started.
+Pass = Callable[[sessionmaker[Session], Settings, datetime], int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +64,7 @@ class Report:
     complete: bool
     idempotency_before: datetime
     breach_checks_queued: int = 0
+    other_work: int = 0  # what the other passes started (e.g. calendar syncs queued)
 
 
 _CHECKABLE = (
@@ -152,8 +158,10 @@ def run(
     now: datetime,
     time_budget: float | None = None,
     batch_size: int | None = None,
+    passes: Sequence[Pass] = (),
 ) -> Report:
-    """Delete what expired by ``now``; stop after ``time_budget`` seconds (None: when done)."""
+    """Delete what expired by ``now``; stop after ``time_budget`` seconds (None: when done);
+    then start the periodic work (breach checks, and each of ``passes``)."""
     before = now - timedelta(hours=settings.idempotency_ttl_hours)
     purged = idempotency.purge_expired(
         session_factory=session_factory,
@@ -170,20 +178,26 @@ def run(
     checks = queue_breach_checks(
         session_factory, now=now, every_seconds=settings.breach_risk_interval_seconds
     )
+    other = sum(one(session_factory, settings, now) for one in passes)
     return Report(
         idempotency_records=purged.deleted,
         complete=purged.complete,
         idempotency_before=before,
         breach_checks_queued=checks,
+        other_work=other,
     )
 
 
-def for_worker(session_factory: sessionmaker[Session], settings: Settings) -> Housekeeping | None:
+def for_worker(
+    session_factory: sessionmaker[Session], settings: Settings, passes: Sequence[Pass] = ()
+) -> Housekeeping | None:
     """The pass a job worker runs periodically, or None when the settings turn it off."""
     if settings.housekeeping_interval_seconds <= 0:
         return None
 
     def one_pass(now: datetime) -> bool:
-        return run(session_factory, settings, now=now, time_budget=PASS_BUDGET_SECONDS).complete
+        return run(
+            session_factory, settings, now=now, time_budget=PASS_BUDGET_SECONDS, passes=passes
+        ).complete
 
     return one_pass

@@ -11,7 +11,7 @@ tests call ``app.state.job_worker.housekeep()``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from fastapi import FastAPI
@@ -33,7 +33,11 @@ def worker_enabled(settings: Settings) -> bool:
 
 
 def start(
-    app: FastAPI, handlers: dict[str, Handler], *, on_finish: FinishHook | None = None
+    app: FastAPI,
+    handlers: dict[str, Handler],
+    *,
+    on_finish: FinishHook | None = None,
+    passes: Sequence[housekeeping.Pass] = (),
 ) -> Worker:
     """Build the app's worker; start its thread if the settings say so. Returned either way,
     so tests (and ``/metrics``) can use it."""
@@ -45,7 +49,7 @@ def start(
         lease_seconds=settings.jobs_lease_seconds,
         poll_seconds=settings.jobs_poll_seconds,
         on_finish=on_finish,
-        housekeeping=housekeeping.for_worker(app.state.session_factory, settings),
+        housekeeping=housekeeping.for_worker(app.state.session_factory, settings, passes),
         housekeeping_seconds=settings.housekeeping_interval_seconds,
     )
     app.state.job_worker = worker
