@@ -120,9 +120,8 @@ def update_connection(
     settings: Settings,
 ) -> CalendarConnection:
     """Replace the parts given. The provider checks see the connection as it would be. A
-    change of settings or credentials makes a failed connection active again and clears its
-    failure; any change queues a full sync unless the connection is paused (resuming queues
-    one)."""
+    failed connection stays failed until a sync with what was sent succeeds; any change queues
+    a full sync unless the connection is paused (resuming queues one)."""
     row = get_or_raise(
         session=session, tenant_id=tenant_id, connection_id=connection_id, for_update=True
     )
@@ -152,11 +151,9 @@ def update_connection(
         row.settings = dict(new_settings)
     if "credentials" in changes:
         row.credentials = connectors.encrypt_credentials(settings, credentials)
-    if ("settings" in changes or "credentials" in changes) and row.status == "failed":
-        # What failed may work now: try again (a paused connection stays paused).
-        row.status = "active"
-        row.failure = None
-        row.consecutive_failures = 0
+    # A failed connection stays failed (its agent blocked) until a sync with what was sent
+    # succeeds: the sync clears the failure and announces calendar.sync_recovered. Clearing it
+    # here would make the agent look free before the new credentials were ever tried.
     row.updated_at = now
     session.flush()
     if row.status != "paused":
@@ -183,12 +180,15 @@ def pause(
 def resume(
     *, session: Session, tenant_id: str, connection_id: str, now: datetime
 ) -> CalendarConnection:
-    """Sync the connection again (a paused or failed one becomes active) and queue a sync now.
+    """Sync the connection again (a paused one becomes active; a failed one stays failed until
+    the sync succeeds) and queue a sync now.
     Until it succeeds its agent is blocked if the mirror is stale (fail closed)."""
     row = get_or_raise(
         session=session, tenant_id=tenant_id, connection_id=connection_id, for_update=True
     )
-    if row.status != "active":
+    if row.status == "paused":
+        # A failed connection stays failed until a sync succeeds (fail closed; the sync
+        # announces the recovery); a paused one syncs again and is judged by its mirror's age.
         row.status = "active"
         row.failure = None
         row.updated_at = now

@@ -322,9 +322,12 @@ def _fail(db: Engine, connection: str) -> None:
         session.commit()
 
 
-def test_new_credentials_revive_a_failed_connection(
+def test_new_credentials_are_tried_but_the_agent_stays_blocked_until_they_work(
     a: As, agents: list[str], db: Engine, settings: Settings
 ) -> None:
+    """New credentials queue a full sync; the connection stays failed (its agent unavailable
+    for new calls) until that sync succeeds: clearing the failure now would make the agent look
+    free on credentials nobody has tried (the sync clears it and announces the recovery)."""
     connection = a.post("/v1/calendar-connections", json=google()).json()["id"]
     _fail(db, connection)
     new_token = "1//another-refresh-token"
@@ -333,11 +336,11 @@ def test_new_credentials_revive_a_failed_connection(
         json={"credentials": {"refresh_token": new_token}},
     )
     assert r.status_code == 200, r.text
-    assert (r.json()["status"], r.json()["failure"]) == ("active", None)
+    assert (r.json()["status"], r.json()["failure"]) == ("failed", "invalid_grant")
+    assert r.json()["blocked"] is True
     assert new_token not in r.text
     row = _row(db, connection)
     assert connectors.decrypt_credentials(settings, row.credentials) == {"refresh_token": new_token}
-    assert row.consecutive_failures == 0
     [job] = _syncs(db)
     assert job.payload == {"connection_id": connection, "full": True}
 
