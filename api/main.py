@@ -84,7 +84,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         stop_webhooks = start_background(app.state.session_factory, settings, clock=app.state.clock)
         from api import wiring
 
-        jobs_runtime.start(app, wiring.job_handlers(), on_finish=app.state.metrics.job_finished)
+        jobs_runtime.start(
+            app, wiring.job_handlers(settings), on_finish=app.state.metrics.job_finished
+        )
         # Per-tenant rate limits and the bounded solve pool (api/http/ratelimit.py,
         # api/solve/pool.py).
         app.state.rate_limiter = ratelimit.build(settings, app.state.clock)
@@ -190,6 +192,7 @@ def _include_routers(app: FastAPI) -> None:
     from api.assignment import routes as assignment
     from api.bookings import routes as bookings
     from api.bookings import service as booking_service
+    from api.calendar_push import routes as calendar_push
     from api.jobs import routes as jobs
     from api.keys import routes as api_keys
     from api.kpis import routes as kpis
@@ -230,6 +233,7 @@ def _include_routers(app: FastAPI) -> None:
         bookings.router,
         links.router,
         problems.router,
+        calendar_push.router,
     ):
         app.include_router(router)
     from api.customer import routes as customer

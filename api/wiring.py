@@ -17,16 +17,24 @@ from api.assignment import breach, live, optimize
 from api.assignment.cache import RealtimeCache
 from api.bookings import service as bookings
 from api.bookings.cache import BookingCache
+from api.calendar_sync import channels, writeback
 from api.jobs.worker import Handler
+from api.settings import Settings
 
 
-def job_handlers() -> dict[str, Handler]:
-    """Every job kind the service knows, by name."""
-    return {
+def job_handlers(settings: Settings | None = None) -> dict[str, Handler]:
+    """Every job kind the service knows, by name. The calendar jobs need the settings (to
+    decrypt credentials, to know the public address): without them they are not run here."""
+    handlers: dict[str, Handler] = {
         optimize.OPTIMIZE_JOB: optimize.run_optimize_job,
         bookings.BIND_JOB: bookings.run_bind_job,
         breach.BREACH_RISK_JOB: breach.run_breach_job,
     }
+    if settings is not None:
+        handlers[writeback.WRITEBACK_JOB] = writeback.handler(settings)
+        handlers[channels.WATCH_JOB] = channels.watch_handler(settings)
+        handlers[channels.UNWATCH_JOB] = channels.unwatch_handler(settings)
+    return handlers
 
 
 def install_listeners() -> None:
