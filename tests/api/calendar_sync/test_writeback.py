@@ -17,7 +17,7 @@ from sqlalchemy import Engine, select
 from api.calendar_sync import connectors, writeback
 from api.db.engine import make_session_factory
 from api.db.jobs import Job, JobStatus
-from api.db.models import Call, CalendarConnection, CalendarWrite
+from api.db.models import CalendarConnection, CalendarWrite, Call
 from api.settings import Settings
 from calendars.base import CallEvent
 from tests.api.bookings.test_bookings import DAY, TICKET, book, org
