@@ -111,6 +111,40 @@ def queue_writeback(session: Session, tenant_id: str, call_id: str, now: datetim
     )
 
 
+def queue_for_connection(
+    session: Session, tenant_id: str, connection_id: str, now: datetime
+) -> Job | None:
+    """In the caller's transaction: reconcile every call the connection concerns -- what was
+    written on it, and the calls bound to its agent that are not over. For when what it wants
+    changed without a call changing: write-back turned on or off, another calendar chosen, the
+    connection resumed or repaired (a good sync after a failure), or about to be deleted.
+    None when there is nothing to reconcile."""
+    row = session.get(CalendarConnection, (tenant_id, connection_id))
+    calls = set(
+        session.scalars(
+            select(CalendarWrite.call_id).where(
+                CalendarWrite.tenant_id == tenant_id,
+                CalendarWrite.connection_id == connection_id,
+            )
+        )
+    )
+    if row is not None:
+        calls |= set(
+            session.scalars(
+                select(Call.id).where(
+                    Call.tenant_id == tenant_id,
+                    Call.bound_agent == row.agent_id,
+                    Call.status == CallStatus.BOOKED,
+                    Call.end_at > now,
+                )
+            )
+        )
+    job = None
+    for call_id in sorted(calls):
+        job = queue_writeback(session, tenant_id, call_id, now)
+    return job
+
+
 # --------------------------------------------------------------------------- the sync's guard
 
 

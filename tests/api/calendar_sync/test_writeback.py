@@ -556,3 +556,37 @@ def test_the_chosen_calendar_gets_the_event(
     assert [k for k, *_ in shown(provider, "calls@example.com")] == [f"switchboard-{call}"]
     assert shown(provider, "ana@example.com") == []
     assert isinstance(provider.written[f"switchboard-{call}"], CallEvent)
+
+
+def test_a_resumed_connection_catches_up_and_one_turned_off_is_cleared(
+    a: As,
+    tenant_a: TenantCtx,
+    db: Engine,
+    settings: Settings,
+    clock: FakeClock,
+    app: FastAPI,
+    provider: MemoryProvider,
+) -> None:
+    org(a, agents=("ana",))
+    ident = connect(db, settings, tenant_a.id, "ana", status="paused")
+    call = book(a, start=CALL_AT.isoformat()).json()["id"]
+    clock.now = BIND_AT
+    run_jobs(app)
+    assert bound_agent(a, call) == "ana" and provider.written == {}  # paused: hands off
+    factory = make_session_factory(db)
+    with factory() as session:
+        row = session.get(CalendarConnection, (tenant_a.id, ident))
+        assert row is not None
+        row.status = "active"
+        assert writeback.queue_for_connection(session, tenant_a.id, ident, clock.now) is not None
+        session.commit()
+    run_jobs(app)
+    assert [k for k, *_ in shown(provider, "ana@example.com")] == [f"switchboard-{call}"]
+    with factory() as session:
+        row = session.get(CalendarConnection, (tenant_a.id, ident))
+        assert row is not None
+        row.settings = {"writeback": False}
+        writeback.queue_for_connection(session, tenant_a.id, ident, clock.now)
+        session.commit()
+    run_jobs(app)
+    assert shown(provider, "ana@example.com") == [] and writes(db, tenant_a.id) == []
