@@ -242,6 +242,24 @@ def _record_dead(session: Session, row: CalendarConnection, reason: str, now: da
     row.updated_at = now
 
 
+def renew_at(channel: CalendarChannel, margin: timedelta) -> datetime:
+    """When ``channel`` is replaced: ``margin`` before it expires, or halfway through its life
+    when the provider gave it less than twice that (never a renewal loop)."""
+    life = channel.expires_at - channel.created_at
+    return channel.expires_at - min(margin, life / 2)
+
+
+def _dead(ctx: JobContext, connection_id: str, reason: str, now: datetime) -> dict[str, Any]:
+    with ctx.session_factory() as session:
+        row = session.get(CalendarConnection, (ctx.tenant_id, connection_id))
+        if row is not None:
+            _record_dead(session, row, reason, now)
+        result = {"watched": 0, "reason": "dead credential"}
+        ctx.complete(session, result)
+        session.commit()
+    return result
+
+
 def run_watch(ctx: JobContext, settings: Settings) -> dict[str, Any]:
     """The ``calendar.watch`` job (see the module)."""
     connection_id = str(ctx.payload.get("connection_id", ""))
@@ -269,7 +287,11 @@ def run_watch(ctx: JobContext, settings: Settings) -> dict[str, Any]:
         else:
             replace = set()
         calendars = list(row.calendars)
-        connector = connectors.connector_for(row, settings)
+        try:
+            connector = connectors.connector_for(row, settings)
+        except CredentialError as exc:
+            session.rollback()
+            return _dead(ctx, connection_id, exc.reason, now)
         session.expunge_all()
 
     made = renewed = stopped = 0
@@ -277,11 +299,7 @@ def run_watch(ctx: JobContext, settings: Settings) -> dict[str, Any]:
     try:
         for calendar in calendars:
             current = existing.get(calendar)
-            if (
-                current is not None
-                and current.expires_at - margin > now
-                and calendar not in replace
-            ):
+            if current is not None and renew_at(current, margin) > now and calendar not in replace:
                 continue
             channel = connector.watch(calendar, address, token, ttl)
             with ctx.session_factory() as session:
@@ -318,13 +336,7 @@ def run_watch(ctx: JobContext, settings: Settings) -> dict[str, Any]:
     except Unsupported:
         return {"watched": 0, "reason": "the provider has no push; polled only"}
     except CredentialError as exc:
-        with ctx.session_factory() as session:
-            dead = session.get(CalendarConnection, (ctx.tenant_id, connection_id))
-            if dead is not None:
-                _record_dead(session, dead, exc.reason, now)
-            ctx.complete(session, {"watched": 0, "reason": "dead credential"})
-            session.commit()
-        return {"watched": 0}
+        return _dead(ctx, connection_id, exc.reason, now)
     for channel in old:
         try:
             connector.unwatch(channel)
@@ -332,11 +344,11 @@ def run_watch(ctx: JobContext, settings: Settings) -> dict[str, Any]:
         except CalendarError as exc:  # it expires by itself; the new one is in place
             log.warning("could not stop a replaced channel of %s: %s", connection_id, exc.reason)
     with ctx.session_factory() as session:
-        expiries = [c.expires_at for c in of_connection(session, ctx.tenant_id, connection_id)]
-        if expiries:
-            queue_watch(
-                session, ctx.tenant_id, connection_id, now=now, run_after=min(expiries) - margin
-            )
+        renewals = [
+            renew_at(c, margin) for c in of_connection(session, ctx.tenant_id, connection_id)
+        ]
+        if renewals:
+            queue_watch(session, ctx.tenant_id, connection_id, now=now, run_after=min(renewals))
         result = {"made": made, "renewed": renewed, "stopped": stopped}
         ctx.complete(session, result)
         session.commit()

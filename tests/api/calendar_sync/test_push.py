@@ -22,7 +22,8 @@ from api.calendar_sync.jobs import SYNC_JOB
 from api.db.engine import make_session_factory
 from api.db.jobs import Job, JobStatus
 from api.db.models import CalendarChannel, CalendarConnection
-from api.jobs.worker import PermanentJobError
+from api.jobs.queue import claim
+from api.jobs.worker import JobContext, PermanentJobError
 from api.settings import Environment, Settings
 from calendars.base import Connector, WatchChannel
 from tests.api.bookings.test_bookings import org
@@ -443,3 +444,30 @@ def test_a_stored_token_no_key_opens_is_replaced_with_every_channel(
     assert [c for _, c, _, _ in stored(db, tenant_a.id)] == ["ana@example.com", "team@example.com"]
     assert [m[2] for m in provider.made[2:]] == [token, token]
     assert sorted(provider.stopped) == ["google-0", "google-1"]
+
+
+def test_a_channel_the_provider_keeps_short_is_renewed_halfway_not_in_a_loop(
+    a: As,
+    tenant_a: TenantCtx,
+    db: Engine,
+    settings: Settings,
+    clock: FakeClock,
+    app: FastAPI,
+    provider: Watched,
+) -> None:
+    short = settings.model_copy(
+        update={
+            "calendar_channel_ttl_seconds": 3600.0,
+            "calendar_channel_renew_margin_seconds": 7200.0,
+        }
+    )
+    org(a, agents=("ana",))
+    ident = connect(db, settings, tenant_a.id, "ana")
+    watch(db, tenant_a.id, ident, clock.now)
+    [job] = jobs_of(db, channels.WATCH_JOB)
+    claimed = claim(session_factory=make_session_factory(db), worker_id="t", now=clock.now, lease=H)
+    assert claimed is not None and claimed.id == job.id
+    ctx = JobContext(job=claimed, session_factory=make_session_factory(db), clock=clock)
+    assert channels.run_watch(ctx, short) == {"made": 1, "renewed": 0, "stopped": 0}
+    [nxt] = [j for j in jobs_of(db, channels.WATCH_JOB) if j.status is JobStatus.QUEUED]
+    assert nxt.run_after == T0 + H / 2  # halfway through its hour, not at once
