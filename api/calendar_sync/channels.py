@@ -20,8 +20,9 @@ development and test.
 
 Pausing or deleting a connection: :func:`release` (in the caller's transaction) forgets its
 channels and queues a ``calendar.unwatch`` job that stops them at the provider with the
-credentials copied, still encrypted, into the job; a provider that cannot be reached lets them
-expire on their own. Notifications for a forgotten channel are refused like a forged one.
+connection's credentials while the connection exists (paused); a deleted connection's channels,
+or ones a provider does not let us stop, expire on their own (within the TTL). Notifications for
+a forgotten channel are refused like a forged one.
 """
 
 from __future__ import annotations
@@ -198,14 +199,10 @@ def release(session: Session, connection: CalendarConnection, now: datetime) -> 
     found = of_connection(session, connection.tenant_id, connection.id)
     if not found:
         return None
-    payload = {
-        "connection_id": connection.id,
-        "provider": connection.provider,
-        "settings": dict(connection.settings),
-        # Still encrypted: the row may be gone by the time the job runs.
-        "credentials": connection.credentials,
-        "channels": [_as_payload(c) for c in found],
-    }
+    # No credentials in the payload (jobs are readable through /v1/jobs): the job stops the
+    # channels with the connection's own while it exists (paused); a deleted connection's
+    # channels are refused from now on and expire by themselves.
+    payload = {"connection_id": connection.id, "channels": [_as_payload(c) for c in found]}
     for channel in found:
         session.delete(channel)
     session.flush()
@@ -356,19 +353,23 @@ def run_watch(ctx: JobContext, settings: Settings) -> dict[str, Any]:
 
 
 def run_unwatch(ctx: JobContext, settings: Settings) -> dict[str, Any]:
-    """The ``calendar.unwatch`` job: stop channels :func:`release` forgot."""
+    """The ``calendar.unwatch`` job: stop the channels :func:`release` forgot, with the
+    connection's credentials while it exists."""
     payload = ctx.payload
-    try:
-        credentials = connectors.decrypt_credentials(settings, str(payload.get("credentials", "")))
-    except CredentialError:
-        return {"stopped": 0, "reason": "credentials unreadable; the channels expire by themselves"}
-    connector = connectors.connector_from(
-        str(payload.get("provider", "")), dict(payload.get("settings") or {}), credentials, settings
-    )
-    stopped = 0
-    for data in payload.get("channels", []):
+    gone = [_as_watch(data) for data in payload.get("channels", [])]
+    latest = max((c.expires_at for c in gone), default=None)
+    with ctx.session_factory() as session:
+        row = session.get(CalendarConnection, (ctx.tenant_id, str(payload.get("connection_id"))))
+        if row is None:
+            return {"stopped": 0, "expire_by": latest.isoformat() if latest else None}
         try:
-            connector.unwatch(_as_watch(data))
+            connector = connectors.connector_for(row, settings)
+        except CredentialError:
+            return {"stopped": 0, "expire_by": latest.isoformat() if latest else None}
+    stopped = 0
+    for channel in gone:
+        try:
+            connector.unwatch(channel)
             stopped += 1
         except (Unsupported, CredentialError):
             continue  # nothing to stop, or it cannot be reached: it expires by itself

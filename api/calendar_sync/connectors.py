@@ -49,23 +49,11 @@ def connector_for(
 ) -> Connector:
     """The connector of ``row``, its credentials decrypted."""
     credentials = decrypt_credentials(settings, row.credentials)
-    return connector_from(row.provider, row.settings, credentials, settings, retry=retry)
-
-
-def connector_from(
-    provider: str,
-    connection_settings: Mapping[str, Any],
-    credentials: Mapping[str, Any],
-    settings: Settings,
-    *,
-    retry: Retry | None = None,
-) -> Connector:
-    """A connector from a connection's parts (its row may be gone: stopping its channels)."""
     if _factory:
-        return _factory[-1](provider, connection_settings, credentials)
+        return _factory[-1](row.provider, row.settings, credentials)
     return calendars.connect(
-        provider,
-        connection_settings,
+        row.provider,
+        row.settings,
         credentials,
         timeout=settings.calendar_timeout_seconds,
         retry=retry,

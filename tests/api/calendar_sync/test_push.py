@@ -213,9 +213,10 @@ def test_a_read_only_feed_gets_no_channel_and_a_paused_connection_loses_its_own(
         session.commit()
     run_jobs(app)
     assert stored(db, tenant_a.id) == [] and provider.store.watches == []
+    assert provider.stopped == ["google-0"]  # stopped at the provider with its credentials
 
 
-def test_released_channels_are_stopped_and_their_notifications_refused(
+def test_a_deleted_connections_channels_are_forgotten_and_their_notifications_refused(
     a: As,
     tenant_a: TenantCtx,
     db: Engine,
@@ -235,7 +236,12 @@ def test_released_channels_are_stopped_and_their_notifications_refused(
         session.commit()
     assert [j.status for j in jobs_of(db, channels.WATCH_JOB)][-1] is JobStatus.CANCELLED
     run_jobs(app)
-    assert sorted(provider.stopped) == ["google-0", "google-1"] and provider.store.watches == []
+    # No credentials travel in a job (jobs are readable through /v1/jobs): with the connection
+    # gone the channels cannot be stopped and expire by themselves; they are refused meanwhile.
+    [unwatch] = jobs_of(db, channels.UNWATCH_JOB)
+    assert unwatch.status is JobStatus.SUCCEEDED and "credentials" not in unwatch.payload
+    assert unwatch.result == {"stopped": 0, "expire_by": (T0 + timedelta(days=2)).isoformat()}
+    assert stored(db, tenant_a.id) == []
     r = a.client.post("/v1/calendar-push/google", headers=google_headers("google-0", token))
     assert_problem(r, 403, "channel")
     assert jobs_of(db, SYNC_JOB) == []
