@@ -132,9 +132,9 @@ def of_connection(session: Session, tenant_id: str, connection_id: str) -> list[
 
 def queued_watch(session: Session, tenant_id: str, connection_id: str) -> Job | None:
     for job in session.scalars(
-        select(Job).where(
-            Job.tenant_id == tenant_id, Job.kind == WATCH_JOB, Job.status == JobStatus.QUEUED
-        )
+        select(Job)
+        .where(Job.tenant_id == tenant_id, Job.kind == WATCH_JOB, Job.status == JobStatus.QUEUED)
+        .with_for_update()  # not claimed between this read and the caller's commit
     ):
         if job.payload.get("connection_id") == connection_id:
             return job

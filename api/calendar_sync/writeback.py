@@ -94,6 +94,9 @@ def queue_writeback(session: Session, tenant_id: str, call_id: str, now: datetim
         )
         .order_by(Job.created_at, Job.id)
         .limit(1)
+        # Locked, so a worker cannot claim it between this read and the commit (its payload
+        # would be read without this call); a job claimed meanwhile no longer matches.
+        .with_for_update()
     ).first()
     if waiting is not None:
         calls = list(waiting.payload.get("calls", []))

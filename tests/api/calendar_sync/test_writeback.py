@@ -18,11 +18,12 @@ from api.calendar_sync import connectors, writeback
 from api.db.engine import make_session_factory
 from api.db.jobs import Job, JobStatus
 from api.db.models import CalendarConnection, CalendarWrite, Call
+from api.jobs.queue import claim
 from api.settings import Settings
 from calendars.base import CallEvent
 from tests.api.bookings.test_bookings import DAY, TICKET, book, org
 from tests.api.bookings.test_call_steps import issue_link, run_jobs, through_link
-from tests.api.conftest import T0, As, FakeClock, TenantCtx, ticket_body
+from tests.api.conftest import T0, As, FakeClock, TenantCtx, postgres_only, ticket_body
 from tests.calendars.memory import MemoryProvider
 
 M = timedelta(minutes=1)
@@ -590,3 +591,29 @@ def test_a_resumed_connection_catches_up_and_one_turned_off_is_cleared(
         session.commit()
     run_jobs(app)
     assert shown(provider, "ana@example.com") == [] and writes(db, tenant_a.id) == []
+
+
+@postgres_only
+def test_a_waiting_job_being_joined_is_not_claimed_until_the_booking_commits(
+    a: As, tenant_a: TenantCtx, db: Engine, settings: Settings
+) -> None:
+    """Otherwise a worker could take the job between the booking's read and its commit, and
+    the call added to the payload would never be written."""
+    org(a)
+    connect(db, settings, tenant_a.id, "ana")
+    factory = make_session_factory(db)
+    kinds = [writeback.WRITEBACK_JOB]
+    with factory() as session:
+        writeback.queue_writeback(session, tenant_a.id, "c-1", T0)
+        session.commit()
+    with factory() as session:
+        writeback.queue_writeback(session, tenant_a.id, "c-2", T0)
+        grabbed = claim(
+            session_factory=factory, worker_id="w", now=T0, lease=timedelta(hours=1), kinds=kinds
+        )
+        assert grabbed is None  # skipped while the booking holds it
+        session.commit()
+    grabbed = claim(
+        session_factory=factory, worker_id="w", now=T0, lease=timedelta(hours=1), kinds=kinds
+    )
+    assert grabbed is not None and grabbed.payload == {"calls": ["c-1", "c-2"]}
