@@ -198,6 +198,7 @@ def _include_routers(app: FastAPI) -> None:
     from api.assignment import routes as assignment
     from api.bookings import routes as bookings
     from api.bookings import service as booking_service
+    from api.calendar_push import routes as calendar_push
     from api.calendar_sync import routes as calendar_connections
     from api.jobs import routes as jobs
     from api.keys import routes as api_keys
@@ -240,6 +241,7 @@ def _include_routers(app: FastAPI) -> None:
         bookings.router,
         links.router,
         problems.router,
+        calendar_push.router,
     ):
         app.include_router(router)
     from api.customer import routes as customer

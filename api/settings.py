@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     calendar_max_staleness_seconds: float = Field(default=1800.0, gt=0)
     # How often each connection is polled (the safety net under push notifications).
     calendar_poll_seconds: float = Field(default=300.0, gt=0)
+    # Push channels (api/calendar_sync/channels.py): how long each is asked to live (providers
+    # may shorten it: a Graph subscription to events lives under three days), and how long
+    # before its expiry it is replaced by a new one.
+    calendar_channel_ttl_seconds: float = Field(default=2 * 24 * 3600.0, ge=600)
+    calendar_channel_renew_margin_seconds: float = Field(default=3 * 3600.0, ge=60)
     # How far ahead busy time is mirrored (the longest booking horizon a capability may have).
     calendar_horizon_days: int = Field(default=60, ge=1, le=366)
     db_pool_size: int = Field(default=10, ge=1, le=200)
@@ -211,6 +216,11 @@ class Settings(BaseSettings):
     def _refuse_unsafe_defaults(self) -> Self:
         if self.page_size_default > self.page_size_max:
             raise ValueError("page_size_default must not exceed page_size_max")
+        if self.calendar_channel_renew_margin_seconds >= self.calendar_channel_ttl_seconds:
+            raise ValueError(
+                "calendar_channel_renew_margin_seconds must be shorter than "
+                "calendar_channel_ttl_seconds (a channel would be renewed as soon as it is made)"
+            )
         if self.db_reply_timeout_seconds <= self.db_statement_timeout_seconds:
             # The server's own timeout must answer first, or a slow statement would be taken
             # for a dead network (and its connection dropped instead of its error reported).

@@ -17,6 +17,7 @@ from api.assignment import breach, live, optimize
 from api.assignment.cache import RealtimeCache
 from api.bookings import service as bookings
 from api.bookings.cache import BookingCache
+from api.calendar_sync import channels, writeback
 from api.calendar_sync import jobs as calendar_jobs
 from api.calendar_sync import sync as calendar_sync
 from api.jobs.housekeeping import Pass
@@ -27,13 +28,17 @@ from api.settings import Settings
 def job_handlers(
     settings: Settings, *, calendar_metrics: calendar_sync.Recorder | None = None
 ) -> dict[str, Handler]:
-    """Every job kind the service knows, by name. ``calendar_metrics`` counts the calendar
+    """Every job kind the service knows, by name. The calendar jobs need the settings (to
+    decrypt credentials, to know the public address); ``calendar_metrics`` counts the calendar
     syncs (the app's /metrics; a worker process without one passes None)."""
     return {
         optimize.OPTIMIZE_JOB: optimize.run_optimize_job,
         bookings.BIND_JOB: bookings.run_bind_job,
         breach.BREACH_RISK_JOB: breach.run_breach_job,
         calendar_jobs.SYNC_JOB: calendar_sync.make_handler(settings, calendar_metrics),
+        writeback.WRITEBACK_JOB: writeback.handler(settings),
+        channels.WATCH_JOB: channels.watch_handler(settings),
+        channels.UNWATCH_JOB: channels.unwatch_handler(settings),
     }
 
 

@@ -61,6 +61,7 @@ from sqlalchemy.orm import Session
 from api import events, mapping, org_version, solver_input
 from api.bookings import cache as booking_cache
 from api.bookings.cache import BookingCache
+from api.calendar_sync import writeback
 from api.common import service as common
 from api.db.jobs import Job, JobStatus
 from api.db.locks import lock_tenant
@@ -780,6 +781,7 @@ def cancel(
     row.cancel_reason = note
     row.cover_agent = None
     row.updated_at = now
+    writeback.queue_writeback(session, tenant_id, row.id, now)
     _announce(
         session,
         tenant_id,
@@ -1109,6 +1111,8 @@ def _apply_binding(
     # The engine keeps the agent for the call's current buffer: the database's range agrees.
     row.occupied_until = row.end_at + timedelta(minutes=buffer)
     row.updated_at = now
+    # The agent's calendar follows (outbox: the provider is called by the job, never here).
+    writeback.queue_writeback(session, tenant_id, row.id, now)
     action = "agent_bound" if previous is None else "agent_rebound"
     reasons = mapping.reasons_brief(binding.reasons)
     _announce(
@@ -1143,6 +1147,8 @@ def _apply_at_risk(
     previous = row.bound_agent
     row.bound_agent = None  # nobody can take it; a later binding names somebody again
     row.cover_agent = None
+    if previous is not None:  # the event leaves the unbound agent's calendar
+        writeback.queue_writeback(session, tenant_id, row.id, now)
     if row.at_risk_since is not None and previous is None:
         return  # already reported
     row.at_risk_since = row.at_risk_since or now

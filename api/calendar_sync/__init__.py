@@ -7,4 +7,6 @@ api.calendar_sync.sync         the sync job: fetch outside any transaction, merg
                                tenant lock, fail closed loudly, the poll chain and its restart
 api.calendar_sync.health       which agents' calendars cannot be trusted now, and why
 api.calendar_sync.metrics      connections, lag, runs, errors and requests on /metrics
+api.calendar_sync.writeback    bound calls written into the agent's calendar (outbox + job)
+api.calendar_sync.channels     push channels: watch, renew before expiry, release
 """

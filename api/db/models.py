@@ -579,3 +579,60 @@ class CalendarConnection(Base):
     channel_token: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class CalendarWrite(Base):
+    """An event the service wrote into a bound agent's calendar for a call (write-back,
+    :mod:`api.calendar_sync.writeback`): which connection and calendar, the provider's key, and
+    the times it was written with. The write-back job reconciles these rows with the call (move,
+    delete, write), so a retry never writes twice; the sync skips these keys (the service's own
+    events are never read back as busy time)."""
+
+    __tablename__ = "calendar_writes"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "connection_id"],
+            ["calendar_connections.tenant_id", "calendar_connections.id"],
+            ondelete="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["tenant_id", "call_id"], ["calls.tenant_id", "calls.id"], ondelete="CASCADE"
+        ),
+        CheckConstraint("end_at > start_at", name="end_after_start"),
+        Index("ix_calendar_writes_tenant_connection", "tenant_id", "connection_id"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(String(36), _tenant_fk(), primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    connection_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    calendar: Mapped[str] = mapped_column(String(1024))
+    event_key: Mapped[str] = mapped_column(String(1024))
+    start_at: Mapped[datetime]
+    end_at: Mapped[datetime]
+    written_at: Mapped[datetime]
+
+
+class CalendarChannel(Base):
+    """A push subscription a provider holds for one calendar of a connection (a Google channel,
+    a Graph subscription; :mod:`api.calendar_sync.channels`). ``channel_id`` (unique) finds the
+    connection from a notification; the connection's ``channel_token`` is the secret the
+    notification must carry. Renewed before ``expires_at``."""
+
+    __tablename__ = "calendar_channels"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "connection_id"],
+            ["calendar_connections.tenant_id", "calendar_connections.id"],
+            ondelete="CASCADE",
+        ),
+        Index("ix_calendar_channels_channel_id", "channel_id", unique=True),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(String(36), _tenant_fk(), primary_key=True)
+    connection_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    calendar: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    channel_id: Mapped[str] = mapped_column(String(255))
+    resource_id: Mapped[str | None] = mapped_column(String(1024))
+    expires_at: Mapped[datetime]
+    created_at: Mapped[datetime]

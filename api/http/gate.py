@@ -69,7 +69,9 @@ PUBLIC_PATHS = frozenset(
 )
 # The pages behind problem types, the documentation's own scripts and styles, and the
 # customer's pages.
-PUBLIC_PREFIXES: tuple[str, ...] = ("/problems/", "/docs/assets/", "/c/")
+# Calendar providers' notifications prove themselves with their channel's token instead
+# (api/calendar_push).
+PUBLIC_PREFIXES: tuple[str, ...] = ("/problems/", "/docs/assets/", "/c/", "/v1/calendar-push/")
 
 _NO_KEY = "send an API key as 'Authorization: Bearer <key>'"  # as api.http.deps.authenticate says
 _UNKNOWN_KEY = "unknown or revoked API key"

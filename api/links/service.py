@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session
 from api import events
 from api.bookings import service as bookings
 from api.bookings.cache import BookingCache
+from api.calendar_sync import writeback
 from api.common import service as common
 from api.db.locks import lock_tenant
 from api.db.models import Agent as AgentRow
@@ -548,6 +549,7 @@ def reschedule(
     old.cancel_reason = CallNote.RESCHEDULED
     old.cover_agent = None
     old.updated_at = now
+    writeback.queue_writeback(session, link.tenant_id, old.id, now)  # off the agent's calendar
     session.flush()
     done = _book_call(session, link, start, tz, now, cache, announce=False)
     new = done.row

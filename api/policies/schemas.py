@@ -132,6 +132,19 @@ class CallRoom(Schema):
         return self.capability_meeting_urls.get(capability_id, self.meeting_url_template)
 
 
+class CalendarEvents(Schema):
+    """The event written into a bound agent's calendar for each call (calendar write-back)."""
+
+    customer_details: bool = Field(
+        default=False,
+        description=(
+            "Put the customer's name (the call link's display name) and the ticket's requester "
+            "in the event; false (the default): the event names only the ticket, e.g. "
+            '"Customer call — ticket #ZD-1"'
+        ),
+    )
+
+
 class CustomChannel(Schema):
     """A channel of the tenant's own, beside the built-in ones (email, web_form, chat,
     messaging, phone)."""
@@ -336,6 +349,7 @@ class Policies(Schema):
     )
     breach_risk: BreachRisk = Field(default_factory=BreachRisk)
     call_room: CallRoom = Field(default_factory=CallRoom)
+    calendar_events: CalendarEvents = Field(default_factory=CalendarEvents)
     channels: Annotated[list[CustomChannel], Field(max_length=100)] = Field(
         default_factory=list,
         description=(

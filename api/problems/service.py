@@ -43,6 +43,18 @@ _ENTRIES = (
         "Read the detail, correct the request and send it again.",
     ),
     ProblemType(
+        "calendar-push-refused",
+        403,
+        "Notification refused",
+        "A calendar notification (POST /v1/calendar-push/google or /microsoft) did not prove it "
+        "comes from one of this service's push channels: its channel or subscription is unknown, "
+        "or it does not carry that channel's token (X-Goog-Channel-Token, clientState). Which of "
+        "the two is never said. Nothing was queued.",
+        "Only calendar providers call these addresses, for channels the service made itself. A "
+        "channel of a paused or deleted connection is forgotten: its notifications are refused "
+        "until the connection is active again and new channels are made.",
+    ),
+    ProblemType(
         "link-gone",
         410,
         "Link no longer valid",

@@ -25,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api import events
+from api.calendar_sync import writeback
 from api.db.models import Call, CallNote, CallStatus
 from api.enums import TicketEventKind, TicketStatus
 from api.policies import service as policies
@@ -109,6 +110,7 @@ def _cancel(
     call.cancel_reason = note
     call.cover_agent = None
     call.updated_at = now
+    writeback.queue_writeback(session, tenant_id, call.id, now)
     word = note.value.removeprefix("ticket_")
     _history(
         session,

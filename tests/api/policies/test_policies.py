@@ -28,6 +28,7 @@ DEFAULTS: dict[str, object] = {
         "show_agent_name": False,
         "opens_minutes_before": 10,
     },
+    "calendar_events": {"customer_details": False},
 }
 
 
