@@ -23,7 +23,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 import calendars
-from api.calendar_sync import connectors
+from api.calendar_sync import channels, connectors, writeback
 from api.calendar_sync.jobs import SYNC_JOB, queue_sync
 from api.calendar_sync.schemas import ConnectionCreate, ConnectionUpdate
 from api.common import service as common
@@ -65,12 +65,15 @@ def _shape_errors(provider: str, calendar_ids: Sequence[str]) -> list[FieldError
 
 
 def _provider_errors(
-    provider: str, settings: Mapping[str, Any], credentials: Mapping[str, Any]
+    provider: str,
+    settings: Mapping[str, Any],
+    credentials: Mapping[str, Any],
+    calendar_ids: Sequence[str],
 ) -> list[FieldError]:
     return [
         FieldError(name, reason)
         for name, reason in calendars.problems(provider, settings, credentials)
-    ]
+    ] + writeback.settings_problems(provider, settings, calendar_ids)
 
 
 def create(
@@ -85,7 +88,9 @@ def create(
     errors = common.unknown_agent(session, tenant_id, data.agent_id, field="agent_id")
     errors += _shape_errors(data.provider, data.calendars)
     common.raise_if(errors)
-    common.raise_if(_provider_errors(data.provider, data.settings, data.credentials))
+    common.raise_if(
+        _provider_errors(data.provider, data.settings, data.credentials, data.calendars)
+    )
     row = CalendarConnection(
         tenant_id=tenant_id,
         id=common.new_id(ID_PREFIX),
@@ -107,6 +112,7 @@ def create(
     )
     common.insert(session, row)
     job = queue_sync(session, tenant_id, row.id, now=now, full=True)
+    channels.queue_watch(session, tenant_id, row.id, now=now)
     return row, job
 
 
@@ -142,7 +148,7 @@ def update_connection(
                 "the stored credentials open with no key of the service's keyring: send them "
                 "again with this change",
             ) from None
-    common.raise_if(_provider_errors(row.provider, new_settings, credentials))
+    common.raise_if(_provider_errors(row.provider, new_settings, credentials, calendar_ids))
     if "calendars" in changes:
         row.calendars = list(calendar_ids)
         # A calendar no longer read keeps no cursor; a new one starts from a full listing.
@@ -158,6 +164,9 @@ def update_connection(
     session.flush()
     if row.status != "paused":
         queue_sync(session, tenant_id, row.id, now=now, full=True)
+        if "settings" in changes or "calendars" in changes:
+            # Write-back turned on or off, or another calendar chosen: move what was written.
+            writeback.queue_for_connection(session, tenant_id, row.id, now)
     return row
 
 
@@ -173,6 +182,7 @@ def pause(
         row.status = "paused"
         row.updated_at = now
         session.flush()
+        channels.release(session, row, now)
     _cancel_waiting_syncs(session, tenant_id, connection_id, now)
     return row
 
@@ -193,6 +203,8 @@ def resume(
         row.failure = None
         row.updated_at = now
         session.flush()
+        channels.queue_watch(session, tenant_id, row.id, now=now)
+        writeback.queue_for_connection(session, tenant_id, row.id, now)
     queue_sync(session, tenant_id, row.id, now=now)
     return row
 
@@ -219,6 +231,7 @@ def delete_connection(
         session=session, tenant_id=tenant_id, connection_id=connection_id, for_update=True
     )
     _cancel_waiting_syncs(session, tenant_id, connection_id, now)
+    channels.release(session, row, now)
     gone = session.execute(
         delete(BusyInterval)
         .where(

@@ -53,7 +53,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api import events
-from api.calendar_sync import connectors, jobs
+from api.calendar_sync import connectors, jobs, writeback
 from api.db.jobs import Job, JobStatus
 from api.db.locks import lock_tenant
 from api.db.models import BusyInterval, CalendarConnection
@@ -245,6 +245,7 @@ def merge(
     """Merge the deltas of ``fetched`` into the connection's busy rows (in the caller's
     transaction, which holds the tenant lock). Writes only rows that change."""
     source = source_of(row.id)
+    written = writeback.own_keys(session, row.tenant_id, row.id)
     existing = {
         r.id: r
         for r in session.scalars(
@@ -266,7 +267,11 @@ def merge(
             mine[row_id(row.id, delta.calendar, key)] = None
         # After the removals: a key both removed and upserted stays busy (fail closed).
         for event in delta.upserts:
-            mine[row_id(row.id, delta.calendar, event.key)] = _clip(event, item.start, item.end)
+            # The service's own event (write-back) is the call itself, never new busy time:
+            # the connector marks it (own), and what write-back recorded is the second guard.
+            own = event.key in written
+            span = None if own else _clip(event, item.start, item.end)
+            mine[row_id(row.id, delta.calendar, event.key)] = span
         if delta.full:
             gone.update(rid for rid in existing if rid.startswith(prefix) and rid not in mine)
         for rid, span in mine.items():
@@ -406,6 +411,8 @@ def _succeeded(session: Session, row: CalendarConnection, now: datetime) -> None
             now=now,
         )
         log.info("calendar connection %s of tenant %s recovered", row.id, row.tenant_id)
+        # Calls bound while it was down were not written to its calendar: catch up.
+        writeback.queue_for_connection(session, row.tenant_id, row.id, now)
 
 
 def _dead_credential(session: Session, row: CalendarConnection, reason: str, now: datetime) -> None:

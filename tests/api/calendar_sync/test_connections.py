@@ -430,8 +430,10 @@ def test_pause_resume_and_resync(a: As, agents: list[str], db: Engine) -> None:
     # The job is readable where the Location says; a second resync folds into it.
     assert a.get(r.headers["location"]).json()["status"] == "queued"
     assert a.post(f"{url}/resync").json()["id"] == r.json()["id"]
-    # Resume revives a failed connection too.
-    assert a.post(f"{url}/resume").json()["status"] == "active"
+    # Resume syncs a failed connection again, but it stays failed (its agent blocked) until
+    # that sync succeeds.
+    resumed = a.post(f"{url}/resume").json()
+    assert (resumed["status"], resumed["blocked"]) == ("failed", True)
 
 
 def test_pause_drops_the_waiting_sync_and_resume_queues_one_not_full(
