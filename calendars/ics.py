@@ -1,0 +1,546 @@
+"""ICS feeds: a secret iCal address (Google's or Outlook's "secret address") read as busy time.
+
+The feed's URL *is* the credential -- whoever has it reads the calendar -- so it lives in the
+connection's ``credentials`` (``{"url": ...}``) and never appears in a reason, a cursor, a repr
+or a log line (httpx logs every request's URL at INFO: :class:`_RedactFeedUrls` masks ours).
+``settings`` may hold ``timezone``, the IANA zone for floating times and all-day dates of a feed
+that does not name its own (``X-WR-TIMEZONE``); the default is UTC.
+
+Fetching: one GET per sync with explicit timeouts, conditional (``If-None-Match`` /
+``If-Modified-Since`` from the last answer's ``ETag`` / ``Last-Modified``), 429 / 5xx and network
+failures retried through :meth:`calendars.base.Retry.run` honouring ``Retry-After``. 401, 403,
+404 and 410 mean the secret address was revoked or rotated: :class:`CredentialError`. A body that
+is not iCalendar (an HTML login page) or cannot be expanded is a :class:`ProviderError` naming
+the problem, never quoting the feed.
+
+Expansion: ``icalendar`` parses, ``recurring-ical-events`` expands RRULE / RDATE / EXDATE and
+RECURRENCE-ID overrides (it also applies ``X-WR-TIMEZONE`` through its dependency
+``x-wr-timezone``, which Google's feeds need: their times are UTC and the calendar's zone is only
+named there). TZID resolves through the feed's VTIMEZONE (or the IANA name); DATE values are
+whole local days; floating times are local times. ``TRANSP:TRANSPARENT`` is kept as transparent,
+``STATUS:CANCELLED`` (a whole series or one instance) is not returned. An occurrence's key is its
+UID, plus its RECURRENCE-ID (the original start, in UTC) when the UID is a recurring series, so
+it stays the same across fetches, even for an instance that was moved. A UID beginning with
+:data:`calendars.base.OWN_EVENT_PREFIX` is an event the service wrote: ``own`` is the call id.
+
+Sync: a feed has no delta. Without a cursor (or when the window asked for reaches past what the
+cursor covered) the connector fetches unconditionally and lists every occurrence:
+``Delta(full=True)``. With a cursor, a 304 or a body with the same SHA-256 digest as last time
+means nothing changed: an empty, non-full Delta, nothing parsed. A changed body is listed in
+full again (the service replaces the calendar's mirror on ``full``). A full listing covers the
+window asked for plus :data:`LOOKAHEAD`, so a window sliding forward with the clock (the service
+asks for now .. now + horizon every poll) does not force a refetch on every poll; the occurrences
+past the window's end in it are real busy time too.
+
+A feed is read-only and has no push: ``write_event``, ``update_event``, ``delete_event``,
+``watch`` and ``unwatch`` raise :class:`calendars.base.Unsupported`.
+
+One connection is one feed: the calendar ids the service passes only label what comes back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import logging
+import ssl
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import httpx
+import icalendar
+import recurring_ical_events
+
+from calendars.base import (
+    OWN_EVENT_PREFIX,
+    BusyEvent,
+    CalendarError,
+    CallEvent,
+    CredentialError,
+    CursorExpired,
+    Delta,
+    ProviderError,
+    Retry,
+    RetryLater,
+    Transparency,
+    Unsupported,
+    WatchChannel,
+    retry_after_seconds,
+)
+
+__all__ = ["LOOKAHEAD", "MAX_FEED_BYTES", "IcsConnector", "from_config", "problems"]
+
+PROVIDER = "ics"
+# A full listing covers the window asked for plus this much (see the module's docstring).
+LOOKAHEAD = timedelta(days=7)
+# A larger body is refused (a misconfigured URL serving a file, not a calendar).
+MAX_FEED_BYTES = 32 * 1024 * 1024
+# Occurrences are asked of recurring-ical-events over the window widened by this much, then
+# placed in UTC and filtered exactly: floating and all-day ones are compared by local time.
+_PAD = timedelta(days=2)
+_CURSOR_VERSION = 1
+_USER_AGENT = "switchboard-calendar-sync"
+_LOOPBACK_NAMES = {"localhost"}
+
+
+# --- settings and credentials -------------------------------------------------------------
+
+
+def _is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _url_problem(url: object) -> str | None:
+    """Why ``url`` cannot be a feed's address, or None. Never quotes it (it is a secret)."""
+    if not isinstance(url, str) or not url.strip():
+        return "required: the feed's secret address (https://...)"
+    if any(c.isspace() for c in url.strip()):
+        return "must not contain spaces"
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname
+        _ = parts.port  # a non-numeric port raises here
+    except ValueError:
+        return "is not a URL"
+    scheme = parts.scheme.lower()
+    if scheme not in ("https", "webcal", "http"):
+        return "must be an https:// (or webcal://) address"
+    if not host:
+        return "has no host"
+    if scheme == "http" and not _is_loopback(host):
+        # The address is the credential: over plain HTTP anyone on the path reads it.
+        return "must use https:// (plain http:// only for a loopback address)"
+    return None
+
+
+def _zone(name: object) -> ZoneInfo | None:
+    if not isinstance(name, str) or not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def problems(settings: Mapping[str, Any], credentials: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``(field, reason)`` for each thing wrong with an ICS connection; empty when usable."""
+    found: list[tuple[str, str]] = []
+    reason = _url_problem(credentials.get("url"))
+    if reason is not None:
+        found.append(("credentials.url", reason))
+    timezone = settings.get("timezone")
+    if timezone is not None and _zone(timezone) is None:
+        found.append(("settings.timezone", "must be an IANA time zone such as Europe/Berlin"))
+    return found
+
+
+def from_config(
+    settings: Mapping[str, Any],
+    credentials: Mapping[str, Any],
+    *,
+    timeout: float,
+    retry: Retry,
+) -> IcsConnector:
+    """The connector of one ICS connection. Raises :class:`CredentialError` when the
+    credentials cannot be used at all (``problems()`` says why, field by field)."""
+    found = problems(settings, credentials)
+    if found:
+        raise CredentialError("; ".join(f"{field} {reason}" for field, reason in found))
+    url = str(credentials["url"]).strip()
+    if url.lower().startswith("webcal://"):
+        url = "https://" + url[len("webcal://") :]
+    return IcsConnector(
+        url=url,
+        timezone=_zone(settings.get("timezone")) or ZoneInfo("UTC"),
+        timeout=timeout,
+        retry=retry,
+    )
+
+
+# --- keeping the address out of httpx's log ------------------------------------------------
+
+
+class _RedactFeedUrls(logging.Filter):
+    """httpx logs ``HTTP Request: GET <url> ...`` at INFO: for a feed's address (recognised by
+    its digest; the addresses themselves are not kept) the URL is replaced by its origin."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._digests: set[str] = set()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _digest(url: str) -> str:
+        return hashlib.sha256(url.encode()).hexdigest()
+
+    def remember(self, url: httpx.URL) -> None:
+        digest = self._digest(str(url))
+        with self._lock:
+            self._digests.add(digest)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and any(isinstance(a, httpx.URL) for a in args):
+            record.args = tuple(
+                f"{a.scheme}://{a.netloc.decode()}/[ics feed address]"
+                if isinstance(a, httpx.URL) and self._digest(str(a)) in self._digests
+                else a
+                for a in args
+            )
+        return True
+
+
+_REDACT = _RedactFeedUrls()
+logging.getLogger("httpx").addFilter(_REDACT)
+
+_SSL_CONTEXT: ssl.SSLContext | None = None
+
+
+def _ssl_context() -> ssl.SSLContext:
+    """One verifying TLS context for every feed (building one reads the CA bundle: ~10 ms)."""
+    global _SSL_CONTEXT
+    if _SSL_CONTEXT is None:
+        import certifi
+
+        _SSL_CONTEXT = ssl.create_default_context(cafile=certifi.where())
+    return _SSL_CONTEXT
+
+
+# --- the cursor ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Cursor:
+    """What the last good fetch left: the HTTP validators, the body's digest and the window
+    the listing covered. Serialized as JSON: none of it is secret or event contents."""
+
+    etag: str | None
+    last_modified: str | None
+    digest: str
+    start: datetime
+    end: datetime
+
+    def dump(self) -> str:
+        return json.dumps(
+            {
+                "v": _CURSOR_VERSION,
+                "etag": self.etag,
+                "last_modified": self.last_modified,
+                "digest": self.digest,
+                "start": self.start.isoformat(),
+                "end": self.end.isoformat(),
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def load(cls, text: str) -> _Cursor:
+        try:
+            data = json.loads(text)
+            if data["v"] != _CURSOR_VERSION:
+                raise ValueError("version")
+            start = datetime.fromisoformat(data["start"])
+            end = datetime.fromisoformat(data["end"])
+            if start.tzinfo is None or end.tzinfo is None:
+                raise ValueError("naive")
+            etag, last_modified, digest = data["etag"], data["last_modified"], data["digest"]
+            if not isinstance(digest, str) or not all(
+                v is None or isinstance(v, str) for v in (etag, last_modified)
+            ):
+                raise ValueError("types")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CursorExpired(f"the ICS cursor is not readable ({type(exc).__name__})") from None
+        return cls(etag, last_modified, digest, start, end)
+
+    def covers(self, start: datetime, end: datetime) -> bool:
+        return self.start <= start and end <= self.end
+
+
+# --- fetching -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Fetched:
+    body: bytes | None  # None: 304 Not Modified
+    etag: str | None
+    last_modified: str | None
+    requests: int
+
+
+_RETRY_STATUSES = {429, 500, 502, 503, 504}
+_DEAD_STATUSES = {401, 403, 404, 410}
+
+
+def _utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError("times must be timezone-aware")
+    return moment.astimezone(UTC)
+
+
+@dataclass
+class IcsConnector:
+    """The connector of one ICS feed (see the module's docstring)."""
+
+    url: str
+    timezone: tzinfo
+    timeout: float
+    retry: Retry
+    provider: str = PROVIDER
+
+    def __repr__(self) -> str:  # the URL is the credential: never in a repr
+        return f"IcsConnector(timezone={self.timezone!s}, timeout={self.timeout})"
+
+    # --- HTTP
+    def _fetch(self, etag: str | None = None, last_modified: str | None = None) -> _Fetched:
+        headers = {"User-Agent": _USER_AGENT, "Accept": "text/calendar, */*;q=0.1"}
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+        conditional = bool(etag or last_modified)
+        attempts = 0
+
+        def attempt() -> _Fetched:
+            nonlocal attempts
+            attempts += 1
+            try:
+                with (
+                    httpx.Client(
+                        timeout=httpx.Timeout(self.timeout),
+                        verify=_ssl_context(),
+                        follow_redirects=True,
+                        max_redirects=5,
+                        event_hooks={"request": [lambda r: _REDACT.remember(r.url)]},
+                    ) as client,
+                    client.stream("GET", self.url, headers=headers) as response,
+                ):
+                    return self._answer(response, conditional, attempts)
+            except httpx.TimeoutException:
+                raise RetryLater("the ICS feed timed out") from None
+            except httpx.TooManyRedirects:
+                raise ProviderError("the ICS feed redirects too often") from None
+            except (httpx.InvalidURL, httpx.UnsupportedProtocol):
+                raise CredentialError("the ICS feed's address is not usable") from None
+            except httpx.TransportError as exc:
+                raise RetryLater(
+                    f"the ICS feed could not be reached ({type(exc).__name__})"
+                ) from None
+
+        return self.retry.run("ICS feed", attempt)
+
+    def _answer(self, response: httpx.Response, conditional: bool, attempts: int) -> _Fetched:
+        status = response.status_code
+        if status == 304 and conditional:
+            return _Fetched(None, None, None, attempts)
+        if status in _DEAD_STATUSES:
+            raise CredentialError(
+                f"the ICS feed answered HTTP {status}: its secret address was revoked or changed"
+            )
+        if status in _RETRY_STATUSES:
+            raise RetryLater(
+                f"the ICS feed answered HTTP {status}",
+                retry_after_seconds(response.headers.get("Retry-After")),
+            )
+        if status != 200:
+            raise ProviderError(f"the ICS feed answered HTTP {status}")
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > MAX_FEED_BYTES:
+                raise ProviderError(f"the ICS feed is larger than {MAX_FEED_BYTES} bytes")
+            chunks.append(chunk)
+        return _Fetched(
+            b"".join(chunks),
+            response.headers.get("ETag"),
+            response.headers.get("Last-Modified"),
+            attempts,
+        )
+
+    # --- the Connector interface
+    def busy(self, calendars: Sequence[str], start: datetime, end: datetime) -> list[BusyEvent]:
+        """Busy (opaque) occurrences over ``[start, end)``; one fetch labelled with each
+        calendar id asked for (a connection has one feed)."""
+        start, end = _utc(start), _utc(end)
+        labels = list(dict.fromkeys(calendars))
+        if not labels or start >= end:
+            return []
+        fetched = self._fetch()
+        assert fetched.body is not None  # unconditional: never a 304
+        events = [e for e in expand(fetched.body, labels[0], start, end, self.timezone) if e.busy]
+        return [
+            event if label == labels[0] else _relabel(event, label)
+            for label in labels
+            for event in events
+        ]
+
+    def sync(self, calendar: str, cursor: str | None, start: datetime, end: datetime) -> Delta:
+        """A full listing, or nothing when the feed did not change (see the module's docstring).
+        A cursor this connector cannot read raises :class:`CursorExpired`."""
+        start, end = _utc(start), _utc(end)
+        last = _Cursor.load(cursor) if cursor is not None else None
+        if last is not None and last.covers(start, end):
+            fetched = self._fetch(last.etag, last.last_modified)
+            if fetched.body is None:
+                return Delta(calendar, cursor=cursor, requests=fetched.requests)
+            digest = hashlib.sha256(fetched.body).hexdigest()
+            if digest == last.digest:
+                kept = _Cursor(fetched.etag, fetched.last_modified, digest, last.start, last.end)
+                return Delta(calendar, cursor=kept.dump(), requests=fetched.requests)
+        else:
+            fetched = self._fetch()
+        assert fetched.body is not None  # unconditional or changed
+        horizon = end + LOOKAHEAD
+        events = tuple(expand(fetched.body, calendar, start, horizon, self.timezone))
+        listed = _Cursor(
+            fetched.etag,
+            fetched.last_modified,
+            hashlib.sha256(fetched.body).hexdigest(),
+            start,
+            horizon,
+        )
+        return Delta(calendar, events, (), listed.dump(), full=True, requests=fetched.requests)
+
+    def write_event(self, calendar: str, event: CallEvent) -> str:
+        raise Unsupported("an ICS feed is read-only: the call's event cannot be written")
+
+    def update_event(self, calendar: str, key: str, event: CallEvent) -> str:
+        raise Unsupported("an ICS feed is read-only: the call's event cannot be moved")
+
+    def delete_event(self, calendar: str, key: str) -> None:
+        raise Unsupported("an ICS feed is read-only: the call's event cannot be deleted")
+
+    def watch(self, calendar: str, address: str, token: str, ttl: timedelta) -> WatchChannel:
+        raise Unsupported("an ICS feed has no push notifications: it is polled")
+
+    def unwatch(self, channel: WatchChannel) -> None:
+        raise Unsupported("an ICS feed has no push notifications: it is polled")
+
+
+def _relabel(event: BusyEvent, calendar: str) -> BusyEvent:
+    return BusyEvent(calendar, event.start, event.end, event.transparency, event.key, event.own)
+
+
+# --- parsing and expansion ----------------------------------------------------------------
+
+
+def _parse(body: bytes) -> icalendar.Calendar:
+    """The feed as a calendar, or :class:`ProviderError` naming what is wrong (never quoting)."""
+    head = body[:64].lstrip(b"\xef\xbb\xbf \t\r\n").upper()
+    if not head.startswith(b"BEGIN:VCALENDAR"):
+        raise ProviderError(
+            "the ICS feed is not an iCalendar file (it does not begin with BEGIN:VCALENDAR)"
+        )
+    try:
+        parsed = icalendar.Calendar.from_ical(body)
+    except Exception as exc:  # the parser's messages quote the offending line: not kept
+        raise ProviderError(f"the ICS feed is not valid iCalendar ({type(exc).__name__})") from None
+    if not isinstance(parsed, icalendar.Calendar):
+        raise ProviderError("the ICS feed is not a single VCALENDAR")
+    return parsed
+
+
+def _local_zone(calendar: icalendar.Calendar, fallback: tzinfo) -> tzinfo:
+    """The zone of the feed's floating times and dates: its X-WR-TIMEZONE when that names a
+    real zone (an unknown one is dropped, so expansion does not fail on it), else ``fallback``."""
+    named = calendar.get("X-WR-TIMEZONE")
+    if named is None:
+        return fallback
+    zone = _zone(str(named))
+    if zone is None:
+        del calendar["X-WR-TIMEZONE"]
+        return fallback
+    return zone
+
+
+def _as_utc(value: date | datetime, zone: tzinfo) -> datetime:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=zone)  # floating: local time (fold 0 in a gap/overlap)
+        return value.astimezone(UTC)
+    return datetime.combine(value, time(0), tzinfo=zone).astimezone(UTC)
+
+
+def _stamp(value: date | datetime, zone: tzinfo) -> str:
+    """A RECURRENCE-ID (or original start) as it goes into a key: UTC, or the date."""
+    if isinstance(value, datetime):
+        return _as_utc(value, zone).strftime("%Y%m%dT%H%M%SZ")
+    return value.strftime("%Y%m%d")
+
+
+def _recurring_uids(calendar: icalendar.Calendar) -> set[str]:
+    uids: set[str] = set()
+    for component in calendar.walk("VEVENT"):
+        if any(name in component for name in ("RRULE", "RDATE", "RECURRENCE-ID")):
+            uids.add(str(component.get("UID", "")))
+    return uids
+
+
+def _occurrences(
+    calendar: icalendar.Calendar, start: datetime, end: datetime
+) -> Iterator[icalendar.Event]:
+    try:
+        query = recurring_ical_events.of(calendar)
+        yield from query.between(start - _PAD, end + _PAD)
+    except CalendarError:
+        raise
+    except Exception as exc:  # InvalidCalendar, BadRuleStringFormat, PeriodEndBeforeStart, ...
+        raise ProviderError(
+            f"the ICS feed's events could not be expanded ({type(exc).__name__})"
+        ) from None
+
+
+def expand(
+    body: bytes, calendar: str, start: datetime, end: datetime, timezone: tzinfo
+) -> list[BusyEvent]:
+    """Every occurrence of the feed ``body`` overlapping ``[start, end)`` (aware), contents
+    dropped, sorted by start. Cancelled events and empty spans are left out."""
+    parsed = _parse(body)
+    zone = _local_zone(parsed, timezone)
+    recurring = _recurring_uids(parsed)
+    found: dict[str, BusyEvent] = {}
+    for component in _occurrences(parsed, start, end):
+        if str(component.get("STATUS", "")).upper() == "CANCELLED":
+            continue
+        try:
+            begins = _as_utc(component.decoded("DTSTART"), zone)
+            ends = _as_utc(component.decoded("DTEND"), zone) if "DTEND" in component else begins
+        except (KeyError, ValueError, TypeError, OverflowError) as exc:
+            raise ProviderError(
+                f"the ICS feed has an event with an unreadable time ({type(exc).__name__})"
+            ) from None
+        if ends <= begins or ends <= start or begins >= end:
+            continue
+        uid = str(component.get("UID", ""))
+        transparency: Transparency = (
+            "transparent" if str(component.get("TRANSP", "")).upper() == "TRANSPARENT" else "opaque"
+        )
+        if not uid:
+            key = f"~{begins:%Y%m%dT%H%M%SZ}/{ends:%Y%m%dT%H%M%SZ}"
+        elif uid in recurring:
+            rid = component.get("RECURRENCE-ID")
+            original = rid.dt if rid is not None else component.decoded("DTSTART")
+            key = f"{uid}#{_stamp(original, zone)}"
+        else:
+            key = uid
+        if key in found:  # the same UID twice (a THISANDFUTURE range, a sloppy feed)
+            key = f"{key}#{begins:%Y%m%dT%H%M%SZ}"
+        own = None
+        if uid.startswith(OWN_EVENT_PREFIX):
+            own = uid[len(OWN_EVENT_PREFIX) :].partition("@")[0] or None
+        found[key] = BusyEvent(calendar, begins, ends, transparency, key, own)
+    return sorted(found.values(), key=lambda e: (e.start, e.end, e.key))
