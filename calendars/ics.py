@@ -46,7 +46,7 @@ import json
 import logging
 import ssl
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
@@ -315,8 +315,11 @@ class IcsConnector:
         attempts = 0
 
         def attempt() -> _Fetched:
+            # Errors are raised outside the ``except`` blocks: httpx's exceptions carry the
+            # request (the secret address), and a chained ``__context__`` would keep it.
             nonlocal attempts
             attempts += 1
+            failure: CalendarError
             try:
                 with (
                     httpx.Client(
@@ -330,15 +333,14 @@ class IcsConnector:
                 ):
                     return self._answer(response, conditional, attempts)
             except httpx.TimeoutException:
-                raise RetryLater("the ICS feed timed out") from None
+                failure = RetryLater("the ICS feed timed out")
             except httpx.TooManyRedirects:
-                raise ProviderError("the ICS feed redirects too often") from None
+                failure = ProviderError("the ICS feed redirects too often")
             except (httpx.InvalidURL, httpx.UnsupportedProtocol):
-                raise CredentialError("the ICS feed's address is not usable") from None
+                failure = CredentialError("the ICS feed's address is not usable")
             except httpx.TransportError as exc:
-                raise RetryLater(
-                    f"the ICS feed could not be reached ({type(exc).__name__})"
-                ) from None
+                failure = RetryLater(f"the ICS feed could not be reached ({type(exc).__name__})")
+            raise failure
 
         return self.retry.run("ICS feed", attempt)
 
@@ -445,10 +447,15 @@ def _parse(body: bytes) -> icalendar.Calendar:
         raise ProviderError(
             "the ICS feed is not an iCalendar file (it does not begin with BEGIN:VCALENDAR)"
         )
+    # The parser's messages quote the offending line: only the error's name is kept, and the
+    # ProviderError is raised outside the ``except`` so it does not chain the original.
+    problem = ""
     try:
         parsed = icalendar.Calendar.from_ical(body)
-    except Exception as exc:  # the parser's messages quote the offending line: not kept
-        raise ProviderError(f"the ICS feed is not valid iCalendar ({type(exc).__name__})") from None
+    except Exception as exc:
+        problem = type(exc).__name__
+    if problem:
+        raise ProviderError(f"the ICS feed is not valid iCalendar ({problem})")
     if not isinstance(parsed, icalendar.Calendar):
         raise ProviderError("the ICS feed is not a single VCALENDAR")
     return parsed
@@ -492,16 +499,14 @@ def _recurring_uids(calendar: icalendar.Calendar) -> set[str]:
 
 def _occurrences(
     calendar: icalendar.Calendar, start: datetime, end: datetime
-) -> Iterator[icalendar.Event]:
+) -> list[icalendar.Event]:
+    problem = ""
     try:
         query = recurring_ical_events.of(calendar)
-        yield from query.between(start - _PAD, end + _PAD)
-    except CalendarError:
-        raise
-    except Exception as exc:  # InvalidCalendar, BadRuleStringFormat, PeriodEndBeforeStart, ...
-        raise ProviderError(
-            f"the ICS feed's events could not be expanded ({type(exc).__name__})"
-        ) from None
+        return list(query.between(start - _PAD, end + _PAD))
+    except Exception as exc:  # InvalidCalendar, BadRuleStringFormat, a broken DTSTART, ...
+        problem = type(exc).__name__  # its message quotes the feed: not kept, not chained
+    raise ProviderError(f"the ICS feed's events could not be expanded ({problem})")
 
 
 def expand(
@@ -516,13 +521,14 @@ def expand(
     for component in _occurrences(parsed, start, end):
         if str(component.get("STATUS", "")).upper() == "CANCELLED":
             continue
+        problem = ""
         try:
             begins = _as_utc(component.decoded("DTSTART"), zone)
             ends = _as_utc(component.decoded("DTEND"), zone) if "DTEND" in component else begins
-        except (KeyError, ValueError, TypeError, OverflowError) as exc:
-            raise ProviderError(
-                f"the ICS feed has an event with an unreadable time ({type(exc).__name__})"
-            ) from None
+        except Exception as exc:
+            problem = type(exc).__name__
+        if problem:
+            raise ProviderError(f"the ICS feed has an event with an unreadable time ({problem})")
         if ends <= begins or ends <= start or begins >= end:
             continue
         uid = str(component.get("UID", ""))

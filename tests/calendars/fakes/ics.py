@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -45,8 +46,9 @@ class _Feed:
 
 @dataclass(frozen=True)
 class _Fault:
-    status: int
+    status: int | None  # None: answer normally, after the delay
     retry_after: str | None
+    delay: float = 0.0
 
 
 @dataclass
@@ -58,12 +60,19 @@ class _State:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # a client that gave up (a timeout test) is not the server's failure
+
+
 class FakeIcs:
     """The server; a context manager (``with FakeIcs() as server``)."""
 
     def __init__(self) -> None:
         self._state = _State()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
     # --- lifecycle
@@ -73,8 +82,7 @@ class FakeIcs:
         class Handler(_Handler):
             shared = state
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="fake-ics", daemon=True
         )
@@ -137,6 +145,12 @@ class FakeIcs:
         with self._state.lock:
             self._state.faults.setdefault(path, []).extend([_Fault(status, retry_after)] * times)
 
+    def stall(self, path: str, seconds: float, *, times: int = 1) -> None:
+        """The next ``times`` requests to ``path`` wait ``seconds`` before answering (a client
+        with a shorter timeout gives up first)."""
+        with self._state.lock:
+            self._state.faults.setdefault(path, []).extend([_Fault(None, None, seconds)] * times)
+
     @property
     def counts(self) -> dict[str, Counts]:
         with self._state.lock:
@@ -176,7 +190,9 @@ class _Handler(BaseHTTPRequestHandler):
             if fault is not None:
                 counts.faults += 1
             current = state.feeds.get(path)
-        if fault is not None:
+        if fault is not None and fault.delay:
+            time.sleep(fault.delay)
+        if fault is not None and fault.status is not None:
             extra = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
             self._send(fault.status, b"fault\n", "text/plain", extra)
             return
