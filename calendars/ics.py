@@ -44,6 +44,7 @@ import hashlib
 import ipaddress
 import json
 import logging
+import re
 import ssl
 import threading
 from collections.abc import Mapping, Sequence
@@ -206,6 +207,19 @@ class _RedactFeedUrls(logging.Filter):
 _REDACT = _RedactFeedUrls()
 logging.getLogger("httpx").addFilter(_REDACT)
 
+
+class _PlainRedirect(Exception):
+    """A redirect to plain http:// off the machine: the next address may be secret too."""
+
+
+def _each_request(request: httpx.Request) -> None:
+    """Before each request (the first and every redirect): mask its URL in httpx's log, and
+    refuse to send it in clear to another machine."""
+    _REDACT.remember(request.url)
+    if request.url.scheme != "https" and not _is_loopback(request.url.host):
+        raise _PlainRedirect
+
+
 _SSL_CONTEXT: ssl.SSLContext | None = None
 
 
@@ -327,11 +341,13 @@ class IcsConnector:
                         verify=_ssl_context(),
                         follow_redirects=True,
                         max_redirects=5,
-                        event_hooks={"request": [lambda r: _REDACT.remember(r.url)]},
+                        event_hooks={"request": [_each_request]},
                     ) as client,
                     client.stream("GET", self.url, headers=headers) as response,
                 ):
                     return self._answer(response, conditional, attempts)
+            except _PlainRedirect:
+                failure = ProviderError("the ICS feed redirects to a plain http:// address")
             except httpx.TimeoutException:
                 failure = RetryLater("the ICS feed timed out")
             except httpx.TooManyRedirects:
@@ -440,8 +456,151 @@ def _relabel(event: BusyEvent, calendar: str) -> BusyEvent:
 # --- parsing and expansion ----------------------------------------------------------------
 
 
-def _parse(body: bytes) -> icalendar.Calendar:
-    """The feed as a calendar, or :class:`ProviderError` naming what is wrong (never quoting)."""
+# What is kept of a feed before it is parsed at all: the properties that say *when* and
+# *whether* (and the time zones' definitions). Everything else -- SUMMARY, DESCRIPTION, LOCATION,
+# ATTENDEE, ORGANIZER, attachments, alarms, to-dos -- is cut from the text first, so no parser,
+# no error message and no object here ever holds it; it also makes parsing several times faster.
+_KEEP_COMPONENTS = {b"VCALENDAR", b"VEVENT", b"VTIMEZONE", b"STANDARD", b"DAYLIGHT"}
+_KEEP_CALENDAR = {b"VERSION", b"CALSCALE", b"X-WR-TIMEZONE"}
+_KEEP_EVENT = {
+    b"UID",
+    b"DTSTART",
+    b"DTEND",
+    b"DURATION",
+    b"RRULE",
+    b"RDATE",
+    b"EXDATE",
+    b"EXRULE",
+    b"RECURRENCE-ID",
+    b"STATUS",
+    b"TRANSP",
+}
+_NAME_END = re.compile(rb"[;:]")
+
+
+@dataclass(slots=True)
+class _Block:
+    """One VEVENT's kept lines, and what the window pre-filter needs to know of it."""
+
+    lines: list[bytes]
+    recurring: bool = False
+    start: date | None = None  # the local date of DTSTART, when readable
+    end: date | None = None  # of DTEND (or DTSTART's, for an event without an end)
+    judged: bool = True  # False: DURATION or an unreadable time; never dropped early
+
+
+def _line_date(line: bytes) -> date | None:
+    """The date of a DTSTART / DTEND line's value (its first eight digits), or None."""
+    value = line.rsplit(b":", 1)[-1].strip()
+    if len(value) < 8 or not value[:8].isdigit():
+        return None
+    try:
+        return date(int(value[:4]), int(value[4:6]), int(value[6:8]))
+    except ValueError:
+        return None
+
+
+def _essentials(body: bytes, start: datetime | None = None, end: datetime | None = None) -> bytes:
+    """``body`` (iCalendar text) with only what busy time needs: unfolded content lines of the
+    kept components and properties, CRLF-joined. Linear in the feed.
+
+    With a window, a single (non-recurring) event whose local dates lie wholly more than two
+    days outside it is cut too: a secret feed carries its calendar's whole history, and only
+    the window's events need parsing. Two days covers every zone's offset; a series (RRULE,
+    RDATE) and an override of one of its instances (RECURRENCE-ID) are always kept."""
+    logical: list[bytes] = []
+    for raw in body.split(b"\n"):
+        line = raw[:-1] if raw.endswith(b"\r") else raw
+        if line[:1] in (b" ", b"\t") and logical:
+            logical[-1] += line[1:]  # a folded line continues the one before (RFC 5545 3.1)
+        elif line:
+            logical.append(line)
+    kept: list[bytes | _Block] = []
+    stack: list[bytes] = []  # the components we are in
+    block: _Block | None = None  # the VEVENT being read
+    dropping = 0  # depth inside a component that is cut whole (VALARM, VTODO, ...)
+    for line in logical:
+        match = _NAME_END.search(line)
+        name = (line[: match.start()] if match else line).strip().upper()
+        value = line[match.end() :].strip().upper() if match else b""
+        if name == b"BEGIN":
+            if dropping or value not in _KEEP_COMPONENTS:
+                dropping += 1
+                continue
+            stack.append(value)
+            if value == b"VEVENT":
+                block = _Block([b"BEGIN:VEVENT"])
+            elif block is not None:
+                block.lines.append(b"BEGIN:" + value)
+            else:
+                kept.append(b"BEGIN:" + value)
+        elif name == b"END":
+            if dropping:
+                dropping -= 1
+                continue
+            if stack:
+                stack.pop()
+            if block is not None:
+                block.lines.append(b"END:" + value)
+                if value == b"VEVENT":
+                    if block.end is None and block.start is not None:
+                        block.end = block.start + timedelta(days=1)
+                    kept.append(block)
+                    block = None
+            else:
+                kept.append(b"END:" + value)
+        elif dropping or not stack:
+            continue
+        elif stack[-1] == b"VEVENT":
+            if name not in _KEEP_EVENT or block is None:
+                continue
+            block.lines.append(line)
+            if name in (b"RRULE", b"RDATE", b"EXRULE", b"RECURRENCE-ID"):
+                block.recurring = True
+            elif name in (b"DTSTART", b"DTEND"):
+                when = _line_date(line)
+                block.judged = block.judged and when is not None
+                if name == b"DTSTART":
+                    block.start = when
+                else:
+                    block.end = when
+            elif name == b"DURATION":
+                block.judged = False
+        elif stack[-1] == b"VCALENDAR":
+            if name in _KEEP_CALENDAR:
+                kept.append(line)
+        elif block is not None:  # a component inside a VEVENT that is kept: none today
+            block.lines.append(line)
+        else:  # VTIMEZONE and its STANDARD / DAYLIGHT: all of it (TZID, offsets, rules)
+            kept.append(line)
+    if block is not None:  # a VEVENT never closed (a cut-off feed): the parser says so
+        kept.append(block)
+    first = start.date() - timedelta(days=2) if start is not None else None
+    last = end.date() + timedelta(days=2) if end is not None else None
+    out: list[bytes] = []
+    for item in kept:
+        if not isinstance(item, _Block):
+            out.append(item)
+            continue
+        outside = (
+            item.judged
+            and item.start is not None
+            and item.end is not None
+            and not item.recurring
+            and (
+                (first is not None and item.end < first) or (last is not None and item.start > last)
+            )
+        )
+        if not outside:
+            out.extend(item.lines)
+    return b"\r\n".join(out) + b"\r\n"
+
+
+def _parse(
+    body: bytes, start: datetime | None = None, end: datetime | None = None
+) -> icalendar.Calendar:
+    """The feed as a calendar (only its essentials, see :func:`_essentials`), or
+    :class:`ProviderError` naming what is wrong (never quoting)."""
     head = body[:64].lstrip(b"\xef\xbb\xbf \t\r\n").upper()
     if not head.startswith(b"BEGIN:VCALENDAR"):
         raise ProviderError(
@@ -451,7 +610,7 @@ def _parse(body: bytes) -> icalendar.Calendar:
     # ProviderError is raised outside the ``except`` so it does not chain the original.
     problem = ""
     try:
-        parsed = icalendar.Calendar.from_ical(body)
+        parsed = icalendar.Calendar.from_ical(_essentials(body, start, end))
     except Exception as exc:
         problem = type(exc).__name__
     if problem:
@@ -514,7 +673,7 @@ def expand(
 ) -> list[BusyEvent]:
     """Every occurrence of the feed ``body`` overlapping ``[start, end)`` (aware), contents
     dropped, sorted by start. Cancelled events and empty spans are left out."""
-    parsed = _parse(body)
+    parsed = _parse(body, start, end)
     zone = _local_zone(parsed, timezone)
     recurring = _recurring_uids(parsed)
     found: dict[str, BusyEvent] = {}

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from unittest.mock import patch
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -158,6 +159,13 @@ def test_floating_times_and_the_feeds_own_zone(server: FakeIcs) -> None:
         server, feed(*body, x_wr_timezone="Europe/Berlin"), settings={"timezone": "UTC"}
     )
     assert found["float"].start == utc(2026, 1, 5, 8)
+    # A narrow window finds it by its UTC time, not its wall-clock digits.
+    server.put(PATH, feed(*body))
+    conn = connector(server, settings={"timezone": "America/New_York"})
+    assert [
+        e.key for e in conn.busy(["cal"], utc(2026, 1, 5, 13, 30), utc(2026, 1, 5, 14, 30))
+    ] == ["float"]
+    assert conn.busy(["cal"], utc(2026, 1, 5, 8, 30), utc(2026, 1, 5, 10, 30)) == []
     # An unknown X-WR-TIMEZONE is ignored, not fatal.
     found = listing(
         server, feed(*body, x_wr_timezone="Mars/Olympus"), settings={"timezone": "Europe/Berlin"}
@@ -252,9 +260,9 @@ def counting_parses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     parses: list[int] = []
     real = ics._parse
 
-    def parse(body: bytes) -> Any:
+    def parse(body: bytes, *args: Any) -> Any:
         parses.append(len(body))
-        return real(body)
+        return real(body, *args)
 
     monkeypatch.setattr(ics, "_parse", parse)
     return parses
@@ -416,6 +424,22 @@ def test_500s_back_off_then_give_up(server: FakeIcs, sleeps: list[float]) -> Non
     assert server.count(PATH).requests == 3
     assert sleeps == [0.25, 0.5]  # full jitter (rand 0.5) of 0.5 s, 1 s
     assert not isinstance(caught.value, CredentialError)
+
+
+def test_redirects_are_followed_but_never_to_plain_http_elsewhere(
+    server: FakeIcs, sleeps: list[float], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="httpx")
+    moved = f"/moved/{SECRET}-2.ics"
+    server.put(moved, feed(event("a", utc(2026, 2, 2, 9), utc(2026, 2, 2, 10))))
+    server.redirect(PATH, server.url(moved))
+    assert [e.key for e in connector(server).busy(["cal"], *WINDOW)] == ["a"]
+    assert server.count(moved).full == 1
+    assert SECRET not in caplog.text and caplog.text.count("[ics feed address]") == 2
+    server.redirect(PATH, f"http://calendar.example.com/{SECRET}.ics")
+    with pytest.raises(ProviderError, match="plain http") as caught:
+        connector(server, sleeps).busy(["cal"], *WINDOW)
+    assert sleeps == [] and not any(SECRET in repr(e) for e in chain(caught.value))
 
 
 def test_an_unexpected_status_is_a_provider_error(server: FakeIcs, sleeps: list[float]) -> None:
@@ -623,15 +647,18 @@ ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asi
 
 @st.composite
 def feeds(draw: st.DrawFn) -> str:
+    """Feeds of a few events: zoned, UTC, floating or all-day; single or recurring (with moved
+    or cancelled instances); DTEND or DURATION; transparent or cancelled; with alarms and folded
+    descriptions; over a year and a half."""
     zone = ZoneInfo(draw(st.sampled_from(ZONES)))
     events = []
     for n in range(draw(st.integers(0, 6))):
-        day = date(2026, 1, 1) + timedelta(days=draw(st.integers(0, 400)))
+        day = date(2025, 10, 1) + timedelta(days=draw(st.integers(0, 540)))
         kind = draw(st.sampled_from(["zoned", "utc", "floating", "date"]))
-        minutes = draw(st.integers(0, 3 * 24 * 60))
         if kind == "date":
             start: date | datetime = day
-            end: date | datetime = day + timedelta(days=draw(st.integers(1, 3)))
+            length = timedelta(days=draw(st.integers(1, 3)))
+            duration = f"P{length.days}D"
         else:
             naive = datetime.combine(day, datetime.min.time()) + timedelta(
                 minutes=draw(st.integers(0, 24 * 60 - 1))
@@ -643,22 +670,37 @@ def feeds(draw: st.DrawFn) -> str:
                 if kind == "utc"
                 else naive
             )
-            end = start + timedelta(minutes=minutes)
-        lines = []
-        if draw(st.booleans()):
-            freq = draw(st.sampled_from(["DAILY", "WEEKLY", "MONTHLY"]))
-            lines.append(f"RRULE:FREQ={freq};COUNT={draw(st.integers(1, 30))}")
+            length = timedelta(minutes=draw(st.integers(0, 3 * 24 * 60)))
+            duration = f"PT{int(length.total_seconds() // 60)}M"
+        use_duration = draw(st.booleans())
+        lines = [f"DURATION:{duration}"] if use_duration else []
+        count = draw(st.integers(0, 30))  # 0: a single event
+        if count:
+            lines.append(f"RRULE:FREQ=DAILY;COUNT={count}")
         if draw(st.booleans()):
             lines.append("TRANSP:TRANSPARENT")
         if draw(st.integers(0, 5)) == 0:
             lines.append("STATUS:CANCELLED")
-        events.append(event(f"e{n}", start, end, lines=lines))
+        if draw(st.booleans()):
+            lines += ["BEGIN:VALARM", "ACTION:DISPLAY", "TRIGGER:-PT15M", "END:VALARM"]
+        if draw(st.booleans()):
+            lines.append("DESCRIPTION:" + "z" * 70 + "\r\n " + "w" * 70)
+        events.append(event(f"e{n}", start, None if use_duration else start + length, lines=lines))
+        if count and draw(st.booleans()):  # an instance moved (or cancelled)
+            rid = start + timedelta(days=draw(st.integers(0, count - 1)))
+            moved = rid + (
+                timedelta(days=draw(st.integers(-3, 3)))
+                if kind == "date"
+                else timedelta(minutes=draw(st.integers(-3000, 3000)))
+            )
+            extra = ["STATUS:CANCELLED"] if draw(st.booleans()) else []
+            events.append(event(f"e{n}", moved, moved + length, recurrence_id=rid, lines=extra))
     return feed(*events)
 
 
 @st.composite
 def windows(draw: st.DrawFn) -> tuple[datetime, datetime]:
-    start = utc(2026, 1, 1) + timedelta(hours=draw(st.integers(-48, 24 * 420)))
+    start = utc(2025, 12, 1) + timedelta(hours=draw(st.integers(0, 24 * 500)))
     return start, start + timedelta(hours=draw(st.integers(1, 24 * 90)))
 
 
@@ -679,3 +721,67 @@ def test_every_occurrence_is_an_aware_utc_span_in_the_window(
         body.encode(), "cal", start - timedelta(days=3), end + timedelta(days=3), ZoneInfo(zone)
     )
     assert set(found) <= set(wider)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(feeds(), windows(), st.sampled_from(ZONES))
+def test_cutting_events_outside_the_window_before_parsing_changes_nothing(
+    body: str, window: tuple[datetime, datetime], zone: str
+) -> None:
+    start, end = window
+    found = ics.expand(body.encode(), "cal", start, end, ZoneInfo(zone))
+    whole = ics._essentials
+    with patch.object(ics, "_essentials", lambda text, *window: whole(text)):
+        unfiltered = ics.expand(body.encode(), "cal", start, end, ZoneInfo(zone))
+    assert found == unfiltered
+
+
+def test_only_what_busy_time_needs_is_parsed() -> None:
+    body = feed(
+        event(
+            "u1",
+            berlin(2026, 2, 2, 9),
+            berlin(2026, 2, 2, 10),
+            summary=f"{SENTINEL}-summary",
+            lines=[
+                f"DESCRIPTION:{SENTINEL}-a\r\n {SENTINEL}-folded",
+                f'ATTENDEE;CN="{SENTINEL}: quoted":mailto:{SENTINEL}@example.com',
+                "TRANSP:TRANSPARENT",
+                "BEGIN:VALARM",
+                f"DESCRIPTION:{SENTINEL}-alarm",
+                "END:VALARM",
+            ],
+        ),
+        f"BEGIN:VTODO\r\nUID:t1\r\nSUMMARY:{SENTINEL}-todo\r\nEND:VTODO",
+        x_wr_timezone="Europe/Berlin",
+    ).replace("PRODID:", f"X-WR-CALNAME:{SENTINEL}-name\r\nPRODID:")
+    kept = ics._essentials(body.encode()).decode()
+    assert SENTINEL not in kept
+    assert kept.split("\r\n")[:4] == [
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        "X-WR-TIMEZONE:Europe/Berlin",
+        "BEGIN:VTIMEZONE",
+    ]
+    assert "TZOFFSETFROM:+0100" in kept and "RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU" in kept
+    assert (
+        "BEGIN:VEVENT\r\nUID:u1\r\nDTSTART;TZID=Europe/Berlin:20260202T090000\r\n"
+        "DTEND;TZID=Europe/Berlin:20260202T100000\r\nTRANSP:TRANSPARENT\r\nEND:VEVENT"
+    ) in kept
+    assert "VALARM" not in kept and "VTODO" not in kept
+    assert kept.endswith("END:VCALENDAR\r\n")
+
+
+def test_old_single_events_are_cut_before_parsing_but_series_are_kept() -> None:
+    body = feed(
+        event("old", utc(2024, 5, 1, 9), utc(2024, 5, 1, 10)),
+        event("old-series", utc(2024, 5, 1, 9), utc(2024, 5, 1, 10), lines=["RRULE:FREQ=DAILY"]),
+        event("late", utc(2027, 5, 1, 9), utc(2027, 5, 1, 10)),
+        event("near", date(2026, 1, 30)),  # a day outside the window: kept (two days' margin)
+        event("in", utc(2026, 2, 2, 9), utc(2026, 2, 2, 10)),
+    )
+    kept = ics._essentials(body.encode(), utc(2026, 2, 1), utc(2026, 3, 1)).decode()
+    uids = [line for line in kept.split("\r\n") if line.startswith("UID:")]
+    assert uids == ["UID:old-series", "UID:near", "UID:in"]
+    found = ics.expand(body.encode(), "cal", utc(2026, 2, 1), utc(2026, 3, 1), UTC)
+    assert {e.key.split("#")[0] for e in found} == {"old-series", "in"}

@@ -54,6 +54,7 @@ class _Fault:
 @dataclass
 class _State:
     feeds: dict[str, _Feed] = field(default_factory=dict)
+    redirects: dict[str, str] = field(default_factory=dict)
     faults: dict[str, list[_Fault]] = field(default_factory=dict)
     counts: dict[str, Counts] = field(default_factory=dict)
     headers: list[dict[str, str]] = field(default_factory=list)  # every request's headers
@@ -133,6 +134,11 @@ class FakeIcs:
             self._state.feeds[path] = _Feed(data, tag, modified)
         return self.url(path)
 
+    def redirect(self, path: str, location: str) -> None:
+        """``path`` answers 302 to ``location`` (a feed that moved, or a sharing service)."""
+        with self._state.lock:
+            self._state.redirects[path] = location
+
     def remove(self, path: str) -> None:
         """The feed is gone (the secret address was reset): 404 from now on."""
         with self._state.lock:
@@ -190,11 +196,15 @@ class _Handler(BaseHTTPRequestHandler):
             if fault is not None:
                 counts.faults += 1
             current = state.feeds.get(path)
+            location = state.redirects.get(path)
         if fault is not None and fault.delay:
             time.sleep(fault.delay)
         if fault is not None and fault.status is not None:
             extra = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
             self._send(fault.status, b"fault\n", "text/plain", extra)
+            return
+        if location is not None:
+            self._send(302, b"", "text/plain", {"Location": location})
             return
         if current is None:
             self._send(404, b"not found\n", "text/plain", {})
