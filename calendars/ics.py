@@ -3,6 +3,8 @@
 The feed's URL *is* the credential -- whoever has it reads the calendar -- so it lives in the
 connection's ``credentials`` (``{"url": ...}``) and never appears in a reason, a cursor, a repr
 or a log line (httpx logs every request's URL at INFO: :class:`_RedactFeedUrls` masks ours).
+``https://`` (or ``webcal://``, fetched over https) is required; plain ``http://`` only for a
+loopback address (tests, a local proxy), and a redirect to plain http elsewhere is refused.
 ``settings`` may hold ``timezone``, the IANA zone for floating times and all-day dates of a feed
 that does not name its own (``X-WR-TIMEZONE``); the default is UTC.
 
@@ -13,14 +15,24 @@ failures retried through :meth:`calendars.base.Retry.run` honouring ``Retry-Afte
 is not iCalendar (an HTML login page) or cannot be expanded is a :class:`ProviderError` naming
 the problem, never quoting the feed.
 
+Before anything parses it, the feed is cut to the properties that say *when* and *whether*
+(UID, DTSTART, DTEND, DURATION, RRULE, RDATE, EXDATE, RECURRENCE-ID, STATUS, TRANSP, the time
+zones): SUMMARY, DESCRIPTION, LOCATION, ATTENDEE, ORGANIZER, alarms and to-dos never reach the
+parser, an error message or an object here. Single events more than two days outside the window
+are cut too (a secret feed carries its calendar's whole history): parsing is linear in the feed
+and mostly proportional to the window's events.
+
 Expansion: ``icalendar`` parses, ``recurring-ical-events`` expands RRULE / RDATE / EXDATE and
 RECURRENCE-ID overrides (it also applies ``X-WR-TIMEZONE`` through its dependency
 ``x-wr-timezone``, which Google's feeds need: their times are UTC and the calendar's zone is only
-named there). TZID resolves through the feed's VTIMEZONE (or the IANA name); DATE values are
-whole local days; floating times are local times. ``TRANSP:TRANSPARENT`` is kept as transparent,
-``STATUS:CANCELLED`` (a whole series or one instance) is not returned. An occurrence's key is its
-UID, plus its RECURRENCE-ID (the original start, in UTC) when the UID is a recurring series, so
-it stays the same across fetches, even for an instance that was moved. A UID beginning with
+named there). TZID resolves through the feed's VTIMEZONE, an IANA name or a Windows zone name
+(Outlook); a TZID nobody defines is read like a floating time. Floating times are local times in
+the feed's X-WR-TIMEZONE, else the connection's ``timezone``; DATE values are whole local days
+in the same zone. A DTEND before DTSTART is read the right way round (busy is the safe reading).
+``TRANSP:TRANSPARENT`` is kept as transparent, ``STATUS:CANCELLED`` (a whole series or one
+instance) is not returned. An occurrence's key is its UID, plus its RECURRENCE-ID (the original
+start, in UTC) when the UID is a recurring series, so it stays the same across fetches, even for
+an instance that was moved. A UID beginning with
 :data:`calendars.base.OWN_EVENT_PREFIX` is an event the service wrote: ``own`` is the call id.
 
 Sync: a feed has no delta. Without a cursor (or when the window asked for reaches past what the

@@ -25,7 +25,7 @@ from calendars.base import (
     Unsupported,
     WatchChannel,
 )
-from tests.calendars.fakes.ics import FakeIcs, event, feed
+from tests.calendars.fakes.ics import BERLIN_VTIMEZONE, FakeIcs, event, feed
 
 BERLIN = ZoneInfo("Europe/Berlin")
 WINDOW = (datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
@@ -171,6 +171,27 @@ def test_floating_times_and_the_feeds_own_zone(server: FakeIcs) -> None:
         server, feed(*body, x_wr_timezone="Mars/Olympus"), settings={"timezone": "Europe/Berlin"}
     )
     assert found["float"].start == utc(2026, 1, 5, 8)
+
+
+def test_outlook_windows_zone_names_and_unknown_zones(server: FakeIcs) -> None:
+    """Outlook names zones the Windows way, with a VTIMEZONE; a TZID nobody defines is read
+    as local time in the connection's zone (like a floating time)."""
+    windows = BERLIN_VTIMEZONE.replace("TZID:Europe/Berlin", "TZID:W. Europe Standard Time")
+    body = feed(
+        "BEGIN:VEVENT\r\nUID:o1\r\nDTSTART;TZID=W. Europe Standard Time:20260316T100000\r\n"
+        "DTEND;TZID=W. Europe Standard Time:20260316T110000\r\n"
+        "RRULE:FREQ=WEEKLY;COUNT=3\r\nEND:VEVENT",
+        "BEGIN:VEVENT\r\nUID:o2\r\nDTSTART;TZID=Atlantis Standard Time:20260316T100000\r\n"
+        "DTEND;TZID=Atlantis Standard Time:20260316T110000\r\nEND:VEVENT",
+        vtimezones=[windows],
+    )
+    found = listing(server, body, settings={"timezone": "America/New_York"})
+    assert [e.start for e in found.values() if e.key.startswith("o1")] == [
+        utc(2026, 3, 16, 9),
+        utc(2026, 3, 23, 9),
+        utc(2026, 3, 30, 8),
+    ]
+    assert found["o2"].start == utc(2026, 3, 16, 14)  # 10:00 in New York (summer time)
 
 
 def test_google_utc_recurrence_follows_x_wr_timezone(server: FakeIcs) -> None:
