@@ -4,11 +4,12 @@ A stdlib ``ThreadingHTTPServer`` on a free port in a daemon thread serves feeds 
 with an ``ETag`` and a ``Last-Modified`` (either can be switched off), answering
 ``If-None-Match`` / ``If-Modified-Since`` with 304. It counts requests (per path: all, full
 200s, 304s) and fails on demand: a queue of faults per path (an HTTP status, with a
-``Retry-After`` for 429 / 503), or a path that is gone (404)::
+``Retry-After`` for 429 / 503; a stall longer than the client's timeout), a redirect, or a path
+that is gone (404)::
 
     with FakeIcs() as server:
         url = server.put("/agent-1.ics", feed(event("u1", start, end)))
-        server.fail("/agent-1.ics", 429, retry_after=1)   # the next request only
+        server.fail("/agent-1.ics", 429, retry_after="1")  # the next request only
         ... connect "ics" with {"url": url} ...
         assert server.counts["/agent-1.ics"].not_modified == 1
 
@@ -85,7 +86,7 @@ class FakeIcs:
 
         self._server = _Server(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="fake-ics", daemon=True
+            target=self._server.serve_forever, args=(0.05,), name="fake-ics", daemon=True
         )
         self._thread.start()
         return self
