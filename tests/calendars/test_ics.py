@@ -693,8 +693,8 @@ def feeds(draw: st.DrawFn) -> str:
             )
             length = timedelta(minutes=draw(st.integers(0, 3 * 24 * 60)))
             duration = f"PT{int(length.total_seconds() // 60)}M"
-        use_duration = draw(st.booleans())
-        lines = [f"DURATION:{duration}"] if use_duration else []
+        ending = draw(st.sampled_from(["dtend", "duration", "none", "backwards"]))
+        lines = [f"DURATION:{duration}"] if ending == "duration" else []
         count = draw(st.integers(0, 30))  # 0: a single event
         if count:
             lines.append(f"RRULE:FREQ=DAILY;COUNT={count}")
@@ -706,7 +706,9 @@ def feeds(draw: st.DrawFn) -> str:
             lines += ["BEGIN:VALARM", "ACTION:DISPLAY", "TRIGGER:-PT15M", "END:VALARM"]
         if draw(st.booleans()):
             lines.append("DESCRIPTION:" + "z" * 70 + "\r\n " + "w" * 70)
-        events.append(event(f"e{n}", start, None if use_duration else start + length, lines=lines))
+        uid = draw(st.sampled_from([f"e{n}", f"urn:uuid:{n}-x", f"switchboard-c{n}@x"]))
+        finish = {"dtend": start + length, "backwards": start - length}.get(ending)
+        events.append(event(uid, start, finish, lines=lines))
         if count and draw(st.booleans()):  # an instance moved (or cancelled)
             rid = start + timedelta(days=draw(st.integers(0, count - 1)))
             moved = rid + (
@@ -715,7 +717,7 @@ def feeds(draw: st.DrawFn) -> str:
                 else timedelta(minutes=draw(st.integers(-3000, 3000)))
             )
             extra = ["STATUS:CANCELLED"] if draw(st.booleans()) else []
-            events.append(event(f"e{n}", moved, moved + length, recurrence_id=rid, lines=extra))
+            events.append(event(uid, moved, moved + length, recurrence_id=rid, lines=extra))
     return feed(*events)
 
 
@@ -746,13 +748,13 @@ def test_every_occurrence_is_an_aware_utc_span_in_the_window(
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(feeds(), windows(), st.sampled_from(ZONES))
-def test_cutting_events_outside_the_window_before_parsing_changes_nothing(
+def test_the_window_cut_and_the_fast_path_agree_with_the_parser(
     body: str, window: tuple[datetime, datetime], zone: str
 ) -> None:
     start, end = window
     found = ics.expand(body.encode(), "cal", start, end, ZoneInfo(zone))
-    whole = ics._essentials
-    with patch.object(ics, "_essentials", lambda text, *window: whole(text)):
+    whole = ics._essentials  # without a window and without the fast path: the parser reads all
+    with patch.object(ics, "_essentials", lambda text, *window: whole(text, fast=False)):
         unfiltered = ics.expand(body.encode(), "cal", start, end, ZoneInfo(zone))
     assert found == unfiltered
 
@@ -776,7 +778,7 @@ def test_only_what_busy_time_needs_is_parsed() -> None:
         f"BEGIN:VTODO\r\nUID:t1\r\nSUMMARY:{SENTINEL}-todo\r\nEND:VTODO",
         x_wr_timezone="Europe/Berlin",
     ).replace("PRODID:", f"X-WR-CALNAME:{SENTINEL}-name\r\nPRODID:")
-    kept = ics._essentials(body.encode()).decode()
+    kept = ics._essentials(body.encode(), fast=False)[0].decode()
     assert SENTINEL not in kept
     assert kept.split("\r\n")[:4] == [
         "BEGIN:VCALENDAR",
@@ -801,8 +803,45 @@ def test_old_single_events_are_cut_before_parsing_but_series_are_kept() -> None:
         event("near", date(2026, 1, 30)),  # a day outside the window: kept (two days' margin)
         event("in", utc(2026, 2, 2, 9), utc(2026, 2, 2, 10)),
     )
-    kept = ics._essentials(body.encode(), utc(2026, 2, 1), utc(2026, 3, 1)).decode()
+    kept = ics._essentials(body.encode(), utc(2026, 2, 1), utc(2026, 3, 1), fast=False)[0].decode()
     uids = [line for line in kept.split("\r\n") if line.startswith("UID:")]
     assert uids == ["UID:old-series", "UID:near", "UID:in"]
     found = ics.expand(body.encode(), "cal", utc(2026, 2, 1), utc(2026, 3, 1), UTC)
     assert {e.key.split("#")[0] for e in found} == {"old-series", "in"}
+
+
+def test_plain_single_events_are_read_without_the_parser() -> None:
+    plain = [
+        event("utc", utc(2026, 2, 2, 9), utc(2026, 2, 2, 10), lines=["TRANSP:TRANSPARENT"]),
+        event("urn:uuid:1", berlin(2026, 2, 2, 9), berlin(2026, 2, 2, 10)),
+        event("day", date(2026, 2, 2)),
+        event("float", datetime(2026, 2, 2, 9), lines=["STATUS:CONFIRMED"]),  # noqa: DTZ001
+    ]
+    parsed = [
+        event("series", utc(2026, 2, 2, 9), utc(2026, 2, 2, 10), lines=["RRULE:FREQ=DAILY"]),
+        event("dur", utc(2026, 2, 2, 9), lines=["DURATION:PT1H"]),
+        event("mixed", date(2026, 2, 2), utc(2026, 2, 3)),
+        event("twice", utc(2026, 2, 2, 9), utc(2026, 2, 2, 10), lines=["STATUS:CANCELLED"] * 2),
+        event("param", utc(2026, 2, 2, 9), utc(2026, 2, 2, 10), lines=["TRANSP;X=1:OPAQUE"]),
+        "BEGIN:VEVENT\r\nUID:win\r\nDTSTART;TZID=W. Europe Standard Time:20260202T090000\r\n"
+        "END:VEVENT",
+        "BEGIN:VEVENT\r\nUID:bad\r\nDTSTART:20261302T090000Z\r\nEND:VEVENT",
+    ]
+    text, singles = ics._essentials(feed(*plain, *parsed).encode())
+    assert [s.uid for s in singles] == ["utc", "urn:uuid:1", "day", "float"]
+    uids = [line for line in text.decode().split("\r\n") if line.startswith("UID:")]
+    assert uids == [f"UID:{u}" for u in ("series", "dur", "mixed", "twice", "param", "win", "bad")]
+
+
+def test_a_uid_shared_with_a_series_is_left_to_the_parser() -> None:
+    """A sloppy feed repeats a series' UID on an event with no RECURRENCE-ID: whatever the
+    parser makes of it, the fast path must not read it differently."""
+    body = feed(
+        event("dup", utc(2026, 2, 2, 9), utc(2026, 2, 2, 10), lines=["RRULE:FREQ=DAILY;COUNT=3"]),
+        event("dup", utc(2026, 2, 10, 9), utc(2026, 2, 10, 10)),
+    ).encode()
+    assert ics._essentials(body)[1] == []
+    whole = ics._essentials
+    found = ics.expand(body, "cal", *WINDOW, UTC)
+    with patch.object(ics, "_essentials", lambda text, *window: whole(text, fast=False)):
+        assert ics.expand(body, "cal", *WINDOW, UTC) == found
