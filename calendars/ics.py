@@ -369,6 +369,8 @@ class IcsConnector:
                 failure = CredentialError("the ICS feed's address is not usable")
             except httpx.TransportError as exc:
                 failure = RetryLater(f"the ICS feed could not be reached ({type(exc).__name__})")
+            except (httpx.HTTPError, httpx.StreamError) as exc:  # a bad encoding, a broken stream
+                failure = ProviderError(f"the ICS feed could not be read ({type(exc).__name__})")
             raise failure
 
         return self.retry.run("ICS feed", attempt)

@@ -463,6 +463,15 @@ def test_redirects_are_followed_but_never_to_plain_http_elsewhere(
     assert sleeps == [] and not any(SECRET in repr(e) for e in chain(caught.value))
 
 
+def test_a_body_that_cannot_be_decoded_is_a_provider_error(
+    server: FakeIcs, sleeps: list[float]
+) -> None:
+    server.put(PATH, feed(), headers={"Content-Encoding": "gzip"})  # it is not gzip
+    with pytest.raises(ProviderError, match=r"could not be read \(DecodingError\)") as caught:
+        connector(server, sleeps).sync("cal", None, *WINDOW)
+    assert sleeps == [] and not any(SECRET in repr(e) for e in chain(caught.value))
+
+
 def test_an_unexpected_status_is_a_provider_error(server: FakeIcs, sleeps: list[float]) -> None:
     server.put(PATH, feed())
     server.fail(PATH, 418)

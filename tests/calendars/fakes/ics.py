@@ -43,6 +43,7 @@ class _Feed:
     body: bytes
     etag: str | None
     last_modified: datetime | None
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -119,10 +120,12 @@ class FakeIcs:
         *,
         etag: bool = True,
         last_modified: datetime | bool | None = True,
+        headers: dict[str, str] | None = None,
     ) -> str:
         """Serve ``body`` at ``path`` (replacing what was there); returns the feed's URL.
         The ETag is the body's digest; ``Last-Modified`` is now (or the given time), None /
-        False for a server that sends no such validator."""
+        False for a server that sends no such validator; ``headers`` are sent with the body
+        (a ``Content-Encoding`` the body does not have, say)."""
         data = body.encode() if isinstance(body, str) else body
         tag = f'"{hashlib.sha256(data).hexdigest()[:32]}"' if etag else None
         if last_modified is True:
@@ -132,7 +135,7 @@ class FakeIcs:
         else:
             modified = None
         with self._state.lock:
-            self._state.feeds[path] = _Feed(data, tag, modified)
+            self._state.feeds[path] = _Feed(data, tag, modified, dict(headers or {}))
         return self.url(path)
 
     def redirect(self, path: str, location: str) -> None:
@@ -222,7 +225,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         with state.lock:
             counts.full += 1
-        self._send(200, current.body, "text/calendar; charset=utf-8", validators)
+        self._send(200, current.body, "text/calendar; charset=utf-8", validators | current.headers)
 
     def _not_modified(self, current: _Feed) -> bool:
         match = self.headers.get("If-None-Match")
