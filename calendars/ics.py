@@ -16,13 +16,14 @@ is not iCalendar (an HTML login page) or cannot be expanded is a :class:`Provide
 the problem, never quoting the feed.
 
 Before anything parses it, the feed is cut to the properties that say *when* and *whether*
-(UID, DTSTART, DTEND, DURATION, RRULE, RDATE, EXDATE, RECURRENCE-ID, STATUS, TRANSP, the time
-zones): SUMMARY, DESCRIPTION, LOCATION, ATTENDEE, ORGANIZER, alarms and to-dos never reach the
-parser, an error message or an object here. Single events more than two days outside the window
-are cut too (a secret feed carries its calendar's whole history), and single events in a plain
-form (UTC, DATE, floating or an IANA TZID) are read without the parser; series, overrides and
-anything unusual go through ``icalendar``. Reading is linear in the feed and mostly proportional
-to the window's events; a property test holds the cut and the fast path to the parser's answer.
+(UID, DTSTART, DTEND, DURATION, RRULE, RDATE, EXDATE, RECURRENCE-ID, STATUS, TRANSP, Outlook's
+busy status, the time zones): SUMMARY, DESCRIPTION, LOCATION, ATTENDEE, ORGANIZER, alarms and
+to-dos never reach the parser, an error message or an object here. Single events more than two
+days outside the window are cut too (a secret feed carries its calendar's whole history), and
+single events in a plain form (UTC, DATE, floating or an IANA TZID) are read without the parser;
+series, overrides and anything unusual go through ``icalendar``. Reading is linear in the feed
+and mostly proportional to the window's events; a property test holds the cut and the fast path
+to the parser's answer.
 
 Expansion: ``icalendar`` parses, ``recurring-ical-events`` expands RRULE / RDATE / EXDATE and
 RECURRENCE-ID overrides (it also applies ``X-WR-TIMEZONE`` through its dependency
@@ -31,10 +32,11 @@ named there). TZID resolves through the feed's VTIMEZONE, an IANA name or a Wind
 (Outlook); a TZID nobody defines is read like a floating time. Floating times are local times in
 the feed's X-WR-TIMEZONE, else the connection's ``timezone``; DATE values are whole local days
 in the same zone. A DTEND before DTSTART is read the right way round (busy is the safe reading).
-``TRANSP:TRANSPARENT`` is kept as transparent, ``STATUS:CANCELLED`` (a whole series or one
-instance) is not returned. An occurrence's key is its UID, plus its RECURRENCE-ID (the original
-start, in UTC) when the UID is a recurring series, so it stays the same across fetches, even for
-an instance that was moved. A UID beginning with
+``TRANSP:TRANSPARENT`` is kept as transparent (Outlook's ``X-MICROSOFT-CDO-BUSYSTATUS``, when
+present, decides instead: FREE and WORKINGELSEWHERE are transparent); ``STATUS:CANCELLED`` (a
+whole series or one instance) is not returned. An occurrence's key is its UID, plus its
+RECURRENCE-ID (the original start, in UTC) when the UID is a recurring series, so it stays the
+same across fetches, even for an instance that was moved. A UID beginning with
 :data:`calendars.base.OWN_EVENT_PREFIX` is an event the service wrote: ``own`` is the call id.
 
 Sync: a feed has no delta. Without a cursor (or when the window asked for reaches past what the
@@ -489,7 +491,20 @@ _KEEP_EVENT = {
     b"RECURRENCE-ID",
     b"STATUS",
     b"TRANSP",
+    b"X-MICROSOFT-CDO-BUSYSTATUS",
 }
+_BUSYSTATUS = "X-MICROSOFT-CDO-BUSYSTATUS"
+# Outlook's own free/busy word, when present, decides over TRANSP (a "Free" or "Working
+# elsewhere" event blocks nothing; "Tentative", "Busy" and "Away" do).
+_FREE_STATUSES = {"FREE", "WORKINGELSEWHERE"}
+
+
+def _transparent(transp: str, busystatus: str) -> bool:
+    if busystatus:
+        return busystatus.upper() in _FREE_STATUSES
+    return transp.upper() == "TRANSPARENT"
+
+
 _NAME_END = re.compile(rb"[;:]")
 
 
@@ -723,7 +738,8 @@ def _read_single(block: _Block) -> _Single | None:
     starts: list[bytes] = []
     ends: list[bytes] = []
     seen: set[bytes] = set()
-    cancelled = transparent = False
+    cancelled = False
+    transp = busystatus = ""
     for line in block.lines[1:-1]:
         match = _NAME_END.search(line)
         name = (line[: match.start()] if match else line).upper()
@@ -734,12 +750,21 @@ def _read_single(block: _Block) -> _Single | None:
             starts.append(line)
         elif name == b"DTEND":
             ends.append(line)
-        elif name in (b"STATUS", b"TRANSP"):
+        elif name in (b"STATUS", b"TRANSP", _BUSYSTATUS.encode()):
             if match is None or match.group() != b":":
                 return None  # parameters: let the parser read it
-            word = line[match.end() :].upper()
-            cancelled = cancelled or (name == b"STATUS" and word == b"CANCELLED")
-            transparent = transparent or (name == b"TRANSP" and word == b"TRANSPARENT")
+            try:
+                word = line[match.end() :].decode()
+            except UnicodeDecodeError:
+                return None
+            if word != word.strip() or "\\" in word:
+                return None
+            if name == b"STATUS":
+                cancelled = word.upper() == "CANCELLED"
+            elif name == b"TRANSP":
+                transp = word
+            else:
+                busystatus = word
         elif name != b"UID":
             return None
     if len(starts) != 1:
@@ -747,7 +772,9 @@ def _read_single(block: _Block) -> _Single | None:
     kind = _time_kind(starts[0])
     if kind is None or (ends and _time_kind(ends[0]) != kind):
         return None  # an unreadable time, or DTSTART and DTEND of different kinds
-    return _Single(uid, starts[0], ends[0] if ends else None, cancelled, transparent)
+    return _Single(
+        uid, starts[0], ends[0] if ends else None, cancelled, _transparent(transp, busystatus)
+    )
 
 
 def _parse(
@@ -869,7 +896,9 @@ def expand(
         if uid in recurring:
             rid = component.get("RECURRENCE-ID")
             stamp = _stamp(rid.dt if rid is not None else component.decoded("DTSTART"), zone)
-        transparent = str(component.get("TRANSP", "")).upper() == "TRANSPARENT"
+        transparent = _transparent(
+            str(component.get("TRANSP", "")), str(component.get(_BUSYSTATUS, ""))
+        )
         add(uid, begins, ends, transparent, stamp)
     for single in singles:
         if not single.cancelled:

@@ -244,6 +244,32 @@ def test_transparent_cancelled_and_cancelled_instance(server: FakeIcs) -> None:
     ]
 
 
+def test_outlooks_busy_status_decides_over_transp(server: FakeIcs) -> None:
+    def status(uid: str, *lines: str) -> str:
+        return event(uid, utc(2026, 2, 2, 9), utc(2026, 2, 2, 10), lines=lines)
+
+    found = listing(
+        server,
+        feed(
+            status("free", "TRANSP:TRANSPARENT", "X-MICROSOFT-CDO-BUSYSTATUS:FREE"),
+            status("elsewhere", "TRANSP:OPAQUE", "X-MICROSOFT-CDO-BUSYSTATUS:WORKINGELSEWHERE"),
+            status("tentative", "TRANSP:TRANSPARENT", "X-MICROSOFT-CDO-BUSYSTATUS:TENTATIVE"),
+            status("away", "X-MICROSOFT-CDO-BUSYSTATUS:OOF"),
+            status("plain-free", "TRANSP:TRANSPARENT"),
+            status("series", "X-MICROSOFT-CDO-BUSYSTATUS:FREE", "RRULE:FREQ=DAILY;COUNT=2"),
+        ),
+    )
+    assert {k: e.transparency for k, e in found.items()} == {
+        "free": "transparent",
+        "elsewhere": "transparent",
+        "tentative": "opaque",
+        "away": "opaque",
+        "plain-free": "transparent",
+        "series#20260202T090000Z": "transparent",
+        "series#20260203T090000Z": "transparent",
+    }
+
+
 def test_the_services_own_events_are_marked(server: FakeIcs) -> None:
     body = feed(
         event("switchboard-call_42", utc(2026, 2, 2, 9), utc(2026, 2, 2, 10)),
@@ -707,8 +733,12 @@ def feeds(draw: st.DrawFn) -> str:
         count = draw(st.integers(0, 30))  # 0: a single event
         if count:
             lines.append(f"RRULE:FREQ=DAILY;COUNT={count}")
-        if draw(st.booleans()):
-            lines.append("TRANSP:TRANSPARENT")
+        lines += draw(st.sampled_from([[], ["TRANSP:TRANSPARENT"], ["TRANSP:OPAQUE"]]))
+        lines += draw(
+            st.sampled_from(
+                [[], *([f"X-MICROSOFT-CDO-BUSYSTATUS:{w}"] for w in ("FREE", "BUSY", "OOF"))]
+            )
+        )
         if draw(st.integers(0, 5)) == 0:
             lines.append("STATUS:CANCELLED")
         if draw(st.booleans()):
