@@ -100,6 +100,7 @@ MAX_FEED_BYTES = 32 * 1024 * 1024
 # Occurrences are asked of recurring-ical-events over the window widened by this much, then
 # placed in UTC and filtered exactly: floating and all-day ones are compared by local time.
 _PAD = timedelta(days=2)
+_TOO_OFTEN = frozenset({"SECONDLY", "MINUTELY"})
 _CURSOR_VERSION = 1
 _USER_AGENT = "switchboard-calendar-sync"
 _LOOPBACK_NAMES = {"localhost"}
@@ -843,11 +844,29 @@ def _occurrences(
 ) -> list[icalendar.Event]:
     problem = ""
     try:
-        query = recurring_ical_events.of(calendar)
-        return list(query.between(start - _PAD, end + _PAD))
+        if _too_often(calendar):
+            problem = "an event repeats more often than hourly"
+        else:
+            query = recurring_ical_events.of(calendar)
+            return list(query.between(start - _PAD, end + _PAD))
     except Exception as exc:  # InvalidCalendar, BadRuleStringFormat, a broken DTSTART, ...
         problem = type(exc).__name__  # its message quotes the feed: not kept, not chained
     raise ProviderError(f"the ICS feed's events could not be expanded ({problem})")
+
+
+def _too_often(calendar: icalendar.Calendar) -> bool:
+    """Whether a series repeats secondly or minutely: expanded over the window that would be
+    millions of occurrences (a worker held for minutes), and no calendar makes meetings so."""
+    for component in calendar.walk("VEVENT"):
+        rules = component.get("RRULE")
+        for rule in rules if isinstance(rules, list) else [rules]:
+            try:
+                freq = {str(f).upper() for f in rule.get("FREQ", [])} if rule is not None else set()
+            except Exception:  # a broken rule: the expansion names it
+                continue
+            if freq & _TOO_OFTEN:
+                return True
+    return False
 
 
 def expand(

@@ -884,3 +884,17 @@ def test_a_uid_shared_with_a_series_is_left_to_the_parser() -> None:
     found = ics.expand(body, "cal", *WINDOW, UTC)
     with patch.object(ics, "_essentials", lambda text, *window: whole(text, fast=False)):
         assert ics.expand(body, "cal", *WINDOW, UTC) == found
+
+
+@pytest.mark.parametrize("freq", ["SECONDLY", "MINUTELY"])
+def test_a_series_repeating_more_often_than_hourly_is_refused_not_expanded(
+    server: FakeIcs, sleeps: list[float], freq: str
+) -> None:
+    """Expanding FREQ=SECONDLY over a year would be tens of millions of occurrences (a worker
+    held for minutes): the feed is refused as a provider error (the mirror keeps what it had)."""
+    storm = event(
+        "storm", utc(2026, 2, 2, 9), utc(2026, 2, 2, 9, 0, 1), lines=[f"RRULE:FREQ={freq}"]
+    )
+    server.put(PATH, feed(storm))
+    with pytest.raises(ProviderError, match="more often than hourly"):
+        connector(server, sleeps).sync("cal", None, *WINDOW)
