@@ -1,5 +1,10 @@
 """Which agents' calendars cannot be trusted right now, and why: the agents to fail closed on.
 
+A leaf module (it reads ``calendar_connections`` and imports nothing else of the service), so
+the booking engine's loading (:mod:`api.bookings.service`) and the calendar sync
+(:mod:`api.calendar_sync`, which runs the bookings' disruption path) can both use it without an
+import cycle; :mod:`api.calendar_sync.health` re-exports it under its original name.
+
 An agent is *blocked* by a connection that is not paused when its mirror cannot be trusted:
 
 - the connection failed (a dead credential: ``invalid_grant``, 401 after a refresh);
@@ -12,15 +17,34 @@ the next good sync. Reasons name the connection and never hold secrets or event 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from api.db.models import CalendarConnection
 
+# SWITCHBOARD_CALENDAR_MAX_STALENESS_SECONDS' default, for callers without settings at hand.
+DEFAULT_MAX_STALENESS = timedelta(seconds=1800)
 
-def block_reason(row: CalendarConnection, now: datetime, max_staleness: timedelta) -> str | None:
+
+class ConnectionHealth(Protocol):
+    """What :func:`block_reason` reads of a connection: an ORM row or a plain Core row."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def failure(self) -> str | None: ...
+    @property
+    def last_success_at(self) -> datetime | None: ...
+
+
+def block_reason(row: ConnectionHealth, now: datetime, max_staleness: timedelta) -> str | None:
     """Why ``row`` blocks its agent now (None: it does not)."""
     if row.status == "paused":
         return None
@@ -35,21 +59,43 @@ def block_reason(row: CalendarConnection, now: datetime, max_staleness: timedelt
     return None
 
 
+_T = CalendarConnection.__table__
+_HEALTH = (
+    select(_T.c.agent_id, _T.c.id, _T.c.status, _T.c.failure, _T.c.last_success_at)
+    .where(_T.c.tenant_id == bindparam("tenant"), _T.c.status != "paused")
+    .order_by(_T.c.id)
+)
+
+
+@dataclass(frozen=True)
+class Trust:
+    """Which of a tenant's agents are blocked at ``now`` (agent id -> the first reason, by
+    connection id), and ``next_stale``: the earliest moment after ``now`` at which a connection
+    that is fine now goes stale (None: none will without a new sync) -- when the blocked set
+    next changes by itself, with nothing written."""
+
+    blocked: Mapping[str, str] = field(default_factory=dict)
+    next_stale: datetime | None = None
+
+
+def trust(session: Session, tenant_id: str, now: datetime, max_staleness: timedelta) -> Trust:
+    """The tenant's :class:`Trust` at ``now``, in one prepared Core query over the tenant's
+    connections that are not paused (read on every slot query and booking: no ORM rows)."""
+    found: dict[str, str] = {}
+    next_stale: datetime | None = None
+    for row in session.connection().execute(_HEALTH, {"tenant": tenant_id}):
+        reason = block_reason(row, now, max_staleness)
+        if reason is not None:
+            found.setdefault(row.agent_id, reason)
+        elif row.last_success_at is not None:
+            stale_at = row.last_success_at + max_staleness
+            next_stale = stale_at if next_stale is None else min(next_stale, stale_at)
+    return Trust(found, next_stale)
+
+
 def blocked_agents(
     session: Session, tenant_id: str, now: datetime, max_staleness: timedelta
 ) -> dict[str, str]:
     """agent id -> why their calendar cannot be trusted now (the first reason, by connection
     id), for every blocked agent of the tenant."""
-    found: dict[str, str] = {}
-    rows = session.scalars(
-        select(CalendarConnection)
-        .where(CalendarConnection.tenant_id == tenant_id, CalendarConnection.status != "paused")
-        .order_by(CalendarConnection.id)
-    )
-    for row in rows:
-        if row.agent_id in found:
-            continue
-        reason = block_reason(row, now, max_staleness)
-        if reason is not None:
-            found[row.agent_id] = reason
-    return found
+    return dict(trust(session, tenant_id, now, max_staleness).blocked)
