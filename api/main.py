@@ -84,7 +84,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         stop_webhooks = start_background(app.state.session_factory, settings, clock=app.state.clock)
         from api import wiring
 
-        jobs_runtime.start(app, wiring.job_handlers(), on_finish=app.state.metrics.job_finished)
+        jobs_runtime.start(
+            app, wiring.job_handlers(settings), on_finish=app.state.metrics.job_finished
+        )
         # Per-tenant rate limits and the bounded solve pool (api/http/ratelimit.py,
         # api/solve/pool.py).
         app.state.rate_limiter = ratelimit.build(settings, app.state.clock)

@@ -9,7 +9,8 @@ holds. Imported lazily by both: the handlers pull in the solver.
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import datetime
+from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from api import org_version
@@ -18,13 +19,17 @@ from api.assignment.cache import RealtimeCache
 from api.bookings import service as bookings
 from api.bookings.cache import BookingCache
 from api.jobs.worker import Handler
+from api.settings import Settings
 
 
-def job_handlers() -> dict[str, Handler]:
-    """Every job kind the service knows, by name."""
+def job_handlers(settings: Settings | None = None) -> dict[str, Handler]:
+    """Every job kind the service knows, by name, configured by ``settings`` (their defaults
+    when not given)."""
+    settings = settings or Settings()
+    staleness = timedelta(seconds=settings.calendar_max_staleness_seconds)
     return {
         optimize.OPTIMIZE_JOB: optimize.run_optimize_job,
-        bookings.BIND_JOB: bookings.run_bind_job,
+        bookings.BIND_JOB: partial(bookings.run_bind_job, max_staleness=staleness),
         breach.BREACH_RISK_JOB: breach.run_breach_job,
     }
 
@@ -41,7 +46,10 @@ def install_caches(state: Any) -> None:
     """Give an app (its ``state``) its per-process caches of what is built from the
     organisation."""
     state.realtime_cache = RealtimeCache()
-    state.booking_cache = BookingCache()
+    settings: Settings = state.settings
+    state.booking_cache = BookingCache(
+        max_staleness=timedelta(seconds=settings.calendar_max_staleness_seconds)
+    )
 
     def on_agents_freed(
         *, tenant_id: str, agents: Collection[str], now: datetime, actor: str | None

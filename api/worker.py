@@ -36,7 +36,7 @@ def run_worker(args: argparse.Namespace) -> int:
     session_factory = make_session_factory(engine)
     worker = Worker(
         session_factory,
-        wiring.job_handlers(),
+        wiring.job_handlers(settings),
         clock=_wall_clock,
         lease_seconds=settings.jobs_lease_seconds,
         poll_seconds=args.poll or settings.jobs_poll_seconds,
