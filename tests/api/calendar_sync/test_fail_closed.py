@@ -10,12 +10,14 @@ mirror nobody refreshed."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 
 from api.bookings import service
@@ -23,6 +25,10 @@ from api.db.engine import make_session_factory
 from api.db.jobs import Job, JobStatus
 from api.db.models import CalendarConnection
 from api.db.models import Call as CallRow
+from solver.capability import BookingState, exclusions
+from solver.jit import assign_due
+from solver.slots import at_risk, find_slots, validate_calls, witness
+from solver.slots import book as engine_book
 from tests.api.bookings.test_bookings import (
     BERLIN_10,
     DAY,
@@ -37,6 +43,8 @@ from tests.api.bookings.test_bookings import (
 from tests.api.conftest import T0, As, FakeClock, TenantCtx, assert_problem, ticket_body
 from tests.api.customer.conftest import form_token, issue, post_form
 from tests.api.customer.conftest import starts as page_starts
+from tests.solver.test_booking_factories import at, brute_force_cover
+from tests.solver.test_booking_props import organisations, requests, run_stream
 
 STALENESS = timedelta(seconds=1800)  # the setting's default, which the test app runs with
 
@@ -334,3 +342,65 @@ def test_a_paused_connection_blocks_nobody(a: As, tenant_a: TenantCtx, db: Engin
     connect(db, tenant_a.id, "ana", T0, status="paused", last_success_at=None)
     body = slots(a).json()
     assert BERLIN_10 in [s["start"] for s in body["slots"]] and body["excluded"] == []
+
+
+# --------------------------------------------------------------------------- the property
+
+
+@given(
+    organisations(),
+    requests,
+    st.integers(1, 30),
+    st.sets(st.integers(0, 4), max_size=3),
+    st.integers(0, 4),
+)
+def test_property_no_offered_slot_needs_a_blocked_agent_and_every_one_can_be_booked(
+    state: BookingState,
+    stream: list[tuple[int, int, int]],
+    lead_hours: int,
+    picks: set[int],
+    which: int,
+) -> None:
+    """Over generated organisations with calls booked and some bound, block a random set of
+    agents (as the service does when their connections fail or go stale): bound calls keep
+    their agents; no unbound call, offered slot or booking leans on a blocked agent -- checked
+    by ``validate_calls`` and an exhaustive search that never lets a blocked agent cover an
+    unbound call, neither sharing the engine's index --; every offered slot books; and
+    just-in-time binding never chooses a blocked agent."""
+    state = assign_due(run_stream(state, stream), lead=timedelta(hours=lead_hours)).state
+    ids = [a.id for a in state.agents]
+    blocked = {
+        ids[i % len(ids)]: f"calendar connection cal_{i} failed: invalid_grant" for i in picks
+    }
+    kept = witness(state)
+    cover = {c.id: kept[c.id] for c in state.calls if c.bound_agent is None and kept.get(c.id)}
+    state = BookingState(
+        state.now, state.agents, state.capabilities, state.calls, cover=cover, blocked=blocked
+    )
+    live = [c for c in state.calls if c.end > state.now]
+    held = witness(state)
+    for c in live:
+        if c.bound_agent is not None:
+            assert held[c.id] == c.bound_agent  # no churn: bound calls keep their agent
+        else:
+            assert held.get(c.id) not in blocked
+    # Unbound calls only a blocked agent covered are at risk (their customers get new times).
+    state = state.without_calls(at_risk(state))
+    assert validate_calls(state, witness(state)) == []
+    for cap in state.capabilities:
+        answer = find_slots(state, cap.id, at(0, 0), at(2, 0))
+        named = {r.detail.split()[1] for r in answer.excluded}
+        assert named == {
+            a for a in blocked if state.agent(a).qualifies(cap.requirements)
+        } and answer.excluded == exclusions(state, cap.id)
+        for slot in answer.slots[which::5][:3]:
+            result = engine_book(state, cap.id, slot.start.astimezone(UTC), alternatives=0)
+            assert result.booked and result.state is not None and result.call is not None
+            state = result.state
+            cover = witness(state)
+            assert cover[result.call.id] not in blocked
+            assert validate_calls(state, cover) == []
+            assert brute_force_cover(state) is not None
+    bound = assign_due(state, lead=timedelta(hours=lead_hours))
+    assert not [b for b in bound.bindings if b.agent_id in blocked]
+    assert validate_calls(bound.state, witness(bound.state)) == []
