@@ -20,9 +20,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import and_, bindparam, func, literal, null, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from api.db.models import CalendarConnection
@@ -60,10 +60,21 @@ def block_reason(row: ConnectionHealth, now: datetime, max_staleness: timedelta)
 
 
 _T = CalendarConnection.__table__
-_HEALTH = (
-    select(_T.c.agent_id, _T.c.id, _T.c.status, _T.c.failure, _T.c.last_success_at)
-    .where(_T.c.tenant_id == bindparam("tenant"), _T.c.status != "paused")
-    .order_by(_T.c.id)
+_CUTOFF = bindparam("cutoff", type_=_T.c.last_success_at.type)  # now - max_staleness
+_LIVE = and_(_T.c.tenant_id == bindparam("tenant"), _T.c.status != "paused")
+# One round trip on every slot query and booking, answering in SQL what block_reason decides
+# (so a tenant whose connections are all fine reads one row, not one per connection): the
+# connections that block now, by id, then one row holding the oldest good sync among the rest.
+_HEALTH = union_all(
+    select(_T.c.agent_id, _T.c.id, _T.c.status, _T.c.failure, _T.c.last_success_at).where(
+        _LIVE,
+        or_(
+            _T.c.status == "failed", _T.c.last_success_at.is_(None), _T.c.last_success_at < _CUTOFF
+        ),
+    ),
+    select(null(), null(), literal("fresh"), null(), func.min(_T.c.last_success_at)).where(
+        _LIVE, _T.c.status != "failed", _T.c.last_success_at >= _CUTOFF
+    ),
 )
 
 
@@ -81,16 +92,20 @@ class Trust:
 def trust(session: Session, tenant_id: str, now: datetime, max_staleness: timedelta) -> Trust:
     """The tenant's :class:`Trust` at ``now``, in one prepared Core query over the tenant's
     connections that are not paused (read on every slot query and booking: no ORM rows)."""
+    blocking: list[Any] = []
+    oldest: datetime | None = None
+    params = {"tenant": tenant_id, "cutoff": now - max_staleness}
+    for row in session.connection().execute(_HEALTH, params):
+        if row.status == "fresh":
+            oldest = row.last_success_at
+        else:
+            blocking.append(row)
     found: dict[str, str] = {}
-    next_stale: datetime | None = None
-    for row in session.connection().execute(_HEALTH, {"tenant": tenant_id}):
+    for row in sorted(blocking, key=lambda r: str(r.id)):
         reason = block_reason(row, now, max_staleness)
         if reason is not None:
             found.setdefault(row.agent_id, reason)
-        elif row.last_success_at is not None:
-            stale_at = row.last_success_at + max_staleness
-            next_stale = stale_at if next_stale is None else min(next_stale, stale_at)
-    return Trust(found, next_stale)
+    return Trust(found, None if oldest is None else oldest + max_staleness)
 
 
 def blocked_agents(

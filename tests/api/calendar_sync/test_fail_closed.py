@@ -20,6 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 
+from api import calendar_trust
 from api.bookings import service
 from api.db.engine import make_session_factory
 from api.db.jobs import Job, JobStatus
@@ -335,6 +336,34 @@ def test_going_stale_rechecks_by_the_clock_and_a_good_sync_offers_the_agent_agai
     # ... and a re-check finds the call covered again.
     assert a.post("/v1/bookings/rebalance").json()["at_risk"] == []
     assert a.get(f"/v1/bookings/{call}").json()["at_risk"] is False
+
+
+def test_the_staleness_edge_and_the_next_change_are_exact(
+    a: As, tenant_a: TenantCtx, db: Engine
+) -> None:
+    """A mirror exactly ``max_staleness`` old is still trusted, a second older is not; the
+    next change is when the oldest trusted mirror crosses the edge; paused connections and
+    other tenants' count for nothing."""
+    org(a, agents=("ana", "ben"))
+    with make_session_factory(db)() as session:
+        assert calendar_trust.trust(session, tenant_a.id, T0, STALENESS) == (
+            calendar_trust.Trust({}, None)
+        )
+    connect(db, tenant_a.id, "ana", T0)
+    connect(db, tenant_a.id, "ben", T0 + timedelta(minutes=10))
+    with make_session_factory(db)() as session:
+        edge = calendar_trust.trust(session, tenant_a.id, T0 + STALENESS, STALENESS)
+        assert edge == calendar_trust.Trust({}, T0 + STALENESS)
+        later = T0 + STALENESS + timedelta(seconds=1)
+        past = calendar_trust.trust(session, tenant_a.id, later, STALENESS)
+        assert dict(past.blocked) == {
+            "ana": "calendar connection cal_ana is stale: last good sync 30 min ago"
+        }
+        assert past.next_stale == T0 + timedelta(minutes=10) + STALENESS
+        assert calendar_trust.blocked_agents(session, "another-tenant", later, STALENESS) == {}
+    update(db, tenant_a.id, "cal_ana", T0, status="paused")
+    with make_session_factory(db)() as session:
+        assert calendar_trust.trust(session, tenant_a.id, later, STALENESS).blocked == {}
 
 
 def test_a_paused_connection_blocks_nobody(a: As, tenant_a: TenantCtx, db: Engine) -> None:
