@@ -28,6 +28,13 @@ answers and records what happened. The mapping is thin on purpose:
   ``call_no_show`` and ``call_completed`` (``booking.no_show`` / ``booking.completed``). Every
   ``booking.*`` event carries the ticket's context as it stands then
   (:func:`api.events.booking_event_data`).
+- **Calendars fail closed.** Every request reads which agents' calendars cannot be trusted
+  (:mod:`api.calendar_trust`: a failed connection, or no good sync for
+  ``calendar_max_staleness_seconds``) and blocks them in the engine's state
+  (``BookingState.blocked``): they keep the calls bound to them and get nothing new. The helpdesk
+  sees them named (``excluded``, ``agent_excluded`` reasons); customers never do. A connection
+  failing or recovering queues a re-check like a shift change does (:mod:`api.org_version`); a
+  mirror going stale writes nothing, so each run also queues one for that moment.
 - **Agents.** Nothing names an agent before binding; the helpdesk sees the bound agent after.
   Only the bound agent admits the customer (:func:`admit`: from the waiting room's opening to
   the end), marks a no-show (:func:`mark_no_show`: after the start, never once admitted) or
