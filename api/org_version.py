@@ -61,9 +61,9 @@ _COVER_TABLES = frozenset(table_of(model) for model in COVER_MODELS)
 # Whether an agent's calendar can be trusted changes their cover too (fail closed:
 # api.calendar_trust), but not the organisation the caches hold: who is blocked is read on every
 # request (it also changes by the clock alone, as a mirror goes stale). A connection created,
-# deleted, or changing status, agent or first success re-checks the booked calls; a routine
-# sync (a newer last_success_at) does not.
-_TRUST_FIELDS = ("status", "agent_id")
+# deleted, or changing status, agent, failure (a stale mirror announced, or its recovery) or
+# first success re-checks the booked calls; a routine sync (a newer last_success_at) does not.
+_TRUST_FIELDS = ("status", "agent_id", "failure")
 
 Stamps = dict[str, datetime | None]
 """tenant -> the earliest ``updated_at`` of its changed cover rows (None: no time known)."""
