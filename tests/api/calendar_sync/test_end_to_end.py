@@ -36,9 +36,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, MetaData, select
 
-from api.calendar_sync import sync
+from api.bookings.service import DEFAULT_LEAD
+from api.calendar_sync import jobs, sync
 from api.db.engine import make_session_factory
-from api.db.jobs import JobStatus
+from api.db.jobs import Job, JobStatus
 from api.db.models import BusyInterval
 from api.db.webhooks import WebhookEvent, WebhookSubscription
 from api.jobs.worker import JobRun, Worker
@@ -109,6 +110,7 @@ class World:
     microsoft: FakeMicrosoft
     ics: Any
     connections: dict[str, str] = field(default_factory=dict)  # provider -> connection id
+    google_credentials: dict[str, str] = field(default_factory=dict)
     seen: list[str] = field(default_factory=list)
 
     @property
@@ -154,6 +156,21 @@ class World:
             )
             return [(e.type, e.data) for e in rows]
 
+    def results(self, runs: list[JobRun]) -> dict[str, dict[str, Any]]:
+        """The sync jobs' results among ``runs``, by connection id."""
+        ids = [r.job_id for r in runs if r.kind == jobs.SYNC_JOB]
+        with make_session_factory(self.db)() as session:
+            found = session.scalars(select(Job).where(Job.id.in_(ids)))
+            return {str(j.payload["connection_id"]): dict(j.result or {}) for j in found}
+
+    def failures(self) -> list[tuple[str, str, str]]:
+        """(type, connection, reason) of the calendar webhooks in the outbox, in order."""
+        return [
+            (t, d["connection_id"], d.get("reason") or d.get("recovered_from") or "")
+            for t, d in self.outbox()
+            if t.startswith("calendar.")
+        ]
+
     def starts(self, capability: str) -> list[str]:
         r = self.a.get(
             f"/v1/capabilities/{capability}/slots",
@@ -165,9 +182,7 @@ class World:
 
 def all_slots() -> list[str]:
     """The capability's 30-minute starts on a 09:00-17:00 UTC shift, nobody busy."""
-    return [
-        iso(datetime.fromisoformat(f"{DAY}09:00:00+00:00") + n * 30 * M) for n in range(16)
-    ]
+    return [iso(datetime.fromisoformat(f"{DAY}09:00:00+00:00") + n * 30 * M) for n in range(16)]
 
 
 def iso(moment: datetime) -> str:
@@ -212,7 +227,9 @@ def world(
             from tests.calendars.fakes.ics import FakeIcs
 
             with FakeIcs() as ics:
-                yield _world(tenant_a, db, app, client, clock, settings, google, microsoft, ics, seen)
+                yield _world(
+                    tenant_a, db, app, client, clock, settings, google, microsoft, ics, seen
+                )
         else:
             yield _world(tenant_a, db, app, client, clock, settings, google, microsoft, None, seen)
     google_connector.forget_tokens()
@@ -289,13 +306,9 @@ def _world(
     google.add_recurring(GOOGLE_CAL, NOON + 2 * H, NOON + 3 * H, count=4, **contents)
     google.add_all_day(GOOGLE_CAL, date(2026, 3, 4), date(2026, 3, 5), **contents)
     google.add_event(GOOGLE_CAL, NOON + 4 * H, NOON + 5 * H, transparent=True, **contents)
+    w.google_credentials = google.oauth_credentials()
     w.connections["google"] = create(
-        a,
-        "google",
-        "ana",
-        [GOOGLE_CAL],
-        google.settings(writeback=True),
-        google.oauth_credentials(),
+        a, "google", "ana", [GOOGLE_CAL], google.settings(writeback=True), w.google_credentials
     )
 
     # Microsoft 365: the same meeting at noon, and one shown as free.
@@ -488,7 +501,9 @@ def test_no_event_contents_reach_the_database_the_logs_the_api_or_webhooks(
     assert_no_sentinel("the database", dump)
     logs = log_text(all_loggers)
     # The capture really is at DEBUG for the libraries (urllib3 logs each request line there).
-    assert any(r.levelno == logging.DEBUG and r.name.startswith("urllib3") for r in all_loggers.records)
+    assert any(
+        r.levelno == logging.DEBUG and r.name.startswith("urllib3") for r in all_loggers.records
+    )
     assert_no_sentinel("the logs", logs)
     assert len(w.seen) > 20
     assert_no_sentinel("an API answer", "\n".join(w.seen))
@@ -504,3 +519,160 @@ def test_no_event_contents_reach_the_database_the_logs_the_api_or_webhooks(
     assert r.status_code == 201, r.text
     with pytest.raises(AssertionError, match="leaked into the database"):
         assert_no_sentinel("the database", database_dump(w.db)[0])
+
+
+# --------------------------------------------------------------------------- fail closed
+
+
+def test_a_revoked_google_grant_fails_closed_loudly_and_recovers_with_new_credentials(
+    world: World,
+) -> None:
+    w, a = world, world.a
+    google = w.connections["google"]
+    w.run_jobs()
+    assert w.connection("google")["blocked"] is False
+    offered = w.starts("via-google")
+    assert offered
+    # A call on the Google agent, booked while the calendar is healthy.
+    assert a.put("/v1/tickets/ZD-1", json=ticket_body({"team": "support"})).status_code == 201
+    call_at = NOON + 3 * H
+    r = a.post(
+        "/v1/bookings",
+        json={"capability_id": "via-google", "ticket_id": "ZD-1", "start": iso(call_at)},
+    )
+    assert r.status_code == 201, r.text
+    call = r.json()["id"]
+
+    # The user revoked the grant: the token endpoint answers invalid_grant.
+    w.google.revoke(w.google_credentials["refresh_token"])
+    w.clock.advance(seconds=w.settings.calendar_poll_seconds)
+    results = w.results(w.run_jobs())
+    assert results[google]["outcome"] == "credential_error"
+    shown = w.connection("google")
+    assert shown["status"] == "failed" and shown["blocked"] is True, shown
+    assert "invalid_grant" in (shown["failure"] or "") + (shown["last_error"] or ""), shown
+    assert google in shown["block_reason"]
+    assert w.failures() == [("calendar.sync_failed", google, "credential")]
+    assert w.connection("microsoft")["blocked"] is False
+    mirrored = len(w.mirror("google"))
+    assert mirrored > 0  # what was mirrored stays: busy is never freed by a failure
+
+    if HAVE_FAIL_CLOSED_ENGINE:
+        assert w.starts("via-google") == []  # never offered
+        assert w.starts("via-microsoft")  # the others are not affected
+    # Just in time for the call: the polls fail again (announced once), and with the engine's
+    # fail-closed rules the call is not bound to the blocked agent.
+    w.clock.now = call_at - DEFAULT_LEAD + M
+    w.run_jobs()
+    assert w.failures() == [("calendar.sync_failed", google, "credential")]
+    bound = a.get(f"/v1/bookings/{call}").json()
+    if HAVE_FAIL_CLOSED_ENGINE:
+        assert bound["agent"] is None and bound["at_risk"] is True, bound
+        assert w.starts("via-google") == []
+
+    # New credentials: failed until a sync with them succeeds, then offered again.
+    fresh = w.google.oauth_credentials()
+    r = a.patch(f"/v1/calendar-connections/{google}", json={"credentials": fresh})
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "failed" and r.json()["blocked"] is True
+    w.run_jobs()
+    shown = w.connection("google")
+    assert shown["status"] == "active" and shown["blocked"] is False, shown
+    assert shown["failure"] is None and shown["consecutive_failures"] == 0
+    assert w.failures() == [
+        ("calendar.sync_failed", google, "credential"),
+        ("calendar.sync_recovered", google, "credential"),
+    ]
+    assert len(w.mirror("google")) == mirrored
+    if HAVE_FAIL_CLOSED_ENGINE:
+        assert w.starts("via-google")
+        assert a.get(f"/v1/bookings/{call}").json()["agent"] == "ana"
+
+
+@needs_engine
+def test_an_agent_whose_calendar_never_synced_is_not_offered(world: World) -> None:
+    w = world
+    for provider in w.connections:
+        assert w.connection(provider)["blocked"] is True
+        assert w.starts(f"via-{provider}") == []
+    w.run_jobs()
+    for provider in w.connections:
+        assert w.starts(f"via-{provider}"), provider
+
+
+def test_a_stale_mirror_fails_closed_and_the_next_good_sync_recovers_it(world: World) -> None:
+    w = world
+    w.run_jobs()
+    assert all(w.starts(f"via-{p}") for p in w.connections)
+    # Nobody syncs for longer than the staleness limit (the worker was down).
+    w.clock.advance(seconds=w.settings.calendar_max_staleness_seconds + 60)
+    for provider in w.connections:
+        shown = w.connection(provider)
+        assert shown["blocked"] is True and "stale" in shown["block_reason"], shown
+        assert shown["status"] == "active"
+    if HAVE_FAIL_CLOSED_ENGINE:
+        assert all(w.starts(f"via-{p}") == [] for p in w.connections)
+    # Housekeeping announces each stale mirror once.
+    w.worker.housekeep()
+    w.worker.housekeep()
+    stale = sorted((c, r) for t, c, r in w.failures() if t == "calendar.sync_failed")
+    assert stale == sorted((c, "stale") for c in w.connections.values())
+    # The worker is back: the polls are due, each succeeds, each recovers loudly.
+    results = w.results(w.run_jobs())
+    assert {results[c]["outcome"] for c in w.connections.values()} == {"ok"}
+    for provider in w.connections:
+        shown = w.connection(provider)
+        assert shown["blocked"] is False and shown["lag_seconds"] == 0, shown
+    recovered = sorted(c for t, c, _ in w.failures() if t == "calendar.sync_recovered")
+    assert recovered == sorted(w.connections.values())
+    if HAVE_FAIL_CLOSED_ENGINE:
+        later = w.clock.now + timedelta(hours=1)
+        r = w.a.get(
+            "/v1/capabilities/via-google/slots",
+            params={"from": iso(later), "to": f"{DAY}18:00:00Z", "tz": "UTC"},
+        )
+        assert r.status_code == 200 and r.json()["slots"], r.text
+
+
+# --------------------------------------------------------------------------- merge, not replace
+
+
+def test_a_quiet_incremental_round_frees_nothing_and_a_429_is_waited_out(world: World) -> None:
+    w = world
+    results = w.results(w.run_jobs())
+    assert {r["outcome"] for r in results.values()} == {"ok"}
+    before = {p: w.mirror(p) for p in w.connections}
+    busy = w.a.get("/v1/busy").json()["items"]
+    counts = {p: w.connection(p)["busy_count"] for p in w.connections}
+    lists = w.google.requests["events.list"]
+    deltas = w.microsoft.requests["delta"]
+
+    # A round in which nothing changed: asked incrementally, nothing written, nothing freed.
+    w.clock.advance(seconds=w.settings.calendar_poll_seconds)
+    results = w.results(w.run_jobs())
+    for provider, connection in w.connections.items():
+        got = results[connection]
+        assert got["outcome"] == "ok", got
+        assert (got["inserted"], got["updated"], got["deleted"]) == (0, 0, 0), got
+        assert got["busy_count"] == counts[provider]
+        assert w.mirror(provider) == before[provider]  # synced_at and updated_at too
+    assert w.google.requests["events.list"] == lists + 1
+    assert w.google.log[-1].query.get("syncToken")  # incremental, not a fresh listing
+    assert w.microsoft.requests["delta"] == deltas + 1
+    assert w.a.get("/v1/busy").json()["items"] == busy
+
+    # Throttled: 429 with Retry-After: 1, then the answer. The sync waits and succeeds.
+    w.google.fail_next(1, 429, retry_after="1")
+    w.microsoft.throttle(1, retry_after="1")
+    w.clock.advance(seconds=w.settings.calendar_poll_seconds)
+    started = time.monotonic()
+    results = w.results(w.run_jobs())
+    waited = time.monotonic() - started
+    assert waited >= 2.0, waited  # one second for each provider, honoured
+    assert {r["outcome"] for r in results.values()} == {"ok"}
+    assert w.google.requests["events.list"] == lists + 3  # the 429 and its retry
+    for provider in w.connections:
+        shown = w.connection(provider)
+        assert shown["last_error"] is None and shown["consecutive_failures"] == 0, shown
+        assert w.mirror(provider) == before[provider]
+    assert w.failures() == []
