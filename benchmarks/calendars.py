@@ -56,7 +56,6 @@ from sqlalchemy import func, select
 from api.calendar_sync import jobs as calendar_jobs
 from api.calendar_sync import sync
 from api.db import migrate
-from api.db.engine import make_session_factory
 from api.db.jobs import Job
 from api.db.models import BusyInterval
 from api.jobs.worker import Worker
@@ -249,12 +248,13 @@ def ics_feed(agent: str, spans: Sequence[tuple[datetime, datetime]]) -> str:
     from tests.calendars.fakes.ics import event, feed
 
     lines = [f"DESCRIPTION:{CONTENTS['body']}", f"LOCATION:{CONTENTS['location']}"]
-    return feed(
+    text: str = feed(
         *(
             event(f"{agent}-{n}@bench", a, b, summary=CONTENTS["title"], lines=lines)
             for n, (a, b) in enumerate(spans)
         )
     )
+    return text
 
 
 def change_events(fakes: Fakes, seeded: Seeded, changes: int) -> int:
@@ -386,10 +386,7 @@ def run(
     pg_database: str,
     profile: Path | None,
 ) -> list[Phase]:
-    if backend == "sqlite":
-        url = sqlite_url(workdir)
-    else:
-        url = reset_postgres(dbname=pg_database)
+    url = sqlite_url(workdir) if backend == "sqlite" else reset_postgres(dbname=pg_database)
     migrate.upgrade(url)
     settings = Settings(database_url=url, environment=Environment.TEST)
     clock = Clock(NOW)
@@ -398,7 +395,7 @@ def run(
     with fake_servers(providers) as fakes, TestClient(app) as client:
         session_factory = app.state.session_factory
         with session_factory() as session:
-            tenant, key = tenants.create(session=session, name="Calendar bench", now=NOW)
+            _, key = tenants.create(session=session, name="Calendar bench", now=NOW)
             session.commit()
         with Progress(console=console, transient=True) as progress:
             seeded, connections = seed_calendars(
