@@ -12,8 +12,10 @@ bodies and locations the connectors must drop.
 The sync runs as production runs it: the app's job worker (:class:`api.jobs.worker.Worker`,
 one job at a time, claimed from the database) with the service's ``calendar.sync`` handler, on
 the real connectors (google-api-python-client, msal + requests, httpx) over loopback HTTP(S).
-Only the sync jobs are claimed here: the push-channel watches a new connection also queues and
-the booking re-checks a merge that adds busy time queues are other work, left waiting.
+``--workers N`` runs N such workers at once (threads here; production would run worker
+processes or replicas). Only the sync jobs are claimed here: the push-channel watches a new
+connection also queues and the booking re-checks a merge that adds busy time queues are other
+work, left waiting.
 
 Two phases, each timed from the first claim to an empty queue:
 
@@ -39,6 +41,7 @@ import os
 import random
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -298,7 +301,7 @@ def busy_rows(settings: Settings, session_factory: Any) -> int:
 
 def run_phase(
     name: str,
-    worker: Worker,
+    workers: Sequence[Worker],
     session_factory: Any,
     settings: Settings,
     fakes: Fakes,
@@ -308,7 +311,8 @@ def run_phase(
     progress: Progress,
     profile: Path | None = None,
 ) -> Phase:
-    """Run every due sync job with the worker, one at a time, as its loop does."""
+    """Run every due sync job with the workers, each one job at a time as its loop does (in a
+    thread of its own when there are several, as several worker processes would claim)."""
     before = fakes.requests()
     task = progress.add_task(f"{name} sync", total=expected)
     ran: list[str] = []
@@ -319,13 +323,24 @@ def run_phase(
         profiler = Profiler()
         profiler.start()
     started = time.perf_counter()
-    worker.recover()
-    while True:
-        run = worker.run_once(recover=False)
-        if run is None:
-            break
-        ran.append(run.job_id)
-        progress.advance(task)
+    workers[0].recover()
+
+    def drain(worker: Worker) -> None:
+        while True:
+            run = worker.run_once(recover=False)
+            if run is None:
+                return
+            ran.append(run.job_id)  # list.append is atomic
+            progress.advance(task)
+
+    if len(workers) == 1:
+        drain(workers[0])
+    else:
+        threads = [threading.Thread(target=drain, args=(w,)) for w in workers]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
     seconds = time.perf_counter() - started
     if profiler is not None:
         profiler.stop()
@@ -385,6 +400,7 @@ def run(
     console: Console,
     pg_database: str,
     profile: Path | None,
+    workers: int = 1,
 ) -> list[Phase]:
     url = sqlite_url(workdir) if backend == "sqlite" else reset_postgres(dbname=pg_database)
     migrate.upgrade(url)
@@ -411,17 +427,20 @@ def run(
             # The app's worker's configuration, claiming the sync jobs only.
             app_worker: Worker = app.state.job_worker
             handler = app_worker.handlers[calendar_jobs.SYNC_JOB]
-            worker = Worker(
-                session_factory,
-                {calendar_jobs.SYNC_JOB: handler},
-                clock=clock,
-                lease_seconds=settings.jobs_lease_seconds,
-            )
+            pool = [
+                Worker(
+                    session_factory,
+                    {calendar_jobs.SYNC_JOB: handler},
+                    clock=clock,
+                    lease_seconds=settings.jobs_lease_seconds,
+                )
+                for _ in range(workers)
+            ]
             scale = agents / TARGET_AGENTS
             phases.append(
                 run_phase(
                     "full",
-                    worker,
+                    pool,
                     session_factory,
                     settings,
                     fakes,
@@ -436,7 +455,7 @@ def run(
             phases.append(
                 run_phase(
                     f"incremental ({moved} changed)",
-                    worker,
+                    pool,
                     session_factory,
                     settings,
                     fakes,
@@ -451,8 +470,13 @@ def run(
     return phases
 
 
-def table(backend: str, agents: int, providers: Sequence[str], phases: Sequence[Phase]) -> Table:
-    t = Table(title=f"calendar sync, {agents} agents ({', '.join(providers)}), {backend}")
+def table(
+    backend: str, agents: int, providers: Sequence[str], workers: int, phases: Sequence[Phase]
+) -> Table:
+    t = Table(
+        title=f"calendar sync, {agents} agents ({', '.join(providers)}), {backend}, "
+        f"{workers} worker{'s' if workers > 1 else ''}"
+    )
     for column in (
         "phase",
         "wall s",
@@ -503,6 +527,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the database: a SQLite file in a temp dir (default) or PostgreSQL",
     )
     parser.add_argument(
+        "--workers",
+        default=1,
+        type=int,
+        help="job workers claiming at once (threads; production: worker processes)",
+    )
+    parser.add_argument(
         "--pg-database", default=PG_BENCH_DB, help="PostgreSQL database to (re)create and use"
     )
     parser.add_argument(
@@ -511,7 +541,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="write pyinstrument profiles of each phase: PREFIX-full.txt, PREFIX-incremental.txt",
     )
     args = parser.parse_args(argv)
-    if args.agents < 1 or args.events < 0 or args.changes < 0:
+    if args.agents < 1 or args.events < 0 or args.changes < 0 or args.workers < 1:
         parser.error("--agents must be at least 1, --events and --changes not negative")
     backend = "postgresql" if args.backend.startswith("postgres") else "sqlite"
 
@@ -535,10 +565,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             console=console,
             pg_database=args.pg_database,
             profile=args.profile,
+            workers=args.workers,
         )
-    console.print(table(backend, args.agents, args.providers, phases))
+    console.print(table(backend, args.agents, args.providers, args.workers, phases))
     console.print(
-        "wall s: from the first claim to an empty queue, one worker, one job at a time. "
+        "wall s: from the first claim to an empty queue, each worker one job at a time. "
         "requests: what the fake servers served (API, token and discovery). busy rows: busy "
         "intervals stored from calendars after the phase. target: the issue's, scaled to "
         f"--agents (full {TARGET_FULL_S:.0f} s, incremental {TARGET_INCREMENTAL_S:.0f} s for "
