@@ -453,13 +453,25 @@ def test_no_event_contents_reach_the_database_the_logs_the_api_or_webhooks(
     # Incremental: one meeting moves, one is deleted, one is added (with contents again).
     first = w.google.events(GOOGLE_CAL)[0]["id"]
     w.google.move_event(GOOGLE_CAL, first, NOON + 6 * H, NOON + 7 * H)
+    [all_day] = [e["id"] for e in w.google.events(GOOGLE_CAL) if "date" in e["start"]]
+    w.google.delete_event(GOOGLE_CAL, all_day)
     w.microsoft.add_event(
         MAILBOX, NOON - 2 * H, NOON - H, subject=TITLE, body=BODY, location=LOCATION
     )
+    if w.ics is not None:
+        from tests.calendars.fakes.ics import event, feed
+
+        moved = event(
+            "noon@e2e", NOON + H, NOON + 2 * H, summary=TITLE, lines=[f"LOCATION:{LOCATION}"]
+        )
+        w.ics.put(ICS_PATH, feed(moved))
     w.clock.advance(seconds=w.settings.calendar_poll_seconds)
     w.run_jobs()
-    assert (NOON + 6 * H, NOON + 7 * H) in {(r[2], r[3]) for r in w.mirror("google")}
+    google_spans = {(r[2], r[3]) for r in w.mirror("google")}
+    assert (NOON + 6 * H, NOON + 7 * H) in google_spans and len(google_spans) == 5
     assert (NOON - 2 * H, NOON - H) in {(r[2], r[3]) for r in w.mirror("microsoft")}
+    if w.ics is not None:
+        assert {(r[2], r[3]) for r in w.mirror("ics")} == {(NOON + H, NOON + 2 * H)}
 
     # A call booked on the Google agent, bound just in time and written back to the calendar.
     r = a.put("/v1/tickets/ZD-1", json=ticket_body({"team": "support"}))
