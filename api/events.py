@@ -214,6 +214,11 @@ class BookingAgentBoundData(BookingData):
 class BookingAtRiskData(BookingData):
     previous_agent_id: str | None = Field(description="The agent bound before, if any")
     reason: ReasonBrief = Field(description="Why no agent can take the call")
+    excluded: list[ReasonBrief] = Field(
+        default_factory=list,
+        description="Qualified agents left out because their calendar cannot be trusted "
+        "(rule agent_excluded: the connection failed or is stale), each named with why",
+    )
 
 
 class BookingRescheduledData(BookingData):

@@ -11,7 +11,9 @@ however many replicas -- sees the change on its next request and rebuilds.
 
 The same listener tells whoever subscribed (:func:`on_cover_change`, registered by
 :mod:`api.wiring`) which tenants' *cover* changed at commit: who works when, with what (agents,
-their skills, shifts, busy time), with the earliest ``updated_at`` of the changed rows. The
+their skills, shifts, busy time), with the earliest ``updated_at`` of the changed rows -- and
+whose calendar can be trusted (a calendar connection created, deleted, failing or recovering;
+that bumps no version: see ``_TRUST_FIELDS``). The
 booking engine re-checks booked calls then. One listener, one list of what the organisation is.
 """
 
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Table, bindparam, event, select
+from sqlalchemy import Table, bindparam, event, inspect, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -34,6 +36,7 @@ from api.db.models import (
     Agent,
     AgentSkill,
     BusyInterval,
+    CalendarConnection,
     OrgVersion,
     Shift,
     Skill,
@@ -55,6 +58,12 @@ _ORG_TABLES = frozenset(table_of(model) for model in ORG_MODELS)
 # What can take an agent away from a booked call (or give one back): who works when, with what.
 COVER_MODELS: tuple[type[Any], ...] = (Agent, AgentSkill, Shift, BusyInterval)
 _COVER_TABLES = frozenset(table_of(model) for model in COVER_MODELS)
+# Whether an agent's calendar can be trusted changes their cover too (fail closed:
+# api.calendar_trust), but not the organisation the caches hold: who is blocked is read on every
+# request (it also changes by the clock alone, as a mirror goes stale). A connection created,
+# deleted, or changing status, agent, failure (a stale mirror announced, or its recovery) or
+# first success re-checks the booked calls; a routine sync (a newer last_success_at) does not.
+_TRUST_FIELDS = ("status", "agent_id", "failure")
 
 Stamps = dict[str, datetime | None]
 """tenant -> the earliest ``updated_at`` of its changed cover rows (None: no time known)."""
@@ -93,10 +102,27 @@ def _note(seen: Stamps, tenant_id: str, stamp: datetime | None) -> None:
         seen[tenant_id] = stamp
 
 
+def _trust_changed(session: Session, obj: CalendarConnection) -> bool:
+    """Whether this flush of a calendar connection may change whether its agent is blocked."""
+    if obj in session.new or obj in session.deleted:
+        return True
+    state = inspect(obj)
+    for name in _TRUST_FIELDS:
+        history = state.attrs[name].history
+        if history.added and history.added != history.deleted:
+            return True
+    success = state.attrs["last_success_at"].history
+    return bool(success.added) and success.deleted == [None]
+
+
 def _before_flush(session: Session, _context: Any, _instances: Any) -> None:
     touched: set[str] = set()
     cover: Stamps = session.info.setdefault(_COVER, {})
     for obj in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(obj, CalendarConnection):
+            if _trust_changed(session, obj):
+                _note(cover, obj.tenant_id, obj.updated_at)
+            continue
         if not isinstance(obj, ORG_MODELS):
             continue
         if obj in session.dirty and not session.is_modified(obj, include_collections=False):

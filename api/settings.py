@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     calendar_channel_renew_margin_seconds: float = Field(default=3 * 3600.0, ge=60)
     # How far ahead busy time is mirrored (the longest booking horizon a capability may have).
     calendar_horizon_days: int = Field(default=60, ge=1, le=366)
+    # May a connection name its own provider endpoints (national clouds, proxies, tests) and
+    # read an ICS feed on a private address? Unset: yes outside production, no in production.
+    calendar_custom_endpoints: bool | None = None
     db_pool_size: int = Field(default=10, ge=1, le=200)
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
     page_size_default: int = Field(default=50, ge=1, le=1000)
@@ -278,3 +281,10 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def calendar_endpoints_open(self) -> bool:
+        """Whether calendar connections may name their own endpoints (see the field)."""
+        if self.calendar_custom_endpoints is not None:
+            return self.calendar_custom_endpoints
+        return self.environment is not Environment.PRODUCTION

@@ -36,7 +36,7 @@ Every query filters by ``tenant_id``.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -386,6 +386,7 @@ def booking_state(
     calls: Sequence[CallRow],
     caps: Sequence[Capability] | None = None,
     agents: tuple[Agent, ...] | None = None,
+    blocked: Mapping[str, str] | None = None,
 ) -> BookingState:
     """The booking engine's view of the tenant at ``now``: every agent (shifts, busy time,
     status, skills), every capability, and ``calls`` (the booked ones still to come or under
@@ -395,7 +396,9 @@ def booking_state(
 
     ``caps`` and ``agents`` may be passed when the caller has them (the capabilities read in
     this transaction; agents from :mod:`api.bookings.cache`, valid at ``now`` and
-    reaching :func:`booking_reach`); otherwise they are read here.
+    reaching :func:`booking_reach`); otherwise they are read here. ``blocked`` (agent id ->
+    why) are the agents whose calendar cannot be trusted now
+    (:func:`api.calendar_sync.health.trust`): they keep their bound calls and get nothing new.
     """
     caps = tuple(caps) if caps is not None else capabilities(session=session, tenant_id=tenant_id)
     if agents is None:
@@ -419,4 +422,5 @@ def booking_state(
         capabilities=caps,
         calls=tuple(mapping.call(c, owners.get(c.ticket_id)) for c in calls),
         cover={c.id: c.cover_agent for c in calls if c.cover_agent and not c.bound_agent},
+        blocked=blocked or {},
     )

@@ -9,7 +9,8 @@ holds. Imported lazily by both: the handlers pull in the solver.
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import datetime
+from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from api import org_version
@@ -28,12 +29,14 @@ from api.settings import Settings
 def job_handlers(
     settings: Settings, *, calendar_metrics: calendar_sync.Recorder | None = None
 ) -> dict[str, Handler]:
-    """Every job kind the service knows, by name. The calendar jobs need the settings (to
-    decrypt credentials, to know the public address); ``calendar_metrics`` counts the calendar
-    syncs (the app's /metrics; a worker process without one passes None)."""
+    """Every job kind the service knows, by name, configured by ``settings`` (the calendar
+    jobs decrypt credentials and know the public address with them; the bind job, how stale a
+    calendar may be). ``calendar_metrics`` counts the calendar syncs (the app's /metrics; a
+    worker process without one passes None)."""
+    staleness = timedelta(seconds=settings.calendar_max_staleness_seconds)
     return {
         optimize.OPTIMIZE_JOB: optimize.run_optimize_job,
-        bookings.BIND_JOB: bookings.run_bind_job,
+        bookings.BIND_JOB: partial(bookings.run_bind_job, max_staleness=staleness),
         breach.BREACH_RISK_JOB: breach.run_breach_job,
         calendar_jobs.SYNC_JOB: calendar_sync.make_handler(settings, calendar_metrics),
         writeback.WRITEBACK_JOB: writeback.handler(settings),
@@ -60,7 +63,10 @@ def install_caches(state: Any) -> None:
     """Give an app (its ``state``) its per-process caches of what is built from the
     organisation."""
     state.realtime_cache = RealtimeCache()
-    state.booking_cache = BookingCache()
+    settings: Settings = state.settings
+    state.booking_cache = BookingCache(
+        max_staleness=timedelta(seconds=settings.calendar_max_staleness_seconds)
+    )
 
     def on_agents_freed(
         *, tenant_id: str, agents: Collection[str], now: datetime, actor: str | None

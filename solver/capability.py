@@ -150,6 +150,9 @@ class SlotAnswer:
     slots: tuple[Slot, ...]
     reason: Reason | None = None
     considered: int = 0  # candidate starts checked
+    # Qualified agents left out because they are blocked (:func:`exclusions`): they name
+    # agents, so they are for operators only; a customer's answer drops them.
+    excluded: tuple[Reason, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,6 +295,12 @@ class BookingState:
     :func:`solver.slots.witness`). It is only a hint — never shown to anybody — but a service
     that stores it and passes it back lets the engine rebuild exactly the cover it had, instead
     of searching for one again (a search that, on a nearly full book, might not find it).
+
+    ``blocked`` (agent id -> why, in words for operators) names agents the engine must not count
+    on for anything new: they keep the calls already bound to them (no churn), but no offered
+    slot, booking, tentative cover, just-in-time binding or re-binding ever uses them (*fail
+    closed*: their calendar cannot be trusted). They still count in their team's headcount for
+    the reserve: it keeps people for ticket work, which a calendar outage does not stop.
     """
 
     now: datetime
@@ -300,6 +309,7 @@ class BookingState:
     calls: tuple[Call, ...] = ()
     team_reserve: Mapping[str, float] = field(default_factory=dict)
     cover: Mapping[str, str] = field(default_factory=dict)
+    blocked: Mapping[str, str] = field(default_factory=dict)
     # The engine's index (a cache): read it with `booking_index`, set it with `keep_index`.
     _index: BookingIndex | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -318,6 +328,12 @@ class BookingState:
         if not isinstance(self.cover, Mapping):
             raise ProblemError("cover", "must be a mapping of call id to agent id")
         object.__setattr__(self, "cover", MappingProxyType(dict(self.cover)))
+        if not isinstance(self.blocked, Mapping):
+            raise ProblemError("blocked", "must be a mapping of agent id to a reason")
+        blocked = {
+            _check_id(agent, "blocked.<key>"): str(why) for agent, why in self.blocked.items()
+        }
+        object.__setattr__(self, "blocked", MappingProxyType(blocked))
         for name, items, kind in (
             ("agents", self.agents, Agent),
             ("capabilities", self.capabilities, Capability),
@@ -341,7 +357,7 @@ class BookingState:
     # microseconds with thousands of calls on the books.
     def _derive(self, **changes: Any) -> BookingState:
         new = object.__new__(BookingState)
-        for name in ("now", "agents", "capabilities", "calls", "team_reserve", "cover"):
+        for name in ("now", "agents", "capabilities", "calls", "team_reserve", "cover", "blocked"):
             object.__setattr__(new, name, changes.get(name, getattr(self, name)))
         object.__setattr__(new, "_index", None)
         return new
@@ -427,6 +443,19 @@ class BookingState:
 
     def call(self, call_id: str) -> Call:
         return self.calls[self.call_index[call_id]]
+
+
+def exclusions(state: BookingState, capability_id: str) -> tuple[Reason, ...]:
+    """Why each blocked agent who would otherwise qualify for ``capability_id`` is left out
+    (rule ``agent_excluded``), by agent id. Names agents: for operators, never for customers."""
+    cap = state.capability(capability_id)
+    out = []
+    for agent_id in sorted(state.blocked):
+        i = state.agent_index.get(agent_id)
+        if i is not None and state.agents[i].qualifies(cap.requirements):
+            why = state.blocked[agent_id]
+            out.append(Reason("agent_excluded", f"agent {agent_id} excluded: {why}"))
+    return tuple(out)
 
 
 def team_reserves(state: BookingState) -> dict[str, float]:

@@ -28,6 +28,13 @@ requests arriving together wait for one build):
 
 A transaction that has itself changed the organisation (not yet committed) builds from what it
 sees and caches nothing.
+
+Who is *blocked* (an agent whose calendar cannot be trusted: :mod:`api.calendar_trust`) is not
+part of the organisation: it changes with the clock (a mirror going stale) without any write,
+so no version could tell. Each request reads it (one indexed query) and puts it on its own
+state; the engine applies it on top of the cached grid (the grid itself does not depend on it),
+and the answers shared between requests key on it (``_state_key`` in
+:mod:`api.bookings.service`).
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy.orm import Session
 
 from api import solver_input
+from api.calendar_trust import DEFAULT_MAX_STALENESS
 from api.org_version import VersionedCache
 from solver.capability import BookingState, Capability, SlotAnswer
 from solver.problem import Agent
@@ -74,10 +82,21 @@ class BookingCache(VersionedCache[BookingOrg]):
     (:class:`SharedAnswers`), and ``refusals`` the engine's reason for refusing a start in a
     state, so the same start asked again of the same state is refused without searching again;
     ``slot_answers`` the open starts of a window between slot queries of the same state (the
-    customers' pickers)."""
+    customers' pickers). The state those share by includes who is blocked (fail closed), so no
+    answer computed before an agent was blocked or unblocked is served after."""
 
-    def __init__(self, *, max_wall_seconds: float = 60.0, max_tenants: int = 32) -> None:
+    def __init__(
+        self,
+        *,
+        max_wall_seconds: float = 60.0,
+        max_tenants: int = 32,
+        max_staleness: timedelta = DEFAULT_MAX_STALENESS,
+    ) -> None:
         super().__init__(max_wall_seconds=max_wall_seconds, max_tenants=max_tenants)
+        # How old a calendar mirror may be before its agent fails closed (the app's setting
+        # ``calendar_max_staleness_seconds``); who is blocked is read on every request and is
+        # not part of the cached organisation (:func:`api.calendar_trust.trust`).
+        self.max_staleness = max_staleness
         self.alternatives: SharedAnswers[Any] = SharedAnswers()
         self.refusals: SharedAnswers[Any] = SharedAnswers()
         self.slot_answers: SharedAnswers[SlotAnswer] = SharedAnswers()

@@ -113,6 +113,7 @@ def list_slots(
             "tz": tz,
             "slots": [mapping.slot_json(s) for s in answer.slots],
             "reason": None if answer.reason is None else mapping.reason_brief(answer.reason),
+            "excluded": mapping.reasons_brief(answer.excluded),
         }
     )
 
@@ -458,6 +459,10 @@ async def booking_refused(request: Request, exc: Exception) -> JSONResponse:
         "alternatives": [
             SlotOut.model_validate(mapping.slot_json(s)).model_dump(mode="json")
             for s in exc.alternatives
+        ],
+        "excluded": [
+            BookingReasonOut.model_validate(r).model_dump(mode="json")
+            for r in mapping.reasons_brief(exc.excluded)
         ],
     }
     if exc.errors:

@@ -31,7 +31,7 @@ TimeLimit = Annotated[
 class BookingReasonOut(Schema):
     rule: str = Field(
         description="no_qualified_agents, no_agent_working, reserve, fully_booked, "
-        "outside_booking_window, uncoverable, ..."
+        "outside_booking_window, uncoverable, agent_excluded, ..."
     )
     detail: str
 
@@ -46,6 +46,13 @@ class SlotsOut(Schema):
     tz: str
     slots: list[SlotOut]
     reason: BookingReasonOut | None = Field(description="Why there are none (null when there are)")
+    excluded: list[BookingReasonOut] = Field(
+        default_factory=list,
+        description="Qualified agents left out of these slots, each named with why (rule "
+        "`agent_excluded`: their calendar connection failed or is stale, so the engine does not "
+        "count on them until the next good sync). For the helpdesk only: a customer's page "
+        "never shows it",
+    )
 
 
 class BookingIn(Schema):
@@ -212,6 +219,11 @@ class BookingConflict(ProblemDetails):
 
     reason: BookingReasonOut
     alternatives: list[SlotOut]
+    excluded: list[BookingReasonOut] = Field(
+        default_factory=list,
+        description="Qualified agents the engine did not count on (rule `agent_excluded`), "
+        "each named with why",
+    )
 
 
 class BindIn(Schema):

@@ -28,6 +28,13 @@ answers and records what happened. The mapping is thin on purpose:
   ``call_no_show`` and ``call_completed`` (``booking.no_show`` / ``booking.completed``). Every
   ``booking.*`` event carries the ticket's context as it stands then
   (:func:`api.events.booking_event_data`).
+- **Calendars fail closed.** Every request reads which agents' calendars cannot be trusted
+  (:mod:`api.calendar_trust`: a failed connection, or no good sync for
+  ``calendar_max_staleness_seconds``) and blocks them in the engine's state
+  (``BookingState.blocked``): they keep the calls bound to them and get nothing new. The helpdesk
+  sees them named (``excluded``, ``agent_excluded`` reasons); customers never do. A connection
+  failing or recovering queues a re-check like a shift change does (:mod:`api.org_version`); a
+  mirror going stale writes nothing, so each run also queues one for that moment.
 - **Agents.** Nothing names an agent before binding; the helpdesk sees the bound agent after.
   Only the bound agent admits the customer (:func:`admit`: from the waiting room's opening to
   the end), marks a no-show (:func:`mark_no_show`: after the start, never once admitted) or
@@ -58,7 +65,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
-from api import events, mapping, org_version, solver_input
+from api import calendar_trust, events, mapping, org_version, solver_input
 from api.bookings import cache as booking_cache
 from api.bookings.cache import BookingCache
 from api.calendar_sync import writeback
@@ -77,7 +84,15 @@ from api.policies import service as policies
 from api.policies.schemas import Admission, CapabilityCoverage
 from api.tickets import history
 from solver import jit, slots
-from solver.capability import AtRisk, Binding, BookingState, Capability, Slot, SlotAnswer
+from solver.capability import (
+    AtRisk,
+    Binding,
+    BookingState,
+    Capability,
+    Slot,
+    SlotAnswer,
+    exclusions,
+)
 from solver.plan import Reason
 
 WHAT = "booking"
@@ -102,14 +117,20 @@ class BookingRefused(Conflict):
     title = "Slot not available"
     slug = "slot-unavailable"
 
-    def __init__(self, reason: Reason, alternatives: Sequence[Slot]) -> None:
+    def __init__(
+        self, reason: Reason, alternatives: Sequence[Slot], excluded: Sequence[Reason] = ()
+    ) -> None:
         # A start outside the booking window is the start's fault: name the field.
         errors = (
             [FieldError("start", reason.detail)] if reason.rule == "outside_booking_window" else []
         )
-        super().__init__(f"{reason.rule}: {reason.detail}", errors=errors)
+        # Blocked agents (fail closed) are named for the helpdesk; a customer's page shows
+        # neither this detail nor ``excluded``, only that the time was taken.
+        named = "".join(f"; {e.detail}" for e in excluded)
+        super().__init__(f"{reason.rule}: {reason.detail}{named}", errors=errors)
         self.reason = reason
         self.alternatives = tuple(alternatives)
+        self.excluded = tuple(excluded)
 
 
 # --------------------------------------------------------------------------- loading
@@ -162,6 +183,22 @@ def _live_calls(session: Session, tenant_id: str, now: datetime) -> Sequence[Any
     return session.execute(_LIVE_CALLS, {"tenant": tenant_id, "now": now}).all()
 
 
+def _trust(
+    session: Session,
+    tenant_id: str,
+    now: datetime,
+    cache: BookingCache | None,
+    max_staleness: timedelta | None = None,
+) -> calendar_trust.Trust:
+    """Who is blocked at ``now`` (fail closed), under ``max_staleness`` if given, else the
+    app's (``cache.max_staleness``), else the setting's default."""
+    if max_staleness is None:
+        max_staleness = (
+            cache.max_staleness if cache is not None else calendar_trust.DEFAULT_MAX_STALENESS
+        )
+    return calendar_trust.trust(session, tenant_id, now, max_staleness)
+
+
 def _load(
     session: Session,
     tenant_id: str,
@@ -170,12 +207,19 @@ def _load(
     caps: tuple[Capability, ...] | None = None,
     *,
     read_only: bool = False,
+    trust: calendar_trust.Trust | None = None,
 ) -> tuple[BookingState, dict[str, CallRow]]:
     """The engine's state at ``now`` and the live call rows by id, read in ``session``'s
     transaction (inside the tenant lock for the writes). With a ``cache``, the organisation
     part comes from it when its version still holds (:mod:`api.bookings.cache`) and
     only the calls are placed; without one, everything is read and built here. ``read_only``
-    reads the calls as plain rows and returns no ORM rows (for answers that write nothing)."""
+    reads the calls as plain rows and returns no ORM rows (for answers that write nothing).
+
+    The agents whose calendar cannot be trusted (``trust``, read here when not given) are
+    blocked in the state: they keep the calls bound to them and the engine counts on them for
+    nothing new (no slot, booking, cover or binding) until their next good sync."""
+    if trust is None:
+        trust = _trust(session, tenant_id, now, cache)
     rows = (
         _live_calls(session, tenant_id, now) if read_only else _live_rows(session, tenant_id, now)
     )
@@ -198,6 +242,7 @@ def _load(
         calls=rows,
         caps=caps,
         agents=None if org is None else org.agents,
+        blocked=trust.blocked,
     )
     if org is not None and org.base is not None:
         slots.index_from(org.base, state)
@@ -259,8 +304,13 @@ def open_slots(
     end: datetime | None,
     tz: str,
     cache: BookingCache | None = None,
+    max_staleness: timedelta | None = None,
 ) -> SlotAnswer:
-    """Open starts of a capability in ``[start, end)`` (default: the coming week), in ``tz``."""
+    """Open starts of a capability in ``[start, end)`` (default: the coming week), in ``tz``.
+
+    No start counts on an agent whose calendar cannot be trusted (fail closed); the answer's
+    ``excluded`` names the qualified ones left out, and why. That is for the helpdesk: a
+    customer's answer drops it (:func:`api.links.service.open_slots`)."""
     caps = solver_input.capabilities(session=session, tenant_id=tenant_id)
     if capability_id not in {c.id for c in caps}:
         raise NotFound("capability", capability_id)
@@ -273,7 +323,8 @@ def open_slots(
             "query.to", f"the window may span at most {MAX_SLOT_WINDOW.days} days"
         )
     with SLOT_QUERY_GATE:
-        state, _rows = _load(session, tenant_id, now, cache, caps, read_only=True)
+        trust = _trust(session, tenant_id, now, cache, max_staleness)
+        state, _rows = _load(session, tenant_id, now, cache, caps, read_only=True, trust=trust)
         if cache is None:
             return slots.find_slots(state, capability_id, lo, hi, tz)
         return _shared_slots(tenant_id, state, capability_id, lo, hi, tz, cache)
@@ -426,6 +477,7 @@ def book(
     cache: BookingCache | None = None,
     link_id: str | None = None,
     announce: bool = True,
+    max_staleness: timedelta | None = None,
 ) -> Booked:
     """Book a call of ``data.capability_id`` at ``data.start`` for ticket ``data.ticket_id``.
 
@@ -442,6 +494,10 @@ def book(
 
     ``link_id`` records the call link it was booked through; ``announce=False`` leaves the
     history step and webhook to the caller (a reschedule tells one step for the pair).
+
+    Agents whose calendar cannot be trusted (:mod:`api.calendar_trust`, under
+    ``max_staleness``, by default the cache's) are not counted on: a start only they could
+    cover is refused, the refusal naming them (``BookingRefused.excluded``).
     """
     lock_tenant(session, tenant_id)
     # Every capability, as the engine sees them, in one read: the engine's state needs them all.
@@ -488,14 +544,15 @@ def book(
     if not data.allow_additional:
         _check_live_calls(session, tenant_id, ticket.id, now, rules.live_calls_per_ticket)
 
-    state, rows = _load(session, tenant_id, now, cache, caps)
+    trust = _trust(session, tenant_id, now, cache, max_staleness)
+    state, rows = _load(session, tenant_id, now, cache, caps, trust=trust)
     # The engine's answer is a function of the state: a start it refused in this very state
     # (a burst of customers wanting one full start) is refused again without searching.
     key = None if cache is None else (*_state_key(tenant_id, state), cap.id, start)
     known = None if key is None or cache is None else cache.refusals.peek(key)
     if known is not None and now + cap.min_notice <= start < now + cap.horizon:
         session.rollback()  # nothing written: release the lock first (see below)
-        raise BookingRefused(known, _alternatives(tenant_id, state, cap.id, start, data.tz, cache))
+        raise _refused(tenant_id, state, cap.id, start, data.tz, cache, known)
     call_id = events.new_id("call", now)
     result = slots.book(
         state,
@@ -515,9 +572,7 @@ def book(
         # lock (and SQLite's write lock), so the next booking is decided while this refusal's
         # alternatives are computed from the state already read (in memory, read-only).
         session.rollback()
-        raise BookingRefused(
-            result.reason, _alternatives(tenant_id, state, cap.id, start, data.tz, cache)
-        )
+        raise _refused(tenant_id, state, cap.id, start, data.tz, cache, result.reason)
     call = result.call
     row = CallRow(
         tenant_id=tenant_id,
@@ -538,8 +593,32 @@ def book(
     if announce:
         _announce_booked(session, tenant_id, row, cap.id, now, actor, warnings)
     _schedule_bind(session, tenant_id, now, _due_at(call.start, DEFAULT_LEAD))
+    if trust.next_stale is not None:  # its cover may go stale first: re-check it then
+        _schedule_bind(session, tenant_id, now, _after(trust.next_stale))
     session.flush()
     return Booked(row, warnings)
+
+
+def _after(moment: datetime) -> datetime:
+    """Just after ``moment``: a connection is stale once its age *exceeds* the limit."""
+    return moment + timedelta(seconds=1)
+
+
+def _refused(
+    tenant_id: str,
+    state: BookingState,
+    capability_id: str,
+    start: datetime,
+    tz: str,
+    cache: BookingCache | None,
+    reason: Reason,
+) -> BookingRefused:
+    """The refusal of ``start`` for ``reason``, with the nearest open starts and, unless the
+    start is outside the booking window, the qualified agents left out (fail closed)."""
+    excluded = () if reason.rule == "outside_booking_window" else exclusions(state, capability_id)
+    return BookingRefused(
+        reason, _alternatives(tenant_id, state, capability_id, start, tz, cache), excluded
+    )
 
 
 def _announce_booked(
@@ -597,15 +676,16 @@ def known_refusal(
     known = cache.refusals.peek((*_state_key(tenant_id, state), cap.id, at))
     if known is None:
         return None
-    return BookingRefused(known, _alternatives(tenant_id, state, cap.id, at, tz, cache))
+    return _refused(tenant_id, state, cap.id, at, tz, cache, known)
 
 
 def _state_key(tenant_id: str, state: BookingState) -> tuple[Any, ...]:
     """Everything the engine's answers depend on in ``state``: the cached organisation (by
     identity: the same object while its version holds), the capabilities, the calls with their
-    binding and the stored cover, team reserves, and ``now`` to the minute (the engine's grid
-    is whole minutes; a new call starts on a whole minute at or after ``now``, so the seconds
-    cannot change whether it fits)."""
+    binding and the stored cover, team reserves, the blocked agents (read on every request: a
+    connection failing or going stale bumps no version), and ``now`` to the minute (the
+    engine's grid is whole minutes; a new call starts on a whole minute at or after ``now``, so
+    the seconds cannot change whether it fits)."""
     return (
         tenant_id,
         booking_cache.Identity(state.agents),
@@ -613,6 +693,7 @@ def _state_key(tenant_id: str, state: BookingState) -> tuple[Any, ...]:
         tuple((c.id, c.capability_id, c.start, c.end, c.bound_agent) for c in state.calls),
         tuple(sorted(state.cover.items())),
         tuple(sorted(state.team_reserve.items())),
+        tuple(sorted(state.blocked.items())),  # fail closed: who and why, as of this request
         state.now.replace(second=0, microsecond=0),
     )
 
@@ -1143,6 +1224,7 @@ def _apply_at_risk(
     risk: AtRisk,
     now: datetime,
     actor: str | None,
+    state: BookingState,
 ) -> None:
     previous = row.bound_agent
     row.bound_agent = None  # nobody can take it; a later binding names somebody again
@@ -1154,6 +1236,9 @@ def _apply_at_risk(
     row.at_risk_since = row.at_risk_since or now
     row.updated_at = now
     reason = mapping.reason_brief(risk.reason)
+    # Agents left out because their calendar cannot be trusted, named for the helpdesk.
+    excluded = mapping.reasons_brief(exclusions(state, row.capability_id))
+    named = {"excluded": excluded} if excluded else {}
     _announce(
         session,
         tenant_id,
@@ -1163,8 +1248,8 @@ def _apply_at_risk(
         action="at_risk",
         reason=f"call {row.id} at risk: {risk.reason.detail}",
         webhook_type=events.EventType.BOOKING_AT_RISK,
-        extra={"reason": reason},
-        webhook_extra={"previous_agent_id": previous, "reason": reason},
+        extra={"reason": reason, **named},
+        webhook_extra={"previous_agent_id": previous, "reason": reason, **named},
         from_agent=previous,
     )
 
@@ -1187,20 +1272,24 @@ def bind(
     lead: timedelta = DEFAULT_LEAD,
     time_limit: float = 1.0,
     cache: BookingCache | None = None,
+    max_staleness: timedelta | None = None,
 ) -> BindOutcome:
-    """Just-in-time binding now: every booked call starting within ``lead`` gets its agent."""
+    """Just-in-time binding now: every booked call starting within ``lead`` gets its agent,
+    never one whose calendar cannot be trusted (their exclusion is named in the binding's
+    reasons); calls already bound to such an agent keep them."""
     t0 = time.perf_counter()
     lock_tenant(session, tenant_id)
     admitted = _auto_admit(session, tenant_id, now)
     out = BindOutcome(completed=_complete_past(session, tenant_id, now), admitted=admitted)
-    state, rows = _load(session, tenant_id, now, cache)
+    trust = _trust(session, tenant_id, now, cache, max_staleness)
+    state, rows = _load(session, tenant_id, now, cache, trust=trust)
     _sync_occupancy(state, rows, grow=False)
     result = jit.assign_due(state, lead=lead, time_limit=time_limit)
     out.due = _due_count(result)
     _record_jit(session, tenant_id, rows, result, now, actor, out)
     _save_cover(result.state, rows)
     _clear_recovered(result.state, rows, now)
-    _schedule_next_bind(session, tenant_id, rows, now, lead)
+    _schedule_next_bind(session, tenant_id, rows, now, lead, trust.next_stale)
     session.flush()
     out.checked = len(rows)
     out.wall_seconds = time.perf_counter() - t0
@@ -1231,7 +1320,7 @@ def _record_jit(
         if _with_agent(rows[risk.call_id]):
             continue
         out.at_risk.append(risk)
-        _apply_at_risk(session, tenant_id, rows[risk.call_id], risk, now, actor)
+        _apply_at_risk(session, tenant_id, rows[risk.call_id], risk, now, actor, result.state)
 
 
 def _with_agent(row: CallRow) -> bool:
@@ -1251,9 +1340,11 @@ def rebalance(
     lead: timedelta = DEFAULT_LEAD,
     time_limit: float = 1.0,
     cache: BookingCache | None = None,
+    max_staleness: timedelta | None = None,
 ) -> BindOutcome:
     """Re-check every booked call against the agents as they are now (after shift, calendar or
-    status changes), with the fewest visible changes:
+    status changes, or a calendar connection failing or going stale), with the fewest visible
+    changes:
 
     - a bound call whose agent can no longer take it (a *stale* binding) is re-bound: within
       the lead time by just-in-time binding (owner and fairness preferences), later to the
@@ -1261,12 +1352,16 @@ def rebalance(
     - calls due within the lead time are bound, as :func:`bind` does;
     - calls nobody can cover are reported at risk (``booking.at_risk``), so the customer can be
       offered another time.
+
+    Agents whose calendar cannot be trusted keep the calls bound to them, and are counted on
+    for nothing else: an unbound call they covered is covered by somebody else, or at risk.
     """
     t0 = time.perf_counter()
     lock_tenant(session, tenant_id)
     admitted = _auto_admit(session, tenant_id, now)
     out = BindOutcome(completed=_complete_past(session, tenant_id, now), admitted=admitted)
-    state, rows = _load(session, tenant_id, now, cache)
+    trust = _trust(session, tenant_id, now, cache, max_staleness)
+    state, rows = _load(session, tenant_id, now, cache, trust=trust)
     result = jit.assign_due(state, lead=lead, time_limit=time_limit)
     out.due = _due_count(result)
     _record_jit(session, tenant_id, rows, result, now, actor, out)
@@ -1287,10 +1382,11 @@ def rebalance(
             risk = AtRisk(call.id, _uncoverable(), call.bound_agent)
             out.at_risk.append(risk)
             reported.add(call.id)
-            _apply_at_risk(session, tenant_id, row, risk, now, actor)
+            _apply_at_risk(session, tenant_id, row, risk, now, actor, state)
             continue
         why = Reason("rebound", f"{call.bound_agent} can no longer take it")
-        binding = Binding(call.id, agent, call.bound_agent, (why,))
+        excluded = exclusions(state, call.capability_id)
+        binding = Binding(call.id, agent, call.bound_agent, (why, *excluded))
         out.rebound.append(binding)
         _apply_binding(session, tenant_id, row, binding, state, now, actor)
     for call_id in slots.at_risk(state):
@@ -1303,11 +1399,11 @@ def rebalance(
             continue
         risk = AtRisk(call_id, _uncoverable())
         out.at_risk.append(risk)
-        _apply_at_risk(session, tenant_id, rows[call_id], risk, now, actor)
+        _apply_at_risk(session, tenant_id, rows[call_id], risk, now, actor, state)
     _sync_occupancy(state, rows, grow=True)
     _save_cover(state, rows)
     _clear_recovered(state, rows, now)
-    _schedule_next_bind(session, tenant_id, rows, now, lead)
+    _schedule_next_bind(session, tenant_id, rows, now, lead, trust.next_stale)
     session.flush()
     out.checked = len(rows)
     out.wall_seconds = time.perf_counter() - t0
@@ -1352,12 +1448,22 @@ def _schedule_next_bind(
     rows: Mapping[str, CallRow],
     now: datetime,
     lead: timedelta,
+    next_stale: datetime | None = None,
 ) -> None:
+    """Queue the next run: when the next unbound call becomes due, when the next call is to be
+    admitted automatically, and -- while calls wait unbound -- just after the next calendar
+    connection goes stale (``next_stale``: nothing is written then, so nothing else would
+    re-check the calls whose cover relied on that agent)."""
     pending = [
         _due_at(r.start_at, lead)
         for r in rows.values()
         if r.status is CallStatus.BOOKED and r.bound_agent is None and r.start_at >= now + lead
     ]
+    if next_stale is not None and any(
+        r.status is CallStatus.BOOKED and r.bound_agent is None and r.start_at > now
+        for r in rows.values()
+    ):
+        pending.append(_after(next_stale))
     if policies.load(session, tenant_id).call_room.admission is Admission.AUTO:
         # Automatic admission is recorded by the run at (or after) each call's start.
         pending += [
@@ -1377,10 +1483,17 @@ def _due_at(start: datetime, lead: timedelta) -> datetime:
     return start - lead + timedelta(minutes=1)
 
 
-def run_bind_job(ctx: JobContext) -> dict[str, Any]:
-    """The ``bookings.bind`` job: bind what is due, repair stale bindings, queue the next run."""
+def run_bind_job(ctx: JobContext, max_staleness: timedelta | None = None) -> dict[str, Any]:
+    """The ``bookings.bind`` job: bind what is due, repair stale bindings, queue the next run.
+    ``max_staleness``: the app's ``calendar_max_staleness_seconds`` (:mod:`api.wiring`)."""
     with ctx.session_factory() as session:
-        out = rebalance(session=session, tenant_id=ctx.tenant_id, now=ctx.now(), actor="system")
+        out = rebalance(
+            session=session,
+            tenant_id=ctx.tenant_id,
+            now=ctx.now(),
+            actor="system",
+            max_staleness=max_staleness,
+        )
         result = summary(out)
         ctx.complete(session, result)
         session.commit()

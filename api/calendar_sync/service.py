@@ -15,9 +15,11 @@ read ``FOR UPDATE`` on PostgreSQL; SQLite serializes writers anyway.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
@@ -32,7 +34,7 @@ from api.db.models import BusyInterval, CalendarConnection
 from api.db.results import affected_rows
 from api.errors import Conflict, FieldError, InvalidInput, NotFound
 from api.org_version import bump
-from api.settings import Settings
+from api.settings import Settings, env_name
 from calendars.base import CredentialError
 
 WHAT = "calendar connection"
@@ -76,6 +78,69 @@ def _provider_errors(
     ] + writeback.settings_problems(provider, settings, calendar_ids)
 
 
+# The settings by which a connection names where its provider lives, and the credential that
+# is itself an address (a secret ICS feed's URL): an admin of one tenant must not be able to make
+# the service send requests to any host it can reach (an internal one, say).
+_ENDPOINT_SETTINGS = {
+    "google": ("api_endpoint", "token_uri"),
+    "microsoft": ("authority", "graph_endpoint", "ca_bundle"),
+    "ics": (),
+}
+_GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
+_OPERATOR_ONLY = (
+    "names a provider endpoint, which only the operator may allow "
+    f"({env_name('calendar_custom_endpoints')}): leave it out to use the provider's own"
+)
+
+
+def _private_host(host: str) -> bool:
+    """Whether ``host`` is a name or address on this machine or a private network."""
+    name = host.strip("[]").lower()
+    if name == "localhost" or name.endswith((".localhost", ".local", ".internal")):
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return not address.is_global
+
+
+def endpoint_errors(
+    provider: str,
+    settings: Mapping[str, Any],
+    credentials: Mapping[str, Any],
+    app_settings: Settings,
+) -> list[FieldError]:
+    """Where a connection would point the service, when the operator has not opened that up
+    (``calendar_custom_endpoints``; open outside production)."""
+    if app_settings.calendar_endpoints_open:
+        return []
+    found = [
+        FieldError(f"settings.{name}", _OPERATOR_ONLY)
+        for name in _ENDPOINT_SETTINGS.get(provider, ())
+        if name in settings
+    ]
+    info = credentials.get("service_account_info")
+    if provider == "google" and isinstance(info, Mapping):
+        uri = info.get("token_uri")
+        if uri is not None and uri != _GOOGLE_TOKEN_URI:
+            found.append(FieldError("credentials.service_account_info.token_uri", _OPERATOR_ONLY))
+    url = credentials.get("url")
+    if provider == "ics" and isinstance(url, str):
+        parts = urlsplit(url)
+        if parts.scheme != "https":
+            found.append(FieldError("credentials.url", "must be an https:// address"))
+        elif _private_host(parts.hostname or ""):
+            found.append(
+                FieldError(
+                    "credentials.url",
+                    "is on this machine or a private network, which only the operator may "
+                    f"allow ({env_name('calendar_custom_endpoints')})",
+                )
+            )
+    return found
+
+
 def create(
     *,
     session: Session,
@@ -89,7 +154,8 @@ def create(
     errors += _shape_errors(data.provider, data.calendars)
     common.raise_if(errors)
     common.raise_if(
-        _provider_errors(data.provider, data.settings, data.credentials, data.calendars)
+        endpoint_errors(data.provider, data.settings, data.credentials, settings)
+        + _provider_errors(data.provider, data.settings, data.credentials, data.calendars)
     )
     row = CalendarConnection(
         tenant_id=tenant_id,
@@ -148,7 +214,10 @@ def update_connection(
                 "the stored credentials open with no key of the service's keyring: send them "
                 "again with this change",
             ) from None
-    common.raise_if(_provider_errors(row.provider, new_settings, credentials, calendar_ids))
+    common.raise_if(
+        endpoint_errors(row.provider, new_settings, credentials, settings)
+        + _provider_errors(row.provider, new_settings, credentials, calendar_ids)
+    )
     if "calendars" in changes:
         row.calendars = list(calendar_ids)
         # A calendar no longer read keeps no cursor; a new one starts from a full listing.

@@ -29,7 +29,7 @@ from __future__ import annotations
 import builtins
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -396,11 +396,14 @@ def open_slots(
     tz: str,
     cache: BookingCache | None = None,
 ) -> SlotAnswer:
-    """The open starts of the link's capability in its window, in ``tz`` (the customer's)."""
+    """The open starts of the link's capability in its window, in ``tz`` (the customer's).
+
+    A customer's answer: it never says which agents were left out or why (an agent whose
+    calendar cannot be trusted only makes fewer starts open), so ``excluded`` is dropped."""
     lo, hi = window(link, now)
     if hi <= lo:
         return SlotAnswer((), None)
-    return bookings.open_slots(
+    answer = bookings.open_slots(
         session=session,
         tenant_id=link.tenant_id,
         capability_id=link.capability_id,
@@ -410,6 +413,7 @@ def open_slots(
         tz=tz,
         cache=cache,
     )
+    return replace(answer, excluded=()) if answer.excluded else answer
 
 
 def _check_in_window(link: CallLink, start: datetime, tz: str) -> None:

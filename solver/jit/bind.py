@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 
-from solver.capability import AtRisk, Binding, BookingState, Call
+from solver.capability import AtRisk, Binding, BookingState, Call, exclusions
 from solver.jit.costs import Costs, JitWeights, local_day
 from solver.jit.model import binding_objective, solve_cpsat, split_components
 from solver.plan import Reason, SolveStats, SolveStatus
@@ -178,6 +178,7 @@ def assign_due(
     bindings: list[Binding] = []
     at_risk: list[AtRisk] = []
     updated: list[Call] = []
+    excluded = {c.id: exclusions(state, c.id) for c in state.capabilities} if state.blocked else {}
     for k in due:
         call = idx.calls[k]
         a = idx.agent_of[k]
@@ -189,7 +190,8 @@ def assign_due(
                 updated.append(call)
             continue
         agent_id = idx.agent_ids[a]
-        reasons = cost.reasons(k, a)
+        # Who was left out and why, for the helpdesk: a binding never falls on a blocked agent.
+        reasons = (*cost.reasons(k, a), *excluded.get(call.capability_id, ()))
         bindings.append(Binding(call.id, agent_id, call.bound_agent, reasons))
         call = replace(call, bound_agent=agent_id)
         idx.calls[k] = call

@@ -191,6 +191,7 @@ class BookingIndex:
         self.occ: list[list[tuple[int, int, int]]] = [[] for _ in range(self.n)]
         self.journal: list[tuple[int, int, int]] = []  # (+1 assign / -1 unassign, call, agent)
         self.last_diagnosis = "fully_booked"  # why the last open_mask found nothing directly
+        self._close(state)
 
         for call in state.calls:
             self._push(call)
@@ -225,7 +226,12 @@ class BookingIndex:
                 self.stale.add(k)
         for k in order:
             hinted = self.apos.get(cover.get(self.calls[k].id, ""), -1)
-            if self.agent_of[k] < 0 and hinted >= 0 and self._can_hold(k, hinted):
+            if (
+                self.agent_of[k] < 0
+                and hinted >= 0
+                and hinted not in self.closed
+                and self._can_hold(k, hinted)
+            ):
                 s, e = self.occ_s[k], self.occ_e[k]
                 if int(self.slack[self.team_of[hinted], s:e].min()) >= 1:
                     self._assign(k, hinted)
@@ -235,6 +241,19 @@ class BookingIndex:
         self.journal.clear()
 
     # --- construction helpers ------------------------------------------------------------
+
+    def _close(self, state: BookingState) -> None:
+        """Leave the state's blocked agents out of every choice the engine makes (``qual``:
+        slots, bookings, covers, bindings), while ``qual_set`` still lets them hold the calls
+        bound to them. Their working minutes stay on the grid, so those bindings are not stale
+        and the team's headcount is unchanged. ``qual`` may be the shared one of an
+        :func:`org_index`: it is replaced, never changed in place."""
+        self.closed: frozenset[int] = frozenset(
+            self.apos[a] for a in state.blocked if a in self.apos
+        )
+        if self.closed:
+            shut = np.fromiter(sorted(self.closed), np.int64, len(self.closed))
+            self.qual = {cid: q[~np.isin(q, shut)] for cid, q in self.qual.items()}
 
     def _agent_windows(self, agent: Any) -> list[tuple[int, int]]:
         if agent.status is not AgentStatus.AVAILABLE:
@@ -626,6 +645,8 @@ def org_index(state: BookingState, grid_end: datetime) -> BookingIndex:
     """
     if state.calls:
         raise ProblemError("calls", "an organisation index holds no calls")
+    if state.blocked:  # who is blocked is applied per state, on top of the shared part
+        raise ProblemError("blocked", "an organisation index blocks nobody")
     base = BookingIndex(state, grid_end=grid_end)
     shared: list[npt.NDArray[Any]] = [base.grid, base.head, base.team_cap, base.slack]
     shared += [base.team_of, base.team_share, base.value, *base.qual.values()]

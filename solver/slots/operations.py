@@ -7,7 +7,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, tzinfo
 
-from solver.capability import BookingResult, BookingState, Call, Capability, Slot, SlotAnswer
+from solver.capability import (
+    BookingResult,
+    BookingState,
+    Call,
+    Capability,
+    Slot,
+    SlotAnswer,
+    exclusions,
+)
 from solver.errors import ProblemError
 from solver.plan import Reason
 from solver.slots.grid import grid_starts, zone
@@ -46,12 +54,13 @@ def find_slots(
         raise ProblemError("window_end", "must be after window_start")
     lo = max(ws, state.now + cap.min_notice)
     hi = min(we, state.now + cap.horizon)
+    excluded = exclusions(state, cap.id)
     if hi <= lo:
-        return SlotAnswer((), booking_window(cap, state.now))
+        return SlotAnswer((), booking_window(cap, state.now), excluded=excluded)
     length = cap.occupancy_minutes
     idx = index_of(state, hi + timedelta(minutes=length))
     if idx.qual[cap.id].size == 0:
-        return SlotAnswer((), _no_qualified(cap))
+        return SlotAnswer((), _no_qualified(cap, excluded), excluded=excluded)
     cand = grid_starts(idx.origin, zone_, cap.granularity_minutes, lo, hi)
     cand = cand[cand + length <= idx.H]
     ok = idx.open_mask(cap.id, cand, length)
@@ -71,7 +80,7 @@ def find_slots(
         reason = Reason(
             idx.last_diagnosis, f"{detail} ({cand.size} starts checked)", float(cand.size)
         )
-    return SlotAnswer(tuple(slots), reason, int(cand.size))
+    return SlotAnswer(tuple(slots), reason, int(cand.size), excluded)
 
 
 def open_slots(
@@ -118,8 +127,13 @@ def _moment(moment: datetime, now: datetime) -> str:
     return f"{m:%a} {m.day} {m:%b}{year} {m:%H:%M}"
 
 
-def _no_qualified(cap: Capability) -> Reason:
+def _no_qualified(cap: Capability, excluded: tuple[Reason, ...] = ()) -> Reason:
     need = ", ".join(f"{s} ≥ {lvl}" for s, lvl in sorted(cap.requirements.items())) or "nothing"
+    if excluded:  # who and why is in the exclusions, for operators: this reason names nobody
+        return Reason(
+            "no_qualified_agents",
+            f"every agent with what {cap.id} needs ({need}) is excluded from new calls for now",
+        )
     return Reason("no_qualified_agents", f"no agent has what {cap.id} needs ({need})")
 
 
@@ -149,7 +163,7 @@ def book(
         return _refuse(state, cap, start, booking_window(cap, state.now), tz, alternatives)
     idx = index_of(state, end + timedelta(minutes=cap.buffer_minutes))
     if idx.qual[cap.id].size == 0:
-        return BookingResult(None, None, _no_qualified(cap))
+        return BookingResult(None, None, _no_qualified(cap, exclusions(state, cap.id)))
     call_id = new_call_id(idx, cap, start, call_id)
     call = Call(call_id, cap.id, start, end, ticket_id=ticket_id, owner_agent=owner_agent)
     k = idx._push(call)

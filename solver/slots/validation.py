@@ -33,7 +33,8 @@ def validate_calls(state: BookingState, cover: Mapping[str, str | None]) -> list
     whose wrap-up is over are ignored, and a call in progress is checked from ``now``. A call
     that has ended but is still in wrap-up has happened: only that it keeps its agent (the bound
     one, if bound) and that nothing overlaps it is checked, not its agent's shift, status or the
-    team reserve. Bound calls must be covered by their bound agent.
+    team reserve. Bound calls must be covered by their bound agent; a blocked agent
+    (``state.blocked``) covers only calls bound to them.
     """
     problems: list[str] = []
     caps = {c.id: c for c in state.capabilities}
@@ -61,6 +62,8 @@ def validate_calls(state: BookingState, cover: Mapping[str, str | None]) -> list
         held.setdefault(who, []).append((start, end, call.id))
         if wrapping:
             continue
+        if who in state.blocked and call.bound_agent != who:
+            problems.append(f"{call.id}: {who} is blocked ({state.blocked[who]})")
         counted.setdefault(who, []).append((start, end, call.id))
         if agent.status is not AgentStatus.AVAILABLE:
             problems.append(f"{call.id}: {who} is {agent.status.value}")

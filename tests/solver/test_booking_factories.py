@@ -66,8 +66,9 @@ def _covers(agent: Agent, start: datetime, end: datetime) -> bool:
 
 
 def brute_force_cover(state: BookingState, limit: int = 200_000) -> dict[str, str] | None:
-    """An assignment of every live call to an agent that keeps every rule, or None if none
-    exists. Exhaustive (raises if it would take more than ``limit`` steps)."""
+    """An assignment of every live call to an agent that keeps every rule (a blocked agent
+    covering only calls bound to them), or None if none exists. Exhaustive (raises if it would
+    take more than ``limit`` steps)."""
     caps = {c.id: c for c in state.capabilities}
     calls = sorted((c for c in state.calls if c.end > state.now), key=lambda c: (c.start, c.id))
     occ = {
@@ -87,6 +88,8 @@ def brute_force_cover(state: BookingState, limit: int = 200_000) -> dict[str, st
         ]
         if c.bound_agent is not None:
             opts = [a for a in opts if a.id == c.bound_agent]
+        else:  # a blocked agent keeps the calls bound to them and takes no other
+            opts = [a for a in opts if a.id not in state.blocked]
         options[c.id] = opts
     shares = team_reserves(state)
     chosen: dict[str, str] = {}

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
+from api.bookings.cache import BookingCache
 from api.db.engine import make_session_factory
 from api.db.models import TicketEvent
 from api.enums import TicketEventKind
@@ -36,16 +37,31 @@ def issue_link(c: As, ticket: str = "ZD-1") -> str:
     return url.rsplit("/", 1)[1]
 
 
-def through_link(db: Engine, token: str, start: datetime, now: datetime, *, move: bool) -> str:
+def through_link(
+    db: Engine,
+    token: str,
+    start: datetime,
+    now: datetime,
+    *,
+    move: bool,
+    cache: BookingCache | None = None,
+) -> str:
     """What the customer's pages do: book (or reschedule) through the link, with its form
-    token; answers the call's id."""
+    token (and the app's booking ``cache``, which carries its settings, if given); answers the
+    call's id."""
     with make_session_factory(db)() as session:
         found = links.resolve(session, token, now)
         form = tokens.form_token(found.link.form_key, found.link.id)
         session.rollback()
         step = links.reschedule if move else links.book
         done = step(
-            session=session, token=token, start=start, tz="Europe/Berlin", form_token=form, now=now
+            session=session,
+            token=token,
+            start=start,
+            tz="Europe/Berlin",
+            form_token=form,
+            now=now,
+            cache=cache,
         )
         session.commit()
         return done.row.id

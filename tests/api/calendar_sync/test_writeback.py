@@ -19,12 +19,24 @@ from api.db.engine import make_session_factory
 from api.db.jobs import Job, JobStatus
 from api.db.models import CalendarConnection, CalendarWrite, Call
 from api.jobs.queue import claim
-from api.settings import Settings
+from api.settings import Environment, Settings
 from calendars.base import CallEvent
 from tests.api.bookings.test_bookings import DAY, TICKET, book, org
 from tests.api.bookings.test_call_steps import issue_link, run_jobs, through_link
 from tests.api.conftest import T0, As, FakeClock, TenantCtx, postgres_only, ticket_body
 from tests.calendars.memory import MemoryProvider
+
+
+@pytest.fixture
+def settings(db: Engine, db_url: str) -> Settings:
+    """These tests are about write-back, not staleness: their connections' mirrors stay
+    trusted however far the clock moves (fail closed is tested in test_fail_closed.py)."""
+    return Settings(
+        database_url=db_url,
+        environment=Environment.TEST,
+        calendar_max_staleness_seconds=365 * 86400,
+    )
+
 
 M = timedelta(minutes=1)
 CALL_AT = datetime.fromisoformat(f"{DAY}15:00:00+00:00")  # bound from 13:01 (two hours' lead)
@@ -189,7 +201,7 @@ def test_the_customers_details_go_in_only_where_the_tenant_allows(
         link = session.scalars(select(CallLink)).one()
         link.display_name = "Jane"
         session.commit()
-    call = through_link(db, token, CALL_AT, clock.now, move=False)
+    call = through_link(db, token, CALL_AT, clock.now, move=False, cache=app.state.booking_cache)
     clock.now = BIND_AT
     run_jobs(app)
     event = provider.written[f"switchboard-{call}"]
@@ -211,14 +223,14 @@ def test_a_reschedule_moves_the_event(
     event leaves the calendar at once, the new time is written once the new call is bound."""
     setup(a, db, settings, tenant_a)
     token = issue_link(a)
-    old = through_link(db, token, CALL_AT, clock.now, move=False)
+    old = through_link(db, token, CALL_AT, clock.now, move=False, cache=app.state.booking_cache)
     clock.now = BIND_AT
     run_jobs(app)
     agent = bound_agent(a, old)
     calendar = f"{agent}@example.com"
     assert [k for k, *_ in shown(provider, calendar)] == [f"switchboard-{old}"]
     later = CALL_AT + timedelta(hours=1)
-    new = through_link(db, token, later, clock.now, move=True)
+    new = through_link(db, token, later, clock.now, move=True, cache=app.state.booking_cache)
     run_jobs(app)
     assert shown(provider, calendar) == []  # the old time is free again in the calendar
     assert writes(db, tenant_a.id) == []
