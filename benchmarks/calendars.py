@@ -67,6 +67,7 @@ from api.main import create_app
 from api.settings import Environment, Settings
 from benchmarks.harness.databases import PG_BENCH_DB, pg_exclusive, reset_postgres, sqlite_url
 from tests.calendars.fakes.google import FakeGoogle
+from tests.calendars.fakes.ics import FakeIcs, event, feed
 from tests.calendars.fakes.microsoft import FakeMicrosoft
 
 PROVIDERS = ("google", "microsoft", "ics")
@@ -90,7 +91,7 @@ class Clock:
 class Fakes:
     google: FakeGoogle | None = None
     microsoft: FakeMicrosoft | None = None
-    ics: Any = None
+    ics: FakeIcs | None = None
 
     def requests(self) -> Counter[str]:
         """Requests each fake served so far, by provider."""
@@ -232,6 +233,7 @@ def seed_calendars(
                 "credentials": fakes.microsoft.credentials(),
             }
         else:
+            assert fakes.ics is not None
             path = f"/{agent}-{rng.getrandbits(64):016x}.ics"
             fakes.ics.put(path, ics_feed(agent, spans))
             seeded.ics.append((path, agent, spans))
@@ -248,16 +250,13 @@ def seed_calendars(
 
 
 def ics_feed(agent: str, spans: Sequence[tuple[datetime, datetime]]) -> str:
-    from tests.calendars.fakes.ics import event, feed
-
     lines = [f"DESCRIPTION:{CONTENTS['body']}", f"LOCATION:{CONTENTS['location']}"]
-    text: str = feed(
+    return feed(
         *(
             event(f"{agent}-{n}@bench", a, b, summary=CONTENTS["title"], lines=lines)
             for n, (a, b) in enumerate(spans)
         )
     )
-    return text
 
 
 def change_events(fakes: Fakes, seeded: Seeded, changes: int) -> int:
@@ -276,9 +275,9 @@ def change_events(fakes: Fakes, seeded: Seeded, changes: int) -> int:
                 start = datetime.fromisoformat(current).astimezone(UTC) + later
                 fakes.google.move_event(calendar, event_id, start, start + later)
             elif fakes.microsoft is not None and pool is seeded.microsoft:
-                event = fakes.microsoft.by_id[item]
-                fakes.microsoft.move_event(item, event.start + later, event.end + later)
-            else:
+                found = fakes.microsoft.by_id[item]
+                fakes.microsoft.move_event(item, found.start + later, found.end + later)
+            elif fakes.ics is not None:
                 path, agent, spans = item
                 spans = [(spans[0][0] + later, spans[0][1] + later), *spans[1:]]
                 fakes.ics.put(path, ics_feed(agent, spans))
@@ -378,13 +377,6 @@ def fake_servers(providers: Sequence[str]) -> Iterator[Fakes]:
         if "microsoft" in providers:
             fakes.microsoft = stack.enter_context(FakeMicrosoft(page_size=50))
         if "ics" in providers:
-            try:
-                from tests.calendars.fakes.ics import FakeIcs
-            except ImportError:
-                raise SystemExit(
-                    "the ICS connector's fake (tests/calendars/fakes/ics.py) is not in this "
-                    "checkout: pass --providers google,microsoft"
-                ) from None
             fakes.ics = stack.enter_context(FakeIcs())
         yield fakes
 

@@ -11,9 +11,10 @@ through the API, on SQLite and PostgreSQL.
   deliverer's own :func:`~api.webhooks.delivery.message_body`). A positive control plants a
   sentinel where it may be stored and proves the scan finds it.
 - **Fail closed**: a revoked Google grant (``invalid_grant``) fails the connection, sends
-  ``calendar.sync_failed`` and -- with the booking engine's fail-closed rules -- leaves the slots
-  of a capability only that agent covers empty, until new credentials and a good sync; the
-  same for a mirror older than ``calendar_max_staleness_seconds``.
+  ``calendar.sync_failed``, leaves the slots of a capability only that agent covers empty and
+  the call booked on it unbound (at risk), until new credentials and a good sync; a connection
+  never synced yet offers nothing; the same for mirrors older than
+  ``calendar_max_staleness_seconds``, announced by housekeeping.
 - **Merge, not replace**: an incremental round with no changes writes nothing and frees
   nothing; a 429 with ``Retry-After`` then success is waited out inside the sync job.
 
@@ -22,7 +23,6 @@ The file lives here (not in tests/calendars/) for the service fixtures of tests/
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import time
 from collections.abc import Iterator
@@ -48,15 +48,8 @@ from api.webhooks.delivery import message_body
 from calendars import google as google_connector
 from tests.api.conftest import T0, As, FakeClock, TenantCtx, ticket_body
 from tests.calendars.fakes.google import FakeGoogle
+from tests.calendars.fakes.ics import FakeIcs, event, feed
 from tests.calendars.fakes.microsoft import FakeMicrosoft
-
-HAVE_ICS = importlib.util.find_spec("calendars.ics") is not None
-# The booking engine's fail-closed rules (blocked agents get no slot, no binding).
-HAVE_FAIL_CLOSED_ENGINE = importlib.util.find_spec("api.calendar_trust") is not None
-needs_engine = pytest.mark.skipif(
-    not HAVE_FAIL_CLOSED_ENGINE,
-    reason="the booking engine's fail-closed rules (api.calendar_trust) are not on this branch",
-)
 
 H = timedelta(hours=1)
 M = timedelta(minutes=1)
@@ -109,7 +102,7 @@ class World:
     tenant_id: str
     google: FakeGoogle
     microsoft: FakeMicrosoft
-    ics: Any
+    ics: FakeIcs
     connections: dict[str, str] = field(default_factory=dict)  # provider -> connection id
     google_credentials: dict[str, str] = field(default_factory=dict)
     ics_path: str = ""
@@ -224,16 +217,8 @@ def world(
 ) -> Iterator[World]:
     google_connector.forget_tokens()
     seen: list[str] = []
-    with FakeGoogle() as google, FakeMicrosoft() as microsoft:
-        if HAVE_ICS:
-            from tests.calendars.fakes.ics import FakeIcs
-
-            with FakeIcs() as ics:
-                yield _world(
-                    tenant_a, db, app, client, clock, settings, google, microsoft, ics, seen
-                )
-        else:
-            yield _world(tenant_a, db, app, client, clock, settings, google, microsoft, None, seen)
+    with FakeGoogle() as google, FakeMicrosoft() as microsoft, FakeIcs() as ics:
+        yield _world(tenant_a, db, app, client, clock, settings, google, microsoft, ics, seen)
     google_connector.forget_tokens()
 
 
@@ -246,12 +231,12 @@ def _world(
     settings: Settings,
     google: FakeGoogle,
     microsoft: FakeMicrosoft,
-    ics: Any,
+    ics: FakeIcs,
     seen: list[str],
 ) -> World:
     a = Recording(client, tenant.admin_key, seen)
     w = World(a, db, app, clock, settings, tenant.id, google, microsoft, ics, seen=seen)
-    providers = ["google", "microsoft"] + (["ics"] if HAVE_ICS else [])
+    providers = ["google", "microsoft", "ics"]
     assert a.post("/v1/skills", json={"id": "networking"}).status_code == 201
     assert a.post("/v1/teams", json={"id": "support"}).status_code == 201
     for provider in providers:
@@ -328,30 +313,27 @@ def _world(
         a, "microsoft", "ben", ["primary"], microsoft.settings(MAILBOX), microsoft.credentials()
     )
 
-    if ics is not None:
-        from tests.calendars.fakes.ics import event, feed
-
-        lines = [
-            f"DESCRIPTION:{BODY}",
-            f"LOCATION:{LOCATION}",
-            f"ATTENDEE;CN=Someone:mailto:{ATTENDEE}",
-            f"ORGANIZER:mailto:{ORGANISER}",
-        ]
-        url = ics.put(
-            ICS_PATH,
-            feed(
-                event("noon@e2e", NOON, NOON + H, summary=TITLE, lines=lines),
-                event(
-                    "weekly@e2e",
-                    NOON + 2 * H,
-                    NOON + 3 * H,
-                    summary=TITLE,
-                    lines=[*lines, "RRULE:FREQ=WEEKLY;COUNT=4"],
-                ),
+    lines = [
+        f"DESCRIPTION:{BODY}",
+        f"LOCATION:{LOCATION}",
+        f"ATTENDEE;CN=Someone:mailto:{ATTENDEE}",
+        f"ORGANIZER:mailto:{ORGANISER}",
+    ]
+    url = ics.put(
+        ICS_PATH,
+        feed(
+            event("noon@e2e", NOON, NOON + H, summary=TITLE, lines=lines),
+            event(
+                "weekly@e2e",
+                NOON + 2 * H,
+                NOON + 3 * H,
+                summary=TITLE,
+                lines=[*lines, "RRULE:FREQ=WEEKLY;COUNT=4"],
             ),
-        )
-        w.connections["ics"] = create(a, "ics", "cy", ["feed"], {}, {"url": url})
-        w.ics_path = ICS_PATH
+        ),
+    )
+    w.connections["ics"] = create(a, "ics", "cy", ["feed"], {}, {"url": url})
+    w.ics_path = ICS_PATH
     return w
 
 
@@ -443,8 +425,7 @@ def test_no_event_contents_reach_the_database_the_logs_the_api_or_webhooks(
     # noon, the four weekly instances, the all-day event; the transparent one is not busy.
     assert len(google_rows) == 6
     assert {(r[2], r[3]) for r in w.mirror("microsoft")} == {(NOON, NOON + H)}
-    if HAVE_ICS:
-        assert len(w.mirror("ics")) == 5
+    assert len(w.mirror("ics")) == 5
     free = all_slots()
     busy_noon = {iso(NOON), iso(NOON + 30 * M), iso(NOON + 2 * H), iso(NOON + 150 * M)}
     assert w.starts("via-google") == [s for s in free if s not in busy_noon]
@@ -458,20 +439,15 @@ def test_no_event_contents_reach_the_database_the_logs_the_api_or_webhooks(
     w.microsoft.add_event(
         MAILBOX, NOON - 2 * H, NOON - H, subject=TITLE, body=BODY, location=LOCATION
     )
-    if w.ics is not None:
-        from tests.calendars.fakes.ics import event, feed
 
-        moved = event(
-            "noon@e2e", NOON + H, NOON + 2 * H, summary=TITLE, lines=[f"LOCATION:{LOCATION}"]
-        )
-        w.ics.put(ICS_PATH, feed(moved))
+    moved = event("noon@e2e", NOON + H, NOON + 2 * H, summary=TITLE, lines=[f"LOCATION:{LOCATION}"])
+    w.ics.put(ICS_PATH, feed(moved))
     w.clock.advance(seconds=w.settings.calendar_poll_seconds)
     w.run_jobs()
     google_spans = {(r[2], r[3]) for r in w.mirror("google")}
     assert (NOON + 6 * H, NOON + 7 * H) in google_spans and len(google_spans) == 5
     assert (NOON - 2 * H, NOON - H) in {(r[2], r[3]) for r in w.mirror("microsoft")}
-    if w.ics is not None:
-        assert {(r[2], r[3]) for r in w.mirror("ics")} == {(NOON + H, NOON + 2 * H)}
+    assert {(r[2], r[3]) for r in w.mirror("ics")} == {(NOON + H, NOON + 2 * H)}
 
     # A call booked on the Google agent, bound just in time and written back to the calendar.
     r = a.put("/v1/tickets/ZD-1", json=ticket_body({"team": "support"}))
@@ -572,18 +548,16 @@ def test_a_revoked_google_grant_fails_closed_loudly_and_recovers_with_new_creden
     mirrored = len(w.mirror("google"))
     assert mirrored > 0  # what was mirrored stays: busy is never freed by a failure
 
-    if HAVE_FAIL_CLOSED_ENGINE:
-        assert w.starts("via-google") == []  # never offered
-        assert w.starts("via-microsoft")  # the others are not affected
+    assert w.starts("via-google") == []  # never offered
+    assert w.starts("via-microsoft")  # the others are not affected
     # Just in time for the call: the polls fail again (announced once), and with the engine's
     # fail-closed rules the call is not bound to the blocked agent.
     w.clock.now = call_at - DEFAULT_LEAD + M
     w.run_jobs()
     assert w.failures() == [("calendar.sync_failed", google, "credential")]
     bound = a.get(f"/v1/bookings/{call}").json()
-    if HAVE_FAIL_CLOSED_ENGINE:
-        assert bound["agent"] is None and bound["at_risk"] is True, bound
-        assert w.starts("via-google") == []
+    assert bound["agent"] is None and bound["at_risk"] is True, bound
+    assert w.starts("via-google") == []
 
     # New credentials: failed until a sync with them succeeds, then offered again.
     fresh = w.google.oauth_credentials()
@@ -599,12 +573,10 @@ def test_a_revoked_google_grant_fails_closed_loudly_and_recovers_with_new_creden
         ("calendar.sync_recovered", google, "credential"),
     ]
     assert len(w.mirror("google")) == mirrored
-    if HAVE_FAIL_CLOSED_ENGINE:
-        assert w.starts("via-google")
-        assert a.get(f"/v1/bookings/{call}").json()["agent"] == "ana"
+    assert w.starts("via-google")
+    assert a.get(f"/v1/bookings/{call}").json()["agent"] == "ana"
 
 
-@needs_engine
 def test_an_agent_whose_calendar_never_synced_is_not_offered(world: World) -> None:
     w = world
     for provider in w.connections:
@@ -625,8 +597,7 @@ def test_a_stale_mirror_fails_closed_and_the_next_good_sync_recovers_it(world: W
         shown = w.connection(provider)
         assert shown["blocked"] is True and "stale" in shown["block_reason"], shown
         assert shown["status"] == "active"
-    if HAVE_FAIL_CLOSED_ENGINE:
-        assert all(w.starts(f"via-{p}") == [] for p in w.connections)
+    assert all(w.starts(f"via-{p}") == [] for p in w.connections)
     # Housekeeping announces each stale mirror once.
     w.worker.housekeep()
     w.worker.housekeep()
@@ -640,13 +611,12 @@ def test_a_stale_mirror_fails_closed_and_the_next_good_sync_recovers_it(world: W
         assert shown["blocked"] is False and shown["lag_seconds"] == 0, shown
     recovered = sorted(c for t, c, _ in w.failures() if t == "calendar.sync_recovered")
     assert recovered == sorted(w.connections.values())
-    if HAVE_FAIL_CLOSED_ENGINE:
-        later = w.clock.now + timedelta(hours=1)
-        r = w.a.get(
-            "/v1/capabilities/via-google/slots",
-            params={"from": iso(later), "to": f"{DAY}18:00:00Z", "tz": "UTC"},
-        )
-        assert r.status_code == 200 and r.json()["slots"], r.text
+    later = w.clock.now + timedelta(hours=1)
+    r = w.a.get(
+        "/v1/capabilities/via-google/slots",
+        params={"from": iso(later), "to": f"{DAY}18:00:00Z", "tz": "UTC"},
+    )
+    assert r.status_code == 200 and r.json()["slots"], r.text
 
 
 # --------------------------------------------------------------------------- merge, not replace
@@ -679,8 +649,7 @@ def test_a_quiet_incremental_round_frees_nothing_and_a_429_is_waited_out(world: 
     # Throttled: 429 with Retry-After: 1, then the answer. The sync waits and succeeds.
     w.google.fail_next(1, 429, retry_after="1")
     w.microsoft.throttle(1, retry_after="1")
-    if w.ics is not None:
-        w.ics.fail(w.ics_path, 429, retry_after="1")
+    w.ics.fail(w.ics_path, 429, retry_after="1")
     w.clock.advance(seconds=w.settings.calendar_poll_seconds)
     started = time.monotonic()
     results = w.results(w.run_jobs())
