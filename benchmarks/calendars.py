@@ -2,7 +2,7 @@
 
 One tenant, ``--agents`` agents (default 500), each with one calendar connection made through
 the admin API (``POST /v1/calendar-connections``) to the fake provider servers the tests use
-(tests/calendars/fakes/): the agents are split evenly over ``--providers`` (default
+(benchmarks/calendar_fakes/): the agents are split evenly over ``--providers`` (default
 google,microsoft,ics). Google connections each carry their own OAuth refresh token (per-user
 consent: one token request per connection); Microsoft 365 ones share one app registration (one
 token for all, as msal's shared cache makes it); ICS ones each read their own secret feed. Every
@@ -65,10 +65,10 @@ from api.jobs.worker import Worker
 from api.keys import tenants
 from api.main import create_app
 from api.settings import Environment, Settings
+from benchmarks.calendar_fakes.google import FakeGoogle
+from benchmarks.calendar_fakes.ics import FakeIcs, event, feed
+from benchmarks.calendar_fakes.microsoft import FakeMicrosoft
 from benchmarks.harness.databases import PG_BENCH_DB, pg_exclusive, reset_postgres, sqlite_url
-from tests.calendars.fakes.google import FakeGoogle
-from tests.calendars.fakes.ics import FakeIcs, event, feed
-from tests.calendars.fakes.microsoft import FakeMicrosoft
 
 PROVIDERS = ("google", "microsoft", "ics")
 TARGET_FULL_S = 30.0  # full sync of 500 agents

@@ -1,5 +1,5 @@
 """The Google connector, driven through the real google-api-python-client and google-auth
-against the fake Google on 127.0.0.1 (tests/calendars/fakes/google.py)."""
+against the fake Google on 127.0.0.1 (benchmarks/calendar_fakes/google.py)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import calendars
+from benchmarks.calendar_fakes.google import (
+    DEFAULT_GRANTED_SCOPES,
+    FakeGoogle,
+    parse_fields,
+    select_fields,
+    service_account_key,
+)
 from calendars import google as gcal
 from calendars.base import (
     CallEvent,
@@ -25,13 +32,6 @@ from calendars.base import (
     CursorExpired,
     ProviderError,
     Retry,
-)
-from tests.calendars.fakes.google import (
-    DEFAULT_GRANTED_SCOPES,
-    FakeGoogle,
-    parse_fields,
-    select_fields,
-    service_account_key,
 )
 
 T0 = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import calendars
+from benchmarks.calendar_fakes.ics import BERLIN_VTIMEZONE, FakeIcs, event, feed
 from calendars import ics
 from calendars.base import (
     BusyEvent,
@@ -25,7 +26,6 @@ from calendars.base import (
     Unsupported,
     WatchChannel,
 )
-from tests.calendars.fakes.ics import BERLIN_VTIMEZONE, FakeIcs, event, feed
 
 BERLIN = ZoneInfo("Europe/Berlin")
 WINDOW = (datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))

@@ -1,5 +1,5 @@
 """The Microsoft 365 connector with the real msal and requests against the fake authority and
-Graph (tests/calendars/fakes/microsoft.py), over HTTPS with a CA made for the run."""
+Graph (benchmarks/calendar_fakes/microsoft.py), over HTTPS with a CA made for the run."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import calendars
+from benchmarks.calendar_fakes.microsoft import FakeMicrosoft
 from calendars import microsoft
 from calendars.base import (
     CallEvent,
@@ -29,7 +30,6 @@ from calendars.base import (
     ProviderError,
     Retry,
 )
-from tests.calendars.fakes.microsoft import FakeMicrosoft
 
 T0 = datetime(2026, 12, 7, tzinfo=UTC)
 SENTINELS = ("SENTINEL-SUBJECT", "SENTINEL-BODY", "SENTINEL-LOCATION", "sentinel-attendee")

@@ -45,11 +45,11 @@ from api.db.webhooks import WebhookEvent, WebhookSubscription
 from api.jobs.worker import JobRun, Worker
 from api.settings import Settings
 from api.webhooks.delivery import message_body
+from benchmarks.calendar_fakes.google import FakeGoogle
+from benchmarks.calendar_fakes.ics import FakeIcs, event, feed
+from benchmarks.calendar_fakes.microsoft import FakeMicrosoft
 from calendars import google as google_connector
 from tests.api.conftest import T0, As, FakeClock, TenantCtx, ticket_body
-from tests.calendars.fakes.google import FakeGoogle
-from tests.calendars.fakes.ics import FakeIcs, event, feed
-from tests.calendars.fakes.microsoft import FakeMicrosoft
 
 H = timedelta(hours=1)
 M = timedelta(minutes=1)

@@ -256,7 +256,7 @@ class FakeGoogle:
         self._messages = 0
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
-        self._open: set[socket.socket] = set()  # connections being served (closed by stop)
+        self._serving: set[socket.socket] = set()  # connections being served (closed by stop)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.api_endpoint = ""
@@ -283,10 +283,10 @@ class FakeGoogle:
             self._server.server_close()
             self._server = None
         with self._lock:
-            for connection in self._open:  # idle keep-alive connections: end their threads
+            for connection in self._serving:  # idle keep-alive connections: end their threads
                 with contextlib.suppress(OSError):
                     connection.shutdown(socket.SHUT_RDWR)
-            self._open.clear()
+            self._serving.clear()
 
     def __enter__(self) -> FakeGoogle:
         return self.start()
@@ -925,12 +925,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         fake: FakeGoogle = self.server.fake  # type: ignore[attr-defined]
         with fake._lock:
-            fake._open.add(self.connection)
+            fake._serving.add(self.connection)
 
     def finish(self) -> None:
         fake: FakeGoogle = self.server.fake  # type: ignore[attr-defined]
         with fake._lock:
-            fake._open.discard(self.connection)
+            fake._serving.discard(self.connection)
         with contextlib.suppress(OSError):
             super().finish()
 
