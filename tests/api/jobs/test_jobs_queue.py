@@ -293,6 +293,33 @@ def test_a_draining_worker_claims_without_asking_first_and_an_idle_one_asks(
     assert statuses(factory) == Counter({"succeeded": 3, "queued": 1})
 
 
+def test_waiting_finds_the_queued_job_of_a_key_only(
+    factory: sessionmaker[Session], tenant_id: str
+) -> None:
+    with factory() as session:
+        other, _ = tenants.create(session=session, name="other", now=T0)
+        first = queue.enqueue(
+            session=session, tenant_id=tenant_id, kind=KIND, payload={}, now=T0, dedupe_key="x"
+        ).id
+        queue.enqueue(
+            session=session, tenant_id=other.id, kind=KIND, payload={}, now=T0, dedupe_key="y"
+        )
+        queue.enqueue(session=session, tenant_id=tenant_id, kind="other", payload={}, now=T0)
+        session.commit()
+
+    def found(tenant: str, key: str, kind: str = KIND) -> str | None:
+        with factory() as session:
+            job = queue.waiting(session=session, tenant_id=tenant, kind=kind, dedupe_key=key)
+            return None if job is None else job.id
+
+    assert found(tenant_id, "x") == first
+    assert found(tenant_id, "y") is None and found(other.id, "x") is None
+    assert found(tenant_id, "x", kind="other") is None
+    # Claimed (running, then done), it no longer waits.
+    Worker(factory, {KIND: lambda ctx: {}}, clock=FakeClock()).run_until_idle()
+    assert found(tenant_id, "x") is None
+
+
 def test_background_thread_runs_a_job_when_notified(
     factory: sessionmaker[Session], tenant_id: str
 ) -> None:
