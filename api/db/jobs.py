@@ -40,12 +40,17 @@ class Job(Base):
         # What a claim scans: the oldest due queued job.
         Index("ix_jobs_status_run_after", "status", "run_after"),
         Index("ix_jobs_tenant_created", "tenant_id", "created_at"),
+        # What finds "the job already waiting for X" (:func:`api.jobs.queue.waiting`).
+        Index("ix_jobs_tenant_dedupe", "tenant_id", "dedupe_key", "status"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(String(36), ForeignKey("tenants.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # What the job is about when at most one such job should wait (a calendar sync: its
+    # connection id); None for kinds that queue freely.
+    dedupe_key: Mapped[str | None] = mapped_column(String(200))
     status: Mapped[JobStatus] = mapped_column(
         Enum(
             JobStatus,

@@ -62,13 +62,16 @@ def enqueue(
     now: datetime,
     run_after: datetime | None = None,
     max_attempts: int = 3,
+    dedupe_key: str | None = None,
 ) -> Job:
-    """Add a queued job in the caller's transaction (it becomes claimable when that commits)."""
+    """Add a queued job in the caller's transaction (it becomes claimable when that commits).
+    ``dedupe_key`` lets :func:`waiting` find it while it waits."""
     job = Job(
         id=str(uuid.uuid4()),
         tenant_id=tenant_id,
         kind=kind,
         payload=dict(payload),
+        dedupe_key=dedupe_key,
         status=JobStatus.QUEUED,
         attempts=0,
         max_attempts=max_attempts,
@@ -79,6 +82,22 @@ def enqueue(
     session.add(job)
     session.flush()
     return job
+
+
+def waiting(*, session: Session, tenant_id: str, kind: str, dedupe_key: str) -> Job | None:
+    """The queued job of ``kind`` enqueued with ``dedupe_key``, if any (the oldest, should
+    there be several): one probe of the (tenant, key, status) index."""
+    # No ORDER BY in SQL: SQLite would then walk the (tenant, created_at) index over every job
+    # the tenant ever had. The matches are few (one, normally).
+    found = session.scalars(
+        select(Job).where(
+            Job.tenant_id == tenant_id,
+            Job.dedupe_key == dedupe_key,
+            Job.status == JobStatus.QUEUED,
+            Job.kind == kind,
+        )
+    ).all()
+    return min(found, key=lambda job: (job.created_at, job.id), default=None)
 
 
 def get(*, session: Session, tenant_id: str, job_id: str) -> Job | None:

@@ -150,6 +150,7 @@ class Worker:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_recovery = float("-inf")
+        self._busy = False  # the last run_once ran a job: claim without asking first
         self._backoff = Backoff(poll_seconds, MAX_BACKOFF_SECONDS)
         self._outage_log = ThrottledLog(log)
 
@@ -187,7 +188,11 @@ class Worker:
         """Recover stale leases (optionally), then claim and run at most one due job."""
         if recover:
             self.recover()
-        if not self.handlers or not self._due_exists():
+        # The plain "anything due?" read keeps an idle poll off SQLite's write lock; right
+        # after a job ran, another is likely due (a queue being drained), and the claim is
+        # itself the check: the read would only add a transaction per job.
+        busy, self._busy = self._busy, False
+        if not self.handlers or (not busy and not self._due_exists()):
             return None
         job = queue.claim(
             session_factory=self.session_factory,
@@ -198,7 +203,9 @@ class Worker:
         )
         if job is None:
             return None
-        return self._run(job)
+        run = self._run(job)
+        self._busy = True
+        return run
 
     def run_until_idle(self, *, max_jobs: int = 10_000) -> list[JobRun]:
         """Run due jobs until none is left (or ``max_jobs`` ran)."""

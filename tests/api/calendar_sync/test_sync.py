@@ -360,6 +360,91 @@ def test_a_calendar_no_longer_read_leaves_the_mirror(
     assert set(row(db, tenant_a.id).cursors) == {CAL}
 
 
+def test_a_quiet_round_reads_no_busy_rows_but_still_advances_the_connection(
+    a: As,
+    tenant_a: TenantCtx,
+    db: Engine,
+    settings: Settings,
+    provider: MemoryProvider,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    agents(a)
+    connect(db, settings, tenant_a.id)
+    provider.add(CAL, T0 + H, T0 + 2 * H)
+    run(db, settings, tenant_a.id, T0)
+    before = row(db, tenant_a.id)
+
+    def no_reads(*_args: Any) -> set[str]:
+        raise AssertionError("a quiet round must not read the mirror")
+
+    monkeypatch.setattr(sync.writeback, "own_keys", no_reads)
+    later = T0 + timedelta(minutes=5)
+    again = run(db, settings, tenant_a.id, later)
+    assert again.outcome == "ok" and again.stats == sync.MergeStats(0, 0, 0, 1)
+    after = row(db, tenant_a.id)
+    assert after.last_success_at == later and after.last_attempt_at == later
+    assert after.requests_total == before.requests_total + 1
+    assert set(after.cursors) == {CAL}
+    assert mirror(db, tenant_a.id) == {(T0 + H, T0 + 2 * H)}
+    # The next poll is queued as after any round (folded into the one already waiting).
+    assert [s for s, _, _ in sync_jobs(db, tenant_a.id)] == [JobStatus.QUEUED]
+    # A change is not quiet: it is merged (the guard above would fail the run if not).
+    monkeypatch.undo()
+    provider.add(CAL, T0 + 3 * H, T0 + 4 * H)
+    changed = run(db, settings, tenant_a.id, later + M)
+    assert changed.stats == sync.MergeStats(1, 0, 0, 2)
+
+
+def test_a_calendar_dropped_as_the_admin_api_drops_it_leaves_the_mirror_on_a_quiet_round(
+    a: As, tenant_a: TenantCtx, db: Engine, settings: Settings, provider: MemoryProvider
+) -> None:
+    # The admin API keeps the cursors of the calendars still read and moves updated_at: the
+    # next round's deltas are all empty and incremental, yet the dropped calendar's rows go.
+    agents(a)
+    connect(db, settings, tenant_a.id, calendars=(CAL, "cal-2"))
+    provider.add(CAL, T0 + H, T0 + 2 * H)
+    provider.add("cal-2", T0 + 3 * H, T0 + 4 * H)
+    run(db, settings, tenant_a.id, T0)
+    with make_session_factory(db)() as session:
+        stored = session.get(CalendarConnection, (tenant_a.id, "conn-1"))
+        assert stored is not None
+        stored.calendars = [CAL]
+        stored.cursors = {k: v for k, v in stored.cursors.items() if k == CAL}
+        stored.updated_at = T0 + M
+        session.commit()
+    result = run(db, settings, tenant_a.id, T0 + timedelta(minutes=5))
+    assert result.stats == sync.MergeStats(0, 0, 1, 1)
+    assert mirror(db, tenant_a.id) == {(T0 + H, T0 + 2 * H)}
+    # From then on the rounds are quiet again.
+    quiet = run(db, settings, tenant_a.id, T0 + timedelta(minutes=10))
+    assert quiet.stats == sync.MergeStats(0, 0, 0, 1)
+
+
+def test_a_round_after_a_failed_one_is_merged_in_full(
+    a: As,
+    tenant_a: TenantCtx,
+    db: Engine,
+    settings: Settings,
+    provider: MemoryProvider,
+) -> None:
+    agents(a)
+    connect(db, settings, tenant_a.id)
+    provider.add(CAL, T0 + H, T0 + 2 * H)
+    run(db, settings, tenant_a.id, T0)
+    stored = row(db, tenant_a.id)
+    assert sync.quiet(stored, [_empty(stored)])
+    with make_session_factory(db)() as session:
+        found = session.get(CalendarConnection, (tenant_a.id, "conn-1"))
+        assert found is not None
+        found.updated_at = T0 + M  # what a failed round (or any edit) leaves
+        session.commit()
+    assert not sync.quiet(row(db, tenant_a.id), [_empty(stored)])
+
+
+def _empty(stored: CalendarConnection) -> sync.Fetched:
+    return sync.Fetched(Delta(CAL, (), (), "next", False, 1), T0, T0 + 24 * H)
+
+
 def test_remove_mirror_deletes_only_that_connections_rows(
     a: As, tenant_a: TenantCtx, db: Engine, settings: Settings, provider: MemoryProvider
 ) -> None:

@@ -257,6 +257,69 @@ def test_jobs_of_unknown_kinds_and_future_jobs_are_left_alone(
         assert queue.depth(session=session) == {"queued": 2, "running": 0}
 
 
+def test_a_draining_worker_claims_without_asking_first_and_an_idle_one_asks(
+    factory: sessionmaker[Session], tenant_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    enqueue_many(factory, tenant_id, 3)
+    enqueue_many(factory, tenant_id, 1, run_after=T0 + timedelta(hours=1))
+    worker = Worker(factory, {KIND: lambda ctx: {}}, clock=FakeClock())
+    asked: list[bool] = []
+    due_exists = worker._due_exists
+
+    def counting() -> bool:
+        found = due_exists()
+        asked.append(found)
+        return found
+
+    claims: list[str | None] = []
+    claim = queue.claim
+
+    def counting_claim(**kw: Any) -> queue.ClaimedJob | None:
+        job = claim(**kw)
+        claims.append(job.id if job else None)
+        return job
+
+    monkeypatch.setattr(worker, "_due_exists", counting)
+    monkeypatch.setattr(queue, "claim", counting_claim)
+    runs = worker.run_until_idle()
+    assert len(runs) == 3 and all(r.status is JobStatus.SUCCEEDED for r in runs)
+    # Asked once before the first job; after each job it claimed at once, the last claim
+    # finding nothing due (the future job stays queued).
+    assert asked == [True]
+    assert len(claims) == 4 and claims[-1] is None
+    # Idle: every poll asks first, and never claims (no write transaction).
+    assert worker.run_once() is None and worker.run_once() is None
+    assert asked == [True, False, False] and len(claims) == 4
+    assert statuses(factory) == Counter({"succeeded": 3, "queued": 1})
+
+
+def test_waiting_finds_the_queued_job_of_a_key_only(
+    factory: sessionmaker[Session], tenant_id: str
+) -> None:
+    with factory() as session:
+        other, _ = tenants.create(session=session, name="other", now=T0)
+        first = queue.enqueue(
+            session=session, tenant_id=tenant_id, kind=KIND, payload={}, now=T0, dedupe_key="x"
+        ).id
+        queue.enqueue(
+            session=session, tenant_id=other.id, kind=KIND, payload={}, now=T0, dedupe_key="y"
+        )
+        queue.enqueue(session=session, tenant_id=tenant_id, kind="other", payload={}, now=T0)
+        session.commit()
+
+    def found(tenant: str, key: str, kind: str = KIND) -> str | None:
+        with factory() as session:
+            job = queue.waiting(session=session, tenant_id=tenant, kind=kind, dedupe_key=key)
+            return None if job is None else job.id
+
+    assert found(tenant_id, "x") == first
+    assert found(tenant_id, "y") is None and found(other.id, "x") is None
+    assert found(tenant_id, "x", kind="other") is None
+    # Claimed (running, then done), it no longer waits.
+    Worker(factory, {KIND: lambda ctx: {}}, clock=FakeClock()).run_until_idle()
+    assert found(tenant_id, "x") is None
+
+
 def test_background_thread_runs_a_job_when_notified(
     factory: sessionmaker[Session], tenant_id: str
 ) -> None:
