@@ -6,10 +6,11 @@ One run, three steps, and only the last touches the database for writing:
    poll chain ends: resuming queues a sync).
 2. **Fetch**, outside any transaction and outside the tenant lock: for each calendar
    ``connector.sync(calendar, cursor, start, end)`` -- incrementally from its stored cursor, or
-   a full listing of the window ``[now - 1 day, now + calendar_horizon_days + 1 day)`` when it
-   has no cursor, a full sync was asked, or the stored window ends before ``now +
-   calendar_horizon_days`` (so the mirror always covers the whole horizon, and a calendar is
-   re-listed about once a day as the window slides). An expired cursor (Google's 410, an
+   a full listing of the window ``[now - 1 day, now + horizon + 1 day)`` when it has no
+   cursor, a full sync was asked, or the stored window ends before ``now + horizon`` (so the
+   mirror always covers the whole horizon, and a calendar is re-listed about once a day as the
+   window slides). The horizon is ``calendar_horizon_days``, or the tenant's longest booking
+   horizon when that is longer (:func:`horizon_days`). An expired cursor (Google's 410, an
    expired delta link) is dropped and that calendar listed fully at once.
 3. **Merge**, in one short transaction under the tenant lock (:func:`merge`): deltas are
    *merged* into the busy intervals whose ``source`` is ``calendar:<connection id>``, never
@@ -49,14 +50,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api import events
 from api.calendar_sync import connectors, jobs, writeback
 from api.db.jobs import Job, JobStatus
 from api.db.locks import lock_tenant
-from api.db.models import BusyInterval, CalendarConnection
+from api.db.models import BusyInterval, CalendarConnection, Capability
 from api.jobs.worker import Handler, JobContext
 from api.settings import Settings
 from calendars.base import (
@@ -109,9 +110,21 @@ def row_id(connection_id: str, calendar: str, key: str) -> str:
     return calendar_prefix(connection_id, calendar) + _h(key, 10)
 
 
-def window(now: datetime, settings: Settings) -> tuple[datetime, datetime]:
-    """The span a full listing covers at ``now``."""
-    return now - PAST, now + timedelta(days=settings.calendar_horizon_days) + SLACK
+def window(now: datetime, settings: Settings, days: int | None = None) -> tuple[datetime, datetime]:
+    """The span a full listing covers at ``now``: ``days`` ahead (by default
+    ``calendar_horizon_days``; a sync passes :func:`horizon_days`)."""
+    ahead = settings.calendar_horizon_days if days is None else days
+    return now - PAST, now + timedelta(days=ahead) + SLACK
+
+
+def horizon_days(session: Session, tenant_id: str, settings: Settings) -> int:
+    """How many days ahead the tenant's mirrors must reach: ``calendar_horizon_days``, or the
+    longest booking horizon of its capabilities when that is longer -- a slot beyond the mirror
+    would otherwise count on a calendar nobody read (fail open)."""
+    longest = session.scalar(
+        select(func.max(Capability.horizon_days)).where(Capability.tenant_id == tenant_id)
+    )
+    return max(settings.calendar_horizon_days, int(longest or 0))
 
 
 def _when(value: Any) -> datetime | None:
@@ -141,12 +154,14 @@ def plan(
     now: datetime,
     settings: Settings,
     full: bool,
+    days: int | None = None,
 ) -> list[Plan]:
     """Each calendar's request: incremental from its stored cursor over its stored window, or a
     full listing of the current window (no cursor, ``full`` asked, or the stored window no
-    longer reaches ``now + calendar_horizon_days``)."""
-    start, end = window(now, settings)
-    needed = now + timedelta(days=settings.calendar_horizon_days)
+    longer reaches ``now + days``; ``days``: see :func:`window`)."""
+    ahead = settings.calendar_horizon_days if days is None else days
+    start, end = window(now, settings, ahead)
+    needed = now + timedelta(days=ahead)
     out: list[Plan] = []
     for calendar in calendars:
         stored = cursors.get(calendar)
@@ -183,7 +198,12 @@ class Fetch:
 
 
 def fetch(
-    connector: Connector, plans: Sequence[Plan], *, now: datetime, settings: Settings
+    connector: Connector,
+    plans: Sequence[Plan],
+    *,
+    now: datetime,
+    settings: Settings,
+    days: int | None = None,
 ) -> Fetch:
     """Ask the provider for each plan (no database here). A failure stops the round: nothing
     of it is merged, so the mirror keeps what it had."""
@@ -196,7 +216,7 @@ def fetch(
             except CursorExpired:
                 out.requests += 1
                 out.errors.append("cursor_expired")
-                start, end = window(now, settings)
+                start, end = window(now, settings, days)
                 delta = connector.sync(p.calendar, None, start, end)
         except CalendarError as exc:
             out.requests += 1
@@ -494,12 +514,13 @@ def sync_connection(
                 finish(session, result.summary())
                 session.commit()
             return result
+        days = horizon_days(session, tenant_id, settings)
         session.expunge(row)
         session.rollback()
     provider = row.provider
     calendars = list(row.calendars)
     cursors = dict(row.cursors or {})
-    plans = plan(calendars, cursors, now=now, settings=settings, full=full)
+    plans = plan(calendars, cursors, now=now, settings=settings, full=full, days=days)
 
     # 2. Fetch: the network, outside any transaction and outside the tenant lock.
     try:
@@ -507,7 +528,7 @@ def sync_connection(
     except CredentialError as exc:
         got = Fetch(errors=["credential"], failure=exc)
     else:
-        got = fetch(connector, plans, now=now, settings=settings)
+        got = fetch(connector, plans, now=now, settings=settings, days=days)
 
     # 3. Merge, in one short transaction under the tenant lock.
     with session_factory() as session:

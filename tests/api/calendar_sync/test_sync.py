@@ -275,6 +275,25 @@ def test_events_are_clipped_to_the_window_and_the_window_slides_with_a_full_list
     assert mirror(db, tenant_a.id) == {(end + H, end + 2 * H), (later + H, later + 2 * H)}
 
 
+def test_the_mirror_reaches_as_far_as_the_longest_booking_horizon(
+    a: As, tenant_a: TenantCtx, db: Engine, settings: Settings, provider: MemoryProvider
+) -> None:
+    """A capability booked further ahead than ``calendar_horizon_days`` (60) makes every
+    mirror of the tenant reach that far: otherwise a slot 80 days out would count on a calendar
+    nobody read (fail open)."""
+    agents(a)
+    assert a.post("/v1/skills", json={"id": "networking"}).status_code == 201
+    far = {"id": "far", "requirements": {"networking": 1}, "call_minutes": 30, "horizon_days": 90}
+    assert a.post("/v1/capabilities", json=far).status_code == 201, "capability"
+    connect(db, settings, tenant_a.id)
+    eighty = T0 + timedelta(days=80)
+    provider.add(CAL, eighty, eighty + H)
+    run(db, settings, tenant_a.id, T0)
+    assert mirror(db, tenant_a.id) == {(eighty, eighty + H)}
+    assert row(db, tenant_a.id).cursors[CAL]["end"] == sync.window(T0, settings, 90)[1].isoformat()
+    assert sync.window(T0, settings, 90)[1] > sync.window(T0, settings)[1] + timedelta(days=29)
+
+
 def test_plan_lists_fully_without_a_cursor_when_asked_and_when_the_window_must_slide(
     settings: Settings,
 ) -> None:
