@@ -131,14 +131,11 @@ def of_connection(session: Session, tenant_id: str, connection_id: str) -> list[
 
 
 def queued_watch(session: Session, tenant_id: str, connection_id: str) -> Job | None:
-    for job in session.scalars(
-        select(Job)
-        .where(Job.tenant_id == tenant_id, Job.kind == WATCH_JOB, Job.status == JobStatus.QUEUED)
-        .with_for_update()  # not claimed between this read and the caller's commit
-    ):
-        if job.payload.get("connection_id") == connection_id:
-            return job
-    return None
+    """The connection's watch waiting in the queue, if any, locked until the caller commits
+    (not claimed between this read and the change the caller makes to it)."""
+    return queue.waiting(
+        session=session, tenant_id=tenant_id, kind=WATCH_JOB, dedupe_key=connection_id, lock=True
+    )
 
 
 def queue_watch(
@@ -166,6 +163,7 @@ def queue_watch(
         now=now,
         run_after=due,
         max_attempts=5,
+        dedupe_key=connection_id,
     )
 
 

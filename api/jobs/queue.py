@@ -84,19 +84,21 @@ def enqueue(
     return job
 
 
-def waiting(*, session: Session, tenant_id: str, kind: str, dedupe_key: str) -> Job | None:
+def waiting(
+    *, session: Session, tenant_id: str, kind: str, dedupe_key: str, lock: bool = False
+) -> Job | None:
     """The queued job of ``kind`` enqueued with ``dedupe_key``, if any (the oldest, should
-    there be several): one probe of the (tenant, key, status) index."""
+    there be several): one probe of the (tenant, key, status) index. ``lock``: held until the
+    caller commits (FOR UPDATE on PostgreSQL), so no worker claims it in between."""
     # No ORDER BY in SQL: SQLite would then walk the (tenant, created_at) index over every job
     # the tenant ever had. The matches are few (one, normally).
-    found = session.scalars(
-        select(Job).where(
-            Job.tenant_id == tenant_id,
-            Job.dedupe_key == dedupe_key,
-            Job.status == JobStatus.QUEUED,
-            Job.kind == kind,
-        )
-    ).all()
+    stmt = select(Job).where(
+        Job.tenant_id == tenant_id,
+        Job.dedupe_key == dedupe_key,
+        Job.status == JobStatus.QUEUED,
+        Job.kind == kind,
+    )
+    found = session.scalars(stmt.with_for_update() if lock else stmt).all()
     return min(found, key=lambda job: (job.created_at, job.id), default=None)
 
 

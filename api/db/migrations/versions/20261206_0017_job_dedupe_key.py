@@ -5,11 +5,11 @@ Revises: 0016_calendar_writeback
 Create Date: 2026-12-06 20:30:00
 
 ``jobs.dedupe_key`` names what a job is about when at most one such job should wait (a calendar
-sync: its connection id). Finding the waiting one was a filter on the JSON payload that scanned
-every queued job of the tenant: with 500 connections each waiting for its next poll, a sixth
-of an incremental sync round (benchmarks/README.md, "Calendar sync"). The index leads with the
-tenant and the key, then the status, so a job's finished history never widens the probe.
-Queued and running syncs get their key from the payload.
+sync or watch: its connection id). Finding the waiting one was a filter on the JSON payload that
+scanned every queued job of the tenant: with 500 connections each waiting for its next poll, a
+sixth of an incremental sync round (benchmarks/README.md, "Calendar sync"). The index leads with
+the tenant and the key, then the status, so a job's finished history never widens the probe.
+Queued and running syncs and watches get their key from the payload.
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ def upgrade() -> None:
     bind = op.get_bind()
     waiting = bind.execute(
         sa.select(_JOBS.c.id, _JOBS.c.payload).where(
-            _JOBS.c.kind == "calendar.sync", _JOBS.c.status.in_(("queued", "running"))
+            _JOBS.c.kind.in_(("calendar.sync", "calendar.watch")),
+            _JOBS.c.status.in_(("queued", "running")),
         )
     ).all()
     for job_id, payload in waiting:
