@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -73,8 +74,13 @@ class PrincipalCache:
     The database is part of the entry so that one process serving several databases (tests do)
     never lets a key checked against one pass against another."""
 
-    def __init__(self, ttl_seconds: float = AUTH_CACHE_SECONDS) -> None:
+    def __init__(
+        self,
+        ttl_seconds: float = AUTH_CACHE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.ttl_seconds = ttl_seconds
+        self.clock = clock
         self._entries: dict[tuple[str, str], tuple[Principal, float]] = {}
         self._lock = threading.Lock()
 
@@ -83,12 +89,12 @@ class PrincipalCache:
         if found is None:
             return None
         principal, expires = found
-        if time.monotonic() >= expires:
+        if self.clock() >= expires:
             return None
         return principal
 
     def put(self, database: str, plaintext: str, principal: Principal) -> None:
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
             if len(self._entries) >= _CACHE_MAX_ENTRIES:
                 self._entries = {k: v for k, v in self._entries.items() if v[1] > now}
