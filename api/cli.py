@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 
 def _positive_int(text: str) -> int:
@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(func=_demo)
     _add_service_commands(sub)
+    _add_staffing(sub)
     return parser
 
 
@@ -185,6 +186,82 @@ def _add_service_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
         help="rows re-encrypted per transaction (default 500)",
     )
     rotate.set_defaults(func=run("rotate_secrets"))
+
+
+def _add_staffing(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``staffing erlang``: live-call staffing by Erlang C / Erlang A, in :mod:`api.staffing`
+    (imported only when a staffing argument is parsed or the command runs)."""
+
+    def lazy(name: str) -> Callable[[str], object]:
+        def convert(text: str) -> object:
+            from api import staffing
+
+            return getattr(staffing, name)(text)
+
+        convert.__name__ = name.removeprefix("parse_")  # argparse's "invalid <name> value"
+        return convert
+
+    def run(args: argparse.Namespace) -> int:
+        from api.staffing import run_erlang
+
+        return run_erlang(args)
+
+    staffing = sub.add_parser("staffing", help="size live-call staffing (Erlang C / Erlang A)")
+    staffing_sub = staffing.add_subparsers(dest="staffing_command", required=True)
+    erlang = staffing_sub.add_parser(
+        "erlang",
+        help="agents needed for a service level, by Erlang C (Erlang A with --patience)",
+        description=(
+            "Agents needed on the phones for a service level target (the share of calls "
+            "answered within a number of seconds) and their roster size after shrinkage, by "
+            "Erlang C; with --patience callers hang up after that mean wait (Erlang A) and "
+            "abandonment is shown. Example: --calls 100 --interval 30m --aht 180 --target 80/20 "
+            "--shrinkage 0.3 gives 14 agents, 20 scheduled."
+        ),
+    )
+    erlang.add_argument(
+        "--calls", type=lazy("parse_calls"), required=True, help="calls offered per interval"
+    )
+    erlang.add_argument(
+        "--interval",
+        type=lazy("parse_interval"),
+        default="30m",
+        help="interval length: 15m, 30m, 1h, 900s (a bare number is minutes; default 30m)",
+    )
+    erlang.add_argument(
+        "--aht",
+        type=lazy("parse_seconds"),
+        required=True,
+        help="average handling time (seconds, or 3m)",
+    )
+    erlang.add_argument(
+        "--target",
+        type=lazy("parse_target"),
+        default="80/20",
+        help="service level target PERCENT/SECONDS (default 80/20: 80 %% within 20 s)",
+    )
+    erlang.add_argument(
+        "--shrinkage",
+        type=lazy("parse_shrinkage"),
+        default=0.0,
+        help="share of paid time off the phones: 0.3 or 30%% (default 0)",
+    )
+    erlang.add_argument(
+        "--max-occupancy",
+        type=lazy("parse_occupancy"),
+        default=None,
+        help="occupancy cap: 0.85 or 85%% (default none)",
+    )
+    erlang.add_argument(
+        "--patience",
+        type=lazy("parse_seconds"),
+        default=None,
+        help="callers' mean patience (seconds): Erlang A with abandonment (default: Erlang C)",
+    )
+    erlang.add_argument(
+        "--range", action="store_true", help="also show the service level for N-3..N+3 agents"
+    )
+    erlang.set_defaults(func=run)
 
 
 def _worker(args: argparse.Namespace) -> int:

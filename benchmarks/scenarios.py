@@ -14,7 +14,8 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -46,7 +47,7 @@ def simpy_queue(
     desk = simpy.Resource(env, capacity=agents)
     within = [0]
 
-    def caller(i: int):  # type: ignore[no-untyped-def]
+    def caller(i: int) -> Generator[Any, Any, None]:
         arrived = env.now
         with desk.request() as req:
             if patience is None:
@@ -59,7 +60,7 @@ def simpy_queue(
                 within[0] += 1
             yield env.timeout(handle[i])
 
-    def source():  # type: ignore[no-untyped-def]
+    def source() -> Generator[Any, Any, None]:
         for i in range(calls):
             yield env.timeout(inter[i])
             env.process(caller(i))
