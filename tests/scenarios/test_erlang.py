@@ -39,6 +39,19 @@ def test_worked_example_call_centre_helper() -> None:
     assert service_level(13, 100, 1800, 180, 20) < 0.8 <= service_level(14, 100, 1800, 180, 20)
 
 
+def test_erlang_c_published_table_values() -> None:
+    """The CRAN package ErlangC 0.1.0 (Damonsoul, 2024) prints, in its README, the worked
+    example at 14 agents (P(wait) 0.1741319, service level 0.88835, ASA 7.83593701177724 s,
+    occupancy 0.7142857) and its staffing search's first row, 11 agents (P(wait) 0.6821182,
+    service level 0.3896138)."""
+    assert erlang_c(14, 10.0) == pytest.approx(0.1741319, abs=1e-7)
+    assert service_level(14, 100, 1800, 180, 20) == pytest.approx(0.88835, abs=1e-5)
+    assert asa(14, 100, 1800, 180) == pytest.approx(7.83593701177724, rel=1e-12)
+    assert occupancy(14, 100, 1800, 180) == pytest.approx(0.7142857, abs=1e-7)
+    assert erlang_c(11, 10.0) == pytest.approx(0.6821182, abs=1e-7)
+    assert service_level(11, 100, 1800, 180, 20) == pytest.approx(0.3896138, abs=1e-7)
+
+
 def test_erlang_c_published_closed_forms() -> None:
     """M/M/1: P(wait) = rho; M/M/2: P(wait) = 2 rho^2 / (1 + rho) (per-server load rho), e.g.
     Harchol-Balter, *Performance Modeling and Design of Computer Systems* (2013), ch. 14 (the
