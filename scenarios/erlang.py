@@ -235,7 +235,7 @@ def _queue_weights(x: float, y: float) -> tuple[np.ndarray, np.ndarray]:
     half = 40.0 * math.sqrt(max(x, y) + 1.0) + 60.0
     lo = max(0, int(mode - half))
     m = np.arange(lo, int(mode + half) + 1, dtype=float)
-    log_w = m * math.log(y) - gammaln(x + m + 1.0) if y > 0 else np.where(m == 0, 0.0, -np.inf)
+    log_w = m * math.log(y) - gammaln(x + m + 1.0)  # y > 0: erlang_a returns early at no load
     w = np.exp(log_w - logsumexp(log_w))
     return m, w
 
@@ -300,7 +300,7 @@ def erlang_a(
         within_given_wait = min(served_given_wait, max(0.0, served_given_wait - late))
     sl = (1.0 - p_wait) + p_wait * within_given_wait
     abandonment = p_wait * ab_given_wait
-    # E[W; answered | wait] / P(answered | wait)
+    # mean wait of answered calls: P(wait) E[W; answered | wait] / P(answered)
     served = x / (x + m + 1.0)
     waited = (digamma(x + m + 2.0) - digamma(x + 1.0)) / theta
     served_wait = float(np.dot(w, served * waited))
@@ -356,13 +356,12 @@ def agents_needed(
     if a == 0:
         return Staffing(0, 0, 1.0, 0.0, 0.0, 0.0, 0.0)
     if patience is None:
-        return _needed_c(a, interval_s, aht_s, sl_target, t, occ_cap, shrink)
+        return _needed_c(a, aht_s, sl_target, t, occ_cap, shrink)
     return _needed_a(calls, interval_s, aht_s, patience, sl_target, t, occ_cap, shrink, a)
 
 
 def _needed_c(
     a: float,
-    interval_s: float,
     aht_s: float,
     sl_target: float,
     t: float,
