@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scenarios.inputs import (
+    EXPORT_MARKER,
     CellAt,
     InputError,
     PlannerLoader,
@@ -325,6 +327,32 @@ def test_the_tmp_baseline_round_trips_and_writes_to_a_file(tmp_path: Path) -> No
     out = tmp_path / "export.yaml"
     out.write_text(dump_baseline(world), encoding="utf-8")
     assert load_baseline(out) == world
+
+
+def test_an_export_reads_json_rows_fast_and_still_names_lines(tmp_path: Path) -> None:
+    world = load_baseline(write(tmp_path, **files()))
+    odd = 'Zo\u00eb \U0001f3a7 \u2028 "q" \\ #x: - {y}'
+    world = replace(world, agents=(replace(world.agents[0], id=odd), *world.agents[1:]))
+    text = dump_baseline(world)
+    assert text.startswith(EXPORT_MARKER)
+    out = tmp_path / "export.yaml"
+    out.write_text(text, encoding="utf-8")
+    assert load_baseline(out) == world
+    rows = text.splitlines()
+    row = next(i for i, r in enumerate(rows) if '"id": "t2"' in r)
+    rows[row] = rows[row].replace('"effort_minutes": 5', '"effort_minutes": -5')
+    out.write_text("\n".join(rows), encoding="utf-8")
+    with pytest.raises(InputError) as caught:
+        load_baseline(out)
+    assert (caught.value.line, caught.value.field) == (
+        row + 1,
+        "demand.history[1].effort_minutes",
+    )
+    # without the marker the same text is plain YAML (JSON is YAML): same world, same lines
+    out.write_text("\n".join(rows[1:]), encoding="utf-8")
+    with pytest.raises(InputError) as caught:
+        load_baseline(out)
+    assert caught.value.line == row
 
 
 IDS = st.sampled_from(["a", "b", "c", "de", "no", "x-1"])
