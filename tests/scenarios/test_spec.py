@@ -20,7 +20,7 @@ from scenarios.spec import (
     toml_lines,
 )
 
-TIER2 = ("t2-04", "t2-05", "t2-06")
+TIER2 = ("t2-02", "t2-03", "t2-05")
 
 
 BASELINE = load_baseline(EXAMPLES / "baseline.yaml")
@@ -67,7 +67,7 @@ def test_the_example_sweep_is_a_named_grid_in_a_stable_order() -> None:
     assert sweep.baseline is not None
     assert all(s.baseline == sweep.baseline and s.seed == 1 for s in sweep.scenarios)
     sizes = [len(s.world().agents) for s in sweep.scenarios]
-    assert sizes == [34, 34, 36, 36, 38, 38]
+    assert sizes == [36, 36, 38, 38, 40, 40]
     assert [s.world().demand.scale for s in sweep.scenarios[:2]] == [1.0, 1.3]
     assert [s.name for s in load_sweep(EXAMPLES / "sweep.yaml").scenarios] == [
         s.name for s in sweep.scenarios
