@@ -740,6 +740,10 @@ def read_table(
             source, int(found[1]) if found else 1, "<csv>", str(exc).strip().splitlines()[-1]
         ) from None
     columns = tuple(str(c).strip() for c in frame.columns)
+    if len(columns) == 1 and ";" in columns[0]:
+        raise InputError(
+            source, 1, "<csv>", "columns are separated by ';': save the table as CSV with commas"
+        )
     for column in columns:
         if column not in (*required, *optional):
             raise InputError(
@@ -837,6 +841,11 @@ def _agent(org: _Org, at: At, row: Mapping[str, Any], default_zone: str) -> Agen
     )
 
 
+def _effort(at: At, value: object) -> int:
+    """Whole minutes; a helpdesk's decimal minutes (``12.5``) round to the nearest, at least 1."""
+    return max(1, round(number(at, value, strict=True, maximum=7 * 24 * 60)))
+
+
 def _ticket(org: _Org, at: At, row: Mapping[str, Any], index: int) -> TicketSpec:
     data = mapping(at, row, _TICKET, required=("created", "channel", "team"))
     return build(
@@ -852,9 +861,7 @@ def _ticket(org: _Org, at: At, row: Mapping[str, Any], index: int) -> TicketSpec
             else priority(at.child("priority"), data["priority"]),
             effort_minutes=30
             if _blank(data.get("effort_minutes"))
-            else integer(
-                at.child("effort_minutes"), data["effort_minutes"], minimum=1, maximum=7 * 24 * 60
-            ),
+            else _effort(at.child("effort_minutes"), data["effort_minutes"]),
             first_response_at=opt_moment(
                 at.child("first_response_at"), data.get("first_response_at"), org.zone
             ),

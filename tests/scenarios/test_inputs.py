@@ -271,6 +271,8 @@ def test_a_yaml_syntax_error_names_its_line(tmp_path: Path) -> None:
         ("tickets_csv", "09:15:00+01:00", "09:75:00+01:00", 2, "created", "ISO 8601"),
         ("tickets_csv", "urgent", "asap", 3, "priority", "low, normal, high, urgent"),
         ("tickets_csv", "normal,20", "normal,-20", 2, "effort_minutes", "negative"),
+        ("tickets_csv", "normal,20", "normal,0", 2, "effort_minutes", "> 0"),
+        ("tickets_csv", "normal,20", "normal,twenty", 2, "effort_minutes", "number"),
         ("tickets_csv", ",net-de\n", ",net-fr\n", 3, "call", "unknown capability"),
         ("tickets_csv", "t2,", "t1,", 3, "id", "duplicate ticket"),
         ("volume_csv", "9,4.5", "9,-4.5", 2, "per_hour", "negative"),
@@ -296,6 +298,25 @@ def test_csv_headers_are_checked(tmp_path: Path) -> None:
     assert (err.line, err.field) == (1, "shrink") and "unknown column" in err.reason
     err = error(tmp_path, tickets_csv=TICKETS.replace("effort_minutes,", ""))
     assert (err.line, err.field) == (1, "effort_minutes") and "missing" in err.reason
+
+
+def test_decimal_effort_minutes_round_to_whole_minutes(tmp_path: Path) -> None:
+    tickets = TICKETS.replace("normal,20,", "normal,12.5,").replace("urgent,5,", "urgent,0.2,")
+    world = load_baseline(write(tmp_path, **files(tickets_csv=tickets)))
+    assert [t.effort_minutes for t in world.demand.history] == [12, 1]
+
+
+def test_spreadsheet_exports_read_windows_line_ends_and_a_bom_and_name_semicolons(
+    tmp_path: Path,
+) -> None:
+    excel = "\ufeff" + AGENTS.replace("\n", "\r\n")
+    world = load_baseline(write(tmp_path, **files(agents_csv=excel)))
+    assert [a.id for a in world.agents] == ["a1", "a2"]
+    err = error(tmp_path, agents_csv=excel.replace("a2,tier2", "a2,tier7"))
+    assert (err.line, err.field) == (3, "team")
+    german = AGENTS.replace(",", ";").replace("networking:2;de:1", '"networking:2;de:1"')
+    err = error(tmp_path, agents_csv=german)
+    assert (err.line, err.field) == (1, "<csv>") and "';'" in err.reason
 
 
 def test_csv_lines_count_blank_lines_and_quoted_newlines(tmp_path: Path) -> None:
