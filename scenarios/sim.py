@@ -165,6 +165,7 @@ class _Agent:
     shifts: list[tuple[float, float, int]]  # working pieces (minutes) and their shift number
     absent: set[int]  # shift numbers missed
     work: list[tuple[float, float]]  # true working time: pieces of shifts not missed
+    work_starts: list[float]
     avail_starts: list[float] = field(default_factory=list)
     avail: list[tuple[float, float]] = field(default_factory=list)  # work minus bound calls
     calls: list[tuple[float, float]] = field(default_factory=list)
@@ -308,6 +309,7 @@ class _Run:
                 shifts=pieces,
                 absent=absent,
                 work=[(a, b) for a, b, k in pieces if k not in absent],
+                work_starts=[a for a, b, k in pieces if k not in absent],
             )
             agent.set_avail()
             self.agents.append(agent)
@@ -656,28 +658,47 @@ class _Run:
         decision committed before the next (as the service's batch does)."""
         if not waiting:
             return
+        room = self._ready_room(t)
+        if room <= 0:
+            return
         now = self.at(t)
         held, channels = self._loads()
         index = self._org(t).with_loads(now, held, channels)
-        room = sum(a.free_slots() for a in self.agents)
+        # A ticket like one nobody could take (same team, skills and channel, no less effort)
+        # is not asked again: the filters would refuse it for the same reason, and asking
+        # again for every ticket of a long queue was most of a busy run's time.
+        refused: dict[tuple[object, ...], int] = {}
         for tk in waiting:
             if room <= 0:
                 break
+            s = tk.spec
+            kind = (s.team, s.channel, tuple(sorted(s.required_skills.items())))
+            if refused.get(kind, 1 << 30) <= s.effort_minutes:
+                continue
             ticket = self._solver_ticket(tk)
             decision = index.assign(ticket, now=now, top_k=0)
             if decision.agent_id is None:
+                refused[kind] = min(refused.get(kind, 1 << 30), s.effort_minutes)
                 continue
             index.commit(decision, ticket)
             self._give(t, tk, self.by_id[decision.agent_id].n, source)
             room -= 1
+
+    def _ready_room(self, t: float) -> int:
+        """Free slots of the agents at work now (nobody else can take a ticket now)."""
+        room = 0
+        for agent in self.agents:
+            if agent.held < agent.plan.capacity:
+                k = bisect_right(agent.work_starts, t) - 1
+                if k >= 0 and agent.work[k][1] > t:
+                    room += agent.plan.capacity - agent.held
+        return room
 
     def _on_dispatch(self, t: float, _: object) -> None:
         self.loop.at(t + self.routing.dispatch_minutes, self._on_dispatch)
         if not self.waiting_live and not self.waiting_other:
             return
         if self.policy in (REALTIME, PRODUCTION):
-            if not any(a.free_slots() for a in self.agents):
-                return
             waiting = sorted(
                 (self.tickets[m] for m in (*self.waiting_live, *self.waiting_other)),
                 key=_Ticket.urgency,
