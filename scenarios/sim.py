@@ -344,7 +344,7 @@ class _Run:
             self._base is None
             or self._org_dirty
             or t - self._built_at >= INDEX_MAX_AGE.total_seconds() / 60
-            or now + timedelta(days=1) >= self._horizon_end
+            or now.date() != self._origin.date()
         ):
             self._rebuild(t)
         if self._calls_dirty or self._index is None:
@@ -361,16 +361,13 @@ class _Run:
 
     def _rebuild(self, t: float) -> None:
         """A new index, as the service's cache builds one. When the organisation changed
-        (or the horizon runs short) everything is rebuilt at ``t``; when the entry only aged
+        (an absence became known) or a new (UTC) day began, everything is rebuilt at ``t`` with
+        the service's horizon (``DEFAULT_HORIZON``); when the entry only aged
         out, the working calendars are reused (they did not change) and the fairness counts
         are read again, which is all the service's rebuild would change: an index answers
         for any moment after its origin exactly as one built at that moment would."""
         now = self.at(t).replace(second=0, microsecond=0)
-        if (
-            self._org_dirty
-            or now + timedelta(days=1) >= self._horizon_end
-            or not self._solver_agents
-        ):
+        if self._org_dirty or now.date() != self._origin.date() or not self._solver_agents:
             self._horizon_end = now + DEFAULT_HORIZON
             self._origin = now
             self._solver_agents = {}
@@ -636,6 +633,7 @@ class _Run:
         if self.desk is not None:
             self.desk.agent_away(agent.plan.id, self.at(t), self.at(end), self.at(t))
             self._apply_rebinds(t, self.desk.last_rebound)
+            self._set_calls(agent, t)  # calls left unbound (at risk) no longer hold them
             self._schedule_bind(t)
         if handed and self.policy in (REALTIME, PRODUCTION):
             self._retry(t, [self.tickets[m] for m in handed], "absence")
@@ -928,10 +926,17 @@ def _clip(
 
 
 def _binned(spans: list[tuple[float, float]], edges: np.ndarray) -> np.ndarray:
-    """Minutes of the (sorted, disjoint) ``spans`` inside each ``[edges[i], edges[i+1])``."""
-    if not spans:
+    """Minutes covered by ``spans`` (overlaps counted once) inside each
+    ``[edges[i], edges[i+1])``."""
+    merged: list[list[float]] = []
+    for a, b in sorted(spans):
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        elif b > a:
+            merged.append([a, b])
+    if not merged:
         return np.zeros(len(edges) - 1)
-    arr = np.asarray(spans, dtype=np.float64)
+    arr = np.asarray(merged, dtype=np.float64)
     s, e = arr[:, 0], arr[:, 1]
     cum = np.concatenate(([0.0], np.cumsum(e - s)))
     k = np.searchsorted(s, edges, side="right") - 1
