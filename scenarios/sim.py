@@ -472,8 +472,10 @@ class _Run:
         )
 
     # ------------------------------------------------------------------ holding
-    def _give(self, t: float, tk: _Ticket, a: int, source: str) -> None:
-        """Move ``tk`` to agent ``a`` (from the queue or another agent)."""
+    def _give(self, t: float, tk: _Ticket, a: int, source: str, *, kick: bool = True) -> None:
+        """Move ``tk`` to agent ``a`` (from the queue or another agent's unstarted work); an
+        idle agent at work starts on it at once unless ``kick`` is False (a plan being applied:
+        its agents start once every move of the plan has landed)."""
         before = tk.agent
         if before == a:
             return
@@ -497,13 +499,14 @@ class _Run:
         self.moves.append((tk.spec.id, t, before_id, agent.plan.id, source))
         self.recent.append((t, a))
         self.recent_count[a] = self.recent_count.get(a, 0) + 1
-        if agent.current is None:
+        if kick and agent.current is None:
             self._kick(agent, t)
 
     def _take_back(self, tk: _Ticket) -> _Agent:
         """``tk`` leaves its (unstarted) holder's hands; returns the holder."""
         assert tk.agent is not None
         agent = self.agents[tk.agent]
+        assert agent.current != tk.n, "a ticket being worked is never moved"
         agent.held -= 1
         agent.effort -= tk.spec.effort_minutes
         agent.channels[tk.spec.channel] -= 1
@@ -795,12 +798,17 @@ class _Run:
             back = planned.get(q.ticket_id)
             if back is not None:
                 moves.append((back, None))
+        touched: dict[int, None] = {}
         for moved, to in moves:
             if to is None:
                 if moved.agent is not None:
                     self._to_queue(t, moved, source)
             elif moved.agent != to:
-                self._give(t, moved, to, source)
+                self._give(t, moved, to, source, kick=False)
+                touched[to] = None
+        for a in touched:
+            if self.agents[a].current is None:
+                self._kick(self.agents[a], t)
 
     def _on_bind(self, t: float, _: object) -> None:
         self._bind_at = None
