@@ -28,16 +28,20 @@ most ``capacity`` open tickets (``channel_capacity`` per channel), started or no
 
 - ``realtime`` and ``production``: each arrival is decided by :class:`solver.realtime.RealtimeIndex`
   as the service's hot path does (``api.assignment.claims``): the index is built once per
-  organisation (rebuilt when it changes: a new day's horizon, an absence that became known, and
-  at most every ``INDEX_MAX_AGE`` like the service's cache, which refreshes the fairness counts),
-  booked calls added as busy time (``with_busy``), and each decision reads the loads with
-  ``with_loads(now, held, channels)``: open tickets and their effort, as the service counts them.
-  Tickets nobody can take wait in their team queue; a live-channel queue is re-offered when an
-  agent frees up (``api.assignment.live``: most urgent, oldest first, four per free slot); the
-  whole waiting queue is retried every ``dispatch_minutes`` (the helpdesk asking again).
+  organisation (rebuilt when it changes: a new UTC day's horizon, an absence that became known;
+  and refreshed every ``INDEX_MAX_AGE`` like the service's cache, which re-reads the fairness
+  counts), booked calls added as busy time (``with_busy``), and each decision reads the loads
+  with ``with_loads(now, held, channels)``: open tickets and the *full* effort of the ones held,
+  as the service counts them (it knows no remaining effort). Tickets nobody can take wait in
+  their team queue; a live-channel queue is re-offered when an agent frees up
+  (``api.assignment.live``: most urgent, oldest first, four per free slot); the whole waiting
+  queue is retried every ``dispatch_minutes`` while someone at work has room (the helpdesk
+  asking again), most urgent and oldest first, one index for the round with each decision
+  committed, as ``assign_many`` does.
   ``production`` also runs :func:`solver.batch.optimize` every ``reoptimize_minutes`` over the
   unassigned and the held-but-unstarted tickets and applies the plan as
-  ``api.assignment.optimize`` does (room re-checked; moves with source ``reoptimize``).
+  ``api.assignment.optimize`` does (room re-checked; moves with source ``reoptimize``; all of
+  a plan's moves land before its agents start work).
 - a :data:`solver.policies.POLICIES` name: that batch policy over the waiting queue every
   ``dispatch_minutes`` (moves with source ``dispatch``); arrivals wait for the next round.
 
@@ -57,6 +61,10 @@ arrival order) unless work on the ticket started; the ticket leaves the queue or
 with ``call`` books a live call through :class:`scenarios.calls.CallDesk` when it arrives (the
 production booking engine: slots, JIT binding, disruption); a bound call is busy time for its
 agent, in the simulation's clock and in the router's view.
+
+**Counting.** ``reassignments`` counts each time a ticket reaches an agent other than the last
+one who held it (directly, or through the queue after an absence or a plan). The ``agents``
+table's busy minutes are ticket work plus bound calls, inside the agent's working time.
 
 **Determinism.** Events at the same minute run in scheduling order; every draw comes from a
 named stream of :mod:`scenarios.rng`; nothing iterates a set of strings. Same world and seed:
