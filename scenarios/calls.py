@@ -30,7 +30,12 @@ How the simulation drives it (``scenarios.sim``):
   under way keeps its agent: the absence starts once that call's occupancy is over.
 - :meth:`CallDesk.busy_for` is the truth at any moment: the occupancies of the calls bound to
   the agent (past ones included), sorted.
-- :meth:`CallDesk.rows` at the end: the ``calls`` table's rows (``CALL_COLUMNS``).
+- at the end, :meth:`CallDesk.advance` to the run's end (so the calls that started are decided
+  and counted), then :meth:`CallDesk.rows`: the ``calls`` table's rows (``CALL_COLUMNS``).
+  :func:`drive` is the whole loop without the tickets (tests and the benchmark use it).
+
+Event times on :class:`scenarios.engine.EventLoop` are float minutes: a desk moment converted
+back may fall a rounding error before the loop's ``now``; clamp it (``max(t, loop.now)``).
 
 Time only moves forward: every method taking ``now`` refuses a moment before the last one.
 
@@ -71,12 +76,14 @@ from solver.capability import (
     Change,
     DisruptionReport,
     ShiftRemoved,
+    Slot,
     StatusChanged,
 )
 from solver.problem import Agent, AgentStatus
 
 PICK_AMONG = 3
 PRUNE_EVERY = timedelta(hours=12)
+OFFER_STEP = timedelta(days=1)  # the customer's slot query is asked a day at a time (_offer)
 # CP-SAT's effort per just-in-time run, in its deterministic time units (about seconds of one
 # core on a quiet machine), instead of the service's wall-clock limit: see the module docstring.
 JIT_BUDGET = 0.05
@@ -226,9 +233,7 @@ class CallDesk:
         u = float(self._rng.random())  # one draw per request, always (common random numbers)
         cap = self._state.capability(capability_id)
         t0 = time.perf_counter()
-        offered = slots.find_slots(
-            self._state, capability_id, self._now, self._now + cap.horizon, self._tz
-        ).slots
+        offered = self._offer(capability_id, self._now + cap.horizon)
         self._wall["slots"] += time.perf_counter() - t0
         if not offered:
             self._n["no_slot"] += 1
@@ -314,13 +319,7 @@ class CallDesk:
         ``now``: the engine's disruption repair (``ShiftRemoved``). Returns the calls nobody can
         cover any more; the bound calls moved to somebody else are in :attr:`last_rebound`."""
         self._at(now)
-        start = max(_utc(start, "start"), self._now)
-        end = _utc(end, "end")
-        # A call under way keeps its agent: they leave once it (and its wrap-up) is over.
-        for call_id in self._by_agent.get(agent_id, {}):
-            rec = self._calls[call_id]
-            if rec.start <= self._now < rec.occ_end:
-                start = max(start, rec.occ_end)
+        start, end = self._after_calls_under_way(agent_id, start, end)
         if start >= end:
             self.last_rebound = []
             return []
@@ -330,13 +329,24 @@ class CallDesk:
         """A new event in the agent's calendar over ``[start, end)`` (``BusyAdded``), learnt at
         ``now``; as :meth:`agent_away` otherwise."""
         self._at(now)
-        return self._disrupt(BusyAdded(agent_id, _utc(start, "start"), _utc(end, "end")))
+        start, end = self._after_calls_under_way(agent_id, start, end)
+        if start >= end:
+            self.last_rebound = []
+            return []
+        return self._disrupt(BusyAdded(agent_id, start, end))
 
     def agent_status(self, agent_id: str, status: AgentStatus, now: datetime) -> list[str]:
         """The agent is marked ``status`` at ``now`` (``StatusChanged``: away or offline until
-        marked available again); as :meth:`agent_away` otherwise."""
+        marked available again); as :meth:`agent_away` otherwise, except that a status has no
+        end to push back: a call under way with the agent is re-placed too, as the engine does.
+        For an absence with an end, use :meth:`agent_away`."""
         self._at(now)
         return self._disrupt(StatusChanged(agent_id, AgentStatus(status)))
+
+    def advance(self, now: datetime) -> None:
+        """Tell the desk the time without anything happening (at the end of a run, so the
+        calls that have started are decided: held, or lost and counted)."""
+        self._at(now)
 
     # --- what the simulation reads -------------------------------------------------------
 
@@ -376,11 +386,30 @@ class CallDesk:
         )
 
     @property
+    def now(self) -> datetime:
+        """The latest moment the desk was told about."""
+        return self._now
+
+    @property
     def state(self) -> BookingState:
         """The engine's state now (for tests and diagnostics; treat it as read-only)."""
         return self._state
 
     # --- internals -----------------------------------------------------------------------
+
+    def _offer(self, capability_id: str, until: datetime) -> list[Slot]:
+        """The first open starts (at least ``pick_among`` when there are that many) of the
+        capability from now to ``until``, asked a day at a time: the engine decides each
+        candidate start on its own (its search memo is a function of the book alone), so these
+        are exactly the first starts of one whole-horizon query, at a fraction of the cost on a
+        busy book (most of which is probing starts the customer would never scroll to)."""
+        out: list[Slot] = []
+        lo = self._now
+        while lo < until and len(out) < self._pick_among:
+            hi = min(lo + OFFER_STEP, until)
+            out += slots.find_slots(self._state, capability_id, lo, hi, self._tz).slots
+            lo = hi
+        return out
 
     def _due_at(self, start: datetime) -> datetime:
         # As the service's bind job: a minute past the edge of the lead time.
@@ -400,7 +429,7 @@ class CallDesk:
         self._now = now
         self._state = slots.advance(self._state, now)
         drop: list[str] = []
-        while self._starts and self._starts[0][0] <= now:
+        while self._starts and self._starts[0][0] < now:  # a call starting now may bind now
             _start, call_id = heapq.heappop(self._starts)
             rec = self._calls[call_id]
             rec.held = rec.agent is not None
@@ -414,6 +443,18 @@ class CallDesk:
             for call_id in drop:
                 del self._live[call_id]
             self._state = self._state.without_calls(drop)
+
+    def _after_calls_under_way(
+        self, agent_id: str, start: datetime, end: datetime
+    ) -> tuple[datetime, datetime]:
+        """``[start, end)`` from now on, starting once the agent's call under way (if any) and
+        its wrap-up are over: the agent finishes the call they are on."""
+        start = max(_utc(start, "start"), self._now)
+        for call_id in self._by_agent.get(agent_id, {}):
+            rec = self._calls[call_id]
+            if rec.start <= self._now < rec.occ_end:
+                start = max(start, rec.occ_end)
+        return start, _utc(end, "end")
 
     def _disrupt(self, change: Change) -> list[str]:
         if change.agent_id not in self._state.agent_index:
@@ -462,3 +503,83 @@ class CallDesk:
             rec.at_risk_at = self._now
             self._n["at_risk"] += 1
         self._sync(call_id)
+
+
+# --- the desk on its own --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """The customer of ``ticket`` opens the booking link of ``capability`` at ``at``."""
+
+    at: datetime
+    ticket: str
+    capability: str
+    owner: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Absence:
+    """``agent`` does not work in ``[start, end)``; the floor learns it at ``known_at``."""
+
+    known_at: datetime
+    agent: str
+    start: datetime
+    end: datetime
+
+
+def drive(
+    desk: CallDesk,
+    requests: Sequence[Request],
+    absences: Sequence[Absence],
+    until: datetime,
+) -> None:
+    """Run ``desk`` alone through customers' requests and absences up to ``until``, binding
+    whenever :meth:`CallDesk.next_due` says, on the simulation's event loop: exactly how
+    :mod:`scenarios.sim` drives it, without the tickets (for tests and the benchmark).
+
+    Event times are float minutes on the loop; a desk moment converted back may fall a rounding
+    error before the loop's ``now``, so it is clamped (a simulation must do the same)."""
+    from scenarios.engine import EventLoop  # the loop is the simulation's; only this uses it
+
+    origin = desk.now
+    loop = EventLoop()
+    booked_at: list[float | None] = [None]  # the one bind run queued (a later one is dropped)
+
+    def minutes(moment: datetime) -> float:
+        return max((moment - origin).total_seconds() / 60.0, loop.now)
+
+    def moment(t: float) -> datetime:
+        return max(origin + timedelta(minutes=t), desk.now)
+
+    def schedule() -> None:
+        due = desk.next_due()
+        if due is None:
+            return
+        t = minutes(due)
+        if booked_at[0] is None or t < booked_at[0]:
+            booked_at[0] = t
+            loop.at(t, on_bind, t)
+
+    def on_bind(t: float, token: float) -> None:
+        if booked_at[0] != token:
+            return  # superseded by an earlier run
+        booked_at[0] = None
+        desk.bind_due(moment(t))
+        schedule()
+
+    def on_request(t: float, req: Request) -> None:
+        desk.request(req.ticket, req.capability, moment(t), owner=req.owner)
+        schedule()
+
+    def on_absence(t: float, gone: Absence) -> None:
+        desk.agent_away(gone.agent, gone.start, gone.end, moment(t))
+        schedule()
+
+    for req in sorted(requests, key=lambda r: (r.at, r.ticket)):
+        loop.at(minutes(req.at), on_request, req)
+    for gone in sorted(absences, key=lambda a: (a.known_at, a.agent, a.start)):
+        loop.at(minutes(gone.known_at), on_absence, gone)
+    schedule()
+    loop.run(minutes(until))
+    desk.advance(until)
