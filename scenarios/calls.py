@@ -28,6 +28,9 @@ How the simulation drives it (``scenarios.sim``):
   disruption repair runs; it returns the calls now at risk, and :attr:`CallDesk.last_rebound`
   holds the bound calls it moved to another agent (same tuples as ``bind_due``). A call already
   under way keeps its agent: the absence starts once that call's occupancy is over.
+- after each :meth:`CallDesk.bind_due` and disruption, :attr:`CallDesk.last_changed` names every
+  agent whose bound calls changed (gained, lost to another agent, or lost to *at risk*, which
+  unbinds: a bookings list alone does not show that): re-read their :meth:`CallDesk.busy_for`.
 - :meth:`CallDesk.busy_for` is the truth at any moment: the occupancies of the calls bound to
   the agent (past ones included), sorted.
 - at the end, :meth:`CallDesk.advance` to the run's end (so the calls that started are decided
@@ -211,6 +214,8 @@ class CallDesk:
         self._next_prune = self._now + PRUNE_EVERY
         self._seq = 0
         self.last_rebound: list[Booking] = []
+        self.last_changed: list[str] = []
+        self._changed: dict[str, None] = {}
         self._n: dict[str, int] = dict.fromkeys(
             ("requests", "booked", "no_slot", "refused", "bound", "rebinds", "at_risk", "lost",
              "disruptions"), 0
@@ -291,6 +296,7 @@ class CallDesk:
         as ``(call_id, agent_id, start, occupancy end)``; calls nobody can cover are marked at
         risk."""
         self._at(now)
+        self._changed = {}
         t0 = time.perf_counter()
         result = jit.assign_due(
             self._state,
@@ -312,6 +318,7 @@ class CallDesk:
             self._risk(risk.call_id)
             rec = self._calls[risk.call_id]
             rec.offered = rec.start < horizon  # a due call: tried now, retried by any later run
+        self.last_changed = list(self._changed)
         return out
 
     def agent_away(self, agent_id: str, start: datetime, end: datetime, now: datetime) -> list[str]:
@@ -321,7 +328,7 @@ class CallDesk:
         self._at(now)
         start, end = self._after_calls_under_way(agent_id, start, end)
         if start >= end:
-            self.last_rebound = []
+            self.last_rebound, self.last_changed = [], []
             return []
         return self._disrupt(ShiftRemoved(agent_id, start, end))
 
@@ -331,7 +338,7 @@ class CallDesk:
         self._at(now)
         start, end = self._after_calls_under_way(agent_id, start, end)
         if start >= end:
-            self.last_rebound = []
+            self.last_rebound, self.last_changed = [], []
             return []
         return self._disrupt(BusyAdded(agent_id, start, end))
 
@@ -459,6 +466,7 @@ class CallDesk:
     def _disrupt(self, change: Change) -> list[str]:
         if change.agent_id not in self._state.agent_index:
             raise ValueError(f"unknown agent {change.agent_id!r}")
+        self._changed = {}
         t0 = time.perf_counter()
         report: DisruptionReport = jit.disrupt(self._state, change)
         self._wall["disrupt"] += time.perf_counter() - t0
@@ -472,6 +480,7 @@ class CallDesk:
         for risk in report.at_risk:
             self._risk(risk.call_id)
             at_risk.append(risk.call_id)
+        self.last_changed = list(self._changed)
         return at_risk
 
     def _sync(self, call_id: str) -> bool:
@@ -482,6 +491,9 @@ class CallDesk:
             return False
         if rec.agent is not None:
             del self._by_agent[rec.agent][call_id]
+            self._changed[rec.agent] = None
+        if agent is not None:
+            self._changed[agent] = None
         if agent is None:  # unbound (at risk): it needs binding again when due
             rec.agent = None
             rec.offered = False

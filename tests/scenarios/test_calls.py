@@ -173,6 +173,7 @@ def test_a_booked_call_is_bound_just_in_time_to_a_qualified_working_agent() -> N
     assert binding[:3] == (call, "a2", start)
     assert binding[3] == start + timedelta(minutes=35)  # occupancy: call + buffer
     assert desk.busy_for("a2") == [(start, binding[3])]
+    assert desk.last_changed == ["a2"]
     assert desk.next_due() is None
 
     # Booked with notice: bound at the lead time before its start, not a minute earlier.
@@ -204,6 +205,7 @@ def test_an_absence_rebinds_the_call_to_another_qualified_agent() -> None:
     assert desk.agent_away(holder, _at(7), _at(24), _at(6.5)) == []
     occupied = (_at(8), _at(8) + timedelta(minutes=35))
     assert desk.last_rebound == [(call, other, *occupied)]
+    assert desk.last_changed == [holder, other]
     assert desk.busy_for(holder) == [] and desk.busy_for(other) == [occupied]
     drive(desk, [], [], world.end)
     ix = {name: k for k, name in enumerate(CALL_COLUMNS)}
@@ -238,6 +240,7 @@ def test_an_absence_nobody_can_cover_reports_the_call_at_risk() -> None:
         third
     ]
     assert desk.busy_for(bound[second]) == [(_at(8), _at(8) + timedelta(minutes=35))]
+    assert desk.last_rebound == [] and desk.last_changed == [bound[second]]
     assert desk.next_due() == desk.now  # unbound inside the lead time: binding retries at once
     assert desk.bind_due(desk.now) == []
     drive(desk, [], [], world.end)
