@@ -135,6 +135,7 @@ class DeskStats:
     at_risk: int  # calls that were ever reported uncoverable
     lost: int  # calls that reached their start with nobody bound
     disruptions: int
+    bind_runs: int
     slots_seconds: float
     book_seconds: float
     jit_seconds: float
@@ -218,7 +219,7 @@ class CallDesk:
         self._changed: dict[str, None] = {}
         self._n: dict[str, int] = dict.fromkeys(
             ("requests", "booked", "no_slot", "refused", "bound", "rebinds", "at_risk", "lost",
-             "disruptions"), 0
+             "disruptions", "bind_runs"), 0
         )  # fmt: skip
         self._wall: dict[str, float] = dict.fromkeys(("slots", "book", "jit", "disrupt"), 0.0)
 
@@ -297,6 +298,7 @@ class CallDesk:
         risk."""
         self._at(now)
         self._changed = {}
+        self._n["bind_runs"] += 1
         t0 = time.perf_counter()
         result = jit.assign_due(
             self._state,

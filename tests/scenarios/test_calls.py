@@ -323,7 +323,22 @@ def test_nobody_is_double_booked_and_every_held_call_had_a_qualified_working_age
 ) -> None:
     world, requests, absences, seed = floor
     desk = _desk(world, seed=seed, jit_method="greedy" if seed % 2 else "cpsat")
-    drive(desk, requests, absences, world.end)
+    # Six hours at a time, checking the engine's whole book against the booking rules (written
+    # from the rules, not the engine's grid) between: overlaps, shifts, skills, team reserves.
+    for k in range(1, 5):
+        lo, hi = world.start + timedelta(hours=6 * (k - 1)), world.start + timedelta(hours=6 * k)
+        drive(
+            desk,
+            [r for r in requests if lo <= r.at < hi],
+            [a for a in absences if lo <= a.known_at < hi],
+            hi,
+        )
+        cover = {c: a for c, a in slots.witness(desk.state).items() if a is not None}
+        assert slots.validate_calls(desk.state, cover) == [
+            f"{c}: nobody covers it"
+            for c in (call.id for call in desk.state.calls)
+            if c not in cover and call_end(desk, c) > desk.now
+        ]
     stats = desk.stats
     assert stats.refused == 0  # every offered start booked
     assert stats.booked + stats.no_slot == stats.requests == len(requests)
@@ -353,6 +368,10 @@ def test_nobody_is_double_booked_and_every_held_call_had_a_qualified_working_age
         busy = desk.busy_for(agent)
         for (_s1, e1), (s2, _e2) in itertools.pairwise(busy):
             assert e1 <= s2, (agent, busy)
+
+
+def call_end(desk: CallDesk, call_id: str) -> datetime:
+    return desk.state.call(call_id).end
 
 
 def _day(seed: int) -> tuple[World, list[Request], list[Absence]]:
