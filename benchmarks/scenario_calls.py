@@ -1,7 +1,8 @@
 """What live calls cost inside a what-if simulation: the booking engine driven by CallDesk.
 
     python -m benchmarks.scenario_calls [--baseline scenarios/examples/baseline.yaml]
-        [--per-hour 0] [--copies 1] [--days N] [--jit cpsat|greedy] [--seed 7]
+        [--per-hour 0] [--copies 1] [--days N] [--jit cpsat|greedy] [--on-risk keep|rebook]
+        [--seed 7]
 
 Runs :class:`scenarios.calls.CallDesk` alone (``scenarios.calls.drive``: the loop the simulation
 runs, without the tickets) over a planner's world: the customers who booked a call in the
@@ -86,6 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--copies", type=int, default=1)
     parser.add_argument("--days", type=int, default=None)
     parser.add_argument("--jit", choices=("cpsat", "greedy"), default="cpsat")
+    parser.add_argument("--on-risk", choices=("keep", "rebook"), default="keep")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
 
@@ -96,7 +98,12 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     agents = booking_agents(world)
     desk = CallDesk(
-        world, agents, now=world.start, rng=np.random.default_rng(args.seed), jit_method=args.jit
+        world,
+        agents,
+        now=world.start,
+        rng=np.random.default_rng(args.seed),
+        jit_method=args.jit,
+        on_risk=args.on_risk,
     )
     t1 = time.perf_counter()
     drive(desk, reqs, gone, world.end)
@@ -109,12 +116,14 @@ def main(argv: list[str] | None = None) -> None:
 
     print(
         f"{world.name}: {len(world.agents)} agents, {world.days} days, "
-        f"{len(world.capabilities)} capabilities, jit={args.jit}, seed={args.seed}"
+        f"{len(world.capabilities)} capabilities, jit={args.jit}, on_risk={args.on_risk}, "
+        f"seed={args.seed}"
     )
     print(
         f"requests {st.requests}  booked {st.booked}  no slot {st.no_slot}  refused {st.refused}"
         f"  bound {st.bound}  rebinds {st.rebinds}  at risk {st.at_risk}  lost {st.lost}"
-        f"  absences {len(gone)}  bind runs {st.bind_runs}"
+        f"  rebooked {st.rebooked}  dropped {st.dropped}  absences {len(gone)}"
+        f"  bind runs {st.bind_runs}"
     )
     print(f"per request (slots + booking) {ms(st.slots_seconds + st.book_seconds, st.requests)}")
     print(f"  of which the slot query     {ms(st.slots_seconds, st.requests)}")

@@ -50,7 +50,19 @@ with exactly one draw from ``rng`` per request whatever is offered, so two scena
 **Determinism.** Just-in-time binding runs the engine's own method (greedy, then CP-SAT), but the
 model's effort is bounded in CP-SAT's *deterministic* time (``jit_budget``, single worker, fixed
 seed) instead of the service's wall-clock limit, so a run is a pure function of its inputs.
-``jit_method="greedy"`` stops after the greedy pass (the engine's fallback), several times faster.
+``jit_method="greedy"`` stops after the greedy pass (the engine's fallback): about half the
+time per run (``python -m benchmarks.scenario_calls --jit greedy``).
+
+**A call at risk** (nobody can cover it any more) is what the service reports as
+``booking.at_risk``, so that the customer can be offered another time. ``on_risk="keep"``
+(default) models the engine alone: the call stays booked, every later repair and binding tries
+it again, and if it reaches its start unbound it is ``lost``. ``on_risk="rebook"`` models the
+customer taking the offer at once: the call is cancelled (its row stays: at risk, not held) and
+the customer books another of the first open starts, as on first booking (a new call of the same
+ticket; :attr:`CallDesk.last_rebooked` pairs old and new ids, None: no other time was offered,
+counted as ``dropped``). Rebooking draws come from a stream of their own, seeded by one draw taken
+at construction, so the customers' first choices stay common random numbers. ``stats.booked``
+counts rebookings; ``stats.requests`` does not.
 
 **Keeping the state small.** As in the service, the state holds only calls that still hold (or
 will hold) an agent: every ``PRUNE_EVERY`` of simulated time, calls whose occupancy is over are
@@ -98,6 +110,7 @@ JIT_SOLVER_PARAMS: Mapping[str, Any] = MappingProxyType(
     {"cp_model_presolve": False, "linearization_level": 2}
 )
 JIT_METHODS = ("cpsat", "greedy")
+ON_RISK = ("keep", "rebook")
 
 Booking = tuple[str, str, datetime, datetime]  # (call_id, agent_id, start, occupancy end)
 
@@ -113,6 +126,7 @@ class _Record:
     start: datetime
     end: datetime
     occ_end: datetime  # end + the capability's buffer: when the agent is free again
+    owner: str | None = None  # the ticket's holder when it was booked (JIT prefers them)
     agent: str | None = None  # bound now
     last_agent: str | None = None  # the last agent it was ever bound to
     bound_at: datetime | None = None
@@ -120,6 +134,7 @@ class _Record:
     at_risk_at: datetime | None = None
     held: bool | None = None  # decided at its start: bound then (None: not started yet)
     offered: bool = False  # offered to binding (and left unbound) since it was last unbound
+    cancelled: bool = False  # at risk, and the customer took another time (on_risk="rebook")
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +151,8 @@ class DeskStats:
     lost: int  # calls that reached their start with nobody bound
     disruptions: int
     bind_runs: int
+    rebooked: int  # at-risk calls the customer moved to another offered time (on_risk="rebook")
+    dropped: int  # at-risk calls whose customer was offered no other time (on_risk="rebook")
     slots_seconds: float
     book_seconds: float
     jit_seconds: float
@@ -185,6 +202,7 @@ class CallDesk:
         jit_method: str = "cpsat",
         jit_budget: float = JIT_BUDGET,
         tz: str | None = None,
+        on_risk: str = "keep",
     ) -> None:
         if pick_among < 1:
             raise ValueError(f"pick_among must be at least 1, got {pick_among!r}")
@@ -192,6 +210,15 @@ class CallDesk:
             raise ValueError(f"jit_method must be one of {', '.join(JIT_METHODS)}")
         if lead <= timedelta(0):
             raise ValueError("lead must be positive")
+        if on_risk not in ON_RISK:
+            raise ValueError(f"on_risk must be one of {', '.join(ON_RISK)}, got {on_risk!r}")
+        self._on_risk = on_risk
+        # Rebooking customers draw from their own stream (seeded by one draw taken now), so the
+        # first choices of every customer stay draw for draw what they are without rebooking.
+        self._rebook_rng = (
+            np.random.default_rng(int(rng.integers(2**63))) if on_risk == "rebook" else None
+        )
+        self.last_rebooked: list[tuple[str, str | None]] = []
         self._world = world
         self._rng = rng
         self._pick_among = pick_among
@@ -219,7 +246,7 @@ class CallDesk:
         self._changed: dict[str, None] = {}
         self._n: dict[str, int] = dict.fromkeys(
             ("requests", "booked", "no_slot", "refused", "bound", "rebinds", "at_risk", "lost",
-             "disruptions", "bind_runs"), 0
+             "disruptions", "bind_runs", "rebooked", "dropped"), 0
         )  # fmt: skip
         self._wall: dict[str, float] = dict.fromkeys(("slots", "book", "jit", "disrupt"), 0.0)
 
@@ -237,12 +264,20 @@ class CallDesk:
         self._at(now)
         self._n["requests"] += 1
         u = float(self._rng.random())  # one draw per request, always (common random numbers)
+        call_id = self._book_for(ticket_id, capability_id, owner, u)
+        if call_id is None:
+            self._n["no_slot"] += 1
+        return call_id
+
+    def _book_for(
+        self, ticket_id: str, capability_id: str, owner: str | None, u: float
+    ) -> str | None:
+        """Offer the customer the open starts, book the one ``u`` picks: the call id, or None."""
         cap = self._state.capability(capability_id)
         t0 = time.perf_counter()
         offered = self._offer(capability_id, self._now + cap.horizon)
         self._wall["slots"] += time.perf_counter() - t0
         if not offered:
-            self._n["no_slot"] += 1
             return None
         first = offered[: self._pick_among]
         choice = first[min(int(u * len(first)), len(first) - 1)]
@@ -269,7 +304,7 @@ class CallDesk:
             call = result.call
             occ_end = call.end + timedelta(minutes=cap.buffer_minutes)
             self._calls[call.id] = _Record(
-                call.id, ticket_id, capability_id, self._now, call.start, call.end, occ_end
+                call.id, ticket_id, capability_id, self._now, call.start, call.end, occ_end, owner
             )
             self._live[call.id] = None
             heapq.heappush(self._starts, (call.start, call.id))
@@ -321,6 +356,7 @@ class CallDesk:
             rec = self._calls[risk.call_id]
             rec.offered = rec.start < horizon  # a due call: tried now, retried by any later run
         self.last_changed = list(self._changed)
+        self._rebook([r.call_id for r in result.at_risk])
         return out
 
     def agent_away(self, agent_id: str, start: datetime, end: datetime, now: datetime) -> list[str]:
@@ -330,7 +366,7 @@ class CallDesk:
         self._at(now)
         start, end = self._after_calls_under_way(agent_id, start, end)
         if start >= end:
-            self.last_rebound, self.last_changed = [], []
+            self.last_rebound, self.last_changed, self.last_rebooked = [], [], []
             return []
         return self._disrupt(ShiftRemoved(agent_id, start, end))
 
@@ -340,7 +376,7 @@ class CallDesk:
         self._at(now)
         start, end = self._after_calls_under_way(agent_id, start, end)
         if start >= end:
-            self.last_rebound, self.last_changed = [], []
+            self.last_rebound, self.last_changed, self.last_rebooked = [], [], []
             return []
         return self._disrupt(BusyAdded(agent_id, start, end))
 
@@ -441,6 +477,8 @@ class CallDesk:
         while self._starts and self._starts[0][0] < now:  # a call starting now may bind now
             _start, call_id = heapq.heappop(self._starts)
             rec = self._calls[call_id]
+            if rec.cancelled:
+                continue
             rec.held = rec.agent is not None
             if not rec.held:
                 self._n["lost"] += 1
@@ -483,7 +521,31 @@ class CallDesk:
             self._risk(risk.call_id)
             at_risk.append(risk.call_id)
         self.last_changed = list(self._changed)
+        self._rebook(at_risk)
         return at_risk
+
+    def _rebook(self, call_ids: list[str]) -> None:
+        """``on_risk="rebook"``: the customers of calls just found uncoverable are told at once
+        and offered another time through the same link (as the service's ``booking.at_risk``
+        invites): each at-risk call is cancelled and its customer takes one of the first open
+        starts, as on first booking. The old call stays in the rows (at risk, not held)."""
+        self.last_rebooked = []
+        if self._rebook_rng is None:
+            return
+        gone = [c for c in call_ids if c in self._live and self._calls[c].agent is None]
+        if not gone:
+            return
+        for call_id in gone:
+            rec = self._calls[call_id]
+            rec.cancelled, rec.held = True, False
+            del self._live[call_id]
+        self._state = self._state.without_calls(gone)
+        for call_id in gone:
+            rec = self._calls[call_id]
+            u = float(self._rebook_rng.random())
+            new = self._book_for(rec.ticket, rec.capability, rec.owner, u)
+            self._n["rebooked" if new is not None else "dropped"] += 1
+            self.last_rebooked.append((call_id, new))
 
     def _sync(self, call_id: str) -> bool:
         """Take the call's binding from the engine's state; True if its agent changed."""

@@ -322,7 +322,12 @@ def test_nobody_is_double_booked_and_every_held_call_had_a_qualified_working_age
     floor: tuple[World, list[Request], list[Absence], int],
 ) -> None:
     world, requests, absences, seed = floor
-    desk = _desk(world, seed=seed, jit_method="greedy" if seed % 2 else "cpsat")
+    desk = _desk(
+        world,
+        seed=seed,
+        jit_method="greedy" if seed % 2 else "cpsat",
+        on_risk="rebook" if seed % 3 == 0 else "keep",
+    )
     # Six hours at a time, checking the engine's whole book against the booking rules (written
     # from the rules, not the engine's grid) between: overlaps, shifts, skills, team reserves.
     for k in range(1, 5):
@@ -341,7 +346,7 @@ def test_nobody_is_double_booked_and_every_held_call_had_a_qualified_working_age
         ]
     stats = desk.stats
     assert stats.refused == 0  # every offered start booked
-    assert stats.booked + stats.no_slot == stats.requests == len(requests)
+    assert stats.booked - stats.rebooked + stats.no_slot == stats.requests == len(requests)
     caps = {c.id: c for c in world.capabilities}
     spans: dict[str, list[tuple[datetime, datetime]]] = {}
     ix = {name: k for k, name in enumerate(CALL_COLUMNS)}
@@ -440,3 +445,26 @@ def test_a_calendar_event_moves_the_call_and_a_status_change_too() -> None:
     assert desk.busy_for(again[1]) == [(again[2], again[3])]
     assert desk.agent_status(again[1], AgentStatus.OFFLINE, _at(7)) == [call]
     assert desk.stats.rebinds == 2 and desk.stats.at_risk == 1
+
+
+def test_with_rebooking_the_customer_of_an_at_risk_call_takes_another_time() -> None:
+    world = _world([_agent(0, level=2), _agent(1, level=2)], [_cap(notice=0)], days=2)
+    desk = _desk(world, pick_among=1, on_risk="rebook")
+    call = desk.request("t0", "net", _at(7.5))
+    assert call is not None and desk.state.call(call).start == _at(8)
+    desk.bind_due(desk.now)
+    assert desk.agent_away("a0", _at(8), _at(24), _at(7.75)) in ([], [call])
+    assert desk.agent_away("a1", _at(8), _at(24), _at(7.75)) in ([], [call])
+    assert desk.stats.at_risk == 1
+    ((old, new),) = desk.last_rebooked
+    assert old == call and new is not None
+    assert desk.state.call(new).start == _at(32)  # nobody works again before 08:00 tomorrow
+    assert call not in {c.id for c in desk.state.calls}
+    drive(desk, [], [], world.end)
+    ix = {name: k for k, name in enumerate(CALL_COLUMNS)}
+    rows = {r[0]: r for r in desk.rows()}
+    assert rows[call][ix["at_risk_at"]] == _at(7.75) and rows[call][ix["held"]] is False
+    assert rows[new][ix["ticket"]] == "t0" and rows[new][ix["held"]] is True
+    assert rows[new][ix["booked_at"]] == _at(7.75)
+    st = desk.stats
+    assert (st.rebooked, st.dropped, st.lost, st.booked, st.requests) == (1, 0, 0, 2, 1)
