@@ -468,3 +468,29 @@ def test_with_rebooking_the_customer_of_an_at_risk_call_takes_another_time() -> 
     assert rows[new][ix["booked_at"]] == _at(7.75)
     st = desk.stats
     assert (st.rebooked, st.dropped, st.lost, st.booked, st.requests) == (1, 0, 0, 2, 1)
+
+
+def test_across_the_dst_change_slots_follow_local_time() -> None:
+    """Berlin moves to summer time on Sunday 29 March: a Monday 09:00 local shift starts at
+    07:00 UTC, not 08:00, and the customer's first slot is there."""
+    weekdays = ShiftPattern((0, 1, 2, 3, 4), time(9), time(17))
+    plans = [AgentPlan(f"a{i}", "t1", {"net": 2}, (weekdays,), "Europe/Berlin") for i in range(2)]
+    world = World(
+        "dst",
+        MONDAY + timedelta(days=5),  # Saturday 28 March
+        3,
+        (Skill("net"), Skill("de")),
+        (Team("t1"), Team("t2")),
+        tuple(plans),
+        Demand(),
+        capabilities=(_cap(horizon_days=3),),
+        timezone="Europe/Berlin",
+    )
+    desk = _desk(world, pick_among=1)
+    call = desk.request("t0", "net", world.start + timedelta(hours=20))
+    assert call is not None
+    assert desk.state.call(call).start == datetime(2026, 3, 30, 7, 0, tzinfo=UTC)
+    drive(desk, [], [], world.end)
+    (row,) = desk.rows()
+    assert row[CALL_COLUMNS.index("held")] is True
+    assert row[CALL_COLUMNS.index("bound_at")] == datetime(2026, 3, 30, 5, 1, tzinfo=UTC)
