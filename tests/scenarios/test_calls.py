@@ -25,7 +25,7 @@ from scenarios.calls import (
 from scenarios.model import AgentPlan, Break, Demand, ShiftPattern, World
 from scenarios.results import CALL_COLUMNS, frame
 from solver import jit, slots
-from solver.capability import Capability
+from solver.capability import BookingState, Capability
 from solver.jit.model import DEFAULT_SOLVER_PARAMS
 from solver.problem import AgentStatus, Skill, Team
 
@@ -344,6 +344,7 @@ def test_nobody_is_double_booked_and_every_held_call_had_a_qualified_working_age
             for c in (call.id for call in desk.state.calls)
             if c not in cover and call_end(desk, c) > desk.now
         ]
+        _offered_starts_book(desk, cover)
     stats = desk.stats
     assert stats.refused == 0  # every offered start booked
     assert stats.booked - stats.rebooked + stats.no_slot == stats.requests == len(requests)
@@ -373,6 +374,18 @@ def test_nobody_is_double_booked_and_every_held_call_had_a_qualified_working_age
         busy = desk.busy_for(agent)
         for (_s1, e1), (s2, _e2) in itertools.pairwise(busy):
             assert e1 <= s2, (agent, busy)
+
+
+def _offered_starts_book(desk: CallDesk, cover: dict[str, str]) -> None:
+    """On a copy of the desk's book (the engine rebuilt from the same cover), each of the
+    first starts offered for each capability in the coming day books."""
+    now = desk.now
+    for cap in desk.state.capabilities:
+        copy = BookingState(now, desk.state.agents, desk.state.capabilities, desk.state.calls,
+                            cover=cover)  # fmt: skip
+        for slot in slots.find_slots(copy, cap.id, now, now + timedelta(days=1)).slots[:8]:
+            again = BookingState(now, copy.agents, copy.capabilities, copy.calls, cover=cover)
+            assert slots.book(again, cap.id, slot.start, alternatives=0).booked, slot
 
 
 def call_end(desk: CallDesk, call_id: str) -> datetime:
