@@ -31,6 +31,8 @@ How the simulation drives it (``scenarios.sim``):
 - after each :meth:`CallDesk.bind_due` and disruption, :attr:`CallDesk.last_changed` names every
   agent whose bound calls changed (gained, lost to another agent, or lost to *at risk*, which
   unbinds: a bookings list alone does not show that): re-read their :meth:`CallDesk.busy_for`.
+- :meth:`CallDesk.owner_changed` when a ticket with a call changes hands (optional: binding
+  prefers the ticket's owner, as the service does; without it, the owner at booking counts).
 - :meth:`CallDesk.busy_for` is the truth at any moment: the occupancies of the calls bound to
   the agent (past ones included), sorted.
 - at the end, :meth:`CallDesk.advance` to the run's end (so the calls that started are decided
@@ -76,7 +78,7 @@ from __future__ import annotations
 import heapq
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
@@ -238,6 +240,8 @@ class CallDesk:
         )
         self._calls: dict[str, _Record] = {}  # every call ever booked, in booking order
         self._live: dict[str, None] = {}  # calls in the engine's state (ordered set)
+        self._by_ticket: dict[str, list[str]] = {}  # ticket -> its calls, in booking order
+        self._owners: dict[str, str | None] = {}  # owner changes not yet given to the engine
         self._by_agent: dict[str, dict[str, None]] = {}  # agent -> calls bound to them now
         self._starts: list[tuple[datetime, str]] = []  # calls not started yet (heap)
         self._pending: list[tuple[datetime, str]] = []  # (due, call) awaiting binding (heap)
@@ -309,6 +313,7 @@ class CallDesk:
                 call.id, ticket_id, capability_id, self._now, call.start, call.end, occ_end, owner
             )
             self._live[call.id] = None
+            self._by_ticket.setdefault(ticket_id, []).append(call.id)
             heapq.heappush(self._starts, (call.start, call.id))
             heapq.heappush(self._pending, (self._due_at(call.start), call.id))
             self._n["booked"] += 1
@@ -334,6 +339,7 @@ class CallDesk:
         as ``(call_id, agent_id, start, occupancy end)``; calls nobody can cover are marked at
         risk."""
         self._at(now)
+        self._give_owners()
         self._changed = {}
         self._n["bind_runs"] += 1
         t0 = time.process_time()
@@ -360,6 +366,14 @@ class CallDesk:
         self.last_changed = list(self._changed)
         self._rebook([r.call_id for r in result.at_risk])
         return out
+
+    def owner_changed(self, ticket_id: str, agent_id: str | None) -> None:
+        """The ticket now belongs to ``agent_id`` (None: back to its team's queue). Just-in-time
+        binding prefers a call's ticket owner, as the service reads it when it binds: the change
+        reaches the engine at the next :meth:`bind_due` (one rebuild of its index then, only if
+        a call still waiting for an agent changed owner)."""
+        if ticket_id in self._by_ticket:
+            self._owners[ticket_id] = agent_id
 
     def agent_away(self, agent_id: str, start: datetime, end: datetime, now: datetime) -> list[str]:
         """``agent_id`` does not work in ``[start, end)`` after all (an absence), learnt at
@@ -492,6 +506,24 @@ class CallDesk:
             for call_id in drop:
                 del self._live[call_id]
             self._state = self._state.without_calls(drop)
+
+    def _give_owners(self) -> None:
+        if not self._owners:
+            return
+        updated = []
+        for ticket, owner in self._owners.items():
+            for call_id in self._by_ticket[ticket]:
+                rec = self._calls[call_id]
+                rec.owner = owner
+                if call_id in self._live and rec.agent is None:
+                    call = self._state.call(call_id)
+                    if call.owner_agent != owner:
+                        updated.append(replace(call, owner_agent=owner))
+        self._owners = {}
+        if updated:
+            # Carry the engine's current cover into the state first (without_calls does), so
+            # the rebuilt index starts from the cover it had.
+            self._state = self._state.without_calls(()).with_calls(updated)
 
     def _after_calls_under_way(
         self, agent_id: str, start: datetime, end: datetime

@@ -345,6 +345,8 @@ def test_nobody_is_double_booked_and_every_held_call_had_a_qualified_working_age
             if c not in cover and call_end(desk, c) > desk.now
         ]
         _offered_starts_book(desk, cover)
+        for req in requests[k - 1 :: 4]:  # tickets change hands: binding follows the owner
+            desk.owner_changed(req.ticket, f"a{k % len(world.agents)}")
     stats = desk.stats
     assert stats.refused == 0  # every offered start booked
     assert stats.booked - stats.rebooked + stats.no_slot == stats.requests == len(requests)
@@ -507,3 +509,22 @@ def test_across_the_dst_change_slots_follow_local_time() -> None:
     (row,) = desk.rows()
     assert row[CALL_COLUMNS.index("held")] is True
     assert row[CALL_COLUMNS.index("bound_at")] == datetime(2026, 3, 30, 5, 1, tzinfo=UTC)
+
+
+def test_binding_prefers_the_tickets_owner_as_it_is_when_binding() -> None:
+    world = _world([_agent(0, level=2), _agent(1, level=2)], [_cap()])
+
+    def bound_to(owner_at_booking: str | None, owner_later: str | None) -> str:
+        desk = _desk(world, pick_among=1)
+        assert desk.request("t0", "net", _at(5), owner=owner_at_booking) is not None
+        if owner_later is not None:
+            desk.owner_changed("t0", owner_later)
+        desk.owner_changed("unknown-ticket", "a0")  # no call: nothing to tell the engine
+        (binding,) = desk.bind_due(desk.next_due() or desk.now)
+        return binding[1]
+
+    default = bound_to(None, None)
+    other = "a1" if default == "a0" else "a0"
+    assert bound_to(other, None) == other
+    assert bound_to(None, other) == other
+    assert bound_to(default, other) == other
