@@ -242,6 +242,7 @@ class CallDesk:
         self._live: dict[str, None] = {}  # calls in the engine's state (ordered set)
         self._by_ticket: dict[str, list[str]] = {}  # ticket -> its calls, in booking order
         self._owners: dict[str, str | None] = {}  # owner changes not yet given to the engine
+        self._tried: dict[str, None] = {}  # due calls binding found nobody for (offered)
         self._by_agent: dict[str, dict[str, None]] = {}  # agent -> calls bound to them now
         self._starts: list[tuple[datetime, str]] = []  # calls not started yet (heap)
         self._pending: list[tuple[datetime, str]] = []  # (due, call) awaiting binding (heap)
@@ -363,6 +364,8 @@ class CallDesk:
             self._risk(risk.call_id)
             rec = self._calls[risk.call_id]
             rec.offered = rec.start < horizon  # a due call: tried now, retried by any later run
+            if rec.offered:
+                self._tried[risk.call_id] = None
         self.last_changed = list(self._changed)
         self._rebook([r.call_id for r in result.at_risk])
         return out
@@ -556,7 +559,23 @@ class CallDesk:
             at_risk.append(risk.call_id)
         self.last_changed = list(self._changed)
         self._rebook(at_risk)
+        self._rescued()
         return at_risk
+
+    def _rescued(self) -> None:
+        """Due calls binding found nobody for that a repair has since covered (the engine's
+        search can find room where an earlier one did not) wait for binding again, at once."""
+        if not self._tried:
+            return
+        cover = slots.witness(self._state)
+        for call_id in list(self._tried):
+            rec = self._calls[call_id]
+            if call_id not in self._live or rec.agent is not None:
+                del self._tried[call_id]
+            elif cover.get(call_id) is not None:
+                del self._tried[call_id]
+                rec.offered = False
+                heapq.heappush(self._pending, (self._due_at(rec.start), call_id))
 
     def _rebook(self, call_ids: list[str]) -> None:
         """``on_risk="rebook"``: the customers of calls just found uncoverable are told at once
