@@ -468,8 +468,8 @@ def test_with_rebooking_the_customer_of_an_at_risk_call_takes_another_time() -> 
     call = desk.request("t0", "net", _at(7.5))
     assert call is not None and desk.state.call(call).start == _at(8)
     desk.bind_due(desk.now)
-    assert desk.agent_away("a0", _at(8), _at(24), _at(7.75)) in ([], [call])
-    assert desk.agent_away("a1", _at(8), _at(24), _at(7.75)) in ([], [call])
+    assert desk.agent_away("a0", _at(8), _at(24), _at(7.75)) == []
+    assert desk.agent_away("a1", _at(8), _at(24), _at(7.75)) == [call]
     assert desk.stats.at_risk == 1
     ((old, new),) = desk.last_rebooked
     assert old == call and new is not None
