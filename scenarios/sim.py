@@ -505,6 +505,8 @@ class _Run:
             tk.first_assigned = t
         before_id = None if before is None else self.agents[before].plan.id
         self.moves.append((tk.spec.id, t, before_id, agent.plan.id, source))
+        if tk.call is not None and self.desk is not None:
+            self.desk.owner_changed(tk.spec.id, agent.plan.id)  # JIT prefers the owner
         self.recent.append((t, a))
         self.recent_count[a] = self.recent_count.get(a, 0) + 1
         if kick and agent.current is None:
@@ -527,6 +529,8 @@ class _Run:
         if tk.agent is not None:
             agent = self._take_back(tk)
             self.moves.append((tk.spec.id, t, agent.plan.id, None, source))
+            if tk.call is not None and self.desk is not None:
+                self.desk.owner_changed(tk.spec.id, None)
         (self.waiting_live if tk.live else self.waiting_other)[tk.n] = None
 
     # ------------------------------------------------------------------ work
