@@ -7,7 +7,9 @@ core, and prints the wall time, the events per second and the machine's load ave
 machine is shared: read a figure beside its load). The target (issue 13) is <= 60 s.
 
 ``--profile`` runs it under pyinstrument and prints the profile. ``--days``, ``--agents`` and
-``--per-day`` size the world; ``--policy`` switches the routing. Other modes add their own
+``--per-day`` size the world; ``--policy`` switches the routing; ``--call-share`` has that share
+of tier 2's email customers book a live call with an engineer (the production booking engine
+inside the run: slots, just-in-time binding, disruption by absences). Other modes add their own
 flags to :func:`main`'s parser (``--engines``, ``--sweep``).
 """
 
@@ -17,7 +19,7 @@ import argparse
 import os
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from datetime import time as clock
 
 from scenarios.model import (
@@ -31,6 +33,7 @@ from scenarios.model import (
     World,
 )
 from scenarios.results import RunResult
+from solver.capability import Capability
 from solver.problem import Priority, Skill, Team, TeamScope
 
 START = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday; the month holds Europe's DST change
@@ -42,6 +45,17 @@ HOURLY = (
     0.07, 0.075, 0.08, 0.075, 0.07, 0.06, 0.045, 0.035, 0.025, 0.02, 0.012, 0.008,
 )  # fmt: skip
 WEEKEND = 0.3
+# With --call-share: that share of tier 2's email customers book a call with an engineer.
+CAPABILITY = Capability(
+    "net-call",
+    requirements={"networking": 2},
+    call_minutes=30,
+    buffer_minutes=5,
+    horizon=timedelta(days=14),
+    min_notice=timedelta(hours=2),
+    granularity_minutes=15,
+    reserve=0.2,
+)
 SHIFTS = (
     (clock(6), clock(14), clock(10)),
     (clock(8), clock(16), clock(12)),
@@ -73,6 +87,7 @@ def bench_world(
     per_day: float = 50_000 / 30,
     policy: str = "production",
     time_limit_s: float = 0.2,
+    call_share: float = 0.0,
 ) -> World:
     """A seeded, deterministic world of the benchmark's size (see the module docstring)."""
     weekdays = (0, 1, 2, 3, 4)
@@ -120,6 +135,8 @@ def bench_world(
             priority=Priority.HIGH if channel == "phone" else Priority.NORMAL,
             effort_minutes=effort,
             effort_cv=0.8,
+            call=CAPABILITY.id if call_share and team == "tier2" and channel == "email" else None,
+            call_share=call_share if team == "tier2" and channel == "email" else 0.0,
         )
         for team, channel, skills, share, effort in MIX
         for day in range(7)
@@ -146,6 +163,7 @@ def bench_world(
             time_limit_s=time_limit_s,
             patience_minutes=8,
         ),
+        capabilities=(CAPABILITY,) if call_share else (),
         timezone="Europe/Berlin",
         interval_minutes=30,
     )
@@ -182,10 +200,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--per-day", type=float, default=50_000 / 30)
     parser.add_argument("--policy", default="production")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--call-share",
+        type=float,
+        default=0.0,
+        help="share of tier 2's email tickets whose customer books a live call (default 0)",
+    )
     parser.add_argument("--profile", action="store_true", help="print a pyinstrument profile")
     args = parser.parse_args(argv)
     world = bench_world(
-        days=args.days, agents=args.agents, per_day=args.per_day, policy=args.policy
+        days=args.days,
+        agents=args.agents,
+        per_day=args.per_day,
+        policy=args.policy,
+        call_share=args.call_share,
     )
     print(f"load average before: {_load()}")
     result, wall = run_once(world, seed=args.seed, profile=args.profile)
@@ -200,6 +228,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"({events / wall:,.0f} events/s, {tickets / wall:,.0f} tickets/s)"
     )
     print(f"resolved {resolved}, abandoned {abandoned}, moves {moves}")
+    if len(result.calls):
+        held = int(result.calls["held"].sum())
+        print(f"calls booked {len(result.calls)}, held with a bound agent {held}")
     print(f"load average after: {_load()}")
     return 0
 
