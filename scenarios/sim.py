@@ -43,7 +43,10 @@ most ``capacity`` open tickets (``channel_capacity`` per channel), started or no
   ``api.assignment.optimize`` does (room re-checked; moves with source ``reoptimize``; all of
   a plan's moves land before its agents start work).
 - a :data:`solver.policies.POLICIES` name: that batch policy over the waiting queue every
-  ``dispatch_minutes`` (moves with source ``dispatch``); arrivals wait for the next round.
+  ``dispatch_minutes`` (moves with source ``dispatch``); arrivals wait for the next round. The
+  policy sees the same organisation and horizon as the router (``DEFAULT_HORIZON``) and, as
+  :mod:`solver.policies` defines them, takes any agent with working time left in it: a
+  round-robin may hand a ticket to someone whose shift starts tomorrow, and it waits for them.
 
 The optimizer is asked to be deterministic: one CP-SAT worker, a fixed seed, at most
 ``REOPT_NEIGHBOURHOODS`` neighbourhoods (each bounded in CP-SAT's deterministic time), and
@@ -923,8 +926,9 @@ class _Run:
             calls = _clip(agent.calls, agent.work)
             busy = _binned(sorted(agent.segments + calls), edges)
             per_agent.append((agent.plan, scheduled, available, busy))
+        per_agent.sort(key=lambda p: p[0].id)
         for i, at in enumerate(starts):
-            for plan, scheduled, available, busy in sorted(per_agent, key=lambda p: p[0].id):
+            for plan, scheduled, available, busy in per_agent:
                 rows.append((
                     at, plan.id, plan.team, skills_text(plan.skills), round(float(scheduled[i]), 6),
                     round(float(available[i]), 6), round(float(busy[i]), 6),
