@@ -723,10 +723,10 @@ class _Run:
             return
         queue = [self.tickets[m] for m in (*self.waiting_live, *self.waiting_other)]
         queue.sort(key=lambda tk: (tk.spec.created_at, tk.spec.id))
-        plan = POLICIES[self.policy](
-            self._problem(t, queue),
-            PolicyParams(seed=REOPT_SEED, time_limit_s=self.routing.time_limit_s),
-        )
+        params: object = PolicyParams(seed=REOPT_SEED, time_limit_s=self.routing.time_limit_s)
+        if self.policy == "optimizer":
+            params = self._batch_params()  # it takes BatchParams as is: the deterministic ones
+        plan = POLICIES[self.policy](self._problem(t, queue), params)  # type: ignore[arg-type]
         self._apply(t, plan, queue, "dispatch")
 
     def _on_reoptimize(self, t: float, _: object) -> None:
@@ -737,16 +737,19 @@ class _Run:
         if not queue:
             return
         queue.sort(key=lambda tk: (tk.spec.created_at, tk.spec.id))
+        plan = optimize(self._problem(t, queue), self._batch_params())
+        self._apply(t, plan, queue, "reoptimize")
+
+    def _batch_params(self) -> BatchParams:
+        """The optimizer's parameters, deterministic (see the module docstring)."""
         limit = self.routing.time_limit_s
-        params = BatchParams(
+        return BatchParams(
             time_limit_s=limit,
             seed=REOPT_SEED,
             workers=1,
             max_neighbourhoods=REOPT_NEIGHBOURHOODS,
             use_sequencing=limit >= SEQUENCING_FROM_S,
         )
-        plan = optimize(self._problem(t, queue), params)
-        self._apply(t, plan, queue, "reoptimize")
 
     def _problem(self, t: float, queue: list[_Ticket]) -> Problem:
         """The service's ``build_problem`` at ``t`` planning ``queue``: the organisation, the

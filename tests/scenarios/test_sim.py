@@ -152,13 +152,15 @@ def check_invariants(world: World, run: RunResult) -> None:
 
 
 def test_invariants_hold_under_every_policy() -> None:
-    for policy in ("production", "realtime", "least-loaded", "round-robin"):
+    for policy in ("production", "realtime", "least-loaded", "round-robin", "optimizer"):
         world = small_world(policy=policy, per_hour=8.0, patience=10, shrinkage=0.3)
         run = simulate(world, seed=2)
         check_invariants(world, run)
+        if policy == "optimizer":  # run with the deterministic optimizer parameters
+            assert run.moves.to_csv() == simulate(world, seed=2).moves.to_csv()
         sources = set(run.moves.source)
         assert sources <= {"arrival", "dispatch", "reoptimize", "absence", "live_queue"}
-        if policy in ("least-loaded", "round-robin"):
+        if policy in ("least-loaded", "round-robin", "optimizer"):
             assert sources <= {"dispatch", "absence"}
 
 
