@@ -176,11 +176,11 @@ def test_removing_agents_never_improves_service_on_the_same_arrivals(
 ) -> None:
     """One skill, identical agents on the same 24-hour shift, capacity 1 (an agent holds only
     what they work), a live channel (a freed agent takes the head of the queue at once), the
-    real-time router (the queue retried oldest first) and no hang-ups: the floor is a FIFO G/G/c queue whose customers bring their own efforts. Then every
-    customer waits at least as long with fewer servers (Kiefer and Wolfowitz's workload vector
-    grows componentwise when a server goes), so first response per ticket, its p90 and SLA
-    compliance can only get worse. Common random numbers make the arrivals and efforts the same
-    draw for draw in both runs."""
+    real-time router (the queue retried oldest first) and no hang-ups: the floor is a FIFO G/G/c
+    queue whose customers bring their own efforts. Then every customer waits at least as long
+    with fewer servers (Kiefer and Wolfowitz's workload vector grows componentwise when a server
+    goes), so first response per ticket, its p90 and SLA compliance can only get worse. Common
+    random numbers make the arrivals and efforts the same draw for draw in both runs."""
     removed = min(removed, agents - 1)
     full = small_world(
         agents=agents, per_hour=per_hour, capacity=1, channels=("chat",), policy="realtime"
