@@ -883,6 +883,12 @@ class _Run:
         self.loop.run(self.total)
         for agent in self.agents:
             self._pause(agent, self.total)
+            # What the router was told an agent holds is what they hold (cheap; it caught a bug).
+            holding = [*agent.live_q, *agent.other_q]
+            if agent.current is not None:
+                holding.append(agent.current)
+            assert agent.held == len(holding), (agent.plan.id, agent.held, len(holding))
+            assert all(self.tickets[n].agent == agent.n for n in holding), agent.plan.id
         return RunResult(
             world=self.world.name,
             seed=self.seed,
