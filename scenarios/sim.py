@@ -137,7 +137,6 @@ REOPT_NEIGHBOURHOODS = 4
 SEQUENCING_FROM_S = 0.5
 PROGRESS_STEPS = 100
 _EPS = 1e-9
-_MIN = timedelta(minutes=1)
 
 Progress = Callable[[float], None]
 _S = TypeVar("_S", Agent, Ticket)
