@@ -3,7 +3,7 @@
 Why a heap and not SimPy: a support floor's events are few kinds of plain callbacks (an arrival,
 a completion, a shift boundary, a re-optimization tick), not long-lived processes that wait on
 resources, so SimPy's generators, event objects and callbacks are overhead without a use here.
-``python -m benchmarks.scenarios --engines`` runs the same M/M/c queue on both and prints the
+``python -m benchmarks.scenario_engines`` runs the same M/M/c queue on both and prints the
 ratio (figures in ``benchmarks/README.md``).
 
 Time is float minutes since the run's start. Events at the same time run in the order they were
@@ -24,10 +24,11 @@ class EventLoop:
     """``at(t, handler, payload)`` schedules; ``run(until)`` calls each handler with
     ``(t, payload)`` in time order. A handler may schedule more events (not in the past)."""
 
-    __slots__ = ("_heap", "_seq", "now")
+    __slots__ = ("_heap", "_seq", "now", "processed")
 
     def __init__(self) -> None:
         self.now = 0.0
+        self.processed = 0  # events handled so far (benchmarks report events per second)
         self._heap: list[tuple[float, int, Handler, Any]] = []
         self._seq = itertools.count()
 
@@ -46,8 +47,11 @@ class EventLoop:
         """Run every event at a time ``< until``; ``now`` ends at ``until``."""
         heap = self._heap
         pop = heapq.heappop
+        done = 0
         while heap and heap[0][0] < until:
             t, _, handler, payload = pop(heap)
             self.now = t
             handler(t, payload)
+            done += 1
+        self.processed += done
         self.now = max(self.now, until)
