@@ -270,7 +270,12 @@ def _png(fig: Figure) -> str:
 def _time_axis(ax: Any, zone: ZoneInfo) -> None:
     locator = mdates.AutoDateLocator(tz=zone, minticks=4, maxticks=10)
     ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=zone))
+    # Days read "Mon 23" (a planner thinks in weekdays), hours "14:00".
+    formats = ["%Y", "%b", "%a %d", "%H:%M", "%H:%M", "%S.%f"]
+    zero_formats = ["", "%Y", "%b", "%a %d", "%H:%M", "%H:%M"]
+    ax.xaxis.set_major_formatter(
+        mdates.ConciseDateFormatter(locator, tz=zone, formats=formats, zero_formats=zero_formats)
+    )
     ax.grid(True, axis="both", alpha=0.3)
 
 
@@ -349,7 +354,7 @@ def _staffing_chart(scenarios: list[_Scenario]) -> str:
 
 
 def _sla_chart(scenarios: list[_Scenario]) -> str:
-    fig, ax = plt.subplots(figsize=(11, 3.8))
+    fig, ax = plt.subplots(figsize=(11, 4.2), layout="constrained")
     for s in scenarios:
         x, _ = _edges(s)
         y = _steps(s.intervals["sla_overall_compliance"]) * 100
@@ -363,13 +368,13 @@ def _sla_chart(scenarios: list[_Scenario]) -> str:
                  loc="left", fontsize=13)  # fmt: skip
     _time_axis(ax, scenarios[0].zone)
     _window(ax, scenarios)
-    ax.legend(loc="lower left", fontsize=9, framealpha=0.95)
-    fig.tight_layout()
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=len(scenarios), fontsize=9,
+              frameon=False)  # fmt: skip
     return _png(fig)
 
 
 def _backlog_chart(scenarios: list[_Scenario]) -> str:
-    fig, ax = plt.subplots(figsize=(11, 3.8))
+    fig, ax = plt.subplots(figsize=(11, 4.2), layout="constrained")
     for s in scenarios:
         _, ends = _edges(s)
         ax.plot(ends, s.intervals["backlog"], color=s.color, lw=1.6, label=_label(s))
@@ -383,8 +388,8 @@ def _backlog_chart(scenarios: list[_Scenario]) -> str:
                  fontsize=13)  # fmt: skip
     _time_axis(ax, scenarios[0].zone)
     _window(ax, scenarios)
-    ax.legend(loc="upper left", fontsize=9, framealpha=0.95)
-    fig.tight_layout()
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=len(scenarios) + 1, fontsize=9,
+              frameon=False)  # fmt: skip
     return _png(fig)
 
 
@@ -402,11 +407,13 @@ def _deltas_chart(scenarios: list[_Scenario]) -> str | None:
         scale = 100.0 if unit == "%" else 1.0
         shown_unit = "pp" if unit == "%" else ("min" if unit == "min" else "")
         ys = np.arange(len(others))[::-1]
+        reach = [0.0]
         for y, s in zip(ys, others, strict=True):
             row = s.comparison.overall.loc[kpi]  # type: ignore[union-attr]
             mean = row["delta_mean"] * scale
             low, high = row["delta_ci_low"] * scale, row["delta_ci_high"] * scale
             err = None if math.isnan(low) else [[mean - low], [high - mean]]
+            reach += [v for v in (mean, low, high) if not math.isnan(v)]
             ax.barh(y, 0 if math.isnan(mean) else mean, color=s.color, alpha=0.75, height=0.6)
             if err is not None:
                 ax.errorbar(mean, y, xerr=err, fmt="none", ecolor="black", capsize=3, lw=1)
@@ -422,10 +429,10 @@ def _deltas_chart(scenarios: list[_Scenario]) -> str | None:
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(4))
         ax.grid(True, axis="x", alpha=0.3)
         ax.set_ylim(-0.7, len(others) - 0.3)
-        if not any(np.nan_to_num(ax.get_xlim()) != 0) or all(
-            abs(s.comparison.overall.loc[kpi, "delta_mean"]) < 1e-12  # type: ignore[union-attr]
-            for s in others
-        ):
+        span = max(reach) - min(reach)
+        if span > 1e-12:
+            ax.set_xlim(min(reach) - 0.08 * span, max(reach) + 0.08 * span)  # 0 in sight
+        else:
             ax.set_xlim(-1, 1)
             ax.text(0.5, 0.5, "no change", transform=ax.transAxes, ha="center", va="center",
                     fontsize=9, color="#666666", bbox={"fc": "white", "ec": "none"})  # fmt: skip
