@@ -145,16 +145,14 @@ class _Grid:
         idx[inside] = (ns[inside] - self.start) // self.step
         return idx, inside
 
-    def count_in(self, ns: np.ndarray, mask: np.ndarray, weights: np.ndarray | None = None) -> (
-        np.ndarray
-    ):
+    def count_in(
+        self, ns: np.ndarray, mask: np.ndarray, weights: np.ndarray | None = None
+    ) -> np.ndarray:
         idx, inside = self.bucket(ns, mask)
         w = None if weights is None else weights[inside]
         return np.bincount(idx[inside], weights=w, minlength=self.count).astype(np.float64)
 
-    def open_at_ends(self, low: np.ndarray, high: np.ndarray, *, closed: bool = True) -> (
-        np.ndarray
-    ):
+    def open_at_ends(self, low: np.ndarray, high: np.ndarray, *, closed: bool = True) -> np.ndarray:
         """How many of the spans hold at each interval end ``b``: ``low < b <= high``
         (``closed``) or ``low < b < high``."""
         first = np.searchsorted(self.ends, low, side="right")
@@ -166,9 +164,9 @@ class _Grid:
         return np.cumsum(diff[:-1]).astype(np.float64)
 
 
-def _durations(grid: _Grid, at: np.ndarray, mask: np.ndarray, since: np.ndarray) -> (
-    dict[str, np.ndarray]
-):
+def _durations(
+    grid: _Grid, at: np.ndarray, mask: np.ndarray, since: np.ndarray
+) -> dict[str, np.ndarray]:
     idx, inside = grid.bucket(at, mask)
     minutes = (at[inside] - since[inside]) / _NS_PER_MINUTE
     out = {name: np.full(grid.count, np.nan) for name in ("p50", "p90", "mean")}
@@ -520,10 +518,10 @@ def compare(
     rows = {}
     for name in names:
         sel = pairs[pairs["kpi"] == name]
-        b = Estimate.of(sel["baseline"])
-        s = Estimate.of(sel["scenario"])
-        d = Estimate.of(sel["delta"])
-        rows[name] = (b.mean, s.mean, d.mean, d.std, d.ci_low, d.ci_high, d.n)
+        eb = Estimate.of(sel["baseline"])
+        es = Estimate.of(sel["scenario"])
+        ed = Estimate.of(sel["delta"])
+        rows[name] = (eb.mean, es.mean, ed.mean, ed.std, ed.ci_low, ed.ci_high, ed.n)
     overall = pd.DataFrame.from_dict(
         rows,
         orient="index",

@@ -42,16 +42,16 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.dates as mdates  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from openpyxl import Workbook  # noqa: E402
-from openpyxl.styles import Font  # noqa: E402
-from openpyxl.utils import get_column_letter  # noqa: E402
+import matplotlib.dates as mdates
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from openpyxl import Workbook
+from openpyxl.styles import Font
+from openpyxl.utils import get_column_letter
 
-from scenarios.kpis import (  # noqa: E402
+from scenarios.kpis import (
     EXTRA_COLUMNS,
     HIGHER_IS_BETTER,
     KPI_COLUMNS,
@@ -62,10 +62,10 @@ from scenarios.kpis import (  # noqa: E402
     measure,
     summarize,
 )
-from scenarios.model import World  # noqa: E402
-from scenarios.results import RunResult  # noqa: E402
+from scenarios.model import World
+from scenarios.results import RunResult
 
-FIXED_DATE = datetime(2000, 1, 1)  # the workbook's created/modified: not the moment of writing
+FIXED_DATE = datetime(2000, 1, 1)  # noqa: DTZ001 (openpyxl writes naive dates as UTC)
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 # KPI -> (label, unit, how a value reads). Units: "n" counts, "min" minutes, "%" shares.
@@ -112,6 +112,11 @@ INTERVAL_TABLE = (
     ("agents_available", "Agents avail."), ("workload_agents", "Workload (agents)"),
 )  # fmt: skip
 DIRECTION = {"occupancy": "higher: busier agents"}
+# Deltas that are neither good nor bad in themselves (more work arrived, more agents rostered).
+NEUTRAL = frozenset({
+    "tickets_created", "tickets_resolved", "assignments", "calls_booked", "agents_scheduled",
+    "agents_available", "agents_busy", "workload_agents", "occupancy",
+})  # fmt: skip
 BASE_COLOR = "#333333"
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 
@@ -206,8 +211,9 @@ def _overall_table(scenarios: list[_Scenario]) -> pd.DataFrame:
     rows = []
     for s in scenarios:
         for kpi in (*KPI_COLUMNS, *EXTRA_COLUMNS):
-            est = s.summary.overall.loc[kpi]
-            delta = s.comparison.overall.loc[kpi] if s.comparison is not None else None
+            est = _row(s.summary.overall, kpi)
+            delta = _row(s.comparison.overall, kpi) if s.comparison is not None else None
+            note = s.summary.note if s.comparison is None else s.comparison.note
             rows.append({
                 "scenario": s.name,
                 "kpi": kpi,
@@ -220,7 +226,7 @@ def _overall_table(scenarios: list[_Scenario]) -> pd.DataFrame:
                 "delta_ci_low": math.nan if delta is None else delta["delta_ci_low"],
                 "delta_ci_high": math.nan if delta is None else delta["delta_ci_high"],
                 "pairs": 0 if delta is None else int(delta["n"]),
-                "note": s.summary.note if delta is None else s.comparison.note,  # type: ignore[union-attr]
+                "note": note,
             })  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -237,16 +243,27 @@ def _intervals_table(scenarios: list[_Scenario]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def _side_by_side(scenarios: list[_Scenario], attr: str, key: str, keep: Sequence[str]) -> (
-    pd.DataFrame
-):
+def _side_by_side(
+    scenarios: list[_Scenario], attr: str, key: str, keep: Sequence[str]
+) -> pd.DataFrame:
     frames = []
     for s in scenarios:
         df = getattr(s.summary, attr).copy()
         df.insert(0, "scenario", s.name)
         frames.append(df)
     both = pd.concat(frames, ignore_index=True)
-    return both[["scenario", key, *keep]]
+    out: pd.DataFrame = both[["scenario", key, *keep]]
+    return out
+
+
+def _row(df: pd.DataFrame, kpi: str) -> dict[str, float]:
+    """A KPI's row of an estimates table as plain floats."""
+    values: Any = df.loc[kpi]
+    return {str(k): float(v) for k, v in values.items()}
+
+
+def _float(value: Any) -> float:
+    return float(value)
 
 
 def _iso(value: Any) -> str:
@@ -268,22 +285,24 @@ def _png(fig: Figure) -> str:
 
 
 def _time_axis(ax: Any, zone: ZoneInfo) -> None:
-    locator = mdates.AutoDateLocator(tz=zone, minticks=4, maxticks=10)
+    locator = mdates.AutoDateLocator(tz=zone, minticks=4, maxticks=10)  # type: ignore[no-untyped-call]
     ax.xaxis.set_major_locator(locator)
     # Days read "Mon 23" (a planner thinks in weekdays), hours "14:00".
     formats = ["%Y", "%b", "%a %d", "%H:%M", "%H:%M", "%S.%f"]
     zero_formats = ["", "%Y", "%b", "%a %d", "%H:%M", "%H:%M"]
     ax.xaxis.set_major_formatter(
-        mdates.ConciseDateFormatter(locator, tz=zone, formats=formats, zero_formats=zero_formats)
+        mdates.ConciseDateFormatter(  # type: ignore[no-untyped-call]
+            locator, tz=zone, formats=formats, zero_formats=zero_formats
+        )
     )
     ax.grid(True, axis="both", alpha=0.3)
 
 
-def _x(s: _Scenario) -> list[datetime]:
+def _x(s: _Scenario) -> list[Any]:
     return [ts.to_pydatetime() for ts in s.intervals["local_start"]]
 
 
-def _edges(s: _Scenario) -> tuple[list[datetime], list[datetime]]:
+def _edges(s: _Scenario) -> tuple[list[Any], list[Any]]:
     """Interval starts plus the last end (a step drawn ``post`` then shows the last interval),
     and the interval ends (where figures "at the interval end" belong)."""
     ends = [
@@ -409,7 +428,7 @@ def _deltas_chart(scenarios: list[_Scenario]) -> str | None:
         ys = np.arange(len(others))[::-1]
         reach = [0.0]
         for y, s in zip(ys, others, strict=True):
-            row = s.comparison.overall.loc[kpi]  # type: ignore[union-attr]
+            row = _row(s.comparison.overall, kpi)  # type: ignore[union-attr]
             mean = row["delta_mean"] * scale
             low, high = row["delta_ci_low"] * scale, row["delta_ci_high"] * scale
             err = None if math.isnan(low) else [[mean - low], [high - mean]]
@@ -469,15 +488,14 @@ def _fmt_delta(value: float, unit: str) -> str:
     return f"{value:+,.1f}"
 
 
-def _verdict(kpi: str, row: pd.Series) -> str:
+def _verdict(kpi: str, row: Mapping[str, float]) -> str:
     """'better' / 'worse' when the whole interval is on one side of 0, else ''."""
     low, high = row["delta_ci_low"], row["delta_ci_high"]
     if math.isnan(low) or math.isnan(high) or low <= 0 <= high:
         return ""
     up = low > 0
     good = up if kpi in HIGHER_IS_BETTER else not up
-    if kpi in ("tickets_created", "tickets_resolved", "assignments", "calls_booked", "agents_scheduled",
-               "agents_available", "agents_busy", "workload_agents", "occupancy"):  # fmt: skip
+    if kpi in NEUTRAL:
         return "changed"
     return "better" if good else "worse"
 
@@ -488,7 +506,7 @@ def _overview_rows(scenarios: list[_Scenario]) -> list[dict[str, Any]]:
         label, unit = LABELS[kpi]
         cells = []
         for s in scenarios:
-            est = s.summary.overall.loc[kpi]
+            est = _row(s.summary.overall, kpi)
             ci = (
                 ""
                 if math.isnan(est["ci_low"])
@@ -496,7 +514,7 @@ def _overview_rows(scenarios: list[_Scenario]) -> list[dict[str, Any]]:
             )
             cell: dict[str, Any] = {"value": _fmt(est["mean"], unit), "ci": ci}
             if s.comparison is not None:
-                row = s.comparison.overall.loc[kpi]
+                row = _row(s.comparison.overall, kpi)
                 cell["delta"] = _fmt_delta(row["delta_mean"], unit)
                 cell["delta_ci"] = (
                     ""
@@ -557,13 +575,13 @@ def _html(scenarios: list[_Scenario], baseline: str) -> str:
     teams: dict[str, str] = {}
     for s in scenarios:
         for row in s.summary.agents.itertuples(index=False):
-            agents.setdefault(str(row.agent), {})[s.name] = _fmt(float(row.occupancy), "%")
+            agents.setdefault(str(row.agent), {})[s.name] = _fmt(_float(row.occupancy), "%")
             teams[str(row.agent)] = str(row.team)
     skills: dict[str, dict[str, str]] = {}
     for s in scenarios:
         for row in s.summary.skills.itertuples(index=False):
             skills.setdefault(str(row.skill), {})[s.name] = (
-                f"{_fmt(float(row.occupancy), '%')} ({_fmt(float(row.agents), 'n')} agents)"
+                f"{_fmt(_float(row.occupancy), '%')} ({_fmt(_float(row.agents), 'n')} agents)"
             )
     charts = {
         "staffing": _staffing_chart(scenarios),
@@ -579,16 +597,20 @@ def _html(scenarios: list[_Scenario], baseline: str) -> str:
         _environment()
         .get_template("report.html")
         .render(
-            title=f"What-if report: {baseline}" + (
-                f" vs {', '.join(s.name for s in scenarios[1:])}" if len(scenarios) > 1 else ""
-            ),
+            title=f"What-if report: {baseline}"
+            + (f" vs {', '.join(s.name for s in scenarios[1:])}" if len(scenarios) > 1 else ""),
             baseline=baseline,
             scenarios=[
-                {"name": s.name, "color": s.color, "facts": _world_facts(s),
-                 "is_baseline": s.comparison is None, "zone": s.zone.key,
-                 "interval_rows": _interval_rows(s)}
+                {
+                    "name": s.name,
+                    "color": s.color,
+                    "facts": _world_facts(s),
+                    "is_baseline": s.comparison is None,
+                    "zone": s.zone.key,
+                    "interval_rows": _interval_rows(s),
+                }
                 for s in scenarios
-            ],  # fmt: skip
+            ],
             overview=_overview_rows(scenarios),
             interval_headers=[title for _, title in INTERVAL_TABLE],
             charts=charts,
@@ -639,9 +661,10 @@ def _write_xlsx(path: Path, sheets: Sequence[tuple[str, pd.DataFrame]]) -> None:
     buf = io.BytesIO()
     wb.save(buf)
     # The zip entries carry the moment of writing: rewrite them with a fixed one.
-    with zipfile.ZipFile(io.BytesIO(buf.getvalue())) as src, zipfile.ZipFile(
-        path, "w", compression=zipfile.ZIP_DEFLATED
-    ) as dst:
+    with (
+        zipfile.ZipFile(io.BytesIO(buf.getvalue())) as src,
+        zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as dst,
+    ):
         for info in src.infolist():
             fixed = zipfile.ZipInfo(info.filename, date_time=ZIP_DATE)
             fixed.compress_type = zipfile.ZIP_DEFLATED
