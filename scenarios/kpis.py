@@ -245,9 +245,11 @@ def _table(run: RunResult, grid: _Grid) -> pd.DataFrame:
         next_at = np.full(len(mv), _NEVER, dtype=np.int64)
         same = ticket_sorted[1:] == ticket_sorted[:-1]
         next_at[:-1][same] = at_sorted[1:][same]
-        done_by_id = pd.Series(done, index=t["id"].astype(object).to_numpy())
-        done_by_id = done_by_id[~done_by_id.index.duplicated()]
-        ticket_done = done_by_id.reindex(ticket_sorted).fillna(_NEVER).to_numpy(np.int64)
+        # Each move's ticket's end, in integer ns (a float detour would round the moments).
+        ids = pd.Index(t["id"].astype(object).to_numpy())
+        first_of_id = ~ids.duplicated()
+        where = ids[first_of_id].get_indexer(pd.Index(ticket_sorted))
+        ticket_done = np.where(where >= 0, done[first_of_id][where], _NEVER)
         to_agent = mv["to_agent"].to_numpy(dtype=object)[order]
         holds = pd.notna(to_agent)
         high = np.minimum(next_at, ticket_done)

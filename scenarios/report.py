@@ -31,7 +31,7 @@ import math
 import re
 import zipfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -188,20 +188,34 @@ def _prepare(
         if not results[name]:
             raise ValueError(f"scenario {name!r} has no runs")
         measured[name] = [measure(run) for run in results[name]]
-    out = []
+    out: list[_Scenario] = []
     for i, name in enumerate(order):
         summary = summarize(measured[name])
         world = worlds.get(name)
         zone = ZoneInfo(world.timezone if world is not None else "UTC")
         intervals = summary.intervals.copy()
         if world is not None and intervals["workload_agents"].isna().all():
+            # The runs carry no efforts: the world's expected demand stands in (no interval:
+            # an expectation, not a measurement).
             minutes = summary.runs[0].interval_minutes
             intervals["workload_agents"] = expected_workload(
                 world, intervals["interval_start"], minutes
             )
+            overall = summary.overall.copy()
+            overall.loc["workload_agents", "mean"] = float(intervals["workload_agents"].mean())
+            summary = replace(summary, overall=overall)
         local = pd.to_datetime(intervals["interval_start"], utc=True).dt.tz_convert(zone)
         intervals.insert(1, "local_start", local)
         comparison = None if name == baseline else compare(measured[baseline], measured[name])
+        if comparison is not None and out:
+            base_work = _row(out[0].summary.overall, "workload_agents")["mean"]
+            work = _row(summary.overall, "workload_agents")["mean"]
+            if math.isnan(_row(comparison.overall, "workload_agents")["delta_mean"]):
+                table = comparison.overall.copy()
+                table.loc["workload_agents", "baseline_mean"] = base_work
+                table.loc["workload_agents", "scenario_mean"] = work
+                table.loc["workload_agents", "delta_mean"] = work - base_work
+                comparison = replace(comparison, overall=table)
         color = BASE_COLOR if name == baseline else COLORS[(i - 1) % len(COLORS)]
         out.append(_Scenario(name, world, zone, summary, comparison, intervals, color))
     return out
@@ -372,19 +386,40 @@ def _staffing_chart(scenarios: list[_Scenario]) -> str:
     return _png(fig)
 
 
+MAX_SLA_STEPS = 360  # beyond this many intervals the SLA chart pools them (a month of 30 min)
+
+
 def _sla_chart(scenarios: list[_Scenario]) -> str:
+    """Compliance per interval; a long run's intervals are pooled (met and breached summed, so
+    the rate stays met / counted) into groups of ``k`` so the line stays readable."""
     fig, ax = plt.subplots(figsize=(11, 4.2), layout="constrained")
+    longest = max(len(s.intervals) for s in scenarios)
+    k = 1
+    while longest / k > MAX_SLA_STEPS:
+        k *= 2
+    minutes = scenarios[0].summary.runs[0].interval_minutes * k
     for s in scenarios:
-        x, _ = _edges(s)
-        y = _steps(s.intervals["sla_overall_compliance"]) * 100
+        iv = s.intervals
+        met = (iv["sla_first_response_met"] + iv["sla_resolution_met"]).to_numpy(float)
+        breached = (iv["sla_first_response_breached"] + iv["sla_resolution_breached"]).to_numpy(
+            float
+        )
+        groups = np.arange(len(iv)) // k
+        met_k = np.bincount(groups, weights=met)
+        counted_k = met_k + np.bincount(groups, weights=breached)
+        rate = np.where(counted_k > 0, met_k / np.where(counted_k > 0, counted_k, 1), np.nan)
+        starts, _ = _edges(s)
+        x = [*starts[:-1][::k], starts[-1]]
+        y = np.append(rate, rate[-1:]) * 100
         ax.step(x, y, where="post", color=s.color, lw=1.6 if s.comparison is None else 1.2,
                 label=_label(s))  # fmt: skip
+    per = f"per {minutes // 60} h" if minutes % 60 == 0 else f"per {minutes} min"
+    ax.set_title(f"SLA compliance {per} (first response and resolution deadlines)",
+                 loc="left", fontsize=13)  # fmt: skip
     ax.set_ylim(-2, 102)
     ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter())
     ax.set_ylabel("deadlines met")
     ax.set_xlabel(f"local time ({scenarios[0].zone.key})")
-    ax.set_title("SLA compliance per interval (first response and resolution deadlines)",
-                 loc="left", fontsize=13)  # fmt: skip
     _time_axis(ax, scenarios[0].zone)
     _window(ax, scenarios)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=len(scenarios), fontsize=9,
