@@ -459,13 +459,10 @@ def _mean_table(frames: list[pd.DataFrame], key: str, first: Sequence[str] = ())
 
 def summarize(runs: Sequence[RunResult | RunKpis]) -> Summary:
     """Mean, standard deviation and 95 % confidence interval of every KPI across ``runs``
-    (replications of one world)."""
+    (replications of one world; the summary takes the first run's world name)."""
     kpis = _kpis(runs)
     if not kpis:
         raise ValueError("summarize needs at least one run")
-    names = {k.world for k in kpis}
-    if len(names) > 1:
-        raise ValueError(f"summarize takes the runs of one world, got {sorted(names)}")
     kpis.sort(key=lambda k: k.replication)
     overall = _estimates([k.overall for k in kpis], (*KPI_COLUMNS, *EXTRA_COLUMNS))
     intervals = _mean_table([k.intervals for k in kpis], "interval_start", ("interval_end",))
@@ -537,6 +534,8 @@ def compare(
     notes = [n for n in (_note(len(common)),) if n]
     if unpaired:
         notes.append(f"replications without a pair left out: {unpaired}")
+    if any(base[r].seed != scen[r].seed for r in common):
+        notes.append("seeds differ: paired by replication, but without common random numbers")
     any_base, any_scen = next(iter(base.values())), next(iter(scen.values()))
     return Comparison(
         baseline=any_base.world,

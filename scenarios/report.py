@@ -520,6 +520,8 @@ def _fmt_delta(value: float, unit: str) -> str:
         return "–"
     if unit == "%":
         return f"{value * 100:+.1f} pp"
+    if unit == "n" and value == round(value):
+        return f"{value:+,.0f}"
     return f"{value:+,.1f}"
 
 
