@@ -5,9 +5,10 @@ numbered alike: replication ``r`` of every scenario saw the same arrivals) and w
 
 - ``report.html``: one file with everything inside (charts are PNGs embedded as base64 data
   URIs; no script, no external stylesheet, font or image), so it can be mailed or archived.
-  Baseline and scenarios side by side with paired deltas and their 95 % intervals; staffing
-  against demand per interval; SLA compliance per interval; backlog over time; deltas with
-  error bars; per-interval, per-agent and per-skill tables. Time axes are in the world's zone.
+  Baseline and scenarios side by side with paired deltas and their 95 % intervals; deltas with
+  error bars; staffing against demand per interval, and as an average day (weekdays and
+  weekends apart); SLA compliance per interval (pooled into longer steps on long runs); backlog
+  over time; per-interval, per-agent and per-skill tables. Times are the world's local time.
 - ``kpis.csv``: one row per scenario and KPI: mean, std, 95 % interval across replications,
   and the paired delta to the baseline with its interval (empty for the baseline).
 - ``intervals.csv``: one row per scenario and interval, each figure the mean across
@@ -386,6 +387,65 @@ def _staffing_chart(scenarios: list[_Scenario]) -> str:
     return _png(fig)
 
 
+def _day_profile_chart(scenarios: list[_Scenario]) -> str:
+    """The average day: agents available and workload by local time of day, weekdays and
+    weekends apart (a multi-week run's per-interval chart is too dense to read shifts from)."""
+    parts = (("Mon–Fri", range(5)), ("Sat–Sun", range(5, 7)))
+    present = [
+        (title, days)
+        for title, days in parts
+        if any(s.intervals["local_start"].dt.day_of_week.isin(list(days)).any() for s in scenarios)
+    ]
+    fig, axes = plt.subplots(
+        1, len(present), figsize=(11, 3.9), sharey=True, squeeze=False, layout="constrained"
+    )
+    for ax, (title, days) in zip(axes[0], present, strict=True):
+        profiles = []
+        for s in scenarios:
+            local = s.intervals["local_start"]
+            keep = local.dt.day_of_week.isin(list(days)).to_numpy()
+            hours = (local.dt.hour + local.dt.minute / 60.0).to_numpy()[keep]
+            frame = pd.DataFrame({
+                "h": hours,
+                "available": s.intervals["agents_available"].to_numpy()[keep],
+                "work": s.intervals["workload_agents"].to_numpy()[keep],
+            })  # fmt: skip
+            mean = frame.groupby("h", sort=True).mean()
+            step = s.summary.runs[0].interval_minutes / 60.0
+            x = [*mean.index.to_numpy(dtype=float), float(mean.index.max()) + step]
+            profiles.append((s, x, mean))
+        same_work = all(
+            len(m) == len(profiles[0][2])
+            and np.allclose(m["work"], profiles[0][2]["work"], equal_nan=True)
+            for _, _, m in profiles
+        )
+        for s, x, mean in profiles:
+            ax.step(x, _steps(mean["available"]), where="post", color=s.color, lw=1.6,
+                    label=f"{_label(s)}: agents available")  # fmt: skip
+            if not same_work:
+                ax.step(x, _steps(mean["work"]), where="post", color=s.color, lw=1.2, ls="--",
+                        label=f"{_label(s)}: workload")  # fmt: skip
+        if same_work:
+            _, x, mean = profiles[0]
+            ax.step(x, _steps(mean["work"]), where="post", color="#e6550d", lw=1.6, ls="--",
+                    label="workload arriving (the same in every scenario)")  # fmt: skip
+        ax.set_title(title, loc="left", fontsize=11, fontweight="bold")
+        ax.set_xlim(0, 24)
+        ax.set_xticks(range(0, 25, 3), [f"{h:02d}:00" for h in range(0, 25, 3)], fontsize=8)
+        ax.set_xlabel(f"local time of day ({scenarios[0].zone.key})")
+        ax.grid(True, alpha=0.3)
+        ax.set_ylim(bottom=0)
+    axes[0, 0].set_ylabel("agents (workload: agent-equivalents)")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(4, len(labels)), fontsize=8,
+               frameon=False)  # fmt: skip
+    fig.suptitle(
+        "The average day: agents available (solid) against workload arriving (dashed)",
+        fontsize=13, x=0.01, ha="left",
+    )  # fmt: skip
+    return _png(fig)
+
+
 MAX_SLA_STEPS = 360  # beyond this many intervals the SLA chart pools them (a month of 30 min)
 
 
@@ -622,6 +682,7 @@ def _html(scenarios: list[_Scenario], baseline: str) -> str:
             )
     charts = {
         "staffing": _staffing_chart(scenarios),
+        "day": _day_profile_chart(scenarios),
         "sla": _sla_chart(scenarios),
         "backlog": _backlog_chart(scenarios),
         "deltas": _deltas_chart(scenarios),

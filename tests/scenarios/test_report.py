@@ -47,7 +47,7 @@ def test_html_is_self_contained_with_embedded_charts(written) -> None:  # type: 
     assert not re.search(r"(?i)(https?:|ftp:)?//[a-z0-9]|url\(|@import", text)
     assert "<script" not in text and "<link" not in text and "<iframe" not in text
     assert all(src.startswith("data:") for src in re.findall(r'(?:src|href)="([^"]*)"', html))
-    assert len(images) == 4 and all(src.startswith("data:image/png;base64,") for src in images)
+    assert len(images) == 5 and all(src.startswith("data:image/png;base64,") for src in images)
     assert "plus-2" in html and "Δ vs baseline" in html and "Europe/Berlin" in html
 
 
