@@ -38,7 +38,9 @@ knows nothing after it.
   skill (every agent holding the skill, at any level) over the whole run in
   :attr:`RunKpis.agents` / :attr:`RunKpis.skills`.
 - **calls_booked**: calls whose ``booked_at`` is in the interval. **calls_at_risk** at ``b``:
-  calls booked before ``b``, not started by ``b``, at risk (``at_risk_at``) since before ``b``.
+  calls booked before ``b``, not started by ``b``, at risk (``at_risk_at``) since before ``b``
+  (the table keeps no moment a call was covered again, so once at risk it counts until its
+  start; the service clears ``at_risk_since`` when an agent is found).
   **call_reassignments**: a call's ``rebinds`` (the table keeps no moment for each) are counted
   in the interval of the call's start (the last interval when it starts after the run).
 
