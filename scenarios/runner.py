@@ -16,9 +16,8 @@ backends run the tasks:
   ``pip install -e '.[distributed]'``; :func:`dask_client` connects and names the extra when it
   is missing). Each distinct world is scattered to the cluster once, not once per replication.
 
-``progress(done, total)`` is called as tasks finish (in this process, from the caller's thread
-for the local backends and from a Dask callback thread otherwise), once with ``(0, total)``
-before the first.
+``progress(done, total)`` is called in the caller's thread as tasks finish, and once with
+``(0, total)`` before the first.
 
 All scenarios of a comparison or a sweep run with the same seed and replication numbers, so
 replication ``r`` of every scenario draws the same arrivals: their deltas are paired (common
@@ -53,6 +52,8 @@ class ClusterClient(Protocol):
     def submit(self, func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any: ...
 
     def scatter(self, data: Any, *, hash: bool = ...) -> Any: ...
+
+    def close(self) -> Any: ...
 
 
 Backend = LocalBackend | ClusterClient
