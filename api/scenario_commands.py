@@ -20,7 +20,7 @@ import re
 import webbrowser
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
     from scenarios.model import World
     from scenarios.results import RunResult
     from scenarios.runner import Backend
-    from scenarios.spec import Scenario
 
 # Exit statuses: 2 as argparse uses for a bad argument (a bad file is one too), 1 for a run that
 # could not be done (no Dask, a cluster that does not answer), 130 for Ctrl-C.
@@ -164,11 +163,12 @@ def _plan_run(args: argparse.Namespace) -> Plan:
     from scenarios.spec import load_scenario
 
     scenario = load_scenario(Path(args.file))
-    world = scenario.world()
-    base_name = _baseline_name(scenario, {scenario.name})
+    base_name = _baseline_name(scenario.baseline, {scenario.name})
+    # The baseline unchanged, over the same period (Scenario.baseline carries the file's days
+    # and interval overrides), with the same seeds: the deltas are paired.
     return Plan(
         title=scenario.name,
-        worlds={base_name: _unchanged(scenario, world), scenario.name: world},
+        worlds={base_name: scenario.baseline, scenario.name: scenario.world()},
         baseline=base_name,
         seed=_or(args.seed, scenario.seed),
         replications=_or(args.replications, scenario.replications),
@@ -184,10 +184,15 @@ def _plan_compare(args: argparse.Namespace) -> Plan:
     if twice:
         raise CommandError(f"scenario names must differ to be compared: {', '.join(twice)}")
     first = scenarios[0]
-    first_world = first.world()
-    base_name = _baseline_name(first, set(names))
-    worlds: dict[str, World] = {base_name: _unchanged(first, first_world), first.name: first_world}
-    for scenario in scenarios[1:]:
+    base_name = _baseline_name(first.baseline, set(names))
+    worlds: dict[str, World] = {base_name: first.baseline}
+    for scenario in scenarios:
+        if scenario.baseline != first.baseline:
+            raise CommandError(
+                f"{scenario.source or scenario.name}: its baseline differs from "
+                f"{first.source or first.name}'s (file, days or interval_minutes): scenarios "
+                "are compared against one baseline"
+            )
         worlds[scenario.name] = scenario.world()
     baseline = base_name
     if args.baseline is not None:
@@ -212,11 +217,11 @@ def _plan_sweep(args: argparse.Namespace) -> Plan:
     if not sweep.scenarios:
         raise CommandError(f"{args.file}: the sweep's grid has no point")
     worlds_of = {s.name: s.world() for s in sweep.scenarios}
-    first = sweep.scenarios[0]
-    base_name = _baseline_name(first, set(worlds_of))
+    base = sweep.baseline if sweep.baseline is not None else sweep.scenarios[0].baseline
+    base_name = _baseline_name(base, set(worlds_of))
     return Plan(
         title=sweep.name,
-        worlds={base_name: _unchanged(first, worlds_of[first.name]), **worlds_of},
+        worlds={base_name: base, **worlds_of},
         baseline=base_name,
         seed=_or(args.seed, sweep.seed),
         replications=_or(args.replications, sweep.replications),
@@ -227,27 +232,18 @@ def _or(given: int | None, default: int) -> int:
     return default if given is None else given
 
 
-def _baseline_name(scenario: Scenario, taken: set[str]) -> str:
-    name = scenario.baseline.name or "baseline"
+def _baseline_name(baseline: World, taken: set[str]) -> str:
+    name = baseline.name or "baseline"
     return name if name not in taken else f"{name} (baseline)"
-
-
-def _unchanged(scenario: Scenario, world: World) -> World:
-    """The baseline as the scenario runs it: no changes, but the scenario's horizon and
-    intervals (a scenario may override ``days`` and ``interval_minutes``), so the two are
-    measured over the same time and compared interval by interval."""
-    base = scenario.baseline
-    return replace(
-        base, start=world.start, days=world.days, interval_minutes=world.interval_minutes
-    )
 
 
 # --- running ----------------------------------------------------------------------------------
 
 
 def _execute(plan: Plan, args: argparse.Namespace) -> int:
-    from scenarios import runner
     from scenarios.report import write_report
+
+    from scenarios import runner
 
     out = Console(highlight=False)
     err = Console(stderr=True, highlight=False)
@@ -401,7 +397,7 @@ def _kpi_table(plan: Plan, others: list[str], deltas: Mapping[str, Mapping[str, 
         f"{'s' if plan.replications > 1 else ''}, paired deltas ({ci})",
         title_justify="left",
     )
-    table.add_column("KPI")
+    table.add_column("KPI", no_wrap=True)
     table.add_column(Text(plan.baseline), justify="right")
     for name in others:
         table.add_column(Text(name), justify="right")
@@ -431,7 +427,7 @@ def _scenario_table(
         "(delta ± 95 % CI, paired)",
         title_justify="left",
     )
-    table.add_column("scenario")
+    table.add_column("scenario", no_wrap=True)
     for kpi in kpis:
         table.add_column(kpi.label, justify="right")
     base_row: list[str | Text] = [Text(plan.baseline)]
