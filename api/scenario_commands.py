@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import yaml
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -37,9 +38,10 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from scenarios.model import World
+
 if TYPE_CHECKING:
     from scenarios.kpis import Comparison
-    from scenarios.model import World
     from scenarios.results import RunResult
     from scenarios.runner import Backend
 
@@ -176,24 +178,37 @@ def _plan_run(args: argparse.Namespace) -> Plan:
 
 
 def _plan_compare(args: argparse.Namespace) -> Plan:
-    from scenarios.spec import load_scenario
+    """Scenario files side by side, and baseline files among them if given (``compare
+    baseline.yaml volume-up-optimizer.yaml``). The reference is the first scenario's baseline,
+    unchanged (a baseline file equal to it takes its place under its own name), or the one
+    ``--baseline`` names."""
+    from scenarios.spec import DEFAULT_REPLICATIONS, Scenario, load_scenario
 
-    scenarios = [load_scenario(Path(f)) for f in args.files]
-    names = [s.name for s in scenarios]
+    items: list[Scenario | World] = [
+        _load_baseline(Path(f)) if _is_baseline_file(Path(f)) else load_scenario(Path(f))
+        for f in args.files
+    ]
+    scenarios = [x for x in items if isinstance(x, Scenario)]
+    reference = scenarios[0].baseline if scenarios else items[0]
+    assert isinstance(reference, World)
+    names = [x.name for x in items if not (isinstance(x, World) and x == reference)]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise CommandError(f"scenario names must differ to be compared: {', '.join(twice)}")
-    first = scenarios[0]
-    base_name = _baseline_name(first.baseline, set(names))
-    worlds: dict[str, World] = {base_name: first.baseline}
-    for scenario in scenarios:
-        if scenario.baseline != first.baseline:
-            raise CommandError(
-                f"{scenario.source or scenario.name}: its baseline differs from "
-                f"{first.source or first.name}'s (file, days or interval_minutes): scenarios "
-                "are compared against one baseline"
-            )
-        worlds[scenario.name] = scenario.world()
+    given = next((x for x in items if isinstance(x, World) and x == reference), None)
+    base_name = given.name if given is not None else _baseline_name(reference, set(names))
+    worlds: dict[str, World] = {base_name: reference}
+    for item in items:
+        if isinstance(item, Scenario):
+            if item.baseline != reference:
+                raise CommandError(
+                    f"{item.source or item.name}: its baseline differs from "
+                    f"{scenarios[0].source or scenarios[0].name}'s (file, days or "
+                    "interval_minutes): scenarios are compared against one baseline"
+                )
+            worlds[item.name] = item.world()
+        elif item != reference:
+            worlds[item.name] = item
     baseline = base_name
     if args.baseline is not None:
         if args.baseline not in worlds:
@@ -201,13 +216,35 @@ def _plan_compare(args: argparse.Namespace) -> Plan:
                 f"--baseline {args.baseline!r} is none of the scenarios: {', '.join(worlds)}"
             )
         baseline = args.baseline
+    first = scenarios[0] if scenarios else None
+    shown = [n for n in worlds if n != base_name or given is not None]
     return Plan(
-        title=" vs ".join(names) if len(names) <= 3 else f"{names[0]} and {len(names) - 1} more",
+        title=" vs ".join(shown) if len(shown) <= 3 else f"{shown[0]} and {len(shown) - 1} more",
         worlds=worlds,
         baseline=baseline,
-        seed=_or(args.seed, first.seed),
-        replications=_or(args.replications, first.replications),
+        seed=_or(args.seed, first.seed if first else 0),
+        replications=_or(args.replications, first.replications if first else DEFAULT_REPLICATIONS),
     )
+
+
+def _is_baseline_file(path: Path) -> bool:
+    """A baseline (``agents:`` and no ``baseline:`` of its own) rather than a scenario. Only
+    YAML baselines exist; anything unreadable is left to the scenario reader to report."""
+    if path.suffix.lower() == ".toml":
+        return False
+    from scenarios.inputs import PlannerLoader
+
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=PlannerLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+    return isinstance(data, dict) and "agents" in data and "baseline" not in data
+
+
+def _load_baseline(path: Path) -> World:
+    from scenarios.inputs import load_baseline
+
+    return load_baseline(path)
 
 
 def _plan_sweep(args: argparse.Namespace) -> Plan:

@@ -61,13 +61,14 @@ def test_run_writes_the_report_and_prints_the_summary(
 
 
 def test_compare_and_sweep(files: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Several scenarios against the first one's baseline (or a named one); a sweep's grid
-    against its baseline, one row per grid point. --seed/--replications override the files."""
+    """Several scenarios against the first one's baseline (or a named one; the baseline file
+    itself may be named, it is not run twice); a sweep's grid against its baseline, one row per
+    grid point. --seed/--replications override the files."""
     out = files / "cmp"
     status = main(
-        ["scenario", "compare", str(files / "short.yaml"), str(files / "busy.toml"),
-         "--baseline", "more-volume", "--replications", "1", "--out", str(out),
-         "--workers", "2"]
+        ["scenario", "compare", str(files / "baseline.yaml"), str(files / "short.yaml"),
+         str(files / "busy.toml"), "--baseline", "more-volume", "--replications", "1",
+         "--out", str(out), "--workers", "2"]
     )  # fmt: skip
     captured = capsys.readouterr()
     assert status == 0, captured.err
