@@ -278,9 +278,8 @@ def _baseline_name(baseline: World, taken: set[str]) -> str:
 
 
 def _execute(plan: Plan, args: argparse.Namespace) -> int:
-    from scenarios.report import write_report
-
     from scenarios import runner
+    from scenarios.report import write_report
 
     out = Console(highlight=False)
     err = Console(stderr=True, highlight=False)
@@ -406,6 +405,15 @@ def _summary(console: Console, plan: Plan, results: Mapping[str, Sequence[RunRes
 
     others = [name for name in plan.worlds if name != plan.baseline]
     deltas = {name: _deltas(compare(results[plan.baseline], results[name])) for name in others}
+    n = plan.replications
+    ci = "± half the 95 % CI" if n > 1 else "no CI: 1 replication"
+    console.print(
+        Text(
+            f"{plan.title}: against {plan.baseline}, mean of {n} replication{'s' if n > 1 else ''}"
+            f", deltas paired by replication ({ci})",
+            style="bold",
+        )
+    )
     if len(others) <= 2:
         console.print(_kpi_table(plan, others, deltas))
     else:
@@ -428,12 +436,7 @@ def _deltas(comparison: Comparison) -> dict[str, Delta]:
 
 
 def _kpi_table(plan: Plan, others: list[str], deltas: Mapping[str, Mapping[str, Delta]]) -> Table:
-    ci = "95 % CI" if plan.replications > 1 else "no CI: 1 replication"
-    table = Table(
-        title=f"{plan.title}: mean of {plan.replications} replication"
-        f"{'s' if plan.replications > 1 else ''}, paired deltas ({ci})",
-        title_justify="left",
-    )
+    table = Table()
     table.add_column("KPI", no_wrap=True)
     table.add_column(Text(plan.baseline), justify="right")
     for name in others:
@@ -459,11 +462,7 @@ def _scenario_table(
     plan: Plan, others: list[str], deltas: Mapping[str, Mapping[str, Delta]]
 ) -> Table:
     kpis = [k for k in KPIS if k.name in SWEEP_KPIS]
-    table = Table(
-        title=f"{plan.title}: against {plan.baseline}, mean of {plan.replications} replications "
-        "(delta ± 95 % CI, paired)",
-        title_justify="left",
-    )
+    table = Table()
     table.add_column("scenario", no_wrap=True)
     for kpi in kpis:
         table.add_column(kpi.label, justify="right")

@@ -11,6 +11,10 @@ import yaml
 from api.cli import main
 from tests.scenarios.test_runner import tiny_baseline
 
+# scenarios/report.py (h/report) still reads Series.dt.weekday, deprecated in this pandas: not
+# this module's to fix; drop this once it reads dt.day_of_week.
+pytestmark = pytest.mark.filterwarnings("ignore:Series.dt.weekday is deprecated")
+
 
 @pytest.fixture
 def files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -68,11 +72,12 @@ def test_compare_and_sweep(files: Path, capsys: pytest.CaptureFixture[str]) -> N
     status = main(
         ["scenario", "compare", str(files / "baseline.yaml"), str(files / "short.yaml"),
          str(files / "busy.toml"), "--baseline", "more-volume", "--replications", "1",
-         "--out", str(out), "--workers", "2"]
+         "--out", str(out), "--workers", "1"]
     )  # fmt: skip
     captured = capsys.readouterr()
     assert status == 0, captured.err
-    assert "3 scenarios × 1 replications (seed 3) on 2 worker processes" in captured.err
+    assert "3 scenarios × 1 replications (seed 3) in this process" in captured.err
+    assert "tiny vs one-agent-short vs more-volume: against more-volume" in captured.out
     assert "no CI: 1 replication" in captured.out
     assert (out / "report.html").is_file()
 
