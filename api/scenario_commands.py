@@ -316,9 +316,12 @@ def _execute(plan: Plan, args: argparse.Namespace) -> int:
     with _spinner(err, "writing the report"):
         files = write_report(results, out_dir, baseline=plan.baseline, worlds=plan.worlds)
     _summary(out, plan, results)
-    out.print(f"report: {files.html}", markup=False, soft_wrap=True)
+    out.print(f"report: {Path(files.html).resolve()}", markup=False, soft_wrap=True)
     out.print(
-        f"exports: {files.kpis_csv}, {files.intervals_csv}, {files.xlsx}",
+        "exports: "
+        + ", ".join(
+            str(Path(f).resolve()) for f in (files.kpis_csv, files.intervals_csv, files.xlsx)
+        ),
         markup=False,
         soft_wrap=True,
     )
@@ -441,7 +444,7 @@ def _kpi_table(plan: Plan, others: list[str], deltas: Mapping[str, Mapping[str, 
     table.add_column(Text(plan.baseline), justify="right")
     for name in others:
         table.add_column(Text(name), justify="right")
-        table.add_column("delta ± CI", justify="right")
+        table.add_column("delta ± CI", justify="right", no_wrap=True)
     for kpi in KPIS:
         row: list[str | Text] = [kpi.label]
         first = next((deltas[n][kpi.name] for n in others if kpi.name in deltas[n]), None)
