@@ -352,21 +352,28 @@ def _run_with_progress(
         TimeRemainingColumn(),
     )
     total = len(plan.worlds) * plan.replications
+    # The replications bar counts finished runs plus the simulated-time share of those in
+    # flight (process pool and serial), so it moves before the first run is done; a serial
+    # run also has its own bar. Dask reports finished runs only.
+    fractions = [0.0] * total
+    finished = [0]
     with Progress(*columns, console=console) as bars:
         runs = bars.add_task("replications", total=total, count=f"0/{total}")
-        # Only a run in this process can say how far into simulated time it is.
-        simulated = (
+        current = (
             bars.add_task("simulated time", total=1.0, count="") if backend == "serial" else None
         )
 
         def progress(done: int, total: int) -> None:
-            bars.update(runs, completed=done, total=total, count=f"{done}/{total}")
-            if simulated is not None and done < total:
-                bars.reset(simulated, total=1.0, count="")
+            finished[0] = done
+            bars.update(runs, completed=max(done, sum(fractions)), count=f"{done}/{total}")
+            if current is not None and done < total:
+                bars.reset(current, total=1.0, count="")
 
-        def run_progress(fraction: float) -> None:
-            if simulated is not None:
-                bars.update(simulated, completed=min(max(fraction, 0.0), 1.0))
+        def task_progress(index: int, fraction: float) -> None:
+            fractions[index] = min(max(fraction, 0.0), 1.0)
+            bars.update(runs, completed=max(finished[0], sum(fractions)))
+            if current is not None:
+                bars.update(current, completed=fractions[index])
 
         return runner.run_worlds(
             plan.worlds,
@@ -375,7 +382,7 @@ def _run_with_progress(
             backend=backend,
             workers=workers,
             progress=progress,
-            run_progress=run_progress if simulated is not None else None,
+            task_progress=task_progress,
         )
 
 
