@@ -147,7 +147,7 @@ def expected_workload(world: World, starts: pd.Series, interval_minutes: int) ->
     zone = ZoneInfo(world.timezone)
     local = pd.to_datetime(starts, utc=True).dt.tz_convert(zone)
     hours = local.dt.hour.to_numpy()
-    weekdays = local.dt.weekday.to_numpy()
+    weekdays = local.dt.day_of_week.to_numpy()
     per_hour = np.zeros((7, 24))  # effort minutes arriving per hour, by local weekday and hour
     for row in world.demand.volume:
         days = range(7) if row.weekday is None else (row.weekday,)
