@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import yaml
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -232,11 +231,11 @@ def _is_baseline_file(path: Path) -> bool:
     YAML baselines exist; anything unreadable is left to the scenario reader to report."""
     if path.suffix.lower() == ".toml":
         return False
-    from scenarios.inputs import PlannerLoader
+    from scenarios.inputs import InputError, yaml_with_lines
 
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=PlannerLoader)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        data, _ = yaml_with_lines(path.read_text(encoding="utf-8"), str(path))
+    except (OSError, UnicodeDecodeError, InputError):
         return False
     return isinstance(data, dict) and "agents" in data and "baseline" not in data
 

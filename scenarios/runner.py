@@ -20,6 +20,8 @@ backends run the tasks:
 backends) follows each task through its simulated time: the workers send their simulator's
 progress over a queue the pool's processes inherit, and the caller's thread reads it between
 completions, so a long run moves a progress bar before its first replication is done.
+``run_progress(fraction)`` is the same without the index (for a caller that follows one run at
+a time, as on the serial backend).
 
 All scenarios of a comparison or a sweep run with the same seed and replication numbers, so
 replication ``r`` of every scenario draws the same arrivals: their deltas are paired (common
@@ -123,10 +125,13 @@ def run_tasks(
     workers: int | None = None,
     progress: Progress | None = None,
     task_progress: TaskProgress | None = None,
+    run_progress: Callable[[float], None] | None = None,
 ) -> list[RunResult]:
     """Run ``tasks``; the results in the same order (see the module docstring for the
-    callbacks; ``task_progress`` is not called on Dask)."""
+    callbacks; ``task_progress`` and ``run_progress`` are not called on Dask)."""
     tasks = list(tasks)
+    if run_progress is not None:
+        task_progress = _both(task_progress, run_progress)
     total = len(tasks)
     if progress is not None:
         progress(0, total)
@@ -152,12 +157,18 @@ def run_replications(
     workers: int | None = None,
     progress: Progress | None = None,
     task_progress: TaskProgress | None = None,
+    run_progress: Callable[[float], None] | None = None,
 ) -> list[RunResult]:
     """Replications ``0 .. replications - 1`` of ``world`` with ``seed``, in that order."""
     _check(seed, replications)
     tasks = [Task(world, seed, r) for r in range(replications)]
     return run_tasks(
-        tasks, backend=backend, workers=workers, progress=progress, task_progress=task_progress
+        tasks,
+        backend=backend,
+        workers=workers,
+        progress=progress,
+        task_progress=task_progress,
+        run_progress=run_progress,
     )
 
 
@@ -170,6 +181,7 @@ def run_worlds(
     workers: int | None = None,
     progress: Progress | None = None,
     task_progress: TaskProgress | None = None,
+    run_progress: Callable[[float], None] | None = None,
 ) -> dict[str, list[RunResult]]:
     """Each named world's replications, every (world, replication) pair one task of one pool,
     all with the same seed (common random numbers). Keys in the order given."""
@@ -177,7 +189,12 @@ def run_worlds(
     names = list(worlds)
     tasks = [Task(worlds[name], seed, r) for name in names for r in range(replications)]
     results = run_tasks(
-        tasks, backend=backend, workers=workers, progress=progress, task_progress=task_progress
+        tasks,
+        backend=backend,
+        workers=workers,
+        progress=progress,
+        task_progress=task_progress,
+        run_progress=run_progress,
     )
     return {
         name: results[i * replications : (i + 1) * replications] for i, name in enumerate(names)
@@ -193,6 +210,7 @@ def run_sweep(
     workers: int | None = None,
     progress: Progress | None = None,
     task_progress: TaskProgress | None = None,
+    run_progress: Callable[[float], None] | None = None,
 ) -> dict[str, list[RunResult]]:
     """Every grid point's replications, keyed by scenario name in the sweep's order. ``seed``
     and ``replications`` default to the sweep's."""
@@ -205,7 +223,17 @@ def run_sweep(
         workers=workers,
         progress=progress,
         task_progress=task_progress,
+        run_progress=run_progress,
     )
+
+
+def _both(each: TaskProgress | None, run: Callable[[float], None]) -> TaskProgress:
+    def call(index: int, fraction: float) -> None:
+        if each is not None:
+            each(index, fraction)
+        run(fraction)
+
+    return call
 
 
 def _check(seed: int, replications: int) -> None:

@@ -161,7 +161,15 @@ def test_run_worlds_pairs_every_world_with_every_replication(world: World) -> No
     """Two worlds share seed and replication numbers (common random numbers): the same
     arrivals, and one result list per world in the order given."""
     smaller = baseline_from_dict({**tiny_baseline("b"), "agents": tiny_baseline()["agents"][:2]})
-    out = runner.run_worlds({"b": smaller, "a": world}, seed=5, replications=2, backend="serial")
+    fractions: list[float] = []
+    out = runner.run_worlds(
+        {"b": smaller, "a": world},
+        seed=5,
+        replications=2,
+        backend="serial",
+        run_progress=fractions.append,  # one run at a time (the service's job worker)
+    )
+    assert fractions and all(0.0 <= f <= 1.0 for f in fractions)
     assert list(out) == ["b", "a"]
     assert [r.replication for r in out["a"]] == [0, 1]
     for x, y in zip(out["a"], out["b"], strict=True):

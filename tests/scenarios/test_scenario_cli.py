@@ -11,10 +11,6 @@ import yaml
 from api.cli import main
 from tests.scenarios.test_runner import tiny_baseline
 
-# scenarios/report.py (h/report) still reads Series.dt.weekday, deprecated in this pandas: not
-# this module's to fix; drop this once it reads dt.day_of_week.
-pytestmark = pytest.mark.filterwarnings("ignore:Series.dt.weekday is deprecated")
-
 
 @pytest.fixture
 def files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
