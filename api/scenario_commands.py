@@ -20,7 +20,7 @@ import re
 import webbrowser
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -247,6 +247,9 @@ def _load_baseline(path: Path) -> World:
 
 
 def _plan_sweep(args: argparse.Namespace) -> Plan:
+    """The grid's points against the sweep's baseline. A point that changes nothing (``count:
+    0``, ``scale_volume: 1.0``) is the baseline: it is the reference, and the baseline is not
+    run a second time under its own name."""
     from scenarios.spec import load_sweep
 
     sweep = load_sweep(Path(args.file))
@@ -254,10 +257,15 @@ def _plan_sweep(args: argparse.Namespace) -> Plan:
         raise CommandError(f"{args.file}: the sweep's grid has no point")
     worlds_of = {s.name: s.world() for s in sweep.scenarios}
     base = sweep.baseline if sweep.baseline is not None else sweep.scenarios[0].baseline
-    base_name = _baseline_name(base, set(worlds_of))
+    same = next((n for n, w in worlds_of.items() if replace(w, name=base.name) == base), None)
+    if same is not None:
+        worlds, base_name = worlds_of, same
+    else:
+        base_name = _baseline_name(base, set(worlds_of))
+        worlds = {base_name: base, **worlds_of}
     return Plan(
         title=sweep.name,
-        worlds={base_name: base, **worlds_of},
+        worlds=worlds,
         baseline=base_name,
         seed=_or(args.seed, sweep.seed),
         replications=_or(args.replications, sweep.replications),

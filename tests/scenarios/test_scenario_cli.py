@@ -62,8 +62,9 @@ def test_run_writes_the_report_and_prints_the_summary(
 
 def test_compare_and_sweep(files: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Several scenarios against the first one's baseline (or a named one; the baseline file
-    itself may be named, it is not run twice); a sweep's grid against its baseline, one row per
-    grid point. --seed/--replications override the files."""
+    itself may be named, it is not run twice); a sweep's grid against its baseline (a point
+    that changes nothing is it), one row per grid point. --seed/--replications override the
+    files."""
     out = files / "cmp"
     status = main(
         ["scenario", "compare", str(files / "baseline.yaml"), str(files / "short.yaml"),
@@ -79,7 +80,7 @@ def test_compare_and_sweep(files: Path, capsys: pytest.CaptureFixture[str]) -> N
 
     (files / "sweep.yaml").write_text(
         "name: staffing\nbaseline: baseline.yaml\nseed: 1\nreplications: 1\n"
-        "grid:\n  add_agents: [{count: 1, like: a0}, {count: 2, like: a0}]\n"
+        "grid:\n  add_agents: [{count: 0, like: a0}, {count: 2, like: a0}]\n"
         "  scale_volume: [1.0, 2.0]\n"
     )
     status = main(
@@ -88,7 +89,9 @@ def test_compare_and_sweep(files: Path, capsys: pytest.CaptureFixture[str]) -> N
     )  # fmt: skip
     captured = capsys.readouterr()
     assert status == 0, captured.err
-    assert "5 scenarios × 1 replications (seed 4)" in captured.err
+    # The point that changes nothing is the baseline (not run twice): 4 worlds, not 5.
+    assert "4 scenarios × 1 replications (seed 4)" in captured.err
+    assert "staffing: against add_agents=0, scale_volume=1," in captured.out
     assert "add_agents=2, scale_volume=2" in captured.out  # a grid point's row
     assert (files / "sw" / "kpis.csv").is_file()
 
