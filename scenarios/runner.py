@@ -114,7 +114,8 @@ def dask_client(address: str) -> ClusterClient:
         raise MissingExtraError(
             f"running on a Dask cluster needs the optional extra: {DISTRIBUTED_EXTRA} ({exc})"
         ) from None
-    client: ClusterClient = Client(address)  # type: ignore[no-untyped-call]
+    # A scheduler that does not answer is an OSError after 10 s, not the default 30.
+    client: ClusterClient = Client(address, timeout="10s")  # type: ignore[no-untyped-call]
     return client
 
 
