@@ -165,6 +165,7 @@ class _Agent:
     shifts: list[tuple[float, float, int]]  # working pieces (minutes) and their shift number
     absent: set[int]  # shift numbers missed
     work: list[tuple[float, float]]  # true working time: pieces of shifts not missed
+    work_starts: list[float]
     avail_starts: list[float] = field(default_factory=list)
     avail: list[tuple[float, float]] = field(default_factory=list)  # work minus bound calls
     calls: list[tuple[float, float]] = field(default_factory=list)
@@ -308,6 +309,7 @@ class _Run:
                 shifts=pieces,
                 absent=absent,
                 work=[(a, b) for a, b, k in pieces if k not in absent],
+                work_starts=[a for a, b, k in pieces if k not in absent],
             )
             agent.set_avail()
             self.agents.append(agent)
@@ -342,7 +344,7 @@ class _Run:
             self._base is None
             or self._org_dirty
             or t - self._built_at >= INDEX_MAX_AGE.total_seconds() / 60
-            or now + timedelta(days=1) >= self._horizon_end
+            or now.date() != self._origin.date()
         ):
             self._rebuild(t)
         if self._calls_dirty or self._index is None:
@@ -359,16 +361,13 @@ class _Run:
 
     def _rebuild(self, t: float) -> None:
         """A new index, as the service's cache builds one. When the organisation changed
-        (or the horizon runs short) everything is rebuilt at ``t``; when the entry only aged
+        (an absence became known) or a new (UTC) day began, everything is rebuilt at ``t`` with
+        the service's horizon (``DEFAULT_HORIZON``); when the entry only aged
         out, the working calendars are reused (they did not change) and the fairness counts
         are read again, which is all the service's rebuild would change: an index answers
         for any moment after its origin exactly as one built at that moment would."""
         now = self.at(t).replace(second=0, microsecond=0)
-        if (
-            self._org_dirty
-            or now + timedelta(days=1) >= self._horizon_end
-            or not self._solver_agents
-        ):
+        if self._org_dirty or now.date() != self._origin.date() or not self._solver_agents:
             self._horizon_end = now + DEFAULT_HORIZON
             self._origin = now
             self._solver_agents = {}
@@ -473,8 +472,10 @@ class _Run:
         )
 
     # ------------------------------------------------------------------ holding
-    def _give(self, t: float, tk: _Ticket, a: int, source: str) -> None:
-        """Move ``tk`` to agent ``a`` (from the queue or another agent)."""
+    def _give(self, t: float, tk: _Ticket, a: int, source: str, *, kick: bool = True) -> None:
+        """Move ``tk`` to agent ``a`` (from the queue or another agent's unstarted work); an
+        idle agent at work starts on it at once unless ``kick`` is False (a plan being applied:
+        its agents start once every move of the plan has landed)."""
         before = tk.agent
         if before == a:
             return
@@ -498,13 +499,14 @@ class _Run:
         self.moves.append((tk.spec.id, t, before_id, agent.plan.id, source))
         self.recent.append((t, a))
         self.recent_count[a] = self.recent_count.get(a, 0) + 1
-        if agent.current is None:
+        if kick and agent.current is None:
             self._kick(agent, t)
 
     def _take_back(self, tk: _Ticket) -> _Agent:
         """``tk`` leaves its (unstarted) holder's hands; returns the holder."""
         assert tk.agent is not None
         agent = self.agents[tk.agent]
+        assert agent.current != tk.n, "a ticket being worked is never moved"
         agent.held -= 1
         agent.effort -= tk.spec.effort_minutes
         agent.channels[tk.spec.channel] -= 1
@@ -634,6 +636,7 @@ class _Run:
         if self.desk is not None:
             self.desk.agent_away(agent.plan.id, self.at(t), self.at(end), self.at(t))
             self._apply_rebinds(t, self.desk.last_rebound)
+            self._set_calls(agent, t)  # calls left unbound (at risk) no longer hold them
             self._schedule_bind(t)
         if handed and self.policy in (REALTIME, PRODUCTION):
             self._retry(t, [self.tickets[m] for m in handed], "absence")
@@ -656,28 +659,47 @@ class _Run:
         decision committed before the next (as the service's batch does)."""
         if not waiting:
             return
+        room = self._ready_room(t)
+        if room <= 0:
+            return
         now = self.at(t)
         held, channels = self._loads()
         index = self._org(t).with_loads(now, held, channels)
-        room = sum(a.free_slots() for a in self.agents)
+        # A ticket like one nobody could take (same team, skills and channel, no less effort)
+        # is not asked again: the filters would refuse it for the same reason, and asking
+        # again for every ticket of a long queue was most of a busy run's time.
+        refused: dict[tuple[object, ...], int] = {}
         for tk in waiting:
             if room <= 0:
                 break
+            s = tk.spec
+            kind = (s.team, s.channel, tuple(sorted(s.required_skills.items())))
+            if refused.get(kind, 1 << 30) <= s.effort_minutes:
+                continue
             ticket = self._solver_ticket(tk)
             decision = index.assign(ticket, now=now, top_k=0)
             if decision.agent_id is None:
+                refused[kind] = min(refused.get(kind, 1 << 30), s.effort_minutes)
                 continue
             index.commit(decision, ticket)
             self._give(t, tk, self.by_id[decision.agent_id].n, source)
             room -= 1
+
+    def _ready_room(self, t: float) -> int:
+        """Free slots of the agents at work now (nobody else can take a ticket now)."""
+        room = 0
+        for agent in self.agents:
+            if agent.held < agent.plan.capacity:
+                k = bisect_right(agent.work_starts, t) - 1
+                if k >= 0 and agent.work[k][1] > t:
+                    room += agent.plan.capacity - agent.held
+        return room
 
     def _on_dispatch(self, t: float, _: object) -> None:
         self.loop.at(t + self.routing.dispatch_minutes, self._on_dispatch)
         if not self.waiting_live and not self.waiting_other:
             return
         if self.policy in (REALTIME, PRODUCTION):
-            if not any(a.free_slots() for a in self.agents):
-                return
             waiting = sorted(
                 (self.tickets[m] for m in (*self.waiting_live, *self.waiting_other)),
                 key=_Ticket.urgency,
@@ -776,12 +798,17 @@ class _Run:
             back = planned.get(q.ticket_id)
             if back is not None:
                 moves.append((back, None))
+        touched: dict[int, None] = {}
         for moved, to in moves:
             if to is None:
                 if moved.agent is not None:
                     self._to_queue(t, moved, source)
             elif moved.agent != to:
-                self._give(t, moved, to, source)
+                self._give(t, moved, to, source, kick=False)
+                touched[to] = None
+        for a in touched:
+            if self.agents[a].current is None:
+                self._kick(self.agents[a], t)
 
     def _on_bind(self, t: float, _: object) -> None:
         self._bind_at = None
@@ -907,10 +934,17 @@ def _clip(
 
 
 def _binned(spans: list[tuple[float, float]], edges: np.ndarray) -> np.ndarray:
-    """Minutes of the (sorted, disjoint) ``spans`` inside each ``[edges[i], edges[i+1])``."""
-    if not spans:
+    """Minutes covered by ``spans`` (overlaps counted once) inside each
+    ``[edges[i], edges[i+1])``."""
+    merged: list[list[float]] = []
+    for a, b in sorted(spans):
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        elif b > a:
+            merged.append([a, b])
+    if not merged:
         return np.zeros(len(edges) - 1)
-    arr = np.asarray(spans, dtype=np.float64)
+    arr = np.asarray(merged, dtype=np.float64)
     s, e = arr[:, 0], arr[:, 1]
     cum = np.concatenate(([0.0], np.cumsum(e - s)))
     k = np.searchsorted(s, edges, side="right") - 1
