@@ -64,7 +64,7 @@ from scenarios.inputs import (
     sequence,
     shift_patterns,
     text,
-    yaml_with_lines,
+    yaml_document,
 )
 from scenarios.model import INTERVALS, ROUTING_POLICIES, World
 from solver.errors import ProblemError
@@ -269,11 +269,10 @@ def parse_text(text: str, fmt: str, source: str) -> tuple[Any, Doc]:
         except tomllib.TOMLDecodeError as exc:
             m = re.search(r"line (\d+)", str(exc))
             raise InputError(source, int(m[1]) if m else None, "<toml>", str(exc)) from None
-        return data, Doc(source, toml_lines(text))
+        return data, Doc(source, lambda: toml_lines(text))
     if fmt != "yaml":
         raise ValueError(f"fmt must be 'yaml' or 'toml', got {fmt!r}")
-    data, lines = yaml_with_lines(text, source)
-    return data, Doc(source, lines)
+    return yaml_document(text, source)
 
 
 def _fmt(path: Path) -> str:

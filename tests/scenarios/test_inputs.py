@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scenarios.inputs import (
+    EXPORT_MARKER,
     CellAt,
     InputError,
     PlannerLoader,
@@ -269,6 +271,8 @@ def test_a_yaml_syntax_error_names_its_line(tmp_path: Path) -> None:
         ("tickets_csv", "09:15:00+01:00", "09:75:00+01:00", 2, "created", "ISO 8601"),
         ("tickets_csv", "urgent", "asap", 3, "priority", "low, normal, high, urgent"),
         ("tickets_csv", "normal,20", "normal,-20", 2, "effort_minutes", "negative"),
+        ("tickets_csv", "normal,20", "normal,0", 2, "effort_minutes", "> 0"),
+        ("tickets_csv", "normal,20", "normal,twenty", 2, "effort_minutes", "number"),
         ("tickets_csv", ",net-de\n", ",net-fr\n", 3, "call", "unknown capability"),
         ("tickets_csv", "t2,", "t1,", 3, "id", "duplicate ticket"),
         ("volume_csv", "9,4.5", "9,-4.5", 2, "per_hour", "negative"),
@@ -294,6 +298,25 @@ def test_csv_headers_are_checked(tmp_path: Path) -> None:
     assert (err.line, err.field) == (1, "shrink") and "unknown column" in err.reason
     err = error(tmp_path, tickets_csv=TICKETS.replace("effort_minutes,", ""))
     assert (err.line, err.field) == (1, "effort_minutes") and "missing" in err.reason
+
+
+def test_decimal_effort_minutes_round_to_whole_minutes(tmp_path: Path) -> None:
+    tickets = TICKETS.replace("normal,20,", "normal,12.5,").replace("urgent,5,", "urgent,0.2,")
+    world = load_baseline(write(tmp_path, **files(tickets_csv=tickets)))
+    assert [t.effort_minutes for t in world.demand.history] == [12, 1]
+
+
+def test_spreadsheet_exports_read_windows_line_ends_and_a_bom_and_name_semicolons(
+    tmp_path: Path,
+) -> None:
+    excel = "\ufeff" + AGENTS.replace("\n", "\r\n")
+    world = load_baseline(write(tmp_path, **files(agents_csv=excel)))
+    assert [a.id for a in world.agents] == ["a1", "a2"]
+    err = error(tmp_path, agents_csv=excel.replace("a2,tier2", "a2,tier7"))
+    assert (err.line, err.field) == (3, "team")
+    german = AGENTS.replace(",", ";").replace("networking:2;de:1", '"networking:2;de:1"')
+    err = error(tmp_path, agents_csv=german)
+    assert (err.line, err.field) == (1, "<csv>") and "';'" in err.reason
 
 
 def test_csv_lines_count_blank_lines_and_quoted_newlines(tmp_path: Path) -> None:
@@ -325,6 +348,32 @@ def test_the_tmp_baseline_round_trips_and_writes_to_a_file(tmp_path: Path) -> No
     out = tmp_path / "export.yaml"
     out.write_text(dump_baseline(world), encoding="utf-8")
     assert load_baseline(out) == world
+
+
+def test_an_export_reads_json_rows_fast_and_still_names_lines(tmp_path: Path) -> None:
+    world = load_baseline(write(tmp_path, **files()))
+    odd = 'Zo\u00eb \U0001f3a7 \u2028 "q" \\ #x: - {y}'
+    world = replace(world, agents=(replace(world.agents[0], id=odd), *world.agents[1:]))
+    text = dump_baseline(world)
+    assert text.startswith(EXPORT_MARKER)
+    out = tmp_path / "export.yaml"
+    out.write_text(text, encoding="utf-8")
+    assert load_baseline(out) == world
+    rows = text.splitlines()
+    row = next(i for i, r in enumerate(rows) if '"id": "t2"' in r)
+    rows[row] = rows[row].replace('"effort_minutes": 5', '"effort_minutes": -5')
+    out.write_text("\n".join(rows), encoding="utf-8")
+    with pytest.raises(InputError) as caught:
+        load_baseline(out)
+    assert (caught.value.line, caught.value.field) == (
+        row + 1,
+        "demand.history[1].effort_minutes",
+    )
+    # without the marker the same text is plain YAML (JSON is YAML): same world, same lines
+    out.write_text("\n".join(rows[1:]), encoding="utf-8")
+    with pytest.raises(InputError) as caught:
+        load_baseline(out)
+    assert caught.value.line == row
 
 
 IDS = st.sampled_from(["a", "b", "c", "de", "no", "x-1"])
