@@ -167,3 +167,10 @@ def test_fast_on_many_tickets() -> None:
     assert len(kpis.intervals) == 7 * 96
     assert kpis.overall["tickets_created"] == len(run.tickets)
     assert isinstance(kpis.intervals, pd.DataFrame)
+
+
+def test_compare_says_when_seeds_differ() -> None:
+    base = [synthetic_run("base", r, seed=1) for r in (0, 1)]
+    other = [synthetic_run("other", r, seed=2) for r in (0, 1)]
+    assert "without common random numbers" in compare(base, other).note
+    assert compare(base, base).note == ""

@@ -4,6 +4,7 @@ sheets, and byte-identical exports for the same runs."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import pytest
 
 from scenarios.kpis import KPI_COLUMNS
 from scenarios.report import expected_workload, write_report
-from tests.scenarios.runs import synthetic_run, synthetic_world
+from tests.scenarios.runs import hand_run, synthetic_run, synthetic_world
 
 NAMES = ("baseline", "plus-2")
 
@@ -47,7 +48,7 @@ def test_html_is_self_contained_with_embedded_charts(written) -> None:  # type: 
     assert not re.search(r"(?i)(https?:|ftp:)?//[a-z0-9]|url\(|@import", text)
     assert "<script" not in text and "<link" not in text and "<iframe" not in text
     assert all(src.startswith("data:") for src in re.findall(r'(?:src|href)="([^"]*)"', html))
-    assert len(images) == 4 and all(src.startswith("data:image/png;base64,") for src in images)
+    assert len(images) == 5 and all(src.startswith("data:image/png;base64,") for src in images)
     assert "plus-2" in html and "Δ vs baseline" in html and "Europe/Berlin" in html
 
 
@@ -86,8 +87,11 @@ def test_same_runs_same_bytes(inputs, written, tmp_path: Path) -> None:  # type:
         assert Path(a).read_bytes() == Path(b).read_bytes(), a
 
 
-def test_one_replication_says_it_has_no_interval(tmp_path: Path) -> None:
-    results = {"baseline": [synthetic_run("baseline", 0)]}
+def test_one_replication_and_an_empty_run_still_report(tmp_path: Path) -> None:
+    run = hand_run(world="quiet")
+    empty = replace(run, tickets=run.tickets.iloc[0:0], moves=run.moves.iloc[0:0],
+                    agents=run.agents.iloc[0:0], calls=run.calls.iloc[0:0])  # fmt: skip
+    results = {"baseline": [hand_run()], "quiet": [empty]}
     files = write_report(results, tmp_path, baseline="baseline", worlds={})
     html = Path(files.html).read_text(encoding="utf-8")
     assert "one replication: no confidence interval" in html
