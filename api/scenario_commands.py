@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from scenarios.kpis import Comparison
     from scenarios.results import RunResult
     from scenarios.runner import Backend
+    from scenarios.spec import Scenario
 
 # Exit statuses: 2 as argparse uses for a bad argument (a bad file is one too), 1 for a run that
 # could not be done (no Dask, a cluster that does not answer), 130 for Ctrl-C.
@@ -181,12 +182,9 @@ def _plan_compare(args: argparse.Namespace) -> Plan:
     baseline.yaml volume-up-optimizer.yaml``). The reference is the first scenario's baseline,
     unchanged (a baseline file equal to it takes its place under its own name), or the one
     ``--baseline`` names."""
-    from scenarios.spec import DEFAULT_REPLICATIONS, Scenario, load_scenario
+    from scenarios.spec import DEFAULT_REPLICATIONS, Scenario
 
-    items: list[Scenario | World] = [
-        _load_baseline(Path(f)) if _is_baseline_file(Path(f)) else load_scenario(Path(f))
-        for f in args.files
-    ]
+    items = [_scenario_or_baseline(Path(f)) for f in args.files]
     scenarios = [x for x in items if isinstance(x, Scenario)]
     reference = scenarios[0].baseline if scenarios else items[0]
     assert isinstance(reference, World)
@@ -226,24 +224,21 @@ def _plan_compare(args: argparse.Namespace) -> Plan:
     )
 
 
-def _is_baseline_file(path: Path) -> bool:
-    """A baseline (``agents:`` and no ``baseline:`` of its own) rather than a scenario. Only
-    YAML baselines exist; anything unreadable is left to the scenario reader to report."""
-    if path.suffix.lower() == ".toml":
-        return False
-    from scenarios.inputs import InputError, yaml_with_lines
+def _scenario_or_baseline(path: Path) -> Scenario | World:
+    """The scenario file at ``path``, or the baseline it is when it does not read as a scenario
+    but as a (YAML) baseline file. A file that is neither gets the scenario reader's error."""
+    from scenarios.inputs import InputError, load_baseline
+    from scenarios.spec import load_scenario
 
     try:
-        data, _ = yaml_with_lines(path.read_text(encoding="utf-8"), str(path))
-    except (OSError, UnicodeDecodeError, InputError):
-        return False
-    return isinstance(data, dict) and "agents" in data and "baseline" not in data
-
-
-def _load_baseline(path: Path) -> World:
-    from scenarios.inputs import load_baseline
-
-    return load_baseline(path)
+        return load_scenario(path)
+    except InputError as exc:
+        if path.suffix.lower() == ".toml":
+            raise
+        try:
+            return load_baseline(path)
+        except InputError:
+            raise exc from None
 
 
 def _plan_sweep(args: argparse.Namespace) -> Plan:
