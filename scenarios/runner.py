@@ -100,6 +100,23 @@ def _pool_task(index: int, task: Task) -> RunResult:
     return run_task(task, lambda fraction: messages.put((index, fraction)))
 
 
+def expected_tickets(world: World) -> float:
+    """Roughly how many tickets a run of ``world`` simulates (what its run time grows with):
+    the history as scaled, the volume profiles' daily rates over the days."""
+    demand = world.demand
+    history = sum(demand.history_factor(t.team, t.channel) for t in demand.history)
+    per_day = sum(r.per_hour if r.weekday is None else r.per_hour / 7 for r in demand.volume)
+    return history + per_day * world.days * demand.scale
+
+
+def _longest_first(tasks: list[Task]) -> list[int]:
+    """Task indices, the biggest worlds first: the pool's last tasks are then short ones, and
+    no worker is left alone with a long run at the end (results still come back in task
+    order)."""
+    cost = {id(t.world): expected_tickets(t.world) for t in tasks}
+    return sorted(range(len(tasks)), key=lambda i: (-cost[id(tasks[i].world)], i))
+
+
 def _run_on(world: World, seed: int, replication: int) -> RunResult:
     """A Dask task: ``world`` arrives as the scattered copy."""
     return run_task(Task(world, seed, replication))
@@ -280,7 +297,7 @@ def _process_pool(
 
     try:
         pending: dict[Future[RunResult], int] = {
-            pool.submit(_pool_task, i, task): i for i, task in enumerate(tasks)
+            pool.submit(_pool_task, i, tasks[i]): i for i in _longest_first(tasks)
         }
         done = 0
         while pending:
@@ -307,13 +324,14 @@ def _dask(tasks: list[Task], client: ClusterClient, progress: Progress | None) -
         if id(task.world) not in scattered:
             scattered[id(task.world)] = client.scatter(task.world, hash=False)
     finished: queue.SimpleQueue[int] = queue.SimpleQueue()
-    futures = []
-    for i, task in enumerate(tasks):
+    futures: list[Any] = [None] * len(tasks)
+    for i in _longest_first(tasks):
+        task = tasks[i]
         future = client.submit(
             _run_on, scattered[id(task.world)], task.seed, task.replication, pure=False
         )
         future.add_done_callback(lambda _f, i=i: finished.put(i))
-        futures.append(future)
+        futures[i] = future
     results: list[RunResult | None] = [None] * len(tasks)
     try:
         for done in range(1, len(tasks) + 1):

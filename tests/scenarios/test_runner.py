@@ -196,3 +196,12 @@ def no_dask(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def test_dask_without_the_extra_names_it() -> None:
     with pytest.raises(runner.MissingExtraError, match=r"pip install -e '\.\[distributed\]'"):
         runner.dask_client("tcp://127.0.0.1:1")
+
+
+def test_expected_tickets_sizes_the_pool_s_order(world: World) -> None:
+    """The pool starts the biggest worlds first (so no worker ends alone with a long run): the
+    size is the expected number of tickets, which a volume change scales."""
+    assert runner.expected_tickets(world) == pytest.approx(8 * (4.0 + 3.0))
+    busier = baseline_from_dict({**tiny_baseline(), "demand": {**tiny_baseline()["demand"],
+                                                               "scale": 2.0}})  # fmt: skip
+    assert runner.expected_tickets(busier) == pytest.approx(2 * runner.expected_tickets(world))
