@@ -19,10 +19,11 @@ whole minutes (at least 1). A ticket books a call against ``row.call`` with prob
 ``call_share``.
 
 **History.** Each ticket of ``demand.history`` created in ``[start, end)`` is replayed with the
-factor ``scale * shape[local hour]``: below 1 it is kept with that probability (thinning); above
-1 it is replayed ``floor(factor)`` times plus once more with probability of the fraction, the
-copies at times jittered uniformly within +-30 minutes (kept inside the run) and ids
-``<id>~<k>``. Its own first response and resolution are kept on the original (the report's
+factor ``demand.history_factor(team, channel) * shape[local hour]`` (``scale``, times any
+``history_scale`` rule of its team or channel): below 1 it is kept with that probability
+(thinning); above 1 it is replayed ``floor(factor)`` times plus once more with probability of
+the fraction, the copies at times jittered uniformly within +-30 minutes (kept inside the run)
+and ids ``<id>~<k>``. Its own first response and resolution are kept on the original (the report's
 history column) and dropped on copies.
 
 Only arrivals in ``[world.start, world.end)`` are returned, sorted by (created_at, id).
@@ -125,7 +126,7 @@ def _history(world: World, streams: Streams) -> list[TicketSpec]:
     zone = ZoneInfo(world.timezone)
     start, end = world.start, world.end
     rng = streams.arrivals
-    plain = demand.scale == 1.0 and not demand.shape
+    plain = demand.scale == 1.0 and not demand.shape and not demand.history_scale
     out: list[TicketSpec] = []
     for ticket in demand.history:
         if not start <= ticket.created_at < end:
@@ -133,7 +134,9 @@ def _history(world: World, streams: Streams) -> list[TicketSpec]:
         if plain:
             out.append(ticket)
             continue
-        factor = demand.scale * demand.shape.get(ticket.created_at.astimezone(zone).hour, 1.0)
+        factor = demand.history_factor(ticket.team, ticket.channel) * demand.shape.get(
+            ticket.created_at.astimezone(zone).hour, 1.0
+        )
         whole = math.floor(factor)
         # Two draws per ticket whatever the factor, so the stream stays aligned across scales.
         extra, jitter = rng.uniform(0.0, 1.0), rng.uniform(-1.0, 1.0, max(whole, 1))

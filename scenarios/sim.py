@@ -28,18 +28,25 @@ most ``capacity`` open tickets (``channel_capacity`` per channel), started or no
 
 - ``realtime`` and ``production``: each arrival is decided by :class:`solver.realtime.RealtimeIndex`
   as the service's hot path does (``api.assignment.claims``): the index is built once per
-  organisation (rebuilt when it changes: a new day's horizon, an absence that became known, and
-  at most every ``INDEX_MAX_AGE`` like the service's cache, which refreshes the fairness counts),
-  booked calls added as busy time (``with_busy``), and each decision reads the loads with
-  ``with_loads(now, held, channels)``: open tickets and their effort, as the service counts them.
-  Tickets nobody can take wait in their team queue; a live-channel queue is re-offered when an
-  agent frees up (``api.assignment.live``: most urgent, oldest first, four per free slot); the
-  whole waiting queue is retried every ``dispatch_minutes`` (the helpdesk asking again).
+  organisation (rebuilt when it changes: a new UTC day's horizon, an absence that became known;
+  and refreshed every ``INDEX_MAX_AGE`` like the service's cache, which re-reads the fairness
+  counts), booked calls added as busy time (``with_busy``), and each decision reads the loads
+  with ``with_loads(now, held, channels)``: open tickets and the *full* effort of the ones held,
+  as the service counts them (it knows no remaining effort). Tickets nobody can take wait in
+  their team queue; a live-channel queue is re-offered when an agent frees up
+  (``api.assignment.live``: most urgent, oldest first, four per free slot); the whole waiting
+  queue is retried every ``dispatch_minutes`` while someone at work has room (the helpdesk
+  asking again), most urgent and oldest first, one index for the round with each decision
+  committed, as ``assign_many`` does.
   ``production`` also runs :func:`solver.batch.optimize` every ``reoptimize_minutes`` over the
   unassigned and the held-but-unstarted tickets and applies the plan as
-  ``api.assignment.optimize`` does (room re-checked; moves with source ``reoptimize``).
+  ``api.assignment.optimize`` does (room re-checked; moves with source ``reoptimize``; all of
+  a plan's moves land before its agents start work).
 - a :data:`solver.policies.POLICIES` name: that batch policy over the waiting queue every
-  ``dispatch_minutes`` (moves with source ``dispatch``); arrivals wait for the next round.
+  ``dispatch_minutes`` (moves with source ``dispatch``); arrivals wait for the next round. The
+  policy sees the same organisation and horizon as the router (``DEFAULT_HORIZON``) and, as
+  :mod:`solver.policies` defines them, takes any agent with working time left in it: a
+  round-robin may hand a ticket to someone whose shift starts tomorrow, and it waits for them.
 
 The optimizer is asked to be deterministic: one CP-SAT worker, a fixed seed, at most
 ``REOPT_NEIGHBOURHOODS`` neighbourhoods (each bounded in CP-SAT's deterministic time), and
@@ -57,6 +64,10 @@ arrival order) unless work on the ticket started; the ticket leaves the queue or
 with ``call`` books a live call through :class:`scenarios.calls.CallDesk` when it arrives (the
 production booking engine: slots, JIT binding, disruption); a bound call is busy time for its
 agent, in the simulation's clock and in the router's view.
+
+**Counting.** ``reassignments`` counts each time a ticket reaches an agent other than the last
+one who held it (directly, or through the queue after an absence or a plan). The ``agents``
+table's busy minutes are ticket work plus bound calls, inside the agent's working time.
 
 **Determinism.** Events at the same minute run in scheduling order; every draw comes from a
 named stream of :mod:`scenarios.rng`; nothing iterates a set of strings. Same world and seed:
@@ -497,6 +508,8 @@ class _Run:
             tk.first_assigned = t
         before_id = None if before is None else self.agents[before].plan.id
         self.moves.append((tk.spec.id, t, before_id, agent.plan.id, source))
+        if tk.call is not None and self.desk is not None:
+            self.desk.owner_changed(tk.spec.id, agent.plan.id)  # JIT prefers the owner
         self.recent.append((t, a))
         self.recent_count[a] = self.recent_count.get(a, 0) + 1
         if kick and agent.current is None:
@@ -519,6 +532,8 @@ class _Run:
         if tk.agent is not None:
             agent = self._take_back(tk)
             self.moves.append((tk.spec.id, t, agent.plan.id, None, source))
+            if tk.call is not None and self.desk is not None:
+                self.desk.owner_changed(tk.spec.id, None)
         (self.waiting_live if tk.live else self.waiting_other)[tk.n] = None
 
     # ------------------------------------------------------------------ work
@@ -708,10 +723,10 @@ class _Run:
             return
         queue = [self.tickets[m] for m in (*self.waiting_live, *self.waiting_other)]
         queue.sort(key=lambda tk: (tk.spec.created_at, tk.spec.id))
-        plan = POLICIES[self.policy](
-            self._problem(t, queue),
-            PolicyParams(seed=REOPT_SEED, time_limit_s=self.routing.time_limit_s),
-        )
+        params: object = PolicyParams(seed=REOPT_SEED, time_limit_s=self.routing.time_limit_s)
+        if self.policy == "optimizer":
+            params = self._batch_params()  # it takes BatchParams as is: the deterministic ones
+        plan = POLICIES[self.policy](self._problem(t, queue), params)  # type: ignore[arg-type]
         self._apply(t, plan, queue, "dispatch")
 
     def _on_reoptimize(self, t: float, _: object) -> None:
@@ -722,16 +737,19 @@ class _Run:
         if not queue:
             return
         queue.sort(key=lambda tk: (tk.spec.created_at, tk.spec.id))
+        plan = optimize(self._problem(t, queue), self._batch_params())
+        self._apply(t, plan, queue, "reoptimize")
+
+    def _batch_params(self) -> BatchParams:
+        """The optimizer's parameters, deterministic (see the module docstring)."""
         limit = self.routing.time_limit_s
-        params = BatchParams(
+        return BatchParams(
             time_limit_s=limit,
             seed=REOPT_SEED,
             workers=1,
             max_neighbourhoods=REOPT_NEIGHBOURHOODS,
             use_sequencing=limit >= SEQUENCING_FROM_S,
         )
-        plan = optimize(self._problem(t, queue), params)
-        self._apply(t, plan, queue, "reoptimize")
 
     def _problem(self, t: float, queue: list[_Ticket]) -> Problem:
         """The service's ``build_problem`` at ``t`` planning ``queue``: the organisation, the
@@ -865,6 +883,12 @@ class _Run:
         self.loop.run(self.total)
         for agent in self.agents:
             self._pause(agent, self.total)
+            # What the router was told an agent holds is what they hold (cheap; it caught a bug).
+            holding = [*agent.live_q, *agent.other_q]
+            if agent.current is not None:
+                holding.append(agent.current)
+            assert agent.held == len(holding), (agent.plan.id, agent.held, len(holding))
+            assert all(self.tickets[n].agent == agent.n for n in holding), agent.plan.id
         return RunResult(
             world=self.world.name,
             seed=self.seed,
@@ -911,8 +935,9 @@ class _Run:
             calls = _clip(agent.calls, agent.work)
             busy = _binned(sorted(agent.segments + calls), edges)
             per_agent.append((agent.plan, scheduled, available, busy))
+        per_agent.sort(key=lambda p: p[0].id)
         for i, at in enumerate(starts):
-            for plan, scheduled, available, busy in sorted(per_agent, key=lambda p: p[0].id):
+            for plan, scheduled, available, busy in per_agent:
                 rows.append((
                     at, plan.id, plan.team, skills_text(plan.skills), round(float(scheduled[i]), 6),
                     round(float(available[i]), 6), round(float(busy[i]), 6),

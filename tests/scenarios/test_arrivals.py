@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from scenarios.arrivals import arrivals
-from scenarios.model import AgentPlan, Demand, TicketSpec, VolumeRow, World
+from scenarios.model import AgentPlan, Demand, HistoryScale, TicketSpec, VolumeRow, World
 from scenarios.rng import streams
 from solver.problem import Skill, Team
 
@@ -96,3 +96,20 @@ def test_arrivals_are_the_same_whatever_the_staffing() -> None:
     assert few == many
     other = arrivals(world(Demand(volume=rows), start=start, agents=1), streams(9, 3))
     assert other != few  # another replication: independent draws
+
+
+def test_a_history_scale_rule_scales_only_its_team_or_channel() -> None:
+    start = datetime(2026, 3, 23, tzinfo=UTC)
+    history = tuple(
+        TicketSpec(
+            id=f"h{i}",
+            created_at=start + timedelta(minutes=3 * i),
+            team="t",
+            channel="chat" if i % 2 else "email",
+        )
+        for i in range(400)
+    )
+    demand = Demand(history=history, history_scale=(HistoryScale(2.0, channel="chat"),))
+    got = arrivals(world(demand, start=start), streams(1, 0))
+    assert sum(t.channel == "email" for t in got) == 200  # factor 1: replayed as it was
+    assert sum(t.channel == "chat" for t in got) == 400  # factor 2: each twice
