@@ -249,20 +249,45 @@ class VolumeRow:
 
 
 @dataclass(frozen=True, slots=True)
+class HistoryScale:
+    """A volume factor for the part of a replayed history of one ``team`` and/or ``channel``
+    (None: any). Volume profiles need no such rule: a scenario scales their ``per_hour``."""
+
+    factor: float
+    team: str | None = None
+    channel: str | None = None
+
+    def __post_init__(self) -> None:
+        _positive(self.factor, "factor", maximum=100)
+        if self.team is None and self.channel is None:
+            raise ProblemError("team", "a history scale names a team, a channel or both")
+
+    def matches(self, team: str, channel: str) -> bool:
+        return (self.team is None or self.team == team) and (
+            self.channel is None or self.channel == channel
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Demand:
     """What arrives: a history replayed as it happened, and/or volume profiles generated from.
 
     ``scale`` multiplies volume (a history is thinned or repeated: see :mod:`scenarios.arrivals`);
-    ``shape`` multiplies the volume of a local hour of day (0-23) on top of it."""
+    ``shape`` multiplies the volume of a local hour of day (0-23) on top of it.
+    ``history_scale`` multiplies, on top of ``scale``, the history tickets of one team and/or
+    channel (a scenario's "volume +30 % for tier2 chat"); :meth:`history_factor` is the factor a
+    history ticket is replayed with."""
 
     history: tuple[TicketSpec, ...] = ()
     volume: tuple[VolumeRow, ...] = ()
     scale: float = 1.0
     shape: Mapping[int, float] = field(default_factory=dict)
+    history_scale: tuple[HistoryScale, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "history", tuple(self.history))
         object.__setattr__(self, "volume", tuple(self.volume))
+        object.__setattr__(self, "history_scale", tuple(self.history_scale))
         _positive(self.scale, "scale", maximum=100)
         shape = {}
         for hour, factor in self.shape.items():
@@ -271,6 +296,14 @@ class Demand:
                 raise ProblemError(f"shape.{hour}", f"must be a number >= 0, got {factor!r}")
             shape[hour] = float(factor)
         object.__setattr__(self, "shape", MappingProxyType(shape))
+
+    def history_factor(self, team: str, channel: str) -> float:
+        """How much of a history ticket of ``team`` on ``channel`` to replay (1: as it was)."""
+        factor = self.scale
+        for rule in self.history_scale:
+            if rule.matches(team, channel):
+                factor *= rule.factor
+        return factor
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,6 +409,9 @@ class World:
                     raise ProblemError(f"{where}[{i}].skills.{skill}", f"unknown skill {skill!r}")
             if row.call is not None and row.call not in capability_ids:
                 raise ProblemError(f"{where}[{i}].call", f"unknown capability {row.call!r}")
+        for i, rule in enumerate(self.demand.history_scale):
+            if rule.team is not None and rule.team not in team_ids:
+                raise ProblemError(f"history_scale[{i}].team", f"unknown team {rule.team!r}")
 
     @property
     def end(self) -> datetime:
