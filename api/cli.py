@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(func=_demo)
     _add_service_commands(sub)
+    _add_scenario(sub)
     return parser
 
 
@@ -185,6 +186,96 @@ def _add_service_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
         help="rows re-encrypted per transaction (default 500)",
     )
     rotate.set_defaults(func=run("rotate_secrets"))
+
+
+def _add_scenario(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``scenario run|compare|sweep``: what-if planning, implemented lazily in
+    :mod:`api.scenario_commands` (the simulation, pandas and matplotlib load only when used)."""
+
+    def run(name: str) -> object:
+        def call(args: argparse.Namespace) -> int:
+            from api import scenario_commands
+
+            return int(getattr(scenario_commands, name)(args))
+
+        return call
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--replications",
+            type=_positive_int,
+            metavar="N",
+            help="replications of each scenario (default: the file's)",
+        )
+        p.add_argument(
+            "--seed", type=_seed, metavar="S", help="random seed, >= 0 (default: the file's)"
+        )
+        p.add_argument(
+            "--out",
+            metavar="DIR",
+            help="where the report goes (default: reports/<name> in the current directory)",
+        )
+        where = p.add_mutually_exclusive_group()
+        where.add_argument(
+            "--workers",
+            type=_positive_int,
+            metavar="N",
+            help="local worker processes (default: one per core; 1 runs in this process)",
+        )
+        where.add_argument(
+            "--dask",
+            metavar="ADDRESS",
+            help="run on the Dask cluster whose scheduler is at ADDRESS (tcp://host:8786; "
+            "needs pip install -e '.[distributed]')",
+        )
+        p.add_argument("--open", action="store_true", help="open the report in a web browser")
+
+    scenario = sub.add_parser(
+        "scenario",
+        help="what-if planning: simulate staffing and routing changes, compare, sweep",
+        description=(
+            "Simulate a scenario (a baseline and its changes) with the production router, "
+            "replicated with common random numbers, and write a report (report.html, kpis.csv, "
+            "intervals.csv, report.xlsx). Examples: scenarios/examples/."
+        ),
+    )
+    scenario_sub = scenario.add_subparsers(dest="scenario_command", required=True)
+    run_p = scenario_sub.add_parser(
+        "run", help="run a scenario file against its own baseline (same seeds: paired deltas)"
+    )
+    run_p.add_argument("file", metavar="FILE", help="scenario file (.yaml, .yml or .toml)")
+    common(run_p)
+    run_p.set_defaults(func=run("scenario_run"))
+
+    compare = scenario_sub.add_parser(
+        "compare", help="run several scenario files side by side against a baseline"
+    )
+    compare.add_argument("files", metavar="FILE", nargs="+", help="scenario files")
+    compare.add_argument(
+        "--baseline",
+        metavar="NAME",
+        help="the scenario the others are compared with (default: the first file's baseline, "
+        "unchanged)",
+    )
+    common(compare)
+    compare.set_defaults(func=run("scenario_compare"))
+
+    sweep = scenario_sub.add_parser(
+        "sweep", help="run a sweep file's grid of scenarios against their baseline"
+    )
+    sweep.add_argument("file", metavar="FILE", help="sweep file (.yaml, .yml or .toml)")
+    common(sweep)
+    sweep.set_defaults(func=run("scenario_sweep"))
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, not {value}")
+    return value
 
 
 def _worker(args: argparse.Namespace) -> int:

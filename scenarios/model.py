@@ -17,11 +17,13 @@ the simulated month moves shifts in UTC, as it does in real life).
 
 from __future__ import annotations
 
+import copyreg
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from types import MappingProxyType
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from solver.capability import Capability
@@ -39,6 +41,23 @@ REALTIME = "realtime"
 PRODUCTION = "production"
 ROUTING_POLICIES = (PRODUCTION, REALTIME, *POLICIES)
 INTERVALS = (15, 30, 60)
+
+
+def _proxy_of(items: dict[Any, Any]) -> MappingProxyType[Any, Any]:
+    return MappingProxyType(items)
+
+
+def _pickle_proxy(
+    proxy: MappingProxyType[Any, Any],
+) -> tuple[Callable[[dict[Any, Any]], MappingProxyType[Any, Any]], tuple[dict[Any, Any]]]:
+    return (_proxy_of, (dict(proxy),))
+
+
+# A World crosses process boundaries (scenarios.runner: a process pool, a Dask cluster), and its
+# read-only mappings (skill levels here, capability requirements in solver) are MappingProxyType,
+# which pickle refuses. Registered here, where every World's module is imported: a proxy pickles
+# as a copy of its dict and comes back as a proxy of it.
+copyreg.pickle(MappingProxyType, _pickle_proxy)
 
 
 def _aware(value: datetime, name: str) -> datetime:
