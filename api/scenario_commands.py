@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import (
@@ -38,6 +38,7 @@ from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:
+    from scenarios.kpis import Comparison
     from scenarios.model import World
     from scenarios.results import RunResult
     from scenarios.runner import Backend
@@ -378,9 +379,19 @@ def _summary(console: Console, plan: Plan, results: Mapping[str, Sequence[RunRes
         console.print(_scenario_table(plan, others, deltas))
 
 
-def _deltas(comparison: Any) -> dict[str, Delta]:
-    """KPI name -> :class:`Delta` from a :class:`scenarios.kpis.Comparison`."""
-    raise NotImplementedError  # filled in once scenarios.kpis lands (h/report)
+def _deltas(comparison: Comparison) -> dict[str, Delta]:
+    """KPI name -> :class:`Delta`, from :attr:`scenarios.kpis.Comparison.overall`."""
+    table = comparison.overall
+    return {
+        str(kpi): Delta(
+            baseline=float(row["baseline_mean"]),
+            scenario=float(row["scenario_mean"]),
+            delta=float(row["delta_mean"]),
+            ci_low=float(row["delta_ci_low"]),
+            ci_high=float(row["delta_ci_high"]),
+        )
+        for kpi, row in table.iterrows()
+    }
 
 
 def _kpi_table(plan: Plan, others: list[str], deltas: Mapping[str, Mapping[str, Delta]]) -> Table:
