@@ -6,9 +6,11 @@ agents over two days for the report."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import numpy as np
+
+from scenarios.model import AgentPlan, Demand, ShiftPattern, VolumeRow, World
 
 from scenarios.results import (
     AGENT_COLUMNS,
@@ -18,6 +20,7 @@ from scenarios.results import (
     RunResult,
     frame,
 )
+from solver.problem import Skill, Team
 
 START = datetime(2026, 3, 23, tzinfo=UTC)
 
@@ -146,4 +149,29 @@ def synthetic_run(
         moves=frame(moves, MOVE_COLUMNS),
         agents=frame(agent_rows, AGENT_COLUMNS),
         calls=frame([], CALL_COLUMNS),
+    )
+
+
+def synthetic_world(name: str, agents: int = 4, load: float = 1.0, days: int = 2) -> World:
+    """The world ``synthetic_run`` pretends to have simulated (Berlin time: 08-18 UTC is 09-19
+    local in March), for the report's time zone and expected workload."""
+    volume = tuple(
+        VolumeRow(team="tier1", channel="email", hour=h, per_hour=6.0 * load, effort_minutes=35.0)
+        for h in range(9, 19)
+    )
+    shift = ShiftPattern(weekdays=tuple(range(7)), start=time(9), end=time(19))
+    return World(
+        name=name,
+        start=START,
+        days=days,
+        skills=(Skill("de"), Skill("net")),
+        teams=(Team("tier1"),),
+        agents=tuple(
+            AgentPlan(id=f"a{i + 1}", team="tier1", skills={"net": 1}, shifts=(shift,),
+                      timezone="Europe/Berlin")  # fmt: skip
+            for i in range(agents)
+        ),
+        demand=Demand(volume=volume),
+        timezone="Europe/Berlin",
+        interval_minutes=60,
     )
