@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -161,7 +161,9 @@ def _submit(
     return _out(row, job.status, None, None)
 
 
-_ACCEPTED = {202: {"description": "Accepted: the run, its job and its status URL (Location)"}}
+_ACCEPTED: dict[int | str, dict[str, Any]] = {
+    202: {"description": "Accepted: the run, its job and its status URL (Location)"}
+}
 
 
 @router.post(
