@@ -13,7 +13,6 @@ import json
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-import yaml
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from api.common import service as common
@@ -26,7 +25,7 @@ from api.http.deps import NowDep, PageDep, PlannerAuth, SessionDep, SettingsDep
 from api.planning import service as planning
 from api.planning.baseline import MAX_DAYS, live_world
 from api.planning.schemas import RunIn, RunLinks, RunList, RunOut, RunSummary
-from scenarios.inputs import world_to_dict
+from scenarios.inputs import dump_baseline, world_to_dict
 from solver.timegrid import in_range
 
 router = APIRouter(prefix="/v1/planning", tags=["planning"], responses=PROBLEM_RESPONSES)
@@ -51,7 +50,10 @@ def _wants_json(request: Request) -> bool:
                 "their stored shifts in the window (the latest week wins per weekday), and the "
                 "window's tickets as demand.history (pseudonymous ids; no requester)"
             ),
-            "content": {YAML: {"schema": {"type": "string"}}, "application/json": {}},
+            "content": {
+                YAML: {"schema": {"type": "object"}},
+                "application/json": {"schema": {"type": "object"}},
+            },
         }
     },
 )
@@ -79,11 +81,9 @@ def export_baseline(
         now=now,
         max_tickets=settings.planning_max_tickets,
     )
-    document = world_to_dict(world)
     if _wants_json(request):
-        return Response(json.dumps(document), media_type="application/json")
-    text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
-    return Response(text, media_type=YAML)
+        return Response(json.dumps(world_to_dict(world)), media_type="application/json")
+    return Response(dump_baseline(world), media_type=YAML)
 
 
 def _out(row: ScenarioRun, job_status: JobStatus | None, progress: float | None,

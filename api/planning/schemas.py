@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import enum
+import re
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from api.common.schemas import Int, Schema, Timestamp, TimestampIn
 from api.db.jobs import JobStatus
 
 MAX_SCENARIO_CHARS = 200_000
+# What YAML 1.1 accepts in a stream (PyYAML's reader): tab, line ends, printable ASCII, NEL and
+# the printable planes.
+_PRINTABLE = re.compile("[\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 class ScenarioFormat(enum.StrEnum):
@@ -44,6 +48,16 @@ class RunIn(Schema):
         default=None,
         description="For a live baseline: the window's start (default: now - baseline_days)",
     )
+
+    @field_validator("scenario")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        # YAML refuses control characters (and lone surrogates) before it can name a line.
+        for n, char in enumerate(value):
+            if not _PRINTABLE.match(char):
+                line = value.count("\n", 0, n) + 1
+                raise ValueError(f"line {line}: character U+{ord(char):04X} is not allowed")
+        return value
 
 
 class KpiEstimate(Schema):
