@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import yaml
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
@@ -75,6 +76,25 @@ def _unique(name: str, taken: Sequence[str]) -> str:
     while out in taken:
         out, n = f"{name} ({n})", n + 1
     return out
+
+
+def refuse_aliases(text: str) -> None:
+    """Refuse YAML aliases (``*name``) before the text is composed: each one repeats a subtree,
+    so ten nested levels of ten make 10^10 nodes out of a few hundred bytes, and reading that
+    would hold a request thread for hours. A scenario needs none. Scanning is linear."""
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            if isinstance(token, yaml.AliasToken):
+                line = token.start_mark.line + 1
+                raise InvalidInput(
+                    [
+                        FieldError(
+                            "scenario", f"line {line}: YAML aliases (*name) are not accepted", line
+                        )
+                    ]
+                )
+    except yaml.YAMLError:
+        return  # not YAML at all: the reader names what is wrong with it
 
 
 def plan_of(kind: RunKind, text: str, fmt: str, baseline: World) -> Plan:
@@ -191,6 +211,8 @@ def submit(
     settings: Settings,
 ) -> tuple[ScenarioRun, Job]:
     """Check the request, store the run and queue its job (the caller commits)."""
+    if fmt == "yaml":
+        refuse_aliases(text)
     try:
         plan = plan_of(kind, text, fmt, baseline)
     except InputError as exc:

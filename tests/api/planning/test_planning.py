@@ -172,6 +172,11 @@ def test_bad_scenarios_are_422_naming_line_and_field(planner: As) -> None:
     assert_problem(
         planner.post("/v1/planning/runs", json={"scenario": too_many}), 422, "scenario.replications"
     )
+    bomb = "a: &a [x, x]\nb: &b [*a, *a]\n" + SCENARIO  # aliases: refused before composing
+    (error,) = assert_problem(planner.post("/v1/planning/runs", json={"scenario": bomb}), 422)[
+        "errors"
+    ]
+    assert error["field"] == "scenario" and error["row"] == 2
     broken = {"scenario": SCENARIO, "baseline": {"name": "x"}}
     assert_problem(planner.post("/v1/planning/runs", json=broken), 422)
 
