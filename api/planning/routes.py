@@ -240,6 +240,18 @@ def read_run(run_id: RunId, session: SessionDep, auth: PlannerAuth) -> RunOut:
     return _read(session, planning.get(session, auth.tenant_id, run_id))
 
 
+@router.post(
+    "/runs/{run_id}/cancel",
+    summary="Cancel a queued or running what-if run (a running one stops at its next progress)",
+)
+def cancel_run(run_id: RunId, session: SessionDep, auth: PlannerAuth, now: NowDep) -> RunOut:
+    """Cancels the run's job: a queued run never starts, a running one stops simulating
+    within a second or so. A finished run is a 409."""
+    row = planning.cancel(session, auth.tenant_id, run_id, now=now)
+    session.commit()
+    return _read(session, row)
+
+
 def _file(session: SessionDep, tenant_id: str, run_id: str, name: str) -> Response:
     planning.get(session, tenant_id, run_id)
     found = planning.file_of(session, tenant_id, run_id, name)

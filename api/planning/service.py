@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from api.db.jobs import Job
 from api.db.planning import RunKind, RunStatus, ScenarioRun, ScenarioRunFile
-from api.errors import FieldError, InvalidInput, NotFound
+from api.errors import Conflict, FieldError, InvalidInput, NotFound
 from api.jobs import queue
 from api.planning.baseline import MAX_DAYS, live_world
 from api.settings import Settings
@@ -281,3 +281,17 @@ def file_of(session: Session, tenant_id: str, run_id: str, name: str) -> Scenari
     if found is None:
         raise NotFound("file", f"{run_id}/{name}")
     return found
+
+
+def cancel(session: Session, tenant_id: str, run_id: str, *, now: datetime) -> ScenarioRun:
+    """Cancel the run's job (the caller commits): a queued run never starts, a running one
+    stops at its next progress report (:mod:`api.planning.jobs`). A succeeded run is a 409;
+    cancelling a cancelled one changes nothing."""
+    row = get(session, tenant_id, run_id)
+    if row.status == RunStatus.SUCCEEDED.value:
+        raise Conflict(f"run {run_id!r} already succeeded; it cannot be cancelled")
+    job = job_of(session, row)
+    if job is None:
+        raise Conflict(f"run {run_id!r} has no job left to cancel")
+    queue.cancel(session=session, tenant_id=tenant_id, job_id=job.id, now=now)
+    return row

@@ -206,3 +206,42 @@ grid:
 
 def _live() -> dict[str, Any]:
     return {"baseline": "live", "baseline_days": 1, "tickets_since": MONDAY.isoformat()}
+
+
+@pytest.mark.filterwarnings("ignore:Series.dt.weekday is deprecated")
+def test_progress_is_written_into_the_job_and_a_cancel_stops_the_run(
+    app: FastAPI, planner: As, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from api.planning import jobs
+
+    seen: list[float] = []
+    write = jobs._Progress.write
+
+    def recording(self: jobs._Progress, value: float, *, force: bool = False) -> None:
+        seen.append(value)
+        write(self, value, force=True)  # every report reaches the job row
+
+    monkeypatch.setattr(jobs._Progress, "write", recording)
+    body = {"scenario": SCENARIO.replace("replications: 2", "replications: 1")}
+    first = planner.post("/v1/planning/runs", json=body | {"baseline": inline_baseline(planner)})
+    second = planner.post("/v1/planning/runs", json=body | {"baseline": inline_baseline(planner)})
+    cancelled = planner.post(f"/v1/planning/runs/{second.json()['id']}/cancel")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    assert run_jobs(app) == 1  # the cancelled run never starts
+    assert seen[0] == 0 and seen == sorted(seen) and 0 < seen[len(seen) // 2] < 1, seen
+    done = planner.get(first.json()["links"]["self"]).json()
+    assert done["status"] == "succeeded" and done["progress"] == 1.0
+    assert_problem(planner.post(f"/v1/planning/runs/{first.json()['id']}/cancel"), 409)
+
+    # A run cancelled while it simulates stops at its next progress report.
+    third = planner.post("/v1/planning/runs", json=body | {"baseline": inline_baseline(planner)})
+
+    def cancel_midway(self: jobs._Progress, value: float, *, force: bool = False) -> None:
+        if value > 0.2:
+            planner.post(f"/v1/planning/runs/{third.json()['id']}/cancel")
+        write(self, value, force=True)
+
+    monkeypatch.setattr(jobs._Progress, "write", cancel_midway)
+    run = app.state.job_worker.run_once()
+    assert run is not None and run.status is None  # the claim was lost: nothing stored
+    assert planner.get(third.json()["links"]["self"]).json()["status"] == "cancelled"
