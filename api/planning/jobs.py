@@ -25,6 +25,7 @@ from sqlalchemy import update
 
 from api.db.jobs import Job, JobStatus
 from api.db.planning import RunKind, RunStatus, ScenarioRun, ScenarioRunFile
+from api.db.results import affected_rows
 from api.jobs import queue
 from api.jobs.worker import JobContext, PermanentJobError
 from api.planning.service import BASELINE, FILES, plan_of
@@ -117,7 +118,7 @@ class _Progress:
                 .execution_options(synchronize_session=False)
             )
             session.commit()
-        if not result.rowcount:  # type: ignore[attr-defined]  # CursorResult of an UPDATE
+        if not affected_rows(result):
             raise queue.LeaseLost(f"job {job.id} is no longer held by {job.token}")
 
 
@@ -126,7 +127,6 @@ def run_planning_job(ctx: JobContext) -> dict[str, Any]:
     # Imported here: the report pulls in matplotlib and openpyxl, which an API process that
     # never runs a planning job should not pay for at start-up.
     from scenarios.report import write_report
-
     from scenarios.runner import run_worlds
 
     run_id = ctx.payload.get("run_id")

@@ -177,6 +177,8 @@ def test_bad_scenarios_are_422_naming_line_and_field(planner: As) -> None:
         "errors"
     ]
     assert error["field"] == "scenario" and error["row"] == 2
+    long = SCENARIO.replace("replications: 2", "replications: 2\ndays: 40")
+    assert_problem(planner.post("/v1/planning/runs", json={"scenario": long}), 422, "scenario.days")
     broken = {"scenario": SCENARIO, "baseline": {"name": "x"}}
     assert_problem(planner.post("/v1/planning/runs", json=broken), 422)
 
@@ -245,3 +247,21 @@ def test_progress_is_written_into_the_job_and_a_cancel_stops_the_run(
     run = app.state.job_worker.run_once()
     assert run is not None and run.status is None  # the claim was lost: nothing stored
     assert planner.get(third.json()["links"]["self"]).json()["status"] == "cancelled"
+
+
+def test_a_run_may_simulate_so_many_tickets(app: FastAPI, planner: As) -> None:
+    baseline = inline_baseline(planner)  # 5 tickets
+    app.state.settings = app.state.settings.model_copy(update={"planning_max_tickets": 6})
+    doubled = SCENARIO + "  - scale_volume: 2\n"
+    r = planner.post("/v1/planning/runs", json={"scenario": doubled, "baseline": baseline})
+    assert "about 10 tickets; at most 6" in assert_problem(r, 422, "scenario")["detail"]
+    assert (
+        planner.post(
+            "/v1/planning/runs", json={"scenario": SCENARIO, "baseline": baseline}
+        ).status_code
+        == 202
+    )
+    live = planner.get("/v1/planning/baseline", params=WINDOW)  # the export is bounded too
+    assert live.status_code == 200
+    app.state.settings = app.state.settings.model_copy(update={"planning_max_tickets": 4})
+    assert_problem(planner.get("/v1/planning/baseline", params=WINDOW), 422, "query.tickets_since")
