@@ -32,7 +32,7 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from scenarios.changes import (
     KINDS,
@@ -64,7 +64,7 @@ from scenarios.inputs import (
     sequence,
     shift_patterns,
     text,
-    yaml_with_lines,
+    yaml_document,
 )
 from scenarios.model import INTERVALS, ROUTING_POLICIES, World
 from solver.errors import ProblemError
@@ -269,11 +269,10 @@ def parse_text(text: str, fmt: str, source: str) -> tuple[Any, Doc]:
         except tomllib.TOMLDecodeError as exc:
             m = re.search(r"line (\d+)", str(exc))
             raise InputError(source, int(m[1]) if m else None, "<toml>", str(exc)) from None
-        return data, Doc(source, toml_lines(text))
+        return data, Doc(source, lambda: toml_lines(text))
     if fmt != "yaml":
         raise ValueError(f"fmt must be 'yaml' or 'toml', got {fmt!r}")
-    data, lines = yaml_with_lines(text, source)
-    return data, Doc(source, lines)
+    return yaml_document(text, source)
 
 
 def _fmt(path: Path) -> str:
@@ -423,6 +422,40 @@ def parse_change(at: At, kind: str, value: object) -> Change:
     at.fail(f"unknown change {kind!r}; the changes are {', '.join(KINDS)}")
 
 
+@dataclass(frozen=True)
+class _Flat(At):
+    """A change written in its short form (``remove_agents: [a, b]``, ``scale_volume: 1.3``,
+    ``routing: optimizer``): the field ``key`` of its long form is the value itself."""
+
+    base: At
+    key: str
+
+    @property
+    def source(self) -> str:
+        return self.base.source
+
+    @property
+    def line(self) -> int | None:
+        return self.base.line
+
+    @property
+    def field(self) -> str:
+        return self.base.field
+
+    def child(self, key: str | int) -> At:
+        return self.base if key == self.key else self.base.child(key)
+
+
+_SHORT = {"remove_agents": "agents", "scale_volume": "factor", "routing": "policy"}
+
+
+def located(at: At, kind: str, raw: object) -> At:
+    """Where the fields of a change of ``kind`` written as ``raw`` are."""
+    if kind in _SHORT and not isinstance(raw, Mapping):
+        return _Flat(at, _SHORT[kind])
+    return at
+
+
 def _one_key(at: At, item: object) -> tuple[str, object]:
     if not isinstance(item, Mapping) or len(item) != 1:
         at.fail(f"a change is one 'kind: value' entry ({', '.join(KINDS)}), got {item!r}")
@@ -439,7 +472,7 @@ def parse_changes(at: At, value: object, world: World) -> tuple[tuple[Change, ..
         kind, raw = _one_key(item_at, item)
         change_at = item_at.child(kind)
         change = parse_change(change_at, kind, raw)
-        world = _applied(change_at, world, change)
+        world = _applied(located(change_at, kind, raw), world, change)
         out.append(change)
     return tuple(out), world
 
@@ -553,11 +586,24 @@ def _label(change: Change, raw: object) -> str:
         return change.policy
     if isinstance(change, MoveAgents):
         return format_shifts(change.shifts)
+    return _compact(raw)
+
+
+def _compact(raw: object) -> str:
     return json.dumps(raw, separators=(",", ":"), sort_keys=True, default=str)
 
 
-def _grid(at: At, value: object) -> list[list[tuple[str, Change, str]]]:
-    """Per grid key (in file order), its values as (kind, change, label)."""
+class _Value(NamedTuple):
+    """One value of a grid key."""
+
+    kind: str
+    change: Change
+    label: str
+    place: At
+
+
+def _grid(at: At, value: object) -> list[list[_Value]]:
+    """Per grid key (in file order), its values (in file order)."""
     if not isinstance(value, Mapping) or not value:
         at.fail(f"must map change kinds ({', '.join(KINDS)}) to lists of values")
     axes = []
@@ -568,21 +614,22 @@ def _grid(at: At, value: object) -> list[list[tuple[str, Change, str]]]:
         items = sequence(key_at, values)
         if not items:
             key_at.fail("must list at least one value")
-        axis = []
-        for j, raw in enumerate(items):
-            change = parse_change(key_at.child(j), str(kind), raw)
-            axis.append((str(kind), change, _label(change, raw)))
-        labels = [label for _, _, label in axis]
-        if len(set(labels)) < len(labels):
-            axis = [
-                (k, c, json.dumps(raw, separators=(",", ":"), sort_keys=True, default=str))
-                for (k, c, _), raw in zip(axis, items, strict=True)
-            ]
+        axis = [
+            _Value(
+                str(kind),
+                change := parse_change(key_at.child(j), str(kind), raw),
+                _label(change, raw),
+                located(key_at.child(j), str(kind), raw),
+            )
+            for j, raw in enumerate(items)
+        ]
+        if len({v.label for v in axis}) < len(axis):  # short labels collide: say it all
+            axis = [v._replace(label=_compact(raw)) for v, raw in zip(axis, items, strict=True)]
         seen: dict[str, int] = {}
-        for j, (_, _, label) in enumerate(axis):
-            if label in seen:
-                key_at.child(j).fail(f"the same value as entry {seen[label]}")
-            seen[label] = j
+        for j, v in enumerate(axis):
+            if v.label in seen:
+                key_at.child(j).fail(f"the same value as entry {seen[v.label]}")
+            seen[v.label] = j
         axes.append(axis)
     return axes
 
@@ -613,16 +660,16 @@ def _sweep(data: object, doc: Doc, baseline: World | None, base_dir: Path | None
     grid_at = at.child("grid")
     axes = _grid(grid_at, d["grid"])
     scenarios = []
-    for point in itertools.product(*(enumerate(axis) for axis in axes)):
-        name = ", ".join(f"{kind}={label}" for _, (kind, _, label) in point)
+    for point in itertools.product(*axes):
+        name = ", ".join(f"{v.kind}={v.label}" for v in point)
         point_world = changed
-        for j, (kind, change, _) in point:
-            point_world = _applied(grid_at.child(kind).child(j), point_world, change)
+        for v in point:
+            point_world = _applied(v.place, point_world, v.change)
         scenarios.append(
             Scenario(
                 name=name,
                 baseline=world,
-                changes=(*base_changes, *(c for _, (_, c, _) in point)),
+                changes=(*base_changes, *(v.change for v in point)),
                 seed=seed,
                 replications=replications,
                 source=doc.source,
