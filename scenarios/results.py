@@ -75,6 +75,7 @@ class RunResult:
     agents: pd.DataFrame
     calls: pd.DataFrame
     wall_seconds: float = 0.0
+    events: int = 0  # discrete events the simulation handled (for events/s figures)
 
 
 def skills_text(levels: Mapping[str, int]) -> str:

@@ -41,9 +41,14 @@ most ``capacity`` open tickets (``channel_capacity`` per channel), started or no
 - a :data:`solver.policies.POLICIES` name: that batch policy over the waiting queue every
   ``dispatch_minutes`` (moves with source ``dispatch``); arrivals wait for the next round.
 
-The optimizer is run deterministically: one CP-SAT worker, a fixed seed and at most
-``REOPT_NEIGHBOURHOODS`` neighbourhoods, so a run is a pure function of world and seed whatever
-the machine's speed (``routing.time_limit_s`` still bounds each call).
+The optimizer is asked to be deterministic: one CP-SAT worker, a fixed seed, at most
+``REOPT_NEIGHBOURHOODS`` neighbourhoods (each bounded in CP-SAT's deterministic time), and
+``routing.time_limit_s`` as the call's limit. Its search stops on those counts, not on the
+clock, as long as the limit does not bind first: keep it generous (1 s is plenty for a queue of
+a few hundred tickets); a limit that binds makes a run depend on the machine's speed. A limit
+under ``SEQUENCING_FROM_S`` (the optimizer's own reserve for building its plan, so it would
+not search at all) asks for the assignment layer only (``use_sequencing=False``): exact min-cost
+flow and list scheduling, deterministic and fast; the benchmark runs that way.
 
 **Customers.** A live-channel customer (``model.LIVE_CHANNELS``) hangs up after an exponential
 patience with mean ``routing.patience_minutes`` (``patience`` stream, one draw per ticket in
@@ -66,17 +71,28 @@ import time
 import zlib
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
+from types import MappingProxyType
+from typing import TypeVar
 
 import numpy as np
+import pandas as pd
 
 from scenarios.arrivals import arrivals
 from scenarios.calls import CallDesk, booking_agents
 from scenarios.engine import EventLoop
-from scenarios.model import LIVE_CHANNELS, PRODUCTION, REALTIME, AgentPlan, TicketSpec, World
-from scenarios.model import shift_intervals
+from scenarios.model import (
+    LIVE_CHANNELS,
+    PRODUCTION,
+    REALTIME,
+    AgentPlan,
+    Demand,
+    TicketSpec,
+    World,
+    shift_intervals,
+)
 from scenarios.results import (
     AGENT_COLUMNS,
     CALL_COLUMNS,
@@ -87,8 +103,9 @@ from scenarios.results import (
     skills_text,
 )
 from scenarios.rng import STREAMS, keyed, streams
+from solver.availability import CalendarBank, bank_for
 from solver.batch import BatchParams, optimize
-from solver.plan import Plan
+from solver.plan import Decision, Plan
 from solver.policies import POLICIES, PolicyParams
 from solver.problem import DEFAULT_HORIZON, Agent, Interval, Problem, Ticket
 from solver.realtime import RealtimeIndex
@@ -97,17 +114,22 @@ from solver.realtime import RealtimeIndex
 INDEX_MAX_AGE = timedelta(minutes=10)
 # Assignments in this window feed the fairness term (api.solver_input.RECENT_WINDOW).
 RECENT_WINDOW = timedelta(hours=8)
-# A live free-up looks at this many waiting tickets per free slot, and at most (api.assignment.live).
+# A live free-up looks at this many waiting tickets per free slot, and at most
+# (api.assignment.live).
 LOOK_PER_SLOT = 4
 LOOK_MAX = 200
 # The re-optimization's fixed seed and search bound (see the module docstring).
 REOPT_SEED = 0
 REOPT_NEIGHBOURHOODS = 4
+# Below this time limit the optimizer has no time left to search after its plan reserve
+# (solver.batch.solve), so it returns its assignment layer: asked for exactly that.
+SEQUENCING_FROM_S = 0.5
 PROGRESS_STEPS = 100
 _EPS = 1e-9
 _MIN = timedelta(minutes=1)
 
 Progress = Callable[[float], None]
+_S = TypeVar("_S", Agent, Ticket)
 
 
 @dataclass(slots=True)
@@ -126,6 +148,7 @@ class _Ticket:
     abandoned: float | None = None
     reassignments: int = 0
     call: str | None = None
+    solver: Ticket | None = None
 
     @property
     def closed(self) -> bool:
@@ -142,6 +165,7 @@ class _Agent:
     shifts: list[tuple[float, float, int]]  # working pieces (minutes) and their shift number
     absent: set[int]  # shift numbers missed
     work: list[tuple[float, float]]  # true working time: pieces of shifts not missed
+    work_starts: list[float]
     avail_starts: list[float] = field(default_factory=list)
     avail: list[tuple[float, float]] = field(default_factory=list)  # work minus bound calls
     calls: list[tuple[float, float]] = field(default_factory=list)
@@ -178,6 +202,26 @@ class _Agent:
 
     def free_slots(self) -> int:
         return max(0, self.plan.capacity - self.held)
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _amend(obj: _S, **values: object) -> _S:
+    """A copy of the solver dataclass ``obj`` with some fields replaced, without validating it
+    again: the simulation sets only values it keeps valid itself (counts never negative, sorted
+    busy intervals, ids it knows), and re-validating 150 agents at every index refresh, and a
+    ticket at every decision, was most of a run's time."""
+    if not values:
+        return obj
+    kind = type(obj)
+    names = _FIELDS.get(kind)
+    if names is None:
+        names = _FIELDS[kind] = tuple(f.name for f in fields(obj))
+    out = object.__new__(kind)
+    for name in names:
+        object.__setattr__(out, name, values[name] if name in values else getattr(obj, name))
+    return out
 
 
 def _absence_rate(plan: AgentPlan) -> float:
@@ -217,6 +261,8 @@ class _Run:
         self._calls_dirty = True
         self._horizon_end = self.start
         self._solver_agents: dict[int, Agent] = {}
+        self._origin = self.start
+        self._bank: CalendarBank | None = None
         self._bind_at: float | None = None
         self._build_agents()
         self.specs = arrivals(world, self.rng)
@@ -263,6 +309,7 @@ class _Run:
                 shifts=pieces,
                 absent=absent,
                 work=[(a, b) for a, b, k in pieces if k not in absent],
+                work_starts=[a for a, b, k in pieces if k not in absent],
             )
             agent.set_avail()
             self.agents.append(agent)
@@ -297,7 +344,7 @@ class _Run:
             self._base is None
             or self._org_dirty
             or t - self._built_at >= INDEX_MAX_AGE.total_seconds() / 60
-            or now + timedelta(days=1) >= self._horizon_end
+            or now.date() != self._origin.date()
         ):
             self._rebuild(t)
         if self._calls_dirty or self._index is None:
@@ -313,32 +360,41 @@ class _Run:
         return self._index
 
     def _rebuild(self, t: float) -> None:
+        """A new index, as the service's cache builds one. When the organisation changed
+        (an absence became known) or a new (UTC) day began, everything is rebuilt at ``t`` with
+        the service's horizon (``DEFAULT_HORIZON``); when the entry only aged
+        out, the working calendars are reused (they did not change) and the fairness counts
+        are read again, which is all the service's rebuild would change: an index answers
+        for any moment after its origin exactly as one built at that moment would."""
         now = self.at(t).replace(second=0, microsecond=0)
-        if (
-            self._org_dirty
-            or now + timedelta(days=1) >= self._horizon_end
-            or not self._solver_agents
-        ):
+        if self._org_dirty or now.date() != self._origin.date() or not self._solver_agents:
             self._horizon_end = now + DEFAULT_HORIZON
+            self._origin = now
             self._solver_agents = {}
             for i in self.order:
                 self._solver_agents[i] = self._solver_agent(self.agents[i], t)
+            self._bank = bank_for(
+                Problem(
+                    now=now,
+                    agents=tuple(self._solver_agents[i] for i in self.order),
+                    tickets=(),
+                    horizon_end=self._horizon_end,
+                )
+            )
         self._expire_recent(t)
         agents = tuple(
-            replace(self._solver_agents[i], recent_assignments=self.recent_count.get(i, 0))
-            if self.recent_count.get(i)
-            else self._solver_agents[i]
+            _amend(self._solver_agents[i], recent_assignments=self.recent_count.get(i, 0))
             for i in self.order
         )
         problem = Problem(
-            now=now,
+            now=self._origin,
             agents=agents,
             tickets=(),
             skills=self.world.skills,
             teams=self.world.teams,
             horizon_end=self._horizon_end,
         )
-        self._base = RealtimeIndex.build(problem)
+        self._base = RealtimeIndex.build(problem, bank=self._bank)
         self._built_at = t
         self._org_dirty = False
         self._calls_dirty = True
@@ -391,21 +447,28 @@ class _Run:
         return held, channels
 
     def _solver_ticket(self, tk: _Ticket) -> Ticket:
-        s = tk.spec
-        owner = None if tk.agent is None else self.agents[tk.agent].plan.id
-        previous = None if tk.last_agent is None else self.agents[tk.last_agent].plan.id
-        return Ticket(
-            id=s.id,
-            team=s.team,
-            created_at=s.created_at,
-            required_skills=s.required_skills,
-            priority=s.priority,
+        """The ticket as the service maps it (``api.mapping.ticket``): validated once, then
+        only its owner, previous agent and answered first response change."""
+        if tk.solver is None:
+            s = tk.spec
+            tk.solver = Ticket(
+                id=s.id,
+                team=s.team,
+                created_at=s.created_at,
+                required_skills=s.required_skills,
+                priority=s.priority,
+                first_response_due=tk.fr_due,
+                resolution_due=tk.res_due,
+                effort_minutes=s.effort_minutes,
+                channel=s.channel,
+            )
+        if tk.agent is None and tk.last_agent is None:
+            return tk.solver
+        return _amend(
+            tk.solver,
+            owner_agent=None if tk.agent is None else self.agents[tk.agent].plan.id,
+            previous_agent=None if tk.last_agent is None else self.agents[tk.last_agent].plan.id,
             first_response_due=tk.fr_due if tk.started is None else None,
-            resolution_due=tk.res_due,
-            effort_minutes=s.effort_minutes,
-            owner_agent=owner,
-            previous_agent=previous,
-            channel=s.channel,
         )
 
     # ------------------------------------------------------------------ holding
@@ -527,11 +590,7 @@ class _Run:
         if tk.live and self.routing.patience_minutes is not None:
             self.loop.at(t + float(self._patience[n]), self._on_abandon, n)
         if self.policy in (REALTIME, PRODUCTION):
-            index = self._org(t)
-            held, channels = self._loads()
-            decision = index.with_loads(self.at(t), held, channels).assign(
-                self._solver_ticket(tk), now=self.at(t), top_k=0
-            )
+            decision = self._decide(t, tk)
             if decision.agent_id is None:
                 self._to_queue(t, tk, "arrival")
             else:
@@ -542,6 +601,14 @@ class _Run:
             owner = None if tk.agent is None else self.agents[tk.agent].plan.id
             tk.call = self.desk.request(tk.spec.id, tk.spec.call, self.at(t), owner=owner)
             self._schedule_bind(t)
+
+    def _decide(self, t: float, tk: _Ticket, top_k: int = 0) -> Decision:
+        """The service's hot path for one ticket at ``t``: the organisation's index with the
+        loads read now (``api.assignment.claims.realtime_for``), then ``assign``."""
+        held, channels = self._loads()
+        now = self.at(t)
+        index = self._org(t).with_loads(now, held, channels)
+        return index.assign(self._solver_ticket(tk), now=now, top_k=top_k)
 
     def _on_abandon(self, t: float, n: int) -> None:
         tk = self.tickets[n]
@@ -566,6 +633,7 @@ class _Run:
         if self.desk is not None:
             self.desk.agent_away(agent.plan.id, self.at(t), self.at(end), self.at(t))
             self._apply_rebinds(t, self.desk.last_rebound)
+            self._set_calls(agent, t)  # calls left unbound (at risk) no longer hold them
             self._schedule_bind(t)
         if handed and self.policy in (REALTIME, PRODUCTION):
             self._retry(t, [self.tickets[m] for m in handed], "absence")
@@ -588,28 +656,47 @@ class _Run:
         decision committed before the next (as the service's batch does)."""
         if not waiting:
             return
+        room = self._ready_room(t)
+        if room <= 0:
+            return
         now = self.at(t)
         held, channels = self._loads()
         index = self._org(t).with_loads(now, held, channels)
-        room = sum(a.free_slots() for a in self.agents)
+        # A ticket like one nobody could take (same team, skills and channel, no less effort)
+        # is not asked again: the filters would refuse it for the same reason, and asking
+        # again for every ticket of a long queue was most of a busy run's time.
+        refused: dict[tuple[object, ...], int] = {}
         for tk in waiting:
             if room <= 0:
                 break
+            s = tk.spec
+            kind = (s.team, s.channel, tuple(sorted(s.required_skills.items())))
+            if refused.get(kind, 1 << 30) <= s.effort_minutes:
+                continue
             ticket = self._solver_ticket(tk)
             decision = index.assign(ticket, now=now, top_k=0)
             if decision.agent_id is None:
+                refused[kind] = min(refused.get(kind, 1 << 30), s.effort_minutes)
                 continue
             index.commit(decision, ticket)
             self._give(t, tk, self.by_id[decision.agent_id].n, source)
             room -= 1
+
+    def _ready_room(self, t: float) -> int:
+        """Free slots of the agents at work now (nobody else can take a ticket now)."""
+        room = 0
+        for agent in self.agents:
+            if agent.held < agent.plan.capacity:
+                k = bisect_right(agent.work_starts, t) - 1
+                if k >= 0 and agent.work[k][1] > t:
+                    room += agent.plan.capacity - agent.held
+        return room
 
     def _on_dispatch(self, t: float, _: object) -> None:
         self.loop.at(t + self.routing.dispatch_minutes, self._on_dispatch)
         if not self.waiting_live and not self.waiting_other:
             return
         if self.policy in (REALTIME, PRODUCTION):
-            if not any(a.free_slots() for a in self.agents):
-                return
             waiting = sorted(
                 (self.tickets[m] for m in (*self.waiting_live, *self.waiting_other)),
                 key=_Ticket.urgency,
@@ -632,11 +719,13 @@ class _Run:
         if not queue:
             return
         queue.sort(key=lambda tk: (tk.spec.created_at, tk.spec.id))
+        limit = self.routing.time_limit_s
         params = BatchParams(
-            time_limit_s=self.routing.time_limit_s,
+            time_limit_s=limit,
             seed=REOPT_SEED,
             workers=1,
             max_neighbourhoods=REOPT_NEIGHBOURHOODS,
+            use_sequencing=limit >= SEQUENCING_FROM_S,
         )
         plan = optimize(self._problem(t, queue), params)
         self._apply(t, plan, queue, "reoptimize")
@@ -655,11 +744,13 @@ class _Run:
             count, minutes = held.get(aid, (0, 0))
             busy = tuple(Interval(self.at(a), self.at(b)) for a, b in agent.calls if b > t)
             agents.append(
-                replace(
+                _amend(
                     base,
                     open_tickets=max(0, count),
                     backlog_minutes=max(0, minutes),
-                    channel_open={c: k for c, k in channels.get(aid, {}).items() if k > 0},
+                    channel_open=MappingProxyType(
+                        {c: k for c, k in channels.get(aid, {}).items() if k > 0}
+                    ),
                     recent_assignments=self.recent_count.get(i, 0),
                     busy=busy,
                 )
@@ -688,28 +779,28 @@ class _Run:
                 room[tk.agent] += 1
                 used[(tk.agent, tk.spec.channel)] -= 1
         moves: list[tuple[_Ticket, int | None]] = []
-        for a in sorted(plan.assignments, key=lambda a: (a.agent_id, a.position)):
-            tk = planned.get(a.ticket_id)
-            agent = self.by_id.get(a.agent_id)
-            if tk is None or agent is None or room[agent.n] <= 0:
+        for step in sorted(plan.assignments, key=lambda a: (a.agent_id, a.position)):
+            chosen = planned.get(step.ticket_id)
+            taker = self.by_id.get(step.agent_id)
+            if chosen is None or taker is None or room[taker.n] <= 0:
                 continue
-            key = (agent.n, tk.spec.channel)
-            cap = agent.plan.channel_capacity.get(tk.spec.channel)
+            key = (taker.n, chosen.spec.channel)
+            cap = taker.plan.channel_capacity.get(chosen.spec.channel)
             if cap is not None and used.get(key, 0) >= cap:
                 continue
             used[key] = used.get(key, 0) + 1
-            room[agent.n] -= 1
-            moves.append((tk, agent.n))
+            room[taker.n] -= 1
+            moves.append((chosen, taker.n))
         for q in plan.queued:
-            tk = planned.get(q.ticket_id)
-            if tk is not None:
-                moves.append((tk, None))
-        for tk, a in moves:
-            if a is None:
-                if tk.agent is not None:
-                    self._to_queue(t, tk, source)
-            elif tk.agent != a:
-                self._give(t, tk, a, source)
+            back = planned.get(q.ticket_id)
+            if back is not None:
+                moves.append((back, None))
+        for moved, to in moves:
+            if to is None:
+                if moved.agent is not None:
+                    self._to_queue(t, moved, source)
+            elif moved.agent != to:
+                self._give(t, moved, to, source)
 
     def _on_bind(self, t: float, _: object) -> None:
         self._bind_at = None
@@ -780,13 +871,14 @@ class _Run:
             agents=self._agent_table(),
             calls=frame(self.desk.rows() if self.desk is not None else [], CALL_COLUMNS),
             wall_seconds=time.perf_counter() - started,
+            events=self.loop.processed,
         )
 
-    def _ticket_table(self) -> object:
+    def _ticket_table(self) -> pd.DataFrame:
         def when(t: float | None) -> datetime | None:
             return None if t is None else self.at(t)
 
-        rows = []
+        rows: list[tuple[object, ...]] = []
         for tk in self.tickets:
             s = tk.spec
             last = None if tk.last_agent is None else self.agents[tk.last_agent].plan.id
@@ -797,9 +889,9 @@ class _Run:
             ))  # fmt: skip
         return frame(rows, TICKET_COLUMNS)
 
-    def _agent_table(self) -> object:
+    def _agent_table(self) -> pd.DataFrame:
         width = float(self.world.interval_minutes)
-        n_int = int(math.ceil(self.total / width))
+        n_int = math.ceil(self.total / width)
         edges = np.arange(n_int + 1, dtype=np.float64) * width
         edges[-1] = min(edges[-1], self.total)
         starts = [self.at(float(e)) for e in edges[:-1]]
@@ -834,10 +926,17 @@ def _clip(
 
 
 def _binned(spans: list[tuple[float, float]], edges: np.ndarray) -> np.ndarray:
-    """Minutes of the (sorted, disjoint) ``spans`` inside each ``[edges[i], edges[i+1])``."""
-    if not spans:
+    """Minutes covered by ``spans`` (overlaps counted once) inside each
+    ``[edges[i], edges[i+1])``."""
+    merged: list[list[float]] = []
+    for a, b in sorted(spans):
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        elif b > a:
+            merged.append([a, b])
+    if not merged:
         return np.zeros(len(edges) - 1)
-    arr = np.asarray(spans, dtype=np.float64)
+    arr = np.asarray(merged, dtype=np.float64)
     s, e = arr[:, 0], arr[:, 1]
     cum = np.concatenate(([0.0], np.cumsum(e - s)))
     k = np.searchsorted(s, edges, side="right") - 1
@@ -854,3 +953,27 @@ def simulate(
     """One replication of ``world`` (see the module docstring); ``progress`` gets the share of
     simulated time done, at most ``PROGRESS_STEPS`` times."""
     return _Run(world, seed, replication, progress).run()
+
+
+def route_one(
+    world: World,
+    *,
+    at: datetime,
+    held: Mapping[str, Sequence[TicketSpec]],
+    ticket: TicketSpec,
+    top_k: int = 0,
+) -> Decision:
+    """The simulation's real-time decision for ``ticket`` arriving at ``at`` when each agent
+    holds ``held`` (agent id -> tickets, given to them at ``at``), through the very code path an
+    arrival takes in :func:`simulate`: for checking the simulated router against the service's
+    on one organisation state (``tests/scenarios/shared_state.py``)."""
+    run = _Run(replace(world, demand=Demand()), 0, 0, None)
+    t = run.minute(at)
+    for agent_id, specs in held.items():
+        for spec in specs:
+            tk = run._ticket(len(run.tickets), spec)
+            run.tickets.append(tk)
+            run._give(t, tk, run.by_id[agent_id].n, "arrival")
+    tk = run._ticket(len(run.tickets), ticket)
+    run.tickets.append(tk)
+    return run._decide(t, tk, top_k)

@@ -1,0 +1,192 @@
+"""The planner's simulation at scale: ``python -m benchmarks.scenarios``.
+
+Simulates :func:`bench_world` -- 30 days, about 50,000 tickets, 150 agents in three teams and
+two time zones, production routing (the real-time router on every arrival plus the whole
+unstarted queue re-optimized every hour), shrinkage, breaks, live-channel abandonment -- on one
+core, and prints the wall time, the events per second and the machine's load average (the
+machine is shared: read a figure beside its load). The target (issue 13) is <= 60 s.
+
+``--profile`` runs it under pyinstrument and prints the profile. ``--days``, ``--agents`` and
+``--per-day`` size the world; ``--policy`` switches the routing. Other modes add their own
+flags to :func:`main`'s parser (``--engines``, ``--sweep``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from datetime import time as clock
+
+from scenarios.model import (
+    AgentPlan,
+    Break,
+    Demand,
+    Routing,
+    ShiftPattern,
+    SlaTarget,
+    VolumeRow,
+    World,
+)
+from scenarios.results import RunResult
+from solver.problem import Priority, Skill, Team, TeamScope
+
+START = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday; the month holds Europe's DST change
+TEAMS = ("tier1", "tier2", "billing")
+SKILLS = ("general", "networking", "billing", "de", "fr")
+# A day's shape of arrivals (share of a day's volume per local hour), busier mid-morning.
+HOURLY = (
+    0.005, 0.004, 0.003, 0.003, 0.004, 0.008, 0.02, 0.045, 0.07, 0.085, 0.088, 0.083,
+    0.07, 0.075, 0.08, 0.075, 0.07, 0.06, 0.045, 0.035, 0.025, 0.02, 0.012, 0.008,
+)  # fmt: skip
+SHIFTS = (
+    (clock(6), clock(14), clock(10)),
+    (clock(8), clock(16), clock(12)),
+    (clock(10), clock(18), clock(14)),
+    (clock(14), clock(22), clock(18)),
+)
+
+
+def bench_world(
+    *,
+    days: int = 30,
+    agents: int = 150,
+    per_day: float = 50_000 / 30,
+    policy: str = "production",
+    time_limit_s: float = 0.2,
+) -> World:
+    """A seeded, deterministic world of the benchmark's size (see the module docstring)."""
+    weekdays = (0, 1, 2, 3, 4)
+    weekend = (5, 6)
+    plans = []
+    for i in range(agents):
+        team = TEAMS[i % 3]
+        skills = {"general": 1 + i % 3}
+        if team == "tier2":
+            skills["networking"] = 1 + i % 4
+        if team == "billing":
+            skills["billing"] = 2
+        skills["de" if i % 2 else "fr"] = 1
+        if i % 5 == 0:
+            skills["de"] = skills["fr"] = 1
+        start, end, brk = SHIFTS[i % len(SHIFTS)]
+        days_of = weekdays if i % 7 else (*weekdays[1:], *weekend)
+        plans.append(
+            AgentPlan(
+                id=f"a{i:03d}",
+                team=team,
+                skills=skills,
+                shifts=(ShiftPattern(days_of, start, end, (Break(brk, 30),)),),
+                timezone="Europe/Berlin" if i % 4 else "Europe/London",
+                capacity=8,
+                shrinkage=0.25,
+                channel_capacity={"phone": 1, "chat": 2},
+            )
+        )
+    mix = (
+        ("tier1", "email", {"general": 1}, 0.30, 25.0),
+        ("tier1", "chat", {"general": 1}, 0.15, 12.0),
+        ("tier1", "phone", {"general": 1, "de": 1}, 0.10, 8.0),
+        ("tier2", "email", {"networking": 2}, 0.15, 45.0),
+        ("tier2", "email", {"networking": 1, "fr": 1}, 0.08, 35.0),
+        ("tier2", "chat", {"networking": 1}, 0.05, 15.0),
+        ("billing", "email", {"billing": 1}, 0.12, 20.0),
+        ("billing", "phone", {"billing": 1, "de": 1}, 0.05, 10.0),
+    )
+    rows = [
+        VolumeRow(
+            team=team,
+            channel=channel,
+            hour=hour,
+            per_hour=per_day * share * HOURLY[hour] / sum(HOURLY),
+            required_skills=skills,
+            priority=Priority.HIGH if channel == "phone" else Priority.NORMAL,
+            effort_minutes=effort,
+            effort_cv=0.8,
+        )
+        for team, channel, skills, share, effort in mix
+        for hour in range(24)
+    ]
+    return World(
+        name="bench",
+        start=START,
+        days=days,
+        skills=tuple(Skill(s) for s in SKILLS),
+        teams=(Team("tier1", scope=TeamScope.BORROW), Team("tier2"), Team("billing")),
+        agents=tuple(plans),
+        demand=Demand(volume=tuple(rows)),
+        sla=(
+            SlaTarget(Priority.NORMAL, 240, 1440),
+            SlaTarget(Priority.HIGH, 60, 480),
+            SlaTarget(Priority.HIGH, 2, 60, channel="phone"),
+            SlaTarget(Priority.NORMAL, 5, 120, channel="chat"),
+        ),
+        routing=Routing(
+            policy=policy,
+            reoptimize_minutes=60,
+            dispatch_minutes=5,
+            time_limit_s=time_limit_s,
+            patience_minutes=8,
+        ),
+        timezone="Europe/Berlin",
+        interval_minutes=30,
+    )
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def run_once(world: World, *, seed: int = 1, profile: bool = False) -> tuple[RunResult, float]:
+    """One simulation of ``world``; its result and wall seconds (under pyinstrument if asked)."""
+    from scenarios.sim import simulate
+
+    if profile:
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.002)
+        profiler.start()
+    started = time.perf_counter()
+    cpu = time.process_time()
+    result = simulate(world, seed=seed)
+    wall = time.perf_counter() - started
+    print(f"CPU time of the run: {time.process_time() - cpu:.1f} s")
+    if profile:
+        profiler.stop()
+        print(profiler.output_text(unicode=False, color=False, show_all=False))
+    return result, wall
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.scenarios", description=__doc__)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--agents", type=int, default=150)
+    parser.add_argument("--per-day", type=float, default=50_000 / 30)
+    parser.add_argument("--policy", default="production")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--profile", action="store_true", help="print a pyinstrument profile")
+    args = parser.parse_args(argv)
+    world = bench_world(
+        days=args.days, agents=args.agents, per_day=args.per_day, policy=args.policy
+    )
+    print(f"load average before: {_load()}")
+    result, wall = run_once(world, seed=args.seed, profile=args.profile)
+    tickets = len(result.tickets)
+    events = result.events
+    moves = result.moves["source"].value_counts().to_dict()
+    resolved = int(result.tickets["resolved_at"].notna().sum())
+    abandoned = int(result.tickets["abandoned_at"].notna().sum())
+    print(
+        f"{args.days} days, {len(world.agents)} agents, {tickets} tickets, policy "
+        f"{world.routing.policy}: {wall:.1f} s wall, {events:,} events "
+        f"({events / wall:,.0f} events/s, {tickets / wall:,.0f} tickets/s)"
+    )
+    print(f"resolved {resolved}, abandoned {abandoned}, moves {moves}")
+    print(f"load average after: {_load()}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
