@@ -38,7 +38,9 @@ knows nothing after it.
   skill (every agent holding the skill, at any level) over the whole run in
   :attr:`RunKpis.agents` / :attr:`RunKpis.skills`.
 - **calls_booked**: calls whose ``booked_at`` is in the interval. **calls_at_risk** at ``b``:
-  calls booked before ``b``, not started by ``b``, at risk (``at_risk_at``) since before ``b``.
+  calls booked before ``b``, not started by ``b``, at risk (``at_risk_at``) since before ``b``
+  (the table keeps no moment a call was covered again, so once at risk it counts until its
+  start; the service clears ``at_risk_since`` when an agent is found).
   **call_reassignments**: a call's ``rebinds`` (the table keeps no moment for each) are counted
   in the interval of the call's start (the last interval when it starts after the run).
 
@@ -145,16 +147,14 @@ class _Grid:
         idx[inside] = (ns[inside] - self.start) // self.step
         return idx, inside
 
-    def count_in(self, ns: np.ndarray, mask: np.ndarray, weights: np.ndarray | None = None) -> (
-        np.ndarray
-    ):
+    def count_in(
+        self, ns: np.ndarray, mask: np.ndarray, weights: np.ndarray | None = None
+    ) -> np.ndarray:
         idx, inside = self.bucket(ns, mask)
         w = None if weights is None else weights[inside]
         return np.bincount(idx[inside], weights=w, minlength=self.count).astype(np.float64)
 
-    def open_at_ends(self, low: np.ndarray, high: np.ndarray, *, closed: bool = True) -> (
-        np.ndarray
-    ):
+    def open_at_ends(self, low: np.ndarray, high: np.ndarray, *, closed: bool = True) -> np.ndarray:
         """How many of the spans hold at each interval end ``b``: ``low < b <= high``
         (``closed``) or ``low < b < high``."""
         first = np.searchsorted(self.ends, low, side="right")
@@ -166,9 +166,9 @@ class _Grid:
         return np.cumsum(diff[:-1]).astype(np.float64)
 
 
-def _durations(grid: _Grid, at: np.ndarray, mask: np.ndarray, since: np.ndarray) -> (
-    dict[str, np.ndarray]
-):
+def _durations(
+    grid: _Grid, at: np.ndarray, mask: np.ndarray, since: np.ndarray
+) -> dict[str, np.ndarray]:
     idx, inside = grid.bucket(at, mask)
     minutes = (at[inside] - since[inside]) / _NS_PER_MINUTE
     out = {name: np.full(grid.count, np.nan) for name in ("p50", "p90", "mean")}
@@ -247,9 +247,11 @@ def _table(run: RunResult, grid: _Grid) -> pd.DataFrame:
         next_at = np.full(len(mv), _NEVER, dtype=np.int64)
         same = ticket_sorted[1:] == ticket_sorted[:-1]
         next_at[:-1][same] = at_sorted[1:][same]
-        done_by_id = pd.Series(done, index=t["id"].astype(object).to_numpy())
-        done_by_id = done_by_id[~done_by_id.index.duplicated()]
-        ticket_done = done_by_id.reindex(ticket_sorted).fillna(_NEVER).to_numpy(np.int64)
+        # Each move's ticket's end, in integer ns (a float detour would round the moments).
+        ids = pd.Index(t["id"].astype(object).to_numpy())
+        first_of_id = ~ids.duplicated()
+        where = ids[first_of_id].get_indexer(pd.Index(ticket_sorted))
+        ticket_done = np.where(where >= 0, done[first_of_id][where], _NEVER)
         to_agent = mv["to_agent"].to_numpy(dtype=object)[order]
         holds = pd.notna(to_agent)
         high = np.minimum(next_at, ticket_done)
@@ -459,13 +461,10 @@ def _mean_table(frames: list[pd.DataFrame], key: str, first: Sequence[str] = ())
 
 def summarize(runs: Sequence[RunResult | RunKpis]) -> Summary:
     """Mean, standard deviation and 95 % confidence interval of every KPI across ``runs``
-    (replications of one world)."""
+    (replications of one world; the summary takes the first run's world name)."""
     kpis = _kpis(runs)
     if not kpis:
         raise ValueError("summarize needs at least one run")
-    names = {k.world for k in kpis}
-    if len(names) > 1:
-        raise ValueError(f"summarize takes the runs of one world, got {sorted(names)}")
     kpis.sort(key=lambda k: k.replication)
     overall = _estimates([k.overall for k in kpis], (*KPI_COLUMNS, *EXTRA_COLUMNS))
     intervals = _mean_table([k.intervals for k in kpis], "interval_start", ("interval_end",))
@@ -520,10 +519,10 @@ def compare(
     rows = {}
     for name in names:
         sel = pairs[pairs["kpi"] == name]
-        b = Estimate.of(sel["baseline"])
-        s = Estimate.of(sel["scenario"])
-        d = Estimate.of(sel["delta"])
-        rows[name] = (b.mean, s.mean, d.mean, d.std, d.ci_low, d.ci_high, d.n)
+        eb = Estimate.of(sel["baseline"])
+        es = Estimate.of(sel["scenario"])
+        ed = Estimate.of(sel["delta"])
+        rows[name] = (eb.mean, es.mean, ed.mean, ed.std, ed.ci_low, ed.ci_high, ed.n)
     overall = pd.DataFrame.from_dict(
         rows,
         orient="index",
@@ -537,6 +536,8 @@ def compare(
     notes = [n for n in (_note(len(common)),) if n]
     if unpaired:
         notes.append(f"replications without a pair left out: {unpaired}")
+    if any(base[r].seed != scen[r].seed for r in common):
+        notes.append("seeds differ: paired by replication, but without common random numbers")
     any_base, any_scen = next(iter(base.values())), next(iter(scen.values()))
     return Comparison(
         baseline=any_base.world,

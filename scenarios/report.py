@@ -5,9 +5,10 @@ numbered alike: replication ``r`` of every scenario saw the same arrivals) and w
 
 - ``report.html``: one file with everything inside (charts are PNGs embedded as base64 data
   URIs; no script, no external stylesheet, font or image), so it can be mailed or archived.
-  Baseline and scenarios side by side with paired deltas and their 95 % intervals; staffing
-  against demand per interval; SLA compliance per interval; backlog over time; deltas with
-  error bars; per-interval, per-agent and per-skill tables. Time axes are in the world's zone.
+  Baseline and scenarios side by side with paired deltas and their 95 % intervals; deltas with
+  error bars; staffing against demand per interval, and as an average day (weekdays and
+  weekends apart); SLA compliance per interval (pooled into longer steps on long runs); backlog
+  over time; per-interval, per-agent and per-skill tables. Times are the world's local time.
 - ``kpis.csv``: one row per scenario and KPI: mean, std, 95 % interval across replications,
   and the paired delta to the baseline with its interval (empty for the baseline).
 - ``intervals.csv``: one row per scenario and interval, each figure the mean across
@@ -31,7 +32,7 @@ import math
 import re
 import zipfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -42,16 +43,16 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.dates as mdates  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from openpyxl import Workbook  # noqa: E402
-from openpyxl.styles import Font  # noqa: E402
-from openpyxl.utils import get_column_letter  # noqa: E402
+import matplotlib.dates as mdates
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from openpyxl import Workbook
+from openpyxl.styles import Font
+from openpyxl.utils import get_column_letter
 
-from scenarios.kpis import (  # noqa: E402
+from scenarios.kpis import (
     EXTRA_COLUMNS,
     HIGHER_IS_BETTER,
     KPI_COLUMNS,
@@ -62,10 +63,10 @@ from scenarios.kpis import (  # noqa: E402
     measure,
     summarize,
 )
-from scenarios.model import World  # noqa: E402
-from scenarios.results import RunResult  # noqa: E402
+from scenarios.model import World
+from scenarios.results import RunResult
 
-FIXED_DATE = datetime(2000, 1, 1)  # the workbook's created/modified: not the moment of writing
+FIXED_DATE = datetime(2000, 1, 1)  # noqa: DTZ001 (openpyxl writes naive dates as UTC)
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 # KPI -> (label, unit, how a value reads). Units: "n" counts, "min" minutes, "%" shares.
@@ -112,6 +113,11 @@ INTERVAL_TABLE = (
     ("agents_available", "Agents avail."), ("workload_agents", "Workload (agents)"),
 )  # fmt: skip
 DIRECTION = {"occupancy": "higher: busier agents"}
+# Deltas that are neither good nor bad in themselves (more work arrived, more agents rostered).
+NEUTRAL = frozenset({
+    "tickets_created", "tickets_resolved", "assignments", "calls_booked", "agents_scheduled",
+    "agents_available", "agents_busy", "workload_agents", "occupancy",
+})  # fmt: skip
 BASE_COLOR = "#333333"
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 
@@ -147,7 +153,7 @@ def expected_workload(world: World, starts: pd.Series, interval_minutes: int) ->
     zone = ZoneInfo(world.timezone)
     local = pd.to_datetime(starts, utc=True).dt.tz_convert(zone)
     hours = local.dt.hour.to_numpy()
-    weekdays = local.dt.weekday.to_numpy()
+    weekdays = local.dt.day_of_week.to_numpy()
     per_hour = np.zeros((7, 24))  # effort minutes arriving per hour, by local weekday and hour
     for row in world.demand.volume:
         days = range(7) if row.weekday is None else (row.weekday,)
@@ -183,20 +189,34 @@ def _prepare(
         if not results[name]:
             raise ValueError(f"scenario {name!r} has no runs")
         measured[name] = [measure(run) for run in results[name]]
-    out = []
+    out: list[_Scenario] = []
     for i, name in enumerate(order):
         summary = summarize(measured[name])
         world = worlds.get(name)
         zone = ZoneInfo(world.timezone if world is not None else "UTC")
         intervals = summary.intervals.copy()
         if world is not None and intervals["workload_agents"].isna().all():
+            # The runs carry no efforts: the world's expected demand stands in (no interval:
+            # an expectation, not a measurement).
             minutes = summary.runs[0].interval_minutes
             intervals["workload_agents"] = expected_workload(
                 world, intervals["interval_start"], minutes
             )
+            overall = summary.overall.copy()
+            overall.loc["workload_agents", "mean"] = float(intervals["workload_agents"].mean())
+            summary = replace(summary, overall=overall)
         local = pd.to_datetime(intervals["interval_start"], utc=True).dt.tz_convert(zone)
         intervals.insert(1, "local_start", local)
         comparison = None if name == baseline else compare(measured[baseline], measured[name])
+        if comparison is not None and out:
+            base_work = _row(out[0].summary.overall, "workload_agents")["mean"]
+            work = _row(summary.overall, "workload_agents")["mean"]
+            if math.isnan(_row(comparison.overall, "workload_agents")["delta_mean"]):
+                table = comparison.overall.copy()
+                table.loc["workload_agents", "baseline_mean"] = base_work
+                table.loc["workload_agents", "scenario_mean"] = work
+                table.loc["workload_agents", "delta_mean"] = work - base_work
+                comparison = replace(comparison, overall=table)
         color = BASE_COLOR if name == baseline else COLORS[(i - 1) % len(COLORS)]
         out.append(_Scenario(name, world, zone, summary, comparison, intervals, color))
     return out
@@ -206,8 +226,9 @@ def _overall_table(scenarios: list[_Scenario]) -> pd.DataFrame:
     rows = []
     for s in scenarios:
         for kpi in (*KPI_COLUMNS, *EXTRA_COLUMNS):
-            est = s.summary.overall.loc[kpi]
-            delta = s.comparison.overall.loc[kpi] if s.comparison is not None else None
+            est = _row(s.summary.overall, kpi)
+            delta = _row(s.comparison.overall, kpi) if s.comparison is not None else None
+            note = s.summary.note if s.comparison is None else s.comparison.note
             rows.append({
                 "scenario": s.name,
                 "kpi": kpi,
@@ -220,7 +241,7 @@ def _overall_table(scenarios: list[_Scenario]) -> pd.DataFrame:
                 "delta_ci_low": math.nan if delta is None else delta["delta_ci_low"],
                 "delta_ci_high": math.nan if delta is None else delta["delta_ci_high"],
                 "pairs": 0 if delta is None else int(delta["n"]),
-                "note": s.summary.note if delta is None else s.comparison.note,  # type: ignore[union-attr]
+                "note": note,
             })  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -237,16 +258,27 @@ def _intervals_table(scenarios: list[_Scenario]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def _side_by_side(scenarios: list[_Scenario], attr: str, key: str, keep: Sequence[str]) -> (
-    pd.DataFrame
-):
+def _side_by_side(
+    scenarios: list[_Scenario], attr: str, key: str, keep: Sequence[str]
+) -> pd.DataFrame:
     frames = []
     for s in scenarios:
         df = getattr(s.summary, attr).copy()
         df.insert(0, "scenario", s.name)
         frames.append(df)
     both = pd.concat(frames, ignore_index=True)
-    return both[["scenario", key, *keep]]
+    out: pd.DataFrame = both[["scenario", key, *keep]]
+    return out
+
+
+def _row(df: pd.DataFrame, kpi: str) -> dict[str, float]:
+    """A KPI's row of an estimates table as plain floats."""
+    values: Any = df.loc[kpi]
+    return {str(k): float(v) for k, v in values.items()}
+
+
+def _float(value: Any) -> float:
+    return float(value)
 
 
 def _iso(value: Any) -> str:
@@ -268,17 +300,24 @@ def _png(fig: Figure) -> str:
 
 
 def _time_axis(ax: Any, zone: ZoneInfo) -> None:
-    locator = mdates.AutoDateLocator(tz=zone, minticks=4, maxticks=10)
+    locator = mdates.AutoDateLocator(tz=zone, minticks=4, maxticks=10)  # type: ignore[no-untyped-call]
     ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=zone))
+    # Days read "Mon 23" (a planner thinks in weekdays), hours "14:00".
+    formats = ["%Y", "%b", "%a %d", "%H:%M", "%H:%M", "%S.%f"]
+    zero_formats = ["", "%Y", "%b", "%a %d", "%H:%M", "%H:%M"]
+    ax.xaxis.set_major_formatter(
+        mdates.ConciseDateFormatter(  # type: ignore[no-untyped-call]
+            locator, tz=zone, formats=formats, zero_formats=zero_formats
+        )
+    )
     ax.grid(True, axis="both", alpha=0.3)
 
 
-def _x(s: _Scenario) -> list[datetime]:
+def _x(s: _Scenario) -> list[Any]:
     return [ts.to_pydatetime() for ts in s.intervals["local_start"]]
 
 
-def _edges(s: _Scenario) -> tuple[list[datetime], list[datetime]]:
+def _edges(s: _Scenario) -> tuple[list[Any], list[Any]]:
     """Interval starts plus the last end (a step drawn ``post`` then shows the last interval),
     and the interval ends (where figures "at the interval end" belong)."""
     ends = [
@@ -348,28 +387,108 @@ def _staffing_chart(scenarios: list[_Scenario]) -> str:
     return _png(fig)
 
 
+def _day_profile_chart(scenarios: list[_Scenario]) -> str:
+    """The average day: agents available and workload by local time of day, weekdays and
+    weekends apart (a multi-week run's per-interval chart is too dense to read shifts from)."""
+    parts = (("Mon–Fri", range(5)), ("Sat–Sun", range(5, 7)))
+    present = [
+        (title, days)
+        for title, days in parts
+        if any(s.intervals["local_start"].dt.day_of_week.isin(list(days)).any() for s in scenarios)
+    ]
+    fig, axes = plt.subplots(
+        1, len(present), figsize=(11, 3.9), sharey=True, squeeze=False, layout="constrained"
+    )
+    for ax, (title, days) in zip(axes[0], present, strict=True):
+        profiles = []
+        for s in scenarios:
+            local = s.intervals["local_start"]
+            keep = local.dt.day_of_week.isin(list(days)).to_numpy()
+            hours = (local.dt.hour + local.dt.minute / 60.0).to_numpy()[keep]
+            frame = pd.DataFrame({
+                "h": hours,
+                "available": s.intervals["agents_available"].to_numpy()[keep],
+                "work": s.intervals["workload_agents"].to_numpy()[keep],
+            })  # fmt: skip
+            mean = frame.groupby("h", sort=True).mean()
+            step = s.summary.runs[0].interval_minutes / 60.0
+            x = [*mean.index.to_numpy(dtype=float), float(mean.index.max()) + step]
+            profiles.append((s, x, mean))
+        same_work = all(
+            len(m) == len(profiles[0][2])
+            and np.allclose(m["work"], profiles[0][2]["work"], equal_nan=True)
+            for _, _, m in profiles
+        )
+        for s, x, mean in profiles:
+            ax.step(x, _steps(mean["available"]), where="post", color=s.color, lw=1.6,
+                    label=f"{_label(s)}: agents available")  # fmt: skip
+            if not same_work:
+                ax.step(x, _steps(mean["work"]), where="post", color=s.color, lw=1.2, ls="--",
+                        label=f"{_label(s)}: workload")  # fmt: skip
+        if same_work:
+            _, x, mean = profiles[0]
+            ax.step(x, _steps(mean["work"]), where="post", color="#e6550d", lw=1.6, ls="--",
+                    label="workload arriving (the same in every scenario)")  # fmt: skip
+        ax.set_title(title, loc="left", fontsize=11, fontweight="bold")
+        ax.set_xlim(0, 24)
+        ax.set_xticks(range(0, 25, 3), [f"{h:02d}:00" for h in range(0, 25, 3)], fontsize=8)
+        ax.set_xlabel(f"local time of day ({scenarios[0].zone.key})")
+        ax.grid(True, alpha=0.3)
+        ax.set_ylim(bottom=0)
+    axes[0, 0].set_ylabel("agents (workload: agent-equivalents)")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(4, len(labels)), fontsize=8,
+               frameon=False)  # fmt: skip
+    fig.suptitle(
+        "The average day: agents available (solid) against workload arriving (dashed)",
+        fontsize=13, x=0.01, ha="left",
+    )  # fmt: skip
+    return _png(fig)
+
+
+MAX_SLA_STEPS = 360  # beyond this many intervals the SLA chart pools them (a month of 30 min)
+
+
 def _sla_chart(scenarios: list[_Scenario]) -> str:
-    fig, ax = plt.subplots(figsize=(11, 3.8))
+    """Compliance per interval; a long run's intervals are pooled (met and breached summed, so
+    the rate stays met / counted) into groups of ``k`` so the line stays readable."""
+    fig, ax = plt.subplots(figsize=(11, 4.2), layout="constrained")
+    longest = max(len(s.intervals) for s in scenarios)
+    k = 1
+    while longest / k > MAX_SLA_STEPS:
+        k *= 2
+    minutes = scenarios[0].summary.runs[0].interval_minutes * k
     for s in scenarios:
-        x, _ = _edges(s)
-        y = _steps(s.intervals["sla_overall_compliance"]) * 100
+        iv = s.intervals
+        met = (iv["sla_first_response_met"] + iv["sla_resolution_met"]).to_numpy(float)
+        breached = (iv["sla_first_response_breached"] + iv["sla_resolution_breached"]).to_numpy(
+            float
+        )
+        groups = np.arange(len(iv)) // k
+        met_k = np.bincount(groups, weights=met)
+        counted_k = met_k + np.bincount(groups, weights=breached)
+        rate = np.where(counted_k > 0, met_k / np.where(counted_k > 0, counted_k, 1), np.nan)
+        starts, _ = _edges(s)
+        x = [*starts[:-1][::k], starts[-1]]
+        y = np.append(rate, rate[-1:]) * 100
         ax.step(x, y, where="post", color=s.color, lw=1.6 if s.comparison is None else 1.2,
                 label=_label(s))  # fmt: skip
+    per = f"per {minutes // 60} h" if minutes % 60 == 0 else f"per {minutes} min"
+    ax.set_title(f"SLA compliance {per} (first response and resolution deadlines)",
+                 loc="left", fontsize=13)  # fmt: skip
     ax.set_ylim(-2, 102)
     ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter())
     ax.set_ylabel("deadlines met")
     ax.set_xlabel(f"local time ({scenarios[0].zone.key})")
-    ax.set_title("SLA compliance per interval (first response and resolution deadlines)",
-                 loc="left", fontsize=13)  # fmt: skip
     _time_axis(ax, scenarios[0].zone)
     _window(ax, scenarios)
-    ax.legend(loc="lower left", fontsize=9, framealpha=0.95)
-    fig.tight_layout()
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=len(scenarios), fontsize=9,
+              frameon=False)  # fmt: skip
     return _png(fig)
 
 
 def _backlog_chart(scenarios: list[_Scenario]) -> str:
-    fig, ax = plt.subplots(figsize=(11, 3.8))
+    fig, ax = plt.subplots(figsize=(11, 4.2), layout="constrained")
     for s in scenarios:
         _, ends = _edges(s)
         ax.plot(ends, s.intervals["backlog"], color=s.color, lw=1.6, label=_label(s))
@@ -383,8 +502,8 @@ def _backlog_chart(scenarios: list[_Scenario]) -> str:
                  fontsize=13)  # fmt: skip
     _time_axis(ax, scenarios[0].zone)
     _window(ax, scenarios)
-    ax.legend(loc="upper left", fontsize=9, framealpha=0.95)
-    fig.tight_layout()
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=len(scenarios) + 1, fontsize=9,
+              frameon=False)  # fmt: skip
     return _png(fig)
 
 
@@ -402,11 +521,13 @@ def _deltas_chart(scenarios: list[_Scenario]) -> str | None:
         scale = 100.0 if unit == "%" else 1.0
         shown_unit = "pp" if unit == "%" else ("min" if unit == "min" else "")
         ys = np.arange(len(others))[::-1]
+        reach = [0.0]
         for y, s in zip(ys, others, strict=True):
-            row = s.comparison.overall.loc[kpi]  # type: ignore[union-attr]
+            row = _row(s.comparison.overall, kpi)  # type: ignore[union-attr]
             mean = row["delta_mean"] * scale
             low, high = row["delta_ci_low"] * scale, row["delta_ci_high"] * scale
             err = None if math.isnan(low) else [[mean - low], [high - mean]]
+            reach += [v for v in (mean, low, high) if not math.isnan(v)]
             ax.barh(y, 0 if math.isnan(mean) else mean, color=s.color, alpha=0.75, height=0.6)
             if err is not None:
                 ax.errorbar(mean, y, xerr=err, fmt="none", ecolor="black", capsize=3, lw=1)
@@ -422,10 +543,10 @@ def _deltas_chart(scenarios: list[_Scenario]) -> str | None:
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(4))
         ax.grid(True, axis="x", alpha=0.3)
         ax.set_ylim(-0.7, len(others) - 0.3)
-        if not any(np.nan_to_num(ax.get_xlim()) != 0) or all(
-            abs(s.comparison.overall.loc[kpi, "delta_mean"]) < 1e-12  # type: ignore[union-attr]
-            for s in others
-        ):
+        span = max(reach) - min(reach)
+        if span > 1e-12:
+            ax.set_xlim(min(reach) - 0.08 * span, max(reach) + 0.08 * span)  # 0 in sight
+        else:
             ax.set_xlim(-1, 1)
             ax.text(0.5, 0.5, "no change", transform=ax.transAxes, ha="center", va="center",
                     fontsize=9, color="#666666", bbox={"fc": "white", "ec": "none"})  # fmt: skip
@@ -459,18 +580,19 @@ def _fmt_delta(value: float, unit: str) -> str:
         return "–"
     if unit == "%":
         return f"{value * 100:+.1f} pp"
+    if unit == "n" and value == round(value):
+        return f"{value:+,.0f}"
     return f"{value:+,.1f}"
 
 
-def _verdict(kpi: str, row: pd.Series) -> str:
+def _verdict(kpi: str, row: Mapping[str, float]) -> str:
     """'better' / 'worse' when the whole interval is on one side of 0, else ''."""
     low, high = row["delta_ci_low"], row["delta_ci_high"]
     if math.isnan(low) or math.isnan(high) or low <= 0 <= high:
         return ""
     up = low > 0
     good = up if kpi in HIGHER_IS_BETTER else not up
-    if kpi in ("tickets_created", "tickets_resolved", "assignments", "calls_booked", "agents_scheduled",
-               "agents_available", "agents_busy", "workload_agents", "occupancy"):  # fmt: skip
+    if kpi in NEUTRAL:
         return "changed"
     return "better" if good else "worse"
 
@@ -481,7 +603,7 @@ def _overview_rows(scenarios: list[_Scenario]) -> list[dict[str, Any]]:
         label, unit = LABELS[kpi]
         cells = []
         for s in scenarios:
-            est = s.summary.overall.loc[kpi]
+            est = _row(s.summary.overall, kpi)
             ci = (
                 ""
                 if math.isnan(est["ci_low"])
@@ -489,7 +611,7 @@ def _overview_rows(scenarios: list[_Scenario]) -> list[dict[str, Any]]:
             )
             cell: dict[str, Any] = {"value": _fmt(est["mean"], unit), "ci": ci}
             if s.comparison is not None:
-                row = s.comparison.overall.loc[kpi]
+                row = _row(s.comparison.overall, kpi)
                 cell["delta"] = _fmt_delta(row["delta_mean"], unit)
                 cell["delta_ci"] = (
                     ""
@@ -550,16 +672,17 @@ def _html(scenarios: list[_Scenario], baseline: str) -> str:
     teams: dict[str, str] = {}
     for s in scenarios:
         for row in s.summary.agents.itertuples(index=False):
-            agents.setdefault(str(row.agent), {})[s.name] = _fmt(float(row.occupancy), "%")
+            agents.setdefault(str(row.agent), {})[s.name] = _fmt(_float(row.occupancy), "%")
             teams[str(row.agent)] = str(row.team)
     skills: dict[str, dict[str, str]] = {}
     for s in scenarios:
         for row in s.summary.skills.itertuples(index=False):
             skills.setdefault(str(row.skill), {})[s.name] = (
-                f"{_fmt(float(row.occupancy), '%')} ({_fmt(float(row.agents), 'n')} agents)"
+                f"{_fmt(_float(row.occupancy), '%')} ({_fmt(_float(row.agents), 'n')} agents)"
             )
     charts = {
         "staffing": _staffing_chart(scenarios),
+        "day": _day_profile_chart(scenarios),
         "sla": _sla_chart(scenarios),
         "backlog": _backlog_chart(scenarios),
         "deltas": _deltas_chart(scenarios),
@@ -572,16 +695,20 @@ def _html(scenarios: list[_Scenario], baseline: str) -> str:
         _environment()
         .get_template("report.html")
         .render(
-            title=f"What-if report: {baseline}" + (
-                f" vs {', '.join(s.name for s in scenarios[1:])}" if len(scenarios) > 1 else ""
-            ),
+            title=f"What-if report: {baseline}"
+            + (f" vs {', '.join(s.name for s in scenarios[1:])}" if len(scenarios) > 1 else ""),
             baseline=baseline,
             scenarios=[
-                {"name": s.name, "color": s.color, "facts": _world_facts(s),
-                 "is_baseline": s.comparison is None, "zone": s.zone.key,
-                 "interval_rows": _interval_rows(s)}
+                {
+                    "name": s.name,
+                    "color": s.color,
+                    "facts": _world_facts(s),
+                    "is_baseline": s.comparison is None,
+                    "zone": s.zone.key,
+                    "interval_rows": _interval_rows(s),
+                }
                 for s in scenarios
-            ],  # fmt: skip
+            ],
             overview=_overview_rows(scenarios),
             interval_headers=[title for _, title in INTERVAL_TABLE],
             charts=charts,
@@ -632,9 +759,10 @@ def _write_xlsx(path: Path, sheets: Sequence[tuple[str, pd.DataFrame]]) -> None:
     buf = io.BytesIO()
     wb.save(buf)
     # The zip entries carry the moment of writing: rewrite them with a fixed one.
-    with zipfile.ZipFile(io.BytesIO(buf.getvalue())) as src, zipfile.ZipFile(
-        path, "w", compression=zipfile.ZIP_DEFLATED
-    ) as dst:
+    with (
+        zipfile.ZipFile(io.BytesIO(buf.getvalue())) as src,
+        zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as dst,
+    ):
         for info in src.infolist():
             fixed = zipfile.ZipInfo(info.filename, date_time=ZIP_DATE)
             fixed.compress_type = zipfile.ZIP_DEFLATED

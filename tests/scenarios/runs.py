@@ -11,7 +11,6 @@ from datetime import UTC, datetime, time, timedelta
 import numpy as np
 
 from scenarios.model import AgentPlan, Demand, ShiftPattern, VolumeRow, World
-
 from scenarios.results import (
     AGENT_COLUMNS,
     CALL_COLUMNS,
@@ -87,8 +86,14 @@ def hand_run(replication: int = 0, world: str = "base") -> RunResult:
 
 
 def synthetic_run(
-    world: str, replication: int, *, seed: int = 1, agents: int = 4, load: float = 1.0,
-    days: int = 2, interval_minutes: int = 60,
+    world: str,
+    replication: int,
+    *,
+    seed: int = 1,
+    agents: int = 4,
+    load: float = 1.0,
+    days: int = 2,
+    interval_minutes: int = 60,
 ) -> RunResult:
     """A plausible run: tickets arrive in business hours, agents on 08-18 UTC shifts work them
     first come first served; random but seeded by (seed, replication) (common random numbers:
@@ -167,8 +172,13 @@ def synthetic_world(name: str, agents: int = 4, load: float = 1.0, days: int = 2
         skills=(Skill("de"), Skill("net")),
         teams=(Team("tier1"),),
         agents=tuple(
-            AgentPlan(id=f"a{i + 1}", team="tier1", skills={"net": 1}, shifts=(shift,),
-                      timezone="Europe/Berlin")  # fmt: skip
+            AgentPlan(
+                id=f"a{i + 1}",
+                team="tier1",
+                skills={"net": 1},
+                shifts=(shift,),
+                timezone="Europe/Berlin",
+            )
             for i in range(agents)
         ),
         demand=Demand(volume=volume),
