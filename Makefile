@@ -33,12 +33,16 @@ $(VENV)/.browser: $(VENV)/.installed
 	else echo "note: no npm to install axe-core: the browser tests will skip"; fi
 	@if [ -x $(CHROMIUM) ] && [ -f $(AXE_JS) ]; then touch $@; fi
 
-.PHONY: serve demo test lint bench browser
+.PHONY: serve demo planner test lint bench browser
 serve: $(VENV)/.runtime
 	$(VENV)/bin/switchboard serve --demo
 
 demo: $(VENV)/.runtime
 	$(VENV)/bin/switchboard demo
+
+# What-if planning: an example scenario against its baseline, its report opened in a browser.
+planner: $(VENV)/.runtime
+	$(VENV)/bin/switchboard scenario run scenarios/examples/late-shift.yaml --open
 
 browser: $(VENV)/.browser
 

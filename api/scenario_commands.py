@@ -20,7 +20,7 @@ import re
 import webbrowser
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,12 +37,12 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from scenarios.model import World
+
 if TYPE_CHECKING:
     from scenarios.kpis import Comparison
-    from scenarios.model import World
     from scenarios.results import RunResult
     from scenarios.runner import Backend
-    from scenarios.spec import Scenario
 
 # Exit statuses: 2 as argparse uses for a bad argument (a bad file is one too), 1 for a run that
 # could not be done (no Dask, a cluster that does not answer), 130 for Ctrl-C.
@@ -164,11 +164,12 @@ def _plan_run(args: argparse.Namespace) -> Plan:
     from scenarios.spec import load_scenario
 
     scenario = load_scenario(Path(args.file))
-    world = scenario.world()
-    base_name = _baseline_name(scenario, {scenario.name})
+    base_name = _baseline_name(scenario.baseline, {scenario.name})
+    # The baseline unchanged, over the same period (Scenario.baseline carries the file's days
+    # and interval overrides), with the same seeds: the deltas are paired.
     return Plan(
         title=scenario.name,
-        worlds={base_name: _unchanged(scenario, world), scenario.name: world},
+        worlds={base_name: scenario.baseline, scenario.name: scenario.world()},
         baseline=base_name,
         seed=_or(args.seed, scenario.seed),
         replications=_or(args.replications, scenario.replications),
@@ -176,19 +177,37 @@ def _plan_run(args: argparse.Namespace) -> Plan:
 
 
 def _plan_compare(args: argparse.Namespace) -> Plan:
-    from scenarios.spec import load_scenario
+    """Scenario files side by side, and baseline files among them if given (``compare
+    baseline.yaml volume-up-optimizer.yaml``). The reference is the first scenario's baseline,
+    unchanged (a baseline file equal to it takes its place under its own name), or the one
+    ``--baseline`` names."""
+    from scenarios.spec import DEFAULT_REPLICATIONS, Scenario, load_scenario
 
-    scenarios = [load_scenario(Path(f)) for f in args.files]
-    names = [s.name for s in scenarios]
+    items: list[Scenario | World] = [
+        _load_baseline(Path(f)) if _is_baseline_file(Path(f)) else load_scenario(Path(f))
+        for f in args.files
+    ]
+    scenarios = [x for x in items if isinstance(x, Scenario)]
+    reference = scenarios[0].baseline if scenarios else items[0]
+    assert isinstance(reference, World)
+    names = [x.name for x in items if not (isinstance(x, World) and x == reference)]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise CommandError(f"scenario names must differ to be compared: {', '.join(twice)}")
-    first = scenarios[0]
-    first_world = first.world()
-    base_name = _baseline_name(first, set(names))
-    worlds: dict[str, World] = {base_name: _unchanged(first, first_world), first.name: first_world}
-    for scenario in scenarios[1:]:
-        worlds[scenario.name] = scenario.world()
+    given = next((x for x in items if isinstance(x, World) and x == reference), None)
+    base_name = given.name if given is not None else _baseline_name(reference, set(names))
+    worlds: dict[str, World] = {base_name: reference}
+    for item in items:
+        if isinstance(item, Scenario):
+            if item.baseline != reference:
+                raise CommandError(
+                    f"{item.source or item.name}: its baseline differs from "
+                    f"{scenarios[0].source or scenarios[0].name}'s (file, days or "
+                    "interval_minutes): scenarios are compared against one baseline"
+                )
+            worlds[item.name] = item.world()
+        elif item != reference:
+            worlds[item.name] = item
     baseline = base_name
     if args.baseline is not None:
         if args.baseline not in worlds:
@@ -196,13 +215,35 @@ def _plan_compare(args: argparse.Namespace) -> Plan:
                 f"--baseline {args.baseline!r} is none of the scenarios: {', '.join(worlds)}"
             )
         baseline = args.baseline
+    first = scenarios[0] if scenarios else None
+    shown = [n for n in worlds if n != base_name or given is not None]
     return Plan(
-        title=" vs ".join(names) if len(names) <= 3 else f"{names[0]} and {len(names) - 1} more",
+        title=" vs ".join(shown) if len(shown) <= 3 else f"{shown[0]} and {len(shown) - 1} more",
         worlds=worlds,
         baseline=baseline,
-        seed=_or(args.seed, first.seed),
-        replications=_or(args.replications, first.replications),
+        seed=_or(args.seed, first.seed if first else 0),
+        replications=_or(args.replications, first.replications if first else DEFAULT_REPLICATIONS),
     )
+
+
+def _is_baseline_file(path: Path) -> bool:
+    """A baseline (``agents:`` and no ``baseline:`` of its own) rather than a scenario. Only
+    YAML baselines exist; anything unreadable is left to the scenario reader to report."""
+    if path.suffix.lower() == ".toml":
+        return False
+    from scenarios.inputs import InputError, yaml_with_lines
+
+    try:
+        data, _ = yaml_with_lines(path.read_text(encoding="utf-8"), str(path))
+    except (OSError, UnicodeDecodeError, InputError):
+        return False
+    return isinstance(data, dict) and "agents" in data and "baseline" not in data
+
+
+def _load_baseline(path: Path) -> World:
+    from scenarios.inputs import load_baseline
+
+    return load_baseline(path)
 
 
 def _plan_sweep(args: argparse.Namespace) -> Plan:
@@ -212,11 +253,11 @@ def _plan_sweep(args: argparse.Namespace) -> Plan:
     if not sweep.scenarios:
         raise CommandError(f"{args.file}: the sweep's grid has no point")
     worlds_of = {s.name: s.world() for s in sweep.scenarios}
-    first = sweep.scenarios[0]
-    base_name = _baseline_name(first, set(worlds_of))
+    base = sweep.baseline if sweep.baseline is not None else sweep.scenarios[0].baseline
+    base_name = _baseline_name(base, set(worlds_of))
     return Plan(
         title=sweep.name,
-        worlds={base_name: _unchanged(first, worlds_of[first.name]), **worlds_of},
+        worlds={base_name: base, **worlds_of},
         baseline=base_name,
         seed=_or(args.seed, sweep.seed),
         replications=_or(args.replications, sweep.replications),
@@ -227,19 +268,9 @@ def _or(given: int | None, default: int) -> int:
     return default if given is None else given
 
 
-def _baseline_name(scenario: Scenario, taken: set[str]) -> str:
-    name = scenario.baseline.name or "baseline"
+def _baseline_name(baseline: World, taken: set[str]) -> str:
+    name = baseline.name or "baseline"
     return name if name not in taken else f"{name} (baseline)"
-
-
-def _unchanged(scenario: Scenario, world: World) -> World:
-    """The baseline as the scenario runs it: no changes, but the scenario's horizon and
-    intervals (a scenario may override ``days`` and ``interval_minutes``), so the two are
-    measured over the same time and compared interval by interval."""
-    base = scenario.baseline
-    return replace(
-        base, start=world.start, days=world.days, interval_minutes=world.interval_minutes
-    )
 
 
 # --- running ----------------------------------------------------------------------------------
@@ -284,9 +315,12 @@ def _execute(plan: Plan, args: argparse.Namespace) -> int:
     with _spinner(err, "writing the report"):
         files = write_report(results, out_dir, baseline=plan.baseline, worlds=plan.worlds)
     _summary(out, plan, results)
-    out.print(f"report: {files.html}", markup=False, soft_wrap=True)
+    out.print(f"report: {Path(files.html).resolve()}", markup=False, soft_wrap=True)
     out.print(
-        f"exports: {files.kpis_csv}, {files.intervals_csv}, {files.xlsx}",
+        "exports: "
+        + ", ".join(
+            str(Path(f).resolve()) for f in (files.kpis_csv, files.intervals_csv, files.xlsx)
+        ),
         markup=False,
         soft_wrap=True,
     )
@@ -317,21 +351,28 @@ def _run_with_progress(
         TimeRemainingColumn(),
     )
     total = len(plan.worlds) * plan.replications
+    # The replications bar counts finished runs plus the simulated-time share of those in
+    # flight (process pool and serial), so it moves before the first run is done; a serial
+    # run also has its own bar. Dask reports finished runs only.
+    fractions = [0.0] * total
+    finished = [0]
     with Progress(*columns, console=console) as bars:
         runs = bars.add_task("replications", total=total, count=f"0/{total}")
-        # Only a run in this process can say how far into simulated time it is.
-        simulated = (
+        current = (
             bars.add_task("simulated time", total=1.0, count="") if backend == "serial" else None
         )
 
         def progress(done: int, total: int) -> None:
-            bars.update(runs, completed=done, total=total, count=f"{done}/{total}")
-            if simulated is not None and done < total:
-                bars.reset(simulated, total=1.0, count="")
+            finished[0] = done
+            bars.update(runs, completed=max(done, sum(fractions)), count=f"{done}/{total}")
+            if current is not None and done < total:
+                bars.reset(current, total=1.0, count="")
 
-        def run_progress(fraction: float) -> None:
-            if simulated is not None:
-                bars.update(simulated, completed=min(max(fraction, 0.0), 1.0))
+        def task_progress(index: int, fraction: float) -> None:
+            fractions[index] = min(max(fraction, 0.0), 1.0)
+            bars.update(runs, completed=max(finished[0], sum(fractions)))
+            if current is not None:
+                bars.update(current, completed=fractions[index])
 
         return runner.run_worlds(
             plan.worlds,
@@ -340,7 +381,7 @@ def _run_with_progress(
             backend=backend,
             workers=workers,
             progress=progress,
-            run_progress=run_progress if simulated is not None else None,
+            task_progress=task_progress,
         )
 
 
@@ -373,6 +414,15 @@ def _summary(console: Console, plan: Plan, results: Mapping[str, Sequence[RunRes
 
     others = [name for name in plan.worlds if name != plan.baseline]
     deltas = {name: _deltas(compare(results[plan.baseline], results[name])) for name in others}
+    n = plan.replications
+    ci = "± half the 95 % CI" if n > 1 else "no CI: 1 replication"
+    console.print(
+        Text(
+            f"{plan.title}: against {plan.baseline}, mean of {n} replication{'s' if n > 1 else ''}"
+            f", deltas paired by replication ({ci})",
+            style="bold",
+        )
+    )
     if len(others) <= 2:
         console.print(_kpi_table(plan, others, deltas))
     else:
@@ -395,17 +445,12 @@ def _deltas(comparison: Comparison) -> dict[str, Delta]:
 
 
 def _kpi_table(plan: Plan, others: list[str], deltas: Mapping[str, Mapping[str, Delta]]) -> Table:
-    ci = "95 % CI" if plan.replications > 1 else "no CI: 1 replication"
-    table = Table(
-        title=f"{plan.title}: mean of {plan.replications} replication"
-        f"{'s' if plan.replications > 1 else ''}, paired deltas ({ci})",
-        title_justify="left",
-    )
-    table.add_column("KPI")
+    table = Table()
+    table.add_column("KPI", no_wrap=True)
     table.add_column(Text(plan.baseline), justify="right")
     for name in others:
         table.add_column(Text(name), justify="right")
-        table.add_column("delta ± CI", justify="right")
+        table.add_column("delta ± CI", justify="right", no_wrap=True)
     for kpi in KPIS:
         row: list[str | Text] = [kpi.label]
         first = next((deltas[n][kpi.name] for n in others if kpi.name in deltas[n]), None)
@@ -426,12 +471,8 @@ def _scenario_table(
     plan: Plan, others: list[str], deltas: Mapping[str, Mapping[str, Delta]]
 ) -> Table:
     kpis = [k for k in KPIS if k.name in SWEEP_KPIS]
-    table = Table(
-        title=f"{plan.title}: against {plan.baseline}, mean of {plan.replications} replications "
-        "(delta ± 95 % CI, paired)",
-        title_justify="left",
-    )
-    table.add_column("scenario")
+    table = Table()
+    table.add_column("scenario", no_wrap=True)
     for kpi in kpis:
         table.add_column(kpi.label, justify="right")
     base_row: list[str | Text] = [Text(plan.baseline)]

@@ -10,14 +10,18 @@ backends run the tasks:
   ``workers`` processes (default ``os.cpu_count()``), started with ``spawn`` so it is safe
   whatever threads the caller runs (a progress bar's refresher, a web server's pool) and
   behaves the same on every platform;
-- ``"serial"``: in this process, one after the other (no start-up cost; the only backend that
-  can report the simulated-time fraction of the run in progress, through ``run_progress``);
+- ``"serial"``: in this process, one after the other (no start-up cost);
 - a ``dask.distributed.Client``: the same tasks on a Dask cluster (the optional extra
   ``pip install -e '.[distributed]'``; :func:`dask_client` connects and names the extra when it
   is missing). Each distinct world is scattered to the cluster once, not once per replication.
 
 ``progress(done, total)`` is called in the caller's thread as tasks finish, and once with
-``(0, total)`` before the first.
+``(0, total)`` before the first. ``task_progress(index, fraction)`` (serial and process
+backends) follows each task through its simulated time: the workers send their simulator's
+progress over a queue the pool's processes inherit, and the caller's thread reads it between
+completions, so a long run moves a progress bar before its first replication is done.
+``run_progress(fraction)`` is the same without the index (for a caller that follows one run at
+a time, as on the serial backend).
 
 All scenarios of a comparison or a sweep run with the same seed and replication numbers, so
 replication ``r`` of every scenario draws the same arrivals: their deltas are paired (common
@@ -41,7 +45,7 @@ if TYPE_CHECKING:
     from scenarios.spec import Sweep
 
 Progress = Callable[[int, int], None]
-RunProgress = Callable[[float], None]
+TaskProgress = Callable[[int, float], None]
 LocalBackend = Literal["process", "serial"]
 DISTRIBUTED_EXTRA = "pip install -e '.[distributed]'"
 
@@ -72,12 +76,28 @@ class Task:
     replication: int
 
 
-def run_task(task: Task, run_progress: RunProgress | None = None) -> RunResult:
+def run_task(task: Task, progress: Callable[[float], None] | None = None) -> RunResult:
     """Simulate one task (module level, so a spawned process or a Dask worker finds it by
-    name)."""
+    name); ``progress`` gets the fraction of its simulated time done."""
     from scenarios.sim import simulate
 
-    return simulate(task.world, seed=task.seed, replication=task.replication, progress=run_progress)
+    return simulate(task.world, seed=task.seed, replication=task.replication, progress=progress)
+
+
+# In a pool's worker process: where to send (task index, fraction) messages (set by _init).
+_progress_queue: Any = None
+
+
+def _init(messages: Any) -> None:
+    global _progress_queue
+    _progress_queue = messages
+
+
+def _pool_task(index: int, task: Task) -> RunResult:
+    messages = _progress_queue
+    if messages is None:
+        return run_task(task)
+    return run_task(task, lambda fraction: messages.put((index, fraction)))
 
 
 def _run_on(world: World, seed: int, replication: int) -> RunResult:
@@ -104,11 +124,14 @@ def run_tasks(
     backend: Backend = "process",
     workers: int | None = None,
     progress: Progress | None = None,
-    run_progress: RunProgress | None = None,
+    task_progress: TaskProgress | None = None,
+    run_progress: Callable[[float], None] | None = None,
 ) -> list[RunResult]:
-    """Run ``tasks``; the results in the same order. ``run_progress`` (serial backend only)
-    gets the simulated-time fraction of the task running."""
+    """Run ``tasks``; the results in the same order (see the module docstring for the
+    callbacks; ``task_progress`` and ``run_progress`` are not called on Dask)."""
     tasks = list(tasks)
+    if run_progress is not None:
+        task_progress = _both(task_progress, run_progress)
     total = len(tasks)
     if progress is not None:
         progress(0, total)
@@ -116,9 +139,9 @@ def run_tasks(
         return []
     if isinstance(backend, str):
         if backend == "serial":
-            return _serial(tasks, progress, run_progress)
+            return _serial(tasks, progress, task_progress)
         if backend == "process":
-            return _process_pool(tasks, workers, progress)
+            return _process_pool(tasks, workers, progress, task_progress)
         raise ValueError(f"backend must be 'process', 'serial' or a Dask client, not {backend!r}")
     if not callable(getattr(backend, "submit", None)):
         raise TypeError(f"backend must be 'process', 'serial' or a Dask client, not {backend!r}")
@@ -133,13 +156,19 @@ def run_replications(
     backend: Backend = "process",
     workers: int | None = None,
     progress: Progress | None = None,
-    run_progress: RunProgress | None = None,
+    task_progress: TaskProgress | None = None,
+    run_progress: Callable[[float], None] | None = None,
 ) -> list[RunResult]:
     """Replications ``0 .. replications - 1`` of ``world`` with ``seed``, in that order."""
     _check(seed, replications)
     tasks = [Task(world, seed, r) for r in range(replications)]
     return run_tasks(
-        tasks, backend=backend, workers=workers, progress=progress, run_progress=run_progress
+        tasks,
+        backend=backend,
+        workers=workers,
+        progress=progress,
+        task_progress=task_progress,
+        run_progress=run_progress,
     )
 
 
@@ -151,7 +180,8 @@ def run_worlds(
     backend: Backend = "process",
     workers: int | None = None,
     progress: Progress | None = None,
-    run_progress: RunProgress | None = None,
+    task_progress: TaskProgress | None = None,
+    run_progress: Callable[[float], None] | None = None,
 ) -> dict[str, list[RunResult]]:
     """Each named world's replications, every (world, replication) pair one task of one pool,
     all with the same seed (common random numbers). Keys in the order given."""
@@ -159,7 +189,12 @@ def run_worlds(
     names = list(worlds)
     tasks = [Task(worlds[name], seed, r) for name in names for r in range(replications)]
     results = run_tasks(
-        tasks, backend=backend, workers=workers, progress=progress, run_progress=run_progress
+        tasks,
+        backend=backend,
+        workers=workers,
+        progress=progress,
+        task_progress=task_progress,
+        run_progress=run_progress,
     )
     return {
         name: results[i * replications : (i + 1) * replications] for i, name in enumerate(names)
@@ -174,7 +209,8 @@ def run_sweep(
     backend: Backend = "process",
     workers: int | None = None,
     progress: Progress | None = None,
-    run_progress: RunProgress | None = None,
+    task_progress: TaskProgress | None = None,
+    run_progress: Callable[[float], None] | None = None,
 ) -> dict[str, list[RunResult]]:
     """Every grid point's replications, keyed by scenario name in the sweep's order. ``seed``
     and ``replications`` default to the sweep's."""
@@ -186,8 +222,18 @@ def run_sweep(
         backend=backend,
         workers=workers,
         progress=progress,
+        task_progress=task_progress,
         run_progress=run_progress,
     )
+
+
+def _both(each: TaskProgress | None, run: Callable[[float], None]) -> TaskProgress:
+    def call(index: int, fraction: float) -> None:
+        if each is not None:
+            each(index, fraction)
+        run(fraction)
+
+    return call
 
 
 def _check(seed: int, replications: int) -> None:
@@ -198,31 +244,48 @@ def _check(seed: int, replications: int) -> None:
 
 
 def _serial(
-    tasks: list[Task], progress: Progress | None, run_progress: RunProgress | None
+    tasks: list[Task], progress: Progress | None, task_progress: TaskProgress | None
 ) -> list[RunResult]:
     results = []
     for done, task in enumerate(tasks, 1):
-        results.append(run_task(task, run_progress))
+        index = done - 1
+        each = None if task_progress is None else lambda f, i=index: task_progress(i, f)
+        results.append(run_task(task, each))
         if progress is not None:
             progress(done, len(tasks))
     return results
 
 
 def _process_pool(
-    tasks: list[Task], workers: int | None, progress: Progress | None
+    tasks: list[Task],
+    workers: int | None,
+    progress: Progress | None,
+    task_progress: TaskProgress | None,
 ) -> list[RunResult]:
     if workers is not None and workers < 1:
         raise ValueError(f"workers must be at least 1, not {workers}")
     size = min(workers or os.cpu_count() or 1, len(tasks))
     results: list[RunResult | None] = [None] * len(tasks)
-    pool = ProcessPoolExecutor(max_workers=size, mp_context=multiprocessing.get_context("spawn"))
+    context = multiprocessing.get_context("spawn")
+    messages = context.SimpleQueue() if task_progress is not None else None
+    pool = ProcessPoolExecutor(
+        max_workers=size, mp_context=context, initializer=_init, initargs=(messages,)
+    )
+
+    def relay() -> None:
+        while messages is not None and task_progress is not None and not messages.empty():
+            index, fraction = messages.get()
+            task_progress(index, fraction)
+
     try:
         pending: dict[Future[RunResult], int] = {
-            pool.submit(run_task, task): i for i, task in enumerate(tasks)
+            pool.submit(_pool_task, i, task): i for i, task in enumerate(tasks)
         }
         done = 0
         while pending:
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            timeout = None if messages is None else 0.2
+            finished, _ = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
+            relay()
             for future in finished:
                 results[pending.pop(future)] = future.result()
                 done += 1
@@ -231,6 +294,8 @@ def _process_pool(
     finally:
         # On an error (or Ctrl-C) the tasks not started are dropped, not run to no purpose.
         pool.shutdown(wait=True, cancel_futures=True)
+        if messages is not None:
+            messages.close()
     return _all(results)
 
 

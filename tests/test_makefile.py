@@ -31,7 +31,7 @@ def _installs(lines: list[str]) -> list[str]:
     return [line.split("install --quiet ", 1)[1] for line in lines if "pip install" in line]
 
 
-@pytest.mark.parametrize("target", ["serve", "demo"])
+@pytest.mark.parametrize("target", ["serve", "demo", "planner"])
 def test_serving_installs_the_runtime_only(target: str, tmp_path: Path) -> None:
     lines = _dry_run(target, tmp_path / "venv")
     assert _installs(lines) == ["--upgrade pip", "-e ."]

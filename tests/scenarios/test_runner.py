@@ -89,18 +89,26 @@ def test_a_world_pickles(world: World) -> None:
 @pytest.fixture(scope="module")
 def serial(world: World) -> list[RunResult]:
     seen: list[tuple[int, int]] = []
-    fractions: list[float] = []
+    fractions: list[tuple[int, float]] = []
     runs = runner.run_replications(
         world,
         seed=11,
         replications=3,
         backend="serial",
         progress=lambda done, total: seen.append((done, total)),
-        run_progress=fractions.append,
+        task_progress=lambda i, f: fractions.append((i, f)),
     )
     assert seen == [(0, 3), (1, 3), (2, 3), (3, 3)]
-    assert fractions and all(0.0 <= f <= 1.0 for f in fractions)
+    _follows_each_task(fractions, 3)
     return runs
+
+
+def _follows_each_task(fractions: list[tuple[int, float]], tasks: int) -> None:
+    """Every task reported its simulated-time progress, rising within [0, 1]."""
+    assert {i for i, _ in fractions} == set(range(tasks))
+    for index in range(tasks):
+        mine = [f for i, f in fractions if i == index]
+        assert mine == sorted(mine) and mine[0] >= 0.0 and mine[-1] <= 1.0
 
 
 def test_replications_are_numbered_and_differ(serial: list[RunResult]) -> None:
@@ -116,15 +124,19 @@ def test_the_backends_give_identical_results(world: World, serial: list[RunResul
     worker processes and on a Dask cluster of two worker processes, whatever order the tasks
     finish in; the progress callback counts every task once."""
     seen: list[tuple[int, int]] = []
+    fractions: list[tuple[int, float]] = []
     pooled = runner.run_replications(
         world,
         seed=11,
         replications=3,
         workers=2,
         progress=lambda done, total: seen.append((done, total)),
+        task_progress=lambda i, f: fractions.append((i, f)),
     )
     assert seen == [(0, 3), (1, 3), (2, 3), (3, 3)]
     _same(serial, pooled)
+    # The workers' simulated-time progress reaches this process (over the pool's queue).
+    _follows_each_task(fractions, 3)
 
     distributed = pytest.importorskip("distributed")
     with (
@@ -149,7 +161,15 @@ def test_run_worlds_pairs_every_world_with_every_replication(world: World) -> No
     """Two worlds share seed and replication numbers (common random numbers): the same
     arrivals, and one result list per world in the order given."""
     smaller = baseline_from_dict({**tiny_baseline("b"), "agents": tiny_baseline()["agents"][:2]})
-    out = runner.run_worlds({"b": smaller, "a": world}, seed=5, replications=2, backend="serial")
+    fractions: list[float] = []
+    out = runner.run_worlds(
+        {"b": smaller, "a": world},
+        seed=5,
+        replications=2,
+        backend="serial",
+        run_progress=fractions.append,  # one run at a time (the service's job worker)
+    )
+    assert fractions and all(0.0 <= f <= 1.0 for f in fractions)
     assert list(out) == ["b", "a"]
     assert [r.replication for r in out["a"]] == [0, 1]
     for x, y in zip(out["a"], out["b"], strict=True):
