@@ -112,10 +112,6 @@ def inline_baseline(planner: As) -> dict[str, Any]:
     return document
 
 
-# scenarios.report (h/report) reads Series.dt.weekday, deprecated in this pandas: a warning in
-# production, an error under the suite's filterwarnings. Its owner fixes it (day_of_week);
-# until then this one deprecation is let through here.
-@pytest.mark.filterwarnings("ignore:Series.dt.weekday is deprecated")
 def test_a_run_end_to_end(app: FastAPI, planner: As, tenant_b: TenantCtx) -> None:
     body = {"scenario": SCENARIO, "baseline": inline_baseline(planner)}
     r = planner.post("/v1/planning/runs", json=body)
@@ -210,7 +206,6 @@ def _live() -> dict[str, Any]:
     return {"baseline": "live", "baseline_days": 1, "tickets_since": MONDAY.isoformat()}
 
 
-@pytest.mark.filterwarnings("ignore:Series.dt.weekday is deprecated")
 def test_progress_is_written_into_the_job_and_a_cancel_stops_the_run(
     app: FastAPI, planner: As, monkeypatch: pytest.MonkeyPatch
 ) -> None:
