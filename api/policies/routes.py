@@ -29,9 +29,7 @@ def read_policies(session: SessionDep, auth: ReadAuth) -> PoliciesOut:
 
 
 @router.put("", summary="Replace the tenant's policies (an omitted field takes its default)")
-def put_policies(
-    body: Policies, session: SessionDep, auth: AdminAuth, now: NowDep
-) -> PoliciesOut:
+def put_policies(body: Policies, session: SessionDep, auth: AdminAuth, now: NowDep) -> PoliciesOut:
     """Replaces the whole policies document; an omitted field takes its default."""
     stored = commit_with_retry(
         session,
