@@ -179,7 +179,9 @@ def test_bad_scenarios_are_422_naming_line_and_field(planner: As) -> None:
     assert_problem(planner.post("/v1/planning/runs", json=broken), 422)
 
 
-def test_a_live_sweep_is_queued_and_bounded(planner: As, tenant_a: TenantCtx) -> None:
+def test_a_sweep_runs_every_grid_point_and_is_bounded(
+    app: FastAPI, planner: As, tenant_a: TenantCtx
+) -> None:
     sweep = """\
 name: staffing
 seed: 1
@@ -192,6 +194,19 @@ grid:
     assert r.json()["kind"] == "sweep"
     job = planner.get(r.json()["links"]["job"]).json()
     assert job["kind"] == "scenario.sweep" and job["status"] == "queued"
+    # The live one is frozen as it was; this one runs on the real-time router (cheaper).
+    assert planner.post(f"/v1/planning/runs/{r.json()['id']}/cancel").status_code == 200
+    inline = {"scenario": sweep, "baseline": inline_baseline(planner)}
+    r = planner.post("/v1/planning/sweeps", json=inline)
+    assert run_jobs(app) == 1
+    done = planner.get(r.json()["links"]["self"]).json()
+    points = ["add_agents=0", "add_agents=1"]
+    assert list(done["summary"]["worlds"]) == ["baseline", *points], done["summary"]["worlds"]
+    assert list(done["summary"]["deltas"]) == points
+    listed = planner.get("/v1/planning/runs", params={"limit": 1}).json()
+    assert [i["id"] for i in listed["items"]] == [done["id"]]  # newest first
+    older = planner.get("/v1/planning/runs", params={"cursor": listed["next_cursor"]}).json()
+    assert [i["status"] for i in older["items"]] == ["cancelled"]
     points = "[" + ", ".join(f"{{count: {n}, like: ana}}" for n in range(13)) + "]"
     huge = sweep.replace("[{count: 0, like: ana}, {count: 1, like: ana}]", points)
     r = planner.post("/v1/planning/sweeps", json={"scenario": huge, **_live()})
