@@ -180,7 +180,7 @@ def test_bad_scenarios_are_422_naming_line_and_field(planner: As) -> None:
 
 
 def test_a_sweep_runs_every_grid_point_and_is_bounded(
-    app: FastAPI, planner: As, tenant_a: TenantCtx
+    app: FastAPI, planner: As, tenant_a: TenantCtx, clock: FakeClock
 ) -> None:
     sweep = """\
 name: staffing
@@ -197,6 +197,7 @@ grid:
     # The live one is frozen as it was; this one runs on the real-time router (cheaper).
     assert planner.post(f"/v1/planning/runs/{r.json()['id']}/cancel").status_code == 200
     inline = {"scenario": sweep, "baseline": inline_baseline(planner)}
+    clock.advance(minutes=1)
     r = planner.post("/v1/planning/sweeps", json=inline)
     assert run_jobs(app) == 1
     done = planner.get(r.json()["links"]["self"]).json()
