@@ -19,7 +19,15 @@ from fastapi import FastAPI
 
 from api.db.jobs import JobStatus
 from scenarios.inputs import load_baseline
-from tests.api.conftest import T0, As, FakeClock, TenantCtx, assert_problem, ticket_body
+from tests.api.conftest import (
+    BACKENDS,
+    T0,
+    As,
+    FakeClock,
+    TenantCtx,
+    assert_problem,
+    ticket_body,
+)
 
 MONDAY = T0.replace(hour=0)  # 2026-03-02T00:00Z
 SCENARIO = """\
@@ -62,6 +70,10 @@ def planner(tenant_a: TenantCtx, clock: FakeClock) -> As:
     clock.now = MONDAY + timedelta(days=1, hours=8)
     return tenant_a.key("planner")
 
+
+# The run end to end goes through both backends; the further simulations (a sweep, progress
+# and cancels) only through SQLite: a simulation is the same on both, and each costs seconds.
+sqlite_only = pytest.mark.parametrize("db_url", BACKENDS[:1], indirect=True, scope="session")
 
 WINDOW = {"days": 1, "tickets_since": MONDAY.isoformat()}
 
@@ -179,6 +191,7 @@ def test_bad_scenarios_are_422_naming_line_and_field(planner: As) -> None:
     assert_problem(planner.post("/v1/planning/runs", json=broken), 422)
 
 
+@sqlite_only
 def test_a_sweep_runs_every_grid_point_and_is_bounded(
     app: FastAPI, planner: As, tenant_a: TenantCtx, clock: FakeClock
 ) -> None:
@@ -222,6 +235,7 @@ def _live() -> dict[str, Any]:
     return {"baseline": "live", "baseline_days": 1, "tickets_since": MONDAY.isoformat()}
 
 
+@sqlite_only
 def test_progress_is_written_into_the_job_and_a_cancel_stops_the_run(
     app: FastAPI, planner: As, monkeypatch: pytest.MonkeyPatch
 ) -> None:
