@@ -18,7 +18,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from api.common import service as common
 from api.common.problem import PROBLEM_RESPONSES
 from api.common.schemas import TimestampIn
-from api.db.jobs import JobStatus
+from api.db.jobs import Job, JobStatus
 from api.db.planning import RunKind, RunStatus, ScenarioRun
 from api.errors import InvalidInput
 from api.http.deps import NowDep, PageDep, PlannerAuth, SessionDep, SettingsDep
@@ -118,7 +118,10 @@ def _out(row: ScenarioRun, job_status: JobStatus | None, progress: float | None,
 
 
 def _read(session: SessionDep, row: ScenarioRun) -> RunOut:
-    job = planning.job_of(session, row)
+    return _with_job(row, planning.job_of(session, row))
+
+
+def _with_job(row: ScenarioRun, job: Job | None) -> RunOut:
     if job is None:
         return _out(row, None, None, None)
     return _out(row, job.status, job.progress, job.error)
@@ -231,7 +234,8 @@ def list_runs(session: SessionDep, auth: PlannerAuth, page: PageDep) -> RunList:
     rows = rows[: page.limit]
     last = rows[-1] if more and rows else None
     cursor = common.encode_cursor(f"{last.created_at.isoformat()}|{last.id}") if last else None
-    return RunList(items=[_read(session, r) for r in rows], next_cursor=cursor)
+    jobs = planning.jobs_of(session, auth.tenant_id, rows)
+    return RunList(items=[_with_job(r, jobs.get(r.job_id)) for r in rows], next_cursor=cursor)
 
 
 @router.get("/runs/{run_id}", summary="A run: status, progress, and its KPI summary when done")

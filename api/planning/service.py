@@ -217,6 +217,9 @@ def submit(
         plan = plan_of(kind, text, fmt, baseline)
     except InputError as exc:
         raise input_problem(exc, "scenario") from None
+    except RecursionError:
+        # tomllib reads nested arrays and tables recursively: 50,000 brackets exhaust it.
+        raise InvalidInput.one("scenario", "nested too deeply to read") from None
     check_bounds(plan, kind, settings)
     run_id = str(uuid.uuid4())
     job = queue.enqueue(
@@ -257,6 +260,15 @@ def get(session: Session, tenant_id: str, run_id: str) -> ScenarioRun:
 
 def job_of(session: Session, row: ScenarioRun) -> Job | None:
     return queue.get(session=session, tenant_id=row.tenant_id, job_id=row.job_id)
+
+
+def jobs_of(session: Session, tenant_id: str, rows: Sequence[ScenarioRun]) -> dict[str, Job]:
+    """The jobs of ``rows`` that still exist, by id: one query for a page of runs."""
+    ids = [r.job_id for r in rows]
+    if not ids:
+        return {}
+    found = session.scalars(select(Job).where(Job.tenant_id == tenant_id, Job.id.in_(ids)))
+    return {job.id: job for job in found}
 
 
 def list_runs(

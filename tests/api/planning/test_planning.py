@@ -187,6 +187,8 @@ def test_bad_scenarios_are_422_naming_line_and_field(planner: As) -> None:
     assert error["field"] == "scenario" and error["row"] == 2
     long = SCENARIO.replace("replications: 2", "replications: 2\ndays: 40")
     assert_problem(planner.post("/v1/planning/runs", json={"scenario": long}), 422, "scenario.days")
+    deep = {"scenario": "a = " + "[" * 50_000, "format": "toml"}
+    assert_problem(planner.post("/v1/planning/runs", json=deep), 422, "scenario")
     broken = {"scenario": SCENARIO, "baseline": {"name": "x"}}
     assert_problem(planner.post("/v1/planning/runs", json=broken), 422)
 
