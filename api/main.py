@@ -210,6 +210,7 @@ def _include_routers(app: FastAPI) -> None:
     from api.org.intervals import routes as intervals
     from api.org.skills import routes as skills
     from api.org.teams import routes as teams
+    from api.planning import routes as planning
     from api.policies import routes as policies
     from api.problems import routes as problems
     from api.solve import routes as solve
@@ -237,6 +238,7 @@ def _include_routers(app: FastAPI) -> None:
         calendar_connections.router,
         jobs.router,
         kpis.router,
+        planning.router,
         health.metrics_router,
         bookings.router,
         links.router,

@@ -110,6 +110,12 @@ class Settings(BaseSettings):
     jobs_lease_seconds: float = Field(default=60.0, gt=0)
     jobs_max_attempts: int = Field(default=3, ge=1, le=20)
     optimize_max_time_limit_seconds: float = Field(default=300.0, gt=0)
+    # What-if planning (/v1/planning): a run simulates in the one job worker, so its size is
+    # bounded: replications per scenario, tickets a run may simulate (history replayed, plus the
+    # volume profiles' expected arrivals) and scenarios in a sweep. Days are at most 31 always.
+    planning_max_replications: int = Field(default=20, ge=1, le=1000)
+    planning_max_tickets: int = Field(default=20_000, ge=1)
+    planning_max_sweep_points: int = Field(default=12, ge=1, le=1000)
     # What PATCH /v1/agents/{id} to away/offline does with the agent's unstarted tickets:
     # reassign (real-time path, team queue when nobody fits), queue, or keep.
     reroute_policy: Literal["reassign", "queue", "keep"] = "reassign"

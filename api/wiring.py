@@ -23,6 +23,8 @@ from api.calendar_sync import jobs as calendar_jobs
 from api.calendar_sync import sync as calendar_sync
 from api.jobs.housekeeping import Pass
 from api.jobs.worker import Handler
+from api.planning import jobs as planning_jobs
+from api.planning import service as planning
 from api.settings import Settings
 
 
@@ -42,6 +44,8 @@ def job_handlers(
         writeback.WRITEBACK_JOB: writeback.handler(settings),
         channels.WATCH_JOB: channels.watch_handler(settings),
         channels.UNWATCH_JOB: channels.unwatch_handler(settings),
+        planning.RUN_JOB: planning_jobs.run_planning_job,
+        planning.SWEEP_JOB: planning_jobs.run_planning_job,
     }
 
 

@@ -137,7 +137,7 @@ def add_capabilities(settings: Settings, tenant_id: str, *, now: datetime) -> st
                 session=session,
                 tenant_id=tenant_id,
                 name="benchmark planner",
-                scopes=[Scope.PLANNER],
+                scopes=[Scope.ADMIN],  # organisation writes need admin (issue 13)
                 now=now,
             )
             session.commit()

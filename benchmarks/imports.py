@@ -214,7 +214,7 @@ def _tenant_with_planner(settings: Settings) -> tuple[str, str]:
                 session=session,
                 tenant_id=tenant.id,
                 name="bench planner",
-                scopes=[Scope.PLANNER],
+                scopes=[Scope.ADMIN],  # organisation writes need admin (issue 13)
                 now=NOW,
             )
             session.commit()
@@ -338,7 +338,7 @@ def profile_import(app: Any, tenant_id: str, resource: str, body: list[Any]) -> 
 
     router = _routers()[resource]
     endpoint = next(r.endpoint for r in router.routes if r.name == f"import_{resource}")
-    principal = Principal(tenant_id=tenant_id, key_id="bench", scopes=frozenset({Scope.PLANNER}))
+    principal = Principal(tenant_id=tenant_id, key_id="bench", scopes=frozenset({Scope.ADMIN}))
     profiler = Profiler(interval=0.0005)
     with app.state.session_factory() as session:
         profiler.start()

@@ -25,12 +25,11 @@ from api.assignment.schemas import (
     RerouteChange,
     RerouteOut,
 )
-from api.auth import Principal
 from api.common.problem import PROBLEM_RESPONSES
 from api.common.schemas import ID_PATTERN
-from api.enums import AgentStatus, Scope
+from api.enums import AgentStatus
 from api.errors import InvalidInput
-from api.http.deps import HelpdeskAuth, NowDep, SessionDep, SettingsDep, require
+from api.http.deps import HelpdeskAuth, NowDep, SessionDep, SettingsDep
 from api.idempotency import middleware as idempotency
 from api.jobs.schemas import JobOut, OptimizeIn
 from api.mapping import Owner
@@ -43,8 +42,9 @@ TicketId = Annotated[
     str, Path(min_length=1, max_length=128, pattern=ID_PATTERN, description="The helpdesk's id")
 ]
 AgentId = Annotated[str, Path(min_length=1, max_length=128, pattern=ID_PATTERN)]
-# Agent presence comes from the helpdesk (an agent logs off) or from a planner.
-StatusAuth = Annotated[Principal, Depends(require(Scope.HELPDESK, Scope.PLANNER))]
+# Agent presence comes from the helpdesk (an agent logs off). Not from a planner: a planner
+# key never changes the live organisation (it simulates changes in /v1/planning instead).
+StatusAuth = HelpdeskAuth
 
 
 async def get_realtime_cache(request: Request) -> RealtimeCache:

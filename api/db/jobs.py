@@ -14,7 +14,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, Enum, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, CheckConstraint, Enum, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from api.db.base import Base
@@ -68,6 +68,8 @@ class Job(Base):
     locked_by: Mapped[str | None] = mapped_column(String(128))
     locked_until: Mapped[datetime | None]
     heartbeat_at: Mapped[datetime | None]
+    # How far a running job is (0..1), for handlers that say so (scenario runs); else None.
+    progress: Mapped[float | None] = mapped_column(Float)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]

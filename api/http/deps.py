@@ -6,9 +6,15 @@
 Auth aliases check the key's scopes (``admin`` passes every check):
 
     ReadAuth       any valid key of the tenant
-    HelpdeskAuth   helpdesk or admin: tickets, assignment, bookings
-    PlannerAuth    planner or admin: the organisation (skills, teams, agents, shifts, ...)
-    AdminAuth      admin: API keys
+    HelpdeskAuth   helpdesk or admin: tickets, assignment, bookings, agents' presence
+    PlannerAuth    planner or admin: what-if planning (/v1/planning: baseline export, runs)
+    AdminAuth      admin: API keys, the organisation (skills, teams, agents, shifts, ...),
+                   policies, calendar connections
+
+A planner key reads the live organisation and tickets (``ReadAuth``) but never changes them:
+the only routes that admit it to write are its own planning runs (and the stateless
+``/v1/solve``, which stores nothing). ``tests/api/planning/test_read_only.py`` walks every
+route to hold that.
 
 A missing or bad key is a 401; a valid key without the scope is a 403 (it only ever concerns
 the caller's own tenant, so it reveals nothing about others).

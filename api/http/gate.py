@@ -86,7 +86,9 @@ def limit_for(path: str, settings: Settings) -> int:
     """The most body bytes a request to ``path`` may send."""
     if path.endswith("/import"):
         return settings.max_import_body_bytes
-    if path == "/v1/solve":
+    if path == "/v1/solve" or path in ("/v1/planning/runs", "/v1/planning/sweeps"):
+        # A what-if run may carry its baseline inline (agents and a ticket history): as big as
+        # a posted problem.
         return settings.max_solve_body_bytes
     return settings.max_body_bytes
 

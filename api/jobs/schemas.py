@@ -34,6 +34,10 @@ class JobOut(Schema):
     id: str
     kind: str
     status: JobStatus
+    progress: float | None = Field(
+        description="How far a running job is, 0..1, for kinds that say so (scenario.run, "
+        "scenario.sweep: the simulated share done); null otherwise"
+    )
     attempts: int
     max_attempts: int
     payload: dict[str, Any]
@@ -42,7 +46,8 @@ class JobOut(Schema):
         "what was skipped and why, and the solve's stats (status, objective parts, bound, gap); "
         "for tickets.breach_risk, the tickets checked and at risk, how many were recorded, "
         "rerouted, borrowed or escalated (already_recorded: risks told before), and whether "
-        "the next check was queued"
+        "the next check was queued; for scenario.run and scenario.sweep, the run's id and "
+        "worlds (its results: GET /v1/planning/runs/{id})"
     )
     error: str | None
     created_at: Timestamp
@@ -57,6 +62,7 @@ class JobOut(Schema):
             id=row.id,
             kind=row.kind,
             status=row.status,
+            progress=row.progress,
             attempts=row.attempts,
             max_attempts=row.max_attempts,
             payload=row.payload or {},

@@ -54,10 +54,10 @@ from api.db.models import ID_LENGTH
 from api.errors import Conflict, FieldError, InvalidInput, NotFound, validation_field_errors
 from api.http.deps import (
     IMPORT_OPENAPI,
+    AdminAuth,
     ImportRowsDep,
     NowDep,
     PageDep,
-    PlannerAuth,
     ReadAuth,
     SessionDep,
     SettingsDep,
@@ -140,7 +140,7 @@ def crud_router(
     list_filters: Callable[..., Filters] = no_filters,
     update_endpoint: Callable[..., Any] | None = None,
     read_auth: object = ReadAuth,
-    write_auth: object = PlannerAuth,
+    write_auth: object = AdminAuth,
     label: tuple[str, str] | None = None,
 ) -> APIRouter:
     """A router with the six operations of the resource ``noun`` (plural ``nouns``).

@@ -10,7 +10,7 @@ from api.common import merge_patch
 from api.common.problem import PROBLEM_RESPONSES
 from api.db.models import TenantPolicies
 from api.db.unit import commit_with_retry
-from api.http.deps import NowDep, PlannerAuth, ReadAuth, SessionDep
+from api.http.deps import AdminAuth, NowDep, ReadAuth, SessionDep
 from api.policies import service as policies
 from api.policies.schemas import Policies, PoliciesOut
 
@@ -29,9 +29,7 @@ def read_policies(session: SessionDep, auth: ReadAuth) -> PoliciesOut:
 
 
 @router.put("", summary="Replace the tenant's policies (an omitted field takes its default)")
-def put_policies(
-    body: Policies, session: SessionDep, auth: PlannerAuth, now: NowDep
-) -> PoliciesOut:
+def put_policies(body: Policies, session: SessionDep, auth: AdminAuth, now: NowDep) -> PoliciesOut:
     """Replaces the whole policies document; an omitted field takes its default."""
     stored = commit_with_retry(
         session,
@@ -56,7 +54,7 @@ def put_policies(
 def patch_policies(
     body: Annotated[dict[str, Any], Body()],
     session: SessionDep,
-    auth: PlannerAuth,
+    auth: AdminAuth,
     now: NowDep,
 ) -> PoliciesOut:
     """Merges the patch into the policies (null returns a field to its default), validated whole."""

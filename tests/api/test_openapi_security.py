@@ -60,7 +60,7 @@ def _scopes(path: str, method: str) -> set[str]:
 def test_the_requirements_are_the_dependencies() -> None:
     assert _scopes("/v1/tickets/{ticket_id}", "put") == {"helpdesk", "admin"}
     assert _scopes("/v1/tickets/{ticket_id}", "get") == set()
-    assert _scopes("/v1/teams", "post") == {"planner", "admin"}
+    assert _scopes("/v1/teams", "post") == {"admin"}
     assert _scopes("/v1/teams", "get") == set()
     assert _scopes("/v1/api-keys", "post") == {"admin"}
     for public in ("/healthz", "/readyz", "/problems/{slug}"):

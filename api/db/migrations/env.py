@@ -13,6 +13,7 @@ from sqlalchemy import Connection
 import api.assignment.cache  # org_versions
 import api.db.jobs  # the jobs table
 import api.db.models  # registers every table on Base.metadata
+import api.db.planning  # scenario runs
 import api.db.webhooks  # noqa: F401  (the webhook outbox tables)
 from api.db.base import Base
 from api.db.engine import make_engine

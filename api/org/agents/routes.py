@@ -15,7 +15,7 @@ from api.assignment.routes import RealtimeCacheDep
 from api.common.schemas import PathId
 from api.db.locks import lock_tenant
 from api.enums import AgentStatus
-from api.http.deps import NowDep, PlannerAuth, SessionDep, SettingsDep
+from api.http.deps import AdminAuth, NowDep, SessionDep, SettingsDep
 from api.org.agents import service as agents
 from api.org.agents.schemas import AgentCreate, AgentOut, AgentUpdate
 from api.org.crud import Filters, Summaries, crud_router
@@ -32,7 +32,7 @@ def update_agent(  # PATCH /v1/agents/{agent_id}, registered by crud_router belo
     agent_id: PathId,
     body: AgentUpdate,
     session: SessionDep,
-    auth: PlannerAuth,
+    auth: AdminAuth,
     now: NowDep,
     settings: SettingsDep,
     cache: RealtimeCacheDep,

@@ -15,7 +15,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
-import api.db.models  # noqa: F401  (registers the tables)
+import api.db.models
+import api.db.planning  # noqa: F401  (scenario runs)
 from api.db import migrate
 from api.db.base import Base
 from tests.api.conftest import BACKENDS, PgSchema

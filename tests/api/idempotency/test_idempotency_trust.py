@@ -72,7 +72,7 @@ def test_a_lesser_key_resending_an_admins_request_gets_403_not_the_minted_key(
 
 
 def test_each_api_key_has_its_own_idempotency_keys(tenant_a: TenantCtx, db: Engine) -> None:
-    first, second = tenant_a.key("planner"), tenant_a.key("planner")
+    first, second = tenant_a.key("admin"), tenant_a.key("admin")
     headers = {"Idempotency-Key": "same-name"}
     assert first.post("/v1/teams", json={"id": "t1"}, headers=headers).status_code == 201
     # Another key of the same tenant with the same Idempotency-Key runs its own request:

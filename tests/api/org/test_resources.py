@@ -168,7 +168,10 @@ def test_scopes_are_enforced(tenant_a: object, a: As) -> None:
     helpdesk = tenant_a.key("helpdesk")
     planner = tenant_a.key("planner")
     assert_problem(helpdesk.post("/v1/teams", json={"id": "t"}), 403)
-    assert planner.post("/v1/teams", json={"id": "t"}).status_code == 201
+    # A planner reads the organisation but never changes it (issue 13): admin keys do.
+    assert_problem(planner.post("/v1/teams", json={"id": "t"}), 403)
+    assert a.post("/v1/teams", json={"id": "t"}).status_code == 201
+    assert planner.get("/v1/teams/t").status_code == 200
     assert helpdesk.get("/v1/teams/t").status_code == 200  # everyone reads the organisation
     assert_problem(planner.get("/v1/api-keys"), 403)
     no_key = a.client.get("/v1/teams")

@@ -85,12 +85,14 @@ def test_bad_input_names_the_field_and_stores_nothing(a: As) -> None:
     assert a.get("/v1/policies").json() == before
 
 
-def test_writing_needs_the_planner_scope(tenant_a: TenantCtx) -> None:
-    helpdesk = tenant_a.key("helpdesk")
-    assert helpdesk.get("/v1/policies").status_code == 200
-    assert_problem(helpdesk.put("/v1/policies", json={}), 403)
-    assert_problem(helpdesk.patch("/v1/policies", json={}), 403)
-    assert tenant_a.key("planner").patch("/v1/policies", json={}).status_code == 200
+def test_writing_needs_the_admin_scope(tenant_a: TenantCtx) -> None:
+    # A planner reads the live policies but never changes them (issue 13).
+    for scope in ("helpdesk", "planner"):
+        key = tenant_a.key(scope)
+        assert key.get("/v1/policies").status_code == 200
+        assert_problem(key.put("/v1/policies", json={}), 403)
+        assert_problem(key.patch("/v1/policies", json={}), 403)
+    assert tenant_a.admin.patch("/v1/policies", json={}).status_code == 200
 
 
 def test_tenants_do_not_see_each_other(a: As, b: As) -> None:
