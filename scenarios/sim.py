@@ -276,7 +276,7 @@ class _Run:
         self._bind_at: float | None = None
         self._build_agents()
         self.specs = arrivals(world, self.rng)
-        self.tickets = [self._ticket(i, s) for i, s in enumerate(self.specs)]
+        self.tickets = [self._new_ticket(i, s) for i, s in enumerate(self.specs)]
         self.desk: CallDesk | None = None
         if world.capabilities and any(t.spec.call for t in self.tickets):
             self.desk = CallDesk(world, booking_agents(world), now=world.start, rng=self.rng.calls)
@@ -326,7 +326,7 @@ class _Run:
             for k in sorted(absent):
                 self.loop.at(starts[k], self._on_absence, (n, k, self.minute(whole[k].end)))
 
-    def _ticket(self, n: int, spec: TicketSpec) -> _Ticket:
+    def _new_ticket(self, n: int, spec: TicketSpec) -> _Ticket:
         target = self.world.sla_for(spec.priority, spec.channel)
         fr = res = None
         if target is not None:
@@ -1003,9 +1003,9 @@ def route_one(
     t = run.minute(at)
     for agent_id, specs in held.items():
         for spec in specs:
-            tk = run._ticket(len(run.tickets), spec)
+            tk = run._new_ticket(len(run.tickets), spec)
             run.tickets.append(tk)
             run._give(t, tk, run.by_id[agent_id].n, "arrival")
-    tk = run._ticket(len(run.tickets), ticket)
+    tk = run._new_ticket(len(run.tickets), ticket)
     run.tickets.append(tk)
     return run._decide(t, tk, top_k)
