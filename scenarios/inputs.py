@@ -171,7 +171,11 @@ def yaml_document(text: str, source: str) -> tuple[Any, Doc]:
     """The document of a YAML text, and its :class:`Doc` (lines found only if an error needs
     them: composing a big export's node tree just in case would cost more than reading it)."""
     text, rows = _json_rows(text)
-    loader = PlannerLoader(text)
+    try:
+        # The reader checks the characters as it is built: a control character is an error here.
+        loader = PlannerLoader(text)
+    except yaml.YAMLError as exc:
+        raise InputError(source, None, "<yaml>", str(exc)) from None
     loader.json_rows = rows
     try:
         data = loader.get_single_data()
@@ -181,6 +185,8 @@ def yaml_document(text: str, source: str) -> tuple[Any, Doc]:
         raise InputError(source, line, "<yaml>", str(exc.problem or exc)) from None
     except yaml.YAMLError as exc:
         raise InputError(source, None, "<yaml>", str(exc)) from None
+    except RecursionError:
+        raise InputError(source, None, "<yaml>", "nested too deeply to read") from None
     finally:
         loader.dispose()
     return data, Doc(source, lambda: yaml_lines(text))

@@ -20,8 +20,11 @@ queue (moves with source ``absence``) and are routed again, and the booking engi
 **Work.** Each agent works the tickets they hold one at a time, live channels first, otherwise
 in the order received, each for its ``effort_minutes`` of working time: work pauses outside
 working time (breaks, nights, absences, bound calls) and resumes at the next working minute,
-so the backlog is carried over. A ticket is not pre-empted once started. ``first_response_at``
-is when work starts, ``resolved_at`` when it ends. Capacity is the router's: an agent holds at
+so the backlog is carried over. A live-channel ticket interrupts async work (a blended agent
+puts the e-mail down to take the call; the e-mail resumes, before any new one, once no live
+ticket is waiting for them); live work itself is never interrupted, and started work never
+changes hands (an absence or a plan moves unstarted tickets only). ``first_response_at`` is
+when work starts, ``resolved_at`` when it ends. Capacity is the router's: an agent holds at
 most ``capacity`` open tickets (``channel_capacity`` per channel), started or not.
 
 **Routing** (``world.routing.policy``):
@@ -181,6 +184,7 @@ class _Agent:
     calls: list[tuple[float, float]] = field(default_factory=list)
     live_q: dict[int, None] = field(default_factory=dict)
     other_q: dict[int, None] = field(default_factory=dict)
+    paused: list[int] = field(default_factory=list)  # started async work a live ticket interrupted
     current: int | None = None
     seg_start: float | None = None
     version: int = 0
@@ -511,7 +515,7 @@ class _Run:
             self.desk.owner_changed(tk.spec.id, agent.plan.id)  # JIT prefers the owner
         self.recent.append((t, a))
         self.recent_count[a] = self.recent_count.get(a, 0) + 1
-        if kick and agent.current is None:
+        if kick and (agent.current is None or (tk.live and not self.tickets[agent.current].live)):
             self._kick(agent, t)
 
     def _take_back(self, tk: _Ticket) -> _Agent:
@@ -540,15 +544,23 @@ class _Run:
         """Let ``agent`` work from ``t``: continue or pick the next ticket if working time is
         now, else wake them when it starts."""
         agent.version += 1
-        if agent.current is None and not agent.live_q and not agent.other_q:
+        if agent.current is not None and agent.live_q and not self.tickets[agent.current].live:
+            # A customer on the line interrupts async work; it resumes once the line is clear.
+            self._pause(agent, t)
+            agent.paused.append(agent.current)
+            agent.current = None
+        if agent.current is None and not agent.live_q and not agent.other_q and not agent.paused:
             return
         k = bisect_right(agent.avail_starts, t) - 1
         if k >= 0 and agent.avail[k][1] > t + _EPS:
             end = agent.avail[k][1]
             if agent.current is None:
-                q = agent.live_q if agent.live_q else agent.other_q
-                n = next(iter(q))
-                del q[n]
+                if agent.live_q or not agent.paused:
+                    q = agent.live_q if agent.live_q else agent.other_q
+                    n = next(iter(q))
+                    del q[n]
+                else:
+                    n = agent.paused.pop()
                 agent.current = n
                 tk = self.tickets[n]
                 if tk.started is None:
@@ -883,7 +895,7 @@ class _Run:
         for agent in self.agents:
             self._pause(agent, self.total)
             # What the router was told an agent holds is what they hold (cheap; it caught a bug).
-            holding = [*agent.live_q, *agent.other_q]
+            holding = [*agent.live_q, *agent.other_q, *agent.paused]
             if agent.current is not None:
                 holding.append(agent.current)
             assert agent.held == len(holding), (agent.plan.id, agent.held, len(holding))

@@ -269,6 +269,9 @@ def parse_text(text: str, fmt: str, source: str) -> tuple[Any, Doc]:
         except tomllib.TOMLDecodeError as exc:
             m = re.search(r"line (\d+)", str(exc))
             raise InputError(source, int(m[1]) if m else None, "<toml>", str(exc)) from None
+        except RecursionError:
+            # tomllib reads nested arrays and tables recursively.
+            raise InputError(source, None, "<toml>", "nested too deeply to read") from None
         return data, Doc(source, lambda: toml_lines(text))
     if fmt != "yaml":
         raise ValueError(f"fmt must be 'yaml' or 'toml', got {fmt!r}")

@@ -4,6 +4,7 @@ production mix's re-optimization, and live calls through the booking engine."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -18,6 +19,7 @@ from scenarios.model import (
     Routing,
     ShiftPattern,
     SlaTarget,
+    TicketSpec,
     VolumeRow,
     World,
 )
@@ -316,3 +318,38 @@ def test_progress_is_reported_at_most_a_hundred_times_and_ends_at_one() -> None:
     seen: list[float] = []
     simulate(small_world(), seed=1, progress=seen.append)
     assert 1 <= len(seen) <= 100 and seen == sorted(seen) and seen[-1] == 1.0
+
+
+def test_a_live_customer_interrupts_async_work_which_resumes_afterwards() -> None:
+    """One agent deep in an hour-long e-mail when a chat arrives: the chat starts at once, the
+    e-mail is put down and resumes when the chat is done (its resolution later by the chat's
+    effort), and a chat is never interrupted by another ticket."""
+    base = small_world(agents=1, per_hour=0.0, patience=30.0)
+    at = MONDAY.replace(hour=9)  # 10:00 in Berlin, inside the 08:00-17:00 shift
+
+    def spec(ident: str, channel: str, minutes: int, effort: int) -> TicketSpec:
+        return TicketSpec(
+            id=ident,
+            created_at=at + timedelta(minutes=minutes),
+            team="t",
+            channel=channel,
+            required_skills={"s": 1},
+            effort_minutes=effort,
+        )
+
+    history = (
+        spec("mail", "email", 0, 60),
+        spec("chat", "chat", 10, 10),
+        spec("m2", "email", 12, 5),
+    )
+    world = replace(base, demand=Demand(history=history))
+    run = simulate(world, seed=1)
+    check_invariants(world, run)
+    rows = run.tickets.set_index("id")
+    minutes = lambda col, ident: (rows.loc[ident, col] - at).total_seconds() / 60  # noqa: E731
+    assert minutes("first_response_at", "mail") == 0
+    assert minutes("first_response_at", "chat") == 10  # at once, not after the e-mail
+    assert minutes("resolved_at", "chat") == 20
+    assert minutes("resolved_at", "mail") == 70  # 60 minutes of work, 10 spent on the chat
+    assert minutes("first_response_at", "m2") == 70  # the interrupted e-mail resumes first
+    assert pd.isna(rows.loc["chat", "abandoned_at"])

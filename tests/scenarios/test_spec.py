@@ -325,3 +325,15 @@ def test_a_toml_sweep_with_its_own_changes_and_hour_keys() -> None:
     with pytest.raises(InputError) as caught:
         sweep_from_text(text.replace("20 = 2", "24 = 2"), fmt="toml", baseline=BASELINE)
     assert (caught.value.line, caught.value.field) == (9, "grid.reshape_volume[0].hours.24")
+
+
+def test_unreadable_text_is_an_input_error_not_a_crash() -> None:
+    """A control character (the YAML reader refuses it while it is built) and nesting deep
+    enough to exhaust tomllib's recursion are input errors naming the document."""
+    from scenarios.inputs import InputError
+    from scenarios.spec import scenario_from_text
+
+    with pytest.raises(InputError, match="<yaml>"):
+        scenario_from_text("name: x\x07\n", fmt="yaml")
+    with pytest.raises(InputError, match="nested too deeply"):
+        scenario_from_text("a = " + "[" * 50_000 + "]" * 50_000 + "\n", fmt="toml")
