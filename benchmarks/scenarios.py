@@ -12,6 +12,10 @@ of tier 2's email customers book a live call with an engineer (the production bo
 inside the run: slots, just-in-time binding, disruption by absences). The engine comparison
 (heap loop against SimPy) is ``python -m benchmarks.scenario_engines``.
 
+``--erlang [CALLS]`` runs the worked example through the production simulator as the queue
+Erlang C and Erlang A describe (:mod:`scenarios.queue_check`), 300,000 calls each by default,
+and prints the service levels beside the formulas' (tolerance 0.02).
+
 ``--sweep [FILE]`` (default ``scenarios/examples/sweep.yaml``, ``--replications`` 2 instead of
 the file's) runs one sweep's grid on the local process pool of :mod:`scenarios.runner`, once
 with 1 worker process and once with 2, and prints both wall times, the speed-up (target, issue
@@ -249,6 +253,38 @@ def run_sweep_benchmark(path: Path, *, replications: int, seed: int | None) -> i
     return 0
 
 
+def run_erlang_check(*, calls: int, seed: int) -> int:
+    """``--erlang``: the production simulator against Erlang C and Erlang A at ``calls`` calls
+    (see :mod:`scenarios.queue_check`); exit 1 when a service level is off by more than 0.02."""
+    from scenarios import erlang
+    from scenarios.queue_check import erlang_world, measure
+
+    worst = 0.0
+    cases = (("Erlang C", 14, None), ("Erlang A", 13, 60.0))
+    for name, agents, patience in cases:
+        before = _load()
+        started = time.perf_counter()
+        world = erlang_world(agents, 200, 180, calls=calls, patience_s=patience)
+        got = measure(world, target_s=20, seed=seed)
+        wall = time.perf_counter() - started
+        if patience is None:
+            want_sl, want_ab = erlang.service_level(agents, 100, 1800, 180, 20), 0.0
+        else:
+            a = erlang.erlang_a(agents, 100, 1800, 180, patience, 20)
+            want_sl, want_ab = a.service_level, a.abandonment
+        worst = max(worst, abs(got.service_level - want_sl))
+        print(
+            f"{name}: {agents} agents, 200 calls/h, AHT 180 s"
+            + (f", patience {patience:g} s" if patience else "")
+            + f": {got.calls:,} calls simulated in {wall:.1f} s; service level 80/20 "
+            f"{got.service_level:.4f} (formula {want_sl:.4f}, off by "
+            f"{abs(got.service_level - want_sl):.4f}); abandoned {got.abandoned:.4f} (formula "
+            f"{want_ab:.4f}) (load average before {before}, after {_load()})"
+        )
+    print(f"largest service-level difference {worst:.4f} (tolerance 0.02)")
+    return 0 if worst <= 0.02 else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.scenarios", description=__doc__)
     parser.add_argument("--days", type=int, default=30)
@@ -275,7 +311,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--replications", type=int, default=2, help="--sweep: replications per scenario (2)"
     )
+    parser.add_argument(
+        "--erlang",
+        nargs="?",
+        type=int,
+        const=300_000,
+        metavar="CALLS",
+        help="the production simulator against Erlang C and A at CALLS calls (300,000)",
+    )
     args = parser.parse_args(argv)
+    if args.erlang is not None:
+        return run_erlang_check(calls=args.erlang, seed=args.seed)
     if args.sweep is not None:
         return run_sweep_benchmark(args.sweep, replications=args.replications, seed=None)
     world = bench_world(

@@ -14,7 +14,9 @@ twice, as it does on a real support floor. Within an hour arrivals are Poisson (
 uniform times: a non-homogeneous Poisson process piecewise constant per hour), at rate
 ``per_hour * demand.scale * demand.shape.get(hour, 1)``; an hour cut by the run's start or end
 gets its share of the rate. Efforts are lognormal with mean ``effort_minutes`` and coefficient of
-variation ``effort_cv`` (exactly ``effort_minutes``, rounded, when ``effort_cv`` is 0), rounded to
+variation ``effort_cv`` (exactly ``effort_minutes``, rounded, when ``effort_cv`` is 0), or
+exponentially (``effort_distribution``); a drawn time is worked exactly (to the second) and shown
+to the router rounded to
 whole minutes (at least 1). A ticket books a call against ``row.call`` with probability
 ``call_share``.
 
@@ -45,17 +47,28 @@ JITTER_MINUTES = 30.0
 _HOUR = timedelta(hours=1)
 
 
-def _effort(row: VolumeRow, rng: np.random.Generator, n: int) -> list[int]:
-    """``n`` efforts of ``row`` (always ``n`` draws when cv > 0, none when it is 0)."""
+def _effort(row: VolumeRow, rng: np.random.Generator, n: int) -> list[tuple[int, float | None]]:
+    """``n`` (effort the router sees, exact handling time) pairs of ``row``: always ``n`` draws
+    when the time is random, none when it is fixed (cv 0, lognormal). The router sees the draw
+    rounded to whole minutes (at least 1), as a helpdesk's estimate; the work takes the draw."""
     if n == 0:
         return []
     mean = row.effort_minutes
-    if row.effort_cv == 0:
-        return [max(1, round(mean))] * n
-    sigma2 = math.log1p(row.effort_cv**2)
-    mu = math.log(mean) - sigma2 / 2
-    drawn = rng.lognormal(mu, math.sqrt(sigma2), n)
-    return [max(1, min(7 * 24 * 60, round(float(x)))) for x in drawn]
+    if row.effort_distribution == "exponential":
+        drawn = rng.exponential(mean, n)
+    elif row.effort_cv == 0:
+        return [(max(1, round(mean)), None)] * n
+    else:
+        sigma2 = math.log1p(row.effort_cv**2)
+        mu = math.log(mean) - sigma2 / 2
+        drawn = rng.lognormal(mu, math.sqrt(sigma2), n)
+    top = 7 * 24 * 60
+    out: list[tuple[int, float | None]] = []
+    for x in drawn:
+        # A draw under a second is a second's work (the simulation's clock ticks in seconds).
+        exact = min(float(top), max(1 / 60, round(float(x) * 60) / 60))
+        out.append((max(1, min(top, round(exact))), exact))
+    return out
 
 
 def _hours(world: World) -> list[datetime]:
@@ -112,7 +125,8 @@ def _volume(world: World, streams: Streams) -> list[TicketSpec]:
                         channel=row.channel,
                         required_skills=row.required_skills,
                         priority=row.priority,
-                        effort_minutes=efforts[k],
+                        effort_minutes=efforts[k][0],
+                        handle_minutes=efforts[k][1],
                         call=call,
                     )
                 )

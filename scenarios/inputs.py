@@ -786,11 +786,11 @@ _AGENT = (
 )  # fmt: skip
 _TICKET = (
     "id", "created", "channel", "team", "skills", "priority", "effort_minutes",
-    "first_response_at", "resolved_at", "call",
+    "first_response_at", "resolved_at", "call", "handle_minutes",
 )  # fmt: skip
 _VOLUME = (
     "team", "channel", "hour", "per_hour", "skills", "weekday", "priority", "effort_minutes",
-    "effort_cv", "call", "call_share",
+    "effort_cv", "call", "call_share", "effort_distribution",
 )  # fmt: skip
 _ROUTING = ("policy", "reoptimize_minutes", "dispatch_minutes", "time_limit_s", "patience_minutes")
 _CAPABILITY = (
@@ -873,6 +873,11 @@ def _ticket(org: _Org, at: At, row: Mapping[str, Any], index: int) -> TicketSpec
             ),
             resolved_at=opt_moment(at.child("resolved_at"), data.get("resolved_at"), org.zone),
             call=org.call(at.child("call"), data.get("call")),
+            handle_minutes=None
+            if _blank(data.get("handle_minutes"))
+            else number(
+                at.child("handle_minutes"), data["handle_minutes"], strict=True, maximum=7 * 24 * 60
+            ),
         ),
     )
 
@@ -900,6 +905,9 @@ def _volume(org: _Org, at: At, row: Mapping[str, Any]) -> VolumeRow:
             effort_cv=opt("effort_cv", 0.0, maximum=10),
             call=org.call(at.child("call"), data.get("call")),
             call_share=opt("call_share", 0.0, maximum=1.0),
+            effort_distribution="lognormal"
+            if _blank(data.get("effort_distribution"))
+            else text(at.child("effort_distribution"), data["effort_distribution"]),
         ),
     )
 
@@ -1307,6 +1315,9 @@ def world_to_dict(world: World) -> dict[str, Any]:
                     ),
                     **({"resolved_at": moment_text(t.resolved_at)} if t.resolved_at else {}),
                     **({"call": t.call} if t.call is not None else {}),
+                    **(
+                        {"handle_minutes": t.handle_minutes} if t.handle_minutes is not None else {}
+                    ),
                 }
                 for t in demand.history
             ],
@@ -1323,6 +1334,7 @@ def world_to_dict(world: World) -> dict[str, Any]:
                     "effort_cv": v.effort_cv,
                     **({"call": v.call} if v.call is not None else {}),
                     "call_share": v.call_share,
+                    "effort_distribution": v.effort_distribution,
                 }
                 for v in demand.volume
             ],

@@ -41,6 +41,8 @@ REALTIME = "realtime"
 PRODUCTION = "production"
 ROUTING_POLICIES = (PRODUCTION, REALTIME, *POLICIES)
 INTERVALS = (15, 30, 60)
+# How a volume profile's handling times are drawn (see VolumeRow).
+EFFORT_DISTRIBUTIONS = ("lognormal", "exponential")
 
 
 def _proxy_of(items: dict[Any, Any]) -> MappingProxyType[Any, Any]:
@@ -199,7 +201,9 @@ class TicketSpec:
 
     ``first_response_at`` / ``resolved_at`` are what really happened (kept for the report's
     "history" column); the simulation decides its own. ``call`` names the capability of a live
-    call the customer booked for it, if any."""
+    call the customer booked for it, if any. ``handle_minutes`` is the exact working time the
+    simulation spends on it (a drawn handling time, to the second); the router, like the service,
+    sees only the whole ``effort_minutes`` (None: the work takes ``effort_minutes``)."""
 
     id: str
     created_at: datetime
@@ -211,9 +215,12 @@ class TicketSpec:
     first_response_at: datetime | None = None
     resolved_at: datetime | None = None
     call: str | None = None
+    handle_minutes: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "created_at", _aware(self.created_at, "created"))
+        if self.handle_minutes is not None:
+            _positive(self.handle_minutes, "handle_minutes", maximum=7 * 24 * 60)
         object.__setattr__(self, "required_skills", _levels(self.required_skills, "skills"))
         try:
             object.__setattr__(self, "priority", Priority(self.priority))
@@ -231,8 +238,10 @@ class VolumeRow:
     """An hourly volume profile: ``per_hour`` tickets an hour arrive at ``hour`` (local to the
     world's zone) on ``weekday`` (None: every day), Poisson within the hour.
 
-    Efforts are drawn lognormally around ``effort_minutes`` with coefficient of variation
-    ``effort_cv`` (0: exactly that). ``call_share`` of them book a live call against ``call``."""
+    Handling times are drawn around the mean ``effort_minutes``: lognormally with coefficient of
+    variation ``effort_cv`` (0: exactly the mean), or, with ``effort_distribution:
+    exponential``, exponentially (whose cv is 1: ``effort_cv`` must then be 0 or 1), as queueing
+    theory's M/M/c assumes. ``call_share`` of them book a live call against ``call``."""
 
     team: str
     channel: str
@@ -245,6 +254,7 @@ class VolumeRow:
     effort_cv: float = 0.0
     call: str | None = None
     call_share: float = 0.0
+    effort_distribution: str = "lognormal"
 
     def __post_init__(self) -> None:
         _count(self.hour, "hour", maximum=23)
@@ -265,6 +275,16 @@ class VolumeRow:
         if not 0 <= self.effort_cv <= 10:
             raise ProblemError("effort_cv", f"must be in [0, 10], got {self.effort_cv!r}")
         _share(self.call_share, "call_share")
+        if self.effort_distribution not in EFFORT_DISTRIBUTIONS:
+            raise ProblemError(
+                "effort_distribution",
+                f"must be one of {', '.join(EFFORT_DISTRIBUTIONS)}, "
+                f"got {self.effort_distribution!r}",
+            )
+        if self.effort_distribution == "exponential" and self.effort_cv not in (0, 1):
+            raise ProblemError(
+                "effort_cv", "an exponential handling time has cv 1: leave effort_cv 0 or 1"
+            )
 
 
 @dataclass(frozen=True, slots=True)

@@ -346,7 +346,9 @@ class _Run:
             live=spec.channel in LIVE_CHANNELS,
             fr_due=fr,
             res_due=res,
-            remaining=float(spec.effort_minutes),
+            remaining=float(
+                spec.effort_minutes if spec.handle_minutes is None else spec.handle_minutes
+            ),
         )
 
     # ------------------------------------------------------------------ the router's view
