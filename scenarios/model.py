@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from solver.capability import Capability
 from solver.errors import ProblemError
 from solver.policies import POLICIES
-from solver.problem import Interval, Priority, Skill, Team
+from solver.problem import MAX_LEVEL, MIN_LEVEL, Interval, Priority, Skill, Team
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # Channels whose customer waits on the line: routed at once, and they may hang up (abandon).
@@ -105,7 +105,7 @@ def _levels(levels: Mapping[str, int], name: str) -> Mapping[str, int]:
     for skill, level in levels.items():
         if not isinstance(skill, str) or not skill:
             raise ProblemError(name, f"skill ids must be non-empty strings, got {skill!r}")
-        out[skill] = _count(level, f"{name}.{skill}", minimum=1, maximum=10)
+        out[skill] = _count(level, f"{name}.{skill}", minimum=MIN_LEVEL, maximum=MAX_LEVEL)
     return MappingProxyType(out)
 
 

@@ -23,6 +23,14 @@ from solver.timegrid import require_aware
 MIN_LEVEL = 1
 MAX_LEVEL = 5
 DEFAULT_HORIZON = timedelta(days=7)
+# Upper bounds of the integer fields: far above any real support floor, low enough that the
+# costs built from them (minutes x weights, summed over a queue) stay exact in int64, which
+# min-cost flow and CP-SAT compute in. A value above one is refused naming the field, instead of
+# passing validation and overflowing later.
+MAX_CAPACITY = 100_000  # tickets one agent may hold at once
+MAX_COUNT = 1_000_000  # open tickets, recent assignments, tickets of one channel
+MAX_BACKLOG_MINUTES = 10_000_000  # about 19 years of work already on a desk
+MAX_EFFORT_MINUTES = 525_600  # a year of working time for one ticket
 DEFAULT_CHANNEL = "email"
 LIVE_CHANNELS = frozenset({"chat", "phone", "messaging"})
 """Channels whose customers wait on the line: their team queue is re-offered as an agent frees."""
@@ -93,7 +101,7 @@ def _check_counts(counts: Mapping[str, int], field_name: str) -> Mapping[str, in
     out: dict[str, int] = {}
     for channel, n in counts.items():
         _check_id(channel, f"{field_name}.<key>")
-        out[channel] = _check_int(n, f"{field_name}.{channel}", minimum=0)
+        out[channel] = _check_int(n, f"{field_name}.{channel}", minimum=0, maximum=MAX_COUNT)
     return MappingProxyType(out)
 
 
@@ -204,14 +212,14 @@ class Agent:
         _check_id(self.id, "id")
         _check_id(self.team, "team")
         object.__setattr__(self, "skills", _check_levels(self.skills, "skills"))
-        _check_int(self.capacity, "capacity", minimum=0)
+        _check_int(self.capacity, "capacity", minimum=0, maximum=MAX_CAPACITY)
         object.__setattr__(
             self, "channel_capacity", _check_counts(self.channel_capacity, "channel_capacity")
         )
         object.__setattr__(self, "channel_open", _check_counts(self.channel_open, "channel_open"))
-        _check_int(self.open_tickets, "open_tickets", minimum=0)
-        _check_int(self.backlog_minutes, "backlog_minutes", minimum=0)
-        _check_int(self.recent_assignments, "recent_assignments", minimum=0)
+        _check_int(self.open_tickets, "open_tickets", minimum=0, maximum=MAX_COUNT)
+        _check_int(self.backlog_minutes, "backlog_minutes", minimum=0, maximum=MAX_BACKLOG_MINUTES)
+        _check_int(self.recent_assignments, "recent_assignments", minimum=0, maximum=MAX_COUNT)
         object.__setattr__(self, "shifts", _intervals(self.shifts, "shifts"))
         object.__setattr__(self, "busy", _intervals(self.busy, "busy"))
         try:
@@ -279,7 +287,7 @@ class Ticket:
             raise ProblemError(
                 "priority", f"must be one of {allowed}, got {self.priority!r}"
             ) from None
-        _check_int(self.effort_minutes, "effort_minutes", minimum=1)
+        _check_int(self.effort_minutes, "effort_minutes", minimum=1, maximum=MAX_EFFORT_MINUTES)
         for name in ("first_response_due", "resolution_due"):
             value = getattr(self, name)
             if value is None:

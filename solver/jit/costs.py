@@ -12,7 +12,10 @@ import numpy.typing as npt
 
 from solver.capability import BookingState
 from solver.plan import Reason
+from solver.problem import _check_int
 from solver.slots.index import BookingIndex
+
+MAX_JIT_WEIGHT = 10_000_000
 
 CANDIDATES_PER_CALL = 10
 
@@ -26,6 +29,11 @@ class JitWeights:
     day_load: int = 12  # per call the agent already has that (local) day, for each new one
     week_load: int = 2  # per call the agent already has that ISO week
     scarcity: int = 40  # x the agent's worth to other capabilities (0..~1)
+
+    def __post_init__(self) -> None:
+        # Costs are these times 10, summed over a day's calls in CP-SAT's int64 objective.
+        for name in ("uncovered", "not_owner", "day_load", "week_load", "scarcity"):
+            _check_int(getattr(self, name), name, minimum=0, maximum=MAX_JIT_WEIGHT)
 
 
 def local_day(moment: datetime, tz: str) -> date:
