@@ -146,11 +146,10 @@ def run_isolated(run: Run) -> Result:
 
 
 # --scale: issue 14's dense queue, where most agents can take most tickets (1,000 agents x
-# 10,000 tickets, ~1.5 M qualified pairs): L with a small skill catalogue and broad agents.
+# 10,000 tickets, 1.49 M qualified pairs): L with 20 skills, 2 teams and 3 languages.
 SCALE_SIZE = "L"
-SCALE_SKILLS = 40
-SCALE_TOPICS_PER_AGENT = 6.0
-SCALE_OVERRIDES = f"n_skills={SCALE_SKILLS}, topics_per_agent={SCALE_TOPICS_PER_AGENT:g}"
+SCALE_SKILLS, SCALE_TEAMS, SCALE_LANGUAGES = 20, 2, 3
+SCALE_OVERRIDES = f"n_skills={SCALE_SKILLS}, n_teams={SCALE_TEAMS}, n_languages={SCALE_LANGUAGES}"
 SCALE_LIMITS = (1.0, 2.0)
 
 
@@ -194,7 +193,9 @@ def _loadavg() -> str:
 def scale_problem(seed: int) -> Problem:
     from benchmarks.instances import generate_problem, spec_for
 
-    spec = spec_for(SCALE_SIZE, n_skills=SCALE_SKILLS, topics_per_agent=SCALE_TOPICS_PER_AGENT)
+    spec = spec_for(
+        SCALE_SIZE, n_skills=SCALE_SKILLS, n_teams=SCALE_TEAMS, n_languages=SCALE_LANGUAGES
+    )
     return generate_problem(spec, seed=seed)
 
 

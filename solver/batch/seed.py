@@ -70,8 +70,10 @@ def greedy_assign(data: BatchData, deadline: float = float("inf")) -> tuple[IntA
     """A valid ``agent_of`` (-1: team queue) by proposal rounds; and how many rounds ran.
 
     Valid means every hard rule the plan checks: qualification, free slots, working minutes,
-    channel caps. Stops after the round in progress when ``deadline`` (a ``perf_counter``
-    value) passes; tickets not seated by then stay with the team queue.
+    channel caps. The first round always runs (one pass over the pairs: ~50 ms at 1.5 M pairs):
+    a plan that queues every ticket would also take every owned ticket back from its owner.
+    Later rounds start only before ``deadline`` (a ``perf_counter`` value); tickets not seated
+    by then stay with the team queue.
     """
     n_t, n_a = data.n_tickets, data.n_agents
     agent_of = np.full(n_t, -1, dtype=np.int64)
@@ -90,7 +92,7 @@ def greedy_assign(data: BatchData, deadline: float = float("inf")) -> tuple[IntA
     pt, pa = data.pair_ticket[rows], data.pair_agent[rows]
     pc = data.pair_cost[rows]
     rounds = 0
-    while len(pt) and time.perf_counter() < deadline:
+    while len(pt) and (rounds == 0 or time.perf_counter() < deadline):
         rounds += 1
         eff = data.effort[pt]
         live = (agent_of[pt] < 0) & (slots[pa] > 0) & (minutes[pa] >= eff)
@@ -102,11 +104,13 @@ def greedy_assign(data: BatchData, deadline: float = float("inf")) -> tuple[IntA
         pt, pa, pc, marginal = pt[live], pa[live], pc[live], marginal[live]
         if len(pt) == 0:
             break
-        # Each ticket's cheapest live row (ties: lower agent row); pt is sorted by ticket.
-        order = np.lexsort((pa, marginal, pt))
-        first = np.ones(len(order), dtype=bool)
-        first[1:] = pt[order[1:]] != pt[order[:-1]]
-        pick = order[first]
+        # Each ticket's cheapest live row, the lower agent row on ties: rows stay sorted by
+        # ticket then agent, so a segmented minimum and its first hit do it without a sort.
+        seg = np.flatnonzero(np.concatenate(([True], pt[1:] != pt[:-1])))
+        seg_len = np.diff(np.append(seg, len(pt)))
+        hit = np.flatnonzero(marginal == np.repeat(np.minimum.reduceat(marginal, seg), seg_len))
+        seg_of_hit = np.repeat(np.arange(len(seg)), seg_len)[hit]
+        pick = hit[np.concatenate(([True], seg_of_hit[1:] != seg_of_hit[:-1]))]
         t, a = pt[pick], pa[pick]
         saving = data.queue_cost[t] - marginal[pick]
         # Each agent takes its proposals most valuable first while slots, minutes, caps last.
