@@ -293,8 +293,8 @@ def run_scale(console: Console, seed: int, limits: Sequence[float]) -> int:
         title_justify="left",
     )
     for col in (
-        "limit s", "wall s", "wall / limit", "build", "assign", "seed", "search", "plan",
-        "objective", "seed objective", "unassigned", "violations", "status", "load avg",
+        "limit s", "wall s", "/ limit", "build", "assign", "seed", "search", "plan",
+        "objective", "seed obj.", "unassigned", "viol.", "load",
     ):  # fmt: skip
         table.add_column(col, justify="right")
     for r in rows:
@@ -315,11 +315,11 @@ def run_scale(console: Console, seed: int, limits: Sequence[float]) -> int:
             f"{r.seed_objective:,.0f}",
             f"{r.unassigned:,}",
             f"[red]{r.violations}[/]" if r.violations else "0",
-            r.status,
-            r.loadavg,
+            r.loadavg.split()[0],
         )
     console.print(table)
     for r in rows:
+        console.print(f"  [dim]{r.limit_s:g} s: status {r.status}; load average {r.loadavg}[/]")
         for note in r.notes:
             console.print(f"  [dim]{r.limit_s:g} s: {note}[/]")
     total = wtw.build_s + wtw.flow_s + wtw.repair_s
