@@ -66,14 +66,17 @@ def list_schedule(
     return {a: v[2] for a, v in best.items()}, {a: v[1] for a, v in best.items()}
 
 
-def greedy_assign(data: BatchData, deadline: float = float("inf")) -> tuple[IntArray, int]:
+def greedy_assign(
+    data: BatchData, deadline: float = float("inf"), seat_cost_s: float = 0.0
+) -> tuple[IntArray, int]:
     """A valid ``agent_of`` (-1: team queue) by proposal rounds; and how many rounds ran.
 
     Valid means every hard rule the plan checks: qualification, free slots, working minutes,
     channel caps. The first round always runs (one pass over the pairs: ~50 ms at 1.5 M pairs):
     a plan that queues every ticket would also take every owned ticket back from its owner.
-    Later rounds start only before ``deadline`` (a ``perf_counter`` value); tickets not seated
-    by then stay with the team queue.
+    Later rounds start only before ``deadline`` (a ``perf_counter`` value) less ``seat_cost_s``
+    per ticket seated so far (what the caller spends on each seated ticket afterwards: building
+    the plan); tickets not seated by then stay with the team queue.
     """
     n_t, n_a = data.n_tickets, data.n_agents
     agent_of = np.full(n_t, -1, dtype=np.int64)
@@ -92,7 +95,8 @@ def greedy_assign(data: BatchData, deadline: float = float("inf")) -> tuple[IntA
     pt, pa = data.pair_ticket[rows], data.pair_agent[rows]
     pc = data.pair_cost[rows]
     rounds = 0
-    while len(pt) and (rounds == 0 or time.perf_counter() < deadline):
+    seated = 0
+    while len(pt) and (rounds == 0 or time.perf_counter() + seat_cost_s * seated < deadline):
         rounds += 1
         eff = data.effort[pt]
         live = (agent_of[pt] < 0) & (slots[pa] > 0) & (minutes[pa] >= eff)
@@ -150,6 +154,7 @@ def greedy_assign(data: BatchData, deadline: float = float("inf")) -> tuple[IntA
         if len(t) == 0:
             break
         agent_of[t] = a
+        seated += len(t)
         np.add.at(count, a, 1)
         np.subtract.at(slots, a, 1)
         np.subtract.at(minutes, a, data.effort[t])
