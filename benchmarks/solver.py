@@ -3,6 +3,7 @@
     python -m benchmarks.solver                      # S and tight M (a few minutes at most)
     python -m benchmarks.solver --sizes L --time-limit 60
     python -m benchmarks.solver --sizes S,M --tight --policies least-loaded,optimizer
+    python -m benchmarks.solver --scale              # dense 1,000 x 10,000: limits that hold
 
 For each instance and policy it prints the weighted SLA penalty (breach penalties plus
 priority-weighted lateness, in objective units), breaches, priority-weighted lateness minutes,
@@ -32,9 +33,13 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from solver.problem import Problem
 
 DEFAULT_INSTANCES = "S,M:tight"
 ALL_POLICIES = ("round-robin", "least-loaded", "first-qualified", "optimizer-seed", "optimizer")
@@ -140,6 +145,193 @@ def run_isolated(run: Run) -> Result:
         return pool.submit(run_one, run).result()
 
 
+# --scale: issue 14's dense queue, where most agents can take most tickets (1,000 agents x
+# 10,000 tickets, 1.49 M qualified pairs): L with 20 skills, 2 teams and 3 languages.
+SCALE_SIZE = "L"
+SCALE_SKILLS, SCALE_TEAMS, SCALE_LANGUAGES = 20, 2, 3
+SCALE_OVERRIDES = f"n_skills={SCALE_SKILLS}, n_teams={SCALE_TEAMS}, n_languages={SCALE_LANGUAGES}"
+SCALE_LIMITS = (1.0, 2.0)
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleRun:
+    """One optimize call on the dense queue, timed from the outside, phases from the inside."""
+
+    limit_s: float
+    pairs: int
+    wall_s: float
+    phases: dict[str, float]
+    objective: float
+    seed_objective: float
+    unassigned: int
+    violations: int
+    status: str
+    notes: tuple[str, ...]
+    loadavg: str
+
+
+@dataclass(frozen=True, slots=True)
+class WhoTakesWhat:
+    """The exact who-takes-what alone (arrays, flow, minutes repair), median of ``repeats``."""
+
+    pairs: int
+    arcs: int
+    build_s: float
+    flow_s: float
+    repair_s: float
+    loadavg: str
+
+
+def _loadavg() -> str:
+    try:
+        with open("/proc/loadavg", encoding="ascii") as fh:
+            return " ".join(fh.read().split()[:3])
+    except OSError:
+        return "n/a"
+
+
+def scale_problem(seed: int) -> Problem:
+    from benchmarks.instances import generate_problem, spec_for
+
+    spec = spec_for(
+        SCALE_SIZE, n_skills=SCALE_SKILLS, n_teams=SCALE_TEAMS, n_languages=SCALE_LANGUAGES
+    )
+    return generate_problem(spec, seed=seed)
+
+
+def run_scale_one(limit_s: float, seed: int) -> ScaleRun:
+    """One optimize call with ``limit_s`` on the dense queue; meant for a fresh process."""
+    from solver.availability import bank_for
+    from solver.batch import BatchParams, optimize
+    from solver.batch.data import build
+    from solver.validation import check_plan, evaluate
+
+    problem = scale_problem(seed)
+    bank_for(problem)  # the service holds the calendar; the optimizer's modules are imported
+    params = BatchParams(time_limit_s=limit_s, seed=seed)
+    started = time.perf_counter()
+    plan = optimize(problem, params)
+    wall = time.perf_counter() - started
+    load = _loadavg()
+    ev = evaluate(problem, plan)
+    pairs = len(build(problem, params.weights, 0).pair_ticket)
+    return ScaleRun(
+        limit_s=limit_s,
+        pairs=pairs,
+        wall_s=wall,
+        phases=dict(plan.stats.phases),
+        objective=ev.objective,
+        seed_objective=plan.stats.phases.get("seed_objective", float("nan")),
+        unassigned=ev.unassigned,
+        violations=len(check_plan(problem, plan)),
+        status=str(plan.stats.status),
+        notes=tuple(plan.stats.notes),
+        loadavg=load,
+    )
+
+
+def who_takes_what_one(seed: int, repeats: int = 3) -> WhoTakesWhat:
+    """Time the exact assignment alone: build the arrays, solve the flow, repair minutes."""
+    import statistics
+
+    from solver.availability import bank_for
+    from solver.batch.data import build
+    from solver.batch.flow import solve_flow
+    from solver.batch.repair import repair_minutes
+    from solver.objective import ObjectiveWeights
+
+    problem = scale_problem(seed)
+    bank_for(problem)
+    builds, flows, repairs = [], [], []
+    pairs = arcs = 0
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        data = build(problem, ObjectiveWeights(), 0)
+        t1 = time.perf_counter()
+        flow = solve_flow(data)
+        t2 = time.perf_counter()
+        repair_minutes(data, flow.agent_of)
+        t3 = time.perf_counter()
+        builds.append(t1 - t0)
+        flows.append(t2 - t1)
+        repairs.append(t3 - t2)
+        pairs, arcs = len(data.pair_ticket), flow.n_arcs
+    return WhoTakesWhat(
+        pairs=pairs,
+        arcs=arcs,
+        build_s=statistics.median(builds),
+        flow_s=statistics.median(flows),
+        repair_s=statistics.median(repairs),
+        loadavg=_loadavg(),
+    )
+
+
+def _isolated(fn: object, *args: object) -> object:
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+        return pool.submit(fn, *args).result()  # type: ignore[arg-type]
+
+
+def run_scale(console: Console, seed: int, limits: Sequence[float]) -> int:
+    """``--scale``: the whole optimize call against its limit, and who-takes-what alone."""
+    rows: list[ScaleRun] = []
+    for limit in limits:
+        with console.status(f"dense 1,000 x 10,000, limit {limit:g} s…"):
+            run = _isolated(run_scale_one, limit, seed)
+        assert isinstance(run, ScaleRun)
+        console.log(f"limit {limit:g} s: {run.wall_s:.2f} s (load {run.loadavg})")
+        rows.append(run)
+    with console.status("who takes what alone (build + exact flow + repair)…"):
+        wtw = _isolated(who_takes_what_one, seed)
+    assert isinstance(wtw, WhoTakesWhat)
+    first = rows[0] if rows else None
+    table = Table(
+        title=(
+            f"--scale: {SCALE_SIZE} {SCALE_OVERRIDES}: 1,000 agents × 10,000 tickets, "
+            f"{first.pairs if first else wtw.pairs:,} qualified pairs"
+        ),
+        title_justify="left",
+    )
+    for col in (
+        "limit s", "wall s", "/ limit", "build", "assign", "seed", "search", "plan",
+        "objective", "seed obj.", "unassigned", "viol.", "load",
+    ):  # fmt: skip
+        table.add_column(col, justify="right")
+    for r in rows:
+        ph = r.phases
+        inner = sum(ph.get(k, 0.0) for k in ("build", "flow", "seed", "lns"))
+        ratio = r.wall_s / r.limit_s
+        mark = "" if ratio <= 1.1 else " [red](over +10 %)[/]"
+        table.add_row(
+            f"{r.limit_s:g}",
+            f"{r.wall_s:.2f}",
+            f"{ratio:.2f}×{mark}",
+            f"{ph.get('build', 0.0):.2f}",
+            f"{ph.get('flow', 0.0):.2f}",
+            f"{ph.get('seed', 0.0):.2f}",
+            f"{ph.get('lns', 0.0):.2f}",
+            f"{max(0.0, r.wall_s - inner):.2f}",
+            f"{r.objective / 1e6:,.2f} M",
+            f"{r.seed_objective / 1e6:,.2f} M",
+            f"{r.unassigned:,}",
+            f"[red]{r.violations}[/]" if r.violations else "0",
+            r.loadavg.split()[0],
+        )
+    console.print(table)
+    for r in rows:
+        console.print(f"  [dim]{r.limit_s:g} s: status {r.status}; load average {r.loadavg}[/]")
+        for note in r.notes:
+            console.print(f"  [dim]{r.limit_s:g} s: {note}[/]")
+    total = wtw.build_s + wtw.flow_s + wtw.repair_s
+    console.print(
+        f"who takes what (exact, median of 3): build {wtw.build_s:.2f} s + flow "
+        f"{wtw.flow_s:.2f} s + repair {wtw.repair_s:.2f} s = [bold]{total:.2f} s[/] "
+        f"(target ≤ 2 s); {wtw.pairs:,} pairs, {wtw.arcs:,} arcs; load avg {wtw.loadavg}"
+    )
+    over = [r for r in rows if r.wall_s > 1.1 * r.limit_s]
+    return 1 if over or any(r.violations for r in rows) else 0
+
+
 def parse_instances(text: str, force_tight: bool) -> list[tuple[str, bool]]:
     """``"S,M:tight"`` -> ``[("S", False), ("M", True)]``; ``--tight`` makes every one tight."""
     from benchmarks.instances import SIZES
@@ -227,9 +419,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--inline", action="store_true", help="run in this process (peak memory is then shared)"
     )
     parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument(
+        "--scale",
+        action="store_true",
+        help="the dense 1,000 x 10,000 queue (~1.5 M pairs) with limits 1 s and 2 s: wall time "
+        "against the limit, each phase's time, and who-takes-what alone",
+    )
+    parser.add_argument(
+        "--scale-limits",
+        default=",".join(f"{x:g}" for x in SCALE_LIMITS),
+        help="comma-separated limits for --scale, seconds (default 1,2)",
+    )
     args = parser.parse_args(argv)
 
     console = Console(width=max(Console().width, 120))
+    if args.scale:
+        limits = [float(x) for x in args.scale_limits.split(",") if x.strip()]
+        return run_scale(console, args.seed, limits)
     instances = parse_instances(args.sizes, args.tight)
     policies = [p.strip() for p in args.policies.split(",") if p.strip()]
     unknown = [p for p in policies if p not in ALL_POLICIES]

@@ -36,6 +36,9 @@ from solver.batch.params import BatchParams
 from solver.batch.repair import ticket_pair_ptr
 from solver.batch.state import State, price
 
+# A neighbourhood needs its model built and a few CP-SAT steps: with less left, stop.
+_MIN_HOOD_SECONDS = 0.05
+
 
 @dataclass
 class LnsResult:
@@ -321,11 +324,8 @@ class Picker:
         self.data, self.state, self.params = data, state, params
         self.rng = np.random.default_rng(params.seed)
         self.ptr = ticket_pair_ptr(data)
-        order = np.argsort(data.pair_agent, kind="stable")
-        self.by_agent_ticket = data.pair_ticket[order]
-        self.agent_ptr = np.searchsorted(
-            data.pair_agent[order], np.arange(data.n_agents + 1, dtype=np.int64)
-        )
+        # Each agent's qualified tickets, sorted on first use: CP-SAT may never get the time.
+        self._by_agent: tuple[IntArray, IntArray] | None = None
         self.fails = np.zeros(data.n_agents, dtype=np.int64)
         self.seen: set[tuple[object, ...]] = set()
 
@@ -339,10 +339,22 @@ class Picker:
         )
         return np.asarray(self.data.pair_agent[idx], dtype=np.int64)
 
+    def _agent_tickets(self) -> tuple[IntArray, IntArray]:
+        """``(tickets, ptr)``: agent ``a``'s qualified tickets are ``tickets[ptr[a]:ptr[a+1]]``."""
+        if self._by_agent is None:
+            data = self.data
+            order = np.argsort(data.pair_agent, kind="stable")
+            ptr = np.searchsorted(
+                data.pair_agent[order], np.arange(data.n_agents + 1, dtype=np.int64)
+            )
+            self._by_agent = (data.pair_ticket[order], ptr)
+        return self._by_agent
+
     def _queued_for(self, agents: Sequence[int]) -> list[int]:
+        by_agent_ticket, agent_ptr = self._agent_tickets()
         out: set[int] = set()
         for a in agents:
-            cand = self.by_agent_ticket[self.agent_ptr[a] : self.agent_ptr[a + 1]]
+            cand = by_agent_ticket[agent_ptr[a] : agent_ptr[a + 1]]
             out.update(cand[self.state.agent_of[cand] < 0].tolist())
         return sorted(out)
 
@@ -429,22 +441,31 @@ def improve(
 ) -> LnsResult:
     """Local search, then CP-SAT neighbourhoods, until ``deadline`` (a ``perf_counter`` value).
 
+    Nothing is built before the deadline is checked, and each phase is sized to the time left:
+    with no time the seed comes back untouched; the local search's structures are lazy (per
+    ticket, on first use); CP-SAT's picker is built only when a neighbourhood can still run,
+    and each neighbourhood gets at most the time left.
+
     The exact local search takes the cheap improvements first (at most ``local_search_share``
     of the time); CP-SAT then works where lateness remains. When CP-SAT runs out of fresh
     neighbourhoods the local search gets another turn on what it changed.
     """
     state = State(data, sequences)
-    result = LnsResult(sequences=state.seqs, cost=state.total())
+    result = LnsResult(sequences=state.sequences(), cost=state.total())
+    now = time.perf_counter()
+    if now >= deadline:
+        return result
     local = LocalSearch(data, state, candidates=params.move_candidates)
+    local.run(now + params.local_search_share * max(0.0, deadline - now))
+    if deadline - time.perf_counter() < _MIN_HOOD_SECONDS:
+        return _finish(result, state, local)
     picker = Picker(data, state, params)
     windows: dict[int, WorkWindows] = {}
-    now = time.perf_counter()
-    local.run(now + params.local_search_share * max(0.0, deadline - now))
     while True:
         if params.max_neighbourhoods and result.tried >= params.max_neighbourhoods:
             break
         remaining = deadline - time.perf_counter()
-        if remaining < 0.05:
+        if remaining < _MIN_HOOD_SECONDS:
             break
         hood = picker.pick()
         if hood is None:
@@ -462,7 +483,8 @@ def improve(
             windows,
             picker.ptr,
             params,
-            min(params.neighbourhood_time_s, remaining - 0.02),
+            # At most the time left once the model is built (building it takes milliseconds).
+            min(params.neighbourhood_time_s, deadline - time.perf_counter() - 0.02),
             (params.seed * 1_000_003 + result.tried) % 2_147_483_647,
         )
         result.tried += 1
@@ -483,6 +505,10 @@ def improve(
             picker.fails[hood.agents] = 0
         else:
             picker.fails[hood.agents[0]] += 1
+    return _finish(result, state, local)
+
+
+def _finish(result: LnsResult, state: State, local: LocalSearch) -> LnsResult:
     result.local_moves = local.stats.moves + local.stats.reorders
     result.by_local = set(local.changed) - result.by_cpsat
     result.sequences = state.sequences()

@@ -24,8 +24,10 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 
+from solver.batch.costs import find_pairs
 from solver.batch.data import UNCAPPED, BatchData, BoolArray, IntArray
 from solver.batch.edf import edf_order
+from solver.batch.repair import ticket_pair_ptr
 from solver.batch.state import State
 
 _BIG = np.iinfo(np.int64).max // 4
@@ -119,38 +121,55 @@ class LocalStats:
 
 
 class LocalSearch:
+    """The moves above over an incumbent :class:`State`, each ticket's targets found lazily.
+
+    Nothing here is sized by the pair list: a ticket's candidate agents are sorted the first time
+    the ticket is looked at, and a pair's static cost is a binary search in ``pair_key``. At
+    1,000 x 10,000 with 1.5 M qualified pairs a dict over every pair took 1-3 s to build before
+    the first move (and before the first deadline check); this starts in milliseconds.
+    """
+
     def __init__(self, data: BatchData, state: State, candidates: int = 12) -> None:
         self.data, self.state = data, state
         self.stats = LocalStats()
-        # Each ticket's qualified agents, cheapest pair (lower bound) first, at most `candidates`.
-        order = np.lexsort((data.pair_agent, data.pair_cost, data.pair_ticket))
-        ptr = np.searchsorted(data.pair_ticket[order], np.arange(data.n_tickets + 1))
-        self._cand_agents = data.pair_agent[order]
-        self._cand_static = data.pair_static[order]
-        self._ptr = ptr
+        self._ptr = ticket_pair_ptr(data)
         self.candidates = candidates
         self._n_a = max(1, data.n_agents)
-        self._pair_static = dict(
-            zip(data.pair_key.tolist(), data.pair_static.tolist(), strict=True)
-        )
+        # Per ticket: its cheapest qualified agents (pair cost, then row), at most candidates + 1.
+        self._cands: dict[int, IntArray] = {}
         self.changed: set[int] = set()  # agents whose sequence a move changed
         # Don't-look marks: the agents' versions when a ticket last found no improving move.
         self._looked: dict[int, int] = {}
 
     # -- helpers -----------------------------------------------------------------------------
+    def _cand_agents(self, t: int) -> IntArray:
+        """Ticket ``t``'s ``candidates + 1`` cheapest qualified agents (ties: lower row)."""
+        got = self._cands.get(t)
+        if got is None:
+            data = self.data
+            lo, hi = int(self._ptr[t]), int(self._ptr[t + 1])
+            agents = data.pair_agent[lo:hi]
+            order = np.lexsort((agents, data.pair_static[lo:hi] + data.pair_late_lb[lo:hi]))
+            got = agents[order[: self.candidates + 1]]
+            self._cands[t] = got
+        return got
+
     def _static(self, tickets: Sequence[int] | IntArray, agent: int) -> IntArray:
         """Static cost of giving each ticket to ``agent``; ``_BIG`` where unqualified."""
-        get, n_a = self._pair_static.get, self._n_a
-        return np.fromiter(
-            (get(int(t) * n_a + agent, _BIG) for t in tickets), dtype=np.int64, count=len(tickets)
-        )
+        t = np.asarray(tickets, dtype=np.int64)
+        idx, found = find_pairs(self.data, t, np.full(len(t), agent, dtype=np.int64))
+        return np.where(found, self.data.pair_static[idx], _BIG)
 
     def _st(self, t: int, agent: int) -> int:
-        return int(self._pair_static.get(t * self._n_a + agent, int(_BIG)))
+        keys = self.data.pair_key
+        want = t * self._n_a + agent
+        i = int(np.searchsorted(keys, want))
+        if i < len(keys) and int(keys[i]) == want:
+            return int(self.data.pair_static[i])
+        return int(_BIG)
 
     def _stamp(self, t: int, a: int) -> int:
-        lo, hi = int(self._ptr[t]), int(self._ptr[t + 1])
-        ags = self._cand_agents[lo:hi][: self.candidates + 1]
+        ags = self._cand_agents(t)
         v = self.state.version
         return int(v[ags].sum()) + (int(v[a]) if a >= 0 else 0) + a
 
@@ -159,8 +178,7 @@ class LocalSearch:
         return st.cost.get(a, 0) - st.pain.get(a, 0) - self.data.load_cost(a, len(st.seq(a)))
 
     def _targets(self, t: int, exclude: int) -> list[int]:
-        lo, hi = int(self._ptr[t]), int(self._ptr[t + 1])
-        ags = self._cand_agents[lo:hi]
+        ags = self._cand_agents(t)
         ags = ags[ags != exclude][: self.candidates]
         return [int(x) for x in ags.tolist()]
 

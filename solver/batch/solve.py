@@ -11,6 +11,14 @@
 The flow's optimum is a lower bound on every valid plan's objective (see
 :mod:`~solver.batch.data`), reported as the bound; the status is OPTIMAL only when the final
 objective meets it, which proves the plan optimal.
+
+A deadline that holds: ``time_limit_s`` runs from the call's start, model building included.
+Building the arrays and the flow cannot be interrupted (the flow is one OR-Tools call holding
+the GIL), so each phase starts only when its *predicted* time fits what is left after keeping
+back the time to build the plan: the flow when its arcs fit (else :func:`greedy_assign`, whose
+rounds stop at the deadline and always give a valid assignment, and no bound is reported), the
+local search and CP-SAT when any time is left (each neighbourhood gets at most what is left).
+Every plan is valid and never worse than the list-scheduling seed of the assignment made.
 """
 
 from __future__ import annotations
@@ -26,82 +34,139 @@ from solver.batch.flow import components, solve_flow
 from solver.batch.lns import improve
 from solver.batch.params import BatchParams
 from solver.batch.repair import repair_minutes, ticket_pair_ptr
-from solver.batch.seed import list_schedule
+from solver.batch.seed import greedy_assign, list_schedule
 from solver.plan import Plan, Reason, SolveStatus
 from solver.problem import Problem
 from solver.schedule import finalize_plan
 
-# The time kept back to build the plan: the base also covers importing CP-SAT on a first solve,
-# which a caller timing the whole call pays for; the time per ticket is above what building the
-# plan takes at L on a busy 2-core machine (figures: benchmarks/README.md, Figures behind design
-# choices).
-_PLAN_SECONDS_BASE = 0.5
-_PLAN_SECONDS_PER_TICKET = 100e-6
+# What the phases that cannot be interrupted cost, to size the work to the time left (figures:
+# benchmarks/README.md, "A deadline that holds"). Building the plan (reasons, schedule,
+# evaluation) is paid after the search stops; the flow is one OR-Tools call that holds the GIL.
+_PLAN_SECONDS_BASE = 0.01
+_PLAN_SECONDS_PER_TICKET = 8e-6  # every ticket (a queued one: its reasons, its evaluation)
+_PLAN_SECONDS_PER_ASSIGNED = 32e-6  # more for an assigned one (reasons, schedule, order)
+_FLOW_SECONDS_BASE = 0.002
+_FLOW_SECONDS_PER_ARC = 0.8e-6
+# The flow always runs when predicted below this: a fallback would cost about as much.
+_FLOW_ALWAYS_SECONDS = 0.02
+# Less than this left for the local search and CP-SAT: skip them (State alone costs more).
+_MIN_SEARCH_SECONDS = 0.02
 
 
-def optimize(problem: Problem, params: BatchParams | None = None) -> Plan:
-    """Assign and order the whole queue of ``problem``; see the module docstring."""
+def plan_seconds(n_tickets: int, n_assigned: int | None = None) -> float:
+    """Predicted time to turn sequences into a :class:`Plan` (reasons, schedule, evaluation),
+    with ``n_assigned`` of the tickets assigned (all of them when not given)."""
+    assigned = n_tickets if n_assigned is None else n_assigned
+    return (
+        _PLAN_SECONDS_BASE
+        + _PLAN_SECONDS_PER_TICKET * n_tickets
+        + _PLAN_SECONDS_PER_ASSIGNED * assigned
+    )
+
+
+def flow_seconds(data: BatchData) -> float:
+    """Predicted wall time of :func:`solve_flow` on ``data`` (arcs: pairs, queue, slots)."""
+    slots = int(np.minimum(np.where(data.eligible, data.slots, 0), data.n_tickets).sum())
+    arcs = len(data.pair_ticket) + data.n_tickets + slots
+    return _FLOW_SECONDS_BASE + _FLOW_SECONDS_PER_ARC * arcs
+
+
+def optimize(
+    problem: Problem, params: BatchParams | None = None, *, deadline: float | None = None
+) -> Plan:
+    """Assign and order the whole queue of ``problem``; see the module docstring.
+
+    ``params.time_limit_s`` bounds the whole call from its start, model building included;
+    ``deadline`` (a :func:`time.perf_counter` value, possibly already past) ends it earlier —
+    for a caller with a deadline of its own. Each phase starts only if its predicted time fits
+    what is left (less the time kept back to build the plan), so the plan is always valid and
+    never worse than the list-scheduling seed of the assignment that was made.
+    """
     params = params or BatchParams()
     t0 = time.perf_counter()
-    # Leave time to build the plan (reasons, schedule, evaluation) after the search stops.
-    reserve = _PLAN_SECONDS_BASE + _PLAN_SECONDS_PER_TICKET * len(problem.tickets)
-    deadline = t0 + max(0.0, params.time_limit_s - reserve)
+    end = t0 + params.time_limit_s
+    if deadline is not None:
+        end = min(end, deadline)
     phases: dict[str, float] = {}
 
     data = build(problem, params.weights, params.max_pairs)
     t1 = time.perf_counter()
     phases["build"] = t1 - t0
+    # The search stops here, leaving time to build the plan (as if every ticket were assigned:
+    # the local search may seat queued ones).
+    stop = end - plan_seconds(data.n_tickets)
 
-    flow = solve_flow(data)
-    pool_of, n_pools = components(data)
-    agent_of, n_repaired = repair_minutes(data, flow.agent_of)
+    predicted = flow_seconds(data)
+    notes: list[str] = []
+    bound: int | None
+    if predicted <= max(_FLOW_ALWAYS_SECONDS, stop - t1):
+        flow = solve_flow(data)
+        agent_of, n_repaired = repair_minutes(data, flow.agent_of)
+        pool_of, n_pools = components(data)
+        largest = int(np.bincount(pool_of).max()) if n_pools else 0
+        notes.append(
+            f"qualification graph: {n_pools} independent pool(s), the largest {largest} ticket(s)"
+        )
+        if data.relaxed_bound is None:
+            bound = flow.cost
+            notes.append(
+                f"flow: {flow.n_arcs} arcs, optimum {flow.cost} (a lower bound on the objective)"
+            )
+        else:
+            bound = data.relaxed_bound
+            notes.append(
+                f"flow: {flow.n_arcs} arcs over each ticket's cheapest agents "
+                f"({len(data.pair_ticket)} of {data.pairs_before_pruning} qualified pairs), "
+                f"optimum {flow.cost} on them; bound {bound}: every ticket at its cheapest option"
+            )
+        if n_repaired:
+            notes.append(f"working-minutes repair moved {n_repaired} ticket(s) off overfull agents")
+    else:
+        agent_of, rounds = greedy_assign(
+            data, end - plan_seconds(data.n_tickets, 0), _PLAN_SECONDS_PER_ASSIGNED
+        )
+        bound = None
+        notes.append(
+            f"deadline: the exact flow (predicted {predicted:.2f} s) did not fit the "
+            f"{max(0.0, stop - t1):.2f} s left; greedy proposal rounds ({rounds}) assigned "
+            f"{int((agent_of >= 0).sum())} of {data.n_tickets} ticket(s); no bound proven"
+        )
     t2 = time.perf_counter()
     phases["flow"] = t2 - t1
+    phases["flow_predicted"] = predicted
 
     sequences, rule_of = list_schedule(data, agent_of)
     seed_cost = total_cost(data, sequences)
     t3 = time.perf_counter()
     phases["seed"] = t3 - t2
-
-    if data.relaxed_bound is None:
-        bound = flow.cost
-        flow_note = (
-            f"flow: {flow.n_arcs} arcs, optimum {flow.cost} (a lower bound on the objective)"
-        )
-    else:
-        bound = data.relaxed_bound
-        flow_note = (
-            f"flow: {flow.n_arcs} arcs over each ticket's cheapest agents "
-            f"({len(data.pair_ticket)} of {data.pairs_before_pruning} qualified pairs), "
-            f"optimum {flow.cost} on them; bound {bound}: every ticket at its cheapest option"
-        )
-    largest = int(np.bincount(pool_of).max()) if n_pools else 0
-    notes = [
-        f"qualification graph: {n_pools} independent pool(s), the largest {largest} ticket(s)",
-        flow_note,
-        f"seed (list scheduling) objective {seed_cost}",
-    ]
-    if n_repaired:
-        notes.append(f"working-minutes repair moved {n_repaired} ticket(s) off overfull agents")
+    notes.append(f"seed (list scheduling) objective {seed_cost}")
     policy = "optimizer-seed"
     final_cost = seed_cost
     if params.use_sequencing:
         policy = "optimizer"
-        result = improve(data, sequences, params, deadline)
-        sequences = result.sequences
-        final_cost = result.cost
-        rule_of.update(dict.fromkeys(result.by_local, "local"))
-        rule_of.update(dict.fromkeys(result.by_cpsat, "lns"))
-        notes.append(
-            f"local search: {result.local_moves} moves; "
-            f"neighbourhoods: {result.tried} tried, {result.improved} improved, "
-            f"objective {seed_cost} -> {final_cost}"
-        )
+        if stop - t3 >= _MIN_SEARCH_SECONDS:
+            result = improve(data, sequences, params, stop)
+            sequences = result.sequences
+            final_cost = result.cost
+            rule_of.update(dict.fromkeys(result.by_local, "local"))
+            rule_of.update(dict.fromkeys(result.by_cpsat, "lns"))
+            notes.append(
+                f"local search: {result.local_moves} moves; "
+                f"neighbourhoods: {result.tried} tried, {result.improved} improved, "
+                f"objective {seed_cost} -> {final_cost}"
+            )
+        else:
+            notes.append(
+                f"deadline: no time left for the local search or CP-SAT "
+                f"({max(0.0, stop - t3):.3f} s); the plan is the seed"
+            )
         phases["lns"] = time.perf_counter() - t3
     phases["seed_objective"] = float(seed_cost)
+    phases["plan_predicted"] = end - stop
 
     # The bound holds for every valid plan, so meeting it proves optimality.
-    status = SolveStatus.OPTIMAL if final_cost <= bound else SolveStatus.FEASIBLE
+    optimal = bound is not None and final_cost <= bound
+    status = SolveStatus.OPTIMAL if optimal else SolveStatus.FEASIBLE
     return _plan(data, sequences, rule_of, policy, params, bound, phases, notes, t0, status)
 
 
@@ -111,7 +176,7 @@ def _plan(
     rule_of: dict[int, str],
     policy: str,
     params: BatchParams,
-    bound: int,
+    bound: int | None,
     phases: dict[str, float],
     notes: list[str],
     t0: float,
@@ -155,7 +220,7 @@ def _plan(
         status=status,
         reasons=why,
         weights=params.weights,
-        bound=float(bound),
+        bound=None if bound is None else float(bound),
         seed=params.seed,
         params=params.as_dict(),
         phases=phases,
