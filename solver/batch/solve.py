@@ -69,6 +69,8 @@ def optimize(problem: Problem, params: BatchParams | None = None) -> Plan:
         flow_note += (
             f"; solved on a core of {flow.core_pairs} of {flow.n_pairs} qualified pairs, "
             f"proven optimal for all of them by reduced costs in {flow.rounds} round(s)"
+            if not flow.full_fallback
+            else f"; the core had not settled after {flow.rounds} round(s): solved whole"
         )
     largest = int(np.bincount(pool_of).max()) if n_pools else 0
     notes = [

@@ -161,7 +161,8 @@ def test_the_priced_core_finds_the_full_flows_optimum(
     seed: int, tight: bool, n_skills: int, core: int
 ) -> None:
     """Dense queues (two or three skills): the core proven by reduced costs has the unreduced
-    flow's optimum, and leaves unassigned exactly as many tickets as the true maximum does."""
+    flow's optimum and leaves as many tickets unassigned; never fewer than a max-flow allows
+    (a ticket whose lower-bound lateness outweighs the queue may rightly stay queued)."""
     problem = random_problem(seed, n_agents=10, n_tickets=40, n_skills=n_skills, tight=tight)
     data = build(problem, W)
     full = solve_flow(data)
@@ -172,7 +173,7 @@ def test_the_priced_core_finds_the_full_flows_optimum(
     assert (counts <= np.where(data.eligible, data.slots, 0)).all()
     if len(data.pair_ticket) > core:
         assert priced.rounds >= 1
-    # The true maximum: a max-flow ignoring costs (every pair, every free slot).
+    # The most tickets any assignment seats: a max-flow ignoring costs.
     mf = max_flow.SimpleMaxFlow()
     n_t, n_a = data.n_tickets, data.n_agents
     source, sink = n_t + n_a, n_t + n_a + 1
@@ -183,8 +184,8 @@ def test_the_priced_core_finds_the_full_flows_optimum(
     for a in range(n_a):
         mf.add_arc_with_capacity(n_t + a, sink, int(data.slots[a]) if data.eligible[a] else 0)
     assert mf.solve(source, sink) == mf.OPTIMAL
-    # Queue costs dwarf every other term, so the optimum seats as many as can be seated.
-    assert int((priced.agent_of >= 0).sum()) == mf.optimal_flow()
+    seated = int((priced.agent_of >= 0).sum())
+    assert seated == int((full.agent_of >= 0).sum()) <= mf.optimal_flow()
 
 
 def test_potentials_certify_the_core_and_catch_a_better_pair() -> None:
