@@ -3,8 +3,9 @@
     python -m benchmarks.dense_flow                      # 1,000 x 10,000, 30 skills (~2.8 M pairs)
     python -m benchmarks.dense_flow --tight --classes    # also count exact agent/ticket classes
 
-The instance is ``generate("S", n_agents=1000, n_tickets=10000)`` (30 skills, 4 teams, 5
-languages: most agents can take most tickets). For it, in one process, one after another:
+The instance is ``generate("S", n_agents=1000, n_tickets=10000, n_teams=1,
+topics_per_agent=10)`` (30 skills, one team, 5 languages: ~2.7 M qualified pairs, most agents
+can take a quarter of the tickets; ``--topics 4`` gives ~1.6 M). For it, in one process, one after another:
 
 - building the arrays (qualification, pair costs) over every qualified pair;
 - plain OR-Tools ``SimpleMinCostFlow`` on the whole network (every pair arc);
@@ -85,6 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--agents", type=int, default=1_000)
     parser.add_argument("--tickets", type=int, default=10_000)
     parser.add_argument("--skills", type=int, default=30)
+    parser.add_argument("--teams", type=int, default=1)
+    parser.add_argument("--topics", type=float, default=10.0, help="mean topic skills per agent")
     parser.add_argument("--tight", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cores", default="100000,300000,600000", help="core sizes to try")
@@ -112,6 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         n_agents=args.agents,
         n_tickets=args.tickets,
         n_skills=args.skills,
+        n_teams=args.teams,
+        topics_per_agent=args.topics,
     )
     bank_for(problem)
     t = time.perf_counter()

@@ -29,11 +29,10 @@ class BatchParams:
     exchange) takes the cheap gains: each late ticket is tried on its ``move_candidates``
     cheapest qualified agents, and its first run may use ``local_search_share`` of the time.
 
-    ``max_pairs`` (0 = never) is a safety valve for very dense skills: beyond it, each ticket
-    keeps only its cheapest agents and each agent its most valuable tickets (see
-    :func:`solver.batch.data.build`); the flow is then exact on those candidates only — a
-    heuristic that can cost quality — and the reported bound is a weaker one valid for all
-    pairs. The benchmark instances (L: ~80k pairs) never reach it.
+    ``max_pairs`` (0 = never): above this many qualified pairs (a dense skill matrix) the flow
+    is solved on a sparse core of about as many pairs and proven optimal for all of them by
+    reduced costs (:mod:`solver.batch.reduce`): the same optimum and bound as the whole network,
+    found faster. The benchmark instances (L: ~80k pairs) never reach it.
     """
 
     weights: ObjectiveWeights = field(default_factory=ObjectiveWeights)
