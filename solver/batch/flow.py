@@ -126,7 +126,17 @@ def network(data: BatchData) -> Network:
     supplies = np.zeros(n_nodes, dtype=np.int64)
     supplies[:n_t] = 1
     supplies[sink] = -n_t
-    return Network(tails, heads, caps, costs, supplies, n_p, data.pair_ticket)
+    return Network(
+        tails,
+        heads,
+        caps,
+        costs,
+        supplies,
+        n_p,
+        data.pair_ticket,
+        agent_node0 + np.arange(n_a, dtype=np.int64),
+        np.arange(n_t, dtype=np.int64),
+    )
 
 
 def solve_flow(data: BatchData, core_pairs: int = 0) -> FlowResult:

@@ -42,6 +42,8 @@ class Network:
     supplies: IntArray
     n_pairs: int
     pair_ticket: IntArray  # tail node of each pair arc (a ticket node is its ticket row)
+    agent_nodes: IntArray  # node of each agent
+    ticket_nodes: IntArray  # node of each ticket
 
     @property
     def n_nodes(self) -> int:
@@ -110,7 +112,14 @@ def solve_rows(net: Network, pair_rows: IntArray) -> tuple[IntArray, IntArray, i
 
 
 def potentials(
-    n_nodes: int, tails: IntArray, heads: IntArray, caps: IntArray, costs: IntArray, flows: IntArray
+    n_nodes: int,
+    tails: IntArray,
+    heads: IntArray,
+    caps: IntArray,
+    costs: IntArray,
+    flows: IntArray,
+    sources: IntArray | None = None,
+    middles: IntArray | None = None,
 ) -> IntArray:
     """Node potentials certifying the flow optimal: ``costs + pi[head] - pi[tail] >= 0`` on
     every residual arc (forward where ``flows < caps``, backward where ``flows > 0``).
@@ -118,6 +127,10 @@ def potentials(
     ``pi(v)`` is the shortest residual distance from ``v`` to a virtual node that every node
     reaches at cost 0 (so it is finite and <= 0), by Jacobi Bellman-Ford rounds vectorized over
     the arcs. Raises :class:`ModelError` if it does not settle: the flow was not optimal.
+
+    Among the potentials that certify the flow, pricing wants the ``middles`` (agents) as high
+    and the ``sources`` (tickets) as low as they may be, so that a left-out pair's reduced cost
+    reads "what moving the ticket there saves"; one pass each sharpens them (:func:`_sharpen`).
     """
     fwd = flows < caps
     bwd = flows > 0
@@ -135,14 +148,49 @@ def potentials(
         best = np.minimum.reduceat(r_cost + pi[r_head], starts)
         better = best < pi[nodes]
         if not better.any():
-            return pi
+            return _sharpen(pi, r_tail, r_head, r_cost, starts, nodes, sources, middles)
         pi[nodes[better]] = best[better]
     raise ModelError("the flow's residual graph has a negative cycle: the flow is not optimal")
 
 
-def solve_priced(net: Network, core: IntArray, max_rounds: int = 8) -> Solved:
+def _sharpen(
+    pi: IntArray,
+    r_tail: IntArray,
+    r_head: IntArray,
+    r_cost: IntArray,
+    starts: IntArray,
+    nodes: IntArray,
+    sources: IntArray | None,
+    middles: IntArray | None,
+) -> IntArray:
+    """Raise the ``middles`` to their least out-arc bound, then lower the ``sources`` to their
+    greatest in-arc bound: each step keeps ``cost + pi[head] - pi[tail] >= 0`` on every
+    residual arc (a node's own bounds are met with equality, the others' only loosen)."""
+    pi = pi.copy()
+    if middles is not None and len(middles):
+        top = np.full(len(pi), np.iinfo(np.int64).max, dtype=np.int64)
+        top[nodes] = np.minimum.reduceat(r_cost + pi[r_head], starts)
+        up = top[middles]
+        ok = up < np.iinfo(np.int64).max
+        pi[middles[ok]] = np.maximum(pi[middles[ok]], up[ok])
+    if sources is not None and len(sources):
+        low = np.full(len(pi), np.iinfo(np.int64).min, dtype=np.int64)
+        np.maximum.at(low, r_head, pi[r_tail] - r_cost)
+        down = low[sources]
+        ok = down > np.iinfo(np.int64).min
+        pi[sources[ok]] = np.minimum(pi[sources[ok]], down[ok])
+    return pi
+
+
+def solve_priced(
+    net: Network, core: IntArray, max_rounds: int = 8, add_per_ticket: int = 2
+) -> Solved:
     """The exact optimum of ``net``, solving it on the pair arcs in ``core`` (a boolean mask)
-    and growing the core by negative reduced costs until none is left (module docstring)."""
+    and growing the core by negative reduced costs until none is left (module docstring).
+
+    Each round adds only each ticket's ``add_per_ticket`` most negative pairs: on a dense queue
+    most left-out pairs price negative against the first core's potentials, and adding them all
+    rebuilds the whole network; the most negative ones are the ones an optimum uses."""
     n_p = net.n_pairs
     in_core = core.copy()
     rest = slice(n_p, None)
@@ -156,15 +204,25 @@ def solve_priced(net: Network, core: IntArray, max_rounds: int = 8) -> Solved:
             np.concatenate((net.caps[rows], net.caps[rest])),
             np.concatenate((net.costs[rows], net.costs[rest])),
             np.concatenate((pair_flow, rest_flow)),
+            net.ticket_nodes,
+            net.agent_nodes,
         )
         out = np.flatnonzero(~in_core)
         rc = net.costs[out] + pi[net.heads[out]] - pi[net.tails[out]]
-        violated = out[rc < 0]
+        neg = rc < 0
+        violated = out[neg]
         if not len(violated):
             full = np.zeros(n_p, dtype=np.int64)
             full[rows] = pair_flow
             n_arcs = len(rows) + len(net.tails) - n_p
             return Solved(full, cost, n_arcs, rounds, len(rows), False)
-        in_core[violated] = True
+        n_t = int(net.pair_ticket.max(initial=-1)) + 1
+        best = _cheapest(
+            net.pair_ticket[violated],
+            rc[neg],
+            n_t,
+            np.full(n_t, add_per_ticket, dtype=np.int64),
+        )
+        in_core[violated[best]] = True
     pair_flow, _, cost = solve_rows(net, np.arange(n_p, dtype=np.int64))
     return Solved(pair_flow, cost, len(net.tails), max_rounds, n_p, True)
