@@ -1,11 +1,12 @@
 """Who-takes-what on a dense skill matrix: the priced core against plain OR-Tools, same run.
 
-    python -m benchmarks.dense_flow                      # 1,000 x 10,000, 30 skills (~2.8 M pairs)
+    python -m benchmarks.dense_flow                      # 1,000 x 10,000, 30 skills (~2.6 M pairs)
     python -m benchmarks.dense_flow --tight --classes    # also count exact agent/ticket classes
 
 The instance is ``generate("S", n_agents=1000, n_tickets=10000, n_teams=1,
 topics_per_agent=10)`` (30 skills, one team, 5 languages: ~2.7 M qualified pairs, most agents
-can take a quarter of the tickets; ``--topics 4`` gives ~1.6 M). For it, in one process, one after another:
+can take a quarter of the tickets; ``--topics 4`` gives ~1.6 M). For it, in one process, one
+after another:
 
 - building the arrays (qualification, pair costs) over every qualified pair;
 - plain OR-Tools ``SimpleMinCostFlow`` on the whole network (every pair arc);
