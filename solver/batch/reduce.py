@@ -183,7 +183,7 @@ def _sharpen(
 
 
 def solve_priced(
-    net: Network, core: IntArray, max_rounds: int = 8, add_per_ticket: int = 2
+    net: Network, core: IntArray, max_rounds: int = 12, add_per_ticket: int = 8
 ) -> Solved:
     """The exact optimum of ``net``, solving it on the pair arcs in ``core`` (a boolean mask)
     and growing the core by negative reduced costs until none is left (module docstring).
