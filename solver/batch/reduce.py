@@ -18,6 +18,13 @@ first, then proven optimal for the whole network by LP duality:
 
 The nodes and every non-pair arc (queue, slots, channel gates) are those of the full network;
 only the pair arcs differ, which is what makes step 2 valid.
+
+Measured against plain OR-Tools on the whole network (benchmarks/README.md, Exact at density):
+equal optima always, but 0.6-0.9x its speed at 1.5-2.6 M pairs, because SimpleMinCostFlow
+cannot be warm-started and each of the 5-8 rounds re-solves from scratch. Collapsing agents or
+tickets with identical qualification and cost vectors into class nodes was measured too and
+saves under 10 % (957 of 1,000 agents, ~9,050 of 10,000 tickets are distinct): calendars,
+backlogs, deadlines and owners make nearly every row unique.
 """
 
 from __future__ import annotations
