@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import numpy as np
 from hypothesis import given, settings
@@ -18,6 +19,7 @@ from solver.batch.seed import list_schedule
 from solver.objective import ObjectiveWeights
 from solver.plan import Plan, SolveStats, SolveStatus, TeamQueued
 from solver.policies import POLICIES, PolicyParams
+from solver.problem import Problem
 from solver.schedule import finalize_plan
 from solver.validation import check_plan, evaluate
 from tests.solver.batch.test_factories import random_problem
@@ -155,15 +157,32 @@ def test_repair_restores_working_minutes() -> None:
     assert set(seqs) <= set(np.flatnonzero(data.eligible).tolist())
 
 
+def with_chat_caps(problem: Problem, seed: int) -> Problem:
+    """Half the tickets on chat; some agents cap chat at 0-2 (channel gate nodes in the flow)."""
+    rng = np.random.default_rng(seed)
+    agents = tuple(
+        replace(a, channel_capacity={"chat": int(rng.integers(0, 3))}) if rng.random() < 0.6 else a
+        for a in problem.agents
+    )
+    tickets = tuple(
+        replace(t, channel="chat") if rng.random() < 0.5 else t for t in problem.tickets
+    )
+    return replace(problem, agents=agents, tickets=tickets)
+
+
 @settings(max_examples=30, deadline=None)
-@given(st.integers(0, 10_000), st.booleans(), st.integers(2, 3), st.integers(10, 120))
+@given(
+    st.integers(0, 10_000), st.booleans(), st.integers(2, 3), st.integers(10, 120), st.booleans()
+)
 def test_the_priced_core_finds_the_full_flows_optimum(
-    seed: int, tight: bool, n_skills: int, core: int
+    seed: int, tight: bool, n_skills: int, core: int, chat: bool
 ) -> None:
     """Dense queues (two or three skills): the core proven by reduced costs has the unreduced
     flow's optimum and leaves as many tickets unassigned; never fewer than a max-flow allows
     (a ticket whose lower-bound lateness outweighs the queue may rightly stay queued)."""
     problem = random_problem(seed, n_agents=10, n_tickets=40, n_skills=n_skills, tight=tight)
+    if chat:
+        problem = with_chat_caps(problem, seed)
     data = build(problem, W)
     full = solve_flow(data)
     priced = solve_flow(data, core_pairs=core)
