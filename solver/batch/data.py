@@ -70,8 +70,6 @@ class BatchData:
     chan_slots: IntArray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))
     # per ticket: its channel's row, or -1
     chan_of: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    pairs_before_pruning: int = 0
-    relaxed_bound: int | None = None  # set when pairs were pruned (then the flow is no bound)
 
     @property
     def clock(self) -> Clock:
@@ -139,41 +137,6 @@ def _deadlines(values: list[datetime | None], problem: Problem) -> IntArray:
     )
 
 
-def _cheapest(group: IntArray, cost: IntArray, n_groups: int, keep: IntArray) -> IntArray:
-    """Mask of the rows that are among the ``keep[g]`` cheapest of their group ``g``."""
-    order = np.lexsort((cost, group))
-    counts = np.bincount(group, minlength=n_groups)
-    first = np.concatenate(([0], np.cumsum(counts)))[:-1]
-    rank = np.arange(len(order)) - np.repeat(first, counts)
-    mask = np.zeros(len(group), dtype=bool)
-    mask[order[rank < keep[group[order]]]] = True
-    return mask
-
-
-def _prune(
-    pair_ticket: IntArray,
-    pair_agent: IntArray,
-    cost: IntArray,
-    queue_cost: IntArray,
-    slots: IntArray,
-    max_pairs: int,
-) -> IntArray:
-    """Rows to keep: each ticket's cheapest agents *and* each agent's cheapest tickets.
-
-    Ticket-side lists alone all name the same few agents (the ones free earliest), who then
-    cannot seat them; adding every agent's cheapest ``3 x slots`` tickets keeps enough
-    candidates to fill every slot (ranked by what seating them saves over the queue).
-    """
-    n_t = len(queue_cost)
-    per_ticket = max(8, max_pairs // (2 * max(1, n_t)))
-    t_keep = np.full(n_t, per_ticket, dtype=np.int64)
-    a_keep = 3 * slots + 8
-    mask = _cheapest(pair_ticket, cost, n_t, t_keep)
-    # An agent ranks tickets by what seating them saves over leaving them queued.
-    mask |= _cheapest(pair_agent, cost - queue_cost[pair_ticket], len(slots), a_keep)
-    return np.flatnonzero(mask)
-
-
 def team_rows(problem: Problem) -> tuple[IntArray, IntArray]:
     """Each agent's and each ticket's team as a row number shared by both."""
     row: dict[str, int] = {}
@@ -231,16 +194,13 @@ def borrowed_pairs(problem: Problem, pair_ticket: IntArray, pair_agent: IntArray
     return out
 
 
-def build(problem: Problem, weights: ObjectiveWeights, max_pairs: int = 0) -> BatchData:
+def build(problem: Problem, weights: ObjectiveWeights) -> BatchData:
     """The arrays for ``problem``; see the module docstring.
 
-    With ``max_pairs`` > 0 and more qualified pairs than that (dense skills), only each ticket's
-    cheapest ``max(8, max_pairs // (2 * tickets))`` agents and each agent's most valuable
-    ``3 * slots + 8`` tickets are kept (see :func:`_prune`), so the flow and the search stay
-    fast. The flow is then exact on that candidate set only: a heuristic, which can land well
-    above the full optimum on a dense queue (figures: benchmarks/README.md, Figures behind design
-    choices). ``relaxed_bound`` (every ticket at its cheapest option over *all* its pairs,
-    capacities ignored) then replaces the flow optimum as the lower bound.
+    Every qualified pair is kept, however dense the skill matrix: pruning candidates made the
+    flow a heuristic (issue 14: more tickets unassigned than the true maximum). A dense queue is
+    made fast in the flow instead, by a core proven optimal with reduced costs
+    (:mod:`solver.batch.reduce`).
     """
     bank = bank_for(problem)
     agents, tickets = problem.agents, problem.tickets
@@ -346,18 +306,6 @@ def build(problem: Problem, weights: ObjectiveWeights, max_pairs: int = 0) -> Ba
         + weights.lateness_per_minute * (fl + rl)
     )
     queue_cost = weights.unassigned * pw + weights.churn * (owner != -1).astype(np.int64)
-    relaxed_bound = None
-    n_all = len(pair_ticket)
-    if max_pairs > 0 and n_all > max_pairs:
-        cost = pair_static + late_lb
-        cheapest = queue_cost.copy()
-        np.minimum.at(cheapest, pair_ticket, cost)
-        relaxed_bound = int(cheapest.sum())
-        keep = _prune(
-            pair_ticket, pair_agent, cost, queue_cost, np.where(eligible, slots, 0), max_pairs
-        )
-        pair_ticket, pair_agent = pair_ticket[keep], pair_agent[keep]
-        pair_static, late_lb, waste = pair_static[keep], late_lb[keep], waste[keep]
     return BatchData(
         problem=problem,
         weights=weights,
@@ -385,6 +333,4 @@ def build(problem: Problem, weights: ObjectiveWeights, max_pairs: int = 0) -> Ba
         channels=channels,
         chan_slots=chan_slots,
         chan_of=chan_of,
-        pairs_before_pruning=n_all,
-        relaxed_bound=relaxed_bound,
     )

@@ -24,17 +24,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from ortools.graph.python import min_cost_flow
 
 from solver.batch.data import UNCAPPED, BatchData, IntArray
-from solver.errors import ModelError
+from solver.batch.reduce import Network, Solved, core_mask, solve_priced, solve_rows
 
 
 @dataclass(frozen=True)
 class FlowResult:
     agent_of: IntArray  # per ticket: agent row, or -1 for the team queue
-    cost: int  # the flow optimum: a lower bound on the objective
-    n_arcs: int
+    cost: int  # the flow optimum over all qualified pairs: a lower bound on the objective
+    n_arcs: int  # arcs of the last network solved
+    n_pairs: int = 0  # qualified pairs
+    core_pairs: int = 0  # pair arcs in the last network solved (n_pairs when no core)
+    rounds: int = 0  # core solves before the optimum was proven (0: solved whole)
+    full_fallback: bool = False  # the core did not settle; the whole network was solved
 
 
 def components(data: BatchData) -> tuple[IntArray, int]:
@@ -59,14 +62,8 @@ def components(data: BatchData) -> tuple[IntArray, int]:
     return ticket_comp.astype(np.int64), int(ticket_comp.max(initial=-1)) + 1
 
 
-def solve_flow(data: BatchData) -> FlowResult:
-    """The exact min-cost assignment over all qualified pairs (one network for the queue).
-
-    One network rather than one per component (:func:`components`): OR-Tools solves the whole
-    thing in well under a second at 1,000 x 10,000 (figures: benchmarks/README.md, Who-takes-what
-    (min-cost flow) at L), and the neighbourhood search never crosses a pool anyway, since it
-    only moves tickets along qualified pairs.
-    """
+def network(data: BatchData) -> Network:
+    """The whole queue's network over *all* qualified pairs (module docstring)."""
     n_t, n_a = data.n_tickets, data.n_agents
     agent_node0 = n_t
     queue_node = n_t + n_a
@@ -110,7 +107,7 @@ def solve_flow(data: BatchData) -> FlowResult:
             [queue_node],
             gate_tail,
         )
-    ).astype(np.int32)
+    ).astype(np.int64)
     heads = np.concatenate(
         (
             pair_head,
@@ -119,25 +116,66 @@ def solve_flow(data: BatchData) -> FlowResult:
             [sink],
             gate_head,
         )
-    ).astype(np.int32)
+    ).astype(np.int64)
     caps = np.concatenate(
         (np.ones(n_p + n_t + len(slot_agent), dtype=np.int64), [max(1, n_t)], gate_cap)
     ).astype(np.int64)
     costs = np.concatenate(
         (data.pair_cost, data.queue_cost, slot_cost, [0], np.zeros(len(gate_tail), dtype=np.int64))
     ).astype(np.int64)
-
-    mcf = min_cost_flow.SimpleMinCostFlow()
-    mcf.add_arcs_with_capacity_and_unit_cost(tails, heads, caps, costs)
     supplies = np.zeros(n_nodes, dtype=np.int64)
     supplies[:n_t] = 1
     supplies[sink] = -n_t
-    mcf.set_nodes_supplies(np.arange(n_nodes, dtype=np.int32), supplies)
-    status = mcf.solve()
-    if status != mcf.OPTIMAL:
-        raise ModelError(f"min-cost flow ended with status {status}; the network is malformed")
-    flows = mcf.flows(np.arange(n_p, dtype=np.int32)) if n_p else np.zeros(0, dtype=np.int64)
-    agent_of = np.full(n_t, -1, dtype=np.int64)
-    used = np.flatnonzero(flows > 0)
+    return Network(
+        tails,
+        heads,
+        caps,
+        costs,
+        supplies,
+        n_p,
+        data.pair_ticket,
+        agent_node0 + np.arange(n_a, dtype=np.int64),
+        np.arange(n_t, dtype=np.int64),
+    )
+
+
+def solve_flow(data: BatchData, core_pairs: int = 0) -> FlowResult:
+    """The exact min-cost assignment over all qualified pairs (one network for the queue).
+
+    One network rather than one per component (:func:`components`): OR-Tools solves the whole
+    thing in well under a second at 1,000 x 10,000 with ~80k pairs (figures:
+    benchmarks/README.md, Who-takes-what (min-cost flow) at L), and the neighbourhood search
+    never crosses a pool anyway, since it only moves tickets along qualified pairs.
+
+    With ``core_pairs`` > 0 and more qualified pairs than that (a dense skill matrix), the flow
+    is solved on a sparse core of about ``core_pairs`` pairs and proven optimal for all of them
+    by reduced costs (:mod:`solver.batch.reduce`): the same optimum. Measured slower than the
+    whole network at 1.5-2.6 M pairs (each round re-solves cold), so optimize leaves it off.
+    """
+    net = network(data)
+    n_p = net.n_pairs
+    if core_pairs > 0 and n_p > core_pairs:
+        core = core_mask(
+            data.pair_ticket,
+            data.pair_agent,
+            data.pair_cost,
+            data.queue_cost,
+            np.where(data.eligible, data.slots, 0),
+            max(4, core_pairs // (2 * max(1, data.n_tickets))),
+        )
+        solved = solve_priced(net, core)
+    else:
+        pair_flow, _, cost = solve_rows(net, np.arange(n_p, dtype=np.int64))
+        solved = Solved(pair_flow, cost, len(net.tails), 0, n_p, False)
+    agent_of = np.full(data.n_tickets, -1, dtype=np.int64)
+    used = np.flatnonzero(solved.pair_flow > 0)
     agent_of[data.pair_ticket[used]] = data.pair_agent[used]
-    return FlowResult(agent_of=agent_of, cost=int(mcf.optimal_cost()), n_arcs=len(tails))
+    return FlowResult(
+        agent_of=agent_of,
+        cost=solved.cost,
+        n_arcs=solved.n_arcs,
+        n_pairs=n_p,
+        core_pairs=solved.core_pairs,
+        rounds=solved.rounds,
+        full_fallback=solved.full_fallback,
+    )

@@ -29,11 +29,12 @@ class BatchParams:
     exchange) takes the cheap gains: each late ticket is tried on its ``move_candidates``
     cheapest qualified agents, and its first run may use ``local_search_share`` of the time.
 
-    ``max_pairs`` (0 = never) is a safety valve for very dense skills: beyond it, each ticket
-    keeps only its cheapest agents and each agent its most valuable tickets (see
-    :func:`solver.batch.data.build`); the flow is then exact on those candidates only — a
-    heuristic that can cost quality — and the reported bound is a weaker one valid for all
-    pairs. The benchmark instances (L: ~80k pairs) never reach it.
+    ``max_pairs`` (0 = never): above this many qualified pairs (a dense skill matrix) the flow
+    is solved on a sparse core and proven optimal for all pairs by reduced costs
+    (:mod:`solver.batch.reduce`): the same optimum and bound as the whole network. Off by
+    default: at 1,000 x 10,000 with 2.6 M pairs OR-Tools solves the whole network faster
+    (2.2-2.9 s) than the core's 6-12 cold re-solves (2.7-4 s; figures: benchmarks/README.md,
+    Exact at density). No pair is ever pruned: pruning made the flow a heuristic.
     """
 
     weights: ObjectiveWeights = field(default_factory=ObjectiveWeights)
@@ -49,7 +50,7 @@ class BatchParams:
     max_neighbourhoods: int = 0
     move_candidates: int = 12
     local_search_share: float = 0.8
-    max_pairs: int = 2_000_000
+    max_pairs: int = 0
 
     def __post_init__(self) -> None:
         if self.time_limit_s <= 0:

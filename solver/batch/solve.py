@@ -89,7 +89,7 @@ def optimize(
         end = min(end, deadline)
     phases: dict[str, float] = {}
 
-    data = build(problem, params.weights, params.max_pairs)
+    data = build(problem, params.weights)
     t1 = time.perf_counter()
     phases["build"] = t1 - t0
     # The search stops here, leaving time to build the plan (as if every ticket were assigned:
@@ -100,25 +100,25 @@ def optimize(
     notes: list[str] = []
     bound: int | None
     if predicted <= max(_FLOW_ALWAYS_SECONDS, stop - t1):
-        flow = solve_flow(data)
+        flow = solve_flow(data, params.max_pairs)
         agent_of, n_repaired = repair_minutes(data, flow.agent_of)
         pool_of, n_pools = components(data)
         largest = int(np.bincount(pool_of).max()) if n_pools else 0
         notes.append(
             f"qualification graph: {n_pools} independent pool(s), the largest {largest} ticket(s)"
         )
-        if data.relaxed_bound is None:
-            bound = flow.cost
-            notes.append(
-                f"flow: {flow.n_arcs} arcs, optimum {flow.cost} (a lower bound on the objective)"
+        bound = flow.cost
+        flow_note = (
+            f"flow: {flow.n_arcs} arcs, optimum {flow.cost} (a lower bound on the objective)"
+        )
+        if flow.rounds:
+            flow_note += (
+                f"; solved on a core of {flow.core_pairs} of {flow.n_pairs} qualified pairs, "
+                f"proven optimal for all of them by reduced costs in {flow.rounds} round(s)"
+                if not flow.full_fallback
+                else f"; the core had not settled after {flow.rounds} round(s): solved whole"
             )
-        else:
-            bound = data.relaxed_bound
-            notes.append(
-                f"flow: {flow.n_arcs} arcs over each ticket's cheapest agents "
-                f"({len(data.pair_ticket)} of {data.pairs_before_pruning} qualified pairs), "
-                f"optimum {flow.cost} on them; bound {bound}: every ticket at its cheapest option"
-            )
+        notes.append(flow_note)
         if n_repaired:
             notes.append(f"working-minutes repair moved {n_repaired} ticket(s) off overfull agents")
     else:
