@@ -34,6 +34,12 @@ class BatchParams:
     :func:`solver.batch.data.build`); the flow is then exact on those candidates only — a
     heuristic that can cost quality — and the reported bound is a weaker one valid for all
     pairs. The benchmark instances (L: ~80k pairs) never reach it.
+
+    Churn guard (:mod:`solver.batch.moves`): an owned ticket its owner could keep changes hands
+    only when the move saves SLA cost (its own or another ticket's); ``max_moves`` (None = no
+    budget) caps how many such moves the plan keeps — the most valuable ones, by SLA cost saved.
+    Tickets whose owner cannot hold them (away, unqualified, full) move regardless and are not
+    counted.
     """
 
     weights: ObjectiveWeights = field(default_factory=ObjectiveWeights)
@@ -50,6 +56,7 @@ class BatchParams:
     move_candidates: int = 12
     local_search_share: float = 0.8
     max_pairs: int = 2_000_000
+    max_moves: int | None = None
 
     def __post_init__(self) -> None:
         if self.time_limit_s <= 0:
@@ -62,6 +69,8 @@ class BatchParams:
             raise ValueError("neighbourhood_tickets must be at least 2")
         if self.max_neighbourhoods < 0:
             raise ValueError("max_neighbourhoods must be >= 0 (0 = unlimited)")
+        if self.max_moves is not None and self.max_moves < 0:
+            raise ValueError("max_moves must be >= 0 (None = no budget)")
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -79,4 +88,5 @@ class BatchParams:
             "move_candidates": self.move_candidates,
             "local_search_share": self.local_search_share,
             "max_pairs": self.max_pairs,
+            "max_moves": self.max_moves,
         }

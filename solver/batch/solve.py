@@ -24,6 +24,7 @@ from solver.batch.costs import pair_index, schedule_groups, total_cost
 from solver.batch.data import BatchData, build
 from solver.batch.flow import components, solve_flow
 from solver.batch.lns import improve
+from solver.batch.moves import Guarded, guard
 from solver.batch.params import BatchParams
 from solver.batch.repair import repair_minutes, ticket_pair_ptr
 from solver.batch.seed import list_schedule
@@ -59,6 +60,9 @@ def optimize(problem: Problem, params: BatchParams | None = None) -> Plan:
     phases["flow"] = t2 - t1
 
     sequences, rule_of = list_schedule(data, agent_of)
+    # Churn guard (solver.batch.moves): the seed, too, moves owned tickets only to save SLA.
+    guarded = guard(data, sequences, params.max_moves)
+    sequences = guarded.sequences
     seed_cost = total_cost(data, sequences)
     t3 = time.perf_counter()
     phases["seed"] = t3 - t2
@@ -88,8 +92,10 @@ def optimize(problem: Problem, params: BatchParams | None = None) -> Plan:
     if params.use_sequencing:
         policy = "optimizer"
         result = improve(data, sequences, params, deadline)
-        sequences = result.sequences
-        final_cost = result.cost
+        improved = guard(data, result.sequences, params.max_moves, deadline)
+        improved_cost = total_cost(data, improved.sequences)
+        if improved_cost <= seed_cost:  # never worse than the (guarded) seed
+            guarded, sequences, final_cost = improved, improved.sequences, improved_cost
         rule_of.update(dict.fromkeys(result.by_local, "local"))
         rule_of.update(dict.fromkeys(result.by_cpsat, "lns"))
         notes.append(
@@ -98,11 +104,19 @@ def optimize(problem: Problem, params: BatchParams | None = None) -> Plan:
             f"objective {seed_cost} -> {final_cost}"
         )
         phases["lns"] = time.perf_counter() - t3
+    notes.append(
+        f"churn guard: {guarded.moved} owned ticket(s) moved, each saving SLA cost "
+        f"({guarded.reverted} move(s) that saved none reverted); {len(guarded.forced)} moved "
+        "because their owner cannot hold them"
+        + ("" if params.max_moves is None else f"; budget {params.max_moves} move(s)")
+    )
     phases["seed_objective"] = float(seed_cost)
 
     # The bound holds for every valid plan, so meeting it proves optimality.
     status = SolveStatus.OPTIMAL if final_cost <= bound else SolveStatus.FEASIBLE
-    return _plan(data, sequences, rule_of, policy, params, bound, phases, notes, t0, status)
+    return _plan(
+        data, sequences, rule_of, policy, params, bound, phases, notes, t0, status, guarded
+    )
 
 
 def _plan(
@@ -116,6 +130,7 @@ def _plan(
     notes: list[str],
     t0: float,
     status: SolveStatus = SolveStatus.FEASIBLE,
+    guarded: Guarded | None = None,
 ) -> Plan:
     problem = data.problem
     agents_l = [a for a, seq in sequences.items() for _ in seq]
@@ -133,14 +148,23 @@ def _plan(
     why: dict[str, tuple[Reason, ...]] = {}
     for i, (t, a) in enumerate(zip(tickets_l, agents_l, strict=True)):
         why[problem.tickets[t].id] = reasons.for_assignment(
-            data, t, a, len(sequences[a]), starts[i], ends[i], late[i], wastes[i], order_note[a]
+            data,
+            t,
+            a,
+            len(sequences[a]),
+            starts[i],
+            ends[i],
+            late[i],
+            wastes[i],
+            order_note[a],
+            guarded,
         )
     assigned = np.zeros(data.n_tickets, dtype=bool)
     assigned[tickets] = True
     queued = np.flatnonzero(~assigned)
     ptr = ticket_pair_ptr(data)
     candidates = (ptr[queued + 1] - ptr[queued]).tolist()
-    queued_why = reasons.queued_all(data, queued.tolist(), candidates)
+    queued_why = reasons.queued_all(data, queued.tolist(), candidates, guarded)
     seqs = {
         problem.agents[a].id: [problem.tickets[t].id for t in seq]
         for a, seq in sequences.items()
