@@ -88,15 +88,14 @@ def _saved(data: BatchData, move: Move) -> str:
     """Which tickets' SLA a kept move saves, in words."""
     names = []
     for x, gain in move.saves[:3]:
-        who = "its own" if x == move.ticket else f"{data.problem.tickets[x].id}'s"
+        who = "its own SLA" if x == move.ticket else f"the SLA of {data.problem.tickets[x].id}"
         names.append(f"{who} ({gain:,})")
     more = f" and {len(move.saves) - 3} more" if len(move.saves) > 3 else ""
     if not names:
         return "saves SLA cost"
     return (
-        f"saves {move.value:,} of SLA cost (breaches, weighted lateness, unassigned): "
-        + ", ".join(names)
-        + more
+        f"saves {move.value:,} of SLA cost (breaches, weighted lateness, unassigned) net; "
+        "it saves " + ", ".join(names) + more
     )
 
 

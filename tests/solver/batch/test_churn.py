@@ -163,7 +163,7 @@ def test_a_move_that_saves_its_own_sla_is_kept_and_explained() -> None:
     plan = optimize(p, FAST)
     assert plan.assignments[0].agent_id == "ann"
     churn = next(r for r in plan.assignments[0].reasons if r.rule == "churn")
-    assert "saves" in churn.detail and "its own" in churn.detail
+    assert "saves" in churn.detail and "its own SLA" in churn.detail
     # With no budget for moves it stays with bob, late, and the plan is still valid.
     plan0 = optimize(p, BatchParams(time_limit_s=1.0, max_neighbourhoods=2, max_moves=0))
     assert check_plan(p, plan0) == []
