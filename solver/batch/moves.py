@@ -5,6 +5,11 @@ yet the objective prices a move at ``ObjectiveWeights.churn`` (60) while load ba
 waste and lateness are priced per ticket: left alone, the flow and the search move owned tickets
 to shave a few load units. This post-pass makes every move earn its place.
 
+Why a post-pass rather than a higher churn weight: pricing a move at 1,000-3,000 in the
+objective also holds churn down, but the search then cannot pass through moves on its way to a
+better plan, and it loses more lateness (tight M, figures in benchmarks/README.md); here the
+search explores freely and only the moves that pay for themselves stay.
+
 A *move* is an owned ticket, in its owner's *keep set*, that ends with another agent or the team
 queue. The keep set (:func:`keep_set`) is, per owner, the owned tickets the owner is qualified
 and available for, as many as fit together in the owner's free slots, working minutes and
@@ -15,8 +20,9 @@ For each move, :func:`guard` prices its *revert*: the ticket back on its owner a
 position, and, when the owner has no room, one of the owner's other (not-owned-by-them) tickets
 handed to the agent the ticket went to (or to the queue), whichever is cheapest. A move's
 *value* is the SLA cost (breach penalties, priority-weighted lateness and unassigned penalties,
-in objective units) its revert would add — what the move saves. Moves worth nothing are
-reverted; with ``max_moves`` the least valuable are reverted until the budget holds. Reverts are
+in objective units) its revert would add — what the move saves. Moves worth less than
+``min_saving`` (:meth:`~solver.batch.params.BatchParams.min_move_saving`) are reverted; with
+``max_moves`` the least valuable are reverted until the budget holds. Reverts are
 applied greedily in ascending value, each value re-priced on the current plan before it is
 acted on. A revert never creates a new move (it only evicts tickets not owned by that agent),
 so the count falls with each one and any budget, 0 included, is met. The plan stays valid:
@@ -250,8 +256,10 @@ def guard(
     sequences: Mapping[int, Sequence[int]],
     max_moves: int | None = None,
     deadline: float | None = None,
+    min_saving: int = 1,
 ) -> Guarded:
-    """Revert the moves that save no SLA, then the least valuable beyond ``max_moves``.
+    """Revert the moves that save less than ``min_saving`` of SLA cost, then the least
+    valuable beyond ``max_moves``.
 
     ``deadline`` (a ``perf_counter`` value) stops reverting moves that are merely worthless once
     passed; the budget is enforced regardless, so the result always respects ``max_moves``.
@@ -279,7 +287,7 @@ def guard(
             continue  # an earlier revert put it back
         over = n_moved > budget
         late = deadline is not None and time.perf_counter() > deadline
-        if value > 0 and not over:
+        if value >= min_saving and not over:
             # Ascending values: every move left is worth keeping by its last price. Re-price
             # the rest once below, since reverts since then may have made one worthless.
             heapq.heappush(heap, (value, t, priced))
@@ -292,7 +300,7 @@ def guard(
         if r.value != value and priced < _MAX_REPRICE:
             heapq.heappush(heap, (r.value, t, priced + 1))
             continue
-        if r.value > 0 and not over:
+        if r.value >= min_saving and not over:
             heapq.heappush(heap, (r.value, t, priced))
             continue
         g.apply(r)
@@ -302,7 +310,7 @@ def guard(
     if deadline is None or time.perf_counter() <= deadline:
         for t in moved().tolist():
             r = g.revert(t)
-            if r is not None and r.value <= 0:
+            if r is not None and r.value < min_saving:
                 g.apply(r)
                 reverted += 1
     kept: dict[int, Move] = {}

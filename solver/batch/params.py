@@ -36,10 +36,14 @@ class BatchParams:
     pairs. The benchmark instances (L: ~80k pairs) never reach it.
 
     Churn guard (:mod:`solver.batch.moves`): an owned ticket its owner could keep changes hands
-    only when the move saves SLA cost (its own or another ticket's); ``max_moves`` (None = no
-    budget) caps how many such moves the plan keeps — the most valuable ones, by SLA cost saved.
-    Tickets whose owner cannot hold them (away, unqualified, full) move regardless and are not
-    counted.
+    only when the move saves at least ``move_saving`` of SLA cost (breach penalties, weighted
+    lateness and unassigned penalties, in objective units; its own or other tickets'). None
+    means the penalty of leaving one lowest-priority ticket unassigned (2,000 with the default
+    weights): a move must be worth at least keeping the least ticket out of the queue, and on the
+    tight M and L benchmarks that holds churn under least-loaded's while keeping the whole
+    lateness gain (figures: benchmarks/README.md). ``max_moves`` (None = no budget) caps how
+    many moves the plan keeps — the most valuable ones, by SLA cost saved. Tickets whose owner
+    cannot hold them (away, unqualified, full) move regardless and are not counted.
     """
 
     weights: ObjectiveWeights = field(default_factory=ObjectiveWeights)
@@ -57,6 +61,7 @@ class BatchParams:
     local_search_share: float = 0.8
     max_pairs: int = 2_000_000
     max_moves: int | None = None
+    move_saving: int | None = None
 
     def __post_init__(self) -> None:
         if self.time_limit_s <= 0:
@@ -71,6 +76,15 @@ class BatchParams:
             raise ValueError("max_neighbourhoods must be >= 0 (0 = unlimited)")
         if self.max_moves is not None and self.max_moves < 0:
             raise ValueError("max_moves must be >= 0 (None = no budget)")
+        if self.move_saving is not None and self.move_saving < 1:
+            raise ValueError("move_saving must be at least 1 (a move must save something)")
+
+    def min_move_saving(self) -> int:
+        """The SLA cost a move must save: ``move_saving``, or one lowest-priority ticket's
+        unassigned penalty."""
+        if self.move_saving is not None:
+            return self.move_saving
+        return self.weights.unassigned * min(int(v) for v in self.weights.priority.values())
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -89,4 +103,5 @@ class BatchParams:
             "local_search_share": self.local_search_share,
             "max_pairs": self.max_pairs,
             "max_moves": self.max_moves,
+            "move_saving": self.move_saving,
         }

@@ -62,7 +62,7 @@ def optimize(problem: Problem, params: BatchParams | None = None) -> Plan:
     sequences, rule_of = list_schedule(data, agent_of)
     # Churn guard (solver.batch.moves): the seed, too, moves owned tickets only to save SLA.
     guard_started = time.perf_counter()
-    guarded = guard(data, sequences, params.max_moves)
+    guarded = guard(data, sequences, params.max_moves, min_saving=params.min_move_saving())
     guard_s = time.perf_counter() - guard_started
     sequences = guarded.sequences
     seed_cost = total_cost(data, sequences)
@@ -96,7 +96,9 @@ def optimize(problem: Problem, params: BatchParams | None = None) -> Plan:
         # The search stops early enough for the guard to run again on its result (twice what
         # it took on the seed: the search leaves more moves to price).
         result = improve(data, sequences, params, deadline - 2.0 * guard_s)
-        improved = guard(data, result.sequences, params.max_moves)
+        improved = guard(
+            data, result.sequences, params.max_moves, min_saving=params.min_move_saving()
+        )
         improved_cost = total_cost(data, improved.sequences)
         if improved_cost <= seed_cost:  # never worse than the (guarded) seed
             guarded, sequences, final_cost = improved, improved.sequences, improved_cost
@@ -109,9 +111,9 @@ def optimize(problem: Problem, params: BatchParams | None = None) -> Plan:
         )
         phases["lns"] = time.perf_counter() - t3
     notes.append(
-        f"churn guard: {guarded.moved} owned ticket(s) moved, each saving SLA cost "
-        f"({guarded.reverted} move(s) that saved none reverted); {len(guarded.forced)} moved "
-        "because their owner cannot hold them"
+        f"churn guard: {guarded.moved} owned ticket(s) moved, each saving at least "
+        f"{params.min_move_saving():,} of SLA cost ({guarded.reverted} move(s) saving less "
+        f"reverted); {len(guarded.forced)} moved because their owner cannot hold them"
         + ("" if params.max_moves is None else f"; budget {params.max_moves} move(s)")
     )
     phases["seed_objective"] = float(seed_cost)
