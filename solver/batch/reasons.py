@@ -192,6 +192,8 @@ def for_queued(
         detail = f"taken back from {ticket.owner_agent}"
         if move is not None:
             detail += f": {_saved(data, move)}"
+        elif guarded is not None and t in guarded.forced:
+            detail += ", who cannot hold it (away, unqualified, or without the slots or minutes)"
         out.append(Reason("churn", detail, float(data.weights.churn)))
     return tuple(out)
 
