@@ -33,7 +33,7 @@ DAY = Interval(NOW, NOW + timedelta(hours=8))
 def owned_problem(seed: int, share_owned: float = 0.6) -> Problem:
     """A tight random queue where most tickets already have a qualified owner."""
     p = random_problem(seed, n_agents=6, n_tickets=24, tight=True, days=1)
-    holders = [a for a in p.agents]
+    holders = list(p.agents)
     tickets = []
     for i, t in enumerate(p.tickets):
         owner = None
@@ -45,29 +45,8 @@ def owned_problem(seed: int, share_owned: float = 0.6) -> Problem:
             ]
             if qualified:
                 owner = qualified[(i + seed) % len(qualified)]
-        tickets.append(
-            Ticket(
-                t.id,
-                t.team,
-                required_skills=t.required_skills,
-                priority=t.priority,
-                created_at=t.created_at,
-                first_response_due=t.first_response_due,
-                resolution_due=t.resolution_due,
-                effort_minutes=t.effort_minutes,
-                owner_agent=owner,
-                previous_agent=t.previous_agent,
-                channel=t.channel,
-            )
-        )
-    return Problem(
-        now=p.now,
-        agents=p.agents,
-        tickets=tuple(tickets),
-        skills=p.skills,
-        teams=p.teams,
-        horizon_end=p.horizon_end,
-    )
+        tickets.append(replace(t, owner_agent=owner))
+    return replace(p, tickets=tuple(tickets))
 
 
 def moved(p: Problem, plan: Plan, params: BatchParams) -> int:
