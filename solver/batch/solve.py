@@ -62,8 +62,9 @@ def optimize(problem: Problem, params: BatchParams | None = None) -> Plan:
     sequences, rule_of = list_schedule(data, agent_of)
     # Churn guard (solver.batch.moves): the seed, too, moves owned tickets only to save SLA.
     guard_started = time.perf_counter()
-    guarded = guard(data, sequences, params.max_moves, min_saving=params.min_move_saving())
+    guarded = guard(data, sequences, params.max_moves, deadline, params.min_move_saving())
     guard_s = time.perf_counter() - guard_started
+    phases["guard_seed"] = guard_s
     sequences = guarded.sequences
     seed_cost = total_cost(data, sequences)
     t3 = time.perf_counter()
@@ -96,9 +97,11 @@ def optimize(problem: Problem, params: BatchParams | None = None) -> Plan:
         # The search stops early enough for the guard to run again on its result (twice what
         # it took on the seed: the search leaves more moves to price).
         result = improve(data, sequences, params, deadline - 2.0 * guard_s)
+        guard_started = time.perf_counter()
         improved = guard(
-            data, result.sequences, params.max_moves, min_saving=params.min_move_saving()
+            data, result.sequences, params.max_moves, deadline, params.min_move_saving()
         )
+        phases["guard"] = time.perf_counter() - guard_started
         improved_cost = total_cost(data, improved.sequences)
         if improved_cost <= seed_cost:  # never worse than the (guarded) seed
             guarded, sequences, final_cost = improved, improved.sequences, improved_cost
