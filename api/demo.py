@@ -3,7 +3,8 @@
 It shows a support manager, in half a minute, what the optimizer does that today's routing
 rules do not: the same queue assigned by round-robin, least-loaded, first-qualified and the
 optimizer, compared on SLA breaches, lateness, unassigned tickets, churn and load spread, with
-a few of the optimizer's decisions explained. The organisation comes from
+a few of the optimizer's decisions explained, and every ticket it took from the agent who held it
+(from whom, to whom, and which ticket's SLA the move saves). The organisation comes from
 :mod:`scenarios.generate` (seeded, so a run can be repeated); every plan is checked with the
 solver's own validator before it is shown.
 """
@@ -62,6 +63,7 @@ def run_demo(
     _verdict(console, outcomes)
     optimizer = next(o for o in outcomes if o.name == "optimizer")
     _examples(console, problem, optimizer.plan)
+    _moves(console, problem, optimizer.plan)
     invalid = [o for o in outcomes if o.violations]
     for o in invalid:
         console.print(f"[red]{o.name}: {o.violations} hard-rule violation(s)[/]")
@@ -266,4 +268,46 @@ def _examples(console: Console, problem: Problem, plan: Plan) -> None:
             f"team queue: {q.team_id}",
             "\n".join(f"[bold]{r.rule}[/]: {r.detail}" for r in q.reasons),
         )
+    console.print(table)
+
+
+# The most moves the demo lists one by one; the rest are counted.
+_MAX_MOVES_SHOWN = 40
+
+
+def _moves(console: Console, problem: Problem, plan: Plan) -> None:
+    """Every owned ticket the optimizer gave to someone else (or the queue), and why."""
+    by_ticket = plan.by_ticket()
+    queued = {q.ticket_id: q for q in plan.queued}
+    rows: list[tuple[str, str, str, str]] = []
+    for t in problem.tickets:
+        if t.owner_agent is None:
+            continue
+        a = by_ticket.get(t.id)
+        if a is not None and a.agent_id == t.owner_agent:
+            continue
+        reasons = a.reasons if a is not None else queued[t.id].reasons
+        why = next((r.detail for r in reasons if r.rule == "churn"), "")
+        to = a.agent_id if a is not None else f"team queue: {queued[t.id].team_id}"
+        label = f"{t.id} [dim]({PRIORITY_NAMES[t.priority]})[/]"
+        rows.append((label, t.owner_agent, to, why))
+    owned = sum(t.owner_agent is not None for t in problem.tickets)
+    if not rows:
+        console.print(f"The optimizer kept all {owned} owned tickets with their owners.")
+        return
+    table = Table(
+        title=(
+            f"Owned tickets the optimizer moved: {len(rows)} of {owned} "
+            "(each move must save an SLA, or its owner cannot hold the ticket)"
+        ),
+        title_justify="left",
+    )
+    table.add_column("ticket", max_width=30)
+    table.add_column("from", max_width=18)
+    table.add_column("to", max_width=22)
+    table.add_column("why", ratio=1)
+    for row in rows[:_MAX_MOVES_SHOWN]:
+        table.add_row(*row)
+    if len(rows) > _MAX_MOVES_SHOWN:
+        table.add_row(f"… and {len(rows) - _MAX_MOVES_SHOWN} more", "", "", "")
     console.print(table)

@@ -4,12 +4,15 @@
     python -m benchmarks.solver --sizes L --time-limit 60
     python -m benchmarks.solver --sizes S,M --tight --policies least-loaded,optimizer
     python -m benchmarks.solver --scale              # dense 1,000 x 10,000: limits that hold
+    python -m benchmarks.solver --sizes M:tight --max-moves 40   # the optimizer's move budget
 
 For each instance and policy it prints the weighted SLA penalty (breach penalties plus
 priority-weighted lateness, in objective units), breaches, priority-weighted lateness minutes,
 unassigned tickets, churn, load spread, the objective, wall time, peak memory and the number of
 hard-rule violations — and, beside each figure, its ratio to least-loaded's on the same
-instance. Figures come from :func:`solver.validation.evaluate`, validity from
+instance. Churn (owned tickets that end with another agent or the queue) is printed right
+under weighted lateness, since the optimizer's lateness gain must not be bought with
+reassignments. Figures come from :func:`solver.validation.evaluate`, validity from
 :func:`solver.validation.check_plan`, never from what a policy reports about itself.
 
 Each (instance, policy) runs in a fresh process (``multiprocessing`` *spawn*), so the peak RSS
@@ -53,6 +56,8 @@ class Run:
     seed: int
     policy: str
     time_limit_s: float
+    max_moves: int | None = None
+    churn_weight: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,15 +87,32 @@ def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
-def solve_with(policy: str, problem: object, time_limit_s: float, seed: int) -> object:
+def solve_with(
+    policy: str,
+    problem: object,
+    time_limit_s: float,
+    seed: int,
+    max_moves: int | None = None,
+    churn_weight: int | None = None,
+) -> object:
     """Run ``policy`` (a registry name or ``optimizer-seed``) on ``problem``."""
     from solver.policies import POLICIES, PolicyParams
 
     if policy in ("optimizer", "optimizer-seed"):
-        from solver.batch import BatchParams, optimize
+        from dataclasses import replace
 
+        from solver.batch import BatchParams, optimize
+        from solver.objective import ObjectiveWeights
+
+        weights = ObjectiveWeights()
+        if churn_weight is not None:
+            weights = replace(weights, churn=churn_weight)
         params = BatchParams(
-            time_limit_s=time_limit_s, seed=seed, use_sequencing=policy == "optimizer"
+            weights=weights,
+            time_limit_s=time_limit_s,
+            seed=seed,
+            use_sequencing=policy == "optimizer",
+            max_moves=max_moves,
         )
         return optimize(problem, params)  # type: ignore[arg-type]
     if policy not in POLICIES:
@@ -110,7 +132,9 @@ def run_one(run: Run) -> Result:
     bank_for(problem)
     base = _rss_mib()
     started = time.perf_counter()
-    plan = solve_with(run.policy, problem, run.time_limit_s, run.seed)
+    plan = solve_with(
+        run.policy, problem, run.time_limit_s, run.seed, run.max_moves, run.churn_weight
+    )
     wall = time.perf_counter() - started
     peak = _rss_mib()
     violations = check_plan(problem, plan)  # type: ignore[arg-type]
@@ -352,8 +376,8 @@ FIGURES = (
     ("SLA penalty", "sla_penalty", "{:,.0f}"),
     ("breaches", "breaches", "{:,}"),
     ("w. lateness min", "weighted_lateness", "{:,}"),
-    ("unassigned", "unassigned", "{:,}"),
     ("churn", "churn", "{:,}"),
+    ("unassigned", "unassigned", "{:,}"),
     ("load spread", "load_spread", "{:,}"),
     ("objective", "objective", "{:,.0f}"),
     ("wall s", "wall_s", "{:.2f}"),
@@ -416,6 +440,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--policies", default=",".join(ALL_POLICIES), help="comma-separated")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--max-moves",
+        type=int,
+        default=None,
+        help="the optimizer's budget of owned tickets it may move (default: no budget)",
+    )
+    parser.add_argument(
+        "--churn-weight",
+        type=int,
+        default=None,
+        help="the optimizer's ObjectiveWeights.churn (default: the objective's own)",
+    )
+    parser.add_argument(
         "--inline", action="store_true", help="run in this process (peak memory is then shared)"
     )
     parser.add_argument("--json", help="also write the results to this JSON file")
@@ -445,7 +481,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for size, tight in instances:
         results: list[Result] = []
         for policy in policies:
-            run = Run(size, tight, args.seed, policy, args.time_limit)
+            run = Run(
+                size, tight, args.seed, policy, args.time_limit, args.max_moves, args.churn_weight
+            )
             label = f"{size}{' tight' if tight else ''} / {policy}"
             with console.status(f"running {label}…"):
                 result = run_one(run) if args.inline else run_isolated(run)

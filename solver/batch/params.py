@@ -35,6 +35,16 @@ class BatchParams:
     default: at 1,000 x 10,000 with 2.6 M pairs OR-Tools solves the whole network faster
     (2.2-2.9 s) than the core's 6-12 cold re-solves (2.7-4 s; figures: benchmarks/README.md,
     Exact at density). No pair is ever pruned: pruning made the flow a heuristic.
+
+    Churn guard (:mod:`solver.batch.moves`): an owned ticket its owner could keep changes hands
+    only when the move saves at least ``move_saving`` of SLA cost (breach penalties, weighted
+    lateness and unassigned penalties, in objective units; its own or other tickets'). None
+    means the penalty of leaving one lowest-priority ticket unassigned (2,000 with the default
+    weights): a move must be worth at least keeping the least ticket out of the queue, and on the
+    tight M and L benchmarks that holds churn under least-loaded's while keeping the whole
+    lateness gain (figures: benchmarks/README.md). ``max_moves`` (None = no budget) caps how
+    many moves the plan keeps — the most valuable ones, by SLA cost saved. Tickets whose owner
+    cannot hold them (away, unqualified, full) move regardless and are not counted.
     """
 
     weights: ObjectiveWeights = field(default_factory=ObjectiveWeights)
@@ -51,6 +61,8 @@ class BatchParams:
     move_candidates: int = 12
     local_search_share: float = 0.8
     max_pairs: int = 0
+    max_moves: int | None = None
+    move_saving: int | None = None
 
     def __post_init__(self) -> None:
         if self.time_limit_s <= 0:
@@ -63,6 +75,17 @@ class BatchParams:
             raise ValueError("neighbourhood_tickets must be at least 2")
         if self.max_neighbourhoods < 0:
             raise ValueError("max_neighbourhoods must be >= 0 (0 = unlimited)")
+        if self.max_moves is not None and self.max_moves < 0:
+            raise ValueError("max_moves must be >= 0 (None = no budget)")
+        if self.move_saving is not None and self.move_saving < 1:
+            raise ValueError("move_saving must be at least 1 (a move must save something)")
+
+    def min_move_saving(self) -> int:
+        """The SLA cost a move must save: ``move_saving``, or one lowest-priority ticket's
+        unassigned penalty."""
+        if self.move_saving is not None:
+            return self.move_saving
+        return self.weights.unassigned * min(int(v) for v in self.weights.priority.values())
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -80,4 +103,6 @@ class BatchParams:
             "move_candidates": self.move_candidates,
             "local_search_share": self.local_search_share,
             "max_pairs": self.max_pairs,
+            "max_moves": self.max_moves,
+            "move_saving": self.move_saving,
         }

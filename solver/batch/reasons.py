@@ -13,6 +13,7 @@ from functools import lru_cache
 
 from solver.batch import edf
 from solver.batch.data import NO_DEADLINE, BatchData
+from solver.batch.moves import Guarded, Move
 from solver.plan import Reason
 from solver.problem import TeamScope
 from solver.timegrid import from_minute
@@ -83,13 +84,38 @@ def continuity(data: BatchData, t: int, a: int) -> Reason | None:
     )
 
 
-def churn(data: BatchData, t: int, a: int) -> Reason | None:
+def _saved(data: BatchData, move: Move) -> str:
+    """Which tickets' SLA a kept move saves, in words."""
+    names = []
+    for x, gain in move.saves[:3]:
+        who = "its own SLA" if x == move.ticket else f"the SLA of {data.problem.tickets[x].id}"
+        names.append(f"{who} ({gain:,})")
+    more = f" and {len(move.saves) - 3} more" if len(move.saves) > 3 else ""
+    if not names:
+        return "saves SLA cost"
+    return (
+        f"saves {move.value:,} of SLA cost (breaches, weighted lateness, unassigned) net; "
+        "it saves " + ", ".join(names) + more
+    )
+
+
+def churn(data: BatchData, t: int, a: int, guarded: Guarded | None = None) -> Reason | None:
     owner = data.problem.tickets[t].owner_agent
     if owner is None:
         return None
     if int(data.owner[t]) == a:
         return Reason("churn", "stays with its current owner", 0.0)
-    return Reason("churn", f"moved from its current owner {owner}", float(data.weights.churn))
+    move = guarded.moves.get(t) if guarded is not None else None
+    if move is not None:
+        detail = f"moved from its current owner {owner}: {_saved(data, move)}"
+    elif guarded is not None and t in guarded.forced:
+        detail = (
+            f"moved from its current owner {owner}, who cannot hold it "
+            "(away, unqualified, or without the slots or minutes)"
+        )
+    else:
+        detail = f"moved from its current owner {owner}"
+    return Reason("churn", detail, float(data.weights.churn))
 
 
 def for_assignment(
@@ -102,11 +128,12 @@ def for_assignment(
     late_cost: int,
     waste: int,
     seq_rule: str,
+    guarded: Guarded | None = None,
 ) -> tuple[Reason, ...]:
     lent = borrowed(data, t, a)  # first: the one-line history reason names the lender
     out = [] if lent is None else [lent]
     out += [skills(data, t, a, waste), sla(data, t, start, end, late_cost), load(data, a, new)]
-    out.extend(r for r in (continuity(data, t, a), churn(data, t, a)) if r is not None)
+    out.extend(r for r in (continuity(data, t, a), churn(data, t, a, guarded)) if r is not None)
     out.append(Reason("order", seq_rule, 0.0))
     return tuple(out)
 
@@ -132,7 +159,9 @@ def order_detail(data: BatchData, a: int, seq: Sequence[int], rule: str) -> str:
     return f"{how}; not every deadline of this agent's tickets can be met (EDF demand bound)"
 
 
-def for_queued(data: BatchData, t: int, n_candidates: int) -> tuple[Reason, ...]:
+def for_queued(
+    data: BatchData, t: int, n_candidates: int, guarded: Guarded | None = None
+) -> tuple[Reason, ...]:
     ticket = data.problem.tickets[t]
     need = ", ".join(f"{s}>={lvl}" for s, lvl in ticket.required_skills.items()) or "nothing"
     cost = float(data.queue_cost[t])
@@ -159,16 +188,23 @@ def for_queued(data: BatchData, t: int, n_candidates: int) -> tuple[Reason, ...]
             )
         )
     if ticket.owner_agent is not None:
-        out.append(
-            Reason("churn", f"taken back from {ticket.owner_agent}", float(data.weights.churn))
-        )
+        move = guarded.moves.get(t) if guarded is not None else None
+        detail = f"taken back from {ticket.owner_agent}"
+        if move is not None:
+            detail += f": {_saved(data, move)}"
+        elif guarded is not None and t in guarded.forced:
+            detail += ", who cannot hold it (away, unqualified, or without the slots or minutes)"
+        out.append(Reason("churn", detail, float(data.weights.churn)))
     return tuple(out)
 
 
 def queued_all(
-    data: BatchData, tickets: Sequence[int], candidates: Sequence[int]
+    data: BatchData,
+    tickets: Sequence[int],
+    candidates: Sequence[int],
+    guarded: Guarded | None = None,
 ) -> dict[str, tuple[Reason, ...]]:
     return {
-        data.problem.tickets[t].id: for_queued(data, t, c)
+        data.problem.tickets[t].id: for_queued(data, t, c, guarded)
         for t, c in zip(tickets, candidates, strict=True)
     }

@@ -32,6 +32,7 @@ from solver.batch.costs import pair_index, schedule_groups, total_cost
 from solver.batch.data import BatchData, build
 from solver.batch.flow import components, solve_flow
 from solver.batch.lns import improve
+from solver.batch.moves import Guarded, guard
 from solver.batch.params import BatchParams
 from solver.batch.repair import repair_minutes, ticket_pair_ptr
 from solver.batch.seed import greedy_assign, list_schedule
@@ -136,6 +137,12 @@ def optimize(
     phases["flow_predicted"] = predicted
 
     sequences, rule_of = list_schedule(data, agent_of)
+    # Churn guard (solver.batch.moves): the seed, too, moves owned tickets only to save SLA.
+    guard_started = time.perf_counter()
+    guarded = guard(data, sequences, params.max_moves, stop, params.min_move_saving())
+    guard_s = time.perf_counter() - guard_started
+    phases["guard_seed"] = guard_s
+    sequences = guarded.sequences
     seed_cost = total_cost(data, sequences)
     t3 = time.perf_counter()
     phases["seed"] = t3 - t2
@@ -144,10 +151,19 @@ def optimize(
     final_cost = seed_cost
     if params.use_sequencing:
         policy = "optimizer"
-        if stop - t3 >= _MIN_SEARCH_SECONDS:
-            result = improve(data, sequences, params, stop)
-            sequences = result.sequences
-            final_cost = result.cost
+        # The search stops early enough for the guard to run again on its result (twice what
+        # it took on the seed: the search leaves more moves to price).
+        search_stop = stop - 2.0 * guard_s
+        if search_stop - t3 >= _MIN_SEARCH_SECONDS:
+            result = improve(data, sequences, params, search_stop)
+            guard_started = time.perf_counter()
+            improved = guard(
+                data, result.sequences, params.max_moves, stop, params.min_move_saving()
+            )
+            phases["guard"] = time.perf_counter() - guard_started
+            improved_cost = total_cost(data, improved.sequences)
+            if improved_cost <= seed_cost:  # never worse than the (guarded) seed
+                guarded, sequences, final_cost = improved, improved.sequences, improved_cost
             rule_of.update(dict.fromkeys(result.by_local, "local"))
             rule_of.update(dict.fromkeys(result.by_cpsat, "lns"))
             notes.append(
@@ -158,16 +174,24 @@ def optimize(
         else:
             notes.append(
                 f"deadline: no time left for the local search or CP-SAT "
-                f"({max(0.0, stop - t3):.3f} s); the plan is the seed"
+                f"({max(0.0, search_stop - t3):.3f} s); the plan is the seed"
             )
         phases["lns"] = time.perf_counter() - t3
+    notes.append(
+        f"churn guard: {guarded.moved} owned ticket(s) moved, each saving at least "
+        f"{params.min_move_saving():,} of SLA cost ({guarded.reverted} move(s) saving less "
+        f"reverted); {len(guarded.forced)} moved because their owner cannot hold them"
+        + ("" if params.max_moves is None else f"; budget {params.max_moves} move(s)")
+    )
     phases["seed_objective"] = float(seed_cost)
     phases["plan_predicted"] = end - stop
 
     # The bound holds for every valid plan, so meeting it proves optimality.
     optimal = bound is not None and final_cost <= bound
     status = SolveStatus.OPTIMAL if optimal else SolveStatus.FEASIBLE
-    return _plan(data, sequences, rule_of, policy, params, bound, phases, notes, t0, status)
+    return _plan(
+        data, sequences, rule_of, policy, params, bound, phases, notes, t0, status, guarded
+    )
 
 
 def _plan(
@@ -181,6 +205,7 @@ def _plan(
     notes: list[str],
     t0: float,
     status: SolveStatus = SolveStatus.FEASIBLE,
+    guarded: Guarded | None = None,
 ) -> Plan:
     problem = data.problem
     agents_l = [a for a, seq in sequences.items() for _ in seq]
@@ -198,14 +223,23 @@ def _plan(
     why: dict[str, tuple[Reason, ...]] = {}
     for i, (t, a) in enumerate(zip(tickets_l, agents_l, strict=True)):
         why[problem.tickets[t].id] = reasons.for_assignment(
-            data, t, a, len(sequences[a]), starts[i], ends[i], late[i], wastes[i], order_note[a]
+            data,
+            t,
+            a,
+            len(sequences[a]),
+            starts[i],
+            ends[i],
+            late[i],
+            wastes[i],
+            order_note[a],
+            guarded,
         )
     assigned = np.zeros(data.n_tickets, dtype=bool)
     assigned[tickets] = True
     queued = np.flatnonzero(~assigned)
     ptr = ticket_pair_ptr(data)
     candidates = (ptr[queued + 1] - ptr[queued]).tolist()
-    queued_why = reasons.queued_all(data, queued.tolist(), candidates)
+    queued_why = reasons.queued_all(data, queued.tolist(), candidates, guarded)
     seqs = {
         problem.agents[a].id: [problem.tickets[t].id for t in seq]
         for a, seq in sequences.items()

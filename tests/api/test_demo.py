@@ -23,6 +23,8 @@ def test_run_demo_prints_every_policy_and_example_reasons() -> None:
         assert column in text
     assert "14 agents" in text and "50 open tickets" in text
     assert "skills:" in text and "sla:" in text  # the optimizer's reasons are shown
+    # Every owned ticket the optimizer moved is listed with from, to and why.
+    assert "Owned tickets the optimizer moved" in text or "kept all" in text
 
 
 def test_switchboard_demo_command_dispatches(capsys: pytest.CaptureFixture[str]) -> None:

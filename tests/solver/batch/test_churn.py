@@ -1,0 +1,156 @@
+"""The churn guard: owned tickets change hands only to save an SLA, within ``max_moves``.
+
+A move is an owned ticket in its owner's keep set (:func:`solver.batch.moves.keep_set`) that ends
+with someone else or the queue; forced moves (the owner cannot hold it) are not counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from solver.batch import BatchParams, optimize
+from solver.batch.data import build
+from solver.batch.moves import keep_set
+from solver.plan import Plan
+from solver.problem import Agent, Interval, Priority, Problem, Skill, Team, Ticket
+from solver.validation import check_plan, evaluate
+from tests.solver.batch.test_factories import NOW, random_problem
+
+FAST = BatchParams(
+    time_limit_s=1.0,
+    neighbourhood_time_s=0.2,
+    neighbourhood_dtime=0.05,
+    max_neighbourhoods=4,
+    workers=1,
+)
+DAY = Interval(NOW, NOW + timedelta(hours=8))
+
+
+def owned_problem(seed: int, share_owned: float = 0.6) -> Problem:
+    """A tight random queue where most tickets already have a qualified owner."""
+    p = random_problem(seed, n_agents=6, n_tickets=24, tight=True, days=1)
+    holders = list(p.agents)
+    tickets = []
+    for i, t in enumerate(p.tickets):
+        owner = None
+        if (i * 7919 + seed) % 100 < share_owned * 100:
+            qualified = [
+                a.id
+                for a in holders
+                if all(a.skills.get(s, 0) >= lvl for s, lvl in t.required_skills.items())
+            ]
+            if qualified:
+                owner = qualified[(i + seed) % len(qualified)]
+        tickets.append(replace(t, owner_agent=owner))
+    return replace(p, tickets=tuple(tickets))
+
+
+def moved(p: Problem, plan: Plan, params: BatchParams) -> int:
+    """Owned tickets of the keep set not with their owner (the moves a budget counts)."""
+    data = build(p, params.weights, params.max_pairs)
+    keep, _ = keep_set(data)
+    where = {a.ticket_id: a.agent_id for a in plan.assignments}
+    return sum(where.get(p.tickets[t].id) != p.tickets[t].owner_agent for t in keep.tolist())
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), budget=st.integers(0, 4))
+def test_any_budget_is_met_and_the_plan_stays_valid(seed: int, budget: int) -> None:
+    p = owned_problem(seed)
+    params = BatchParams(
+        time_limit_s=1.0,
+        neighbourhood_time_s=0.2,
+        neighbourhood_dtime=0.05,
+        max_neighbourhoods=4,
+        workers=1,
+        max_moves=budget,
+        seed=seed,
+    )
+    plan = optimize(p, params)
+    assert check_plan(p, plan) == []
+    assert plan.stats.objective == evaluate(p, plan, params.weights).objective
+    assert moved(p, plan, params) <= budget
+
+
+def test_every_kept_move_names_the_sla_it_saves() -> None:
+    p = owned_problem(3, share_owned=0.9)
+    plan = optimize(p, replace(FAST, move_saving=1))  # keep every move that saves anything
+    assert check_plan(p, plan) == []
+    checked = 0
+    owners = {t.id: t.owner_agent for t in p.tickets}
+    data = build(p, FAST.weights)
+    keep, _ = keep_set(data)
+    keepable = {p.tickets[t].id for t in keep.tolist()}
+    for a in plan.assignments:
+        if a.ticket_id in keepable and a.agent_id != owners[a.ticket_id]:
+            churn = [r for r in a.reasons if r.rule == "churn"]
+            assert churn and "saves" in churn[0].detail, churn
+            checked += 1
+    assert checked > 0
+
+
+def test_a_move_that_saves_no_sla_is_reverted() -> None:
+    # bob owns t1 and has room and time; ann is free. Load balance alone (bob already has open
+    # work) would pay for moving t1 to ann, but no deadline is at stake: t1 stays with bob.
+    ann = Agent("ann", "support", skills={"billing": 3}, capacity=9, shifts=(DAY,))
+    bob = Agent("bob", "support", skills={"billing": 3}, capacity=9, shifts=(DAY,), open_tickets=7)
+    t1 = Ticket(
+        "t1",
+        "support",
+        required_skills={"billing": 3},
+        created_at=NOW - timedelta(hours=1),
+        owner_agent="bob",
+    )
+    p = Problem(
+        now=NOW,
+        agents=(ann, bob),
+        tickets=(t1,),
+        skills=(Skill("billing"),),
+        teams=(Team("support"),),
+        horizon_end=NOW + timedelta(days=1),
+    )
+    plan = optimize(p, FAST)
+    assert check_plan(p, plan) == []
+    assert plan.assignments[0].agent_id == "bob"
+
+
+def test_a_move_that_saves_its_own_sla_is_kept_and_explained() -> None:
+    # bob owns t1 but is buried in backlog: urgent t1 would breach with him (8 x (120 + 210 min)
+    # = 2,640 of SLA cost, above the 2,000 a move must save) and is on time with ann.
+    ann = Agent("ann", "support", skills={"billing": 3}, capacity=9, shifts=(DAY,))
+    bob = Agent(
+        "bob", "support", skills={"billing": 3}, capacity=9, shifts=(DAY,), backlog_minutes=300
+    )
+    t1 = Ticket(
+        "t1",
+        "support",
+        required_skills={"billing": 3},
+        created_at=NOW - timedelta(hours=1),
+        resolution_due=NOW + timedelta(hours=2),
+        effort_minutes=30,
+        priority=Priority.URGENT,
+        owner_agent="bob",
+    )
+    p = Problem(
+        now=NOW,
+        agents=(ann, bob),
+        tickets=(t1,),
+        skills=(Skill("billing"),),
+        teams=(Team("support"),),
+        horizon_end=NOW + timedelta(days=1),
+    )
+    plan = optimize(p, FAST)
+    assert plan.assignments[0].agent_id == "ann"
+    churn = next(r for r in plan.assignments[0].reasons if r.rule == "churn")
+    assert "saves" in churn.detail and "its own SLA" in churn.detail
+    # With no budget for moves it stays with bob, late, and the plan is still valid.
+    plan0 = optimize(p, BatchParams(time_limit_s=1.0, max_neighbourhoods=2, max_moves=0))
+    assert check_plan(p, plan0) == []
+    assert plan0.assignments[0].agent_id == "bob"
+    # Nor does it move when a move must save more than it does.
+    plan_hi = optimize(p, BatchParams(time_limit_s=1.0, max_neighbourhoods=2, move_saving=3000))
+    assert plan_hi.assignments[0].agent_id == "bob"
