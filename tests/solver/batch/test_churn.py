@@ -51,7 +51,7 @@ def owned_problem(seed: int, share_owned: float = 0.6) -> Problem:
 
 def moved(p: Problem, plan: Plan, params: BatchParams) -> int:
     """Owned tickets of the keep set not with their owner (the moves a budget counts)."""
-    data = build(p, params.weights, params.max_pairs)
+    data = build(p, params.weights)
     keep, _ = keep_set(data)
     where = {a.ticket_id: a.agent_id for a in plan.assignments}
     return sum(where.get(p.tickets[t].id) != p.tickets[t].owner_agent for t in keep.tolist())

@@ -103,9 +103,13 @@ def test_a_plan_returned_at_any_deadline_is_valid_and_never_worse_than_the_seed(
         assert plan.stats.bound is None  # no flow, no proven bound: no gap is reported
         assert any("greedy proposal rounds" in n for n in plan.stats.notes)
     else:
-        # The flow is always worth running on a queue this small: the seed is the flow's.
+        # The flow is always worth running on a queue this small: the seed is the flow's, and
+        # its optimum is the bound. (The seed's objective itself may differ from an unhurried
+        # run's: the churn guard reverts worthless moves only while time is left.)
         unbounded = optimize(p, BatchParams(use_sequencing=False))
-        assert plan.stats.phases["seed_objective"] == unbounded.stats.objective
+        assert plan.stats.bound is not None
+        assert plan.stats.bound == unbounded.stats.bound
+        assert not any("greedy proposal rounds" in n for n in plan.stats.notes)
 
 
 @settings(max_examples=30, deadline=None)
