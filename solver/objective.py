@@ -21,7 +21,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from solver.problem import Priority
+from solver.errors import ProblemError
+from solver.problem import Priority, _check_int
+
+# Upper bound of every weight: the objective is minutes x weights summed over a queue in int64.
+MAX_WEIGHT = 1_000_000
 
 DEFAULT_PRIORITY_WEIGHTS: Mapping[int, int] = MappingProxyType(
     {Priority.LOW: 1, Priority.NORMAL: 2, Priority.HIGH: 4, Priority.URGENT: 8}
@@ -41,6 +45,21 @@ class ObjectiveWeights:
     expertise_waste: int = 4
     discontinuity: int = 10
     borrow: int = 1000
+
+    def __post_init__(self) -> None:
+        for name in (
+            "breach", "lateness_per_minute", "unassigned", "churn", "load", "expertise_waste",
+            "discontinuity", "borrow",
+        ):  # fmt: skip
+            _check_int(getattr(self, name), name, minimum=0, maximum=MAX_WEIGHT)
+        if not isinstance(self.priority, Mapping):
+            raise ProblemError("priority", "must be a mapping of priority to weight")
+        for key, weight in self.priority.items():
+            try:
+                Priority(key)
+            except ValueError:
+                raise ProblemError("priority", f"unknown priority {key!r}") from None
+            _check_int(weight, f"priority.{int(key)}", minimum=0, maximum=MAX_WEIGHT)
 
     def priority_weight(self, priority: int) -> int:
         return int(self.priority[int(priority)])

@@ -64,3 +64,17 @@ def test_jit_weights_are_bounded() -> None:
     assert err.value.field == "day_load"
     with pytest.raises(ProblemError):
         JitWeights(scarcity=-1)
+
+
+def test_objective_weights_are_bounded() -> None:
+    from solver.objective import MAX_WEIGHT, ObjectiveWeights
+
+    ObjectiveWeights(churn=MAX_WEIGHT)
+    with pytest.raises(ProblemError) as err:
+        ObjectiveWeights(lateness_per_minute=HUGE)
+    assert err.value.field == "lateness_per_minute"
+    with pytest.raises(ProblemError) as err:
+        ObjectiveWeights(priority={1: 1, 2: HUGE})
+    assert err.value.field == "priority.2"
+    with pytest.raises(ProblemError):
+        ObjectiveWeights(priority={9: 1})
