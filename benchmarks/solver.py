@@ -238,7 +238,7 @@ def run_scale_one(limit_s: float, seed: int) -> ScaleRun:
     wall = time.perf_counter() - started
     load = _loadavg()
     ev = evaluate(problem, plan)
-    pairs = len(build(problem, params.weights, 0).pair_ticket)
+    pairs = len(build(problem, params.weights).pair_ticket)
     return ScaleRun(
         limit_s=limit_s,
         pairs=pairs,
@@ -270,7 +270,7 @@ def who_takes_what_one(seed: int, repeats: int = 3) -> WhoTakesWhat:
     pairs = arcs = 0
     for _ in range(repeats):
         t0 = time.perf_counter()
-        data = build(problem, ObjectiveWeights(), 0)
+        data = build(problem, ObjectiveWeights())
         t1 = time.perf_counter()
         flow = solve_flow(data)
         t2 = time.perf_counter()

@@ -48,6 +48,9 @@ _PLAN_SECONDS_PER_TICKET = 8e-6  # every ticket (a queued one: its reasons, its 
 _PLAN_SECONDS_PER_ASSIGNED = 32e-6  # more for an assigned one (reasons, schedule, order)
 _FLOW_SECONDS_BASE = 0.002
 _FLOW_SECONDS_PER_ARC = 0.8e-6
+# The churn guard's pricing of a seed's moves: 0.68 s at tight L (10,000 tickets), measured
+# when the guard landed (benchmarks/README.md, churn); kept as a per-ticket prediction.
+_GUARD_SECONDS_PER_TICKET = 70e-6
 # The flow always runs when predicted below this: a fallback would cost about as much.
 _FLOW_ALWAYS_SECONDS = 0.02
 # Less than this left for the local search and CP-SAT: skip them (State alone costs more).
@@ -138,11 +141,16 @@ def optimize(
 
     sequences, rule_of = list_schedule(data, agent_of)
     # Churn guard (solver.batch.moves): the seed, too, moves owned tickets only to save SLA.
+    # Pricing the moves costs time (0.4-0.7 s at 10,000 tickets): when it does not fit what is
+    # left it runs only to hold a move budget the caller set; otherwise the plan keeps its moves.
     guard_started = time.perf_counter()
-    guarded = guard(data, sequences, params.max_moves, stop, params.min_move_saving())
+    guarded: Guarded | None = None
+    fits = guard_started + _GUARD_SECONDS_PER_TICKET * data.n_tickets <= stop
+    if params.max_moves is not None or fits:
+        guarded = guard(data, sequences, params.max_moves, stop, params.min_move_saving())
+        sequences = guarded.sequences
     guard_s = time.perf_counter() - guard_started
     phases["guard_seed"] = guard_s
-    sequences = guarded.sequences
     seed_cost = total_cost(data, sequences)
     t3 = time.perf_counter()
     phases["seed"] = t3 - t2
@@ -177,12 +185,15 @@ def optimize(
                 f"({max(0.0, search_stop - t3):.3f} s); the plan is the seed"
             )
         phases["lns"] = time.perf_counter() - t3
-    notes.append(
-        f"churn guard: {guarded.moved} owned ticket(s) moved, each saving at least "
-        f"{params.min_move_saving():,} of SLA cost ({guarded.reverted} move(s) saving less "
-        f"reverted); {len(guarded.forced)} moved because their owner cannot hold them"
-        + ("" if params.max_moves is None else f"; budget {params.max_moves} move(s)")
-    )
+    if guarded is None:
+        notes.append("churn guard: no time left to price the moves; the plan keeps them")
+    else:
+        notes.append(
+            f"churn guard: {guarded.moved} owned ticket(s) moved, each saving at least "
+            f"{params.min_move_saving():,} of SLA cost ({guarded.reverted} move(s) saving less "
+            f"reverted); {len(guarded.forced)} moved because their owner cannot hold them"
+            + ("" if params.max_moves is None else f"; budget {params.max_moves} move(s)")
+        )
     phases["seed_objective"] = float(seed_cost)
     phases["plan_predicted"] = end - stop
 

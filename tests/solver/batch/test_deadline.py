@@ -9,6 +9,7 @@ predicted time does not fit, which on these small queues means forcing it (``for
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -179,3 +180,16 @@ def test_a_deadline_already_past_still_returns_the_seed_plan_promptly() -> None:
     assert check_plan(p, plan) == []
     assert plan.stats.objective == plan.stats.phases["seed_objective"]
     assert any("no time left" in n for n in plan.stats.notes)
+
+
+def test_with_no_time_left_the_churn_guard_holds_only_a_budget() -> None:
+    """Pricing the seed's moves costs time: past the deadline the guard runs only to hold a
+    move budget the caller set (``max_moves``), and the plan says which happened."""
+    p = random_problem(5, n_agents=6, n_tickets=30, tight=True)
+    past = time.perf_counter() - 1.0
+    plan = optimize(p, PARAMS, deadline=past)
+    assert check_plan(p, plan) == []
+    assert any("no time left to price the moves" in n for n in plan.stats.notes)
+    budgeted = optimize(p, replace(PARAMS, max_moves=0), deadline=past)
+    assert check_plan(p, budgeted) == []
+    assert any("budget 0 move(s)" in n for n in budgeted.stats.notes)
