@@ -117,7 +117,7 @@ from scenarios.results import (
     skills_text,
 )
 from scenarios.rng import STREAMS, keyed, streams
-from solver.availability import CalendarBank, bank_for
+from solver.availability import CalendarBank, bank_for, subtract_spans
 from solver.batch import BatchParams, optimize
 from solver.plan import Decision, Plan
 from solver.policies import POLICIES, PolicyParams
@@ -195,24 +195,8 @@ class _Agent:
     known_absent: set[int] = field(default_factory=set)
 
     def set_avail(self) -> None:
-        out: list[tuple[float, float]] = []
-        calls = self.calls
-        k = 0
-        for a, b in self.work:
-            at = a
-            while k < len(calls) and calls[k][1] <= at:
-                k += 1
-            j = k
-            while j < len(calls) and calls[j][0] < b:
-                cs, ce = calls[j]
-                if cs > at:
-                    out.append((at, cs))
-                at = max(at, ce)
-                j += 1
-            if at < b:
-                out.append((at, b))
-        self.avail = out
-        self.avail_starts = [a for a, _ in out]
+        self.avail = subtract_spans(self.work, self.calls)
+        self.avail_starts = [a for a, _ in self.avail]
 
     def free_slots(self) -> int:
         return max(0, self.plan.capacity - self.held)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -39,8 +40,14 @@ def merge_spans(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
-def _subtract(base: list[tuple[int, int]], cut: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
+T = TypeVar("T", int, float)
+
+
+def subtract_spans(base: Sequence[tuple[T, T]], cut: Sequence[tuple[T, T]]) -> list[tuple[T, T]]:
+    """``base`` minus ``cut``: what of the spans in ``base`` no span of ``cut`` covers. Both are
+    sorted by start and ``base`` is disjoint (``cut`` may overlap itself). Minutes here; the
+    planner's simulator uses it on float minutes."""
+    out: list[tuple[T, T]] = []
     j = 0
     for s, e in base:
         cur = s
@@ -84,7 +91,7 @@ def working_windows(
             for b in busy
         ]
     )
-    return _subtract(base, cut)
+    return subtract_spans(base, cut)
 
 
 def agent_windows(agent: Agent, problem: Problem) -> list[tuple[int, int]]:
