@@ -44,6 +44,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from api.db.models import Agent, Skill, Team
 from api.errors import Conflict, FieldError, InvalidInput, NotFound
+from solver.timegrid import in_range
 
 R = TypeVar("R")
 
@@ -163,6 +164,29 @@ def decode_cursor(cursor: str, key_type: type[str] | type[int] = str) -> str | i
         return key
     except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
         raise InvalidInput.one("query.cursor", "not a cursor this API returned") from None
+
+
+def encode_time_cursor(created_at: datetime, row_id: str) -> str:
+    """The cursor after a row of a list ordered by ``(created_at, id)``, newest first."""
+    return encode_cursor(f"{created_at.isoformat()}|{row_id}")
+
+
+def decode_time_cursor(cursor: str | None) -> tuple[datetime, str] | None:
+    """What :func:`encode_time_cursor` wrote (None: the first page); anything else is a 422
+    naming ``query.cursor``, a forged moment near year 1 or 9999 included (it would overflow
+    where the database driver converts it)."""
+    if cursor is None:
+        return None
+    key = decode_cursor(cursor)
+    assert isinstance(key, str)
+    at, _, row_id = key.partition("|")
+    try:
+        moment: datetime | None = datetime.fromisoformat(at)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None or in_range(moment) is None or not row_id:
+        raise InvalidInput.one("query.cursor", "not a cursor this API returned")
+    return moment, row_id
 
 
 def paginate(

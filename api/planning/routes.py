@@ -20,13 +20,11 @@ from api.common.problem import PROBLEM_RESPONSES
 from api.common.schemas import TimestampIn
 from api.db.jobs import Job, JobStatus
 from api.db.planning import RunKind, RunStatus, ScenarioRun
-from api.errors import InvalidInput
 from api.http.deps import NowDep, PageDep, PlannerAuth, SessionDep, SettingsDep
 from api.planning import service as planning
 from api.planning.baseline import MAX_DAYS, live_world
 from api.planning.schemas import RunIn, RunLinks, RunList, RunOut, RunSummary
 from scenarios.inputs import dump_baseline, world_to_dict
-from solver.timegrid import in_range
 
 router = APIRouter(prefix="/v1/planning", tags=["planning"], responses=PROBLEM_RESPONSES)
 
@@ -209,31 +207,16 @@ def submit_sweep(
     return _submit(RunKind.SWEEP, request, response, body, session, auth.tenant_id, now, settings)
 
 
-def _cursor(value: str | None) -> tuple[datetime, str] | None:
-    if value is None:
-        return None
-    key = common.decode_cursor(value)
-    assert isinstance(key, str)
-    at, _, run_id = key.partition("|")
-    try:
-        moment = datetime.fromisoformat(at)
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None or in_range(moment) is None or not run_id:
-        raise InvalidInput.one("query.cursor", "not a cursor this API returned")
-    return moment, run_id
-
-
 @router.get("/runs", summary="List the tenant's what-if runs and sweeps, newest first")
 def list_runs(session: SessionDep, auth: PlannerAuth, page: PageDep) -> RunList:
     """One page of runs, newest first."""
     rows = planning.list_runs(
-        session, auth.tenant_id, limit=page.limit + 1, after=_cursor(page.cursor)
+        session, auth.tenant_id, limit=page.limit + 1, after=common.decode_time_cursor(page.cursor)
     )
     more = len(rows) > page.limit
     rows = rows[: page.limit]
     last = rows[-1] if more and rows else None
-    cursor = common.encode_cursor(f"{last.created_at.isoformat()}|{last.id}") if last else None
+    cursor = common.encode_time_cursor(last.created_at, last.id) if last else None
     jobs = planning.jobs_of(session, auth.tenant_id, rows)
     return RunList(items=[_with_job(r, jobs.get(r.job_id)) for r in rows], next_cursor=cursor)
 
