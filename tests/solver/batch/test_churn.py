@@ -154,3 +154,45 @@ def test_a_move_that_saves_its_own_sla_is_kept_and_explained() -> None:
     # Nor does it move when a move must save more than it does.
     plan_hi = optimize(p, BatchParams(time_limit_s=1.0, max_neighbourhoods=2, move_saving=3000))
     assert plan_hi.assignments[0].agent_id == "bob"
+
+
+def test_a_revert_sends_the_ticket_it_evicts_to_an_agent_with_room_not_the_queue() -> None:
+    # bob owns t1 and has one slot, now holding u; t1 went to ann, whose shift starts too late
+    # for t1's deadline. Undoing that move puts t1 back on bob and evicts u. Before, u went to
+    # the team queue (a low-priority seat, 2,000, minus t1's lateness saved: under the 2,000 a
+    # move must save, so the revert ran and the plan lost a seat); cid has room for u.
+    later = Interval(DAY.start + timedelta(hours=4), DAY.end + timedelta(hours=4))
+    bob = Agent("bob", "support", skills={"billing": 3, "chat": 1}, capacity=1, shifts=(DAY,))
+    ann = Agent("ann", "support", skills={"billing": 3}, capacity=9, shifts=(later,))
+    cid = Agent("cid", "support", skills={"chat": 1}, capacity=9, shifts=(DAY,))
+    t1 = Ticket(
+        "t1",
+        "support",
+        required_skills={"billing": 3},
+        created_at=NOW - timedelta(hours=1),
+        resolution_due=NOW + timedelta(hours=2),
+        effort_minutes=30,
+        owner_agent="bob",
+    )
+    u = Ticket(
+        "u",
+        "support",
+        required_skills={"chat": 1},
+        created_at=NOW - timedelta(hours=1),
+        effort_minutes=30,
+        priority=Priority.LOW,
+    )
+    p = Problem(
+        now=NOW,
+        agents=(bob, ann, cid),
+        tickets=(t1, u),
+        skills=(Skill("billing"), Skill("chat")),
+        teams=(Team("support"),),
+        horizon_end=NOW + timedelta(days=1),
+    )
+    from solver.batch.moves import guard
+
+    data = build(p, FAST.weights)
+    guarded = guard(data, {0: [1], 1: [0]}, None, None, FAST.min_move_saving())
+    assert guarded.sequences == {0: [0], 2: [1]}
+    assert guarded.reverted == 1 and guarded.moved == 0

@@ -12,9 +12,9 @@ from ortools.graph.python import max_flow
 from scipy.optimize import linprog
 
 from solver.batch.costs import total_cost
-from solver.batch.data import build
+from solver.batch.data import BatchData, build
 from solver.batch.flow import components, solve_flow
-from solver.batch.repair import repair_minutes
+from solver.batch.repair import repair_minutes, seat_by_ejection, ticket_pair_ptr
 from solver.batch.seed import list_schedule
 from solver.objective import ObjectiveWeights
 from solver.plan import Plan, SolveStats, SolveStatus, TeamQueued
@@ -155,6 +155,74 @@ def test_repair_restores_working_minutes() -> None:
     assert (counts <= data.slots).all()
     seqs, _ = list_schedule(data, agent_of)
     assert set(seqs) <= set(np.flatnonzero(data.eligible).tolist())
+
+
+def _flow_objective(data: BatchData, agent_of: np.ndarray) -> int:
+    """What the flow minimizes: pair costs, load marginals and queue costs of ``agent_of``."""
+    seated = np.flatnonzero(agent_of >= 0)
+    key = seated * data.n_agents + agent_of[seated]
+    pair = int(data.pair_cost[np.searchsorted(data.pair_key, key)].sum())
+    count = np.bincount(agent_of[seated], minlength=data.n_agents)
+    o = data.open_tickets
+    load = int((data.weights.load * ((o + count) ** 2 - o * o)).sum())
+    return pair + load + int(data.queue_cost[agent_of < 0].sum())
+
+
+def _valid(data: BatchData, agent_of: np.ndarray) -> None:
+    seated = np.flatnonzero(agent_of >= 0)
+    key = seated * data.n_agents + agent_of[seated]
+    idx = np.searchsorted(data.pair_key, key)
+    assert (data.pair_key[np.minimum(idx, len(data.pair_key) - 1)] == key).all()  # qualified
+    count = np.bincount(agent_of[seated], minlength=data.n_agents)
+    assert (count <= np.where(data.eligible, data.slots, 0)).all()
+    work = data.backlog + np.bincount(
+        agent_of[seated], weights=data.effort[seated], minlength=data.n_agents
+    )
+    assert (work[count > 0] <= data.total[count > 0]).all()
+    if data.channels:
+        capped = seated[data.chan_of[seated] >= 0]
+        held = np.zeros_like(data.chan_slots)
+        np.add.at(held, (data.chan_of[capped], agent_of[capped]), 1)
+        assert (held <= data.chan_slots).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000), st.booleans(), st.floats(0.1, 0.6))
+def test_ejection_seats_queued_tickets_validly_and_lowers_the_flow_objective(
+    seed: int, chat: bool, share: float
+) -> None:
+    """Seating a queued ticket by moving one ticket out of the way keeps every hard rule,
+    never moves a ticket away from its owner, and each exchange lowers what the flow prices."""
+    problem = random_problem(seed, n_agents=8, n_tickets=60, tight=True, days=1)
+    if chat:
+        problem = with_chat_caps(problem, seed)
+    rng = np.random.default_rng(seed)
+    owners = [a.id for a in problem.agents]
+    problem = replace(
+        problem,
+        tickets=tuple(
+            replace(t, owner_agent=owners[int(rng.integers(len(owners)))])
+            if rng.random() < 0.3
+            else t
+            for t in problem.tickets
+        ),
+    )
+    data = build(problem, W)
+    agent_of, _ = repair_minutes(data, solve_flow(data).agent_of)
+    seated = np.flatnonzero(agent_of >= 0)
+    out = rng.choice(seated, size=int(len(seated) * share), replace=False)
+    agent_of[out] = -1
+    before = agent_of.copy()
+    queued = np.flatnonzero(agent_of < 0)
+    n = seat_by_ejection(data, agent_of, queued, ticket_pair_ptr(data))
+    _valid(data, agent_of)
+    assert int((agent_of >= 0).sum()) == int((before >= 0).sum()) + n
+    owned_kept = (data.owner >= 0) & (before == data.owner)
+    assert (agent_of[owned_kept] == data.owner[owned_kept]).all()
+    if n:
+        assert _flow_objective(data, agent_of) < _flow_objective(data, before)
+    else:
+        assert (agent_of == before).all()
 
 
 def with_chat_caps(problem: Problem, seed: int) -> Problem:
