@@ -32,13 +32,17 @@ import numpy as np
 import numpy.typing as npt
 
 from solver.availability import bank_for
-from solver.objective import ObjectiveWeights
+from solver.objective import MAX_WEIGHT, ObjectiveWeights
 from solver.plan import Plan, Reason, SolveStatus
-from solver.problem import AgentStatus, Problem, Ticket
+from solver.problem import MAX_COUNT, AgentStatus, Problem, Ticket, _check_int
 from solver.schedule import finalize_plan
 
 BoolArray = npt.NDArray[np.bool_]
 _UNCAPPED = np.iinfo(np.int64).max // 4  # free channel slots of an agent who does not cap it
+# The largest ``move_saving``: one ticket's greatest unassigned penalty (the unassigned weight
+# times a priority weight, each at most MAX_WEIGHT). A move never saves more than the whole
+# queue's cost, so a larger value would only mean "no moves", which ``max_moves=0`` says.
+MAX_MOVE_SAVING = MAX_WEIGHT * MAX_WEIGHT
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,12 +51,29 @@ class PolicyParams:
 
     ``weights`` only changes how the plan is *scored* for a baseline (baselines do not
     optimize); ``time_limit_s`` and ``seed`` matter to the optimizer alone.
+
+    The churn guard's knobs (the optimizer's; see :mod:`solver.batch.moves`): ``max_moves``
+    (None = no budget, 0..1,000,000) caps how many owned tickets their owner could keep change
+    hands — the most valuable moves are kept, and tickets whose owner cannot hold them (away,
+    unqualified, full) move regardless and are not counted; ``move_saving`` (None = one
+    lowest-priority ticket's unassigned penalty, 2,000 with the default weights; at least 1) is
+    the SLA cost, in objective units, a move must save to be kept. The baselines never move a
+    ticket its owner can hold while ``keep_owner`` is on, so they need neither. A bad value is a
+    :class:`~solver.errors.ProblemError` naming the field.
     """
 
     weights: ObjectiveWeights = field(default_factory=ObjectiveWeights)
     keep_owner: bool = True
     time_limit_s: float = 10.0
     seed: int = 0
+    max_moves: int | None = None
+    move_saving: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_moves is not None:
+            _check_int(self.max_moves, "max_moves", minimum=0, maximum=MAX_COUNT)
+        if self.move_saving is not None:
+            _check_int(self.move_saving, "move_saving", minimum=1, maximum=MAX_MOVE_SAVING)
 
 
 Policy = Callable[[Problem, "PolicyParams | None"], Plan]
@@ -282,14 +303,19 @@ def optimizer(problem: Problem, params: object = None) -> Plan:
     """The batch optimizer under the policies' interface.
 
     Accepts the optimizer's own ``BatchParams`` as is, or maps :class:`PolicyParams` (weights,
-    time limit, seed) onto it. Imported lazily: the baselines do not pay for OR-Tools.
+    time limit, seed, the churn guard's ``max_moves`` and ``move_saving``) onto it. Imported
+    lazily: the baselines do not pay for OR-Tools.
     """
     from solver.batch import optimize
     from solver.batch.params import BatchParams
 
     if isinstance(params, PolicyParams):
         params = BatchParams(
-            weights=params.weights, time_limit_s=params.time_limit_s, seed=params.seed
+            weights=params.weights,
+            time_limit_s=params.time_limit_s,
+            seed=params.seed,
+            max_moves=params.max_moves,
+            move_saving=params.move_saving,
         )
     return optimize(problem, params)  # type: ignore[arg-type]
 
