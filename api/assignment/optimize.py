@@ -50,6 +50,8 @@ def enqueue_optimize(
     time_limit_s: float,
     seed: int,
     max_attempts: int,
+    max_moves: int | None = None,
+    move_saving: int | None = None,
 ) -> Job:
     if team is not None:
         common.raise_if(common.unknown_team(session, tenant_id, team))
@@ -57,10 +59,27 @@ def enqueue_optimize(
         session=session,
         tenant_id=tenant_id,
         kind=OPTIMIZE_JOB,
-        payload={"team": team, "time_limit_s": time_limit_s, "seed": seed},
+        payload={
+            "team": team,
+            "time_limit_s": time_limit_s,
+            "seed": seed,
+            "max_moves": max_moves,
+            "move_saving": move_saving,
+        },
         now=now,
         max_attempts=max_attempts,
     )
+
+
+def _optional_int(payload: Mapping[str, Any], key: str) -> int | None:
+    """An optional whole number of a stored payload (absent or null: None; jobs stored before
+    the key existed have none)."""
+    value = payload.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PermanentJobError(f"bad payload: {key} must be a whole number, got {value!r}")
+    return value
 
 
 def _queue_ticket_ids(session: Session, tenant_id: str, team: str | None) -> list[str]:
@@ -86,7 +105,10 @@ def run_optimize_job(ctx: JobContext) -> dict[str, Any]:
     team = payload.get("team")
     try:
         params = BatchParams(
-            time_limit_s=float(payload.get("time_limit_s", 10.0)), seed=int(payload.get("seed", 0))
+            time_limit_s=float(payload.get("time_limit_s", 10.0)),
+            seed=int(payload.get("seed", 0)),
+            max_moves=_optional_int(payload, "max_moves"),
+            move_saving=_optional_int(payload, "move_saving"),
         )
     except (TypeError, ValueError) as exc:
         raise PermanentJobError(f"bad payload: {exc}") from None

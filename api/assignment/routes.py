@@ -306,6 +306,8 @@ def optimize_queue(
         team=body.team,
         time_limit_s=body.time_limit_s,
         seed=body.seed,
+        max_moves=body.max_moves,
+        move_saving=body.move_saving,
         max_attempts=settings.jobs_max_attempts,
     )
     session.commit()

@@ -38,6 +38,8 @@ from pydantic import (
 )
 
 from api.db.models import ID_LENGTH
+from solver.policies import MAX_MOVE_SAVING
+from solver.problem import MAX_COUNT
 from solver.timegrid import EARLIEST, LATEST, RANGE_REASON, in_range
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@+\-]*$"
@@ -78,6 +80,33 @@ Int = Annotated[int, Strict()]
 Number = Annotated[float, Strict()]  # a JSON integer is a number too; true is not
 Bool = Annotated[bool, Strict()]
 Level = Annotated[Int, Field(ge=1, le=5, description="1 (novice) to 5 (expert)")]
+
+# The optimizer's churn guard (solver.batch.moves), for every request that runs it.
+MaxMoves = Annotated[
+    Int | None,
+    Field(
+        ge=0,
+        le=MAX_COUNT,
+        description=(
+            "The optimizer's move budget: at most this many tickets already held by an agent "
+            "who could keep them go to someone else (the moves that save the most SLA cost are "
+            "kept). Tickets whose holder cannot keep them (away, unqualified, full) move "
+            "regardless and are not counted. 0: no held ticket moves; null (default): no budget"
+        ),
+    ),
+]
+MoveSaving = Annotated[
+    Int | None,
+    Field(
+        ge=1,
+        le=MAX_MOVE_SAVING,
+        description=(
+            "The SLA cost a held ticket's move must save to be made, in objective units "
+            "(breach penalties, priority-weighted lateness, unassigned penalties); null "
+            "(default): one low-priority ticket's unassigned penalty, 2,000"
+        ),
+    ),
+]
 
 
 def _keys_are_ids(schema: dict[str, Any]) -> None:

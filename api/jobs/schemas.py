@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
-from api.common.schemas import Id, Int, Number, Schema, Timestamp
+from api.common.schemas import Id, Int, MaxMoves, MoveSaving, Number, Schema, Timestamp
 from api.db.jobs import Job, JobStatus
 
 
@@ -24,6 +24,8 @@ class OptimizeIn(Schema):
         ),
     )
     seed: Int = Field(default=0, ge=0, le=2**31 - 1, description="Same seed, same plan")
+    max_moves: MaxMoves = None
+    move_saving: MoveSaving = None
 
 
 class JobLinks(Schema):

@@ -18,6 +18,8 @@ from api.common.schemas import (
     Id,
     Int,
     Levels,
+    MaxMoves,
+    MoveSaving,
     Name,
     Number,
     Requester,
@@ -95,6 +97,8 @@ class SolveRequest(Schema):
     policy: PolicyName = "optimizer"
     time_limit_seconds: Annotated[Number, Field(gt=0, le=300)] = 5.0
     seed: Annotated[Int, Field(ge=0, le=2**31 - 1)] = 0
+    max_moves: MaxMoves = None
+    move_saving: MoveSaving = None
 
 
 class PlannedAssignmentOut(Schema):

@@ -77,7 +77,12 @@ def solve_in_pool(*, request: SolveRequest) -> Outcome:
         problem = mapping.problem_from_request(request)
     except InvalidInput as exc:
         return Outcome(errors=exc.errors)
-    params = PolicyParams(time_limit_s=request.time_limit_seconds, seed=request.seed)
+    params = PolicyParams(
+        time_limit_s=request.time_limit_seconds,
+        seed=request.seed,
+        max_moves=request.max_moves,
+        move_saving=request.move_saving,
+    )
     solved = solve(problem=problem, policy=request.policy, params=params)
     document = mapping.plan_json(
         solved.plan, evaluation=solved.evaluation, violations=solved.violations

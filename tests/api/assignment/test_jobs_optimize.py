@@ -11,9 +11,11 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from api.assignment import optimize as optimize_job
-from api.db.jobs import JobStatus
-from tests.api.assignment.test_assign import history, org, outbox, put_ticket, subscribe
-from tests.api.conftest import As, TenantCtx, assert_problem
+from api.db.engine import make_session_factory
+from api.db.jobs import Job, JobStatus
+from api.jobs import queue as job_queue
+from tests.api.assignment.test_assign import DAY, history, org, outbox, put_ticket, subscribe
+from tests.api.conftest import T0, As, TenantCtx, assert_problem
 
 FAST = {"time_limit_s": 2.0, "seed": 3}
 
@@ -177,3 +179,113 @@ def test_a_retried_optimize_request_enqueues_one_job(a: As) -> None:
     assert again.json()["id"] == first.json()["id"]
     assert again.headers["location"] == first.headers["location"]
     assert len(a.get("/v1/jobs").json()["items"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"max_moves": -1}, "max_moves"),
+        ({"max_moves": "x"}, "max_moves"),
+        ({"max_moves": 1.5}, "max_moves"),
+        ({"max_moves": True}, "max_moves"),
+        ({"max_moves": 1_000_001}, "max_moves"),
+        ({"move_saving": 0}, "move_saving"),
+        ({"move_saving": "x"}, "move_saving"),
+    ],
+)
+def test_a_bad_move_budget_is_a_problem_naming_it(a: As, body: dict[str, Any], field: str) -> None:
+    assert_problem(a.post("/v1/queue/optimize", json=body), 422, field)
+    assert a.get("/v1/jobs").json()["items"] == []  # nothing was queued
+
+
+def held_queue(a: As) -> None:
+    """Six new urgent tickets ana holds, due within two hours, an hour of work each: she can
+    finish two in time, ben and cid are free; and one new ticket ben holds that he lacks the
+    skill for (he cannot keep it, so it moves whatever the budget). Run again, it hands every
+    ticket back to its holder, still new."""
+    for i in range(6):
+        put_ticket(
+            a,
+            f"H{i}",
+            owner_agent="ana",
+            priority="urgent",
+            effort_minutes=60,
+            resolution_due=f"{DAY}10:00:00Z",
+        )
+    put_ticket(a, "X", owner_agent="ben", required_skills={"billing": 4}, priority="normal")
+
+
+def moved_from_an_agent(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["ticket"]: c for c in result["changes"] if c["from"]["kind"] == "agent"}
+
+
+def test_a_move_budget_of_zero_keeps_every_held_ticket_its_holder_can_keep(
+    a: As, app: FastAPI
+) -> None:
+    org(a, capacity=10)
+    held_queue(a)
+    # Unbudgeted, the optimizer hands some of ana's urgent work to ben and cid.
+    free = a.post("/v1/queue/optimize", json=FAST | {"move_saving": 1}).json()
+    assert free["payload"]["max_moves"] is None and free["payload"]["move_saving"] == 1
+    run_worker(app)
+    result = a.get(free["links"]["self"]).json()["result"]
+    moved = moved_from_an_agent(result)
+    assert {t for t in moved if t.startswith("H")}, result
+    assert "X" in moved
+
+    held_queue(a)
+    job = a.post("/v1/queue/optimize", json=FAST | {"max_moves": 0}).json()
+    assert job["payload"]["max_moves"] == 0
+    run = run_worker(app)
+    assert run is not None and run.status is JobStatus.SUCCEEDED, run
+    result = a.get(job["links"]["self"]).json()["result"]
+    moved = moved_from_an_agent(result)
+    assert set(moved) <= {"X"}, moved  # only the ticket its holder cannot keep
+    for i in range(6):
+        assert a.get(f"/v1/tickets/H{i}").json()["owner"] == {"kind": "agent", "id": "ana"}
+    assert any("budget 0 move(s)" in n for n in result["stats"]["notes"]), result["stats"]
+    for change in moved.values():
+        churn = [w for w in change["why"] if w["rule"] == "churn"]
+        assert churn and "cannot hold it" in churn[0]["detail"], change
+
+
+def test_a_job_stored_before_the_move_budget_existed_still_runs(
+    a: As, app: FastAPI, db: Engine, tenant_a: TenantCtx
+) -> None:
+    org(a)
+    put_ticket(a, "OLD")
+    with make_session_factory(db)() as session:
+        job = job_queue.enqueue(
+            session=session,
+            tenant_id=tenant_a.id,
+            kind=optimize_job.OPTIMIZE_JOB,
+            payload={"team": None, "time_limit_s": 1.0, "seed": 0},  # no max_moves, move_saving
+            now=T0,
+        )
+        session.commit()
+    run = run_worker(app)
+    assert run is not None and run.status is JobStatus.SUCCEEDED, run
+    result = a.get(f"/v1/jobs/{job.id}").json()["result"]
+    assert [c["ticket"] for c in result["changes"]] == ["OLD"]
+    assert not any("budget" in n for n in result["stats"]["notes"])
+
+
+def test_a_stored_payload_with_a_bad_budget_fails_the_job_for_good(
+    app: FastAPI, db: Engine, tenant_a: TenantCtx
+) -> None:
+    with make_session_factory(db)() as session:
+        job = job_queue.enqueue(
+            session=session,
+            tenant_id=tenant_a.id,
+            kind=optimize_job.OPTIMIZE_JOB,
+            payload={"team": None, "time_limit_s": 1.0, "seed": 0, "max_moves": "3"},
+            now=T0,
+            max_attempts=3,
+        )
+        session.commit()
+    run = run_worker(app)
+    assert run is not None and run.status is JobStatus.FAILED, run
+    with make_session_factory(db)() as session:
+        stored = session.get(Job, job.id)
+        assert stored is not None and stored.attempts == 1
+        assert stored.error is not None and "max_moves" in stored.error

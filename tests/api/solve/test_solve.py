@@ -106,3 +106,53 @@ def test_bad_problems_name_the_field(a: As) -> None:
 def test_solve_needs_helpdesk_or_planner(tenant_a: TenantCtx) -> None:
     assert tenant_a.key("planner").post("/v1/solve", json=problem()).status_code == 200
     assert_problem(tenant_a.admin.client.post("/v1/solve", json=problem()), 401)
+
+
+def test_bad_move_budgets_name_the_field(a: As) -> None:
+    for field, value in (
+        ("max_moves", -1),
+        ("max_moves", "x"),
+        ("max_moves", 2.5),
+        ("max_moves", 1_000_001),
+        ("move_saving", 0),
+        ("move_saving", "x"),
+    ):
+        assert_problem(a.post("/v1/solve", json=problem(**{field: value})), 422, field)
+
+
+def held(max_moves: int | None = None, policy: str = "optimizer") -> dict[str, Any]:
+    """ana holds four urgent tickets due by 09:30, an hour of work each: she can finish one in
+    time; ben, just as skilled, is free."""
+    body = problem(policy=policy, max_moves=max_moves, move_saving=1)
+    body["agents"][1]["skills"] = {"billing": 4}
+    body["agents"][0]["capacity"] = body["agents"][1]["capacity"] = 6
+    body["tickets"] = [
+        {
+            "id": f"H{i}",
+            "team": "support",
+            "created_at": f"{D}07:00:00Z",
+            "required_skills": {"billing": 3},
+            "priority": "urgent",
+            "resolution_due": f"{D}09:30:00Z",
+            "effort_minutes": 60,
+            "owner_agent": "ana",
+        }
+        for i in range(4)
+    ]
+    return body
+
+
+def test_a_move_budget_caps_how_many_held_tickets_change_hands(a: As) -> None:
+    def moved(body: dict[str, Any]) -> set[str]:
+        r = a.post("/v1/solve", json=body)
+        assert r.status_code == 200, r.text
+        assert r.json()["violations"] == []
+        return {x["ticket_id"] for x in r.json()["assignments"] if x["agent_id"] != "ana"} | {
+            q["ticket_id"] for q in r.json()["queued"]
+        }
+
+    assert len(moved(held())) >= 2  # unbudgeted, ben takes some of ana's urgent work
+    assert len(moved(held(max_moves=1))) == 1
+    assert moved(held(max_moves=0)) == set()
+    # The baselines keep a held ticket with its holder anyway: the budget changes nothing.
+    assert moved(held(max_moves=0, policy="least-loaded")) == set()
