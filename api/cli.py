@@ -21,6 +21,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, not {value}")
+    return value
+
+
 def _demo(args: argparse.Namespace) -> int:
     from api.demo import run_demo
 
@@ -29,6 +39,7 @@ def _demo(args: argparse.Namespace) -> int:
         agents=args.agents,
         tickets=args.tickets,
         time_limit=args.time_limit,
+        max_moves=args.max_moves,
     )
 
 
@@ -53,6 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=10.0,
         help="optimizer time limit in seconds (default 10)",
+    )
+    demo.add_argument(
+        "--max-moves",
+        type=_non_negative_int,
+        default=None,
+        metavar="N",
+        help=(
+            "at most N tickets already held by an agent who could keep them go to someone else "
+            "in the optimizer's plan (0: none; default: no budget)"
+        ),
     )
     demo.set_defaults(func=_demo)
     _add_scenario(sub)

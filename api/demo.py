@@ -46,9 +46,13 @@ def run_demo(
     tickets: int = 400,
     time_limit: float = 10.0,
     *,
+    max_moves: int | None = None,
     console: Console | None = None,
 ) -> int:
-    """Generate, assign with every policy, print the comparison; 0 when every plan is valid."""
+    """Generate, assign with every policy, print the comparison; 0 when every plan is valid.
+
+    ``max_moves`` (None: no budget) caps how many owned tickets whose owner could keep them the
+    optimizer may hand to someone else (:class:`~solver.policies.PolicyParams`)."""
     console = console or Console(width=max(Console().width, 110))
     problem = generate(
         "demo",
@@ -58,12 +62,12 @@ def run_demo(
         n_teams=max(1, min(5, agents // 3)),
     )
     _describe(console, problem)
-    outcomes = _run_policies(console, problem, seed, time_limit)
+    outcomes = _run_policies(console, problem, seed, time_limit, max_moves)
     console.print(_comparison(outcomes))
     _verdict(console, outcomes)
     optimizer = next(o for o in outcomes if o.name == "optimizer")
     _examples(console, problem, optimizer.plan)
-    _moves(console, problem, optimizer.plan)
+    _moves(console, problem, optimizer.plan, max_moves)
     invalid = [o for o in outcomes if o.violations]
     for o in invalid:
         console.print(f"[red]{o.name}: {o.violations} hard-rule violation(s)[/]")
@@ -145,10 +149,10 @@ def _describe(console: Console, problem: Problem) -> None:
 
 
 def _run_policies(
-    console: Console, problem: Problem, seed: int, time_limit: float
+    console: Console, problem: Problem, seed: int, time_limit: float, max_moves: int | None
 ) -> list[_Outcome]:
     names = [*BASELINES, "optimizer"]
-    params = PolicyParams(time_limit_s=time_limit, seed=seed)
+    params = PolicyParams(time_limit_s=time_limit, seed=seed, max_moves=max_moves)
     outcomes: list[_Outcome] = []
     columns = (
         SpinnerColumn(),
@@ -275,8 +279,9 @@ def _examples(console: Console, problem: Problem, plan: Plan) -> None:
 _MAX_MOVES_SHOWN = 40
 
 
-def _moves(console: Console, problem: Problem, plan: Plan) -> None:
-    """Every owned ticket the optimizer gave to someone else (or the queue), and why."""
+def _moves(console: Console, problem: Problem, plan: Plan, max_moves: int | None) -> None:
+    """Every owned ticket the optimizer gave to someone else (or the queue), and why; with a
+    move budget, the optimizer's own count of the moves it kept against it."""
     by_ticket = plan.by_ticket()
     queued = {q.ticket_id: q for q in plan.queued}
     rows: list[tuple[str, str, str, str]] = []
@@ -292,13 +297,19 @@ def _moves(console: Console, problem: Problem, plan: Plan) -> None:
         label = f"{t.id} [dim]({PRIORITY_NAMES[t.priority]})[/]"
         rows.append((label, t.owner_agent, to, why))
     owned = sum(t.owner_agent is not None for t in problem.tickets)
+    budget = "" if max_moves is None else f"; a budget of {max_moves} move(s)"
+    # The guard's own count: moves kept against the budget, and those the owner forced.
+    guard_note = next((n for n in plan.stats.notes if n.startswith("churn guard:")), None)
     if not rows:
-        console.print(f"The optimizer kept all {owned} owned tickets with their owners.")
+        console.print(
+            f"The optimizer kept all {owned} owned tickets with their owners"
+            + (f" (a budget of {max_moves} move(s))." if max_moves is not None else ".")
+        )
         return
     table = Table(
         title=(
             f"Owned tickets the optimizer moved: {len(rows)} of {owned} "
-            "(each move must save an SLA, or its owner cannot hold the ticket)"
+            f"(each move must save an SLA, or its owner cannot hold the ticket{budget})"
         ),
         title_justify="left",
     )
@@ -311,3 +322,5 @@ def _moves(console: Console, problem: Problem, plan: Plan) -> None:
     if len(rows) > _MAX_MOVES_SHOWN:
         table.add_row(f"… and {len(rows) - _MAX_MOVES_SHOWN} more", "", "", "")
     console.print(table)
+    if max_moves is not None and guard_note is not None:
+        console.print(f"[dim]{guard_note}[/]")
