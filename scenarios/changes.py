@@ -185,6 +185,7 @@ class SetRouting:
     dispatch_minutes: int | None = None
     time_limit_s: float | None = None
     patience_minutes: float | None = None
+    max_moves: int | None = None
 
     def __post_init__(self) -> None:
         self.routing(Routing())  # validates

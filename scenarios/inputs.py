@@ -56,6 +56,7 @@ import yaml
 
 from scenarios.model import (
     INTERVALS,
+    MAX_MOVES,
     ROUTING_POLICIES,
     WEEKDAYS,
     AgentPlan,
@@ -792,7 +793,10 @@ _VOLUME = (
     "team", "channel", "hour", "per_hour", "skills", "weekday", "priority", "effort_minutes",
     "effort_cv", "call", "call_share", "effort_distribution",
 )  # fmt: skip
-_ROUTING = ("policy", "reoptimize_minutes", "dispatch_minutes", "time_limit_s", "patience_minutes")
+_ROUTING = (
+    "policy", "reoptimize_minutes", "dispatch_minutes", "time_limit_s", "patience_minutes",
+    "max_moves",
+)  # fmt: skip
 _CAPABILITY = (
     "id", "name", "requirements", "call_minutes", "buffer_minutes", "min_notice_minutes",
     "horizon_days", "horizon_minutes", "granularity_minutes", "reserve",
@@ -1018,6 +1022,10 @@ def routing(at: At, value: object, base: Routing | None = None) -> Routing:
             if _blank(raw)
             else plain_number(number(at.child("patience_minutes"), raw, strict=True))
         )
+    max_moves = base.max_moves
+    if "max_moves" in data:
+        raw = data["max_moves"]
+        max_moves = None if _blank(raw) else integer(at.child("max_moves"), raw, maximum=MAX_MOVES)
     return build(
         at,
         lambda: Routing(
@@ -1038,6 +1046,7 @@ def routing(at: At, value: object, base: Routing | None = None) -> Routing:
                 at.child("time_limit_s"), data.get("time_limit_s", base.time_limit_s), strict=True
             ),
             patience_minutes=patience,
+            max_moves=max_moves,
         ),
     )
 
@@ -1372,6 +1381,7 @@ def world_to_dict(world: World) -> dict[str, Any]:
             "dispatch_minutes": world.routing.dispatch_minutes,
             "time_limit_s": world.routing.time_limit_s,
             "patience_minutes": world.routing.patience_minutes,
+            "max_moves": world.routing.max_moves,
         },
         "capabilities": [
             {

@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from solver.capability import Capability
 from solver.errors import ProblemError
 from solver.policies import POLICIES
-from solver.problem import MAX_LEVEL, MIN_LEVEL, Interval, Priority, Skill, Team
+from solver.problem import MAX_COUNT, MAX_LEVEL, MIN_LEVEL, Interval, Priority, Skill, Team
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # Channels whose customer waits on the line: routed at once, and they may hang up (abandon).
@@ -41,6 +41,7 @@ REALTIME = "realtime"
 PRODUCTION = "production"
 ROUTING_POLICIES = (PRODUCTION, REALTIME, *POLICIES)
 INTERVALS = (15, 30, 60)
+MAX_MOVES = MAX_COUNT  # the largest routing.max_moves, as solver.policies.PolicyParams bounds it
 # How a volume profile's handling times are drawn (see VolumeRow).
 EFFORT_DISTRIBUTIONS = ("lognormal", "exponential")
 
@@ -374,13 +375,17 @@ class Routing:
     or a batch policy of :data:`solver.policies.POLICIES`, run over the waiting queue every
     ``dispatch_minutes`` (that is how those policies are defined: a queue in, a plan out).
     ``patience_minutes``: how long a customer on a live channel waits before hanging up
-    (None: forever); ``time_limit_s`` bounds each optimizer call."""
+    (None: forever); ``time_limit_s`` bounds each optimizer call. ``max_moves`` (None: no
+    budget) caps how many held tickets whose holder could keep them each optimizer call may
+    hand to someone else (:class:`solver.policies.PolicyParams`): the production
+    re-optimization's and the ``optimizer`` policy's; the baselines never move such a ticket."""
 
     policy: str = PRODUCTION
     reoptimize_minutes: int = 60
     dispatch_minutes: int = 5
     time_limit_s: float = 1.0
     patience_minutes: float | None = None
+    max_moves: int | None = None
 
     def __post_init__(self) -> None:
         if self.policy not in ROUTING_POLICIES:
@@ -392,6 +397,8 @@ class Routing:
         _positive(self.time_limit_s, "time_limit_s", maximum=600)
         if self.patience_minutes is not None:
             _positive(self.patience_minutes, "patience_minutes", maximum=7 * 24 * 60)
+        if self.max_moves is not None:
+            _count(self.max_moves, "max_moves", minimum=0, maximum=MAX_MOVES)
 
 
 @dataclass(frozen=True)

@@ -720,7 +720,11 @@ class _Run:
             return
         queue = [self.tickets[m] for m in (*self.waiting_live, *self.waiting_other)]
         queue.sort(key=lambda tk: (tk.spec.created_at, tk.spec.id))
-        params: object = PolicyParams(seed=REOPT_SEED, time_limit_s=self.routing.time_limit_s)
+        params: object = PolicyParams(
+            seed=REOPT_SEED,
+            time_limit_s=self.routing.time_limit_s,
+            max_moves=self.routing.max_moves,
+        )
         if self.policy == "optimizer":
             params = self._batch_params()  # it takes BatchParams as is: the deterministic ones
         plan = POLICIES[self.policy](self._problem(t, queue), params)  # type: ignore[arg-type]
@@ -746,6 +750,7 @@ class _Run:
             workers=1,
             max_neighbourhoods=REOPT_NEIGHBOURHOODS,
             use_sequencing=limit >= SEQUENCING_FROM_S,
+            max_moves=self.routing.max_moves,
         )
 
     def _problem(self, t: float, queue: list[_Ticket]) -> Problem:

@@ -66,7 +66,7 @@ from scenarios.inputs import (
     text,
     yaml_document,
 )
-from scenarios.model import INTERVALS, ROUTING_POLICIES, World
+from scenarios.model import INTERVALS, MAX_MOVES, ROUTING_POLICIES, World
 from solver.errors import ProblemError
 
 EXAMPLES = Path(__file__).parent / "examples"
@@ -399,14 +399,17 @@ def parse_change(at: At, kind: str, value: object) -> Change:
                 "dispatch_minutes",
                 "time_limit_s",
                 "patience_minutes",
+                "max_moves",
             ),
         )
         policy = opt_text(at_policy, d.get("policy"))
         if policy is not None and policy not in ROUTING_POLICIES:
             at_policy.fail(f"must be one of {', '.join(ROUTING_POLICIES)}, got {policy!r}")
 
-        def opt_int(name: str) -> int | None:
-            return None if d.get(name) is None else integer(at.child(name), d[name], minimum=1)
+        def opt_int(name: str, minimum: int = 1, maximum: int = 10**9) -> int | None:
+            if d.get(name) is None:
+                return None
+            return integer(at.child(name), d[name], minimum=minimum, maximum=maximum)
 
         def opt_num(name: str) -> float | None:
             raw = d.get(name)
@@ -420,6 +423,7 @@ def parse_change(at: At, kind: str, value: object) -> Change:
                 dispatch_minutes=opt_int("dispatch_minutes"),
                 time_limit_s=opt_num("time_limit_s"),
                 patience_minutes=opt_num("patience_minutes"),
+                max_moves=opt_int("max_moves", minimum=0, maximum=MAX_MOVES),
             ),
         )
     at.fail(f"unknown change {kind!r}; the changes are {', '.join(KINDS)}")

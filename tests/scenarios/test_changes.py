@@ -117,6 +117,8 @@ def test_changes_are_validated_when_made() -> None:
         RemoveAgents(())
     with pytest.raises(ProblemError, match="policy"):
         SetRouting(policy="fastest")
+    with pytest.raises(ProblemError, match="max_moves"):
+        SetRouting(max_moves=-1)
     with pytest.raises(ProblemError, match="factor"):
         ScaleVolume(0)
     with pytest.raises(ProblemError, match="hours"):
@@ -161,6 +163,9 @@ def test_routing_changes_only_the_fields_given() -> None:
     out = apply(world(), [SetRouting(policy="optimizer", dispatch_minutes=10)])
     assert (out.routing.policy, out.routing.dispatch_minutes) == ("optimizer", 10)
     assert out.routing.reoptimize_minutes == world().routing.reoptimize_minutes
+    budgeted = apply(out, [SetRouting(max_moves=2)])
+    assert budgeted.routing.max_moves == 2 and budgeted.routing.policy == "optimizer"
+    assert apply(budgeted, [SetRouting(time_limit_s=2.0)]).routing.max_moves == 2
 
 
 LATE = ShiftPattern(WEEK, time(13), time(21), (Break(time(17), 30),))

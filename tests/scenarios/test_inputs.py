@@ -43,6 +43,7 @@ from scenarios.model import (
 )
 from scenarios.spec import EXAMPLES
 from solver.capability import Capability
+from solver.errors import ProblemError
 from solver.problem import Priority, Skill, SkillKind, Team, TeamScope
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -197,6 +198,12 @@ def test_a_history_shift_across_the_spring_change_keeps_its_local_time(tmp_path:
         ("{priority: normal, first", "{priority: sometimes, first", 12, "sla[0].priority",
          "urgent"),
         ("policy: production", "policy: fastest", 13, "routing.policy", "optimizer"),
+        ("{policy: production}", "{policy: production, max_moves: -1}", 13, "routing.max_moves",
+         "negative"),
+        ("{policy: production}", "{policy: production, max_moves: many}", 13,
+         "routing.max_moves", "whole number"),
+        ("{policy: production}", "{policy: production, max_moves: 1000001}", 13,
+         "routing.max_moves", "[0, 1000000]"),
         ("call_minutes: 30", "call_minutes: -5", 15, "capabilities[0].call_minutes", "negative"),
         ("{networking: 2, de: 1}", "{networking: 2, dk: 1}", 15, "capabilities[0].requirements.dk",
          "unknown skill"),
@@ -503,6 +510,7 @@ def worlds(draw: st.DrawFn) -> World:
         dispatch_minutes=draw(st.integers(1, 60)),
         time_limit_s=draw(st.floats(0.01, 600)),
         patience_minutes=draw(st.none() | st.floats(0.5, 60)),
+        max_moves=draw(st.none() | st.integers(0, 1_000_000)),
     )
     return World(
         name=draw(st.sampled_from(["w", "acme support"])),
@@ -528,3 +536,23 @@ def test_world_to_dict_is_the_exact_inverse(world: World) -> None:
     text: Any = yaml.safe_dump(data, sort_keys=False)
     assert baseline_from_dict(yaml.load(text, Loader=PlannerLoader)) == world
     assert baseline_from_dict(json.loads(json.dumps(data))) == world  # JSON too (the API)
+
+
+def test_a_routing_move_budget_loads_and_round_trips(tmp_path: Path) -> None:
+    text = BASELINE.replace("{policy: production}", "{policy: production, max_moves: 3}")
+    world = load_baseline(write(tmp_path, **files(baseline_yaml=text)))
+    assert world.routing.max_moves == 3
+    data = world_to_dict(world)
+    assert data["routing"]["max_moves"] == 3
+    assert baseline_from_dict(data) == world
+    unbudgeted = load_baseline(write(tmp_path, **files()))
+    assert unbudgeted.routing.max_moves is None
+    assert world_to_dict(unbudgeted)["routing"]["max_moves"] is None
+    assert baseline_from_dict(world_to_dict(unbudgeted)) == unbudgeted
+
+
+@pytest.mark.parametrize("bad", [-1, 1_000_001, 2.5, True, "3"])
+def test_a_bad_routing_move_budget_is_refused_naming_it(bad: object) -> None:
+    with pytest.raises(ProblemError) as caught:
+        Routing(max_moves=bad)  # type: ignore[arg-type]
+    assert caught.value.field == "max_moves"

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -354,3 +355,34 @@ def test_a_live_customer_interrupts_async_work_which_resumes_afterwards() -> Non
     assert minutes("resolved_at", "mail") == 70  # 60 minutes of work, 10 spent on the chat
     assert minutes("first_response_at", "m2") == 70  # the interrupted e-mail resumes first
     assert pd.isna(rows.loc["chat", "abandoned_at"])
+
+
+def test_the_routing_move_budget_reaches_every_optimizer_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import scenarios.sim as sim
+
+    seen: list[object] = []
+    real_optimize, real_policy = sim.optimize, sim.POLICIES["optimizer"]
+
+    def optimize(problem: Any, params: Any = None, **kw: Any) -> Any:
+        seen.append(params)
+        return real_optimize(problem, params, **kw)
+
+    def policy(problem: Any, params: Any = None) -> Any:
+        seen.append(params)
+        return real_policy(problem, params)
+
+    monkeypatch.setattr(sim, "optimize", optimize)
+    monkeypatch.setitem(sim.POLICIES, "optimizer", policy)
+    kw = {"agents": 2, "per_hour": 4.0, "days": 1}
+    for name in ("production", "optimizer"):
+        world = small_world(policy=name, **kw)  # type: ignore[arg-type]
+        world = replace(world, routing=replace(world.routing, max_moves=1))
+        seen.clear()
+        simulate(world, seed=1)
+        assert seen, name
+        assert all(getattr(p, "max_moves", None) == 1 for p in seen), (name, seen[:2])
+    seen.clear()
+    simulate(small_world(policy="production", **kw), seed=1)  # type: ignore[arg-type]
+    assert seen and all(getattr(p, "max_moves", "?") is None for p in seen)

@@ -123,6 +123,10 @@ changes:
         ("[t2-01, t2-02]", "[t2-01, t1-01]", 9, "changes[2].move_agents.agents[1]",
          "unknown agent 't1-01'"),  # removed by the change before
         ("policy: optimizer", "policy: fastest", 12, "changes[3].routing.policy", "optimizer"),
+        ("{policy: optimizer}", "{policy: optimizer, max_moves: -2}", 12,
+         "changes[3].routing.max_moves", "negative"),
+        ("{policy: optimizer}", "{policy: optimizer, max_moves: lots}", 12,
+         "changes[3].routing.max_moves", "whole number"),
         ("replications: 2", "replications: 0", 4, "replications", "[1, 1000]"),
         ("replications: 2", "replications: 1001", 4, "replications", "[1, 1000]"),
         ("seed: 3", "seed: -1", 3, "seed", "negative"),
@@ -141,6 +145,16 @@ def test_a_bad_yaml_scenario_names_line_and_field(
     err = scenario_error(YAML.replace(old, new))
     assert (err.source, err.line, err.field) == ("s.yaml", line, field)
     assert reason in err.reason, err.reason
+
+
+def test_a_routing_change_sets_a_move_budget_and_keeps_the_rest(baseline: World) -> None:
+    text = YAML.replace("{policy: optimizer}", "{max_moves: 0}")
+    scenario = scenario_from_text(text, base_dir=EXAMPLES)
+    assert scenario.changes[-1] == SetRouting(max_moves=0)
+    world = scenario.world()
+    assert world.routing.max_moves == 0
+    assert world.routing.policy == baseline.routing.policy  # not given: unchanged
+    assert baseline.routing.max_moves is None
 
 
 def test_the_good_yaml_scenario_loads() -> None:
