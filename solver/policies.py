@@ -40,8 +40,8 @@ from solver.schedule import finalize_plan
 BoolArray = npt.NDArray[np.bool_]
 _UNCAPPED = np.iinfo(np.int64).max // 4  # free channel slots of an agent who does not cap it
 # The largest ``move_saving``: one ticket's greatest unassigned penalty (the unassigned weight
-# times a priority weight, each at most MAX_WEIGHT). A move never saves more than the whole
-# queue's cost, so a larger value would only mean "no moves", which ``max_moves=0`` says.
+# times a priority weight, each at most MAX_WEIGHT). To hold every move back, ``max_moves=0``
+# says so directly.
 MAX_MOVE_SAVING = MAX_WEIGHT * MAX_WEIGHT
 
 
