@@ -189,6 +189,7 @@ def solve_hood(
     fixed_count = {a: len(hood.prefix[a]) + len(hood.tail[a]) for a in hood.agents}
 
     terms: list[tuple[int, cp_model.IntVar]] = []
+    queue_vars: list[cp_model.IntVar] = []
     x: dict[tuple[int, int], cp_model.IntVar] = {}
     starts: dict[tuple[int, int], cp_model.IntVar] = {}
     by_agent: dict[int, list[tuple[int, cp_model.IntVar]]] = {a: [] for a in hood.agents}
@@ -236,6 +237,11 @@ def solve_hood(
         m.add_hint(queue, t not in current)
         m.add_exactly_one([*choice, queue])
         terms.append((int(data.queue_cost[t]), queue))
+        queue_vars.append(queue)
+    if params.keep_seated:
+        # No fewer tickets seated than the incumbent seats: queued ones may come in, and may
+        # take a seated ticket's place, but no seat is given up to shave lateness.
+        m.add(sum(queue_vars) <= len(free) - len(current))
 
     for a in hood.agents:
         work_in_window = sum(int(data.effort[t]) * v for t, v in by_agent[a])
@@ -455,7 +461,9 @@ def improve(
     now = time.perf_counter()
     if now >= deadline:
         return result
-    local = LocalSearch(data, state, candidates=params.move_candidates)
+    local = LocalSearch(
+        data, state, candidates=params.move_candidates, keep_seated=params.keep_seated
+    )
     local.run(now + params.local_search_share * max(0.0, deadline - now))
     if deadline - time.perf_counter() < _MIN_HOOD_SECONDS:
         return _finish(result, state, local)

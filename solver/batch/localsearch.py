@@ -129,8 +129,11 @@ class LocalSearch:
     the first move (and before the first deadline check); this starts in milliseconds.
     """
 
-    def __init__(self, data: BatchData, state: State, candidates: int = 12) -> None:
+    def __init__(
+        self, data: BatchData, state: State, candidates: int = 12, keep_seated: bool = False
+    ) -> None:
         self.data, self.state = data, state
+        self.keep_seated = keep_seated  # never send a seated ticket back to the queue
         self.stats = LocalStats()
         self._ptr = ticket_pair_ptr(data)
         self.candidates = candidates
@@ -295,7 +298,7 @@ class LocalSearch:
         best_delta = 0
         best_move: tuple[str, int, int, int, int] | None = None  # kind, b, u, pos in b, pos in a
         queue_delta = new_a_without + int(data.queue_cost[t]) - cost_a
-        if queue_delta < best_delta:
+        if queue_delta < best_delta and not self.keep_seated:
             best_delta, best_move = queue_delta, ("queue", -1, -1, -1, -1)
         swap_a_late = late[h_swap_a].reshape(len(swap_us), n_a) if h_swap_a >= 0 else None
         si = 0

@@ -29,10 +29,10 @@ import numpy as np
 
 from solver.batch import reasons
 from solver.batch.costs import pair_index, schedule_groups, total_cost
-from solver.batch.data import BatchData, build
+from solver.batch.data import BatchData, IntArray, build
 from solver.batch.flow import components, solve_flow
 from solver.batch.lns import improve
-from solver.batch.moves import Guarded, guard
+from solver.batch.moves import Guarded, guard, keep_set
 from solver.batch.params import BatchParams
 from solver.batch.repair import repair_minutes, ticket_pair_ptr
 from solver.batch.seed import greedy_assign, list_schedule
@@ -48,9 +48,14 @@ _PLAN_SECONDS_PER_TICKET = 8e-6  # every ticket (a queued one: its reasons, its 
 _PLAN_SECONDS_PER_ASSIGNED = 32e-6  # more for an assigned one (reasons, schedule, order)
 _FLOW_SECONDS_BASE = 0.002
 _FLOW_SECONDS_PER_ARC = 0.8e-6
-# The churn guard's pricing of a seed's moves: 0.68 s at tight L (10,000 tickets), measured
-# when the guard landed (benchmarks/README.md, churn); kept as a per-ticket prediction.
-_GUARD_SECONDS_PER_TICKET = 70e-6
+# The churn guard prices every move of an owned ticket (a revert each): 2.4-3.4 s for 567
+# moves at 2.6 M pairs under load 3 (benchmarks/README.md, "Exact at density").
+_GUARD_SECONDS_BASE = 0.005
+_GUARD_SECONDS_PER_MOVE = 5e-3
+# The search stops this share of the guard's predicted time early, and the guard still runs
+# when it starts up to that late: a search that overran its stop by a neighbourhood's last
+# milliseconds does not cost the plan its guard (the prediction is a loaded machine's).
+_GUARD_SLACK = 0.25
 # The flow always runs when predicted below this: a fallback would cost about as much.
 _FLOW_ALWAYS_SECONDS = 0.02
 # Less than this left for the local search and CP-SAT: skip them (State alone costs more).
@@ -73,6 +78,14 @@ def flow_seconds(data: BatchData) -> float:
     slots = int(np.minimum(np.where(data.eligible, data.slots, 0), data.n_tickets).sum())
     arcs = len(data.pair_ticket) + data.n_tickets + slots
     return _FLOW_SECONDS_BASE + _FLOW_SECONDS_PER_ARC * arcs
+
+
+def guard_seconds(data: BatchData, agent_of: IntArray) -> float:
+    """Predicted wall time of the churn guard on a plan with about as many moves as
+    ``agent_of`` (owned tickets the owner could keep that are elsewhere)."""
+    keep, _ = keep_set(data)
+    moves = int(np.count_nonzero(agent_of[keep] != data.owner[keep])) if len(keep) else 0
+    return _GUARD_SECONDS_BASE + _GUARD_SECONDS_PER_MOVE * moves
 
 
 def optimize(
@@ -140,60 +153,80 @@ def optimize(
     phases["flow_predicted"] = predicted
 
     sequences, rule_of = list_schedule(data, agent_of)
-    # Churn guard (solver.batch.moves): the seed, too, moves owned tickets only to save SLA.
-    # Pricing the moves costs time (0.4-0.7 s at 10,000 tickets): when it does not fit what is
-    # left it runs only to hold a move budget the caller set; otherwise the plan keeps its moves.
-    guard_started = time.perf_counter()
-    guarded: Guarded | None = None
-    fits = guard_started + _GUARD_SECONDS_PER_TICKET * data.n_tickets <= stop
-    if params.max_moves is not None or fits:
-        guarded = guard(data, sequences, params.max_moves, stop, params.min_move_saving())
-        sequences = guarded.sequences
-    guard_s = time.perf_counter() - guard_started
-    phases["guard_seed"] = guard_s
     seed_cost = total_cost(data, sequences)
     t3 = time.perf_counter()
     phases["seed"] = t3 - t2
     notes.append(f"seed (list scheduling) objective {seed_cost}")
+    seed_note = len(notes) - 1
+    # Churn guard (solver.batch.moves): the plan moves owned tickets only to save SLA. Pricing
+    # the moves costs time (about 5 ms a move at 2.6 M pairs), so it runs once, on the plan
+    # the search returns, and the search stops early enough for it; when it cannot fit it runs
+    # only to hold a move budget the caller set, and otherwise the plan keeps its moves.
+    guard_predicted = guard_seconds(data, agent_of)
+    phases["guard_predicted"] = guard_predicted
+    budget = params.max_moves is not None
+
+    def guarded_plan(seqs: dict[int, list[int]], force: bool = budget) -> Guarded | None:
+        """``seqs`` guarded, or None when the guard does not fit the time left (unless
+        ``force``: a move budget must hold)."""
+        started = time.perf_counter()
+        if not force and started + guard_predicted > stop + _GUARD_SLACK * guard_predicted:
+            return None
+        out = guard(data, seqs, params.max_moves, stop, params.min_move_saving())
+        phases["guard"] = phases.get("guard", 0.0) + time.perf_counter() - started
+        return out
+
     policy = "optimizer-seed"
     final_cost = seed_cost
-    if params.use_sequencing:
+    guarded: Guarded | None = None
+    search_stop = stop - (1.0 + _GUARD_SLACK) * guard_predicted
+    if params.use_sequencing and search_stop - t3 >= _MIN_SEARCH_SECONDS:
         policy = "optimizer"
-        # The search stops early enough for the guard to run again on its result (twice what
-        # it took on the seed: the search leaves more moves to price).
-        search_stop = stop - 2.0 * guard_s
-        if search_stop - t3 >= _MIN_SEARCH_SECONDS:
-            result = improve(data, sequences, params, search_stop)
-            guard_started = time.perf_counter()
-            improved = guard(
-                data, result.sequences, params.max_moves, stop, params.min_move_saving()
-            )
-            phases["guard"] = time.perf_counter() - guard_started
-            improved_cost = total_cost(data, improved.sequences)
-            if improved_cost <= seed_cost:  # never worse than the (guarded) seed
-                guarded, sequences, final_cost = improved, improved.sequences, improved_cost
+        result = improve(data, sequences, params, search_stop)
+        improved = guarded_plan(result.sequences, force=budget)
+        improved_seqs = result.sequences if improved is None else improved.sequences
+        improved_cost = total_cost(data, improved_seqs)
+        # Never worse than the seed as the guard leaves it: guard the seed too when time is
+        # left (or when a budget must hold and the search's plan is dearer), keep the cheaper.
+        options = [(improved_cost, 0, improved, improved_seqs)]
+        guarded_seed = guarded_plan(sequences, force=budget and improved_cost > seed_cost)
+        if guarded_seed is not None:
+            seed_cost = total_cost(data, guarded_seed.sequences)
+            options.append((seed_cost, 1, guarded_seed, guarded_seed.sequences))
+        else:
+            options.append((seed_cost, 1, None, sequences))
+        final_cost, which, guarded, sequences = min(options, key=lambda o: (o[0], o[1]))
+        if which == 0:
             rule_of.update(dict.fromkeys(result.by_local, "local"))
             rule_of.update(dict.fromkeys(result.by_cpsat, "lns"))
-            notes.append(
-                f"local search: {result.local_moves} moves; "
-                f"neighbourhoods: {result.tried} tried, {result.improved} improved, "
-                f"objective {seed_cost} -> {final_cost}"
-            )
-        else:
+        notes.append(
+            f"local search: {result.local_moves} moves; "
+            f"neighbourhoods: {result.tried} tried, {result.improved} improved, "
+            f"objective {seed_cost} -> {final_cost}"
+        )
+        phases["lns"] = time.perf_counter() - t3
+    else:
+        if params.use_sequencing:
+            policy = "optimizer"
             notes.append(
                 f"deadline: no time left for the local search or CP-SAT "
                 f"({max(0.0, search_stop - t3):.3f} s); the plan is the seed"
             )
-        phases["lns"] = time.perf_counter() - t3
+        guarded = guarded_plan(sequences)
+        if guarded is not None:
+            sequences, final_cost = guarded.sequences, total_cost(data, guarded.sequences)
+            seed_cost = final_cost  # the seed is the plan: its objective is the guarded one
     if guarded is None:
         notes.append("churn guard: no time left to price the moves; the plan keeps them")
     else:
         notes.append(
             f"churn guard: {guarded.moved} owned ticket(s) moved, each saving at least "
-            f"{params.min_move_saving():,} of SLA cost ({guarded.reverted} move(s) saving less "
-            f"reverted); {len(guarded.forced)} moved because their owner cannot hold them"
+            f"{params.min_move_saving():,} of SLA cost ({guarded.reverted} move(s) reverted: "
+            + ("saving less" if params.max_moves is None else "saving less or over the budget")
+            + f"); {len(guarded.forced)} moved because their owner cannot hold them"
             + ("" if params.max_moves is None else f"; budget {params.max_moves} move(s)")
         )
+    notes[seed_note] = f"seed (list scheduling) objective {seed_cost}"
     phases["seed_objective"] = float(seed_cost)
     phases["plan_predicted"] = end - stop
 
