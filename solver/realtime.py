@@ -71,6 +71,8 @@ from solver.timegrid import from_minute, require_aware, to_minute, to_minute_cei
 
 IntArray = npt.NDArray[np.int64]
 _UNCAPPED = np.iinfo(np.int64).max // 4  # a channel capacity no count reaches
+# Above this many candidates, assign scores only those that can still win (see _contenders).
+_PRUNE_AT = 64
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
@@ -679,23 +681,18 @@ class RealtimeIndex:
                 ticket, m, list(zip(rows, needs, strict=True)), qualified, only_own=only_own
             )
 
-        start = self._bank.clock.start(cand, pos)
-        finish = self._bank.clock.finish(cand, pos + effort)
         fr_due, res_due = ticket.first_response_due, ticket.resolution_due
-        c = _Candidates(
-            ticket,
-            t,
-            cand,
-            start,
-            finish,
-            start - t,
-            w.priority_weight(ticket.priority),
-            rows,
-            needs,
-            None if fr_due is None else to_minute(fr_due, self.origin),
-            None if res_due is None else to_minute(res_due, self.origin),
-        )
-        cost, parts = self._score(c)
+        pw = w.priority_weight(ticket.priority)
+        fr_min = None if fr_due is None else to_minute(fr_due, self.origin)
+        res_min = None if res_due is None else to_minute(res_due, self.origin)
+        n_cand = cand.size
+        if n_cand > _PRUNE_AT:
+            c, cost, parts = self._contenders(
+                ticket, t, m, cand, pos, pw, rows, needs, fr_min, res_min, top_k + 1
+            )
+        else:
+            c, cost, parts = self._evaluate(ticket, t, cand, pos, pw, rows, needs, fr_min, res_min)
+        cand, start, finish = c.cand, c.start, c.finish
         order = self._best(cost, top_k + 1)
         best = int(order[0])
         lent = [self._borrowed(ticket, cand.item(int(i))) if borrowed else [] for i in order]
@@ -704,7 +701,7 @@ class RealtimeIndex:
             *self._explain(c, parts, best),
             Reason(
                 "candidates",
-                f"best of {cand.size} qualified agent{'s' if cand.size != 1 else ''} "
+                f"best of {n_cand} qualified agent{'s' if n_cand != 1 else ''} "
                 "on shift with capacity",
                 0.0,
             ),
@@ -727,6 +724,81 @@ class RealtimeIndex:
             expected_start=from_minute(int(start[best]), self.origin),
             expected_end=from_minute(int(finish[best]), self.origin),
         )
+
+    def _contenders(
+        self,
+        ticket: Ticket,
+        t: int,
+        m: _Moment,
+        cand: IntArray,
+        pos: IntArray,
+        pw: float,
+        rows: list[int],
+        needs: list[int],
+        fr_min: int | None,
+        res_min: int | None,
+        keep: int,
+    ) -> tuple[_Candidates, FloatArray, list[_Part]]:
+        """Price the candidates that can still be among the ``keep`` best, without asking the calendar
+        clock (two binary searches per candidate, most of an ``assign`` among thousands) about
+        the others; the answer is the same as scoring everyone.
+
+        A candidate whose work starts ``pos - worked(t)`` working minutes from now cannot start
+        sooner than that many wall minutes from now, nor finish sooner than ``effort`` after.
+        Every term is nondecreasing in start and finish and IEEE rounding is monotone, so the
+        same terms priced at those bounds (``bound``) never exceed the real cost, to the last
+        bit. Score exactly the ``span`` lowest bounds; the ``keep``-th lowest real cost among
+        them, ``u``, is at least the ``keep``-th lowest of all, so everyone among the ``keep``
+        best (ties included) has ``bound <= u``. Usually those are all already scored; when not,
+        score exactly everyone with ``bound <= u``. Positions stay ascending, so ties still go
+        to the agent first in ``problem.agents``."""
+        soonest = t + (pos - m.worked[cand])
+        bound, _ = self._score(
+            _Candidates(
+                ticket,
+                t,
+                cand,
+                soonest,
+                soonest + ticket.effort_minutes,
+                soonest - t,
+                pw,
+                rows,
+                needs,
+                fr_min,
+                res_min,
+            )
+        )
+        span = min(cand.size, max(4 * keep, 16))
+        near = np.sort(np.argpartition(bound, span - 1)[:span])
+        c, cost, parts = self._evaluate(
+            ticket, t, cand[near], pos[near], pw, rows, needs, fr_min, res_min
+        )
+        u = np.partition(cost, keep - 1)[keep - 1] if cost.size > keep else cost.max()
+        within = bound <= u
+        if np.count_nonzero(within) > np.count_nonzero(within[near]):
+            return self._evaluate(
+                ticket, t, cand[within], pos[within], pw, rows, needs, fr_min, res_min
+            )
+        return c, cost, parts
+
+    def _evaluate(
+        self,
+        ticket: Ticket,
+        t: int,
+        cand: IntArray,
+        pos: IntArray,
+        pw: float,
+        rows: list[int],
+        needs: list[int],
+        fr_min: int | None,
+        res_min: int | None,
+    ) -> tuple[_Candidates, FloatArray, list[_Part]]:
+        """Price candidates ``cand`` whose work starts at work position ``pos``."""
+        start = self._bank.clock.start(cand, pos)
+        finish = self._bank.clock.finish(cand, pos + ticket.effort_minutes)
+        c = _Candidates(ticket, t, cand, start, finish, start - t, pw, rows, needs, fr_min, res_min)
+        cost, parts = self._score(c)
+        return c, cost, parts
 
     def _borrowed(self, ticket: Ticket, a: int) -> list[Reason]:
         """The reason an agent of another team works ``ticket`` (its team borrows)."""
