@@ -72,7 +72,7 @@ from solver.timegrid import from_minute, require_aware, to_minute, to_minute_cei
 IntArray = npt.NDArray[np.int64]
 _UNCAPPED = np.iinfo(np.int64).max // 4  # a channel capacity no count reaches
 # Above this many candidates, assign scores only those that can still win (see _contenders).
-_PRUNE_AT = 64
+_PRUNE_AT = 200
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
