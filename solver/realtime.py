@@ -2,8 +2,10 @@
 
 Build a :class:`RealtimeIndex` once per problem (a snapshot of the organisation at
 ``problem.now``); every :meth:`RealtimeIndex.assign` call is then a handful of numpy operations
-over flat per-agent arrays — never a Python loop over agents. Reasons are formatted only for the
-chosen agent and its top alternatives.
+over flat per-agent arrays — never a Python loop over agents. Among many candidates, only those
+whose cost at their soonest possible start could still win are timed on the calendar clock and
+priced exactly (the same answer as pricing everyone). Reasons are formatted only for the chosen
+agent and its top alternatives.
 
 The decision, in order:
 
@@ -739,19 +741,20 @@ class RealtimeIndex:
         res_min: int | None,
         keep: int,
     ) -> tuple[_Candidates, FloatArray, list[_Part]]:
-        """Price the candidates that can still be among the ``keep`` best, without asking the calendar
-        clock (two binary searches per candidate, most of an ``assign`` among thousands) about
-        the others; the answer is the same as scoring everyone.
+        """Price exactly only the candidates that can still be among the ``keep`` best, so that
+        an ``assign`` among thousands asks the calendar clock (two binary searches a candidate,
+        most of its time) about a few of them; the answer is the same as pricing everyone.
 
-        A candidate whose work starts ``pos - worked(t)`` working minutes from now cannot start
-        sooner than that many wall minutes from now, nor finish sooner than ``effort`` after.
-        Every term is nondecreasing in start and finish and IEEE rounding is monotone, so the
-        same terms priced at those bounds (``bound``) never exceed the real cost, to the last
-        bit. Score exactly the ``span`` lowest bounds; the ``keep``-th lowest real cost among
-        them, ``u``, is at least the ``keep``-th lowest of all, so everyone among the ``keep``
-        best (ties included) has ``bound <= u``. Usually those are all already scored; when not,
-        score exactly everyone with ``bound <= u``. Positions stay ascending, so ties still go
-        to the agent first in ``problem.agents``."""
+        A candidate whose work starts ``pos - worked(t)`` working minutes from now can start no
+        sooner than that many wall minutes from now, and finish no sooner than ``effort`` after.
+        Every term is nondecreasing in start and finish (the weights are >= 0; see
+        :class:`ScoreTerm`) and IEEE rounding is monotone, so the same terms priced at those
+        soonest moments (``bound``) never exceed the real cost, to the last bit. Price exactly
+        the ``span`` lowest bounds: the ``keep``-th lowest real cost among them, ``u``, is at
+        least the ``keep``-th lowest of all, so everyone among the ``keep`` best (ties
+        included) has ``bound <= u``. Usually they are all priced already; when not, price
+        everyone with ``bound <= u``. Positions stay ascending, so ties still go to the agent
+        first in ``problem.agents``."""
         soonest = t + (pos - m.worked[cand])
         bound, _ = self._score(
             _Candidates(
@@ -1061,6 +1064,10 @@ class ScoreTerm(NamedTuple):
     except for the two deadline terms, ``first_response`` and ``resolution``, which price
     ``lateness_per_minute`` and ``breach`` against one deadline each (and ``first_response``
     carries ``wait_per_minute`` too, since the wait is what makes a first response late).
+
+    A price must never fall when a candidate's start or finish comes later: above
+    ``_PRUNE_AT`` candidates, ``assign`` prices everyone at their soonest possible start first
+    and prices exactly only those that can still win (see ``RealtimeIndex._contenders``).
     """
 
     name: str
