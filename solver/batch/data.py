@@ -9,7 +9,8 @@ Everything the optimizer's layers share is computed here once, vectorized:
   channel's row (``chan_of``, -1 when nobody caps its channel);
 - per ticket: effort, priority weight, deadlines as minutes since ``now`` (floored, as
   :func:`solver.validation.evaluate` does), owner and previous agent as agent rows;
-- the qualified pairs ``(pair_ticket[p], pair_agent[p])`` from a skill-level matrix, with each
+- the qualified pairs ``(pair_ticket[p], pair_agent[p])`` from the agents' skill levels
+  (a sparse join on each ticket's rarest skill, :func:`qualified_pairs`), with each
   pair's exact cost parts except lateness, and a lateness *lower bound*: the ticket's breaches
   and lateness if the agent started it first, right after their backlog. Any schedule starts it
   no earlier, so pair costs never overstate the true objective — which makes the min-cost flow
@@ -34,7 +35,7 @@ BoolArray = npt.NDArray[np.bool_]
 
 NO_DEADLINE = np.iinfo(np.int64).max // 4  # far beyond any finish minute; never late
 UNCAPPED = np.iinfo(np.int64).max // 4  # channel slots of an agent who does not cap the channel
-_PAIR_CELLS = 4_000_000  # ticket x agent cells per qualification chunk (bounds peak memory)
+_CANDIDATES = 4_000_000  # candidate pairs per qualification chunk (bounds peak memory)
 
 
 @dataclass(frozen=True)
@@ -194,6 +195,61 @@ def borrowed_pairs(problem: Problem, pair_ticket: IntArray, pair_agent: IntArray
     return out
 
 
+def qualified_pairs(
+    levels: npt.NDArray[np.int8], req_skill: IntArray, req_level: npt.NDArray[np.int8]
+) -> tuple[IntArray, IntArray]:
+    """Every (ticket, agent) whose skill levels meet all the ticket's requirements, sorted by
+    ticket then agent.
+
+    ``levels`` is agent x skill with a last (dummy) column at level 0; ``req_skill`` and
+    ``req_level`` are ticket x requirement, short lists padded with the dummy at level 0. A
+    sparse join, never a ticket x agent matrix: each ticket's candidates are the holders of its
+    rarest required skill (listed once, by agent), which are then checked against all of its
+    requirements. A requirement at level 0 or below (the padding) is met by every agent; a
+    ticket with no other requirement has every agent as a candidate.
+    """
+    n_a, n_cols = levels.shape
+    dummy = n_cols - 1
+    n_t, k_max = req_skill.shape
+    # Holders of each real skill (level >= 1), skill by skill and by agent within a skill; the
+    # dummy's segment after them lists every agent.
+    hold_agent, hold_skill = np.nonzero(levels[:, :dummy] > 0)
+    order = np.lexsort((hold_agent, hold_skill))
+    seg_agent = np.concatenate((hold_agent[order], np.arange(n_a))).astype(np.int64)
+    seg_len = np.append(np.bincount(hold_skill, minlength=dummy), n_a).astype(np.int64)
+    seg_start = np.concatenate(([0], np.cumsum(seg_len)[:-1])).astype(np.int64)
+    # Each ticket's most selective requirement (ties: the first listed).
+    eff = np.where(req_level >= 1, req_skill, dummy)
+    best = np.argmin(seg_len[eff], axis=1)
+    chosen = eff[np.arange(n_t), best] if n_t else np.zeros(0, dtype=np.int64)
+    length = seg_len[chosen]
+    ends = np.cumsum(length)
+    pt_parts: list[IntArray] = []
+    pa_parts: list[IntArray] = []
+    lo = 0
+    while lo < n_t:
+        before = int(ends[lo - 1]) if lo else 0
+        # Tickets up to _CANDIDATES candidates (at least one ticket) per chunk.
+        hi = max(lo + 1, int(np.searchsorted(ends, before + _CANDIDATES, side="right")))
+        hi = min(hi, n_t)
+        ln = length[lo:hi]
+        total = int(ends[hi - 1]) - before
+        cand_t = np.repeat(np.arange(lo, hi, dtype=np.int64), ln)
+        first = ends[lo:hi] - ln - before  # each ticket's first candidate, chunk-local
+        pos = np.arange(total, dtype=np.int64) + np.repeat(seg_start[chosen[lo:hi]] - first, ln)
+        cand_a = seg_agent[pos]
+        ok = np.ones(total, dtype=bool)
+        for k in range(k_max):
+            ok &= levels[cand_a, req_skill[cand_t, k]] >= req_level[cand_t, k]
+        pt_parts.append(cand_t[ok])
+        pa_parts.append(cand_a[ok])
+        lo = hi
+    if not pt_parts:
+        z = np.zeros(0, dtype=np.int64)
+        return z, z.copy()
+    return np.concatenate(pt_parts), np.concatenate(pa_parts)
+
+
 def build(problem: Problem, weights: ObjectiveWeights) -> BatchData:
     """The arrays for ``problem``; see the module docstring.
 
@@ -252,31 +308,19 @@ def build(problem: Problem, weights: ObjectiveWeights) -> BatchData:
     owner = _agent_rows([t.owner_agent for t in tickets], index)
     previous = _agent_rows([t.previous_agent for t in tickets], index)
 
-    # Qualified pairs: a ticket x agent boolean matrix, one gather per required skill, in chunks
-    # of tickets so the matrix never exceeds _PAIR_CELLS cells.
-    lv_t = np.ascontiguousarray(levels.T)  # skill x agent
+    # Qualified pairs: a sparse join (:func:`qualified_pairs`), then the agent's room and the
+    # ticket's channel, checked per pair.
+    cand_ticket, cand_agent = qualified_pairs(levels, req_skill, req_level)
+    skill_qualified = np.bincount(cand_ticket, minlength=n_t).astype(np.int64)
     room = np.where(eligible, total - backlog, -1)
-    skill_qualified = np.zeros(n_t, dtype=np.int64)
-    pt_parts: list[IntArray] = []
-    pa_parts: list[IntArray] = []
-    chunk = max(1, _PAIR_CELLS // max(1, n_a))
-    for lo in range(0, n_t, chunk):
-        hi = min(n_t, lo + chunk)
-        ok = np.ones((hi - lo, n_a), dtype=bool)
-        for k in range(k_max):
-            ok &= lv_t[req_skill[lo:hi, k]] >= req_level[lo:hi, k, None]
-        skill_qualified[lo:hi] = ok.sum(axis=1)
-        ok &= effort[lo:hi, None] <= room[None, :]
-        if channels:
-            # A pair whose channel the agent caps with no free slot of it can never be used.
-            ch_rows = chan_of[lo:hi]
-            none_free = chan_slots[np.maximum(ch_rows, 0)] <= 0
-            ok &= ~(none_free & (ch_rows >= 0)[:, None])
-        t_idx, a_idx = np.nonzero(ok)
-        pt_parts.append(t_idx.astype(np.int64) + lo)
-        pa_parts.append(a_idx.astype(np.int64))
-    pair_ticket = np.concatenate(pt_parts) if pt_parts else np.zeros(0, dtype=np.int64)
-    pair_agent = np.concatenate(pa_parts) if pa_parts else np.zeros(0, dtype=np.int64)
+    ok = effort[cand_ticket] <= room[cand_agent]
+    if channels:
+        # A pair whose channel the agent caps with no free slot of it can never be used.
+        ch_rows = chan_of[cand_ticket]
+        none_free = chan_slots[np.maximum(ch_rows, 0), cand_agent] <= 0
+        ok &= ~(none_free & (ch_rows >= 0))
+    pair_ticket, pair_agent = cand_ticket[ok], cand_agent[ok]
+    del cand_ticket, cand_agent, ok
     keep_scope = scope_pairs(problem, pair_ticket, pair_agent)
     if keep_scope is not None:
         pair_ticket, pair_agent = pair_ticket[keep_scope], pair_agent[keep_scope]
