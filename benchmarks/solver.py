@@ -4,6 +4,7 @@
     python -m benchmarks.solver --sizes L --time-limit 60
     python -m benchmarks.solver --sizes S,M --tight --policies least-loaded,optimizer
     python -m benchmarks.solver --scale              # dense 1,000 x 10,000: limits that hold
+    python -m benchmarks.solver --huge               # sparse 10,000 x 100,000: who takes what
     python -m benchmarks.solver --sizes M:tight --max-moves 40   # the optimizer's move budget
 
 For each instance and policy it prints the weighted SLA penalty (breach penalties plus
@@ -356,6 +357,237 @@ def run_scale(console: Console, seed: int, limits: Sequence[float]) -> int:
     return 1 if over or any(r.violations for r in rows) else 0
 
 
+# --huge: issue 14's sparse queue at ten times L: 10,000 agents x 100,000 tickets over 170
+# teams and 2,600 skills, so each ticket has ~10 qualified agents (~1 M pairs). The target:
+# who-takes-what (build + flow + minutes repair) <= 10 s, peak memory <= 4 GiB.
+HUGE_SIZE = "L"
+HUGE_OVERRIDES: dict[str, int] = {
+    "n_agents": 10_000,
+    "n_tickets": 100_000,
+    "n_skills": 2_600,
+    "n_teams": 170,
+    "n_languages": 8,
+}
+HUGE_TARGET_S = 10.0
+HUGE_TARGET_MIB = 4096.0
+HUGE_LIMIT_S = 20.0
+
+
+@dataclass(frozen=True, slots=True)
+class HugeRun:
+    """Who-takes-what once on the sparse queue, in a fresh process, beside plain OR-Tools."""
+
+    agents: int
+    tickets: int
+    pairs: int
+    arcs: int
+    instance_s: float  # generating the instance (not counted)
+    bank_s: float  # the shared calendar, held by the service (not counted)
+    build_s: float
+    flow_s: float
+    repair_s: float
+    moved: int  # tickets the minutes repair moved
+    flow_cost: int
+    network_s: float  # the network's arrays for plain OR-Tools (not part of its time)
+    plain_s: float  # plain OR-Tools: bulk add_arcs_with_capacity_and_unit_cost, supplies, solve
+    plain_cost: int
+    base_mib: float  # peak RSS with the instance and calendar built, before who-takes-what
+    peak_mib: float  # peak RSS after who-takes-what (before plain OR-Tools)
+    plain_peak_mib: float  # peak RSS after plain OR-Tools too
+    loadavg_before: str
+    loadavg_after: str
+
+    @property
+    def total_s(self) -> float:
+        return self.build_s + self.flow_s + self.repair_s
+
+
+@dataclass(frozen=True, slots=True)
+class HugeOptimize:
+    """The whole optimize call on the sparse queue with a limit, in a fresh process."""
+
+    limit_s: float
+    wall_s: float
+    phases: dict[str, float]
+    unassigned: int
+    tickets: int
+    violations: int
+    status: str
+    peak_mib: float
+    loadavg: str
+
+
+def huge_problem(seed: int, **overrides: int) -> Problem:
+    """The ``--huge`` instance; ``overrides`` replace fields of it (smaller sizes for tests)."""
+    from benchmarks.instances import generate_problem, spec_for
+
+    return generate_problem(
+        spec_for(HUGE_SIZE, **{**HUGE_OVERRIDES, **overrides}),  # type: ignore[arg-type]
+        seed=seed,
+    )
+
+
+def plain_min_cost_flow(data: object) -> tuple[float, float, int]:
+    """Plain OR-Tools on the optimizer's network: (seconds to build the arrays, seconds to add
+    the arcs in one bulk numpy call, set the supplies and solve, optimal cost)."""
+    import numpy as np
+    from ortools.graph.python import min_cost_flow
+
+    from solver.batch.flow import network
+
+    t0 = time.perf_counter()
+    net = network(data)  # type: ignore[arg-type]
+    t1 = time.perf_counter()
+    mcf = min_cost_flow.SimpleMinCostFlow()
+    mcf.add_arcs_with_capacity_and_unit_cost(
+        net.tails.astype(np.int32), net.heads.astype(np.int32), net.caps, net.costs
+    )
+    mcf.set_nodes_supplies(np.arange(net.n_nodes, dtype=np.int32), net.supplies)
+    status = mcf.solve()
+    t2 = time.perf_counter()
+    if status != mcf.OPTIMAL:
+        raise RuntimeError(f"plain min-cost flow ended with status {status}")
+    return t1 - t0, t2 - t1, int(mcf.optimal_cost())
+
+
+def run_huge_one(seed: int, overrides: dict[str, int] | None = None) -> HugeRun:
+    """Who-takes-what on the ``--huge`` instance, then plain OR-Tools on the same network;
+    meant for a fresh process (its peak RSS is this run's alone)."""
+    from solver.availability import bank_for
+    from solver.batch.data import build
+    from solver.batch.flow import solve_flow
+    from solver.batch.repair import repair_minutes
+    from solver.objective import ObjectiveWeights
+
+    t0 = time.perf_counter()
+    problem = huge_problem(seed, **(overrides or {}))
+    t1 = time.perf_counter()
+    bank_for(problem)  # the service holds the calendar, as in --scale
+    t2 = time.perf_counter()
+    base = _rss_mib()
+    load_before = _loadavg()
+    data = build(problem, ObjectiveWeights())
+    t3 = time.perf_counter()
+    flow = solve_flow(data)
+    t4 = time.perf_counter()
+    _, moved = repair_minutes(data, flow.agent_of)
+    t5 = time.perf_counter()
+    peak = _rss_mib()
+    network_s, plain_s, plain_cost = plain_min_cost_flow(data)
+    return HugeRun(
+        agents=data.n_agents,
+        tickets=data.n_tickets,
+        pairs=len(data.pair_ticket),
+        arcs=flow.n_arcs,
+        instance_s=t1 - t0,
+        bank_s=t2 - t1,
+        build_s=t3 - t2,
+        flow_s=t4 - t3,
+        repair_s=t5 - t4,
+        moved=moved,
+        flow_cost=flow.cost,
+        network_s=network_s,
+        plain_s=plain_s,
+        plain_cost=plain_cost,
+        base_mib=base,
+        peak_mib=peak,
+        plain_peak_mib=_rss_mib(),
+        loadavg_before=load_before,
+        loadavg_after=_loadavg(),
+    )
+
+
+def run_huge_optimize(
+    seed: int, limit_s: float, overrides: dict[str, int] | None = None
+) -> HugeOptimize:
+    """The whole optimize call with ``limit_s`` on the ``--huge`` instance (fresh process)."""
+    from solver.availability import bank_for
+    from solver.batch import BatchParams, optimize
+    from solver.validation import check_plan, evaluate
+
+    problem = huge_problem(seed, **(overrides or {}))
+    bank_for(problem)
+    started = time.perf_counter()
+    plan = optimize(problem, BatchParams(time_limit_s=limit_s, seed=seed))
+    wall = time.perf_counter() - started
+    peak = _rss_mib()
+    load = _loadavg()
+    return HugeOptimize(
+        limit_s=limit_s,
+        wall_s=wall,
+        phases=dict(plan.stats.phases),
+        unassigned=evaluate(problem, plan).unassigned,
+        tickets=len(problem.tickets),
+        violations=len(check_plan(problem, plan)),
+        status=str(plan.stats.status),
+        peak_mib=peak,
+        loadavg=load,
+    )
+
+
+def run_huge(
+    console: Console,
+    seed: int,
+    limit_s: float | None,
+    overrides: dict[str, int] | None = None,
+) -> int:
+    """``--huge``: who-takes-what against plain OR-Tools, then (``limit_s``) optimize whole."""
+    size = {**HUGE_OVERRIDES, **(overrides or {})}
+    label = f"{size['n_agents']:,} agents × {size['n_tickets']:,} tickets"
+    with console.status(f"who takes what, {label}…"):
+        r = _isolated(run_huge_one, seed, overrides)
+    assert isinstance(r, HugeRun)
+    console.print(
+        f"--huge: {HUGE_SIZE} with {', '.join(f'{k}={v:,}' for k, v in size.items())}, seed "
+        f"{seed}: {r.agents:,} agents × {r.tickets:,} tickets, {r.pairs:,} qualified pairs, "
+        f"{r.arcs:,} arcs"
+    )
+    console.print(
+        f"  instance {r.instance_s:.2f} s and calendar {r.bank_s:.2f} s (not counted); "
+        f"memory {r.base_mib:,.0f} MiB with them"
+    )
+    table = Table(title="who takes what (one fresh process)", title_justify="left")
+    for col in ("build s", "flow s", "repair s", "total s", "/ target", "peak MiB", "moved"):
+        table.add_column(col, justify="right")
+    ratio = r.total_s / HUGE_TARGET_S
+    table.add_row(
+        f"{r.build_s:.2f}",
+        f"{r.flow_s:.2f}",
+        f"{r.repair_s:.2f}",
+        f"[bold]{r.total_s:.2f}[/]",
+        f"{ratio:.2f}×" + ("" if ratio <= 1 else " [red](over)[/]"),
+        f"{r.peak_mib:,.0f}" + ("" if r.peak_mib <= HUGE_TARGET_MIB else " [red](over)[/]"),
+        f"{r.moved:,}",
+    )
+    console.print(table)
+    same = "equal optima" if r.plain_cost == r.flow_cost else "[red]optima differ[/]"
+    console.print(
+        f"  plain OR-Tools on the same network: {r.plain_s:.2f} s (bulk add_arcs + solve; its "
+        f"arrays {r.network_s:.2f} s more); ours (flow) / plain = "
+        f"[bold]{r.flow_s / max(r.plain_s, 1e-9):.2f}×[/]; optimum {r.flow_cost:,} vs "
+        f"{r.plain_cost:,} ({same}); peak {r.plain_peak_mib:,.0f} MiB after it"
+    )
+    console.print(
+        f"  target: total ≤ {HUGE_TARGET_S:g} s, peak ≤ {HUGE_TARGET_MIB:,.0f} MiB; load average "
+        f"{r.loadavg_before} before, {r.loadavg_after} after"
+    )
+    failed = r.plain_cost != r.flow_cost
+    if limit_s is not None:
+        with console.status(f"optimize, {label}, limit {limit_s:g} s…"):
+            o = _isolated(run_huge_optimize, seed, limit_s, overrides)
+        assert isinstance(o, HugeOptimize)
+        ph = o.phases
+        parts = ", ".join(f"{k} {ph[k]:.2f}" for k in ("build", "flow", "seed", "lns") if k in ph)
+        console.print(
+            f"optimize, limit {o.limit_s:g} s: wall [bold]{o.wall_s:.2f} s[/] "
+            f"({o.wall_s / o.limit_s:.2f}× the limit; {parts} s), {o.unassigned:,} of "
+            f"{o.tickets:,} unassigned, {o.violations} violation(s), {o.status}, peak "
+            f"{o.peak_mib:,.0f} MiB; load average {o.loadavg}"
+        )
+        failed |= o.violations > 0
+    return 1 if failed else 0
+
+
 def parse_instances(text: str, force_tight: bool) -> list[tuple[str, bool]]:
     """``"S,M:tight"`` -> ``[("S", False), ("M", True)]``; ``--tight`` makes every one tight."""
     from benchmarks.instances import SIZES
@@ -466,9 +698,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=",".join(f"{x:g}" for x in SCALE_LIMITS),
         help="comma-separated limits for --scale, seconds (default 1,2)",
     )
+    parser.add_argument(
+        "--huge",
+        action="store_true",
+        help="the sparse 10,000 x 100,000 queue (~1 M pairs): who-takes-what against 10 s and "
+        "4 GiB beside plain OR-Tools, then optimize with --huge-limit",
+    )
+    parser.add_argument(
+        "--huge-limit",
+        type=float,
+        default=HUGE_LIMIT_S,
+        help="optimize's limit for --huge, seconds; 0 skips the optimize call (default 20)",
+    )
     args = parser.parse_args(argv)
 
     console = Console(width=max(Console().width, 120))
+    if args.huge:
+        return run_huge(console, args.seed, args.huge_limit or None)
     if args.scale:
         limits = [float(x) for x in args.scale_limits.split(",") if x.strip()]
         return run_scale(console, args.seed, limits)
