@@ -215,23 +215,30 @@ def _loadavg() -> str:
         return "n/a"
 
 
-def scale_problem(seed: int) -> Problem:
+def scale_problem(seed: int, **overrides: int) -> Problem:
+    """The ``--scale`` instance; ``overrides`` replace fields of it (smaller sizes for tests)."""
     from benchmarks.instances import generate_problem, spec_for
 
     spec = spec_for(
-        SCALE_SIZE, n_skills=SCALE_SKILLS, n_teams=SCALE_TEAMS, n_languages=SCALE_LANGUAGES
+        SCALE_SIZE,
+        **{  # type: ignore[arg-type]
+            "n_skills": SCALE_SKILLS,
+            "n_teams": SCALE_TEAMS,
+            "n_languages": SCALE_LANGUAGES,
+            **overrides,
+        },
     )
     return generate_problem(spec, seed=seed)
 
 
-def run_scale_one(limit_s: float, seed: int) -> ScaleRun:
+def run_scale_one(limit_s: float, seed: int, overrides: dict[str, int] | None = None) -> ScaleRun:
     """One optimize call with ``limit_s`` on the dense queue; meant for a fresh process."""
     from solver.availability import bank_for
     from solver.batch import BatchParams, optimize
     from solver.batch.data import build
     from solver.validation import check_plan, evaluate
 
-    problem = scale_problem(seed)
+    problem = scale_problem(seed, **(overrides or {}))
     bank_for(problem)  # the service holds the calendar; the optimizer's modules are imported
     params = BatchParams(time_limit_s=limit_s, seed=seed)
     started = time.perf_counter()
@@ -255,7 +262,9 @@ def run_scale_one(limit_s: float, seed: int) -> ScaleRun:
     )
 
 
-def who_takes_what_one(seed: int, repeats: int = 3) -> WhoTakesWhat:
+def who_takes_what_one(
+    seed: int, repeats: int = 3, overrides: dict[str, int] | None = None
+) -> WhoTakesWhat:
     """Time the exact assignment alone: build the arrays, solve the flow, repair minutes."""
     import statistics
 
@@ -265,7 +274,7 @@ def who_takes_what_one(seed: int, repeats: int = 3) -> WhoTakesWhat:
     from solver.batch.repair import repair_minutes
     from solver.objective import ObjectiveWeights
 
-    problem = scale_problem(seed)
+    problem = scale_problem(seed, **(overrides or {}))
     bank_for(problem)
     builds, flows, repairs = [], [], []
     pairs = arcs = 0
@@ -291,28 +300,42 @@ def who_takes_what_one(seed: int, repeats: int = 3) -> WhoTakesWhat:
     )
 
 
-def _isolated(fn: object, *args: object) -> object:
+def _isolated(fn: object, *args: object, inline: bool = False) -> object:
+    """``fn(*args)`` in a fresh process (spawn), or here when ``inline``."""
+    if inline:
+        return fn(*args)  # type: ignore[operator]
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
         return pool.submit(fn, *args).result()  # type: ignore[arg-type]
 
 
-def run_scale(console: Console, seed: int, limits: Sequence[float]) -> int:
+def run_scale(
+    console: Console,
+    seed: int,
+    limits: Sequence[float],
+    overrides: dict[str, int] | None = None,
+    inline: bool = False,
+) -> int:
     """``--scale``: the whole optimize call against its limit, and who-takes-what alone."""
     rows: list[ScaleRun] = []
     for limit in limits:
         with console.status(f"dense 1,000 x 10,000, limit {limit:g} s…"):
-            run = _isolated(run_scale_one, limit, seed)
+            run = _isolated(run_scale_one, limit, seed, overrides, inline=inline)
         assert isinstance(run, ScaleRun)
         console.log(f"limit {limit:g} s: {run.wall_s:.2f} s (load {run.loadavg})")
         rows.append(run)
     with console.status("who takes what alone (build + exact flow + repair)…"):
-        wtw = _isolated(who_takes_what_one, seed)
+        wtw = _isolated(who_takes_what_one, seed, 3, overrides, inline=inline)
     assert isinstance(wtw, WhoTakesWhat)
     first = rows[0] if rows else None
+    from benchmarks.instances import spec_for
+
+    spec = spec_for(SCALE_SIZE, **(overrides or {}))  # type: ignore[arg-type]
+    shown = SCALE_OVERRIDES + "".join(f", {k}={v:,}" for k, v in (overrides or {}).items())
     table = Table(
         title=(
-            f"--scale: {SCALE_SIZE} {SCALE_OVERRIDES}: 1,000 agents × 10,000 tickets, "
+            f"--scale: {SCALE_SIZE} {shown}: {spec.n_agents:,} agents × "
+            f"{spec.n_tickets:,} tickets, "
             f"{first.pairs if first else wtw.pairs:,} qualified pairs"
         ),
         title_justify="left",
@@ -530,12 +553,13 @@ def run_huge(
     seed: int,
     limit_s: float | None,
     overrides: dict[str, int] | None = None,
+    inline: bool = False,
 ) -> int:
     """``--huge``: who-takes-what against plain OR-Tools, then (``limit_s``) optimize whole."""
     size = {**HUGE_OVERRIDES, **(overrides or {})}
     label = f"{size['n_agents']:,} agents × {size['n_tickets']:,} tickets"
     with console.status(f"who takes what, {label}…"):
-        r = _isolated(run_huge_one, seed, overrides)
+        r = _isolated(run_huge_one, seed, overrides, inline=inline)
     assert isinstance(r, HugeRun)
     console.print(
         f"--huge: {HUGE_SIZE} with {', '.join(f'{k}={v:,}' for k, v in size.items())}, seed "
@@ -574,7 +598,7 @@ def run_huge(
     failed = r.plain_cost != r.flow_cost
     if limit_s is not None:
         with console.status(f"optimize, {label}, limit {limit_s:g} s…"):
-            o = _isolated(run_huge_optimize, seed, limit_s, overrides)
+            o = _isolated(run_huge_optimize, seed, limit_s, overrides, inline=inline)
         assert isinstance(o, HugeOptimize)
         ph = o.phases
         parts = ", ".join(f"{k} {ph[k]:.2f}" for k in ("build", "flow", "seed", "lns") if k in ph)
@@ -714,10 +738,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     console = Console(width=max(Console().width, 120))
     if args.huge:
-        return run_huge(console, args.seed, args.huge_limit or None)
+        return run_huge(console, args.seed, args.huge_limit or None, inline=args.inline)
     if args.scale:
         limits = [float(x) for x in args.scale_limits.split(",") if x.strip()]
-        return run_scale(console, args.seed, limits)
+        return run_scale(console, args.seed, limits, inline=args.inline)
     instances = parse_instances(args.sizes, args.tight)
     policies = [p.strip() for p in args.policies.split(",") if p.strip()]
     unknown = [p for p in policies if p not in ALL_POLICIES]
