@@ -623,7 +623,11 @@ def run_huge(
             o = _isolated(run_huge_optimize, seed, limit_s, overrides, inline=inline)
         assert isinstance(o, HugeOptimize)
         ph = o.phases
-        parts = ", ".join(f"{k} {ph[k]:.2f}" for k in ("build", "flow", "seed", "lns") if k in ph)
+        parts = ", ".join(
+            f"{k} {ph[k]:.2f}"
+            for k in ("build", "flow", "flow_predicted", "seed", "guard_seed", "lns", "guard")
+            if k in ph
+        )
         console.print(
             f"optimize, limit {o.limit_s:g} s: wall [bold]{o.wall_s:.2f} s[/] "
             f"({o.wall_s / o.limit_s:.2f}× the limit; {parts} s), {o.unassigned:,} of "
