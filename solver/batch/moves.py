@@ -367,12 +367,17 @@ def guard(
     max_moves: int | None = None,
     deadline: float | None = None,
     min_saving: int = 1,
-) -> Guarded:
+    give_up: float | None = None,
+) -> Guarded | None:
     """Revert the moves that save less than ``min_saving`` of SLA cost, then the least
     valuable beyond ``max_moves``.
 
     ``deadline`` (a ``perf_counter`` value) stops reverting moves that are merely worthless once
     passed; the budget is enforced regardless, so the result always respects ``max_moves``.
+    ``give_up`` (a ``perf_counter`` value; not with a budget to hold): pricing every move
+    before the first revert cannot be cut short usefully, so when it is still going then the
+    guard gives up and returns None (the caller keeps the unguarded plan); past it the moves
+    kept are left unpriced (their reasons then say only that they save SLA cost).
     """
     keep, forced = keep_set(data)
     g = _Guard(data, sequences, keep)
@@ -386,6 +391,8 @@ def guard(
     budget = len(keep) if max_moves is None else max(0, max_moves)
     heap: list[tuple[int, int, int]] = []  # (value, ticket, times priced)
     for t in moved().tolist():
+        if give_up is not None and time.perf_counter() > give_up:
+            return None
         r = g.revert(t)
         if r is not None:
             heap.append((r.value, t, 1))
@@ -430,6 +437,9 @@ def guard(
         g.reseat(queued_by_reverts)
     kept: dict[int, Move] = {}
     for t in moved().tolist():
+        if give_up is not None and time.perf_counter() > give_up:
+            kept[t] = Move(t, int(owner[t]), int(st.agent_of[t]), 0, ())
+            continue
         r = g.revert(t)
         value = r.value if r is not None else 0
         saves = g.saves(t, r) if r is not None else ()

@@ -194,5 +194,23 @@ def test_a_revert_sends_the_ticket_it_evicts_to_an_agent_with_room_not_the_queue
 
     data = build(p, FAST.weights)
     guarded = guard(data, {0: [1], 1: [0]}, None, None, FAST.min_move_saving())
+    assert guarded is not None
     assert guarded.sequences == {0: [0], 2: [1]}
     assert guarded.reverted == 1 and guarded.moved == 0
+
+
+def test_a_guard_past_its_give_up_time_returns_nothing_rather_than_overrun() -> None:
+    """Pricing every move cannot be cut short usefully: past ``give_up`` the guard returns None
+    (the optimizer then keeps the unguarded plan and says so) instead of overrunning."""
+    import time
+
+    from solver.batch.flow import solve_flow
+    from solver.batch.moves import guard
+    from solver.batch.seed import list_schedule
+
+    p = owned_problem(11, share_owned=0.9)
+    data = build(p, FAST.weights)
+    sequences, _ = list_schedule(data, solve_flow(data, 0).agent_of)
+    past = time.perf_counter() - 1.0
+    assert guard(data, sequences, None, None, FAST.min_move_saving(), give_up=past) is None
+    assert guard(data, sequences, None, None, FAST.min_move_saving(), give_up=None) is not None
