@@ -26,9 +26,11 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
+
+from solver.problem import Problem
 
 
 def _classes(data: object) -> tuple[int, int]:
@@ -82,6 +84,58 @@ def true_maximum(data: object) -> int:
     return int(mf.optimal_flow())
 
 
+def _problem(args: argparse.Namespace) -> Problem:
+    from benchmarks.instances import generate
+
+    return generate(
+        "S",
+        seed=args.seed,
+        tight=args.tight,
+        n_agents=args.agents,
+        n_tickets=args.tickets,
+        n_skills=args.skills,
+        n_teams=args.teams,
+        topics_per_agent=args.topics,
+    )
+
+
+def _optimize_one(args: argparse.Namespace, limit: float | None) -> str:
+    """The whole optimizer at ``limit`` (None: least-loaded) on the instance: one line."""
+    from solver.availability import bank_for
+    from solver.batch import BatchParams, optimize
+    from solver.policies import POLICIES, PolicyParams
+    from solver.validation import check_plan, evaluate
+
+    problem = _problem(args)
+    bank_for(problem)
+    t = time.perf_counter()
+    if limit is None:
+        plan = POLICIES["least-loaded"](problem, PolicyParams())
+        name = "least-loaded"
+    else:
+        plan = optimize(problem, BatchParams(time_limit_s=limit, seed=args.seed))
+        name = f"optimizer, limit {limit:g} s"
+    wall = time.perf_counter() - t
+    ev = evaluate(problem, plan)
+    bound = plan.stats.bound
+    return (
+        f"{name}: unassigned {ev.unassigned:,}, objective {ev.objective:,.0f}, "
+        f"bound {'none' if bound is None else f'{bound:,.0f}'}, churn {ev.churn}, "
+        f"w. lateness {ev.weighted_lateness_minutes:,}, violations "
+        f"{len(check_plan(problem, plan))}, wall {wall:.2f} s"
+    )
+
+
+def _run_isolated(fn: Callable[..., str], *args: object) -> str:
+    """``fn(*args)`` in a fresh process (peak memory and caches of one run don't leak)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+        return pool.submit(fn, *args).result()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.dense_flow")
     parser.add_argument("--agents", type=int, default=1_000)
@@ -93,9 +147,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cores", default="100000,300000,600000", help="core sizes to try")
     parser.add_argument("--classes", action="store_true", help="count exact agent/ticket classes")
+    parser.add_argument(
+        "--optimize",
+        default="",
+        help="comma-separated limits (s): also run the whole optimizer at each, and least-loaded",
+    )
     args = parser.parse_args(argv)
 
-    from benchmarks.instances import generate
     from solver.availability import bank_for
     from solver.batch.data import build
     from solver.batch.flow import network, solve_flow
@@ -109,16 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             else "?"
         )
 
-    problem = generate(
-        "S",
-        seed=args.seed,
-        tight=args.tight,
-        n_agents=args.agents,
-        n_tickets=args.tickets,
-        n_skills=args.skills,
-        n_teams=args.teams,
-        topics_per_agent=args.topics,
-    )
+    problem = _problem(args)
     bank_for(problem)
     t = time.perf_counter()
     data = build(problem, ObjectiveWeights())
@@ -155,6 +204,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"optimum {res.cost:,} ({'equal' if res.cost == plain_cost else 'DIFFERENT'}), "
             f"seated {seated:,}, {wall:.2f} s ({t_plain / wall:.2f}x plain) [load {load()}]"
         )
+    for limit in (float(x) for x in args.optimize.split(",") if x.strip()):
+        print(_run_isolated(_optimize_one, args, limit) + f" [load {load()}]")
+    if args.optimize.strip():
+        print(_run_isolated(_optimize_one, args, None) + f" [load {load()}]")
     if args.classes:
         t = time.perf_counter()
         n_ac, n_tc = _classes(data)
