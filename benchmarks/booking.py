@@ -104,7 +104,8 @@ def make_agents(
         sk["tier"] = int(rng.choice([1, 2, 3], p=[0.35, 0.45, 0.2]))
         begin = int(rng.choice([7, 8, 9, 10, 12]))
         off = set(rng.choice(7, size=2, replace=False).tolist()) if rng.random() < 0.3 else {5, 6}
-        shifts, busy = [], []
+        shifts: list[Interval] = []
+        busy: list[Interval] = []
         first = start.astimezone(tz).date() - timedelta(days=1)
         for d in range(days + 3):
             day = first + timedelta(days=d)
@@ -116,7 +117,14 @@ def make_agents(
                 ms = s + timedelta(minutes=15 * int(rng.integers(0, 30)))
                 busy.append(Interval(ms, ms + timedelta(minutes=int(rng.choice([30, 45, 60])))))
         agents.append(
-            Agent(f"ag{i:04d}", team, skills=sk, shifts=shifts, busy=busy, timezone=tzname)
+            Agent(
+                f"ag{i:04d}",
+                team,
+                skills=sk,
+                shifts=tuple(shifts),
+                busy=tuple(busy),
+                timezone=tzname,
+            )
         )
     return agents
 
@@ -264,10 +272,10 @@ def simulate(
     events += [(d.announced, 0, d) for d in disruptions]
     events += [(c, 3, "check") for c in checkpoints]
     if policy.jit:
-        t = T0
-        while t <= T0 + timedelta(days=DAYS):
-            events.append((t, 2, "tick"))
-            t += TICK
+        tick = T0
+        while tick <= T0 + timedelta(days=DAYS):
+            events.append((tick, 2, "tick"))
+            tick += TICK
     events.sort(key=lambda e: (e[0], e[1]))
     for when, _order, ev in events:
         state = advance(state, max(when, state.now))
@@ -362,6 +370,7 @@ def scale_case(seed: int, n_agents: int = 500, n_calls: int = 2000, jit_calls: i
         res = book(state, cap.id, start, f"T{tries}", owner_agent=owner, alternatives=0)
         out.admit_ms.append((time.perf_counter() - t) * 1000)
         if res.booked:
+            assert res.state is not None  # a booking always carries the state that includes it
             state = res.state
             out.calls += 1
     end = T0 + timedelta(days=DAYS)
@@ -392,13 +401,13 @@ def scale_case(seed: int, n_agents: int = 500, n_calls: int = 2000, jit_calls: i
         fresh = BookingState(T0, state.agents, state.capabilities, state.calls)
         index_of(fresh)
         t = time.perf_counter()
-        res = assign_due(fresh, lead=lead, method=method, time_limit=1.0)
+        due = assign_due(fresh, lead=lead, method=method, time_limit=1.0)
         took = time.perf_counter() - t
-        note = f"{res.stats.status}, {len(res.bindings)} bound"
+        note = f"{due.stats.status}, {len(due.bindings)} bound"
         if method == "cpsat":
-            note += f", its greedy start {res.stats.params['greedy_objective']:.1f}"
-        out.jit[method] = (took * 1000, res.stats.objective, note)
-        assert validate_calls(res.state, witness(res.state)) == [], method
+            note += f", its greedy start {due.stats.params['greedy_objective']:.1f}"
+        out.jit[method] = (took * 1000, due.stats.objective, note)
+        assert validate_calls(due.state, witness(due.state)) == [], method
     for d in make_disruptions(rng, agents, 20):
         t = time.perf_counter()
         state = disrupt(state, d.changes).state

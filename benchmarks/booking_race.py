@@ -63,6 +63,10 @@ def race_start(now: datetime) -> datetime:
     return (now + timedelta(hours=3)).replace(minute=0, second=0, microsecond=0, tzinfo=UTC)
 
 
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
 def org_requests(
     start: datetime, *, agents: int, customers: int
 ) -> Iterator[tuple[str, str, dict[str, Any]]]:
@@ -72,13 +76,12 @@ def org_requests(
     ticket per customer (``RACE-1``...). Exactly ``agents`` calls fit at ``start``."""
     yield "POST", "/v1/skills", {"id": "networking"}
     yield "POST", "/v1/teams", {"id": "support"}
-    iso = lambda d: d.isoformat().replace("+00:00", "Z")  # noqa: E731
     for i in range(agents):
         agent = f"agent-{i:03d}"
         body = {"id": agent, "team": "support", "skills": {"networking": 3}}
         yield "POST", "/v1/agents", body
-        shift = {"agent": agent, "start": iso(start - timedelta(hours=1))}
-        yield "POST", "/v1/shifts", {**shift, "end": iso(start + timedelta(hours=3))}
+        shift = {"agent": agent, "start": _iso(start - timedelta(hours=1))}
+        yield "POST", "/v1/shifts", {**shift, "end": _iso(start + timedelta(hours=3))}
     yield (
         "POST",
         "/v1/capabilities",

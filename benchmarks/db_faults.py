@@ -202,10 +202,10 @@ def report(run: Run, args: argparse.Namespace) -> None:
     lines, with_sql = run.health["log lines"]
     print(f"warning lines logged: {lines:.0f} ({with_sql:.0f} with SQL)")
     for name in ("recovered", "healed"):
-        took = run.first_write_ok.get(name)
+        first_ok = run.first_write_ok.get(name)
         print(
             f"first successful write after '{name}' began: "
-            + (f"{took:.2f} s" if took is not None else "none")
+            + (f"{first_ok:.2f} s" if first_ok is not None else "none")
         )
 
 

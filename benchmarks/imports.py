@@ -43,7 +43,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from fastapi.testclient import TestClient
 from sqlalchemy import delete, func, select
@@ -91,7 +91,18 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "busy": ("agents",),
     "capabilities": ("skills",),
 }
-_TABLES = {
+# The tables an import fills (and the link tables it fills beside them), each with a tenant_id.
+_Table: TypeAlias = (
+    type[Skill]
+    | type[Team]
+    | type[Agent]
+    | type[Shift]
+    | type[BusyInterval]
+    | type[Capability]
+    | type[AgentSkill]
+    | type[CapabilitySkill]
+)
+_TABLES: dict[str, _Table] = {
     "skills": Skill,
     "teams": Team,
     "agents": Agent,
@@ -354,7 +365,11 @@ def profile_import(app: Any, tenant_id: str, resource: str, body: list[Any]) -> 
 def _clear(settings: Settings, tenant_id: str, resource: str) -> None:
     """Remove the rows a profiled import committed, so the timed one starts from the same
     (nothing refers to them yet: an import is profiled before those that depend on it)."""
-    links = {"agents": [AgentSkill], "capabilities": [CapabilitySkill]}.get(resource, [])
+    link_tables: dict[str, list[_Table]] = {
+        "agents": [AgentSkill],
+        "capabilities": [CapabilitySkill],
+    }
+    links = link_tables.get(resource, [])
     engine = make_engine(settings)
     try:
         with engine.begin() as conn:

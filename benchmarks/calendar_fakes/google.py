@@ -619,10 +619,11 @@ class FakeGoogle:
             fault = self._faults.pop(0) if self._faults else None
             if fault is not None and not fault.lost:
                 raise self._fault(fault)
+            answer: dict[str, Any] | None = None  # None: 204 No Content
             if kind == "freebusy.query":
                 answer = self._freebusy(body or {})
             elif kind == "channels.stop":
-                answer = self._stop(body or {})
+                self._stop(body or {})
             elif kind == "events.list":
                 answer = self._list(str(calendar), query)
             elif kind == "events.insert":
@@ -630,7 +631,7 @@ class FakeGoogle:
             elif kind == "events.patch":
                 answer = self._patch(str(calendar), str(event_id), body or {})
             elif kind == "events.delete":
-                answer = self._delete(str(calendar), str(event_id))
+                self._delete(str(calendar), str(event_id))
             elif kind == "events.get":
                 answer = self._get(str(calendar), str(event_id))
             else:
