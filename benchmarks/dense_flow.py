@@ -161,11 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from solver.objective import ObjectiveWeights
 
     def load() -> str:
-        return (
-            " ".join(open("/proc/loadavg").read().split()[:3])
-            if os.path.exists("/proc/loadavg")
-            else "?"
-        )
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
     problem = _problem(args)
     bank_for(problem)

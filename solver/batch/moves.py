@@ -172,6 +172,14 @@ class _Guard:
         b.add(a, np.asarray(seq, dtype=np.int64)[None, :])
         return int(b.late()[0][0])
 
+    def _has_room(self, u: int, skip: tuple[int, ...]) -> bool:
+        """Whether an agent (not in ``skip``) qualified for ``u`` has a free slot and the
+        minutes for it (channel caps aside: a cheap test, not a placement)."""
+        d = self.data
+        ag = d.pair_agent[self.ptr[u] : self.ptr[u + 1]]
+        fits = (self.count[ag] < d.slots[ag]) & (self.state.work[ag] + d.effort[u] <= d.total[ag])
+        return bool((fits & ~np.isin(ag, np.asarray(skip, dtype=np.int64))).any())
+
     def _elsewhere(
         self, u: int, skip: tuple[int, ...], priced: int = _ELSEWHERE_PRICED
     ) -> tuple[int, list[int], int] | None:
@@ -216,8 +224,12 @@ class _Guard:
         return rows[p].tolist(), int(late[p])
 
     # -- a move's revert ----------------------------------------------------------------------
-    def revert(self, t: int) -> _Revert | None:
-        """The cheapest way to put ``t`` back on its owner; None when none fits."""
+    def revert(self, t: int, seat_first: bool = False) -> _Revert | None:
+        """The cheapest way to put ``t`` back on its owner; None when none fits.
+
+        With ``seat_first`` a revert sends one of the owner's tickets to the queue only when no
+        other agent has room for it: where there is room a seat is not traded for a move.
+        """
         st, d = self.state, self.data
         o, b = int(d.owner[t]), int(st.agent_of[t])
         seq_o = list(st.seq(o))
@@ -256,8 +268,9 @@ class _Guard:
                         value = int(late[i, j]) + pb - pain_o - base_b
                         options.append(_Revert({o: new_o, b: new_b}, [], value))
                     new = {o: new_o} if b < 0 else {o: new_o, b: b_without}
-                    value = int(late[i, j]) + pain_b_without + int(self.unassigned[u])
-                    options.append(_Revert(new, [u], value - pain_o - base_b))
+                    if not (seat_first and self._has_room(u, (o, b))):
+                        value = int(late[i, j]) + pain_b_without + int(self.unassigned[u])
+                        options.append(_Revert(new, [u], value - pain_o - base_b))
                     queued_options.append((int(late[i, j]), u, new_o))
                 # Rather than queue u, hand it to a third agent with room: no seat lost. Priced
                 # for the evictions that leave the owner least late (exact pricing is what
@@ -285,10 +298,14 @@ class _Guard:
                 left.append(u)
             if not self._room(o, [*keep, t]):
                 return None
+            if seat_first and any(self._has_room(u, (o, b)) for u in left):
+                return None
             new_o, p = self._best_insert(o, keep, t)
             new = {o: new_o} if b < 0 else {o: new_o, b: b_without}
             value = p + pain_b_without + int(self.unassigned[left].sum()) - pain_o - base_b
             options.append(_Revert(new, left, value))
+        if not options:
+            return None
         return min(options, key=lambda r: (r.value, len(r.left)))
 
     def apply(self, r: _Revert) -> None:
@@ -368,6 +385,7 @@ def guard(
     deadline: float | None = None,
     min_saving: int = 1,
     give_up: float | None = None,
+    seat_first: bool = False,
 ) -> Guarded | None:
     """Revert the moves that save less than ``min_saving`` of SLA cost, then the least
     valuable beyond ``max_moves``.
@@ -389,16 +407,16 @@ def guard(
         return keep[st.agent_of[keep] != owner[keep]] if len(keep) else keep
 
     budget = len(keep) if max_moves is None else max(0, max_moves)
+    n_moved = len(moved())
     heap: list[tuple[int, int, int]] = []  # (value, ticket, times priced)
     for t in moved().tolist():
         if give_up is not None and time.perf_counter() > give_up:
             return None
-        r = g.revert(t)
+        r = g.revert(t, seat_first=seat_first and n_moved <= budget)
         if r is not None:
             heap.append((r.value, t, 1))
     heapq.heapify(heap)
     reverted = 0
-    n_moved = len(moved())
     while heap:
         value, t, priced = heapq.heappop(heap)
         if int(st.agent_of[t]) == int(owner[t]):
@@ -412,7 +430,7 @@ def guard(
             break
         if late and not over:
             break
-        r = g.revert(t)
+        r = g.revert(t, seat_first=seat_first and not over)
         if r is None:
             continue
         if r.value != value and priced < _MAX_REPRICE:
@@ -427,7 +445,7 @@ def guard(
     # One more look at the moves kept: a revert may have made one worthless.
     if deadline is None or time.perf_counter() <= deadline:
         for t in moved().tolist():
-            r = g.revert(t)
+            r = g.revert(t, seat_first=seat_first)
             if r is not None and r.value < min_saving:
                 g.apply(r)
                 reverted += 1

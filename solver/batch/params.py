@@ -49,10 +49,12 @@ class BatchParams:
 
     ``keep_seated`` (default): the local search and CP-SAT never give up a seat — a queued
     ticket may come in or take a seated one's place, but no seated ticket goes back to the
-    queue to shave others' lateness. The objective charges a queued ticket a flat penalty and
-    no lateness, so without this the search "saves" lateness by queueing work that is just as
-    late in the queue: on a dense queue (1,000 agents x 10,000 tickets, 2.6 M pairs) it left
-    47 tickets queued where least-loaded leaves 6. False restores the pure objective.
+    queue to shave others' lateness — and the churn guard sends a ticket to the queue to undo
+    a move only when no other agent has room for it. The objective charges a queued ticket a
+    flat penalty and no lateness, so without this the search "saves" lateness by queueing work
+    that is just as late in the queue: on a dense queue (1,000 agents x 10,000 tickets, 2.6 M
+    pairs) the plan left 47 tickets queued where least-loaded leaves 6. False restores the
+    pure objective.
     """
 
     weights: ObjectiveWeights = field(default_factory=ObjectiveWeights)

@@ -81,7 +81,7 @@ def flow_seconds(data: BatchData) -> float:
     nodes = data.n_tickets + data.n_agents
     # OR-Tools' time per arc grows with the network: 0.8-0.9 us at 11,000 nodes (1,000 x
     # 10,000), 3.4 us at 110,000 (10,000 x 100,000): fitted as 1 + 3 log10(nodes / 11,000).
-    per_arc = _FLOW_SECONDS_PER_ARC * (1.0 + 3.0 * max(0.0, math.log10(nodes / 11_000)))
+    per_arc = _FLOW_SECONDS_PER_ARC * (1.0 + 3.0 * max(0.0, math.log10(max(1, nodes) / 11_000)))
     return _FLOW_SECONDS_BASE + per_arc * arcs
 
 
@@ -180,7 +180,15 @@ def optimize(
         # Past the search's stop (the plan's time is kept back after it) the guard gives up;
         # a budget must hold regardless.
         give_up = None if params.max_moves is not None else stop
-        out = guard(data, seqs, params.max_moves, stop, params.min_move_saving(), give_up)
+        out = guard(
+            data,
+            seqs,
+            params.max_moves,
+            stop,
+            params.min_move_saving(),
+            give_up,
+            seat_first=params.keep_seated,
+        )
         phases["guard"] = phases.get("guard", 0.0) + time.perf_counter() - started
         if out is None:
             notes.append("churn guard: gave up at the deadline; the plan keeps its moves")

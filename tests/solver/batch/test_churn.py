@@ -214,3 +214,49 @@ def test_a_guard_past_its_give_up_time_returns_nothing_rather_than_overrun() -> 
     past = time.perf_counter() - 1.0
     assert guard(data, sequences, None, None, FAST.min_move_saving(), give_up=past) is None
     assert guard(data, sequences, None, None, FAST.min_move_saving(), give_up=None) is not None
+
+
+def test_with_seats_first_a_revert_does_not_queue_a_ticket_another_agent_has_room_for() -> None:
+    # As above, but cid's shift starts three days later: u would be ~72 h late there, dearer
+    # than the queue. Without seat_first the revert queues u (a seat traded for a move); with
+    # it (the optimizer's keep_seated default) the queue is no option while cid has room, so
+    # the move of t1 to ann stands and u keeps its seat on bob.
+    later = Interval(DAY.start + timedelta(hours=4), DAY.end + timedelta(hours=4))
+    far = Interval(DAY.start + timedelta(days=3), DAY.end + timedelta(days=3))
+    bob = Agent("bob", "support", skills={"billing": 3, "chat": 1}, capacity=1, shifts=(DAY,))
+    ann = Agent("ann", "support", skills={"billing": 3}, capacity=9, shifts=(later,))
+    cid = Agent("cid", "support", skills={"chat": 1}, capacity=9, shifts=(far,))
+    t1 = Ticket(
+        "t1",
+        "support",
+        required_skills={"billing": 3},
+        created_at=NOW - timedelta(hours=1),
+        resolution_due=NOW + timedelta(hours=2),
+        effort_minutes=30,
+        owner_agent="bob",
+    )
+    u = Ticket(
+        "u",
+        "support",
+        required_skills={"chat": 1},
+        created_at=NOW - timedelta(hours=1),
+        resolution_due=NOW + timedelta(hours=1),
+        effort_minutes=30,
+        priority=Priority.LOW,
+    )
+    p = Problem(
+        now=NOW,
+        agents=(bob, ann, cid),
+        tickets=(t1, u),
+        skills=(Skill("billing"), Skill("chat")),
+        teams=(Team("support"),),
+        horizon_end=NOW + timedelta(days=4),
+    )
+    from solver.batch.moves import guard
+
+    data = build(p, FAST.weights)
+    plain = guard(data, {0: [1], 1: [0]}, None, None, FAST.min_move_saving())
+    assert plain is not None and plain.sequences == {0: [0]}  # u queued
+    seats = guard(data, {0: [1], 1: [0]}, None, None, FAST.min_move_saving(), seat_first=True)
+    assert seats is not None and seats.sequences == {0: [1], 1: [0]}
+    assert seats.moved == 1
