@@ -178,7 +178,9 @@ class _Guard:
         d = self.data
         ag = d.pair_agent[self.ptr[u] : self.ptr[u + 1]]
         fits = (self.count[ag] < d.slots[ag]) & (self.state.work[ag] + d.effort[u] <= d.total[ag])
-        return bool((fits & ~np.isin(ag, np.asarray(skip, dtype=np.int64))).any())
+        for a in skip:  # one or two agents: plain comparisons beat np.isin's sort
+            fits &= ag != a
+        return bool(fits.any())
 
     def _elsewhere(
         self, u: int, skip: tuple[int, ...], priced: int = _ELSEWHERE_PRICED
@@ -192,7 +194,8 @@ class _Guard:
         rows = np.arange(self.ptr[u], self.ptr[u + 1])
         ag = d.pair_agent[rows]
         fits = (self.count[ag] < d.slots[ag]) & (st.work[ag] + d.effort[u] <= d.total[ag])
-        fits &= ~np.isin(ag, np.asarray(skip, dtype=np.int64))
+        for a in skip:
+            fits &= ag != a
         if not fits.any():
             return None
         rows, ag = rows[fits], ag[fits]
@@ -319,7 +322,7 @@ class _Guard:
         handing one of a qualified agent's tickets to an agent with room (an ejection, never a
         ticket away from its owner, so no new move). Returns how many were seated."""
         d, st = self.data, self.state
-        ej = ejections(d, st.agent_of)
+        ej = ejections(d, st.agent_of, self.ptr, np.asarray(tickets, dtype=np.int64))
         touched = np.zeros(d.n_agents, dtype=bool)
         seated = 0
         for u in sorted(tickets, key=lambda x: (-int(d.queue_cost[x]), x)):

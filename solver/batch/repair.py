@@ -120,24 +120,49 @@ class Ejections:
     agent_ptr: IntArray
 
 
-def ejections(data: BatchData, agent_of: IntArray) -> Ejections:
-    """Price every seated ticket's cheapest alternative once: one numpy pass over the pairs."""
-    cost, load_w = data.pair_cost, data.weights.load
+def _rows_of(ptr: IntArray, tickets: IntArray) -> IntArray:
+    """The pair rows of ``tickets`` (ticket order kept), from :func:`ticket_pair_ptr`."""
+    lens = ptr[tickets + 1] - ptr[tickets]
+    total = int(lens.sum())
+    starts = np.repeat(ptr[tickets] - np.cumsum(lens) + lens, lens)
+    return starts + np.arange(total, dtype=np.int64)
+
+
+def ejections(
+    data: BatchData, agent_of: IntArray, ptr: IntArray, queued: IntArray | None = None
+) -> Ejections:
+    """Price each seated ticket's cheapest alternative once (one numpy pass over its pairs):
+    every seated ticket's, or with ``queued`` only those held by an agent qualified for one
+    of them (the only ones an ejection for ``queued`` can move)."""
+    load_w = data.weights.load
+
+    def cost(rows: IntArray) -> IntArray:  # pair costs of some rows (not all 1-3 M of them)
+        return data.pair_static[rows] + data.pair_late_lb[rows]
+
     slots_left, minutes_left, chan_left = _room(data, agent_of)
     count = np.bincount(agent_of[agent_of >= 0], minlength=data.n_agents)
-    pt, pa = data.pair_ticket, data.pair_agent
+    if queued is None:
+        rows = np.arange(len(data.pair_ticket), dtype=np.int64)
+    else:
+        near = np.zeros(data.n_agents, dtype=bool)
+        near[data.pair_agent[_rows_of(ptr, queued)]] = True
+        held = np.flatnonzero((agent_of >= 0) & near[np.maximum(agent_of, 0)])
+        rows = _rows_of(ptr, held)
+    # Only rows whose agent has a free slot can be a ticket's alternative.
+    rows = rows[(slots_left > 0)[data.pair_agent[rows]]]
+    pt, pa = data.pair_ticket[rows], data.pair_agent[rows]
     holder = agent_of[pt]
     ok = (holder >= 0) & (pa != holder) & (data.owner[pt] != holder)
-    ok &= (slots_left[pa] > 0) & (minutes_left[pa] >= data.effort[pt])
+    ok &= minutes_left[pa] >= data.effort[pt]
     if chan_left is not None:
         c = data.chan_of[pt]
         ok &= (c < 0) | (chan_left[np.maximum(c, 0), pa] > 0)
-    rows = np.flatnonzero(ok)
+    rows = rows[ok]
     alt_agent = np.full(data.n_tickets, -1, dtype=np.int64)
     alt_delta = np.full(data.n_tickets, _NONE, dtype=np.int64)
     if len(rows):
-        t_r, a_r = pt[rows], pa[rows]
-        add = cost[rows] + load_w * (2 * (data.open_tickets[a_r] + count[a_r]) + 1)
+        t_r, a_r = data.pair_ticket[rows], data.pair_agent[rows]
+        add = cost(rows) + load_w * (2 * (data.open_tickets[a_r] + count[a_r]) + 1)
         # Rows stay sorted by ticket then agent: a segmented minimum and its first hit give
         # each ticket's cheapest row, the lower agent on ties, without a sort.
         seg = np.flatnonzero(np.concatenate(([True], t_r[1:] != t_r[:-1])))
@@ -153,7 +178,7 @@ def ejections(data: BatchData, agent_of: IntArray) -> Ejections:
         key = seated * data.n_agents + agent_of[seated]
         idx = np.searchsorted(data.pair_key, key)
         open_h = data.open_tickets[agent_of[seated]] + count[agent_of[seated]]
-        here[seated] = cost[idx] + load_w * (2 * open_h - 1)
+        here[seated] = cost(idx) + load_w * (2 * open_h - 1)
     move_cost = np.where(alt_agent >= 0, alt_delta - here, _NONE)
     by_agent = np.argsort(agent_of, kind="stable")
     agent_ptr = np.searchsorted(agent_of[by_agent], np.arange(data.n_agents + 1))
@@ -223,7 +248,7 @@ def seat_by_ejection(
         return 0
     seated_total = 0
     for _ in range(rounds):
-        ej = ejections(data, agent_of)
+        ej = ejections(data, agent_of, ptr, queued)
         touched = np.zeros(data.n_agents, dtype=bool)
         seated_now = 0
         for q in sorted(queued.tolist(), key=lambda t: (-int(data.queue_cost[t]), t)):
