@@ -117,7 +117,6 @@ def generate_local(
             )
         )
     tickets: list[Ticket] = []
-    prios = [Priority.LOW, Priority.NORMAL, Priority.HIGH, Priority.URGENT]
     for j in range(n_tickets):
         created = NOW - timedelta(minutes=int(rng.integers(0, 240)))
         if rng.random() < 0.8:
@@ -134,24 +133,46 @@ def generate_local(
         else:
             take = rng.choice(len(skill_ids), size=int(rng.integers(1, 4)), replace=False, p=pop)
             required = {skill_ids[int(x)]: int(rng.integers(1, 5)) for x in take}
-        fr = NOW + timedelta(minutes=int(rng.integers(-30, 480)))
-        fr = max(fr, created)
-        res = fr + timedelta(minutes=int(rng.integers(60, 3 * 24 * 60)))
-        prev = agents[int(rng.integers(n_agents))].id if rng.random() < 0.2 else None
-        tickets.append(
-            Ticket(
-                id=f"t{j:05d}",
-                team=teams[int(rng.integers(len(teams)))].id,
-                created_at=created,
-                required_skills=required,
-                priority=prios[int(rng.choice(4, p=[0.2, 0.5, 0.2, 0.1]))],
-                first_response_due=fr if rng.random() < 0.7 else None,
-                resolution_due=res if rng.random() < 0.9 else None,
-                effort_minutes=int(rng.integers(10, 121)),
-                previous_agent=prev,
-                requester=f"req{int(rng.integers(2000))}",
-            )
-        )
+        tickets.append(_ticket(rng, j, created, required, agents, teams, 2000))
+    return _problem(agents, tickets, skills, teams)
+
+
+def _ticket(
+    rng: np.random.Generator,
+    j: int,
+    created: datetime,
+    required: dict[str, int],
+    agents: Sequence[Agent],
+    teams: Sequence[Team],
+    requesters: int,
+) -> Ticket:
+    """Ticket ``j`` with its deadlines, team, priority, effort and previous agent drawn from
+    ``rng`` (the draws, in this order, are what both generators' instances are made of)."""
+    prios = (Priority.LOW, Priority.NORMAL, Priority.HIGH, Priority.URGENT)
+    fr = NOW + timedelta(minutes=int(rng.integers(-30, 480)))
+    fr = max(fr, created)
+    res = fr + timedelta(minutes=int(rng.integers(60, 3 * 24 * 60)))
+    prev = agents[int(rng.integers(len(agents)))].id if rng.random() < 0.2 else None
+    return Ticket(
+        id=f"t{j:05d}",
+        team=teams[int(rng.integers(len(teams)))].id,
+        created_at=created,
+        required_skills=required,
+        priority=prios[int(rng.choice(4, p=[0.2, 0.5, 0.2, 0.1]))],
+        first_response_due=fr if rng.random() < 0.7 else None,
+        resolution_due=res if rng.random() < 0.9 else None,
+        effort_minutes=int(rng.integers(10, 121)),
+        previous_agent=prev,
+        requester=f"req{int(rng.integers(requesters))}",
+    )
+
+
+def _problem(
+    agents: Sequence[Agent],
+    tickets: Sequence[Ticket],
+    skills: Sequence[Skill],
+    teams: Sequence[Team],
+) -> Problem:
     return Problem(
         now=NOW,
         agents=tuple(agents),
@@ -231,7 +252,6 @@ def generate_enterprise(
             )
         )
     tickets: list[Ticket] = []
-    prios = [Priority.LOW, Priority.NORMAL, Priority.HIGH, Priority.URGENT]
     for j in range(n_tickets):
         created = NOW - timedelta(minutes=int(rng.integers(0, 240)))
         required: dict[str, int] = {}
@@ -255,32 +275,8 @@ def generate_enterprise(
                 required[langs[int(rng.choice(len(langs), p=lang_pop))]] = int(rng.integers(2, 5))
         if len(required) < 3 and rng.random() < 0.3:
             required["tier"] = int(rng.integers(1, 4))
-        fr = NOW + timedelta(minutes=int(rng.integers(-30, 480)))
-        fr = max(fr, created)
-        res = fr + timedelta(minutes=int(rng.integers(60, 3 * 24 * 60)))
-        prev = agents[int(rng.integers(n_agents))].id if rng.random() < 0.2 else None
-        tickets.append(
-            Ticket(
-                id=f"t{j:05d}",
-                team=teams[int(rng.integers(len(teams)))].id,
-                created_at=created,
-                required_skills=required,
-                priority=prios[int(rng.choice(4, p=[0.2, 0.5, 0.2, 0.1]))],
-                first_response_due=fr if rng.random() < 0.7 else None,
-                resolution_due=res if rng.random() < 0.9 else None,
-                effort_minutes=int(rng.integers(10, 121)),
-                previous_agent=prev,
-                requester=f"req{int(rng.integers(20_000))}",
-            )
-        )
-    return Problem(
-        now=NOW,
-        agents=tuple(agents),
-        tickets=tuple(tickets),
-        skills=tuple(skills),
-        teams=tuple(teams),
-        horizon_end=NOW + timedelta(days=7),
-    )
+        tickets.append(_ticket(rng, j, created, required, agents, teams, 20_000))
+    return _problem(agents, tickets, skills, teams)
 
 
 def instance(

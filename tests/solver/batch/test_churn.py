@@ -156,15 +156,14 @@ def test_a_move_that_saves_its_own_sla_is_kept_and_explained() -> None:
     assert plan_hi.assignments[0].agent_id == "bob"
 
 
-def test_a_revert_sends_the_ticket_it_evicts_to_an_agent_with_room_not_the_queue() -> None:
-    # bob owns t1 and has one slot, now holding u; t1 went to ann, whose shift starts too late
-    # for t1's deadline. Undoing that move puts t1 back on bob and evicts u. Before, u went to
-    # the team queue (a low-priority seat, 2,000, minus t1's lateness saved: under the 2,000 a
-    # move must save, so the revert ran and the plan lost a seat); cid has room for u.
+def bob_ann_cid(cid_starts: timedelta, u_due: timedelta | None, days: int) -> Problem:
+    """bob owns t1 and has one slot, now holding u; t1 went to ann, whose shift starts too late
+    for t1's deadline; cid takes u's skill, with a shift ``cid_starts`` after bob's."""
     later = Interval(DAY.start + timedelta(hours=4), DAY.end + timedelta(hours=4))
+    far = Interval(DAY.start + cid_starts, DAY.end + cid_starts)
     bob = Agent("bob", "support", skills={"billing": 3, "chat": 1}, capacity=1, shifts=(DAY,))
     ann = Agent("ann", "support", skills={"billing": 3}, capacity=9, shifts=(later,))
-    cid = Agent("cid", "support", skills={"chat": 1}, capacity=9, shifts=(DAY,))
+    cid = Agent("cid", "support", skills={"chat": 1}, capacity=9, shifts=(far,))
     t1 = Ticket(
         "t1",
         "support",
@@ -179,20 +178,27 @@ def test_a_revert_sends_the_ticket_it_evicts_to_an_agent_with_room_not_the_queue
         "support",
         required_skills={"chat": 1},
         created_at=NOW - timedelta(hours=1),
+        resolution_due=None if u_due is None else NOW + u_due,
         effort_minutes=30,
         priority=Priority.LOW,
     )
-    p = Problem(
+    return Problem(
         now=NOW,
         agents=(bob, ann, cid),
         tickets=(t1, u),
         skills=(Skill("billing"), Skill("chat")),
         teams=(Team("support"),),
-        horizon_end=NOW + timedelta(days=1),
+        horizon_end=NOW + timedelta(days=days),
     )
+
+
+def test_a_revert_sends_the_ticket_it_evicts_to_an_agent_with_room_not_the_queue() -> None:
+    # Undoing the move of t1 puts it back on bob and evicts u. Before, u went to the team
+    # queue (a low-priority seat, 2,000, minus t1's lateness saved: under what a move must
+    # save, so the revert ran and the plan lost a seat); cid has room for u.
     from solver.batch.moves import guard
 
-    data = build(p, FAST.weights)
+    data = build(bob_ann_cid(timedelta(0), None, 1), FAST.weights)
     guarded = guard(data, {0: [1], 1: [0]}, None, None, FAST.min_move_saving())
     assert guarded is not None
     assert guarded.sequences == {0: [0], 2: [1]}
@@ -221,40 +227,9 @@ def test_with_seats_first_a_revert_does_not_queue_a_ticket_another_agent_has_roo
     # than the queue. Without seat_first the revert queues u (a seat traded for a move); with
     # it (the optimizer's keep_seated default) the queue is no option while cid has room, so
     # the move of t1 to ann stands and u keeps its seat on bob.
-    later = Interval(DAY.start + timedelta(hours=4), DAY.end + timedelta(hours=4))
-    far = Interval(DAY.start + timedelta(days=3), DAY.end + timedelta(days=3))
-    bob = Agent("bob", "support", skills={"billing": 3, "chat": 1}, capacity=1, shifts=(DAY,))
-    ann = Agent("ann", "support", skills={"billing": 3}, capacity=9, shifts=(later,))
-    cid = Agent("cid", "support", skills={"chat": 1}, capacity=9, shifts=(far,))
-    t1 = Ticket(
-        "t1",
-        "support",
-        required_skills={"billing": 3},
-        created_at=NOW - timedelta(hours=1),
-        resolution_due=NOW + timedelta(hours=2),
-        effort_minutes=30,
-        owner_agent="bob",
-    )
-    u = Ticket(
-        "u",
-        "support",
-        required_skills={"chat": 1},
-        created_at=NOW - timedelta(hours=1),
-        resolution_due=NOW + timedelta(hours=1),
-        effort_minutes=30,
-        priority=Priority.LOW,
-    )
-    p = Problem(
-        now=NOW,
-        agents=(bob, ann, cid),
-        tickets=(t1, u),
-        skills=(Skill("billing"), Skill("chat")),
-        teams=(Team("support"),),
-        horizon_end=NOW + timedelta(days=4),
-    )
     from solver.batch.moves import guard
 
-    data = build(p, FAST.weights)
+    data = build(bob_ann_cid(timedelta(days=3), timedelta(hours=1), 4), FAST.weights)
     plain = guard(data, {0: [1], 1: [0]}, None, None, FAST.min_move_saving())
     assert plain is not None and plain.sequences == {0: [0]}  # u queued
     seats = guard(data, {0: [1], 1: [0]}, None, None, FAST.min_move_saving(), seat_first=True)
