@@ -59,6 +59,8 @@ class Run:
     time_limit_s: float
     max_moves: int | None = None
     churn_weight: int | None = None
+    move_saving: int | None = None
+    keep_seated: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +97,8 @@ def solve_with(
     seed: int,
     max_moves: int | None = None,
     churn_weight: int | None = None,
+    move_saving: int | None = None,
+    keep_seated: bool = True,
 ) -> object:
     """Run ``policy`` (a registry name or ``optimizer-seed``) on ``problem``."""
     from solver.policies import POLICIES, PolicyParams
@@ -114,6 +118,8 @@ def solve_with(
             seed=seed,
             use_sequencing=policy == "optimizer",
             max_moves=max_moves,
+            move_saving=move_saving,
+            keep_seated=keep_seated,
         )
         return optimize(problem, params)  # type: ignore[arg-type]
     if policy not in POLICIES:
@@ -134,7 +140,14 @@ def run_one(run: Run) -> Result:
     base = _rss_mib()
     started = time.perf_counter()
     plan = solve_with(
-        run.policy, problem, run.time_limit_s, run.seed, run.max_moves, run.churn_weight
+        run.policy,
+        problem,
+        run.time_limit_s,
+        run.seed,
+        run.max_moves,
+        run.churn_weight,
+        run.move_saving,
+        run.keep_seated,
     )
     wall = time.perf_counter() - started
     peak = _rss_mib()
@@ -734,6 +747,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the optimizer's ObjectiveWeights.churn (default: the objective's own)",
     )
     parser.add_argument(
+        "--move-saving",
+        type=int,
+        default=None,
+        help="the SLA cost a move must save (default: BatchParams.min_move_saving's)",
+    )
+    parser.add_argument(
+        "--no-keep-seated",
+        action="store_true",
+        help="let the optimizer's search and churn guard queue seated tickets (pure objective)",
+    )
+    parser.add_argument(
         "--inline", action="store_true", help="run in this process (peak memory is then shared)"
     )
     parser.add_argument("--json", help="also write the results to this JSON file")
@@ -778,7 +802,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         results: list[Result] = []
         for policy in policies:
             run = Run(
-                size, tight, args.seed, policy, args.time_limit, args.max_moves, args.churn_weight
+                size,
+                tight,
+                args.seed,
+                policy,
+                args.time_limit,
+                args.max_moves,
+                args.churn_weight,
+                args.move_saving,
+                not args.no_keep_seated,
             )
             label = f"{size}{' tight' if tight else ''} / {policy}"
             with console.status(f"running {label}…"):

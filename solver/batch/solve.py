@@ -48,7 +48,10 @@ _PLAN_SECONDS_BASE = 0.01
 _PLAN_SECONDS_PER_TICKET = 8e-6  # every ticket (a queued one: its reasons, its evaluation)
 _PLAN_SECONDS_PER_ASSIGNED = 32e-6  # more for an assigned one (reasons, schedule, order)
 _FLOW_SECONDS_BASE = 0.002
-_FLOW_SECONDS_PER_ARC = 0.8e-6
+# 0.8 us an arc when first measured (1.49 M arcs in 1.15 s); 1.0-1.3 us on 2026-12-07 (1.47-1.92
+# s, load 1-1.6), when a 2 s limit that let the flow start returned after 2.88 s. The flow cannot
+# be interrupted, so the prediction takes the slow end.
+_FLOW_SECONDS_PER_ARC = 1.3e-6
 # The churn guard prices every move of an owned ticket (a revert each): 2.4-3.4 s for 567
 # moves at 2.6 M pairs under load 3 (benchmarks/README.md, "Exact at density").
 _GUARD_SECONDS_BASE = 0.005
@@ -79,8 +82,8 @@ def flow_seconds(data: BatchData) -> float:
     slots = int(np.minimum(np.where(data.eligible, data.slots, 0), data.n_tickets).sum())
     arcs = len(data.pair_ticket) + data.n_tickets + slots
     nodes = data.n_tickets + data.n_agents
-    # OR-Tools' time per arc grows with the network: 0.8-0.9 us at 11,000 nodes (1,000 x
-    # 10,000), 3.4 us at 110,000 (10,000 x 100,000): fitted as 1 + 3 log10(nodes / 11,000).
+    # OR-Tools' time per arc grows with the network: about 4x from 11,000 nodes (1,000 x 10,000)
+    # to 110,000 (10,000 x 100,000, 3.4-4.3 us an arc): fitted as 1 + 3 log10(nodes / 11,000).
     per_arc = _FLOW_SECONDS_PER_ARC * (1.0 + 3.0 * max(0.0, math.log10(max(1, nodes) / 11_000)))
     return _FLOW_SECONDS_BASE + per_arc * arcs
 
