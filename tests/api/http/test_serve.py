@@ -316,8 +316,11 @@ def test_the_ready_probe_waits_for_an_answer_and_gives_up_when_told() -> None:
         host, port = serve.probe_address(sock)
         stop = threading.Event()
         timer = threading.Timer(0.3, stop.set)
-        timer.start()
+        # The clock starts before the timer does: the 0.3 s run from the timer's own start, so
+        # reading the clock after it could make the wait look up to that gap short (0.2997 s
+        # seen in CI on a loaded machine).
         started = time.monotonic()
+        timer.start()
         assert serve.wait_until_serving(host, port, stop) is False
         assert time.monotonic() - started >= 0.3
     with serve.bind("0.0.0.0", 0) as sock:
