@@ -231,15 +231,82 @@ def best_ejection(
     return int(gain[i]), int(a[i]), int(held[i]), int(ej.alt_agent[held[i]])
 
 
+# An ejection of several tickets looks at this many of a queued ticket's agents (those with the
+# most minutes to free): a Python loop, bounded so a large queue stays fast.
+_MULTI_AGENTS = 64
+
+
+def best_multi_ejection(
+    data: BatchData,
+    agent_of: IntArray,
+    q: int,
+    ptr: IntArray,
+    ej: Ejections,
+    touched: BoolArray,
+) -> tuple[int, int, list[tuple[int, int]]] | None:
+    """When one ticket is not enough: ``(gain, a, [(u, c), ...])`` — ``q`` to ``a``, several of
+    ``a``'s tickets each to its own agent with room (distinct agents, none touched) — freeing
+    the minutes ``q`` needs, cheapest moves per minute first, when that beats leaving ``q``
+    queued; or None. Never a ticket away from its owner (:func:`ejections` has none)."""
+    pa = data.pair_agent
+    qr = np.arange(ptr[q], ptr[q + 1])
+    qr = qr[data.eligible[pa[qr]] & ~touched[pa[qr]]]
+    if len(qr) == 0:
+        return None
+    need_all = data.effort[q] - ej.minutes_left[pa[qr]]
+    order = np.argsort(need_all, kind="stable")[:_MULTI_AGENTS]
+    cq = int(data.chan_of[q]) if ej.chan_left is not None else -1
+    best: tuple[int, int, list[tuple[int, int]]] | None = None
+    for r in qr[order].tolist():
+        a = int(pa[r])
+        need = int(data.effort[q] - ej.minutes_left[a])
+        held = ej.by_agent[ej.agent_ptr[a] : ej.agent_ptr[a + 1]]
+        held = held[ej.alt_agent[held] >= 0]
+        if len(held) < 2 or int(data.effort[held].sum()) < need:
+            continue
+        by_value = held[np.argsort(ej.move_cost[held] / data.effort[held], kind="stable")]
+        chosen: list[tuple[int, int]] = []
+        used: set[int] = set()
+        freed = 0
+        chan_freed = 0
+        # At least one ticket leaves, and as many as a needs for a free slot.
+        must_leave = max(1, 1 - int(ej.slots_left[a]))
+        for u in by_value.tolist():
+            c = int(ej.alt_agent[u])
+            if c in used or touched[c]:
+                continue
+            chosen.append((u, c))
+            used.add(c)
+            freed += int(data.effort[u])
+            chan_freed += int(cq >= 0 and int(data.chan_of[u]) == cq)
+            if freed >= need and len(chosen) >= must_leave:
+                break
+        if freed < need or len(chosen) < must_leave:
+            continue
+        if cq >= 0 and ej.chan_left is not None and ej.chan_left[cq, a] + chan_freed <= 0:
+            continue
+        seat = int(data.pair_static[r] + data.pair_late_lb[r])
+        seat += data.weights.load * (2 * int(data.open_tickets[a] + ej.count[a] - len(chosen)) + 1)
+        moves = sum(int(ej.move_cost[u]) for u, _ in chosen)
+        # Each move's price counts a's load saved as if it left alone; k leaving together save
+        # load_w * k (k - 1) less.
+        k = len(chosen)
+        gain = int(data.queue_cost[q]) - seat - moves - data.weights.load * k * (k - 1)
+        if gain > 0 and (best is None or gain > best[0]):
+            best = (gain, a, chosen)
+    return best
+
+
 def seat_by_ejection(
     data: BatchData, agent_of: IntArray, queued: IntArray, ptr: IntArray, rounds: int = 4
 ) -> int:
-    """Seat ``queued`` tickets (in place in ``agent_of``) by moving one ticket out of the way.
+    """Seat ``queued`` tickets (in place in ``agent_of``) by moving tickets out of the way.
 
     For a queued ticket ``q`` and an agent ``a`` qualified for it, eject one ticket ``u`` that
     ``a`` holds (never one ``a`` owns: that would be churn) to the agent ``c`` with room that
     takes it cheapest, when ``a`` then has the slot, minutes and channel room for ``q`` and the
-    whole exchange is cheaper than leaving ``q`` queued (pair costs and load marginals). Each
+    whole exchange is cheaper than leaving ``q`` queued (pair costs and load marginals); when
+    one ticket frees too few minutes, several (:func:`best_multi_ejection`). Each
     round prices every seated ticket's cheapest alternative once (:func:`ejections`), then
     seats the queued tickets most valuable first; an agent changed in a round is left alone
     for the rest of it. Returns how many tickets were seated.
@@ -255,13 +322,22 @@ def seat_by_ejection(
             if agent_of[q] >= 0:
                 continue
             best = best_ejection(data, agent_of, q, ptr, ej, touched)
-            if best is None:
+            if best is not None:
+                _, a, u, c = best
+                agent_of[u] = c
+                agent_of[q] = a
+                touched[a] = touched[c] = True
+                seated_now += 1
                 continue
-            _, a, u, c = best
-            agent_of[u] = c
-            agent_of[q] = a
-            touched[a] = touched[c] = True
-            seated_now += 1
+            multi = best_multi_ejection(data, agent_of, q, ptr, ej, touched)
+            if multi is not None:
+                _, a, chosen = multi
+                for u, c in chosen:
+                    agent_of[u] = c
+                    touched[c] = True
+                agent_of[q] = a
+                touched[a] = True
+                seated_now += 1
         seated_total += seated_now
         queued = queued[agent_of[queued] < 0]
         if seated_now == 0 or len(queued) == 0:
