@@ -45,7 +45,12 @@ import numpy as np
 
 from solver.batch.data import BatchData, IntArray
 from solver.batch.localsearch import Batch, exchange_rows, insert_rows
-from solver.batch.repair import best_ejection, ejections, ticket_pair_ptr
+from solver.batch.repair import (
+    best_ejection,
+    best_multi_ejection,
+    ejections,
+    ticket_pair_ptr,
+)
 from solver.batch.state import State, price
 
 # How often one move's value may be re-priced (it changed since it was queued) before the
@@ -319,8 +324,8 @@ class _Guard:
     def reseat(self, tickets: Sequence[int]) -> int:
         """Seat ``tickets`` (queued by reverts), most valuable first, when that costs less than
         leaving them queued: with the agent with room that takes one cheapest, or else by
-        handing one of a qualified agent's tickets to an agent with room (an ejection, never a
-        ticket away from its owner, so no new move). Returns how many were seated."""
+        handing one or several of a qualified agent's tickets to agents with room (an ejection,
+        never a ticket away from its owner, so no new move). Returns how many were seated."""
         d, st = self.data, self.state
         ej = ejections(d, st.agent_of, self.ptr, np.asarray(tickets, dtype=np.int64))
         touched = np.zeros(d.n_agents, dtype=bool)
@@ -336,19 +341,32 @@ class _Guard:
                     touched[c] = True
                     seated += 1
                     continue
+            moves: list[tuple[int, int]]
             best = best_ejection(d, st.agent_of, u, self.ptr, ej, touched)
-            if best is None:
+            if best is not None:
+                _, a, v, c = best
+                moves = [(v, c)]
+            else:
+                multi = best_multi_ejection(d, st.agent_of, u, self.ptr, ej, touched)
+                if multi is None:
+                    continue
+                _, a, moves = multi
+            if not all(d.channel_fits(c, st.seq(c), v) for v, c in moves):
                 continue
-            _, a, v, c = best
-            if not d.channel_fits(c, st.seq(c), v):
-                continue
-            new_a, pain_a = self._best_insert(a, [x for x in st.seq(a) if x != v], u)
-            new_c, pain_c = self._best_insert(c, list(st.seq(c)), v)
-            added = pain_a - st.pain.get(a, 0) + pain_c - st.pain.get(c, 0)
-            static = self._static(u, a) - self._static(v, a)
-            if added + static + self._static_load(c, v, len(new_c)) < int(d.queue_cost[u]):
-                self.apply(_Revert({a: new_a, c: new_c}, [], added))
-                touched[a] = touched[c] = True
+            gone = {v for v, _ in moves}
+            seq_a = st.seq(a)
+            new_a, pain_a = self._best_insert(a, [x for x in seq_a if x not in gone], u)
+            new = {a: new_a}
+            delta = pain_a - st.pain.get(a, 0) + self._static(u, a)
+            delta += d.load_cost(a, len(new_a)) - d.load_cost(a, len(seq_a))
+            for v, c in moves:
+                new_c, pain_c = self._best_insert(c, list(st.seq(c)), v)
+                new[c] = new_c
+                delta += pain_c - st.pain.get(c, 0) + self._static(v, c) - self._static(v, a)
+                delta += d.load_cost(c, len(new_c)) - d.load_cost(c, len(new_c) - 1)
+            if delta < int(d.queue_cost[u]):
+                self.apply(_Revert(new, [], 0))
+                touched[list(new)] = True
                 seated += 1
         return seated
 
