@@ -41,8 +41,8 @@ class BatchParams:
     lateness and unassigned penalties, in objective units; its own or other tickets'). None
     means 1.25 times the penalty of leaving one lowest-priority ticket unassigned (2,500 with
     the default weights): a move must be worth more than keeping the least ticket out of the
-    queue. With ``keep_seated`` one such seat (2,000) let churn reach 1.02-1.07x least-loaded's
-    on the tight M and L benchmarks; 2,500 holds it at 0.84-0.86x while keeping 93-94 % of the
+    queue. With ``keep_seated`` one such seat (2,000) let churn reach 1.03-1.10x least-loaded's
+    on the tight M and L benchmarks; 2,500 holds it at 0.86-0.89x while keeping 93 % of the
     lateness gain (figures: benchmarks/README.md). ``max_moves`` (None = no budget) caps how
     many moves the plan keeps — the most valuable ones, by SLA cost saved. Tickets whose owner
     cannot hold them (away, unqualified, full) move regardless and are not counted.
