@@ -48,7 +48,12 @@ def test_a_locked_database_is_a_quick_503_logged_without_sql(
             holder.rollback()
         assert_problem(r, 503)
         assert r.headers["retry-after"] == "1"
-        assert took < 5, took
+        # The 503 came while the holder still held the lock, so the request did not wait for it
+        # (without a lock timeout it would have waited as long as the holder: here, forever).
+        # The wait itself is the 0.2 s timeout: alone this takes ~0.5 s, but on a loaded CI
+        # machine one run took 7.0 s against the 5 s bound that was here, so the bound is only
+        # "not waiting for the holder", with room for load; latency belongs in benchmarks.
+        assert took < 30, took
         lines = [rec for rec in caplog.records if rec.levelno >= logging.WARNING]
         assert len(lines) == 1, [rec.getMessage() for rec in lines]
         logged = lines[0].getMessage() + (lines[0].exc_text or "")
