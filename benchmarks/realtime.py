@@ -94,28 +94,7 @@ def generate_local(
         k = int(rng.integers(3, 13))
         chosen = rng.choice(len(skill_ids), size=k, replace=False, p=pop)
         levels = {skill_ids[int(c)]: int(rng.integers(1, 6)) for c in chosen}
-        capacity = int(rng.integers(2, 9))
-        r = rng.random()
-        status = (
-            AgentStatus.AVAILABLE
-            if r < 0.9
-            else (AgentStatus.AWAY if r < 0.95 else AgentStatus.OFFLINE)
-        )
-        agents.append(
-            Agent(
-                id=f"agent{i:04d}",
-                team=teams[int(rng.integers(len(teams)))].id,
-                skills=levels,
-                capacity=capacity,
-                shifts=tuple(shifts),
-                busy=tuple(busy),
-                open_tickets=int(rng.integers(0, capacity + 1)),
-                backlog_minutes=int(rng.integers(0, 180)),
-                recent_assignments=int(rng.integers(0, 12)),
-                timezone=zone,
-                status=status,
-            )
-        )
+        agents.append(_agent(rng, f"agent{i:04d}", levels, teams, shifts, busy, zone, (0.9, 0.95)))
     tickets: list[Ticket] = []
     for j in range(n_tickets):
         created = NOW - timedelta(minutes=int(rng.integers(0, 240)))
@@ -135,6 +114,41 @@ def generate_local(
             required = {skill_ids[int(x)]: int(rng.integers(1, 5)) for x in take}
         tickets.append(_ticket(rng, j, created, required, agents, teams, 2000))
     return _problem(agents, tickets, skills, teams)
+
+
+def _agent(
+    rng: np.random.Generator,
+    ident: str,
+    levels: dict[str, int],
+    teams: Sequence[Team],
+    shifts: Sequence[Interval],
+    busy: Sequence[Interval],
+    zone: str,
+    status_odds: tuple[float, float],
+) -> Agent:
+    """An agent with ``levels``, its capacity, status (a draw below ``status_odds[0]``:
+    available; below ``status_odds[1]``: away; else offline) and workload, drawn from ``rng``
+    in the order both generators' instances are made of."""
+    capacity = int(rng.integers(2, 9))
+    r = rng.random()
+    status = (
+        AgentStatus.AVAILABLE
+        if r < status_odds[0]
+        else (AgentStatus.AWAY if r < status_odds[1] else AgentStatus.OFFLINE)
+    )
+    return Agent(
+        id=ident,
+        team=teams[int(rng.integers(len(teams)))].id,
+        skills=levels,
+        capacity=capacity,
+        shifts=tuple(shifts),
+        busy=tuple(busy),
+        open_tickets=int(rng.integers(0, capacity + 1)),
+        backlog_minutes=int(rng.integers(0, 180)),
+        recent_assignments=int(rng.integers(0, 12)),
+        timezone=zone,
+        status=status,
+    )
 
 
 def _ticket(
@@ -229,28 +243,7 @@ def generate_enterprise(
         k = min(n_products, int(rng.integers(3, 36)))
         for c in rng.choice(n_products, size=k, replace=False, p=pop):
             levels[products[int(c)]] = int(rng.integers(1, 6))
-        capacity = int(rng.integers(2, 9))
-        r = rng.random()
-        status = (
-            AgentStatus.AVAILABLE
-            if r < 0.85
-            else (AgentStatus.AWAY if r < 0.93 else AgentStatus.OFFLINE)
-        )
-        agents.append(
-            Agent(
-                id=f"agent{i:05d}",
-                team=teams[int(rng.integers(len(teams)))].id,
-                skills=levels,
-                capacity=capacity,
-                shifts=tuple(shifts),
-                busy=tuple(busy),
-                open_tickets=int(rng.integers(0, capacity + 1)),
-                backlog_minutes=int(rng.integers(0, 180)),
-                recent_assignments=int(rng.integers(0, 12)),
-                timezone=zone,
-                status=status,
-            )
-        )
+        agents.append(_agent(rng, f"agent{i:05d}", levels, teams, shifts, busy, zone, (0.85, 0.93)))
     tickets: list[Ticket] = []
     for j in range(n_tickets):
         created = NOW - timedelta(minutes=int(rng.integers(0, 240)))
