@@ -30,6 +30,18 @@ FAST = BatchParams(
 DAY = Interval(NOW, NOW + timedelta(hours=8))
 
 
+def support_queue(agents: tuple[Agent, ...], tickets: tuple[Ticket, ...], days: int = 1) -> Problem:
+    """One team, ``support``, with the skills ``billing`` and ``chat``, over ``days`` days."""
+    return Problem(
+        now=NOW,
+        agents=agents,
+        tickets=tickets,
+        skills=(Skill("billing"), Skill("chat")),
+        teams=(Team("support"),),
+        horizon_end=NOW + timedelta(days=days),
+    )
+
+
 def owned_problem(seed: int, share_owned: float = 0.6) -> Problem:
     """A tight random queue where most tickets already have a qualified owner."""
     p = random_problem(seed, n_agents=6, n_tickets=24, tight=True, days=1)
@@ -105,14 +117,7 @@ def test_a_move_that_saves_no_sla_is_reverted() -> None:
         created_at=NOW - timedelta(hours=1),
         owner_agent="bob",
     )
-    p = Problem(
-        now=NOW,
-        agents=(ann, bob),
-        tickets=(t1,),
-        skills=(Skill("billing"),),
-        teams=(Team("support"),),
-        horizon_end=NOW + timedelta(days=1),
-    )
+    p = support_queue((ann, bob), (t1,))
     plan = optimize(p, FAST)
     assert check_plan(p, plan) == []
     assert plan.assignments[0].agent_id == "bob"
@@ -135,14 +140,7 @@ def test_a_move_that_saves_its_own_sla_is_kept_and_explained() -> None:
         priority=Priority.URGENT,
         owner_agent="bob",
     )
-    p = Problem(
-        now=NOW,
-        agents=(ann, bob),
-        tickets=(t1,),
-        skills=(Skill("billing"),),
-        teams=(Team("support"),),
-        horizon_end=NOW + timedelta(days=1),
-    )
+    p = support_queue((ann, bob), (t1,))
     plan = optimize(p, FAST)
     assert plan.assignments[0].agent_id == "ann"
     churn = next(r for r in plan.assignments[0].reasons if r.rule == "churn")
@@ -182,14 +180,7 @@ def bob_ann_cid(cid_starts: timedelta, u_due: timedelta | None, days: int) -> Pr
         effort_minutes=30,
         priority=Priority.LOW,
     )
-    return Problem(
-        now=NOW,
-        agents=(bob, ann, cid),
-        tickets=(t1, u),
-        skills=(Skill("billing"), Skill("chat")),
-        teams=(Team("support"),),
-        horizon_end=NOW + timedelta(days=days),
-    )
+    return support_queue((bob, ann, cid), (t1, u), days)
 
 
 def test_a_revert_sends_the_ticket_it_evicts_to_an_agent_with_room_not_the_queue() -> None:
