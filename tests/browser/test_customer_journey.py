@@ -138,8 +138,11 @@ def clock_forms(at: datetime) -> tuple[str, str]:
 
 
 def shows_time(text: str, at: datetime) -> bool:
-    """Whether ``text`` writes ``at``'s time of day (either form, as a whole token)."""
-    return any(re.search(rf"(?<![\d:]){re.escape(f)}(?![\d])", text) for f in clock_forms(at))
+    """Whether ``text`` writes ``at``'s time of day (either form, as a whole token). A UTC
+    offset (``GMT-05:00``) is not a time of day: a sign before the digits rules the token out."""
+    return any(
+        re.search(rf"(?<![\d:+\-\u2212]){re.escape(f)}(?![\d])", text) for f in clock_forms(at)
+    )
 
 
 def plain(text: str) -> str:
