@@ -22,8 +22,17 @@ handed to the agent the ticket went to, to a third agent with room, or to the qu
 is cheapest. Tickets reverts sent to the queue are seated again at the end where that is
 cheaper than the queue (:meth:`_Guard.reseat`: an agent with room, or an ejection that frees
 one). Before evictions could go to a third agent, a dense queue with room to spare lost 100
-seats to reverts (1,000 agents x 10,000 tickets, 2.6 M pairs); now about 20, each because
-seating it anywhere costs more lateness than the queue. A move's
+seats to reverts (1,000 agents x 10,000 tickets, 2.6 M pairs); then about 14, each because
+seating it anywhere cost more lateness than the queue, or nobody qualified had room.
+
+With ``seat_first`` (the optimizer's ``keep_seated``) a revert never trades a seat for a move
+where a seat can be kept: the evicted ticket goes to the queue only when no other agent has
+room for it *and* no ejection makes room (one or several of a qualified agent's tickets handed
+to agents with room; never a ticket away from its owner); and tickets reverts queued are seated
+again at any price (the flat queue penalty prices no lateness, so "cheaper than the queue" is
+not a reason to keep one queued). A move whose only seat-keeping revert costs more than it
+saves stands, priced at that revert. On the loose dense queue this left no seat lost to the
+guard (14 before). A move's
 *value* is the SLA cost (breach penalties, priority-weighted lateness and unassigned penalties,
 in objective units) its revert would add — what the move saves. Moves worth less than
 ``min_saving`` (:meth:`~solver.batch.params.BatchParams.min_move_saving`) are reverted; with
@@ -43,9 +52,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from solver.batch.data import BatchData, IntArray
+from solver.batch.data import BatchData, BoolArray, IntArray
 from solver.batch.localsearch import Batch, exchange_rows, insert_rows
 from solver.batch.repair import (
+    Ejections,
     best_ejection,
     best_multi_ejection,
     ejections,
@@ -265,6 +275,7 @@ class _Guard:
                 batch.add(o, rows)
                 late = batch.late()[0].reshape(n, n)
                 queued_options: list[tuple[int, int, list[int]]] = []  # (late, u, new_o)
+                stuck: list[tuple[int, int, list[int]]] = []  # nobody else has room for u
                 for i in np.flatnonzero(evictable).tolist():
                     u = int(arr_o[i])
                     j = int(np.argmin(late[i]))
@@ -276,9 +287,11 @@ class _Guard:
                         value = int(late[i, j]) + pb - pain_o - base_b
                         options.append(_Revert({o: new_o, b: new_b}, [], value))
                     new = {o: new_o} if b < 0 else {o: new_o, b: b_without}
-                    if not (seat_first and self._has_room(u, (o, b))):
+                    if not seat_first:
                         value = int(late[i, j]) + pain_b_without + int(self.unassigned[u])
                         options.append(_Revert(new, [u], value - pain_o - base_b))
+                    elif not self._has_room(u, (o, b)):
+                        stuck.append((int(late[i, j]), u, new_o))
                     queued_options.append((int(late[i, j]), u, new_o))
                 # Rather than queue u, hand it to a third agent with room: no seat lost. Priced
                 # for the evictions that leave the owner least late (exact pricing is what
@@ -290,6 +303,25 @@ class _Guard:
                         new = {o: new_o, c: new_c} if b < 0 else {o: new_o, b: b_without, c: new_c}
                         value = late_o + pain_b_without + added - pain_o - base_b
                         options.append(_Revert(new, [], value))
+                # With ``seat_first``, u that nobody else has room for goes to an agent who
+                # hands one or several tickets to agents with room (an ejection: no seat lost,
+                # no owned ticket moved); only when none exists does u go to the queue.
+                seated_by_ejection = False
+                for late_o, u, new_o in sorted(stuck)[:_ELSEWHERE_EVICTIONS]:
+                    ejected = self._eject_fresh(u, (o, b))
+                    if ejected is not None:
+                        moved_to, pain_added, _ = ejected
+                        new = {o: new_o, **moved_to}
+                        if b >= 0:
+                            new[b] = b_without
+                        value = late_o + pain_b_without + pain_added - pain_o - base_b
+                        options.append(_Revert(new, [], value))
+                        seated_by_ejection = True
+                if not seated_by_ejection:
+                    for late_o, u, new_o in stuck:
+                        new = {o: new_o} if b < 0 else {o: new_o, b: b_without}
+                        value = late_o + pain_b_without + int(self.unassigned[u])
+                        options.append(_Revert(new, [u], value - pain_o - base_b))
         if not options:
             # 3. Minutes or a channel cap bind: send the owner's largest other tickets to the
             # queue until t fits (its own owned tickets go last).
@@ -321,11 +353,57 @@ class _Guard:
         for a, seq in r.new.items():
             self.count[a] = len(seq)
 
-    def reseat(self, tickets: Sequence[int]) -> int:
+    def _eject(
+        self, u: int, ej: Ejections, touched: BoolArray, floor: int | None
+    ) -> tuple[dict[int, list[int]], int, int] | None:
+        """Seat queued ``u`` by an ejection of one ticket (:func:`best_ejection`), else of
+        several (:func:`best_multi_ejection`), priced exactly: the new sequences, the SLA cost
+        they add, and the whole objective they add (SLA cost, pair costs and load); or None."""
+        d, st = self.data, self.state
+        moves: list[tuple[int, int]]
+        best = best_ejection(d, st.agent_of, u, self.ptr, ej, touched, floor)
+        if best is not None:
+            _, a, v, c = best
+            moves = [(v, c)]
+        else:
+            multi = best_multi_ejection(d, st.agent_of, u, self.ptr, ej, touched, floor)
+            if multi is None:
+                return None
+            _, a, moves = multi
+        if not all(d.channel_fits(c, st.seq(c), v) for v, c in moves):
+            return None
+        gone = {v for v, _ in moves}
+        seq_a = st.seq(a)
+        new_a, pain_a = self._best_insert(a, [x for x in seq_a if x not in gone], u)
+        new = {a: new_a}
+        pain = pain_a - st.pain.get(a, 0)
+        other = self._static(u, a) + d.load_cost(a, len(new_a)) - d.load_cost(a, len(seq_a))
+        for v, c in moves:
+            new_c, pain_c = self._best_insert(c, list(st.seq(c)), v)
+            new[c] = new_c
+            pain += pain_c - st.pain.get(c, 0)
+            other += self._static(v, c) - self._static(v, a)
+            other += d.load_cost(c, len(new_c)) - d.load_cost(c, len(new_c) - 1)
+        return new, pain, pain + other
+
+    def _eject_fresh(
+        self, u: int, skip: tuple[int, ...]
+    ) -> tuple[dict[int, list[int]], int, int] | None:
+        """:meth:`_eject` for one ticket on the current plan, at any price, leaving the
+        agents in ``skip`` (-1: none) alone. Its tickets are few (nobody else has room for
+        it), so pricing the moves of the tickets its agents hold is cheap."""
+        d = self.data
+        ej = ejections(d, self.state.agent_of, self.ptr, np.asarray([u], dtype=np.int64))
+        touched = np.zeros(d.n_agents, dtype=bool)
+        touched[[a for a in skip if a >= 0]] = True
+        return self._eject(u, ej, touched, None)
+
+    def reseat(self, tickets: Sequence[int], any_price: bool = False) -> int:
         """Seat ``tickets`` (queued by reverts), most valuable first, when that costs less than
-        leaving them queued: with the agent with room that takes one cheapest, or else by
-        handing one or several of a qualified agent's tickets to agents with room (an ejection,
-        never a ticket away from its owner, so no new move). Returns how many were seated."""
+        leaving them queued (with ``any_price``: whenever a seat exists): with the agent with
+        room that takes one cheapest, or else by handing one or several of a qualified agent's
+        tickets to agents with room (an ejection, never a ticket away from its owner, so no
+        new move). Returns how many were seated."""
         d, st = self.data, self.state
         ej = ejections(d, st.agent_of, self.ptr, np.asarray(tickets, dtype=np.int64))
         touched = np.zeros(d.n_agents, dtype=bool)
@@ -333,40 +411,19 @@ class _Guard:
         for u in sorted(tickets, key=lambda x: (-int(d.queue_cost[x]), x)):
             if st.agent_of[u] >= 0:
                 continue
+            queue = int(d.queue_cost[u])
             found = self._elsewhere(u, ())
             if found is not None:
                 c, new_c, added = found
-                if added + self._static_load(c, u, len(new_c)) < int(d.queue_cost[u]):
+                if any_price or added + self._static_load(c, u, len(new_c)) < queue:
                     self.apply(_Revert({c: new_c}, [], added))
                     touched[c] = True
                     seated += 1
                     continue
-            moves: list[tuple[int, int]]
-            best = best_ejection(d, st.agent_of, u, self.ptr, ej, touched)
-            if best is not None:
-                _, a, v, c = best
-                moves = [(v, c)]
-            else:
-                multi = best_multi_ejection(d, st.agent_of, u, self.ptr, ej, touched)
-                if multi is None:
-                    continue
-                _, a, moves = multi
-            if not all(d.channel_fits(c, st.seq(c), v) for v, c in moves):
-                continue
-            gone = {v for v, _ in moves}
-            seq_a = st.seq(a)
-            new_a, pain_a = self._best_insert(a, [x for x in seq_a if x not in gone], u)
-            new = {a: new_a}
-            delta = pain_a - st.pain.get(a, 0) + self._static(u, a)
-            delta += d.load_cost(a, len(new_a)) - d.load_cost(a, len(seq_a))
-            for v, c in moves:
-                new_c, pain_c = self._best_insert(c, list(st.seq(c)), v)
-                new[c] = new_c
-                delta += pain_c - st.pain.get(c, 0) + self._static(v, c) - self._static(v, a)
-                delta += d.load_cost(c, len(new_c)) - d.load_cost(c, len(new_c) - 1)
-            if delta < int(d.queue_cost[u]):
-                self.apply(_Revert(new, [], 0))
-                touched[list(new)] = True
+            ejected = self._eject(u, ej, touched, None if any_price else 0)
+            if ejected is not None and (any_price or ejected[2] < queue):
+                self.apply(_Revert(ejected[0], [], 0))
+                touched[list(ejected[0])] = True
                 seated += 1
         return seated
 
@@ -473,13 +530,13 @@ def guard(
     # A revert may have queued a ticket that another agent, freed by a later revert, can take.
     queued_by_reverts = [t for t in before_seated if st.agent_of[t] < 0]
     if queued_by_reverts and (deadline is None or time.perf_counter() <= deadline):
-        g.reseat(queued_by_reverts)
+        g.reseat(queued_by_reverts, any_price=seat_first)
     kept: dict[int, Move] = {}
     for t in moved().tolist():
         if give_up is not None and time.perf_counter() > give_up:
             kept[t] = Move(t, int(owner[t]), int(st.agent_of[t]), 0, ())
             continue
-        r = g.revert(t)
+        r = g.revert(t, seat_first=seat_first)  # the price the move was kept at
         value = r.value if r is not None else 0
         saves = g.saves(t, r) if r is not None else ()
         kept[t] = Move(t, int(owner[t]), int(st.agent_of[t]), value, saves)

@@ -194,11 +194,13 @@ def best_ejection(
     ptr: IntArray,
     ej: Ejections,
     touched: BoolArray,
+    floor: int | None = 0,
 ) -> tuple[int, int, int, int] | None:
     """The most valuable way to seat queued ``q`` by ejecting one ticket: ``(gain, a, u, c)``
-    — ``q`` to ``a``, ``a``'s ticket ``u`` to ``c`` — with a positive gain over leaving ``q``
-    queued (pair costs and load marginals), or None. Agents in ``touched`` changed since
-    ``ej`` was priced and are left alone."""
+    — ``q`` to ``a``, ``a``'s ticket ``u`` to ``c`` — with a gain over leaving ``q`` queued
+    (pair costs and load marginals) above ``floor`` (None: any gain, the seat is what
+    counts), or None. Agents in ``touched`` changed since ``ej`` was priced and are left
+    alone."""
     pa = data.pair_agent
     qr = np.arange(ptr[q], ptr[q + 1])
     qr = qr[data.eligible[pa[qr]] & ~touched[pa[qr]]]
@@ -226,7 +228,7 @@ def best_ejection(
     seat = seat + data.weights.load * (2 * (data.open_tickets[a] + ej.count[a]) - 1)
     gain = data.queue_cost[q] - seat - ej.move_cost[held]
     i = int(np.argmax(gain))
-    if gain[i] <= 0:
+    if floor is not None and gain[i] <= floor:
         return None
     return int(gain[i]), int(a[i]), int(held[i]), int(ej.alt_agent[held[i]])
 
@@ -243,11 +245,13 @@ def best_multi_ejection(
     ptr: IntArray,
     ej: Ejections,
     touched: BoolArray,
+    floor: int | None = 0,
 ) -> tuple[int, int, list[tuple[int, int]]] | None:
     """When one ticket is not enough: ``(gain, a, [(u, c), ...])`` — ``q`` to ``a``, several of
     ``a``'s tickets each to its own agent with room (distinct agents, none touched) — freeing
-    the minutes ``q`` needs, cheapest moves per minute first, when that beats leaving ``q``
-    queued; or None. Never a ticket away from its owner (:func:`ejections` has none)."""
+    the minutes ``q`` needs, cheapest moves per minute first, when its gain over leaving ``q``
+    queued is above ``floor`` (None: any gain); or None. Never a ticket away from its owner
+    (:func:`ejections` has none)."""
     pa = data.pair_agent
     qr = np.arange(ptr[q], ptr[q + 1])
     qr = qr[data.eligible[pa[qr]] & ~touched[pa[qr]]]
@@ -292,7 +296,7 @@ def best_multi_ejection(
         # load_w * k (k - 1) less.
         k = len(chosen)
         gain = int(data.queue_cost[q]) - seat - moves - data.weights.load * k * (k - 1)
-        if gain > 0 and (best is None or gain > best[0]):
+        if (floor is None or gain > floor) and (best is None or gain > best[0]):
             best = (gain, a, chosen)
     return best
 

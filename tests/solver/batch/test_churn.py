@@ -226,3 +226,72 @@ def test_with_seats_first_a_revert_does_not_queue_a_ticket_another_agent_has_roo
     seats = guard(data, {0: [1], 1: [0]}, None, None, FAST.min_move_saving(), seat_first=True)
     assert seats is not None and seats.sequences == {0: [1], 1: [0]}
     assert seats.moved == 1
+
+
+def four_agents(dee_starts: timedelta, t1_priority: Priority) -> Problem:
+    """bob owns t1 and has one slot, now holding u (chat); t1 went to ann, whose shift starts
+    too late for it; cid, the only other agent with chat, is full with w (phone); dee takes
+    phone work, with a shift ``dee_starts`` after everyone's, and has room."""
+    later = Interval(DAY.start + timedelta(hours=4), DAY.end + timedelta(hours=4))
+    far = Interval(DAY.start + dee_starts, DAY.end + dee_starts)
+    bob = Agent("bob", "support", skills={"billing": 3, "chat": 1}, capacity=1, shifts=(DAY,))
+    ann = Agent("ann", "support", skills={"billing": 3}, capacity=9, shifts=(later,))
+    cid = Agent("cid", "support", skills={"chat": 1, "phone": 1}, capacity=1, shifts=(DAY,))
+    dee = Agent("dee", "support", skills={"phone": 1}, capacity=9, shifts=(far,))
+
+    def ticket(name: str, skill: str, priority: Priority, due_hours: int | None) -> Ticket:
+        due = None if due_hours is None else NOW + timedelta(hours=due_hours)
+        return Ticket(
+            name,
+            "support",
+            required_skills={skill: 1},
+            created_at=NOW - timedelta(hours=1),
+            resolution_due=due,
+            effort_minutes=30,
+            priority=priority,
+        )
+
+    t1 = replace(ticket("t1", "billing", t1_priority, 2), owner_agent="bob")
+    u = ticket("u", "chat", Priority.LOW, None)
+    w = ticket("w", "phone", Priority.LOW, 1)
+    return Problem(
+        now=NOW,
+        agents=(bob, ann, cid, dee),
+        tickets=(t1, u, w),
+        skills=(Skill("billing"), Skill("chat"), Skill("phone")),
+        teams=(Team("support"),),
+        horizon_end=NOW + timedelta(days=4),
+    )
+
+
+def test_with_seats_first_a_revert_makes_room_by_an_ejection_rather_than_queue() -> None:
+    # Undoing the move of t1 (urgent, late on ann) evicts u from bob, and nobody else with
+    # chat has room: cid is full with w. Without seat_first u goes to the queue (and w on dee,
+    # two days late, costs more than u's seat, so it stays queued). With it, u goes to cid
+    # and w to dee: the move is undone and no seat is lost. Before revert-by-ejection, a
+    # seat_first revert queued u here too.
+    from solver.batch.moves import guard
+
+    data = build(four_agents(timedelta(days=2), Priority.URGENT), FAST.weights)
+    plan = {0: [1], 1: [0], 2: [2]}  # bob: u, ann: t1, cid: w
+    plain = guard(data, plan, None, None, FAST.min_move_saving())
+    assert plain is not None and plain.sequences == {0: [0], 2: [2]}  # u queued
+    seats = guard(data, plan, None, None, FAST.min_move_saving(), seat_first=True)
+    assert seats is not None and seats.sequences == {0: [0], 2: [1], 3: [2]}
+    assert seats.moved == 0 and seats.reverted == 1
+
+
+def test_with_seats_first_a_move_whose_seat_keeping_revert_costs_too_much_stands() -> None:
+    # As above with t1 of normal priority and dee three days out: undoing the move without
+    # losing a seat costs w three days of lateness, more than the move must save, so the move
+    # stands (every ticket seated), priced at that seat-keeping revert; without seat_first
+    # the revert queues u.
+    from solver.batch.moves import guard
+
+    data = build(four_agents(timedelta(days=3), Priority.NORMAL), FAST.weights)
+    plan = {0: [1], 1: [0], 2: [2]}
+    plain = guard(data, plan, None, None, FAST.min_move_saving())
+    assert plain is not None and plain.sequences == {0: [0], 2: [2]}
+    seats = guard(data, plan, None, None, FAST.min_move_saving(), seat_first=True)
+    assert seats is not None and seats.sequences == plan
+    assert seats.moved == 1 and seats.moves[0].value >= FAST.min_move_saving()
