@@ -108,7 +108,7 @@ def _room(data: BatchData, agent_of: IntArray) -> tuple[IntArray, IntArray, IntA
 class Ejections:
     """For a fixed assignment, what :func:`best_ejection` needs: room per agent, each seated
     ticket's cheapest move to another agent with room (never away from its owner) and the
-    assignment grouped by agent."""
+    tickets that may move grouped by holder."""
 
     count: IntArray
     slots_left: IntArray
@@ -116,7 +116,7 @@ class Ejections:
     chan_left: IntArray | None
     alt_agent: IntArray  # -1: no other agent has room
     move_cost: IntArray  # what moving the ticket there adds (pair cost and load marginal)
-    by_agent: IntArray
+    by_agent: IntArray  # the tickets an ejection may move, by holder
     agent_ptr: IntArray
 
 
@@ -143,6 +143,7 @@ def ejections(
     count = np.bincount(agent_of[agent_of >= 0], minlength=data.n_agents)
     if queued is None:
         rows = np.arange(len(data.pair_ticket), dtype=np.int64)
+        held = np.flatnonzero(agent_of >= 0)
     else:
         near = np.zeros(data.n_agents, dtype=bool)
         near[data.pair_agent[_rows_of(ptr, queued)]] = True
@@ -171,16 +172,20 @@ def ejections(
         first = hit[np.concatenate(([True], t_r[hit][1:] != t_r[hit][:-1]))]
         alt_agent[t_r[first]] = a_r[first]
         alt_delta[t_r[first]] = add[first]
-    # What each seated ticket costs where it is (pair cost and its load marginal).
+    # What each ticket with an alternative costs where it is (pair cost and its load
+    # marginal): only those, since a search over all 1-3 M pair keys per seated ticket is what
+    # costs when the guard asks for one queued ticket's ejections.
     here = np.zeros(data.n_tickets, dtype=np.int64)
-    seated = np.flatnonzero(agent_of >= 0)
+    seated = np.flatnonzero(alt_agent >= 0)
     if len(seated):
         key = seated * data.n_agents + agent_of[seated]
         idx = np.searchsorted(data.pair_key, key)
         open_h = data.open_tickets[agent_of[seated]] + count[agent_of[seated]]
         here[seated] = cost(idx) + load_w * (2 * open_h - 1)
     move_cost = np.where(alt_agent >= 0, alt_delta - here, _NONE)
-    by_agent = np.argsort(agent_of, kind="stable")
+    # The tickets an ejection may move, grouped by holder (agents no queued ticket can use
+    # hold none here).
+    by_agent = held[np.argsort(agent_of[held], kind="stable")]
     agent_ptr = np.searchsorted(agent_of[by_agent], np.arange(data.n_agents + 1))
     return Ejections(
         count, slots_left, minutes_left, chan_left, alt_agent, move_cost, by_agent, agent_ptr
