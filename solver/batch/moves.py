@@ -27,12 +27,15 @@ seating it anywhere cost more lateness than the queue, or nobody qualified had r
 
 With ``seat_first`` (the optimizer's ``keep_seated``) a revert never trades a seat for a move
 where a seat can be kept: the evicted ticket goes to the queue only when no other agent has
-room for it *and* no ejection makes room (one or several of a qualified agent's tickets handed
-to agents with room; never a ticket away from its owner); and tickets reverts queued are seated
-again at any price (the flat queue penalty prices no lateness, so "cheaper than the queue" is
-not a reason to keep one queued). A move whose only seat-keeping revert costs more than it
-saves stands, priced at that revert. On the loose dense queue this left no seat lost to the
-guard (14 before). A move's
+room for it, and, where queueing it would lose a seat (the slot the move's ticket leaves can
+seat no ticket already queued), only when no ejection makes room either (one or several of a
+qualified agent's tickets handed to agents with room; never a ticket away from its owner). A
+move whose only seat-keeping revert costs more than it saves stands, priced at that revert.
+Last, tickets queued before the guard take the room reverts freed where that is cheaper than
+the queue. On the loose dense queue the guard then loses 0-2 seats (14 before); on a tight
+one, where a queued ticket can take nearly any freed slot, the ejections are rare. (Seating
+revert-queued tickets *at any price* kept 15 more seats on tight M but gave up 3 points of its
+lateness gain, below the 90 % target: not done.) A move's
 *value* is the SLA cost (breach penalties, priority-weighted lateness and unassigned penalties,
 in objective units) its revert would add — what the move saves. Moves worth less than
 ``min_saving`` (:meth:`~solver.batch.params.BatchParams.min_move_saving`) are reverted; with
@@ -59,6 +62,7 @@ from solver.batch.repair import (
     best_ejection,
     best_multi_ejection,
     ejections,
+    pair_rows,
     ticket_pair_ptr,
 )
 from solver.batch.state import State, price
@@ -162,6 +166,15 @@ class _Guard:
         for a, seq in self.state.seqs.items():
             self.count[a] = len(seq)
         self.ptr = ticket_pair_ptr(data)
+        # Agents qualified for a ticket queued before the guard: a revert that takes a
+        # ticket away from one and queues another loses no seat (the room it frees can seat
+        # a queued ticket: the guard's last pass does), so it needs no ejection. On a tight
+        # queue that is nearly every agent; on a queue with room to spare, few.
+        queued = np.flatnonzero(self.state.agent_of < 0)
+        self.refill = np.zeros(data.n_agents, dtype=bool)
+        self.refill[data.pair_agent[pair_rows(self.ptr, queued)]] = True
+        # (ticket, agents left alone) -> (agent, [(ticket moved, to agent)]): see _eject_fresh.
+        self._ejected: dict[tuple[int, ...], tuple[int, list[tuple[int, int]]]] = {}
 
     # -- feasibility and pricing --------------------------------------------------------------
     def _room(self, a: int, seq: Sequence[int]) -> bool:
@@ -303,11 +316,16 @@ class _Guard:
                         new = {o: new_o, c: new_c} if b < 0 else {o: new_o, b: b_without, c: new_c}
                         value = late_o + pain_b_without + added - pain_o - base_b
                         options.append(_Revert(new, [], value))
-                # With ``seat_first``, u that nobody else has room for goes to an agent who
-                # hands one or several tickets to agents with room (an ejection: no seat lost,
-                # no owned ticket moved); only when none exists does u go to the queue.
+                # With ``seat_first``, where queueing u (nobody else has room for it) would
+                # lose a seat — t leaves b's slot and no queued ticket can take it — u goes
+                # to an agent who hands one or several tickets to agents with room (an
+                # ejection: no owned ticket moved); only when none exists is u queued.
                 seated_by_ejection = False
-                for late_o, u, new_o in sorted(stuck)[:_ELSEWHERE_EVICTIONS]:
+                if b < 0 or self.refill[b]:
+                    stuck_ejections = []  # the queue is no seat lost: see __init__
+                else:
+                    stuck_ejections = sorted(stuck)[:_ELSEWHERE_EVICTIONS]
+                for late_o, u, new_o in stuck_ejections:
                     ejected = self._eject_fresh(u, (o, b))
                     if ejected is not None:
                         moved_to, pain_added, _ = ejected
@@ -356,9 +374,17 @@ class _Guard:
     def _eject(
         self, u: int, ej: Ejections, touched: BoolArray, floor: int | None
     ) -> tuple[dict[int, list[int]], int, int] | None:
-        """Seat queued ``u`` by an ejection of one ticket (:func:`best_ejection`), else of
-        several (:func:`best_multi_ejection`), priced exactly: the new sequences, the SLA cost
-        they add, and the whole objective they add (SLA cost, pair costs and load); or None."""
+        """Seat queued ``u`` by an ejection (:meth:`_find_ejection`) priced exactly: the new
+        sequences, the SLA cost they add, and the whole objective they add (SLA cost, pair
+        costs and load); or None."""
+        found = self._find_ejection(u, ej, touched, floor)
+        return None if found is None else self._price_ejection(u, *found)
+
+    def _find_ejection(
+        self, u: int, ej: Ejections, touched: BoolArray, floor: int | None
+    ) -> tuple[int, list[tuple[int, int]]] | None:
+        """An ejection of one ticket (:func:`best_ejection`), else of several
+        (:func:`best_multi_ejection`), that seats ``u``: ``(a, [(v, c), ...])``, or None."""
         d, st = self.data, self.state
         moves: list[tuple[int, int]]
         best = best_ejection(d, st.agent_of, u, self.ptr, ej, touched, floor)
@@ -372,6 +398,14 @@ class _Guard:
             _, a, moves = multi
         if not all(d.channel_fits(c, st.seq(c), v) for v, c in moves):
             return None
+        return a, moves
+
+    def _price_ejection(
+        self, u: int, a: int, moves: Sequence[tuple[int, int]]
+    ) -> tuple[dict[int, list[int]], int, int]:
+        """``u`` to ``a`` and each ``(v, c)`` of ``moves`` from ``a`` to ``c``, priced exactly
+        on the current plan (the caller has checked that it fits)."""
+        d, st = self.data, self.state
         gone = {v for v, _ in moves}
         seq_a = st.seq(a)
         new_a, pain_a = self._best_insert(a, [x for x in seq_a if x not in gone], u)
@@ -390,20 +424,37 @@ class _Guard:
         self, u: int, skip: tuple[int, ...]
     ) -> tuple[dict[int, list[int]], int, int] | None:
         """:meth:`_eject` for one ticket on the current plan, at any price, leaving the
-        agents in ``skip`` (-1: none) alone. Its tickets are few (nobody else has room for
-        it), so pricing the moves of the tickets its agents hold is cheap."""
-        d = self.data
-        ej = ejections(d, self.state.agent_of, self.ptr, np.asarray([u], dtype=np.int64))
+        agents in ``skip`` (-1: none) alone.
+
+        A move is priced several times (each re-pricing, the last look, its reason), each time
+        asking for the same ticket's ejection: the one found is remembered and, while it still
+        fits the plan (``a`` still holds the tickets, every agent has the room), priced again
+        on the current plan instead of searched for afresh (the search prices the moves of
+        every ticket its agents hold: what made the guard slow on a tight queue)."""
+        d, st = self.data, self.state
+        key = (u, *skip)
+        found = self._ejected.get(key)
+        if found is not None:
+            a, moves = found
+            if int(st.agent_of[u]) != a and all(int(st.agent_of[v]) == a for v, _ in moves):
+                priced = self._price_ejection(u, a, moves)
+                if all(self._room(x, seq) for x, seq in priced[0].items()):
+                    return priced
+        ej = ejections(d, st.agent_of, self.ptr, np.asarray([u], dtype=np.int64))
         touched = np.zeros(d.n_agents, dtype=bool)
         touched[[a for a in skip if a >= 0]] = True
-        return self._eject(u, ej, touched, None)
+        found = self._find_ejection(u, ej, touched, None)
+        if found is None:
+            self._ejected.pop(key, None)
+            return None
+        self._ejected[key] = found
+        return self._price_ejection(u, *found)
 
-    def reseat(self, tickets: Sequence[int], any_price: bool = False) -> int:
-        """Seat ``tickets`` (queued by reverts), most valuable first, when that costs less than
-        leaving them queued (with ``any_price``: whenever a seat exists): with the agent with
-        room that takes one cheapest, or else by handing one or several of a qualified agent's
-        tickets to agents with room (an ejection, never a ticket away from its owner, so no
-        new move). Returns how many were seated."""
+    def reseat(self, tickets: Sequence[int]) -> int:
+        """Seat queued ``tickets``, most valuable first, when that costs less than leaving
+        them queued: with the agent with room that takes one cheapest, or else by handing one
+        or several of a qualified agent's tickets to agents with room (an ejection, never a
+        ticket away from its owner, so no new move). Returns how many were seated."""
         d, st = self.data, self.state
         ej = ejections(d, st.agent_of, self.ptr, np.asarray(tickets, dtype=np.int64))
         touched = np.zeros(d.n_agents, dtype=bool)
@@ -415,13 +466,13 @@ class _Guard:
             found = self._elsewhere(u, ())
             if found is not None:
                 c, new_c, added = found
-                if any_price or added + self._static_load(c, u, len(new_c)) < queue:
+                if added + self._static_load(c, u, len(new_c)) < queue:
                     self.apply(_Revert({c: new_c}, [], added))
                     touched[c] = True
                     seated += 1
                     continue
-            ejected = self._eject(u, ej, touched, None if any_price else 0)
-            if ejected is not None and (any_price or ejected[2] < queue):
+            ejected = self._eject(u, ej, touched, 0)
+            if ejected is not None and ejected[2] < queue:
                 self.apply(_Revert(ejected[0], [], 0))
                 touched[list(ejected[0])] = True
                 seated += 1
@@ -479,6 +530,7 @@ def guard(
     g = _Guard(data, sequences, keep)
     st = g.state
     before_seated = np.flatnonzero(st.agent_of >= 0).tolist()
+    before = set(before_seated)
     owner = data.owner
 
     def moved() -> IntArray:
@@ -530,7 +582,12 @@ def guard(
     # A revert may have queued a ticket that another agent, freed by a later revert, can take.
     queued_by_reverts = [t for t in before_seated if st.agent_of[t] < 0]
     if queued_by_reverts and (deadline is None or time.perf_counter() <= deadline):
-        g.reseat(queued_by_reverts, any_price=seat_first)
+        g.reseat(queued_by_reverts)
+    # Reverts freed room: tickets queued before the guard take it where that is cheaper than
+    # the queue (the search weighed them against a plan without that room).
+    waiting = [t for t in np.flatnonzero(st.agent_of < 0).tolist() if t not in before]
+    if waiting and (deadline is None or time.perf_counter() <= deadline):
+        g.reseat(waiting)
     kept: dict[int, Move] = {}
     for t in moved().tolist():
         if give_up is not None and time.perf_counter() > give_up:

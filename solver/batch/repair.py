@@ -120,7 +120,7 @@ class Ejections:
     agent_ptr: IntArray
 
 
-def _rows_of(ptr: IntArray, tickets: IntArray) -> IntArray:
+def pair_rows(ptr: IntArray, tickets: IntArray) -> IntArray:
     """The pair rows of ``tickets`` (ticket order kept), from :func:`ticket_pair_ptr`."""
     lens = ptr[tickets + 1] - ptr[tickets]
     total = int(lens.sum())
@@ -146,9 +146,9 @@ def ejections(
         held = np.flatnonzero(agent_of >= 0)
     else:
         near = np.zeros(data.n_agents, dtype=bool)
-        near[data.pair_agent[_rows_of(ptr, queued)]] = True
+        near[data.pair_agent[pair_rows(ptr, queued)]] = True
         held = np.flatnonzero((agent_of >= 0) & near[np.maximum(agent_of, 0)])
-        rows = _rows_of(ptr, held)
+        rows = pair_rows(ptr, held)
     # Only rows whose agent has a free slot can be a ticket's alternative.
     rows = rows[(slots_left > 0)[data.pair_agent[rows]]]
     pt, pa = data.pair_ticket[rows], data.pair_agent[rows]

@@ -295,3 +295,40 @@ def test_with_seats_first_a_move_whose_seat_keeping_revert_costs_too_much_stands
     seats = guard(data, plan, None, None, FAST.min_move_saving(), seat_first=True)
     assert seats is not None and seats.sequences == plan
     assert seats.moved == 1 and seats.moves[0].value >= FAST.min_move_saving()
+
+
+def test_tickets_queued_before_the_guard_take_the_room_its_reverts_free() -> None:
+    # bob_ann_cid as in the first revert test, ann now with one slot, and q (billing, no
+    # deadline) queued by the plan the guard is given: undoing t1's move frees ann's slot,
+    # and seating q there costs less than the queue, so the guard's last pass seats it.
+    from solver.batch.moves import guard
+
+    p = bob_ann_cid(timedelta(0), None, 1)
+    ann = replace(p.agents[1], capacity=1)
+    q = replace(p.tickets[0], id="q", owner_agent=None, resolution_due=None)
+    data = build(
+        replace(p, agents=(p.agents[0], ann, p.agents[2]), tickets=(*p.tickets, q)), FAST.weights
+    )
+    guarded = guard(data, {0: [1], 1: [0]}, None, None, FAST.min_move_saving(), seat_first=True)
+    assert guarded is not None
+    assert guarded.sequences == {0: [0], 1: [2], 2: [1]}
+    assert guarded.moved == 0
+
+
+def test_a_revert_queues_without_an_ejection_when_a_queued_ticket_can_take_the_freed_slot() -> None:
+    # four_agents as in the ejection test, ann now with one slot, and q (billing) queued: the
+    # slot t1 leaves on ann can seat q, so queueing u loses no seat and costs no ejection
+    # (w stays on cid, dee idle); the guard's last pass seats q on ann.
+    from solver.batch.moves import guard
+
+    p = four_agents(timedelta(days=2), Priority.URGENT)
+    ann = replace(p.agents[1], capacity=1)
+    q = replace(p.tickets[0], id="q", owner_agent=None, resolution_due=None)
+    agents = (p.agents[0], ann, *p.agents[2:])
+    data = build(replace(p, agents=agents, tickets=(*p.tickets, q)), FAST.weights)
+    seats = guard(
+        data, {0: [1], 1: [0], 2: [2]}, None, None, FAST.min_move_saving(), seat_first=True
+    )
+    assert seats is not None
+    assert seats.sequences == {0: [0], 1: [3], 2: [2]}
+    assert seats.moved == 0
