@@ -87,6 +87,7 @@ class Move:
     agent: int  # -1: the team queue
     value: int  # SLA cost (objective units) its revert would add
     saves: tuple[tuple[int, int], ...]  # (ticket, SLA cost saved), largest first
+    priced: bool = True  # False: the guard ran out of time before pricing it
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +98,7 @@ class Guarded:
     moves: dict[int, Move]  # by ticket
     forced: tuple[int, ...]  # owned tickets their owner cannot hold (not counted)
     reverted: int
+    unpriced: int = 0  # moves that stand because the guard ran out of time before them
 
     @property
     def moved(self) -> int:
@@ -456,6 +458,8 @@ class _Guard:
         or several of a qualified agent's tickets to agents with room (an ejection, never a
         ticket away from its owner, so no new move). Returns how many were seated."""
         d, st = self.data, self.state
+        if not tickets or d.n_agents == 0 or len(d.pair_agent) == 0:
+            return 0
         ej = ejections(d, st.agent_of, self.ptr, np.asarray(tickets, dtype=np.int64))
         touched = np.zeros(d.n_agents, dtype=bool)
         seated = 0
@@ -515,6 +519,7 @@ def guard(
     min_saving: int = 1,
     give_up: float | None = None,
     seat_first: bool = False,
+    greedy: bool = False,
 ) -> Guarded | None:
     """Revert the moves that save less than ``min_saving`` of SLA cost, then the least
     valuable beyond ``max_moves``.
@@ -525,6 +530,12 @@ def guard(
     before the first revert cannot be cut short usefully, so when it is still going then the
     guard gives up and returns None (the caller keeps the unguarded plan); past it the moves
     kept are left unpriced (their reasons then say only that they save SLA cost).
+
+    ``greedy`` (not with a budget to hold) is for when the whole guard does not fit the time
+    left: one pass over the moves, each priced on the current plan and reverted at once when
+    it saves less than ``min_saving``, stopping at ``deadline``; the moves it did not reach
+    stand, unpriced (counted in :attr:`Guarded.unpriced`). Every step leaves a valid plan, so
+    the pass can stop anywhere.
     """
     keep, forced = keep_set(data)
     g = _Guard(data, sequences, keep)
@@ -536,23 +547,40 @@ def guard(
     def moved() -> IntArray:
         return keep[st.agent_of[keep] != owner[keep]] if len(keep) else keep
 
+    def past(moment: float | None) -> bool:
+        return moment is not None and time.perf_counter() > moment
+
     budget = len(keep) if max_moves is None else max(0, max_moves)
     n_moved = len(moved())
     heap: list[tuple[int, int, int]] = []  # (value, ticket, times priced)
-    for t in moved().tolist():
-        if give_up is not None and time.perf_counter() > give_up:
-            return None
-        r = g.revert(t, seat_first=seat_first and n_moved <= budget)
-        if r is not None:
-            heap.append((r.value, t, 1))
-    heapq.heapify(heap)
     reverted = 0
+    unreached: set[int] = set()
+    if greedy:
+        pending = moved().tolist()
+        for i, t in enumerate(pending):
+            if past(deadline):
+                unreached.update(pending[i:])
+                break
+            if int(st.agent_of[t]) == int(owner[t]):
+                continue  # an earlier revert put it back
+            r = g.revert(t, seat_first=seat_first)
+            if r is not None and r.value < min_saving:
+                g.apply(r)
+                reverted += 1
+    else:
+        for t in moved().tolist():
+            if past(give_up):
+                return None
+            r = g.revert(t, seat_first=seat_first and n_moved <= budget)
+            if r is not None:
+                heap.append((r.value, t, 1))
+        heapq.heapify(heap)
     while heap:
         value, t, priced = heapq.heappop(heap)
         if int(st.agent_of[t]) == int(owner[t]):
             continue  # an earlier revert put it back
         over = n_moved > budget
-        late = deadline is not None and time.perf_counter() > deadline
+        late = past(deadline)
         if value >= min_saving and not over:
             # Ascending values: every move left is worth keeping by its last price. Re-price
             # the rest once below, since reverts since then may have made one worthless.
@@ -573,28 +601,31 @@ def guard(
         reverted += 1
         n_moved = len(moved())
     # One more look at the moves kept: a revert may have made one worthless.
-    if deadline is None or time.perf_counter() <= deadline:
-        for t in moved().tolist():
-            r = g.revert(t, seat_first=seat_first)
-            if r is not None and r.value < min_saving:
-                g.apply(r)
-                reverted += 1
+    for t in moved().tolist():
+        if past(deadline):
+            break
+        r = g.revert(t, seat_first=seat_first)
+        if r is not None and r.value < min_saving:
+            g.apply(r)
+            reverted += 1
     # A revert may have queued a ticket that another agent, freed by a later revert, can take.
     queued_by_reverts = [t for t in before_seated if st.agent_of[t] < 0]
-    if queued_by_reverts and (deadline is None or time.perf_counter() <= deadline):
+    if queued_by_reverts and not past(deadline):
         g.reseat(queued_by_reverts)
     # Reverts freed room: tickets queued before the guard take it where that is cheaper than
     # the queue (the search weighed them against a plan without that room).
     waiting = [t for t in np.flatnonzero(st.agent_of < 0).tolist() if t not in before]
-    if waiting and (deadline is None or time.perf_counter() <= deadline):
+    if waiting and not past(deadline):
         g.reseat(waiting)
     kept: dict[int, Move] = {}
+    unpriced = 0
     for t in moved().tolist():
-        if give_up is not None and time.perf_counter() > give_up:
-            kept[t] = Move(t, int(owner[t]), int(st.agent_of[t]), 0, ())
+        if t in unreached or past(give_up):
+            kept[t] = Move(t, int(owner[t]), int(st.agent_of[t]), 0, (), priced=False)
+            unpriced += t in unreached
             continue
         r = g.revert(t, seat_first=seat_first)  # the price the move was kept at
         value = r.value if r is not None else 0
         saves = g.saves(t, r) if r is not None else ()
         kept[t] = Move(t, int(owner[t]), int(st.agent_of[t]), value, saves)
-    return Guarded(st.sequences(), kept, tuple(forced.tolist()), reverted)
+    return Guarded(st.sequences(), kept, tuple(forced.tolist()), reverted, unpriced)

@@ -86,6 +86,8 @@ def continuity(data: BatchData, t: int, a: int) -> Reason | None:
 
 def _saved(data: BatchData, move: Move) -> str:
     """Which tickets' SLA a kept move saves, in words."""
+    if not move.priced:
+        return "not weighed: the churn guard ran out of time before this move"
     names = []
     for x, gain in move.saves[:3]:
         who = "its own SLA" if x == move.ticket else f"the SLA of {data.problem.tickets[x].id}"

@@ -332,3 +332,34 @@ def test_a_revert_queues_without_an_ejection_when_a_queued_ticket_can_take_the_f
     assert seats is not None
     assert seats.sequences == {0: [0], 1: [3], 2: [2]}
     assert seats.moved == 0
+
+
+def test_a_greedy_guard_reverts_as_it_prices_and_leaves_what_it_did_not_reach_unweighed() -> None:
+    """The optimizer's fallback when the whole guard does not fit: one pass that stops at its
+    deadline anywhere, the moves it did not reach standing unpriced (and said to be)."""
+    import time
+
+    from solver.batch.flow import solve_flow
+    from solver.batch.moves import guard
+    from solver.batch.reasons import churn
+    from solver.batch.seed import list_schedule
+
+    data = build(bob_ann_cid(timedelta(0), None, 1), FAST.weights)
+    whole = guard(data, {0: [1], 1: [0]}, None, None, FAST.min_move_saving())
+    greedy = guard(data, {0: [1], 1: [0]}, None, None, FAST.min_move_saving(), greedy=True)
+    assert whole is not None and greedy is not None
+    assert greedy.sequences == whole.sequences == {0: [0], 2: [1]}
+    assert greedy.unpriced == 0
+
+    p = owned_problem(11, share_owned=0.9)
+    data = build(p, FAST.weights)
+    sequences, _ = list_schedule(data, solve_flow(data, 0).agent_of)
+    past = time.perf_counter() - 1.0
+    late = guard(data, sequences, None, past, FAST.min_move_saving(), past, greedy=True)
+    assert late is not None and late.reverted == 0
+    assert late.sequences == {a: s for a, s in sequences.items() if s}
+    assert late.moved > 0 and late.unpriced == late.moved
+    t, move = next(iter(late.moves.items()))
+    assert not move.priced
+    reason = churn(data, t, move.agent, late)
+    assert reason is not None and "not weighed" in reason.detail
