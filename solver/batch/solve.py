@@ -171,8 +171,9 @@ def optimize(
     seed_note = len(notes) - 1
     # Churn guard (solver.batch.moves): the plan moves owned tickets only to save SLA. Pricing
     # the moves costs time (about 5 ms a move at 2.6 M pairs), so it runs once, on the plan
-    # the search returns, and the search stops early enough for it; when it cannot fit it runs
-    # only to hold a move budget the caller set, and otherwise the plan keeps its moves.
+    # the search returns, and the search stops early enough for it; when it cannot fit whole,
+    # the search takes half of what is left and the guard makes one greedy pass in the rest
+    # (a move budget the caller set is held whole regardless).
     guard_predicted = guard_seconds(data, agent_of)
     phases["guard_predicted"] = guard_predicted
     budget = params.max_moves is not None

@@ -6,9 +6,11 @@ with someone else or the queue; forced moves (the owner cannot hold it) are not 
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import timedelta
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -363,3 +365,21 @@ def test_a_greedy_guard_reverts_as_it_prices_and_leaves_what_it_did_not_reach_un
     assert not move.priced
     reason = churn(data, t, move.agent, late)
     assert reason is not None and "not weighed" in reason.detail
+
+
+def test_when_the_guard_cannot_fit_whole_the_optimizer_still_guards_greedily(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A guard predicted far beyond the time left used to mean no guard (every move kept);
+    now the search and a greedy guard share the time, and the plan says how far it got."""
+    import solver.batch.solve as solve
+
+    p = owned_problem(11, share_owned=0.9)
+    monkeypatch.setattr(solve, "_GUARD_SECONDS_PER_MOVE", 1_000.0)
+    plan = optimize(p, FAST)
+    assert check_plan(p, plan) == []
+    notes = " ".join(plan.stats.notes)
+    assert "no time left to price" not in notes and "owned ticket(s) moved" in notes
+    assert plan.stats.phases["guard"] > 0
+    reverted = re.search(r"\((\d+) move\(s\) reverted", notes)
+    assert reverted is not None and int(reverted.group(1)) > 0, notes
