@@ -96,7 +96,9 @@ def receiver() -> Iterator[Receiver]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(rec))
     server.daemon_threads = True
     rec.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # serve_forever checks for shutdown() once per poll interval (0.5 s by default): every test
+    # would wait up to that long in teardown (27 s over the file), for nothing.
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     yield rec
     server.shutdown()
