@@ -292,6 +292,7 @@ def test_a_row_the_database_refuses_raises_what_an_insert_would(
 
 
 @postgres_only
+@pytest.mark.new_tables
 def test_after_a_first_import_the_database_checks_each_link_by_primary_key(
     a: As, tenant_a: TenantCtx, db: Engine
 ) -> None:
