@@ -13,8 +13,10 @@ Hypothesis's example database is a directory of files that concurrent writers ma
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
+from fastapi._compat import v2 as fastapi_v2
 from hypothesis import HealthCheck, settings
 
 # Each worker holds a few PostgreSQL connections (its session engine, each test's app, the
@@ -70,3 +72,40 @@ settings.register_profile(
 settings.load_profile(
     "ci" if os.environ.get("CI") else os.environ.get("HYPOTHESIS_PROFILE", "default")
 )
+
+
+# --- one validator per field, not one per field per app ---------------------------------------
+#
+# Almost every API test builds its own app (its own clock, settings and state), and FastAPI
+# builds each included route's parameter, body and response validators lazily, per app, on the
+# first request that reaches the route's router: a pydantic TypeAdapter per field, 10-50 ms per
+# router, so most of a short API test's time (measured: a first GET /v1/tickets on a new app
+# 50 ms, the next 2.5 ms). In production the one app pays that once. The adapter is a pure
+# function of the field's annotation, metadata, attributes and config, so the suite builds it
+# once per distinct field: the key holds those objects themselves (by identity, kept alive in
+# the cache, so an id is never reused), which makes a hit an adapter built from the very same
+# objects; a field made anew (a model made per app, a new annotation) misses and builds its own.
+# The app and its routes are otherwise built and served exactly as in production.
+_ADAPTERS: dict[tuple[int | str, ...], tuple[tuple[object, ...], Any]] = {}
+_build_adapter = fastapi_v2.ModelField.__post_init__
+
+
+def _shared_adapter(field: fastapi_v2.ModelField) -> None:
+    parts = fastapi_v2.asdict(field.field_info)
+    attributes = sorted(parts["attributes"].items())
+    objects = (
+        parts["annotation"],
+        *parts["metadata"],
+        *(value for _, value in attributes),
+        field.config,
+    )
+    key = (len(parts["metadata"]), *(name for name, _ in attributes), *map(id, objects))
+    found = _ADAPTERS.get(key)
+    if found is not None and all(a is b for a, b in zip(found[0], objects, strict=True)):
+        field._type_adapter = found[1]
+        return
+    _build_adapter(field)
+    _ADAPTERS[key] = (objects, field._type_adapter)
+
+
+fastapi_v2.ModelField.__post_init__ = _shared_adapter  # type: ignore[method-assign]
