@@ -12,11 +12,14 @@ Hypothesis's example database is a directory of files that concurrent writers ma
 
 from __future__ import annotations
 
+import inspect
 import os
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from fastapi._compat import v2 as fastapi_v2
+from fastapi.dependencies import utils as fastapi_dependencies
 from hypothesis import HealthCheck, settings
 
 # Each worker holds a few PostgreSQL connections (its session engine, each test's app, the
@@ -74,7 +77,7 @@ settings.load_profile(
 )
 
 
-# --- one validator per field, not one per field per app ---------------------------------------
+# --- one validator per field and one signature per endpoint, not one per test's app ----------
 #
 # Almost every API test builds its own app (its own clock, settings and state), and FastAPI
 # builds each included route's parameter, body and response validators lazily, per app, on the
@@ -109,3 +112,21 @@ def _shared_adapter(field: fastapi_v2.ModelField) -> None:
 
 
 fastapi_v2.ModelField.__post_init__ = _shared_adapter  # type: ignore[method-assign]
+
+# Likewise each endpoint's and dependency's signature (``inspect.signature`` with its string
+# annotations evaluated), read per app on the same first requests: one per callable object,
+# which the cache keeps alive (a callable made per app misses and is read for itself).
+_SIGNATURES: dict[int, tuple[object, inspect.Signature]] = {}
+_read_signature = fastapi_dependencies.get_typed_signature
+
+
+def _shared_signature(call: Callable[..., Any]) -> inspect.Signature:
+    found = _SIGNATURES.get(id(call))
+    if found is not None and found[0] is call:
+        return found[1]
+    signature = _read_signature(call)
+    _SIGNATURES[id(call)] = (call, signature)
+    return signature
+
+
+fastapi_dependencies.get_typed_signature = _shared_signature
