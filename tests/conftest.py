@@ -18,8 +18,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from fastapi._compat import v2 as fastapi_v2
-from fastapi.dependencies import utils as fastapi_dependencies
 from hypothesis import HealthCheck, settings
 
 # Each worker holds a few PostgreSQL connections (its session engine, each test's app, the
@@ -88,45 +86,52 @@ settings.load_profile(
 # once per distinct field: the key holds those objects themselves (by identity, kept alive in
 # the cache, so an id is never reused), which makes a hit an adapter built from the very same
 # objects; a field made anew (a model made per app, a new annotation) misses and builds its own.
-# The app and its routes are otherwise built and served exactly as in production.
-_ADAPTERS: dict[tuple[int | str, ...], tuple[tuple[object, ...], Any]] = {}
-_build_adapter = fastapi_v2.ModelField.__post_init__
-
-
-def _shared_adapter(field: fastapi_v2.ModelField) -> None:
-    parts = fastapi_v2.asdict(field.field_info)
-    attributes = sorted(parts["attributes"].items())
-    objects = (
-        parts["annotation"],
-        *parts["metadata"],
-        *(value for _, value in attributes),
-        field.config,
-    )
-    key = (len(parts["metadata"]), *(name for name, _ in attributes), *map(id, objects))
-    found = _ADAPTERS.get(key)
-    if found is not None and all(a is b for a, b in zip(found[0], objects, strict=True)):
-        field._type_adapter = found[1]
-        return
-    _build_adapter(field)
-    _ADAPTERS[key] = (objects, field._type_adapter)
-
-
-fastapi_v2.ModelField.__post_init__ = _shared_adapter  # type: ignore[method-assign]
-
 # Likewise each endpoint's and dependency's signature (``inspect.signature`` with its string
-# annotations evaluated), read per app on the same first requests: one per callable object,
-# which the cache keeps alive (a callable made per app misses and is read for itself).
+# annotations evaluated), read per app on the same first requests: one per callable object.
+# The app and its routes are otherwise built and served exactly as in production. These are
+# FastAPI internals (0.165): a FastAPI without them leaves the suite as it is, only slower.
+_ADAPTERS: dict[tuple[int | str, ...], tuple[tuple[object, ...], Any]] = {}
 _SIGNATURES: dict[int, tuple[object, inspect.Signature]] = {}
-_read_signature = fastapi_dependencies.get_typed_signature
 
 
-def _shared_signature(call: Callable[..., Any]) -> inspect.Signature:
-    found = _SIGNATURES.get(id(call))
-    if found is not None and found[0] is call:
-        return found[1]
-    signature = _read_signature(call)
-    _SIGNATURES[id(call)] = (call, signature)
-    return signature
+def _share_fastapi_work() -> None:
+    try:
+        from fastapi._compat import v2
+        from fastapi.dependencies import utils
+    except ImportError:
+        return
+    build_adapter = getattr(v2.ModelField, "__post_init__", None)
+    read_signature = getattr(utils, "get_typed_signature", None)
+    if build_adapter is None or read_signature is None or not hasattr(v2, "asdict"):
+        return
+
+    def shared_adapter(field: v2.ModelField) -> None:
+        parts = v2.asdict(field.field_info)
+        attributes = sorted(parts["attributes"].items())
+        objects = (
+            parts["annotation"],
+            *parts["metadata"],
+            *(value for _, value in attributes),
+            field.config,
+        )
+        key = (len(parts["metadata"]), *(name for name, _ in attributes), *map(id, objects))
+        found = _ADAPTERS.get(key)
+        if found is not None and all(a is b for a, b in zip(found[0], objects, strict=True)):
+            field._type_adapter = found[1]
+            return
+        build_adapter(field)
+        _ADAPTERS[key] = (objects, field._type_adapter)
+
+    def shared_signature(call: Callable[..., Any]) -> inspect.Signature:
+        found = _SIGNATURES.get(id(call))
+        if found is not None and found[0] is call:
+            return found[1]
+        signature = read_signature(call)
+        _SIGNATURES[id(call)] = (call, signature)
+        return signature
+
+    v2.ModelField.__post_init__ = shared_adapter  # type: ignore[method-assign]
+    utils.get_typed_signature = shared_signature
 
 
-fastapi_dependencies.get_typed_signature = _shared_signature
+_share_fastapi_work()
