@@ -94,11 +94,19 @@ _ADAPTERS: dict[tuple[int | str, ...], tuple[tuple[object, ...], Any]] = {}
 _SIGNATURES: dict[int, tuple[object, inspect.Signature]] = {}
 
 
+# The FastAPI releases whose two functions were read and found to do only that (build the
+# field's adapter; read the signature): another release keeps the suite as it is, only slower.
+_SHARED_FASTAPI = ("0.165.",)
+
+
 def _share_fastapi_work() -> None:
     try:
+        import fastapi
         from fastapi._compat import v2
         from fastapi.dependencies import utils
     except ImportError:
+        return
+    if not fastapi.__version__.startswith(_SHARED_FASTAPI):
         return
     build_adapter = getattr(v2.ModelField, "__post_init__", None)
     read_signature = getattr(utils, "get_typed_signature", None)
