@@ -638,8 +638,10 @@ def guard(
     unpriced = 0
     for t in moved().tolist():
         if t in unreached or past(give_up):
-            kept[t] = Move(t, int(owner[t]), int(st.agent_of[t]), 0, (), priced=False)
-            unpriced += t in unreached
+            # Weighed and kept, but no time to name what it saves: "saves SLA cost" only.
+            weighed = t not in unreached
+            kept[t] = Move(t, int(owner[t]), int(st.agent_of[t]), 0, (), priced=weighed)
+            unpriced += not weighed
             continue
         r = g.revert(t, seat_first=seat_first)  # the price the move was kept at
         value = r.value if r is not None else 0
