@@ -63,7 +63,7 @@ _GUARD_SLACK = 0.25
 # The flow always runs when predicted below this: a fallback would cost about as much.
 _FLOW_ALWAYS_SECONDS = 0.02
 # When the whole churn guard does not fit beside a search, the search takes this share of what
-# is left and the guard, greedy, the rest: an even split (tight dense queue, 10 s: 1.9 s each).
+# is left and the guard, greedy, the rest: an even split.
 _SHORT_SEARCH_SHARE = 0.5
 # Less than this left for the local search and CP-SAT: skip them (State alone costs more).
 _MIN_SEARCH_SECONDS = 0.02
@@ -178,8 +178,6 @@ def optimize(
     phases["guard_predicted"] = guard_predicted
     budget = params.max_moves is not None
 
-    # When the whole guard does not fit beside a search, the two share what is left and the
-    # guard runs greedily (one pass, reverting as it prices, stopping at the stop).
     left = stop - time.perf_counter()
     whole_guard = (1.0 + _GUARD_SLACK) * guard_predicted
     greedy = not budget and params.use_sequencing and left < whole_guard + _MIN_SEARCH_SECONDS
